@@ -1,0 +1,140 @@
+/**
+ * The defaults of a ClusterSpec, applied in one place so the components, the CRD schema and the
+ * docs agree on them. The mode decides replica counts and whether HA measures (PDBs, spreading)
+ * are rendered.
+ */
+import type {
+  AntiAffinity,
+  ClusterMode,
+  ClusterSpec,
+  EtcdStorage,
+  ServiceType,
+  UserKubeconfigSpec,
+} from "./cluster";
+import type { ResourceRequirements, Toleration } from "./common";
+
+export const DEFAULT_IMAGE_REPOSITORY = "registry.k8s.io";
+export const DEFAULT_SERVICE_CIDR = "10.96.0.0/12";
+export const DEFAULT_POD_CIDR = "10.244.0.0/16";
+export const DEFAULT_CLUSTER_DOMAIN = "cluster.local";
+export const DEFAULT_APISERVER_PORT = 6443;
+
+/** Replica counts per mode: standard is the HA layout of DESIGN.md §3. */
+export const MODE_REPLICAS: Record<ClusterMode, { etcd: number; apiServer: number; controllerManager: number; scheduler: number }> = {
+  standard: { etcd: 3, apiServer: 2, controllerManager: 2, scheduler: 2 },
+  minimal: { etcd: 1, apiServer: 1, controllerManager: 1, scheduler: 1 },
+};
+
+export const DEFAULT_RESOURCES = {
+  etcd: { requests: { cpu: "100m", memory: "256Mi" } },
+  apiServer: { requests: { cpu: "250m", memory: "512Mi" } },
+  controllerManager: { requests: { cpu: "100m", memory: "128Mi" } },
+  scheduler: { requests: { cpu: "50m", memory: "64Mi" } },
+} as const satisfies Record<string, ResourceRequirements>;
+
+interface ResolvedComponent {
+  readonly replicas: number;
+  readonly image: string;
+  readonly resources: ResourceRequirements;
+  readonly extraArgs: Record<string, string>;
+}
+
+/** A ClusterSpec with every default filled in; what the components render from. */
+export interface ResolvedClusterSpec {
+  readonly mode: ClusterMode;
+  readonly kubernetesVersion: string;
+  readonly imageRepository: string;
+  readonly masterNodeSelector: Record<string, string>;
+  readonly masterTolerations: Toleration[];
+  readonly masterAntiAffinity: AntiAffinity;
+  /** Standard mode: PodDisruptionBudgets and host spreading. */
+  readonly highAvailability: boolean;
+  readonly etcd: ResolvedComponent & { readonly version: string; readonly storage: EtcdStorage };
+  readonly apiServer: ResolvedComponent & {
+    readonly service: {
+      readonly type: ServiceType;
+      readonly externalHost?: string;
+      readonly port: number;
+      readonly nodePort?: number;
+      readonly annotations: Record<string, string>;
+    };
+    readonly advertiseAddress?: string;
+    readonly certSANs: string[];
+  };
+  readonly controllerManager: ResolvedComponent;
+  readonly scheduler: ResolvedComponent;
+  readonly network: { readonly serviceCIDR: string; readonly podCIDR: string; readonly clusterDomain: string };
+  readonly certificates: { readonly validityDays: number; readonly renewBeforeDays: number; readonly caValidityDays: number };
+  readonly kubeconfigs: Required<UserKubeconfigSpec>[];
+  readonly paused: boolean;
+}
+
+/** Fills in defaults. Call only on a spec that `validateClusterSpec` accepted. */
+export function resolveClusterSpec(spec: ClusterSpec): ResolvedClusterSpec {
+  const replicas = MODE_REPLICAS[spec.mode];
+  const repo = spec.imageRepository ?? DEFAULT_IMAGE_REPOSITORY;
+  const kubeImage = (component: string) => `${repo}/${component}:${spec.kubernetesVersion}`;
+  const certificates = {
+    validityDays: spec.certificates?.validityDays ?? 365,
+    renewBeforeDays: spec.certificates?.renewBeforeDays ?? 30,
+    caValidityDays: spec.certificates?.caValidityDays ?? 3650,
+  };
+  const service = spec.apiServer?.service;
+  return {
+    mode: spec.mode,
+    kubernetesVersion: spec.kubernetesVersion,
+    imageRepository: repo,
+    masterNodeSelector: { ...(spec.masterNodeSelector ?? {}) },
+    masterTolerations: [...(spec.masterTolerations ?? [])],
+    masterAntiAffinity: spec.masterAntiAffinity ?? "preferred",
+    highAvailability: spec.mode === "standard",
+    etcd: {
+      version: spec.etcd.version,
+      replicas: spec.etcd.replicas ?? replicas.etcd,
+      image: spec.etcd.image ?? `${repo}/etcd:${spec.etcd.version}-0`,
+      storage: spec.etcd.storage,
+      resources: spec.etcd.resources ?? DEFAULT_RESOURCES.etcd,
+      extraArgs: { ...(spec.etcd.extraArgs ?? {}) },
+    },
+    apiServer: {
+      replicas: spec.apiServer?.replicas ?? replicas.apiServer,
+      image: kubeImage("kube-apiserver"),
+      resources: spec.apiServer?.resources ?? DEFAULT_RESOURCES.apiServer,
+      extraArgs: { ...(spec.apiServer?.extraArgs ?? {}) },
+      service: {
+        type: service?.type ?? "ClusterIP",
+        externalHost: service?.externalHost,
+        port: service?.port ?? DEFAULT_APISERVER_PORT,
+        nodePort: service?.nodePort,
+        annotations: { ...(service?.annotations ?? {}) },
+      },
+      advertiseAddress: spec.apiServer?.advertiseAddress,
+      certSANs: [...(spec.apiServer?.certSANs ?? [])],
+    },
+    controllerManager: {
+      replicas: spec.controllerManager?.replicas ?? replicas.controllerManager,
+      image: kubeImage("kube-controller-manager"),
+      resources: spec.controllerManager?.resources ?? DEFAULT_RESOURCES.controllerManager,
+      extraArgs: { ...(spec.controllerManager?.extraArgs ?? {}) },
+    },
+    scheduler: {
+      replicas: spec.scheduler?.replicas ?? replicas.scheduler,
+      image: kubeImage("kube-scheduler"),
+      resources: spec.scheduler?.resources ?? DEFAULT_RESOURCES.scheduler,
+      extraArgs: { ...(spec.scheduler?.extraArgs ?? {}) },
+    },
+    network: {
+      serviceCIDR: spec.network?.serviceCIDR ?? DEFAULT_SERVICE_CIDR,
+      podCIDR: spec.network?.podCIDR ?? DEFAULT_POD_CIDR,
+      clusterDomain: spec.network?.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
+    },
+    certificates,
+    kubeconfigs: (spec.kubeconfigs ?? []).map((k) => ({
+      name: k.name,
+      user: k.user,
+      groups: [...(k.groups ?? [])],
+      validityDays: k.validityDays ?? certificates.validityDays,
+    })),
+    paused: spec.paused ?? false,
+  };
+}

@@ -1,0 +1,236 @@
+/**
+ * `validateClusterSpec`: every problem of a ClusterSpec, each with its field path. Structural
+ * checks come from the schema; the semantic ones (versions, CIDRs, storage choice, certificate
+ * windows, uniqueness) are written out here.
+ */
+import { ClusterSpec } from "./cluster";
+import { cidrSize, cidrsOverlap, formatCidr, isIP, parseCidr, type Cidr } from "./cidr";
+import {
+  isCertificateHost,
+  isDns1035Label,
+  isDns1123Label,
+  isDns1123Subdomain,
+  isQuantity,
+  labelProblems,
+  schemaProblems,
+  type Problem,
+} from "./validation";
+import { parseKubernetesVersion, parsePlainVersion } from "./versions";
+import type { ResourceRequirements } from "./common";
+
+/** Longest cluster name: derived object names (`<name>-apiserver-headless`) must stay DNS labels. */
+export const MAX_CLUSTER_NAME_LENGTH = 40;
+export const MAX_ETCD_MEMBERS = 7;
+
+/** Problems of the name a cluster's objects are derived from. */
+export function clusterNameProblems(name: string, path = "metadata.name"): Problem[] {
+  if (isDns1035Label(name, MAX_CLUSTER_NAME_LENGTH)) return [];
+  return [
+    {
+      path,
+      message: `"${name}" must be a lowercase DNS label (a-z, 0-9, "-", starting with a letter) of at most ${MAX_CLUSTER_NAME_LENGTH} characters`,
+    },
+  ];
+}
+
+/**
+ * Every problem of `spec`; an empty list means valid. `path` is the prefix of the field paths
+ * (`spec` for a Cluster resource, `kube-on-kube:cluster` for stack config).
+ */
+export function validateClusterSpec(spec: unknown, path = "spec"): Problem[] {
+  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
+    return [{ path, message: "must be an object with at least mode, kubernetesVersion and etcd" }];
+  }
+  const problems = schemaProblems(ClusterSpec, spec, path);
+  // Semantic checks read fields defensively: the schema may already have reported wrong types.
+  const s = spec as Partial<ClusterSpec>;
+  const at = (suffix: string) => `${path}.${suffix}`;
+  const add = (suffix: string, message: string) => problems.push({ path: at(suffix), message });
+
+  if (typeof s.kubernetesVersion === "string" && !parseKubernetesVersion(s.kubernetesVersion)) {
+    add("kubernetesVersion", `"${s.kubernetesVersion}" is not a Kubernetes version like v1.36.3 (the leading "v" is required)`);
+  }
+  if (typeof s.imageRepository === "string") {
+    const repo = s.imageRepository;
+    if (repo === "" || repo.endsWith("/") || /[:@]\S*$/.test(repo.split("/").pop() ?? "")) {
+      add("imageRepository", `"${repo}" must be a registry path without a trailing "/", tag or digest, e.g. registry.k8s.io`);
+    }
+  }
+  problems.push(...labelProblems(s.masterNodeSelector, at("masterNodeSelector")));
+
+  const etcd = s.etcd;
+  if (etcd && typeof etcd === "object") {
+    if (typeof etcd.version === "string" && !parsePlainVersion(etcd.version)) {
+      add("etcd.version", `"${etcd.version}" is not an etcd version like 3.6.16 (no leading "v")`);
+    }
+    if (typeof etcd.replicas === "number" && Number.isInteger(etcd.replicas) && etcd.replicas >= 1) {
+      if (etcd.replicas % 2 === 0) {
+        add("etcd.replicas", `must be odd (got ${etcd.replicas}): an even member count tolerates no more failures than one fewer`);
+      } else if (etcd.replicas > MAX_ETCD_MEMBERS) {
+        add("etcd.replicas", `at most ${MAX_ETCD_MEMBERS} members (got ${etcd.replicas}): more slows every write`);
+      }
+    }
+    problems.push(...storageProblems(etcd.storage, at("etcd.storage")));
+    problems.push(...resourceProblems(etcd.resources, at("etcd.resources")));
+    problems.push(...extraArgProblems(etcd.extraArgs, at("etcd.extraArgs")));
+  }
+
+  const api = s.apiServer;
+  if (api && typeof api === "object") {
+    const service = api.service;
+    if (service && typeof service === "object") {
+      if (typeof service.externalHost === "string" && !isCertificateHost(service.externalHost)) {
+        add("apiServer.service.externalHost", `"${service.externalHost}" is not a DNS name or IP address`);
+      }
+      if (service.nodePort !== undefined && service.type !== "NodePort") {
+        add("apiServer.service.nodePort", `is only allowed with type NodePort (type is ${service.type ?? "ClusterIP"})`);
+      }
+    }
+    if (typeof api.advertiseAddress === "string" && !isIP(api.advertiseAddress)) {
+      add("apiServer.advertiseAddress", `"${api.advertiseAddress}" must be an IP address`);
+    }
+    (Array.isArray(api.certSANs) ? api.certSANs : []).forEach((san, i) => {
+      if (typeof san === "string" && !isCertificateHost(san)) {
+        add(`apiServer.certSANs[${i}]`, `"${san}" is not a DNS name or IP address`);
+      }
+    });
+    problems.push(...resourceProblems(api.resources, at("apiServer.resources")));
+    problems.push(...extraArgProblems(api.extraArgs, at("apiServer.extraArgs")));
+  }
+  for (const key of ["controllerManager", "scheduler"] as const) {
+    const component = s[key];
+    if (component && typeof component === "object") {
+      problems.push(...resourceProblems(component.resources, at(`${key}.resources`)));
+      problems.push(...extraArgProblems(component.extraArgs, at(`${key}.extraArgs`)));
+    }
+  }
+
+  problems.push(...networkProblems(s.network, at("network")));
+  problems.push(...certificateProblems(s, path));
+  return problems;
+}
+
+function storageProblems(storage: unknown, path: string): Problem[] {
+  if (!storage || typeof storage !== "object") return [];
+  const { claimTemplate, volumeSource } = storage as ClusterSpec["etcd"]["storage"];
+  if (claimTemplate === undefined && volumeSource === undefined) {
+    return [{ path, message: "set exactly one of claimTemplate or volumeSource (neither is set)" }];
+  }
+  if (claimTemplate !== undefined && volumeSource !== undefined) {
+    return [{ path, message: "set exactly one of claimTemplate or volumeSource (both are set)" }];
+  }
+  const problems: Problem[] = [];
+  if (claimTemplate && typeof claimTemplate.size === "string" && !isQuantity(claimTemplate.size)) {
+    problems.push({ path: `${path}.claimTemplate.size`, message: `"${claimTemplate.size}" is not a quantity like 20Gi` });
+  }
+  if (volumeSource && typeof volumeSource === "object") {
+    const kinds = Object.keys(volumeSource);
+    if (kinds.length !== 1) {
+      problems.push({
+        path: `${path}.volumeSource`,
+        message: `must name exactly one volume type, e.g. { hostPath: { path: /data/etcd } } (got ${kinds.length ? kinds.join(", ") : "none"})`,
+      });
+    }
+  }
+  return problems;
+}
+
+function resourceProblems(resources: ResourceRequirements | undefined, path: string): Problem[] {
+  const problems: Problem[] = [];
+  for (const kind of ["requests", "limits"] as const) {
+    for (const [name, quantity] of Object.entries(resources?.[kind] ?? {})) {
+      if (typeof quantity === "string" && !isQuantity(quantity)) {
+        problems.push({ path: `${path}.${kind}.${name}`, message: `"${quantity}" is not a quantity like 250m or 512Mi` });
+      }
+    }
+  }
+  return problems;
+}
+
+function extraArgProblems(args: Record<string, string> | undefined, path: string): Problem[] {
+  return Object.keys(args ?? {})
+    .filter((flag) => !/^[a-z0-9][a-z0-9-]*$/.test(flag))
+    .map((flag) => ({ path: `${path}["${flag}"]`, message: "flag names are lowercase words joined by '-', without leading dashes" }));
+}
+
+function networkProblems(network: ClusterSpec["network"], path: string): Problem[] {
+  if (!network || typeof network !== "object") return [];
+  const problems: Problem[] = [];
+  const parsed: Record<string, Cidr> = {};
+  for (const key of ["serviceCIDR", "podCIDR"] as const) {
+    const text = network[key];
+    if (typeof text !== "string") continue;
+    const cidr = parseCidr(text);
+    if (!cidr) {
+      problems.push({ path: `${path}.${key}`, message: `"${text}" is not a CIDR like 10.96.0.0/12` });
+    } else if (cidr.hostBitsSet) {
+      problems.push({ path: `${path}.${key}`, message: `"${text}" has host bits set; did you mean ${formatCidr(cidr)}?` });
+    } else {
+      parsed[key] = cidr;
+    }
+  }
+  const service = parsed.serviceCIDR;
+  if (service) {
+    const minPrefix = service.family === 4 ? 12 : 108;
+    if (service.prefix < minPrefix) {
+      problems.push({ path: `${path}.serviceCIDR`, message: `is too large: kube-apiserver needs a prefix of at least /${minPrefix}` });
+    } else if (cidrSize(service) < 8n) {
+      problems.push({ path: `${path}.serviceCIDR`, message: "is too small: it needs room for the kubernetes and DNS Services" });
+    }
+  }
+  if (service && parsed.podCIDR && cidrsOverlap(service, parsed.podCIDR)) {
+    problems.push({ path: `${path}.podCIDR`, message: `overlaps serviceCIDR ${network.serviceCIDR}; Service and Pod ranges must be disjoint` });
+  }
+  if (typeof network.clusterDomain === "string" && !isDns1123Subdomain(network.clusterDomain)) {
+    problems.push({ path: `${path}.clusterDomain`, message: `"${network.clusterDomain}" is not a DNS domain like cluster.local` });
+  }
+  return problems;
+}
+
+function certificateProblems(s: Partial<ClusterSpec>, path: string): Problem[] {
+  const problems: Problem[] = [];
+  const c = s.certificates ?? {};
+  const validity = typeof c.validityDays === "number" ? c.validityDays : 365;
+  const renewBefore = typeof c.renewBeforeDays === "number" ? c.renewBeforeDays : 30;
+  const caValidity = typeof c.caValidityDays === "number" ? c.caValidityDays : 3650;
+  if (renewBefore >= validity) {
+    problems.push({
+      path: `${path}.certificates.renewBeforeDays`,
+      message: `(${renewBefore}) must be shorter than validityDays (${validity}), or certificates are re-issued on every refresh`,
+    });
+  }
+  if (validity > caValidity) {
+    problems.push({
+      path: `${path}.certificates.validityDays`,
+      message: `(${validity}) must not exceed caValidityDays (${caValidity}): a leaf cannot outlive its CA`,
+    });
+  }
+  const seen = new Map<string, number>();
+  (Array.isArray(s.kubeconfigs) ? s.kubeconfigs : []).forEach((k, i) => {
+    const at = `${path}.kubeconfigs[${i}]`;
+    if (!k || typeof k !== "object") return;
+    if (typeof k.name === "string") {
+      if (!isDns1123Label(k.name) || k.name.length > 40) {
+        problems.push({ path: `${at}.name`, message: `"${k.name}" must be a lowercase DNS label of at most 40 characters` });
+      }
+      const first = seen.get(k.name);
+      if (first !== undefined) {
+        problems.push({ path: `${at}.name`, message: `"${k.name}" is also the name of kubeconfigs[${first}]; names must be unique` });
+      } else {
+        seen.set(k.name, i);
+      }
+    }
+    if (typeof k.user === "string" && k.user.trim() === "") {
+      problems.push({ path: `${at}.user`, message: "must not be empty" });
+    }
+    if (typeof k.validityDays === "number") {
+      if (k.validityDays <= renewBefore) {
+        problems.push({ path: `${at}.validityDays`, message: `(${k.validityDays}) must be longer than certificates.renewBeforeDays (${renewBefore})` });
+      }
+      if (k.validityDays > caValidity) {
+        problems.push({ path: `${at}.validityDays`, message: `(${k.validityDays}) must not exceed caValidityDays (${caValidity})` });
+      }
+    }
+  });
+  return problems;
+}

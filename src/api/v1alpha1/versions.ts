@@ -1,0 +1,80 @@
+/**
+ * Version parsing and the Kubernetes version-skew rules that guard upgrades.
+ * Pure functions: the ControlPlane component and the operator both call them.
+ */
+
+export interface SemVer {
+  readonly major: number;
+  readonly minor: number;
+  readonly patch: number;
+  readonly preRelease?: string;
+}
+
+const KUBERNETES_VERSION = /^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$/;
+const PLAIN_VERSION = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$/;
+
+function toSemVer(match: RegExpExecArray | null): SemVer | undefined {
+  if (!match) return undefined;
+  return { major: Number(match[1]), minor: Number(match[2]), patch: Number(match[3]), preRelease: match[4] };
+}
+
+/** Parses `v1.36.3` (the leading `v` is required, as in Kubernetes release tags). */
+export function parseKubernetesVersion(version: string): SemVer | undefined {
+  return toSemVer(KUBERNETES_VERSION.exec(version));
+}
+
+/** Parses `3.6.16` (no leading `v`, as etcd image tags are written). */
+export function parsePlainVersion(version: string): SemVer | undefined {
+  return toSemVer(PLAIN_VERSION.exec(version));
+}
+
+/** Negative when a < b, zero when equal, positive when a > b (pre-releases sort before releases). */
+export function compareVersions(a: SemVer, b: SemVer): number {
+  if (a.major !== b.major) return a.major - b.major;
+  if (a.minor !== b.minor) return a.minor - b.minor;
+  if (a.patch !== b.patch) return a.patch - b.patch;
+  if (a.preRelease === b.preRelease) return 0;
+  if (a.preRelease === undefined) return 1;
+  if (b.preRelease === undefined) return -1;
+  return a.preRelease < b.preRelease ? -1 : 1;
+}
+
+export function formatKubernetesVersion(v: SemVer): string {
+  return `v${v.major}.${v.minor}.${v.patch}${v.preRelease ? `-${v.preRelease}` : ""}`;
+}
+
+/**
+ * Why moving the masters from `running` to `target` would break the version-skew policy, or an
+ * empty list when it is allowed. Kubernetes supports upgrading one minor at a time and never
+ * supports a downgrade of the masters (etcd's stored objects may already use newer fields).
+ */
+export function kubernetesUpgradeProblems(running: string, target: string): string[] {
+  const from = parseKubernetesVersion(running);
+  const to = parseKubernetesVersion(target);
+  if (!from) return [`the running version "${running}" is not a Kubernetes version like v1.36.3`];
+  if (!to) return [`the target version "${target}" is not a Kubernetes version like v1.36.3`];
+  if (to.major !== from.major) {
+    return [`a major-version change ${running} → ${target} is not supported`];
+  }
+  if (compareVersions(to, from) < 0) {
+    return [`${running} → ${target} is a downgrade; masters can only move forward (restore from an etcd backup instead)`];
+  }
+  if (to.minor > from.minor + 1) {
+    const next = `v${from.major}.${from.minor + 1}`;
+    return [
+      `${running} → ${target} skips ${to.minor - from.minor - 1} minor version(s); upgrade one minor at a time (first to ${next}.x)`,
+    ];
+  }
+  return [];
+}
+
+/** Same rule for etcd: no downgrade, at most one minor forward per step. */
+export function etcdUpgradeProblems(running: string, target: string): string[] {
+  const from = parsePlainVersion(running);
+  const to = parsePlainVersion(target);
+  if (!from || !to) return [`etcd ${running} → ${target}: both must be versions like 3.6.16`];
+  if (to.major !== from.major) return [`etcd ${running} → ${target}: a major-version change is not supported`];
+  if (compareVersions(to, from) < 0) return [`etcd ${running} → ${target} is a downgrade, which etcd does not support`];
+  if (to.minor > from.minor + 1) return [`etcd ${running} → ${target} skips a minor version; upgrade one minor at a time`];
+  return [];
+}
