@@ -15,12 +15,13 @@ import {
   schemaProblems,
   type Problem,
 } from "./validation";
-import { parseKubernetesVersion, parsePlainVersion } from "./versions";
+import { compareVersions, parseKubernetesVersion, parsePlainVersion, type SemVer } from "./versions";
 import type { ResourceRequirements } from "./common";
 
 /** Longest cluster name: derived object names (`<name>-apiserver-headless`) must stay DNS labels. */
 export const MAX_CLUSTER_NAME_LENGTH = 40;
 export const MAX_ETCD_MEMBERS = 7;
+const MIN_ETCD_VERSION: SemVer = { major: 3, minor: 5, patch: 11 };
 
 /** Problems of the name a cluster's objects are derived from. */
 export function clusterNameProblems(name: string, path = "metadata.name"): Problem[] {
@@ -60,8 +61,13 @@ export function validateClusterSpec(spec: unknown, path = "spec"): Problem[] {
 
   const etcd = s.etcd;
   if (etcd && typeof etcd === "object") {
-    if (typeof etcd.version === "string" && !parsePlainVersion(etcd.version)) {
-      add("etcd.version", `"${etcd.version}" is not an etcd version like 3.6.16 (no leading "v")`);
+    if (typeof etcd.version === "string") {
+      const version = parsePlainVersion(etcd.version);
+      if (!version) {
+        add("etcd.version", `"${etcd.version}" is not an etcd version like 3.6.16 (no leading "v")`);
+      } else if (compareVersions(version, MIN_ETCD_VERSION) < 0) {
+        add("etcd.version", `${etcd.version} is too old: the probes use /livez and /readyz, which need etcd 3.5.11 or later`);
+      }
     }
     if (typeof etcd.replicas === "number" && Number.isInteger(etcd.replicas) && etcd.replicas >= 1) {
       if (etcd.replicas % 2 === 0) {
@@ -219,6 +225,12 @@ function certificateProblems(s: Partial<ClusterSpec>, path: string): Problem[] {
       } else {
         seen.set(k.name, i);
       }
+    }
+    if (Array.isArray(k.groups) && k.groups.length > 1) {
+      problems.push({
+        path: `${at}.groups`,
+        message: `lists ${k.groups.length} groups; the client certificate carries one organization, so bind further groups to the user with RBAC`,
+      });
     }
     if (typeof k.user === "string" && k.user.trim() === "") {
       problems.push({ path: `${at}.user`, message: "must not be empty" });

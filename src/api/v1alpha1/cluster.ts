@@ -125,7 +125,9 @@ export const UserKubeconfigSpec = Type.Object(
   {
     name: Type.String({ description: "Unique; the Secret is <cluster>-kubeconfig-<name>." }),
     user: Type.String({ description: "The certificate's common name (the Kubernetes user)." }),
-    groups: Type.Optional(Type.Array(Type.String(), { description: "The certificate's organizations." })),
+    groups: Type.Optional(
+      Type.Array(Type.String(), { description: "At most one group: the certificate's organization; bind more with RBAC." }),
+    ),
     validityDays: Type.Optional(Type.Integer({ minimum: 1, description: "Default: certificates.validityDays." })),
   },
   { additionalProperties: false },

@@ -1,0 +1,175 @@
+/**
+ * ApiServer: kube-apiserver of a business cluster as a Deployment, a headless Service for
+ * in-meta-cluster peers (DNS round-robin over the pods) and a Service of
+ * `spec.apiServer.service.type` for everyone else.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import {
+  componentLabels,
+  etcdClientUrl,
+  objectNames,
+  renderFlags,
+  selectorLabels,
+  type ClusterContext,
+} from "./cluster-context";
+import { CHECKSUM_ANNOTATION, disruptionBudget, httpProbe, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
+import type { PemPair } from "./pki";
+
+export interface ApiServerArgs {
+  readonly cluster: ClusterContext;
+  readonly certificates: {
+    readonly ca: PemPair;
+    readonly serving: PemPair;
+    readonly kubeletClient: PemPair;
+    readonly etcdCa: pulumi.Input<string>;
+    readonly etcdClient: PemPair;
+    readonly frontProxyCa: pulumi.Input<string>;
+    readonly frontProxyClient: PemPair;
+    readonly serviceAccountPublicKey: pulumi.Input<string>;
+    readonly serviceAccountPrivateKey: pulumi.Input<string>;
+  };
+}
+
+const PKI = "/etc/kubernetes/pki";
+export const APISERVER_PORT = 6443;
+
+export function apiServerFlags(ctx: ClusterContext): string[] {
+  const { spec } = ctx;
+  return renderFlags(
+    {
+      ...(spec.apiServer.advertiseAddress ? { "advertise-address": spec.apiServer.advertiseAddress } : { "advertise-address": "$(POD_IP)" }),
+      "secure-port": String(APISERVER_PORT),
+      "allow-privileged": "true",
+      "authorization-mode": "Node,RBAC",
+      "enable-admission-plugins": "NodeRestriction",
+      "enable-bootstrap-token-auth": "true",
+      "client-ca-file": `${PKI}/ca.crt`,
+      "tls-cert-file": `${PKI}/apiserver.crt`,
+      "tls-private-key-file": `${PKI}/apiserver.key`,
+      "kubelet-client-certificate": `${PKI}/apiserver-kubelet-client.crt`,
+      "kubelet-client-key": `${PKI}/apiserver-kubelet-client.key`,
+      "kubelet-preferred-address-types": "InternalIP,ExternalIP,Hostname",
+      "etcd-servers": etcdClientUrl(ctx),
+      "etcd-cafile": `${PKI}/etcd-ca.crt`,
+      "etcd-certfile": `${PKI}/apiserver-etcd-client.crt`,
+      "etcd-keyfile": `${PKI}/apiserver-etcd-client.key`,
+      // Each business cluster keeps its own keys in its own etcd; the prefix makes that explicit.
+      "etcd-prefix": "/registry",
+      "proxy-client-cert-file": `${PKI}/front-proxy-client.crt`,
+      "proxy-client-key-file": `${PKI}/front-proxy-client.key`,
+      "requestheader-client-ca-file": `${PKI}/front-proxy-ca.crt`,
+      "requestheader-allowed-names": "front-proxy-client",
+      "requestheader-extra-headers-prefix": "X-Remote-Extra-",
+      "requestheader-group-headers": "X-Remote-Group",
+      "requestheader-username-headers": "X-Remote-User",
+      "service-account-issuer": `https://kubernetes.default.svc.${spec.network.clusterDomain}`,
+      "service-account-key-file": `${PKI}/sa.pub`,
+      "service-account-signing-key-file": `${PKI}/sa.key`,
+      "service-cluster-ip-range": spec.network.serviceCIDR,
+      "endpoint-reconciler-type": "lease",
+    },
+    spec.apiServer.extraArgs,
+  );
+}
+
+export class ApiServer extends pulumi.ComponentResource {
+  readonly deployment: k8s.apps.v1.Deployment;
+  readonly service: k8s.core.v1.Service;
+  readonly headlessService: k8s.core.v1.Service;
+
+  constructor(name: string, args: ApiServerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("kube-on-kube:masters:ApiServer", name, {}, opts);
+    const ctx = args.cluster;
+    const spec = ctx.spec.apiServer;
+    const names = objectNames(ctx.name);
+    const labels = componentLabels(ctx.name, "kube-apiserver");
+    const selector = selectorLabels(ctx.name, "kube-apiserver");
+    const child = { parent: this };
+    const c = args.certificates;
+
+    const files: Record<string, pulumi.Input<string>> = {
+      "ca.crt": c.ca.certPem,
+      "apiserver.crt": c.serving.certPem,
+      "apiserver.key": c.serving.keyPem,
+      "apiserver-kubelet-client.crt": c.kubeletClient.certPem,
+      "apiserver-kubelet-client.key": c.kubeletClient.keyPem,
+      "etcd-ca.crt": c.etcdCa,
+      "apiserver-etcd-client.crt": c.etcdClient.certPem,
+      "apiserver-etcd-client.key": c.etcdClient.keyPem,
+      "front-proxy-ca.crt": c.frontProxyCa,
+      "front-proxy-client.crt": c.frontProxyClient.certPem,
+      "front-proxy-client.key": c.frontProxyClient.keyPem,
+      "sa.pub": c.serviceAccountPublicKey,
+      "sa.key": c.serviceAccountPrivateKey,
+    };
+    const secret = masterSecret(`${name}-certs`, ctx, names.apiServerCerts, "kube-apiserver", files, child);
+
+    const servicePort = { name: "https", port: spec.service.port, targetPort: APISERVER_PORT };
+    this.headlessService = new k8s.core.v1.Service(
+      `${name}-headless`,
+      {
+        metadata: { name: names.apiServerHeadlessService, namespace: ctx.namespace, labels },
+        spec: { clusterIP: "None", selector, ports: [servicePort] },
+      },
+      child,
+    );
+    this.service = new k8s.core.v1.Service(
+      `${name}-service`,
+      {
+        metadata: {
+          name: names.apiServerService,
+          namespace: ctx.namespace,
+          labels,
+          annotations: Object.keys(spec.service.annotations).length ? spec.service.annotations : undefined,
+        },
+        spec: {
+          type: spec.service.type,
+          selector,
+          ports: [{ ...servicePort, nodePort: spec.service.nodePort }],
+        },
+      },
+      child,
+    );
+
+    const pki = secretVolume(names.apiServerCerts, PKI);
+    this.deployment = new k8s.apps.v1.Deployment(
+      `${name}-deployment`,
+      {
+        metadata: { name: names.apiServer, namespace: ctx.namespace, labels },
+        spec: {
+          replicas: spec.replicas,
+          selector: { matchLabels: selector },
+          // Never drop below the wanted count during an upgrade: a new pod must be Ready first.
+          strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+          template: {
+            metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(files) } },
+            spec: {
+              ...podPlacement(ctx, "kube-apiserver"),
+              enableServiceLinks: false,
+              automountServiceAccountToken: false,
+              containers: [
+                {
+                  name: "kube-apiserver",
+                  image: spec.image,
+                  command: ["kube-apiserver", ...apiServerFlags(ctx)],
+                  env: [{ name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } }],
+                  ports: [{ name: "https", containerPort: APISERVER_PORT }],
+                  resources: spec.resources,
+                  volumeMounts: [pki.mount],
+                  startupProbe: httpProbe("/livez", APISERVER_PORT, "HTTPS", 30),
+                  readinessProbe: httpProbe("/readyz", APISERVER_PORT, "HTTPS", 3),
+                  livenessProbe: httpProbe("/livez", APISERVER_PORT, "HTTPS", 8),
+                },
+              ],
+              volumes: [pki.volume],
+            },
+          },
+        },
+      },
+      { parent: this, dependsOn: [secret] },
+    );
+    disruptionBudget(`${name}-pdb`, ctx, names.apiServer, "kube-apiserver", child);
+    this.registerOutputs({});
+  }
+}

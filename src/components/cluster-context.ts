@@ -1,0 +1,146 @@
+/**
+ * What every master component of one business cluster needs to know: its name, the meta-cluster
+ * namespace it lives in, the resolved spec, and the names derived from them. Pure functions, so the
+ * names, DNS names and certificate SANs are unit-tested without Pulumi.
+ */
+import { nthAddress, parseCidr, isIP, type ResolvedClusterSpec } from "../api/v1alpha1";
+
+export interface ClusterContext {
+  /** The business cluster's name; prefixes every object so a namespace could host several. */
+  readonly name: string;
+  /** Meta-cluster namespace of the masters. */
+  readonly namespace: string;
+  readonly spec: ResolvedClusterSpec;
+  /** DNS domain of the meta-cluster (not of the business cluster); used for in-meta-cluster names. */
+  readonly metaClusterDomain: string;
+}
+
+export type MasterComponent = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler";
+
+/** Names of the Kubernetes objects one business cluster owns in the meta-cluster. */
+export function objectNames(cluster: string) {
+  return {
+    etcd: `${cluster}-etcd`,
+    etcdPeerService: `${cluster}-etcd`,
+    etcdClientService: `${cluster}-etcd-client`,
+    etcdCerts: `${cluster}-etcd-certs`,
+    apiServer: `${cluster}-apiserver`,
+    apiServerService: `${cluster}-apiserver`,
+    apiServerHeadlessService: `${cluster}-apiserver-headless`,
+    apiServerCerts: `${cluster}-apiserver-certs`,
+    controllerManager: `${cluster}-controller-manager`,
+    controllerManagerSecret: `${cluster}-controller-manager-certs`,
+    scheduler: `${cluster}-scheduler`,
+    schedulerKubeconfig: `${cluster}-scheduler-kubeconfig`,
+    adminKubeconfig: `${cluster}-admin-kubeconfig`,
+    userKubeconfig: (user: string) => `${cluster}-kubeconfig-${user}`,
+  };
+}
+
+/** Labels on every object of a master component. The first two are its selector. */
+export function componentLabels(cluster: string, component: MasterComponent): Record<string, string> {
+  return {
+    ...selectorLabels(cluster, component),
+    "app.kubernetes.io/name": component,
+    "app.kubernetes.io/instance": cluster,
+    "app.kubernetes.io/part-of": "kube-on-kube",
+    "app.kubernetes.io/managed-by": "pulumi",
+  };
+}
+
+export function selectorLabels(cluster: string, component: MasterComponent): Record<string, string> {
+  return { "kubeonkube.io/cluster": cluster, "kubeonkube.io/component": component };
+}
+
+/** `svc`, `svc.<ns>`, `svc.<ns>.svc`, `svc.<ns>.svc.<domain>`: every way a pod can name a Service. */
+export function serviceDnsNames(service: string, ctx: Pick<ClusterContext, "namespace" | "metaClusterDomain">): string[] {
+  const { namespace, metaClusterDomain } = ctx;
+  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.${metaClusterDomain}`];
+}
+
+/** The stable DNS name of etcd member `i` (through the headless peer Service). */
+export function etcdMemberHost(ctx: ClusterContext, i: number): string {
+  const names = objectNames(ctx.name);
+  return `${names.etcd}-${i}.${names.etcdPeerService}.${ctx.namespace}.svc`;
+}
+
+export function etcdInitialCluster(ctx: ClusterContext): string {
+  const members = Array.from({ length: ctx.spec.etcd.replicas }, (_, i) => `${objectNames(ctx.name).etcd}-${i}=https://${etcdMemberHost(ctx, i)}:2380`);
+  return members.join(",");
+}
+
+/** What kube-apiserver dials: the client Service (balanced, survives member replacement). */
+export function etcdClientUrl(ctx: ClusterContext): string {
+  return `https://${objectNames(ctx.name).etcdClientService}.${ctx.namespace}.svc:2379`;
+}
+
+/** How components inside the meta-cluster reach the business cluster's apiserver. */
+export function internalApiServerUrl(ctx: ClusterContext): string {
+  return `https://${objectNames(ctx.name).apiServerService}.${ctx.namespace}.svc:${ctx.spec.apiServer.service.port}`;
+}
+
+/** The endpoint users and workers use: the external host when given, else the in-meta-cluster name. */
+export function externalApiServerUrl(ctx: ClusterContext): string {
+  const { externalHost, port } = ctx.spec.apiServer.service;
+  if (!externalHost) return internalApiServerUrl(ctx);
+  return `https://${isIP(externalHost) && externalHost.includes(":") ? `[${externalHost}]` : externalHost}:${port}`;
+}
+
+/** The business cluster's `kubernetes` Service IP: the first address of the service CIDR. */
+export function kubernetesServiceIP(spec: ResolvedClusterSpec): string {
+  const cidr = parseCidr(spec.network.serviceCIDR);
+  if (!cidr) throw new Error(`network.serviceCIDR "${spec.network.serviceCIDR}" is not a CIDR`);
+  return nthAddress(cidr, 1);
+}
+
+export interface SubjectAltNames {
+  readonly dnsNames: string[];
+  readonly ipAddresses: string[];
+}
+
+function splitHosts(hosts: string[]): SubjectAltNames {
+  const unique = [...new Set(hosts)];
+  return { dnsNames: unique.filter((h) => !isIP(h)), ipAddresses: unique.filter((h) => isIP(h)) };
+}
+
+/** The apiserver serving certificate: in-business-cluster names, in-meta-cluster names, external ones. */
+export function apiServerSANs(ctx: ClusterContext): SubjectAltNames {
+  const names = objectNames(ctx.name);
+  const { service, certSANs, advertiseAddress } = ctx.spec.apiServer;
+  const domain = ctx.spec.network.clusterDomain;
+  return splitHosts([
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    `kubernetes.default.svc.${domain}`,
+    ...serviceDnsNames(names.apiServerService, ctx),
+    ...serviceDnsNames(names.apiServerHeadlessService, ctx),
+    "localhost",
+    ...(service.externalHost ? [service.externalHost] : []),
+    ...certSANs,
+    kubernetesServiceIP(ctx.spec),
+    "127.0.0.1",
+    ...(advertiseAddress ? [advertiseAddress] : []),
+  ]);
+}
+
+/** etcd serving and peer certificate: every member's name and the client Service. */
+export function etcdSANs(ctx: ClusterContext): SubjectAltNames {
+  const names = objectNames(ctx.name);
+  const members = Array.from({ length: ctx.spec.etcd.replicas }, (_, i) => etcdMemberHost(ctx, i));
+  return splitHosts([
+    ...members,
+    ...members.map((m) => `${m}.${ctx.metaClusterDomain}`),
+    ...serviceDnsNames(names.etcdClientService, ctx),
+    "localhost",
+    "127.0.0.1",
+  ]);
+}
+
+/** Renders `--flag=value` arguments: generated ones, overridden by the user's extraArgs, sorted. */
+export function renderFlags(generated: Record<string, string>, extra: Record<string, string>): string[] {
+  const merged = { ...generated, ...extra };
+  return Object.keys(merged)
+    .sort()
+    .map((flag) => `--${flag}=${merged[flag]}`);
+}

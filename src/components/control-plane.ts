@@ -1,0 +1,199 @@
+/**
+ * ControlPlane: the masters of one business cluster, hosted in a meta-cluster namespace.
+ *
+ * Composes ClusterPki, Etcd, ApiServer, ControllerManager and Scheduler, ordered so that an upgrade
+ * follows the Kubernetes version-skew policy: etcd first, then kube-apiserver, then the
+ * controller-manager and scheduler (which may never be newer than the apiserver). pulumi-kubernetes
+ * waits for each rollout to become Ready, so the next step starts only on a healthy predecessor.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import {
+  clusterNameProblems,
+  etcdUpgradeProblems,
+  isDns1123Label,
+  kubernetesUpgradeProblems,
+  resolveClusterSpec,
+  SpecValidationError,
+  validateClusterSpec,
+  type ClusterSpec,
+  type Problem,
+} from "../api/v1alpha1";
+import { ApiServer } from "./apiserver";
+import { externalApiServerUrl, internalApiServerUrl, objectNames, type ClusterContext } from "./cluster-context";
+import { ControllerManager } from "./controller-manager";
+import { Etcd } from "./etcd";
+import { kubeconfigOutput } from "./kubeconfig";
+import { masterSecret } from "./master-workload";
+import { ClusterPki, type PemPair } from "./pki";
+import { Scheduler } from "./scheduler";
+
+export interface ControlPlaneArgs {
+  /** The business cluster, exactly as in a `Cluster` resource's spec. */
+  readonly spec: ClusterSpec;
+  /** Meta-cluster namespace of the masters. Default: the component's name. */
+  readonly namespace?: string;
+  /** Create (and on destroy delete) that namespace. Default: true. */
+  readonly createNamespace?: boolean;
+  /** DNS domain of the meta-cluster, for the names masters use to reach each other. Default: cluster.local. */
+  readonly metaClusterDomain?: string;
+  /**
+   * What runs now, when known (the operator passes it from status). An upgrade that skips a minor
+   * version or goes backwards is refused before anything changes.
+   */
+  readonly running?: { readonly kubernetesVersion?: string; readonly etcdVersion?: string };
+}
+
+/** Every problem of a ControlPlane's name and args, with field paths. */
+export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Problem[] {
+  const problems = [...clusterNameProblems(name, "name"), ...validateClusterSpec(args?.spec, "spec")];
+  if (args?.namespace !== undefined && !isDns1123Label(args.namespace)) {
+    problems.push({ path: "namespace", message: `"${args.namespace}" is not a valid namespace name (lowercase DNS label)` });
+  }
+  if (args?.metaClusterDomain !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(args.metaClusterDomain)) {
+    problems.push({ path: "metaClusterDomain", message: `"${args.metaClusterDomain}" is not a DNS domain` });
+  }
+  const running = args?.running;
+  if (running?.kubernetesVersion && typeof args.spec?.kubernetesVersion === "string") {
+    for (const message of kubernetesUpgradeProblems(running.kubernetesVersion, args.spec.kubernetesVersion)) {
+      problems.push({ path: "spec.kubernetesVersion", message });
+    }
+  }
+  if (running?.etcdVersion && typeof args.spec?.etcd?.version === "string") {
+    for (const message of etcdUpgradeProblems(running.etcdVersion, args.spec.etcd.version)) {
+      problems.push({ path: "spec.etcd.version", message });
+    }
+  }
+  return problems;
+}
+
+export class ControlPlane extends pulumi.ComponentResource {
+  /** Meta-cluster namespace of the masters. */
+  readonly namespace: pulumi.Output<string>;
+  /** URL of the business cluster's apiserver, as users and workers reach it. */
+  readonly endpoint: pulumi.Output<string>;
+  /** URL inside the meta-cluster (the apiserver Service's DNS name). */
+  readonly internalEndpoint: pulumi.Output<string>;
+  /** PEM of the business cluster's CA. */
+  readonly caCertificate: pulumi.Output<string>;
+  /** PEM key of the cluster CA; a secret. Workers' kubelet certificates are signed with it. */
+  readonly caPrivateKey: pulumi.Output<string>;
+  /** Kubeconfig of `kubernetes-admin` (group system:masters) for `endpoint`; a secret. */
+  readonly adminKubeconfig: pulumi.Output<string>;
+  /** Name of the Secret (in `namespace`) holding `kubeconfig` and `kubeconfig-internal`. */
+  readonly adminKubeconfigSecret: pulumi.Output<string>;
+  /** The Kubernetes version the masters run once this update completes. */
+  readonly version: pulumi.Output<string>;
+  /** Earliest expiry of the leaf certificates (RFC 3339). */
+  readonly certificatesExpireAt: pulumi.Output<string>;
+  readonly pki: ClusterPki;
+
+  constructor(name: string, args: ControlPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Validate before registering anything: a bad spec must leave no trace in the stack.
+    const problems = controlPlaneProblems(name, args);
+    if (problems.length) throw new SpecValidationError(`ControlPlane "${name}"`, problems);
+    super("kube-on-kube:index:ControlPlane", name, {}, opts);
+
+    const spec = resolveClusterSpec(args.spec);
+    const namespace = args.namespace ?? name;
+    const ctx: ClusterContext = { name, namespace, spec, metaClusterDomain: args.metaClusterDomain ?? "cluster.local" };
+    const names = objectNames(name);
+
+    const ns =
+      args.createNamespace === false
+        ? undefined
+        : new k8s.core.v1.Namespace(
+            `${name}-namespace`,
+            { metadata: { name: namespace, labels: { "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube" } } },
+            { parent: this },
+          );
+    const inNamespace: pulumi.CustomResourceOptions = { parent: this, dependsOn: ns ? [ns] : [] };
+
+    const pki = new ClusterPki(`${name}-pki`, { cluster: ctx }, { parent: this });
+    this.pki = pki;
+    const internalUrl = internalApiServerUrl(ctx);
+    const externalUrl = externalApiServerUrl(ctx);
+    const kubeconfigFor = (userName: string, pair: PemPair, server: string) =>
+      kubeconfigOutput({ clusterName: name, server, caCertPem: pki.clusterCa.certPem, userName, clientCertPem: pair.certPem, clientKeyPem: pair.keyPem });
+
+    const etcd = new Etcd(
+      `${name}-etcd`,
+      { cluster: ctx, certificates: { ca: pki.etcdCa, server: pki.etcdServer, peer: pki.etcdPeer } },
+      { parent: this, dependsOn: ns ? [ns] : [] },
+    );
+    const apiServer = new ApiServer(
+      `${name}-apiserver`,
+      {
+        cluster: ctx,
+        certificates: {
+          ca: pki.clusterCa,
+          serving: pki.apiServer,
+          kubeletClient: pki.apiServerKubeletClient,
+          etcdCa: pki.etcdCa.certPem,
+          etcdClient: pki.apiServerEtcdClient,
+          frontProxyCa: pki.frontProxyCa.certPem,
+          frontProxyClient: pki.frontProxyClient,
+          serviceAccountPublicKey: pki.serviceAccount.publicKeyPem,
+          serviceAccountPrivateKey: pki.serviceAccount.privateKeyPem,
+        },
+      },
+      { parent: this, dependsOn: [etcd] },
+    );
+    new ControllerManager(
+      `${name}-controller-manager`,
+      {
+        cluster: ctx,
+        clusterCa: pki.clusterCa,
+        frontProxyCa: pki.frontProxyCa.certPem,
+        serviceAccountPrivateKey: pki.serviceAccount.privateKeyPem,
+        kubeconfig: kubeconfigFor("system:kube-controller-manager", pki.controllerManager, internalUrl),
+      },
+      { parent: this, dependsOn: [apiServer] },
+    );
+    new Scheduler(
+      `${name}-scheduler`,
+      { cluster: ctx, kubeconfig: kubeconfigFor("system:kube-scheduler", pki.scheduler, internalUrl) },
+      { parent: this, dependsOn: [apiServer] },
+    );
+
+    const adminKubeconfig = kubeconfigFor("kubernetes-admin", pki.admin, externalUrl);
+    masterSecret(
+      `${name}-admin-kubeconfig`,
+      ctx,
+      names.adminKubeconfig,
+      "kube-apiserver",
+      { kubeconfig: adminKubeconfig, "kubeconfig-internal": kubeconfigFor("kubernetes-admin", pki.admin, internalUrl) },
+      inNamespace,
+    );
+    for (const user of spec.kubeconfigs) {
+      masterSecret(
+        `${name}-kubeconfig-${user.name}`,
+        ctx,
+        names.userKubeconfig(user.name),
+        "kube-apiserver",
+        { kubeconfig: kubeconfigFor(user.user, pki.users[user.name], externalUrl) },
+        inNamespace,
+      );
+    }
+
+    this.namespace = ns ? ns.metadata.name : pulumi.output(namespace);
+    this.endpoint = pulumi.output(externalUrl);
+    this.internalEndpoint = pulumi.output(internalUrl);
+    this.caCertificate = pki.clusterCa.certPem;
+    this.caPrivateKey = pulumi.secret(pki.clusterCa.keyPem);
+    this.adminKubeconfig = pulumi.secret(adminKubeconfig);
+    this.adminKubeconfigSecret = pulumi.output(names.adminKubeconfig);
+    this.version = pulumi.output(spec.kubernetesVersion);
+    this.certificatesExpireAt = pki.certificatesExpireAt;
+    this.registerOutputs({
+      namespace: this.namespace,
+      endpoint: this.endpoint,
+      internalEndpoint: this.internalEndpoint,
+      caCertificate: this.caCertificate,
+      adminKubeconfig: this.adminKubeconfig,
+      adminKubeconfigSecret: this.adminKubeconfigSecret,
+      version: this.version,
+      certificatesExpireAt: this.certificatesExpireAt,
+    });
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * ControllerManager: kube-controller-manager of a business cluster. Leader election runs in the
+ * business cluster's own kube-system, so its replicas never fight over the meta-cluster's Leases.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { componentLabels, objectNames, renderFlags, selectorLabels, type ClusterContext } from "./cluster-context";
+import { CHECKSUM_ANNOTATION, disruptionBudget, httpProbe, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
+import type { PemPair } from "./pki";
+
+export interface ControllerManagerArgs {
+  readonly cluster: ClusterContext;
+  /** The cluster CA with its key: the controller-manager signs kubelet and CSR certificates. */
+  readonly clusterCa: PemPair;
+  readonly frontProxyCa: pulumi.Input<string>;
+  readonly serviceAccountPrivateKey: pulumi.Input<string>;
+  /** Kubeconfig of `system:kube-controller-manager` (a Pulumi secret). */
+  readonly kubeconfig: pulumi.Input<string>;
+}
+
+const PKI = "/etc/kubernetes/pki";
+export const CONTROLLER_MANAGER_PORT = 10257;
+
+export function controllerManagerFlags(ctx: ClusterContext): string[] {
+  const kubeconfig = `${PKI}/kubeconfig`;
+  return renderFlags(
+    {
+      kubeconfig,
+      "authentication-kubeconfig": kubeconfig,
+      "authorization-kubeconfig": kubeconfig,
+      "bind-address": "0.0.0.0",
+      "secure-port": String(CONTROLLER_MANAGER_PORT),
+      "leader-elect": "true",
+      "cluster-name": ctx.name,
+      "cluster-signing-cert-file": `${PKI}/ca.crt`,
+      "cluster-signing-key-file": `${PKI}/ca.key`,
+      "root-ca-file": `${PKI}/ca.crt`,
+      "requestheader-client-ca-file": `${PKI}/front-proxy-ca.crt`,
+      "service-account-private-key-file": `${PKI}/sa.key`,
+      "use-service-account-credentials": "true",
+      "service-cluster-ip-range": ctx.spec.network.serviceCIDR,
+      "cluster-cidr": ctx.spec.network.podCIDR,
+      "allocate-node-cidrs": "true",
+      controllers: "*,bootstrapsigner,tokencleaner",
+    },
+    ctx.spec.controllerManager.extraArgs,
+  );
+}
+
+export class ControllerManager extends pulumi.ComponentResource {
+  readonly deployment: k8s.apps.v1.Deployment;
+
+  constructor(name: string, args: ControllerManagerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("kube-on-kube:masters:ControllerManager", name, {}, opts);
+    const ctx = args.cluster;
+    const spec = ctx.spec.controllerManager;
+    const names = objectNames(ctx.name);
+    const labels = componentLabels(ctx.name, "kube-controller-manager");
+    const child = { parent: this };
+
+    const files = {
+      "ca.crt": args.clusterCa.certPem,
+      "ca.key": args.clusterCa.keyPem,
+      "front-proxy-ca.crt": args.frontProxyCa,
+      "sa.key": args.serviceAccountPrivateKey,
+      kubeconfig: args.kubeconfig,
+    };
+    const secret = masterSecret(`${name}-secret`, ctx, names.controllerManagerSecret, "kube-controller-manager", files, child);
+    const pki = secretVolume(names.controllerManagerSecret, PKI);
+
+    this.deployment = new k8s.apps.v1.Deployment(
+      `${name}-deployment`,
+      {
+        metadata: { name: names.controllerManager, namespace: ctx.namespace, labels },
+        spec: {
+          replicas: spec.replicas,
+          selector: { matchLabels: selectorLabels(ctx.name, "kube-controller-manager") },
+          template: {
+            metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(files) } },
+            spec: {
+              ...podPlacement(ctx, "kube-controller-manager"),
+              enableServiceLinks: false,
+              automountServiceAccountToken: false,
+              containers: [
+                {
+                  name: "kube-controller-manager",
+                  image: spec.image,
+                  command: ["kube-controller-manager", ...controllerManagerFlags(ctx)],
+                  ports: [{ name: "https", containerPort: CONTROLLER_MANAGER_PORT }],
+                  resources: spec.resources,
+                  volumeMounts: [pki.mount],
+                  startupProbe: httpProbe("/healthz", CONTROLLER_MANAGER_PORT, "HTTPS", 24),
+                  livenessProbe: httpProbe("/healthz", CONTROLLER_MANAGER_PORT, "HTTPS", 8),
+                },
+              ],
+              volumes: [pki.volume],
+            },
+          },
+        },
+      },
+      { parent: this, dependsOn: [secret] },
+    );
+    disruptionBudget(`${name}-pdb`, ctx, names.controllerManager, "kube-controller-manager", child);
+    this.registerOutputs({});
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * ClusterPki: every CA, key pair and leaf certificate the masters of one business cluster need,
+ * with @pulumi/tls. Leaves carry `earlyRenewalHours`, so a `pulumi refresh` inside the renewal
+ * window marks them for replacement; the new PEMs change the checksum annotation of the pods that
+ * mount them, which rolls those pods.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import { apiServerSANs, etcdSANs, type ClusterContext, type SubjectAltNames } from "./cluster-context";
+
+export interface PemPair {
+  readonly certPem: pulumi.Output<string>;
+  /** Always a Pulumi secret. */
+  readonly keyPem: pulumi.Output<string>;
+}
+
+export interface ClusterPkiArgs {
+  readonly cluster: ClusterContext;
+}
+
+type Usage = "server" | "client" | "peer";
+const USES: Record<Usage, string[]> = {
+  server: ["digital_signature", "key_encipherment", "server_auth"],
+  client: ["digital_signature", "key_encipherment", "client_auth"],
+  peer: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
+};
+const CA_USES = ["cert_signing", "crl_signing", "digital_signature", "key_encipherment"];
+const HOURS_PER_DAY = 24;
+
+interface LeafRequest {
+  readonly commonName: string;
+  readonly organization?: string;
+  readonly usage: Usage;
+  readonly sans?: SubjectAltNames;
+  readonly validityDays?: number;
+}
+
+export class ClusterPki extends pulumi.ComponentResource {
+  /** Signs every business-cluster certificate, including kubelets' (the WorkerNode needs it). */
+  readonly clusterCa: PemPair;
+  readonly etcdCa: PemPair;
+  readonly frontProxyCa: PemPair;
+  /** Signs and verifies ServiceAccount tokens. */
+  readonly serviceAccount: { readonly publicKeyPem: pulumi.Output<string>; readonly privateKeyPem: pulumi.Output<string> };
+  readonly apiServer: PemPair;
+  readonly apiServerKubeletClient: PemPair;
+  readonly apiServerEtcdClient: PemPair;
+  readonly etcdServer: PemPair;
+  readonly etcdPeer: PemPair;
+  readonly frontProxyClient: PemPair;
+  readonly controllerManager: PemPair;
+  readonly scheduler: PemPair;
+  readonly admin: PemPair;
+  /** One per `spec.kubeconfigs` entry, keyed by its name. */
+  readonly users: Record<string, PemPair>;
+  /** The earliest expiry among the leaves (RFC 3339). */
+  readonly certificatesExpireAt: pulumi.Output<string>;
+
+  constructor(name: string, args: ClusterPkiArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("kube-on-kube:pki:ClusterPki", name, {}, opts);
+    const { cluster } = args;
+    const certs = cluster.spec.certificates;
+    const child = { parent: this };
+    const expiries: pulumi.Output<string>[] = [];
+
+    const newKey = (role: string) =>
+      new tls.PrivateKey(`${name}-${role}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, child);
+
+    const newCa = (role: string, commonName: string): PemPair & { key: tls.PrivateKey } => {
+      const key = newKey(role);
+      const cert = new tls.SelfSignedCert(
+        `${name}-${role}`,
+        {
+          privateKeyPem: key.privateKeyPem,
+          subject: { commonName, organization: "kube-on-kube" },
+          isCaCertificate: true,
+          validityPeriodHours: certs.caValidityDays * HOURS_PER_DAY,
+          allowedUses: CA_USES,
+        },
+        child,
+      );
+      return { key, certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
+    };
+
+    const issue = (role: string, ca: PemPair, req: LeafRequest): PemPair => {
+      const key = newKey(role);
+      const csr = new tls.CertRequest(
+        `${name}-${role}-csr`,
+        {
+          privateKeyPem: key.privateKeyPem,
+          subject: { commonName: req.commonName, organization: req.organization },
+          dnsNames: req.sans?.dnsNames,
+          ipAddresses: req.sans?.ipAddresses,
+        },
+        child,
+      );
+      const cert = new tls.LocallySignedCert(
+        `${name}-${role}`,
+        {
+          certRequestPem: csr.certRequestPem,
+          caCertPem: ca.certPem,
+          caPrivateKeyPem: ca.keyPem,
+          validityPeriodHours: (req.validityDays ?? certs.validityDays) * HOURS_PER_DAY,
+          earlyRenewalHours: certs.renewBeforeDays * HOURS_PER_DAY,
+          allowedUses: USES[req.usage],
+        },
+        child,
+      );
+      expiries.push(cert.validityEndTime);
+      return { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
+    };
+
+    this.clusterCa = newCa("ca", `${cluster.name}-ca`);
+    this.etcdCa = newCa("etcd-ca", `${cluster.name}-etcd-ca`);
+    this.frontProxyCa = newCa("front-proxy-ca", `${cluster.name}-front-proxy-ca`);
+    const saKey = newKey("service-account");
+    this.serviceAccount = { publicKeyPem: saKey.publicKeyPem, privateKeyPem: pulumi.secret(saKey.privateKeyPem) };
+
+    const ca = this.clusterCa;
+    this.apiServer = issue("apiserver", ca, { commonName: "kube-apiserver", usage: "server", sans: apiServerSANs(cluster) });
+    this.apiServerKubeletClient = issue("apiserver-kubelet-client", ca, {
+      commonName: "kube-apiserver-kubelet-client",
+      organization: "system:masters",
+      usage: "client",
+    });
+    this.apiServerEtcdClient = issue("apiserver-etcd-client", this.etcdCa, { commonName: "kube-apiserver-etcd-client", usage: "client" });
+    const etcdNames = etcdSANs(cluster);
+    this.etcdServer = issue("etcd-server", this.etcdCa, { commonName: `${cluster.name}-etcd`, usage: "peer", sans: etcdNames });
+    this.etcdPeer = issue("etcd-peer", this.etcdCa, { commonName: `${cluster.name}-etcd-peer`, usage: "peer", sans: etcdNames });
+    this.frontProxyClient = issue("front-proxy-client", this.frontProxyCa, { commonName: "front-proxy-client", usage: "client" });
+    this.controllerManager = issue("controller-manager", ca, { commonName: "system:kube-controller-manager", usage: "client" });
+    this.scheduler = issue("scheduler", ca, { commonName: "system:kube-scheduler", usage: "client" });
+    this.admin = issue("admin", ca, { commonName: "kubernetes-admin", organization: "system:masters", usage: "client" });
+    this.users = Object.fromEntries(
+      cluster.spec.kubeconfigs.map((k) => [
+        k.name,
+        issue(`user-${k.name}`, ca, { commonName: k.user, organization: k.groups[0], usage: "client", validityDays: k.validityDays }),
+      ]),
+    );
+    this.certificatesExpireAt = pulumi.all(expiries).apply((ends) => [...ends].sort()[0]);
+
+    this.registerOutputs({ clusterCaCertificate: this.clusterCa.certPem, certificatesExpireAt: this.certificatesExpireAt });
+  }
+}
