@@ -13,7 +13,32 @@ export interface RecordedResource {
   readonly name: string;
   readonly inputs: Record<string, unknown>;
   readonly id: string;
+  /** Whether a provider manages it (false for ComponentResources). */
+  readonly custom: boolean;
+  /** Names of the resources it was registered as depending on (`dependsOn`, parents' dependsOn). */
+  readonly dependsOn: string[];
+  /** Name of its parent resource, if any. */
+  readonly parent?: string;
 }
+
+/** The mock monitor hides a registration's dependencies; this hook records them by name. */
+interface RegisterRequest {
+  getName(): string;
+  getDependenciesList(): string[];
+  getParent(): string;
+}
+const registrations = new Map<string, { dependsOn: string[]; parent?: string }>();
+const urnName = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks") as { MockMonitor: { prototype: Record<string, unknown> } };
+const originalRegister = MockMonitor.prototype.registerResource as (this: unknown, req: RegisterRequest, cb: unknown) => Promise<void>;
+MockMonitor.prototype.registerResource = function (this: unknown, req: RegisterRequest, cb: unknown) {
+  registrations.set(req.getName(), {
+    dependsOn: req.getDependenciesList().map(urnName),
+    parent: req.getParent() ? urnName(req.getParent()) : undefined,
+  });
+  return originalRegister.call(this, req, cb);
+};
 
 export interface MockRecorder {
   readonly resources: RecordedResource[];
@@ -47,7 +72,8 @@ export function installMocks(): MockRecorder {
     {
       newResource(args: pulumi.runtime.MockResourceArgs) {
         const id = `${args.name}-id`;
-        resources.push({ type: args.type, name: args.name, inputs: args.inputs, id });
+        const registration = registrations.get(args.name) ?? { dependsOn: [] };
+        resources.push({ type: args.type, name: args.name, inputs: args.inputs, id, custom: args.custom ?? false, ...registration });
         return { id, state: { ...args.inputs, ...computedOutputs(args.type, args.name) } };
       },
       call(args: pulumi.runtime.MockCallArgs) {
@@ -83,4 +109,19 @@ export function isSecretOutput(output: pulumi.Output<unknown>): Promise<boolean>
 /** Waits until every resource registration started so far has been recorded. */
 export async function settle(): Promise<void> {
   for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+}
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+/** Whether a recorded input value arrived at the engine marked secret. */
+export function isSecretInput(value: unknown): boolean {
+  return typeof value === "object" && value !== null && SECRET_SIG in value;
+}
+
+/** A recorded input with secret markers removed (to inspect what the engine would store). */
+export function plain<T = unknown>(value: unknown): T {
+  if (Array.isArray(value)) return value.map((v) => plain(v)) as T;
+  if (typeof value !== "object" || value === null) return value as T;
+  if (isSecretInput(value)) return plain((value as { value: unknown }).value);
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)])) as T;
 }

@@ -1,0 +1,244 @@
+import { parse } from "yaml";
+import { beforeEach, describe, expect, it } from "vitest";
+import { installMocks, isSecretInput, isSecretOutput, plain, settle, valueOf, type RecordedResource } from "../support/pulumi-mocks";
+import { minimalSpec, standardSpec } from "../support/specs";
+
+const recorder = installMocks();
+// Components are imported after the mocks are installed, as Pulumi's own mock tests do.
+const { ControlPlane } = await import("../../src/components/control-plane");
+const { SpecValidationError } = await import("../../src/api/v1alpha1");
+
+const K = {
+  ns: "kubernetes:core/v1:Namespace",
+  sts: "kubernetes:apps/v1:StatefulSet",
+  deploy: "kubernetes:apps/v1:Deployment",
+  svc: "kubernetes:core/v1:Service",
+  secret: "kubernetes:core/v1:Secret",
+  pdb: "kubernetes:policy/v1:PodDisruptionBudget",
+  key: "tls:index/privateKey:PrivateKey",
+  ca: "tls:index/selfSignedCert:SelfSignedCert",
+  csr: "tls:index/certRequest:CertRequest",
+  leaf: "tls:index/locallySignedCert:LocallySignedCert",
+};
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const inputs = (r: RecordedResource) => r.inputs as Obj;
+const count = (type: string) => recorder.ofType(type).length;
+const workloads = () => [...recorder.ofType(K.sts), ...recorder.ofType(K.deploy)].map(inputs);
+const byObjectName = (type: string, name: string) => {
+  const found = recorder.ofType(type).filter((r) => inputs(r).metadata?.name === name);
+  expect(found, `${type} ${name}`).toHaveLength(1);
+  return inputs(found[0]);
+};
+const command = (w: Obj): string[] => w.spec.template.spec.containers[0].command;
+const flag = (w: Obj, name: string) => command(w).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+
+async function deploy(name: string, args: ConstructorParameters<typeof ControlPlane>[1]) {
+  const cp = new ControlPlane(name, args);
+  await valueOf(cp.adminKubeconfig);
+  await settle();
+  return cp;
+}
+
+beforeEach(() => recorder.reset());
+
+describe("ControlPlane in standard mode", () => {
+  it("renders the HA layout: 3 etcd members, HA masters, PDBs and anti-affinity for each", async () => {
+    await deploy("prod-a", { spec: standardSpec(), namespace: "kok-prod-a" });
+    expect(count(K.ns)).toBe(1);
+    expect(count(K.sts)).toBe(1);
+    expect(count(K.deploy)).toBe(3);
+    expect(count(K.svc)).toBe(4);
+    expect(count(K.pdb)).toBe(4);
+    // etcd, apiserver, controller-manager, scheduler, admin kubeconfig, one user kubeconfig
+    expect(count(K.secret)).toBe(6);
+    expect(byObjectName(K.sts, "prod-a-etcd").spec.replicas).toBe(3);
+    expect(byObjectName(K.deploy, "prod-a-apiserver").spec.replicas).toBe(3);
+    expect(byObjectName(K.deploy, "prod-a-controller-manager").spec.replicas).toBe(2);
+    expect(byObjectName(K.deploy, "prod-a-scheduler").spec.replicas).toBe(2);
+    for (const w of workloads()) {
+      const term = w.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
+      expect(term.topologyKey).toBe("kubernetes.io/hostname");
+      expect(term.labelSelector.matchLabels).toEqual(w.spec.selector.matchLabels);
+    }
+    for (const pdb of recorder.ofType(K.pdb).map(inputs)) expect(pdb.spec.maxUnavailable).toBe(1);
+  });
+
+  it("issues three CAs, a service-account key and every leaf certificate", async () => {
+    await deploy("prod-a", { spec: standardSpec() });
+    expect(count(K.ca)).toBe(3);
+    const leaves = recorder.ofType(K.csr).map((r) => inputs(r).subject.commonName).sort();
+    expect(leaves).toEqual(
+      [
+        "kube-apiserver",
+        "kube-apiserver-etcd-client",
+        "kube-apiserver-kubelet-client",
+        "prod-a-etcd",
+        "prod-a-etcd-peer",
+        "front-proxy-client",
+        "system:kube-controller-manager",
+        "system:kube-scheduler",
+        "kubernetes-admin",
+        "ops",
+      ].sort(),
+    );
+    expect(count(K.leaf)).toBe(leaves.length);
+    expect(count(K.key)).toBe(leaves.length + 3 + 1);
+    for (const leaf of recorder.ofType(K.leaf).map(inputs)) {
+      expect(leaf.earlyRenewalHours).toBe(30 * 24);
+    }
+    const user = recorder.named("prod-a-pki-user-ops-viewer");
+    expect(inputs(user).validityPeriodHours).toBe(60 * 24);
+    expect(inputs(recorder.named("prod-a-pki-user-ops-viewer-csr")).subject.organization).toBe("view-only");
+  });
+
+  it("puts every name clients use into the apiserver serving certificate", async () => {
+    await deploy("prod-a", { spec: standardSpec(), namespace: "kok-prod-a" });
+    const csr = inputs(recorder.named("prod-a-pki-apiserver-csr"));
+    expect(csr.dnsNames).toEqual(
+      expect.arrayContaining(["kubernetes.default.svc.cluster.local", "prod-a-apiserver.kok-prod-a.svc", "prod-a.k8s.example.com"]),
+    );
+    expect(csr.ipAddresses).toEqual(expect.arrayContaining(["10.96.0.1", "203.0.113.10"]));
+    const etcdCsr = inputs(recorder.named("prod-a-pki-etcd-server-csr"));
+    expect(etcdCsr.dnsNames).toContain("prod-a-etcd-1.prod-a-etcd.kok-prod-a.svc");
+  });
+
+  it("points the apiserver at the etcd client Service and the spec's service CIDR", async () => {
+    await deploy("prod-a", { spec: standardSpec(), namespace: "kok-prod-a" });
+    const api = byObjectName(K.deploy, "prod-a-apiserver");
+    const etcdClient = byObjectName(K.svc, "prod-a-etcd-client");
+    expect(flag(api, "etcd-servers")).toBe(`https://${etcdClient.metadata.name}.${etcdClient.metadata.namespace}.svc:${etcdClient.spec.ports[0].port}`);
+    expect(flag(api, "service-cluster-ip-range")).toBe("10.96.0.0/12");
+    expect(flag(api, "audit-log-maxage")).toBe("30");
+    const cm = byObjectName(K.deploy, "prod-a-controller-manager");
+    expect(flag(cm, "cluster-cidr")).toBe("10.244.0.0/16");
+    expect(flag(cm, "service-cluster-ip-range")).toBe("10.96.0.0/12");
+    const etcd = byObjectName(K.sts, "prod-a-etcd");
+    expect(etcd.spec.serviceName).toBe(byObjectName(K.svc, "prod-a-etcd").metadata.name);
+    expect(flag(etcd, "initial-cluster")?.split(",")).toHaveLength(3);
+  });
+
+  it("exposes the apiserver through a headless Service and one of the requested type", async () => {
+    await deploy("prod-a", { spec: standardSpec() });
+    expect(byObjectName(K.svc, "prod-a-apiserver-headless").spec.clusterIP).toBe("None");
+    expect(byObjectName(K.svc, "prod-a-apiserver").spec.type).toBe("LoadBalancer");
+    expect(byObjectName(K.svc, "prod-a-etcd").spec.publishNotReadyAddresses).toBe(true);
+  });
+
+  it("uses a claim template for etcd storage", async () => {
+    await deploy("prod-a", { spec: standardSpec() });
+    const etcd = byObjectName(K.sts, "prod-a-etcd");
+    expect(etcd.spec.volumeClaimTemplates[0].spec).toMatchObject({ storageClassName: "local-ssd", resources: { requests: { storage: "20Gi" } } });
+    expect(etcd.spec.template.spec.volumes.map((v: Obj) => v.name)).toEqual(["pki"]);
+  });
+
+  it("places every master workload on the master nodes with the tolerations", async () => {
+    await deploy("prod-a", { spec: standardSpec() });
+    expect(workloads()).toHaveLength(4);
+    for (const w of workloads()) {
+      expect(w.spec.template.spec.nodeSelector).toEqual({ "node-role.kubeonkube.io/master": "true" });
+      expect(w.spec.template.spec.tolerations).toEqual(standardSpec().masterTolerations);
+      expect(w.spec.template.metadata.annotations["kubeonkube.io/secret-checksum"]).toMatch(/^[0-9a-f]{64}$/);
+    }
+  });
+
+  it("orders the masters etcd → apiserver → controller-manager/scheduler", async () => {
+    await deploy("prod-a", { spec: standardSpec() });
+    const dependsOn = (name: string) => recorder.named(name).dependsOn;
+    expect(dependsOn("prod-a-apiserver")).toEqual(expect.arrayContaining(["prod-a-etcd-statefulset"]));
+    expect(dependsOn("prod-a-controller-manager")).toEqual(expect.arrayContaining(["prod-a-apiserver-deployment"]));
+    expect(dependsOn("prod-a-scheduler")).toEqual(expect.arrayContaining(["prod-a-apiserver-deployment"]));
+    expect(dependsOn("prod-a-etcd")).toEqual(["prod-a-namespace"]);
+  });
+});
+
+describe("ControlPlane in minimal mode", () => {
+  it("renders one of each, no PDB, no anti-affinity, and the volumeSource for etcd", async () => {
+    await deploy("dev", { spec: minimalSpec() });
+    for (const w of workloads()) {
+      expect(w.spec.replicas).toBe(1);
+      expect(w.spec.template.spec.affinity).toBeUndefined();
+      expect(w.spec.template.spec.nodeSelector).toBeUndefined();
+    }
+    expect(count(K.pdb)).toBe(0);
+    const etcd = byObjectName(K.sts, "dev-etcd");
+    expect(etcd.spec.volumeClaimTemplates).toBeUndefined();
+    expect(etcd.spec.template.spec.volumes).toContainEqual({ name: "data", emptyDir: {} });
+    expect(etcd.metadata.namespace).toBe("dev");
+    expect(byObjectName(K.deploy, "dev-apiserver").spec.template.spec.containers[0].image).toBe("registry.k8s.io/kube-apiserver:v1.36.3");
+  });
+
+  it("uses an existing namespace when asked not to create one", async () => {
+    await deploy("dev", { spec: minimalSpec(), namespace: "shared", createNamespace: false });
+    expect(count(K.ns)).toBe(0);
+    expect(byObjectName(K.sts, "dev-etcd").metadata.namespace).toBe("shared");
+  });
+});
+
+describe("ControlPlane outputs and secrets", () => {
+  it("returns endpoint, namespace, CA and an admin kubeconfig for that endpoint", async () => {
+    const cp = await deploy("prod-a", { spec: standardSpec(), namespace: "kok-prod-a" });
+    expect(await valueOf(cp.endpoint)).toBe("https://prod-a.k8s.example.com:6443");
+    expect(await valueOf(cp.namespace)).toBe("kok-prod-a");
+    expect(await valueOf(cp.caCertificate)).toContain("mock-prod-a-pki-ca");
+    const kubeconfig = parse(await valueOf(cp.adminKubeconfig));
+    expect(kubeconfig.clusters[0].cluster.server).toBe("https://prod-a.k8s.example.com:6443");
+    expect(Buffer.from(kubeconfig.clusters[0].cluster["certificate-authority-data"], "base64").toString()).toContain("mock-prod-a-pki-ca");
+    expect(await valueOf(cp.certificatesExpireAt)).toBe("2027-11-25T00:00:00Z");
+  });
+
+  it("marks every key and kubeconfig output as a Pulumi secret", async () => {
+    const cp = await deploy("prod-a", { spec: standardSpec() });
+    expect(await isSecretOutput(cp.adminKubeconfig)).toBe(true);
+    expect(await isSecretOutput(cp.caPrivateKey)).toBe(true);
+    const pairs = [cp.pki.clusterCa, cp.pki.etcdCa, cp.pki.frontProxyCa, cp.pki.apiServer, cp.pki.admin, cp.pki.users["ops-viewer"]];
+    for (const pair of pairs) expect(await isSecretOutput(pair.keyPem)).toBe(true);
+    expect(await isSecretOutput(cp.pki.serviceAccount.privateKeyPem)).toBe(true);
+    expect(await isSecretOutput(cp.caCertificate)).toBe(false);
+  });
+
+  it("writes kubeconfig Secrets that parse and point at the right server", async () => {
+    await deploy("prod-a", { spec: standardSpec(), namespace: "kok-prod-a" });
+    const server = (secretName: string, key = "kubeconfig") => {
+      const stringData = byObjectName(K.secret, secretName).stringData;
+      expect(isSecretInput(stringData), `${secretName} stringData is secret`).toBe(true);
+      return parse(plain<Obj>(stringData)[key]).clusters[0].cluster.server;
+    };
+    expect(server("prod-a-admin-kubeconfig")).toBe("https://prod-a.k8s.example.com:6443");
+    expect(server("prod-a-admin-kubeconfig", "kubeconfig-internal")).toBe("https://prod-a-apiserver.kok-prod-a.svc:6443");
+    expect(server("prod-a-kubeconfig-ops-viewer")).toBe("https://prod-a.k8s.example.com:6443");
+    expect(server("prod-a-controller-manager-certs")).toBe("https://prod-a-apiserver.kok-prod-a.svc:6443");
+    expect(server("prod-a-scheduler-kubeconfig")).toBe("https://prod-a-apiserver.kok-prod-a.svc:6443");
+  });
+});
+
+describe("ControlPlane on bad input", () => {
+  it("throws one error listing every problem and registers nothing", async () => {
+    const spec = { ...standardSpec(), mode: "huge", etcd: { version: "3.6.16", replicas: 2, storage: {} } };
+    let error: unknown;
+    try {
+      new ControlPlane("Prod_A", { spec: spec as never, namespace: "Bad NS" });
+    } catch (e) {
+      error = e;
+    }
+    await settle();
+    expect(error).toBeInstanceOf(SpecValidationError);
+    const message = (error as Error).message;
+    for (const path of ["name:", "spec.mode:", "spec.etcd.replicas:", "spec.etcd.storage:", "namespace:"]) expect(message).toContain(path);
+    expect(recorder.resources).toHaveLength(0);
+  });
+
+  it("refuses a minor-version skip and a downgrade before anything is registered", async () => {
+    expect(() => new ControlPlane("prod-a", { spec: standardSpec(), running: { kubernetesVersion: "v1.34.4" } })).toThrow(/skips 1 minor/);
+    expect(() => new ControlPlane("prod-a", { spec: standardSpec(), running: { kubernetesVersion: "v1.37.0", etcdVersion: "3.7.0" } })).toThrow(
+      /downgrade[\s\S]*spec\.etcd\.version/,
+    );
+    await settle();
+    expect(recorder.resources).toHaveLength(0);
+  });
+
+  it("accepts a one-minor upgrade", async () => {
+    await deploy("prod-a", { spec: standardSpec(), running: { kubernetesVersion: "v1.35.4", etcdVersion: "3.6.16" } });
+    expect(count(K.deploy)).toBe(3);
+  });
+});

@@ -1,0 +1,77 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  compareVersions,
+  etcdUpgradeProblems,
+  formatKubernetesVersion,
+  kubernetesUpgradeProblems,
+  parseKubernetesVersion,
+} from "../../src/api/v1alpha1";
+
+const version = fc.record({ major: fc.constant(1), minor: fc.integer({ min: 20, max: 40 }), patch: fc.integer({ min: 0, max: 20 }) });
+const k = (v: { major: number; minor: number; patch: number }) => formatKubernetesVersion(v);
+
+describe("kubernetesUpgradeProblems", () => {
+  it("allows staying, patch upgrades and one minor forward", () => {
+    expect(kubernetesUpgradeProblems("v1.36.3", "v1.36.3")).toEqual([]);
+    expect(kubernetesUpgradeProblems("v1.36.3", "v1.36.4")).toEqual([]);
+    expect(kubernetesUpgradeProblems("v1.35.4", "v1.36.3")).toEqual([]);
+  });
+
+  it("refuses a minor skip and says which minor comes next", () => {
+    expect(kubernetesUpgradeProblems("v1.34.4", "v1.36.3")).toEqual([
+      "v1.34.4 → v1.36.3 skips 1 minor version(s); upgrade one minor at a time (first to v1.35.x)",
+    ]);
+  });
+
+  it("refuses downgrades, including patch downgrades", () => {
+    expect(kubernetesUpgradeProblems("v1.36.3", "v1.35.4")[0]).toContain("downgrade");
+    expect(kubernetesUpgradeProblems("v1.36.3", "v1.36.2")[0]).toContain("downgrade");
+  });
+
+  it("refuses unparseable versions", () => {
+    expect(kubernetesUpgradeProblems("1.36.3", "v1.36.3")[0]).toContain("running version");
+  });
+
+  it("allows a move exactly when it goes forward by at most one minor (property)", () => {
+    fc.assert(
+      fc.property(version, version, (from, to) => {
+        const allowed = kubernetesUpgradeProblems(k(from), k(to)).length === 0;
+        const expected = compareVersions(to, from) >= 0 && to.minor - from.minor <= 1;
+        expect(allowed).toBe(expected);
+      }),
+    );
+  });
+
+  it("reaches any later version through a chain of allowed steps (property)", () => {
+    fc.assert(
+      fc.property(version, version, (a, b) => {
+        const [from, to] = compareVersions(a, b) <= 0 ? [a, b] : [b, a];
+        let current = from;
+        while (current.minor < to.minor) {
+          const next = { ...current, minor: current.minor + 1, patch: 0 };
+          expect(kubernetesUpgradeProblems(k(current), k(next))).toEqual([]);
+          current = next;
+        }
+        const last = { ...current, patch: Math.max(current.patch, to.patch) };
+        expect(kubernetesUpgradeProblems(k(current), k(last))).toEqual([]);
+      }),
+    );
+  });
+});
+
+describe("version parsing", () => {
+  it("round-trips Kubernetes versions and orders pre-releases first", () => {
+    expect(formatKubernetesVersion(parseKubernetesVersion("v1.36.0-rc.1")!)).toBe("v1.36.0-rc.1");
+    expect(compareVersions(parseKubernetesVersion("v1.36.0-rc.1")!, parseKubernetesVersion("v1.36.0")!)).toBeLessThan(0);
+    expect(parseKubernetesVersion("v01.36.0")).toBeUndefined();
+  });
+});
+
+describe("etcdUpgradeProblems", () => {
+  it("allows patch and one-minor upgrades, refuses downgrades and skips", () => {
+    expect(etcdUpgradeProblems("3.5.21", "3.6.16")).toEqual([]);
+    expect(etcdUpgradeProblems("3.6.16", "3.5.21")[0]).toContain("downgrade");
+    expect(etcdUpgradeProblems("3.4.0", "3.6.16")[0]).toContain("skips");
+  });
+});
