@@ -3,10 +3,11 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { installMocks, isSecretInput, isSecretOutput, plain, settle, valueOf, type RecordedResource } from "../support/pulumi-mocks";
 import { minimalSpec, standardSpec } from "../support/specs";
 
+import { ControlPlane } from "../../src/components/control-plane";
+import { SpecValidationError } from "../../src/api/v1alpha1";
+
+// Installed before any resource is constructed (importing the components registers nothing).
 const recorder = installMocks();
-// Components are imported after the mocks are installed, as Pulumi's own mock tests do.
-const { ControlPlane } = await import("../../src/components/control-plane");
-const { SpecValidationError } = await import("../../src/api/v1alpha1");
 
 const K = {
   ns: "kubernetes:core/v1:Namespace",

@@ -1,0 +1,60 @@
+/**
+ * The Pulumi program of one business cluster: a meta-cluster provider and a ControlPlane. The root
+ * `Pulumi.yaml` runs it from stack config; the operator runs the same function as an inline
+ * Automation API program, so both front doors deploy exactly the same thing.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { ClusterSpec } from "../api/v1alpha1";
+import { ControlPlane } from "../components/control-plane";
+
+export interface ClusterProgramArgs {
+  /** The business cluster's name (the ControlPlane's name). */
+  readonly name: string;
+  readonly spec: ClusterSpec;
+  /** Meta-cluster namespace of the masters; default the cluster's name. */
+  readonly namespace?: string;
+  /** Kubeconfig of the meta-cluster; default the ambient KUBECONFIG of the engine. */
+  readonly metaKubeconfig?: pulumi.Input<string>;
+  /** What runs now, for the upgrade guard. */
+  readonly running?: { readonly kubernetesVersion?: string; readonly etcdVersion?: string };
+}
+
+export interface ClusterProgramOutputs {
+  readonly namespace: pulumi.Output<string>;
+  readonly endpoint: pulumi.Output<string>;
+  readonly internalEndpoint: pulumi.Output<string>;
+  readonly caCertificate: pulumi.Output<string>;
+  readonly adminKubeconfig: pulumi.Output<string>;
+  readonly adminKubeconfigSecret: pulumi.Output<string>;
+  readonly version: pulumi.Output<string>;
+  readonly etcdVersion: pulumi.Output<string>;
+  readonly certificatesExpireAt: pulumi.Output<string>;
+}
+
+export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs {
+  const metaCluster = new k8s.Provider("meta-cluster", {
+    // pulumi-kubernetes does not mark its kubeconfig input secret by itself.
+    kubeconfig: args.metaKubeconfig === undefined ? undefined : pulumi.secret(args.metaKubeconfig),
+    // Moving to another kubeconfig file or context must not replace every object.
+    clusterIdentifier: "meta-cluster",
+    // Renewed certificates update their Secrets in place instead of delete-and-recreate.
+    enableSecretMutable: true,
+  });
+  const cp = new ControlPlane(
+    args.name,
+    { spec: args.spec, namespace: args.namespace, running: args.running },
+    { providers: [metaCluster] },
+  );
+  return {
+    namespace: cp.namespace,
+    endpoint: cp.endpoint,
+    internalEndpoint: cp.internalEndpoint,
+    caCertificate: cp.caCertificate,
+    adminKubeconfig: cp.adminKubeconfig,
+    adminKubeconfigSecret: cp.adminKubeconfigSecret,
+    version: cp.version,
+    etcdVersion: pulumi.output(args.spec.etcd.version),
+    certificatesExpireAt: cp.certificatesExpireAt,
+  };
+}

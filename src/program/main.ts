@@ -1,0 +1,35 @@
+/**
+ * Entry point of the root `Pulumi.yaml`: one business cluster from stack config.
+ *
+ *   kube-on-kube:cluster          the ClusterSpec (an object; required)
+ *   kube-on-kube:name             the cluster's name (default: the stack name)
+ *   kube-on-kube:namespace        meta-cluster namespace (default: the name)
+ *   kube-on-kube:kubeconfig       meta-cluster kubeconfig, set with --secret (default: $KUBECONFIG)
+ *   kube-on-kube:runningVersion   the version that runs now, to guard upgrades (optional)
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { SpecValidationError, validateClusterSpec, type ClusterSpec } from "../api/v1alpha1";
+import { clusterProgram } from "./cluster-program";
+
+const config = new pulumi.Config("kube-on-kube");
+const spec = config.getObject<ClusterSpec>("cluster");
+const problems = validateClusterSpec(spec, "kube-on-kube:cluster");
+if (problems.length) {
+  throw new SpecValidationError(`stack ${pulumi.getStack()} config`, problems);
+}
+
+const outputs = clusterProgram({
+  name: config.get("name") ?? pulumi.getStack(),
+  spec: spec as ClusterSpec,
+  namespace: config.get("namespace"),
+  metaKubeconfig: config.getSecret("kubeconfig"),
+  running: { kubernetesVersion: config.get("runningVersion") },
+});
+
+export const namespace = outputs.namespace;
+export const endpoint = outputs.endpoint;
+export const caCertificate = outputs.caCertificate;
+export const adminKubeconfig = outputs.adminKubeconfig;
+export const adminKubeconfigSecret = outputs.adminKubeconfigSecret;
+export const version = outputs.version;
+export const certificatesExpireAt = outputs.certificatesExpireAt;
