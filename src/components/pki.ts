@@ -27,6 +27,15 @@ const USES: Record<Usage, string[]> = {
 const CA_USES = ["cert_signing", "crl_signing", "digital_signature", "key_encipherment"];
 const HOURS_PER_DAY = 24;
 
+/**
+ * Days before expiry at which a leaf is re-issued: `renewBeforeDays`, but never more than a third
+ * of the leaf's own validity, so a short-lived user certificate (30 days under a 30-day window)
+ * is renewed after 20 days instead of on every refresh.
+ */
+export function renewalWindowDays(validityDays: number, renewBeforeDays: number): number {
+  return Math.min(renewBeforeDays, Math.floor(validityDays / 3));
+}
+
 interface LeafRequest {
   readonly commonName: string;
   readonly organization?: string;
@@ -101,7 +110,7 @@ export class ClusterPki extends pulumi.ComponentResource {
           caCertPem: ca.certPem,
           caPrivateKeyPem: ca.keyPem,
           validityPeriodHours: (req.validityDays ?? certs.validityDays) * HOURS_PER_DAY,
-          earlyRenewalHours: certs.renewBeforeDays * HOURS_PER_DAY,
+          earlyRenewalHours: renewalWindowDays(req.validityDays ?? certs.validityDays, certs.renewBeforeDays) * HOURS_PER_DAY,
           allowedUses: USES[req.usage],
         },
         child,

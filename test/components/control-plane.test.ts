@@ -85,11 +85,14 @@ describe("ControlPlane in standard mode", () => {
     );
     expect(count(K.leaf)).toBe(leaves.length);
     expect(count(K.key)).toBe(leaves.length + 3 + 1);
-    for (const leaf of recorder.ofType(K.leaf).map(inputs)) {
-      expect(leaf.earlyRenewalHours).toBe(30 * 24);
-    }
     const user = recorder.named("prod-a-pki-user-ops-viewer");
+    for (const leaf of recorder.ofType(K.leaf).filter((r) => r !== user)) {
+      expect(inputs(leaf).validityPeriodHours).toBe(365 * 24);
+      expect(inputs(leaf).earlyRenewalHours).toBe(30 * 24);
+    }
+    // 60-day user certificate: renewed at a third of its life left, not inside a 30-day window.
     expect(inputs(user).validityPeriodHours).toBe(60 * 24);
+    expect(inputs(user).earlyRenewalHours).toBe(20 * 24);
     expect(inputs(recorder.named("prod-a-pki-user-ops-viewer-csr")).subject.organization).toBe("view-only");
   });
 

@@ -19,6 +19,8 @@ export interface RecordedResource {
   readonly dependsOn: string[];
   /** Name of its parent resource, if any. */
   readonly parent?: string;
+  /** Reference (`urn::id`) of the provider that manages it, if not the default one. */
+  readonly provider?: string;
 }
 
 /** The mock monitor hides a registration's dependencies; this hook records them by name. */
@@ -73,7 +75,7 @@ export function installMocks(): MockRecorder {
       newResource(args: pulumi.runtime.MockResourceArgs) {
         const id = `${args.name}-id`;
         const registration = registrations.get(args.name) ?? { dependsOn: [] };
-        resources.push({ type: args.type, name: args.name, inputs: args.inputs, id, custom: args.custom ?? false, ...registration });
+        resources.push({ type: args.type, name: args.name, inputs: args.inputs, id, custom: args.custom ?? false, provider: args.provider, ...registration });
         return { id, state: { ...args.inputs, ...computedOutputs(args.type, args.name) } };
       },
       call(args: pulumi.runtime.MockCallArgs) {

@@ -97,7 +97,7 @@ describe("validateClusterSpec", () => {
           { name: "ops", user: "b" },
           { name: "Ops_Admin", user: "c" },
           { name: "dev", user: "d", groups: ["one", "two"] },
-          { name: "short", user: "e", validityDays: 5 },
+          { name: "long", user: "e", validityDays: 5000 },
         ],
       }),
     );

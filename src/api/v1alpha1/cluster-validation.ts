@@ -236,9 +236,6 @@ function certificateProblems(s: Partial<ClusterSpec>, path: string): Problem[] {
       problems.push({ path: `${at}.user`, message: "must not be empty" });
     }
     if (typeof k.validityDays === "number") {
-      if (k.validityDays <= renewBefore) {
-        problems.push({ path: `${at}.validityDays`, message: `(${k.validityDays}) must be longer than certificates.renewBeforeDays (${renewBefore})` });
-      }
       if (k.validityDays > caValidity) {
         problems.push({ path: `${at}.validityDays`, message: `(${k.validityDays}) must not exceed caValidityDays (${caValidity})` });
       }

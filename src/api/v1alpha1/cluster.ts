@@ -128,7 +128,12 @@ export const UserKubeconfigSpec = Type.Object(
     groups: Type.Optional(
       Type.Array(Type.String(), { description: "At most one group: the certificate's organization; bind more with RBAC." }),
     ),
-    validityDays: Type.Optional(Type.Integer({ minimum: 1, description: "Default: certificates.validityDays." })),
+    validityDays: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description: "Default: certificates.validityDays. Renewed renewBeforeDays (at most a third of this) before expiry.",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
