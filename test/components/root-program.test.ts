@@ -1,0 +1,48 @@
+import * as pulumi from "@pulumi/pulumi";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { installMocks, isSecretInput, settle, valueOf } from "../support/pulumi-mocks";
+import { minimalSpec } from "../support/specs";
+
+const recorder = installMocks();
+
+function setStackConfig(values: Record<string, unknown>, secretKeys: string[] = []) {
+  pulumi.runtime.setAllConfig(
+    Object.fromEntries(Object.entries(values).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])),
+    secretKeys,
+  );
+}
+
+beforeEach(() => {
+  recorder.reset();
+  vi.resetModules();
+});
+
+describe("the root Pulumi.yaml program", () => {
+  it("deploys the ClusterSpec of stack config through a meta-cluster provider with a secret kubeconfig", async () => {
+    setStackConfig(
+      { "kube-on-kube:cluster": minimalSpec(), "kube-on-kube:name": "dev", "kube-on-kube:kubeconfig": "apiVersion: v1\nkind: Config\n" },
+      ["kube-on-kube:kubeconfig"],
+    );
+    const program = await import("../../src/program/main");
+    expect(await valueOf(program.endpoint)).toBe("https://dev-apiserver.dev.svc:6443");
+    expect(await valueOf(program.version)).toBe("v1.36.3");
+    await valueOf(program.adminKubeconfig);
+    await settle();
+    expect(isSecretInput(recorder.named("meta-cluster").inputs.kubeconfig)).toBe(true);
+    expect(recorder.ofType("kubernetes:apps/v1:Deployment")).toHaveLength(3);
+  });
+
+  it("rejects bad stack config naming every config path, and registers nothing", async () => {
+    setStackConfig({ "kube-on-kube:cluster": { ...minimalSpec(), mode: "huge", kubernetesVersion: "1.36" } });
+    await expect(import("../../src/program/main")).rejects.toThrow(
+      /config is invalid \(2 problems\)[\s\S]*kube-on-kube:cluster\.mode[\s\S]*kube-on-kube:cluster\.kubernetesVersion/,
+    );
+    await settle();
+    expect(recorder.resources).toHaveLength(0);
+  });
+
+  it("says what to set when the cluster config is missing", async () => {
+    setStackConfig({});
+    await expect(import("../../src/program/main")).rejects.toThrow(/kube-on-kube:cluster: must be an object/);
+  });
+});
