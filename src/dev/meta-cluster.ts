@@ -83,9 +83,10 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
   }
 
   if (opts.withNode) {
-    if (runningFromPidFile(nodeAgentPidFile(config))) opts.log(`  node agent: already running`);
+    const agent = runningFromPidFile(nodeAgentPidFile(config));
+    if (agent) opts.log(`  node agent: already running`);
     else opts.log(`  node agent: started (log ${startNodeAgent(config)})`);
-    await waitForNodeReady(config, 120_000);
+    await waitForNodeReady(config, agent ? new Date(agent.startedAt) : new Date(), 120_000);
     opts.log(`  node ${config.nodeName}: Ready (${elapsed()})`);
   }
   opts.log(`meta-cluster ready in ${elapsed()}: export KUBECONFIG=${statePaths(config.stateDir).adminKubeconfig}`);

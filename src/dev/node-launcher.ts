@@ -19,10 +19,11 @@ export function startNodeAgent(config: DevConfig): string {
 }
 
 interface NodeJson {
-  status?: { conditions?: { type: string; status: string }[] };
+  status?: { conditions?: { type: string; status: string; lastHeartbeatTime?: string }[] };
 }
 
-export async function waitForNodeReady(config: DevConfig, timeoutMs: number): Promise<void> {
+/** Waits for a Ready heartbeat newer than `since`: a Ready left over from an earlier agent does not count. */
+export async function waitForNodeReady(config: DevConfig, since: Date, timeoutMs: number): Promise<void> {
   const tls = clientTls(statePaths(config.stateDir).pki, "admin");
   const url = `https://127.0.0.1:${config.ports.apiServer}/api/v1/nodes/${config.nodeName}`;
   await waitFor(
@@ -31,7 +32,11 @@ export async function waitForNodeReady(config: DevConfig, timeoutMs: number): Pr
       const result = await httpsGet(url, tls);
       if (result.status !== 200) return false;
       const node = JSON.parse(result.body) as NodeJson;
-      return node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+      // Heartbeat times have whole seconds: compare at that precision.
+      const sinceSecond = Math.floor(since.getTime() / 1000) * 1000;
+      return (
+        node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True" && Date.parse(c.lastHeartbeatTime ?? "") >= sinceSecond) ?? false
+      );
     },
     {
       timeoutMs,

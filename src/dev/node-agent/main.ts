@@ -141,7 +141,7 @@ export async function runNodeAgent(stateDir: string): Promise<number> {
   return new Promise<number>((resolve) => {
     const shutdown = async (signal: string) => {
       log(`${signal}: stopping pods`);
-      heartbeat.stop();
+      await heartbeat.stop().catch((error: unknown) => log(`node status: ${(error as Error).message}`));
       await Promise.all([pods.stop(), services.stop(), slices.stop()]).catch(() => undefined);
       await manager?.close();
       proxies.close();

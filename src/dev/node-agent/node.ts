@@ -126,7 +126,17 @@ export class NodeHeartbeat {
     }
   }
 
-  stop(): void {
+  /** Ends the heartbeat and says so at once, instead of leaving a Ready node that runs nothing. */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    const node = await this.clients.core.readNode({ name: this.nodeName });
+    const now = new Date();
+    node.status = {
+      ...node.status,
+      conditions: (node.status?.conditions ?? []).map((c) =>
+        c.type === "Ready" ? { ...c, status: "False", reason: "KokDevAgentStopped", message: "the kok dev node agent stopped", lastHeartbeatTime: now, lastTransitionTime: now } : c,
+      ),
+    };
+    await this.clients.core.replaceNodeStatus({ name: this.nodeName, body: node });
   }
 }

@@ -62,7 +62,8 @@ export class PodManager {
     if (!pod || this.closed) return;
     if (pod.metadata?.deletionTimestamp) {
       await this.clients.core
-        .deleteNamespacedPod({ name: pod.metadata.name ?? "", namespace: pod.metadata.namespace ?? "", gracePeriodSeconds: 0, body: { preconditions: { uid } } })
+        // With a body, the apiserver reads the options from it and ignores the query parameters.
+        .deleteNamespacedPod({ name: pod.metadata.name ?? "", namespace: pod.metadata.namespace ?? "", body: { gracePeriodSeconds: 0, preconditions: { uid } } })
         .catch((error: unknown) => {
           if (statusCode(error) !== 404 && statusCode(error) !== 409) throw error;
         });
