@@ -1,9 +1,12 @@
 /**
- * A `minimal` ControlPlane deployed by the real Pulumi engine (Automation API, inline program,
- * file:// backend) into the local meta-cluster, whose node agent runs the masters for real. Then
- * the business cluster must answer: /readyz?verbose through the generated admin kubeconfig, the
- * controller-manager and scheduler holding their Leases in its kube-system, and a ServiceAccount
- * token it issued accepted. Needs the toolchain (pulumi, providers, Kubernetes, etcd) and root.
+ * A `minimal` ControlPlane's life, driven by the real Pulumi engine (Automation API, inline
+ * program, file:// backend) in the local meta-cluster, whose node agent runs the masters for real:
+ * deploy at v1.35.4; the business cluster answers /readyz?verbose through the generated admin
+ * kubeconfig, its controller-manager and scheduler hold their Leases in its kube-system, and a
+ * ServiceAccount token it issued is accepted; preview shows no changes; drift made by hand is
+ * repaired by `up` with refresh; the upgrade to v1.36.3 really runs the new binaries; a two-minor
+ * jump is refused before anything changes; destroy leaves nothing behind. Needs the toolchain
+ * (pulumi, providers, both Kubernetes minors, etcd) and root. The tests run in order, one stack.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -17,6 +20,7 @@ import { toolchainBinary, toolchainDir } from "../../src/dev/toolchain";
 import { clusterProgram } from "../../src/program/cluster-program";
 import { devUp, eventually, kok, newDevCluster } from "../support/dev-cluster";
 import { minimalSpec } from "../support/specs";
+import type { ClusterSpec } from "../../src/api/v1alpha1";
 
 const NODE_PORT = 31643;
 const PLUGINS = [
@@ -72,21 +76,35 @@ function postWithToken(kubeconfig: string, path: string, token: string, body: un
   });
 }
 
+const specAt = (kubernetesVersion: string) =>
+  minimalSpec({
+    kubernetesVersion,
+    imageRepository: "registry.k8s.io",
+    apiServer: { service: { type: "NodePort", externalHost: "127.0.0.1", nodePort: NODE_PORT, port: 6443 } },
+  });
+
+const meta = (...args: string[]) => kubectl(cluster.kubeconfig, ...args);
+const serverVersion = (kubeconfig: string) =>
+  (JSON.parse(kubectl(kubeconfig, "version", "-o", "json")) as { serverVersion: { gitVersion: string } }).serverVersion.gitVersion;
+
 describe("ControlPlane on the local meta-cluster", () => {
   let stack: Stack;
   let adminKubeconfig: string;
+  /** What the inline program deploys next; the tests move it forward. */
+  let desired: { spec: ClusterSpec; running?: { kubernetesVersion: string } } = { spec: specAt("v1.35.4") };
+  const log = (line: string) => process.stdout.write(line);
 
   beforeAll(async () => {
     assertPlugins();
     await devUp(cluster);
     const metaKubeconfig = readFileSync(cluster.kubeconfig, "utf8");
-    const spec = minimalSpec({
-      imageRepository: "registry.k8s.io",
-      apiServer: { service: { type: "NodePort", externalHost: "127.0.0.1", nodePort: NODE_PORT, port: 6443 } },
-    });
     const pulumiCommand = await PulumiCommand.get({ root: toolchainDir() });
     stack = await LocalWorkspace.createOrSelectStack(
-      { stackName: "e2e", projectName: "kok-e2e", program: async () => clusterProgram({ name: "e2e", spec, metaKubeconfig }) },
+      {
+        stackName: "e2e",
+        projectName: "kok-e2e",
+        program: async () => clusterProgram({ name: "e2e", spec: desired.spec, running: desired.running, metaKubeconfig }),
+      },
       {
         pulumiCommand,
         workDir: work,
@@ -95,14 +113,15 @@ describe("ControlPlane on the local meta-cluster", () => {
       },
     );
     const started = Date.now();
-    const result = await stack.up({ onOutput: (line) => process.stdout.write(line) });
+    const result = await stack.up({ onOutput: log });
     console.log(`pulumi up of a minimal ControlPlane: ${((Date.now() - started) / 1000).toFixed(1)} s`);
     adminKubeconfig = join(work, "e2e-admin.kubeconfig");
     writeFileSync(adminKubeconfig, String(result.outputs.adminKubeconfig.value), { mode: 0o600 });
   });
 
   afterAll(async () => {
-    if (stack) await stack.destroy({ onOutput: (line) => process.stdout.write(line) });
+    // Normally already destroyed by the last test; this only cleans up after a failure.
+    if (stack) await stack.destroy({ onOutput: log }).catch((error: unknown) => console.error(error));
     await kok(["dev", "down", ...cluster.args, "--purge"]);
   });
 
@@ -110,8 +129,7 @@ describe("ControlPlane on the local meta-cluster", () => {
     const readyz = kubectl(adminKubeconfig, "get", "--raw", "/readyz?verbose");
     expect(readyz).toContain("[+]etcd ok");
     expect(readyz.trim().split("\n").at(-1)).toBe("readyz check passed");
-    const version = JSON.parse(kubectl(adminKubeconfig, "version", "-o", "json")) as { serverVersion: { gitVersion: string } };
-    expect(version.serverVersion.gitVersion).toBe("v1.36.3");
+    expect(serverVersion(adminKubeconfig)).toBe("v1.35.4");
   });
 
   it("has the controller-manager and scheduler holding their Leases in kube-system", async () => {
@@ -138,5 +156,41 @@ describe("ControlPlane on the local meta-cluster", () => {
   it("shows no changes in a preview right after up", async () => {
     const preview = await stack.preview({ expectNoChanges: true });
     expect(Object.keys(preview.changeSummary).filter((op) => op !== "same")).toEqual([]);
+  });
+
+  it("repairs drift made by hand with up and refresh", async () => {
+    meta("-n", "e2e", "delete", "deployment", "e2e-apiserver", "--wait=true");
+    meta("-n", "e2e", "patch", "service", "e2e-etcd-client", "--type=json", "-p", '[{"op":"replace","path":"/spec/ports/0/name","value":"drifted"}]');
+    const drift = await stack.preview({ refresh: true });
+    expect(drift.changeSummary.create).toBe(1);
+    expect(drift.changeSummary.update).toBe(1);
+    await stack.up({ refresh: true, onOutput: log });
+    expect(meta("-n", "e2e", "get", "service", "e2e-etcd-client", "-o", "jsonpath={.spec.ports[0].name}")).toBe("client");
+    expect(meta("-n", "e2e", "get", "deployment", "e2e-apiserver", "-o", "jsonpath={.status.availableReplicas}")).toBe("1");
+    expect(kubectl(adminKubeconfig, "get", "--raw", "/readyz")).toBe("ok");
+  });
+
+  it("upgrades one minor: the masters then run the new binaries", async () => {
+    desired = { spec: specAt("v1.36.3"), running: { kubernetesVersion: "v1.35.4" } };
+    await stack.up({ onOutput: log });
+    expect(serverVersion(adminKubeconfig)).toBe("v1.36.3");
+    const images = meta("-n", "e2e", "get", "pods", "-l", "kubeonkube.io/component!=etcd", "-o", "jsonpath={.items[*].spec.containers[0].image}").split(" ");
+    expect(new Set(images)).toEqual(
+      new Set(["registry.k8s.io/kube-apiserver:v1.36.3", "registry.k8s.io/kube-controller-manager:v1.36.3", "registry.k8s.io/kube-scheduler:v1.36.3"]),
+    );
+  });
+
+  it("refuses a two-minor jump before anything changes", async () => {
+    desired = { spec: specAt("v1.38.0"), running: { kubernetesVersion: "v1.36.3" } };
+    await expect(stack.preview()).rejects.toThrow(/v1\.36\.3 → v1\.38\.0 skips 1 minor version/);
+    expect(serverVersion(adminKubeconfig)).toBe("v1.36.3");
+    desired = { spec: specAt("v1.36.3"), running: { kubernetesVersion: "v1.36.3" } };
+  });
+
+  it("destroy leaves nothing behind in the meta-cluster", async () => {
+    await stack.destroy({ onOutput: log });
+    expect(meta("get", "namespaces", "-o", "jsonpath={.items[*].metadata.name}").split(" ")).not.toContain("e2e");
+    expect(meta("get", "secrets", "-A", "-l", "kubeonkube.io/cluster=e2e", "-o", "name")).toBe("");
+    expect(meta("get", "pods", "-A", "-o", "name")).toBe("");
   });
 });
