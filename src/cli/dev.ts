@@ -108,6 +108,10 @@ export async function runDev(argv: string[]): Promise<number> {
       if (!positionals[0]) throw new Error("usage: kok dev logs POD [--namespace NS] [--container NAME]");
       return printLogs(requireConfig(stateDir), positionals[0], values.namespace, values.container);
     case "node-agent": {
+      const { runNodeAgentSupervisor } = await import("../dev/node-agent/supervisor");
+      return runNodeAgentSupervisor(stateDir);
+    }
+    case "node-agent-worker": {
       const { runNodeAgent } = await import("../dev/node-agent/main");
       return runNodeAgent(stateDir);
     }

@@ -18,16 +18,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { toolchainBinary, toolchainDir } from "../../src/dev/toolchain";
 import { clusterProgram } from "../../src/program/cluster-program";
-import { devUp, eventually, kok, newDevCluster } from "../support/dev-cluster";
+import { devUp, eventually, freeNodePort, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 import { minimalSpec } from "../support/specs";
 import type { ClusterSpec } from "../../src/api/v1alpha1";
 
-const NODE_PORT = 31643;
+let NODE_PORT: number;
 const PLUGINS = [
   { name: "kubernetes", version: "4.25.0" },
   { name: "tls", version: "5.3.0" },
 ];
-const cluster = newDevCluster(12000, "10.90.0.0/16");
+let cluster: DevCluster;
 const work = mkdtempSync(join(tmpdir(), "kok-e2e-"));
 mkdirSync(join(work, "state"));
 const pulumiHome = join(toolchainDir(), "pulumi-home");
@@ -91,11 +91,14 @@ describe("ControlPlane on the local meta-cluster", () => {
   let stack: Stack;
   let adminKubeconfig: string;
   /** What the inline program deploys next; the tests move it forward. */
-  let desired: { spec: ClusterSpec; running?: { kubernetesVersion: string } } = { spec: specAt("v1.35.4") };
+  let desired: { spec: ClusterSpec; running?: { kubernetesVersion: string } };
   const log = (line: string) => process.stdout.write(line);
 
   beforeAll(async () => {
     assertPlugins();
+    cluster = await newDevCluster();
+    NODE_PORT = await freeNodePort();
+    desired = { spec: specAt("v1.35.4") };
     await devUp(cluster);
     const metaKubeconfig = readFileSync(cluster.kubeconfig, "utf8");
     const pulumiCommand = await PulumiCommand.get({ root: toolchainDir() });
@@ -122,7 +125,7 @@ describe("ControlPlane on the local meta-cluster", () => {
   afterAll(async () => {
     // Normally already destroyed by the last test; this only cleans up after a failure.
     if (stack) await stack.destroy({ onOutput: log }).catch((error: unknown) => console.error(error));
-    await kok(["dev", "down", ...cluster.args, "--purge"]);
+    if (cluster) await kok(["dev", "down", ...cluster.args, "--purge"]);
   });
 
   it("answers /readyz?verbose through the generated admin kubeconfig", () => {
@@ -158,13 +161,16 @@ describe("ControlPlane on the local meta-cluster", () => {
     expect(Object.keys(preview.changeSummary).filter((op) => op !== "same")).toEqual([]);
   });
 
-  it("repairs drift made by hand with up and refresh", async () => {
+  it("repairs drift made by hand with refresh and up", async () => {
     meta("-n", "e2e", "delete", "deployment", "e2e-apiserver", "--wait=true");
     meta("-n", "e2e", "patch", "service", "e2e-etcd-client", "--type=json", "-p", '[{"op":"replace","path":"/spec/ports/0/name","value":"drifted"}]');
     const drift = await stack.preview({ refresh: true });
     expect(drift.changeSummary.create).toBe(1);
     expect(drift.changeSummary.update).toBe(1);
-    await stack.up({ refresh: true, onOutput: log });
+    // A separate refresh, then up: `up --refresh` tried to update the deleted Deployment
+    // ("deployments.apps not found"; see pulumi/pulumi-kubernetes#3089).
+    await stack.refresh({ onOutput: log });
+    await stack.up({ onOutput: log });
     expect(meta("-n", "e2e", "get", "service", "e2e-etcd-client", "-o", "jsonpath={.spec.ports[0].name}")).toBe("client");
     expect(meta("-n", "e2e", "get", "deployment", "e2e-apiserver", "-o", "jsonpath={.status.availableReplicas}")).toBe("1");
     expect(kubectl(adminKubeconfig, "get", "--raw", "/readyz")).toBe("ok");
