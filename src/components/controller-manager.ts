@@ -5,7 +5,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { componentLabels, objectNames, renderFlags, selectorLabels, type ClusterContext } from "./cluster-context";
-import { CHECKSUM_ANNOTATION, disruptionBudget, httpProbe, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
+import { CHECKSUM_ANNOTATION, disruptionBudget, FORCE_APPLY_ANNOTATIONS, httpProbe, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
 import type { PemPair } from "./pki";
 
 export interface ControllerManagerArgs {
@@ -71,7 +71,7 @@ export class ControllerManager extends pulumi.ComponentResource {
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
       {
-        metadata: { name: names.controllerManager, namespace: ctx.namespace, labels },
+        metadata: { name: names.controllerManager, namespace: ctx.namespace, labels, annotations: FORCE_APPLY_ANNOTATIONS },
         spec: {
           replicas: spec.replicas,
           selector: { matchLabels: selectorLabels(ctx.name, "kube-controller-manager") },
