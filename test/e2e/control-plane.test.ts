@@ -9,7 +9,7 @@
  * (pulumi, providers, both Kubernetes minors, etcd) and root. The tests run in order, one stack.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -126,6 +126,7 @@ describe("ControlPlane on the local meta-cluster", () => {
     // Normally already destroyed by the last test; this only cleans up after a failure.
     if (stack) await stack.destroy({ onOutput: log }).catch((error: unknown) => console.error(error));
     if (cluster) await kok(["dev", "down", ...cluster.args, "--purge"]);
+    rmSync(work, { recursive: true, force: true });
   });
 
   it("answers /readyz?verbose through the generated admin kubeconfig", () => {
