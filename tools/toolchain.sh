@@ -245,6 +245,9 @@ link_current() {
 }
 
 present_cache_dir() {
+  target_spec "$1"
+  # A blocked target has no wrapper module, hence no cache entry.
+  [[ -z "${T_BLOCKED}" && -f "${T_MODULE_DIR}/go.mod" ]] || return 1
   local dir; dir="$(cache_dir_for "$1")"
   [[ -f "${dir}/BUILDINFO" ]] && echo "${dir}"
 }
