@@ -259,6 +259,8 @@ link_current() {
 }
 
 present_cache_dir() {
+  target_spec "$1"
+  [[ -z "${T_BLOCKED}" ]] || return 1    # blocked targets have no wrapper module to hash
   local dir; dir="$(cache_dir_for "$1")"
   [[ -f "${dir}/BUILDINFO" ]] && echo "${dir}"
 }
