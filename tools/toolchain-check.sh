@@ -54,11 +54,11 @@ main() {
     listing="$("${bin}/pulumi" plugin ls 2>&1 || true)"
     [[ "${QUIET}" == true ]] || printf '%s\n' "${listing}" | sed 's/^/           /'
     check_plugin kubernetes "${KUBERNETES_PROVIDER_VERSION}" kubernetes-provider "${listing}"
+    check_plugin tls "${TLS_PROVIDER_VERSION}" tls-provider "${listing}"
   else
     bad "plugin resource kubernetes" "cannot list plugins without pulumi" kubernetes-provider
   fi
-  # tls and command cannot be built here (see docs/toolchain.md); say so instead of failing.
-  note "plugin resource tls ${TLS_PROVIDER_VERSION}" "not buildable here: Go module not served (docs/toolchain.md)"
+  # command cannot be built here (see docs/toolchain.md); say so instead of failing.
   note "plugin resource command ${COMMAND_PROVIDER_VERSION}" "not buildable here: Go module not served (docs/toolchain.md)"
 
   check_version etcd etcd "etcd Version: ${ETCD_VERSION}" "${bin}/etcd" --version

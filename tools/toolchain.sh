@@ -63,8 +63,14 @@ target_spec() {
       T_BLOCKED="the Go module proxy does not serve github.com/pulumi/pulumi-command/provider (list and ${COMMAND_PROVIDER_MODULE#*@} refused with 403, v1.2.1 unknown)"
       ;;
     tls-provider)
-      T_VERSIONS="pulumi-resource-tls ${TLS_PROVIDER_VERSION} (${TLS_PROVIDER_MODULE})"
-      T_BLOCKED="the Go module proxy does not serve github.com/pulumi/pulumi-tls/provider/v5 (list, ${TLS_PROVIDER_MODULE#*@} and v5.3.0 refused with 403); also pulumi-terraform-bridge/v3@v3.119.0 fails checksum-database verification (served: v3.118.0, v3.120.0)"
+      # github.com/pulumi/pulumi-tls/provider/v5 is not served (403 at every version), so
+      # tools/go/tls-provider bridges the same Terraform provider itself with the bridge's
+      # plugin-framework (pf) support: our shim + ProviderInfo + main, schema generated first.
+      T_VERSIONS="pulumi-resource-tls ${TLS_PROVIDER_VERSION} (${TLS_PROVIDER_MODULE}, ${TLS_BRIDGE_MODULE})"
+      T_BINARIES=("pulumi-resource-tls .")
+      # Without it tlsinfo panics at start; it is also what GetPluginInfo and the schema report.
+      T_LDFLAGS+=" -X kube-on-kube.local/toolchain/tls-provider/internal/tlsinfo.Version=${TLS_PROVIDER_VERSION}"
+      T_PREBUILD=prebuild_tls_provider
       ;;
     etcd)
       T_VERSIONS="etcd ${ETCD_VERSION}"
@@ -118,6 +124,14 @@ prebuild_kubernetes_provider() {
   local src_dir="$1" module_dir
   module_dir="$(cd "${src_dir}" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)"
   (cd "${src_dir}" && go run ./internal/genschema "${module_dir}" "${KUBERNETES_PROVIDER_VERSION}" .)
+}
+
+# main.go embeds schema.json and bridge-metadata.json; the bridge's tfgen writes them from the
+# same ProviderInfo (docs converted from the terraform-provider-tls module in the module cache).
+prebuild_tls_provider() {
+  local src_dir="$1" upstream_dir
+  upstream_dir="$(cd "${src_dir}" && go list -m -f '{{.Dir}}' "${TLS_PROVIDER_MODULE%@*}")"
+  (cd "${src_dir}" && go run -p "${BUILD_JOBS}" -trimpath -ldflags "${T_LDFLAGS}" ./internal/genschema . "${upstream_dir}")
 }
 
 # --- cache ------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ KUBERNETES_PROVIDER_MODULE="github.com/pulumi/pulumi-kubernetes/provider/v4@v4.0
 COMMAND_PROVIDER_VERSION="1.2.1"           # matches npm @pulumi/command 1.2.1
 COMMAND_PROVIDER_MODULE="github.com/pulumi/pulumi-command/provider@7f3eb6f3b77cd0fa3895ba437a695dd393f7dd25"
 TLS_PROVIDER_VERSION="5.3.0"               # matches npm @pulumi/tls 5.3.0
-TLS_PROVIDER_MODULE="github.com/pulumi/pulumi-tls/provider/v5@fe52cb96c37fb2f23528ba9a4493ac7977f2ef8c"
+# pulumi-tls/provider/v5 is not served; we bridge the Terraform provider it wraps ourselves.
+TLS_PROVIDER_MODULE="github.com/hashicorp/terraform-provider-tls@v1.2.1-0.20260130152455-857b38cda3fc"
+TLS_BRIDGE_MODULE="github.com/pulumi/pulumi-terraform-bridge/v3@v3.120.0"
 ETCD_VERSION="3.6.16"                      # go.etcd.io/etcd/server/v3
 KUBE_VERSION_1_36="v1.36.3"                # k8s.io/kubernetes, default minor
 KUBE_VERSION_1_35="v1.35.4"                # previous minor, for upgrade tests
