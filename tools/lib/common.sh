@@ -63,10 +63,13 @@ setup_go_env() {
 }
 
 # --- environment a developer needs ------------------------------------------------------------
+# Scripts of ours the engine runs (the Node.js dynamic-provider launcher); not built, just on PATH.
+KOK_TOOLS_BIN="$(cd "$(dirname "${BASH_SOURCE[0]}")/../bin" && pwd)"
+
 print_env_exports() {
   cat <<EOT
 export KOK_TOOLCHAIN_DIR="${KOK_TOOLCHAIN_DIR}"
-export PATH="${KOK_TOOLCHAIN_DIR}/bin:\${PATH}"
+export PATH="${KOK_TOOLCHAIN_DIR}/bin:${KOK_TOOLS_BIN}:\${PATH}"
 export PULUMI_HOME="${KOK_TOOLCHAIN_DIR}/pulumi-home"
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_SKIP_UPDATE_CHECK=true
