@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `kok`: the kube-on-kube command. Each subcommand lives in its own module. */
+import { runManifests } from "./manifests";
 import { runValidate } from "./validate";
 
 interface Command {
@@ -9,6 +10,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   validate: { summary: "check kube-on-kube manifests offline, listing every problem", run: runValidate },
+  manifests: { summary: "print the CRDs, RBAC and operator Deployment for a meta-cluster", run: runManifests },
 };
 
 function usage(): string {
