@@ -115,7 +115,7 @@ describe("validateNodePool", () => {
     }));
 
   it("accepts a pool with a fitting canary", () => {
-    expect(validateNodePool(pool(5, (i) => (i === 0 ? { canary: "true" } : {})), { canary: { selector: { matchLabels: { canary: "true" } } } })).toEqual([]);
+    expect(validateNodePool(pool(5, (i): Record<string, string> => (i === 0 ? { canary: "true" } : {})), { canary: { selector: { matchLabels: { canary: "true" } } } })).toEqual([]);
   });
 
   it("refuses a canary count larger than the pool", () => {

@@ -87,7 +87,7 @@ describe("planRollout (properties)", () => {
 
 describe("planRollout (examples)", () => {
   const pool = (n: number): PlannedMachine[] =>
-    Array.from({ length: n }, (_, i) => ({ name: `w${String(i).padStart(2, "0")}`, labels: i % 4 === 0 ? { canary: "true" } : {} }));
+    Array.from({ length: n }, (_, i) => ({ name: `w${String(i).padStart(2, "0")}`, labels: (i % 4 === 0 ? { canary: "true" } : {}) as Record<string, string> }));
 
   it("plans the design's example: canary of 2 by selector, then 10% batches", () => {
     const plan = planRollout(pool(20), { canary: { selector: { matchLabels: { canary: "true" } }, count: 2 }, maxUnavailable: "10%" });
