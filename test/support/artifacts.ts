@@ -28,6 +28,8 @@ export interface WorkerArtifacts {
   readonly kubelet: BuiltArtifact;
   /** Where the kubelet binary came from, for test names and reports. */
   readonly kubeletSource: string;
+  /** Arguments that make the kubelet binary print its version (`--version`; the stand-in needs `version --client`). */
+  readonly kubeletVersionCommand: string;
 }
 
 const DEBS = { containerd: "containerd", runc: "runc", cni: "containernetworking-plugins", kubectl: "kubernetes-client" } as const;
@@ -115,6 +117,7 @@ export function workerArtifacts(): WorkerArtifacts {
       cni: { file: files.cni, version: versions.cni },
       kubelet,
       kubeletSource,
+      kubeletVersionCommand: existsSync(TOOLCHAIN_KUBELET) ? "--version" : "version --client",
     };
   } finally {
     rmSync(work, { recursive: true, force: true });
