@@ -90,8 +90,10 @@ export function workerNodeProblems(args: WorkerNodeArgs): Problem[] {
 }
 
 /** The observed versions printed by the verify step (`{"observedVersions":…,"binaries":…}`). */
-export function parseVerifyOutput(stdout: string): { observedVersions: ObservedVersions; binaries: Record<string, string> } {
-  const parsed = JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as { observedVersions?: ObservedVersions; binaries?: Record<string, string> };
+export function parseVerifyOutput(stdout: string | undefined): { observedVersions: ObservedVersions; binaries: Record<string, string> } {
+  const last = (stdout ?? "").trim().split("\n").pop();
+  if (!last) return { observedVersions: {}, binaries: {} };
+  const parsed = JSON.parse(last) as { observedVersions?: ObservedVersions; binaries?: Record<string, string> };
   return { observedVersions: parsed.observedVersions ?? {}, binaries: parsed.binaries ?? {} };
 }
 
