@@ -25,7 +25,12 @@ import { drainScript, kubeletKubeconfig, readyScript, removeNodeScript } from ".
 import { cleanupScript, hostMarkerScript, joinScript, nodeLabels, verifyScript } from "./worker-scripts/node";
 import { preflightScript, type PreflightCheck } from "./worker-scripts/preflight";
 
+import { SshStep } from "./ssh-step";
+
 export { ServiceManager } from "./worker-scripts/install";
+
+export const StepProvider = { Command: "command", OpenSsh: "openssh" } as const;
+export type StepProvider = (typeof StepProvider)[keyof typeof StepProvider];
 
 export interface WorkerNodeArgs {
   /** The machine. Validated before anything is created. */
@@ -51,6 +56,12 @@ export interface WorkerNodeArgs {
   readonly installRoot?: string;
   /** Default "systemd". "none" writes unit files but starts nothing and skips the kernel set-up (see docs/workers.md). */
   readonly serviceManager?: ServiceManager;
+  /**
+   * What runs the steps. "command" (default): @pulumi/command (needs the command provider plugin).
+   * "openssh": the OpenSSH client from a dynamic provider (see ssh-step.ts), for machines where
+   * that plugin cannot be installed. Same steps, names, scripts and secrets either way.
+   */
+  readonly stepProvider?: StepProvider;
   /** Accept a machine without `ssh.hostKey` (the host is then not authenticated). Default false. */
   readonly allowUnknownHostKey?: boolean;
   readonly kubelet?: KubeletSettings;
@@ -82,6 +93,9 @@ export function workerNodeProblems(args: WorkerNodeArgs): Problem[] {
   }
   if (args.serviceManager !== undefined && !Object.values(ServiceManager).includes(args.serviceManager)) {
     problems.push({ path: "serviceManager", message: `must be one of ${Object.values(ServiceManager).join(", ")}` });
+  }
+  if (args.stepProvider !== undefined && !Object.values(StepProvider).includes(args.stepProvider)) {
+    problems.push({ path: "stepProvider", message: `must be one of ${Object.values(StepProvider).join(", ")}` });
   }
   if (args.installRoot !== undefined && !args.installRoot.startsWith("/")) {
     problems.push({ path: "installRoot", message: `"${args.installRoot}" must be an absolute path` });
@@ -141,22 +155,37 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
   let previous: pulumi.Resource | undefined;
   const after = args.after ?? [];
 
+  const openssh = args.stepProvider === StepProvider.OpenSsh;
+  const sshConnection = {
+    host: m.ip,
+    port: m.ssh.port ?? 22,
+    user: m.ssh.user ?? "root",
+    hostKey: m.ssh.hostKey,
+    privateKey: connection.privateKey,
+    password: connection.password,
+  };
+  const dependsOn = () => (previous ? [previous, ...after] : after);
+
   /** One remote step; `update` repeats `create` so a changed input re-runs the step in place (a replacement would run the old one's delete). */
-  const remote = (role: string, script: pulumi.Input<string>, triggers: unknown[], extra: Partial<command.remote.CommandArgs> = {}, secretOutputs: string[] = []) => {
-    const step = new command.remote.Command(
-      `${name}-${role}`,
-      { connection, create: script, update: script, triggers, addPreviousOutputInEnv: false, ...extra },
-      { parent, dependsOn: previous ? [previous, ...after] : after, additionalSecretOutputs: ["connection", ...secretOutputs] },
-    );
+  const remote = (role: string, script: pulumi.Input<string>, triggers: unknown[], extra: { delete?: string; stdin?: pulumi.Input<string> } = {}, secretOutputs: string[] = []) => {
+    const step = openssh
+      ? new SshStep(`${name}-${role}`, { connection: sshConnection, create: script, update: script, triggers, ...extra }, { parent, dependsOn: dependsOn(), additionalSecretOutputs: secretOutputs })
+      : new command.remote.Command(
+          `${name}-${role}`,
+          { connection, create: script, update: script, triggers, addPreviousOutputInEnv: false, ...extra },
+          { parent, dependsOn: dependsOn(), additionalSecretOutputs: ["connection", ...secretOutputs] },
+        );
     steps[role] = previous = step;
     return step;
   };
   const local = (role: string, create: string, triggers: unknown[], stdin: pulumi.Input<string>, del?: string) => {
-    const step = new command.local.Command(
-      `${name}-${role}`,
-      { create, update: create, delete: del, triggers, stdin: pulumi.secret(stdin), interpreter: ["/bin/bash", "-c"], addPreviousOutputInEnv: false },
-      { parent, dependsOn: previous ? [previous, ...after] : after, additionalSecretOutputs: ["stdin"] },
-    );
+    const step = openssh
+      ? new SshStep(`${name}-${role}`, { create, update: create, delete: del, triggers, stdin: pulumi.secret(stdin) }, { parent, dependsOn: dependsOn() })
+      : new command.local.Command(
+          `${name}-${role}`,
+          { create, update: create, delete: del, triggers, stdin: pulumi.secret(stdin), interpreter: ["/bin/bash", "-c"], addPreviousOutputInEnv: false },
+          { parent, dependsOn: dependsOn(), additionalSecretOutputs: ["stdin"] },
+        );
     steps[role] = previous = step;
     return step;
   };
