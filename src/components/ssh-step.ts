@@ -13,6 +13,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 
+/* eslint-disable @typescript-eslint/no-require-imports -- the provider below is serialized into
+   the state and run by the dynamic-provider plugin: it must load its modules when it runs. */
+
 export interface SshConnection {
   readonly host: string;
   readonly port?: number;

@@ -66,8 +66,7 @@ describe("WorkerNode", () => {
   });
 
   it("refuses a machine without a pinned host key unless allowed, and then connects without one", async () => {
-    const { ssh: _ssh, ...rest } = machine();
-    const unpinned = { ...rest, ssh: { user: "root" } };
+    const unpinned = { ...machine(), ssh: { user: "root" } };
     expect(() => new WorkerNode("u", { machine: unpinned, credentials: { privateKey: PRIVATE_KEY }, cluster })).toThrow(/machine\.ssh\.hostKey: is required/);
     recorder.reset();
     new WorkerNode("u2", { machine: unpinned, credentials: { privateKey: PRIVATE_KEY }, cluster, allowUnknownHostKey: true });
@@ -141,7 +140,7 @@ describe("WorkerNode", () => {
 
   it("passes a bootstrap token instead of a signed certificate", async () => {
     recorder.reset();
-    const { caPrivateKey: _k, ...noKey } = cluster;
+    const noKey = { endpoint: cluster.endpoint, caCertificate: cluster.caCertificate };
     const node = new WorkerNode("b", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...noKey, bootstrapToken: "abcdef.0123456789abcdef" } });
     await settle();
     expect(children("b").filter((r) => r.type.startsWith("tls:"))).toEqual([]);

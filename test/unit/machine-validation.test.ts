@@ -53,7 +53,8 @@ describe("validateMachineSpec", () => {
 
   it("wants exactly one of packages and packageVersionRef on a Machine resource", () => {
     expect(paths(validateMachineSpec(machine({ packageVersionRef: { name: "v" } })))).toEqual(["spec.packages"]);
-    const { packages: _omitted, ...withoutPackages } = machine();
+    const withoutPackages: Partial<MachineSpec> = machine();
+    delete withoutPackages.packages;
     expect(paths(validateMachineSpec(withoutPackages))).toEqual(["spec.packageVersionRef"]);
   });
 
