@@ -4,11 +4,11 @@
  * Steps run through the OpenSSH client (stepProvider "openssh"): the @pulumi/command plugin cannot
  * be built on these machines (docs/toolchain.md). The hosts have no systemd, so serviceManager is
  * "none" (units are written, nothing is started) and the kernel, swap and port checks of preflight
- * are reported as warnings; the kubelet is credentialed with a bootstrap token because the tls
- * plugin is missing too. Everything else is the real thing.
+ * are reported as warnings. The kubelet's client certificate is signed by @pulumi/tls (its plugin
+ * is built by the toolchain). Everything else is the real thing.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
@@ -20,7 +20,7 @@ import { NodePool } from "../../src/components/node-pool";
 import { WorkerNode } from "../../src/components/worker-node";
 import { mirrorDirectory, workerArtifacts, type BuiltArtifact, type WorkerArtifacts } from "../support/artifacts";
 import { startSshHosts, startSshd, stopSshHosts, stopSshd, sshRun, type SshHost } from "../support/sshd-hosts";
-import { engineStack, type EngineStack } from "../support/worker-engine";
+import { engineStack, requireEngine, type EngineStack } from "../support/worker-engine";
 
 const BOOTSTRAP_TOKEN = "abcdef.0123456789abcdef";
 let artifacts: WorkerArtifacts;
@@ -29,7 +29,9 @@ let mirror: Mirror;
 let hosts: SshHost[];
 let stranger: SshHost[];
 let caCertificate: string;
+let caKey: string;
 let pool: EngineStack;
+let caDir: string;
 const logs: string[] = [];
 const figures: Record<string, string> = {};
 
@@ -48,7 +50,7 @@ const machineOf = (h: SshHost, hostKey = h.hostKey) => ({
   ssh: { port: h.port, user: h.user, hostKey },
 });
 const nodeOptions = { serviceManager: "none", stepProvider: "openssh", preflight: { ignore: ["kernel", "swap", "ports"] } } as const;
-const cluster = () => ({ endpoint: "https://127.0.0.1:6443", caCertificate, bootstrapToken: pulumi.secret(BOOTSTRAP_TOKEN) });
+const cluster = () => ({ endpoint: "https://127.0.0.1:6443", caCertificate, caPrivateKey: pulumi.secret(caKey) });
 
 async function up(target: EngineStack): Promise<{ result: UpResult; events: EngineEvent[]; seconds: number }> {
   const events: EngineEvent[] = [];
@@ -63,6 +65,7 @@ const currentKubelet = (h: SshHost) => readlinkSync(path.join(h.root, "opt/kube-
 const versionDir = (a: PackageArtifact) => `${a.version}-${a.sha256.slice(0, 12)}`;
 
 beforeAll(async () => {
+  requireEngine(["tls-5.3.0"]);
   artifacts = workerArtifacts();
   const m = mirrorDirectory(artifacts);
   bumped = m.bumpedKubelet;
@@ -70,6 +73,8 @@ beforeAll(async () => {
   const ca = mkdtempSync(path.join(tmpdir(), "kok-ca-"));
   execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path.join(ca, "ca.key"), "-out", path.join(ca, "ca.crt"), "-subj", "/CN=kubernetes", "-days", "1"], { stdio: "pipe" });
   caCertificate = readFileSync(path.join(ca, "ca.crt"), "utf8");
+  caKey = readFileSync(path.join(ca, "ca.key"), "utf8");
+  caDir = ca;
   hosts = await startSshHosts(3, "pool");
   stranger = await startSshHosts(1, "stranger");
   scenario.packages = { containerd: artifact(artifacts.containerd), runc: artifact(artifacts.runc), kubelet: artifact(artifacts.kubelet), cni: artifact(artifacts.cni) };
@@ -105,6 +110,13 @@ describe("NodePool through the real engine", () => {
     expect(finished("pool-pool-1-verify")).toBeLessThan(started("pool-pool-2-host"));
     expect(downloads()).toBe(4 * hosts.length);
     expect(readFileSync(path.join(hosts[2].root, "etc/kubernetes/kubelet-flags.env"), "utf8")).toContain("topology.kubernetes.io/zone=lo-a");
+    const kubeconfig = readFileSync(path.join(hosts[1].root, "etc/kubernetes/kubelet.conf"), "utf8");
+    const certPem = Buffer.from(/client-certificate-data: (\S+)/.exec(kubeconfig)![1], "base64").toString();
+    const certFile = path.join(caDir, "pool-1.crt");
+    writeFileSync(certFile, certPem);
+    expect(execFileSync("openssl", ["verify", "-CAfile", path.join(caDir, "ca.crt"), certFile], { encoding: "utf8" })).toContain(": OK");
+    const subject = execFileSync("openssl", ["x509", "-noout", "-subject", "-in", certFile], { encoding: "utf8" });
+    expect(subject).toMatch(/O\s*=\s*system:nodes, CN\s*=\s*system:node:pool-1/);
   });
 
   it("a second up changes nothing and runs no step", async () => {
@@ -165,7 +177,7 @@ describe("NodePool through the real engine", () => {
   it("refuses a host whose key is not the pinned one, and touches nothing on it", async () => {
     const host = stranger[0];
     const wrongKey = await engineStack("stranger", async () => {
-      new WorkerNode("stranger", { machine: machineOf(host, hosts[0].hostKey), packages: scenario.packages, credentials: { privateKey: pulumi.secret(host.privateKey) }, cluster: cluster(), installRoot: host.root, ...nodeOptions });
+      new WorkerNode("stranger", { machine: machineOf(host, hosts[0].hostKey), packages: scenario.packages, credentials: { privateKey: pulumi.secret(host.privateKey) }, cluster: { endpoint: "https://127.0.0.1:6443", caCertificate, bootstrapToken: pulumi.secret(BOOTSTRAP_TOKEN) }, installRoot: host.root, ...nodeOptions });
       return {};
     });
     const error = await wrongKey.stack.up({ onOutput: (o) => logs.push(o) }).then(() => undefined, (e: Error) => e);
@@ -174,7 +186,7 @@ describe("NodePool through the real engine", () => {
     expect(existsSync(path.join(host.root, "opt"))).toBe(false);
   });
 
-  it("keeps the SSH keys and the bootstrap token out of the state file and the engine output", async () => {
+  it("keeps the SSH keys, the CA key, the kubelet key and the bootstrap token out of the state file and the engine output", async () => {
     // The state file at rest, not exportStack(): the Automation API exports with --show-secrets.
     const state = readFileSync(path.join(pool.backend, ".pulumi", "stacks", "kok-workers-it", "pool.json"), "utf8");
     expect(state).toContain("ciphertext");
@@ -184,6 +196,14 @@ describe("NodePool through the real engine", () => {
       expect(keyBody.length).toBeGreaterThan(20);
       expect(state.includes(keyBody), `private key of ${h.name} in the state`).toBe(false);
       expect(logs.join("").includes(keyBody), `private key of ${h.name} in the engine output`).toBe(false);
+    }
+    const kubeletKey = /client-key-data: (\S+)/.exec(readFileSync(path.join(hosts[0].root, "etc/kubernetes/kubelet.conf"), "utf8"))![1];
+    const kubeletKeyBody = Buffer.from(kubeletKey, "base64").toString().split("\n")[1];
+    const caKeyBody = caKey.split("\n")[1];
+    for (const [what, text] of [["kubelet key (base64)", kubeletKey], ["kubelet key", kubeletKeyBody], ["CA key", caKeyBody]]) {
+      expect(text.length).toBeGreaterThan(20);
+      expect(state.includes(text), `${what} in the state`).toBe(false);
+      expect(logs.join("").includes(text), `${what} in the engine output`).toBe(false);
     }
     expect(state.includes("0123456789abcdef")).toBe(false);
     expect(logs.join("").includes("0123456789abcdef")).toBe(false);
