@@ -147,4 +147,19 @@ describe("WorkerNode", () => {
     expect(String(recorder.named("b-join").inputs.create)).toContain("--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf");
     expect(await valueOf((node.steps.join as unknown as { stdin: pulumi.Output<string> }).stdin)).toContain("token: abcdef.0123456789abcdef");
   });
+
+  it("runs the same steps through the OpenSSH dynamic provider, with the same names and secrets", async () => {
+    recorder.reset();
+    const node = new WorkerNode("o", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster, stepProvider: "openssh" });
+    await settle();
+    const steps = children("o").filter((r) => r.type === "pulumi-nodejs:dynamic:Resource");
+    expect(steps.map((r) => role("o", r))).toEqual(["host", "preflight", "containerd", "kubelet", "cni", "join", "verify"]);
+    const connection = secretInput(recorder.named("o-host").inputs.connection);
+    expect(connection.secret).toBe(true);
+    expect(connection.value.hostKey).toBe(machine().ssh.hostKey);
+    const provider = String(recorder.named("o-host").inputs.__provider);
+    expect(provider).toContain("StrictHostKeyChecking=yes");
+    expect(provider).not.toContain("TEST-ONLY");
+    expect(await isSecretOutput((node.steps.join as unknown as { stdin: pulumi.Output<string> }).stdin)).toBe(true);
+  });
 });
