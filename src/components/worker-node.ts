@@ -54,7 +54,11 @@ export interface WorkerNodeArgs {
   };
   /** Where files go on the host. Default "/"; tests use a directory per host. */
   readonly installRoot?: string;
-  /** Default "systemd". "none" writes unit files but starts nothing and skips the kernel set-up (see docs/workers.md). */
+  /**
+   * Default "systemd". "process" runs containerd and the kubelet as detached processes with pid
+   * files (hosts without systemd); "none" writes unit files but starts nothing. Both skip the
+   * kernel set-up of preflight (see docs/workers.md).
+   */
   readonly serviceManager?: ServiceManager;
   /**
    * What runs the steps. "command" (default): @pulumi/command (needs the command provider plugin).
@@ -193,7 +197,8 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
   remote("host", hostMarkerScript(m.hostname, layout), [m.hostname, layout.installRoot], { delete: cleanupScript(layout) });
   const preflight = { hostname: m.hostname, ...args.preflight };
   remote("preflight", preflightScript(preflight, layout), [preflight, layout]);
-  remote("containerd", containerdScript(packages.containerd, layout), [packages.containerd]);
+  const cgroupDriver = args.kubelet?.cgroupDriver ?? "systemd";
+  remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver), [packages.containerd, cgroupDriver]);
   if (packages.runc) remote("runc", runcScript(packages.runc, layout), [packages.runc]);
   const admin = args.cluster.adminKubeconfig;
   if (admin !== undefined) {

@@ -39,7 +39,17 @@ async function waitFor(what: string, probe: () => boolean, child: ChildProcess, 
   throw new Error(`${what} did not happen: ${log().slice(-2000)}`);
 }
 
-export async function startBusinessApi(): Promise<BusinessApi> {
+export interface BusinessApiOptions {
+  /**
+   * The cluster CA (PEM files). With it the API server's serving certificate is signed by this CA
+   * (SAN 127.0.0.1), client certificates signed by it are accepted, and the Node authorizer and
+   * NodeRestriction admission are on, as for real kubelets. Without it the server certificate is
+   * self-signed and only the admin token is accepted.
+   */
+  readonly ca?: { readonly certFile: string; readonly keyFile: string };
+}
+
+export async function startBusinessApi(options: BusinessApiOptions = {}): Promise<BusinessApi> {
   const bin = (name: string) => path.join(TOOLCHAIN, "bin", name);
   for (const name of ["etcd", "kube-apiserver", "kubectl"]) {
     if (!existsSync(bin(name))) throw new Error(`${bin(name)} is missing: build it with \`npm run toolchain\``);
@@ -73,12 +83,24 @@ export async function startBusinessApi(): Promise<BusinessApi> {
   execFileSync("openssl", ["genrsa", "-out", path.join(work, "sa.key"), "2048"], { stdio: "pipe" });
   execFileSync("openssl", ["rsa", "-in", path.join(work, "sa.key"), "-pubout", "-out", path.join(work, "sa.pub")], { stdio: "pipe" });
   writeFileSync(path.join(work, "tokens.csv"), 'admin-token,admin,admin,"system:masters"\n');
+  const tlsFlags: string[] = [];
+  if (options.ca) {
+    const key = path.join(work, "apiserver.key");
+    const csr = path.join(work, "apiserver.csr");
+    const crt = path.join(work, "apiserver.crt");
+    const ext = path.join(work, "apiserver.ext");
+    writeFileSync(ext, "subjectAltName=IP:127.0.0.1,DNS:kubernetes,DNS:localhost\nextendedKeyUsage=serverAuth\n");
+    execFileSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=kube-apiserver"], { stdio: "pipe" });
+    execFileSync("openssl", ["x509", "-req", "-in", csr, "-CA", options.ca.certFile, "-CAkey", options.ca.keyFile, "-CAcreateserial", "-out", crt, "-days", "1", "-extfile", ext], { stdio: "pipe" });
+    tlsFlags.push("--tls-cert-file", crt, "--tls-private-key-file", key, "--client-ca-file", options.ca.certFile, "--enable-admission-plugins", "NodeRestriction");
+  }
   const api = start(bin("kube-apiserver"), [
     "--etcd-servers", `http://127.0.0.1:${etcdPort}`, "--cert-dir", path.join(work, "certs"),
     "--secure-port", String(apiPort), "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
     "--service-cluster-ip-range", "10.0.0.0/24", "--service-account-issuer", "https://kubernetes.default.svc",
     "--service-account-key-file", path.join(work, "sa.pub"), "--service-account-signing-key-file", path.join(work, "sa.key"),
-    "--token-auth-file", path.join(work, "tokens.csv"), "--authorization-mode", "RBAC",
+    "--token-auth-file", path.join(work, "tokens.csv"), "--authorization-mode", options.ca ? "Node,RBAC" : "RBAC",
+    ...tlsFlags,
   ]);
   const endpoint = `https://127.0.0.1:${apiPort}`;
   await waitFor("kube-apiserver ready", () => curlOk(`${endpoint}/readyz`, true), api.child, api.log);

@@ -6,15 +6,16 @@
  * version in place and running. A re-run with the version already active downloads nothing.
  */
 import type { PackageArtifact, PackageName } from "../../api/v1alpha1";
-import { bashCommand, preamble, shellQuote } from "./shell";
+import YAML from "yaml";
+import { restartLines, serviceFunctions, type ServiceManager } from "./services";
+import { bashCommand, preamble, rootPrefix, shellQuote } from "./shell";
 
-export const ServiceManager = { Systemd: "systemd", None: "none" } as const;
-export type ServiceManager = (typeof ServiceManager)[keyof typeof ServiceManager];
+export { ServiceManager } from "./services";
 
 export interface HostLayout {
   /** "/" on a real host; a directory on a test host. */
   readonly installRoot: string;
-  /** `none` writes units but starts, stops and reloads nothing (hosts without systemd). */
+  /** `systemd`; `process` (detached daemons with pid files); `none` (units written, nothing started). */
   readonly serviceManager: ServiceManager;
 }
 
@@ -78,15 +79,23 @@ ${shape.links}
 `;
 }
 
-const CONTAINERD_CONFIG = `version = 2
+/** containerd's config; every path under the install root, so one machine can hold several test hosts. */
+export function containerdConfig(installRoot: string, cgroupDriver: CgroupDriver = "systemd"): string {
+  const root = rootPrefix(installRoot);
+  return `version = 2
+root = "${root}/var/lib/containerd"
+state = "${root}/run/containerd"
+[grpc]
+  address = "${root}/run/containerd/containerd.sock"
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-  SystemdCgroup = true
+  SystemdCgroup = ${cgroupDriver === "systemd"}
 [plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "/opt/cni/bin"
-  conf_dir = "/etc/cni/net.d"
+  bin_dir = "${root}/opt/cni/bin"
+  conf_dir = "${root}/etc/cni/net.d"
 `;
+}
 
 const CONTAINERD_UNIT = `[Unit]
 Description=containerd container runtime (kube-on-kube)
@@ -120,6 +129,8 @@ RestartSec=5
 WantedBy=multi-user.target
 `;
 
+export type CgroupDriver = "systemd" | "cgroupfs";
+
 /** Settings of the kubelet's config file (KubeletConfiguration). */
 export interface KubeletSettings {
   /** Default ["10.96.0.10"] (the tenth address of the default service CIDR). */
@@ -128,26 +139,28 @@ export interface KubeletSettings {
   readonly clusterDomain?: string;
   /** Default 110. */
   readonly maxPods?: number;
+  /** Default "systemd" (containerd is configured to match). */
+  readonly cgroupDriver?: CgroupDriver;
+  /** Extra KubeletConfiguration fields; they override the generated ones (e.g. { address: "10.0.0.5" }). */
+  readonly config?: Readonly<Record<string, unknown>>;
 }
 
-export function kubeletConfig(settings: KubeletSettings = {}): string {
-  const dns = (settings.clusterDNS ?? ["10.96.0.10"]).map((ip) => `  - ${ip}`).join("\n");
-  return `apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-authentication:
-  anonymous: { enabled: false }
-  webhook: { enabled: true }
-  x509: { clientCAFile: /etc/kubernetes/pki/ca.crt }
-authorization: { mode: Webhook }
-cgroupDriver: systemd
-containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
-clusterDNS:
-${dns}
-clusterDomain: ${settings.clusterDomain ?? "cluster.local"}
-maxPods: ${settings.maxPods ?? 110}
-failSwapOn: true
-rotateCertificates: false
-`;
+export function kubeletConfig(settings: KubeletSettings = {}, installRoot = "/"): string {
+  const root = rootPrefix(installRoot);
+  return YAML.stringify({
+    apiVersion: "kubelet.config.k8s.io/v1beta1",
+    kind: "KubeletConfiguration",
+    authentication: { anonymous: { enabled: false }, webhook: { enabled: true }, x509: { clientCAFile: `${root}/etc/kubernetes/pki/ca.crt` } },
+    authorization: { mode: "Webhook" },
+    cgroupDriver: settings.cgroupDriver ?? "systemd",
+    containerRuntimeEndpoint: `unix://${root}/run/containerd/containerd.sock`,
+    clusterDNS: [...(settings.clusterDNS ?? ["10.96.0.10"])],
+    clusterDomain: settings.clusterDomain ?? "cluster.local",
+    maxPods: settings.maxPods ?? 110,
+    failSwapOn: true,
+    rotateCertificates: false,
+    ...settings.config,
+  });
 }
 
 /** Lines that write a file only when its content differs; sets `changed=1` if it did. */
@@ -160,20 +173,9 @@ then changed=1; log "wrote ${path}"; fi
 `;
 }
 
-function restartLines(layout: HostLayout, unit: string, when: "changed" | "changed-and-active"): string {
-  if (layout.serviceManager === ServiceManager.None) {
-    return `[ "$changed" = 1 ] && log "serviceManager none: ${unit} was not (re)started"\ntrue\n`;
-  }
-  const condition = when === "changed" ? `[ "$changed" = 1 ]` : `[ "$changed" = 1 ] && systemctl is-active --quiet ${unit}`;
-  return `systemctl daemon-reload
-systemctl enable ${unit} >/dev/null 2>&1
-if ${condition}; then systemctl restart ${unit} && log "restarted ${unit}"; fi
-`;
-}
-
-export function containerdScript(artifact: PackageArtifact, layout: HostLayout): string {
-  return bashCommand(`${preamble("containerd", layout.installRoot)}${installArtifact("containerd", artifact)}
-${writeFileLines("/etc/containerd/config.toml", "0644", CONTAINERD_CONFIG)}${writeFileLines("/etc/systemd/system/containerd.service", "0644", CONTAINERD_UNIT)}${restartLines(layout, "containerd", "changed")}`);
+export function containerdScript(artifact: PackageArtifact, layout: HostLayout, cgroupDriver: CgroupDriver = "systemd"): string {
+  return bashCommand(`${preamble("containerd", layout.installRoot)}${serviceFunctions(layout.serviceManager)}${installArtifact("containerd", artifact)}
+${writeFileLines("/etc/containerd/config.toml", "0644", containerdConfig(layout.installRoot, cgroupDriver))}${writeFileLines("/etc/systemd/system/containerd.service", "0644", CONTAINERD_UNIT)}${restartLines(layout.serviceManager, "containerd", "changed-or-stopped")}`);
 }
 
 export function runcScript(artifact: PackageArtifact, layout: HostLayout): string {
@@ -185,8 +187,8 @@ export function runcScript(artifact: PackageArtifact, layout: HostLayout): strin
  * upgrade); a fresh one is started by the join step once it has credentials.
  */
 export function kubeletScript(artifact: PackageArtifact, settings: KubeletSettings, layout: HostLayout): string {
-  return bashCommand(`${preamble("kubelet", layout.installRoot)}${installArtifact("kubelet", artifact)}
-${writeFileLines("/var/lib/kubelet/config.yaml", "0644", kubeletConfig(settings))}${writeFileLines("/etc/systemd/system/kubelet.service", "0644", KUBELET_UNIT)}${restartLines(layout, "kubelet", "changed-and-active")}`);
+  return bashCommand(`${preamble("kubelet", layout.installRoot)}${serviceFunctions(layout.serviceManager)}${installArtifact("kubelet", artifact)}
+${writeFileLines("/var/lib/kubelet/config.yaml", "0644", kubeletConfig(settings, layout.installRoot))}${writeFileLines("/etc/systemd/system/kubelet.service", "0644", KUBELET_UNIT)}${restartLines(layout.serviceManager, "kubelet", "changed-and-running")}`);
 }
 
 export function cniScript(artifact: PackageArtifact, layout: HostLayout): string {

@@ -4,8 +4,9 @@
  */
 import type { Taint } from "../../api/v1alpha1";
 import { PACKAGE_NAMES } from "../../api/v1alpha1";
-import { ServiceManager, writeFileLines, type HostLayout } from "./install";
-import { bashCommand, PACKAGE_HOME, preamble, shellQuote } from "./shell";
+import { writeFileLines, type HostLayout } from "./install";
+import { restartLines, runningCheckLines, serviceFunctions, ServiceManager, stopLines } from "./services";
+import { bashCommand, PACKAGE_HOME, preamble, rootPrefix, shellQuote } from "./shell";
 
 export const ZONE_LABEL = "topology.kubernetes.io/zone";
 
@@ -21,13 +22,15 @@ export function kubeletFlags(args: {
   labels: Record<string, string>;
   taints: readonly Taint[];
   bootstrap: boolean;
+  /** The install root; prefixes the bootstrap kubeconfig path. Default "/". */
+  installRoot?: string;
 }): string {
   const flags = [`--node-ip=${args.ip}`, `--hostname-override=${args.hostname}`];
   const labels = Object.keys(args.labels).sort().map((k) => `${k}=${args.labels[k]}`);
   if (labels.length) flags.push(`--node-labels=${labels.join(",")}`);
   const taints = args.taints.map((t) => `${t.key}${t.value ? `=${t.value}` : ""}:${t.effect}`);
   if (taints.length) flags.push(`--register-with-taints=${taints.join(",")}`);
-  if (args.bootstrap) flags.push("--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf");
+  if (args.bootstrap) flags.push(`--bootstrap-kubeconfig=${rootPrefix(args.installRoot ?? "/")}/etc/kubernetes/bootstrap-kubelet.conf`);
   return `KUBELET_ARGS="${flags.join(" ")}"\n`;
 }
 
@@ -49,21 +52,14 @@ export interface JoinScriptArgs {
 export function joinScript(args: JoinScriptArgs, layout: HostLayout): string {
   const bootstrap = args.credentials === "bootstrapToken";
   const kubeconfigPath = bootstrap ? "/etc/kubernetes/bootstrap-kubelet.conf" : "/etc/kubernetes/kubelet.conf";
-  const start =
-    layout.serviceManager === ServiceManager.Systemd
-      ? `systemctl daemon-reload
-systemctl enable kubelet >/dev/null 2>&1
-if [ "$changed" = 1 ] || ! systemctl is-active --quiet kubelet; then systemctl restart kubelet && log "started kubelet"; fi
-`
-      : `[ "$changed" = 1 ] && log "serviceManager none: kubelet was not started"\ntrue\n`;
-  return bashCommand(`${preamble("join", layout.installRoot)}changed=0
+  return bashCommand(`${preamble("join", layout.installRoot)}${serviceFunctions(layout.serviceManager)}changed=0
 ${writeFileLines("/etc/kubernetes/pki/ca.crt", "0644", args.caCertificate)}${writeFileLines(
     "/etc/kubernetes/kubelet-flags.env",
     "0644",
-    kubeletFlags({ ...args, bootstrap }),
+    kubeletFlags({ ...args, bootstrap, installRoot: layout.installRoot }),
   )}if write_file "$ROOT${kubeconfigPath}" 0600; then changed=1; log "wrote ${kubeconfigPath}"; fi
 [ -s "$ROOT${kubeconfigPath}" ] || fail "no kubeconfig arrived on stdin"
-${start}`);
+${restartLines(layout.serviceManager, "kubelet", "changed-or-stopped")}`);
 }
 
 /**
@@ -75,11 +71,7 @@ export function verifyScript(layout: HostLayout): string {
   const stamps = PACKAGE_NAMES.map(
     (p) => `v=$(cat "$PKG_HOME/${p}/current/.kube-on-kube-version" 2>/dev/null || true); [ -n "$v" ] && versions+=("\\"${p}\\":\\"$(json "$v")\\"")`,
   ).join("\n");
-  const services =
-    layout.serviceManager === ServiceManager.Systemd
-      ? `for unit in containerd kubelet; do systemctl is-active --quiet "$unit" || fail "$unit is not active; see journalctl -u $unit"; done\n`
-      : "";
-  return bashCommand(`${preamble("verify", layout.installRoot)}json() { printf '%s' "$1" | sed 's/\\\\/\\\\\\\\/g; s/"/\\\\"/g' | tr -d '\\n\\r'; }
+  return bashCommand(`${preamble("verify", layout.installRoot)}${serviceFunctions(layout.serviceManager)}json() { printf '%s' "$1" | sed 's/\\\\/\\\\\\\\/g; s/"/\\\\"/g' | tr -d '\\n\\r'; }
 versions=()
 ${stamps}
 binaries=()
@@ -88,28 +80,28 @@ for bin in usr/local/bin/containerd usr/local/sbin/runc usr/local/bin/kubelet; d
   line=$("$ROOT/$bin" --version 2>&1 | head -n 1 || true)
   binaries+=("\\"\${bin##*/}\\":\\"$(json "$line")\\"")
 done
-${services}joined() { local IFS=,; echo "$*"; }
+${runningCheckLines(layout.serviceManager)}joined() { local IFS=,; echo "$*"; }
 printf '{"observedVersions":{%s},"binaries":{%s}}\\n' "$(joined "\${versions[@]}")" "$(joined "\${binaries[@]}")"
 `);
 }
 
 /** Run when the WorkerNode is deleted (after the node was drained and removed): stops the services and removes what kube-on-kube installed. */
 export function cleanupScript(layout: HostLayout): string {
+  // The kubelet bind-mounts its root directory onto itself and mounts pod volumes below it.
+  const unmount = `awk -v d="$ROOT/var/lib/kubelet" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount "$m" || true; done\n`;
   const stop =
     layout.serviceManager === ServiceManager.Systemd
-      ? `for unit in kubelet containerd; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
-awk '$2 ~ "^/var/lib/kubelet/" {print $2}' /proc/mounts | sort -r | while read -r m; do umount "$m" || true; done
-rm -f /etc/systemd/system/kubelet.service /etc/systemd/system/containerd.service /etc/modules-load.d/kube-on-kube.conf /etc/sysctl.d/99-kube-on-kube.conf
+      ? `${stopLines(layout.serviceManager)}${unmount}rm -f /etc/systemd/system/kubelet.service /etc/systemd/system/containerd.service /etc/modules-load.d/kube-on-kube.conf /etc/sysctl.d/99-kube-on-kube.conf
 systemctl daemon-reload
 `
-      : `rm -f "$ROOT/etc/systemd/system/kubelet.service" "$ROOT/etc/systemd/system/containerd.service"\n`;
+      : `${stopLines(layout.serviceManager)}${layout.serviceManager === ServiceManager.Process ? unmount : ""}rm -f "$ROOT/etc/systemd/system/kubelet.service" "$ROOT/etc/systemd/system/containerd.service"\n`;
   const links = ["usr/local/bin/kubelet", "usr/local/sbin/runc", "opt/cni/bin"].map((l) => `"$ROOT/${l}"`).join(" ");
-  return bashCommand(`${preamble("cleanup", layout.installRoot)}${stop}if [ -d "$PKG_HOME/containerd/current/bin" ]; then
+  return bashCommand(`${preamble("cleanup", layout.installRoot)}${serviceFunctions(layout.serviceManager)}${stop}if [ -d "$PKG_HOME/containerd/current/bin" ]; then
   for f in "$PKG_HOME/containerd/current/bin/"*; do rm -f "$ROOT/usr/local/bin/\${f##*/}"; done
 fi
 rm -f ${links}
 [ -d "$ROOT/opt/cni/bin.before-kube-on-kube" ] && mv -T "$ROOT/opt/cni/bin.before-kube-on-kube" "$ROOT/opt/cni/bin"
-rm -rf "$ROOT/var/lib/kubelet" "$ROOT/etc/containerd/config.toml" "$ROOT${PACKAGE_HOME}"
+rm -rf "$ROOT/var/lib/kubelet" "$ROOT/etc/containerd/config.toml" "$ROOT${PACKAGE_HOME}" "$ROOT/run/kube-on-kube"
 rm -f "$ROOT/etc/kubernetes/kubelet.conf" "$ROOT/etc/kubernetes/bootstrap-kubelet.conf" "$ROOT/etc/kubernetes/kubelet-flags.env" "$ROOT/etc/kubernetes/pki/ca.crt"
 log "removed kube-on-kube's files from the host"
 `);
