@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import fc from "fast-check";
 import YAML from "yaml";
 import { describe, expect, it } from "vitest";
-import { cniScript, containerdScript, kubeletConfig, kubeletScript, runcScript, writeFileLines, type HostLayout } from "../../src/components/worker-scripts/install";
+import { cniScript, containerdConfig, containerdScript, kubeletConfig, kubeletScript, runcScript, writeFileLines, type HostLayout } from "../../src/components/worker-scripts/install";
 import { drainScript, kubeletKubeconfig, readyScript, removeNodeScript } from "../../src/components/worker-scripts/kubectl";
 import { cleanupScript, hostMarkerScript, joinScript, kubeletFlags, nodeLabels, verifyScript } from "../../src/components/worker-scripts/node";
 import { preflightScript } from "../../src/components/worker-scripts/preflight";
@@ -13,6 +13,7 @@ import { packages } from "../support/worker-fixtures";
 const layouts: HostLayout[] = [
   { installRoot: "/", serviceManager: "systemd" },
   { installRoot: "/srv/test host's root", serviceManager: "none" },
+  { installRoot: "/srv/host-2", serviceManager: "process" },
 ];
 const inner = (command: string) => {
   const prefix = "/bin/bash -c ";
@@ -64,6 +65,23 @@ describe("host scripts", () => {
     expect(inner(all(layouts[1]).preflight)).not.toContain("modprobe \"$m\" 2>/dev/null");
   });
 
+  it("run the daemons as detached processes with pid files in process mode", () => {
+    const join = inner(all(layouts[2]).join);
+    expect(join).toContain('setsid bash -c "exec $*"');
+    expect(join).toContain("svc_start kubelet");
+    expect(inner(all(layouts[2]).cleanup)).toContain("svc_stop kubelet");
+    expect(inner(all(layouts[2]).verify)).toContain('svc_running "$svc"');
+  });
+
+  it("put containerd's state, socket and CNI paths under the install root", () => {
+    const config = containerdConfig("/srv/h", "cgroupfs");
+    expect(config).toContain('address = "/srv/h/run/containerd/containerd.sock"');
+    expect(config).toContain('conf_dir = "/srv/h/etc/cni/net.d"');
+    expect(config).toContain("SystemdCgroup = false");
+    expect(containerdConfig("/")).toContain('root = "/var/lib/containerd"');
+    expect(YAML.parse(kubeletConfig({}, "/srv/h")).containerRuntimeEndpoint).toBe("unix:///srv/h/run/containerd/containerd.sock");
+  });
+
   it("check the sha256 before unpacking and switch versions with a rename", () => {
     const script = inner(all(layouts[0]).kubelet);
     const verifyAt = script.indexOf('fetch_verified "$URL" "$SHA"');
@@ -105,6 +123,7 @@ describe("node identity", () => {
   it("writes a kubelet config that uses the systemd cgroup driver and the cluster DNS", () => {
     const config = YAML.parse(kubeletConfig({ clusterDNS: ["10.0.0.10"], clusterDomain: "c.local" }));
     expect(config).toMatchObject({ kind: "KubeletConfiguration", cgroupDriver: "systemd", clusterDNS: ["10.0.0.10"], clusterDomain: "c.local", failSwapOn: true });
+    expect(YAML.parse(kubeletConfig({ cgroupDriver: "cgroupfs", config: { failSwapOn: false, address: "127.0.0.9" } }))).toMatchObject({ cgroupDriver: "cgroupfs", failSwapOn: false, address: "127.0.0.9" });
   });
 
   it("parses the verify step's output, and nothing when there is none", () => {
