@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -31,7 +31,10 @@ beforeAll(async () => {
   symlinkSync("/etc/hostname", path.join(dir, "escape"));
   mirror = await startMirror({ dir, host: "127.0.0.1", port: 0 });
 });
-afterAll(() => mirror?.close());
+afterAll(async () => {
+  await mirror?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe("kok mirror", () => {
   it("lists every artifact with its URL and sha256", () => {

@@ -45,10 +45,13 @@ function registerReadyNode(name: string): void {
   api.kubectl(["patch", "node", name, "--subresource=status", "--type=merge", "-p", JSON.stringify({ status: { conditions: [condition] } })]);
 }
 
+let removeMirrorDir: (() => void) | undefined;
+
 beforeAll(async () => {
   requireEngine(["tls-5.3.0"]);
   const artifacts = workerArtifacts();
   const m = mirrorDirectory(artifacts);
+  removeMirrorDir = m.remove;
   bumped = m.bumpedKubelet;
   mirror = await startMirror({ dir: m.dir, host: "127.0.0.1", port: 0 });
   api = await startBusinessApi();
@@ -72,6 +75,8 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await mirror?.close();
+  removeMirrorDir?.();
+  target?.remove();
   await api?.stop();
   await stopSshHosts(hosts);
 });

@@ -42,11 +42,15 @@ const alive = (pid: number | undefined) => {
   }
 };
 
+let removeMirrorDir: (() => void) | undefined;
+
 beforeAll(async () => {
   requireEngine(["tls-5.3.0"]);
   if (!existsSync(TOOLCHAIN_KUBELET)) throw new Error(`${TOOLCHAIN_KUBELET} is missing: build it with \`npm run toolchain\``);
   const artifacts = workerArtifacts();
-  mirror = await startMirror({ dir: mirrorDirectory(artifacts).dir, host: "127.0.0.1", port: 0 });
+  const mirrorDir = mirrorDirectory(artifacts);
+  removeMirrorDir = mirrorDir.remove;
+  mirror = await startMirror({ dir: mirrorDir.dir, host: "127.0.0.1", port: 0 });
   const artifact = (a: BuiltArtifact): PackageArtifact => {
     const served = mirror.artifacts.find((m) => m.name === path.basename(a.file))!;
     return { version: a.version, url: served.url, sha256: served.sha256 };
@@ -92,6 +96,8 @@ afterAll(async () => {
     }
   }
   await mirror?.close();
+  removeMirrorDir?.();
+  target?.remove();
   await api?.stop();
   await stopSshHosts(hosts);
   console.log(`kubelet join figures: ${JSON.stringify(figures)}`);

@@ -19,9 +19,11 @@ import { engineStack, requireEngine } from "../support/worker-engine";
 
 let mirror: Mirror | undefined;
 let hosts: SshHost[] = [];
+let removeMirrorDir: (() => void) | undefined;
 
 afterAll(async () => {
   await mirror?.close();
+  removeMirrorDir?.();
   await stopSshHosts(hosts);
 });
 
@@ -30,7 +32,9 @@ describe("WorkerNode on @pulumi/command through the real engine", () => {
     // In the test, not a hook: a missing plugin must show as this test failing, not as a skip.
     requireEngine(["command-1.2.1", "tls-5.3.0"]);
     hosts = await startSshHosts(1, "cmd");
-    mirror = await startMirror({ dir: mirrorDirectory(workerArtifacts()).dir, host: "127.0.0.1", port: 0 });
+    const mirrorDir = mirrorDirectory(workerArtifacts());
+    removeMirrorDir = mirrorDir.remove;
+    mirror = await startMirror({ dir: mirrorDir.dir, host: "127.0.0.1", port: 0 });
     const host = hosts[0];
     const ca = mkdtempSync(path.join(tmpdir(), "kok-ca-"));
     execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path.join(ca, "ca.key"), "-out", path.join(ca, "ca.crt"), "-subj", "/CN=kubernetes", "-days", "1"], { stdio: "pipe" });
@@ -39,7 +43,7 @@ describe("WorkerNode on @pulumi/command through the real engine", () => {
       if (!a) throw new Error(`no ${p} artifact on the mirror`);
       return { version: a.name, url: a.url, sha256: a.sha256 };
     };
-    const { stack, backend } = await engineStack("command", async () => {
+    const engine = await engineStack("command", async () => {
       const node = new WorkerNode("cmd", {
         machine: { clusterRef: { name: "it" }, ip: host.ip, hostname: host.name, ssh: { port: host.port, user: host.user, hostKey: host.hostKey } },
         packages: { containerd: byPrefix("containerd-"), kubelet: byPrefix("kubelet-"), cni: byPrefix("cni-") },
@@ -51,6 +55,7 @@ describe("WorkerNode on @pulumi/command through the real engine", () => {
       });
       return { observedVersions: node.observedVersions };
     });
+    const { stack, backend } = engine;
     const first = await stack.up();
     expect(first.summary.result).toBe("succeeded");
     expect(existsSync(path.join(host.root, "etc/kubernetes/kubelet.conf"))).toBe(true);
@@ -59,5 +64,6 @@ describe("WorkerNode on @pulumi/command through the real engine", () => {
     const state = readFileSync(path.join(backend, ".pulumi", "stacks", "kok-workers-it", "command.json"), "utf8");
     expect(state.includes(host.privateKey.split("\n")[2])).toBe(false);
     await stack.destroy();
+    engine.remove();
   });
 });

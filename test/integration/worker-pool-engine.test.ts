@@ -64,10 +64,13 @@ const downloads = () => mirror.requests.filter((r) => r.startsWith("GET") && r.e
 const currentKubelet = (h: SshHost) => readlinkSync(path.join(h.root, "opt/kube-on-kube/kubelet/current"));
 const versionDir = (a: PackageArtifact) => `${a.version}-${a.sha256.slice(0, 12)}`;
 
+let removeMirrorDir: (() => void) | undefined;
+
 beforeAll(async () => {
   requireEngine(["tls-5.3.0"]);
   artifacts = workerArtifacts();
   const m = mirrorDirectory(artifacts);
+  removeMirrorDir = m.remove;
   bumped = m.bumpedKubelet;
   mirror = await startMirror({ dir: m.dir, host: "127.0.0.1", port: 0 });
   const ca = mkdtempSync(path.join(tmpdir(), "kok-ca-"));
@@ -92,6 +95,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await mirror?.close();
+  removeMirrorDir?.();
+  pool?.remove();
   await stopSshHosts([...(hosts ?? []), ...(stranger ?? [])]);
   console.log(`worker engine figures: ${JSON.stringify(figures)} (kubelet: ${artifacts?.kubeletSource})`);
 });
@@ -184,6 +189,7 @@ describe("NodePool through the real engine", () => {
     expect(error?.message).toContain("stranger-host");
     expect(error?.message).toContain("does not match the pinned ssh.hostKey");
     expect(existsSync(path.join(host.root, "opt"))).toBe(false);
+    wrongKey.remove();
   });
 
   it("keeps the SSH keys, the CA key, the kubelet key and the bootstrap token out of the state file and the engine output", async () => {

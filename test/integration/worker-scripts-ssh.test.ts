@@ -31,15 +31,19 @@ const layoutOf = (host: SshHost): HostLayout => ({ installRoot: host.root, servi
 const run = (host: SshHost, script: string, stdin = "") => sshRun(host, script, stdin);
 const downloads = () => mirror.requests.filter((r) => r.startsWith("GET") && r.endsWith(" 200")).length;
 
+let removeMirrorDir: (() => void) | undefined;
+
 beforeAll(async () => {
   artifacts = workerArtifacts();
   const m = mirrorDirectory(artifacts);
+  removeMirrorDir = m.remove;
   bumped = m.bumpedKubelet;
   mirror = await startMirror({ dir: m.dir, host: "127.0.0.1", port: 0 });
   hosts = await startSshHosts(2, "scripts");
 });
 afterAll(async () => {
   await mirror?.close();
+  removeMirrorDir?.();
   await stopSshHosts(hosts ?? []);
 });
 

@@ -3,7 +3,7 @@
  * `npm run toolchain` (never downloaded), a `file://` backend in a temp directory, and inline
  * Automation API programs. A missing piece fails the test with a message naming it.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type PulumiFn, type Stack } from "@pulumi/pulumi/automation";
@@ -37,6 +37,8 @@ function dynamicProviderShim(): string {
 export interface EngineStack {
   readonly stack: Stack;
   readonly backend: string;
+  /** Removes the state, work and plugin directories (after the test is done with the stack). */
+  remove(): void;
 }
 
 export async function engineStack(name: string, program: PulumiFn): Promise<EngineStack> {
@@ -44,6 +46,7 @@ export async function engineStack(name: string, program: PulumiFn): Promise<Engi
   const backend = mkdtempSync(path.join(tmpdir(), "kok-state-"));
   const work = mkdtempSync(path.join(tmpdir(), "kok-work-"));
   mkdirSync(path.join(work, ".pulumi"), { recursive: true });
+  const pluginBin = dynamicProviderShim();
   const pulumiCommand = await PulumiCommand.get({ root: TOOLCHAIN, skipVersionCheck: true });
   const envVars = {
     PULUMI_HOME,
@@ -51,11 +54,11 @@ export async function engineStack(name: string, program: PulumiFn): Promise<Engi
     PULUMI_CONFIG_PASSPHRASE: "kube-on-kube integration tests",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
     PULUMI_SKIP_UPDATE_CHECK: "true",
-    PATH: `${dynamicProviderShim()}:${path.join(TOOLCHAIN, "bin")}:${process.env.PATH ?? ""}`,
+    PATH: `${pluginBin}:${path.join(TOOLCHAIN, "bin")}:${process.env.PATH ?? ""}`,
   };
   const stack = await LocalWorkspace.createOrSelectStack(
     { stackName: name, projectName: "kok-workers-it", program },
     { workDir: work, pulumiCommand, envVars, projectSettings: { name: "kok-workers-it", runtime: "nodejs", backend: { url: `file://${backend}` } } },
   );
-  return { stack, backend };
+  return { stack, backend, remove: () => [backend, work, pluginBin].forEach((d) => rmSync(d, { recursive: true, force: true })) };
 }
