@@ -64,6 +64,8 @@ main() {
   note "plugin resource command ${COMMAND_PROVIDER_VERSION}" "not buildable here: Go module not served (docs/toolchain.md)"
 
   check_version etcd etcd "etcd Version: ${ETCD_VERSION}" "${bin}/etcd" --version
+  check_version etcdctl etcd "etcdctl version: ${ETCD_VERSION}" "${bin}/etcdctl" version
+  check_version etcdutl etcd "etcdutl version: ${ETCD_VERSION}" "${bin}/etcdutl" version
 
   local minor kube_version dir cmd
   for minor in 1.36 1.35; do

@@ -14,7 +14,8 @@
 # and a present cache entry is skipped, so a second run is a quick no-op. Builds go to a
 # temporary directory beside the cache and are renamed into place only when complete.
 # The stable layout the rest of the project uses:
-#   $KOK_TOOLCHAIN_DIR/bin/{pulumi,kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,kubelet,etcd}
+#   $KOK_TOOLCHAIN_DIR/bin/{pulumi,kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,kubelet,
+#                            etcd,etcdctl,etcdutl}
 #   $KOK_TOOLCHAIN_DIR/k8s/<kube version>/bin/...   (both minors)
 #   $KOK_TOOLCHAIN_DIR/pulumi-home                  (PULUMI_HOME with the provider plugins)
 set -euo pipefail
@@ -68,7 +69,9 @@ target_spec() {
       ;;
     etcd)
       T_VERSIONS="etcd ${ETCD_VERSION}"
-      T_BINARIES=("etcd go.etcd.io/etcd/server/v3")
+      T_BINARIES=("etcd go.etcd.io/etcd/server/v3"
+                  "etcdctl go.etcd.io/etcd/etcdctl/v3"
+                  "etcdutl go.etcd.io/etcd/etcdutl/v3")
       # etcd's version is a constant in go.etcd.io/etcd/api/v3/version; only GitSHA is stamped
       # upstream, and a module zip has no git SHA to give it.
       ;;
@@ -229,8 +232,11 @@ link_current() {
   mkdir -p "${bin_dir}"
   local dir
   if dir="$(present_cache_dir pulumi)"; then link_atomic "${dir}/bin/pulumi" "${bin_dir}/pulumi"; fi
-  if dir="$(present_cache_dir etcd)"; then link_atomic "${dir}/bin/etcd" "${bin_dir}/etcd"; fi
-  local minor kube_version cmd
+  local cmd
+  if dir="$(present_cache_dir etcd)"; then
+    for cmd in etcd etcdctl etcdutl; do link_atomic "${dir}/bin/${cmd}" "${bin_dir}/${cmd}"; done
+  fi
+  local minor kube_version
   for minor in 1.36 1.35; do
     dir="$(present_cache_dir "kube-${minor}")" || continue
     kube_version="$(kube_version_for_minor "${minor}")"
