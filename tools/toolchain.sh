@@ -4,6 +4,7 @@
 #
 #   bash tools/toolchain.sh                       # every available target
 #   bash tools/toolchain.sh pulumi etcd           # only these
+#   bash tools/toolchain.sh --prune               # also delete cache entries of old pins
 #   eval "$(bash tools/toolchain-env.sh)"         # then use them
 #
 # Targets: pulumi kubernetes-provider command-provider tls-provider etcd kube-1.36 kube-1.35
@@ -293,6 +294,26 @@ install_plugins() {
   done
 }
 
+# prune_stale: removes cache entries of buildable targets whose key no longer matches the pins
+# (left behind by version bumps). Only on request (--prune): another checkout of the project on
+# this machine may still pin the old versions and use them.
+prune_stale() {
+  local t current dir
+  for t in "${ALL_TARGETS[@]}"; do
+    target_spec "${t}"
+    [[ -z "${T_BLOCKED}" && -f "${T_MODULE_DIR}/go.mod" ]] || continue
+    current="$(cache_dir_for "${t}")"
+    for dir in "${KOK_TOOLCHAIN_DIR}/${t}-"*; do
+      [[ -d "${dir}" && "${dir}" != "${current}" ]] || continue
+      # The key is 16 hex digits; this keeps kube-1.3 from matching kube-1.36-... and the like.
+      [[ "$(basename "${dir}")" =~ ^${t}-[0-9a-f]{16}$ ]] || continue
+      log "[prune] removing stale ${dir} ($(du -sh "${dir}" | cut -f1))"
+      rm -rf "${dir}"
+    done
+  done
+  rm -rf "${KOK_TOOLCHAIN_DIR}/.tmp"
+}
+
 # --- main -------------------------------------------------------------------------------------
 usage() {
   sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -300,11 +321,13 @@ usage() {
 
 main() {
   setup_go_env
+  local prune=false
   local targets=()
   local arg
   for arg in "$@"; do
     case "${arg}" in
       -h | --help) usage; return 0 ;;
+      --prune) prune=true ;;
       all) targets=("${ALL_TARGETS[@]}") ;;
       *) target_spec "${arg}"; targets+=("${arg}") ;;
     esac
@@ -326,6 +349,7 @@ main() {
     flock 9
   fi
 
+  [[ "${prune}" == true ]] && prune_stale
   local started failed=() t
   started="$(now)"
   log "cache: ${KOK_TOOLCHAIN_DIR}; $(go env GOVERSION); GOPROXY=${GOPROXY}; targets: ${targets[*]}"
