@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `kok`: the kube-on-kube command. Each subcommand lives in its own module. */
 import { runManifests } from "./manifests";
+import { runOperator } from "./operator";
 import { runDev } from "./dev";
 import { runValidate } from "./validate";
 
@@ -11,6 +12,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   validate: { summary: "check kube-on-kube manifests offline, listing every problem", run: runValidate },
+  operator: { summary: "reconcile Cluster resources into Pulumi stacks (see docs/operator.md)", run: runOperator },
   manifests: { summary: "print the CRDs, RBAC and operator Deployment for a meta-cluster", run: runManifests },
   dev: { summary: "local meta-cluster and node for development: up, down, env, status, logs", run: runDev },
 };

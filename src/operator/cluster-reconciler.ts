@@ -37,7 +37,8 @@ export interface ClusterObject {
     readonly generation?: number;
     readonly resourceVersion?: string;
     readonly finalizers?: string[];
-    readonly deletionTimestamp?: string;
+    // client-node parses timestamps into Dates; a raw read keeps the string.
+    readonly deletionTimestamp?: Date;
   };
   readonly spec: ClusterSpec;
   readonly status?: ClusterStatus;

@@ -191,6 +191,27 @@ export class StackRunner {
     });
   }
 
+  /**
+   * Crash recovery for one stack, on becoming leader and before any update: delete a lock left by
+   * a dead process, and when the state records operations that never finished (the process was
+   * killed mid-update), refresh with pending creates cleared so the next `up` starts clean.
+   * Returns whether pending operations were found. A stack that does not exist yet is left alone.
+   */
+  async recover(stackName: string, program: PulumiFn): Promise<boolean> {
+    if (!(await this.listStacks(program)).includes(stackName)) return false;
+    return this.serialize(stackName, () =>
+      this.run(stackName, "refresh", async () => {
+        const stack = await this.stack(stackName, program);
+        await stack.cancel();
+        // exportStack() holds decrypted secrets: read one field and let it go.
+        const pending = ((await stack.exportStack()).deployment as { pending_operations?: unknown[] }).pending_operations ?? [];
+        if (pending.length === 0) return false;
+        await stack.refresh({ clearPendingCreates: true });
+        return true;
+      }),
+    );
+  }
+
   /** Names of the stacks of this project in the backend. */
   async listStacks(program: PulumiFn): Promise<string[]> {
     const workDir = path.join(this.options.workRoot, "_list");

@@ -178,7 +178,7 @@ describe("ClusterReconciler", () => {
   it("destroys and removes the stack before releasing its finalizer", async () => {
     h.put();
     await h.reconciler.reconcile("fleet/dev");
-    h.objects.set("fleet/dev", { ...h.get(), metadata: { ...h.get().metadata, deletionTimestamp: "2026-11-25T13:00:00Z" } });
+    h.objects.set("fleet/dev", { ...h.get(), metadata: { ...h.get().metadata, deletionTimestamp: new Date("2026-11-25T13:00:00Z") } });
     await h.reconciler.reconcile("fleet/dev");
     expect(h.engine.destroyed).toEqual(["fleet-dev"]);
     expect(h.get().metadata.finalizers).toEqual([]);
