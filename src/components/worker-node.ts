@@ -3,7 +3,7 @@
  * script and triggers are built only from that step's own inputs, so an upgrade re-runs exactly the
  * steps whose inputs changed (and the verify step, which reads the versions back).
  *
- * Steps, in order: host → preflight → containerd → [runc] → [drain] → kubelet → cni → join →
+ * Steps, in order: host → preflight → [drain] → containerd → [runc] → kubelet → cni → join →
  * verify → [ready]. `drain` and `ready` run kubectl on the Pulumi host and exist only when
  * `cluster.adminKubeconfig` is given. Deleting the WorkerNode removes the Node (drain first) and
  * then cleans the host (the `host` step's delete).
@@ -197,13 +197,14 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
   remote("host", hostMarkerScript(m.hostname, layout), [m.hostname, layout.installRoot], { delete: cleanupScript(layout) });
   const preflight = { hostname: m.hostname, ...args.preflight };
   remote("preflight", preflightScript(preflight, layout), [preflight, layout]);
-  const cgroupDriver = args.kubelet?.cgroupDriver ?? "systemd";
-  remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver), [packages.containerd, cgroupDriver]);
-  if (packages.runc) remote("runc", runcScript(packages.runc, layout), [packages.runc]);
+  // Drain before anything the node's pods run on changes: the runtime as much as the kubelet.
   const admin = args.cluster.adminKubeconfig;
   if (admin !== undefined) {
     local("drain", drainScript(m.hostname, timeout), [packages.kubelet, packages.containerd, packages.runc ?? null], admin, removeNodeScript(m.hostname, timeout));
   }
+  const cgroupDriver = args.kubelet?.cgroupDriver ?? "systemd";
+  remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver), [packages.containerd, cgroupDriver]);
+  if (packages.runc) remote("runc", runcScript(packages.runc, layout), [packages.runc]);
   remote("kubelet", kubeletScript(packages.kubelet, args.kubelet ?? {}, layout), [packages.kubelet, args.kubelet ?? {}]);
   remote("cni", cniScript(packages.cni, layout), [packages.cni]);
 

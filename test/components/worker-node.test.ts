@@ -129,7 +129,7 @@ describe("WorkerNode", () => {
     const node = new WorkerNode("d", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...cluster, adminKubeconfig: admin } });
     await settle();
     const names = children("d").filter((r) => r.type.startsWith("command:")).map((r) => `${r.type.split(":")[1]}:${role("d", r)}`);
-    expect(names).toEqual(["remote:host", "remote:preflight", "remote:containerd", "local:drain", "remote:kubelet", "remote:cni", "remote:join", "remote:verify", "local:ready"]);
+    expect(names).toEqual(["remote:host", "remote:preflight", "local:drain", "remote:containerd", "remote:kubelet", "remote:cni", "remote:join", "remote:verify", "local:ready"]);
     const drain = recorder.named("d-drain").inputs;
     expect(String(drain.create)).toContain("kubectl --kubeconfig \"$kc\"");
     expect(String(drain.create)).not.toContain("TEST-ONLY");

@@ -35,10 +35,15 @@ export interface WorkerArtifacts {
 const DEBS = { containerd: "containerd", runc: "runc", cni: "containernetworking-plugins", kubectl: "kubernetes-client" } as const;
 
 function debianVersion(pkg: string): string {
-  const out = execFileSync("apt-cache", ["policy", pkg], { encoding: "utf8" });
-  const candidate = /Candidate:\s*(\S+)/.exec(out)?.[1];
-  if (!candidate || candidate === "(none)") throw new Error(`Debian package ${pkg} is unknown to apt; run apt-get update`);
-  return candidate;
+  const candidate = () => /Candidate:\s*(\S+)/.exec(execFileSync("apt-cache", ["policy", pkg], { encoding: "utf8" }))?.[1];
+  let version = candidate();
+  if (!version || version === "(none)") {
+    // A fresh machine may have no package lists yet.
+    execFileSync("apt-get", ["update"], { stdio: "pipe" });
+    version = candidate();
+  }
+  if (!version || version === "(none)") throw new Error(`Debian package ${pkg} is unknown to apt even after apt-get update`);
+  return version;
 }
 
 /** Downloads and unpacks one Debian package; returns the directory it was unpacked into. */

@@ -29,10 +29,20 @@ export interface SshHost {
   process?: ChildProcess;
 }
 
+/** The Debian packages the SSH tests need, installed with apt-get when a binary is missing (CI machines start fresh). */
+const NEEDED: Record<string, string> = { "/usr/sbin/sshd": "openssh-server", "/usr/bin/ssh": "openssh-client", "/usr/bin/ssh-keygen": "openssh-client", "/usr/bin/curl": "curl", "/usr/bin/openssl": "openssl" };
+
 function requireSshd(): void {
-  if (!existsSync(SSHD)) {
-    throw new Error(`${SSHD} is missing: install Debian's openssh-server (apt-get install -y openssh-server); the SSH integration tests need real daemons`);
+  const missing = [...new Set(Object.entries(NEEDED).filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg))];
+  if (missing.length === 0) return;
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  try {
+    execFileSync("apt-get", ["update"], { stdio: "pipe", env });
+    execFileSync("apt-get", ["install", "-y", "--no-install-recommends", ...missing], { stdio: "pipe", env });
+  } catch (e) {
+    throw new Error(`the SSH integration tests need Debian's ${missing.join(", ")} and installing them failed: ${(e as Error).message}`);
   }
+  if (!existsSync(SSHD)) throw new Error(`${SSHD} is still missing after installing openssh-server`);
 }
 
 const canConnect = (ip: string, port: number) =>
