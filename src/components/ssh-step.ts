@@ -32,6 +32,8 @@ export interface SshStepArgs {
   readonly delete?: pulumi.Input<string>;
   readonly stdin?: pulumi.Input<string>;
   readonly triggers?: pulumi.Input<unknown[]>;
+  /** Kill the script after this many seconds. Default 900. */
+  readonly timeoutSeconds?: pulumi.Input<number>;
 }
 
 interface StepInputs {
@@ -41,6 +43,7 @@ interface StepInputs {
   delete?: string;
   stdin?: string;
   triggers?: unknown[];
+  timeoutSeconds?: number;
 }
 
 /**
@@ -62,7 +65,10 @@ const sshStepProvider: StepProvider = {
     const changed = keys.filter((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
     return { changes: changed.length > 0, replaces: [], deleteBeforeReplace: false };
   },
-  async update(_id: string, _olds: StepInputs, news: StepInputs) {
+  async update(_id: string, olds: StepInputs & { stdout?: string; stderr?: string }, news: StepInputs) {
+    // A new address or credential for the same host is no reason to run the step again.
+    const rerun = (["create", "update", "stdin", "triggers"] as const).some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
+    if (!rerun) return { outs: { ...news, stdout: olds.stdout ?? "", stderr: olds.stderr ?? "" } };
     const out = await sshStepProvider.run(news, news.update ?? news.create);
     return { outs: { ...news, ...out } };
   },
@@ -115,11 +121,20 @@ const sshStepProvider: StepProvider = {
         let stderr = "";
         child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
         child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        const timeoutSeconds = inputs.timeoutSeconds ?? 900;
+        let timedOut = false;
+        const timer = setTimeout(() => {
+          timedOut = true;
+          child.kill("SIGKILL");
+        }, timeoutSeconds * 1000);
         child.once("error", (e) => reject(new Error(`cannot run ${file}: ${e.message}`)));
         child.once("close", (code) => {
+          clearTimeout(timer);
           if (code === 0) return resolve({ stdout, stderr });
           const where = c ? `${c.user ?? "root"}@${c.host}:${c.port ?? 22}` : "the Pulumi host";
-          let why = stderr.trim().split("\n").slice(-8).join("\n");
+          // One line: the engine shows only the first line of a resource's error.
+          let why = (stderr.trim() || stdout.trim()).split("\n").slice(-8).join(" | ");
+          if (timedOut) why = `timed out after ${timeoutSeconds}s and was killed`;
           if (c && code === 255 && /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(stderr)) {
             why = `the host's key does not match the pinned ssh.hostKey (${(c.hostKey ?? "").split(" ")[0]}); refusing to connect. If the host was reinstalled, update ssh.hostKey from a trusted source.`;
           } else if (c && code === 255 && /Connection refused|timed out|No route to host/.test(stderr)) {
@@ -141,7 +156,15 @@ export class SshStep extends pulumi.dynamic.Resource {
   declare readonly stdin: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: SshStepArgs, opts?: pulumi.CustomResourceOptions) {
-    super(sshStepProvider, name, { ...args, stdout: undefined, stderr: undefined }, {
+    // Inputs are stored in the state too: secret on the way in, not only on the way out.
+    const inputs = {
+      ...args,
+      connection: args.connection === undefined ? undefined : pulumi.secret(args.connection),
+      stdin: args.stdin === undefined ? undefined : pulumi.secret(args.stdin),
+      stdout: undefined,
+      stderr: undefined,
+    };
+    super(sshStepProvider, name, inputs, {
       ...opts,
       additionalSecretOutputs: ["connection", "stdin", ...(opts?.additionalSecretOutputs ?? [])],
     });
