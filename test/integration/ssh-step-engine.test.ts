@@ -41,7 +41,7 @@ describe("SshStep with the real engine and a real sshd", () => {
   let script: string | undefined;
 
   beforeAll(async () => {
-    test = await newTestStack("remote-command", async () => {
+    test = await newTestStack("ssh-step", async () => {
       const step = countingStep(hosts[0], { trigger, hostKey, script });
       return { stdout: step.stdout };
     });
