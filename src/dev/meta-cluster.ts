@@ -2,7 +2,7 @@
  * `kok dev up | down | status`: starts the local meta-cluster's processes in dependency order,
  * waits for each to be healthy, and stops exactly the processes its pid files name.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderKubeconfig } from "../components/kubeconfig";
 import { componentPlans, pkiLeaves, type ComponentPlan } from "./components";
@@ -10,6 +10,7 @@ import { statePaths, type DevConfig } from "./config";
 import { clientTls, httpsGet, waitFor } from "./health";
 import { cleanupNode } from "./node-agent/cleanup";
 import { nodeAgentPidFile, startNodeAgent, waitForNodeReady } from "./node-launcher";
+import { logTail } from "./log-tail";
 import { ensurePki } from "./pki";
 import { takenPorts } from "./ports";
 import { runningFromPidFile, startBackground, stopFromPidFile } from "./processes";
@@ -22,11 +23,6 @@ export interface UpOptions {
 
 const pidFile = (config: DevConfig, name: string) => join(statePaths(config.stateDir).pids, `${name}.pid`);
 const logFile = (config: DevConfig, name: string) => join(statePaths(config.stateDir).logs, `${name}.log`);
-
-function logTail(file: string, lines = 15): string {
-  if (!existsSync(file)) return "(no log)";
-  return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
-}
 
 function writeKubeconfigs(config: DevConfig): void {
   const paths = statePaths(config.stateDir);

@@ -6,6 +6,7 @@ import { statePaths, type DevConfig } from "./config";
 import { clientTls, httpsGet, waitFor } from "./health";
 import { nodePaths } from "./node-agent/cleanup";
 import { runningFromPidFile, startBackground } from "./processes";
+import { logTail } from "./log-tail";
 
 export const nodeAgentPidFile = (config: DevConfig) => nodePaths(config).agentPid;
 
@@ -40,7 +41,11 @@ export async function waitForNodeReady(config: DevConfig, since: Date, timeoutMs
     },
     {
       timeoutMs,
-      isDead: () => (runningFromPidFile(nodeAgentPidFile(config)) ? undefined : `the node agent exited; see ${nodePaths(config).agentLog}`),
+      isDead: () => {
+        if (runningFromPidFile(nodeAgentPidFile(config))) return undefined;
+        const log = nodePaths(config).agentLog;
+        return `the node agent exited; last lines of ${log}:\n${logTail(log)}`;
+      },
     },
   );
 }

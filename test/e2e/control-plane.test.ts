@@ -6,7 +6,7 @@
  * token it issued accepted. Needs the toolchain (pulumi, providers, Kubernetes, etcd) and root.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +25,7 @@ const PLUGINS = [
 ];
 const cluster = newDevCluster(12000, "10.90.0.0/16");
 const work = mkdtempSync(join(tmpdir(), "kok-e2e-"));
+mkdirSync(join(work, "state"));
 const pulumiHome = join(toolchainDir(), "pulumi-home");
 const engineEnv = {
   PULUMI_HOME: pulumiHome,

@@ -1,6 +1,7 @@
 /**
  * One container of a Pod as a local process: started with `ip netns exec` in the Pod's network
- * namespace (and, through it, a private mount namespace where the volumes are bind-mounted),
+ * namespace (and, through it, a private mount namespace where the volumes are bind-mounted) and
+ * its own UTS namespace carrying the Pod's hostname,
  * restarted with capped exponential backoff when it exits (restartPolicy Always, as Deployments
  * and StatefulSets require), probed, and stopped with SIGTERM then SIGKILL to its process group.
  */
@@ -17,7 +18,8 @@ export interface ContainerLaunch {
   /** argv with argv[0] already the local binary's path. */
   readonly argv: readonly string[];
   readonly env: Readonly<Record<string, string>>;
-  readonly mountScript: string;
+  /** Shell run before the binary: hostname and bind mounts (see containerPrelude). */
+  readonly prelude: string;
   readonly logFile: string;
   readonly pidFile: string;
 }
@@ -57,7 +59,8 @@ export class ContainerRunner {
     mkdirSync(dirname(logFile), { recursive: true });
     const fd = openSync(logFile, "a");
     writeSync(fd, `--- ${new Date().toISOString()} kok dev node: starting ${this.name} (restart ${this.restartCount}) in netns ${netns}\n`);
-    const child = spawn("ip", ["netns", "exec", netns, "/bin/sh", "-c", this.launch.mountScript, ...argv], {
+    // Own network namespace (and, through `ip netns exec`, a private mount namespace), own hostname.
+    const child = spawn("ip", ["netns", "exec", netns, "unshare", "--uts", "/bin/sh", "-c", this.launch.prelude, ...argv], {
       detached: true,
       stdio: ["ignore", fd, fd],
       // Only the Pod's environment, as in a container; PATH so the mount prelude finds its tools.

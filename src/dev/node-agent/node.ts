@@ -72,8 +72,23 @@ export class NodeHeartbeat {
     private readonly log: (line: string) => void,
   ) {}
 
-  /** Creates the Node if missing, marks it Ready, and starts the heartbeat. */
+  /**
+   * Creates the Node if missing, marks it Ready, and starts the heartbeat. Retries while the
+   * apiserver is still bootstrapping (kube-node-lease may not exist yet right after it started).
+   */
   async register(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.registerOnce();
+      } catch (error) {
+        const delay = Math.min(5000, 250 * 2 ** attempt);
+        this.log(`registering node ${this.nodeName} failed (${(error as Error).message}); retrying in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  private async registerOnce(): Promise<void> {
     const { core } = this.clients;
     try {
       await core.readNode({ name: this.nodeName });

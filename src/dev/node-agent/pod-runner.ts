@@ -12,7 +12,7 @@ import { ContainerRunner, type ContainerState } from "./container";
 import { binaryForImage, ImageNotAvailableError } from "./images";
 import type { PodAddressAllocator } from "./ipam";
 import { createPodNetwork, deletePodNetwork } from "./network";
-import { containerArgv, containerEnv, mountScript, type BindMount, type KeyLookup, type PodFacts } from "./pod-spec";
+import { containerArgv, containerEnv, containerPrelude, type BindMount, type KeyLookup, type PodFacts } from "./pod-spec";
 import type { PodSnapshot } from "./pod-status";
 import { isFile, prepareVolumes, type VolumeSources } from "./volumes";
 
@@ -156,7 +156,7 @@ export class PodRunner {
       podIP: this.podIP ?? "",
       argv,
       env: { HOSTNAME: this.pod.spec?.hostname ?? podName, ...env },
-      mountScript: mountScript(mounts),
+      prelude: containerPrelude(this.pod.spec?.hostname ?? podName, mounts),
       logFile: join(this.deps.logsDir, `${namespace}_${podName}_${container.name}.log`),
       pidFile: join(this.podDir, "pids", `${container.name}.pid`),
     };

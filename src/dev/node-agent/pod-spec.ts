@@ -98,13 +98,14 @@ export interface BindMount {
 }
 
 /**
- * The shell prelude run inside the Pod's private mount namespace (made by `ip netns exec`, with
- * propagation to the host cut) before it execs the container's binary: each volume bind-mounted
- * at its mountPath. Missing mount points are created as empty directories (or files) on the host
- * file system, since there is no image root file system to hold them.
+ * The shell prelude run inside the Pod's private mount and UTS namespaces (made by `ip netns exec`
+ * and `unshare --uts`, with mount propagation to the host cut) before it execs the container's
+ * binary: the Pod's hostname, then each volume bind-mounted at its mountPath. Missing mount points
+ * are created as empty directories (or files) on the host file system, since there is no image
+ * root file system to hold them.
  */
-export function mountScript(mounts: readonly BindMount[]): string {
-  const lines = ["set -e"];
+export function containerPrelude(hostname: string, mounts: readonly BindMount[]): string {
+  const lines = ["set -e", `hostname ${quote(hostname)}`];
   for (const m of mounts) {
     if (m.isFile) lines.push(`mkdir -p ${quote(m.target.slice(0, m.target.lastIndexOf("/")) || "/")}`, `[ -e ${quote(m.target)} ] || : > ${quote(m.target)}`);
     else lines.push(`mkdir -p ${quote(m.target)}`);
