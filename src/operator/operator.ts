@@ -83,6 +83,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     workRoot: path.join(options.workRoot, "clusters"),
     env: { ...options.engineEnv, ...(options.kubeconfigPath ? { KUBECONFIG: options.kubeconfigPath } : {}) },
     secretsProvider: options.secretsProvider,
+    onOperation: (operation, result, durationMs) => metrics.recordStackOperation("Cluster", operation, result, durationMs),
   });
   const recorder = new EventRecorder({
     api: core,

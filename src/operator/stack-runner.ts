@@ -32,6 +32,8 @@ export interface StackRunnerOptions {
   readonly env: Record<string, string>;
   /** A KMS secrets provider URL (`awskms://…`); default: the passphrase in `env`. */
   readonly secretsProvider?: string;
+  /** Told about every finished engine operation (metrics). */
+  readonly onOperation?: (operation: StackOperation, result: "success" | "error", durationMs: number) => void;
 }
 
 export type StackOperation = "up" | "preview" | "refresh" | "destroy";
@@ -128,9 +130,13 @@ export class StackRunner {
   }
 
   private async run<T>(stackName: string, operation: StackOperation, fn: () => Promise<T>): Promise<T> {
+    const started = Date.now();
     try {
-      return await fn();
+      const result = await fn();
+      this.options.onOperation?.(operation, "success", Date.now() - started);
+      return result;
     } catch (error) {
+      this.options.onOperation?.(operation, "error", Date.now() - started);
       throw new StackOperationError(stackName, operation, classifyEngineError(error), summarizeEngineError(error));
     }
   }
