@@ -5,7 +5,16 @@
  * of a bad object is refused with a message before the operator ever sees it.
  */
 import type { TSchema } from "@sinclair/typebox";
-import { API_GROUP, API_VERSION, ClusterSpec, ClusterStatus } from "../api/v1alpha1";
+import {
+  API_GROUP,
+  API_VERSION,
+  ClusterPackageVersionSpec,
+  ClusterPackageVersionStatus,
+  ClusterSpec,
+  ClusterStatus,
+  MachineSpec,
+  MachineStatus,
+} from "../api/v1alpha1";
 
 type Json = Record<string, unknown>;
 
@@ -40,6 +49,9 @@ function convert(s: Json): Json {
   if (anyOf && anyOf.every((b) => "const" in b)) {
     out.type = "string";
     out.enum = anyOf.map((b) => b.const);
+  } else if (anyOf && anyOf.length === 2 && anyOf.some((b) => b.type === "integer") && anyOf.some((b) => b.type === "string")) {
+    // IntOrPercent (maxUnavailable: 2 or "10%"), as core Kubernetes types declare it.
+    out["x-kubernetes-int-or-string"] = true;
   } else if (s.patternProperties) {
     const value = Object.values(s.patternProperties as Record<string, Json>)[0] ?? {};
     out.type = "object";
@@ -166,7 +178,47 @@ export const CLUSTER_KIND: KindDefinition = {
   },
 };
 
+/** The Machine kind (DESIGN.md §3: short name km; columns Cluster, IP, Phase, Kubelet, Age). */
+export const MACHINE_KIND: KindDefinition = {
+  kind: "Machine",
+  plural: "machines",
+  shortNames: ["km"],
+  spec: MachineSpec,
+  status: MachineStatus,
+  columns: [
+    { name: "Cluster", type: "string", jsonPath: ".spec.clusterRef.name" },
+    { name: "IP", type: "string", jsonPath: ".spec.ip" },
+    { name: "Phase", type: "string", jsonPath: ".status.phase" },
+    { name: "Kubelet", type: "string", jsonPath: ".status.observedVersions.kubelet" },
+  ],
+  specRules: {
+    "": {
+      "x-kubernetes-validations": [
+        { rule: "has(self.packageVersionRef) != has(self.packages)", message: "set exactly one of packageVersionRef or packages" },
+      ],
+    },
+    clusterRef: { "x-kubernetes-validations": [immutable("spec.clusterRef")] },
+  },
+};
+
+/** The ClusterPackageVersion kind (DESIGN.md §3: short name cpv). */
+export const PACKAGE_VERSION_KIND: KindDefinition = {
+  kind: "ClusterPackageVersion",
+  plural: "clusterpackageversions",
+  shortNames: ["cpv"],
+  spec: ClusterPackageVersionSpec,
+  status: ClusterPackageVersionStatus,
+  columns: [
+    { name: "Cluster", type: "string", jsonPath: ".spec.clusterRef.name" },
+    { name: "Kubelet", type: "string", jsonPath: ".spec.packages.kubelet.version" },
+    { name: "Phase", type: "string", jsonPath: ".status.phase" },
+    { name: "Updated", type: "integer", jsonPath: ".status.updated" },
+    { name: "Total", type: "integer", jsonPath: ".status.total" },
+  ],
+  specRules: { clusterRef: { "x-kubernetes-validations": [immutable("spec.clusterRef")] } },
+};
+
 /** Every CRD of the operator, in install order. */
 export function allCustomResourceDefinitions(): Json[] {
-  return [CLUSTER_KIND].map(customResourceDefinition);
+  return [CLUSTER_KIND, MACHINE_KIND, PACKAGE_VERSION_KIND].map(customResourceDefinition);
 }
