@@ -132,12 +132,16 @@ export class LeaderElector {
    */
   private async attempt(budgetMs = this.renewDeadlineMs): Promise<boolean> {
     if (budgetMs <= 0) return false;
-    const timedOut = sleep(this.clock, budgetMs, this.abort.signal).then(() => false);
+    // Ends the timeout timer as soon as the race is decided, so attempts do not pile up timers.
+    const settled = new AbortController();
+    const timedOut = sleep(this.clock, budgetMs, AbortSignal.any([this.abort.signal, settled.signal])).then(() => false);
     try {
       return await Promise.race([this.tryAcquireOrRenew(), timedOut]);
     } catch (err) {
       this.report(err);
       return false;
+    } finally {
+      settled.abort();
     }
   }
 
