@@ -18,6 +18,7 @@ import { Controller } from "../../src/operator/controller";
 import { EventRecorder } from "../../src/operator/events";
 import { ResilientInformer, type ChangeType } from "../../src/operator/informer";
 import { LeaderElector } from "../../src/operator/leader-election";
+import { Manager } from "../../src/operator/manager";
 import { StatusWriter } from "../../src/operator/status-writer";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 
@@ -285,5 +286,60 @@ describe("events and status against a real apiserver", () => {
     const again = await writer.update(`${NS}/w1`, (current) => ({ observedSize: current.spec.size, message: "token s3cret-token accepted" }));
     expect(again?.metadata?.resourceVersion).toBe(written?.metadata?.resourceVersion);
     expect(await writer.update(`${NS}/missing`, () => ({ observedSize: 0 }))).toBeUndefined();
+  });
+});
+
+describe("manager: two replicas, one acts", () => {
+  it("only the leader reconciles; the standby takes over, cleans up first, and looks at every object", async () => {
+    await core.createNamespacedConfigMap({ namespace: NS, body: cm("managed-1") });
+    const reconciledBy: Array<[string, string]> = [];
+    const order: string[] = [];
+    const replica = (identity: string) => {
+      const { informer } = configMapInformer();
+      const manager = new Manager({
+        election: {
+          api: kc.makeApiClient(CoordinationV1Api),
+          namespace: NS,
+          name: "manager-test",
+          identity,
+          leaseDurationMs: 3000,
+          renewDeadlineMs: 2000,
+          retryPeriodMs: 250,
+        },
+        beforeReconciling: async () => void order.push(`${identity} cleanup`),
+      });
+      manager.register({
+        kind: "ConfigMap",
+        informer,
+        concurrency: 2,
+        reconcile: async (key) => {
+          order.push(`${identity} reconcile`);
+          reconciledBy.push([identity, key]);
+        },
+      });
+      return manager;
+    };
+    const a = replica("manager-a");
+    const b = replica("manager-b");
+    await a.start();
+    await eventually("manager-a to lead", () => a.isLeading());
+    await b.start();
+    await eventually("manager-b to be ready as a standby", () => b.readiness()() === undefined);
+    await eventually("manager-a to reconcile the existing object", () => reconciledBy.some(([r, k]) => r === "manager-a" && k === `${NS}/managed-1`));
+
+    await core.createNamespacedConfigMap({ namespace: NS, body: cm("managed-2") });
+    await eventually("manager-a to reconcile the new object", () => reconciledBy.some(([r, k]) => r === "manager-a" && k === `${NS}/managed-2`));
+    expect(reconciledBy.filter(([r]) => r === "manager-b")).toEqual([]);
+    expect(b.isLeading()).toBe(false);
+
+    await a.stop();
+    const aCount = reconciledBy.filter(([r]) => r === "manager-a").length;
+    await eventually("manager-b to take over and reconcile both objects", () =>
+      [`${NS}/managed-1`, `${NS}/managed-2`].every((key) => reconciledBy.some(([r, k]) => r === "manager-b" && k === key)),
+    );
+    expect(reconciledBy.filter(([r]) => r === "manager-a").length).toBe(aCount);
+    // Cleanup ran before the new leader's first reconcile.
+    expect(order.filter((o) => o.startsWith("manager-b"))[0]).toBe("manager-b cleanup");
+    await b.stop();
   });
 });

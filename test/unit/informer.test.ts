@@ -1,67 +1,14 @@
-import { KubeConfig, type KubernetesListObject, type V1ConfigMap } from "@kubernetes/client-node";
+import { KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { ResilientInformer, type ChangeType, type ListWatchLike } from "../../src/operator/informer";
 import { FakeClock, flush } from "../support/fake-clock";
-
-type Callback = (arg?: unknown) => void;
-
-/** Behaves like client-node's ListWatch at its edges: lists on start, reports errors, then stops. */
-class FakeListWatch {
-  starts = 0;
-  stopped = false;
-  objects = new Map<string, V1ConfigMap>();
-  private readonly callbacks: Record<string, Callback[]> = { add: [], update: [], delete: [], error: [] };
-
-  constructor(private readonly listFn: () => Promise<KubernetesListObject<V1ConfigMap>>) {}
-
-  on(verb: string, cb: Callback): void {
-    this.callbacks[verb]!.push(cb);
-  }
-  off(): void {}
-  async start(): Promise<void> {
-    this.starts++;
-    this.stopped = false;
-    try {
-      const list = await this.listFn();
-      for (const item of list.items) this.put(item);
-    } catch (err) {
-      this.fail(err);
-    }
-  }
-  async stop(): Promise<void> {
-    this.stopped = true;
-    // The real ListWatch reports the abort of its own request as an error.
-    this.fail(new Error("The operation was aborted"));
-  }
-  list(): V1ConfigMap[] {
-    return [...this.objects.values()];
-  }
-  get(name: string, namespace?: string): V1ConfigMap | undefined {
-    return this.objects.get(`${namespace}/${name}`);
-  }
-  latestResourceVersion(): string {
-    return "1";
-  }
-  put(obj: V1ConfigMap): void {
-    const key = `${obj.metadata!.namespace}/${obj.metadata!.name}`;
-    const verb = this.objects.has(key) ? "update" : "add";
-    this.objects.set(key, obj);
-    for (const cb of this.callbacks[verb]!) cb(obj);
-  }
-  remove(obj: V1ConfigMap): void {
-    this.objects.delete(`${obj.metadata!.namespace}/${obj.metadata!.name}`);
-    for (const cb of this.callbacks.delete!) cb(obj);
-  }
-  fail(err: unknown): void {
-    for (const cb of this.callbacks.error!) cb(err);
-  }
-}
+import { FakeListWatch } from "../support/fake-list-watch";
 
 const cm = (name: string): V1ConfigMap => ({ metadata: { namespace: "ns", name, resourceVersion: "1" } });
 
 function setup(options: { listFails?: () => boolean; resyncPeriodMs?: number } = {}) {
   const clock = new FakeClock();
-  let fake: FakeListWatch | undefined;
+  let fake: FakeListWatch<V1ConfigMap> | undefined;
   const changes: Array<[string, ChangeType]> = [];
   const errors: Array<{ delay: number }> = [];
   const items = [cm("a"), cm("b")];
