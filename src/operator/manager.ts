@@ -59,18 +59,17 @@ export class Manager {
   private controllers = new Map<string, Controller>();
   private leading = false;
   private started = false;
-  /** Aborted when the current leadership term ends. */
-  private term: AbortController | undefined;
-  /** The current term's start-up (cleanup, then controllers), awaited before stopping them. */
-  private termStarting: Promise<void> = Promise.resolve();
+  /** Without leader election: the one term, ended by stop(), and its start-up. */
+  private soleTerm: { readonly ended: AbortController; readonly starting: Promise<void> } | undefined;
 
   constructor(options: ManagerOptions = {}) {
     this.options = options;
     if (options.election) {
       this.elector = new LeaderElector({
         ...options.election,
-        // Must return at once: the elector renews the lease only after this callback returns.
-        onStartedLeading: () => this.beginTerm(),
+        // The elector runs this beside its renewals, aborts the signal when the term ends, and
+        // waits for this to return before calling onStoppedLeading.
+        onStartedLeading: (termEnded) => this.lead(termEnded),
         onStoppedLeading: () => this.stopLeading(),
       });
     }
@@ -107,26 +106,30 @@ export class Manager {
     this.started = true;
     for (const { informer } of this.kinds.values()) informer.start();
     await Promise.all([...this.kinds.values()].map(({ informer }) => informer.waitForSync(signal)));
-    if (this.elector) this.elector.start();
-    else this.beginTerm();
+    if (this.elector) {
+      this.elector.start();
+    } else {
+      const ended = new AbortController();
+      this.soleTerm = { ended, starting: this.lead(ended.signal) };
+    }
   }
 
   /** Stops reconciling (draining in-flight work), releases the lease, stops informers. */
   async stop(): Promise<void> {
-    if (this.elector) await this.elector.stop();
-    else await this.stopLeading();
+    if (this.elector) {
+      await this.elector.stop();
+    } else {
+      this.soleTerm?.ended.abort();
+      await this.soleTerm?.starting;
+      await this.stopLeading();
+    }
     await Promise.all([...this.kinds.values()].map(({ informer }) => informer.stop()));
   }
 
-  private beginTerm(): void {
-    const term = new AbortController();
-    this.term = term;
+  /** A leadership term begins: clean up (retrying), then start one controller per kind. */
+  private async lead(term: AbortSignal): Promise<void> {
     this.leading = true;
     this.options.metrics?.leader.set(1);
-    this.termStarting = this.startControllers(term.signal);
-  }
-
-  private async startControllers(term: AbortSignal): Promise<void> {
     const clock = this.options.clock ?? realClock;
     for (let attempt = 0; this.options.beforeReconciling; attempt++) {
       try {
@@ -166,8 +169,6 @@ export class Manager {
   }
 
   private async stopLeading(): Promise<void> {
-    this.term?.abort();
-    await this.termStarting;
     this.leading = false;
     this.options.metrics?.leader.set(0);
     const running = [...this.controllers.values()];

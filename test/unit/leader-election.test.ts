@@ -139,6 +139,39 @@ describe("LeaderElector", () => {
     await a.stop();
   });
 
+  it("keeps renewing while a slow onStartedLeading runs, and ends it through its signal", async () => {
+    const store = new MemoryLeases();
+    const clock = new FakeClock();
+    const log: string[] = [];
+    const a = new LeaderElector({
+      api: store.api(),
+      namespace: "kok-system",
+      name: "kube-on-kube-operator",
+      identity: "a",
+      clock,
+      // A start-up step (stack recovery) that only ends when the term does.
+      onStartedLeading: (termEnded) =>
+        new Promise<void>((resolve) =>
+          termEnded.addEventListener("abort", () => {
+            log.push("start-up saw the term end");
+            resolve();
+          }),
+        ),
+      onStoppedLeading: () => void log.push("stopped"),
+    });
+    a.start();
+    await run(clock, 500, [a]);
+    const firstRenewal = store.lease?.spec?.renewTime;
+    await run(clock, 60_000, [a]);
+    expect(a.isLeader()).toBe(true);
+    expect(store.lease?.spec?.renewTime).not.toEqual(firstRenewal);
+    store.down = true;
+    while (a.isLeader()) await run(clock, 250, [a]);
+    await run(clock, 250, [a]);
+    expect(log).toEqual(["start-up saw the term end", "stopped"]);
+    await a.stop();
+  });
+
   it("refuses timings that could let two replicas lead", () => {
     const store = new MemoryLeases();
     expect(
