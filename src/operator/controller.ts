@@ -66,7 +66,11 @@ export interface ControllerOptions {
   readonly reconcile: Reconcile;
   /** Most reconciles of this kind running at once. Default 1. */
   readonly concurrency?: number;
-  /** The queue to pull from; default a new WorkQueue with the default rate limits. */
+  /**
+   * The queue to pull from. Default: a WorkQueue with the default rate limits, replaced by a fresh
+   * one each time the controller is started again after `stop()` (a new leadership term starts
+   * with no stale backoff or delayed keys). An injected queue cannot restart after `stop()`.
+   */
   readonly queue?: WorkQueue;
   readonly clock?: Clock;
   /** Called after every reconcile (metrics, logs). Its own exceptions are swallowed. */
@@ -75,7 +79,8 @@ export interface ControllerOptions {
 
 export class Controller {
   readonly kind: string;
-  readonly queue: WorkQueue;
+  private currentQueue: WorkQueue;
+  private readonly ownsQueue: boolean;
   private readonly concurrency: number;
   private readonly clock: Clock;
   private readonly options: ControllerOptions;
@@ -90,8 +95,13 @@ export class Controller {
     this.options = options;
     this.kind = options.kind;
     this.concurrency = concurrency;
-    this.queue = options.queue ?? new WorkQueue({ clock: options.clock });
+    this.ownsQueue = options.queue === undefined;
+    this.currentQueue = options.queue ?? new WorkQueue({ clock: options.clock });
     this.clock = options.clock ?? realClock;
+  }
+
+  get queue(): WorkQueue {
+    return this.currentQueue;
   }
 
   /** Enqueues a key; the informer's `onChange` calls this. */
@@ -99,12 +109,16 @@ export class Controller {
     this.queue.add(key);
   }
 
-  /** Starts the workers. Idempotent. */
+  /** Starts the workers. Idempotent; may be called again after `stop()` (see `queue`). */
   start(): void {
     if (this.started) return;
-    if (this.queue.isShuttingDown()) throw new Error(`controller ${this.kind}: cannot start after stop`);
+    if (this.currentQueue.isShuttingDown()) {
+      if (!this.ownsQueue) throw new Error(`controller ${this.kind}: its injected queue was shut down; give it a new one`);
+      this.currentQueue = new WorkQueue({ clock: this.options.clock });
+    }
     this.started = true;
-    for (let i = 0; i < this.concurrency; i++) this.workers.push(this.work());
+    // Each worker keeps the queue of its own run, whatever a later start() installs.
+    for (let i = 0; i < this.concurrency; i++) this.workers.push(this.work(this.currentQueue));
   }
 
   /**
@@ -115,30 +129,31 @@ export class Controller {
     this.queue.shutDown();
     await Promise.all(this.workers);
     this.workers = [];
+    this.started = false;
   }
 
-  private async work(): Promise<void> {
+  private async work(queue: WorkQueue): Promise<void> {
     for (;;) {
-      const key = await this.queue.get();
+      const key = await queue.get();
       if (key === undefined) return;
       try {
-        await this.reconcileOne(key);
+        await this.reconcileOne(queue, key);
       } finally {
-        this.queue.done(key);
+        queue.done(key);
       }
     }
   }
 
-  private async reconcileOne(key: string): Promise<void> {
+  private async reconcileOne(queue: WorkQueue, key: string): Promise<void> {
     const started = this.clock.now();
     let event: Omit<ReconcileEvent, "kind" | "key" | "durationMs">;
     try {
       // Calling through a resolved promise turns a synchronous throw into a rejection.
       const result = await Promise.resolve().then(() => this.options.reconcile(key));
-      this.queue.forget(key);
+      queue.forget(key);
       const requeueAfter = result?.requeueAfter;
       if (requeueAfter !== undefined && requeueAfter > 0) {
-        this.queue.addAfter(key, requeueAfter);
+        queue.addAfter(key, requeueAfter);
         event = { result: ReconcileOutcome.Requeue, retryAfterMs: requeueAfter };
       } else {
         event = { result: ReconcileOutcome.Success };
@@ -146,10 +161,10 @@ export class Controller {
     } catch (thrown) {
       const error = thrown instanceof Error ? thrown : new Error(`non-Error thrown: ${describe(thrown)}`);
       if (isTerminalError(thrown)) {
-        this.queue.forget(key);
+        queue.forget(key);
         event = { result: ReconcileOutcome.Terminal, error };
       } else {
-        const retryAfterMs = this.queue.addRateLimited(key);
+        const retryAfterMs = queue.addRateLimited(key);
         event = { result: ReconcileOutcome.Error, error, retryAfterMs };
       }
     }

@@ -168,5 +168,6 @@ function eventName(objectName: string, now: number): string {
 }
 
 function truncate(message: string): string {
-  return message.length <= MAX_MESSAGE ? message : `${message.slice(0, MAX_MESSAGE - 14)}... (truncated)`;
+  const marker = "... (truncated)";
+  return message.length <= MAX_MESSAGE ? message : message.slice(0, MAX_MESSAGE - marker.length) + marker;
 }

@@ -10,8 +10,12 @@
  *   than `leaseDuration`), it stops leading — before any other replica can take the lease.
  * - Every write carries the resourceVersion it read (optimistic concurrency); a 409 means
  *   someone else wrote first, so we re-read and decide again.
- * - On `stop()` the leader first runs `onStoppedLeading` (which drains its controllers) and only
- *   then releases the lease, so the next leader never overlaps with our last reconcile.
+ * - `onStartedLeading` runs beside the renew loop, not before it (client-go runs it in a
+ *   goroutine): a slow start-up step, such as recovering stacks, must not stop the renewals.
+ *   Its signal aborts when the term ends; start-up work must check it before acting.
+ * - When a term ends, the signal aborts, the elector waits for `onStartedLeading` to return, and
+ *   then runs `onStoppedLeading` (which drains the controllers). On `stop()` the lease is released
+ *   only after that, so the next leader never overlaps with our last reconcile.
  */
 import type { CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
 import { V1MicroTime } from "@kubernetes/client-node";
@@ -34,8 +38,8 @@ export interface LeaderElectionOptions {
   /** Pause between attempts. Default 2 s. */
   readonly retryPeriodMs?: number;
   readonly clock?: Clock;
-  /** Became leader: start controllers. */
-  readonly onStartedLeading: () => void | Promise<void>;
+  /** Became leader: start controllers. `termEnded` aborts when leadership ends; check it before acting. */
+  readonly onStartedLeading: (termEnded: AbortSignal) => void | Promise<void>;
   /** No longer leader (lost or stopping): stop controllers and wait for them to drain. */
   readonly onStoppedLeading: () => void | Promise<void>;
   /** Someone (maybe us) holds the lease now; for logs. */
@@ -58,6 +62,8 @@ export class LeaderElector {
   private observedRecord = "";
   private observedTime = 0;
   private lastLeader: string | undefined;
+  /** The current term: its end signal and its onStartedLeading still running. */
+  private term: { readonly ended: AbortController; readonly starting: Promise<void> } | undefined;
 
   constructor(options: LeaderElectionOptions) {
     this.options = options;
@@ -93,10 +99,7 @@ export class LeaderElector {
   async stop(options: { release?: boolean } = {}): Promise<void> {
     this.abort.abort();
     await this.loop;
-    if (this.leading) {
-      this.leading = false;
-      await this.callback(this.options.onStoppedLeading);
-    }
+    if (this.leading) await this.endTerm();
     if (this.held && options.release !== false) await this.release();
     this.held = false;
   }
@@ -110,7 +113,8 @@ export class LeaderElector {
       while (!this.stopped && !(await this.attempt())) await sleep(this.clock, this.retryPeriodMs, this.abort.signal);
       if (this.stopped) return;
       this.leading = true;
-      await this.callback(this.options.onStartedLeading);
+      const ended = new AbortController();
+      this.term = { ended, starting: this.callback(() => this.options.onStartedLeading(ended.signal)) };
       let lastRenewal = this.clock.now();
       while (!this.stopped) {
         await sleep(this.clock, this.retryPeriodMs, this.abort.signal);
@@ -120,10 +124,18 @@ export class LeaderElector {
       }
       // Renewal failed past the deadline: another replica may take the lease once it expires,
       // and we must have stopped acting by then.
-      this.leading = false;
       this.held = false;
-      await this.callback(this.options.onStoppedLeading);
+      await this.endTerm();
     }
+  }
+
+  private async endTerm(): Promise<void> {
+    this.leading = false;
+    const term = this.term;
+    this.term = undefined;
+    term?.ended.abort();
+    await term?.starting;
+    await this.callback(this.options.onStoppedLeading);
   }
 
   /**
@@ -132,12 +144,16 @@ export class LeaderElector {
    */
   private async attempt(budgetMs = this.renewDeadlineMs): Promise<boolean> {
     if (budgetMs <= 0) return false;
-    const timedOut = sleep(this.clock, budgetMs, this.abort.signal).then(() => false);
+    // Ends the timeout timer as soon as the race is decided, so attempts do not pile up timers.
+    const settled = new AbortController();
+    const timedOut = sleep(this.clock, budgetMs, AbortSignal.any([this.abort.signal, settled.signal])).then(() => false);
     try {
       return await Promise.race([this.tryAcquireOrRenew(), timedOut]);
     } catch (err) {
       this.report(err);
       return false;
+    } finally {
+      settled.abort();
     }
   }
 

@@ -22,7 +22,10 @@ export interface TestApiserver {
   readonly url: string;
   /** A fresh admin KubeConfig (token auth, system:masters). */
   kubeConfig(): KubeConfig;
-  /** Stops kube-apiserver only (etcd keeps the data): every watch breaks. */
+  /**
+   * Kills kube-apiserver only, as a crash would (SIGKILL: a graceful stop waits ~10 s for open
+   * watches to drain); etcd keeps the data. Every watch breaks with a reset connection.
+   */
   stopApiserver(): Promise<void>;
   /** Starts kube-apiserver again on the same port and waits for /readyz. */
   startApiserver(): Promise<void>;
@@ -57,10 +60,10 @@ function startProcess(bin: string, args: string[], logFile: string): ChildProces
   return child;
 }
 
-async function stopProcess(child: ChildProcess | undefined): Promise<void> {
+async function stopProcess(child: ChildProcess | undefined, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.kill("SIGTERM");
+  child.kill(signal);
   const killTimer = setTimeout(() => child.kill("SIGKILL"), 10_000);
   await exited;
   clearTimeout(killTimer);
@@ -152,7 +155,7 @@ export async function startTestApiserver(): Promise<TestApiserver> {
     apiserver = child;
     await waitFor("kube-apiserver", async () => (await probe(`${url}/readyz`, token)) === 200, child, apiserverLog);
   };
-  const stopApiserver = () => stopProcess(apiserver);
+  const stopApiserver = () => stopProcess(apiserver, "SIGKILL");
 
   try {
     await startApiserver();
@@ -178,7 +181,7 @@ export async function startTestApiserver(): Promise<TestApiserver> {
     stopApiserver,
     startApiserver,
     async stop() {
-      await stopProcess(apiserver);
+      await stopProcess(apiserver, "SIGKILL");
       await stopProcess(etcd);
       rmSync(dir, { recursive: true, force: true });
     },

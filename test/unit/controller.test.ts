@@ -180,6 +180,26 @@ describe("Controller", () => {
     expect(gate.calls).toEqual(["ns/a"]);
   });
 
+  it("starts again after stop with a fresh queue (a new leadership term), unless its queue was injected", async () => {
+    const calls: string[] = [];
+    const clock = new FakeClock();
+    const controller = new Controller({ kind: "Test", clock, reconcile: async (key) => void calls.push(key) });
+    controller.start();
+    controller.enqueue("ns/a");
+    await flush();
+    await controller.stop();
+    controller.enqueue("ns/lost");
+    controller.start();
+    controller.enqueue("ns/b");
+    await flush();
+    expect(calls).toEqual(["ns/a", "ns/b"]);
+    await controller.stop();
+
+    const injected = setup(async () => undefined);
+    await injected.controller.stop();
+    expect(() => injected.controller.start()).toThrow(/injected queue was shut down/);
+  });
+
   it("keeps reconciling when the onReconcile hook throws", async () => {
     const calls: string[] = [];
     const clock = new FakeClock();

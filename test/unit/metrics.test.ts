@@ -60,7 +60,7 @@ describe("operator HTTP server", () => {
   it("serves /metrics, /healthz always, and /readyz only once ready", async () => {
     const metrics = new OperatorMetrics({ processMetrics: false });
     let synced = false;
-    let leader: string | undefined;
+    let leader: string | undefined = undefined;
     const readiness = operatorReadiness({ cachesSynced: () => synced, election: { isLeader: () => false, leader: () => leader } });
     server = await startOperatorServer({ address: parseListenAddress("127.0.0.1:0"), registry: metrics.registry, readiness });
     const base = `http://127.0.0.1:${server.address.port}`;
