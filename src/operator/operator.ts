@@ -8,11 +8,10 @@ import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION } from "../api/v1alpha1";
 import { ClusterReconciler, stackNameOf, type ClusterObject, type ClusterStore, type EventSink } from "./cluster-reconciler";
-import { Controller } from "./controller";
 import { EventRecorder } from "./events";
-import { operatorReadiness, parseListenAddress, startOperatorServer, type OperatorServer } from "./http-server";
+import { parseListenAddress, startOperatorServer, type OperatorServer } from "./http-server";
 import { ResilientInformer } from "./informer";
-import { LeaderElector } from "./leader-election";
+import { Manager } from "./manager";
 import { OperatorMetrics } from "./metrics";
 import { StatusWriter } from "./status-writer";
 import { StackRunner } from "./stack-runner";
@@ -105,63 +104,50 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     resyncPeriodMs: options.resyncMs,
     onError: (err, restartInMs) => log({ level: "warn", msg: "cluster watch failed; restarting", restartInMs, error: String(err) }),
   });
-  const controller = new Controller({
-    kind: "Cluster",
-    reconcile: (key) => reconciler.reconcile(key),
-    concurrency: options.concurrency,
-    onReconcile: (event) => {
-      metrics.reconcileHook()(event);
-      log({ level: event.result === "error" || event.result === "terminal" ? "error" : "info", msg: "reconciled", kind: event.kind, key: event.key, result: event.result, durationMs: Math.round(event.durationMs), error: event.error?.message });
+  const manager = new Manager({
+    metrics,
+    election: options.leaderElectionNamespace
+      ? {
+          api: kubeConfig.makeApiClient(k8s.CoordinationV1Api),
+          namespace: options.leaderElectionNamespace,
+          name: "kube-on-kube-operator",
+          identity: `${hostname()}-${process.pid}`,
+          onNewLeader: (identity) => log({ level: "info", msg: "leader", identity }),
+          onError: (err) => log({ level: "warn", msg: "leader election error", error: String(err) }),
+        }
+      : undefined,
+    // Before any update of a new term: a predecessor killed mid-update left locks and pending
+    // operations on the stacks it was working on.
+    beforeReconciling: async (termEnded) => {
+      for (const cluster of informer.list()) {
+        if (termEnded.aborted) return;
+        const recovered = await runner.recover(stackNameOf(cluster), reconciler.program(cluster));
+        if (recovered) log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack: stackNameOf(cluster) });
+      }
+      log({ level: "info", msg: "leading: reconciling Clusters", clusters: informer.list().length });
     },
+    onReconcile: (event) =>
+      log({
+        level: event.result === "error" || event.result === "terminal" ? "error" : "info",
+        msg: "reconciled",
+        kind: event.kind,
+        key: event.key,
+        result: event.result,
+        durationMs: Math.round(event.durationMs),
+        error: event.error?.message,
+      }),
+    onError: (err) => log({ level: "error", msg: "operator error", error: String(err) }),
   });
-  informer.onChange((key) => controller.enqueue(key));
+  manager.register({ kind: "Cluster", informer: informer as unknown as ResilientInformer<k8s.KubernetesObject>, reconcile: (key) => reconciler.reconcile(key), concurrency: options.concurrency });
 
-  let leading = false;
-  const lead = async () => {
-    await informer.waitForSync();
-    // Before any update: a predecessor killed mid-update left locks and pending operations.
-    for (const cluster of informer.list()) {
-      await runner.recover(stackNameOf(cluster), reconciler.program(cluster)).catch((err: unknown) =>
-        log({ level: "warn", msg: "stack recovery failed", stack: stackNameOf(cluster), error: String(err) }),
-      );
-    }
-    leading = true;
-    controller.start();
-    for (const cluster of informer.list()) controller.enqueue(`${cluster.metadata.namespace}/${cluster.metadata.name}`);
-    log({ level: "info", msg: "leading: reconciling Clusters", clusters: informer.list().length });
-  };
-  const elector = options.leaderElectionNamespace
-    ? new LeaderElector({
-        api: kubeConfig.makeApiClient(k8s.CoordinationV1Api),
-        namespace: options.leaderElectionNamespace,
-        name: "kube-on-kube-operator",
-        identity: `${hostname()}-${process.pid}`,
-        onStartedLeading: lead,
-        onStoppedLeading: async () => {
-          leading = false;
-          log({ level: "warn", msg: "lost leadership: stopping the controller" });
-          await controller.stop();
-        },
-        onError: (err) => log({ level: "warn", msg: "leader election error", error: String(err) }),
-      })
-    : undefined;
-
-  informer.start();
-  const server = await startOperatorServer({
-    address: parseListenAddress(options.metricsAddr),
-    registry: metrics.registry,
-    readiness: operatorReadiness({ cachesSynced: () => informer.hasSynced(), election: elector }),
-  });
-  if (elector) elector.start();
-  else void lead();
+  const server = await startOperatorServer({ address: parseListenAddress(options.metricsAddr), registry: metrics.registry, readiness: manager.readiness() });
+  await manager.start();
   log({ level: "info", msg: "operator started", metrics: `${server.address.host}:${server.address.port}`, backend: options.backendUrl.replace(/\/\/[^@/]*@/, "//***@") });
 
   return {
     server,
     async stop() {
-      if (leading) await controller.stop();
-      await elector?.stop({ release: true });
-      await informer.stop();
+      await manager.stop();
       await server.close();
     },
   };
