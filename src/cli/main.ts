@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `kok`: the kube-on-kube command. Each subcommand lives in its own module. */
+import { runDemo } from "./demo";
 import { runManifests } from "./manifests";
 import { runMirror } from "./mirror";
 import { runOperator } from "./operator";
@@ -12,6 +13,7 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
+  demo: { summary: "the whole product on this machine: meta-cluster, operator, a Cluster (npm start)", run: () => runDemo() },
   validate: { summary: "check kube-on-kube manifests offline, listing every problem", run: runValidate },
   mirror: {
     summary: "serve a directory of artifacts over HTTP, printing each URL and sha256",
