@@ -16,7 +16,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { Controller, type Reconcile, type ReconcileEvent } from "./controller";
 import { operatorReadiness, type ReadinessCheck } from "./http-server";
-import type { ResilientInformer } from "./informer";
+import type { ChangeType, ResilientInformer } from "./informer";
 import { LeaderElector, type LeaderElectionOptions } from "./leader-election";
 import type { OperatorMetrics } from "./metrics";
 import { objectKey } from "./keys";
@@ -34,6 +34,12 @@ export interface KindRegistration {
   readonly concurrency?: number;
   readonly backoff?: BackoffOptions;
   readonly rateLimit?: TokenBucketOptions;
+  /**
+   * Which informer changes wake the reconciler. Default: all. Reconcilers that write status use
+   * it to ignore their own status writes (controller-runtime's GenerationChangedPredicate), so a
+   * failing object waits for its backoff instead of being retried by its own status update.
+   */
+  readonly filter?: (key: string, type: ChangeType) => boolean;
 }
 
 export interface ManagerOptions {
@@ -80,7 +86,10 @@ export class Manager {
     if (this.started) throw new Error(`manager: register ${registration.kind} before start()`);
     if (this.kinds.has(registration.kind)) throw new Error(`manager: kind ${registration.kind} registered twice`);
     this.kinds.set(registration.kind, registration);
-    registration.informer.onChange((key) => this.enqueue(registration.kind, key));
+    registration.informer.onChange((key, type) => {
+      if (registration.filter && !registration.filter(key, type)) return;
+      this.enqueue(registration.kind, key);
+    });
   }
 
   /** Enqueues a key of `kind` (e.g. a Machine change that concerns its Cluster); dropped while standing by. */

@@ -10,7 +10,7 @@ import { API_GROUP, API_VERSION } from "../api/v1alpha1";
 import { ClusterReconciler, stackNameOf, type ClusterObject, type ClusterStore, type EventSink } from "./cluster-reconciler";
 import { EventRecorder } from "./events";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "./http-server";
-import { ResilientInformer } from "./informer";
+import { ResilientInformer, type ChangeType } from "./informer";
 import { Manager } from "./manager";
 import { OperatorMetrics } from "./metrics";
 import { StatusWriter } from "./status-writer";
@@ -63,6 +63,26 @@ function clusterStore(api: k8s.CustomObjectsApi, writer: StatusWriter<ClusterObj
     async writeStatus(cluster, status) {
       await writer.update(`${cluster.metadata.namespace}/${cluster.metadata.name}`, () => status);
     },
+  };
+}
+
+/**
+ * Wakes the reconciler for new objects, deletions, resyncs and updates that change what it acts
+ * on (generation, deletion, finalizers), not for its own status writes.
+ */
+export function specChanged(get: (key: string) => ClusterObject | undefined): (key: string, type: ChangeType) => boolean {
+  const seen = new Map<string, string>();
+  return (key, type) => {
+    const object = get(key);
+    if (type === "delete" || !object) {
+      seen.delete(key);
+      return true;
+    }
+    const m = object.metadata;
+    const fingerprint = JSON.stringify([m.generation, Boolean(m.deletionTimestamp), m.finalizers ?? []]);
+    const changed = seen.get(key) !== fingerprint;
+    seen.set(key, fingerprint);
+    return type !== "update" || changed;
   };
 }
 
@@ -138,7 +158,13 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       }),
     onError: (err) => log({ level: "error", msg: "operator error", error: String(err) }),
   });
-  manager.register({ kind: "Cluster", informer: informer as unknown as ResilientInformer<k8s.KubernetesObject>, reconcile: (key) => reconciler.reconcile(key), concurrency: options.concurrency });
+  manager.register({
+    kind: "Cluster",
+    informer: informer as unknown as ResilientInformer<k8s.KubernetesObject>,
+    reconcile: (key) => reconciler.reconcile(key),
+    concurrency: options.concurrency,
+    filter: specChanged((key) => informer.get(key)),
+  });
 
   const server = await startOperatorServer({ address: parseListenAddress(options.metricsAddr), registry: metrics.registry, readiness: manager.readiness() });
   await manager.start();

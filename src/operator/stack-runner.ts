@@ -9,11 +9,12 @@
  *   hold secret values;
  * - engine errors classified so the controller knows whether to wait, retry or give up.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import * as path from "node:path";
 import {
   ConcurrentUpdateError,
   LocalWorkspace,
+  PulumiCommand,
   StackNotFoundError,
   type EngineEvent,
   type OpMap,
@@ -104,12 +105,29 @@ export class StackRunner {
     return next;
   }
 
+  private cli: Promise<PulumiCommand> | undefined;
+
+  /**
+   * The CLI named by the engine environment's PATH, not the operator process's own: the
+   * operator may run with a PATH that lacks the toolchain.
+   */
+  private pulumiCommand(): Promise<PulumiCommand> {
+    this.cli ??= (async () => {
+      const dirs = (this.options.env.PATH ?? process.env.PATH ?? "").split(path.delimiter).filter(Boolean);
+      const found = dirs.map((d) => path.join(d, "pulumi")).find((f) => existsSync(f));
+      if (!found) throw new Error(`no pulumi CLI on the engine's PATH (${dirs.join(path.delimiter)}): build it with \`npm run toolchain\``);
+      return PulumiCommand.get({ root: path.dirname(path.dirname(found)) });
+    })();
+    return this.cli;
+  }
+
   private async stack(stackName: string, program: PulumiFn): Promise<Stack> {
     const workDir = path.join(this.options.workRoot, stackName);
     mkdirSync(workDir, { recursive: true });
     return LocalWorkspace.createOrSelectStack(
       { projectName: this.options.projectName, stackName, program },
       {
+        pulumiCommand: await this.pulumiCommand(),
         workDir,
         projectSettings: { name: this.options.projectName, runtime: "nodejs", backend: { url: this.options.backendUrl } },
         envVars: this.options.env,
@@ -223,6 +241,7 @@ export class StackRunner {
     const workDir = path.join(this.options.workRoot, "_list");
     mkdirSync(workDir, { recursive: true });
     const ws = await LocalWorkspace.create({
+      pulumiCommand: await this.pulumiCommand(),
       workDir,
       program,
       projectSettings: { name: this.options.projectName, runtime: "nodejs", backend: { url: this.options.backendUrl } },
