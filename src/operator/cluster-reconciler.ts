@@ -148,10 +148,10 @@ export class ClusterReconciler {
     const summary = drift.map(([op, n]) => `${n} to ${op}`).join(", ");
     await this.o.events.record(cluster, "Warning", "Drifted", `live objects differ from the stack (${summary}); correcting`);
     await this.status(cluster, { phase: "Degraded" }, [{ type: "Drifted", status: "True", reason: "LiveObjectsChanged", message: summary }]);
-    return this.apply(key, cluster, "CorrectingDrift");
+    return this.apply(key, cluster, "CorrectingDrift", { refresh: true });
   }
 
-  private async apply(key: string, cluster: ClusterObject, reason: string): Promise<{ requeueAfter: number }> {
+  private async apply(key: string, cluster: ClusterObject, reason: string, opts: { refresh?: boolean } = {}): Promise<{ requeueAfter: number }> {
     const stack = stackNameOf(cluster);
     const program = this.program(cluster);
     const running = cluster.status?.version;
@@ -167,7 +167,8 @@ export class ClusterReconciler {
     ]);
     let result: OperationResult;
     try {
-      result = await this.o.stacks.up(stack, program);
+      // Drift correction must read the live objects first: the state still lists what was deleted.
+      result = await this.o.stacks.up(stack, program, undefined, { refresh: opts.refresh });
     } catch (error) {
       return this.failed(cluster, startedAt, error);
     }

@@ -159,11 +159,21 @@ export class StackRunner {
     }
   }
 
-  async up(stackName: string, program: PulumiFn, onProgress?: (p: OperationProgress) => void): Promise<OperationResult> {
+  /**
+   * Applies the program. With `refresh`, the live objects are read first, so objects changed or
+   * deleted behind the engine's back are put back (drift correction); without it the state is
+   * trusted.
+   */
+  async up(
+    stackName: string,
+    program: PulumiFn,
+    onProgress?: (p: OperationProgress) => void,
+    opts: { refresh?: boolean } = {},
+  ): Promise<OperationResult> {
     return this.serialize(stackName, () =>
       this.run(stackName, "up", async () => {
         const stack = await this.stack(stackName, program);
-        const result = await stack.up({ onEvent: this.progress(stackName, "up", onProgress) });
+        const result = await stack.up({ refresh: opts.refresh, onEvent: this.progress(stackName, "up", onProgress) });
         return { changes: countsOf(result.summary.resourceChanges), outputs: result.outputs };
       }),
     );

@@ -51,7 +51,8 @@ beforeAll(async () => {
     kubeconfigPath: cluster.kubeconfig,
     backendUrl: `file://${join(work, "state")}`,
     workRoot: join(work, "work"),
-    resyncMs: 600_000,
+    // Short, so the drift test sees a sweep; nothing asserts how long anything took.
+    resyncMs: 20_000,
     concurrency: 2,
     metricsAddr: "127.0.0.1:0",
     leaderElectionNamespace: "kube-system",
@@ -115,6 +116,23 @@ describe("the operator reconciles a Cluster resource", () => {
     const { host, port } = operator!.server.address;
     const metrics = await (await fetch(`http://${host}:${port}/metrics`)).text();
     expect(metrics).toMatch(/kube_on_kube_reconciles_total\{kind="Cluster",result="requeue"\} [1-9]/);
+  });
+
+  it("puts back a master Deployment deleted behind its back, after a Drifted Event", async () => {
+    kubectl("-n", "fleet-ops", "delete", "deployment", "ops-scheduler");
+    await eventually(
+      "Deployment fleet-ops/ops-scheduler restored and available",
+      async () => {
+        const d = json<{ status?: { availableReplicas?: number } }>("-n", "fleet-ops", "get", "deployment", "ops-scheduler");
+        return (d.status?.availableReplicas ?? 0) >= 1 ? true : undefined;
+      },
+      600_000,
+    );
+    const events = json<{ items: { reason: string; message: string; involvedObject: { name: string } }[] }>("-n", "fleet", "get", "events");
+    const drifted = events.items.find((e) => e.involvedObject.name === "ops" && e.reason === "Drifted");
+    expect(drifted?.message).toContain("1 to create");
+    const c = json<ClusterJson>("-n", "fleet", "get", "cluster", "ops");
+    expect(c.status?.conditions?.find((x) => x.type === "Drifted")?.status).toBe("False");
   });
 
   it("rejects an invalid Cluster at the apiserver, before the operator sees it", () => {

@@ -16,6 +16,7 @@ interface Call {
   refresh?: boolean;
 }
 
+
 function harness() {
   let time = Date.parse("2026-11-25T12:00:00Z");
   const objects = new Map<string, ClusterObject>();
@@ -23,8 +24,8 @@ function harness() {
   const calls: Call[] = [];
   const engine = { drift: {} as Record<string, number>, failWith: undefined as Error | undefined, destroyed: [] as string[] };
   const stacks: ClusterStacks = {
-    async up(stack) {
-      calls.push({ op: "up", stack });
+    async up(stack, _program, _progress, opts) {
+      calls.push({ op: "up", stack, ...(opts?.refresh ? { refresh: true } : {}) });
       if (engine.failWith) throw engine.failWith;
       return {
         changes: { create: 30 },
@@ -122,7 +123,12 @@ describe("ClusterReconciler", () => {
     h.advance(300_000);
     h.engine.drift = { create: 1, update: 1 };
     await h.reconciler.reconcile("fleet/dev");
-    expect(h.calls.map((c) => c.op)).toEqual(["up", "preview", "up"]);
+    expect(h.calls).toEqual([
+      { op: "up", stack: "fleet-dev" },
+      { op: "preview", stack: "fleet-dev", refresh: true },
+      // Refresh first: the state still lists what was deleted behind the engine's back.
+      { op: "up", stack: "fleet-dev", refresh: true },
+    ]);
     expect(h.events.find((e) => e.reason === "Drifted")?.message).toContain("1 to create, 1 to update");
     expect(h.get().status?.phase).toBe("Ready");
   });
