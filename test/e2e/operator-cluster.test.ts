@@ -131,8 +131,11 @@ describe("the operator reconciles a Cluster resource", () => {
     const events = json<{ items: { reason: string; message: string; involvedObject: { name: string } }[] }>("-n", "fleet", "get", "events");
     const drifted = events.items.find((e) => e.involvedObject.name === "ops" && e.reason === "Drifted");
     expect(drifted?.message).toContain("1 to create");
-    const c = json<ClusterJson>("-n", "fleet", "get", "cluster", "ops");
-    expect(c.status?.conditions?.find((x) => x.type === "Drifted")?.status).toBe("False");
+    // The Deployment is back before the correcting `up` has finished and written the status.
+    await eventually("Drifted=False after the correction", async () => {
+      const c = json<ClusterJson>("-n", "fleet", "get", "cluster", "ops");
+      return c.status?.conditions?.find((x) => x.type === "Drifted")?.status === "False" && c.status.phase === "Ready" ? true : undefined;
+    });
   });
 
   it("rejects an invalid Cluster at the apiserver, before the operator sees it", () => {
