@@ -41,6 +41,14 @@ export interface RunningOperator {
 
 const CLUSTERS = { group: API_GROUP, version: API_VERSION, plural: "clusters" } as const;
 
+/** client-node errors carry the whole HTTP exchange (headers included): log its gist only. */
+function brief(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const code = /HTTP-Code: (\d+)/.exec(text)?.[1];
+  const message = /"message":"((?:[^"\\]|\\.)*)"/.exec(text)?.[1];
+  return code ? `HTTP ${code}${message ? `: ${message}` : ""}` : text.split("\n")[0];
+}
+
 function clusterStore(api: k8s.CustomObjectsApi, writer: StatusWriter<ClusterObject["status"], ClusterObject>): ClusterStore {
   return {
     async get(namespace, name) {
@@ -108,7 +116,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     api: core,
     instance: hostname(),
     secrets,
-    onError: (err, event) => log({ level: "warn", msg: "event not recorded", reason: event.reason, subject: event.subject, error: String(err) }),
+    onError: (err, event) => log({ level: "warn", msg: "event not recorded", reason: event.reason, subject: event.subject, error: brief(err) }),
   });
   const events: EventSink = { record: (cluster, type, reason, message) => recorder.record(cluster, type, reason, message) };
   const statusWriter = new StatusWriter<ClusterObject["status"], ClusterObject>({ api: customObjects, ...CLUSTERS, secrets });
@@ -122,7 +130,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         ? customObjects.listNamespacedCustomObject({ ...CLUSTERS, namespace: options.namespace })
         : customObjects.listClusterCustomObject(CLUSTERS)) as never,
     resyncPeriodMs: options.resyncMs,
-    onError: (err, restartInMs) => log({ level: "warn", msg: "cluster watch failed; restarting", restartInMs, error: String(err) }),
+    onError: (err, restartInMs) => log({ level: "warn", msg: "cluster watch failed; restarting", restartInMs, error: brief(err) }),
   });
   const manager = new Manager({
     metrics,
@@ -133,7 +141,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
           name: "kube-on-kube-operator",
           identity: `${hostname()}-${process.pid}`,
           onNewLeader: (identity) => log({ level: "info", msg: "leader", identity }),
-          onError: (err) => log({ level: "warn", msg: "leader election error", error: String(err) }),
+          onError: (err) => log({ level: "warn", msg: "leader election error", error: brief(err) }),
         }
       : undefined,
     // Before any update of a new term: a predecessor killed mid-update left locks and pending
@@ -156,7 +164,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         durationMs: Math.round(event.durationMs),
         error: event.error?.message,
       }),
-    onError: (err) => log({ level: "error", msg: "operator error", error: String(err) }),
+    onError: (err) => log({ level: "error", msg: "operator error", error: brief(err) }),
   });
   manager.register({
     kind: "Cluster",
