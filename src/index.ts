@@ -11,6 +11,10 @@ export { ApiServer, type ApiServerArgs } from "./components/apiserver";
 export { ControllerManager, type ControllerManagerArgs } from "./components/controller-manager";
 export { Scheduler, type SchedulerArgs } from "./components/scheduler";
 export type { ClusterContext } from "./components/cluster-context";
+export { WorkerNode, workerNodeProblems, StepProvider, ServiceManager, type WorkerNodeArgs } from "./components/worker-node";
+export { NodePool, nodePoolProblems, type NodePoolArgs, type NodePoolMachine } from "./components/node-pool";
+export { planRollout, type RolloutBatch } from "./components/rollout-plan";
+export { SshStep, type SshStepArgs, type SshConnection } from "./components/ssh-step";
 
 export {
   API_GROUP,
@@ -40,6 +44,9 @@ export {
   type UserKubeconfigSpec,
 } from "./api/v1alpha1/cluster";
 export { resolveClusterSpec, MODE_REPLICAS, type ResolvedClusterSpec } from "./api/v1alpha1/cluster-defaults";
+export type { MachineSpec, MachineStatus, SshSpec, ObservedVersions } from "./api/v1alpha1/machine";
+export type { ClusterPackageVersionSpec, ClusterPackageVersionStatus, WorkerPackages, PackageArtifact, RolloutSpec } from "./api/v1alpha1/package-version";
+export { validateMachineSpec, validateClusterPackageVersionSpec, validateNodePool } from "./api/v1alpha1/machine-validation";
 export { validateClusterSpec, clusterNameProblems } from "./api/v1alpha1/cluster-validation";
 export { SpecValidationError, formatProblem, type Problem } from "./api/v1alpha1/validation";
 export { kubernetesUpgradeProblems, etcdUpgradeProblems, parseKubernetesVersion } from "./api/v1alpha1/versions";

@@ -36,3 +36,4 @@ export const namespace = prodA.namespace;
 export const caCertificate = prodA.caCertificate;
 export const adminKubeconfig = prodA.adminKubeconfig; // a secret: `pulumi stack output adminKubeconfig --show-secrets`
 export const certificatesExpireAt = prodA.certificatesExpireAt;
+export const caPrivateKey = prodA.caPrivateKey; // a secret: examples/workers signs kubelet certificates with it

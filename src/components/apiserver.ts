@@ -13,7 +13,7 @@ import {
   selectorLabels,
   type ClusterContext,
 } from "./cluster-context";
-import { CHECKSUM_ANNOTATION, disruptionBudget, FORCE_APPLY_ANNOTATIONS, httpProbe, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
+import { disruptionBudget, FORCE_APPLY_ANNOTATIONS, httpProbe, masterDeployment, masterSecret } from "./master-workload";
 import type { PemPair } from "./pki";
 
 export interface ApiServerArgs {
@@ -132,39 +132,27 @@ export class ApiServer extends pulumi.ComponentResource {
       child,
     );
 
-    const pki = secretVolume(names.apiServerCerts, PKI);
-    this.deployment = new k8s.apps.v1.Deployment(
+    this.deployment = masterDeployment(
       `${name}-deployment`,
+      ctx,
       {
-        metadata: { name: names.apiServer, namespace: ctx.namespace, labels, annotations: FORCE_APPLY_ANNOTATIONS },
-        spec: {
-          replicas: spec.replicas,
-          selector: { matchLabels: selector },
-          // Never drop below the wanted count during an upgrade: a new pod must be Ready first.
-          strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-          template: {
-            metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(files) } },
-            spec: {
-              ...podPlacement(ctx, "kube-apiserver"),
-              enableServiceLinks: false,
-              automountServiceAccountToken: false,
-              containers: [
-                {
-                  name: "kube-apiserver",
-                  image: spec.image,
-                  command: ["kube-apiserver", ...apiServerFlags(ctx)],
-                  env: [{ name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } }],
-                  ports: [{ name: "https", containerPort: APISERVER_PORT }],
-                  resources: spec.resources,
-                  volumeMounts: [pki.mount],
-                  startupProbe: httpProbe("/livez", APISERVER_PORT, "HTTPS", 30),
-                  readinessProbe: httpProbe("/readyz", APISERVER_PORT, "HTTPS", 3),
-                  livenessProbe: httpProbe("/livez", APISERVER_PORT, "HTTPS", 8),
-                },
-              ],
-              volumes: [pki.volume],
-            },
-          },
+        objectName: names.apiServer,
+        component: "kube-apiserver",
+        replicas: spec.replicas,
+        files,
+        secretName: names.apiServerCerts,
+        mountPath: PKI,
+        // Never drop below the wanted count during an upgrade: a new pod must be Ready first.
+        strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+        container: {
+          image: spec.image,
+          command: ["kube-apiserver", ...apiServerFlags(ctx)],
+          env: [{ name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } }],
+          ports: [{ name: "https", containerPort: APISERVER_PORT }],
+          resources: spec.resources,
+          startupProbe: httpProbe("/livez", APISERVER_PORT, "HTTPS", 30),
+          readinessProbe: httpProbe("/readyz", APISERVER_PORT, "HTTPS", 3),
+          livenessProbe: httpProbe("/livez", APISERVER_PORT, "HTTPS", 8),
         },
       },
       { parent: this, dependsOn: [secret] },

@@ -4,8 +4,8 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { componentLabels, objectNames, renderFlags, selectorLabels, type ClusterContext } from "./cluster-context";
-import { CHECKSUM_ANNOTATION, disruptionBudget, FORCE_APPLY_ANNOTATIONS, httpProbe, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
+import { objectNames, renderFlags, type ClusterContext } from "./cluster-context";
+import { disruptionBudget, httpProbe, masterDeployment, masterSecret } from "./master-workload";
 import type { PemPair } from "./pki";
 
 export interface ControllerManagerArgs {
@@ -55,7 +55,6 @@ export class ControllerManager extends pulumi.ComponentResource {
     const ctx = args.cluster;
     const spec = ctx.spec.controllerManager;
     const names = objectNames(ctx.name);
-    const labels = componentLabels(ctx.name, "kube-controller-manager");
     const child = { parent: this };
 
     const files = {
@@ -66,36 +65,23 @@ export class ControllerManager extends pulumi.ComponentResource {
       kubeconfig: args.kubeconfig,
     };
     const secret = masterSecret(`${name}-secret`, ctx, names.controllerManagerSecret, "kube-controller-manager", files, child);
-    const pki = secretVolume(names.controllerManagerSecret, PKI);
-
-    this.deployment = new k8s.apps.v1.Deployment(
+    this.deployment = masterDeployment(
       `${name}-deployment`,
+      ctx,
       {
-        metadata: { name: names.controllerManager, namespace: ctx.namespace, labels, annotations: FORCE_APPLY_ANNOTATIONS },
-        spec: {
-          replicas: spec.replicas,
-          selector: { matchLabels: selectorLabels(ctx.name, "kube-controller-manager") },
-          template: {
-            metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(files) } },
-            spec: {
-              ...podPlacement(ctx, "kube-controller-manager"),
-              enableServiceLinks: false,
-              automountServiceAccountToken: false,
-              containers: [
-                {
-                  name: "kube-controller-manager",
-                  image: spec.image,
-                  command: ["kube-controller-manager", ...controllerManagerFlags(ctx)],
-                  ports: [{ name: "https", containerPort: CONTROLLER_MANAGER_PORT }],
-                  resources: spec.resources,
-                  volumeMounts: [pki.mount],
-                  startupProbe: httpProbe("/healthz", CONTROLLER_MANAGER_PORT, "HTTPS", 24),
-                  livenessProbe: httpProbe("/healthz", CONTROLLER_MANAGER_PORT, "HTTPS", 8),
-                },
-              ],
-              volumes: [pki.volume],
-            },
-          },
+        objectName: names.controllerManager,
+        component: "kube-controller-manager",
+        replicas: spec.replicas,
+        files,
+        secretName: names.controllerManagerSecret,
+        mountPath: PKI,
+        container: {
+          image: spec.image,
+          command: ["kube-controller-manager", ...controllerManagerFlags(ctx)],
+          ports: [{ name: "https", containerPort: CONTROLLER_MANAGER_PORT }],
+          resources: spec.resources,
+          startupProbe: httpProbe("/healthz", CONTROLLER_MANAGER_PORT, "HTTPS", 24),
+          livenessProbe: httpProbe("/healthz", CONTROLLER_MANAGER_PORT, "HTTPS", 8),
         },
       },
       { parent: this, dependsOn: [secret] },

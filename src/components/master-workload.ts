@@ -107,3 +107,54 @@ export function secretVolume(secretName: string, mountPath = "/etc/kubernetes/pk
 export function httpProbe(path: string, port: number, scheme: "HTTP" | "HTTPS", failureThreshold: number) {
   return { httpGet: { path, port, scheme }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold };
 }
+
+type Container = k8s.types.input.core.v1.Container;
+
+export interface MasterDeploymentParams {
+  readonly objectName: string;
+  readonly component: MasterComponent;
+  readonly replicas: number;
+  /** The Secret's files: mounted at `mountPath`, and their checksum rolls the pods. */
+  readonly files: Record<string, pulumi.Input<string>>;
+  readonly secretName: string;
+  readonly mountPath: string;
+  readonly container: Omit<Container, "name" | "volumeMounts">;
+  readonly strategy?: k8s.types.input.apps.v1.DeploymentStrategy;
+}
+
+/**
+ * The Deployment shape kube-apiserver, kube-controller-manager and kube-scheduler share: one
+ * container named after the component, its Secret mounted read-only, placed on the master nodes,
+ * no ServiceAccount token of the meta-cluster (the masters talk to their own cluster only).
+ */
+export function masterDeployment(
+  resourceName: string,
+  ctx: ClusterContext,
+  p: MasterDeploymentParams,
+  opts: pulumi.CustomResourceOptions,
+): k8s.apps.v1.Deployment {
+  const labels = componentLabels(ctx.name, p.component);
+  const secret = secretVolume(p.secretName, p.mountPath);
+  return new k8s.apps.v1.Deployment(
+    resourceName,
+    {
+      metadata: { name: p.objectName, namespace: ctx.namespace, labels, annotations: FORCE_APPLY_ANNOTATIONS },
+      spec: {
+        replicas: p.replicas,
+        selector: { matchLabels: selectorLabels(ctx.name, p.component) },
+        strategy: p.strategy,
+        template: {
+          metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(p.files) } },
+          spec: {
+            ...podPlacement(ctx, p.component),
+            enableServiceLinks: false,
+            automountServiceAccountToken: false,
+            containers: [{ ...p.container, name: p.component, volumeMounts: [secret.mount] }],
+            volumes: [secret.volume],
+          },
+        },
+      },
+    },
+    opts,
+  );
+}

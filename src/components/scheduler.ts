@@ -1,8 +1,8 @@
 /** Scheduler: kube-scheduler of a business cluster, leader-elected in the business cluster. */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { componentLabels, objectNames, renderFlags, selectorLabels, type ClusterContext } from "./cluster-context";
-import { CHECKSUM_ANNOTATION, disruptionBudget, FORCE_APPLY_ANNOTATIONS, httpProbe, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
+import { objectNames, renderFlags, type ClusterContext } from "./cluster-context";
+import { disruptionBudget, httpProbe, masterDeployment, masterSecret } from "./master-workload";
 
 export interface SchedulerArgs {
   readonly cluster: ClusterContext;
@@ -36,42 +36,28 @@ export class Scheduler extends pulumi.ComponentResource {
     const ctx = args.cluster;
     const spec = ctx.spec.scheduler;
     const names = objectNames(ctx.name);
-    const labels = componentLabels(ctx.name, "kube-scheduler");
     const child = { parent: this };
 
     const files = { kubeconfig: args.kubeconfig };
     const secret = masterSecret(`${name}-kubeconfig`, ctx, names.schedulerKubeconfig, "kube-scheduler", files, child);
-    const config = secretVolume(names.schedulerKubeconfig, CONFIG_DIR);
-
-    this.deployment = new k8s.apps.v1.Deployment(
+    this.deployment = masterDeployment(
       `${name}-deployment`,
+      ctx,
       {
-        metadata: { name: names.scheduler, namespace: ctx.namespace, labels, annotations: FORCE_APPLY_ANNOTATIONS },
-        spec: {
-          replicas: spec.replicas,
-          selector: { matchLabels: selectorLabels(ctx.name, "kube-scheduler") },
-          template: {
-            metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(files) } },
-            spec: {
-              ...podPlacement(ctx, "kube-scheduler"),
-              enableServiceLinks: false,
-              automountServiceAccountToken: false,
-              containers: [
-                {
-                  name: "kube-scheduler",
-                  image: spec.image,
-                  command: ["kube-scheduler", ...schedulerFlags(ctx)],
-                  ports: [{ name: "https", containerPort: SCHEDULER_PORT }],
-                  resources: spec.resources,
-                  volumeMounts: [config.mount],
-                  startupProbe: httpProbe("/livez", SCHEDULER_PORT, "HTTPS", 24),
-                  readinessProbe: httpProbe("/readyz", SCHEDULER_PORT, "HTTPS", 3),
-                  livenessProbe: httpProbe("/livez", SCHEDULER_PORT, "HTTPS", 8),
-                },
-              ],
-              volumes: [config.volume],
-            },
-          },
+        objectName: names.scheduler,
+        component: "kube-scheduler",
+        replicas: spec.replicas,
+        files,
+        secretName: names.schedulerKubeconfig,
+        mountPath: CONFIG_DIR,
+        container: {
+          image: spec.image,
+          command: ["kube-scheduler", ...schedulerFlags(ctx)],
+          ports: [{ name: "https", containerPort: SCHEDULER_PORT }],
+          resources: spec.resources,
+          startupProbe: httpProbe("/livez", SCHEDULER_PORT, "HTTPS", 24),
+          readinessProbe: httpProbe("/readyz", SCHEDULER_PORT, "HTTPS", 3),
+          livenessProbe: httpProbe("/livez", SCHEDULER_PORT, "HTTPS", 8),
         },
       },
       { parent: this, dependsOn: [secret] },

@@ -68,7 +68,8 @@ function computedOutputs(type: string, name: string): Record<string, unknown> {
   }
 }
 
-export function installMocks(): MockRecorder {
+/** `stackOutputs`: what a `pulumi.StackReference` in the program under test reads. */
+export function installMocks(options: { stackOutputs?: Record<string, unknown> } = {}): MockRecorder {
   const resources: RecordedResource[] = [];
   pulumi.runtime.setMocks(
     {
@@ -76,6 +77,9 @@ export function installMocks(): MockRecorder {
         const id = `${args.name}-id`;
         const registration = registrations.get(args.name) ?? { dependsOn: [] };
         resources.push({ type: args.type, name: args.name, inputs: args.inputs, id, custom: args.custom ?? false, provider: args.provider, ...registration });
+        if (args.type === "pulumi:pulumi:StackReference") {
+          return { id, state: { ...args.inputs, outputs: options.stackOutputs ?? {}, secretOutputNames: [] } };
+        }
         return { id, state: { ...args.inputs, ...computedOutputs(args.type, args.name) } };
       },
       call(args: pulumi.runtime.MockCallArgs) {

@@ -1,0 +1,191 @@
+/**
+ * A watch-backed cache that keeps itself alive. @kubernetes/client-node's ListWatch (src/cache.ts)
+ * relists on 410 Gone and re-watches when a watch ends cleanly, but on ANY other error — the list
+ * failing, the apiserver restarting, a connection reset — it calls its error callbacks and stops
+ * for good, leaving a controller that silently sees nothing (STYLE.md item 12). This wrapper
+ * restarts it after an exponential backoff, forever, until `stop()`.
+ *
+ * A restart re-watches from the last resourceVersion, so changes made while the watch was down
+ * arrive as ordinary events; if that version was compacted away the apiserver answers 410 and
+ * ListWatch relists, reporting objects that vanished meanwhile as deletes. Either way callers see
+ * every object's latest state, which is all a level-based reconciler needs.
+ *
+ * Every change is reported as just the object's key (STYLE.md item 8); a periodic resync reports
+ * every cached key again so reconcilers get a regular chance to detect drift outside Kubernetes.
+ */
+import {
+  ADD,
+  DELETE,
+  ERROR,
+  UPDATE,
+  makeInformer,
+  type Informer as ClientInformer,
+  type KubeConfig,
+  type KubernetesObject,
+  type ListPromise,
+  type ObjectCache,
+} from "@kubernetes/client-node";
+import { realClock, sleep, type CancelTimer, type Clock } from "./clock";
+import { objectKey, splitKey } from "./keys";
+import { exponentialDelay, type BackoffOptions } from "./rate-limiter";
+
+export type ChangeType = "add" | "update" | "delete" | "resync";
+export type ChangeListener = (key: string, type: ChangeType) => void;
+
+/** The part of client-node's informer this wrapper uses; tests substitute a fake. */
+export type ListWatchLike<T extends KubernetesObject> = ClientInformer<T> & ObjectCache<T> & { latestResourceVersion(): string };
+
+export interface InformerOptions<T extends KubernetesObject> {
+  readonly kubeConfig: KubeConfig;
+  /** API path to watch, e.g. `/api/v1/namespaces/ns/configmaps` or `/apis/kubeonkube.io/v1alpha1/clusters`. */
+  readonly path: string;
+  /** Lists the same collection as `path` (a generated-API call). */
+  readonly list: ListPromise<T>;
+  readonly labelSelector?: string;
+  /** Backoff between restarts after errors. Default 500 ms doubling to 30 s; reset once a list or event succeeds. */
+  readonly restartBackoff?: BackoffOptions;
+  /** How a restart waits; inject to control time in tests. Default: a timer on `clock`. */
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<unknown>;
+  readonly clock?: Clock;
+  /** Re-report every cached key this often (drift checks). 0 or absent: never. */
+  readonly resyncPeriodMs?: number;
+  /** Told about each failure and the delay before the next attempt (logs, metrics). */
+  readonly onError?: (err: unknown, restartInMs: number) => void;
+  /** Builds the underlying ListWatch; default client-node's `makeInformer`. */
+  readonly makeListWatch?: (kubeConfig: KubeConfig, path: string, list: ListPromise<T>, labelSelector?: string) => ListWatchLike<T>;
+}
+
+export class ResilientInformer<T extends KubernetesObject> {
+  private readonly options: InformerOptions<T>;
+  private readonly clock: Clock;
+  private readonly listWatch: ListWatchLike<T>;
+  private readonly listeners: ChangeListener[] = [];
+  private readonly abort = new AbortController();
+  private readonly syncWaiters: Array<() => void> = [];
+  private failures = 0;
+  private restartPending = false;
+  private synced = false;
+  private running = false;
+  private cancelResync: CancelTimer | undefined;
+  /** How many times the ListWatch was restarted after an error. */
+  restarts = 0;
+
+  constructor(options: InformerOptions<T>) {
+    this.options = options;
+    this.clock = options.clock ?? realClock;
+    const make = options.makeListWatch ?? ((kc, path, list, selector) => makeInformer(kc, path, list, selector) as ListWatchLike<T>);
+    this.listWatch = make(options.kubeConfig, options.path, () => this.listAndNoteSync(), options.labelSelector);
+    const report = (type: ChangeType) => (obj: T) => {
+      this.failures = 0;
+      this.emit(objectKey(obj), type);
+    };
+    this.listWatch.on(ADD, report("add"));
+    this.listWatch.on(UPDATE, report("update"));
+    this.listWatch.on(DELETE, report("delete"));
+    this.listWatch.on(ERROR, (err?: unknown) => this.failed(err));
+  }
+
+  /** Registers a listener for changed keys. Listeners must not throw (a throw is swallowed). */
+  onChange(listener: ChangeListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Lists, then watches. Returns at once; use `waitForSync` to know when the cache is filled. */
+  start(): void {
+    if (this.running || this.abort.signal.aborted) return;
+    this.running = true;
+    this.connect();
+    this.armResync();
+  }
+
+  /** True once the first list has landed in the cache (and forever after, as in client-go). */
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** Resolves once `hasSynced()`; rejects if `signal` aborts first. */
+  waitForSync(signal?: AbortSignal): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      signal?.addEventListener("abort", () => reject(new Error(`informer ${this.options.path}: stopped waiting for sync`)), { once: true });
+      this.syncWaiters.push(resolve);
+    });
+  }
+
+  list(): readonly T[] {
+    return this.listWatch.list();
+  }
+
+  get(key: string): T | undefined {
+    const { namespace, name } = splitKey(key);
+    return this.listWatch.get(name, namespace);
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    this.cancelResync?.();
+    await this.listWatch.stop();
+  }
+
+  private connect(): void {
+    // start() only rejects on local problems (no current cluster); treat them like any failure.
+    this.listWatch.start().catch((err: unknown) => this.failed(err));
+  }
+
+  private async listAndNoteSync() {
+    const result = await this.options.list();
+    this.failures = 0;
+    // ListWatch fills its cache in the continuation of this promise; setImmediate runs after
+    // that, so `hasSynced()` never turns true before `list()` can return the objects.
+    setImmediate(() => {
+      if (this.synced) return;
+      this.synced = true;
+      for (const resolve of this.syncWaiters.splice(0)) resolve();
+    });
+    return result;
+  }
+
+  private failed(err: unknown): void {
+    // ListWatch reports the abort of its own request on stop() as an error: not a failure.
+    if (this.abort.signal.aborted || this.restartPending) return;
+    this.restartPending = true;
+    const { baseMs = 500, capMs = 30_000 } = this.options.restartBackoff ?? {};
+    const delay = exponentialDelay(this.failures++, baseMs, capMs);
+    try {
+      this.options.onError?.(err, delay);
+    } catch {
+      // A broken log hook must not stop the restart.
+    }
+    const wait = this.options.sleep ?? ((ms: number, signal: AbortSignal) => sleep(this.clock, ms, signal));
+    void wait(delay, this.abort.signal).then(
+      () => this.restart(),
+      () => this.restart(),
+    );
+  }
+
+  private restart(): void {
+    this.restartPending = false;
+    if (this.abort.signal.aborted) return;
+    this.restarts++;
+    this.connect();
+  }
+
+  private armResync(): void {
+    const period = this.options.resyncPeriodMs ?? 0;
+    if (period <= 0 || this.abort.signal.aborted) return;
+    this.cancelResync = this.clock.setTimer(() => {
+      if (this.synced) for (const obj of this.listWatch.list()) this.emit(objectKey(obj), "resync");
+      this.armResync();
+    }, period);
+  }
+
+  private emit(key: string, type: ChangeType): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(key, type);
+      } catch {
+        // One bad listener must not starve the others or break the watch callback chain.
+      }
+    }
+  }
+}

@@ -1,0 +1,118 @@
+import { KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import { ResilientInformer, type ChangeType, type ListWatchLike } from "../../src/operator/informer";
+import { FakeClock, flush } from "../support/fake-clock";
+import { FakeListWatch } from "../support/fake-list-watch";
+
+const cm = (name: string): V1ConfigMap => ({ metadata: { namespace: "ns", name, resourceVersion: "1" } });
+
+function setup(options: { listFails?: () => boolean; resyncPeriodMs?: number } = {}) {
+  const clock = new FakeClock();
+  let fake: FakeListWatch<V1ConfigMap> | undefined;
+  const changes: Array<[string, ChangeType]> = [];
+  const errors: Array<{ delay: number }> = [];
+  const items = [cm("a"), cm("b")];
+  const informer = new ResilientInformer<V1ConfigMap>({
+    kubeConfig: new KubeConfig(),
+    path: "/api/v1/namespaces/ns/configmaps",
+    list: async () => {
+      if (options.listFails?.()) throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+      return { apiVersion: "v1", kind: "ConfigMapList", metadata: { resourceVersion: "1" }, items };
+    },
+    clock,
+    restartBackoff: { baseMs: 500, capMs: 4000 },
+    resyncPeriodMs: options.resyncPeriodMs,
+    onError: (_err, delay) => errors.push({ delay }),
+    makeListWatch: (_kc, _path, list) => {
+      fake = new FakeListWatch(list);
+      return fake as unknown as ListWatchLike<V1ConfigMap>;
+    },
+  });
+  informer.onChange((key, type) => changes.push([key, type]));
+  return { clock, informer, changes, errors, fake: () => fake! };
+}
+
+describe("ResilientInformer", () => {
+  it("reports listed objects as keys and syncs", async () => {
+    const { informer, changes } = setup();
+    informer.start();
+    await informer.waitForSync();
+    expect(informer.hasSynced()).toBe(true);
+    expect(changes).toEqual([
+      ["ns/a", "add"],
+      ["ns/b", "add"],
+    ]);
+    expect(informer.get("ns/a")?.metadata?.name).toBe("a");
+    expect(informer.list()).toHaveLength(2);
+    await informer.stop();
+  });
+
+  it("restarts after errors with growing, capped backoff, and resets it after success", async () => {
+    let failing = true;
+    const { informer, clock, errors, fake } = setup({ listFails: () => failing });
+    informer.start();
+    await flush();
+    for (let i = 0; i < 5; i++) await clock.advance(errors.at(-1)!.delay);
+    expect(errors.map((e) => e.delay)).toEqual([500, 1000, 2000, 4000, 4000, 4000]);
+    expect(fake().starts).toBe(6);
+    expect(informer.hasSynced()).toBe(false);
+    failing = false;
+    await clock.advance(4000);
+    await informer.waitForSync();
+    expect(informer.restarts).toBe(6);
+    // A later failure (e.g. the watch broke) starts from the base delay again.
+    fake().fail(new Error("watch closed: connection reset"));
+    expect(errors.at(-1)!.delay).toBe(500);
+    await clock.advance(500);
+    expect(fake().starts).toBe(8);
+    await informer.stop();
+  });
+
+  it("schedules one restart however many errors arrive at once", async () => {
+    const { informer, clock, fake } = setup();
+    informer.start();
+    await informer.waitForSync();
+    fake().fail(new Error("one"));
+    fake().fail(new Error("two"));
+    await clock.advance(500);
+    expect(fake().starts).toBe(2);
+    await informer.stop();
+  });
+
+  it("does not restart after stop, even though ListWatch reports its own abort", async () => {
+    const { informer, clock, errors, fake } = setup();
+    informer.start();
+    await informer.waitForSync();
+    await informer.stop();
+    await clock.advance(60_000);
+    expect(errors).toEqual([]);
+    expect(fake().starts).toBe(1);
+  });
+
+  it("re-reports every cached key each resync period", async () => {
+    const { informer, clock, changes, fake } = setup({ resyncPeriodMs: 60_000 });
+    informer.start();
+    await informer.waitForSync();
+    fake().remove(cm("b"));
+    changes.length = 0;
+    await clock.advance(60_000);
+    expect(changes).toEqual([["ns/a", "resync"]]);
+    await clock.advance(60_000);
+    expect(changes).toHaveLength(2);
+    await informer.stop();
+    await clock.advance(600_000);
+    expect(changes).toHaveLength(2);
+  });
+
+  it("keeps other listeners going when one throws", async () => {
+    const { informer, changes, fake } = setup();
+    informer.onChange(() => {
+      throw new Error("bad listener");
+    });
+    informer.start();
+    await informer.waitForSync();
+    fake().put(cm("c"));
+    expect(changes.at(-1)).toEqual(["ns/c", "add"]);
+    await informer.stop();
+  });
+});

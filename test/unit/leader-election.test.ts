@@ -1,0 +1,191 @@
+import type { V1Lease } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import { LeaderElector, type LeaseApi } from "../../src/operator/leader-election";
+import { FakeClock } from "../support/fake-clock";
+
+/** An in-memory Lease endpoint with the apiserver's optimistic concurrency (404, 409 by resourceVersion). */
+class MemoryLeases {
+  lease: V1Lease | undefined;
+  version = 0;
+  /** When set, every call fails as if the apiserver were unreachable. */
+  down = false;
+
+  api(): LeaseApi {
+    const fail = (code: number) => Object.assign(new Error(`HTTP ${code}`), { code });
+    const check = () => {
+      if (this.down) throw fail(503);
+    };
+    const copy = (l: V1Lease): V1Lease => JSON.parse(JSON.stringify(l)) as V1Lease;
+    return {
+      readNamespacedLease: async () => {
+        check();
+        if (!this.lease) throw fail(404);
+        return copy(this.lease);
+      },
+      createNamespacedLease: async ({ body }: { body: V1Lease }) => {
+        check();
+        if (this.lease) throw fail(409);
+        this.lease = { ...copy(body), metadata: { ...body.metadata, resourceVersion: String(++this.version) } };
+        return copy(this.lease);
+      },
+      replaceNamespacedLease: async ({ body }: { body: V1Lease }) => {
+        check();
+        if (body.metadata?.resourceVersion !== this.lease?.metadata?.resourceVersion) throw fail(409);
+        this.lease = { ...copy(body), metadata: { ...body.metadata, resourceVersion: String(++this.version) } };
+        return copy(this.lease);
+      },
+    } as unknown as LeaseApi;
+  }
+}
+
+function elector(store: MemoryLeases, clock: FakeClock, identity: string, log: string[]) {
+  return new LeaderElector({
+    api: store.api(),
+    namespace: "kok-system",
+    name: "kube-on-kube-operator",
+    identity,
+    leaseDurationMs: 15_000,
+    renewDeadlineMs: 10_000,
+    retryPeriodMs: 2_000,
+    clock,
+    onStartedLeading: () => void log.push(`${identity} started`),
+    onStoppedLeading: () => void log.push(`${identity} stopped`),
+  });
+}
+
+/** Advances in small steps, checking after each that at most one replica leads. */
+async function run(clock: FakeClock, ms: number, electors: LeaderElector[]): Promise<void> {
+  for (let t = 0; t < ms; t += 250) {
+    await clock.advance(250);
+    expect(electors.filter((e) => e.isLeader()).length).toBeLessThanOrEqual(1);
+  }
+}
+
+describe("LeaderElector", () => {
+  it("creates the lease and leads; a second replica stands by and knows the leader", async () => {
+    const store = new MemoryLeases();
+    const clock = new FakeClock();
+    const log: string[] = [];
+    const a = elector(store, clock, "a", log);
+    a.start();
+    await run(clock, 500, [a]);
+    const b = elector(store, clock, "b", log);
+    b.start();
+    await run(clock, 30_000, [a, b]);
+    expect(log).toEqual(["a started"]);
+    expect(b.isLeader()).toBe(false);
+    expect(b.leader()).toBe("a");
+    expect(store.lease?.spec).toMatchObject({ holderIdentity: "a", leaseDurationSeconds: 15, leaseTransitions: 0 });
+    await a.stop();
+    await b.stop();
+  });
+
+  it("hands over within one retry period when the leader releases", async () => {
+    const store = new MemoryLeases();
+    const clock = new FakeClock();
+    const log: string[] = [];
+    const a = elector(store, clock, "a", log);
+    const b = elector(store, clock, "b", log);
+    a.start();
+    await run(clock, 500, [a]);
+    b.start();
+    await run(clock, 5000, [a, b]);
+    await a.stop();
+    expect(store.lease?.spec?.holderIdentity).toBe("");
+    const released = clock.now();
+    while (!b.isLeader()) await run(clock, 250, [a, b]);
+    expect(clock.now() - released).toBeLessThanOrEqual(2_000);
+    expect(log).toEqual(["a started", "a stopped", "b started"]);
+    expect(store.lease?.spec).toMatchObject({ holderIdentity: "b", leaseTransitions: 1 });
+    await b.stop();
+  });
+
+  it("takes over a crashed leader's lease only after it expires", async () => {
+    const store = new MemoryLeases();
+    const clock = new FakeClock();
+    const log: string[] = [];
+    const a = elector(store, clock, "a", log);
+    const b = elector(store, clock, "b", log);
+    a.start();
+    await run(clock, 500, [a]);
+    b.start();
+    await run(clock, 5000, [a, b]);
+    await a.stop({ release: false });
+    const crashed = clock.now();
+    while (!b.isLeader()) await run(clock, 250, [a, b]);
+    const waited = clock.now() - crashed;
+    expect(waited).toBeGreaterThanOrEqual(15_000 - 2_000);
+    expect(waited).toBeLessThanOrEqual(15_000 + 2_000);
+    await b.stop();
+  });
+
+  it("stops leading when renewals fail past the deadline, before anyone else can lead", async () => {
+    const store = new MemoryLeases();
+    const clock = new FakeClock();
+    const log: string[] = [];
+    const a = elector(store, clock, "a", log);
+    a.start();
+    await run(clock, 500, [a]);
+    expect(a.isLeader()).toBe(true);
+    store.down = true;
+    const outage = clock.now();
+    while (a.isLeader()) await run(clock, 250, [a]);
+    expect(clock.now() - outage).toBeLessThanOrEqual(10_000 + 2_000);
+    expect(log).toEqual(["a started", "a stopped"]);
+    // Back up: it campaigns again and, nobody else being there, leads again.
+    store.down = false;
+    while (!a.isLeader()) await run(clock, 250, [a]);
+    expect(log).toEqual(["a started", "a stopped", "a started"]);
+    await a.stop();
+  });
+
+  it("keeps renewing while a slow onStartedLeading runs, and ends it through its signal", async () => {
+    const store = new MemoryLeases();
+    const clock = new FakeClock();
+    const log: string[] = [];
+    const a = new LeaderElector({
+      api: store.api(),
+      namespace: "kok-system",
+      name: "kube-on-kube-operator",
+      identity: "a",
+      clock,
+      // A start-up step (stack recovery) that only ends when the term does.
+      onStartedLeading: (termEnded) =>
+        new Promise<void>((resolve) =>
+          termEnded.addEventListener("abort", () => {
+            log.push("start-up saw the term end");
+            resolve();
+          }),
+        ),
+      onStoppedLeading: () => void log.push("stopped"),
+    });
+    a.start();
+    await run(clock, 500, [a]);
+    const firstRenewal = store.lease?.spec?.renewTime;
+    await run(clock, 60_000, [a]);
+    expect(a.isLeader()).toBe(true);
+    expect(store.lease?.spec?.renewTime).not.toEqual(firstRenewal);
+    store.down = true;
+    while (a.isLeader()) await run(clock, 250, [a]);
+    await run(clock, 250, [a]);
+    expect(log).toEqual(["start-up saw the term end", "stopped"]);
+    await a.stop();
+  });
+
+  it("refuses timings that could let two replicas lead", () => {
+    const store = new MemoryLeases();
+    expect(
+      () =>
+        new LeaderElector({
+          api: store.api(),
+          namespace: "n",
+          name: "l",
+          identity: "a",
+          leaseDurationMs: 5000,
+          renewDeadlineMs: 5000,
+          onStartedLeading: () => undefined,
+          onStoppedLeading: () => undefined,
+        }),
+    ).toThrow(/leaseDuration > renewDeadline > retryPeriod/);
+  });
+});

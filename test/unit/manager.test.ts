@@ -1,0 +1,75 @@
+import { KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import { ResilientInformer, type ListWatchLike } from "../../src/operator/informer";
+import { Manager } from "../../src/operator/manager";
+import { OperatorMetrics } from "../../src/operator/metrics";
+import { FakeClock, flush } from "../support/fake-clock";
+import { FakeListWatch } from "../support/fake-list-watch";
+
+const cm = (name: string): V1ConfigMap => ({ metadata: { namespace: "ns", name, resourceVersion: "1" } });
+
+function fakeInformer(clock: FakeClock, items: V1ConfigMap[]) {
+  let fake!: FakeListWatch<V1ConfigMap>;
+  const informer = new ResilientInformer<V1ConfigMap>({
+    kubeConfig: new KubeConfig(),
+    path: "/api/v1/configmaps",
+    list: async () => ({ apiVersion: "v1", kind: "ConfigMapList", metadata: {}, items }),
+    clock,
+    makeListWatch: (_kc, _path, list) => {
+      fake = new FakeListWatch(list);
+      return fake as unknown as ListWatchLike<V1ConfigMap>;
+    },
+  });
+  return { informer, fake: () => fake };
+}
+
+describe("Manager (no leader election)", () => {
+  it("retries the cleanup step with backoff, then reconciles every cached key and every change", async () => {
+    const clock = new FakeClock();
+    const { informer, fake } = fakeInformer(clock, [cm("a"), cm("b")]);
+    const reconciled: string[] = [];
+    let cleanups = 0;
+    const errors: unknown[] = [];
+    const metrics = new OperatorMetrics({ processMetrics: false });
+    const manager = new Manager({
+      clock,
+      metrics,
+      onError: (e) => errors.push(e),
+      beforeReconciling: async () => {
+        if (++cleanups < 3) throw new Error("stack lock still held");
+      },
+    });
+    manager.register({ kind: "ConfigMap", informer, reconcile: async (key) => void reconciled.push(key) });
+    expect(manager.readiness()()).toMatch(/not synced/);
+    await manager.start();
+    expect(manager.readiness()()).toBeUndefined();
+    await flush();
+    expect(reconciled).toEqual([]);
+    await clock.advance(1000);
+    expect(cleanups).toBe(2);
+    await clock.advance(2000);
+    expect(cleanups).toBe(3);
+    expect(errors).toHaveLength(2);
+    expect(reconciled.sort()).toEqual(["ns/a", "ns/b"]);
+
+    fake().put(cm("c"));
+    await flush();
+    expect(reconciled).toContain("ns/c");
+    expect(await metrics.text()).toContain('kube_on_kube_reconciles_total{kind="ConfigMap",result="success"} 3');
+    expect(await metrics.text()).toContain("kube_on_kube_leader 1");
+
+    await manager.stop();
+    expect(await metrics.text()).toContain("kube_on_kube_leader 0");
+    fake().put(cm("d"));
+    await flush();
+    expect(reconciled).not.toContain("ns/d");
+  });
+
+  it("refuses a kind registered twice", () => {
+    const clock = new FakeClock();
+    const manager = new Manager({ clock });
+    const reg = { kind: "ConfigMap", informer: fakeInformer(clock, []).informer, reconcile: async () => undefined };
+    manager.register(reg);
+    expect(() => manager.register(reg)).toThrow(/registered twice/);
+  });
+});

@@ -1,0 +1,77 @@
+# Shared settings and helpers for the toolchain scripts (sourced, not run).
+#
+# Every pinned version lives here, so toolchain.sh, toolchain-env.sh and toolchain-check.sh agree.
+# Bumping one: change it here, regenerate/tidy the wrapper module under tools/go/<target>/,
+# commit both. The cache key covers the wrapper files, so the next run rebuilds that target.
+
+# --- pinned versions --------------------------------------------------------------------------
+PULUMI_VERSION="v3.274.1"                  # github.com/pulumi/pulumi/pkg/v3 (CLI)
+KUBERNETES_PROVIDER_VERSION="4.25.0"       # matches npm @pulumi/kubernetes 4.25.0
+KUBERNETES_PROVIDER_MODULE="github.com/pulumi/pulumi-kubernetes/provider/v4@v4.0.0-20260115033456-f47bc2d6f199"
+COMMAND_PROVIDER_VERSION="1.2.1"           # matches npm @pulumi/command 1.2.1
+COMMAND_PROVIDER_MODULE="github.com/pulumi/pulumi-command/provider@7f3eb6f3b77cd0fa3895ba437a695dd393f7dd25"
+TLS_PROVIDER_VERSION="5.3.0"               # matches npm @pulumi/tls 5.3.0
+# pulumi-tls/provider/v5 is not served; we bridge the Terraform provider it wraps ourselves.
+TLS_PROVIDER_MODULE="github.com/hashicorp/terraform-provider-tls@v1.2.1-0.20260130152455-857b38cda3fc"
+TLS_BRIDGE_MODULE="github.com/pulumi/pulumi-terraform-bridge/v3@v3.120.0"
+ETCD_VERSION="3.6.16"                      # go.etcd.io/etcd/server/v3
+KUBE_VERSION_1_36="v1.36.3"                # k8s.io/kubernetes, default minor
+KUBE_VERSION_1_35="v1.35.4"                # previous minor, for upgrade tests
+DEFAULT_KUBE_MINOR="1.36"
+
+KOK_TOOLCHAIN_DIR="${KOK_TOOLCHAIN_DIR:-${HOME}/.cache/kube-on-kube/toolchain}"
+
+# kube_version_for_minor 1.36 -> v1.36.3
+kube_version_for_minor() {
+  case "$1" in
+    1.36) echo "${KUBE_VERSION_1_36}" ;;
+    1.35) echo "${KUBE_VERSION_1_35}" ;;
+    *) return 1 ;;
+  esac
+}
+
+# --- logging ----------------------------------------------------------------------------------
+log() { printf '[toolchain %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Seconds since the epoch, for step timings.
+now() { date +%s; }
+
+# human_duration 125 -> 2m05s
+human_duration() {
+  local s="$1"
+  if (( s >= 60 )); then printf '%dm%02ds' $((s / 60)) $((s % 60)); else printf '%ds' "${s}"; fi
+}
+
+# --- Go environment ---------------------------------------------------------------------------
+# Only the Go module proxy is reachable here. With the default GOPROXY "...,direct", a version the
+# proxy does not know makes go fall back to cloning the origin repository (it cannot resolve here
+# and would hit the network outside the proxy), so we drop "direct" from the list.
+setup_go_env() {
+  command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:${PATH}"
+  command -v go >/dev/null 2>&1 || die "go not found (expected Go 1.26 at /usr/local/go)"
+  local proxy
+  proxy="$(go env GOPROXY)"
+  proxy="$(printf '%s' "${proxy}" | tr ',|' '\n\n' | grep -v -x -e direct -e off -e '' | paste -sd, -)"
+  export GOPROXY="${proxy:-https://proxy.golang.org}"
+  # Static binaries: no C toolchain needed, and they run on any Linux host of the project.
+  export CGO_ENABLED=0
+  # Reproducible module graph: the committed go.sum must already cover every build.
+  export GOFLAGS="-mod=readonly -buildvcs=false"
+  # Set KOK_GOTOOLCHAIN=go1.27.3 only if a pinned module starts to need a newer Go (approved way).
+  if [[ -n "${KOK_GOTOOLCHAIN:-}" ]]; then export GOTOOLCHAIN="${KOK_GOTOOLCHAIN}"; fi
+}
+
+# --- environment a developer needs ------------------------------------------------------------
+# Scripts of ours the engine runs (the Node.js dynamic-provider launcher); not built, just on PATH.
+KOK_TOOLS_BIN="$(cd "$(dirname "${BASH_SOURCE[0]}")/../bin" && pwd)"
+
+print_env_exports() {
+  cat <<EOT
+export KOK_TOOLCHAIN_DIR="${KOK_TOOLCHAIN_DIR}"
+export PATH="${KOK_TOOLCHAIN_DIR}/bin:${KOK_TOOLS_BIN}:\${PATH}"
+export PULUMI_HOME="${KOK_TOOLCHAIN_DIR}/pulumi-home"
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_SKIP_UPDATE_CHECK=true
+EOT
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Verifies that the toolchain built by tools/toolchain.sh is present and reports its versions.
+#
+#   bash tools/toolchain-check.sh            # everything the default build provides
+#   bash tools/toolchain-check.sh --quiet    # only problems
+#
+# Exits non-zero naming what is missing and the command that builds it. Checks are by running
+# each binary (not only by file presence), so a stale symlink or a broken build is caught too.
+set -euo pipefail
+
+TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tools/lib/common.sh
+source "${TOOLS_DIR}/lib/common.sh"
+
+QUIET=false
+MISSING=()
+
+ok()   { [[ "${QUIET}" == true ]] || printf '  ok       %-34s %s\n' "$1" "$2"; }
+bad()  { printf '  MISSING  %-34s %s\n' "$1" "$2"; MISSING+=("$1|$3"); }
+note() { printf '  note     %-34s %s\n' "$1" "$2"; }
+
+# check_version LABEL BUILD_TARGET EXPECTED CMD...: runs CMD, expects EXPECTED in its output.
+check_version() {
+  local label="$1" target="$2" expected="$3"; shift 3
+  local out
+  if [[ ! -x "$1" ]]; then
+    bad "${label}" "not built: $1" "${target}"
+  elif ! out="$("$@" 2>&1)"; then
+    bad "${label}" "does not run: $(printf '%s' "${out}" | head -n1)" "${target}"
+  elif [[ "${out}" != *"${expected}"* ]]; then
+    bad "${label}" "wrong version: $(printf '%s' "${out}" | head -n1) (want ${expected})" "${target}"
+  else
+    ok "${label}" "$(printf '%s' "${out}" | head -n1)"
+  fi
+}
+
+check_plugin() {
+  local name="$1" version="$2" target="$3" listing="$4"
+  if grep -Eq "^${name}[[:space:]]+resource[[:space:]]+${version}[[:space:]]" <<<"${listing}"; then
+    ok "plugin resource ${name}" "${version}"
+  else
+    bad "plugin resource ${name}" "${version} not installed in ${PULUMI_HOME}" "${target}"
+  fi
+}
+
+main() {
+  [[ "${1:-}" == "--quiet" ]] && QUIET=true
+  local bin="${KOK_TOOLCHAIN_DIR}/bin"
+  export PULUMI_HOME="${KOK_TOOLCHAIN_DIR}/pulumi-home"
+  export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+  [[ "${QUIET}" == true ]] || echo "toolchain in ${KOK_TOOLCHAIN_DIR}:"
+
+  check_version pulumi pulumi "${PULUMI_VERSION}" "${bin}/pulumi" version
+  if [[ -x "${bin}/pulumi" ]]; then
+    local listing
+    listing="$("${bin}/pulumi" plugin ls 2>&1 || true)"
+    [[ "${QUIET}" == true ]] || printf '%s\n' "${listing}" | sed 's/^/           /'
+    check_plugin kubernetes "${KUBERNETES_PROVIDER_VERSION}" kubernetes-provider "${listing}"
+    check_plugin tls "${TLS_PROVIDER_VERSION}" tls-provider "${listing}"
+  else
+    bad "plugin resource kubernetes" "cannot list plugins without pulumi" kubernetes-provider
+  fi
+  # command cannot be built here (see docs/toolchain.md); say so instead of failing.
+  note "plugin resource command ${COMMAND_PROVIDER_VERSION}" "not buildable here: Go module not served (docs/toolchain.md)"
+
+  check_version etcd etcd "etcd Version: ${ETCD_VERSION}" "${bin}/etcd" --version
+  check_version etcdctl etcd "etcdctl version: ${ETCD_VERSION}" "${bin}/etcdctl" version
+  check_version etcdutl etcd "etcdutl version: ${ETCD_VERSION}" "${bin}/etcdutl" version
+
+  local minor kube_version dir cmd
+  for minor in 1.36 1.35; do
+    kube_version="$(kube_version_for_minor "${minor}")"
+    dir="${KOK_TOOLCHAIN_DIR}/k8s/${kube_version}/bin"
+    check_version "k8s ${kube_version} kube-apiserver" "kube-${minor}" "Kubernetes ${kube_version}" "${dir}/kube-apiserver" --version
+    check_version "k8s ${kube_version} kube-controller-manager" "kube-${minor}" "Kubernetes ${kube_version}" "${dir}/kube-controller-manager" --version
+    check_version "k8s ${kube_version} kube-scheduler" "kube-${minor}" "Kubernetes ${kube_version}" "${dir}/kube-scheduler" --version
+    check_version "k8s ${kube_version} kubelet" "kube-${minor}" "Kubernetes ${kube_version}" "${dir}/kubelet" --version
+    check_version "k8s ${kube_version} kubectl" "kube-${minor}" "Client Version: ${kube_version}" "${dir}/kubectl" version --client
+  done
+  local default_version; default_version="$(kube_version_for_minor "${DEFAULT_KUBE_MINOR}")"
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+    check_version "bin/${cmd}" "kube-${DEFAULT_KUBE_MINOR}" "Kubernetes ${default_version}" "${bin}/${cmd}" --version
+  done
+  check_version "bin/kubectl" "kube-${DEFAULT_KUBE_MINOR}" "Client Version: ${default_version}" "${bin}/kubectl" version --client
+
+  if (( ${#MISSING[@]} > 0 )); then
+    local targets=() entry
+    for entry in "${MISSING[@]}"; do targets+=("${entry#*|}"); done
+    mapfile -t targets < <(printf '%s\n' "${targets[@]}" | awk '!seen[$0]++')
+    echo
+    echo "toolchain incomplete: ${#MISSING[@]} check(s) failed:"
+    for entry in "${MISSING[@]}"; do echo "  - ${entry%%|*}"; done
+    echo "build it with:  bash tools/toolchain.sh ${targets[*]}"
+    exit 1
+  fi
+  [[ "${QUIET}" == true ]] || echo "toolchain complete."
+}
+
+main "$@"

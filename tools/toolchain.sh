@@ -1,0 +1,387 @@
+#!/usr/bin/env bash
+# Builds the project's real toolchain from Go modules: the Pulumi CLI, its provider plugins,
+# Kubernetes control-plane binaries (two adjacent minors) and etcd.
+#
+#   bash tools/toolchain.sh                       # every available target
+#   bash tools/toolchain.sh pulumi etcd           # only these
+#   bash tools/toolchain.sh --prune               # also delete cache entries of old pins
+#   eval "$(bash tools/toolchain-env.sh)"         # then use them
+#
+# Targets: pulumi kubernetes-provider command-provider tls-provider etcd kube-1.36 kube-1.35
+#
+# Each target is a small wrapper Go module of ours under tools/go/<target>/ that pins exact
+# versions (go.mod + go.sum committed). Output is cached outside the work tree:
+#   $KOK_TOOLCHAIN_DIR/<target>-<key>/bin/...   key = hash(versions, wrapper files, Go version)
+# and a present cache entry is skipped, so a second run is a quick no-op. Builds go to a
+# temporary directory beside the cache and are renamed into place only when complete.
+# The stable layout the rest of the project uses:
+#   $KOK_TOOLCHAIN_DIR/bin/{pulumi,kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,kubelet,
+#                            etcd,etcdctl,etcdutl}
+#   $KOK_TOOLCHAIN_DIR/k8s/<kube version>/bin/...   (both minors)
+#   $KOK_TOOLCHAIN_DIR/pulumi-home                  (PULUMI_HOME with the provider plugins)
+set -euo pipefail
+
+TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tools/lib/common.sh
+source "${TOOLS_DIR}/lib/common.sh"
+
+# Ordered by value: the engine first, then what the components deploy with, then the cluster.
+ALL_TARGETS=(pulumi kubernetes-provider tls-provider command-provider etcd kube-1.36 kube-1.35)
+
+BUILD_JOBS="${KOK_BUILD_JOBS:-2}"   # go build -p; the machines have 2 cores
+
+# --- target definitions -----------------------------------------------------------------------
+# target_spec TARGET sets, for the target:
+#   T_MODULE_DIR   wrapper module directory
+#   T_VERSIONS     human-readable versions (part of the cache key, printed in logs)
+#   T_BINARIES     array of "output-name package-path"
+#   T_LDFLAGS      -ldflags value (version stamping)
+#   T_PREBUILD     function run in the temporary source copy before `go build` (or empty)
+#   T_BLOCKED      non-empty reason when the target cannot be built on this machine
+target_spec() {
+  T_MODULE_DIR="${TOOLS_DIR}/go/$1"
+  T_BINARIES=()
+  T_LDFLAGS="-s -w"
+  T_PREBUILD=""
+  T_BLOCKED=""
+  case "$1" in
+    pulumi)
+      T_VERSIONS="pulumi ${PULUMI_VERSION}"
+      T_BINARIES=("pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi")
+      # Without the stamp `pulumi version` prints v0.0.0-dev (or similar) and the Automation API
+      # cannot parse it; refresh/destroy of inline programs then fail.
+      T_LDFLAGS+=" -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${PULUMI_VERSION}"
+      ;;
+    kubernetes-provider)
+      T_VERSIONS="pulumi-resource-kubernetes ${KUBERNETES_PROVIDER_VERSION} (${KUBERNETES_PROVIDER_MODULE})"
+      T_BINARIES=("pulumi-resource-kubernetes .")
+      T_LDFLAGS+=" -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=${KUBERNETES_PROVIDER_VERSION}"
+      T_PREBUILD=prebuild_kubernetes_provider
+      ;;
+    command-provider)
+      T_VERSIONS="pulumi-resource-command ${COMMAND_PROVIDER_VERSION} (${COMMAND_PROVIDER_MODULE})"
+      # Probed 2026-11-25 (docs/toolchain.md): the Go module proxy refuses this module at every
+      # version form (@v/list, the commit hash, v1.2.1). Nothing to build from; never fake it.
+      T_BLOCKED="the Go module proxy does not serve github.com/pulumi/pulumi-command/provider (list and ${COMMAND_PROVIDER_MODULE#*@} refused with 403, v1.2.1 unknown)"
+      ;;
+    tls-provider)
+      # github.com/pulumi/pulumi-tls/provider/v5 is not served (403 at every version), so
+      # tools/go/tls-provider bridges the same Terraform provider itself with the bridge's
+      # plugin-framework (pf) support: our shim + ProviderInfo + main, schema generated first.
+      T_VERSIONS="pulumi-resource-tls ${TLS_PROVIDER_VERSION} (${TLS_PROVIDER_MODULE}, ${TLS_BRIDGE_MODULE})"
+      T_BINARIES=("pulumi-resource-tls .")
+      # Without it tlsinfo panics at start; it is also what GetPluginInfo and the schema report.
+      T_LDFLAGS+=" -X kube-on-kube.local/toolchain/tls-provider/internal/tlsinfo.Version=${TLS_PROVIDER_VERSION}"
+      T_PREBUILD=prebuild_tls_provider
+      ;;
+    etcd)
+      T_VERSIONS="etcd ${ETCD_VERSION}"
+      T_BINARIES=("etcd go.etcd.io/etcd/server/v3"
+                  "etcdctl go.etcd.io/etcd/etcdctl/v3"
+                  "etcdutl go.etcd.io/etcd/etcdutl/v3")
+      # etcd's version is a constant in go.etcd.io/etcd/api/v3/version; only GitSHA is stamped
+      # upstream, and a module zip has no git SHA to give it.
+      ;;
+    kube-1.36 | kube-1.35)
+      local minor="${1#kube-}" kube_version
+      kube_version="$(kube_version_for_minor "${minor}")"
+      T_VERSIONS="k8s.io/kubernetes ${kube_version}"
+      local cmd
+      for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
+        T_BINARIES+=("${cmd} k8s.io/kubernetes/cmd/${cmd}")
+      done
+      T_LDFLAGS+=" $(kube_version_ldflags "${kube_version}")"
+      ;;
+    *)
+      die "unknown target '$1' (known: ${ALL_TARGETS[*]})"
+      ;;
+  esac
+}
+
+# What hack/lib/version.sh stamps in a release build. Without gitVersion, /version reports
+# v0.0.0-master and clients (pulumi-kubernetes included) mis-detect the server version. Both
+# copies are stamped: component-base (servers) and client-go (kubectl's client side).
+kube_version_ldflags() {
+  local kube_version="$1"
+  local major="${kube_version#v}"; major="${major%%.*}"
+  local minor="${kube_version#v*.}"; minor="${minor%%.*}"
+  # The release's commit time from the proxy's .info: a reproducible build date.
+  local build_date
+  build_date="$(go mod download -json "k8s.io/kubernetes@${kube_version}" \
+    | sed -n 's/^\t"Info": "\(.*\)",$/\1/p' | xargs cat | sed -n 's/.*"Time":"\([^"]*\)".*/\1/p')"
+  local pkg flags=""
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X ${pkg}.gitVersion=${kube_version}"
+    flags+=" -X ${pkg}.gitMajor=${major}"
+    flags+=" -X ${pkg}.gitMinor=${minor}"
+    # Built from the module zip (like upstream's tarball builds): no git commit to report.
+    flags+=" -X ${pkg}.gitCommit="
+    flags+=" -X ${pkg}.gitTreeState=archive"
+    flags+=" -X ${pkg}.buildDate=${build_date:-1970-01-01T00:00:00Z}"
+  done
+  echo "${flags# }"
+}
+
+# Upstream's main.go embeds schema-embed.json/terraform-mapping-embed.json, which a generate step
+# writes and which are not in the module zip; produce them from the module's schema.json.
+prebuild_kubernetes_provider() {
+  local src_dir="$1" module_dir
+  module_dir="$(cd "${src_dir}" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)"
+  (cd "${src_dir}" && go run ./internal/genschema "${module_dir}" "${KUBERNETES_PROVIDER_VERSION}" .)
+}
+
+# main.go embeds schema.json and bridge-metadata.json; the bridge's tfgen writes them from the
+# same ProviderInfo (docs converted from the terraform-provider-tls module in the module cache).
+prebuild_tls_provider() {
+  local src_dir="$1" upstream_dir
+  upstream_dir="$(cd "${src_dir}" && go list -m -f '{{.Dir}}' "${TLS_PROVIDER_MODULE%@*}")"
+  (cd "${src_dir}" && go run -p "${BUILD_JOBS}" -trimpath -ldflags "${T_LDFLAGS}" ./internal/genschema . "${upstream_dir}")
+}
+
+# --- cache ------------------------------------------------------------------------------------
+# cache_key TARGET: changes whenever anything that affects the binaries changes.
+cache_key() {
+  target_spec "$1"
+  {
+    echo "target=$1"
+    echo "versions=${T_VERSIONS}"
+    echo "ldflags=${T_LDFLAGS}"
+    printf 'binary=%s\n' "${T_BINARIES[@]}"
+    echo "go=$(go env GOVERSION) $(go env GOOS)/$(go env GOARCH) cgo=${CGO_ENABLED}"
+    (cd "${T_MODULE_DIR}" && find . -type f | LC_ALL=C sort | xargs sha256sum)
+  } | sha256sum | cut -c1-16
+}
+
+cache_dir_for() { echo "${KOK_TOOLCHAIN_DIR}/$1-$(cache_key "$1")"; }
+
+# --- build ------------------------------------------------------------------------------------
+# build_target TARGET: builds into a temporary directory and renames it into the cache.
+build_target() {
+  local target="$1"
+  target_spec "${target}"
+  if [[ -n "${T_BLOCKED}" ]]; then
+    log "[${target}] cannot be built here: ${T_BLOCKED}"
+    log "[${target}] see docs/toolchain.md; the npm pin needs a decision by the lead"
+    return 1
+  fi
+  [[ -f "${T_MODULE_DIR}/go.mod" ]] || die "[${target}] wrapper module missing: ${T_MODULE_DIR}/go.mod"
+
+  local key final_dir
+  key="$(cache_key "${target}")"
+  target_spec "${target}"    # cache_key reset the T_* variables; set them again
+  final_dir="${KOK_TOOLCHAIN_DIR}/${target}-${key}"
+  if [[ -f "${final_dir}/BUILDINFO" ]]; then
+    log "[${target}] cached: ${final_dir} (${T_VERSIONS})"
+    return 0
+  fi
+
+  mkdir -p "${KOK_TOOLCHAIN_DIR}/.tmp" "${KOK_TOOLCHAIN_DIR}/logs"
+  local work log_file started step_started
+  work="$(mktemp -d "${KOK_TOOLCHAIN_DIR}/.tmp/${target}-${key}.XXXXXX")"
+  log_file="${KOK_TOOLCHAIN_DIR}/logs/${target}-${key}-$(date +%Y%m%dT%H%M%S).log"
+  started="$(now)"
+  log "[${target}] building ${T_VERSIONS}; log: ${log_file}"
+
+  # A copy of the wrapper module, so generated files never land in the work tree.
+  cp -r "${T_MODULE_DIR}" "${work}/src"
+  mkdir -p "${work}/out/bin"
+
+  run_step "${target}" "download modules" "${log_file}" \
+    bash -c "cd '${work}/src' && go mod download -x" || return 1
+
+  if [[ -n "${T_PREBUILD}" ]]; then
+    run_step "${target}" "prebuild (${T_PREBUILD})" "${log_file}" "${T_PREBUILD}" "${work}/src" || return 1
+  fi
+
+  local entry name pkg
+  for entry in "${T_BINARIES[@]}"; do
+    name="${entry%% *}"; pkg="${entry#* }"
+    run_step "${target}" "go build ${name} (${pkg})" "${log_file}" \
+      bash -c "cd '${work}/src' && go build -p '${BUILD_JOBS}' -trimpath -ldflags '${T_LDFLAGS}' -o '${work}/out/bin/${name}' '${pkg}'" \
+      || return 1
+  done
+
+  local seconds=$(( $(now) - started ))
+  {
+    echo "target: ${target}"
+    echo "versions: ${T_VERSIONS}"
+    echo "key: ${key}"
+    echo "go: $(go env GOVERSION)"
+    echo "ldflags: ${T_LDFLAGS}"
+    echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "build_seconds: ${seconds}"
+    echo "log: ${log_file}"
+  } > "${work}/out/BUILDINFO"
+  # Atomic publish: same filesystem, one rename. A concurrent identical build loses the race
+  # harmlessly (its output is discarded).
+  if ! mv -T "${work}/out" "${final_dir}" 2>/dev/null; then
+    log "[${target}] ${final_dir} appeared meanwhile; keeping it"
+  fi
+  rm -rf "${work}"
+  log "[${target}] done in $(human_duration "${seconds}"): ${final_dir} ($(du -sh "${final_dir}" | cut -f1))"
+}
+
+# run_step TARGET STEP LOG CMD...: runs one step with its output appended to LOG, prints timing,
+# and on failure names target, module and step and shows the log's tail.
+run_step() {
+  local target="$1" step="$2" log_file="$3"; shift 3
+  local t0; t0="$(now)"
+  log "[${target}] ${step} ..."
+  echo "=== ${step} ($(date))" >> "${log_file}"
+  if "$@" >> "${log_file}" 2>&1; then
+    log "[${target}] ${step}: ok in $(human_duration $(( $(now) - t0 )))"
+  else
+    log "[${target}] FAILED at step '${step}' after $(human_duration $(( $(now) - t0 )))"
+    log "[${target}] module: ${T_MODULE_DIR} (${T_VERSIONS})"
+    tail -n 30 "${log_file}" | sed 's/^/    /' >&2
+    log "[${target}] full log kept at ${log_file}"
+    return 1
+  fi
+}
+
+# --- stable layout ----------------------------------------------------------------------------
+# link_current: points $KOK_TOOLCHAIN_DIR/bin and k8s/<version>/bin at the cached builds that
+# match the current pins. Links are replaced atomically (ln to a temp name, then rename).
+link_current() {
+  local bin_dir="${KOK_TOOLCHAIN_DIR}/bin"
+  mkdir -p "${bin_dir}"
+  local dir
+  if dir="$(present_cache_dir pulumi)"; then link_atomic "${dir}/bin/pulumi" "${bin_dir}/pulumi"; fi
+  local cmd
+  if dir="$(present_cache_dir etcd)"; then
+    for cmd in etcd etcdctl etcdutl; do link_atomic "${dir}/bin/${cmd}" "${bin_dir}/${cmd}"; done
+  fi
+  local minor kube_version
+  for minor in 1.36 1.35; do
+    dir="$(present_cache_dir "kube-${minor}")" || continue
+    kube_version="$(kube_version_for_minor "${minor}")"
+    mkdir -p "${KOK_TOOLCHAIN_DIR}/k8s/${kube_version}/bin"
+    for cmd in "${dir}"/bin/*; do
+      link_atomic "${cmd}" "${KOK_TOOLCHAIN_DIR}/k8s/${kube_version}/bin/$(basename "${cmd}")"
+      if [[ "${minor}" == "${DEFAULT_KUBE_MINOR}" ]]; then
+        link_atomic "${cmd}" "${bin_dir}/$(basename "${cmd}")"
+      fi
+    done
+  done
+}
+
+present_cache_dir() {
+  target_spec "$1"
+  # A blocked target has no wrapper module, hence no cache entry.
+  [[ -z "${T_BLOCKED}" && -f "${T_MODULE_DIR}/go.mod" ]] || return 1
+  local dir; dir="$(cache_dir_for "$1")"
+  [[ -f "${dir}/BUILDINFO" ]] && echo "${dir}"
+}
+
+link_atomic() {
+  local target="$1" link="$2"
+  ln -sfn "${target}" "${link}.tmp.$$"
+  mv -T "${link}.tmp.$$" "${link}"
+}
+
+# install_plugins: installs each built provider into PULUMI_HOME at the exact version the npm SDK
+# asks for (the engine accepts a cached plugin only at that version). Skipped when the same build
+# is already installed (marker file holds the cache dir it came from).
+install_plugins() {
+  local pulumi_bin="${KOK_TOOLCHAIN_DIR}/bin/pulumi"
+  export PULUMI_HOME="${KOK_TOOLCHAIN_DIR}/pulumi-home"
+  export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+  mkdir -p "${PULUMI_HOME}"
+  local entry target name version dir marker
+  for entry in "kubernetes-provider kubernetes ${KUBERNETES_PROVIDER_VERSION}" \
+               "tls-provider tls ${TLS_PROVIDER_VERSION}" \
+               "command-provider command ${COMMAND_PROVIDER_VERSION}"; do
+    read -r target name version <<<"${entry}"
+    dir="$(present_cache_dir "${target}")" || continue
+    [[ -x "${pulumi_bin}" ]] || { log "[plugins] pulumi not built; cannot install ${name} ${version}"; return 1; }
+    marker="${PULUMI_HOME}/plugins/.kok-resource-${name}-v${version}"
+    if [[ -f "${marker}" && "$(cat "${marker}")" == "${dir}" \
+          && -d "${PULUMI_HOME}/plugins/resource-${name}-v${version}" ]]; then
+      log "[plugins] resource ${name} ${version} already installed"
+      continue
+    fi
+    local t0; t0="$(now)"
+    "${pulumi_bin}" plugin install resource "${name}" "${version}" \
+      --file "${dir}/bin/pulumi-resource-${name}" --reinstall >&2
+    echo "${dir}" > "${marker}"
+    log "[plugins] installed resource ${name} ${version} in $(human_duration $(( $(now) - t0 )))"
+  done
+}
+
+# prune_stale: removes cache entries of buildable targets whose key no longer matches the pins
+# (left behind by version bumps). Only on request (--prune): another checkout of the project on
+# this machine may still pin the old versions and use them.
+prune_stale() {
+  local t current dir
+  for t in "${ALL_TARGETS[@]}"; do
+    target_spec "${t}"
+    [[ -z "${T_BLOCKED}" && -f "${T_MODULE_DIR}/go.mod" ]] || continue
+    current="$(cache_dir_for "${t}")"
+    for dir in "${KOK_TOOLCHAIN_DIR}/${t}-"*; do
+      [[ -d "${dir}" && "${dir}" != "${current}" ]] || continue
+      # The key is 16 hex digits; this keeps kube-1.3 from matching kube-1.36-... and the like.
+      [[ "$(basename "${dir}")" =~ ^${t}-[0-9a-f]{16}$ ]] || continue
+      log "[prune] removing stale ${dir} ($(du -sh "${dir}" | cut -f1))"
+      rm -rf "${dir}"
+    done
+  done
+  rm -rf "${KOK_TOOLCHAIN_DIR}/.tmp"
+}
+
+# --- main -------------------------------------------------------------------------------------
+usage() {
+  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+main() {
+  setup_go_env
+  local prune=false
+  local targets=()
+  local arg
+  for arg in "$@"; do
+    case "${arg}" in
+      -h | --help) usage; return 0 ;;
+      --prune) prune=true ;;
+      all) targets=("${ALL_TARGETS[@]}") ;;
+      *) target_spec "${arg}"; targets+=("${arg}") ;;
+    esac
+  done
+  if (( ${#targets[@]} == 0 )); then
+    # Default: everything that can be built here (blocked targets are reported, not attempted).
+    local t
+    for t in "${ALL_TARGETS[@]}"; do
+      target_spec "${t}"
+      if [[ -z "${T_BLOCKED}" ]]; then targets+=("${t}"); else log "[${t}] skipped: ${T_BLOCKED}"; fi
+    done
+  fi
+
+  mkdir -p "${KOK_TOOLCHAIN_DIR}"
+  # One toolchain run at a time per cache directory.
+  exec 9>"${KOK_TOOLCHAIN_DIR}/.lock"
+  if ! flock -n 9; then
+    log "another toolchain run holds ${KOK_TOOLCHAIN_DIR}/.lock; waiting"
+    flock 9
+  fi
+
+  [[ "${prune}" == true ]] && prune_stale
+  local started failed=() t
+  started="$(now)"
+  log "cache: ${KOK_TOOLCHAIN_DIR}; $(go env GOVERSION); GOPROXY=${GOPROXY}; targets: ${targets[*]}"
+  for t in "${targets[@]}"; do
+    # Keep going: one failing target should not hide whether the others build.
+    build_target "${t}" || failed+=("${t}")
+  done
+  link_current
+  install_plugins || failed+=("plugins")
+
+  log "finished in $(human_duration $(( $(now) - started )))"
+  echo
+  echo "# Toolchain ready. To use it in this shell:"
+  print_env_exports
+  if (( ${#failed[@]} > 0 )); then
+    log "FAILED targets: ${failed[*]} (logs under ${KOK_TOOLCHAIN_DIR}/logs)"
+    return 1
+  fi
+}
+
+main "$@"
