@@ -32,6 +32,20 @@ function running(pid: number): boolean {
   }
 }
 
+/** Live processes whose command line contains `text` (as `pgrep -f`, without needing procps). */
+function pidsMatching(text: string): number[] {
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry) && running(Number(entry)))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").includes(text);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 function httpGet(url: string): Promise<string> {
   return new Promise((done, fail) => {
     request(url, (res) => {
@@ -179,9 +193,9 @@ describe("kok dev", () => {
   });
 
   it("restarts a crashed node agent, which starts the Pod's process again", async () => {
-    const etcdPid = () => execFileSync("pgrep", ["-f", "etcd --name=kv-"], { encoding: "utf8" }).trim();
+    const etcdPid = () => pidsMatching("etcd --name=kv-").join(" ");
     const before = etcdPid();
-    const workerPid = () => execFileSync("pgrep", ["-f", `node-agent-worker --state-dir ${cluster.stateDir}`], { encoding: "utf8" }).trim();
+    const workerPid = () => pidsMatching(`node-agent-worker --state-dir ${cluster.stateDir}`).join(" ");
     const worker = workerPid();
     process.kill(Number(worker), "SIGKILL");
     const after = await eventually("etcd started again by a new agent", async () => {
