@@ -17,8 +17,9 @@ import {
   ADD,
   DELETE,
   ERROR,
+  ListWatch,
   UPDATE,
-  makeInformer,
+  Watch,
   type Informer as ClientInformer,
   type KubeConfig,
   type KubernetesObject,
@@ -28,6 +29,44 @@ import {
 import { realClock, sleep, type CancelTimer, type Clock } from "./clock";
 import { objectKey, splitKey } from "./keys";
 import { exponentialDelay, type BackoffOptions } from "./rate-limiter";
+
+/**
+ * client-node's Watch with two guards ListWatch lacks:
+ * - Failures before the request is sent (building credentials, an exec auth plugin failing)
+ *   are thrown, not passed to `done`. ListWatch re-watches from inside its own done callback,
+ *   where such a throw becomes an unhandled rejection — fatal under Node's default
+ *   `--unhandled-rejections=throw` — and leaves the watch dead. Here they go to `done`, an
+ *   ordinary error the wrapper restarts from.
+ * - ListWatch re-watches at once whenever a watch ends cleanly; a proxy or apiserver that ends
+ *   every watch immediately would make that a hot loop (seen: 400 requests a second against a
+ *   server that does so). Consecutive watch requests are spaced by at least `minIntervalMs`,
+ *   as client-go's reflector backs off between watches.
+ */
+class GuardedWatch extends Watch {
+  private lastStart = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly guard: { readonly clock: Clock; readonly minIntervalMs: number; readonly wait: (ms: number) => Promise<unknown>; readonly stopped: AbortSignal },
+  ) {
+    super(kubeConfig);
+  }
+
+  override async watch(...args: Parameters<Watch["watch"]>): Promise<AbortController> {
+    const done = args[3];
+    try {
+      const wait = this.lastStart + this.guard.minIntervalMs - this.guard.clock.now();
+      if (wait > 0) await this.guard.wait(wait);
+      // Stopped while spacing: ListWatch has given up on this request; do not start it.
+      if (this.guard.stopped.aborted) return new AbortController();
+      this.lastStart = this.guard.clock.now();
+      return await super.watch(...args);
+    } catch (err) {
+      done(err);
+      return new AbortController();
+    }
+  }
+}
 
 export type ChangeType = "add" | "update" | "delete" | "resync";
 export type ChangeListener = (key: string, type: ChangeType) => void;
@@ -44,14 +83,16 @@ export interface InformerOptions<T extends KubernetesObject> {
   readonly labelSelector?: string;
   /** Backoff between restarts after errors. Default 500 ms doubling to 30 s; reset once a list or event succeeds. */
   readonly restartBackoff?: BackoffOptions;
-  /** How a restart waits; inject to control time in tests. Default: a timer on `clock`. */
+  /** How restarts and watch spacing wait; inject to control time in tests. Default: a timer on `clock`. */
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<unknown>;
   readonly clock?: Clock;
+  /** Least time between two watch requests, even after a clean close. Default 1000 ms. */
+  readonly minWatchIntervalMs?: number;
   /** Re-report every cached key this often (drift checks). 0 or absent: never. */
   readonly resyncPeriodMs?: number;
   /** Told about each failure and the delay before the next attempt (logs, metrics). */
   readonly onError?: (err: unknown, restartInMs: number) => void;
-  /** Builds the underlying ListWatch; default client-node's `makeInformer`. */
+  /** Builds the underlying ListWatch; default client-node's ListWatch over a GuardedWatch. */
   readonly makeListWatch?: (kubeConfig: KubeConfig, path: string, list: ListPromise<T>, labelSelector?: string) => ListWatchLike<T>;
 }
 
@@ -73,7 +114,13 @@ export class ResilientInformer<T extends KubernetesObject> {
   constructor(options: InformerOptions<T>) {
     this.options = options;
     this.clock = options.clock ?? realClock;
-    const make = options.makeListWatch ?? ((kc, path, list, selector) => makeInformer(kc, path, list, selector) as ListWatchLike<T>);
+    const guard = {
+      clock: this.clock,
+      minIntervalMs: options.minWatchIntervalMs ?? 1000,
+      wait: (ms: number) => this.wait(ms),
+      stopped: this.abort.signal,
+    };
+    const make = options.makeListWatch ?? ((kc, path, list, selector) => new ListWatch<T>(path, new GuardedWatch(kc, guard), list, false, selector));
     this.listWatch = make(options.kubeConfig, options.path, () => this.listAndNoteSync(), options.labelSelector);
     const report = (type: ChangeType) => (obj: T) => {
       this.failures = 0;
@@ -156,11 +203,14 @@ export class ResilientInformer<T extends KubernetesObject> {
     } catch {
       // A broken log hook must not stop the restart.
     }
-    const wait = this.options.sleep ?? ((ms: number, signal: AbortSignal) => sleep(this.clock, ms, signal));
-    void wait(delay, this.abort.signal).then(
+    void this.wait(delay).then(
       () => this.restart(),
       () => this.restart(),
     );
+  }
+
+  private wait(ms: number): Promise<unknown> {
+    return this.options.sleep ? this.options.sleep(ms, this.abort.signal) : sleep(this.clock, ms, this.abort.signal);
   }
 
   private restart(): void {
