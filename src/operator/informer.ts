@@ -124,7 +124,8 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.listWatch = make(options.kubeConfig, options.path, () => this.listAndNoteSync(), options.labelSelector);
     const report = (type: ChangeType) => (obj: T) => {
       this.failures = 0;
-      this.emit(objectKey(obj), type);
+      // Watch events always carry a name; if one does not, skip it rather than throw into ListWatch.
+      if (obj.metadata?.name) this.emit(objectKey(obj), type);
     };
     this.listWatch.on(ADD, report("add"));
     this.listWatch.on(UPDATE, report("update"));
@@ -175,7 +176,8 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   private connect(): void {
-    // start() only rejects on local problems (no current cluster); treat them like any failure.
+    // Failures normally arrive through the ERROR callback; a rejection here would be a throw
+    // inside ListWatch itself. Either way it is a failure to restart from.
     this.listWatch.start().catch((err: unknown) => this.failed(err));
   }
 
