@@ -23,7 +23,9 @@ note() { printf '  note     %-34s %s\n' "$1" "$2"; }
 check_version() {
   local label="$1" target="$2" expected="$3"; shift 3
   local out
-  if ! out="$("$@" 2>&1)"; then
+  if [[ ! -x "$1" ]]; then
+    bad "${label}" "not built: $1" "${target}"
+  elif ! out="$("$@" 2>&1)"; then
     bad "${label}" "does not run: $(printf '%s' "${out}" | head -n1)" "${target}"
   elif [[ "${out}" != *"${expected}"* ]]; then
     bad "${label}" "wrong version: $(printf '%s' "${out}" | head -n1) (want ${expected})" "${target}"
@@ -62,6 +64,8 @@ main() {
   note "plugin resource command ${COMMAND_PROVIDER_VERSION}" "not buildable here: Go module not served (docs/toolchain.md)"
 
   check_version etcd etcd "etcd Version: ${ETCD_VERSION}" "${bin}/etcd" --version
+  check_version etcdctl etcd "etcdctl version: ${ETCD_VERSION}" "${bin}/etcdctl" version
+  check_version etcdutl etcd "etcdutl version: ${ETCD_VERSION}" "${bin}/etcdutl" version
 
   local minor kube_version dir cmd
   for minor in 1.36 1.35; do

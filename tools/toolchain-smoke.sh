@@ -19,13 +19,19 @@ APISERVER_PORT="${KOK_SMOKE_APISERVER_PORT:-26443}"
 WORK=""
 PIDS=()
 
+# Stops what we started, newest first: kube-apiserver before etcd, since an apiserver whose etcd
+# is gone retries forever during its graceful shutdown. SIGKILL after 15 s as a last resort.
 cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "${pid}" 2>/dev/null || true
+  local i pid waited
+  for (( i = ${#PIDS[@]} - 1; i >= 0; i-- )); do
+    pid="${PIDS[i]}"
+    kill "${pid}" 2>/dev/null || continue
+    waited=0
+    while kill -0 "${pid}" 2>/dev/null && (( waited < 30 )); do sleep 0.5; waited=$(( waited + 1 )); done
+    kill -9 "${pid}" 2>/dev/null || true
     wait "${pid}" 2>/dev/null || true
   done
-  [[ -n "${WORK}" ]] && rm -rf "${WORK}"
+  if [[ -n "${WORK}" ]]; then rm -rf "${WORK}"; fi
 }
 trap cleanup EXIT
 

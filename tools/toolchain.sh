@@ -4,6 +4,7 @@
 #
 #   bash tools/toolchain.sh                       # every available target
 #   bash tools/toolchain.sh pulumi etcd           # only these
+#   bash tools/toolchain.sh --prune               # also delete cache entries of old pins
 #   eval "$(bash tools/toolchain-env.sh)"         # then use them
 #
 # Targets: pulumi kubernetes-provider command-provider tls-provider etcd kube-1.36 kube-1.35
@@ -14,7 +15,8 @@
 # and a present cache entry is skipped, so a second run is a quick no-op. Builds go to a
 # temporary directory beside the cache and are renamed into place only when complete.
 # The stable layout the rest of the project uses:
-#   $KOK_TOOLCHAIN_DIR/bin/{pulumi,kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,kubelet,etcd}
+#   $KOK_TOOLCHAIN_DIR/bin/{pulumi,kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,kubelet,
+#                            etcd,etcdctl,etcdutl}
 #   $KOK_TOOLCHAIN_DIR/k8s/<kube version>/bin/...   (both minors)
 #   $KOK_TOOLCHAIN_DIR/pulumi-home                  (PULUMI_HOME with the provider plugins)
 set -euo pipefail
@@ -74,7 +76,9 @@ target_spec() {
       ;;
     etcd)
       T_VERSIONS="etcd ${ETCD_VERSION}"
-      T_BINARIES=("etcd go.etcd.io/etcd/server/v3")
+      T_BINARIES=("etcd go.etcd.io/etcd/server/v3"
+                  "etcdctl go.etcd.io/etcd/etcdctl/v3"
+                  "etcdutl go.etcd.io/etcd/etcdutl/v3")
       # etcd's version is a constant in go.etcd.io/etcd/api/v3/version; only GitSHA is stamped
       # upstream, and a module zip has no git SHA to give it.
       ;;
@@ -243,8 +247,11 @@ link_current() {
   mkdir -p "${bin_dir}"
   local dir
   if dir="$(present_cache_dir pulumi)"; then link_atomic "${dir}/bin/pulumi" "${bin_dir}/pulumi"; fi
-  if dir="$(present_cache_dir etcd)"; then link_atomic "${dir}/bin/etcd" "${bin_dir}/etcd"; fi
-  local minor kube_version cmd
+  local cmd
+  if dir="$(present_cache_dir etcd)"; then
+    for cmd in etcd etcdctl etcdutl; do link_atomic "${dir}/bin/${cmd}" "${bin_dir}/${cmd}"; done
+  fi
+  local minor kube_version
   for minor in 1.36 1.35; do
     dir="$(present_cache_dir "kube-${minor}")" || continue
     kube_version="$(kube_version_for_minor "${minor}")"
@@ -301,6 +308,26 @@ install_plugins() {
   done
 }
 
+# prune_stale: removes cache entries of buildable targets whose key no longer matches the pins
+# (left behind by version bumps). Only on request (--prune): another checkout of the project on
+# this machine may still pin the old versions and use them.
+prune_stale() {
+  local t current dir
+  for t in "${ALL_TARGETS[@]}"; do
+    target_spec "${t}"
+    [[ -z "${T_BLOCKED}" && -f "${T_MODULE_DIR}/go.mod" ]] || continue
+    current="$(cache_dir_for "${t}")"
+    for dir in "${KOK_TOOLCHAIN_DIR}/${t}-"*; do
+      [[ -d "${dir}" && "${dir}" != "${current}" ]] || continue
+      # The key is 16 hex digits; this keeps kube-1.3 from matching kube-1.36-... and the like.
+      [[ "$(basename "${dir}")" =~ ^${t}-[0-9a-f]{16}$ ]] || continue
+      log "[prune] removing stale ${dir} ($(du -sh "${dir}" | cut -f1))"
+      rm -rf "${dir}"
+    done
+  done
+  rm -rf "${KOK_TOOLCHAIN_DIR}/.tmp"
+}
+
 # --- main -------------------------------------------------------------------------------------
 usage() {
   sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -308,11 +335,13 @@ usage() {
 
 main() {
   setup_go_env
+  local prune=false
   local targets=()
   local arg
   for arg in "$@"; do
     case "${arg}" in
       -h | --help) usage; return 0 ;;
+      --prune) prune=true ;;
       all) targets=("${ALL_TARGETS[@]}") ;;
       *) target_spec "${arg}"; targets+=("${arg}") ;;
     esac
@@ -334,6 +363,7 @@ main() {
     flock 9
   fi
 
+  [[ "${prune}" == true ]] && prune_stale
   local started failed=() t
   started="$(now)"
   log "cache: ${KOK_TOOLCHAIN_DIR}; $(go env GOVERSION); GOPROXY=${GOPROXY}; targets: ${targets[*]}"

@@ -12,6 +12,10 @@ import { referenceTable } from "./reference";
 export const DOCUMENTED_SCHEMAS: Record<string, { schema: TSchema; root: string }> = {
   ClusterSpec: { schema: v1alpha1.ClusterSpec, root: "spec" },
   ClusterStatus: { schema: v1alpha1.ClusterStatus, root: "status" },
+  MachineSpec: { schema: v1alpha1.MachineSpec, root: "spec" },
+  MachineStatus: { schema: v1alpha1.MachineStatus, root: "status" },
+  ClusterPackageVersionSpec: { schema: v1alpha1.ClusterPackageVersionSpec, root: "spec" },
+  ClusterPackageVersionStatus: { schema: v1alpha1.ClusterPackageVersionStatus, root: "status" },
 };
 
 export function renderApiReference(repoRoot: string): string {

@@ -28,6 +28,7 @@ type Schema = TSchema & {
 
 function typeName(schema: Schema): string {
   if (schema.anyOf?.every((s) => s.const !== undefined)) return schema.anyOf.map((s) => `\`${String(s.const)}\``).join(" \\| ");
+  if (schema.anyOf) return schema.anyOf.map((s) => typeName(s)).join(" \\| ");
   if (schema.type === "array") return `${typeName(schema.items ?? ({} as Schema))}[]`;
   if (schema.patternProperties) {
     const value = Object.values(schema.patternProperties)[0];

@@ -1,5 +1,9 @@
 #!/usr/bin/env node
 /** `kok`: the kube-on-kube command. Each subcommand lives in its own module. */
+import { runManifests } from "./manifests";
+import { runMirror } from "./mirror";
+import { runOperator } from "./operator";
+import { runDev } from "./dev";
 import { runValidate } from "./validate";
 
 interface Command {
@@ -9,6 +13,16 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   validate: { summary: "check kube-on-kube manifests offline, listing every problem", run: runValidate },
+  mirror: {
+    summary: "serve a directory of artifacts over HTTP, printing each URL and sha256",
+    run: async (argv) => {
+      await runMirror(argv);
+      return 0;
+    },
+  },
+  operator: { summary: "reconcile Cluster resources into Pulumi stacks (see docs/operator.md)", run: runOperator },
+  manifests: { summary: "print the CRDs, RBAC and operator Deployment for a meta-cluster", run: runManifests },
+  dev: { summary: "local meta-cluster and node for development: up, down, env, status, logs", run: runDev },
 };
 
 function usage(): string {

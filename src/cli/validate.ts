@@ -4,11 +4,21 @@
  */
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
-import { API_GROUP_VERSION, clusterNameProblems, formatProblem, validateClusterSpec, type Problem } from "../api/v1alpha1";
+import {
+  API_GROUP_VERSION,
+  clusterNameProblems,
+  formatProblem,
+  validateClusterPackageVersionSpec,
+  validateClusterSpec,
+  validateMachineSpec,
+  type Problem,
+} from "../api/v1alpha1";
 
 /** Validators per kind; the workers' and operator's kinds register theirs here too. */
 export const KIND_VALIDATORS: Record<string, (spec: unknown) => Problem[]> = {
   Cluster: (spec) => validateClusterSpec(spec, "spec"),
+  Machine: (spec) => validateMachineSpec(spec, "spec", { credentials: "secretRef" }),
+  ClusterPackageVersion: (spec) => validateClusterPackageVersionSpec(spec, "spec"),
 };
 
 const NAME_RULES: Record<string, (name: string) => Problem[]> = {

@@ -79,11 +79,16 @@ export function internalApiServerUrl(ctx: ClusterContext): string {
   return `https://${objectNames(ctx.name).apiServerService}.${ctx.namespace}.svc:${ctx.spec.apiServer.service.port}`;
 }
 
-/** The endpoint users and workers use: the external host when given, else the in-meta-cluster name. */
+/**
+ * The endpoint users and workers use: the external host when given, else the in-meta-cluster name.
+ * A NodePort Service is reached on its nodePort (externalHost then names a node, or a proxy that
+ * forwards that same port), every other type on the Service port.
+ */
 export function externalApiServerUrl(ctx: ClusterContext): string {
-  const { externalHost, port } = ctx.spec.apiServer.service;
+  const { externalHost, port, type, nodePort } = ctx.spec.apiServer.service;
   if (!externalHost) return internalApiServerUrl(ctx);
-  return `https://${isIP(externalHost) && externalHost.includes(":") ? `[${externalHost}]` : externalHost}:${port}`;
+  const reachablePort = type === "NodePort" && nodePort ? nodePort : port;
+  return `https://${isIP(externalHost) && externalHost.includes(":") ? `[${externalHost}]` : externalHost}:${reachablePort}`;
 }
 
 /** The business cluster's `kubernetes` Service IP: the first address of the service CIDR. */

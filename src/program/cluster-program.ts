@@ -18,6 +18,11 @@ export interface ClusterProgramArgs {
   readonly metaKubeconfig?: pulumi.Input<string>;
   /** What runs now, for the upgrade guard. */
   readonly running?: { readonly kubernetesVersion?: string; readonly etcdVersion?: string };
+  /**
+   * Also write the admin kubeconfig to this Secret (the operator puts it next to the Cluster
+   * resource, where its users look for it). Part of the stack, so a destroy removes it.
+   */
+  readonly adminKubeconfigCopy?: { readonly namespace: string; readonly name: string };
 }
 
 export interface ClusterProgramOutputs {
@@ -30,6 +35,8 @@ export interface ClusterProgramOutputs {
   readonly version: pulumi.Output<string>;
   readonly etcdVersion: pulumi.Output<string>;
   readonly certificatesExpireAt: pulumi.Output<string>;
+  /** Name of the copy of the admin kubeconfig Secret, when one was asked for. */
+  readonly adminKubeconfigCopy?: pulumi.Output<string>;
 }
 
 export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs {
@@ -46,7 +53,23 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
     { spec: args.spec, namespace: args.namespace, running: args.running },
     { providers: [metaCluster] },
   );
+  const copy = args.adminKubeconfigCopy
+    ? new k8s.core.v1.Secret(
+        `${args.name}-admin-kubeconfig-copy`,
+        {
+          metadata: {
+            name: args.adminKubeconfigCopy.name,
+            namespace: args.adminKubeconfigCopy.namespace,
+            labels: { "kubeonkube.io/cluster": args.name, "app.kubernetes.io/part-of": "kube-on-kube" },
+          },
+          type: "Opaque",
+          stringData: pulumi.secret(cp.adminKubeconfig.apply((kubeconfig) => ({ kubeconfig }))),
+        },
+        { provider: metaCluster, dependsOn: [cp] },
+      )
+    : undefined;
   return {
+    adminKubeconfigCopy: copy?.metadata.name,
     namespace: cp.namespace,
     endpoint: cp.endpoint,
     internalEndpoint: cp.internalEndpoint,

@@ -29,10 +29,20 @@ export interface SshHost {
   process?: ChildProcess;
 }
 
+/** The Debian packages the SSH tests need, installed with apt-get when a binary is missing (CI machines start fresh). */
+const NEEDED: Record<string, string> = { "/usr/sbin/sshd": "openssh-server", "/usr/bin/ssh": "openssh-client", "/usr/bin/ssh-keygen": "openssh-client", "/usr/bin/curl": "curl", "/usr/bin/openssl": "openssl" };
+
 function requireSshd(): void {
-  if (!existsSync(SSHD)) {
-    throw new Error(`${SSHD} is missing: install Debian's openssh-server (apt-get install -y openssh-server); the SSH integration tests need real daemons`);
+  const missing = [...new Set(Object.entries(NEEDED).filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg))];
+  if (missing.length === 0) return;
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  try {
+    execFileSync("apt-get", ["update"], { stdio: "pipe", env });
+    execFileSync("apt-get", ["install", "-y", "--no-install-recommends", ...missing], { stdio: "pipe", env });
+  } catch (e) {
+    throw new Error(`the SSH integration tests need Debian's ${missing.join(", ")} and installing them failed: ${(e as Error).message}`);
   }
+  if (!existsSync(SSHD)) throw new Error(`${SSHD} is still missing after installing openssh-server`);
 }
 
 const canConnect = (ip: string, port: number) =>
@@ -138,19 +148,22 @@ export async function stopSshHosts(hosts: readonly SshHost[]): Promise<void> {
   for (const base of bases) rmSync(base, { recursive: true, force: true });
 }
 
-/** Runs a command on a host with the real OpenSSH client, checking the pinned host key. */
-export function sshRun(host: SshHost, command: string, stdin = ""): { status: number; stdout: string; stderr: string } {
+/**
+ * Runs a command on a host with the real OpenSSH client, checking the pinned host key.
+ * Asynchronous on purpose: the mirror a script downloads from may live in this same process.
+ */
+export function sshRun(host: SshHost, command: string, stdin = ""): Promise<{ status: number; stdout: string; stderr: string }> {
   const knownHosts = path.join(host.dir, "known_hosts");
   writeFileSync(knownHosts, `[${host.ip}]:${host.port} ${host.hostKey}\n`);
-  try {
-    const stdout = execFileSync(
-      "ssh",
-      ["-i", path.join(host.dir, "client_key"), "-p", String(host.port), "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", `${host.user}@${host.ip}`, command],
-      { input: stdin, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] },
-    );
-    return { status: 0, stdout, stderr: "" };
-  } catch (e) {
-    const err = e as { status: number; stdout: string; stderr: string };
-    return { status: err.status, stdout: err.stdout, stderr: err.stderr };
-  }
+  const args = ["-i", path.join(host.dir, "client_key"), "-p", String(host.port), "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", `${host.user}@${host.ip}`, command];
+  return new Promise((resolve, reject) => {
+    const child = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.once("error", reject);
+    child.once("close", (status) => resolve({ status: status ?? -1, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
 }

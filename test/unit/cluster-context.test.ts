@@ -36,6 +36,12 @@ describe("derived names", () => {
     const v6 = standardSpec({ apiServer: { service: { externalHost: "2001:db8::10", port: 443 } } });
     expect(externalApiServerUrl(context(v6))).toBe("https://[2001:db8::10]:443");
   });
+
+  it("reaches a NodePort apiserver Service on its nodePort", () => {
+    const nodePort = minimalSpec({ apiServer: { service: { type: "NodePort", externalHost: "127.0.0.1", nodePort: 31643 } } });
+    expect(externalApiServerUrl(context(nodePort))).toBe("https://127.0.0.1:31643");
+    expect(internalApiServerUrl(context(nodePort))).toBe("https://prod-a-apiserver.kok-prod-a.svc:6443");
+  });
 });
 
 describe("certificate SANs", () => {

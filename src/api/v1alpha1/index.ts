@@ -5,3 +5,6 @@ export * from "./cluster-validation";
 export * from "./cidr";
 export * from "./validation";
 export * from "./versions";
+export * from "./machine";
+export * from "./package-version";
+export * from "./machine-validation";

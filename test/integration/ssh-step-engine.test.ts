@@ -1,11 +1,16 @@
 import { readFileSync, existsSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RemoteCommand } from "../../src/components/remote-command";
+import { SshStep } from "../../src/components/ssh-step";
 import { newTestStack, readStateFile, type TestStack } from "../support/engine";
 import { startSshHosts, stopSshHosts, type SshHost } from "../support/sshd-hosts";
 
 const SECRET = "s3cr3t-token-value-7f1c";
+
+/*
+ * The step contract every worker step relies on, through the real engine: runs once, re-runs
+ * only on its own input changes, pins host keys, keeps secrets out of state and errors.
+ */
 
 let hosts: SshHost[];
 beforeAll(async () => {
@@ -18,11 +23,10 @@ afterAll(async () => {
 /** A step that counts its runs in the host's root and stores what it got on stdin. */
 function countingStep(host: SshHost, opts: { trigger: string; hostKey?: string; script?: string }) {
   const counter = path.join(host.root, "runs");
-  return new RemoteCommand("count-step", {
+  return new SshStep("count-step", {
     connection: { host: host.ip, port: host.port, user: host.user, privateKey: host.privateKey, hostKey: opts.hostKey ?? host.hostKey },
-    create: opts.script ?? `echo $(( $(cat "$COUNTER" 2>/dev/null || echo 0) + 1 )) > "$COUNTER"; cat > "$COUNTER.stdin"; echo "ran $(cat "$COUNTER")"`,
-    delete: `rm -f "$COUNTER" "$COUNTER.stdin"`,
-    environment: { COUNTER: counter },
+    create: opts.script ?? `COUNTER=${counter}; echo $(( $(cat "$COUNTER" 2>/dev/null || echo 0) + 1 )) > "$COUNTER"; cat > "$COUNTER.stdin"; echo "ran $(cat "$COUNTER")"`,
+    delete: `rm -f ${counter} ${counter}.stdin`,
     stdin: SECRET,
     triggers: [opts.trigger],
   });
@@ -30,21 +34,21 @@ function countingStep(host: SshHost, opts: { trigger: string; hostKey?: string; 
 
 const runs = (host: SshHost) => Number(readFileSync(path.join(host.root, "runs"), "utf8").trim());
 
-describe("RemoteCommand with the real engine and a real sshd", () => {
+describe("SshStep with the real engine and a real sshd", () => {
   let test: TestStack;
   let trigger = "v1";
   let hostKey: string | undefined;
   let script: string | undefined;
 
   beforeAll(async () => {
-    test = await newTestStack("remote-command", async () => {
+    test = await newTestStack("ssh-step", async () => {
       const step = countingStep(hosts[0], { trigger, hostKey, script });
       return { stdout: step.stdout };
     });
   });
   afterAll(() => test?.dispose());
 
-  it("runs the script once on create, with its environment and stdin", async () => {
+  it("runs the script once on create, with its stdin", async () => {
     const result = await test.stack.up();
     expect(result.summary.resourceChanges?.create).toBe(2);
     expect(runs(hosts[0])).toBe(1);
@@ -80,7 +84,7 @@ describe("RemoteCommand with the real engine and a real sshd", () => {
   it("refuses a host whose key is not the pinned one, before running anything", async () => {
     trigger = "v3";
     hostKey = hosts[1].hostKey;
-    await expect(test.stack.up()).rejects.toThrow(/count-step on root@127\.0\.0\.\d+:2222: cannot connect: the host key does not match the pinned ssh\.hostKey/);
+    await expect(test.stack.up()).rejects.toThrow(/step failed on root@127\.0\.0\.\d+:2222 \(exit 255\): the host's key does not match the pinned ssh\.hostKey/);
     expect(runs(hosts[0])).toBe(2);
     hostKey = undefined;
   });
@@ -94,7 +98,7 @@ describe("RemoteCommand with the real engine and a real sshd", () => {
     } catch (e) {
       message = (e as Error).message;
     }
-    expect(message).toMatch(/count-step on root@127\.0\.0\.\d+:2222: failed \(exit 3\): checking disk \| only 1G free on \/var\/lib, need 10G/);
+    expect(message).toMatch(/step failed on root@127\.0\.0\.\d+:2222 \(exit 3\): checking disk \| only 1G free on \/var\/lib, need 10G/);
     expect(message.includes(SECRET), "stdin in the error").toBe(false);
     expect(message.includes('echo "checking disk"'), "script text in the error").toBe(false);
     script = undefined;

@@ -1,0 +1,98 @@
+/**
+ * The `Machine` kind: one worker host reached over SSH. Its spec is also the argument of the
+ * `WorkerNode` component.
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import { Condition, LocalObjectReference, StringEnum, StringMap, Taint } from "./common";
+import { WorkerPackages } from "./package-version";
+
+export const SshSpec = Type.Object(
+  {
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, default: 22 })),
+    user: Type.Optional(Type.String({ minLength: 1, default: "root", description: "Must be root or have password-less sudo." })),
+    credentialsSecretRef: Type.Optional(
+      Type.Object(
+        { name: Type.String({ minLength: 1 }) },
+        {
+          additionalProperties: false,
+          description: "Secret with key `privateKey` or `password`. Required on a Machine resource; the WorkerNode component takes `credentials` instead.",
+        },
+      ),
+    ),
+    hostKey: Type.Optional(
+      Type.String({
+        description: 'The host\'s public key as in known_hosts, e.g. "ssh-ed25519 AAAA...". Pinned: a host presenting another key is refused.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type SshSpec = Static<typeof SshSpec>;
+
+export const MachineSpec = Type.Object(
+  {
+    clusterRef: LocalObjectReference,
+    ip: Type.String({ description: "Address the SSH connection goes to; also the node's InternalIP." }),
+    hostname: Type.String({ description: "The node name (lowercase DNS subdomain); the kubelet certificate is issued to system:node:<hostname>." }),
+    idc: Type.Optional(Type.String({ description: "Data center / zone; becomes the node label topology.kubernetes.io/zone." })),
+    labels: Type.Optional(StringMap("Node labels; also what a rollout's canary selector matches.")),
+    taints: Type.Optional(Type.Array(Taint)),
+    ssh: SshSpec,
+    packageVersionRef: Type.Optional(
+      Type.Object(
+        { name: Type.String({ minLength: 1 }) },
+        { additionalProperties: false, description: "A ClusterPackageVersion; mutually exclusive with `packages`." },
+      ),
+    ),
+    packages: Type.Optional(WorkerPackages),
+    paused: Type.Optional(Type.Boolean({ description: "The operator makes no change while true." })),
+  },
+  { additionalProperties: false },
+);
+export type MachineSpec = Static<typeof MachineSpec>;
+
+export const MachinePhase = StringEnum([
+  "Pending",
+  "Installing",
+  "Ready",
+  "Upgrading",
+  "NotReady",
+  "Remediating",
+  "Failed",
+  "Deleting",
+] as const);
+export type MachinePhase = Static<typeof MachinePhase>;
+
+export const ObservedVersions = Type.Object(
+  {
+    containerd: Type.Optional(Type.String()),
+    kubelet: Type.Optional(Type.String()),
+    cni: Type.Optional(Type.String()),
+    runc: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false, description: "Versions read back from the host, not copied from the spec." },
+);
+export type ObservedVersions = Static<typeof ObservedVersions>;
+
+export const MachineStatus = Type.Object(
+  {
+    phase: Type.Optional(MachinePhase),
+    observedGeneration: Type.Optional(Type.Integer()),
+    conditions: Type.Optional(Type.Array(Condition)),
+    observedVersions: Type.Optional(ObservedVersions),
+    nodeName: Type.Optional(Type.String()),
+    lastRemediation: Type.Optional(
+      Type.Object(
+        {
+          at: Type.String({ format: "date-time" }),
+          reason: Type.String(),
+          result: StringEnum(["running", "succeeded", "failed"] as const),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    remediationCount: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type MachineStatus = Static<typeof MachineStatus>;

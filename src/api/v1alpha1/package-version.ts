@@ -1,0 +1,115 @@
+/**
+ * The `ClusterPackageVersion` kind: the version catalog of a cluster's machines (what to install
+ * on a worker host) and how a new catalog rolls out over the machines (gray release).
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import { Condition, LocalObjectReference, StringEnum, StringMap } from "./common";
+
+/** One artifact on the package mirror. */
+export const PackageArtifact = Type.Object(
+  {
+    version: Type.String({ minLength: 1, description: "The version the host reports back, e.g. 1.7.22 or v1.36.3." }),
+    url: Type.String({ description: "http(s) URL of the artifact on the mirror (see `kok mirror`)." }),
+    sha256: Type.String({ description: "Lowercase hex SHA-256 of the artifact; checked on the host before anything is replaced." }),
+  },
+  { additionalProperties: false },
+);
+export type PackageArtifact = Static<typeof PackageArtifact>;
+
+/**
+ * What a worker host runs. Artifact formats: containerd is a tarball with `bin/*` (the upstream
+ * release layout), kubelet and runc are single binaries, cni is a tarball of plugin binaries.
+ */
+export const WorkerPackages = Type.Object(
+  {
+    containerd: PackageArtifact,
+    kubelet: PackageArtifact,
+    cni: PackageArtifact,
+    runc: Type.Optional(PackageArtifact),
+  },
+  { additionalProperties: false },
+);
+export type WorkerPackages = Static<typeof WorkerPackages>;
+
+/** The package names, in install order. */
+export const PACKAGE_NAMES = ["containerd", "runc", "kubelet", "cni"] as const;
+export type PackageName = (typeof PACKAGE_NAMES)[number];
+
+export const LabelSelector = Type.Object(
+  { matchLabels: Type.Optional(StringMap("Machines whose labels contain all of these.")) },
+  { additionalProperties: false },
+);
+export type LabelSelector = Static<typeof LabelSelector>;
+
+export const CanarySpec = Type.Object(
+  {
+    selector: Type.Optional(LabelSelector),
+    count: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: "Canary machines; with a selector, at most this many of the matching ones. Default: all matching, or 0 without a selector.",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CanarySpec = Static<typeof CanarySpec>;
+
+/** An integer or a percentage string ("10%"), as Kubernetes IntOrString. */
+export const IntOrPercent = Type.Union([Type.Integer(), Type.String({ pattern: "^[0-9]+%$" })], {
+  description:
+    'Machines updated at once after the canary: a count (e.g. 2) or a percentage of the pool ("10%", rounded down, at least 1). Default 1.',
+});
+export type IntOrPercent = Static<typeof IntOrPercent>;
+
+export const RolloutSpec = Type.Object(
+  {
+    canary: Type.Optional(CanarySpec),
+    maxUnavailable: Type.Optional(IntOrPercent),
+    pauseAfterCanary: Type.Optional(
+      Type.Boolean({ default: false, description: "Stop after the canary batch until the pause is lifted." }),
+    ),
+    healthGate: Type.Optional(
+      Type.Object(
+        {
+          readyTimeoutSeconds: Type.Optional(
+            Type.Integer({ minimum: 1, default: 600, description: "How long a machine may take to report Ready." }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    haltOnFailure: Type.Optional(
+      Type.Boolean({ default: true, description: "A failed machine stops the rollout; later batches are not started." }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type RolloutSpec = Static<typeof RolloutSpec>;
+
+export const ClusterPackageVersionSpec = Type.Object(
+  {
+    clusterRef: LocalObjectReference,
+    packages: WorkerPackages,
+    rollout: Type.Optional(RolloutSpec),
+  },
+  { additionalProperties: false },
+);
+export type ClusterPackageVersionSpec = Static<typeof ClusterPackageVersionSpec>;
+
+export const RolloutPhase = StringEnum(["Pending", "RollingOut", "Paused", "Complete", "Halted"] as const);
+export type RolloutPhase = Static<typeof RolloutPhase>;
+
+export const ClusterPackageVersionStatus = Type.Object(
+  {
+    phase: Type.Optional(RolloutPhase),
+    observedGeneration: Type.Optional(Type.Integer()),
+    updated: Type.Optional(Type.Integer({ minimum: 0, description: "Machines running this catalog." })),
+    ready: Type.Optional(Type.Integer({ minimum: 0, description: "Updated machines whose Node is Ready." })),
+    total: Type.Optional(Type.Integer({ minimum: 0, description: "Machines that reference this catalog." })),
+    currentBatch: Type.Optional(Type.Integer({ minimum: 0, description: "Index of the batch being rolled out (0 is the canary)." })),
+    conditions: Type.Optional(Type.Array(Condition)),
+  },
+  { additionalProperties: false },
+);
+export type ClusterPackageVersionStatus = Static<typeof ClusterPackageVersionStatus>;

@@ -1,0 +1,33 @@
+/** `kok manifests [--namespace NS] [--image IMG] [--backend-url URL]`: install YAML on stdout. */
+import { parseArgs } from "node:util";
+import { stringify } from "yaml";
+import { installManifests } from "../operator/install-manifests";
+
+export async function runManifests(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      namespace: { type: "string" },
+      image: { type: "string" },
+      "backend-url": { type: "string" },
+      "passphrase-secret": { type: "string" },
+      "crds-only": { type: "boolean" },
+    },
+  });
+  const objects = installManifests({
+    namespace: values.namespace,
+    image: values.image,
+    backendUrl: values["backend-url"],
+    passphraseSecret: values["passphrase-secret"],
+  }).filter((o) => !values["crds-only"] || o.kind === "CustomResourceDefinition");
+  process.stdout.write(objects.map((o) => stringify(o, { lineWidth: 0 })).join("---\n"));
+  const ns = values.namespace ?? "kube-on-kube-system";
+  if (!values["crds-only"]) {
+    console.error(
+      `# Before applying: create the state passphrase Secret, e.g.\n` +
+        `#   kubectl create namespace ${ns}\n` +
+        `#   kubectl -n ${ns} create secret generic ${values["passphrase-secret"] ?? "kube-on-kube-operator-state-passphrase"} --from-literal=passphrase="$(openssl rand -base64 32)"`,
+    );
+  }
+  return 0;
+}

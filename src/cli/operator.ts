@@ -1,0 +1,80 @@
+/**
+ * `kok operator [--kubeconfig PATH] [--namespace NS] [--backend-url URL] [--resync-interval 5m]
+ *               [--concurrency N] [--metrics-addr :8080] [--leader-election-namespace NS]`
+ */
+import { homedir } from "node:os";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { startOperator } from "../operator/operator";
+
+/** `90s`, `5m`, `1h` → milliseconds. */
+export function parseDuration(text: string, flag: string): number {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
+  if (!match) throw new Error(`${flag} "${text}" is not a duration like 90s, 5m or 1h`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
+  return Number(match[1]) * unit;
+}
+
+export async function runOperator(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      kubeconfig: { type: "string" },
+      namespace: { type: "string" },
+      "backend-url": { type: "string" },
+      "state-dir": { type: "string" },
+      "resync-interval": { type: "string", default: "5m" },
+      concurrency: { type: "string", default: "4" },
+      "metrics-addr": { type: "string", default: ":8080" },
+      "leader-election-namespace": { type: "string" },
+      "secrets-provider": { type: "string" },
+    },
+  });
+  const stateDir = values["state-dir"] ?? path.join(homedir(), ".kube-on-kube", "operator");
+  const backendUrl = values["backend-url"] ?? `file://${path.join(stateDir, "state")}`;
+  const concurrency = Number(values.concurrency);
+  const problems: string[] = [];
+  if (!Number.isInteger(concurrency) || concurrency < 1) problems.push(`--concurrency "${values.concurrency}" must be a positive integer`);
+  let resyncMs = 0;
+  try {
+    resyncMs = parseDuration(values["resync-interval"] ?? "5m", "--resync-interval");
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  if (!values["secrets-provider"] && !process.env.PULUMI_CONFIG_PASSPHRASE) {
+    problems.push("set PULUMI_CONFIG_PASSPHRASE (from a Secret in a Deployment) or --secrets-provider (a KMS URL): stack secrets are encrypted with it");
+  }
+  if (problems.length) {
+    console.error(`kok operator: cannot start:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    return 2;
+  }
+  if (backendUrl.startsWith("file://")) {
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(backendUrl.slice("file://".length), { recursive: true });
+  }
+  const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+  const operator = await startOperator({
+    kubeconfigPath: values.kubeconfig,
+    namespace: values.namespace,
+    backendUrl,
+    workRoot: path.join(stateDir, "work"),
+    resyncMs,
+    concurrency,
+    metricsAddr: values["metrics-addr"] ?? ":8080",
+    leaderElectionNamespace: values["leader-election-namespace"],
+    secretsProvider: values["secrets-provider"],
+    engineEnv: {
+      ...env,
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION ?? "true",
+      KOK_NODE_MODULES: env.KOK_NODE_MODULES ?? path.resolve(__dirname, "..", "..", "node_modules"),
+    },
+  });
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await operator.stop();
+  return 0;
+}

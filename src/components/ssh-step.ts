@@ -1,0 +1,172 @@
+/**
+ * `SshStep`: a host step run by the OpenSSH client (`ssh`, Debian's openssh-client) from a
+ * Pulumi dynamic provider: the stand-in for @pulumi/command on machines where the command
+ * provider plugin cannot be installed (see docs/workers.md). Same contract as `remote.Command`
+ * with `update` set: `create` runs on creation, `update` (or `create`) when any input changes,
+ * `delete` on deletion; a change never replaces the resource, so `delete` runs only when the step
+ * really goes away.
+ *
+ * The host key is always checked against `connection.hostKey` (StrictHostKeyChecking=yes with a
+ * known_hosts file holding only that key); without a host key the caller must have opted out.
+ * Credentials go to a 0600 file in a private temp directory that is removed after the run.
+ * Without `connection` the script runs locally with bash (the kubectl steps).
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+/* eslint-disable @typescript-eslint/no-require-imports -- the provider below is serialized into
+   the state and run by the dynamic-provider plugin: it must load its modules when it runs. */
+
+export interface SshConnection {
+  readonly host: string;
+  readonly port?: number;
+  readonly user?: string;
+  readonly hostKey?: string;
+  readonly privateKey?: string;
+  readonly password?: string;
+}
+
+export interface SshStepArgs {
+  readonly connection?: pulumi.Input<{ readonly [K in keyof SshConnection]: pulumi.Input<SshConnection[K]> }>;
+  readonly create: pulumi.Input<string>;
+  readonly update?: pulumi.Input<string>;
+  readonly delete?: pulumi.Input<string>;
+  readonly stdin?: pulumi.Input<string>;
+  readonly triggers?: pulumi.Input<unknown[]>;
+  /** Kill the script after this many seconds. Default 900. */
+  readonly timeoutSeconds?: pulumi.Input<number>;
+}
+
+interface StepInputs {
+  connection?: SshConnection;
+  create: string;
+  update?: string;
+  delete?: string;
+  stdin?: string;
+  triggers?: unknown[];
+  timeoutSeconds?: number;
+}
+
+/**
+ * The provider. Serialized into the state by Pulumi's closure serializer, so it only uses what
+ * it requires inside its functions and captures nothing else (in particular no secret).
+ */
+interface StepProvider extends pulumi.dynamic.ResourceProvider {
+  run(inputs: StepInputs, script: string): Promise<{ stdout: string; stderr: string }>;
+}
+
+const sshStepProvider: StepProvider = {
+  async create(inputs: StepInputs) {
+    const out = await sshStepProvider.run(inputs, inputs.create);
+    const { randomBytes } = require("node:crypto") as typeof import("node:crypto");
+    return { id: randomBytes(8).toString("hex"), outs: { ...inputs, ...out } };
+  },
+  async diff(_id: string, olds: StepInputs, news: StepInputs) {
+    const keys = ["connection", "create", "update", "delete", "stdin", "triggers"] as const;
+    const changed = keys.filter((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
+    return { changes: changed.length > 0, replaces: [], deleteBeforeReplace: false };
+  },
+  async update(_id: string, olds: StepInputs & { stdout?: string; stderr?: string }, news: StepInputs) {
+    // A new address or credential for the same host is no reason to run the step again.
+    const rerun = (["create", "update", "stdin", "triggers"] as const).some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
+    if (!rerun) return { outs: { ...news, stdout: olds.stdout ?? "", stderr: olds.stderr ?? "" } };
+    const out = await sshStepProvider.run(news, news.update ?? news.create);
+    return { outs: { ...news, ...out } };
+  },
+  async delete(_id: string, props: StepInputs) {
+    if (props.delete) await sshStepProvider.run(props, props.delete);
+  },
+  async run(inputs: StepInputs, script: string): Promise<{ stdout: string; stderr: string }> {
+    const { spawn } = require("node:child_process") as typeof import("node:child_process");
+    const fs = require("node:fs") as typeof import("node:fs");
+    const os = require("node:os") as typeof import("node:os");
+    const path = require("node:path") as typeof import("node:path");
+    const c = inputs.connection;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kok-ssh-"));
+    try {
+      let file: string;
+      let args: string[];
+      const env: NodeJS.ProcessEnv = { ...process.env };
+      if (!c) {
+        file = "/bin/bash";
+        args = ["-c", script];
+      } else {
+        const port = c.port ?? 22;
+        const target = `${c.user ?? "root"}@${c.host}`;
+        args = ["-p", String(port), "-o", "ConnectTimeout=10", "-o", "ConnectionAttempts=3", "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"];
+        if (c.hostKey) {
+          const knownHosts = path.join(dir, "known_hosts");
+          fs.writeFileSync(knownHosts, `[${c.host}]:${port} ${c.hostKey}\n${port === 22 ? `${c.host} ${c.hostKey}\n` : ""}`);
+          args.push("-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null");
+        } else {
+          args.push("-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "GlobalKnownHostsFile=/dev/null");
+        }
+        if (c.privateKey) {
+          const key = path.join(dir, "key");
+          fs.writeFileSync(key, c.privateKey.endsWith("\n") ? c.privateKey : `${c.privateKey}\n`, { mode: 0o600 });
+          args.push("-i", key, "-o", "BatchMode=yes");
+        } else if (c.password) {
+          const secret = path.join(dir, "password");
+          const askpass = path.join(dir, "askpass");
+          fs.writeFileSync(secret, c.password, { mode: 0o600 });
+          fs.writeFileSync(askpass, `#!/bin/sh\ncat '${secret}'\n`, { mode: 0o700 });
+          Object.assign(env, { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: "force", DISPLAY: "none" });
+          args.push("-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "NumberOfPasswordPrompts=1");
+        }
+        file = "ssh";
+        args.push(target, script);
+      }
+      return await new Promise((resolve, reject) => {
+        const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        const timeoutSeconds = inputs.timeoutSeconds ?? 900;
+        let timedOut = false;
+        const timer = setTimeout(() => {
+          timedOut = true;
+          child.kill("SIGKILL");
+        }, timeoutSeconds * 1000);
+        child.once("error", (e) => reject(new Error(`cannot run ${file}: ${e.message}`)));
+        child.once("close", (code) => {
+          clearTimeout(timer);
+          if (code === 0) return resolve({ stdout, stderr });
+          const where = c ? `${c.user ?? "root"}@${c.host}:${c.port ?? 22}` : "the Pulumi host";
+          // One line: the engine shows only the first line of a resource's error.
+          let why = (stderr.trim() || stdout.trim()).split("\n").slice(-8).join(" | ");
+          if (timedOut) why = `timed out after ${timeoutSeconds}s and was killed`;
+          if (c && code === 255 && /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(stderr)) {
+            why = `the host's key does not match the pinned ssh.hostKey (${(c.hostKey ?? "").split(" ")[0]}); refusing to connect. If the host was reinstalled, update ssh.hostKey from a trusted source.`;
+          } else if (c && code === 255 && /Connection refused|timed out|No route to host/.test(stderr)) {
+            why = `cannot connect: ${why}`;
+          }
+          reject(new Error(`step failed on ${where} (exit ${code}): ${why}`));
+        });
+        child.stdin.end(inputs.stdin ?? "");
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+export class SshStep extends pulumi.dynamic.Resource {
+  declare readonly stdout: pulumi.Output<string>;
+  declare readonly stderr: pulumi.Output<string>;
+  declare readonly stdin: pulumi.Output<string | undefined>;
+
+  constructor(name: string, args: SshStepArgs, opts?: pulumi.CustomResourceOptions) {
+    // Inputs are stored in the state too: secret on the way in, not only on the way out.
+    const inputs = {
+      ...args,
+      connection: args.connection === undefined ? undefined : pulumi.secret(args.connection),
+      stdin: args.stdin === undefined ? undefined : pulumi.secret(args.stdin),
+      stdout: undefined,
+      stderr: undefined,
+    };
+    super(sshStepProvider, name, inputs, {
+      ...opts,
+      additionalSecretOutputs: ["connection", "stdin", ...(opts?.additionalSecretOutputs ?? [])],
+    });
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * `WorkerNode`: one worker host over SSH. Each step is a @pulumi/command `remote.Command` whose
+ * script and triggers are built only from that step's own inputs, so an upgrade re-runs exactly the
+ * steps whose inputs changed (and the verify step, which reads the versions back).
+ *
+ * Steps, in order: host → preflight → [drain] → containerd → [runc] → kubelet → cni → join →
+ * verify → [ready]. `drain` and `ready` run kubectl on the Pulumi host and exist only when
+ * `cluster.adminKubeconfig` is given. Deleting the WorkerNode removes the Node (drain first) and
+ * then cleans the host (the `host` step's delete).
+ */
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import {
+  SpecValidationError,
+  validateMachineSpec,
+  validatePackages,
+  type MachineSpec,
+  type ObservedVersions,
+  type Problem,
+  type WorkerPackages,
+} from "../api/v1alpha1";
+import { containerdScript, cniScript, kubeletScript, runcScript, ServiceManager, type HostLayout, type KubeletSettings } from "./worker-scripts/install";
+import { drainScript, kubeletKubeconfig, readyScript, removeNodeScript } from "./worker-scripts/kubectl";
+import { cleanupScript, hostMarkerScript, joinScript, nodeLabels, verifyScript } from "./worker-scripts/node";
+import { preflightScript, type PreflightCheck } from "./worker-scripts/preflight";
+
+import { SshStep } from "./ssh-step";
+
+export { ServiceManager } from "./worker-scripts/install";
+
+export const StepProvider = { Command: "command", OpenSsh: "openssh" } as const;
+export type StepProvider = (typeof StepProvider)[keyof typeof StepProvider];
+
+export interface WorkerNodeArgs {
+  /** The machine. Validated before anything is created. */
+  readonly machine: MachineSpec;
+  /** What to install. Default: `machine.packages` (one of the two must be set). */
+  readonly packages?: WorkerPackages;
+  /** SSH credentials (made Pulumi secrets). The private key wins over the password. */
+  readonly credentials: { readonly privateKey?: pulumi.Input<string>; readonly password?: pulumi.Input<string> };
+  /** The business cluster the node joins. */
+  readonly cluster: {
+    /** The kube-apiserver URL the kubelet connects to, e.g. https://prod-a.k8s.example.com:6443. */
+    readonly endpoint: pulumi.Input<string>;
+    /** The cluster CA certificate (PEM). */
+    readonly caCertificate: pulumi.Input<string>;
+    /** The cluster CA key (PEM): the kubelet's client certificate is signed with it. Mutually exclusive with bootstrapToken. */
+    readonly caPrivateKey?: pulumi.Input<string>;
+    /** A bootstrap token (`<id>.<secret>`) instead of a signed certificate; the cluster must approve the kubelet's CSR. */
+    readonly bootstrapToken?: pulumi.Input<string>;
+    /** An admin kubeconfig: enables drain before upgrades, the Ready gate, uncordon, and Node removal on delete. Default none. */
+    readonly adminKubeconfig?: pulumi.Input<string>;
+  };
+  /** Where files go on the host. Default "/"; tests use a directory per host. */
+  readonly installRoot?: string;
+  /**
+   * Default "systemd". "process" runs containerd and the kubelet as detached processes with pid
+   * files (hosts without systemd); "none" writes unit files but starts nothing. Both skip the
+   * kernel set-up of preflight (see docs/workers.md).
+   */
+  readonly serviceManager?: ServiceManager;
+  /**
+   * What runs the steps. "command" (default): @pulumi/command (needs the command provider plugin).
+   * "openssh": the OpenSSH client from a dynamic provider (see ssh-step.ts), for machines where
+   * that plugin cannot be installed. Same steps, names, scripts and secrets either way.
+   */
+  readonly stepProvider?: StepProvider;
+  /** Accept a machine without `ssh.hostKey` (the host is then not authenticated). Default false. */
+  readonly allowUnknownHostKey?: boolean;
+  readonly kubelet?: KubeletSettings;
+  readonly preflight?: { readonly arch?: string; readonly minFreeDiskMiB?: number; readonly ignore?: readonly PreflightCheck[] };
+  /** Validity of the kubelet's client certificate. Default 8760 h (a year); re-issued 720 h before expiry on refresh. */
+  readonly certificateValidityHours?: number;
+  /** Drain and Ready-gate timeout. Default 600 s. */
+  readonly readyTimeoutSeconds?: number;
+  /** Resources the first step waits for (NodePool: the previous batch's health gates). */
+  readonly after?: pulumi.Input<pulumi.Resource>[];
+}
+
+/** Every problem of the arguments that is known at plan time. */
+export function workerNodeProblems(args: WorkerNodeArgs): Problem[] {
+  const problems = validateMachineSpec(args.machine, "machine", {
+    credentials: "inline",
+    allowUnknownHostKey: args.allowUnknownHostKey ?? false,
+  });
+  if (args.packages !== undefined) problems.push(...validatePackages(args.packages, "packages"));
+  else if (args.machine?.packages === undefined) problems.push({ path: "packages", message: "set packages or machine.packages" });
+  if (!args.credentials || (args.credentials.privateKey === undefined && args.credentials.password === undefined)) {
+    problems.push({ path: "credentials", message: "set privateKey or password for the SSH connection" });
+  }
+  const c = args.cluster;
+  if (!c || c.endpoint === undefined || c.caCertificate === undefined) {
+    problems.push({ path: "cluster", message: "endpoint and caCertificate are required" });
+  } else if ((c.caPrivateKey === undefined) === (c.bootstrapToken === undefined)) {
+    problems.push({ path: "cluster", message: "set exactly one of caPrivateKey (sign the kubelet certificate) or bootstrapToken" });
+  }
+  if (args.serviceManager !== undefined && !Object.values(ServiceManager).includes(args.serviceManager)) {
+    problems.push({ path: "serviceManager", message: `must be one of ${Object.values(ServiceManager).join(", ")}` });
+  }
+  if (args.stepProvider !== undefined && !Object.values(StepProvider).includes(args.stepProvider)) {
+    problems.push({ path: "stepProvider", message: `must be one of ${Object.values(StepProvider).join(", ")}` });
+  }
+  if (args.installRoot !== undefined && !args.installRoot.startsWith("/")) {
+    problems.push({ path: "installRoot", message: `"${args.installRoot}" must be an absolute path` });
+  }
+  return problems;
+}
+
+/** The observed versions printed by the verify step (`{"observedVersions":…,"binaries":…}`). */
+export function parseVerifyOutput(stdout: string | undefined): { observedVersions: ObservedVersions; binaries: Record<string, string> } {
+  const last = (stdout ?? "").trim().split("\n").pop();
+  if (!last) return { observedVersions: {}, binaries: {} };
+  const parsed = JSON.parse(last) as { observedVersions?: ObservedVersions; binaries?: Record<string, string> };
+  return { observedVersions: parsed.observedVersions ?? {}, binaries: parsed.binaries ?? {} };
+}
+
+export class WorkerNode extends pulumi.ComponentResource {
+  /** Versions read back from the host by the verify step. */
+  readonly observedVersions: pulumi.Output<ObservedVersions>;
+  /** The first line each installed binary prints for --version. */
+  readonly binaryVersions: pulumi.Output<Record<string, string>>;
+  readonly nodeName: pulumi.Output<string>;
+  /** The step a later batch waits for: `ready` when the cluster is reachable, else `verify`. */
+  readonly healthGate: pulumi.Resource;
+  /** Every step by its role, for dependsOn and tests. */
+  readonly steps: Readonly<Record<string, pulumi.Resource>>;
+
+  constructor(name: string, args: WorkerNodeArgs, opts?: pulumi.ComponentResourceOptions) {
+    const problems = workerNodeProblems(args);
+    if (problems.length > 0) throw new SpecValidationError(`WorkerNode ${name}`, problems);
+    super("kube-on-kube:workers:WorkerNode", name, {}, opts);
+    const created = createWorkerNode(name, this, args);
+    this.steps = created.steps;
+    this.healthGate = created.healthGate;
+    this.observedVersions = created.verify.stdout.apply((out) => parseVerifyOutput(out).observedVersions);
+    this.binaryVersions = created.verify.stdout.apply((out) => parseVerifyOutput(out).binaries);
+    this.nodeName = pulumi.output(args.machine.hostname);
+    this.registerOutputs({ observedVersions: this.observedVersions, binaryVersions: this.binaryVersions, nodeName: this.nodeName });
+  }
+}
+
+function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNodeArgs) {
+  const m = args.machine;
+  const packages = (args.packages ?? m.packages) as WorkerPackages;
+  const layout: HostLayout = { installRoot: args.installRoot ?? "/", serviceManager: args.serviceManager ?? ServiceManager.Systemd };
+  const timeout = args.readyTimeoutSeconds ?? 600;
+  const connection: command.types.input.remote.ConnectionArgs = {
+    host: m.ip,
+    port: m.ssh.port ?? 22,
+    user: m.ssh.user ?? "root",
+    hostKey: m.ssh.hostKey,
+    privateKey: args.credentials.privateKey === undefined ? undefined : pulumi.secret(args.credentials.privateKey),
+    password: args.credentials.password === undefined ? undefined : pulumi.secret(args.credentials.password),
+    dialErrorLimit: 3,
+    perDialTimeout: 10,
+  };
+  const steps: Record<string, pulumi.Resource> = {};
+  let previous: pulumi.Resource | undefined;
+  const after = args.after ?? [];
+
+  const openssh = args.stepProvider === StepProvider.OpenSsh;
+  const sshConnection = {
+    host: m.ip,
+    port: m.ssh.port ?? 22,
+    user: m.ssh.user ?? "root",
+    hostKey: m.ssh.hostKey,
+    privateKey: connection.privateKey,
+    password: connection.password,
+  };
+  const dependsOn = () => (previous ? [previous, ...after] : after);
+
+  /** One remote step; `update` repeats `create` so a changed input re-runs the step in place (a replacement would run the old one's delete). */
+  const remote = (role: string, script: pulumi.Input<string>, triggers: unknown[], extra: { delete?: string; stdin?: pulumi.Input<string> } = {}, secretOutputs: string[] = []) => {
+    const step = openssh
+      ? new SshStep(`${name}-${role}`, { connection: sshConnection, create: script, update: script, triggers, ...extra }, { parent, dependsOn: dependsOn(), additionalSecretOutputs: secretOutputs })
+      : new command.remote.Command(
+          `${name}-${role}`,
+          { connection, create: script, update: script, triggers, addPreviousOutputInEnv: false, ...extra },
+          { parent, dependsOn: dependsOn(), additionalSecretOutputs: ["connection", ...secretOutputs] },
+        );
+    steps[role] = previous = step;
+    return step;
+  };
+  const local = (role: string, create: string, triggers: unknown[], stdin: pulumi.Input<string>, del?: string) => {
+    const step = openssh
+      ? new SshStep(`${name}-${role}`, { create, update: create, delete: del, triggers, stdin: pulumi.secret(stdin) }, { parent, dependsOn: dependsOn() })
+      : new command.local.Command(
+          `${name}-${role}`,
+          { create, update: create, delete: del, triggers, stdin: pulumi.secret(stdin), interpreter: ["/bin/bash", "-c"], addPreviousOutputInEnv: false },
+          { parent, dependsOn: dependsOn(), additionalSecretOutputs: ["stdin"] },
+        );
+    steps[role] = previous = step;
+    return step;
+  };
+
+  remote("host", hostMarkerScript(m.hostname, layout), [m.hostname, layout.installRoot], { delete: cleanupScript(layout) });
+  const preflight = { hostname: m.hostname, ...args.preflight };
+  remote("preflight", preflightScript(preflight, layout), [preflight, layout]);
+  // Drain before anything the node's pods run on changes: the runtime as much as the kubelet.
+  const admin = args.cluster.adminKubeconfig;
+  if (admin !== undefined) {
+    local("drain", drainScript(m.hostname, timeout), [packages.kubelet, packages.containerd, packages.runc ?? null], admin, removeNodeScript(m.hostname, timeout));
+  }
+  const cgroupDriver = args.kubelet?.cgroupDriver ?? "systemd";
+  remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver), [packages.containerd, cgroupDriver]);
+  if (packages.runc) remote("runc", runcScript(packages.runc, layout), [packages.runc]);
+  remote("kubelet", kubeletScript(packages.kubelet, args.kubelet ?? {}, layout), [packages.kubelet, args.kubelet ?? {}]);
+  remote("cni", cniScript(packages.cni, layout), [packages.cni]);
+
+  const labels = nodeLabels(m.labels, m.idc);
+  const kubeconfig = kubeletCredentials(name, parent, args);
+  const caCertificate = pulumi.output(args.cluster.caCertificate);
+  const join = caCertificate.apply((ca) =>
+    joinScript(
+      { ip: m.ip, hostname: m.hostname, labels, taints: m.taints ?? [], caCertificate: ca, credentials: args.cluster.bootstrapToken !== undefined ? "bootstrapToken" : "certificate" },
+      layout,
+    ),
+  );
+  remote("join", join, [m.ip, m.hostname, labels, m.taints ?? [], caCertificate], { stdin: kubeconfig }, ["stdin", "stdout", "stderr"]);
+  const verify = remote("verify", verifyScript(layout), [packages]);
+  const ready = admin !== undefined ? local("ready", readyScript(m.hostname, timeout), [packages, labels, m.taints ?? []], admin) : undefined;
+  return { steps, verify, healthGate: ready ?? verify };
+}
+
+/** The kubelet's kubeconfig (a secret): a certificate for system:node:<hostname> signed by the cluster CA, or the bootstrap token. */
+function kubeletCredentials(name: string, parent: pulumi.Resource, args: WorkerNodeArgs): pulumi.Output<string> {
+  const { endpoint, caCertificate, caPrivateKey, bootstrapToken } = args.cluster;
+  const user = `system:node:${args.machine.hostname}`;
+  if (bootstrapToken !== undefined) {
+    return pulumi.secret(
+      pulumi.all([endpoint, caCertificate, bootstrapToken]).apply(([e, ca, token]) => kubeletKubeconfig({ endpoint: e, caCertificate: ca, user: "kubelet-bootstrap", token })),
+    );
+  }
+  const key = new tls.PrivateKey(`${name}-kubelet-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent });
+  const csr = new tls.CertRequest(
+    `${name}-kubelet-csr`,
+    { privateKeyPem: key.privateKeyPem, subject: { commonName: user, organization: "system:nodes" } },
+    { parent },
+  );
+  const cert = new tls.LocallySignedCert(
+    `${name}-kubelet-cert`,
+    {
+      certRequestPem: csr.certRequestPem,
+      caCertPem: caCertificate,
+      caPrivateKeyPem: pulumi.secret(caPrivateKey as pulumi.Input<string>),
+      validityPeriodHours: args.certificateValidityHours ?? 8760,
+      earlyRenewalHours: 720,
+      allowedUses: ["digital_signature", "key_encipherment", "client_auth"],
+    },
+    { parent },
+  );
+  return pulumi.secret(
+    pulumi.all([endpoint, caCertificate, cert.certPem, key.privateKeyPem]).apply(([e, ca, certPem, keyPem]) =>
+      kubeletKubeconfig({ endpoint: e, caCertificate: ca, user, clientCertificate: certPem, clientKey: keyPem }),
+    ),
+  );
+}

@@ -1,0 +1,87 @@
+/**
+ * How the host scripts start, restart, check and stop containerd and the kubelet, for each
+ * service manager: `systemd` (units, the production path), `process` (the daemons run as
+ * detached processes with pid files under `<installRoot>/run/kube-on-kube`, for hosts without
+ * systemd such as containers and test hosts), and `none` (nothing is started).
+ */
+import { shellQuote } from "./shell";
+
+export const ServiceManager = { Systemd: "systemd", Process: "process", None: "none" } as const;
+export type ServiceManager = (typeof ServiceManager)[keyof typeof ServiceManager];
+
+export type Service = "containerd" | "kubelet";
+
+/** The command line of a service in `process` mode (paths under the install root). */
+const PROCESS_COMMAND: Record<Service, string> = {
+  containerd: `"$ROOT/usr/local/bin/containerd" --config "$ROOT/etc/containerd/config.toml"`,
+  kubelet: `"$ROOT/usr/local/bin/kubelet" --config="$ROOT/var/lib/kubelet/config.yaml" --kubeconfig="$ROOT/etc/kubernetes/kubelet.conf" --root-dir="$ROOT/var/lib/kubelet" $KUBELET_ARGS`,
+};
+
+/** Shell functions of `process` mode; empty for the others. */
+export function serviceFunctions(manager: ServiceManager): string {
+  if (manager !== ServiceManager.Process) return "";
+  return `RUN_DIR="$ROOT/run/kube-on-kube"
+svc_pid() { cat "$RUN_DIR/$1.pid" 2>/dev/null || true; }
+svc_running() { local p; p=$(svc_pid "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+svc_stop() {
+  local p; p=$(svc_pid "$1")
+  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+    kill "$p"
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$RUN_DIR/$1.pid"
+}
+svc_start() {
+  local name=$1; shift
+  mkdir -p "$RUN_DIR" "$ROOT/var/log/kube-on-kube"
+  KUBELET_ARGS=""
+  [ -f "$ROOT/etc/kubernetes/kubelet-flags.env" ] && . "$ROOT/etc/kubernetes/kubelet-flags.env"
+  ROOT="$ROOT" KUBELET_ARGS="$KUBELET_ARGS" setsid bash -c "exec $*" >>"$ROOT/var/log/kube-on-kube/$name.log" 2>&1 < /dev/null &
+  echo $! > "$RUN_DIR/$name.pid"
+}
+`;
+}
+
+/**
+ * Lines that (re)start a service. `when`: `changed` restarts on change (and starts it if it is
+ * not running); `changed-and-running` restarts only a running service (an upgrade; the first
+ * start belongs to a later step); `changed-or-stopped` also starts a stopped one.
+ */
+export function restartLines(manager: ServiceManager, service: Service, when: "changed" | "changed-and-running" | "changed-or-stopped"): string {
+  if (manager === ServiceManager.None) {
+    return `if [ "$changed" = 1 ]; then log "serviceManager none: ${service} was not (re)started"; fi\n`;
+  }
+  if (manager === ServiceManager.Systemd) {
+    const condition =
+      when === "changed-and-running"
+        ? `[ "$changed" = 1 ] && systemctl is-active --quiet ${service}`
+        : `[ "$changed" = 1 ] || ! systemctl is-active --quiet ${service}`;
+    return `systemctl daemon-reload
+systemctl enable ${service} >/dev/null 2>&1
+if ${condition}; then systemctl restart ${service} && log "restarted ${service}"; fi
+`;
+  }
+  const condition = when === "changed-and-running" ? `[ "$changed" = 1 ] && svc_running ${service}` : `[ "$changed" = 1 ] || ! svc_running ${service}`;
+  return `if ${condition}; then svc_stop ${service}; svc_start ${service} ${shellQuote(PROCESS_COMMAND[service])}; log "started ${service} (pid $(svc_pid ${service}))"; fi
+`;
+}
+
+/** Lines that fail unless both services run (verify). */
+export function runningCheckLines(manager: ServiceManager): string {
+  if (manager === ServiceManager.Systemd) {
+    return `for unit in containerd kubelet; do systemctl is-active --quiet "$unit" || fail "$unit is not active; see journalctl -u $unit"; done\n`;
+  }
+  if (manager === ServiceManager.Process) {
+    return `for svc in containerd kubelet; do svc_running "$svc" || fail "$svc is not running; see $ROOT/var/log/kube-on-kube/$svc.log"; done\n`;
+  }
+  return "";
+}
+
+/** Lines that stop both services for good (cleanup). */
+export function stopLines(manager: ServiceManager): string {
+  if (manager === ServiceManager.Systemd) {
+    return `for unit in kubelet containerd; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done\n`;
+  }
+  if (manager === ServiceManager.Process) return `svc_stop kubelet\nsvc_stop containerd\n`;
+  return "";
+}

@@ -1,0 +1,81 @@
+/**
+ * The local meta-cluster's settings and where everything lives in its state directory. `up`
+ * writes the settings once, so `down`, `env`, `status` and the node agent read the same values.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+
+export interface DevConfig {
+  readonly stateDir: string;
+  readonly ports: {
+    readonly etcdClient: number;
+    readonly etcdPeer: number;
+    readonly apiServer: number;
+    readonly controllerManager: number;
+    readonly scheduler: number;
+  };
+  /** Pod addresses of the node agent; its first address is the bridge (and the DNS server). */
+  readonly podCIDR: string;
+  /** The meta-cluster's own Service range: allocated by the apiserver, never routed. */
+  readonly serviceCIDR: string;
+  readonly nodeName: string;
+  readonly clusterDomain: string;
+}
+
+export const DEFAULT_STATE_DIR = join(homedir(), ".kube-on-kube", "dev");
+
+/** Ports are `base + <the component's usual port>`; the default base keeps clear of real masters. */
+export const DEFAULT_PORT_BASE = 10000;
+
+export function portsFrom(base: number): DevConfig["ports"] {
+  return { etcdClient: base + 2379, etcdPeer: base + 2380, apiServer: base + 6443, controllerManager: base + 10257, scheduler: base + 10259 };
+}
+
+export function defaultConfig(stateDir: string, portBase = DEFAULT_PORT_BASE, podCIDR = "10.88.0.0/16"): DevConfig {
+  return {
+    stateDir: resolve(stateDir),
+    ports: portsFrom(portBase),
+    podCIDR,
+    serviceCIDR: "10.0.0.0/24",
+    nodeName: "kok-dev-node",
+    clusterDomain: "cluster.local",
+  };
+}
+
+/** Paths inside the state directory: one place, so cleanup never misses a file. */
+export function statePaths(stateDir: string) {
+  const dir = resolve(stateDir);
+  return {
+    dir,
+    config: join(dir, "config.json"),
+    pki: join(dir, "pki"),
+    etcdData: join(dir, "etcd-data"),
+    logs: join(dir, "logs"),
+    pids: join(dir, "pids"),
+    adminKubeconfig: join(dir, "admin.kubeconfig"),
+    componentKubeconfig: (component: string) => join(dir, `${component}.kubeconfig`),
+    node: join(dir, "node"),
+  };
+}
+
+/**
+ * A short tag derived from the state directory. It prefixes the bridge, the network namespaces
+ * and veths, so two dev clusters (a developer's and a test's) never touch each other's.
+ */
+export function stateTag(stateDir: string): string {
+  return createHash("sha256").update(resolve(stateDir)).digest("hex").slice(0, 4);
+}
+
+export function loadConfig(stateDir: string): DevConfig | undefined {
+  const file = statePaths(stateDir).config;
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, "utf8")) as DevConfig;
+}
+
+export function saveConfig(config: DevConfig): void {
+  const paths = statePaths(config.stateDir);
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  writeFileSync(paths.config, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
+}

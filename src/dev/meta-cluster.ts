@@ -1,0 +1,122 @@
+/**
+ * `kok dev up | down | status`: starts the local meta-cluster's processes in dependency order,
+ * waits for each to be healthy, and stops exactly the processes its pid files name.
+ */
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { renderKubeconfig } from "../components/kubeconfig";
+import { componentPlans, pkiLeaves, type ComponentPlan } from "./components";
+import { statePaths, type DevConfig } from "./config";
+import { clientTls, httpsGet, waitFor } from "./health";
+import { cleanupNode } from "./node-agent/cleanup";
+import { nodeAgentPidFile, startNodeAgent, waitForNodeReady } from "./node-launcher";
+import { logTail } from "./log-tail";
+import { ensurePki } from "./pki";
+import { takenPorts } from "./ports";
+import { runningFromPidFile, startBackground, stopFromPidFile } from "./processes";
+import { missingBinaries, toolchainBinary } from "./toolchain";
+
+export interface UpOptions {
+  readonly withNode: boolean;
+  readonly log: (line: string) => void;
+}
+
+const pidFile = (config: DevConfig, name: string) => join(statePaths(config.stateDir).pids, `${name}.pid`);
+const logFile = (config: DevConfig, name: string) => join(statePaths(config.stateDir).logs, `${name}.log`);
+
+function writeKubeconfigs(config: DevConfig): void {
+  const paths = statePaths(config.stateDir);
+  const server = `https://127.0.0.1:${config.ports.apiServer}`;
+  const read = (file: string) => readFileSync(join(paths.pki, file), "utf8");
+  const write = (path: string, user: string, userName: string) =>
+    writeFileSync(
+      path,
+      renderKubeconfig({ clusterName: "kok-dev", server, caCertPem: read("ca.crt"), userName, clientCertPem: read(`${user}.crt`), clientKeyPem: read(`${user}.key`) }),
+      { mode: 0o600 },
+    );
+  write(paths.adminKubeconfig, "admin", "kok-dev-admin");
+  write(paths.componentKubeconfig("kube-controller-manager"), "kube-controller-manager", "system:kube-controller-manager");
+  write(paths.componentKubeconfig("kube-scheduler"), "kube-scheduler", "system:kube-scheduler");
+}
+
+async function healthy(config: DevConfig, plan: ComponentPlan): Promise<boolean> {
+  const tls = plan.health.clientUser ? clientTls(statePaths(config.stateDir).pki, plan.health.clientUser) : {};
+  const result = await httpsGet(plan.health.url, tls);
+  return result.status === 200;
+}
+
+/** Starts what is not running yet; everything already running is left alone. */
+export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
+  const started = Date.now();
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+  const plans = componentPlans(config);
+
+  const missing = missingBinaries(plans.map((p) => p.binary));
+  if (missing.length) throw new Error(missing.map((m) => m.message).join("\n"));
+
+  const toStart = plans.filter((p) => !runningFromPidFile(pidFile(config, p.name)));
+  const taken = await takenPorts(Object.fromEntries(toStart.map((p) => [p.name, p.port])));
+  if (taken.length) throw new Error(taken.join("\n"));
+
+  await ensurePki(statePaths(config.stateDir).pki, pkiLeaves(config));
+  writeKubeconfigs(config);
+
+  for (const plan of plans) {
+    const pids = pidFile(config, plan.name);
+    const logs = logFile(config, plan.name);
+    if (runningFromPidFile(pids)) {
+      opts.log(`  ${plan.name}: already running`);
+    } else {
+      const binary = toolchainBinary(plan.binary);
+      startBackground({ command: binary, args: plan.args, pidFile: pids, logFile: logs });
+      opts.log(`  ${plan.name}: started on 127.0.0.1:${plan.port} (log ${logs})`);
+    }
+    await waitFor(`${plan.name} (${plan.health.url})`, () => healthy(config, plan), {
+      timeoutMs: 120_000,
+      isDead: () => (runningFromPidFile(pids) ? undefined : `exited; last lines of ${logs}:\n${logTail(logs)}`),
+    });
+    opts.log(`  ${plan.name}: healthy (${elapsed()})`);
+  }
+
+  if (opts.withNode) {
+    const agent = runningFromPidFile(nodeAgentPidFile(config));
+    if (agent) opts.log(`  node agent: already running`);
+    else opts.log(`  node agent: started (log ${startNodeAgent(config)})`);
+    await waitForNodeReady(config, agent ? new Date(agent.startedAt) : new Date(), 120_000);
+    opts.log(`  node ${config.nodeName}: Ready (${elapsed()})`);
+  }
+  opts.log(`meta-cluster ready in ${elapsed()}: export KUBECONFIG=${statePaths(config.stateDir).adminKubeconfig}`);
+}
+
+/** Stops the node agent (which stops its pods), then the masters in reverse order. */
+export async function devDown(config: DevConfig, opts: { purge: boolean; log: (line: string) => void }): Promise<void> {
+  if (await stopFromPidFile(nodeAgentPidFile(config), 60_000)) opts.log("  node agent: stopped");
+  // Whatever a crashed agent left behind: pod processes, network namespaces, the bridge.
+  const leftovers = await cleanupNode(config);
+  if (leftovers) opts.log(`  node: removed ${leftovers} leftover pod process(es)/namespace(s)`);
+  for (const plan of [...componentPlans(config)].reverse()) {
+    if (await stopFromPidFile(pidFile(config, plan.name))) opts.log(`  ${plan.name}: stopped`);
+  }
+  if (opts.purge) {
+    rmSync(statePaths(config.stateDir).dir, { recursive: true, force: true });
+    opts.log(`  removed ${config.stateDir}`);
+  }
+}
+
+export interface ComponentStatus {
+  readonly name: string;
+  readonly pid?: number;
+  readonly healthy: boolean;
+}
+
+export async function devStatus(config: DevConfig): Promise<ComponentStatus[]> {
+  const statuses: ComponentStatus[] = [];
+  for (const plan of componentPlans(config)) {
+    const record = runningFromPidFile(pidFile(config, plan.name));
+    const ok = record ? await healthy(config, plan).catch(() => false) : false;
+    statuses.push({ name: plan.name, pid: record?.pid, healthy: ok });
+  }
+  const agent = runningFromPidFile(nodeAgentPidFile(config));
+  statuses.push({ name: "node agent", pid: agent?.pid, healthy: agent !== undefined });
+  return statuses;
+}

@@ -1,0 +1,59 @@
+/**
+ * Where the locally built binaries are (tools/toolchain.sh builds them; nothing is downloaded).
+ * Every lookup fails with the binary's name, where it was looked for and how to get it.
+ */
+import { accessSync, constants } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+export function toolchainDir(): string {
+  return process.env.KOK_TOOLCHAIN_DIR || join(homedir(), ".cache", "kube-on-kube", "toolchain");
+}
+
+export class MissingBinaryError extends Error {
+  constructor(
+    readonly binary: string,
+    readonly path: string,
+  ) {
+    super(`${binary} not found at ${path}: build it with \`npm run toolchain\` (or set KOK_TOOLCHAIN_DIR to a toolchain that has it)`);
+    this.name = "MissingBinaryError";
+  }
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The toolchain's default build of `name` (bin/ holds the default Kubernetes minor and etcd). */
+export function toolchainBinary(name: string): string {
+  const path = join(toolchainDir(), "bin", name);
+  if (!executable(path)) throw new MissingBinaryError(name, path);
+  return path;
+}
+
+/** A Kubernetes binary of one exact version (`v1.35.4`), as built under k8s/<version>/bin. */
+export function kubernetesBinary(name: string, version: string): string {
+  const path = join(toolchainDir(), "k8s", version, "bin", name);
+  if (!executable(path)) throw new MissingBinaryError(`${name} ${version}`, path);
+  return path;
+}
+
+/** Every missing binary of a list, so one run names them all. */
+export function missingBinaries(names: readonly string[]): MissingBinaryError[] {
+  const missing: MissingBinaryError[] = [];
+  for (const name of names) {
+    try {
+      toolchainBinary(name);
+    } catch (error) {
+      if (error instanceof MissingBinaryError) missing.push(error);
+      else throw error;
+    }
+  }
+  return missing;
+}
+

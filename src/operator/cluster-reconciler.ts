@@ -1,0 +1,244 @@
+/**
+ * Reconciles one `Cluster` into its Pulumi stack (`<namespace>-<name>`), level-based: every call
+ * re-reads the object and decides from what it finds, never from the event that woke it.
+ *
+ *   deleted?           → finalizer: destroy the stack, remove it, release the finalizer
+ *   paused?            → no change at all; say so in a condition
+ *   invalid spec?      → Failed, an Event listing every problem, a TerminalError (no retry)
+ *   new generation?    → preview as an Event (upgrades), `up`, status from the outputs
+ *   same generation?   → every resync: drift check (preview with refresh); drift → Event + `up`
+ */
+import type { PulumiFn } from "@pulumi/pulumi/automation";
+import {
+  clusterNameProblems,
+  formatProblem,
+  kubernetesUpgradeProblems,
+  validateClusterSpec,
+  type ClusterSpec,
+  type ClusterStatus,
+  type Condition,
+  type LastOperation,
+} from "../api/v1alpha1";
+import { clusterProgram } from "../program/cluster-program";
+import { setCondition } from "./conditions";
+import { TerminalError } from "./controller";
+import type { OperationResult, StackRunner } from "./stack-runner";
+import { StackOperationError } from "./stack-runner";
+
+export const CLUSTER_FINALIZER = "kubeonkube.io/cluster-stack";
+
+export interface ClusterObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly uid?: string;
+    readonly generation?: number;
+    readonly resourceVersion?: string;
+    readonly finalizers?: string[];
+    // client-node parses timestamps into Dates; a raw read keeps the string.
+    readonly deletionTimestamp?: Date;
+  };
+  readonly spec: ClusterSpec;
+  readonly status?: ClusterStatus;
+}
+
+/** Reads and writes Cluster objects; the implementation retries status writes on conflict. */
+export interface ClusterStore {
+  get(namespace: string, name: string): Promise<ClusterObject | undefined>;
+  setFinalizers(cluster: ClusterObject, finalizers: string[]): Promise<ClusterObject>;
+  writeStatus(cluster: ClusterObject, status: ClusterStatus): Promise<void>;
+}
+
+export interface EventSink {
+  record(cluster: ClusterObject, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
+}
+
+export type ClusterStacks = Pick<StackRunner, "up" | "preview" | "destroyAndRemove">;
+
+export interface ClusterReconcilerOptions {
+  readonly store: ClusterStore;
+  readonly events: EventSink;
+  readonly stacks: ClusterStacks;
+  /** How often a reconciled Cluster is checked for drift. */
+  readonly resyncMs: number;
+  /** Meta-cluster kubeconfig for the program's provider; default the engine's ambient one. */
+  readonly metaKubeconfig?: string;
+  readonly now?: () => Date;
+}
+
+export const stackNameOf = (c: Pick<ClusterObject, "metadata">) => `${c.metadata.namespace}-${c.metadata.name}`;
+/** The meta-cluster namespace of the masters: one per Cluster, named like its stack. */
+export const mastersNamespaceOf = stackNameOf;
+
+export class ClusterReconciler {
+  private readonly lastDriftCheck = new Map<string, number>();
+  private readonly now: () => Date;
+
+  constructor(private readonly o: ClusterReconcilerOptions) {
+    this.now = o.now ?? (() => new Date());
+  }
+
+  /** The inline program of a Cluster: the same program as the root Pulumi.yaml. */
+  program(cluster: ClusterObject): PulumiFn {
+    const running = cluster.status?.version;
+    return async () =>
+      clusterProgram({
+        name: cluster.metadata.name,
+        spec: cluster.spec,
+        namespace: mastersNamespaceOf(cluster),
+        metaKubeconfig: this.o.metaKubeconfig,
+        running: { kubernetesVersion: running },
+        adminKubeconfigCopy: { namespace: cluster.metadata.namespace, name: `${cluster.metadata.name}-admin-kubeconfig` },
+      }) as unknown as Record<string, unknown>;
+  }
+
+  async reconcile(key: string): Promise<{ requeueAfter?: number } | void> {
+    const [namespace, name] = key.split("/");
+    let cluster = await this.o.store.get(namespace, name);
+    if (!cluster) {
+      this.lastDriftCheck.delete(key);
+      return;
+    }
+    if (cluster.metadata.deletionTimestamp) return this.finalize(cluster);
+    if (!cluster.metadata.finalizers?.includes(CLUSTER_FINALIZER)) {
+      cluster = await this.o.store.setFinalizers(cluster, [...(cluster.metadata.finalizers ?? []), CLUSTER_FINALIZER]);
+    }
+    if (cluster.spec.paused) {
+      await this.status(cluster, {}, [{ type: "Progressing", status: "False", reason: "Paused", message: "spec.paused is true: no change is made" }]);
+      return;
+    }
+    const problems = this.problems(cluster);
+    if (problems.length) {
+      const message = problems.join("; ");
+      await this.status(cluster, { phase: "Failed" }, [
+        { type: "Ready", status: "False", reason: "InvalidSpec", message },
+        { type: "Progressing", status: "False", reason: "InvalidSpec", message: "fix the spec; nothing was changed" },
+      ]);
+      await this.o.events.record(cluster, "Warning", "InvalidSpec", message);
+      throw new TerminalError(`Cluster ${key}: ${message}`);
+    }
+    const generation = cluster.metadata.generation ?? 0;
+    const reconciled = cluster.status?.observedGeneration === generation && cluster.status?.lastOperation?.result === "succeeded";
+    if (reconciled) return this.checkDrift(key, cluster);
+    return this.apply(key, cluster, "Reconciling");
+  }
+
+  private problems(cluster: ClusterObject): string[] {
+    const problems = [...clusterNameProblems(cluster.metadata.name), ...validateClusterSpec(cluster.spec, "spec")].map(formatProblem);
+    if (mastersNamespaceOf(cluster).length > 63) {
+      problems.push(`metadata: the masters' namespace "${mastersNamespaceOf(cluster)}" (<namespace>-<name>) is longer than 63 characters`);
+    }
+    const running = cluster.status?.version;
+    if (running) problems.push(...kubernetesUpgradeProblems(running, cluster.spec.kubernetesVersion).map((m) => `spec.kubernetesVersion: ${m}`));
+    return problems;
+  }
+
+  private async checkDrift(key: string, cluster: ClusterObject): Promise<{ requeueAfter: number }> {
+    const since = this.now().getTime() - (this.lastDriftCheck.get(key) ?? 0);
+    if (since < this.o.resyncMs) return { requeueAfter: this.o.resyncMs - since };
+    const changes = await this.o.stacks.preview(stackNameOf(cluster), this.program(cluster), { refresh: true });
+    this.lastDriftCheck.set(key, this.now().getTime());
+    const drift = Object.entries(changes).filter(([op, n]) => op !== "same" && n > 0);
+    if (drift.length === 0) {
+      await this.status(cluster, {}, [{ type: "Drifted", status: "False", reason: "InSync", message: "the live objects match the stack" }]);
+      return { requeueAfter: this.o.resyncMs };
+    }
+    const summary = drift.map(([op, n]) => `${n} to ${op}`).join(", ");
+    await this.o.events.record(cluster, "Warning", "Drifted", `live objects differ from the stack (${summary}); correcting`);
+    await this.status(cluster, { phase: "Degraded" }, [{ type: "Drifted", status: "True", reason: "LiveObjectsChanged", message: summary }]);
+    return this.apply(key, cluster, "CorrectingDrift");
+  }
+
+  private async apply(key: string, cluster: ClusterObject, reason: string): Promise<{ requeueAfter: number }> {
+    const stack = stackNameOf(cluster);
+    const program = this.program(cluster);
+    const running = cluster.status?.version;
+    const upgrading = running !== undefined && running !== cluster.spec.kubernetesVersion;
+    if (upgrading) {
+      const preview = await this.o.stacks.preview(stack, program);
+      await this.o.events.record(cluster, "Normal", "UpgradePreview", `${running} → ${cluster.spec.kubernetesVersion}: ${formatCounts(preview)}`);
+    }
+    const startedAt = this.now().toISOString();
+    const phase = upgrading ? "Upgrading" : cluster.status?.version ? cluster.status.phase ?? "Ready" : "Provisioning";
+    await this.status(cluster, { phase, lastOperation: { kind: "up", result: "running", startedAt } }, [
+      { type: "Progressing", status: "True", reason, message: `pulumi up of stack ${stack}` },
+    ]);
+    let result: OperationResult;
+    try {
+      result = await this.o.stacks.up(stack, program);
+    } catch (error) {
+      return this.failed(cluster, startedAt, error);
+    }
+    this.lastDriftCheck.set(key, this.now().getTime());
+    const out = (k: string) => result.outputs[k]?.value as string | undefined;
+    const expiresAt = out("certificatesExpireAt");
+    const renewBeforeMs = (cluster.spec.certificates?.renewBeforeDays ?? 30) * 86_400_000;
+    const expiring = expiresAt !== undefined && new Date(expiresAt).getTime() - this.now().getTime() < renewBeforeMs;
+    await this.o.events.record(cluster, "Normal", "Applied", `stack ${stack}: ${formatCounts(result.changes)}`);
+    await this.status(
+      cluster,
+      {
+        phase: "Ready",
+        observedGeneration: cluster.metadata.generation,
+        endpoint: out("endpoint"),
+        version: out("version"),
+        certificatesExpireAt: expiresAt,
+        adminKubeconfigSecret: out("adminKubeconfigCopy"),
+        lastOperation: { kind: "up", result: "succeeded", startedAt, finishedAt: this.now().toISOString(), changes: result.changes },
+      },
+      [
+        { type: "Ready", status: "True", reason: "Applied", message: `masters of ${cluster.spec.kubernetesVersion} are Ready` },
+        { type: "Progressing", status: "False", reason: "Applied", message: formatCounts(result.changes) },
+        { type: "Degraded", status: "False", reason: "Applied", message: "the last update succeeded" },
+        { type: "Drifted", status: "False", reason: "InSync", message: "the live objects match the stack" },
+        expiring
+          ? { type: "CertificatesExpiring", status: "True", reason: "InsideRenewalWindow", message: `the earliest certificate expires at ${expiresAt}; the next drift check re-issues it` }
+          : { type: "CertificatesExpiring", status: "False", reason: "Valid", message: `the earliest certificate expires at ${expiresAt}` },
+      ],
+    );
+    return { requeueAfter: this.o.resyncMs };
+  }
+
+  private async failed(cluster: ClusterObject, startedAt: string, error: unknown): Promise<{ requeueAfter: number }> {
+    const message = error instanceof Error ? error.message : String(error);
+    const lastOperation: LastOperation = { kind: "up", result: "failed", startedAt, finishedAt: this.now().toISOString(), message };
+    await this.status(cluster, { phase: cluster.status?.version ? "Degraded" : "Failed", lastOperation }, [
+      { type: "Ready", status: "False", reason: "UpdateFailed", message },
+      { type: "Degraded", status: "True", reason: "UpdateFailed", message },
+      { type: "Progressing", status: "False", reason: "UpdateFailed", message: "retrying with backoff" },
+    ]);
+    await this.o.events.record(cluster, "Warning", "UpdateFailed", message);
+    // Another update holds the stack (e.g. a previous leader's): look again later, no backoff growth.
+    if (error instanceof StackOperationError && error.kind === "concurrent-update") return { requeueAfter: 30_000 };
+    throw error;
+  }
+
+  private async finalize(cluster: ClusterObject): Promise<void> {
+    if (!cluster.metadata.finalizers?.includes(CLUSTER_FINALIZER)) return;
+    await this.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stackNameOf(cluster)}` }]);
+    await this.o.stacks.destroyAndRemove(stackNameOf(cluster), this.program(cluster));
+    await this.o.events.record(cluster, "Normal", "Deleted", `stack ${stackNameOf(cluster)} destroyed and removed`);
+    await this.o.store.setFinalizers(cluster, (cluster.metadata.finalizers ?? []).filter((f) => f !== CLUSTER_FINALIZER));
+  }
+
+  private async status(
+    cluster: ClusterObject,
+    fields: Partial<ClusterStatus>,
+    conditions: Omit<Condition, "lastTransitionTime" | "observedGeneration">[],
+  ): Promise<void> {
+    let list = [...(cluster.status?.conditions ?? [])];
+    for (const c of conditions) list = setCondition(list, { ...c, observedGeneration: cluster.metadata.generation }, this.now().getTime());
+    const status: ClusterStatus = { ...(cluster.status ?? {}), ...fields, conditions: list };
+    await this.o.store.writeStatus(cluster, status);
+    (cluster as { status?: ClusterStatus }).status = status;
+  }
+}
+
+function formatCounts(counts: Record<string, number>): string {
+  const parts = Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([op, n]) => `${n} ${op}`);
+  return parts.length ? parts.join(", ") : "no changes";
+}

@@ -1,0 +1,154 @@
+/**
+ * The operator process: informer → key queue → ClusterReconciler, behind a leader Lease, with
+ * metrics and probes. On becoming leader, and before any update, it recovers the stacks of the
+ * Clusters it owns (stale locks of a dead predecessor, pending operations of a killed update).
+ */
+import { hostname } from "node:os";
+import * as path from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import { API_GROUP, API_VERSION } from "../api/v1alpha1";
+import { ClusterReconciler, stackNameOf, type ClusterObject, type ClusterStore, type EventSink } from "./cluster-reconciler";
+import { EventRecorder } from "./events";
+import { parseListenAddress, startOperatorServer, type OperatorServer } from "./http-server";
+import { ResilientInformer } from "./informer";
+import { Manager } from "./manager";
+import { OperatorMetrics } from "./metrics";
+import { StatusWriter } from "./status-writer";
+import { StackRunner } from "./stack-runner";
+
+export interface OperatorOptions {
+  readonly kubeconfigPath?: string;
+  /** Watch one namespace; default all. */
+  readonly namespace?: string;
+  readonly backendUrl: string;
+  /** Per-stack work directories. */
+  readonly workRoot: string;
+  readonly resyncMs: number;
+  readonly concurrency: number;
+  readonly metricsAddr: string;
+  /** Namespace of the leader Lease; undefined turns leader election off (a single replica). */
+  readonly leaderElectionNamespace?: string;
+  /** Environment of the engine: PATH with the CLI, PULUMI_HOME, the passphrase, KOK_NODE_MODULES. */
+  readonly engineEnv: Record<string, string>;
+  readonly secretsProvider?: string;
+  readonly log?: (line: Record<string, unknown>) => void;
+}
+
+export interface RunningOperator {
+  readonly server: OperatorServer;
+  stop(): Promise<void>;
+}
+
+const CLUSTERS = { group: API_GROUP, version: API_VERSION, plural: "clusters" } as const;
+
+function clusterStore(api: k8s.CustomObjectsApi, writer: StatusWriter<ClusterObject["status"], ClusterObject>): ClusterStore {
+  return {
+    async get(namespace, name) {
+      try {
+        return (await api.getNamespacedCustomObject({ ...CLUSTERS, namespace, name })) as ClusterObject;
+      } catch (err) {
+        if ((err as { code?: number }).code === 404) return undefined;
+        throw err;
+      }
+    },
+    async setFinalizers(cluster, finalizers) {
+      // resourceVersion makes this an optimistic write: a conflict surfaces as an error and the
+      // controller retries with a fresh read.
+      const body = { metadata: { finalizers, resourceVersion: cluster.metadata.resourceVersion } };
+      return (await api.patchNamespacedCustomObject(
+        { ...CLUSTERS, namespace: cluster.metadata.namespace, name: cluster.metadata.name, body },
+        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+      )) as ClusterObject;
+    },
+    async writeStatus(cluster, status) {
+      await writer.update(`${cluster.metadata.namespace}/${cluster.metadata.name}`, () => status);
+    },
+  };
+}
+
+export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
+  const log = options.log ?? ((line) => console.log(JSON.stringify({ time: new Date().toISOString(), ...line })));
+  const kubeConfig = new k8s.KubeConfig();
+  if (options.kubeconfigPath) kubeConfig.loadFromFile(options.kubeconfigPath);
+  else kubeConfig.loadFromDefault();
+  const customObjects = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
+  const secrets = () => [options.engineEnv.PULUMI_CONFIG_PASSPHRASE ?? ""].filter(Boolean);
+
+  const metrics = new OperatorMetrics();
+  const runner = new StackRunner({
+    projectName: "kube-on-kube-clusters",
+    backendUrl: options.backendUrl,
+    workRoot: path.join(options.workRoot, "clusters"),
+    env: { ...options.engineEnv, ...(options.kubeconfigPath ? { KUBECONFIG: options.kubeconfigPath } : {}) },
+    secretsProvider: options.secretsProvider,
+    onOperation: (operation, result, durationMs) => metrics.recordStackOperation("Cluster", operation, result, durationMs),
+  });
+  const recorder = new EventRecorder({
+    api: core,
+    instance: hostname(),
+    secrets,
+    onError: (err, event) => log({ level: "warn", msg: "event not recorded", reason: event.reason, subject: event.subject, error: String(err) }),
+  });
+  const events: EventSink = { record: (cluster, type, reason, message) => recorder.record(cluster, type, reason, message) };
+  const statusWriter = new StatusWriter<ClusterObject["status"], ClusterObject>({ api: customObjects, ...CLUSTERS, secrets });
+  const reconciler = new ClusterReconciler({ store: clusterStore(customObjects, statusWriter), events, stacks: runner, resyncMs: options.resyncMs });
+
+  const informer = new ResilientInformer<ClusterObject & k8s.KubernetesObject>({
+    kubeConfig,
+    path: options.namespace ? `/apis/${API_GROUP}/${API_VERSION}/namespaces/${options.namespace}/clusters` : `/apis/${API_GROUP}/${API_VERSION}/clusters`,
+    list: () =>
+      (options.namespace
+        ? customObjects.listNamespacedCustomObject({ ...CLUSTERS, namespace: options.namespace })
+        : customObjects.listClusterCustomObject(CLUSTERS)) as never,
+    resyncPeriodMs: options.resyncMs,
+    onError: (err, restartInMs) => log({ level: "warn", msg: "cluster watch failed; restarting", restartInMs, error: String(err) }),
+  });
+  const manager = new Manager({
+    metrics,
+    election: options.leaderElectionNamespace
+      ? {
+          api: kubeConfig.makeApiClient(k8s.CoordinationV1Api),
+          namespace: options.leaderElectionNamespace,
+          name: "kube-on-kube-operator",
+          identity: `${hostname()}-${process.pid}`,
+          onNewLeader: (identity) => log({ level: "info", msg: "leader", identity }),
+          onError: (err) => log({ level: "warn", msg: "leader election error", error: String(err) }),
+        }
+      : undefined,
+    // Before any update of a new term: a predecessor killed mid-update left locks and pending
+    // operations on the stacks it was working on.
+    beforeReconciling: async (termEnded) => {
+      for (const cluster of informer.list()) {
+        if (termEnded.aborted) return;
+        const recovered = await runner.recover(stackNameOf(cluster), reconciler.program(cluster));
+        if (recovered) log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack: stackNameOf(cluster) });
+      }
+      log({ level: "info", msg: "leading: reconciling Clusters", clusters: informer.list().length });
+    },
+    onReconcile: (event) =>
+      log({
+        level: event.result === "error" || event.result === "terminal" ? "error" : "info",
+        msg: "reconciled",
+        kind: event.kind,
+        key: event.key,
+        result: event.result,
+        durationMs: Math.round(event.durationMs),
+        error: event.error?.message,
+      }),
+    onError: (err) => log({ level: "error", msg: "operator error", error: String(err) }),
+  });
+  manager.register({ kind: "Cluster", informer: informer as unknown as ResilientInformer<k8s.KubernetesObject>, reconcile: (key) => reconciler.reconcile(key), concurrency: options.concurrency });
+
+  const server = await startOperatorServer({ address: parseListenAddress(options.metricsAddr), registry: metrics.registry, readiness: manager.readiness() });
+  await manager.start();
+  log({ level: "info", msg: "operator started", metrics: `${server.address.host}:${server.address.port}`, backend: options.backendUrl.replace(/\/\/[^@/]*@/, "//***@") });
+
+  return {
+    server,
+    async stop() {
+      await manager.stop();
+      await server.close();
+    },
+  };
+}

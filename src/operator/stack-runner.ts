@@ -1,0 +1,237 @@
+/**
+ * StackRunner: the operator's only door to the Pulumi engine. It wraps the Automation API with
+ * what an operator needs and the API leaves to its caller:
+ *
+ * - one operation per stack at a time (a per-stack mutex; different stacks run in parallel);
+ * - a work directory per stack, the backend from `--backend-url`, secrets from a passphrase or a
+ *   KMS provider URL, pinned plugins (automatic downloads off);
+ * - engine events summarized into progress callbacks (resource counts), never raw diffs that could
+ *   hold secret values;
+ * - engine errors classified so the controller knows whether to wait, retry or give up.
+ */
+import { mkdirSync } from "node:fs";
+import * as path from "node:path";
+import {
+  ConcurrentUpdateError,
+  LocalWorkspace,
+  StackNotFoundError,
+  type EngineEvent,
+  type OpMap,
+  type PulumiFn,
+  type Stack,
+} from "@pulumi/pulumi/automation";
+
+export interface StackRunnerOptions {
+  /** Pulumi project name shared by the stacks of one kind, e.g. `kube-on-kube-clusters`. */
+  readonly projectName: string;
+  /** State backend: `file:///dir`, `s3://bucket`, ... */
+  readonly backendUrl: string;
+  /** Root of the per-stack work directories. */
+  readonly workRoot: string;
+  /** Environment of the engine processes: PATH with the CLI, PULUMI_HOME, the passphrase, ... */
+  readonly env: Record<string, string>;
+  /** A KMS secrets provider URL (`awskms://…`); default: the passphrase in `env`. */
+  readonly secretsProvider?: string;
+  /** Told about every finished engine operation (metrics). */
+  readonly onOperation?: (operation: StackOperation, result: "success" | "error", durationMs: number) => void;
+}
+
+export type StackOperation = "up" | "preview" | "refresh" | "destroy";
+
+export interface OperationProgress {
+  readonly stack: string;
+  readonly operation: StackOperation;
+  /** Resource operations seen so far, e.g. { create: 3, same: 12 }. */
+  readonly counts: Record<string, number>;
+  /** The resource that just finished, as `type name` (no property values). */
+  readonly lastResource?: string;
+}
+
+export interface OperationResult {
+  readonly changes: Record<string, number>;
+  readonly outputs: Record<string, { value: unknown; secret: boolean }>;
+}
+
+/** Why an engine operation failed, for the controller's retry decision. */
+export type FailureKind = "concurrent-update" | "stack-not-found" | "engine";
+
+export class StackOperationError extends Error {
+  constructor(
+    readonly stackName: string,
+    readonly operation: StackOperation,
+    readonly kind: FailureKind,
+    message: string,
+  ) {
+    super(`stack ${stackName}: ${operation} failed: ${message}`);
+    this.name = "StackOperationError";
+  }
+}
+
+/** The last lines of the engine's message: the CLI's full output is long and may echo inputs. */
+function summarizeEngineError(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const reasons = text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith("error: ") && !/^error: (update|preview|refresh|destroy) failed$/.test(l))
+    .map((l) => l.slice("error: ".length));
+  const unique = [...new Set(reasons)].slice(-5);
+  return unique.length ? unique.join(" | ") : text.split("\n").filter(Boolean).slice(-3).join(" | ");
+}
+
+export function classifyEngineError(error: unknown): FailureKind {
+  if (error instanceof ConcurrentUpdateError) return "concurrent-update";
+  if (error instanceof StackNotFoundError) return "stack-not-found";
+  return "engine";
+}
+
+export class StackRunner {
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly options: StackRunnerOptions) {}
+
+  /** Runs `fn` with the stack once no other operation of this runner holds it. */
+  private serialize<T>(stackName: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(stackName) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(fn);
+    this.locks.set(stackName, next);
+    // The caller handles `next`'s rejection; this bookkeeping branch must not re-raise it.
+    next
+      .finally(() => {
+        if (this.locks.get(stackName) === next) this.locks.delete(stackName);
+      })
+      .catch(() => undefined);
+    return next;
+  }
+
+  private async stack(stackName: string, program: PulumiFn): Promise<Stack> {
+    const workDir = path.join(this.options.workRoot, stackName);
+    mkdirSync(workDir, { recursive: true });
+    return LocalWorkspace.createOrSelectStack(
+      { projectName: this.options.projectName, stackName, program },
+      {
+        workDir,
+        projectSettings: { name: this.options.projectName, runtime: "nodejs", backend: { url: this.options.backendUrl } },
+        envVars: this.options.env,
+        secretsProvider: this.options.secretsProvider,
+      },
+    );
+  }
+
+  private progress(stackName: string, operation: StackOperation, onProgress?: (p: OperationProgress) => void) {
+    const counts: Record<string, number> = {};
+    return (event: EngineEvent) => {
+      const done = event.resOutputsEvent?.metadata;
+      if (!done || done.type === "pulumi:pulumi:Stack") return;
+      counts[done.op] = (counts[done.op] ?? 0) + 1;
+      const name = done.urn.slice(done.urn.lastIndexOf("::") + 2);
+      onProgress?.({ stack: stackName, operation, counts: { ...counts }, lastResource: `${done.type} ${name}` });
+    };
+  }
+
+  private async run<T>(stackName: string, operation: StackOperation, fn: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    try {
+      const result = await fn();
+      this.options.onOperation?.(operation, "success", Date.now() - started);
+      return result;
+    } catch (error) {
+      this.options.onOperation?.(operation, "error", Date.now() - started);
+      throw new StackOperationError(stackName, operation, classifyEngineError(error), summarizeEngineError(error));
+    }
+  }
+
+  async up(stackName: string, program: PulumiFn, onProgress?: (p: OperationProgress) => void): Promise<OperationResult> {
+    return this.serialize(stackName, () =>
+      this.run(stackName, "up", async () => {
+        const stack = await this.stack(stackName, program);
+        const result = await stack.up({ onEvent: this.progress(stackName, "up", onProgress) });
+        return { changes: countsOf(result.summary.resourceChanges), outputs: result.outputs };
+      }),
+    );
+  }
+
+  /**
+   * What an `up` would change. With `refresh`, the live objects are read first, so the result
+   * is the drift between the state of the world and the program.
+   */
+  async preview(stackName: string, program: PulumiFn, opts: { refresh?: boolean } = {}): Promise<Record<string, number>> {
+    return this.serialize(stackName, () =>
+      this.run(stackName, "preview", async () => {
+        const stack = await this.stack(stackName, program);
+        const result = await stack.preview({ refresh: opts.refresh });
+        return countsOf(result.changeSummary);
+      }),
+    );
+  }
+
+  async refresh(stackName: string, program: PulumiFn, opts: { clearPendingCreates?: boolean } = {}): Promise<Record<string, number>> {
+    return this.serialize(stackName, () =>
+      this.run(stackName, "refresh", async () => {
+        const stack = await this.stack(stackName, program);
+        const result = await stack.refresh({ clearPendingCreates: opts.clearPendingCreates });
+        return countsOf(result.summary.resourceChanges);
+      }),
+    );
+  }
+
+  /** Destroys every resource of the stack, then removes the stack and its history. */
+  async destroyAndRemove(stackName: string, program: PulumiFn, onProgress?: (p: OperationProgress) => void): Promise<void> {
+    return this.serialize(stackName, () =>
+      this.run(stackName, "destroy", async () => {
+        const stack = await this.stack(stackName, program);
+        await stack.destroy({ onEvent: this.progress(stackName, "destroy", onProgress) });
+        await stack.workspace.removeStack(stackName);
+      }),
+    );
+  }
+
+  /**
+   * Deletes the stack's lock left by a process that died mid-update. Only safe when no update of
+   * ours runs on it: the operator calls it on becoming leader, before any other operation.
+   */
+  async clearStaleLock(stackName: string, program: PulumiFn): Promise<void> {
+    return this.serialize(stackName, async () => {
+      const stack = await this.stack(stackName, program);
+      await stack.cancel();
+    });
+  }
+
+  /**
+   * Crash recovery for one stack, on becoming leader and before any update: delete a lock left by
+   * a dead process, and when the state records operations that never finished (the process was
+   * killed mid-update), refresh with pending creates cleared so the next `up` starts clean.
+   * Returns whether pending operations were found. A stack that does not exist yet is left alone.
+   */
+  async recover(stackName: string, program: PulumiFn): Promise<boolean> {
+    if (!(await this.listStacks(program)).includes(stackName)) return false;
+    return this.serialize(stackName, () =>
+      this.run(stackName, "refresh", async () => {
+        const stack = await this.stack(stackName, program);
+        await stack.cancel();
+        // exportStack() holds decrypted secrets: read one field and let it go.
+        const pending = ((await stack.exportStack()).deployment as { pending_operations?: unknown[] }).pending_operations ?? [];
+        if (pending.length === 0) return false;
+        await stack.refresh({ clearPendingCreates: true });
+        return true;
+      }),
+    );
+  }
+
+  /** Names of the stacks of this project in the backend. */
+  async listStacks(program: PulumiFn): Promise<string[]> {
+    const workDir = path.join(this.options.workRoot, "_list");
+    mkdirSync(workDir, { recursive: true });
+    const ws = await LocalWorkspace.create({
+      workDir,
+      program,
+      projectSettings: { name: this.options.projectName, runtime: "nodejs", backend: { url: this.options.backendUrl } },
+      envVars: this.options.env,
+    });
+    return (await ws.listStacks()).map((s) => s.name);
+  }
+}
+
+function countsOf(changes: OpMap | Record<string, number> | undefined): Record<string, number> {
+  return Object.fromEntries(Object.entries(changes ?? {}).filter(([, n]) => typeof n === "number" && n > 0)) as Record<string, number>;
+}

@@ -1,0 +1,165 @@
+import * as pulumi from "@pulumi/pulumi";
+import { beforeAll, describe, expect, it } from "vitest";
+import { installMocks, isSecretOutput, settle, valueOf, type RecordedResource } from "../support/pulumi-mocks";
+import { machine, packages } from "../support/worker-fixtures";
+
+const recorder = installMocks();
+type Module = typeof import("../../src/components/worker-node");
+let WorkerNode: Module["WorkerNode"];
+beforeAll(async () => {
+  ({ WorkerNode } = await import("../../src/components/worker-node"));
+});
+
+const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nTEST-ONLY-ssh-key-material\n-----END OPENSSH PRIVATE KEY-----\n";
+const CA_KEY = "-----BEGIN EC PRIVATE KEY-----\nTEST-ONLY-ca-key-material\n-----END EC PRIVATE KEY-----\n";
+const cluster = { endpoint: "https://prod-a.k8s.example.com:6443", caCertificate: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n", caPrivateKey: CA_KEY };
+
+/** Records every child's options (parent, dependsOn) through an inherited transformation. */
+function captureOptions() {
+  const options = new Map<string, pulumi.CustomResourceOptions>();
+  const transformation: pulumi.ResourceTransformation = (a) => {
+    options.set(a.name, a.opts);
+    return undefined;
+  };
+  return { options, transformations: [transformation] };
+}
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+/** A recorded input as the engine would see it: whether it is marked secret, and its value. */
+function secretInput(value: unknown): { secret: boolean; value: Record<string, unknown> } {
+  const v = value as Record<string, unknown>;
+  return v && SECRET_SIG in v ? { secret: true, value: v.value as Record<string, unknown> } : { secret: false, value: v };
+}
+
+const children = (prefix: string) => recorder.resources.filter((r) => r.name.startsWith(`${prefix}-`));
+const role = (prefix: string, r: RecordedResource) => r.name.slice(prefix.length + 1);
+
+describe("WorkerNode", () => {
+  it("creates its steps in order under the component, each waiting for the one before", async () => {
+    const capture = captureOptions();
+    const node = new WorkerNode("w1", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster }, { transformations: capture.transformations });
+    await settle();
+    const remote = children("w1").filter((r) => r.type === "command:remote:Command").map((r) => role("w1", r));
+    expect(remote).toEqual(["host", "preflight", "containerd", "kubelet", "cni", "join", "verify"]);
+    expect(children("w1").filter((r) => r.type.startsWith("tls:")).map((r) => role("w1", r)).sort()).toEqual(["kubelet-cert", "kubelet-csr", "kubelet-key"]);
+    const order = ["host", "preflight", "containerd", "kubelet", "cni", "join", "verify"];
+    for (let i = 1; i < order.length; i++) {
+      const opts = capture.options.get(`w1-${order[i]}`);
+      expect(opts?.parent).toBe(node);
+      expect(opts?.dependsOn).toEqual([node.steps[order[i - 1]]]);
+    }
+    expect(node.healthGate).toBe(node.steps.verify);
+  });
+
+  it("throws one error listing every problem before creating anything", () => {
+    recorder.reset();
+    const bad = machine({ ip: "10.0.0.999", ssh: { hostKey: "ssh-ed25519 AAAA" } });
+    let error: Error | undefined;
+    try {
+      new WorkerNode("bad", { machine: bad, packages: { ...packages(), cni: { version: "v1", url: "http://m/c", sha256: "abc" } }, credentials: {}, cluster: { ...cluster, bootstrapToken: "abc.def" } });
+    } catch (e) {
+      error = e as Error;
+    }
+    expect(error?.message).toContain("WorkerNode bad is invalid (5 problems); nothing was changed");
+    for (const path of ["machine.ip", "machine.ssh.hostKey", "packages.cni.sha256", "credentials", "cluster"]) expect(error?.message).toContain(`${path}:`);
+    expect(recorder.resources).toEqual([]);
+  });
+
+  it("refuses a machine without a pinned host key unless allowed, and then connects without one", async () => {
+    const unpinned = { ...machine(), ssh: { user: "root" } };
+    expect(() => new WorkerNode("u", { machine: unpinned, credentials: { privateKey: PRIVATE_KEY }, cluster })).toThrow(/machine\.ssh\.hostKey: is required/);
+    recorder.reset();
+    new WorkerNode("u2", { machine: unpinned, credentials: { privateKey: PRIVATE_KEY }, cluster, allowUnknownHostKey: true });
+    await settle();
+    const connection = secretInput(recorder.named("u2-host").inputs.connection).value;
+    expect(connection.host).toBe("192.0.2.11");
+    expect(connection.hostKey).toBeUndefined();
+  });
+
+  it("pins the host key and keeps the SSH key, kubeconfig and CA key secret and out of every script", async () => {
+    recorder.reset();
+    const node = new WorkerNode("s", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster });
+    await settle();
+    const host = recorder.named("s-host");
+    const connection = secretInput(host.inputs.connection);
+    expect(connection.secret).toBe(true);
+    expect(connection.value.hostKey).toBe(machine().ssh.hostKey);
+    expect(connection.value.privateKey).toBe(PRIVATE_KEY);
+    expect(secretInput(recorder.named("s-kubelet-cert").inputs.caPrivateKeyPem)).toEqual({ secret: true, value: CA_KEY });
+    for (const r of children("s").filter((c) => c.type === "command:remote:Command")) {
+      expect(String(r.inputs.create)).not.toContain("TEST-ONLY");
+      expect(r.inputs.addPreviousOutputInEnv).toBe(false);
+    }
+    const join = node.steps.join as unknown as { stdin: pulumi.Output<string> };
+    expect(await isSecretOutput(join.stdin)).toBe(true);
+    const kubeconfig = await valueOf(join.stdin);
+    expect(kubeconfig).toContain("user: system:node:worker-0001");
+    expect(kubeconfig).toContain(Buffer.from("-----BEGIN PRIVATE KEY-----\nmock-s-kubelet-key\n-----END PRIVATE KEY-----\n").toString("base64"));
+    const certInputs = recorder.named("s-kubelet-csr").inputs.subject as Record<string, unknown>;
+    expect(certInputs).toEqual({ commonName: "system:node:worker-0001", organization: "system:nodes" });
+    expect(recorder.named("s-kubelet-cert").inputs.allowedUses).toEqual(["digital_signature", "key_encipherment", "client_auth"]);
+  });
+
+  it("labels the node from labels and idc, and registers its taints", async () => {
+    recorder.reset();
+    new WorkerNode("l", { machine: machine({ taints: [{ key: "gpu", effect: "NoSchedule" }] }), credentials: { password: "pw" }, cluster });
+    await settle();
+    const create = String(recorder.named("l-join").inputs.create);
+    expect(create).toContain("--node-labels=pool=general,topology.kubernetes.io/zone=hz-a");
+    expect(create).toContain("--register-with-taints=gpu:NoSchedule");
+  });
+
+  it("re-runs only the changed steps: a kubelet bump changes the kubelet and verify steps and nothing else", async () => {
+    recorder.reset();
+    new WorkerNode("old", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster });
+    new WorkerNode("new", { machine: machine(), packages: packages("v1.36.4"), credentials: { privateKey: PRIVATE_KEY }, cluster });
+    await settle();
+    const steps = children("old").filter((r) => r.type === "command:remote:Command").map((r) => role("old", r));
+    const changed = steps.filter((s) => {
+      const a = recorder.named(`old-${s}`).inputs;
+      const b = recorder.named(`new-${s}`).inputs;
+      return JSON.stringify([a.create, a.update, a.triggers, a.delete]) !== JSON.stringify([b.create, b.update, b.triggers, b.delete]);
+    });
+    expect(changed).toEqual(["kubelet", "verify"]);
+  });
+
+  it("adds drain and the Ready gate when an admin kubeconfig is given, with the kubeconfig only on stdin", async () => {
+    recorder.reset();
+    const admin = "apiVersion: v1\nkind: Config\n# TEST-ONLY-admin\n";
+    const node = new WorkerNode("d", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...cluster, adminKubeconfig: admin } });
+    await settle();
+    const names = children("d").filter((r) => r.type.startsWith("command:")).map((r) => `${r.type.split(":")[1]}:${role("d", r)}`);
+    expect(names).toEqual(["remote:host", "remote:preflight", "local:drain", "remote:containerd", "remote:kubelet", "remote:cni", "remote:join", "remote:verify", "local:ready"]);
+    const drain = recorder.named("d-drain").inputs;
+    expect(String(drain.create)).toContain("kubectl --kubeconfig \"$kc\"");
+    expect(String(drain.create)).not.toContain("TEST-ONLY");
+    expect(String(drain.delete)).toContain("delete node worker-0001");
+    expect(await isSecretOutput((node.steps.drain as unknown as { stdin: pulumi.Output<string> }).stdin)).toBe(true);
+    expect(node.healthGate).toBe(node.steps.ready);
+  });
+
+  it("passes a bootstrap token instead of a signed certificate", async () => {
+    recorder.reset();
+    const noKey = { endpoint: cluster.endpoint, caCertificate: cluster.caCertificate };
+    const node = new WorkerNode("b", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...noKey, bootstrapToken: "abcdef.0123456789abcdef" } });
+    await settle();
+    expect(children("b").filter((r) => r.type.startsWith("tls:"))).toEqual([]);
+    expect(String(recorder.named("b-join").inputs.create)).toContain("--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf");
+    expect(await valueOf((node.steps.join as unknown as { stdin: pulumi.Output<string> }).stdin)).toContain("token: abcdef.0123456789abcdef");
+  });
+
+  it("runs the same steps through the OpenSSH dynamic provider, with the same names and secrets", async () => {
+    recorder.reset();
+    const node = new WorkerNode("o", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster, stepProvider: "openssh" });
+    await settle();
+    const steps = children("o").filter((r) => r.type === "pulumi-nodejs:dynamic:Resource");
+    expect(steps.map((r) => role("o", r))).toEqual(["host", "preflight", "containerd", "kubelet", "cni", "join", "verify"]);
+    const connection = secretInput(recorder.named("o-host").inputs.connection);
+    expect(connection.secret).toBe(true);
+    expect(connection.value.hostKey).toBe(machine().ssh.hostKey);
+    const provider = String(recorder.named("o-host").inputs.__provider);
+    expect(provider).toContain("StrictHostKeyChecking=yes");
+    expect(provider).not.toContain("TEST-ONLY");
+    expect(await isSecretOutput((node.steps.join as unknown as { stdin: pulumi.Output<string> }).stdin)).toBe(true);
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * The generated CRDs against a real kube-apiserver: accepted as structural schemas, the sample
+ * resources validate, and the apiserver itself refuses what the CEL rules and schema forbid.
+ */
+import * as k8s from "@kubernetes/client-node";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAllDocuments, stringify } from "yaml";
+import { allCustomResourceDefinitions } from "../../src/operator/crds";
+import { startTestApiserver, type TestApiserver } from "../support/apiserver";
+import { minimalSpec } from "../support/specs";
+
+let api: TestApiserver;
+let objects: k8s.KubernetesObjectApi;
+
+const samples = (file: string) =>
+  parseAllDocuments(readFileSync(path.join(__dirname, "..", "..", "examples", "resources", file), "utf8")).map((d) => d.toJS() as k8s.KubernetesObject);
+
+async function rejection(object: k8s.KubernetesObject): Promise<string> {
+  try {
+    await objects.create(object);
+  } catch (error) {
+    return String((error as { body?: string }).body ?? error);
+  }
+  throw new Error(`${object.kind} ${object.metadata?.name} was accepted`);
+}
+
+beforeAll(async () => {
+  api = await startTestApiserver();
+  const kc = api.kubeConfig();
+  objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+  // kubectl, as users install them: client-node's typed serializer would drop the
+  // x-kubernetes-* extensions of the schema.
+  const dir = mkdtempSync(path.join(tmpdir(), "kok-crds-"));
+  writeFileSync(path.join(dir, "kubeconfig"), kc.exportConfig());
+  writeFileSync(path.join(dir, "crds.yaml"), allCustomResourceDefinitions().map((d) => stringify(d)).join("---\n"));
+  const kubectl = path.join(process.env.KOK_TOOLCHAIN_DIR ?? path.join(homedir(), ".cache", "kube-on-kube", "toolchain"), "bin", "kubectl");
+  execFileSync(kubectl, ["--kubeconfig", path.join(dir, "kubeconfig"), "apply", "-f", path.join(dir, "crds.yaml")], { stdio: "pipe" });
+  rmSync(dir, { recursive: true, force: true });
+  const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
+  for (const crd of allCustomResourceDefinitions()) {
+    const name = (crd.metadata as { name: string }).name;
+    for (let i = 0; ; i++) {
+      const read = await ext.readCustomResourceDefinition({ name });
+      if (read.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) break;
+      if (i > 200) throw new Error(`CRD ${name} not Established: ${JSON.stringify(read.status?.conditions)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  await objects.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "fleet" } });
+});
+afterAll(async () => api?.stop());
+
+describe("CRDs on a real kube-apiserver", () => {
+  it("accepts the sample Cluster, Machine and ClusterPackageVersion", async () => {
+    for (const object of [...samples("cluster.yaml"), ...samples("machines.yaml")]) {
+      await expect(objects.create(object)).resolves.toMatchObject({ kind: object.kind });
+    }
+  });
+
+  it("refuses a Cluster with an even etcd member count, two storage choices and a bad CIDR, naming each", async () => {
+    const message = await rejection({
+      apiVersion: "kubeonkube.io/v1alpha1",
+      kind: "Cluster",
+      metadata: { name: "bad", namespace: "fleet" },
+      spec: { ...minimalSpec(), etcd: { version: "3.6.16", replicas: 2, storage: { claimTemplate: { size: "1Gi" }, volumeSource: { emptyDir: {} } } }, network: { serviceCIDR: "10.96.0.0/33" } },
+    } as k8s.KubernetesObject);
+    expect(message).toContain("spec.etcd.replicas must be odd");
+    expect(message).toContain("set exactly one of claimTemplate or volumeSource");
+    expect(message).toContain("spec.network.serviceCIDR must be a CIDR");
+  });
+
+  it("keeps mode immutable", async () => {
+    const cluster = samples("cluster.yaml")[0] as k8s.KubernetesObject & { spec: { mode: string } };
+    const current = await objects.read({ apiVersion: cluster.apiVersion, kind: cluster.kind, metadata: { name: "prod-a", namespace: "fleet" } });
+    const message = await objects.replace({ ...current, spec: { ...(current as typeof cluster).spec, mode: "minimal" } } as k8s.KubernetesObject).then(
+      () => "accepted",
+      (e: { body?: string }) => String(e.body ?? e),
+    );
+    expect(message).toContain("spec.mode is immutable");
+  });
+
+  it("refuses a Machine with both packageVersionRef and packages", async () => {
+    const [cpv, machine] = samples("machines.yaml") as (k8s.KubernetesObject & { spec: Record<string, unknown> })[];
+    const both = { ...machine, metadata: { name: "both", namespace: "fleet" }, spec: { ...machine.spec, packages: cpv.spec.packages } };
+    const message = await rejection(both as k8s.KubernetesObject);
+    expect(message).toContain("set exactly one of packageVersionRef or packages");
+  });
+});

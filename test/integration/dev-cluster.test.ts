@@ -1,0 +1,195 @@
+/**
+ * `kok dev` for real: the meta-cluster's processes, the node agent running a Deployment's Pod as
+ * a local process in its own network namespace, DNS and NodePort through the agent, and `down`
+ * leaving nothing behind. Needs root and the toolchain (`npm run toolchain`); fails, never skips,
+ * without them.
+ */
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { request } from "node:http";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stateTag } from "../../src/dev/config";
+import { clientFor, devUp, eventually, kok, newDevCluster } from "../support/dev-cluster";
+
+const cluster = newDevCluster(11000, "10.89.0.0/16");
+const tag = stateTag(cluster.stateDir);
+const NODE_PORT = 32079;
+
+function netnsOfThisCluster(): string[] {
+  return execFileSync("ip", ["netns", "list"], { encoding: "utf8" })
+    .split("\n")
+    .map((l) => l.split(" ")[0])
+    .filter((n) => n.startsWith(`kok${tag}-`));
+}
+
+/** Alive and not a zombie (an exited child its reaper has not collected yet is gone for us). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+function httpGet(url: string): Promise<string> {
+  return new Promise((done, fail) => {
+    request(url, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c.toString()));
+      res.on("end", () => done(body));
+    })
+      .on("error", fail)
+      .end();
+  });
+}
+
+/** A single-member etcd: the same local binary the masters use, probes on its metrics port. */
+const deployment = {
+  metadata: { name: "kv", namespace: "default" },
+  spec: {
+    replicas: 1,
+    selector: { matchLabels: { app: "kv" } },
+    template: {
+      metadata: { labels: { app: "kv" } },
+      spec: {
+        nodeSelector: { "node-role.kubeonkube.io/master": "true" },
+        containers: [
+          {
+            name: "etcd",
+            image: "registry.k8s.io/etcd:3.6.16-0",
+            command: [
+              "etcd",
+              "--name=$(POD_NAME)",
+              "--data-dir=/var/lib/etcd/data",
+              "--listen-client-urls=http://0.0.0.0:2379",
+              "--advertise-client-urls=http://$(POD_IP):2379",
+              "--listen-peer-urls=http://0.0.0.0:2380",
+              "--initial-advertise-peer-urls=http://$(POD_IP):2380",
+              "--initial-cluster=$(POD_NAME)=http://$(POD_IP):2380",
+              "--listen-metrics-urls=http://0.0.0.0:2381",
+            ],
+            env: [
+              { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+              { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
+            ],
+            volumeMounts: [{ name: "data", mountPath: "/var/lib/etcd" }],
+            readinessProbe: { httpGet: { path: "/readyz", port: 2381 }, periodSeconds: 2 },
+            livenessProbe: { httpGet: { path: "/livez", port: 2381 }, periodSeconds: 10 },
+          },
+        ],
+        volumes: [{ name: "data", emptyDir: {} }],
+      },
+    },
+  },
+};
+
+describe("kok dev", () => {
+  let upOutput = "";
+
+  beforeAll(async () => {
+    upOutput = (await devUp(cluster)).stdout;
+  });
+
+  afterAll(async () => {
+    // Whatever a failed test left running is stopped; the last test checks that down is clean.
+    await kok(["dev", "down", ...cluster.args, "--purge"]);
+  });
+
+  it("brings up the meta-cluster and a Ready master node", async () => {
+    expect(upOutput).toMatch(/kube-apiserver: healthy/);
+    expect(upOutput).toMatch(/node kok-dev-node: Ready/);
+    const { core } = clientFor(cluster.kubeconfig);
+    const node = await core.readNode({ name: "kok-dev-node" });
+    expect(node.metadata?.labels?.["node-role.kubeonkube.io/master"]).toBe("true");
+    expect(node.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
+    expect(Number(node.status?.capacity?.cpu)).toBeGreaterThan(0);
+  });
+
+  it("is idempotent: a second up finds everything running", async () => {
+    const again = await devUp(cluster);
+    for (const component of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]) {
+      expect(again.stdout).toContain(`${component}: already running`);
+    }
+    expect(again.stdout).toContain("node agent: already running");
+  });
+
+  it("env prints the admin kubeconfig export", async () => {
+    const env = await kok(["dev", "env", ...cluster.args]);
+    expect(env.stdout.trim()).toBe(`export KUBECONFIG=${cluster.kubeconfig}`);
+  });
+
+  it("refuses a taken port, naming it and what to do", async () => {
+    const other = newDevCluster(11000, "10.91.0.0/16");
+    const result = await kok(["dev", "up", ...other.args, "--port-base", "11000", "--no-node"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("port 13379 (etcd) on 127.0.0.1 is in use");
+    expect(result.stderr).toContain("--port-base");
+  });
+
+  it("names a missing binary and how to build it", async () => {
+    const other = newDevCluster(11500, "10.92.0.0/16");
+    const result = await kok(["dev", "up", ...other.args, "--no-node"], { KOK_TOOLCHAIN_DIR: join(other.stateDir, "no-toolchain") });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/etcd not found at .*no-toolchain\/bin\/etcd: build it with `npm run toolchain`/);
+    expect(result.stderr).toMatch(/kube-apiserver not found/);
+  });
+
+  it("runs a Deployment's Pod through the node agent until the Deployment is Available", async () => {
+    const { apps, core } = clientFor(cluster.kubeconfig);
+    await core.createNamespacedService({
+      namespace: "default",
+      body: {
+        metadata: { name: "kv" },
+        spec: { type: "NodePort", selector: { app: "kv" }, ports: [{ name: "client", port: 2379, targetPort: 2379, nodePort: NODE_PORT }] },
+      },
+    });
+    const started = Date.now();
+    await apps.createNamespacedDeployment({ namespace: "default", body: deployment });
+    const available = await eventually("Deployment kv Available", async () => {
+      const d = await apps.readNamespacedDeployment({ name: "kv", namespace: "default" });
+      return d.status?.conditions?.find((c) => c.type === "Available" && c.status === "True");
+    });
+    console.log(`Deployment kv Available ${Date.now() - started} ms after create`);
+    expect(available.status).toBe("True");
+
+    const pods = await core.listNamespacedPod({ namespace: "default", labelSelector: "app=kv" });
+    const pod = pods.items[0];
+    expect(pod.status?.podIP).toMatch(/^10\.89\./);
+    expect(pod.status?.containerStatuses?.[0]?.ready).toBe(true);
+    expect(netnsOfThisCluster()).toHaveLength(1);
+    // The pod's mounts stay in its own mount namespace.
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(pod.metadata?.uid ?? "no-uid");
+  });
+
+  it("serves the Service by DNS inside pods and by NodePort on the host's loopback", async () => {
+    const [netns] = netnsOfThisCluster();
+    const resolved = execFileSync("ip", ["netns", "exec", netns, "getent", "hosts", "kv.default.svc.cluster.local"], { encoding: "utf8" });
+    const { core } = clientFor(cluster.kubeconfig);
+    const pod = (await core.listNamespacedPod({ namespace: "default", labelSelector: "app=kv" })).items[0];
+    expect(resolved.split(/\s+/)[0]).toBe(pod.status?.podIP);
+    const health = await eventually("NodePort proxy", async () => JSON.parse(await httpGet(`http://127.0.0.1:${NODE_PORT}/health`)) as { health: string });
+    expect(health.health).toBe("true");
+  });
+
+  it("stops the Pod's process and removes its namespace when the Pod goes away", async () => {
+    const { apps, core } = clientFor(cluster.kubeconfig);
+    await apps.deleteNamespacedDeployment({ name: "kv", namespace: "default", propagationPolicy: "Foreground" });
+    await eventually("pods of kv deleted", async () => {
+      const pods = await core.listNamespacedPod({ namespace: "default", labelSelector: "app=kv" });
+      return pods.items.length === 0 ? true : undefined;
+    });
+    await eventually("netns removed", async () => (netnsOfThisCluster().length === 0 ? true : undefined));
+  });
+
+  it("down stops every process and leaves no namespace or bridge behind", async () => {
+    const pidsDir = join(cluster.stateDir, "pids");
+    const pids = readdirSync(pidsDir).map((f) => (JSON.parse(readFileSync(join(pidsDir, f), "utf8")) as { pid: number }).pid);
+    const agentPid = (JSON.parse(readFileSync(join(cluster.stateDir, "node", "agent.pid"), "utf8")) as { pid: number }).pid;
+    const down = await kok(["dev", "down", ...cluster.args]);
+    expect(down.code).toBe(0);
+    for (const pid of [...pids, agentPid]) expect(running(pid)).toBe(false);
+    expect(netnsOfThisCluster()).toEqual([]);
+    expect(execFileSync("ip", ["-o", "link", "show"], { encoding: "utf8" })).not.toContain(`kok${tag}`);
+  });
+});

@@ -1,0 +1,84 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resolveClusterSpec } from "../../src/api/v1alpha1";
+import { ClusterPki } from "../../src/components/pki";
+import { StackOperationError, StackRunner, type OperationProgress } from "../../src/operator/stack-runner";
+import { engineEnv } from "../support/engine";
+import { minimalSpec } from "../support/specs";
+
+/** A real program that needs no cluster: one business cluster's PKI (real tls provider). */
+const pkiProgram = (name: string, validityDays = 365) => async () => {
+  const spec = resolveClusterSpec(minimalSpec({ certificates: { validityDays, renewBeforeDays: 1 } }));
+  const pki = new ClusterPki(`${name}-pki`, { cluster: { name, namespace: name, spec, metaClusterDomain: "cluster.local" } });
+  return { expiresAt: pki.certificatesExpireAt, adminKey: pki.admin.keyPem, caCert: pki.clusterCa.certPem };
+};
+
+describe("StackRunner with the real engine", () => {
+  let root: string;
+  let runner: StackRunner;
+
+  beforeAll(() => {
+    root = mkdtempSync(path.join(tmpdir(), "kok-runner-"));
+    const env = engineEnv();
+    process.env.PATH = env.PATH;
+    mkdirSync(path.join(root, "state"));
+    runner = new StackRunner({ projectName: "kok-runner-test", backendUrl: `file://${path.join(root, "state")}`, workRoot: path.join(root, "work"), env });
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it("creates a stack, reports progress by resource, returns outputs with secrets marked", async () => {
+    const progress: OperationProgress[] = [];
+    const result = await runner.up("fleet-a", pkiProgram("a"), (p) => progress.push(p));
+    expect(result.changes.create).toBeGreaterThan(30);
+    // Every resource but the Stack reports progress (default providers included).
+    expect(progress.at(-1)?.counts.create).toBeGreaterThanOrEqual(result.changes.create - 1);
+    expect(progress.every((p) => !JSON.stringify(p).includes("PRIVATE KEY"))).toBe(true);
+    expect(result.outputs.adminKey.secret).toBe(true);
+    expect(String(result.outputs.caCert.value)).toContain("BEGIN CERTIFICATE");
+  });
+
+  it("finds no drift right after an up", async () => {
+    expect(await runner.preview("fleet-a", pkiProgram("a"), { refresh: true })).toEqual({ same: expect.any(Number) });
+  });
+
+  it("serializes concurrent operations on one stack instead of failing them", async () => {
+    const [a, b] = await Promise.all([runner.up("fleet-a", pkiProgram("a", 300)), runner.preview("fleet-a", pkiProgram("a", 300))]);
+    expect(a.changes.replace).toBeGreaterThan(0);
+    expect(b).toEqual({ same: expect.any(Number) });
+  });
+
+  it("runs different stacks in parallel", async () => {
+    const results = await Promise.all([runner.up("fleet-b", pkiProgram("b")), runner.up("fleet-c", pkiProgram("c"))]);
+    expect(results.map((r) => r.changes.create > 0)).toEqual([true, true]);
+    expect((await runner.listStacks(pkiProgram("x"))).sort()).toEqual(["fleet-a", "fleet-b", "fleet-c"]);
+  });
+
+  it("clears a stale lock left by a dead process, then updates", async () => {
+    const locks = path.join(root, "state", ".pulumi", "locks", "organization", "kok-runner-test", "fleet-b");
+    mkdirSync(locks, { recursive: true });
+    writeFileSync(path.join(locks, "dead-process.json"), JSON.stringify({ pid: 999999, username: "x", hostname: "gone", timestamp: new Date().toISOString() }));
+    await expect(runner.up("fleet-b", pkiProgram("b"))).rejects.toMatchObject({ kind: "concurrent-update" });
+    await runner.clearStaleLock("fleet-b", pkiProgram("b"));
+    expect(readdirSync(locks)).toEqual([]);
+    await expect(runner.up("fleet-b", pkiProgram("b"))).resolves.toBeDefined();
+  });
+
+  it("reports a failing program with the stack, the operation and the error, as an engine failure", async () => {
+    const failing = async () => {
+      throw new pulumi.RunError("spec.mode: must be one of standard, minimal");
+    };
+    const error = await runner.up("fleet-c", failing).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StackOperationError);
+    expect((error as StackOperationError).kind).toBe("engine");
+    expect((error as Error).message).toMatch(/^stack fleet-c: up failed: .*spec\.mode: must be one of standard, minimal/);
+    expect((error as Error).message).not.toMatch(/--client=|Command failed/);
+  });
+
+  it("destroys and removes a stack", async () => {
+    await runner.destroyAndRemove("fleet-c", pkiProgram("c"));
+    expect((await runner.listStacks(pkiProgram("x"))).sort()).toEqual(["fleet-a", "fleet-b"]);
+  });
+});

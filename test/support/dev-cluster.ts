@@ -1,0 +1,79 @@
+/**
+ * Drives `kok dev` as a user does (a real `kok` process through tsx) for the integration and e2e
+ * tests, each with its own state directory, ports and pod range so they never touch a developer's
+ * dev cluster.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import * as k8s from "@kubernetes/client-node";
+
+const ROOT = resolve(__dirname, "..", "..");
+const TSX = join(ROOT, "node_modules", ".bin", "tsx");
+const MAIN = join(ROOT, "src", "cli", "main.ts");
+
+export interface KokResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export function kok(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<KokResult> {
+  return new Promise((done, fail) => {
+    const child = spawn(TSX, [MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("error", fail);
+    child.on("close", (code) => done({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+export interface DevCluster {
+  readonly stateDir: string;
+  readonly portBase: number;
+  readonly podCIDR: string;
+  readonly kubeconfig: string;
+  readonly args: string[];
+}
+
+export function newDevCluster(portBase: number, podCIDR: string): DevCluster {
+  const stateDir = mkdtempSync(join(tmpdir(), "kok-dev-test-"));
+  return { stateDir, portBase, podCIDR, kubeconfig: join(stateDir, "admin.kubeconfig"), args: ["--state-dir", stateDir] };
+}
+
+/** `kok dev up`; throws with its output when it fails, so a broken setup names its cause. */
+export async function devUp(cluster: DevCluster): Promise<KokResult> {
+  const result = await kok(["dev", "up", ...cluster.args, "--port-base", String(cluster.portBase), "--pod-cidr", cluster.podCIDR]);
+  if (result.code !== 0) throw new Error(`kok dev up failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+  return result;
+}
+
+export function clientFor(kubeconfigPath: string) {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  return { kc, core: kc.makeApiClient(k8s.CoreV1Api), apps: kc.makeApiClient(k8s.AppsV1Api) };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls until `check` yields a value. The deadline only bounds a broken run; no assertion is
+ * about how long anything took.
+ */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, deadlineMs = 300_000): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > end) throw new Error(`${what}: gave up${last ? ` (last error: ${last instanceof Error ? last.message : String(last)})` : ""}`);
+    await sleep(500);
+  }
+}

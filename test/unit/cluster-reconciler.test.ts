@@ -1,0 +1,186 @@
+/**
+ * The Cluster reconciler's decisions, with in-memory stand-ins for the API and the engine
+ * (the real ones are exercised by the e2e suite): finalizer, pause, invalid spec, first apply,
+ * no-op resync, drift, upgrade preview, failure, deletion.
+ */
+import { beforeEach, describe, expect, it } from "vitest";
+import type { ClusterStatus } from "../../src/api/v1alpha1";
+import { CLUSTER_FINALIZER, ClusterReconciler, type ClusterObject, type ClusterStacks } from "../../src/operator/cluster-reconciler";
+import { TerminalError } from "../../src/operator/controller";
+import { StackOperationError } from "../../src/operator/stack-runner";
+import { minimalSpec } from "../support/specs";
+
+interface Call {
+  op: string;
+  stack: string;
+  refresh?: boolean;
+}
+
+function harness() {
+  let time = Date.parse("2026-11-25T12:00:00Z");
+  const objects = new Map<string, ClusterObject>();
+  const events: { type: string; reason: string; message: string }[] = [];
+  const calls: Call[] = [];
+  const engine = { drift: {} as Record<string, number>, failWith: undefined as Error | undefined, destroyed: [] as string[] };
+  const stacks: ClusterStacks = {
+    async up(stack) {
+      calls.push({ op: "up", stack });
+      if (engine.failWith) throw engine.failWith;
+      return {
+        changes: { create: 30 },
+        outputs: {
+          endpoint: { value: "https://dev-apiserver.fleet-dev.svc:6443", secret: false },
+          version: { value: "v1.36.3", secret: false },
+          certificatesExpireAt: { value: "2027-11-25T12:00:00Z", secret: false },
+          adminKubeconfigCopy: { value: "dev-admin-kubeconfig", secret: false },
+          adminKubeconfig: { value: "apiVersion: v1", secret: true },
+        },
+      };
+    },
+    async preview(stack, _program, opts) {
+      calls.push({ op: "preview", stack, refresh: opts?.refresh });
+      return { same: 30, ...engine.drift };
+    },
+    async destroyAndRemove(stack) {
+      calls.push({ op: "destroy", stack });
+      engine.destroyed.push(stack);
+    },
+  };
+  const reconciler = new ClusterReconciler({
+    resyncMs: 300_000,
+    now: () => new Date(time),
+    stacks,
+    events: { record: async (_c, type, reason, message) => void events.push({ type, reason, message }) },
+    store: {
+      get: async (ns, name) => structuredClone(objects.get(`${ns}/${name}`)),
+      setFinalizers: async (c, finalizers) => {
+        const stored = { ...objects.get(`${c.metadata.namespace}/${c.metadata.name}`)!, metadata: { ...c.metadata, finalizers } };
+        objects.set(`${c.metadata.namespace}/${c.metadata.name}`, stored);
+        return structuredClone(stored);
+      },
+      writeStatus: async (c, status: ClusterStatus) => {
+        const key = `${c.metadata.namespace}/${c.metadata.name}`;
+        objects.set(key, { ...objects.get(key)!, status: structuredClone(status) });
+      },
+    },
+  });
+  const put = (spec = minimalSpec(), generation = 1) => {
+    const prev = objects.get("fleet/dev");
+    objects.set("fleet/dev", { apiVersion: "kubeonkube.io/v1alpha1", kind: "Cluster", metadata: { ...(prev?.metadata ?? { name: "dev", namespace: "fleet" }), generation }, spec, status: prev?.status });
+  };
+  return {
+    reconciler,
+    objects,
+    events,
+    calls,
+    engine,
+    put,
+    advance: (ms: number) => (time += ms),
+    get: () => objects.get("fleet/dev")!,
+    condition: (type: string) => objects.get("fleet/dev")!.status?.conditions?.find((c) => c.type === type),
+  };
+}
+
+let h: ReturnType<typeof harness>;
+beforeEach(() => (h = harness()));
+
+describe("ClusterReconciler", () => {
+  it("adds its finalizer, applies the stack and reports Ready with the outputs", async () => {
+    h.put();
+    expect(await h.reconciler.reconcile("fleet/dev")).toEqual({ requeueAfter: 300_000 });
+    const c = h.get();
+    expect(c.metadata.finalizers).toEqual([CLUSTER_FINALIZER]);
+    expect(h.calls).toEqual([{ op: "up", stack: "fleet-dev" }]);
+    expect(c.status).toMatchObject({
+      phase: "Ready",
+      observedGeneration: 1,
+      endpoint: "https://dev-apiserver.fleet-dev.svc:6443",
+      version: "v1.36.3",
+      adminKubeconfigSecret: "dev-admin-kubeconfig",
+      lastOperation: { kind: "up", result: "succeeded", changes: { create: 30 } },
+    });
+    expect(h.condition("Ready")).toMatchObject({ status: "True", observedGeneration: 1 });
+    expect(h.condition("CertificatesExpiring")?.status).toBe("False");
+    expect(JSON.stringify(c.status)).not.toContain("apiVersion: v1");
+  });
+
+  it("does nothing but wait until the resync period has passed, then checks drift", async () => {
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    h.advance(60_000);
+    expect(await h.reconciler.reconcile("fleet/dev")).toEqual({ requeueAfter: 240_000 });
+    expect(h.calls).toHaveLength(1);
+    h.advance(240_000);
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.calls.at(-1)).toEqual({ op: "preview", stack: "fleet-dev", refresh: true });
+    expect(h.condition("Drifted")?.status).toBe("False");
+  });
+
+  it("corrects drift with an up, after an Event that says what drifted", async () => {
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    h.advance(300_000);
+    h.engine.drift = { create: 1, update: 1 };
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.calls.map((c) => c.op)).toEqual(["up", "preview", "up"]);
+    expect(h.events.find((e) => e.reason === "Drifted")?.message).toContain("1 to create, 1 to update");
+    expect(h.get().status?.phase).toBe("Ready");
+  });
+
+  it("previews an upgrade as an Event before applying it", async () => {
+    h.put(minimalSpec({ kubernetesVersion: "v1.35.4" }));
+    await h.reconciler.reconcile("fleet/dev");
+    h.objects.set("fleet/dev", { ...h.get(), status: { ...h.get().status, version: "v1.35.4" } });
+    h.put(minimalSpec({ kubernetesVersion: "v1.36.3" }), 2);
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.calls.map((c) => c.op)).toEqual(["up", "preview", "up"]);
+    expect(h.events.find((e) => e.reason === "UpgradePreview")?.message).toMatch(/^v1\.35\.4 → v1\.36\.3: /);
+    expect(h.get().status?.observedGeneration).toBe(2);
+  });
+
+  it("refuses a minor skip as a terminal error, touching nothing", async () => {
+    h.put(minimalSpec({ kubernetesVersion: "v1.34.4" }));
+    await h.reconciler.reconcile("fleet/dev");
+    h.objects.set("fleet/dev", { ...h.get(), status: { ...h.get().status, version: "v1.34.4" } });
+    h.put(minimalSpec({ kubernetesVersion: "v1.36.3" }), 2);
+    await expect(h.reconciler.reconcile("fleet/dev")).rejects.toBeInstanceOf(TerminalError);
+    expect(h.calls).toHaveLength(1);
+    expect(h.condition("Ready")).toMatchObject({ status: "False", reason: "InvalidSpec" });
+    expect(h.get().status?.observedGeneration).toBe(1);
+  });
+
+  it("reports every problem of an invalid spec in the status and an Event, and does not retry", async () => {
+    h.put({ ...minimalSpec(), mode: "huge" as never, etcd: { version: "3.6.16", replicas: 2, storage: {} } });
+    await expect(h.reconciler.reconcile("fleet/dev")).rejects.toBeInstanceOf(TerminalError);
+    expect(h.get().status?.phase).toBe("Failed");
+    const message = h.events.find((e) => e.reason === "InvalidSpec")?.message ?? "";
+    for (const path of ["spec.mode", "spec.etcd.replicas", "spec.etcd.storage"]) expect(message).toContain(path);
+    expect(h.calls).toEqual([]);
+  });
+
+  it("makes no change while paused", async () => {
+    h.put(minimalSpec({ paused: true }));
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.calls).toEqual([]);
+    expect(h.condition("Progressing")).toMatchObject({ status: "False", reason: "Paused" });
+  });
+
+  it("records a failed update and lets the controller back off; a busy stack is looked at later", async () => {
+    h.put();
+    h.engine.failWith = new StackOperationError("fleet-dev", "up", "engine", "Deployment prod-a-apiserver: timed out");
+    await expect(h.reconciler.reconcile("fleet/dev")).rejects.toThrow(/timed out/);
+    expect(h.get().status).toMatchObject({ phase: "Failed", lastOperation: { result: "failed" } });
+    expect(h.condition("Degraded")?.status).toBe("True");
+    h.engine.failWith = new StackOperationError("fleet-dev", "up", "concurrent-update", "locked");
+    expect(await h.reconciler.reconcile("fleet/dev")).toEqual({ requeueAfter: 30_000 });
+  });
+
+  it("destroys and removes the stack before releasing its finalizer", async () => {
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    h.objects.set("fleet/dev", { ...h.get(), metadata: { ...h.get().metadata, deletionTimestamp: new Date("2026-11-25T13:00:00Z") } });
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.engine.destroyed).toEqual(["fleet-dev"]);
+    expect(h.get().metadata.finalizers).toEqual([]);
+  });
+});

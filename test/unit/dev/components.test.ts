@@ -1,0 +1,50 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { componentPlans, pkiLeaves } from "../../../src/dev/components";
+import { defaultConfig, stateTag } from "../../../src/dev/config";
+import { PodAddressAllocator } from "../../../src/dev/node-agent/ipam";
+
+describe("local meta-cluster plan", () => {
+  const config = defaultConfig("/tmp/kok-state", 20000);
+
+  it("puts every process on loopback ports derived from the base", () => {
+    const plans = componentPlans(config);
+    expect(plans.map((p) => [p.name, p.port])).toEqual([
+      ["etcd", 22379],
+      ["kube-apiserver", 26443],
+      ["kube-controller-manager", 30257],
+      ["kube-scheduler", 30259],
+    ]);
+    const apiserver = plans[1].args;
+    expect(apiserver).toContain("--bind-address=127.0.0.1");
+    expect(apiserver).toContain("--authorization-mode=RBAC");
+    expect(apiserver).toContain("--service-account-issuer=https://kubernetes.default.svc.cluster.local");
+    expect(apiserver).toContain("--etcd-servers=https://127.0.0.1:22379");
+  });
+
+  it("signs the apiserver for loopback and its own Service IP, admin as system:masters", () => {
+    const leaves = pkiLeaves(config);
+    expect(leaves.find((l) => l.file === "apiserver")?.ipAddresses).toEqual(["127.0.0.1", "10.0.0.1"]);
+    expect(leaves.find((l) => l.file === "admin")?.organization).toBe("system:masters");
+  });
+
+  it("tags network objects by state directory, within IFNAMSIZ", () => {
+    expect(stateTag("/tmp/a")).not.toBe(stateTag("/tmp/b"));
+    expect(`kok${stateTag("/tmp/a")}`.length).toBeLessThanOrEqual(15);
+  });
+});
+
+describe("pod addresses", () => {
+  it("skips network, gateway and broadcast, keeps an address per uid across restarts, reuses released ones", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "kok-ipam-")), "ipam.json");
+    const ipam = new PodAddressAllocator("10.88.0.0/30", file);
+    expect(ipam.gateway).toBe("10.88.0.1");
+    expect(ipam.allocate("a")).toBe("10.88.0.2");
+    expect(() => ipam.allocate("b")).toThrow(/exhausted/);
+    expect(new PodAddressAllocator("10.88.0.0/30", file).allocate("a")).toBe("10.88.0.2");
+    ipam.release("a");
+    expect(ipam.allocate("b")).toBe("10.88.0.2");
+  });
+});
