@@ -71,6 +71,20 @@ class GuardedWatch extends Watch {
 export type ChangeType = "add" | "update" | "delete" | "resync";
 export type ChangeListener = (key: string, type: ChangeType) => void;
 
+/**
+ * What the Manager needs from an informer, with the object type erased: a
+ * `ResilientInformer<ClusterObject>` is one without a cast (the class itself is not assignable
+ * to `ResilientInformer<KubernetesObject>`, since T also appears in its options' parameters).
+ */
+export interface KeySource {
+  onChange(listener: ChangeListener): void;
+  start(): void;
+  stop(): Promise<void>;
+  hasSynced(): boolean;
+  waitForSync(signal?: AbortSignal): Promise<void>;
+  list(): readonly KubernetesObject[];
+}
+
 /** The part of client-node's informer this wrapper uses; tests substitute a fake. */
 export type ListWatchLike<T extends KubernetesObject> = ClientInformer<T> & ObjectCache<T> & { latestResourceVersion(): string };
 
@@ -96,7 +110,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   readonly makeListWatch?: (kubeConfig: KubeConfig, path: string, list: ListPromise<T>, labelSelector?: string) => ListWatchLike<T>;
 }
 
-export class ResilientInformer<T extends KubernetesObject> {
+export class ResilientInformer<T extends KubernetesObject> implements KeySource {
   private readonly options: InformerOptions<T>;
   private readonly clock: Clock;
   private readonly listWatch: ListWatchLike<T>;
