@@ -67,6 +67,22 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
   return problems;
 }
 
+/** Annotation that makes pulumi-kubernetes' server-side apply take over conflicting fields. */
+export const PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce";
+
+/**
+ * Every Kubernetes object of a ControlPlane is owned by its stack alone, so the stack may take
+ * over fields another field manager holds. This is what makes a create that a killed update had
+ * already sent (its pending operation cleared on recovery) adopt the object instead of failing
+ * with a server-side apply conflict, and what lets drift correction undo a hand edit.
+ */
+function adoptOwnObjects(args: pulumi.ResourceTransformationArgs): pulumi.ResourceTransformationResult | undefined {
+  if (!args.type.startsWith("kubernetes:") || args.type.startsWith("kubernetes:index")) return undefined;
+  const props = args.props as { metadata?: pulumi.Input<k8s.types.input.meta.v1.ObjectMeta> };
+  const metadata = pulumi.output(props.metadata ?? {}).apply((m) => ({ ...m, annotations: { ...(m.annotations ?? {}), [PATCH_FORCE_ANNOTATION]: "true" } }));
+  return { props: { ...props, metadata }, opts: args.opts };
+}
+
 export class ControlPlane extends pulumi.ComponentResource {
   /** Meta-cluster namespace of the masters. */
   readonly namespace: pulumi.Output<string>;
@@ -92,7 +108,7 @@ export class ControlPlane extends pulumi.ComponentResource {
     // Validate before registering anything: a bad spec must leave no trace in the stack.
     const problems = controlPlaneProblems(name, args);
     if (problems.length) throw new SpecValidationError(`ControlPlane "${name}"`, problems);
-    super("kube-on-kube:index:ControlPlane", name, {}, opts);
+    super("kube-on-kube:index:ControlPlane", name, {}, { ...opts, transformations: [...(opts?.transformations ?? []), adoptOwnObjects] });
 
     const spec = resolveClusterSpec(args.spec);
     const namespace = args.namespace ?? name;
