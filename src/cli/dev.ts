@@ -6,9 +6,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_PORT_BASE, DEFAULT_STATE_DIR, defaultConfig, loadConfig, saveConfig, statePaths, type DevConfig } from "../dev/config";
-import { devDown, devStatus, devUp } from "../dev/meta-cluster";
 import { nodePaths } from "../dev/node-agent/cleanup";
-import { runNodeAgent } from "../dev/node-agent/main";
 
 const USAGE = `usage: kok dev <up|down|env|status|logs> [flags]
 
@@ -81,6 +79,8 @@ export async function runDev(argv: string[]): Promise<number> {
         saveConfig(config);
       }
       log(`kok dev up (state ${config.stateDir})`);
+      // Loaded on demand: the node agent process and `kok validate` need none of it (nor Pulumi's SDK).
+      const { devUp } = await import("../dev/meta-cluster");
       await devUp(config, { withNode, log });
       return 0;
     }
@@ -90,6 +90,7 @@ export async function runDev(argv: string[]): Promise<number> {
         log(`nothing to stop: no dev cluster in ${stateDir}`);
         return 0;
       }
+      const { devDown } = await import("../dev/meta-cluster");
       await devDown(config, { purge: values.purge ?? false, log });
       log("kok dev down: done");
       return 0;
@@ -98,6 +99,7 @@ export async function runDev(argv: string[]): Promise<number> {
       console.log(`export KUBECONFIG=${statePaths(requireConfig(stateDir).stateDir).adminKubeconfig}`);
       return 0;
     case "status": {
+      const { devStatus } = await import("../dev/meta-cluster");
       const statuses = await devStatus(requireConfig(stateDir));
       for (const s of statuses) log(`${s.name.padEnd(24)} ${s.pid ? `pid ${s.pid}`.padEnd(12) : "stopped".padEnd(12)} ${s.healthy ? "healthy" : "not healthy"}`);
       return statuses.every((s) => s.healthy) ? 0 : 1;
@@ -105,8 +107,14 @@ export async function runDev(argv: string[]): Promise<number> {
     case "logs":
       if (!positionals[0]) throw new Error("usage: kok dev logs POD [--namespace NS] [--container NAME]");
       return printLogs(requireConfig(stateDir), positionals[0], values.namespace, values.container);
-    case "node-agent":
+    case "node-agent": {
+      const { runNodeAgentSupervisor } = await import("../dev/node-agent/supervisor");
+      return runNodeAgentSupervisor(stateDir);
+    }
+    case "node-agent-worker": {
+      const { runNodeAgent } = await import("../dev/node-agent/main");
       return runNodeAgent(stateDir);
+    }
     default:
       console.error(USAGE);
       return sub === undefined || sub === "help" || sub === "--help" ? 0 : 2;

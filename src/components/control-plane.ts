@@ -24,7 +24,7 @@ import { externalApiServerUrl, internalApiServerUrl, objectNames, type ClusterCo
 import { ControllerManager } from "./controller-manager";
 import { Etcd } from "./etcd";
 import { kubeconfigOutput } from "./kubeconfig";
-import { masterSecret } from "./master-workload";
+import { FORCE_APPLY_ANNOTATIONS, masterSecret } from "./master-workload";
 import { ClusterPki, type PemPair } from "./pki";
 import { Scheduler } from "./scheduler";
 
@@ -120,7 +120,7 @@ export class ControlPlane extends pulumi.ComponentResource {
         ? undefined
         : new k8s.core.v1.Namespace(
             `${name}-namespace`,
-            { metadata: { name: namespace, labels: { "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube" } } },
+            { metadata: { name: namespace, labels: { "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube" }, annotations: FORCE_APPLY_ANNOTATIONS } },
             { parent: this },
           );
     const inNamespace: pulumi.CustomResourceOptions = { parent: this, dependsOn: ns ? [ns] : [] };

@@ -44,6 +44,14 @@ async function deploy(name: string, args: ConstructorParameters<typeof ControlPl
 beforeEach(() => recorder.reset());
 
 describe("ControlPlane in standard mode", () => {
+  it("marks every object it owns for forced apply, so hand edits can be reverted", async () => {
+    await deploy("prod-a", { spec: standardSpec(), namespace: "kok-prod-a" });
+    const kinds = [K.ns, K.sts, K.deploy, K.svc, K.secret, K.pdb];
+    const objects = kinds.flatMap((kind) => recorder.ofType(kind).map(inputs));
+    expect(objects.length).toBeGreaterThan(15);
+    for (const o of objects) expect(o.metadata.annotations?.["pulumi.com/patchForce"], `${o.kind ?? ""} ${o.metadata.name}`).toBe("true");
+  });
+
   it("renders the HA layout: 3 etcd members, HA masters, PDBs and anti-affinity for each", async () => {
     await deploy("prod-a", { spec: standardSpec(), namespace: "kok-prod-a" });
     expect(count(K.ns)).toBe(1);

@@ -14,11 +14,12 @@ import { stringify } from "yaml";
 import { toolchainBinary, toolchainDir } from "../../src/dev/toolchain";
 import { allCustomResourceDefinitions } from "../../src/operator/crds";
 import { startOperator, type RunningOperator } from "../../src/operator/operator";
-import { devUp, eventually, kok, newDevCluster } from "../support/dev-cluster";
+import { devUp, eventually, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 import { minimalSpec } from "../support/specs";
 
 const NODE_PORT = 31644;
-const cluster = newDevCluster(13000, "10.91.0.0/16");
+// Ports and pod range found free when the suite starts (a concurrent run must not collide).
+let cluster: DevCluster;
 const work = mkdtempSync(join(tmpdir(), "kok-operator-e2e-"));
 const kubectl = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args], { encoding: "utf8" });
 const json = <T>(...args: string[]) => JSON.parse(kubectl(...args, "-o", "json")) as T;
@@ -40,6 +41,7 @@ interface ClusterJson {
 let operator: RunningOperator | undefined;
 
 beforeAll(async () => {
+  cluster = await newDevCluster();
   await devUp(cluster);
   const crds = join(work, "crds.yaml");
   writeFileSync(crds, allCustomResourceDefinitions().map((d) => stringify(d)).join("---\n"));
@@ -71,7 +73,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await operator?.stop();
-  await kok(["dev", "down", ...cluster.args, "--purge"]);
+  if (cluster) await kok(["dev", "down", ...cluster.args, "--purge"]);
 });
 
 describe("the operator reconciles a Cluster resource", () => {

@@ -5,16 +5,16 @@
  * without them.
  */
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stateTag } from "../../src/dev/config";
-import { clientFor, devUp, eventually, kok, newDevCluster } from "../support/dev-cluster";
+import { clientFor, devUp, eventually, freeNodePort, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 
-const cluster = newDevCluster(11000, "10.89.0.0/16");
-const tag = stateTag(cluster.stateDir);
-const NODE_PORT = 32079;
+let cluster: DevCluster;
+let tag: string;
+let NODE_PORT: number;
 
 function netnsOfThisCluster(): string[] {
   return execFileSync("ip", ["netns", "list"], { encoding: "utf8" })
@@ -30,6 +30,20 @@ function running(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Live processes whose command line contains `text` (as `pgrep -f`, without needing procps). */
+function pidsMatching(text: string): number[] {
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry) && running(Number(entry)))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").includes(text);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 function httpGet(url: string): Promise<string> {
@@ -88,10 +102,14 @@ describe("kok dev", () => {
   let upOutput = "";
 
   beforeAll(async () => {
+    cluster = await newDevCluster();
+    tag = stateTag(cluster.stateDir);
+    NODE_PORT = await freeNodePort();
     upOutput = (await devUp(cluster)).stdout;
   });
 
   afterAll(async () => {
+    if (!cluster) return;
     // Whatever a failed test left running is stopped; the last test checks that down is clean.
     await kok(["dev", "down", ...cluster.args, "--purge"]);
   });
@@ -120,19 +138,21 @@ describe("kok dev", () => {
   });
 
   it("refuses a taken port, naming it and what to do", async () => {
-    const other = newDevCluster(11000, "10.91.0.0/16");
-    const result = await kok(["dev", "up", ...other.args, "--port-base", "11000", "--no-node"]);
+    const other = await newDevCluster();
+    const result = await kok(["dev", "up", ...other.args, "--port-base", String(cluster.portBase), "--no-node"]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain("port 13379 (etcd) on 127.0.0.1 is in use");
+    expect(result.stderr).toContain(`port ${cluster.portBase + 2379} (etcd) on 127.0.0.1 is in use`);
     expect(result.stderr).toContain("--port-base");
+    rmSync(other.stateDir, { recursive: true, force: true });
   });
 
   it("names a missing binary and how to build it", async () => {
-    const other = newDevCluster(11500, "10.92.0.0/16");
+    const other = await newDevCluster();
     const result = await kok(["dev", "up", ...other.args, "--no-node"], { KOK_TOOLCHAIN_DIR: join(other.stateDir, "no-toolchain") });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/etcd not found at .*no-toolchain\/bin\/etcd: build it with `npm run toolchain`/);
     expect(result.stderr).toMatch(/kube-apiserver not found/);
+    rmSync(other.stateDir, { recursive: true, force: true });
   });
 
   it("runs a Deployment's Pod through the node agent until the Deployment is Available", async () => {
@@ -155,7 +175,7 @@ describe("kok dev", () => {
 
     const pods = await core.listNamespacedPod({ namespace: "default", labelSelector: "app=kv" });
     const pod = pods.items[0];
-    expect(pod.status?.podIP).toMatch(/^10\.89\./);
+    expect(pod.status?.podIP).toMatch(new RegExp(`^${cluster.podCIDR.split(".").slice(0, 2).join("\\.")}\\.`));
     expect(pod.status?.containerStatuses?.[0]?.ready).toBe(true);
     expect(netnsOfThisCluster()).toHaveLength(1);
     // The pod's mounts stay in its own mount namespace.
@@ -169,6 +189,22 @@ describe("kok dev", () => {
     const pod = (await core.listNamespacedPod({ namespace: "default", labelSelector: "app=kv" })).items[0];
     expect(resolved.split(/\s+/)[0]).toBe(pod.status?.podIP);
     const health = await eventually("NodePort proxy", async () => JSON.parse(await httpGet(`http://127.0.0.1:${NODE_PORT}/health`)) as { health: string });
+    expect(health.health).toBe("true");
+  });
+
+  it("restarts a crashed node agent, which starts the Pod's process again", async () => {
+    const etcdPid = () => pidsMatching("etcd --name=kv-").join(" ");
+    const before = etcdPid();
+    const workerPid = () => pidsMatching(`node-agent-worker --state-dir ${cluster.stateDir}`).join(" ");
+    const worker = workerPid();
+    process.kill(Number(worker), "SIGKILL");
+    const after = await eventually("etcd started again by a new agent", async () => {
+      const pid = etcdPid();
+      return pid && pid !== before ? pid : undefined;
+    });
+    expect(after).not.toBe(before);
+    expect(workerPid()).not.toBe(worker);
+    const health = await eventually("NodePort answers again", async () => JSON.parse(await httpGet(`http://127.0.0.1:${NODE_PORT}/health`)) as { health: string });
     expect(health.health).toBe("true");
   });
 

@@ -1,13 +1,14 @@
 /**
  * Drives `kok dev` as a user does (a real `kok` process through tsx) for the integration and e2e
- * tests, each with its own state directory, ports and pod range so they never touch a developer's
- * dev cluster.
+ * tests, each with its own state directory and with ports and a pod range found free at the time,
+ * so they never touch a developer's dev cluster or a concurrent test run.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as k8s from "@kubernetes/client-node";
+import { isPortFree } from "../../src/dev/ports";
 
 const ROOT = resolve(__dirname, "..", "..");
 const TSX = join(ROOT, "node_modules", ".bin", "tsx");
@@ -39,8 +40,40 @@ export interface DevCluster {
   readonly args: string[];
 }
 
-export function newDevCluster(portBase: number, podCIDR: string): DevCluster {
+const STANDARD_PORTS = [2379, 2380, 6443, 10257, 10259];
+const inNodePortRange = (port: number) => port >= 30000 && port <= 32767;
+
+/** A port base whose five ports are free now (test runs on one machine must not collide). */
+export async function freePortBase(): Promise<number> {
+  for (;;) {
+    const base = 11000 + 100 * Math.floor(Math.random() * 250);
+    const ports = STANDARD_PORTS.map((p) => base + p);
+    if (ports.some(inNodePortRange)) continue;
+    if ((await Promise.all(ports.map((p) => isPortFree(p)))).every(Boolean)) return base;
+  }
+}
+
+/** A nodePort no listener uses now. */
+export async function freeNodePort(): Promise<number> {
+  for (;;) {
+    const port = 30000 + Math.floor(Math.random() * 2768);
+    if (await isPortFree(port)) return port;
+  }
+}
+
+/** A 10.X.0.0/16 pod range no interface of this machine has an address in. */
+export function freePodCidr(): string {
+  const used = execFileSync("ip", ["-o", "-4", "addr", "show"], { encoding: "utf8" });
+  for (;;) {
+    const second = 100 + Math.floor(Math.random() * 150);
+    if (!used.includes(` 10.${second}.`)) return `10.${second}.0.0/16`;
+  }
+}
+
+export async function newDevCluster(): Promise<DevCluster> {
   const stateDir = mkdtempSync(join(tmpdir(), "kok-dev-test-"));
+  const portBase = await freePortBase();
+  const podCIDR = freePodCidr();
   return { stateDir, portBase, podCIDR, kubeconfig: join(stateDir, "admin.kubeconfig"), args: ["--state-dir", stateDir] };
 }
 

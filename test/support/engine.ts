@@ -3,6 +3,7 @@
  * `npm run toolchain`, a `file://` backend in a temp dir, a passphrase, no plugin downloads.
  * A missing tool fails the test at once with the command that builds it; nothing is skipped.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
@@ -64,4 +65,23 @@ export function readStateFile(backendDir: string): string {
   walk(root);
   if (files.length === 0) throw new Error(`no stack state under ${root}`);
   return files.map((f) => readFileSync(f, "utf8")).join("\n");
+}
+
+/** The provider plugins a ControlPlane needs, at the versions the pinned npm SDKs ask for. */
+export const CONTROL_PLANE_PLUGINS = [
+  { name: "kubernetes", version: "4.25.0" },
+  { name: "tls", version: "5.3.0" },
+];
+
+/** Fails loudly, naming each provider plugin the engine would need and does not have. */
+export function assertPlugins(plugins: readonly { name: string; version: string }[]): void {
+  const env = engineEnv();
+  const listed = JSON.parse(execFileSync(path.join(TOOLCHAIN_DIR, "bin", "pulumi"), ["plugin", "ls", "--json"], { env: { ...process.env, ...env }, encoding: "utf8" })) as {
+    name: string;
+    version: string;
+  }[];
+  const missing = plugins.filter((p) => !listed.some((l) => l.name === p.name && l.version === p.version));
+  if (missing.length) {
+    throw new Error(`Pulumi plugins missing in ${env.PULUMI_HOME}: ${missing.map((m) => `${m.name} ${m.version}`).join(", ")}; build them with \`npm run toolchain\``);
+  }
 }

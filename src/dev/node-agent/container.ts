@@ -83,6 +83,11 @@ export class ContainerRunner {
       });
       child.once("error", (error) => {
         this.log(`${this.name}: ${error.message}`);
+        // A process that never started emits no "exit": count it as a failed start.
+        if (child.pid === undefined) {
+          this.onExit(127, null, startedAt);
+          resolve();
+        }
       });
     });
     this.startProbes(child);

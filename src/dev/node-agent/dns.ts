@@ -10,6 +10,7 @@ const TYPE_A = 1;
 const CLASS_IN = 1;
 const RCODE_NXDOMAIN = 3;
 const RCODE_FORMERR = 1;
+const RCODE_SERVFAIL = 2;
 
 export interface DnsQuestion {
   readonly id: number;
@@ -67,10 +68,10 @@ export function buildResponse(q: DnsQuestion, addresses: readonly string[] | und
   return Buffer.concat([header, q.questionBytes, ...records]);
 }
 
-function formatError(packet: Buffer): Buffer | undefined {
+function errorReply(packet: Buffer, rcode: number): Buffer | undefined {
   if (packet.length < 12) return undefined;
   const header = Buffer.from(packet.subarray(0, 12));
-  header.writeUInt16BE(0x8000 | RCODE_FORMERR, 2);
+  header.writeUInt16BE(0x8000 | rcode, 2);
   header.writeUInt32BE(0, 4);
   header.writeUInt32BE(0, 8);
   return header;
@@ -84,7 +85,14 @@ export function startDnsServer(host: string, port: number, lookup: Lookup, onErr
     const socket = createSocket("udp4");
     socket.on("message", (packet, peer) => {
       const question = parseQuery(packet);
-      const reply = question ? buildResponse(question, lookup(question.name)) : formatError(packet);
+      let reply: Buffer | undefined;
+      try {
+        reply = question ? buildResponse(question, lookup(question.name)) : errorReply(packet, RCODE_FORMERR);
+      } catch (error) {
+        // A bad object in the informer cache must cost one answer, not the agent.
+        onError(error as Error);
+        reply = errorReply(packet, RCODE_SERVFAIL);
+      }
       if (reply) socket.send(reply, peer.port, peer.address);
     });
     socket.once("error", reject);

@@ -150,8 +150,15 @@ export async function runNodeAgent(stateDir: string): Promise<number> {
       log("stopped");
       resolve(0);
     };
-    process.once("SIGTERM", () => void shutdown("SIGTERM"));
-    process.once("SIGINT", () => void shutdown("SIGINT"));
+    // The supervisor forwards the SIGTERM that `down` sends to the whole group: act on the first only.
+    let shuttingDown = false;
+    const onSignal = (signal: string) => {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      void shutdown(signal);
+    };
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("SIGINT", () => onSignal("SIGINT"));
   });
 }
 

@@ -102,6 +102,14 @@ export class PodRunner {
   /** Volumes and containers; on failure the reason goes to status and it is tried again. */
   private async prepareAndStart(): Promise<void> {
     if (this.stopped || !this.podIP || !this.netns) return;
+    if (this.pod.spec?.initContainers?.length) {
+      // Starting the main containers without their init steps would be a lie about readiness.
+      const message = "init containers are not supported by the kok dev node";
+      for (const c of this.pending.keys()) this.pending.set(c, { kind: "waiting", reason: "CreateContainerConfigError", message });
+      this.deps.log(`${this.key}: ${message}`);
+      this.deps.onChange(this);
+      return;
+    }
     const facts: PodFacts = { pod: this.pod, podIP: this.podIP, hostIP: this.deps.hostIP };
     let volumes: Map<string, string>;
     try {

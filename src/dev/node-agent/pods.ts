@@ -73,7 +73,14 @@ export class PodManager {
     const fresh = new PodRunner(pod, { ...this.deps, onChange: (r) => this.markStatus(r) });
     this.runners.set(key, fresh);
     this.deps.log(`${key}: starting`);
-    await fresh.start();
+    try {
+      await fresh.start();
+    } catch (error) {
+      // Undo the half-made Pod so the retry starts from scratch.
+      this.runners.delete(key);
+      await fresh.stop().catch(() => undefined);
+      throw error;
+    }
   }
 
   /** Status writes are coalesced per Pod: at most one in flight, the latest snapshot wins. */

@@ -51,7 +51,8 @@ export class ServiceRegistry {
    * before any of them is Ready.
    */
   private endpointsOf(namespace: string, service: string): { addresses: string[]; hostname?: string }[] {
-    return this.slicesOf(namespace, service).flatMap((s) => s.endpoints.filter((e) => e.conditions?.ready !== false));
+    // The API sends `endpoints: null` for a Service that has none.
+    return this.slicesOf(namespace, service).flatMap((s) => (s.endpoints ?? []).filter((e) => e.conditions?.ready !== false));
   }
 
   /** A records for a name, or undefined when it is not a name of ours (NXDOMAIN). */
@@ -80,7 +81,7 @@ export class ServiceRegistry {
     for (const slice of this.slicesOf(namespace, service)) {
       const port = (slice.ports ?? []).find((p) => (p.name ?? "") === (portName ?? ""));
       if (!port?.port) continue;
-      for (const endpoint of slice.endpoints) {
+      for (const endpoint of slice.endpoints ?? []) {
         if (endpoint.conditions?.ready === false) continue;
         for (const address of endpoint.addresses) result.push({ address, port: port.port });
       }

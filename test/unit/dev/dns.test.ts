@@ -62,6 +62,14 @@ describe("ServiceRegistry names", () => {
     expect(registry.lookup("example.com")).toBeUndefined();
   });
 
+  it("copes with a Service whose slice has no endpoints (the API sends null)", () => {
+    const empty = new ServiceRegistry("cluster.local");
+    empty.upsertService({ metadata: { name: "api", namespace: "e2e" }, spec: {} });
+    empty.upsertSlice({ metadata: { name: "api-x", namespace: "e2e", labels: { "kubernetes.io/service-name": "api" } }, addressType: "IPv4", endpoints: null as never });
+    expect(empty.lookup("api.e2e.svc")).toEqual([]);
+    expect(empty.backends("e2e", "api", "https")).toEqual([]);
+  });
+
   it("gives NodePort proxies the ready backends of the named port", () => {
     expect(registry.backends("e2e", "e2e-etcd", "client")).toEqual([{ address: "10.88.0.5", port: 2379 }]);
     expect(registry.backends("e2e", "e2e-etcd", "peer")).toEqual([]);
