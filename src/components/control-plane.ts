@@ -24,7 +24,7 @@ import { externalApiServerUrl, internalApiServerUrl, objectNames, type ClusterCo
 import { ControllerManager } from "./controller-manager";
 import { Etcd } from "./etcd";
 import { kubeconfigOutput } from "./kubeconfig";
-import { FORCE_APPLY_ANNOTATIONS, masterSecret } from "./master-workload";
+import { masterSecret } from "./master-workload";
 import { ClusterPki, type PemPair } from "./pki";
 import { Scheduler } from "./scheduler";
 
@@ -72,9 +72,10 @@ export const PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce";
 
 /**
  * Every Kubernetes object of a ControlPlane is owned by its stack alone, so the stack may take
- * over fields another field manager holds. This is what makes a create that a killed update had
- * already sent (its pending operation cleared on recovery) adopt the object instead of failing
- * with a server-side apply conflict, and what lets drift correction undo a hand edit.
+ * over fields another field manager holds. Server-side apply otherwise refuses with a "field
+ * conflict": a hand edit (`kubectl edit`) makes its manager co-own the fields, so drift could
+ * never be corrected, and a create that a killed update had already sent (its pending operation
+ * cleared on recovery) could never be adopted. One transformation, so no object can miss it.
  */
 function adoptOwnObjects(args: pulumi.ResourceTransformationArgs): pulumi.ResourceTransformationResult | undefined {
   if (!args.type.startsWith("kubernetes:") || args.type.startsWith("kubernetes:index")) return undefined;
@@ -120,7 +121,7 @@ export class ControlPlane extends pulumi.ComponentResource {
         ? undefined
         : new k8s.core.v1.Namespace(
             `${name}-namespace`,
-            { metadata: { name: namespace, labels: { "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube" }, annotations: FORCE_APPLY_ANNOTATIONS } },
+            { metadata: { name: namespace, labels: { "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube" } } },
             { parent: this },
           );
     const inNamespace: pulumi.CustomResourceOptions = { parent: this, dependsOn: ns ? [ns] : [] };

@@ -154,13 +154,6 @@ describe("ControlPlane in standard mode", () => {
     }
   });
 
-  it("lets the stack take over fields of its own objects (adoption after a crash, drift correction)", async () => {
-    await deploy("prod-a", { spec: standardSpec() });
-    const k8sObjects = recorder.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:"));
-    expect(k8sObjects.length).toBeGreaterThan(15);
-    for (const r of k8sObjects) expect(plain<Obj>(inputs(r).metadata).annotations?.["pulumi.com/patchForce"], r.name).toBe("true");
-  });
-
   it("orders the masters etcd → apiserver → controller-manager/scheduler", async () => {
     await deploy("prod-a", { spec: standardSpec() });
     const dependsOn = (name: string) => recorder.named(name).dependsOn;

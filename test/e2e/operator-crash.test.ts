@@ -12,11 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { toolchainBinary, toolchainDir } from "../../src/dev/toolchain";
 import { allCustomResourceDefinitions } from "../../src/operator/crds";
-import { devUp, eventually, kok, newDevCluster } from "../support/dev-cluster";
+import { devUp, eventually, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 import { minimalSpec } from "../support/specs";
 
 const REPO = resolve(__dirname, "..", "..");
-const cluster = newDevCluster(14000, "10.92.0.0/16");
+let cluster: DevCluster;
 const work = mkdtempSync(join(tmpdir(), "kok-crash-e2e-"));
 const kubectl = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args], { encoding: "utf8" });
 
@@ -55,6 +55,7 @@ function killGroup(child: ChildProcess): Promise<void> {
 let operator: ChildProcess | undefined;
 
 beforeAll(async () => {
+  cluster = await newDevCluster();
   await devUp(cluster);
   const crds = join(work, "crds.yaml");
   writeFileSync(crds, allCustomResourceDefinitions().map((d) => stringify(d)).join("---\n"));
@@ -66,7 +67,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (operator) await killGroup(operator);
-  await kok(["dev", "down", ...cluster.args, "--purge"]);
+  if (cluster) await kok(["dev", "down", ...cluster.args, "--purge"]);
 });
 
 describe("an operator killed in the middle of an update", () => {
