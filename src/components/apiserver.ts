@@ -13,7 +13,7 @@ import {
   selectorLabels,
   type ClusterContext,
 } from "./cluster-context";
-import { disruptionBudget, FORCE_APPLY_ANNOTATIONS, httpProbe, masterDeployment, masterSecret } from "./master-workload";
+import { disruptionBudget, httpProbe, masterDeployment, masterSecret } from "./master-workload";
 import type { PemPair } from "./pki";
 
 export interface ApiServerArgs {
@@ -109,7 +109,7 @@ export class ApiServer extends pulumi.ComponentResource {
     this.headlessService = new k8s.core.v1.Service(
       `${name}-headless`,
       {
-        metadata: { name: names.apiServerHeadlessService, namespace: ctx.namespace, labels, annotations: FORCE_APPLY_ANNOTATIONS },
+        metadata: { name: names.apiServerHeadlessService, namespace: ctx.namespace, labels },
         spec: { clusterIP: "None", selector, ports: [servicePort] },
       },
       child,
@@ -121,7 +121,7 @@ export class ApiServer extends pulumi.ComponentResource {
           name: names.apiServerService,
           namespace: ctx.namespace,
           labels,
-          annotations: { ...spec.service.annotations, ...FORCE_APPLY_ANNOTATIONS },
+          annotations: Object.keys(spec.service.annotations).length ? spec.service.annotations : undefined,
         },
         spec: {
           type: spec.service.type,

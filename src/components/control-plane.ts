@@ -24,7 +24,7 @@ import { externalApiServerUrl, internalApiServerUrl, objectNames, type ClusterCo
 import { ControllerManager } from "./controller-manager";
 import { Etcd } from "./etcd";
 import { kubeconfigOutput } from "./kubeconfig";
-import { FORCE_APPLY_ANNOTATIONS, masterSecret } from "./master-workload";
+import { masterSecret } from "./master-workload";
 import { ClusterPki, type PemPair } from "./pki";
 import { Scheduler } from "./scheduler";
 
@@ -67,6 +67,23 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
   return problems;
 }
 
+/** Annotation that makes pulumi-kubernetes' server-side apply take over conflicting fields. */
+export const PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce";
+
+/**
+ * Every Kubernetes object of a ControlPlane is owned by its stack alone, so the stack may take
+ * over fields another field manager holds. Server-side apply otherwise refuses with a "field
+ * conflict": a hand edit (`kubectl edit`) makes its manager co-own the fields, so drift could
+ * never be corrected, and a create that a killed update had already sent (its pending operation
+ * cleared on recovery) could never be adopted. One transformation, so no object can miss it.
+ */
+function adoptOwnObjects(args: pulumi.ResourceTransformationArgs): pulumi.ResourceTransformationResult | undefined {
+  if (!args.type.startsWith("kubernetes:") || args.type.startsWith("kubernetes:index")) return undefined;
+  const props = args.props as { metadata?: pulumi.Input<k8s.types.input.meta.v1.ObjectMeta> };
+  const metadata = pulumi.output(props.metadata ?? {}).apply((m) => ({ ...m, annotations: { ...(m.annotations ?? {}), [PATCH_FORCE_ANNOTATION]: "true" } }));
+  return { props: { ...props, metadata }, opts: args.opts };
+}
+
 export class ControlPlane extends pulumi.ComponentResource {
   /** Meta-cluster namespace of the masters. */
   readonly namespace: pulumi.Output<string>;
@@ -92,7 +109,7 @@ export class ControlPlane extends pulumi.ComponentResource {
     // Validate before registering anything: a bad spec must leave no trace in the stack.
     const problems = controlPlaneProblems(name, args);
     if (problems.length) throw new SpecValidationError(`ControlPlane "${name}"`, problems);
-    super("kube-on-kube:index:ControlPlane", name, {}, opts);
+    super("kube-on-kube:index:ControlPlane", name, {}, { ...opts, transformations: [...(opts?.transformations ?? []), adoptOwnObjects] });
 
     const spec = resolveClusterSpec(args.spec);
     const namespace = args.namespace ?? name;
@@ -104,7 +121,7 @@ export class ControlPlane extends pulumi.ComponentResource {
         ? undefined
         : new k8s.core.v1.Namespace(
             `${name}-namespace`,
-            { metadata: { name: namespace, labels: { "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube" }, annotations: FORCE_APPLY_ANNOTATIONS } },
+            { metadata: { name: namespace, labels: { "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube" } } },
             { parent: this },
           );
     const inNamespace: pulumi.CustomResourceOptions = { parent: this, dependsOn: ns ? [ns] : [] };

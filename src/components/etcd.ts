@@ -13,7 +13,7 @@ import {
   renderFlags,
   type ClusterContext,
 } from "./cluster-context";
-import { CHECKSUM_ANNOTATION, disruptionBudget, FORCE_APPLY_ANNOTATIONS, httpProbe, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
+import { CHECKSUM_ANNOTATION, disruptionBudget, httpProbe, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
 import type { PemPair } from "./pki";
 
 export interface EtcdArgs {
@@ -90,7 +90,7 @@ export class Etcd extends pulumi.ComponentResource {
     this.peerService = new k8s.core.v1.Service(
       `${name}-peer`,
       {
-        metadata: { name: names.etcdPeerService, namespace: ctx.namespace, labels, annotations: FORCE_APPLY_ANNOTATIONS },
+        metadata: { name: names.etcdPeerService, namespace: ctx.namespace, labels },
         // Members must resolve each other before any is Ready, or the first quorum never forms.
         spec: { clusterIP: "None", publishNotReadyAddresses: true, selector, ports },
       },
@@ -99,7 +99,7 @@ export class Etcd extends pulumi.ComponentResource {
     this.clientService = new k8s.core.v1.Service(
       `${name}-client`,
       {
-        metadata: { name: names.etcdClientService, namespace: ctx.namespace, labels, annotations: FORCE_APPLY_ANNOTATIONS },
+        metadata: { name: names.etcdClientService, namespace: ctx.namespace, labels },
         spec: { type: "ClusterIP", selector, ports: [ports[0]] },
       },
       child,
@@ -111,7 +111,7 @@ export class Etcd extends pulumi.ComponentResource {
     this.statefulSet = new k8s.apps.v1.StatefulSet(
       `${name}-statefulset`,
       {
-        metadata: { name: names.etcd, namespace: ctx.namespace, labels, annotations: FORCE_APPLY_ANNOTATIONS },
+        metadata: { name: names.etcd, namespace: ctx.namespace, labels },
         spec: {
           serviceName: names.etcdPeerService,
           replicas: spec.replicas,

@@ -8,13 +8,6 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { componentLabels, selectorLabels, type ClusterContext, type MasterComponent } from "./cluster-context";
 
-/**
- * On every object the ControlPlane owns. A hand edit (`kubectl edit/patch`) makes its field manager
- * co-own the edited fields, and server-side apply then refuses to set them back ("field
- * conflict"), so drift could never be corrected; with this annotation our apply takes them back.
- */
-export const FORCE_APPLY_ANNOTATIONS: Readonly<Record<string, string>> = { "pulumi.com/patchForce": "true" };
-
 /** Pod template annotation whose change rolls the pods (certificates renewed, kubeconfig changed). */
 export const CHECKSUM_ANNOTATION = "kubeonkube.io/secret-checksum";
 
@@ -68,7 +61,7 @@ export function masterSecret(
   return new k8s.core.v1.Secret(
     resourceName,
     {
-      metadata: { name: objectName, namespace: ctx.namespace, labels: componentLabels(ctx.name, component), annotations: FORCE_APPLY_ANNOTATIONS },
+      metadata: { name: objectName, namespace: ctx.namespace, labels: componentLabels(ctx.name, component) },
       type: "Opaque",
       stringData: pulumi.secret(pulumi.output(data)) as pulumi.Output<Record<string, string>>,
     },
@@ -88,7 +81,7 @@ export function disruptionBudget(
   return new k8s.policy.v1.PodDisruptionBudget(
     resourceName,
     {
-      metadata: { name: objectName, namespace: ctx.namespace, labels: componentLabels(ctx.name, component), annotations: FORCE_APPLY_ANNOTATIONS },
+      metadata: { name: objectName, namespace: ctx.namespace, labels: componentLabels(ctx.name, component) },
       spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(ctx.name, component) } },
     },
     opts,
@@ -138,7 +131,7 @@ export function masterDeployment(
   return new k8s.apps.v1.Deployment(
     resourceName,
     {
-      metadata: { name: p.objectName, namespace: ctx.namespace, labels, annotations: FORCE_APPLY_ANNOTATIONS },
+      metadata: { name: p.objectName, namespace: ctx.namespace, labels },
       spec: {
         replicas: p.replicas,
         selector: { matchLabels: selectorLabels(ctx.name, p.component) },

@@ -17,8 +17,9 @@ import {
   ADD,
   DELETE,
   ERROR,
+  ListWatch,
   UPDATE,
-  makeInformer,
+  Watch,
   type Informer as ClientInformer,
   type KubeConfig,
   type KubernetesObject,
@@ -29,8 +30,60 @@ import { realClock, sleep, type CancelTimer, type Clock } from "./clock";
 import { objectKey, splitKey } from "./keys";
 import { exponentialDelay, type BackoffOptions } from "./rate-limiter";
 
+/**
+ * client-node's Watch with two guards ListWatch lacks:
+ * - Failures before the request is sent (building credentials, an exec auth plugin failing)
+ *   are thrown, not passed to `done`. ListWatch re-watches from inside its own done callback,
+ *   where such a throw becomes an unhandled rejection — fatal under Node's default
+ *   `--unhandled-rejections=throw` — and leaves the watch dead. Here they go to `done`, an
+ *   ordinary error the wrapper restarts from.
+ * - ListWatch re-watches at once whenever a watch ends cleanly; a proxy or apiserver that ends
+ *   every watch immediately would make that a hot loop (seen: 400 requests a second against a
+ *   server that does so). Consecutive watch requests are spaced by at least `minIntervalMs`,
+ *   as client-go's reflector backs off between watches.
+ */
+class GuardedWatch extends Watch {
+  private lastStart = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly guard: { readonly clock: Clock; readonly minIntervalMs: number; readonly wait: (ms: number) => Promise<unknown>; readonly stopped: AbortSignal },
+  ) {
+    super(kubeConfig);
+  }
+
+  override async watch(...args: Parameters<Watch["watch"]>): Promise<AbortController> {
+    const done = args[3];
+    try {
+      const wait = this.lastStart + this.guard.minIntervalMs - this.guard.clock.now();
+      if (wait > 0) await this.guard.wait(wait);
+      // Stopped while spacing: ListWatch has given up on this request; do not start it.
+      if (this.guard.stopped.aborted) return new AbortController();
+      this.lastStart = this.guard.clock.now();
+      return await super.watch(...args);
+    } catch (err) {
+      done(err);
+      return new AbortController();
+    }
+  }
+}
+
 export type ChangeType = "add" | "update" | "delete" | "resync";
 export type ChangeListener = (key: string, type: ChangeType) => void;
+
+/**
+ * What the Manager needs from an informer, with the object type erased: a
+ * `ResilientInformer<ClusterObject>` is one without a cast (the class itself is not assignable
+ * to `ResilientInformer<KubernetesObject>`, since T also appears in its options' parameters).
+ */
+export interface KeySource {
+  onChange(listener: ChangeListener): void;
+  start(): void;
+  stop(): Promise<void>;
+  hasSynced(): boolean;
+  waitForSync(signal?: AbortSignal): Promise<void>;
+  list(): readonly KubernetesObject[];
+}
 
 /** The part of client-node's informer this wrapper uses; tests substitute a fake. */
 export type ListWatchLike<T extends KubernetesObject> = ClientInformer<T> & ObjectCache<T> & { latestResourceVersion(): string };
@@ -44,18 +97,20 @@ export interface InformerOptions<T extends KubernetesObject> {
   readonly labelSelector?: string;
   /** Backoff between restarts after errors. Default 500 ms doubling to 30 s; reset once a list or event succeeds. */
   readonly restartBackoff?: BackoffOptions;
-  /** How a restart waits; inject to control time in tests. Default: a timer on `clock`. */
+  /** How restarts and watch spacing wait; inject to control time in tests. Default: a timer on `clock`. */
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<unknown>;
   readonly clock?: Clock;
+  /** Least time between two watch requests, even after a clean close. Default 1000 ms. */
+  readonly minWatchIntervalMs?: number;
   /** Re-report every cached key this often (drift checks). 0 or absent: never. */
   readonly resyncPeriodMs?: number;
   /** Told about each failure and the delay before the next attempt (logs, metrics). */
   readonly onError?: (err: unknown, restartInMs: number) => void;
-  /** Builds the underlying ListWatch; default client-node's `makeInformer`. */
+  /** Builds the underlying ListWatch; default client-node's ListWatch over a GuardedWatch. */
   readonly makeListWatch?: (kubeConfig: KubeConfig, path: string, list: ListPromise<T>, labelSelector?: string) => ListWatchLike<T>;
 }
 
-export class ResilientInformer<T extends KubernetesObject> {
+export class ResilientInformer<T extends KubernetesObject> implements KeySource {
   private readonly options: InformerOptions<T>;
   private readonly clock: Clock;
   private readonly listWatch: ListWatchLike<T>;
@@ -73,11 +128,18 @@ export class ResilientInformer<T extends KubernetesObject> {
   constructor(options: InformerOptions<T>) {
     this.options = options;
     this.clock = options.clock ?? realClock;
-    const make = options.makeListWatch ?? ((kc, path, list, selector) => makeInformer(kc, path, list, selector) as ListWatchLike<T>);
+    const guard = {
+      clock: this.clock,
+      minIntervalMs: options.minWatchIntervalMs ?? 1000,
+      wait: (ms: number) => this.wait(ms),
+      stopped: this.abort.signal,
+    };
+    const make = options.makeListWatch ?? ((kc, path, list, selector) => new ListWatch<T>(path, new GuardedWatch(kc, guard), list, false, selector));
     this.listWatch = make(options.kubeConfig, options.path, () => this.listAndNoteSync(), options.labelSelector);
     const report = (type: ChangeType) => (obj: T) => {
       this.failures = 0;
-      this.emit(objectKey(obj), type);
+      // Watch events always carry a name; if one does not, skip it rather than throw into ListWatch.
+      if (obj.metadata?.name) this.emit(objectKey(obj), type);
     };
     this.listWatch.on(ADD, report("add"));
     this.listWatch.on(UPDATE, report("update"));
@@ -128,7 +190,8 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   private connect(): void {
-    // start() only rejects on local problems (no current cluster); treat them like any failure.
+    // Failures normally arrive through the ERROR callback; a rejection here would be a throw
+    // inside ListWatch itself. Either way it is a failure to restart from.
     this.listWatch.start().catch((err: unknown) => this.failed(err));
   }
 
@@ -156,11 +219,14 @@ export class ResilientInformer<T extends KubernetesObject> {
     } catch {
       // A broken log hook must not stop the restart.
     }
-    const wait = this.options.sleep ?? ((ms: number, signal: AbortSignal) => sleep(this.clock, ms, signal));
-    void wait(delay, this.abort.signal).then(
+    void this.wait(delay).then(
       () => this.restart(),
       () => this.restart(),
     );
+  }
+
+  private wait(ms: number): Promise<unknown> {
+    return this.options.sleep ? this.options.sleep(ms, this.abort.signal) : sleep(this.clock, ms, this.abort.signal);
   }
 
   private restart(): void {

@@ -13,10 +13,9 @@
  * Controllers are created anew for each leadership term: a stopped WorkQueue cannot restart, and
  * a fresh queue means no stale backoff or delayed key survives a lost term.
  */
-import type { KubernetesObject } from "@kubernetes/client-node";
 import { Controller, type Reconcile, type ReconcileEvent } from "./controller";
 import { operatorReadiness, type ReadinessCheck } from "./http-server";
-import type { ChangeType, ResilientInformer } from "./informer";
+import type { ChangeType, KeySource } from "./informer";
 import { LeaderElector, type LeaderElectionOptions } from "./leader-election";
 import type { OperatorMetrics } from "./metrics";
 import { objectKey } from "./keys";
@@ -27,8 +26,8 @@ import { realClock, sleep, type Clock } from "./clock";
 export interface KindRegistration {
   /** The kind reconciled, e.g. "Cluster"; labels metrics. */
   readonly kind: string;
-  /** The informer whose keys are this kind's keys. */
-  readonly informer: ResilientInformer<KubernetesObject>;
+  /** The informer whose keys are this kind's keys (any `ResilientInformer<T>`). */
+  readonly informer: KeySource;
   readonly reconcile: Reconcile;
   /** Most reconciles of this kind at once (`--concurrency`). Default 1. */
   readonly concurrency?: number;

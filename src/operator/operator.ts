@@ -168,7 +168,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   });
   manager.register({
     kind: "Cluster",
-    informer: informer as unknown as ResilientInformer<k8s.KubernetesObject>,
+    informer,
     reconcile: (key) => reconciler.reconcile(key),
     concurrency: options.concurrency,
     filter: specChanged((key) => informer.get(key)),
