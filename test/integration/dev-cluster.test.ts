@@ -132,6 +132,14 @@ describe("kok dev", () => {
     expect(again.stdout).toContain("node agent: already running");
   });
 
+  it("status lists every process as healthy", async () => {
+    const status = await kok(["dev", "status", ...cluster.args]);
+    expect(status.code).toBe(0);
+    for (const name of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "node agent"]) {
+      expect(status.stdout).toMatch(new RegExp(`^${name} +pid \\d+ +healthy$`, "m"));
+    }
+  });
+
   it("env prints the admin kubeconfig export", async () => {
     const env = await kok(["dev", "env", ...cluster.args]);
     expect(env.stdout.trim()).toBe(`export KUBECONFIG=${cluster.kubeconfig}`);
@@ -190,6 +198,16 @@ describe("kok dev", () => {
     expect(resolved.split(/\s+/)[0]).toBe(pod.status?.podIP);
     const health = await eventually("NodePort proxy", async () => JSON.parse(await httpGet(`http://127.0.0.1:${NODE_PORT}/health`)) as { health: string });
     expect(health.health).toBe("true");
+  });
+
+  it("prints a Pod container's output with kok dev logs", async () => {
+    const { core } = clientFor(cluster.kubeconfig);
+    const pod = (await core.listNamespacedPod({ namespace: "default", labelSelector: "app=kv" })).items[0];
+    const logs = await kok(["dev", "logs", pod.metadata?.name ?? "", ...cluster.args]);
+    expect(logs.code).toBe(0);
+    expect(logs.stdout).toContain("kok dev node: starting etcd");
+    // etcd's own output, with the env-expanded member name
+    expect(logs.stdout).toContain(pod.metadata?.name ?? "no-name");
   });
 
   it("restarts a crashed node agent, which starts the Pod's process again", async () => {
