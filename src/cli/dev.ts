@@ -107,14 +107,6 @@ export async function runDev(argv: string[]): Promise<number> {
     case "logs":
       if (!positionals[0]) throw new Error("usage: kok dev logs POD [--namespace NS] [--container NAME]");
       return printLogs(requireConfig(stateDir), positionals[0], values.namespace, values.container);
-    case "node-agent": {
-      const { runNodeAgentSupervisor } = await import("../dev/node-agent/supervisor");
-      return runNodeAgentSupervisor(stateDir);
-    }
-    case "node-agent-worker": {
-      const { runNodeAgent } = await import("../dev/node-agent/main");
-      return runNodeAgent(stateDir);
-    }
     default:
       console.error(USAGE);
       return sub === undefined || sub === "help" || sub === "--help" ? 0 : 2;

@@ -1,7 +1,8 @@
 /**
- * `kok dev up`'s side of the node agent: start it in the background (the same `kok` entry point,
- * hidden subcommand `dev node-agent`), wait until its Node is Ready, and clean up after it.
+ * `kok dev up`'s side of the node agent: start it in the background (node-agent/entry, role
+ * supervisor) and wait until its Node is Ready.
  */
+import { extname, join } from "node:path";
 import { statePaths, type DevConfig } from "./config";
 import { clientTls, httpsGet, waitFor } from "./health";
 import { nodePaths } from "./node-agent/cleanup";
@@ -10,12 +11,15 @@ import { logTail } from "./log-tail";
 
 export const nodeAgentPidFile = (config: DevConfig) => nodePaths(config).agentPid;
 
-/** Starts the agent with this process's own node and loader flags (tsx in development); returns its log file. */
+/**
+ * Starts the agent's supervisor with this process's own node and loader flags (tsx in
+ * development, plain node from dist/); returns its log file.
+ */
 export function startNodeAgent(config: DevConfig): string {
   const paths = nodePaths(config);
-  const entry = process.argv[1];
-  const args = [...process.execArgv, entry, "dev", "node-agent", "--state-dir", config.stateDir];
-  startBackground({ command: process.execPath, args, pidFile: paths.agentPid, logFile: paths.agentLog, marker: `dev node-agent --state-dir ${config.stateDir}` });
+  const entry = join(__dirname, "node-agent", `entry${extname(__filename)}`);
+  const args = [...process.execArgv, entry, "supervisor", "--state-dir", config.stateDir];
+  startBackground({ command: process.execPath, args, pidFile: paths.agentPid, logFile: paths.agentLog, marker: `supervisor --state-dir ${config.stateDir}` });
   return paths.agentLog;
 }
 

@@ -213,7 +213,7 @@ describe("kok dev", () => {
   it("restarts a crashed node agent, which starts the Pod's process again", async () => {
     const etcdPid = () => pidsMatching("etcd --name=kv-").join(" ");
     const before = etcdPid();
-    const workerPid = () => pidsMatching(`node-agent-worker --state-dir ${cluster.stateDir}`).join(" ");
+    const workerPid = () => pidsMatching(`worker --state-dir ${cluster.stateDir}`).join(" ");
     const worker = workerPid();
     process.kill(Number(worker), "SIGKILL");
     const after = await eventually("etcd started again by a new agent", async () => {

@@ -1,6 +1,6 @@
 /**
- * The dev node agent (`kok dev node-agent`, started in the background by `kok dev up`): a stand-in
- * for kubelet + container runtime + kube-proxy + cluster DNS on one machine, enough to run the
+ * The dev node agent (`entry worker`, kept running by its supervisor, which `kok dev up` starts):
+ * a stand-in for kubelet + container runtime + kube-proxy + cluster DNS on one machine, enough to run the
  * hosted masters' Pods for real. See docs/dev-cluster.md for what it does and does not do.
  */
 import type * as k8s from "@kubernetes/client-node";

@@ -6,11 +6,13 @@
  * and the supervisor exits once the agent has.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { extname, join } from "node:path";
 
 const log = (line: string) => console.log(`${new Date().toISOString()} supervisor: ${line}`);
 
 export function runNodeAgentSupervisor(stateDir: string): Promise<number> {
-  const args = [...process.execArgv, process.argv[1], "dev", "node-agent-worker", "--state-dir", stateDir];
+  // The same runtime flags (tsx's loader in development), the entry file next to this one.
+  const args = [...process.execArgv, join(__dirname, `entry${extname(__filename)}`), "worker", "--state-dir", stateDir];
   let stopping = false;
   let child: ChildProcess | undefined;
   let failures = 0;
