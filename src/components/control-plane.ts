@@ -42,6 +42,13 @@ export interface ControlPlaneArgs {
    * version or goes backwards is refused before anything changes.
    */
   readonly running?: { readonly kubernetesVersion?: string; readonly etcdVersion?: string };
+  /**
+   * Leaf certificate lifetimes in hours instead of `spec.certificates` days, for certificate
+   * rotation drills and short-lived clusters: with `renewBeforeHours` ≥ `validityHours` every
+   * `pulumi refresh` marks every leaf for renewal, so the next `up` re-issues them all and rolls
+   * every master. The CAs keep `spec.certificates.caValidityDays`.
+   */
+  readonly rotationDrill?: { readonly validityHours: number; readonly renewBeforeHours: number };
 }
 
 /** Every problem of a ControlPlane's name and args, with field paths. */
@@ -52,6 +59,12 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
   }
   if (args?.metaClusterDomain !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(args.metaClusterDomain)) {
     problems.push({ path: "metaClusterDomain", message: `"${args.metaClusterDomain}" is not a DNS domain` });
+  }
+  const drill = args?.rotationDrill;
+  if (drill !== undefined) {
+    for (const key of ["validityHours", "renewBeforeHours"] as const) {
+      if (!Number.isInteger(drill[key]) || drill[key] < 1) problems.push({ path: `rotationDrill.${key}`, message: `must be a positive whole number of hours (got ${drill[key]})` });
+    }
   }
   const running = args?.running;
   if (running?.kubernetesVersion && typeof args.spec?.kubernetesVersion === "string") {
@@ -126,7 +139,9 @@ export class ControlPlane extends pulumi.ComponentResource {
           );
     const inNamespace: pulumi.CustomResourceOptions = { parent: this, dependsOn: ns ? [ns] : [] };
 
-    const pki = new ClusterPki(`${name}-pki`, { cluster: ctx }, { parent: this });
+    const drill = args.rotationDrill;
+    const leafHours = drill ? { validity: drill.validityHours, renewBefore: drill.renewBeforeHours } : undefined;
+    const pki = new ClusterPki(`${name}-pki`, { cluster: ctx, leafHours }, { parent: this });
     this.pki = pki;
     const internalUrl = internalApiServerUrl(ctx);
     const externalUrl = externalApiServerUrl(ctx);

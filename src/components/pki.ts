@@ -16,6 +16,8 @@ export interface PemPair {
 
 export interface ClusterPkiArgs {
   readonly cluster: ClusterContext;
+  /** Leaf lifetimes in hours, overriding `spec.certificates` (see ControlPlaneArgs.rotationDrill). */
+  readonly leafHours?: { readonly validity: number; readonly renewBefore: number };
 }
 
 type Usage = "server" | "client" | "peer";
@@ -109,8 +111,9 @@ export class ClusterPki extends pulumi.ComponentResource {
           certRequestPem: csr.certRequestPem,
           caCertPem: ca.certPem,
           caPrivateKeyPem: ca.keyPem,
-          validityPeriodHours: (req.validityDays ?? certs.validityDays) * HOURS_PER_DAY,
-          earlyRenewalHours: renewalWindowDays(req.validityDays ?? certs.validityDays, certs.renewBeforeDays) * HOURS_PER_DAY,
+          validityPeriodHours: args.leafHours?.validity ?? (req.validityDays ?? certs.validityDays) * HOURS_PER_DAY,
+          earlyRenewalHours:
+            args.leafHours?.renewBefore ?? renewalWindowDays(req.validityDays ?? certs.validityDays, certs.renewBeforeDays) * HOURS_PER_DAY,
           allowedUses: USES[req.usage],
         },
         child,

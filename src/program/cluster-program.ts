@@ -18,6 +18,8 @@ export interface ClusterProgramArgs {
   readonly metaKubeconfig?: pulumi.Input<string>;
   /** What runs now, for the upgrade guard. */
   readonly running?: { readonly kubernetesVersion?: string; readonly etcdVersion?: string };
+  /** See ControlPlaneArgs.rotationDrill. */
+  readonly rotationDrill?: { readonly validityHours: number; readonly renewBeforeHours: number };
   /**
    * Also write the admin kubeconfig to this Secret (the operator puts it next to the Cluster
    * resource, where its users look for it). Part of the stack, so a destroy removes it.
@@ -50,7 +52,7 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
   });
   const cp = new ControlPlane(
     args.name,
-    { spec: args.spec, namespace: args.namespace, running: args.running },
+    { spec: args.spec, namespace: args.namespace, running: args.running, rotationDrill: args.rotationDrill },
     { providers: [metaCluster] },
   );
   const copy = args.adminKubeconfigCopy

@@ -249,6 +249,14 @@ describe("ControlPlane on bad input", () => {
     expect(recorder.resources).toHaveLength(0);
   });
 
+  it("issues hour-long leaves for a rotation drill, and rejects a drill of zero hours", async () => {
+    await deploy("prod-a", { spec: standardSpec(), rotationDrill: { validityHours: 2, renewBeforeHours: 3 } });
+    for (const leaf of recorder.ofType(K.leaf).map(inputs)) expect([leaf.validityPeriodHours, leaf.earlyRenewalHours]).toEqual([2, 3]);
+    expect(inputs(recorder.named("prod-a-pki-ca")).validityPeriodHours).toBe(3650 * 24);
+    recorder.reset();
+    expect(() => new ControlPlane("prod-a", { spec: standardSpec(), rotationDrill: { validityHours: 0, renewBeforeHours: 1 } })).toThrow(/rotationDrill\.validityHours: must be a positive whole number/);
+  });
+
   it("accepts a one-minor upgrade", async () => {
     await deploy("prod-a", { spec: standardSpec(), running: { kubernetesVersion: "v1.35.4", etcdVersion: "3.6.16" } });
     expect(count(K.deploy)).toBe(3);
