@@ -13,7 +13,7 @@ import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import { DEFAULT_STATE_DIR, defaultConfig, loadConfig, saveConfig, statePaths } from "../dev/config";
 import { devUp } from "../dev/meta-cluster";
-import { toolchainBinary, toolchainDir } from "../dev/toolchain";
+import { toolchainBinary, toolchainEngineEnv } from "../dev/toolchain";
 import { allCustomResourceDefinitions } from "../operator/crds";
 import { startOperator } from "../operator/operator";
 
@@ -61,15 +61,7 @@ export async function runDemo(): Promise<number> {
     resyncMs: 60_000,
     concurrency: 2,
     metricsAddr: "127.0.0.1:18080",
-    engineEnv: {
-      ...(process.env as Record<string, string>),
-      PATH: `${join(toolchainDir(), "bin")}:${join(REPO, "tools", "bin")}:${process.env.PATH}`,
-      PULUMI_HOME: join(toolchainDir(), "pulumi-home"),
-      PULUMI_CONFIG_PASSPHRASE: passphrase,
-      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-      PULUMI_SKIP_UPDATE_CHECK: "true",
-      KOK_NODE_MODULES: join(REPO, "node_modules"),
-    },
+    engineEnv: toolchainEngineEnv(passphrase),
     log: (line) => {
       if (line.level !== "info") say(`    operator: ${line.msg} ${line.error ?? ""}`);
     },

@@ -57,3 +57,22 @@ export function missingBinaries(names: readonly string[]): MissingBinaryError[] 
   return missing;
 }
 
+
+/**
+ * The environment of Pulumi engine processes that use the toolchain: its CLI and the project's
+ * dynamic-provider launcher on PATH, its plugin home, no plugin downloads, and the node_modules the
+ * dynamic-provider host loads from. One definition for `kok demo`, the tests and the operator e2e.
+ */
+export function toolchainEngineEnv(passphrase: string, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const repo = join(__dirname, "..", "..");
+  const inherited = Object.fromEntries(Object.entries(base).filter((e): e is [string, string] => e[1] !== undefined));
+  return {
+    ...inherited,
+    PATH: [join(toolchainDir(), "bin"), join(repo, "tools", "bin"), base.PATH ?? ""].join(":"),
+    PULUMI_HOME: join(toolchainDir(), "pulumi-home"),
+    PULUMI_CONFIG_PASSPHRASE: passphrase,
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    KOK_NODE_MODULES: join(repo, "node_modules"),
+  };
+}

@@ -17,6 +17,8 @@ import {
   PulumiCommand,
   StackNotFoundError,
   type EngineEvent,
+  type InlineProgramArgs,
+  type LocalWorkspaceOptions,
   type OpMap,
   type PulumiFn,
   type Stack,
@@ -121,19 +123,24 @@ export class StackRunner {
     return this.cli;
   }
 
-  private async stack(stackName: string, program: PulumiFn): Promise<Stack> {
+  private async stack(stackName: string, program: PulumiFn): Promise<Stack>;
+  private async stack(stackName: string, program: PulumiFn, opts: { create: false }): Promise<Stack | undefined>;
+  private async stack(stackName: string, program: PulumiFn, opts: { create?: boolean } = {}): Promise<Stack | undefined> {
     const workDir = path.join(this.options.workRoot, stackName);
     mkdirSync(workDir, { recursive: true });
-    return LocalWorkspace.createOrSelectStack(
-      { projectName: this.options.projectName, stackName, program },
-      {
-        pulumiCommand: await this.pulumiCommand(),
-        workDir,
-        projectSettings: { name: this.options.projectName, runtime: "nodejs", backend: { url: this.options.backendUrl } },
-        envVars: this.options.env,
-        secretsProvider: this.options.secretsProvider,
-      },
-    );
+    const args: InlineProgramArgs = { projectName: this.options.projectName, stackName, program };
+    const options: LocalWorkspaceOptions = {
+      pulumiCommand: await this.pulumiCommand(),
+      workDir,
+      projectSettings: { name: this.options.projectName, runtime: "nodejs", backend: { url: this.options.backendUrl } },
+      envVars: this.options.env,
+      secretsProvider: this.options.secretsProvider,
+    };
+    if (opts.create !== false) return LocalWorkspace.createOrSelectStack(args, options);
+    return LocalWorkspace.selectStack(args, options).catch((error: unknown) => {
+      if (error instanceof StackNotFoundError) return undefined;
+      throw error;
+    });
   }
 
   private progress(stackName: string, operation: StackOperation, onProgress?: (p: OperationProgress) => void) {
@@ -232,10 +239,10 @@ export class StackRunner {
    * Returns whether pending operations were found. A stack that does not exist yet is left alone.
    */
   async recover(stackName: string, program: PulumiFn): Promise<boolean> {
-    if (!(await this.listStacks(program)).includes(stackName)) return false;
     return this.serialize(stackName, () =>
       this.run(stackName, "refresh", async () => {
-        const stack = await this.stack(stackName, program);
+        const stack = await this.stack(stackName, program, { create: false });
+        if (!stack) return false;
         await stack.cancel();
         // exportStack() holds decrypted secrets: read one field and let it go.
         const pending = ((await stack.exportStack()).deployment as { pending_operations?: unknown[] }).pending_operations ?? [];

@@ -6,7 +6,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterSpec } from "../api/v1alpha1";
-import { ControlPlane } from "../components/control-plane";
+import { ControlPlane, type ControlPlaneArgs } from "../components/control-plane";
 
 export interface ClusterProgramArgs {
   /** The business cluster's name (the ControlPlane's name). */
@@ -16,10 +16,10 @@ export interface ClusterProgramArgs {
   readonly namespace?: string;
   /** Kubeconfig of the meta-cluster; default the ambient KUBECONFIG of the engine. */
   readonly metaKubeconfig?: pulumi.Input<string>;
-  /** What runs now, for the upgrade guard. */
-  readonly running?: { readonly kubernetesVersion?: string; readonly etcdVersion?: string };
+  /** What runs now, for the upgrade guard (ControlPlaneArgs.running). */
+  readonly running?: ControlPlaneArgs["running"];
   /** See ControlPlaneArgs.rotationDrill. */
-  readonly rotationDrill?: { readonly validityHours: number; readonly renewBeforeHours: number };
+  readonly rotationDrill?: ControlPlaneArgs["rotationDrill"];
   /**
    * Also write the admin kubeconfig to this Secret (the operator puts it next to the Cluster
    * resource, where its users look for it). Part of the stack, so a destroy removes it.

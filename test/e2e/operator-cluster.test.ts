@@ -8,13 +8,12 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { toolchainBinary, toolchainDir } from "../../src/dev/toolchain";
-import { allCustomResourceDefinitions } from "../../src/operator/crds";
+import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
 import { startOperator, type RunningOperator } from "../../src/operator/operator";
-import { devUp, eventually, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
+import { devUp, eventually, installCrds, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 import { minimalSpec } from "../support/specs";
 
 const NODE_PORT = 31644;
@@ -43,10 +42,7 @@ let operator: RunningOperator | undefined;
 beforeAll(async () => {
   cluster = await newDevCluster();
   await devUp(cluster);
-  const crds = join(work, "crds.yaml");
-  writeFileSync(crds, allCustomResourceDefinitions().map((d) => stringify(d)).join("---\n"));
-  kubectl("apply", "-f", crds);
-  kubectl("wait", "--for=condition=Established", "crd/clusters.kubeonkube.io", "--timeout=60s");
+  installCrds(cluster, work);
   kubectl("create", "namespace", "fleet");
   mkdirSync(join(work, "state"), { recursive: true });
   operator = await startOperator({
@@ -58,15 +54,7 @@ beforeAll(async () => {
     concurrency: 2,
     metricsAddr: "127.0.0.1:0",
     leaderElectionNamespace: "kube-system",
-    engineEnv: {
-      ...(process.env as Record<string, string>),
-      PATH: `${join(toolchainDir(), "bin")}:${resolve(__dirname, "../../tools/bin")}:${process.env.PATH}`,
-      PULUMI_HOME: join(toolchainDir(), "pulumi-home"),
-      PULUMI_CONFIG_PASSPHRASE: "kok-operator-e2e",
-      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-      PULUMI_SKIP_UPDATE_CHECK: "true",
-      KOK_NODE_MODULES: resolve(__dirname, "../../node_modules"),
-    },
+    engineEnv: toolchainEngineEnv("kok-operator-e2e"),
     log: () => undefined,
   });
 });

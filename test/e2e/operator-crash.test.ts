@@ -10,9 +10,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { toolchainBinary, toolchainDir } from "../../src/dev/toolchain";
-import { allCustomResourceDefinitions } from "../../src/operator/crds";
-import { devUp, eventually, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
+import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
+import { devUp, eventually, installCrds, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 import { minimalSpec } from "../support/specs";
 
 const REPO = resolve(__dirname, "..", "..");
@@ -32,13 +31,7 @@ function startOperatorProcess(): ChildProcess {
     {
       detached: true,
       stdio: ["ignore", "ignore", "inherit"],
-      env: {
-        ...process.env,
-        PATH: `${join(toolchainDir(), "bin")}:${join(REPO, "tools", "bin")}:${process.env.PATH}`,
-        PULUMI_HOME: join(toolchainDir(), "pulumi-home"),
-        PULUMI_CONFIG_PASSPHRASE: "kok-crash-e2e",
-        KOK_NODE_MODULES: join(REPO, "node_modules"),
-      },
+      env: toolchainEngineEnv("kok-crash-e2e"),
     },
   );
   return child;
@@ -57,10 +50,7 @@ let operator: ChildProcess | undefined;
 beforeAll(async () => {
   cluster = await newDevCluster();
   await devUp(cluster);
-  const crds = join(work, "crds.yaml");
-  writeFileSync(crds, allCustomResourceDefinitions().map((d) => stringify(d)).join("---\n"));
-  kubectl("apply", "-f", crds);
-  kubectl("wait", "--for=condition=Established", "crd/clusters.kubeonkube.io", "--timeout=60s");
+  installCrds(cluster, work);
   kubectl("create", "namespace", "fleet");
   mkdirSync(join(work, "state"), { recursive: true });
 });

@@ -66,6 +66,15 @@ describe("StackRunner with the real engine", () => {
     await expect(runner.up("fleet-b", pkiProgram("b"))).resolves.toBeDefined();
   });
 
+  it("recovers an existing stack (lock cleared, no pending operations) and leaves an unknown one alone", async () => {
+    const locks = path.join(root, "state", ".pulumi", "locks", "organization", "kok-runner-test", "fleet-b");
+    writeFileSync(path.join(locks, "dead-again.json"), JSON.stringify({ pid: 999998, username: "x", hostname: "gone", timestamp: new Date().toISOString() }));
+    expect(await runner.recover("fleet-b", pkiProgram("b"))).toBe(false);
+    expect(readdirSync(locks)).toEqual([]);
+    expect(await runner.recover("fleet-unknown", pkiProgram("u"))).toBe(false);
+    expect(await runner.listStacks(pkiProgram("x"))).not.toContain("fleet-unknown");
+  });
+
   it("reports a failing program with the stack, the operation and the error, as an engine failure", async () => {
     const failing = async () => {
       throw new pulumi.RunError("spec.mode: must be one of standard, minimal");

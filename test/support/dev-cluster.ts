@@ -4,11 +4,14 @@
  * so they never touch a developer's dev cluster or a concurrent test run.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as k8s from "@kubernetes/client-node";
+import { stringify } from "yaml";
 import { isPortFree } from "../../src/dev/ports";
+import { toolchainBinary } from "../../src/dev/toolchain";
+import { allCustomResourceDefinitions } from "../../src/operator/crds";
 
 const ROOT = resolve(__dirname, "..", "..");
 const TSX = join(ROOT, "node_modules", ".bin", "tsx");
@@ -109,4 +112,13 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     if (Date.now() > end) throw new Error(`${what}: gave up${last ? ` (last error: ${last instanceof Error ? last.message : String(last)})` : ""}`);
     await sleep(500);
   }
+}
+
+/** Installs the kube-on-kube CRDs with kubectl, as users do, and waits until they are served. */
+export function installCrds(cluster: DevCluster, workDir: string): void {
+  const file = join(workDir, "crds.yaml");
+  writeFileSync(file, allCustomResourceDefinitions().map((d) => stringify(d)).join("---\n"));
+  const kubectl = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args], { stdio: "pipe" });
+  kubectl("apply", "-f", file);
+  kubectl("wait", "--for=condition=Established", "crd/clusters.kubeonkube.io", "crd/machines.kubeonkube.io", "crd/clusterpackageversions.kubeonkube.io", "--timeout=60s");
 }
