@@ -3,7 +3,7 @@
  * `WorkerNode` component.
  */
 import { Type, type Static } from "@sinclair/typebox";
-import { Condition, LocalObjectReference, StringEnum, StringMap, Taint } from "./common";
+import { Condition, LastOperation, LocalObjectReference, StringEnum, StringMap, Taint } from "./common";
 import { WorkerPackages } from "./package-version";
 
 export const SshSpec = Type.Object(
@@ -92,6 +92,11 @@ export const MachineStatus = Type.Object(
       ),
     ),
     remediationCount: Type.Optional(Type.Integer({ minimum: 0 })),
+    packagesRevision: Type.Optional(
+      Type.String({ description: "Revision of the catalog the host was last installed with successfully (see ClusterPackageVersion status.revision)." }),
+    ),
+    targetRevision: Type.Optional(Type.String({ description: "Revision of the catalog of the last install or upgrade attempt." })),
+    lastOperation: Type.Optional(LastOperation),
   },
   { additionalProperties: false },
 );

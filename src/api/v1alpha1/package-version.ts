@@ -82,6 +82,12 @@ export const RolloutSpec = Type.Object(
     haltOnFailure: Type.Optional(
       Type.Boolean({ default: true, description: "A failed machine stops the rollout; later batches are not started." }),
     ),
+    rollbackOnFailure: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description: "When the rollout halts, put the machines that failed back on the previous catalog (status.currentPackages). Operator only.",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -108,6 +114,12 @@ export const ClusterPackageVersionStatus = Type.Object(
     ready: Type.Optional(Type.Integer({ minimum: 0, description: "Updated machines whose Node is Ready." })),
     total: Type.Optional(Type.Integer({ minimum: 0, description: "Machines that reference this catalog." })),
     currentBatch: Type.Optional(Type.Integer({ minimum: 0, description: "Index of the batch being rolled out (0 is the canary)." })),
+    revision: Type.Optional(Type.String({ description: "Revision (a hash) of spec.packages: the catalog being or last rolled out." })),
+    currentRevision: Type.Optional(
+      Type.String({ description: "Revision every machine runs once a rollout is complete; machines outside the rollout's batches stay on it." }),
+    ),
+    currentPackages: Type.Optional(WorkerPackages),
+    failedMachines: Type.Optional(Type.Array(Type.String(), { description: "Machines whose update to `revision` failed or did not become Ready in time." })),
     conditions: Type.Optional(Type.Array(Condition)),
   },
   { additionalProperties: false },
