@@ -371,5 +371,6 @@ describe("rolloutStep (property: a healthy fleet)", () => {
       }),
       { numRuns: 200 },
     );
-  });
+    // Whole rollouts are simulated tick by tick: give a loaded CI machine room.
+  }, 30_000);
 });
