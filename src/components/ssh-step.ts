@@ -12,18 +12,12 @@
  * Without `connection` the script runs locally with bash (the kubectl steps).
  */
 import * as pulumi from "@pulumi/pulumi";
+import { sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "./ssh-client";
+
+export type { SshConnection } from "./ssh-client";
 
 /* eslint-disable @typescript-eslint/no-require-imports -- the provider below is serialized into
    the state and run by the dynamic-provider plugin: it must load its modules when it runs. */
-
-export interface SshConnection {
-  readonly host: string;
-  readonly port?: number;
-  readonly user?: string;
-  readonly hostKey?: string;
-  readonly privateKey?: string;
-  readonly password?: string;
-}
 
 export interface SshStepArgs {
   readonly connection?: pulumi.Input<{ readonly [K in keyof SshConnection]: pulumi.Input<SshConnection[K]> }>;
@@ -90,30 +84,10 @@ const sshStepProvider: StepProvider = {
         file = "/bin/bash";
         args = ["-c", script];
       } else {
-        const port = c.port ?? 22;
-        const target = `${c.user ?? "root"}@${c.host}`;
-        args = ["-p", String(port), "-o", "ConnectTimeout=10", "-o", "ConnectionAttempts=3", "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"];
-        if (c.hostKey) {
-          const knownHosts = path.join(dir, "known_hosts");
-          fs.writeFileSync(knownHosts, `[${c.host}]:${port} ${c.hostKey}\n${port === 22 ? `${c.host} ${c.hostKey}\n` : ""}`);
-          args.push("-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null");
-        } else {
-          args.push("-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "GlobalKnownHostsFile=/dev/null");
-        }
-        if (c.privateKey) {
-          const key = path.join(dir, "key");
-          fs.writeFileSync(key, c.privateKey.endsWith("\n") ? c.privateKey : `${c.privateKey}\n`, { mode: 0o600 });
-          args.push("-i", key, "-o", "BatchMode=yes");
-        } else if (c.password) {
-          const secret = path.join(dir, "password");
-          const askpass = path.join(dir, "askpass");
-          fs.writeFileSync(secret, c.password, { mode: 0o600 });
-          fs.writeFileSync(askpass, `#!/bin/sh\ncat '${secret}'\n`, { mode: 0o700 });
-          Object.assign(env, { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: "force", DISPLAY: "none" });
-          args.push("-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "NumberOfPasswordPrompts=1");
-        }
+        const ssh = sshInvocation(c, dir, script);
         file = "ssh";
-        args.push(target, script);
+        args = ssh.args;
+        Object.assign(env, ssh.env);
       }
       return await new Promise((resolve, reject) => {
         const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"] });
@@ -131,15 +105,12 @@ const sshStepProvider: StepProvider = {
         child.once("close", (code) => {
           clearTimeout(timer);
           if (code === 0) return resolve({ stdout, stderr });
-          const where = c ? `${c.user ?? "root"}@${c.host}:${c.port ?? 22}` : "the Pulumi host";
+          const where = c ? sshDestination(c) : "the Pulumi host";
           // One line: the engine shows only the first line of a resource's error.
-          let why = (stderr.trim() || stdout.trim()).split("\n").slice(-8).join(" | ");
+          let why: string;
           if (timedOut) why = `timed out after ${timeoutSeconds}s and was killed`;
-          if (c && code === 255 && /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(stderr)) {
-            why = `the host's key does not match the pinned ssh.hostKey (${(c.hostKey ?? "").split(" ")[0]}); refusing to connect. If the host was reinstalled, update ssh.hostKey from a trusted source.`;
-          } else if (c && code === 255 && /Connection refused|timed out|No route to host/.test(stderr)) {
-            why = `cannot connect: ${why}`;
-          }
+          else if (c) why = sshFailureReason(c, code, stderr, stdout);
+          else why = (stderr.trim() || stdout.trim()).split("\n").slice(-8).join(" | ");
           reject(new Error(`step failed on ${where} (exit ${code}): ${why}`));
         });
         child.stdin.end(inputs.stdin ?? "");

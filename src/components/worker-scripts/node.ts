@@ -63,15 +63,16 @@ ${restartLines(layout.serviceManager, "kubelet", "changed-or-stopped")}`);
 }
 
 /**
- * Reads back what is installed: the version stamp of each package's active directory (written
- * only after its sha256 matched) and the first line each binary prints for --version. Prints one
- * JSON object; with systemd it also fails unless containerd and the kubelet are active.
+ * Bash lines that read back what is installed into two arrays of JSON members: `versions`, the
+ * version stamp of each package's active directory (written only after its sha256 matched), and
+ * `binaries`, the first line each binary prints for --version. Shared by the verify step and the
+ * operator's host probe, so both report the same versions. Needs the preamble (`$ROOT`, `$PKG_HOME`).
  */
-export function verifyScript(layout: HostLayout): string {
+export function observedVersionLines(): string {
   const stamps = PACKAGE_NAMES.map(
     (p) => `v=$(cat "$PKG_HOME/${p}/current/.kube-on-kube-version" 2>/dev/null || true); [ -n "$v" ] && versions+=("\\"${p}\\":\\"$(json "$v")\\"")`,
   ).join("\n");
-  return bashCommand(`${preamble("verify", layout.installRoot)}${serviceFunctions(layout.serviceManager)}json() { printf '%s' "$1" | sed 's/\\\\/\\\\\\\\/g; s/"/\\\\"/g' | tr -d '\\n\\r'; }
+  return `json() { printf '%s' "$1" | sed 's/\\\\/\\\\\\\\/g; s/"/\\\\"/g' | tr -d '\\n\\r'; }
 versions=()
 ${stamps}
 binaries=()
@@ -80,8 +81,18 @@ for bin in usr/local/bin/containerd usr/local/sbin/runc usr/local/bin/kubelet; d
   line=$("$ROOT/$bin" --version 2>&1 | head -n 1 || true)
   binaries+=("\\"\${bin##*/}\\":\\"$(json "$line")\\"")
 done
-${runningCheckLines(layout.serviceManager)}joined() { local IFS=,; echo "$*"; }
-printf '{"observedVersions":{%s},"binaries":{%s}}\\n' "$(joined "\${versions[@]}")" "$(joined "\${binaries[@]}")"
+`;
+}
+
+/** Bash function joining its arguments with commas (the members printed by `observedVersionLines`). */
+export const JOINED_FUNCTION = `joined() { local IFS=,; echo "$*"; }\n`;
+
+/**
+ * Reads back what is installed (`observedVersionLines`) and prints one JSON object; with a
+ * service manager it also fails unless containerd and the kubelet run.
+ */
+export function verifyScript(layout: HostLayout): string {
+  return bashCommand(`${preamble("verify", layout.installRoot)}${serviceFunctions(layout.serviceManager)}${observedVersionLines()}${runningCheckLines(layout.serviceManager)}${JOINED_FUNCTION}printf '{"observedVersions":{%s},"binaries":{%s}}\\n' "$(joined "\${versions[@]}")" "$(joined "\${binaries[@]}")"
 `);
 }
 

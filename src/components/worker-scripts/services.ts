@@ -77,6 +77,18 @@ export function runningCheckLines(manager: ServiceManager): string {
   return "";
 }
 
+/**
+ * Lines that set `running_containerd` and `running_kubelet` to `true` or `false` without failing,
+ * by the same tests as `runningCheckLines` (the operator's host probe reports rather than fails).
+ * With `none` nothing is managed, so both are `false`.
+ */
+export function runningStatusLines(manager: ServiceManager): string {
+  const test = (service: Service) =>
+    manager === ServiceManager.Systemd ? `systemctl is-active --quiet ${service}` : manager === ServiceManager.Process ? `svc_running ${service}` : "false";
+  return (["containerd", "kubelet"] as const).map((s) => `running_${s}=false; if ${test(s)}; then running_${s}=true; fi
+`).join("");
+}
+
 /** Lines that stop both services for good (cleanup). */
 export function stopLines(manager: ServiceManager): string {
   if (manager === ServiceManager.Systemd) {
