@@ -1,11 +1,17 @@
 /**
  * `kok operator [--kubeconfig PATH] [--namespace NS] [--backend-url URL] [--resync-interval 5m]
- *               [--concurrency N] [--metrics-addr :8080] [--leader-election-namespace NS]`
+ *               [--concurrency N] [--metrics-addr :8080] [--leader-election-namespace NS]
+ *               [--worker-defaults FILE] [--probe-interval 10m] [--repair-after 5m] [--max-repairs 3]
+ *               [--max-unhealthy 40%]`
  */
 import { homedir } from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
 import { startOperator } from "../operator/operator";
+import type { WorkerDefaults } from "../program/machine-program";
+import { DEFAULT_REMEDIATION_POLICY } from "../operator/remediation";
 
 /** `90s`, `5m`, `1h` → milliseconds. */
 export function parseDuration(text: string, flag: string): number {
@@ -28,6 +34,11 @@ export async function runOperator(argv: string[]): Promise<number> {
       "metrics-addr": { type: "string", default: ":8080" },
       "leader-election-namespace": { type: "string" },
       "secrets-provider": { type: "string" },
+      "worker-defaults": { type: "string" },
+      "probe-interval": { type: "string", default: "10m" },
+      "repair-after": { type: "string", default: "5m" },
+      "max-repairs": { type: "string", default: "3" },
+      "max-unhealthy": { type: "string", default: "40%" },
     },
   });
   const stateDir = values["state-dir"] ?? path.join(homedir(), ".kube-on-kube", "operator");
@@ -40,6 +51,28 @@ export async function runOperator(argv: string[]): Promise<number> {
     resyncMs = parseDuration(values["resync-interval"] ?? "5m", "--resync-interval");
   } catch (e) {
     problems.push((e as Error).message);
+  }
+  const duration = (flag: "probe-interval" | "repair-after") => {
+    try {
+      return parseDuration(values[flag] ?? "", `--${flag}`);
+    } catch (e) {
+      problems.push((e as Error).message);
+      return 0;
+    }
+  };
+  const probeIntervalMs = duration("probe-interval");
+  const repairAfterMs = duration("repair-after");
+  const maxRepairs = Number(values["max-repairs"]);
+  if (!Number.isInteger(maxRepairs) || maxRepairs < 0) problems.push(`--max-repairs "${values["max-repairs"]}" must be a non-negative integer`);
+  const share = /^(\d{1,3})%$/.exec(values["max-unhealthy"] ?? "");
+  if (!share || Number(share[1]) > 100) problems.push(`--max-unhealthy "${values["max-unhealthy"]}" must be a percentage like 40%`);
+  let workerDefaults: WorkerDefaults | undefined;
+  if (values["worker-defaults"]) {
+    try {
+      workerDefaults = parseYaml(readFileSync(values["worker-defaults"], "utf8")) as WorkerDefaults;
+    } catch (e) {
+      problems.push(`--worker-defaults ${values["worker-defaults"]}: ${(e as Error).message}`);
+    }
   }
   if (!values["secrets-provider"] && !process.env.PULUMI_CONFIG_PASSPHRASE) {
     problems.push("set PULUMI_CONFIG_PASSPHRASE (from a Secret in a Deployment) or --secrets-provider (a KMS URL): stack secrets are encrypted with it");
@@ -63,6 +96,9 @@ export async function runOperator(argv: string[]): Promise<number> {
     metricsAddr: values["metrics-addr"] ?? ":8080",
     leaderElectionNamespace: values["leader-election-namespace"],
     secretsProvider: values["secrets-provider"],
+    workerDefaults,
+    probeIntervalMs,
+    remediation: { ...DEFAULT_REMEDIATION_POLICY, notReadyTimeoutMs: repairAfterMs, maxRemediations: maxRepairs, maxUnhealthyShare: Number(share?.[1] ?? 40) / 100 },
     engineEnv: {
       ...env,
       PULUMI_SKIP_UPDATE_CHECK: "true",

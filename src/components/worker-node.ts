@@ -74,6 +74,11 @@ export interface WorkerNodeArgs {
   readonly certificateValidityHours?: number;
   /** Drain and Ready-gate timeout. Default 600 s. */
   readonly readyTimeoutSeconds?: number;
+  /**
+   * A repair token: changing it re-runs every install step (runtime, kubelet, CNI, join, verify)
+   * even though their inputs did not change. The operator bumps it to reinstall a broken host.
+   */
+  readonly reinstall?: number;
   /** Resources the first step waits for (NodePool: the previous batch's health gates). */
   readonly after?: pulumi.Input<pulumi.Resource>[];
 }
@@ -103,6 +108,9 @@ export function workerNodeProblems(args: WorkerNodeArgs): Problem[] {
   }
   if (args.installRoot !== undefined && !args.installRoot.startsWith("/")) {
     problems.push({ path: "installRoot", message: `"${args.installRoot}" must be an absolute path` });
+  }
+  if (args.reinstall !== undefined && !(Number.isInteger(args.reinstall) && args.reinstall >= 0)) {
+    problems.push({ path: "reinstall", message: `must be a non-negative integer (got ${JSON.stringify(args.reinstall)})` });
   }
   return problems;
 }
@@ -203,10 +211,12 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
     local("drain", drainScript(m.hostname, timeout), [packages.kubelet, packages.containerd, packages.runc ?? null], admin, removeNodeScript(m.hostname, timeout));
   }
   const cgroupDriver = args.kubelet?.cgroupDriver ?? "systemd";
-  remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver), [packages.containerd, cgroupDriver]);
-  if (packages.runc) remote("runc", runcScript(packages.runc, layout), [packages.runc]);
-  remote("kubelet", kubeletScript(packages.kubelet, args.kubelet ?? {}, layout), [packages.kubelet, args.kubelet ?? {}]);
-  remote("cni", cniScript(packages.cni, layout), [packages.cni]);
+  // Only a set token joins the triggers, so states written before the token existed stay as they are.
+  const repair = args.reinstall ? [{ reinstall: args.reinstall }] : [];
+  remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver), [packages.containerd, cgroupDriver, ...repair]);
+  if (packages.runc) remote("runc", runcScript(packages.runc, layout), [packages.runc, ...repair]);
+  remote("kubelet", kubeletScript(packages.kubelet, args.kubelet ?? {}, layout), [packages.kubelet, args.kubelet ?? {}, ...repair]);
+  remote("cni", cniScript(packages.cni, layout), [packages.cni, ...repair]);
 
   const labels = nodeLabels(m.labels, m.idc);
   const kubeconfig = kubeletCredentials(name, parent, args);
@@ -217,9 +227,9 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
       layout,
     ),
   );
-  remote("join", join, [m.ip, m.hostname, labels, m.taints ?? [], caCertificate], { stdin: kubeconfig }, ["stdin", "stdout", "stderr"]);
-  const verify = remote("verify", verifyScript(layout), [packages]);
-  const ready = admin !== undefined ? local("ready", readyScript(m.hostname, timeout), [packages, labels, m.taints ?? []], admin) : undefined;
+  remote("join", join, [m.ip, m.hostname, labels, m.taints ?? [], caCertificate, ...repair], { stdin: kubeconfig }, ["stdin", "stdout", "stderr"]);
+  const verify = remote("verify", verifyScript(layout), [packages, ...repair]);
+  const ready = admin !== undefined ? local("ready", readyScript(m.hostname, timeout), [packages, labels, m.taints ?? [], ...repair], admin) : undefined;
   return { steps, verify, healthGate: ready ?? verify };
 }
 

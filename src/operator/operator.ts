@@ -15,6 +15,9 @@ import { Manager } from "./manager";
 import { OperatorMetrics } from "./metrics";
 import { StatusWriter } from "./status-writer";
 import { StackRunner } from "./stack-runner";
+import type { WorkerDefaults } from "../program/machine-program";
+import { machineStackName, registerFleet } from "./fleet";
+import type { RemediationPolicy } from "./remediation";
 
 export interface OperatorOptions {
   readonly kubeconfigPath?: string;
@@ -32,6 +35,13 @@ export interface OperatorOptions {
   readonly engineEnv: Record<string, string>;
   readonly secretsProvider?: string;
   readonly log?: (line: Record<string, unknown>) => void;
+  /** Host settings for every Machine (`--worker-defaults FILE`). */
+  readonly workerDefaults?: WorkerDefaults;
+  /** Period of the SSH probe of installed versions; default 10 min. */
+  readonly probeIntervalMs?: number;
+  /** Period of a Machine health look without a Node wake-up; default 5 min. */
+  readonly healthCheckMs?: number;
+  readonly remediation?: RemediationPolicy;
 }
 
 export interface RunningOperator {
@@ -152,7 +162,15 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         const recovered = await runner.recover(stackNameOf(cluster), reconciler.program(cluster));
         if (recovered) log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack: stackNameOf(cluster) });
       }
-      log({ level: "info", msg: "leading: reconciling Clusters", clusters: informer.list().length });
+      // Only machines whose status says an update was running can hold a lock or pending
+      // operations: a fleet of thousands is not a thousand engine calls at every failover.
+      for (const machine of fleet.machines.list()) {
+        if (termEnded.aborted) return;
+        if (machine.status?.lastOperation?.result !== "running") continue;
+        const stack = machineStackName(machine);
+        if (await fleet.runner.recover(stack, async () => ({}))) log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack });
+      }
+      log({ level: "info", msg: "leading: reconciling", clusters: informer.list().length, machines: fleet.machines.list().length });
     },
     onReconcile: (event) =>
       log({
@@ -174,6 +192,28 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     filter: specChanged((key) => informer.get(key)),
   });
 
+  const fleet = registerFleet({
+    kubeConfig,
+    namespace: options.namespace,
+    manager,
+    metrics,
+    recorder,
+    clusters: informer,
+    backendUrl: options.backendUrl,
+    workRoot: options.workRoot,
+    engineEnv: options.engineEnv,
+    secretsProvider: options.secretsProvider,
+    concurrency: options.concurrency,
+    resyncMs: options.resyncMs,
+    workerDefaults: options.workerDefaults,
+    probeIntervalMs: options.probeIntervalMs,
+    healthCheckMs: options.healthCheckMs,
+    remediation: options.remediation,
+    secrets,
+    log,
+    brief,
+  });
+
   const server = await startOperatorServer({ address: parseListenAddress(options.metricsAddr), registry: metrics.registry, readiness: manager.readiness() });
   await manager.start();
   log({ level: "info", msg: "operator started", metrics: `${server.address.host}:${server.address.port}`, backend: options.backendUrl.replace(/\/\/[^@/]*@/, "//***@") });
@@ -182,6 +222,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     server,
     async stop() {
       await manager.stop();
+      await fleet.stop();
       await server.close();
     },
   };

@@ -86,12 +86,16 @@ export const MachineStatus = Type.Object(
         {
           at: Type.String({ format: "date-time" }),
           reason: Type.String(),
+          action: Type.Optional(StringEnum(["restart-services", "reinstall"] as const)),
           result: StringEnum(["running", "succeeded", "failed"] as const),
         },
         { additionalProperties: false },
       ),
     ),
-    remediationCount: Type.Optional(Type.Integer({ minimum: 0 })),
+    remediationCount: Type.Optional(Type.Integer({ minimum: 0, description: "Repairs made so far (restarts and reinstalls)." })),
+    reinstalls: Type.Optional(
+      Type.Integer({ minimum: 0, description: "Repairs that re-ran the whole install; an input of the install, so later updates do not repeat it." }),
+    ),
     packagesRevision: Type.Optional(
       Type.String({ description: "Revision of the catalog the host was last installed with successfully (see ClusterPackageVersion status.revision)." }),
     ),

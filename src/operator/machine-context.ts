@@ -1,0 +1,132 @@
+/**
+ * What a Machine's install needs besides its own spec, gathered at reconcile time: its Cluster's
+ * endpoint and CA, the admin kubeconfig, its catalog, and its SSH credentials. Secrets are read
+ * here, live, each time, and live only in memory for the length of one reconcile; nothing of them
+ * goes into status, events or logs. A missing piece is not an error of the Machine: it waits,
+ * with a reason a user can act on.
+ */
+import type { MachineSpec, MachineStatus, WorkerPackages } from "../api/v1alpha1";
+import type { PackageVersionObject } from "./package-version-reconciler";
+import type { ClusterObject } from "./cluster-reconciler";
+import { mastersNamespaceOf } from "./cluster-reconciler";
+import { desiredPackages } from "./package-rollout";
+import { packagesRevision } from "./package-revision";
+
+export interface MachineObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly uid?: string;
+    readonly generation?: number;
+    readonly resourceVersion?: string;
+    readonly finalizers?: string[];
+    readonly annotations?: Record<string, string>;
+    readonly labels?: Record<string, string>;
+    readonly deletionTimestamp?: Date | string;
+  };
+  readonly spec: MachineSpec;
+  readonly status?: MachineStatus;
+}
+
+export type { PackageVersionObject } from "./package-version-reconciler";
+
+/** Read access to what a Machine depends on. Clusters and catalogs come from informer caches. */
+export interface MachineDependencies {
+  cluster(namespace: string, name: string): ClusterObject | undefined;
+  packageVersion(namespace: string, name: string): PackageVersionObject | undefined;
+  /** The decoded data of a Secret, read from the API server (never cached). */
+  secret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+}
+
+/** The Secret keys the meta-cluster holds the cluster CA under (the controller-manager's Secret). */
+export const caSecretOf = (cluster: ClusterObject) => ({ namespace: mastersNamespaceOf(cluster), name: `${cluster.metadata.name}-controller-manager-certs` });
+
+/** Annotation with a per-machine install root (test hosts that share one filesystem). */
+export const INSTALL_ROOT_ANNOTATION = "kubeonkube.io/install-root";
+
+/** What the caches tell: the Cluster is there and Ready, and which catalog the machine must run. */
+export interface MachineCatalog {
+  readonly clusterKey: string;
+  readonly cluster: ClusterObject;
+  readonly endpoint: string;
+  readonly adminKubeconfigSecret: string;
+  /** Undefined while a rollout holds this host where it is (see desiredPackages): change nothing. */
+  readonly packages: WorkerPackages | undefined;
+  readonly revision: string | undefined;
+  /** Why these packages (for events): "the machine's own spec.packages", "catalog rev …", … */
+  readonly packagesReason: string;
+}
+
+/** What only Secrets tell; read when an SSH or engine operation is about to use it. */
+export interface MachineSecrets {
+  readonly cluster: { readonly endpoint: string; readonly caCertificate: string; readonly caPrivateKey: string; readonly adminKubeconfig: string };
+  readonly credentials: { readonly privateKey?: string; readonly password?: string };
+}
+
+export type MachineContext = Omit<MachineCatalog, "cluster" | "packages" | "revision"> & MachineSecrets & { readonly packages: WorkerPackages; readonly revision: string };
+
+export interface Waiting {
+  readonly waiting: true;
+  /** Condition reason, e.g. WaitingForCluster. */
+  readonly reason: string;
+  readonly message: string;
+}
+
+const wait = (reason: string, message: string): Waiting => ({ waiting: true, reason, message });
+
+/** From the informer caches only: cheap enough for every health check of a large fleet. */
+export function machineCatalog(machine: MachineObject, deps: MachineDependencies): MachineCatalog | Waiting {
+  const ns = machine.metadata.namespace;
+  const spec = machine.spec;
+  const cluster = deps.cluster(ns, spec.clusterRef.name);
+  if (!cluster) return wait("WaitingForCluster", `Cluster ${ns}/${spec.clusterRef.name} does not exist (yet); the machine is installed once it is Ready`);
+  if (cluster.metadata.deletionTimestamp) return wait("ClusterDeleting", `Cluster ${ns}/${spec.clusterRef.name} is being deleted`);
+  const endpoint = cluster.status?.endpoint;
+  const adminKubeconfigSecret = cluster.status?.adminKubeconfigSecret;
+  if (!endpoint || !adminKubeconfigSecret) {
+    return wait("WaitingForCluster", `Cluster ${ns}/${spec.clusterRef.name} is not Ready yet (phase ${cluster.status?.phase ?? "unknown"})`);
+  }
+  const base = { clusterKey: `${ns}/${spec.clusterRef.name}`, cluster, endpoint, adminKubeconfigSecret };
+  if (spec.packages) {
+    return { ...base, packages: spec.packages, revision: packagesRevision(spec.packages), packagesReason: "the machine's own spec.packages" };
+  }
+  const ref = spec.packageVersionRef?.name ?? "";
+  const cpv = deps.packageVersion(ns, ref);
+  if (!cpv) return wait("WaitingForPackageVersion", `ClusterPackageVersion ${ns}/${ref} does not exist (yet)`);
+  if (cpv.spec.clusterRef.name !== spec.clusterRef.name) {
+    return wait("PackageVersionMismatch", `ClusterPackageVersion ${ns}/${ref} is the catalog of Cluster ${cpv.spec.clusterRef.name}, not of ${spec.clusterRef.name}`);
+  }
+  const desired = desiredPackages(machine, cpv);
+  return { ...base, packages: desired.packages, revision: desired.revision, packagesReason: desired.reason };
+}
+
+/** Reads the SSH credentials, the cluster CA and the admin kubeconfig, live, from their Secrets. */
+export async function machineSecrets(machine: MachineObject, catalog: MachineCatalog, deps: MachineDependencies): Promise<MachineContext | Waiting> {
+  const ns = machine.metadata.namespace;
+  const clusterName = machine.spec.clusterRef.name;
+  const credentialsRef = machine.spec.ssh.credentialsSecretRef?.name ?? "";
+  const credentials = await deps.secret(ns, credentialsRef);
+  if (!credentials) return wait("WaitingForCredentials", `Secret ${ns}/${credentialsRef} (spec.ssh.credentialsSecretRef) does not exist`);
+  if (!credentials.privateKey && !credentials.password) {
+    return wait("InvalidCredentials", `Secret ${ns}/${credentialsRef} has neither a "privateKey" nor a "password" key`);
+  }
+  const caRef = caSecretOf(catalog.cluster);
+  const ca = await deps.secret(caRef.namespace, caRef.name);
+  if (!ca?.["ca.crt"] || !ca["ca.key"]) return wait("WaitingForCluster", `the CA of Cluster ${ns}/${clusterName} (Secret ${caRef.namespace}/${caRef.name}) is not there yet`);
+  const admin = await deps.secret(ns, catalog.adminKubeconfigSecret);
+  if (!admin?.kubeconfig) return wait("WaitingForCluster", `the admin kubeconfig of Cluster ${ns}/${clusterName} (Secret ${ns}/${catalog.adminKubeconfigSecret}) is not there yet`);
+  const { packages, revision } = catalog;
+  if (!packages || !revision) return wait("HeldByRollout", catalog.packagesReason);
+  return {
+    clusterKey: catalog.clusterKey,
+    endpoint: catalog.endpoint,
+    adminKubeconfigSecret: catalog.adminKubeconfigSecret,
+    packagesReason: catalog.packagesReason,
+    packages,
+    revision,
+    cluster: { endpoint: catalog.endpoint, caCertificate: ca["ca.crt"], caPrivateKey: ca["ca.key"], adminKubeconfig: admin.kubeconfig },
+    credentials: { privateKey: credentials.privateKey || undefined, password: credentials.password || undefined },
+  };
+}

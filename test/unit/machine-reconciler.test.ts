@@ -1,0 +1,235 @@
+/**
+ * The Machine reconciler's decisions with in-memory stand-ins for the API, the engine, the Node
+ * watch and the SSH probe (the real ones run in the e2e suite): waiting for the Cluster and the
+ * Secret, install with the secrets kept out of status and events, the catalog's revision, cheap
+ * health checks that start no engine, drift → reinstall once, repair, short-circuit, deletion.
+ */
+import { describe, expect, it } from "vitest";
+import type { MachineStatus } from "../../src/api/v1alpha1";
+import type { ClusterObject } from "../../src/operator/cluster-reconciler";
+import { TerminalError } from "../../src/operator/controller";
+import type { ProbeResult } from "../../src/operator/host-probe";
+import type { MachineObject, PackageVersionObject } from "../../src/operator/machine-context";
+import { MACHINE_FINALIZER, MachineReconciler, type MachineStacks } from "../../src/operator/machine-reconciler";
+import type { NodeView } from "../../src/operator/node-health";
+import { packagesRevision } from "../../src/operator/package-revision";
+import { DEFAULT_REMEDIATION_POLICY } from "../../src/operator/remediation";
+import { StackOperationError } from "../../src/operator/stack-runner";
+import { machine as machineSpec, packages } from "../support/worker-fixtures";
+
+const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nunit-test-secret-key\n-----END OPENSSH PRIVATE KEY-----";
+const CA_KEY = "-----BEGIN EC PRIVATE KEY-----\nunit-test-ca-key\n-----END EC PRIVATE KEY-----";
+
+function harness() {
+  let time = Date.parse("2026-11-25T12:00:00Z");
+  const machines = new Map<string, MachineObject>();
+  const clusters = new Map<string, ClusterObject>();
+  const cpvs = new Map<string, PackageVersionObject>();
+  const secrets = new Map<string, Record<string, string>>([
+    ["fleet/worker-ssh", { privateKey: PRIVATE_KEY }],
+    ["fleet-prod-a/prod-a-controller-manager-certs", { "ca.crt": "CA CERT", "ca.key": CA_KEY }],
+    ["fleet/prod-a-admin-kubeconfig", { kubeconfig: "apiVersion: v1\nkind: Config\n# admin" }],
+  ]);
+  const events: { type: string; reason: string; message: string }[] = [];
+  const ups: { stack: string; program: unknown }[] = [];
+  const engine = { failWith: undefined as Error | undefined, destroyed: [] as string[] };
+  const nodes = new Map<string, NodeView>();
+  const probes: { versions: ProbeResult["observedVersions"]; services: ProbeResult["services"] } = { versions: {}, services: { containerd: true, kubelet: true } };
+  const hostCalls: string[] = [];
+  const stacks: MachineStacks = {
+    async up(stack, program) {
+      ups.push({ stack, program });
+      if (engine.failWith) throw engine.failWith;
+      const kubelet = current().status?.targetRevision === packagesRevision(packages()) ? "v1.36.3" : "v1.35.4";
+      return { changes: { create: 12 }, outputs: { observedVersions: { value: { containerd: "1.7.22", kubelet, cni: "v1.5.1" }, secret: false }, nodeName: { value: "worker-0001", secret: false } } };
+    },
+    async destroyAndRemove(stack) {
+      engine.destroyed.push(stack);
+    },
+  };
+  const current = () => machines.get("fleet/worker-0001")!;
+  const reconciler = new MachineReconciler({
+    now: () => new Date(time),
+    stacks,
+    events: { record: async (_m, type, reason, message) => void events.push({ type, reason, message }) },
+    nodes: {
+      ensure: (clusterKey) => void hostCalls.push(`watch ${clusterKey}`),
+      synced: () => true,
+      node: (_c, name) => nodes.get(name),
+    },
+    hosts: {
+      probe: async () => (hostCalls.push("probe"), { observedVersions: probes.versions, services: probes.services, durationMs: 40 }),
+      restartServices: async () => void hostCalls.push("restart"),
+    },
+    remediation: { ...DEFAULT_REMEDIATION_POLICY, notReadyTimeoutMs: 60_000, minHealthyPeriodMs: 120_000, maxRemediations: 3, maxUnhealthyShare: 0.5 },
+    store: {
+      get: async (ns, name) => structuredClone(machines.get(`${ns}/${name}`)),
+      setFinalizers: async (m, finalizers) => {
+        const key = `${m.metadata.namespace}/${m.metadata.name}`;
+        const stored = { ...machines.get(key)!, metadata: { ...machines.get(key)!.metadata, finalizers } };
+        machines.set(key, stored);
+        return structuredClone(stored);
+      },
+      writeStatus: async (m, status: MachineStatus) => {
+        const key = `${m.metadata.namespace}/${m.metadata.name}`;
+        machines.set(key, { ...machines.get(key)!, status: structuredClone(status) });
+      },
+      machinesOfCluster: () => [...machines.values()],
+      cluster: (ns, name) => clusters.get(`${ns}/${name}`),
+      packageVersion: (ns, name) => cpvs.get(`${ns}/${name}`),
+      secret: async (ns, name) => secrets.get(`${ns}/${name}`),
+    },
+  });
+  const put = (spec = machineSpec(), generation = 1, name = "worker-0001") => {
+    const key = `fleet/${name}`;
+    const prev = machines.get(key);
+    machines.set(key, { apiVersion: "kubeonkube.io/v1alpha1", kind: "Machine", metadata: { ...(prev?.metadata ?? { name, namespace: "fleet" }), generation }, spec, status: prev?.status });
+  };
+  const readyCluster = () =>
+    clusters.set("fleet/prod-a", {
+      apiVersion: "kubeonkube.io/v1alpha1",
+      kind: "Cluster",
+      metadata: { name: "prod-a", namespace: "fleet" },
+      spec: {} as ClusterObject["spec"],
+      status: { phase: "Ready", endpoint: "https://127.0.0.1:30443", adminKubeconfigSecret: "prod-a-admin-kubeconfig" },
+    });
+  return { reconciler, machines, clusters, cpvs, secrets, events, ups, engine, nodes, probes, hostCalls, put, readyCluster, current, advance: (ms: number) => (time += ms), now: () => new Date(time) };
+}
+
+const everything = (h: ReturnType<typeof harness>) => JSON.stringify({ machines: [...h.machines.values()], events: h.events });
+
+describe("MachineReconciler", () => {
+  it("waits with a clear condition while its Cluster does not exist, then installs once it is Ready", async () => {
+    const h = harness();
+    h.put(machineSpec({ packages: packages("v1.35.4") }));
+    expect(await h.reconciler.reconcile("fleet/worker-0001")).toEqual({ requeueAfter: 15_000 });
+    expect(h.current().metadata.finalizers).toEqual([MACHINE_FINALIZER]);
+    expect(h.current().status?.phase).toBe("Pending");
+    expect(h.current().status?.conditions?.find((c) => c.type === "Progressing")).toMatchObject({ reason: "WaitingForCluster" });
+    expect(h.ups).toHaveLength(0);
+
+    h.readyCluster();
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.ups.map((u) => u.stack)).toEqual(["fleet-worker-0001"]);
+    expect(h.current().status).toMatchObject({ phase: "Ready", nodeName: "worker-0001", observedGeneration: 1, packagesRevision: packagesRevision(packages("v1.35.4")) });
+    expect(h.events.map((e) => e.reason)).toEqual(["Installing", "Installed"]);
+    // The key, the CA key and the kubeconfig went to the program only.
+    expect(everything(h)).not.toMatch(/unit-test-secret-key|unit-test-ca-key|# admin/);
+  });
+
+  it("waits for a missing credentials Secret instead of failing", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.secrets.delete("fleet/worker-ssh");
+    h.put();
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.current().status?.conditions?.find((c) => c.type === "Progressing")).toMatchObject({ reason: "WaitingForCredentials", message: expect.stringContaining("fleet/worker-ssh") });
+    expect(h.ups).toHaveLength(0);
+  });
+
+  it("refuses an invalid spec with every problem and no retry", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.put(machineSpec({ ip: "not-an-ip", ssh: { port: 22, user: "root", credentialsSecretRef: { name: "worker-ssh" } } }));
+    await expect(h.reconciler.reconcile("fleet/worker-0001")).rejects.toBeInstanceOf(TerminalError);
+    const message = h.events.find((e) => e.reason === "InvalidSpec")?.message ?? "";
+    expect(message).toContain("spec.ip");
+    expect(message).toContain("spec.ssh.hostKey");
+    expect(h.ups).toHaveLength(0);
+  });
+
+  it("checks a healthy machine from its Node without an engine run, and probes the host only on its period", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.put();
+    await h.reconciler.reconcile("fleet/worker-0001");
+    h.nodes.set("worker-0001", { name: "worker-0001", ready: true, kubeletVersion: "v1.36.3" });
+    h.probes.versions = { containerd: "1.7.22", kubelet: "v1.36.3", cni: "v1.5.1" };
+    for (let i = 0; i < 3; i++) {
+      await h.reconciler.reconcile("fleet/worker-0001");
+      h.advance(60_000);
+    }
+    expect(h.ups).toHaveLength(1);
+    expect(h.hostCalls.filter((c) => c === "probe")).toHaveLength(1);
+    expect(h.current().status?.phase).toBe("Ready");
+  });
+
+  it("reinstalls once when the host's versions drift from the catalog, and does not loop on the same drift", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.put();
+    await h.reconciler.reconcile("fleet/worker-0001");
+    h.nodes.set("worker-0001", { name: "worker-0001", ready: true, kubeletVersion: "v1.36.3" });
+    h.probes.versions = { containerd: "1.7.22", kubelet: "v1.35.4", cni: "v1.5.1" };
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.ups).toHaveLength(2);
+    expect(h.current().status?.reinstalls).toBe(1);
+    expect(h.events.find((e) => e.reason === "Drifted")?.message).toContain("kubelet v1.35.4 (catalog v1.36.3)");
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.ups).toHaveLength(2);
+    expect(h.current().status?.conditions?.find((c) => c.type === "Drifted")).toMatchObject({ status: "True", reason: "CatalogMismatch" });
+  });
+
+  it("repairs a NotReady node after the timeout, and short-circuits when most machines are unhealthy", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.put();
+    await h.reconciler.reconcile("fleet/worker-0001");
+    h.probes.versions = { containerd: "1.7.22", kubelet: "v1.36.3", cni: "v1.5.1" };
+    h.nodes.set("worker-0001", { name: "worker-0001", ready: false, readySince: h.now(), kubeletVersion: "v1.36.3" });
+    // A second, healthy machine: one of two unhealthy is within the 50% share.
+    h.put(machineSpec({ hostname: "worker-0002" }), 1, "worker-0002");
+    h.machines.set("fleet/worker-0002", { ...h.machines.get("fleet/worker-0002")!, status: { packagesRevision: "x", nodeName: "worker-0002" } });
+    h.nodes.set("worker-0002", { name: "worker-0002", ready: true });
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.current().status?.phase).toBe("NotReady");
+    expect(h.hostCalls).not.toContain("restart");
+    h.advance(61_000);
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.hostCalls).toContain("restart");
+    expect(h.current().status).toMatchObject({ remediationCount: 1, lastRemediation: { action: "restart-services", result: "succeeded" } });
+    expect(h.events.map((e) => e.reason)).toContain("Remediating");
+
+    // Now the other machine fails too: 2 of 2 unhealthy is an outage, not a bad node.
+    h.nodes.set("worker-0002", { name: "worker-0002", ready: false, readySince: h.now() });
+    h.advance(600_000);
+    const restarts = h.hostCalls.filter((c) => c === "restart").length;
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.hostCalls.filter((c) => c === "restart")).toHaveLength(restarts);
+    expect(h.current().status?.conditions?.find((c) => c.type === "RemediationAllowed")).toMatchObject({ status: "False", reason: "TooManyUnhealthy" });
+    expect(h.events.filter((e) => e.reason === "TooManyUnhealthy")).toHaveLength(1);
+  });
+
+  it("records a failed install with the engine's message and lets the controller retry", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.put();
+    h.engine.failWith = new StackOperationError("fleet-worker-0001", "up", "engine", "worker-0001-kubelet: sha256 mismatch");
+    await expect(h.reconciler.reconcile("fleet/worker-0001")).rejects.toThrow(/sha256 mismatch/);
+    expect(h.current().status).toMatchObject({ phase: "Failed", targetRevision: packagesRevision(packages()), lastOperation: { result: "failed" } });
+    expect(h.events.find((e) => e.reason === "InstallFailed")?.message).toContain("sha256 mismatch");
+  });
+
+  it("installs the catalog its ClusterPackageVersion names, and waits while it is missing", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.put(machineSpec({ packages: undefined, packageVersionRef: { name: "prod-a-v1.36" } }));
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.current().status?.conditions?.find((c) => c.type === "Progressing")).toMatchObject({ reason: "WaitingForPackageVersion" });
+    h.cpvs.set("fleet/prod-a-v1.36", { apiVersion: "kubeonkube.io/v1alpha1", kind: "ClusterPackageVersion", metadata: { name: "prod-a-v1.36", namespace: "fleet", generation: 1 }, spec: { clusterRef: { name: "prod-a" }, packages: packages() } });
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.current().status?.packagesRevision).toBe(packagesRevision(packages()));
+  });
+
+  it("deletes through the finalizer: destroy the stack, then let go", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.put();
+    await h.reconciler.reconcile("fleet/worker-0001");
+    h.machines.set("fleet/worker-0001", { ...h.current(), metadata: { ...h.current().metadata, deletionTimestamp: new Date() } });
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.engine.destroyed).toEqual(["fleet-worker-0001"]);
+    expect(h.current().metadata.finalizers).toEqual([]);
+    expect(h.events.at(-1)?.reason).toBe("Deleted");
+  });
+});
