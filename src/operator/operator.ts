@@ -120,7 +120,13 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   });
   const events: EventSink = { record: (cluster, type, reason, message) => recorder.record(cluster, type, reason, message) };
   const statusWriter = new StatusWriter<ClusterObject["status"], ClusterObject>({ api: customObjects, ...CLUSTERS, secrets });
-  const reconciler = new ClusterReconciler({ store: clusterStore(customObjects, statusWriter), events, stacks: runner, resyncMs: options.resyncMs });
+  const reconciler = new ClusterReconciler({
+    store: clusterStore(customObjects, statusWriter),
+    events,
+    stacks: runner,
+    resyncMs: options.resyncMs,
+    hooks: { ...metrics.driftHooks("Cluster"), certificatesExpireAt: (ns, name, at) => metrics.setCertificatesExpireAt(ns, name, at) },
+  });
 
   const informer = new ResilientInformer<ClusterObject & k8s.KubernetesObject>({
     kubeConfig,
