@@ -104,6 +104,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const secrets = () => [options.engineEnv.PULUMI_CONFIG_PASSPHRASE ?? ""].filter(Boolean);
 
   const metrics = new OperatorMetrics();
+  // This replica's name in the Lease and in its own logs, so the two can be matched.
+  const identity = `${hostname()}-${process.pid}`;
   const runner = new StackRunner({
     projectName: "kube-on-kube-clusters",
     backendUrl: options.backendUrl,
@@ -145,7 +147,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
           api: kubeConfig.makeApiClient(k8s.CoordinationV1Api),
           namespace: options.leaderElectionNamespace,
           name: "kube-on-kube-operator",
-          identity: `${hostname()}-${process.pid}`,
+          identity,
           onNewLeader: (identity) => log({ level: "info", msg: "leader", identity }),
           onError: (err) => log({ level: "warn", msg: "leader election error", error: brief(err) }),
         }
@@ -182,7 +184,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
 
   const server = await startOperatorServer({ address: parseListenAddress(options.metricsAddr), registry: metrics.registry, readiness: manager.readiness() });
   await manager.start();
-  log({ level: "info", msg: "operator started", metrics: `${server.address.host}:${server.address.port}`, backend: options.backendUrl.replace(/\/\/[^@/]*@/, "//***@") });
+  log({ level: "info", msg: "operator started", identity, metrics: `${server.address.host}:${server.address.port}`, backend: options.backendUrl.replace(/\/\/[^@/]*@/, "//***@") });
 
   return {
     server,
