@@ -7,6 +7,8 @@
  *   invalid spec?      → Failed, an Event listing every problem, a TerminalError (no retry)
  *   new generation?    → preview as an Event (upgrades), `up`, status from the outputs
  *   same generation?   → every resync: drift check (preview with refresh); drift → Event + `up`
+ *
+ * What it finds is also told to `hooks` (metrics), so the reconciler itself stays free of them.
  */
 import type { PulumiFn } from "@pulumi/pulumi/automation";
 import {
@@ -57,6 +59,21 @@ export interface EventSink {
 
 export type ClusterStacks = Pick<StackRunner, "up" | "preview" | "destroyAndRemove">;
 
+export type DriftCheckResult = "in-sync" | "drifted" | "error";
+
+/** Observers of what the reconciler finds and does, for metrics; each is optional. */
+export interface ClusterReconcilerHooks {
+  /** A drift check (preview with refresh) ended: the live objects match, differ, or the preview failed. */
+  readonly driftChecked?: (result: DriftCheckResult) => void;
+  /** The `up` that followed a drift check succeeded: the live objects were put back. */
+  readonly driftCorrected?: () => void;
+  /**
+   * A Cluster's `status.certificatesExpireAt` as last seen; `undefined` once the Cluster is being
+   * deleted or gone, so a per-Cluster series does not outlive its Cluster.
+   */
+  readonly certificatesExpireAt?: (namespace: string, name: string, expiresAt: Date | undefined) => void;
+}
+
 export interface ClusterReconcilerOptions {
   readonly store: ClusterStore;
   readonly events: EventSink;
@@ -66,6 +83,7 @@ export interface ClusterReconcilerOptions {
   /** Meta-cluster kubeconfig for the program's provider; default the engine's ambient one. */
   readonly metaKubeconfig?: string;
   readonly now?: () => Date;
+  readonly hooks?: ClusterReconcilerHooks;
 }
 
 export const stackNameOf = (c: Pick<ClusterObject, "metadata">) => `${c.metadata.namespace}-${c.metadata.name}`;
@@ -75,9 +93,11 @@ export const mastersNamespaceOf = stackNameOf;
 export class ClusterReconciler {
   private readonly lastDriftCheck = new Map<string, number>();
   private readonly now: () => Date;
+  private readonly hooks: ClusterReconcilerHooks;
 
   constructor(private readonly o: ClusterReconcilerOptions) {
     this.now = o.now ?? (() => new Date());
+    this.hooks = o.hooks ?? {};
   }
 
   /** The inline program of a Cluster: the same program as the root Pulumi.yaml. */
@@ -99,8 +119,11 @@ export class ClusterReconciler {
     let cluster = await this.o.store.get(namespace, name);
     if (!cluster) {
       this.lastDriftCheck.delete(key);
+      this.hooks.certificatesExpireAt?.(namespace, name, undefined);
       return;
     }
+    // A new leader learns the expiry of Clusters it will not update for a while from their status.
+    this.reportCertificates(cluster);
     if (cluster.metadata.deletionTimestamp) return this.finalize(cluster);
     if (!cluster.metadata.finalizers?.includes(CLUSTER_FINALIZER)) {
       cluster = await this.o.store.setFinalizers(cluster, [...(cluster.metadata.finalizers ?? []), CLUSTER_FINALIZER]);
@@ -138,9 +161,16 @@ export class ClusterReconciler {
   private async checkDrift(key: string, cluster: ClusterObject): Promise<{ requeueAfter: number }> {
     const since = this.now().getTime() - (this.lastDriftCheck.get(key) ?? 0);
     if (since < this.o.resyncMs) return { requeueAfter: this.o.resyncMs - since };
-    const changes = await this.o.stacks.preview(stackNameOf(cluster), this.program(cluster), { refresh: true });
+    let changes: Record<string, number>;
+    try {
+      changes = await this.o.stacks.preview(stackNameOf(cluster), this.program(cluster), { refresh: true });
+    } catch (error) {
+      this.hooks.driftChecked?.("error");
+      throw error;
+    }
     this.lastDriftCheck.set(key, this.now().getTime());
     const drift = Object.entries(changes).filter(([op, n]) => op !== "same" && n > 0);
+    this.hooks.driftChecked?.(drift.length === 0 ? "in-sync" : "drifted");
     if (drift.length === 0) {
       await this.status(cluster, {}, [{ type: "Drifted", status: "False", reason: "InSync", message: "the live objects match the stack" }]);
       return { requeueAfter: this.o.resyncMs };
@@ -148,10 +178,10 @@ export class ClusterReconciler {
     const summary = drift.map(([op, n]) => `${n} to ${op}`).join(", ");
     await this.o.events.record(cluster, "Warning", "Drifted", `live objects differ from the stack (${summary}); correcting`);
     await this.status(cluster, { phase: "Degraded" }, [{ type: "Drifted", status: "True", reason: "LiveObjectsChanged", message: summary }]);
-    return this.apply(key, cluster, "CorrectingDrift", { refresh: true });
+    return this.apply(key, cluster, "CorrectingDrift", { correctingDrift: true });
   }
 
-  private async apply(key: string, cluster: ClusterObject, reason: string, opts: { refresh?: boolean } = {}): Promise<{ requeueAfter: number }> {
+  private async apply(key: string, cluster: ClusterObject, reason: string, opts: { correctingDrift?: boolean } = {}): Promise<{ requeueAfter: number }> {
     const stack = stackNameOf(cluster);
     const program = this.program(cluster);
     const running = cluster.status?.version;
@@ -168,11 +198,12 @@ export class ClusterReconciler {
     let result: OperationResult;
     try {
       // Drift correction must read the live objects first: the state still lists what was deleted.
-      result = await this.o.stacks.up(stack, program, undefined, { refresh: opts.refresh });
+      result = await this.o.stacks.up(stack, program, undefined, { refresh: opts.correctingDrift });
     } catch (error) {
       return this.failed(cluster, startedAt, error);
     }
     this.lastDriftCheck.set(key, this.now().getTime());
+    if (opts.correctingDrift) this.hooks.driftCorrected?.();
     const out = (k: string) => result.outputs[k]?.value as string | undefined;
     const expiresAt = out("certificatesExpireAt");
     const renewBeforeMs = (cluster.spec.certificates?.renewBeforeDays ?? 30) * 86_400_000;
@@ -234,6 +265,13 @@ export class ClusterReconciler {
     const status: ClusterStatus = { ...(cluster.status ?? {}), ...fields, conditions: list };
     await this.o.store.writeStatus(cluster, status);
     (cluster as { status?: ClusterStatus }).status = status;
+    this.reportCertificates(cluster);
+  }
+
+  private reportCertificates(cluster: ClusterObject): void {
+    const expiresAt = cluster.status?.certificatesExpireAt;
+    const live = expiresAt !== undefined && !cluster.metadata.deletionTimestamp;
+    this.hooks.certificatesExpireAt?.(cluster.metadata.namespace, cluster.metadata.name, live ? new Date(expiresAt) : undefined);
   }
 }
 

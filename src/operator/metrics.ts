@@ -2,9 +2,12 @@
  * The operator's Prometheus metrics, in a Registry of their own (not prom-client's global one) so
  * that two operators in one test process, or a library user's own metrics, never collide.
  * Names carry the `kube_on_kube_` prefix; labels are low-cardinality on purpose: `kind`, never
- * the object key (thousands of Machines would mean thousands of series).
+ * the object key (thousands of Machines would mean thousands of series). The one exception is
+ * certificate expiry, one series per Cluster: Clusters are dozens, and an alert has to name the
+ * Cluster whose certificates run out.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ClusterReconcilerHooks, DriftCheckResult } from "./cluster-reconciler";
 import type { ReconcileEvent } from "./controller";
 
 export const METRIC_PREFIX = "kube_on_kube_";
@@ -57,6 +60,27 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  readonly driftChecks = new Counter({
+    name: `${METRIC_PREFIX}drift_checks_total`,
+    help: "Drift checks (preview with refresh) of reconciled objects, by kind and result (in-sync, drifted, error).",
+    labelNames: ["kind", "result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly driftCorrections = new Counter({
+    name: `${METRIC_PREFIX}drift_corrections_total`,
+    help: "Drift found by a drift check and put back by a successful update, by kind.",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+
+  readonly certificatesExpireAt = new Gauge({
+    name: `${METRIC_PREFIX}certificates_expire_at_seconds`,
+    help: "Unix time at which the earliest certificate of a Cluster expires (status.certificatesExpireAt), by Cluster.",
+    labelNames: ["namespace", "name"] as const,
+    registers: [this.registry],
+  });
+
   readonly leader = new Gauge({
     name: `${METRIC_PREFIX}leader`,
     help: "1 while this replica holds the leader lease, else 0.",
@@ -84,6 +108,26 @@ export class OperatorMetrics {
       onDepth: (depth) => this.workqueueDepth.set({ kind }, depth),
       onRetry: () => this.workqueueRetries.inc({ kind }),
     };
+  }
+
+  /**
+   * ClusterReconciler hooks for drift checks and corrections of one kind. Its series start at
+   * zero, so `increase()` and alerts on them work before the first drift is ever found.
+   */
+  driftHooks(kind: string): Required<Pick<ClusterReconcilerHooks, "driftChecked" | "driftCorrected">> {
+    for (const result of ["in-sync", "drifted", "error"] satisfies DriftCheckResult[]) this.driftChecks.inc({ kind, result }, 0);
+    this.driftCorrections.inc({ kind }, 0);
+    return {
+      driftChecked: (result) => this.driftChecks.inc({ kind, result }),
+      driftCorrected: () => this.driftCorrections.inc({ kind }),
+    };
+  }
+
+  /** Sets a Cluster's certificate expiry; `undefined` removes its series (the Cluster is going). */
+  setCertificatesExpireAt(namespace: string, name: string, expiresAt: Date | undefined): void {
+    const seconds = expiresAt ? expiresAt.getTime() / 1000 : Number.NaN;
+    if (Number.isNaN(seconds)) this.certificatesExpireAt.remove({ namespace, name });
+    else this.certificatesExpireAt.set({ namespace, name }, seconds);
   }
 
   /** Records one stack operation (the stack runner calls this around each Automation API call). */

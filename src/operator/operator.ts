@@ -114,6 +114,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const secrets = () => [options.engineEnv.PULUMI_CONFIG_PASSPHRASE ?? ""].filter(Boolean);
 
   const metrics = new OperatorMetrics();
+  // This replica's name in the Lease and in its own logs, so the two can be matched.
+  const identity = `${hostname()}-${process.pid}`;
   const runner = new StackRunner({
     projectName: "kube-on-kube-clusters",
     backendUrl: options.backendUrl,
@@ -130,7 +132,13 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   });
   const events: EventSink = { record: (cluster, type, reason, message) => recorder.record(cluster, type, reason, message) };
   const statusWriter = new StatusWriter<ClusterObject["status"], ClusterObject>({ api: customObjects, ...CLUSTERS, secrets });
-  const reconciler = new ClusterReconciler({ store: clusterStore(customObjects, statusWriter), events, stacks: runner, resyncMs: options.resyncMs });
+  const reconciler = new ClusterReconciler({
+    store: clusterStore(customObjects, statusWriter),
+    events,
+    stacks: runner,
+    resyncMs: options.resyncMs,
+    hooks: { ...metrics.driftHooks("Cluster"), certificatesExpireAt: (ns, name, at) => metrics.setCertificatesExpireAt(ns, name, at) },
+  });
 
   const informer = new ResilientInformer<ClusterObject & k8s.KubernetesObject>({
     kubeConfig,
@@ -149,7 +157,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
           api: kubeConfig.makeApiClient(k8s.CoordinationV1Api),
           namespace: options.leaderElectionNamespace,
           name: "kube-on-kube-operator",
-          identity: `${hostname()}-${process.pid}`,
+          identity,
           onNewLeader: (identity) => log({ level: "info", msg: "leader", identity }),
           onError: (err) => log({ level: "warn", msg: "leader election error", error: brief(err) }),
         }
@@ -216,7 +224,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
 
   const server = await startOperatorServer({ address: parseListenAddress(options.metricsAddr), registry: metrics.registry, readiness: manager.readiness() });
   await manager.start();
-  log({ level: "info", msg: "operator started", metrics: `${server.address.host}:${server.address.port}`, backend: options.backendUrl.replace(/\/\/[^@/]*@/, "//***@") });
+  log({ level: "info", msg: "operator started", identity, metrics: `${server.address.host}:${server.address.port}`, backend: options.backendUrl.replace(/\/\/[^@/]*@/, "//***@") });
 
   return {
     server,

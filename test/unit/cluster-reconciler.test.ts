@@ -1,11 +1,11 @@
 /**
  * The Cluster reconciler's decisions, with in-memory stand-ins for the API and the engine
  * (the real ones are exercised by the e2e suite): finalizer, pause, invalid spec, first apply,
- * no-op resync, drift, upgrade preview, failure, deletion.
+ * no-op resync, drift, upgrade preview, failure, deletion, and what the metrics hooks are told.
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../src/api/v1alpha1";
-import { CLUSTER_FINALIZER, ClusterReconciler, type ClusterObject, type ClusterStacks } from "../../src/operator/cluster-reconciler";
+import { CLUSTER_FINALIZER, ClusterReconciler, type ClusterObject, type ClusterReconcilerOptions, type ClusterStacks } from "../../src/operator/cluster-reconciler";
 import { TerminalError } from "../../src/operator/controller";
 import { StackOperationError } from "../../src/operator/stack-runner";
 import { minimalSpec } from "../support/specs";
@@ -16,13 +16,14 @@ interface Call {
   refresh?: boolean;
 }
 
-
 function harness() {
   let time = Date.parse("2026-11-25T12:00:00Z");
   const objects = new Map<string, ClusterObject>();
   const events: { type: string; reason: string; message: string }[] = [];
   const calls: Call[] = [];
-  const engine = { drift: {} as Record<string, number>, failWith: undefined as Error | undefined, destroyed: [] as string[] };
+  const engine = { drift: {} as Record<string, number>, failWith: undefined as Error | undefined, previewFailWith: undefined as Error | undefined, destroyed: [] as string[] };
+  /** What the hooks were told, in order, as the metrics would see it. */
+  const observed: string[] = [];
   const stacks: ClusterStacks = {
     async up(stack, _program, _progress, opts) {
       calls.push({ op: "up", stack, ...(opts?.refresh ? { refresh: true } : {}) });
@@ -40,6 +41,7 @@ function harness() {
     },
     async preview(stack, _program, opts) {
       calls.push({ op: "preview", stack, refresh: opts?.refresh });
+      if (engine.previewFailWith) throw engine.previewFailWith;
       return { same: 30, ...engine.drift };
     },
     async destroyAndRemove(stack) {
@@ -47,11 +49,16 @@ function harness() {
       engine.destroyed.push(stack);
     },
   };
-  const reconciler = new ClusterReconciler({
+  const options: ClusterReconcilerOptions = {
     resyncMs: 300_000,
     now: () => new Date(time),
     stacks,
     events: { record: async (_c, type, reason, message) => void events.push({ type, reason, message }) },
+    hooks: {
+      driftChecked: (result) => observed.push(`drift ${result}`),
+      driftCorrected: () => observed.push("corrected"),
+      certificatesExpireAt: (ns, name, at) => observed.push(`certs ${ns}/${name} ${at?.toISOString() ?? "gone"}`),
+    },
     store: {
       get: async (ns, name) => structuredClone(objects.get(`${ns}/${name}`)),
       setFinalizers: async (c, finalizers) => {
@@ -64,13 +71,17 @@ function harness() {
         objects.set(key, { ...objects.get(key)!, status: structuredClone(status) });
       },
     },
-  });
+  };
+  const reconciler = new ClusterReconciler(options);
   const put = (spec = minimalSpec(), generation = 1) => {
     const prev = objects.get("fleet/dev");
     objects.set("fleet/dev", { apiVersion: "kubeonkube.io/v1alpha1", kind: "Cluster", metadata: { ...(prev?.metadata ?? { name: "dev", namespace: "fleet" }), generation }, spec, status: prev?.status });
   };
   return {
     reconciler,
+    /** Another replica's reconciler on the same objects and engine (a new leader). */
+    newReconciler: () => new ClusterReconciler(options),
+    observed,
     objects,
     events,
     calls,
@@ -188,5 +199,56 @@ describe("ClusterReconciler", () => {
     await h.reconciler.reconcile("fleet/dev");
     expect(h.engine.destroyed).toEqual(["fleet-dev"]);
     expect(h.get().metadata.finalizers).toEqual([]);
+  });
+});
+
+describe("ClusterReconciler hooks (metrics)", () => {
+  const expiry = "certs fleet/dev 2027-11-25T12:00:00.000Z";
+
+  it("tells the certificate expiry after an up, and again to a new leader that has not updated anything", async () => {
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.observed.at(-1)).toBe(expiry);
+    h.observed.length = 0;
+    h.advance(60_000);
+    await h.newReconciler().reconcile("fleet/dev");
+    expect(h.observed).toContain(expiry);
+  });
+
+  it("counts a drift check in sync, and a drifted one followed by its correction", async () => {
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    h.advance(300_000);
+    await h.reconciler.reconcile("fleet/dev");
+    h.advance(300_000);
+    h.engine.drift = { create: 1 };
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.observed.filter((o) => !o.startsWith("certs"))).toEqual(["drift in-sync", "drift drifted", "corrected"]);
+  });
+
+  it("counts a failed preview as an error, and no correction when the correcting up fails", async () => {
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    h.advance(300_000);
+    h.engine.previewFailWith = new StackOperationError("fleet-dev", "preview", "engine", "no network");
+    await expect(h.reconciler.reconcile("fleet/dev")).rejects.toThrow(/no network/);
+    h.engine.previewFailWith = undefined;
+    h.engine.drift = { update: 1 };
+    h.engine.failWith = new StackOperationError("fleet-dev", "up", "engine", "boom");
+    await expect(h.reconciler.reconcile("fleet/dev")).rejects.toThrow(/boom/);
+    expect(h.observed.filter((o) => !o.startsWith("certs"))).toEqual(["drift error", "drift drifted"]);
+  });
+
+  it("withdraws the expiry once the Cluster is being deleted, and when it is gone", async () => {
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    h.objects.set("fleet/dev", { ...h.get(), metadata: { ...h.get().metadata, deletionTimestamp: new Date("2026-11-25T13:00:00Z") } });
+    h.observed.length = 0;
+    await h.reconciler.reconcile("fleet/dev");
+    expect(new Set(h.observed)).toEqual(new Set(["certs fleet/dev gone"]));
+    h.objects.delete("fleet/dev");
+    h.observed.length = 0;
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.observed).toEqual(["certs fleet/dev gone"]);
   });
 });

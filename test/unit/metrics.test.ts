@@ -41,6 +41,36 @@ describe("OperatorMetrics", () => {
     expect(text).not.toContain("process_cpu");
   });
 
+  it("starts the drift series at zero and counts checks and corrections per kind", async () => {
+    const metrics = new OperatorMetrics({ processMetrics: false });
+    const hooks = metrics.driftHooks("Cluster");
+    let text = await metrics.text();
+    expect(text).toContain('kube_on_kube_drift_corrections_total{kind="Cluster"} 0');
+    for (const result of ["in-sync", "drifted", "error"]) expect(text).toContain(`kube_on_kube_drift_checks_total{kind="Cluster",result="${result}"} 0`);
+    hooks.driftChecked("drifted");
+    hooks.driftCorrected();
+    hooks.driftChecked("in-sync");
+    text = await metrics.text();
+    expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",result="drifted"} 1');
+    expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",result="in-sync"} 1');
+    expect(text).toContain('kube_on_kube_drift_corrections_total{kind="Cluster"} 1');
+  });
+
+  it("keeps one certificate-expiry series per Cluster, in unix seconds, and drops it when told the Cluster is gone", async () => {
+    const metrics = new OperatorMetrics({ processMetrics: false });
+    metrics.setCertificatesExpireAt("fleet", "a", new Date("2027-11-25T00:00:00Z"));
+    metrics.setCertificatesExpireAt("fleet", "b", new Date("2027-12-01T00:00:00Z"));
+    metrics.setCertificatesExpireAt("fleet", "a", new Date("2028-11-25T00:00:00Z"));
+    let text = await metrics.text();
+    expect(text).toContain('kube_on_kube_certificates_expire_at_seconds{namespace="fleet",name="a"} 1858723200');
+    expect(text).toContain('kube_on_kube_certificates_expire_at_seconds{namespace="fleet",name="b"} 1827619200');
+    metrics.setCertificatesExpireAt("fleet", "a", undefined);
+    metrics.setCertificatesExpireAt("fleet", "b", new Date("not a date"));
+    metrics.setCertificatesExpireAt("fleet", "never-seen", undefined);
+    text = await metrics.text();
+    expect(text).not.toContain("kube_on_kube_certificates_expire_at_seconds{");
+  });
+
   it("two instances do not share series", async () => {
     const a = new OperatorMetrics({ processMetrics: false });
     const b = new OperatorMetrics({ processMetrics: false });
