@@ -252,7 +252,10 @@ export class ClusterReconciler {
     await this.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stackNameOf(cluster)}` }]);
     await this.o.stacks.destroyAndRemove(stackNameOf(cluster), this.program(cluster));
     await this.o.events.record(cluster, "Normal", "Deleted", `stack ${stackNameOf(cluster)} destroyed and removed`);
-    await this.o.store.setFinalizers(cluster, (cluster.metadata.finalizers ?? []).filter((f) => f !== CLUSTER_FINALIZER));
+    // The status writes above moved the resourceVersion on: patch what is there now, or the
+    // optimistic patch conflicts and the release waits for the key's (by then long) backoff.
+    const fresh = await this.o.store.get(cluster.metadata.namespace, cluster.metadata.name);
+    if (fresh) await this.o.store.setFinalizers(fresh, (fresh.metadata.finalizers ?? []).filter((f) => f !== CLUSTER_FINALIZER));
   }
 
   private async status(

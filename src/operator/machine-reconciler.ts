@@ -389,7 +389,10 @@ export class MachineReconciler {
     await this.o.stacks.destroyAndRemove(stack, async () => ({}));
     await this.o.events.record(machine, "Normal", "Deleted", `stack ${stack} destroyed: Node removed and host cleaned`);
     this.lastProbe.delete(`${machine.metadata.namespace}/${machine.metadata.name}`);
-    await this.o.store.setFinalizers(machine, (machine.metadata.finalizers ?? []).filter((f) => f !== MACHINE_FINALIZER));
+    // Status writes moved the resourceVersion on: release on a fresh read, not a conflicting patch
+    // that would wait for this key's (after failed installs, long) backoff.
+    const fresh = await this.o.store.get(machine.metadata.namespace, machine.metadata.name);
+    if (fresh) await this.o.store.setFinalizers(fresh, (fresh.metadata.finalizers ?? []).filter((f) => f !== MACHINE_FINALIZER));
   }
 
   private async status(machine: MachineObject, fields: Partial<MachineStatus>, conditions: ConditionInput[]): Promise<void> {

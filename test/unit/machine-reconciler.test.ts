@@ -48,6 +48,8 @@ function harness() {
     },
   };
   const current = () => machines.get("fleet/worker-0001")!;
+  let version = 1;
+  const bump = () => String(++version);
   const reconciler = new MachineReconciler({
     now: () => new Date(time),
     stacks,
@@ -66,13 +68,15 @@ function harness() {
       get: async (ns, name) => structuredClone(machines.get(`${ns}/${name}`)),
       setFinalizers: async (m, finalizers) => {
         const key = `${m.metadata.namespace}/${m.metadata.name}`;
-        const stored = { ...machines.get(key)!, metadata: { ...machines.get(key)!.metadata, finalizers } };
+        // Optimistic concurrency as the API server does it: a stale resourceVersion conflicts.
+        if (m.metadata.resourceVersion !== machines.get(key)!.metadata.resourceVersion) throw new Error(`409 Conflict on ${key}`);
+        const stored = { ...machines.get(key)!, metadata: { ...machines.get(key)!.metadata, finalizers, resourceVersion: bump() } };
         machines.set(key, stored);
         return structuredClone(stored);
       },
       writeStatus: async (m, status: MachineStatus) => {
         const key = `${m.metadata.namespace}/${m.metadata.name}`;
-        machines.set(key, { ...machines.get(key)!, status: structuredClone(status) });
+        machines.set(key, { ...machines.get(key)!, metadata: { ...machines.get(key)!.metadata, resourceVersion: bump() }, status: structuredClone(status) });
       },
       machinesOfCluster: () => [...machines.values()],
       cluster: (ns, name) => clusters.get(`${ns}/${name}`),
@@ -83,7 +87,7 @@ function harness() {
   const put = (spec = machineSpec(), generation = 1, name = "worker-0001") => {
     const key = `fleet/${name}`;
     const prev = machines.get(key);
-    machines.set(key, { apiVersion: "kubeonkube.io/v1alpha1", kind: "Machine", metadata: { ...(prev?.metadata ?? { name, namespace: "fleet" }), generation }, spec, status: prev?.status });
+    machines.set(key, { apiVersion: "kubeonkube.io/v1alpha1", kind: "Machine", metadata: { ...(prev?.metadata ?? { name, namespace: "fleet" }), generation, resourceVersion: bump() }, spec, status: prev?.status });
   };
   const readyCluster = () =>
     clusters.set("fleet/prod-a", {
@@ -226,7 +230,7 @@ describe("MachineReconciler", () => {
     h.readyCluster();
     h.put();
     await h.reconciler.reconcile("fleet/worker-0001");
-    h.machines.set("fleet/worker-0001", { ...h.current(), metadata: { ...h.current().metadata, deletionTimestamp: new Date() } });
+    h.machines.set("fleet/worker-0001", { ...h.current(), metadata: { ...h.current().metadata, deletionTimestamp: new Date(), resourceVersion: "deleting" } });
     await h.reconciler.reconcile("fleet/worker-0001");
     expect(h.engine.destroyed).toEqual(["fleet-worker-0001"]);
     expect(h.current().metadata.finalizers).toEqual([]);
