@@ -4,6 +4,7 @@
  * so a catalog change is a real kubelet upgrade), and the host settings a sandbox needs
  * (cgroupfs on cgroup v1, no systemd, each kubelet bound to its host's own loopback address).
  */
+import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import type { PackageArtifact, WorkerPackages } from "../../src/api/v1alpha1";
@@ -65,7 +66,10 @@ export async function startFleetHosts(count: number, prefix: string): Promise<Fl
     mirror,
     packages: (kubelet) => ({ ...base, kubelet: kubelets[kubelet] }),
     async stop() {
-      for (const host of hosts) stopHostServices(host);
+      for (const host of hosts) {
+        stopHostServices(host);
+        unmountUnder(host.root);
+      }
       await mirror.close();
       await stopSshHosts(hosts);
       dir.remove();
@@ -90,6 +94,18 @@ export function servicePid(host: SshHost, service: "kubelet" | "containerd"): nu
 export function crashService(host: SshHost, service: "kubelet" | "containerd"): void {
   const pid = servicePid(host, service);
   if (pid) process.kill(pid, "SIGKILL");
+}
+
+/**
+ * The kubelet bind-mounts its root directory onto itself; a Machine that was not deleted (the
+ * suite ended first) leaves that mount behind, and the host directory could not be removed.
+ */
+function unmountUnder(root: string): void {
+  const mounts = readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[1])
+    .filter((m): m is string => m !== undefined && (m === root || m.startsWith(`${root}/`)));
+  for (const m of mounts.sort((a, b) => b.length - a.length)) execFileSync("umount", ["-l", m]);
 }
 
 function stopHostServices(host: SshHost): void {
