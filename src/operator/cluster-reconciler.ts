@@ -83,6 +83,11 @@ export interface ClusterReconcilerOptions {
   /** Meta-cluster kubeconfig for the program's provider; default the engine's ambient one. */
   readonly metaKubeconfig?: string;
   readonly now?: () => Date;
+  /**
+   * Names of the Machines that still belong to a Cluster. Deletion waits for them: their own
+   * deletion drains and removes their Nodes through this cluster's masters.
+   */
+  readonly machinesOf?: (namespace: string, cluster: string) => readonly string[];
   readonly hooks?: ClusterReconcilerHooks;
 }
 
@@ -247,8 +252,17 @@ export class ClusterReconciler {
     throw error;
   }
 
-  private async finalize(cluster: ClusterObject): Promise<void> {
+  private async finalize(cluster: ClusterObject): Promise<{ requeueAfter: number } | void> {
     if (!cluster.metadata.finalizers?.includes(CLUSTER_FINALIZER)) return;
+    const machines = this.o.machinesOf?.(cluster.metadata.namespace, cluster.metadata.name) ?? [];
+    if (machines.length > 0) {
+      const shown = machines.slice(0, 5).join(", ") + (machines.length > 5 ? `, and ${machines.length - 5} more` : "");
+      const message = `waiting for ${machines.length} Machine(s) of this cluster to be deleted first (${shown}): their Nodes are drained through these masters`;
+      const before = cluster.status?.conditions?.find((c) => c.type === "Progressing");
+      if (before?.reason !== "WaitingForMachines") await this.o.events.record(cluster, "Normal", "WaitingForMachines", message);
+      await this.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "WaitingForMachines", message }]);
+      return { requeueAfter: 10_000 };
+    }
     await this.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stackNameOf(cluster)}` }]);
     await this.o.stacks.destroyAndRemove(stackNameOf(cluster), this.program(cluster));
     await this.o.events.record(cluster, "Normal", "Deleted", `stack ${stackNameOf(cluster)} destroyed and removed`);

@@ -132,7 +132,13 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   });
   const events: EventSink = { record: (cluster, type, reason, message) => recorder.record(cluster, type, reason, message) };
   const statusWriter = new StatusWriter<ClusterObject["status"], ClusterObject>({ api: customObjects, ...CLUSTERS, secrets });
+  const machinesOfCluster = (namespace: string, cluster: string) =>
+    fleet.machines
+      .list()
+      .filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster)
+      .map((m) => m.metadata.name);
   const reconciler = new ClusterReconciler({
+    machinesOf: machinesOfCluster,
     store: clusterStore(customObjects, statusWriter),
     events,
     stacks: runner,

@@ -49,7 +49,9 @@ function harness() {
       engine.destroyed.push(stack);
     },
   };
+  const machines: string[] = [];
   const options: ClusterReconcilerOptions = {
+    machinesOf: () => machines,
     resyncMs: 300_000,
     now: () => new Date(time),
     stacks,
@@ -79,6 +81,7 @@ function harness() {
   };
   return {
     reconciler,
+    machines,
     /** Another replica's reconciler on the same objects and engine (a new leader). */
     newReconciler: () => new ClusterReconciler(options),
     observed,
@@ -199,6 +202,19 @@ describe("ClusterReconciler", () => {
     await h.reconciler.reconcile("fleet/dev");
     expect(h.engine.destroyed).toEqual(["fleet-dev"]);
     expect(h.get().metadata.finalizers).toEqual([]);
+  });
+
+  it("waits for the cluster's Machines to be deleted before destroying its masters", async () => {
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    h.machines.push("w0", "w1");
+    h.objects.set("fleet/dev", { ...h.get(), metadata: { ...h.get().metadata, deletionTimestamp: new Date("2026-11-25T13:00:00Z") } });
+    expect(await h.reconciler.reconcile("fleet/dev")).toEqual({ requeueAfter: 10_000 });
+    expect(h.engine.destroyed).toEqual([]);
+    expect(h.condition("Progressing")).toMatchObject({ reason: "WaitingForMachines", message: expect.stringContaining("w0, w1") });
+    h.machines.length = 0;
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.engine.destroyed).toEqual(["fleet-dev"]);
   });
 });
 
