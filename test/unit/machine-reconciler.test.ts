@@ -225,6 +225,16 @@ describe("MachineReconciler", () => {
     expect(h.current().status?.packagesRevision).toBe(packagesRevision(packages()));
   });
 
+  it("makes no change and no repair while paused", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.put(machineSpec({ paused: true }));
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.ups).toHaveLength(0);
+    expect(h.hostCalls).toHaveLength(0);
+    expect(h.current().status?.conditions?.find((c) => c.type === "Progressing")).toMatchObject({ reason: "Paused" });
+  });
+
   it("deletes through the finalizer: destroy the stack, then let go", async () => {
     const h = harness();
     h.readyCluster();
