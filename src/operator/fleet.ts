@@ -132,7 +132,8 @@ export function registerFleet(o: FleetOptions): Fleet {
     )) as MachineObject;
 
   const store: MachineStore = {
-    async get(namespace, name) {
+    async get(namespace, name, opts) {
+      if (!opts?.live) return machines.get(`${namespace}/${name}`);
       try {
         return (await api.getNamespacedCustomObject({ ...MACHINES, namespace, name })) as MachineObject;
       } catch (err) {
@@ -141,8 +142,8 @@ export function registerFleet(o: FleetOptions): Fleet {
       }
     },
     setFinalizers: (machine, finalizers) => patchMetadata(MACHINES, machine, { finalizers }),
-    async writeStatus(machine, status) {
-      await machineWriter.update(objectKey(machine), () => status);
+    async writeStatus(machine, update) {
+      await machineWriter.update(objectKey(machine), (current) => update(current.status));
     },
     machinesOfCluster: (namespace, cluster) => machines.list().filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster),
     cluster: (namespace, name) => o.clusters.get(`${namespace}/${name}`),
@@ -192,7 +193,15 @@ export function registerFleet(o: FleetOptions): Fleet {
   o.manager.register({ kind: "ClusterPackageVersion", informer: packageVersions, reconcile: (key) => packageVersionReconciler.reconcile(key), concurrency: 1 });
 
   const machinesWhere = (pred: (m: MachineObject) => boolean) => machines.list().filter(pred).map(objectKey);
-  o.clusters.onChange((key) => {
+  // Only what a Machine uses of its Cluster wakes its Machines: not every status write or resync
+  // (with thousands of Machines per Cluster that would be thousands of reconciles each time).
+  const clusterSeen = new Map<string, string>();
+  o.clusters.onChange((key, type) => {
+    const c = o.clusters.get(key);
+    const fingerprint = c ? JSON.stringify([c.status?.endpoint, c.status?.adminKubeconfigSecret, c.status?.phase === "Ready", Boolean(c.metadata.deletionTimestamp)]) : "gone";
+    if (clusterSeen.get(key) === fingerprint && type !== "add") return;
+    if (c) clusterSeen.set(key, fingerprint);
+    else clusterSeen.delete(key);
     const [ns, name] = key.split("/");
     for (const k of machinesWhere((m) => m.metadata.namespace === ns && m.spec.clusterRef.name === name)) o.manager.enqueue("Machine", k);
   });

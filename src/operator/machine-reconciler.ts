@@ -41,9 +41,11 @@ import { StackOperationError } from "./stack-runner";
 export const MACHINE_FINALIZER = "kubeonkube.io/machine-stack";
 
 export interface MachineStore extends MachineDependencies {
-  get(namespace: string, name: string): Promise<MachineObject | undefined>;
+  /** The informer's copy, or with `live` a read from the API server (before acting on it). */
+  get(namespace: string, name: string, opts?: { live?: boolean }): Promise<MachineObject | undefined>;
   setFinalizers(machine: MachineObject, finalizers: string[]): Promise<MachineObject>;
-  writeStatus(machine: MachineObject, status: MachineStatus): Promise<void>;
+  /** Writes `update(the stored status)`: fields we did not touch keep what is stored now. */
+  writeStatus(machine: MachineObject, update: (current: MachineStatus | undefined) => MachineStatus): Promise<void>;
   /** The cached Machines of one Cluster (for the repair short-circuit). */
   machinesOfCluster(namespace: string, cluster: string): readonly MachineObject[];
 }
@@ -106,7 +108,13 @@ export class MachineReconciler {
 
   async reconcile(key: string): Promise<{ requeueAfter?: number } | void> {
     const [namespace, name] = key.split("/");
-    let machine = await this.o.store.get(namespace, name);
+    // The steady state (installed, current, nothing to change) is decided from the informer's
+    // copy: a fleet's health checks cost no read of the API server. Anything that acts reads live.
+    const cached = await this.o.store.get(namespace, name);
+    const steady = cached ? this.steadyCatalog(cached) : undefined;
+    if (cached && steady === "paused") return this.paused(cached);
+    if (cached && steady !== undefined && steady !== "paused") return this.checkHealth(key, cached, steady);
+    let machine = await this.o.store.get(namespace, name, { live: true });
     if (!machine) {
       this.lastProbe.delete(key);
       this.unhealthySince.delete(key);
@@ -117,10 +125,7 @@ export class MachineReconciler {
     if (!machine.metadata.finalizers?.includes(MACHINE_FINALIZER)) {
       machine = await this.o.store.setFinalizers(machine, [...(machine.metadata.finalizers ?? []), MACHINE_FINALIZER]);
     }
-    if (machine.spec.paused) {
-      await this.status(machine, {}, [{ type: "Progressing", status: "False", reason: "Paused", message: "spec.paused is true: no change is made and no repair" }]);
-      return;
-    }
+    if (machine.spec.paused) return this.paused(machine);
     const problems = validateMachineSpec(machine.spec, "spec", { credentials: "secretRef", allowUnknownHostKey: false }).map(formatProblem);
     if (problems.length) {
       const message = problems.join("; ");
@@ -140,6 +145,21 @@ export class MachineReconciler {
       return this.install(machine, ctx, s.packagesRevision ? "upgrade" : "install");
     }
     return this.checkHealth(key, machine, catalog);
+  }
+
+  /** The catalog of a machine with nothing to change (so only its health is looked at), else undefined. */
+  private steadyCatalog(m: MachineObject): MachineCatalog | "paused" | undefined {
+    if (m.metadata.deletionTimestamp || !m.metadata.finalizers?.includes(MACHINE_FINALIZER)) return undefined;
+    if (m.spec.paused) return m.status?.conditions?.some((c) => c.reason === "Paused" && c.observedGeneration === m.metadata.generation) ? "paused" : undefined;
+    const catalog = machineCatalog(m, this.o.store);
+    if ("waiting" in catalog) return undefined;
+    const s = m.status ?? {};
+    const current = catalog.packages === undefined || (s.packagesRevision === catalog.revision && s.observedGeneration === m.metadata.generation && s.lastOperation?.result === "succeeded");
+    return current ? catalog : undefined;
+  }
+
+  private async paused(machine: MachineObject): Promise<void> {
+    await this.status(machine, {}, [{ type: "Progressing", status: "False", reason: "Paused", message: "spec.paused is true: no change is made and no repair" }]);
   }
 
   private async waiting(machine: MachineObject, w: Waiting): Promise<{ requeueAfter: number }> {
@@ -391,16 +411,22 @@ export class MachineReconciler {
     this.lastProbe.delete(`${machine.metadata.namespace}/${machine.metadata.name}`);
     // Status writes moved the resourceVersion on: release on a fresh read, not a conflicting patch
     // that would wait for this key's (after failed installs, long) backoff.
-    const fresh = await this.o.store.get(machine.metadata.namespace, machine.metadata.name);
+    const fresh = await this.o.store.get(machine.metadata.namespace, machine.metadata.name, { live: true });
     if (fresh) await this.o.store.setFinalizers(fresh, (fresh.metadata.finalizers ?? []).filter((f) => f !== MACHINE_FINALIZER));
   }
 
   private async status(machine: MachineObject, fields: Partial<MachineStatus>, conditions: ConditionInput[]): Promise<void> {
-    let list = [...(machine.status?.conditions ?? [])];
-    for (const c of conditions) list = setCondition(list, { ...c, observedGeneration: machine.metadata.generation }, this.now().getTime());
-    const status: MachineStatus = { ...(machine.status ?? {}), ...fields, conditions: list };
+    const now = this.now().getTime();
+    // Applied to whatever status is stored when the write happens, so a copy that lags behind
+    // (the informer's) never writes older values back over fields this call does not set.
+    const apply = (base: MachineStatus | undefined): MachineStatus => {
+      let list = [...(base?.conditions ?? [])];
+      for (const c of conditions) list = setCondition(list, { ...c, observedGeneration: machine.metadata.generation }, now);
+      return { ...(base ?? {}), ...fields, conditions: list };
+    };
+    const status = apply(machine.status);
     if (JSON.stringify(status) === JSON.stringify(machine.status)) return;
-    await this.o.store.writeStatus(machine, status);
+    await this.o.store.writeStatus(machine, apply);
     (machine as { status?: MachineStatus }).status = status;
   }
 }

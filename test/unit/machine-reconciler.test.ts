@@ -74,9 +74,10 @@ function harness() {
         machines.set(key, stored);
         return structuredClone(stored);
       },
-      writeStatus: async (m, status: MachineStatus) => {
+      writeStatus: async (m, update: (current: MachineStatus | undefined) => MachineStatus) => {
         const key = `${m.metadata.namespace}/${m.metadata.name}`;
-        machines.set(key, { ...machines.get(key)!, metadata: { ...machines.get(key)!.metadata, resourceVersion: bump() }, status: structuredClone(status) });
+        const stored = machines.get(key)!;
+        machines.set(key, { ...stored, metadata: { ...stored.metadata, resourceVersion: bump() }, status: structuredClone(update(stored.status)) });
       },
       machinesOfCluster: () => [...machines.values()],
       cluster: (ns, name) => clusters.get(`${ns}/${name}`),
