@@ -123,10 +123,16 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const name of NAMES) kubectlQuiet("-n", "fleet", "delete", "machine", name, "--wait=false");
-  await operator?.stop();
-  await fleet?.stop();
-  if (cluster) await kok(["dev", "down", ...cluster.args, "--purge"]);
+  // Every step runs even when one before it fails: a leaked meta-cluster or kubelet would weigh
+  // on every later test on this machine.
+  const steps: [string, () => Promise<unknown>][] = [
+    ["stop the operator", async () => operator?.stop()],
+    ["stop the hosts", async () => fleet?.stop()],
+    ["stop the meta-cluster", async () => cluster && kok(["dev", "down", ...cluster.args, "--purge"])],
+  ];
+  const failures: string[] = [];
+  for (const [what, step] of steps) await step().catch((e: unknown) => failures.push(`${what}: ${(e as Error).message}`));
+  if (failures.length) throw new Error(`teardown: ${failures.join("; ")}`);
 });
 
 /**
@@ -136,14 +142,6 @@ afterAll(async () => {
 async function deleteMachine(name: string): Promise<void> {
   kubectl("-n", "fleet", "delete", "machine", name, "--wait=false");
   await eventually(`Machine ${name} gone`, async () => (kubectl("-n", "fleet", "get", "machines", "-o", "name").includes(`/${name}\n`) ? undefined : true), 600_000);
-}
-
-function kubectlQuiet(...args: string[]): void {
-  try {
-    kubectl(...args);
-  } catch {
-    // Teardown: the object may be gone already.
-  }
 }
 
 describe("the operator installs, repairs and gray-releases Machines", () => {

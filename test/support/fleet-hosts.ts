@@ -34,7 +34,19 @@ export const SANDBOX_WORKER_DEFAULTS: WorkerDefaults = {
   },
 };
 
+/**
+ * Every kubelet, containerd, kube-apiserver and controller-manager on this one machine takes
+ * inotify instances from the same per-user budget (default 128); several dev clusters and a few
+ * kubelets exhaust it and a kubelet dies with "inotify_init: too many open files". Real hosts
+ * run one kubelet each; here we raise the limit (the tests run as root, as CI does).
+ */
+function raiseInotifyLimit(minimum = 1024): void {
+  const file = "/proc/sys/fs/inotify/max_user_instances";
+  if (Number(readFileSync(file, "utf8").trim()) < minimum) writeFileSync(file, String(minimum));
+}
+
 export async function startFleetHosts(count: number, prefix: string): Promise<FleetHosts> {
+  raiseInotifyLimit();
   const artifacts = workerArtifacts();
   const dir = mirrorDirectory(artifacts);
   const older = path.join(dir.dir, "kubelet-v1.35.4-linux-amd64");
