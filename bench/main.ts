@@ -9,12 +9,16 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { clusterOverheadBenchmark } from "./cluster-overhead";
+import { clusterRateBenchmark } from "./cluster-rate";
+import { driftSweepBenchmark } from "./drift-sweep";
+import { fleetInstallBenchmark } from "./fleet-install";
+import { stopFleetWorld } from "./fleet-world";
 import { stopDevEnvironment } from "./dev-environment";
 import type { Benchmark, Size } from "./harness";
 import { consoleTable, machineInfo, refreshDoc, writeResults, type BenchmarkResult } from "./report";
 import { scaleBenchmark } from "./scale";
 
-const BENCHMARKS: readonly Benchmark[] = [clusterOverheadBenchmark, scaleBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [clusterOverheadBenchmark, clusterRateBenchmark, fleetInstallBenchmark, driftSweepBenchmark, scaleBenchmark];
 const ROOT = path.resolve(__dirname, "..");
 
 function usage(problem: string): never {
@@ -67,6 +71,7 @@ async function main(): Promise<number> {
     }
   }
 
+  await stopFleetWorld();
   await stopDevEnvironment();
   const machine = machineInfo();
   console.log(`\n${machine.cpu}, ${machine.cores} cores, ${machine.ramGb} GB RAM, Node ${machine.node}; ${mode} run in ${((Date.now() - began) / 1000).toFixed(0)} s\n`);
