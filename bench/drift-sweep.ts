@@ -81,7 +81,8 @@ export const driftSweepBenchmark: Benchmark = {
         { name: "one Cluster: preview --refresh (the operator's drift check)", unit: "ms", samples: previews, baseline: { name: "refresh of its stack", samples: clusterRefresh } },
       ];
     } finally {
-      await stopFleetWorld();
+      // A cleanup failure must not hide the benchmark's own error.
+      await stopFleetWorld().catch((error: unknown) => ctx.log(`  cleanup failed: ${error instanceof Error ? error.message : String(error)}`));
     }
   },
 };

@@ -4,7 +4,8 @@
  * real package mirror, N Machines installed by the operator, and N more installed by a naive loop
  * of one raw stack per machine, one after another (the baseline), on the other N hosts.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
@@ -18,7 +19,7 @@ import type { SshHost } from "../test/support/sshd-hosts";
 import { startBenchOperator, type BenchOperator } from "./cluster-overhead";
 import { clusterResource, nodePortSpec, waitReady } from "./cluster-stack";
 import { devEnvironment, type DevEnvironment } from "./dev-environment";
-import { timed, until } from "./harness";
+import { sleep, timed, until } from "./harness";
 import { NAMESPACE } from "./meta-objects";
 
 export const BUSINESS = "biz";
@@ -127,6 +128,22 @@ async function installSequentially(env: DevEnvironment, fleet: FleetHosts, hosts
   return { ms, stacks };
 }
 
+/**
+ * Stops the hosts' services and sshd and removes their roots. The kubelets leave mounts (pod
+ * volumes) under the roots; nothing drained them, so unmount those (lazily) and try again.
+ */
+async function stopHosts(fleet: FleetHosts): Promise<void> {
+  try {
+    await fleet.stop();
+  } catch {
+    await sleep(2_000);
+    const roots = fleet.hosts.map((h) => h.dir);
+    const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "");
+    for (const m of mounts.filter((m) => roots.some((r) => m.startsWith(r))).reverse()) spawnSync("umount", ["-l", m]);
+    for (const dir of new Set(fleet.hosts.map((h) => path.dirname(h.dir)))) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 let world: Promise<FleetWorld> | undefined;
 
 export function fleetWorld(n: number, log: (m: string) => void): Promise<FleetWorld> {
@@ -143,13 +160,13 @@ export function fleetWorld(n: number, log: (m: string) => void): Promise<FleetWo
       await waitReady(env, BUSINESS);
     } catch (error) {
       await operator.stop();
-      await fleet?.stop();
+      if (fleet) await stopHosts(fleet);
       throw error;
     }
     const hosts = fleet;
     const stop = async () => {
       await operator.stop();
-      await hosts.stop();
+      await stopHosts(hosts);
     };
     const operatorHosts = hosts.hosts.slice(0, n);
     let operatorInstallMs: number;
