@@ -15,7 +15,7 @@ import { fleetInstallBenchmark } from "./fleet-install";
 import { stopFleetWorld } from "./fleet-world";
 import { stopDevEnvironment } from "./dev-environment";
 import type { Benchmark, Size } from "./harness";
-import { consoleTable, machineInfo, refreshDoc, writeResults, type BenchmarkResult } from "./report";
+import { consoleTable, machineInfo, notes, refreshDoc, writeResults, type BenchmarkResult } from "./report";
 import { scaleBenchmark } from "./scale";
 
 const BENCHMARKS: readonly Benchmark[] = [clusterOverheadBenchmark, clusterRateBenchmark, fleetInstallBenchmark, driftSweepBenchmark, scaleBenchmark];
@@ -76,6 +76,7 @@ async function main(): Promise<number> {
   const machine = machineInfo();
   console.log(`\n${machine.cpu}, ${machine.cores} cores, ${machine.ramGb} GB RAM, Node ${machine.node}; ${mode} run in ${((Date.now() - began) / 1000).toFixed(0)} s\n`);
   console.log(consoleTable(results));
+  for (const note of notes(results)) console.log(`  · ${note}`);
   writeResults(path.join(ROOT, "bench", "results.json"), machine, mode, results);
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
   const writeDoc = !values["no-docs"] && mode === "full" && (!partial || values["write-docs"]);

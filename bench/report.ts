@@ -78,6 +78,11 @@ export function markdownTable(results: readonly BenchmarkResult[]): string {
   return [line(HEADERS), `|${keys.map(() => "---").join("|")}|`, ...rows(results).map((r) => line({ ...r, figure: r.median ? r.figure : `**${r.figure.trim()}**` }))].join("\n");
 }
 
+/** The figures' notes, one line each, for under the table. */
+export function notes(results: readonly BenchmarkResult[]): string[] {
+  return results.flatMap((r) => r.figures.filter((f) => f.note).map((f) => `${r.title} — ${f.name}: ${f.note}`));
+}
+
 export function writeResults(file: string, machine: MachineInfo, mode: string, results: readonly BenchmarkResult[]): void {
   writeFileSync(file, `${JSON.stringify({ machine, mode, results }, null, 2)}\n`);
 }
@@ -92,6 +97,8 @@ export function refreshDoc(file: string, machine: MachineInfo, command: string, 
     `Latest run: \`${command}\` on ${machine.date.slice(0, 16).replace("T", " ")} UTC — ${machine.cpu}, ${machine.cores} cores, ${machine.ramGb} GB RAM, Node ${machine.node}.`,
     "",
     markdownTable(results),
+    "",
+    ...notes(results).map((n) => `- ${n}`),
     "",
     END,
   ].join("\n");

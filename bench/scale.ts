@@ -21,6 +21,8 @@ import { spawnOperator, type OperatorProcess } from "./operator-process";
 interface RunResult {
   startupMs: number;
   firstPassMs: number;
+  /** Reconciles until the first pass went quiet, by kind. */
+  reconcilesByKind: Record<string, number>;
   peakRssMb: number;
   cpuSeconds: number;
   latencies: number[];
@@ -94,10 +96,12 @@ async function oneRun(kc: k8s.KubeConfig, kubeconfig: string, size: Size, run: n
     await until("operator started (caches synced)", () => (op.exited() ? Promise.reject(new Error(`operator ${op.exited()}: ${op.problems.join("\n")}`)) : op.startedAt()), 600_000);
     const startupMs = op.startedAt()! - op.spawnedAt;
     const firstPassMs = await firstPass(op, size.clusters + size.machines, 1_800_000);
+    const reconcilesByKind: Record<string, number> = {};
+    for (const line of op.reconciles) reconcilesByKind[line.kind] = (reconcilesByKind[line.kind] ?? 0) + 1;
     ctx.log(`  run ${run}: synced in ${(startupMs / 1000).toFixed(1)} s, first pass ${(firstPassMs / 1000).toFixed(1)} s; editing ${size.edits} Machines`);
     const latencies = await editLatencies(kc, op, size.machines, size.edits, size.editsPerSecond, run);
     const usage = op.usage();
-    return { startupMs, firstPassMs, latencies, ...usage };
+    return { startupMs, firstPassMs, reconcilesByKind, latencies, ...usage };
   } finally {
     await op.stop();
     rmSync(stateDir, { recursive: true, force: true });
@@ -134,6 +138,12 @@ export const scaleBenchmark: Benchmark = {
       const figures: Figure[] = [
         { name: `start-up → caches synced (${objects})`, unit: "s", samples: results.map((r) => r.startupMs / 1000), note: "process spawn (node + tsx loading the operator) to informers listed and synced" },
         { name: "first pass: every object reconciled once", unit: "s", samples: results.map((r) => r.firstPassMs / 1000), note: `--concurrency ${size.concurrency}; run 1 also adds every finalizer and status` },
+        {
+          name: "reconciles in the first pass",
+          unit: "count",
+          samples: results.map((r) => Object.values(r.reconcilesByKind).reduce((a, b) => a + b, 0)),
+          note: results.map((r) => Object.entries(r.reconcilesByKind).map(([k, n]) => `${k} ${n}`).join(", ")).join(" | "),
+        },
         { name: "operator peak RSS", unit: "MB", samples: peak, baseline: { name: "idle operator, no objects", samples: idle }, target: "≤ 300 MB", met: Math.max(...peak) <= 300 },
         { name: "operator CPU, start-up to end of edits", unit: "s", samples: results.map((r) => r.cpuSeconds) },
         { name: `edit → reconcile start, p50 (${size.edits} edits at ${size.editsPerSecond}/s)`, unit: "ms", samples: p(50) },
