@@ -79,7 +79,7 @@ export async function startFleetHosts(count: number, prefix: string): Promise<Fl
     packages: (kubelet) => ({ ...base, kubelet: kubelets[kubelet] }),
     async stop() {
       for (const host of hosts) {
-        stopHostServices(host);
+        await stopHostServices(host);
         unmountUnder(host.root);
       }
       await mirror.close();
@@ -120,9 +120,18 @@ function unmountUnder(root: string): void {
   for (const m of mounts.sort((a, b) => b.length - a.length)) execFileSync("umount", ["-l", m]);
 }
 
-function stopHostServices(host: SshHost): void {
-  for (const service of ["kubelet", "containerd"] as const) {
-    const pid = servicePid(host, service);
-    if (pid) process.kill(pid, "SIGTERM");
-  }
+/** Stops a host's daemons and waits until they are gone: a dying kubelet still writes below the root. */
+async function stopHostServices(host: SshHost): Promise<void> {
+  const pids = (["kubelet", "containerd"] as const).map((service) => servicePid(host, service)).filter((p): p is number => p !== undefined);
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const pid of pids) process.kill(pid, "SIGTERM");
+  for (let i = 0; i < 100 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of pids.filter(alive)) process.kill(pid, "SIGKILL");
 }
