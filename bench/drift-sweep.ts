@@ -48,12 +48,16 @@ export const driftSweepBenchmark: Benchmark = {
       const previews: number[] = [];
       const machineRefresh: number[] = [];
       const clusterRefresh: number[] = [];
+      const clusterChanges: string[] = [];
       for (let run = 1; run <= ctx.runs; run++) {
         const sweep = await timed(() =>
           Promise.all([
             timed(() => clusters.preview(stackNameOf(cluster), program, { refresh: true })).then((t) => {
               previews.push(t.ms);
-              if (Object.entries(t.value).some(([op, n]) => op !== "same" && n > 0)) throw new Error(`the cluster stack drifted: ${JSON.stringify(t.value)}`);
+              // Steady state should preview as all "same"; anything else is reported with the
+              // figure (a finding to chase), not hidden and not a reason to drop the measurement.
+              const changed = Object.entries(t.value).filter(([op, n]) => op !== "same" && n > 0);
+              if (changed.length) clusterChanges.push(JSON.stringify(Object.fromEntries(changed)));
             }),
             pool(w.operatorHosts, CONCURRENCY - 1, async (host, i) => {
               const t = await timed(() =>
@@ -78,7 +82,13 @@ export const driftSweepBenchmark: Benchmark = {
       return [
         { name: `sweep per object (${objects - 1} Machines + 1 Cluster)`, unit: "ms/object", samples: cheap, baseline: { name: "pulumi refresh of every stack", samples: full }, target: "≤ 1/20 (0.05×)", met: summarize(cheap).median / summarize(full).median <= 0.05 },
         { name: "one Machine: SSH probe", unit: "ms", samples: probes, baseline: { name: "refresh of its stack", samples: machineRefresh } },
-        { name: "one Cluster: preview --refresh (the operator's drift check)", unit: "ms", samples: previews, baseline: { name: "refresh of its stack", samples: clusterRefresh } },
+        {
+          name: "one Cluster: preview --refresh (the operator's drift check)",
+          unit: "ms",
+          samples: previews,
+          baseline: { name: "refresh of its stack", samples: clusterRefresh },
+          note: clusterChanges.length ? `the steady-state preview was not all "same": ${clusterChanges.join(", ")}` : undefined,
+        },
       ];
     } finally {
       // A cleanup failure must not hide the benchmark's own error.
