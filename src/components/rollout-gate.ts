@@ -72,12 +72,13 @@ interface GateProvider extends pulumi.dynamic.ResourceProvider {
   observe(inputs: GateInputs, apis: { apps: unknown; core: unknown }): Promise<RolloutVerdict>;
 }
 
+/** Everything but the kubeconfig; no undefined value (the provider protocol's Struct refuses one). */
 const outputsOf = (inputs: GateInputs): GateOutputs => ({
   kind: inputs.kind,
   namespace: inputs.namespace,
   name: inputs.name,
   revision: inputs.revision,
-  timeoutSeconds: inputs.timeoutSeconds,
+  ...(inputs.timeoutSeconds === undefined ? {} : { timeoutSeconds: inputs.timeoutSeconds }),
 });
 
 /** The first line a user needs from whatever @kubernetes/client-node threw. */

@@ -118,8 +118,9 @@ describe("RolloutGate provider", { timeout: 20_000 }, () => {
     script = [stale, oldTerminating, done];
     const started = Date.now();
     const created = await rolloutGateProvider.create!(inputs());
-    expect(created.outs).toEqual({ kind: "Deployment", namespace: "e2e", name: "e2e-apiserver", revision: "r2", timeoutSeconds: undefined });
-    expect(created.outs).not.toHaveProperty("kubeconfig");
+    // Exactly these keys: no kubeconfig, and no undefined value (the engine's Struct refuses one).
+    expect(Object.keys(created.outs)).toEqual(["kind", "namespace", "name", "revision"]);
+    expect(created.outs).toEqual({ kind: "Deployment", namespace: "e2e", name: "e2e-apiserver", revision: "r2" });
     expect(requests.filter((r) => r.startsWith("/apis/apps/v1/namespaces/e2e/deployments/"))).toHaveLength(3);
     const selector = encodeURIComponent("kubeonkube.io/cluster=e2e,kubeonkube.io/component=kube-apiserver");
     expect(requests).toContain(`/api/v1/namespaces/e2e/pods?labelSelector=${selector}`);
@@ -132,6 +133,7 @@ describe("RolloutGate provider", { timeout: 20_000 }, () => {
       () => undefined,
       (e: Error) => e,
     );
+    expect(error?.message.split("\n")).toHaveLength(1);
     expect(error?.message).toBe(
       "Deployment e2e/e2e-apiserver did not finish rolling out within 1s; still waiting for 1 Pod of an older revision to go (e2e-apiserver-old-x Terminating)",
     );
