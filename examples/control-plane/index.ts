@@ -23,13 +23,15 @@ const spec: ClusterSpec = {
   kubeconfigs: [{ name: "ops-viewer", user: "ops", groups: ["view-only"], validityDays: 30 }],
 };
 
+const metaKubeconfig = config.getSecret("metaKubeconfig");
 const metaCluster = new k8s.Provider("meta-cluster", {
-  kubeconfig: config.getSecret("metaKubeconfig"),
+  kubeconfig: metaKubeconfig,
   clusterIdentifier: "meta-cluster",
   enableSecretMutable: true,
 });
 
-const prodA = new ControlPlane("prod-a", { spec, namespace: "kok-prod-a" }, { providers: [metaCluster] });
+// The rollout gates read the meta-cluster with the provider's kubeconfig (or $KUBECONFIG, like it).
+const prodA = new ControlPlane("prod-a", { spec, namespace: "kok-prod-a", metaKubeconfig }, { providers: [metaCluster] });
 
 export const endpoint = prodA.endpoint;
 export const namespace = prodA.namespace;

@@ -13,8 +13,9 @@ import {
   selectorLabels,
   type ClusterContext,
 } from "./cluster-context";
-import { disruptionBudget, httpProbe, masterDeployment, masterSecret } from "./master-workload";
+import { disruptionBudget, httpProbe, masterDeployment, masterDeploymentSpec, masterSecret, type MasterDeploymentParams } from "./master-workload";
 import type { PemPair } from "./pki";
+import { RolloutGate, RolloutKind, specRevision } from "./rollout-gate";
 
 export interface ApiServerArgs {
   readonly cluster: ClusterContext;
@@ -29,6 +30,11 @@ export interface ApiServerArgs {
     readonly serviceAccountPublicKey: pulumi.Input<string>;
     readonly serviceAccountPrivateKey: pulumi.Input<string>;
   };
+  /**
+   * Kubeconfig of the meta-cluster for the rollout gate, which reads the Deployment itself: the
+   * one the Kubernetes provider uses. Default: the engine's ambient kubeconfig.
+   */
+  readonly metaKubeconfig?: pulumi.Input<string>;
 }
 
 const PKI = "/etc/kubernetes/pki";
@@ -77,6 +83,8 @@ export class ApiServer extends pulumi.ComponentResource {
   readonly deployment: k8s.apps.v1.Deployment;
   readonly service: k8s.core.v1.Service;
   readonly headlessService: k8s.core.v1.Service;
+  /** Done only once the Deployment's rollout has finished and no older apiserver Pod is left. */
+  readonly rollout: RolloutGate;
 
   constructor(name: string, args: ApiServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("kube-on-kube:masters:ApiServer", name, {}, opts);
@@ -132,30 +140,36 @@ export class ApiServer extends pulumi.ComponentResource {
       child,
     );
 
-    this.deployment = masterDeployment(
-      `${name}-deployment`,
-      ctx,
-      {
-        objectName: names.apiServer,
-        component: "kube-apiserver",
-        replicas: spec.replicas,
-        files,
-        secretName: names.apiServerCerts,
-        mountPath: PKI,
-        // Never drop below the wanted count during an upgrade: a new pod must be Ready first.
-        strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-        container: {
-          image: spec.image,
-          command: ["kube-apiserver", ...apiServerFlags(ctx)],
-          env: [{ name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } }],
-          ports: [{ name: "https", containerPort: APISERVER_PORT }],
-          resources: spec.resources,
-          startupProbe: httpProbe("/livez", APISERVER_PORT, "HTTPS", 30),
-          readinessProbe: httpProbe("/readyz", APISERVER_PORT, "HTTPS", 3),
-          livenessProbe: httpProbe("/livez", APISERVER_PORT, "HTTPS", 8),
-        },
+    const deployment: MasterDeploymentParams = {
+      objectName: names.apiServer,
+      component: "kube-apiserver",
+      replicas: spec.replicas,
+      files,
+      secretName: names.apiServerCerts,
+      mountPath: PKI,
+      // Never drop below the wanted count during an upgrade: a new pod must be Ready first.
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      container: {
+        image: spec.image,
+        command: ["kube-apiserver", ...apiServerFlags(ctx)],
+        env: [{ name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } }],
+        ports: [{ name: "https", containerPort: APISERVER_PORT }],
+        resources: spec.resources,
+        startupProbe: httpProbe("/livez", APISERVER_PORT, "HTTPS", 30),
+        readinessProbe: httpProbe("/readyz", APISERVER_PORT, "HTTPS", 3),
+        livenessProbe: httpProbe("/livez", APISERVER_PORT, "HTTPS", 8),
       },
-      { parent: this, dependsOn: [secret] },
+    };
+    const deploymentSpec = masterDeploymentSpec(ctx, deployment);
+    this.deployment = masterDeployment(`${name}-deployment`, ctx, deployment, { parent: this, dependsOn: [secret] }, deploymentSpec);
+    this.rollout = new RolloutGate(
+      `${name}-rollout`,
+      {
+        workload: { kind: RolloutKind.Deployment, namespace: ctx.namespace, name: names.apiServer },
+        revision: specRevision(deploymentSpec),
+        kubeconfig: args.metaKubeconfig,
+      },
+      { parent: this, dependsOn: [this.deployment] },
     );
     disruptionBudget(`${name}-pdb`, ctx, names.apiServer, "kube-apiserver", child);
     this.registerOutputs({});

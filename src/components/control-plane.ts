@@ -3,8 +3,9 @@
  *
  * Composes ClusterPki, Etcd, ApiServer, ControllerManager and Scheduler, ordered so that an upgrade
  * follows the Kubernetes version-skew policy: etcd first, then kube-apiserver, then the
- * controller-manager and scheduler (which may never be newer than the apiserver). pulumi-kubernetes
- * waits for each rollout to become Ready, so the next step starts only on a healthy predecessor.
+ * controller-manager and scheduler (which may never be newer than the apiserver). Each step waits for
+ * its predecessor's RolloutGate, done only when that rollout has finished and no Pod of an older
+ * revision is left, so the next step starts only on a healthy, fully upgraded predecessor.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -37,6 +38,13 @@ export interface ControlPlaneArgs {
   readonly createNamespace?: boolean;
   /** DNS domain of the meta-cluster, for the names masters use to reach each other. Default: cluster.local. */
   readonly metaClusterDomain?: string;
+  /**
+   * Kubeconfig of the meta-cluster for the rollout gates, which read the etcd and apiserver
+   * rollouts themselves (not through the Kubernetes provider): pass the one the provider uses.
+   * Its current context is used; it is kept as a Pulumi secret. Default: the engine's ambient
+   * kubeconfig (KUBECONFIG, ~/.kube/config, or the in-cluster service account).
+   */
+  readonly metaKubeconfig?: pulumi.Input<string>;
   /**
    * What runs now, when known (the operator passes it from status). An upgrade that skips a minor
    * version or goes backwards is refused before anything changes.
@@ -150,7 +158,7 @@ export class ControlPlane extends pulumi.ComponentResource {
 
     const etcd = new Etcd(
       `${name}-etcd`,
-      { cluster: ctx, certificates: { ca: pki.etcdCa, server: pki.etcdServer, peer: pki.etcdPeer } },
+      { cluster: ctx, certificates: { ca: pki.etcdCa, server: pki.etcdServer, peer: pki.etcdPeer }, metaKubeconfig: args.metaKubeconfig },
       { parent: this, dependsOn: ns ? [ns] : [] },
     );
     const apiServer = new ApiServer(
@@ -168,8 +176,11 @@ export class ControlPlane extends pulumi.ComponentResource {
           serviceAccountPublicKey: pki.serviceAccount.publicKeyPem,
           serviceAccountPrivateKey: pki.serviceAccount.privateKeyPem,
         },
+        metaKubeconfig: args.metaKubeconfig,
       },
-      { parent: this, dependsOn: [etcd] },
+      // The gates, not the workloads: pulumi-kubernetes may call an update done before the old Pods
+      // are gone (docs/architecture.md, "Upgrade order").
+      { parent: this, dependsOn: [etcd.rollout] },
     );
     new ControllerManager(
       `${name}-controller-manager`,
@@ -180,12 +191,12 @@ export class ControlPlane extends pulumi.ComponentResource {
         serviceAccountPrivateKey: pki.serviceAccount.privateKeyPem,
         kubeconfig: kubeconfigFor("system:kube-controller-manager", pki.controllerManager, internalUrl),
       },
-      { parent: this, dependsOn: [apiServer] },
+      { parent: this, dependsOn: [apiServer.rollout] },
     );
     new Scheduler(
       `${name}-scheduler`,
       { cluster: ctx, kubeconfig: kubeconfigFor("system:kube-scheduler", pki.scheduler, internalUrl) },
-      { parent: this, dependsOn: [apiServer] },
+      { parent: this, dependsOn: [apiServer.rollout] },
     );
 
     const adminKubeconfig = kubeconfigFor("kubernetes-admin", pki.admin, externalUrl);

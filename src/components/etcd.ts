@@ -15,10 +15,16 @@ import {
 } from "./cluster-context";
 import { CHECKSUM_ANNOTATION, disruptionBudget, httpProbe, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
 import type { PemPair } from "./pki";
+import { RolloutGate, RolloutKind, specRevision } from "./rollout-gate";
 
 export interface EtcdArgs {
   readonly cluster: ClusterContext;
   readonly certificates: { readonly ca: PemPair; readonly server: PemPair; readonly peer: PemPair };
+  /**
+   * Kubeconfig of the meta-cluster for the rollout gate, which reads the StatefulSet itself: the
+   * one the Kubernetes provider uses. Default: the engine's ambient kubeconfig.
+   */
+  readonly metaKubeconfig?: pulumi.Input<string>;
 }
 
 const PKI = "/etc/kubernetes/pki/etcd";
@@ -64,6 +70,8 @@ export class Etcd extends pulumi.ComponentResource {
   readonly statefulSet: k8s.apps.v1.StatefulSet;
   readonly clientService: k8s.core.v1.Service;
   readonly peerService: k8s.core.v1.Service;
+  /** Done only once the StatefulSet's rollout has finished and no older member Pod is left. */
+  readonly rollout: RolloutGate;
 
   constructor(name: string, args: EtcdArgs, opts?: pulumi.ComponentResourceOptions) {
     super("kube-on-kube:masters:Etcd", name, {}, opts);
@@ -108,62 +116,69 @@ export class Etcd extends pulumi.ComponentResource {
     const pki = secretVolume(names.etcdCerts, PKI);
     const dataVolumeName = "data";
     const storage = spec.storage;
-    this.statefulSet = new k8s.apps.v1.StatefulSet(
-      `${name}-statefulset`,
-      {
-        metadata: { name: names.etcd, namespace: ctx.namespace, labels },
+    const statefulSetSpec: k8s.types.input.apps.v1.StatefulSetSpec = {
+      serviceName: names.etcdPeerService,
+      replicas: spec.replicas,
+      // All members start together: an ordered start would wait forever for member 0 to be
+      // Ready, which it cannot be before a quorum exists.
+      podManagementPolicy: "Parallel",
+      selector: { matchLabels: selector },
+      updateStrategy: { type: "RollingUpdate" },
+      template: {
+        metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(files) } },
         spec: {
-          serviceName: names.etcdPeerService,
-          replicas: spec.replicas,
-          // All members start together: an ordered start would wait forever for member 0 to be
-          // Ready, which it cannot be before a quorum exists.
-          podManagementPolicy: "Parallel",
-          selector: { matchLabels: selector },
-          updateStrategy: { type: "RollingUpdate" },
-          template: {
-            metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(files) } },
-            spec: {
-              ...podPlacement(ctx, "etcd"),
-              enableServiceLinks: false,
-              containers: [
-                {
-                  name: "etcd",
-                  image: spec.image,
-                  command: ["etcd", ...etcdFlags(ctx)],
-                  env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }],
-                  ports: [
-                    { name: "client", containerPort: ETCD_CLIENT_PORT },
-                    { name: "peer", containerPort: ETCD_PEER_PORT },
-                    { name: "metrics", containerPort: ETCD_METRICS_PORT },
-                  ],
-                  resources: spec.resources,
-                  volumeMounts: [pki.mount, { name: dataVolumeName, mountPath: DATA }],
-                  startupProbe: httpProbe("/readyz", ETCD_METRICS_PORT, "HTTP", 30),
-                  readinessProbe: httpProbe("/readyz", ETCD_METRICS_PORT, "HTTP", 3),
-                  livenessProbe: httpProbe("/livez", ETCD_METRICS_PORT, "HTTP", 8),
-                },
+          ...podPlacement(ctx, "etcd"),
+          enableServiceLinks: false,
+          containers: [
+            {
+              name: "etcd",
+              image: spec.image,
+              command: ["etcd", ...etcdFlags(ctx)],
+              env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }],
+              ports: [
+                { name: "client", containerPort: ETCD_CLIENT_PORT },
+                { name: "peer", containerPort: ETCD_PEER_PORT },
+                { name: "metrics", containerPort: ETCD_METRICS_PORT },
               ],
-              volumes: [
-                pki.volume,
-                ...(storage.volumeSource ? [{ name: dataVolumeName, ...storage.volumeSource }] : []),
-              ],
+              resources: spec.resources,
+              volumeMounts: [pki.mount, { name: dataVolumeName, mountPath: DATA }],
+              startupProbe: httpProbe("/readyz", ETCD_METRICS_PORT, "HTTP", 30),
+              readinessProbe: httpProbe("/readyz", ETCD_METRICS_PORT, "HTTP", 3),
+              livenessProbe: httpProbe("/livez", ETCD_METRICS_PORT, "HTTP", 8),
             },
-          },
-          volumeClaimTemplates: storage.claimTemplate
-            ? [
-                {
-                  metadata: { name: dataVolumeName, labels },
-                  spec: {
-                    accessModes: ["ReadWriteOnce"],
-                    storageClassName: storage.claimTemplate.storageClassName,
-                    resources: { requests: { storage: storage.claimTemplate.size } },
-                  },
-                },
-              ]
-            : undefined,
+          ],
+          volumes: [
+            pki.volume,
+            ...(storage.volumeSource ? [{ name: dataVolumeName, ...storage.volumeSource }] : []),
+          ],
         },
       },
+      volumeClaimTemplates: storage.claimTemplate
+        ? [
+            {
+              metadata: { name: dataVolumeName, labels },
+              spec: {
+                accessModes: ["ReadWriteOnce"],
+                storageClassName: storage.claimTemplate.storageClassName,
+                resources: { requests: { storage: storage.claimTemplate.size } },
+              },
+            },
+          ]
+        : undefined,
+    };
+    this.statefulSet = new k8s.apps.v1.StatefulSet(
+      `${name}-statefulset`,
+      { metadata: { name: names.etcd, namespace: ctx.namespace, labels }, spec: statefulSetSpec },
       { parent: this, dependsOn: [secret, this.peerService] },
+    );
+    this.rollout = new RolloutGate(
+      `${name}-rollout`,
+      {
+        workload: { kind: RolloutKind.StatefulSet, namespace: ctx.namespace, name: names.etcd },
+        revision: specRevision(statefulSetSpec),
+        kubeconfig: args.metaKubeconfig,
+      },
+      { parent: this, dependsOn: [this.statefulSet] },
     );
     disruptionBudget(`${name}-pdb`, ctx, names.etcd, "etcd", child);
 

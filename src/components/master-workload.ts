@@ -116,38 +116,41 @@ export interface MasterDeploymentParams {
 }
 
 /**
- * The Deployment shape kube-apiserver, kube-controller-manager and kube-scheduler share: one
+ * The Deployment spec kube-apiserver, kube-controller-manager and kube-scheduler share: one
  * container named after the component, its Secret mounted read-only, placed on the master nodes,
  * no ServiceAccount token of the meta-cluster (the masters talk to their own cluster only).
  */
+export function masterDeploymentSpec(ctx: ClusterContext, p: MasterDeploymentParams): k8s.types.input.apps.v1.DeploymentSpec {
+  const labels = componentLabels(ctx.name, p.component);
+  const secret = secretVolume(p.secretName, p.mountPath);
+  return {
+    replicas: p.replicas,
+    selector: { matchLabels: selectorLabels(ctx.name, p.component) },
+    strategy: p.strategy,
+    template: {
+      metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(p.files) } },
+      spec: {
+        ...podPlacement(ctx, p.component),
+        enableServiceLinks: false,
+        automountServiceAccountToken: false,
+        containers: [{ ...p.container, name: p.component, volumeMounts: [secret.mount] }],
+        volumes: [secret.volume],
+      },
+    },
+  };
+}
+
+/** A master's Deployment with the spec of `masterDeploymentSpec` (or the one given). */
 export function masterDeployment(
   resourceName: string,
   ctx: ClusterContext,
   p: MasterDeploymentParams,
   opts: pulumi.CustomResourceOptions,
+  spec: k8s.types.input.apps.v1.DeploymentSpec = masterDeploymentSpec(ctx, p),
 ): k8s.apps.v1.Deployment {
-  const labels = componentLabels(ctx.name, p.component);
-  const secret = secretVolume(p.secretName, p.mountPath);
   return new k8s.apps.v1.Deployment(
     resourceName,
-    {
-      metadata: { name: p.objectName, namespace: ctx.namespace, labels },
-      spec: {
-        replicas: p.replicas,
-        selector: { matchLabels: selectorLabels(ctx.name, p.component) },
-        strategy: p.strategy,
-        template: {
-          metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(p.files) } },
-          spec: {
-            ...podPlacement(ctx, p.component),
-            enableServiceLinks: false,
-            automountServiceAccountToken: false,
-            containers: [{ ...p.container, name: p.component, volumeMounts: [secret.mount] }],
-            volumes: [secret.volume],
-          },
-        },
-      },
-    },
+    { metadata: { name: p.objectName, namespace: ctx.namespace, labels: componentLabels(ctx.name, p.component) }, spec },
     opts,
   );
 }

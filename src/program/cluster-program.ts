@@ -52,7 +52,14 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
   });
   const cp = new ControlPlane(
     args.name,
-    { spec: args.spec, namespace: args.namespace, running: args.running, rotationDrill: args.rotationDrill },
+    {
+      spec: args.spec,
+      namespace: args.namespace,
+      running: args.running,
+      rotationDrill: args.rotationDrill,
+      // The rollout gates read the meta-cluster through the same kubeconfig as the provider.
+      metaKubeconfig: args.metaKubeconfig,
+    },
     { providers: [metaCluster] },
   );
   const copy = args.adminKubeconfigCopy

@@ -20,6 +20,7 @@ const K = {
   ca: "tls:index/selfSignedCert:SelfSignedCert",
   csr: "tls:index/certRequest:CertRequest",
   leaf: "tls:index/locallySignedCert:LocallySignedCert",
+  gate: "pulumi-nodejs:dynamic/kube-on-kube:RolloutGate",
 };
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -154,13 +155,44 @@ describe("ControlPlane in standard mode", () => {
     }
   });
 
-  it("orders the masters etcd → apiserver → controller-manager/scheduler", async () => {
+  it("orders the masters etcd → apiserver → controller-manager/scheduler through rollout gates", async () => {
     await deploy("prod-a", { spec: standardSpec() });
     const dependsOn = (name: string) => recorder.named(name).dependsOn;
-    expect(dependsOn("prod-a-apiserver")).toEqual(expect.arrayContaining(["prod-a-etcd-statefulset"]));
-    expect(dependsOn("prod-a-controller-manager")).toEqual(expect.arrayContaining(["prod-a-apiserver-deployment"]));
-    expect(dependsOn("prod-a-scheduler")).toEqual(expect.arrayContaining(["prod-a-apiserver-deployment"]));
+    // Each gate waits for its workload (and the certificates its revision digests); the next step
+    // waits for the gate, not the bare workload.
+    expect(dependsOn("prod-a-etcd-rollout")).toEqual(expect.arrayContaining(["prod-a-etcd-statefulset"]));
+    expect(dependsOn("prod-a-apiserver")).toEqual(["prod-a-etcd-rollout"]);
+    expect(dependsOn("prod-a-apiserver-rollout")).toEqual(expect.arrayContaining(["prod-a-apiserver-deployment"]));
+    expect(dependsOn("prod-a-controller-manager")).toEqual(["prod-a-apiserver-rollout"]);
+    expect(dependsOn("prod-a-scheduler")).toEqual(["prod-a-apiserver-rollout"]);
     expect(dependsOn("prod-a-etcd")).toEqual(["prod-a-namespace"]);
+    expect(recorder.named("prod-a-etcd-rollout").parent).toBe("prod-a-etcd");
+    expect(recorder.named("prod-a-apiserver-rollout").parent).toBe("prod-a-apiserver");
+  });
+
+  it("points each gate at its workload, with a digest of the workload's spec as its revision", async () => {
+    await deploy("prod-a", { spec: standardSpec(), namespace: "kok-prod-a" });
+    expect(count(K.gate)).toBe(2);
+    const gate = (name: string) => inputs(recorder.named(name));
+    expect(gate("prod-a-etcd-rollout")).toMatchObject({ kind: "StatefulSet", namespace: "kok-prod-a", name: "prod-a-etcd" });
+    expect(gate("prod-a-apiserver-rollout")).toMatchObject({ kind: "Deployment", namespace: "kok-prod-a", name: "prod-a-apiserver" });
+    for (const name of ["prod-a-etcd-rollout", "prod-a-apiserver-rollout"]) expect(gate(name).revision).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("keeps the gates' revisions while the spec stays, and moves only the apiserver's on an upgrade", async () => {
+    const revisions = async (spec: ReturnType<typeof standardSpec>) => {
+      recorder.reset();
+      await deploy("prod-a", { spec });
+      return ["prod-a-etcd-rollout", "prod-a-apiserver-rollout"].map((name) => inputs(recorder.named(name)).revision as string);
+    };
+    const [etcd, apiServer] = await revisions(standardSpec());
+    // Deterministic: an unchanged spec gives the gate no diff, so a no-change `up` stays one.
+    expect(await revisions(standardSpec())).toEqual([etcd, apiServer]);
+    const [etcdAfter, apiServerAfter] = await revisions(standardSpec({ kubernetesVersion: "v1.37.0" }));
+    expect(etcdAfter).toBe(etcd);
+    expect(apiServerAfter).not.toBe(apiServer);
+    const [, scaled] = await revisions(standardSpec({ apiServer: { ...standardSpec().apiServer, replicas: 5 } }));
+    expect(scaled).not.toBe(apiServer);
   });
 });
 
@@ -207,6 +239,25 @@ describe("ControlPlane outputs and secrets", () => {
     for (const pair of pairs) expect(await isSecretOutput(pair.keyPem)).toBe(true);
     expect(await isSecretOutput(cp.pki.serviceAccount.privateKeyPem)).toBe(true);
     expect(await isSecretOutput(cp.caCertificate)).toBe(false);
+  });
+
+  it("gives the gates the meta-cluster kubeconfig as a secret input only", async () => {
+    const metaKubeconfig = "apiVersion: v1\nkind: Config\nusers: [{ name: meta, user: { token: TEST-ONLY-meta-token } }]\n";
+    await deploy("prod-a", { spec: standardSpec(), metaKubeconfig });
+    for (const gate of recorder.ofType(K.gate)) {
+      const { kubeconfig, ...rest } = inputs(gate);
+      expect(isSecretInput(kubeconfig), `${gate.name} kubeconfig is secret`).toBe(true);
+      expect(plain(kubeconfig)).toBe(metaKubeconfig);
+      // Nothing else holds it, the serialized provider included (it captures no secret).
+      expect(JSON.stringify(rest)).not.toContain("TEST-ONLY");
+      expect(isSecretInput(rest.__provider)).toBe(false);
+      expect(String(rest.__provider)).toContain("did not finish rolling out within");
+    }
+  });
+
+  it("leaves the gates on the engine's ambient kubeconfig when given none", async () => {
+    await deploy("prod-a", { spec: standardSpec() });
+    for (const gate of recorder.ofType(K.gate)) expect(inputs(gate).kubeconfig).toBeUndefined();
   });
 
   it("writes kubeconfig Secrets that parse and point at the right server", async () => {

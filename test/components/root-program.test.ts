@@ -30,6 +30,10 @@ describe("the root Pulumi.yaml program", () => {
     await settle();
     expect(isSecretInput(recorder.named("meta-cluster").inputs.kubeconfig)).toBe(true);
     expect(recorder.ofType("kubernetes:apps/v1:Deployment")).toHaveLength(3);
+    // The rollout gates read the meta-cluster through the same kubeconfig, as a secret.
+    const gates = recorder.ofType("pulumi-nodejs:dynamic/kube-on-kube:RolloutGate");
+    expect(gates.map((g) => g.name).sort()).toEqual(["dev-apiserver-rollout", "dev-etcd-rollout"]);
+    for (const gate of gates) expect(isSecretInput(gate.inputs.kubeconfig), gate.name).toBe(true);
   });
 
   it("rejects bad stack config naming every config path, and registers nothing", async () => {

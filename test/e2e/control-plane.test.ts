@@ -4,8 +4,9 @@
  * deploy at v1.35.4; the business cluster answers /readyz?verbose through the generated admin
  * kubeconfig, its controller-manager and scheduler hold their Leases in its kube-system, and a
  * ServiceAccount token it issued is accepted; preview shows no changes; drift made by hand is
- * repaired by `up` with refresh; the upgrade to v1.36.3 really runs the new binaries; a two-minor
- * jump is refused before anything changes; destroy leaves nothing behind. Needs the toolchain
+ * repaired by `up` with refresh; the upgrade to v1.36.3 really runs the new binaries, and no
+ * v1.35.4 apiserver Pod exists any more when the new controller-manager and scheduler Pods are
+ * created (the rollout gate); a two-minor jump is refused before anything changes; destroy leaves nothing behind. Needs the toolchain
  * (pulumi, providers, both Kubernetes minors, etcd) and root. The tests run in order, one stack.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +18,7 @@ import { clusterProgram } from "../../src/program/cluster-program";
 import { kubectl, serverVersion, serviceAccountTokenUser } from "../support/business-cluster";
 import { devUp, eventually, freeNodePort, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 import { assertPlugins, CONTROL_PLANE_PLUGINS, newTestStack, type TestStack } from "../support/engine";
+import { podsBefore, recordPods } from "../support/pod-timeline";
 import { minimalSpec } from "../support/specs";
 
 let NODE_PORT: number;
@@ -104,32 +106,64 @@ describe("ControlPlane on the local meta-cluster", () => {
     expect(kubectl(adminKubeconfig, "get", "--raw", "/readyz")).toBe("ok");
   });
 
-  it("upgrades one minor in the skew order: the masters then run the new binaries", async () => {
+  it("upgrades one minor in the skew order: no old apiserver is left when the new controller-manager starts", async () => {
     desired = { spec: specAt("v1.36.3"), running: { kubernetesVersion: "v1.35.4" } };
-    const steps: string[] = [];
-    await test.stack.up({
-      onOutput: log,
-      onEvent: (event) => {
-        const started = event.resourcePreEvent?.metadata;
-        const finished = event.resOutputsEvent?.metadata;
-        if (started?.type === "kubernetes:apps/v1:Deployment") steps.push(`start ${started.urn.split("::").pop()}`);
-        if (finished?.type === "kubernetes:apps/v1:Deployment") steps.push(`done ${finished.urn.split("::").pop()}`);
-      },
-    });
-    // The apiserver's rollout completes before the controller-manager's and scheduler's begin.
-    const at = (step: string) => steps.indexOf(step);
+    const steps: { step: string; at: number }[] = [];
+    const tracked = new Set(["kubernetes:apps/v1:Deployment", "pulumi-nodejs:dynamic/kube-on-kube:RolloutGate"]);
+    const pods = await recordPods(cluster.kubeconfig, "e2e");
+    try {
+      await test.stack.up({
+        onOutput: log,
+        onEvent: (event) => {
+          const started = event.resourcePreEvent?.metadata;
+          const finished = event.resOutputsEvent?.metadata;
+          if (started && tracked.has(started.type)) steps.push({ step: `start ${started.urn.split("::").pop()}`, at: Date.now() });
+          if (finished && tracked.has(finished.type)) steps.push({ step: `done ${finished.urn.split("::").pop()}`, at: Date.now() });
+        },
+      });
+    } finally {
+      pods.stop();
+    }
+    const at = (step: string) => steps.findIndex((s) => s.step === step);
+    const time = (step: string) => steps[at(step)].at;
+    // The engine: apiserver Deployment, then its gate, and only then the controller-manager and scheduler.
+    expect(at("start e2e-apiserver-deployment")).toBeGreaterThanOrEqual(0);
     expect(at("done e2e-apiserver-deployment")).toBeGreaterThan(at("start e2e-apiserver-deployment"));
-    expect(at("start e2e-controller-manager-deployment")).toBeGreaterThan(at("done e2e-apiserver-deployment"));
-    expect(at("start e2e-scheduler-deployment")).toBeGreaterThan(at("done e2e-apiserver-deployment"));
+    expect(at("done e2e-apiserver-rollout")).toBeGreaterThan(at("done e2e-apiserver-deployment"));
+    expect(at("start e2e-controller-manager-deployment")).toBeGreaterThan(at("done e2e-apiserver-rollout"));
+    expect(at("start e2e-scheduler-deployment")).toBeGreaterThan(at("done e2e-apiserver-rollout"));
+
+    // The meta-cluster, in the order it committed the Pod changes: when each new controller-manager
+    // and scheduler Pod was created, every apiserver Pod in existence (terminating ones too) ran
+    // v1.36.3, and the old one had been there at the start.
+    const apiServers = (index: number) => podsBefore(pods.changes, index).filter((p) => p.component === "kube-apiserver");
+    expect(apiServers(pods.listed).map((p) => p.image)).toEqual(["registry.k8s.io/kube-apiserver:v1.35.4"]);
+    for (const component of ["kube-controller-manager", "kube-scheduler"]) {
+      const created = pods.changes.findIndex((c) => c.type === "ADDED" && c.component === component && c.image.endsWith(":v1.36.3"));
+      expect(created, `a v1.36.3 ${component} Pod was created`).toBeGreaterThanOrEqual(pods.listed);
+      expect(apiServers(created).map((p) => `${p.name} ${p.image}${p.terminating ? " (terminating)" : ""}`)).toEqual([
+        expect.stringMatching(/ registry\.k8s\.io\/kube-apiserver:v1\.36\.3$/),
+      ]);
+    }
+    // And when `up` returned, the new apiserver alone (the gate's promise).
+    expect(apiServers(pods.changes.length).map((p) => p.image)).toEqual(["registry.k8s.io/kube-apiserver:v1.36.3"]);
+    const oldApiServerGone = pods.changes.findIndex((c) => c.type === "DELETED" && c.component === "kube-apiserver");
+    const reportedDone = time("done e2e-apiserver-deployment");
+    console.log(
+      `apiserver rollout: pulumi-kubernetes reported the Deployment updated ${oldApiServerGone >= 0 && pods.changes[oldApiServerGone].seenAt > reportedDone ? "BEFORE" : "after"} ` +
+        `the old Pod was deleted; the gate then waited ${((time("done e2e-apiserver-rollout") - reportedDone) / 1000).toFixed(1)} s`,
+    );
     expect(serverVersion(adminKubeconfig)).toBe("v1.36.3");
-    // pulumi-kubernetes 4.25 may call a Deployment update done before its rollout has replaced the
-    // old Pod (pulumi-kubernetes#2941), so the old apiserver Pod can outlive the `up` briefly:
-    // wait for the rollout rather than assert on the instant (docs/architecture.md, "Upgrade order").
+    // Nothing waits after the controller-manager and scheduler, and an older one is allowed beside
+    // a newer apiserver: their old Pods may still be terminating, so only their end state counts.
     const expected = ["registry.k8s.io/kube-apiserver:v1.36.3", "registry.k8s.io/kube-controller-manager:v1.36.3", "registry.k8s.io/kube-scheduler:v1.36.3"];
     await eventually("only v1.36.3 masters running", async () => {
       const images = meta("-n", "e2e", "get", "pods", "-l", "kubeonkube.io/component!=etcd", "-o", "jsonpath={.items[*].spec.containers[0].image}").split(" ");
       return images.length === 3 && expected.every((i) => images.includes(i)) ? true : undefined;
     });
+    // The gates hold no diff once their rollouts are done: a no-change update stays one.
+    const preview = await test.stack.preview({ expectNoChanges: true });
+    expect(Object.keys(preview.changeSummary).filter((op) => op !== "same")).toEqual([]);
   });
 
   it("refuses a two-minor jump before anything changes", async () => {
