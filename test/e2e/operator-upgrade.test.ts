@@ -29,7 +29,7 @@ let nodePort: number;
 let readyGeneration: number;
 
 const reconciledKeys = (p: OperatorProcess) => p.logs().filter((l) => l.msg === "reconciled").map((l) => l.key);
-const tookLead = (p: OperatorProcess) => p.logs().some((l) => l.msg === "leading: reconciling Clusters");
+const tookLead = (p: OperatorProcess) => p.logs().some((l) => l.msg === "leading: reconciling");
 const patchSpec = (spec: Record<string, unknown>) => meta.kubectl("-n", "fleet", "patch", "cluster", NAME, "--type=merge", "-p", JSON.stringify({ spec }));
 
 interface DeploymentJson {
