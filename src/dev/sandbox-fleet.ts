@@ -1,24 +1,45 @@
 /**
- * Worker hosts for the operator's Machine tests: real sshd hosts on 127.0.0.x, a real package
+ * Worker hosts for Machines on this machine: real sshd hosts (test-hosts.ts), a real package
  * mirror serving Debian's containerd/runc/CNI and the toolchain's kubelets (v1.35.4 and v1.36.3,
- * so a catalog change is a real kubelet upgrade), and the host settings a sandbox needs
- * (cgroupfs on cgroup v1, no systemd, each kubelet bound to its host's own loopback address).
+ * so a catalog change is a real kubelet upgrade), and the host settings a sandbox needs (cgroupfs
+ * on cgroup v1, no systemd, each kubelet bound to its host's own loopback address).
+ *
+ * The operator e2e tests start throwaway hosts. The demo (`npm start`) starts kept ones under a
+ * `home` directory (`<home>/<host>/`, and the mirror's files in `<home>/mirror/`): a host keeps its
+ * address, keys and install from one start to the next, and its services start again with it, as
+ * a machine's do when it boots. They run as long as the process that started them; `kok dev down`
+ * stops what a killed process left behind (stopKeptHosts).
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { PackageArtifact, WorkerPackages } from "../api/v1alpha1";
 import { startMirror, type Mirror } from "../cli/mirror";
-import { kubernetesBinary } from "./toolchain";
+import { HostProbe } from "../operator/host-probe";
 import type { WorkerDefaults } from "../program/machine-program";
-import { mirrorDirectory, workerArtifacts, type BuiltArtifact } from "./worker-artifacts";
-import { startSshHosts, stopSshHosts, type SshHost } from "./test-hosts";
+import { stopFromPlainPidFile } from "./processes";
+import { startKeptSshHosts, startSshHosts, stopLeftoverSshd, stopSshd, stopSshHosts, type SshHost } from "./test-hosts";
+import { kubernetesBinary } from "./toolchain";
+import { fillMirror, placeArtifact, workerArtifacts, type BuiltArtifact } from "./worker-artifacts";
+
+/** The kubelets the mirror serves: the toolchain's two Kubernetes minors. */
+export type SandboxKubelet = "v1.35.4" | "v1.36.3";
 
 export interface FleetHosts {
   readonly hosts: SshHost[];
   readonly mirror: Mirror;
-  /** The catalog with the kubelet of the given version (v1.35.4 or v1.36.3). */
-  packages(kubelet: "v1.35.4" | "v1.36.3"): WorkerPackages;
+  /** The catalog with the kubelet of the given version. */
+  packages(kubelet: SandboxKubelet): WorkerPackages;
   stop(): Promise<void>;
+}
+
+export interface FleetHostOptions {
+  /** Keep the hosts in this directory from one start to the next (the demo). Default: throwaway hosts that stop() removes. */
+  readonly home?: string;
+  /** The mirror's port on 127.0.0.1. Default: a free one. */
+  readonly mirrorPort?: number;
+  /** Told what a kept host's boot did. */
+  readonly log?: (line: string) => void;
 }
 
 /** What every sandbox Machine needs (see worker-kubelet-joins.test.ts for why each setting). */
@@ -33,20 +54,42 @@ export const SANDBOX_WORKER_DEFAULTS: WorkerDefaults = {
   },
 };
 
-export async function startFleetHosts(count: number, prefix: string): Promise<FleetHosts> {
+const SERVICES = ["kubelet", "containerd"] as const;
+type Service = (typeof SERVICES)[number];
+const servicePidFile = (root: string, service: Service) => path.join(root, "run/kube-on-kube", `${service}.pid`);
+
+export async function startFleetHosts(count: number, prefix: string, options: FleetHostOptions = {}): Promise<FleetHosts> {
   const artifacts = workerArtifacts();
-  const dir = mirrorDirectory(artifacts);
-  const older = path.join(dir.dir, "kubelet-v1.35.4-linux-amd64");
-  copyFileSync(kubernetesBinary("kubelet", "v1.35.4"), older);
-  const mirror = await startMirror({ dir: dir.dir, host: "127.0.0.1", port: 0 });
+  if (artifacts.kubelet.version !== "v1.36.3") throw new Error(`the toolchain's kubelet is ${artifacts.kubelet.version}, the sandbox hosts need v1.36.3: run \`npm run toolchain\``);
+  const kept = options.home;
+  let dir: string;
+  if (kept) {
+    dir = path.join(kept, "mirror");
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+  } else {
+    dir = mkdtempSync(path.join(tmpdir(), "kok-mirror-"));
+  }
+  fillMirror(artifacts, dir);
+  const older = placeArtifact(kubernetesBinary("kubelet", "v1.35.4"), dir, "kubelet-v1.35.4-linux-amd64");
+  const mirror = await startMirror({ dir, host: "127.0.0.1", port: options.mirrorPort ?? 0 }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== "EADDRINUSE") throw error;
+    throw new Error(`the package mirror needs 127.0.0.1:${options.mirrorPort}, and another process listens there: find it with \`ss -ltnp 'sport = :${options.mirrorPort}'\` and stop it`);
+  });
   const served = (file: string, version: string): PackageArtifact => {
     const a = mirror.artifacts.find((m) => m.name === path.basename(file));
     if (!a) throw new Error(`the mirror does not serve ${path.basename(file)}`);
     return { version, url: a.url, sha256: a.sha256 };
   };
   const artifact = (a: BuiltArtifact) => served(a.file, a.version);
-  if (artifacts.kubelet.version !== "v1.36.3") throw new Error(`the toolchain's kubelet is ${artifacts.kubelet.version}, these tests need v1.36.3: run \`npm run toolchain\``);
-  const hosts = await startSshHosts(count, prefix);
+  const names = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
+  let hosts: SshHost[];
+  try {
+    hosts = kept ? await startKeptSshHosts(kept, names) : await startSshHosts(count, prefix);
+  } catch (error) {
+    await mirror.close();
+    throw error;
+  }
   hosts.forEach((host, i) => {
     // The cluster's network add-on would write this; a bridge per host keeps them apart.
     const netd = path.join(host.root, "etc/cni/net.d");
@@ -58,6 +101,7 @@ export async function startFleetHosts(count: number, prefix: string): Promise<Fl
     };
     writeFileSync(path.join(netd, "10-sandbox.conflist"), JSON.stringify(conflist));
   });
+  if (kept) await bootServices(hosts, options.log ?? (() => {}));
   const base = { containerd: artifact(artifacts.containerd), runc: artifact(artifacts.runc), cni: artifact(artifacts.cni) };
   const kubelets = { "v1.36.3": artifact(artifacts.kubelet), "v1.35.4": served(older, "v1.35.4") };
   return {
@@ -65,17 +109,61 @@ export async function startFleetHosts(count: number, prefix: string): Promise<Fl
     mirror,
     packages: (kubelet) => ({ ...base, kubelet: kubelets[kubelet] }),
     async stop() {
-      for (const host of hosts) stopHostServices(host);
+      for (const host of hosts) await stopServices(host.root);
       await mirror.close();
-      await stopSshHosts(hosts);
-      dir.remove();
+      if (kept) {
+        for (const host of hosts) await stopSshd(host);
+      } else {
+        await stopSshHosts(hosts);
+      }
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
+/** Starts containerd and the kubelet again on kept hosts that an earlier start installed them on. */
+async function bootServices(hosts: readonly SshHost[], log: (line: string) => void): Promise<void> {
+  const probe = new HostProbe();
+  for (const host of hosts) {
+    const installed = ["usr/local/bin/containerd", "usr/local/bin/kubelet", "etc/kubernetes/kubelet.conf"].every((f) => existsSync(path.join(host.root, f)));
+    if (!installed) continue;
+    try {
+      await probe.restartServices({ host: host.ip, port: host.port, user: host.user, hostKey: host.hostKey, privateKey: host.privateKey }, { installRoot: host.root, serviceManager: "process" });
+      log(`${host.name}: containerd and the kubelet started again (installed by an earlier run)`);
+    } catch (error) {
+      log(`${host.name}: containerd and the kubelet did not start again (${(error as Error).message}); the operator repairs the Machine once its Node is NotReady`);
+    }
+  }
+}
+
+/** Stops a host's kubelet, then its containerd, and waits until they are gone. */
+async function stopServices(root: string): Promise<string[]> {
+  const stopped: string[] = [];
+  for (const service of SERVICES) {
+    if (await stopFromPlainPidFile(servicePidFile(root, service), path.join(root, "usr/local/bin", service))) stopped.push(service);
+  }
+  return stopped;
+}
+
+/**
+ * Stops whatever kept hosts under `home` still run (kubelet, containerd, sshd) after the process
+ * that started them died; returns what it stopped, as "demo-0 kubelet".
+ */
+export async function stopKeptHosts(home: string): Promise<string[]> {
+  if (!existsSync(home)) return [];
+  const stopped: string[] = [];
+  for (const name of readdirSync(home).sort()) {
+    const dir = path.join(home, name);
+    if (!existsSync(path.join(dir, "sshd_config"))) continue;
+    for (const service of await stopServices(path.join(dir, "root"))) stopped.push(`${name} ${service}`);
+    if (await stopLeftoverSshd(dir)) stopped.push(`${name} sshd`);
+  }
+  return stopped;
+}
+
 /** The pid a "process" service manager recorded for a service on a host, if it runs. */
-export function servicePid(host: SshHost, service: "kubelet" | "containerd"): number | undefined {
-  const file = path.join(host.root, "run/kube-on-kube", `${service}.pid`);
+export function servicePid(host: SshHost, service: Service): number | undefined {
+  const file = servicePidFile(host.root, service);
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, "utf8").trim());
   try {
@@ -87,14 +175,7 @@ export function servicePid(host: SshHost, service: "kubelet" | "containerd"): nu
 }
 
 /** Kills a host's service the way a crash would (SIGKILL, pid file left behind). */
-export function crashService(host: SshHost, service: "kubelet" | "containerd"): void {
+export function crashService(host: SshHost, service: Service): void {
   const pid = servicePid(host, service);
   if (pid) process.kill(pid, "SIGKILL");
-}
-
-function stopHostServices(host: SshHost): void {
-  for (const service of ["kubelet", "containerd"] as const) {
-    const pid = servicePid(host, service);
-    if (pid) process.kill(pid, "SIGTERM");
-  }
 }

@@ -1,16 +1,24 @@
 /**
- * Real SSH test hosts: one Debian OpenSSH daemon per host on its own loopback address
- * (127.0.0.x, x in 10..250), with its own host key, authorized client key, config and root
- * directory (the WorkerNode's installRoot). Loopback only: nothing listens on another address.
+ * Real SSH hosts on this machine: one Debian OpenSSH daemon per host on its own loopback address,
+ * with its own host key, authorized client key, config and root directory (the WorkerNode's
+ * installRoot). Loopback only: nothing listens on another address.
  *
+ * Throwaway hosts for tests, on 127.0.0.x (x in 10..250), in a temporary directory:
  *   const hosts = await startSshHosts(3);   // in beforeAll
  *   await stopSshHosts(hosts);              // in afterAll
+ *
+ * Kept hosts for the demo (`npm start`), on 127.0.1.x so they never take a test's address: each
+ * keeps its address, keys and root in a directory of its own from one start to the next, as a
+ * machine keeps its disk across reboots.
+ *   const hosts = await startKeptSshHosts(home, ["demo-0", "demo-1"]);
+ *   for (const host of hosts) await stopSshd(host);
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { stopFromPlainPidFile } from "./processes";
 
 export const SSHD = "/usr/sbin/sshd";
 
@@ -29,7 +37,7 @@ export interface SshHost {
   process?: ChildProcess;
 }
 
-/** The Debian packages the SSH tests need, installed with apt-get when a binary is missing (CI machines start fresh). */
+/** The Debian packages the SSH hosts need, installed with apt-get when a binary is missing (CI machines start fresh). */
 const NEEDED: Record<string, string> = { "/usr/sbin/sshd": "openssh-server", "/usr/bin/ssh": "openssh-client", "/usr/bin/ssh-keygen": "openssh-client", "/usr/bin/curl": "curl", "/usr/bin/openssl": "openssl" };
 
 function requireSshd(): void {
@@ -40,7 +48,7 @@ function requireSshd(): void {
     execFileSync("apt-get", ["update"], { stdio: "pipe", env });
     execFileSync("apt-get", ["install", "-y", "--no-install-recommends", ...missing], { stdio: "pipe", env });
   } catch (e) {
-    throw new Error(`the SSH integration tests need Debian's ${missing.join(", ")} and installing them failed: ${(e as Error).message}`);
+    throw new Error(`the SSH hosts need Debian's ${missing.join(", ")} and installing them failed: ${(e as Error).message}`);
   }
   if (!existsSync(SSHD)) throw new Error(`${SSHD} is still missing after installing openssh-server`);
 }
@@ -83,63 +91,103 @@ export async function startSshd(host: SshHost): Promise<void> {
 /** Stops a host's daemon (a host that is down). */
 export async function stopSshd(host: SshHost): Promise<void> {
   const child = host.process;
-  if (!child || child.exitCode !== null) return;
+  // A daemon gone already (a signal sets signalCode, not exitCode) would never emit "exit" again.
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once("exit", r));
   child.kill("SIGTERM");
   await exited;
   host.process = undefined;
 }
 
-export async function startSshHosts(count: number, prefix = "worker"): Promise<SshHost[]> {
+const SSH_PORT = 2222;
+
+/** Writes what a host's daemon needs into `dir`, keeping keys that are there already. */
+function prepareHost(dir: string, name: string, ip: string): SshHost {
+  const root = path.join(dir, "root");
+  mkdirSync(root, { recursive: true });
+  const hostKeyFile = path.join(dir, "ssh_host_ed25519_key");
+  const clientKeyFile = path.join(dir, "client_key");
+  if (!existsSync(hostKeyFile)) keygen(hostKeyFile, name);
+  if (!existsSync(clientKeyFile)) keygen(clientKeyFile, `client-of-${name}`);
+  writeFileSync(path.join(dir, "authorized_keys"), readFileSync(`${clientKeyFile}.pub`));
+  writeFileSync(
+    path.join(dir, "sshd_config"),
+    [
+      `ListenAddress ${ip}:${SSH_PORT}`,
+      `HostKey ${hostKeyFile}`,
+      `PidFile ${path.join(dir, "sshd.pid")}`,
+      `AuthorizedKeysFile ${path.join(dir, "authorized_keys")}`,
+      "UsePAM no",
+      "StrictModes no",
+      "PermitRootLogin prohibit-password",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "PubkeyAuthentication yes",
+      "LogLevel ERROR",
+      "",
+    ].join("\n"),
+  );
+  return {
+    name,
+    ip,
+    port: SSH_PORT,
+    user: "root",
+    privateKey: readFileSync(clientKeyFile, "utf8"),
+    hostKey: readFileSync(`${hostKeyFile}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" "),
+    root,
+    dir,
+  };
+}
+
+function prepareDaemons(): void {
   requireSshd();
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+}
+
+export async function startSshHosts(count: number, prefix = "worker"): Promise<SshHost[]> {
+  prepareDaemons();
   const base = mkdtempSync(path.join(tmpdir(), "kok-sshd-"));
   const hosts: SshHost[] = [];
   for (let i = 0; i < count; i++) {
     let ip: string;
-    const port = 2222;
     do {
       ip = `127.0.0.${nextOctet}`;
       nextOctet = nextOctet >= 250 ? 10 : nextOctet + 1;
-    } while (await canConnect(ip, port));
-    const name = `${prefix}-${i}`;
-    const dir = path.join(base, name);
-    const root = path.join(dir, "root");
-    mkdirSync(root, { recursive: true });
-    keygen(path.join(dir, "ssh_host_ed25519_key"), name);
-    keygen(path.join(dir, "client_key"), `client-of-${name}`);
-    writeFileSync(path.join(dir, "authorized_keys"), readFileSync(path.join(dir, "client_key.pub")));
-    writeFileSync(
-      path.join(dir, "sshd_config"),
-      [
-        `ListenAddress ${ip}:${port}`,
-        `HostKey ${path.join(dir, "ssh_host_ed25519_key")}`,
-        `PidFile ${path.join(dir, "sshd.pid")}`,
-        `AuthorizedKeysFile ${path.join(dir, "authorized_keys")}`,
-        "UsePAM no",
-        "StrictModes no",
-        "PermitRootLogin prohibit-password",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "PubkeyAuthentication yes",
-        "LogLevel ERROR",
-        "",
-      ].join("\n"),
-    );
-    const host: SshHost = {
-      name,
-      ip,
-      port,
-      user: "root",
-      privateKey: readFileSync(path.join(dir, "client_key"), "utf8"),
-      hostKey: readFileSync(path.join(dir, "ssh_host_ed25519_key.pub"), "utf8").trim().split(/\s+/).slice(0, 2).join(" "),
-      root,
-      dir,
-    };
+    } while (await canConnect(ip, SSH_PORT));
+    const host = prepareHost(path.join(base, `${prefix}-${i}`), `${prefix}-${i}`, ip);
     await startSshd(host);
     hosts.push(host);
   }
   return hosts;
+}
+
+/** The address of the i-th kept host: 127.0.1.10, 127.0.1.11, ... */
+export const keptHostAddress = (index: number) => `127.0.1.${10 + index}`;
+
+/**
+ * Starts the hosts `names` kept under `home` (`home/<name>`), creating the ones that are not
+ * there yet. A daemon an earlier start left running (its process was killed) is stopped first.
+ */
+export async function startKeptSshHosts(home: string, names: readonly string[]): Promise<SshHost[]> {
+  prepareDaemons();
+  const hosts: SshHost[] = [];
+  for (const [i, name] of names.entries()) {
+    const dir = path.join(home, name);
+    await stopLeftoverSshd(dir);
+    const ip = keptHostAddress(i);
+    if (await canConnect(ip, SSH_PORT)) {
+      throw new Error(`host ${name} needs ${ip}:${SSH_PORT}, and another process listens there: find it with \`ss -ltnp 'src ${ip}'\` and stop it`);
+    }
+    const host = prepareHost(dir, name, ip);
+    await startSshd(host);
+    hosts.push(host);
+  }
+  return hosts;
+}
+
+/** Stops the daemon of a kept host by its pid file, if one of ours still runs. */
+export async function stopLeftoverSshd(dir: string): Promise<boolean> {
+  return stopFromPlainPidFile(path.join(dir, "sshd.pid"), path.join(dir, "sshd_config"));
 }
 
 export async function stopSshHosts(hosts: readonly SshHost[]): Promise<void> {

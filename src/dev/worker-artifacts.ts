@@ -1,5 +1,5 @@
 /**
- * Real worker artifacts for the integration tests, made from Debian's packages (fetched with
+ * Real worker artifacts for the integration tests and the demo's package mirror, made from Debian's packages (fetched with
  * `apt-get download`, unpacked with `dpkg-deb`) into the upstream release layouts WorkerNode
  * expects, and cached outside the work tree:
  *   containerd-<v>-linux-amd64.tar.gz  (bin/containerd, bin/ctr, bin/containerd-shim-runc-v2)
@@ -12,9 +12,10 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
+import { toolchainDir } from "./toolchain";
 
 export const CACHE = path.join(homedir(), ".cache", "kube-on-kube", "artifacts");
-export const TOOLCHAIN_KUBELET = path.join(homedir(), ".cache", "kube-on-kube", "toolchain", "bin", "kubelet");
+export const TOOLCHAIN_KUBELET = path.join(toolchainDir(), "bin", "kubelet");
 
 export interface BuiltArtifact {
   readonly file: string;
@@ -136,17 +137,28 @@ export function workerArtifacts(): WorkerArtifacts {
  */
 export function mirrorDirectory(artifacts: WorkerArtifacts): { dir: string; bumpedKubelet: BuiltArtifact; remove(): void } {
   const dir = mkdtempSync(path.join(tmpdir(), "kok-mirror-"));
-  // Hard links where the cache and the temp directory share a file system: no 200 MB copy per run.
-  const place = (from: string, to: string) => {
-    try {
-      linkSync(from, to);
-    } catch {
-      copyFileSync(from, to);
-    }
-  };
-  for (const a of [artifacts.containerd, artifacts.runc, artifacts.cni, artifacts.kubelet]) place(a.file, path.join(dir, path.basename(a.file)));
+  fillMirror(artifacts, dir);
   const bumped = { version: `${artifacts.kubelet.version}-bump`, file: path.join(dir, `kubelet-${artifacts.kubelet.version}-bump-linux-amd64`) };
   copyFileSync(artifacts.kubelet.file, bumped.file);
   writeFileSync(bumped.file, "\nkube-on-kube test build: bumped\n", { flag: "a" });
   return { dir, bumpedKubelet: bumped, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Puts the four artifacts into a mirror directory. */
+export function fillMirror(artifacts: WorkerArtifacts, dir: string): void {
+  for (const a of [artifacts.containerd, artifacts.runc, artifacts.cni, artifacts.kubelet]) placeArtifact(a.file, dir);
+}
+
+/**
+ * Puts a file into a mirror directory (under `name`, default its own): a hard link where the
+ * source and the directory share a file system, so no 200 MB copy per run; a copy otherwise.
+ */
+export function placeArtifact(from: string, dir: string, name = path.basename(from)): string {
+  const to = path.join(dir, name);
+  try {
+    linkSync(from, to);
+  } catch {
+    copyFileSync(from, to);
+  }
+  return to;
 }
