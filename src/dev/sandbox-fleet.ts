@@ -83,42 +83,38 @@ export async function startFleetHosts(count: number, prefix: string, options: Fl
   };
   const artifact = (a: BuiltArtifact) => served(a.file, a.version);
   const names = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
-  let hosts: SshHost[];
-  try {
-    hosts = kept ? await startKeptSshHosts(kept, names) : await startSshHosts(count, prefix);
-  } catch (error) {
+  let hosts: SshHost[] = [];
+  const stop = async () => {
+    for (const host of hosts) await stopServices(host.root);
     await mirror.close();
+    if (kept) {
+      for (const host of hosts) await stopSshd(host);
+    } else {
+      await stopSshHosts(hosts);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const base = { containerd: artifact(artifacts.containerd), runc: artifact(artifacts.runc), cni: artifact(artifacts.cni) };
+    const kubelets = { "v1.36.3": artifact(artifacts.kubelet), "v1.35.4": served(older, "v1.35.4") };
+    hosts = kept ? await startKeptSshHosts(kept, names) : await startSshHosts(count, prefix);
+    hosts.forEach((host, i) => {
+      // The cluster's network add-on would write this; a bridge per host keeps them apart.
+      const netd = path.join(host.root, "etc/cni/net.d");
+      mkdirSync(netd, { recursive: true });
+      const conflist = {
+        cniVersion: "1.0.0",
+        name: "sandbox",
+        plugins: [{ type: "bridge", bridge: `kokf${i}`, isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: `10.244.${100 + i}.0/24` }]] } }, { type: "loopback" }],
+      };
+      writeFileSync(path.join(netd, "10-sandbox.conflist"), JSON.stringify(conflist));
+    });
+    if (kept) await bootServices(hosts, options.log ?? (() => {}));
+    return { hosts, mirror, packages: (kubelet) => ({ ...base, kubelet: kubelets[kubelet] }), stop };
+  } catch (error) {
+    await stop();
     throw error;
   }
-  hosts.forEach((host, i) => {
-    // The cluster's network add-on would write this; a bridge per host keeps them apart.
-    const netd = path.join(host.root, "etc/cni/net.d");
-    mkdirSync(netd, { recursive: true });
-    const conflist = {
-      cniVersion: "1.0.0",
-      name: "sandbox",
-      plugins: [{ type: "bridge", bridge: `kokf${i}`, isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: `10.244.${100 + i}.0/24` }]] } }, { type: "loopback" }],
-    };
-    writeFileSync(path.join(netd, "10-sandbox.conflist"), JSON.stringify(conflist));
-  });
-  if (kept) await bootServices(hosts, options.log ?? (() => {}));
-  const base = { containerd: artifact(artifacts.containerd), runc: artifact(artifacts.runc), cni: artifact(artifacts.cni) };
-  const kubelets = { "v1.36.3": artifact(artifacts.kubelet), "v1.35.4": served(older, "v1.35.4") };
-  return {
-    hosts,
-    mirror,
-    packages: (kubelet) => ({ ...base, kubelet: kubelets[kubelet] }),
-    async stop() {
-      for (const host of hosts) await stopServices(host.root);
-      await mirror.close();
-      if (kept) {
-        for (const host of hosts) await stopSshd(host);
-      } else {
-        await stopSshHosts(hosts);
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 /** Starts containerd and the kubelet again on kept hosts that an earlier start installed them on. */

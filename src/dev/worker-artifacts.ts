@@ -9,7 +9,7 @@
  *                                       kubectl as a stand-in binary, and `kubeletSource` says so)
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
 import { toolchainDir } from "./toolchain";
@@ -155,10 +155,12 @@ export function fillMirror(artifacts: WorkerArtifacts, dir: string): void {
  */
 export function placeArtifact(from: string, dir: string, name = path.basename(from)): string {
   const to = path.join(dir, name);
+  // The file itself: a link to a symlink would be a symlink, which the mirror does not serve.
+  const file = realpathSync(from);
   try {
-    linkSync(from, to);
+    linkSync(file, to);
   } catch {
-    copyFileSync(from, to);
+    copyFileSync(file, to);
   }
   return to;
 }
