@@ -10,6 +10,7 @@
  * a machine's do when it boots. They run as long as the process that started them; `kok dev down`
  * stops what a killed process left behind (stopKeptHosts).
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -132,13 +133,36 @@ async function bootServices(hosts: readonly SshHost[], log: (line: string) => vo
   }
 }
 
-/** Stops a host's kubelet, then its containerd, and waits until they are gone. */
+/**
+ * Stops a host's kubelet, then its containerd, waits until they are gone, and unmounts what they
+ * mounted under the host's root (the kubelet bind-mounts its root directory onto itself; the
+ * next kubelet does it again), so that the host's directory can be removed.
+ */
 async function stopServices(root: string): Promise<string[]> {
   const stopped: string[] = [];
   for (const service of SERVICES) {
     if (await stopFromPlainPidFile(servicePidFile(root, service), path.join(root, "usr/local/bin", service))) stopped.push(service);
   }
+  unmountUnder(root);
   return stopped;
+}
+
+/** Unmounts every mount point below `dir`, deepest first. */
+function unmountUnder(dir: string): void {
+  const octal = (text: string) => text.replace(/\\([0-7]{3})/g, (_, code: string) => String.fromCharCode(parseInt(code, 8)));
+  const points = readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((line) => octal(line.split(" ")[1] ?? ""))
+    .filter((point) => point.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const point of new Set(points)) {
+    try {
+      execFileSync("umount", [point], { stdio: "pipe" });
+    } catch {
+      // Busy: detach it now, the kernel finishes when the last user lets go.
+      execFileSync("umount", ["-l", point], { stdio: "pipe" });
+    }
+  }
 }
 
 /**
