@@ -2,8 +2,8 @@
  * The demo's worker side: two kept sandbox hosts (real sshd on 127.0.1.10-11, see
  * dev/sandbox-fleet.ts) and the package mirror, their SSH Secrets, a ClusterPackageVersion with
  * kubelet v1.35.4 (canary 1, maxUnavailable 1) and one Machine per host, followed until every
- * Machine and its Node are Ready. The manifests are written to the demo's directory, together with
- * the v1.36.3 catalog to apply for a gray release.
+ * Machine and its Node are Ready. The manifests are written to the demo's directory, with a
+ * catalog for each kubelet the mirror serves: applying the other one is a gray release.
  */
 import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -75,9 +75,13 @@ export interface DemoContext {
 
 export interface DemoFleet {
   readonly fleet: FleetHosts;
-  /** The manifest to apply for a gray release to kubelet v1.36.3. */
-  readonly upgradeFile: string;
+  /** The kubelet of the catalog the Machines run now. */
+  readonly kubelet: SandboxKubelet;
+  /** A ready-to-apply catalog per kubelet: applying the other one is a gray release. */
+  readonly catalogFiles: Record<SandboxKubelet, string>;
 }
+
+const KUBELETS: readonly SandboxKubelet[] = ["v1.35.4", "v1.36.3"];
 
 /** Starts the hosts and the mirror, applies the Secrets, the catalog and the Machines. */
 export async function startDemoFleet(ctx: DemoContext): Promise<DemoFleet> {
@@ -89,23 +93,22 @@ export async function startDemoFleet(ctx: DemoContext): Promise<DemoFleet> {
       // Server-side apply: client-side apply would copy the private key into an annotation.
       await ctx.kubectl(["apply", "--server-side", "--field-manager=kok-demo", "-f", "-"], JSON.stringify(secret));
     }
-    const catalogFile = join(ctx.work, "machines.yaml");
-    const upgradeFile = join(ctx.work, "cpv-v1.36.3.yaml");
     const header = (what: string, file: string) => `# ${what}, written by \`npm start\` for the hosts and the mirror it runs:\n#   kubectl apply -f ${file}\n`;
-    writeFileSync(
-      catalogFile,
-      header("The demo's catalog (kubelet v1.35.4) and Machines", catalogFile) + [demoCatalog(fleet.packages("v1.35.4")), ...demoMachines(fleet.hosts)].map((o) => stringify(o)).join("---\n"),
-    );
-    writeFileSync(upgradeFile, header("A gray release to kubelet v1.36.3", upgradeFile) + stringify(demoCatalog(fleet.packages("v1.36.3"))));
+    const machinesFile = join(ctx.work, "machines.yaml");
+    writeFileSync(machinesFile, header("The demo's Machines", machinesFile) + demoMachines(fleet.hosts).map((o) => stringify(o)).join("---\n"));
+    const catalogFiles = Object.fromEntries(
+      KUBELETS.map((kubelet) => {
+        const file = join(ctx.work, `cpv-${kubelet}.yaml`);
+        writeFileSync(file, header(`The demo's catalog with kubelet ${kubelet}`, file) + stringify(demoCatalog(fleet.packages(kubelet))));
+        return [kubelet, file];
+      }),
+    ) as Record<SandboxKubelet, string>;
     const kept = await keptCatalog(ctx, fleet);
-    if (kept) {
-      ctx.say(`    kubectl apply -f ${catalogFile} (keeping the catalog of an earlier run: kubelet ${kept})`);
-      for (const machine of demoMachines(fleet.hosts)) await ctx.kubectl(["apply", "-f", "-"], JSON.stringify(machine));
-    } else {
-      ctx.say(`    kubectl apply -f ${catalogFile}`);
-      await ctx.kubectl(["apply", "-f", catalogFile]);
-    }
-    return { fleet, upgradeFile };
+    const kubelet = kept ?? "v1.35.4";
+    const files = kept ? [machinesFile] : [catalogFiles[kubelet], machinesFile];
+    ctx.say(`    kubectl apply ${files.map((f) => `-f ${f}`).join(" ")}${kept ? ` (the catalog of an earlier run is kept: kubelet ${kept})` : ""}`);
+    await ctx.kubectl(["apply", ...files.flatMap((f) => ["-f", f])]);
+    return { fleet, kubelet, catalogFiles };
   } catch (error) {
     await fleet.stop();
     throw error;
@@ -123,9 +126,8 @@ async function keptCatalog(ctx: DemoContext, fleet: FleetHosts): Promise<Sandbox
   } catch {
     return undefined;
   }
-  const versions: SandboxKubelet[] = ["v1.35.4", "v1.36.3"];
   const revision = existing.spec?.packages && packagesRevision(existing.spec.packages);
-  return versions.find((v) => revision === packagesRevision(fleet.packages(v)));
+  return KUBELETS.find((v) => revision === packagesRevision(fleet.packages(v)));
 }
 
 interface MachineJson {

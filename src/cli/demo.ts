@@ -24,16 +24,25 @@ const REPO = resolve(__dirname, "..", "..");
 const METRICS = "127.0.0.1:18080";
 const say = (line: string) => console.log(`[demo] ${line}`);
 
-/** Resolves on the first Ctrl-C (or SIGTERM); a second one exits at once. */
+/**
+ * Resolves on the first Ctrl-C (or SIGTERM); a second one exits at once. A repeat within a second
+ * is the same Ctrl-C passed on by a wrapper (tsx's CLI re-sends a signal it did not see its child
+ * report), not the user's second one.
+ */
 function interruption(): Promise<void> {
   return new Promise<void>((done) => {
-    const first = () => {
-      say("stopping (Ctrl-C again to quit at once; `npm run kok -- dev down` then stops what is left)");
-      process.once("SIGINT", () => process.exit(130));
-      done();
+    let firstAt = 0;
+    const onSignal = () => {
+      if (!firstAt) {
+        firstAt = Date.now();
+        say("stopping (Ctrl-C again to quit at once; `npm run kok -- dev down` then stops what is left)");
+        done();
+      } else if (Date.now() - firstAt > 1000) {
+        process.exit(130);
+      }
     };
-    process.once("SIGINT", first);
-    process.once("SIGTERM", first);
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
   });
 }
 
@@ -139,9 +148,16 @@ export async function runDemo(): Promise<number> {
       await Promise.race([new Promise((r) => setTimeout(r, 2000)), interrupted]);
     }
     if (!adminKubeconfig) return 130;
-    const clusterReady = elapsed();
     const businessKubeconfig = join(work, "demo.kubeconfig");
     writeFileSync(businessKubeconfig, Buffer.from(adminKubeconfig, "base64"), { mode: 0o600 });
+    const business = (args: string[]) => runKubectl(kubectlBinary, businessKubeconfig, args);
+    // A Cluster Ready from an earlier run may still have its masters' Pods starting again.
+    for (let waited = false; !(await business(["get", "--raw", "/readyz"]).then(() => true, () => false)); waited = true) {
+      if (!waited) say("    waiting for the business cluster's apiserver to answer (its Pods are starting)");
+      await Promise.race([new Promise((r) => setTimeout(r, 2000)), interrupted]);
+      if (stopRequested) return 130;
+    }
+    const clusterReady = elapsed();
     say(`    the business cluster is Ready after ${clusterReady}`);
 
     say("5/6 starting 2 worker hosts (sshd on 127.0.1.10-11) and the package mirror");
@@ -149,7 +165,7 @@ export async function runDemo(): Promise<number> {
       work,
       hostsHome: statePaths(DEFAULT_STATE_DIR).hosts,
       kubectl,
-      business: (args) => runKubectl(kubectlBinary, businessKubeconfig, args),
+      business,
       say,
       elapsed,
       interrupted,
@@ -162,19 +178,28 @@ export async function runDemo(): Promise<number> {
     const hosts = fleet.hosts;
     say(`the business cluster was Ready after ${clusterReady}, its ${hosts.length} Machines after ${elapsed()}:`);
     console.log(
-      nextSteps({ kubeconfig, businessKubeconfig, upgradeFile: demoFleet.upgradeFile, kubeletPidFile: join(hosts[0].root, "run/kube-on-kube/kubelet.pid"), machines: hosts.map((h) => h.name) }),
+      nextSteps({
+        kubeconfig,
+        businessKubeconfig,
+        release: Object.entries(demoFleet.catalogFiles).find(([kubelet]) => kubelet !== demoFleet.kubelet) as [string, string],
+        kubeletPidFile: join(hosts[0].root, "run/kube-on-kube/kubelet.pid"),
+        machines: hosts.map((h) => h.name),
+      }),
     );
     await interrupted;
     return 0;
   } finally {
-    await operator?.stop();
-    await fleet?.stop();
+    try {
+      await operator?.stop();
+    } finally {
+      await fleet?.stop();
+    }
     if (operator) say(`stopped the operator${fleet ? ", the worker hosts and the mirror" : ""}; the meta-cluster keeps running (\`npm run kok -- dev down\` stops it)`);
   }
 }
 
 /** Where to look and what to try, as aligned `command  # why` lines. */
-function nextSteps(o: { kubeconfig: string; businessKubeconfig: string; upgradeFile: string; kubeletPidFile: string; machines: string[] }): string {
+function nextSteps(o: { kubeconfig: string; businessKubeconfig: string; release: [kubelet: string, file: string]; kubeletPidFile: string; machines: string[] }): string {
   const [first, canary] = o.machines;
   const block = (rows: [string, string][]) => {
     const width = Math.min(60, Math.max(...rows.map(([command]) => command.length)));
@@ -193,7 +218,7 @@ function nextSteps(o: { kubeconfig: string; businessKubeconfig: string; upgradeF
     "",
     "Try next (the operator keeps running here):",
     ...block([
-      [`kubectl apply -f ${o.upgradeFile}`, `gray release to kubelet v1.36.3: ${canary} (the canary) first, then ${first}`],
+      [`kubectl apply -f ${o.release[1]}`, `gray release to kubelet ${o.release[0]}: ${canary} (the canary) first, then ${first}`],
       ["kubectl -n fleet get km -w", "watch it"],
       [`kill $(cat ${o.kubeletPidFile})`, "repair: the Node turns NotReady within a minute, its services are restarted 20 s later"],
       ["kubectl -n fleet-demo delete deployment demo-scheduler", "drift: restored at the next resync (60s)"],
