@@ -1,111 +1,230 @@
 /**
  * `npm start` / `kok demo`: the whole product on this machine. Starts the local meta-cluster
  * (`kok dev up`), installs the CRDs, runs the operator in this process with a file:// backend,
- * applies examples/operator/cluster.yaml and follows the Cluster from Provisioning to Ready,
- * then says how to reach the business cluster and what to try next. Ctrl-C stops the operator;
- * the meta-cluster keeps running until `kok dev down`.
+ * applies examples/operator/cluster.yaml and follows the Cluster from Provisioning to Ready; then
+ * starts two worker hosts (real sshd on loopback addresses) and a package mirror, applies a
+ * ClusterPackageVersion and two Machines (demo-machines.ts) and follows them until their Nodes are
+ * Ready; then says how to look at everything and what to try next. Ctrl-C stops the operator and
+ * the hosts (with their kubelets and containerd); the meta-cluster keeps running until `kok dev down`.
  */
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import { DEFAULT_STATE_DIR, defaultConfig, loadConfig, saveConfig, statePaths } from "../dev/config";
 import { devUp } from "../dev/meta-cluster";
+import { SANDBOX_WORKER_DEFAULTS, type FleetHosts } from "../dev/sandbox-fleet";
 import { toolchainBinary, toolchainEngineEnv } from "../dev/toolchain";
 import { allCustomResourceDefinitions } from "../operator/crds";
-import { startOperator } from "../operator/operator";
+import { startOperator, type RunningOperator } from "../operator/operator";
+import { followDemoMachines, runKubectl, startDemoFleet, type DemoContext } from "./demo-machines";
 
 const REPO = resolve(__dirname, "..", "..");
+const METRICS = "127.0.0.1:18080";
 const say = (line: string) => console.log(`[demo] ${line}`);
 
+/**
+ * Resolves on the first Ctrl-C (or SIGTERM); a second one exits at once. A repeat within a second
+ * is the same Ctrl-C passed on by a wrapper (tsx's CLI re-sends a signal it did not see its child
+ * report), not the user's second one.
+ */
+function interruption(): Promise<void> {
+  return new Promise<void>((done) => {
+    let firstAt = 0;
+    const onSignal = () => {
+      if (!firstAt) {
+        firstAt = Date.now();
+        say("stopping (Ctrl-C again to quit at once; `npm run kok -- dev down` then stops what is left)");
+        done();
+      } else if (Date.now() - firstAt > 1000) {
+        process.exit(130);
+      }
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+}
+
+/**
+ * The demo's Pulumi state describes what it created in one meta-cluster. After `kok dev down
+ * --purge` and a new `up`, that state names resources that no longer exist, and an `up` from it
+ * would change nothing: it is moved aside (the meta-cluster is told apart by kube-system's uid).
+ */
+async function setAsideStaleState(work: string, kubectl: (args: string[]) => Promise<string>): Promise<void> {
+  const owner = join(work, "meta-cluster-uid");
+  const uid = (await kubectl(["get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"])).trim();
+  const previous = existsSync(owner) ? readFileSync(owner, "utf8").trim() : undefined;
+  // Without a record (a demo from before this check): stale if the demo Cluster's namespace is gone.
+  const stale = previous ? previous !== uid : !(await kubectl(["get", "namespaces", "-o", "name"])).split("\n").includes("namespace/fleet-demo");
+  if (stale && existsSync(join(work, "state"))) {
+    const aside = join(work, `state.before-${new Date().toISOString().replace(/[:.]/g, "-")}`);
+    renameSync(join(work, "state"), aside);
+    say(`    the Pulumi state in ${join(work, "state")} belonged to an earlier meta-cluster: moved to ${aside}`);
+  }
+  writeFileSync(owner, `${uid}\n`);
+}
+
 export async function runDemo(): Promise<number> {
+  if (process.getuid?.() !== 0) throw new Error("the demo runs the meta-cluster's Pods in network namespaces and its worker hosts' sshd as root: run `npm start` as root");
   const started = Date.now();
-  const elapsed = () => `${Math.round((Date.now() - started) / 1000)}s`;
+  const elapsed = () => {
+    const s = Math.round((Date.now() - started) / 1000);
+    return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  };
   const work = join(homedir(), ".kube-on-kube", "demo");
   mkdirSync(work, { recursive: true });
-
-  say("1/4 starting the local meta-cluster (etcd, kube-apiserver, controller-manager, scheduler, a node)");
-  const config = loadConfig(DEFAULT_STATE_DIR) ?? defaultConfig(DEFAULT_STATE_DIR);
-  saveConfig(config);
-  await devUp(config, { withNode: true, log: (line) => say(`    ${line.trim()}`) });
-  const kubeconfig = statePaths(DEFAULT_STATE_DIR).adminKubeconfig;
-  const kubectl = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8" });
-
-  say("2/4 installing the kube-on-kube CRDs");
-  const crds = join(work, "crds.yaml");
-  writeFileSync(crds, allCustomResourceDefinitions().map((d) => stringify(d)).join("---\n"));
-  kubectl("apply", "-f", crds);
-  kubectl("wait", "--for=condition=Established", "crd/clusters.kubeonkube.io", "--timeout=60s");
+  const interrupted = interruption();
+  let stopRequested = false;
+  void interrupted.then(() => (stopRequested = true));
+  let operator: RunningOperator | undefined;
+  let fleet: FleetHosts | undefined;
   try {
-    kubectl("create", "namespace", "fleet");
-  } catch {
-    // already there from an earlier run
-  }
+    say("1/6 starting the local meta-cluster (etcd, kube-apiserver, controller-manager, scheduler, a node)");
+    const config = loadConfig(DEFAULT_STATE_DIR) ?? defaultConfig(DEFAULT_STATE_DIR);
+    saveConfig(config);
+    await devUp(config, { withNode: true, log: (line) => say(`    ${line.trim()}`) });
+    const kubeconfig = statePaths(DEFAULT_STATE_DIR).adminKubeconfig;
+    const kubectlBinary = toolchainBinary("kubectl");
+    const kubectl = (args: string[], input?: string) => runKubectl(kubectlBinary, kubeconfig, args, input);
+    if (stopRequested) return 130;
 
-  say("3/4 starting the operator (file:// backend in ~/.kube-on-kube/demo)");
-  const passphraseFile = join(work, "passphrase");
-  let passphrase: string;
-  try {
-    passphrase = readFileSync(passphraseFile, "utf8");
-  } catch {
-    passphrase = randomBytes(24).toString("base64");
-    writeFileSync(passphraseFile, passphrase, { mode: 0o600 });
-  }
-  mkdirSync(join(work, "state"), { recursive: true });
-  const operator = await startOperator({
-    kubeconfigPath: kubeconfig,
-    backendUrl: `file://${join(work, "state")}`,
-    workRoot: join(work, "work"),
-    resyncMs: 60_000,
-    concurrency: 2,
-    metricsAddr: "127.0.0.1:18080",
-    engineEnv: toolchainEngineEnv(passphrase),
-    log: (line) => {
-      if (line.level !== "info") say(`    operator: ${line.msg} ${line.error ?? ""}`);
-    },
-  });
+    say("2/6 installing the kube-on-kube CRDs");
+    const crds = join(work, "crds.yaml");
+    writeFileSync(crds, allCustomResourceDefinitions().map((d) => stringify(d)).join("---\n"));
+    await kubectl(["apply", "-f", crds]);
+    await kubectl(["wait", "--for=condition=Established", "crd/clusters.kubeonkube.io", "crd/machines.kubeonkube.io", "crd/clusterpackageversions.kubeonkube.io", "--timeout=60s"]);
+    await kubectl(["create", "namespace", "fleet"]).catch(() => "already there from an earlier run");
+    await setAsideStaleState(work, kubectl);
 
-  say("4/4 kubectl apply -f examples/operator/cluster.yaml");
-  kubectl("apply", "-f", join(REPO, "examples", "operator", "cluster.yaml"));
-  let last = "";
-  for (;;) {
-    const status = JSON.parse(kubectl("-n", "fleet", "get", "cluster", "demo", "-o", "json")).status ?? {};
-    const line = `phase ${status.phase ?? "Pending"}${status.lastOperation ? `, last operation ${status.lastOperation.kind} ${status.lastOperation.result}` : ""}`;
-    if (line !== last) say(`    Cluster fleet/demo: ${line} (${elapsed()})`);
-    last = line;
-    if (status.phase === "Ready" && status.lastOperation?.result === "succeeded") break;
-    if (status.phase === "Failed") {
-      say(`the Cluster failed: ${status.lastOperation?.message ?? JSON.stringify(status.conditions)}`);
-      await operator.stop();
-      return 1;
+    say("3/6 starting the operator (file:// backend in ~/.kube-on-kube/demo)");
+    const passphraseFile = join(work, "passphrase");
+    let passphrase: string;
+    try {
+      passphrase = readFileSync(passphraseFile, "utf8");
+    } catch {
+      passphrase = randomBytes(24).toString("base64");
+      writeFileSync(passphraseFile, passphrase, { mode: 0o600 });
     }
-    await new Promise((r) => setTimeout(r, 2000));
+    mkdirSync(join(work, "state"), { recursive: true });
+    operator = await startOperator({
+      kubeconfigPath: kubeconfig,
+      backendUrl: `file://${join(work, "state")}`,
+      workRoot: join(work, "work"),
+      resyncMs: 60_000,
+      concurrency: 2,
+      metricsAddr: METRICS,
+      engineEnv: toolchainEngineEnv(passphrase),
+      workerDefaults: SANDBOX_WORKER_DEFAULTS,
+      // Short enough to watch: a healthy Machine is looked at every 10 s, its host probed every
+      // minute, and a Node NotReady for 20 s gets its services restarted.
+      healthCheckMs: 10_000,
+      probeIntervalMs: 60_000,
+      remediation: { notReadyTimeoutMs: 20_000, maxRemediations: 3, minHealthyPeriodMs: 120_000, maxUnhealthyShare: 0.5 },
+      log: (line) => {
+        if (line.level !== "info") say(`    operator: ${line.msg} ${line.error ?? ""}`);
+      },
+    });
+
+    say("4/6 kubectl apply -f examples/operator/cluster.yaml");
+    await kubectl(["apply", "-f", join(REPO, "examples", "operator", "cluster.yaml")]);
+    let last = "";
+    let adminKubeconfig: string | undefined;
+    while (!stopRequested) {
+      const status = JSON.parse(await kubectl(["-n", "fleet", "get", "cluster", "demo", "-o", "json"])).status ?? {};
+      const ready = status.phase === "Ready" && status.lastOperation?.result === "succeeded";
+      if (ready) adminKubeconfig = await kubectl(["-n", "fleet", "get", "secret", "demo-admin-kubeconfig", "-o", "jsonpath={.data.kubeconfig}"]).catch(() => undefined);
+      const line = `phase ${status.phase ?? "Pending"}${status.lastOperation ? `, last operation ${status.lastOperation.kind} ${status.lastOperation.result}` : ""}${
+        ready && !adminKubeconfig ? "; its Secret demo-admin-kubeconfig is missing: the operator puts it back at its next resync (60s)" : ""
+      }`;
+      if (line !== last) say(`    Cluster fleet/demo: ${line} (${elapsed()})`);
+      last = line;
+      if (adminKubeconfig) break;
+      if (status.phase === "Failed") {
+        say(`the Cluster failed: ${status.lastOperation?.message ?? JSON.stringify(status.conditions)}`);
+        say("see `kubectl -n fleet describe cluster demo`; fix what it names, then run `npm start` again");
+        return 1;
+      }
+      await Promise.race([new Promise((r) => setTimeout(r, 2000)), interrupted]);
+    }
+    if (!adminKubeconfig) return 130;
+    const businessKubeconfig = join(work, "demo.kubeconfig");
+    writeFileSync(businessKubeconfig, Buffer.from(adminKubeconfig, "base64"), { mode: 0o600 });
+    const business = (args: string[]) => runKubectl(kubectlBinary, businessKubeconfig, args);
+    // A Cluster Ready from an earlier run may still have its masters' Pods starting again.
+    for (let waited = false; !(await business(["get", "--raw", "/readyz"]).then(() => true, () => false)); waited = true) {
+      if (!waited) say("    waiting for the business cluster's apiserver to answer (its Pods are starting)");
+      await Promise.race([new Promise((r) => setTimeout(r, 2000)), interrupted]);
+      if (stopRequested) return 130;
+    }
+    const clusterReady = elapsed();
+    say(`    the business cluster is Ready after ${clusterReady}`);
+
+    say("5/6 starting 2 worker hosts (sshd on 127.0.1.10-11) and the package mirror");
+    const ctx: DemoContext = {
+      work,
+      hostsHome: statePaths(DEFAULT_STATE_DIR).hosts,
+      kubectl,
+      business,
+      say,
+      elapsed,
+      interrupted,
+    };
+    const demoFleet = await startDemoFleet(ctx);
+    fleet = demoFleet.fleet;
+
+    say("6/6 following the Machines: install (containerd, runc, CNI, kubelet), join, Node Ready");
+    if (!(await followDemoMachines(ctx, fleet))) return 130;
+    const hosts = fleet.hosts;
+    say(`the business cluster was Ready after ${clusterReady}, its ${hosts.length} Machines after ${elapsed()}:`);
+    console.log(
+      nextSteps({
+        kubeconfig,
+        businessKubeconfig,
+        release: Object.entries(demoFleet.catalogFiles).find(([kubelet]) => kubelet !== demoFleet.kubelet) as [string, string],
+        kubeletPidFile: join(hosts[0].root, "run/kube-on-kube/kubelet.pid"),
+        machines: hosts.map((h) => h.name),
+      }),
+    );
+    await interrupted;
+    return 0;
+  } finally {
+    try {
+      await operator?.stop();
+    } finally {
+      await fleet?.stop();
+    }
+    if (operator) say(`stopped the operator${fleet ? ", the worker hosts and the mirror" : ""}; the meta-cluster keeps running (\`npm run kok -- dev down\` stops it)`);
   }
-  const businessKubeconfig = join(work, "demo.kubeconfig");
-  writeFileSync(businessKubeconfig, Buffer.from(JSON.parse(kubectl("-n", "fleet", "get", "secret", "demo-admin-kubeconfig", "-o", "json")).data.kubeconfig, "base64"), { mode: 0o600 });
-  say(`the business cluster is Ready after ${elapsed()}:`);
-  console.log(
-    [
-      "",
-      `  export KUBECONFIG=${kubeconfig}             # the meta-cluster`,
-      "  kubectl get kc -A                            # Mode, Version, Phase, Endpoint",
-      "  kubectl -n fleet describe cluster demo       # conditions and events",
-      `  kubectl --kubeconfig ${businessKubeconfig} get --raw /readyz?verbose   # the business cluster`,
-      "  curl -s http://127.0.0.1:18080/metrics | grep kube_on_kube_",
-      "",
-      "Try next (the operator keeps running here):",
-      "  kubectl -n fleet-demo delete deployment demo-scheduler   # drift: restored at the next resync (60s)",
-      "  kubectl -n fleet delete cluster demo                     # the stack is destroyed, then the finalizer released",
-      "Ctrl-C stops the operator; `npx kok dev down` stops the meta-cluster.",
-      "",
-    ].join("\n"),
-  );
-  await new Promise<void>((done) => {
-    process.once("SIGINT", done);
-    process.once("SIGTERM", done);
-  });
-  await operator.stop();
-  return 0;
+}
+
+/** Where to look and what to try, as aligned `command  # why` lines. */
+function nextSteps(o: { kubeconfig: string; businessKubeconfig: string; release: [kubelet: string, file: string]; kubeletPidFile: string; machines: string[] }): string {
+  const [first, canary] = o.machines;
+  const block = (rows: [string, string][]) => {
+    const width = Math.min(60, Math.max(...rows.map(([command]) => command.length)));
+    return rows.map(([command, why]) => (command.length > width ? `  ${command}\n  ${" ".repeat(width)}  # ${why}` : `  ${command.padEnd(width)}  # ${why}`));
+  };
+  return [
+    "",
+    ...block([
+      [`export KUBECONFIG=${o.kubeconfig}`, "the meta-cluster"],
+      ["kubectl get kc -A", "Mode, Version, Phase, Endpoint"],
+      ["kubectl -n fleet get km,cpv", "Machines (Cluster, IP, Phase, Kubelet) and their catalog"],
+      [`kubectl -n fleet describe km ${first}`, "conditions and events"],
+      [`kubectl --kubeconfig ${o.businessKubeconfig} get nodes -o wide`, "the business cluster's Nodes"],
+      [`curl -s http://${METRICS}/metrics | grep kube_on_kube_`, "the operator's metrics"],
+    ]),
+    "",
+    "Try next (the operator keeps running here):",
+    ...block([
+      [`kubectl apply -f ${o.release[1]}`, `gray release to kubelet ${o.release[0]}: ${canary} (the canary) first, then ${first}`],
+      ["kubectl -n fleet get km -w", "watch it"],
+      [`kill $(cat ${o.kubeletPidFile})`, "repair: the Node turns NotReady within a minute, its services are restarted 20 s later"],
+      ["kubectl -n fleet-demo delete deployment demo-scheduler", "drift: restored at the next resync (60s)"],
+      [`kubectl -n fleet delete km ${first}`, "drain, remove the Node, clean the host"],
+    ]),
+    "Ctrl-C stops the operator and the worker hosts; `npm run kok -- dev down` stops the meta-cluster.",
+    "",
+  ].join("\n");
 }

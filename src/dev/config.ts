@@ -57,6 +57,8 @@ export function statePaths(stateDir: string) {
     adminKubeconfig: join(dir, "admin.kubeconfig"),
     componentKubeconfig: (component: string) => join(dir, `${component}.kubeconfig`),
     node: join(dir, "node"),
+    /** The demo's worker hosts (sandbox-fleet.ts): clients of the business clusters hosted here. */
+    hosts: join(dir, "hosts"),
   };
 }
 

@@ -14,6 +14,7 @@ import { logTail } from "./log-tail";
 import { ensurePki } from "./pki";
 import { takenPorts } from "./ports";
 import { runningFromPidFile, startBackground, stopFromPidFile } from "./processes";
+import { stopKeptHosts } from "./sandbox-fleet";
 import { missingBinaries, toolchainBinary } from "./toolchain";
 
 export interface UpOptions {
@@ -88,8 +89,10 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
   opts.log(`meta-cluster ready in ${elapsed()}: export KUBECONFIG=${statePaths(config.stateDir).adminKubeconfig}`);
 }
 
-/** Stops the node agent (which stops its pods), then the masters in reverse order. */
+/** Stops the demo's worker hosts, the node agent (which stops its pods), then the masters in reverse order. */
 export async function devDown(config: DevConfig, opts: { purge: boolean; log: (line: string) => void }): Promise<void> {
+  // Only what a killed demo left running: a demo that stopped normally stopped its hosts itself.
+  for (const what of await stopKeptHosts(statePaths(config.stateDir).hosts)) opts.log(`  worker host ${what}: stopped`);
   if (await stopFromPidFile(nodeAgentPidFile(config), 60_000)) opts.log("  node agent: stopped");
   // Whatever a crashed agent left behind: pod processes, network namespaces, the bridge.
   const leftovers = await cleanupNode(config);

@@ -119,3 +119,15 @@ export async function stopFromPidFile(pidFile: string, graceMs?: number): Promis
   rmSync(pidFile, { force: true });
   return stopped;
 }
+
+/**
+ * Stops the process a daemon recorded itself in `pidFile` (just the number, as sshd and the
+ * worker scripts write it), if it still runs and its command line holds `marker`; removes the file.
+ */
+export async function stopFromPlainPidFile(pidFile: string, marker: string, graceMs?: number): Promise<boolean> {
+  if (!existsSync(pidFile)) return false;
+  const pid = Number(readFileSync(pidFile, "utf8").trim());
+  const stopped = Number.isInteger(pid) && pid > 0 ? await stopProcess({ pid, marker, startedAt: "" }, graceMs) : false;
+  rmSync(pidFile, { force: true });
+  return stopped;
+}

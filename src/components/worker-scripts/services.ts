@@ -31,6 +31,16 @@ svc_stop() {
   fi
   rm -f "$RUN_DIR/$1.pid"
 }
+# Nothing restarts a kubelet that exits because its runtime does not answer yet (systemd would):
+# wait for containerd to answer, for up to 10 s.
+svc_wait_runtime() {
+  local sock="$ROOT/run/containerd/containerd.sock" ctr="$ROOT/usr/local/bin/ctr"
+  for _ in $(seq 1 100); do
+    if [ -x "$ctr" ]; then "$ctr" --address "$sock" version >/dev/null 2>&1 && return 0
+    elif [ -S "$sock" ]; then return 0; fi
+    sleep 0.1
+  done
+}
 svc_start() {
   local name=$1; shift
   mkdir -p "$RUN_DIR" "$ROOT/var/log/kube-on-kube"
@@ -62,7 +72,8 @@ if ${condition}; then systemctl restart ${service} && log "restarted ${service}"
 `;
   }
   const condition = when === "changed-and-running" ? `[ "$changed" = 1 ] && svc_running ${service}` : `[ "$changed" = 1 ] || ! svc_running ${service}`;
-  return `if ${condition}; then svc_stop ${service}; svc_start ${service} ${shellQuote(PROCESS_COMMAND[service])}; log "started ${service} (pid $(svc_pid ${service}))"; fi
+  const wait = service === "kubelet" ? "svc_wait_runtime; " : "";
+  return `if ${condition}; then svc_stop ${service}; ${wait}svc_start ${service} ${shellQuote(PROCESS_COMMAND[service])}; log "started ${service} (pid $(svc_pid ${service}))"; fi
 `;
 }
 

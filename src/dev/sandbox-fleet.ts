@@ -1,0 +1,201 @@
+/**
+ * Worker hosts for Machines on this machine: real sshd hosts (test-hosts.ts), a real package
+ * mirror serving Debian's containerd/runc/CNI and the toolchain's kubelets (v1.35.4 and v1.36.3,
+ * so a catalog change is a real kubelet upgrade), and the host settings a sandbox needs (cgroupfs
+ * on cgroup v1, no systemd, each kubelet bound to its host's own loopback address).
+ *
+ * The operator e2e tests start throwaway hosts. The demo (`npm start`) starts kept ones under a
+ * `home` directory (`<home>/<host>/`, and the mirror's files in `<home>/mirror/`): a host keeps its
+ * address, keys and install from one start to the next, and its services start again with it, as
+ * a machine's do when it boots. They run as long as the process that started them; `kok dev down`
+ * stops what a killed process left behind (stopKeptHosts).
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import type { PackageArtifact, WorkerPackages } from "../api/v1alpha1";
+import { startMirror, type Mirror } from "../cli/mirror";
+import { HostProbe } from "../operator/host-probe";
+import type { WorkerDefaults } from "../program/machine-program";
+import { stopFromPlainPidFile } from "./processes";
+import { startKeptSshHosts, startSshHosts, stopLeftoverSshd, stopSshd, stopSshHosts, type SshHost } from "./test-hosts";
+import { kubernetesBinary } from "./toolchain";
+import { fillMirror, placeArtifact, workerArtifacts, type BuiltArtifact } from "./worker-artifacts";
+
+/** The kubelets the mirror serves: the toolchain's two Kubernetes minors. */
+export type SandboxKubelet = "v1.35.4" | "v1.36.3";
+
+export interface FleetHosts {
+  readonly hosts: SshHost[];
+  readonly mirror: Mirror;
+  /** The catalog with the kubelet of the given version. */
+  packages(kubelet: SandboxKubelet): WorkerPackages;
+  stop(): Promise<void>;
+}
+
+export interface FleetHostOptions {
+  /** Keep the hosts in this directory from one start to the next (the demo). Default: throwaway hosts that stop() removes. */
+  readonly home?: string;
+  /** The mirror's port on 127.0.0.1. Default: a free one. */
+  readonly mirrorPort?: number;
+  /** Told what a kept host's boot did. */
+  readonly log?: (line: string) => void;
+}
+
+/** What every sandbox Machine needs (see worker-kubelet-joins.test.ts for why each setting). */
+export const SANDBOX_WORKER_DEFAULTS: WorkerDefaults = {
+  serviceManager: "process",
+  preflight: { ignore: ["kernel", "swap", "ports"] },
+  readyTimeoutSeconds: 240,
+  kubeletBindToMachineIp: true,
+  kubelet: {
+    cgroupDriver: "cgroupfs",
+    config: { failCgroupV1: false, cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false, readOnlyPort: 0 },
+  },
+};
+
+const SERVICES = ["kubelet", "containerd"] as const;
+type Service = (typeof SERVICES)[number];
+const servicePidFile = (root: string, service: Service) => path.join(root, "run/kube-on-kube", `${service}.pid`);
+
+export async function startFleetHosts(count: number, prefix: string, options: FleetHostOptions = {}): Promise<FleetHosts> {
+  const artifacts = workerArtifacts();
+  if (artifacts.kubelet.version !== "v1.36.3") throw new Error(`the toolchain's kubelet is ${artifacts.kubelet.version}, the sandbox hosts need v1.36.3: run \`npm run toolchain\``);
+  const kept = options.home;
+  let dir: string;
+  if (kept) {
+    dir = path.join(kept, "mirror");
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+  } else {
+    dir = mkdtempSync(path.join(tmpdir(), "kok-mirror-"));
+  }
+  fillMirror(artifacts, dir);
+  const older = placeArtifact(kubernetesBinary("kubelet", "v1.35.4"), dir, "kubelet-v1.35.4-linux-amd64");
+  const mirror = await startMirror({ dir, host: "127.0.0.1", port: options.mirrorPort ?? 0 }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== "EADDRINUSE") throw error;
+    throw new Error(`the package mirror needs 127.0.0.1:${options.mirrorPort}, and another process listens there: find it with \`ss -ltnp 'sport = :${options.mirrorPort}'\` and stop it`);
+  });
+  const served = (file: string, version: string): PackageArtifact => {
+    const a = mirror.artifacts.find((m) => m.name === path.basename(file));
+    if (!a) throw new Error(`the mirror does not serve ${path.basename(file)}`);
+    return { version, url: a.url, sha256: a.sha256 };
+  };
+  const artifact = (a: BuiltArtifact) => served(a.file, a.version);
+  const names = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
+  let hosts: SshHost[] = [];
+  const stop = async () => {
+    for (const host of hosts) await stopServices(host.root);
+    await mirror.close();
+    if (kept) {
+      for (const host of hosts) await stopSshd(host);
+    } else {
+      await stopSshHosts(hosts);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const base = { containerd: artifact(artifacts.containerd), runc: artifact(artifacts.runc), cni: artifact(artifacts.cni) };
+    const kubelets = { "v1.36.3": artifact(artifacts.kubelet), "v1.35.4": served(older, "v1.35.4") };
+    hosts = kept ? await startKeptSshHosts(kept, names) : await startSshHosts(count, prefix);
+    hosts.forEach((host, i) => {
+      // The cluster's network add-on would write this; a bridge per host keeps them apart.
+      const netd = path.join(host.root, "etc/cni/net.d");
+      mkdirSync(netd, { recursive: true });
+      const conflist = {
+        cniVersion: "1.0.0",
+        name: "sandbox",
+        plugins: [{ type: "bridge", bridge: `kokf${i}`, isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: `10.244.${100 + i}.0/24` }]] } }, { type: "loopback" }],
+      };
+      writeFileSync(path.join(netd, "10-sandbox.conflist"), JSON.stringify(conflist));
+    });
+    if (kept) await bootServices(hosts, options.log ?? (() => {}));
+    return { hosts, mirror, packages: (kubelet) => ({ ...base, kubelet: kubelets[kubelet] }), stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** Starts containerd and the kubelet again on kept hosts that an earlier start installed them on. */
+async function bootServices(hosts: readonly SshHost[], log: (line: string) => void): Promise<void> {
+  const probe = new HostProbe();
+  for (const host of hosts) {
+    const installed = ["usr/local/bin/containerd", "usr/local/bin/kubelet", "etc/kubernetes/kubelet.conf"].every((f) => existsSync(path.join(host.root, f)));
+    if (!installed) continue;
+    try {
+      await probe.restartServices({ host: host.ip, port: host.port, user: host.user, hostKey: host.hostKey, privateKey: host.privateKey }, { installRoot: host.root, serviceManager: "process" });
+      log(`${host.name}: containerd and the kubelet started again (installed by an earlier run)`);
+    } catch (error) {
+      log(`${host.name}: containerd and the kubelet did not start again (${(error as Error).message}); the operator repairs the Machine once its Node is NotReady`);
+    }
+  }
+}
+
+/**
+ * Stops a host's kubelet, then its containerd, waits until they are gone, and unmounts what they
+ * mounted under the host's root (the kubelet bind-mounts its root directory onto itself; the
+ * next kubelet does it again), so that the host's directory can be removed.
+ */
+async function stopServices(root: string): Promise<string[]> {
+  const stopped: string[] = [];
+  for (const service of SERVICES) {
+    if (await stopFromPlainPidFile(servicePidFile(root, service), path.join(root, "usr/local/bin", service))) stopped.push(service);
+  }
+  unmountUnder(root);
+  return stopped;
+}
+
+/** Unmounts every mount point below `dir`, deepest first. */
+function unmountUnder(dir: string): void {
+  const octal = (text: string) => text.replace(/\\([0-7]{3})/g, (_, code: string) => String.fromCharCode(parseInt(code, 8)));
+  const points = readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((line) => octal(line.split(" ")[1] ?? ""))
+    .filter((point) => point.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const point of new Set(points)) {
+    try {
+      execFileSync("umount", [point], { stdio: "pipe" });
+    } catch {
+      // Busy: detach it now, the kernel finishes when the last user lets go.
+      execFileSync("umount", ["-l", point], { stdio: "pipe" });
+    }
+  }
+}
+
+/**
+ * Stops whatever kept hosts under `home` still run (kubelet, containerd, sshd) after the process
+ * that started them died; returns what it stopped, as "demo-0 kubelet".
+ */
+export async function stopKeptHosts(home: string): Promise<string[]> {
+  if (!existsSync(home)) return [];
+  const stopped: string[] = [];
+  for (const name of readdirSync(home).sort()) {
+    const dir = path.join(home, name);
+    if (!existsSync(path.join(dir, "sshd_config"))) continue;
+    for (const service of await stopServices(path.join(dir, "root"))) stopped.push(`${name} ${service}`);
+    if (await stopLeftoverSshd(dir)) stopped.push(`${name} sshd`);
+  }
+  return stopped;
+}
+
+/** The pid a "process" service manager recorded for a service on a host, if it runs. */
+export function servicePid(host: SshHost, service: Service): number | undefined {
+  const file = servicePidFile(host.root, service);
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, "utf8").trim());
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Kills a host's service the way a crash would (SIGKILL, pid file left behind). */
+export function crashService(host: SshHost, service: Service): void {
+  const pid = servicePid(host, service);
+  if (pid) process.kill(pid, "SIGKILL");
+}

@@ -1,0 +1,217 @@
+/**
+ * Real SSH hosts on this machine: one Debian OpenSSH daemon per host on its own loopback address,
+ * with its own host key, authorized client key, config and root directory (the WorkerNode's
+ * installRoot). Loopback only: nothing listens on another address.
+ *
+ * Throwaway hosts for tests, on 127.0.0.x (x in 10..250), in a temporary directory:
+ *   const hosts = await startSshHosts(3);   // in beforeAll
+ *   await stopSshHosts(hosts);              // in afterAll
+ *
+ * Kept hosts for the demo (`npm start`), on 127.0.1.x so they never take a test's address: each
+ * keeps its address, keys and root in a directory of its own from one start to the next, as a
+ * machine keeps its disk across reboots.
+ *   const hosts = await startKeptSshHosts(home, ["demo-0", "demo-1"]);
+ *   for (const host of hosts) await stopSshd(host);
+ */
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { stopFromPlainPidFile } from "./processes";
+
+export const SSHD = "/usr/sbin/sshd";
+
+export interface SshHost {
+  readonly name: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly user: string;
+  /** The client's private key (OpenSSH PEM); a secret in the tests that use it. */
+  readonly privateKey: string;
+  /** The host's public key line ("ssh-ed25519 AAAA..."), to pin. */
+  readonly hostKey: string;
+  /** The host's root directory: the WorkerNode's installRoot. */
+  readonly root: string;
+  readonly dir: string;
+  process?: ChildProcess;
+}
+
+/** The Debian packages the SSH hosts need, installed with apt-get when a binary is missing (CI machines start fresh). */
+const NEEDED: Record<string, string> = { "/usr/sbin/sshd": "openssh-server", "/usr/bin/ssh": "openssh-client", "/usr/bin/ssh-keygen": "openssh-client", "/usr/bin/curl": "curl", "/usr/bin/openssl": "openssl" };
+
+function requireSshd(): void {
+  const missing = [...new Set(Object.entries(NEEDED).filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg))];
+  if (missing.length === 0) return;
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  try {
+    execFileSync("apt-get", ["update"], { stdio: "pipe", env });
+    execFileSync("apt-get", ["install", "-y", "--no-install-recommends", ...missing], { stdio: "pipe", env });
+  } catch (e) {
+    throw new Error(`the SSH hosts need Debian's ${missing.join(", ")} and installing them failed: ${(e as Error).message}`);
+  }
+  if (!existsSync(SSHD)) throw new Error(`${SSHD} is still missing after installing openssh-server`);
+}
+
+const canConnect = (ip: string, port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect({ host: ip, port });
+    socket.once("connect", () => (socket.destroy(), resolve(true)));
+    socket.once("error", () => resolve(false));
+  });
+
+async function waitUntil(what: string, probe: () => Promise<boolean>, attempts = 200): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    if (await probe()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what} did not happen`);
+}
+
+let nextOctet = 10 + Math.floor(Math.random() * 200);
+
+function keygen(file: string, comment: string): void {
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file]);
+}
+
+/** Starts (or restarts) the daemon of a host whose files exist. */
+export async function startSshd(host: SshHost): Promise<void> {
+  const child = spawn(SSHD, ["-D", "-e", "-f", path.join(host.dir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  host.process = child;
+  let exited = false;
+  child.once("exit", () => (exited = true));
+  await waitUntil(`sshd on ${host.ip}:${host.port} to listen`, async () => {
+    if (exited) throw new Error(`sshd for ${host.name} on ${host.ip}:${host.port} exited: ${stderr}`);
+    return canConnect(host.ip, host.port);
+  });
+}
+
+/** Stops a host's daemon (a host that is down). */
+export async function stopSshd(host: SshHost): Promise<void> {
+  const child = host.process;
+  // A daemon gone already (a signal sets signalCode, not exitCode) would never emit "exit" again.
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+  host.process = undefined;
+}
+
+const SSH_PORT = 2222;
+
+/** Writes what a host's daemon needs into `dir`, keeping keys that are there already. */
+function prepareHost(dir: string, name: string, ip: string): SshHost {
+  const root = path.join(dir, "root");
+  mkdirSync(root, { recursive: true });
+  const hostKeyFile = path.join(dir, "ssh_host_ed25519_key");
+  const clientKeyFile = path.join(dir, "client_key");
+  if (!existsSync(hostKeyFile)) keygen(hostKeyFile, name);
+  if (!existsSync(clientKeyFile)) keygen(clientKeyFile, `client-of-${name}`);
+  writeFileSync(path.join(dir, "authorized_keys"), readFileSync(`${clientKeyFile}.pub`));
+  writeFileSync(
+    path.join(dir, "sshd_config"),
+    [
+      `ListenAddress ${ip}:${SSH_PORT}`,
+      `HostKey ${hostKeyFile}`,
+      `PidFile ${path.join(dir, "sshd.pid")}`,
+      `AuthorizedKeysFile ${path.join(dir, "authorized_keys")}`,
+      "UsePAM no",
+      "StrictModes no",
+      "PermitRootLogin prohibit-password",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "PubkeyAuthentication yes",
+      "LogLevel ERROR",
+      "",
+    ].join("\n"),
+  );
+  return {
+    name,
+    ip,
+    port: SSH_PORT,
+    user: "root",
+    privateKey: readFileSync(clientKeyFile, "utf8"),
+    hostKey: readFileSync(`${hostKeyFile}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" "),
+    root,
+    dir,
+  };
+}
+
+function prepareDaemons(): void {
+  requireSshd();
+  mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+}
+
+export async function startSshHosts(count: number, prefix = "worker"): Promise<SshHost[]> {
+  prepareDaemons();
+  const base = mkdtempSync(path.join(tmpdir(), "kok-sshd-"));
+  const hosts: SshHost[] = [];
+  for (let i = 0; i < count; i++) {
+    let ip: string;
+    do {
+      ip = `127.0.0.${nextOctet}`;
+      nextOctet = nextOctet >= 250 ? 10 : nextOctet + 1;
+    } while (await canConnect(ip, SSH_PORT));
+    const host = prepareHost(path.join(base, `${prefix}-${i}`), `${prefix}-${i}`, ip);
+    await startSshd(host);
+    hosts.push(host);
+  }
+  return hosts;
+}
+
+/** The address of the i-th kept host: 127.0.1.10, 127.0.1.11, ... */
+export const keptHostAddress = (index: number) => `127.0.1.${10 + index}`;
+
+/**
+ * Starts the hosts `names` kept under `home` (`home/<name>`), creating the ones that are not
+ * there yet. A daemon an earlier start left running (its process was killed) is stopped first.
+ */
+export async function startKeptSshHosts(home: string, names: readonly string[]): Promise<SshHost[]> {
+  prepareDaemons();
+  const hosts: SshHost[] = [];
+  for (const [i, name] of names.entries()) {
+    const dir = path.join(home, name);
+    await stopLeftoverSshd(dir);
+    const ip = keptHostAddress(i);
+    if (await canConnect(ip, SSH_PORT)) {
+      throw new Error(`host ${name} needs ${ip}:${SSH_PORT}, and another process listens there: find it with \`ss -ltnp 'src ${ip}'\` and stop it`);
+    }
+    const host = prepareHost(dir, name, ip);
+    await startSshd(host);
+    hosts.push(host);
+  }
+  return hosts;
+}
+
+/** Stops the daemon of a kept host by its pid file, if one of ours still runs. */
+export async function stopLeftoverSshd(dir: string): Promise<boolean> {
+  return stopFromPlainPidFile(path.join(dir, "sshd.pid"), path.join(dir, "sshd_config"));
+}
+
+export async function stopSshHosts(hosts: readonly SshHost[]): Promise<void> {
+  for (const host of hosts) await stopSshd(host);
+  const bases = new Set(hosts.map((h) => path.dirname(h.dir)));
+  for (const base of bases) rmSync(base, { recursive: true, force: true });
+}
+
+/**
+ * Runs a command on a host with the real OpenSSH client, checking the pinned host key.
+ * Asynchronous on purpose: the mirror a script downloads from may live in this same process.
+ */
+export function sshRun(host: SshHost, command: string, stdin = ""): Promise<{ status: number; stdout: string; stderr: string }> {
+  const knownHosts = path.join(host.dir, "known_hosts");
+  writeFileSync(knownHosts, `[${host.ip}]:${host.port} ${host.hostKey}\n`);
+  const args = ["-i", path.join(host.dir, "client_key"), "-p", String(host.port), "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", `${host.user}@${host.ip}`, command];
+  return new Promise((resolve, reject) => {
+    const child = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.once("error", reject);
+    child.once("close", (status) => resolve({ status: status ?? -1, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
