@@ -59,7 +59,23 @@ const SERVICES = ["kubelet", "containerd"] as const;
 type Service = (typeof SERVICES)[number];
 const servicePidFile = (root: string, service: Service) => path.join(root, "run/kube-on-kube", `${service}.pid`);
 
+/**
+ * Every kubelet, containerd, kube-apiserver and controller-manager on this one machine takes
+ * inotify instances from the same per-user budget (default 128); a few dev clusters and kubelets
+ * exhaust it and a kubelet dies with "inotify_init: too many open files". Real hosts run one
+ * kubelet each; here the limit is raised when we may (as root, as the tests and CI run).
+ */
+function raiseInotifyLimit(minimum = 1024): void {
+  const file = "/proc/sys/fs/inotify/max_user_instances";
+  try {
+    if (Number(readFileSync(file, "utf8").trim()) < minimum) writeFileSync(file, String(minimum));
+  } catch {
+    // Not root: the default may do for a couple of hosts.
+  }
+}
+
 export async function startFleetHosts(count: number, prefix: string, options: FleetHostOptions = {}): Promise<FleetHosts> {
+  raiseInotifyLimit();
   const artifacts = workerArtifacts();
   if (artifacts.kubelet.version !== "v1.36.3") throw new Error(`the toolchain's kubelet is ${artifacts.kubelet.version}, the sandbox hosts need v1.36.3: run \`npm run toolchain\``);
   const kept = options.home;
