@@ -28,6 +28,8 @@ svc_stop() {
   if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
     kill "$p"
     for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    # Still there after 10 s: forgetting its pid would orphan it beside the next one started.
+    if kill -0 "$p" 2>/dev/null; then kill -9 "$p"; for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; fi
   fi
   rm -f "$RUN_DIR/$1.pid"
 }
