@@ -29,16 +29,20 @@ import { StackOperationError } from "./stack-runner";
 
 export const CLUSTER_FINALIZER = "kubeonkube.io/cluster-stack";
 
+/** The metadata our reconcilers read and write, common to the three kinds. */
+export interface ReconciledMetadata {
+  readonly name: string;
+  readonly namespace: string;
+  readonly uid?: string;
+  readonly generation?: number;
+  readonly resourceVersion?: string;
+  readonly finalizers?: string[];
+}
+
 export interface ClusterObject {
   readonly apiVersion: string;
   readonly kind: string;
-  readonly metadata: {
-    readonly name: string;
-    readonly namespace: string;
-    readonly uid?: string;
-    readonly generation?: number;
-    readonly resourceVersion?: string;
-    readonly finalizers?: string[];
+  readonly metadata: ReconciledMetadata & {
     // client-node parses timestamps into Dates; a raw read keeps the string.
     readonly deletionTimestamp?: Date;
   };

@@ -7,7 +7,7 @@
  */
 import type { MachineSpec, MachineStatus, WorkerPackages } from "../api/v1alpha1";
 import type { PackageVersionObject } from "./package-version-reconciler";
-import type { ClusterObject } from "./cluster-reconciler";
+import type { ClusterObject, ReconciledMetadata } from "./cluster-reconciler";
 import { mastersNamespaceOf } from "./cluster-reconciler";
 import { desiredPackages } from "./package-rollout";
 import { packagesRevision } from "./package-revision";
@@ -15,13 +15,7 @@ import { packagesRevision } from "./package-revision";
 export interface MachineObject {
   readonly apiVersion: string;
   readonly kind: string;
-  readonly metadata: {
-    readonly name: string;
-    readonly namespace: string;
-    readonly uid?: string;
-    readonly generation?: number;
-    readonly resourceVersion?: string;
-    readonly finalizers?: string[];
+  readonly metadata: ReconciledMetadata & {
     readonly annotations?: Record<string, string>;
     readonly labels?: Record<string, string>;
     readonly deletionTimestamp?: Date | string;
