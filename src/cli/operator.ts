@@ -1,6 +1,6 @@
 /**
  * `kok operator [--kubeconfig PATH] [--namespace NS] [--backend-url URL] [--resync-interval 5m]
- *               [--concurrency N] [--metrics-addr :8080] [--leader-election-namespace NS]
+ *               [--full-drift-check-interval 24h] [--concurrency N] [--metrics-addr :8080] [--leader-election-namespace NS]
  *               [--worker-defaults FILE] [--probe-interval 10m] [--repair-after 5m] [--max-repairs 3]
  *               [--max-unhealthy 40%]`
  */
@@ -30,6 +30,7 @@ export async function runOperator(argv: string[]): Promise<number> {
       "backend-url": { type: "string" },
       "state-dir": { type: "string" },
       "resync-interval": { type: "string", default: "5m" },
+      "full-drift-check-interval": { type: "string", default: "24h" },
       concurrency: { type: "string", default: "4" },
       "metrics-addr": { type: "string", default: ":8080" },
       "leader-election-namespace": { type: "string" },
@@ -52,7 +53,7 @@ export async function runOperator(argv: string[]): Promise<number> {
   } catch (e) {
     problems.push((e as Error).message);
   }
-  const duration = (flag: "probe-interval" | "repair-after") => {
+  const duration = (flag: "probe-interval" | "repair-after" | "full-drift-check-interval") => {
     try {
       return parseDuration(values[flag] ?? "", `--${flag}`);
     } catch (e) {
@@ -62,6 +63,7 @@ export async function runOperator(argv: string[]): Promise<number> {
   };
   const probeIntervalMs = duration("probe-interval");
   const repairAfterMs = duration("repair-after");
+  const fullDriftCheckMs = duration("full-drift-check-interval");
   const maxRepairs = Number(values["max-repairs"]);
   if (!Number.isInteger(maxRepairs) || maxRepairs < 0) problems.push(`--max-repairs "${values["max-repairs"]}" must be a non-negative integer`);
   const share = /^(\d{1,3})%$/.exec(values["max-unhealthy"] ?? "");
@@ -92,6 +94,7 @@ export async function runOperator(argv: string[]): Promise<number> {
     backendUrl,
     workRoot: path.join(stateDir, "work"),
     resyncMs,
+    fullDriftCheckMs,
     concurrency,
     metricsAddr: values["metrics-addr"] ?? ":8080",
     leaderElectionNamespace: values["leader-election-namespace"],

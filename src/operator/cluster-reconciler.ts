@@ -6,7 +6,11 @@
  *   paused?            → no change at all; say so in a condition
  *   invalid spec?      → Failed, an Event listing every problem, a TerminalError (no retry)
  *   new generation?    → preview as an Event (upgrades), `up`, status from the outputs
- *   same generation?   → every resync: drift check (preview with refresh); drift → Event + `up`
+ *   same generation?   → every resync: drift check; drift → Event + `up`. The check compares a
+ *                        fingerprint of the live objects first (live-fingerprint.ts) and runs the
+ *                        full preview with refresh only when it changed, on the first check after
+ *                        a start or an update, inside the certificate renewal window, and at
+ *                        least every `fullDriftCheckMs`
  *
  * What it finds is also told to `hooks` (metrics), so the reconciler itself stays free of them.
  */
@@ -23,8 +27,9 @@ import {
 } from "../api/v1alpha1";
 import { clusterProgram } from "../program/cluster-program";
 import { setCondition } from "./conditions";
+import type { ClusterObjectsLocation } from "./live-fingerprint";
 import { TerminalError } from "./controller";
-import type { OperationResult, StackRunner } from "./stack-runner";
+import type { OperationResult, PlannedChange, StackRunner } from "./stack-runner";
 import { StackOperationError } from "./stack-runner";
 
 export const CLUSTER_FINALIZER = "kubeonkube.io/cluster-stack";
@@ -64,11 +69,13 @@ export interface EventSink {
 export type ClusterStacks = Pick<StackRunner, "up" | "preview" | "destroyAndRemove">;
 
 export type DriftCheckResult = "in-sync" | "drifted" | "error";
+/** How a drift check decided: the live objects' fingerprint alone, or a full preview with refresh. */
+export type DriftCheckMethod = "fingerprint" | "preview";
 
 /** Observers of what the reconciler finds and does, for metrics; each is optional. */
 export interface ClusterReconcilerHooks {
-  /** A drift check (preview with refresh) ended: the live objects match, differ, or the preview failed. */
-  readonly driftChecked?: (result: DriftCheckResult) => void;
+  /** A drift check ended: the live objects match, differ, or the check failed; and how it decided. */
+  readonly driftChecked?: (result: DriftCheckResult, method: DriftCheckMethod) => void;
   /** The `up` that followed a drift check succeeded: the live objects were put back. */
   readonly driftCorrected?: () => void;
   /**
@@ -84,6 +91,13 @@ export interface ClusterReconcilerOptions {
   readonly stacks: ClusterStacks;
   /** How often a reconciled Cluster is checked for drift. */
   readonly resyncMs: number;
+  /**
+   * Fingerprint of a Cluster's live objects (LiveClusterObjects.fingerprint). Without it every
+   * drift check is a full preview with refresh.
+   */
+  readonly liveFingerprint?: (at: ClusterObjectsLocation) => Promise<string>;
+  /** A full preview at least this often, even when the fingerprint is unchanged. Default 24 h. */
+  readonly fullDriftCheckMs?: number;
   /** Meta-cluster kubeconfig for the program's provider; default the engine's ambient one. */
   readonly metaKubeconfig?: string;
   readonly now?: () => Date;
@@ -99,8 +113,29 @@ export const stackNameOf = (c: Pick<ClusterObject, "metadata">) => `${c.metadata
 /** The meta-cluster namespace of the masters: one per Cluster, named like its stack. */
 export const mastersNamespaceOf = stackNameOf;
 
+/** Where the objects of a Cluster's stack live (what its program creates and the fingerprint reads). */
+export function objectsLocationOf(c: Pick<ClusterObject, "metadata">): ClusterObjectsLocation {
+  return {
+    cluster: c.metadata.name,
+    mastersNamespace: mastersNamespaceOf(c),
+    adminKubeconfigCopy: { namespace: c.metadata.namespace, name: `${c.metadata.name}-admin-kubeconfig` },
+  };
+}
+
+export const DEFAULT_FULL_DRIFT_CHECK_MS = 24 * 3_600_000;
+
+const IN_SYNC = { type: "Drifted", status: "False", reason: "InSync", message: "the live objects match the stack" } as const;
+
+/** The fingerprint taken just before a full check proved a Cluster's stack in sync. */
+interface VerifiedState {
+  readonly fingerprint: string;
+  readonly generation: number;
+  readonly at: number;
+}
+
 export class ClusterReconciler {
   private readonly lastDriftCheck = new Map<string, number>();
+  private readonly verified = new Map<string, VerifiedState>();
   private readonly now: () => Date;
   private readonly hooks: ClusterReconcilerHooks;
 
@@ -119,7 +154,7 @@ export class ClusterReconciler {
         namespace: mastersNamespaceOf(cluster),
         metaKubeconfig: this.o.metaKubeconfig,
         running: { kubernetesVersion: running },
-        adminKubeconfigCopy: { namespace: cluster.metadata.namespace, name: `${cluster.metadata.name}-admin-kubeconfig` },
+        adminKubeconfigCopy: objectsLocationOf(cluster).adminKubeconfigCopy,
       }) as unknown as Record<string, unknown>;
   }
 
@@ -128,6 +163,7 @@ export class ClusterReconciler {
     let cluster = await this.o.store.get(namespace, name);
     if (!cluster) {
       this.lastDriftCheck.delete(key);
+      this.verified.delete(key);
       this.hooks.certificatesExpireAt?.(namespace, name, undefined);
       return;
     }
@@ -170,29 +206,67 @@ export class ClusterReconciler {
   private async checkDrift(key: string, cluster: ClusterObject): Promise<{ requeueAfter: number }> {
     const since = this.now().getTime() - (this.lastDriftCheck.get(key) ?? 0);
     if (since < this.o.resyncMs) return { requeueAfter: this.o.resyncMs - since };
+    // Taken before the preview: a change after this read moves it, so the next check sees it.
+    const fingerprint = await this.readFingerprint(cluster);
+    if (fingerprint !== undefined && !this.needsFullCheck(key, cluster, fingerprint)) {
+      this.lastDriftCheck.set(key, this.now().getTime());
+      this.hooks.driftChecked?.("in-sync", "fingerprint");
+      const drifted = cluster.status?.conditions?.find((c) => c.type === "Drifted");
+      if (drifted?.status !== "False") await this.status(cluster, {}, [IN_SYNC]);
+      return { requeueAfter: this.o.resyncMs };
+    }
     let changes: Record<string, number>;
+    const planned: PlannedChange[] = [];
     try {
-      changes = await this.o.stacks.preview(stackNameOf(cluster), this.program(cluster), { refresh: true });
+      changes = await this.o.stacks.preview(stackNameOf(cluster), this.program(cluster), { refresh: true, onChange: (c) => planned.push(c) });
     } catch (error) {
-      this.hooks.driftChecked?.("error");
+      this.hooks.driftChecked?.("error", "preview");
       throw error;
     }
     this.lastDriftCheck.set(key, this.now().getTime());
     const drift = Object.entries(changes).filter(([op, n]) => op !== "same" && n > 0);
-    this.hooks.driftChecked?.(drift.length === 0 ? "in-sync" : "drifted");
+    this.hooks.driftChecked?.(drift.length === 0 ? "in-sync" : "drifted", "preview");
     if (drift.length === 0) {
-      await this.status(cluster, {}, [{ type: "Drifted", status: "False", reason: "InSync", message: "the live objects match the stack" }]);
+      if (fingerprint !== undefined) this.verified.set(key, { fingerprint, generation: cluster.metadata.generation ?? 0, at: this.now().getTime() });
+      await this.status(cluster, {}, [IN_SYNC]);
       return { requeueAfter: this.o.resyncMs };
     }
+    this.verified.delete(key);
     const summary = drift.map(([op, n]) => `${n} to ${op}`).join(", ");
-    await this.o.events.record(cluster, "Warning", "Drifted", `live objects differ from the stack (${summary}); correcting`);
+    const which = describeChanges(planned);
+    await this.o.events.record(cluster, "Warning", "Drifted", `live objects differ from the stack (${summary}${which ? `: ${which}` : ""}); correcting`);
     await this.status(cluster, { phase: "Degraded" }, [{ type: "Drifted", status: "True", reason: "LiveObjectsChanged", message: summary }]);
     return this.apply(key, cluster, "CorrectingDrift", { correctingDrift: true });
+  }
+
+  /** The live objects' fingerprint, or undefined (no reader, or it failed: the preview decides and reports). */
+  private async readFingerprint(cluster: ClusterObject): Promise<string | undefined> {
+    if (!this.o.liveFingerprint) return undefined;
+    try {
+      return await this.o.liveFingerprint(objectsLocationOf(cluster));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Whether an unchanged-looking Cluster still needs the full preview. */
+  private needsFullCheck(key: string, cluster: ClusterObject, fingerprint: string): boolean {
+    const known = this.verified.get(key);
+    // Never verified by this process (start, leader change, after an update): nothing to compare with.
+    if (!known || known.fingerprint !== fingerprint || known.generation !== (cluster.metadata.generation ?? 0)) return true;
+    const now = this.now().getTime();
+    if (now - known.at >= (this.o.fullDriftCheckMs ?? DEFAULT_FULL_DRIFT_CHECK_MS)) return true;
+    // Inside the renewal window the preview is what re-issues certificates: no object changes for that.
+    const expiresAt = cluster.status?.certificatesExpireAt;
+    const renewBeforeMs = (cluster.spec.certificates?.renewBeforeDays ?? 30) * 86_400_000;
+    return expiresAt !== undefined && new Date(expiresAt).getTime() - now < renewBeforeMs;
   }
 
   private async apply(key: string, cluster: ClusterObject, reason: string, opts: { correctingDrift?: boolean } = {}): Promise<{ requeueAfter: number }> {
     const stack = stackNameOf(cluster);
     const program = this.program(cluster);
+    // The update moves every resourceVersion it touches: the next check is a full one again.
+    this.verified.delete(key);
     const running = cluster.status?.version;
     const upgrading = running !== undefined && running !== cluster.spec.kubernetesVersion;
     if (upgrading) {
@@ -233,7 +307,7 @@ export class ClusterReconciler {
         { type: "Ready", status: "True", reason: "Applied", message: `masters of ${cluster.spec.kubernetesVersion} are Ready` },
         { type: "Progressing", status: "False", reason: "Applied", message: formatCounts(result.changes) },
         { type: "Degraded", status: "False", reason: "Applied", message: "the last update succeeded" },
-        { type: "Drifted", status: "False", reason: "InSync", message: "the live objects match the stack" },
+        IN_SYNC,
         expiring
           ? { type: "CertificatesExpiring", status: "True", reason: "InsideRenewalWindow", message: `the earliest certificate expires at ${expiresAt}; the next drift check re-issues it` }
           : { type: "CertificatesExpiring", status: "False", reason: "Valid", message: `the earliest certificate expires at ${expiresAt}` },
@@ -294,6 +368,16 @@ export class ClusterReconciler {
     const live = expiresAt !== undefined && !cluster.metadata.deletionTimestamp;
     this.hooks.certificatesExpireAt?.(cluster.metadata.namespace, cluster.metadata.name, live ? new Date(expiresAt) : undefined);
   }
+}
+
+/** "create Deployment ops-scheduler; update Secret ops-etcd-certs (data)": at most five, names only. */
+export function describeChanges(changes: readonly PlannedChange[], limit = 5): string {
+  const shown = changes.slice(0, limit).map((c) => {
+    const kind = c.type.slice(c.type.lastIndexOf(":") + 1);
+    return `${c.op} ${kind} ${c.name}${c.properties.length ? ` (${c.properties.join(", ")})` : ""}`;
+  });
+  if (changes.length > limit) shown.push(`and ${changes.length - limit} more`);
+  return shown.join("; ");
 }
 
 function formatCounts(counts: Record<string, number>): string {

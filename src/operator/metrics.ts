@@ -62,8 +62,8 @@ export class OperatorMetrics {
 
   readonly driftChecks = new Counter({
     name: `${METRIC_PREFIX}drift_checks_total`,
-    help: "Drift checks (preview with refresh) of reconciled objects, by kind and result (in-sync, drifted, error).",
-    labelNames: ["kind", "result"] as const,
+    help: "Drift checks of reconciled objects, by kind, method (fingerprint: the live objects were unchanged; preview: a full preview with refresh) and result (in-sync, drifted, error).",
+    labelNames: ["kind", "method", "result"] as const,
     registers: [this.registry],
   });
 
@@ -115,10 +115,11 @@ export class OperatorMetrics {
    * zero, so `increase()` and alerts on them work before the first drift is ever found.
    */
   driftHooks(kind: string): Required<Pick<ClusterReconcilerHooks, "driftChecked" | "driftCorrected">> {
-    for (const result of ["in-sync", "drifted", "error"] satisfies DriftCheckResult[]) this.driftChecks.inc({ kind, result }, 0);
+    for (const result of ["in-sync", "drifted", "error"] satisfies DriftCheckResult[]) this.driftChecks.inc({ kind, method: "preview", result }, 0);
+    this.driftChecks.inc({ kind, method: "fingerprint", result: "in-sync" }, 0);
     this.driftCorrections.inc({ kind }, 0);
     return {
-      driftChecked: (result) => this.driftChecks.inc({ kind, result }),
+      driftChecked: (result, method) => this.driftChecks.inc({ kind, method, result }),
       driftCorrected: () => this.driftCorrections.inc({ kind }),
     };
   }

@@ -17,6 +17,7 @@ import { StatusWriter } from "./status-writer";
 import { StackRunner } from "./stack-runner";
 import type { WorkerDefaults } from "../program/machine-program";
 import { machineStackName, registerFleet } from "./fleet";
+import { LiveClusterObjects } from "./live-fingerprint";
 import type { RemediationPolicy } from "./remediation";
 
 export interface OperatorOptions {
@@ -27,6 +28,8 @@ export interface OperatorOptions {
   /** Per-stack work directories. */
   readonly workRoot: string;
   readonly resyncMs: number;
+  /** A Cluster's full drift preview at least this often, even with unchanged live objects; default 24 h. */
+  readonly fullDriftCheckMs?: number;
   readonly concurrency: number;
   readonly metricsAddr: string;
   /** Namespace of the leader Lease; undefined turns leader election off (a single replica). */
@@ -137,12 +140,15 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       .list()
       .filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster)
       .map((m) => m.metadata.name);
+  const liveObjects = new LiveClusterObjects(kubeConfig);
   const reconciler = new ClusterReconciler({
     machinesOf: machinesOfCluster,
     store: clusterStore(customObjects, statusWriter),
     events,
     stacks: runner,
     resyncMs: options.resyncMs,
+    liveFingerprint: (at) => liveObjects.fingerprint(at),
+    fullDriftCheckMs: options.fullDriftCheckMs,
     hooks: { ...metrics.driftHooks("Cluster"), certificatesExpireAt: (ns, name, at) => metrics.setCertificatesExpireAt(ns, name, at) },
   });
 

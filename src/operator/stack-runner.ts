@@ -24,6 +24,26 @@ import {
   type Stack,
 } from "@pulumi/pulumi/automation";
 
+/** One resource a preview says an `up` would touch. Property names only: values may be secret. */
+export interface PlannedChange {
+  readonly op: string;
+  /** Pulumi type token, e.g. `kubernetes:apps/v1:Deployment`. */
+  readonly type: string;
+  /** The resource's logical name (the last part of its URN). */
+  readonly name: string;
+  /** Top-level properties that differ (empty for a create or delete). */
+  readonly properties: readonly string[];
+}
+
+const UNCHANGED_OPS = new Set(["same", "read", "refresh", "discard"]);
+
+function plannedChangeOf(event: EngineEvent, report: (change: PlannedChange) => void): void {
+  const step = event.resourcePreEvent?.metadata;
+  if (!step || UNCHANGED_OPS.has(step.op) || step.type === "pulumi:pulumi:Stack") return;
+  const properties = [...new Set((step.diffs ?? []).map((k) => k.split(/[.[]/)[0]))].sort();
+  report({ op: step.op, type: step.type, name: step.urn.slice(step.urn.lastIndexOf("::") + 2), properties });
+}
+
 export interface StackRunnerOptions {
   /** Pulumi project name shared by the stacks of one kind, e.g. `kube-on-kube-clusters`. */
   readonly projectName: string;
@@ -188,13 +208,21 @@ export class StackRunner {
 
   /**
    * What an `up` would change. With `refresh`, the live objects are read first, so the result
-   * is the drift between the state of the world and the program.
+   * is the drift between the state of the world and the program. `onChange` is told each resource
+   * the `up` would touch: its type, name, operation and the names (never the values) of the
+   * properties that differ.
    */
-  async preview(stackName: string, program: PulumiFn, opts: { refresh?: boolean } = {}): Promise<Record<string, number>> {
+  async preview(
+    stackName: string,
+    program: PulumiFn,
+    opts: { refresh?: boolean; onChange?: (change: PlannedChange) => void } = {},
+  ): Promise<Record<string, number>> {
     return this.serialize(stackName, () =>
       this.run(stackName, "preview", async () => {
         const stack = await this.stack(stackName, program);
-        const result = await stack.preview({ refresh: opts.refresh });
+        const onChange = opts.onChange;
+        const onEvent = onChange ? (e: EngineEvent) => plannedChangeOf(e, onChange) : undefined;
+        const result = await stack.preview({ refresh: opts.refresh, onEvent });
         return countsOf(result.changeSummary);
       }),
     );

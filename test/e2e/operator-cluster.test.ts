@@ -88,13 +88,31 @@ describe("the operator reconciles a Cluster resource", () => {
     );
     const drifted = meta.events("ops").find((e) => e.reason === "Drifted");
     expect(drifted?.message).toContain("1 to create");
+    // The Event names what drifted, not only how much.
+    expect(drifted?.message).toMatch(/create Deployment \S*scheduler/);
     // The Deployment is back before the correcting `up` has finished and written the status.
     const corrected = await meta.waitForCluster("ops", "Drifted=False after the correction", (c) => c.status?.conditions?.find((x) => x.type === "Drifted")?.status === "False" && c.status.phase === "Ready");
     const metrics = await metricsText();
-    expect(metrics).toMatch(/kube_on_kube_drift_checks_total\{kind="Cluster",result="drifted"\} [1-9]/);
+    expect(metrics).toMatch(/kube_on_kube_drift_checks_total\{kind="Cluster",method="preview",result="drifted"\} [1-9]/);
     expect(metrics).toMatch(/kube_on_kube_drift_corrections_total\{kind="Cluster"\} [1-9]/);
     const expiresAt = Date.parse(corrected.status?.certificatesExpireAt ?? "") / 1000;
     expect(metrics).toContain(`kube_on_kube_certificates_expire_at_seconds{namespace="fleet",name="ops"} ${expiresAt}`);
+  });
+
+  it("checks a steady Cluster by its live objects' fingerprint after one full preview, and finds no drift", async () => {
+    // After the correction: one full preview verifies the stack, the checks after it read only the fingerprint.
+    const fingerprintChecks = /kube_on_kube_drift_checks_total\{kind="Cluster",method="fingerprint",result="in-sync"\} (\d+)/;
+    const text = await eventually(
+      "a drift check by fingerprint",
+      async () => {
+        const t = await metricsText();
+        return Number(fingerprintChecks.exec(t)?.[1] ?? 0) >= 2 ? t : undefined;
+      },
+      300_000,
+    );
+    const drifts = meta.events("ops").filter((e) => e.reason === "Drifted");
+    expect(drifts).toHaveLength(1);
+    expect(text).toMatch(/kube_on_kube_drift_checks_total\{kind="Cluster",method="preview",result="in-sync"\} [1-9]/);
   });
 
   it("rejects an invalid Cluster at the apiserver, before the operator sees it", () => {

@@ -138,10 +138,10 @@ describe("two operator replicas and an upgrade", () => {
     // The first resync after the upgrade runs a drift check; the upgraded Cluster must be in sync.
     const text = await eventually("a drift check by the new leader", async () => {
       const t = await standby.metrics();
-      return /kube_on_kube_drift_checks_total\{kind="Cluster",result="(in-sync|drifted|error)"\} [1-9]/.test(t) ? t : undefined;
+      return /kube_on_kube_drift_checks_total\{kind="Cluster",method="(preview|fingerprint)",result="(in-sync|drifted|error)"\} [1-9]/.test(t) ? t : undefined;
     }, 300_000);
-    expect(text).toMatch(/kube_on_kube_drift_checks_total\{kind="Cluster",result="in-sync"\} [1-9]/);
-    expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",result="drifted"} 0');
+    expect(text).toMatch(/kube_on_kube_drift_checks_total\{kind="Cluster",method="preview",result="in-sync"\} [1-9]/);
+    expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",method="preview",result="drifted"} 0');
     expect(text).toContain('kube_on_kube_drift_corrections_total{kind="Cluster"} 0');
     const expiresAt = Date.parse(meta.getCluster(NAME).status?.certificatesExpireAt ?? "");
     expect(text).toContain(`kube_on_kube_certificates_expire_at_seconds{namespace="fleet",name="${NAME}"} ${expiresAt / 1000}`);

@@ -5,7 +5,7 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../src/api/v1alpha1";
-import { CLUSTER_FINALIZER, ClusterReconciler, type ClusterObject, type ClusterReconcilerOptions, type ClusterStacks } from "../../src/operator/cluster-reconciler";
+import { CLUSTER_FINALIZER, ClusterReconciler, describeChanges, type ClusterObject, type ClusterReconcilerOptions, type ClusterStacks } from "../../src/operator/cluster-reconciler";
 import { TerminalError } from "../../src/operator/controller";
 import { StackOperationError } from "../../src/operator/stack-runner";
 import { minimalSpec } from "../support/specs";
@@ -16,7 +16,7 @@ interface Call {
   refresh?: boolean;
 }
 
-function harness() {
+function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
   let time = Date.parse("2026-11-25T12:00:00Z");
   const objects = new Map<string, ClusterObject>();
   const events: { type: string; reason: string; message: string }[] = [];
@@ -42,6 +42,9 @@ function harness() {
     async preview(stack, _program, opts) {
       calls.push({ op: "preview", stack, refresh: opts?.refresh });
       if (engine.previewFailWith) throw engine.previewFailWith;
+      for (const [op, n] of Object.entries(engine.drift)) {
+        for (let i = 0; i < n; i++) opts?.onChange?.({ op, type: "kubernetes:apps/v1:Deployment", name: `dev-${op}-${i}`, properties: op === "update" ? ["spec"] : [] });
+      }
       return { same: 30, ...engine.drift };
     },
     async destroyAndRemove(stack) {
@@ -57,7 +60,7 @@ function harness() {
     stacks,
     events: { record: async (_c, type, reason, message) => void events.push({ type, reason, message }) },
     hooks: {
-      driftChecked: (result) => observed.push(`drift ${result}`),
+      driftChecked: (result, method) => observed.push(method === "preview" ? `drift ${result}` : `drift ${result} by ${method}`),
       driftCorrected: () => observed.push("corrected"),
       certificatesExpireAt: (ns, name, at) => observed.push(`certs ${ns}/${name} ${at?.toISOString() ?? "gone"}`),
     },
@@ -73,6 +76,7 @@ function harness() {
         objects.set(key, { ...objects.get(key)!, status: structuredClone(status) });
       },
     },
+    ...extra,
   };
   const reconciler = new ClusterReconciler(options);
   const put = (spec = minimalSpec(), generation = 1) => {
@@ -143,7 +147,9 @@ describe("ClusterReconciler", () => {
       // Refresh first: the state still lists what was deleted behind the engine's back.
       { op: "up", stack: "fleet-dev", refresh: true },
     ]);
-    expect(h.events.find((e) => e.reason === "Drifted")?.message).toContain("1 to create, 1 to update");
+    expect(h.events.find((e) => e.reason === "Drifted")?.message).toBe(
+      "live objects differ from the stack (1 to create, 1 to update: create Deployment dev-create-0; update Deployment dev-update-0 (spec)); correcting",
+    );
     expect(h.get().status?.phase).toBe("Ready");
   });
 
@@ -266,5 +272,120 @@ describe("ClusterReconciler hooks (metrics)", () => {
     h.observed.length = 0;
     await h.reconciler.reconcile("fleet/dev");
     expect(h.observed).toEqual(["certs fleet/dev gone"]);
+  });
+});
+
+describe("describeChanges", () => {
+  it("names at most five resources by kind, name and changed properties, then counts the rest", () => {
+    const changes = Array.from({ length: 7 }, (_, i) => ({ op: "update", type: "kubernetes:core/v1:Secret", name: `s${i}`, properties: ["data", "metadata"] }));
+    expect(describeChanges(changes)).toBe(
+      "update Secret s0 (data, metadata); update Secret s1 (data, metadata); update Secret s2 (data, metadata); update Secret s3 (data, metadata); update Secret s4 (data, metadata); and 2 more",
+    );
+    expect(describeChanges([])).toBe("");
+  });
+});
+
+describe("ClusterReconciler drift checks with a live fingerprint", () => {
+  function withFingerprint(fullDriftCheckMs?: number) {
+    const live = { fingerprint: "fp-1", fail: false, reads: [] as string[] };
+    const fh = harness({
+      fullDriftCheckMs,
+      liveFingerprint: async (at) => {
+        live.reads.push(`${at.cluster} ${at.mastersNamespace} ${at.adminKubeconfigCopy?.namespace}/${at.adminKubeconfigCopy?.name}`);
+        if (live.fail) throw new Error("meta-cluster unreachable");
+        return live.fingerprint;
+      },
+    });
+    fh.put();
+    return { fh, live };
+  }
+  const previews = (calls: Call[]) => calls.filter((c) => c.op === "preview").length;
+
+  it("previews once to verify the stack, then trusts an unchanged fingerprint until the full-check period", async () => {
+    const { fh, live } = withFingerprint(3_600_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    for (let i = 0; i < 3; i++) {
+      fh.advance(300_000);
+      expect(await fh.reconciler.reconcile("fleet/dev")).toEqual({ requeueAfter: 300_000 });
+    }
+    // The first check after the update verifies with a preview; the next two only read the fingerprint.
+    expect(previews(fh.calls)).toBe(1);
+    expect(fh.observed.filter((o) => o.startsWith("drift"))).toEqual(["drift in-sync", "drift in-sync by fingerprint", "drift in-sync by fingerprint"]);
+    expect(live.reads[0]).toBe("dev fleet-dev fleet/dev-admin-kubeconfig");
+    expect(fh.condition("Drifted")).toMatchObject({ status: "False", reason: "InSync" });
+    // An hour after the verifying preview (at 5 min), a full one runs again even though nothing moved.
+    fh.advance(2_700_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    expect(previews(fh.calls)).toBe(1);
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    expect(previews(fh.calls)).toBe(2);
+  });
+
+  it("sends a changed fingerprint to the full preview, which finds and corrects the drift", async () => {
+    const { fh, live } = withFingerprint();
+    await fh.reconciler.reconcile("fleet/dev");
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    live.fingerprint = "fp-2";
+    fh.engine.drift = { create: 1 };
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    expect(fh.calls.map((c) => c.op)).toEqual(["up", "preview", "preview", "up"]);
+    expect(fh.observed).toContain("corrected");
+    // After the correcting update the old fingerprint proves nothing: the next check previews again.
+    fh.engine.drift = {};
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    expect(previews(fh.calls)).toBe(3);
+  });
+
+  it("accepts a changed fingerprint the preview finds in sync (a status write) and trusts the new one", async () => {
+    const { fh, live } = withFingerprint();
+    await fh.reconciler.reconcile("fleet/dev");
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    live.fingerprint = "fp-after-pod-restart";
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    expect(fh.calls.map((c) => c.op)).toEqual(["up", "preview", "preview"]);
+  });
+
+  it("falls back to the full preview when the fingerprint cannot be read", async () => {
+    const { fh, live } = withFingerprint();
+    await fh.reconciler.reconcile("fleet/dev");
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    live.fail = true;
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    expect(previews(fh.calls)).toBe(2);
+  });
+
+  it("previews again after a new generation, and for a new leader that has verified nothing yet", async () => {
+    const { fh } = withFingerprint();
+    await fh.reconciler.reconcile("fleet/dev");
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    fh.advance(300_000);
+    await fh.newReconciler().reconcile("fleet/dev");
+    expect(previews(fh.calls)).toBe(2);
+  });
+
+  it("previews inside the certificate renewal window, where the preview is what re-issues them", async () => {
+    // A full-check period longer than the test, so only the window can cause the preview.
+    const { fh } = withFingerprint(10 * 365 * 86_400_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    // 2027-11-25 expiry, renewBeforeDays 30: move the clock to 10 days before it.
+    fh.advance(Date.parse("2027-10-15T12:00:00Z") - Date.parse("2026-11-25T12:05:00Z"));
+    await fh.reconciler.reconcile("fleet/dev");
+    expect(previews(fh.calls)).toBe(1);
+    fh.advance(Date.parse("2027-11-15T12:00:00Z") - Date.parse("2027-10-15T12:00:00Z"));
+    await fh.reconciler.reconcile("fleet/dev");
+    expect(previews(fh.calls)).toBe(2);
   });
 });

@@ -46,13 +46,17 @@ describe("OperatorMetrics", () => {
     const hooks = metrics.driftHooks("Cluster");
     let text = await metrics.text();
     expect(text).toContain('kube_on_kube_drift_corrections_total{kind="Cluster"} 0');
-    for (const result of ["in-sync", "drifted", "error"]) expect(text).toContain(`kube_on_kube_drift_checks_total{kind="Cluster",result="${result}"} 0`);
-    hooks.driftChecked("drifted");
+    for (const result of ["in-sync", "drifted", "error"]) expect(text).toContain(`kube_on_kube_drift_checks_total{kind="Cluster",method="preview",result="${result}"} 0`);
+    expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",method="fingerprint",result="in-sync"} 0');
+    hooks.driftChecked("drifted", "preview");
     hooks.driftCorrected();
-    hooks.driftChecked("in-sync");
+    hooks.driftChecked("in-sync", "preview");
+    hooks.driftChecked("in-sync", "fingerprint");
+    hooks.driftChecked("in-sync", "fingerprint");
     text = await metrics.text();
-    expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",result="drifted"} 1');
-    expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",result="in-sync"} 1');
+    expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",method="preview",result="drifted"} 1');
+    expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",method="preview",result="in-sync"} 1');
+    expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",method="fingerprint",result="in-sync"} 2');
     expect(text).toContain('kube_on_kube_drift_corrections_total{kind="Cluster"} 1');
   });
 

@@ -1,0 +1,53 @@
+/**
+ * The Cluster drift check trusts a fingerprint of the live objects (src/operator/live-fingerprint.ts)
+ * only if it reads every Kubernetes object the cluster program creates. This keeps the two in step:
+ * a new kind, an unlabelled object or an object outside the places it reads fails here, before a
+ * drift of it could go unnoticed between full previews.
+ */
+import { beforeEach, describe, expect, it } from "vitest";
+import { objectsLocationOf } from "../../src/operator/cluster-reconciler";
+import { CLUSTER_LABEL, MASTER_OBJECT_TYPES } from "../../src/operator/live-fingerprint";
+import { clusterProgram } from "../../src/program/cluster-program";
+import { installMocks, plain, settle, valueOf } from "../support/pulumi-mocks";
+import { minimalSpec, standardSpec } from "../support/specs";
+
+const recorder = installMocks();
+
+beforeEach(() => recorder.reset());
+
+interface Metadata {
+  name?: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+}
+
+describe("the live fingerprint covers every object of the cluster program", () => {
+  for (const [mode, spec] of [
+    ["minimal", minimalSpec()],
+    ["standard", standardSpec()],
+  ] as const) {
+    it(`${mode}: every Kubernetes object is a fingerprinted kind, in a place it reads, labelled with the Cluster`, async () => {
+      const cluster = { metadata: { namespace: "fleet", name: "dev" } };
+      const at = objectsLocationOf(cluster);
+      const out = clusterProgram({ name: "dev", spec, namespace: at.mastersNamespace, adminKubeconfigCopy: at.adminKubeconfigCopy });
+      await valueOf(out.endpoint);
+      await settle();
+      const objects = recorder.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:") && r.type !== "pulumi:providers:kubernetes");
+      expect(objects.length).toBeGreaterThan(10);
+      const uncovered: string[] = [];
+      for (const r of objects) {
+        const metadata = plain<Metadata>(r.inputs.metadata ?? {});
+        if (r.type === "kubernetes:core/v1:Namespace") {
+          if (metadata.name !== at.mastersNamespace) uncovered.push(`${r.name}: Namespace ${metadata.name}`);
+        } else if (r.type === "kubernetes:core/v1:Secret" && metadata.namespace === at.adminKubeconfigCopy?.namespace) {
+          if (metadata.name !== at.adminKubeconfigCopy?.name) uncovered.push(`${r.name}: Secret ${metadata.namespace}/${metadata.name}`);
+        } else {
+          if (!(MASTER_OBJECT_TYPES as readonly string[]).includes(r.type)) uncovered.push(`${r.name}: type ${r.type} is not listed`);
+          if (metadata.namespace !== at.mastersNamespace) uncovered.push(`${r.name}: namespace ${metadata.namespace}`);
+          if (metadata.labels?.[CLUSTER_LABEL] !== "dev") uncovered.push(`${r.name}: label ${CLUSTER_LABEL} is ${metadata.labels?.[CLUSTER_LABEL]}`);
+        }
+      }
+      expect(uncovered).toEqual([]);
+    });
+  }
+});
