@@ -16,7 +16,7 @@ import type { WorkerDefaults } from "../program/machine-program";
 import type { ClusterObject } from "./cluster-reconciler";
 import type { EventRecorder } from "./events";
 import { HostProbe } from "./host-probe";
-import { ResilientInformer } from "./informer";
+import { listInPages, ResilientInformer } from "./informer";
 import type { MachineObject, PackageVersionObject } from "./machine-context";
 import { MachineReconciler, machineStackName, type MachineStore } from "./machine-reconciler";
 import type { Manager } from "./manager";
@@ -69,7 +69,8 @@ function informerOf<T extends k8s.KubernetesObject>(o: FleetOptions, api: k8s.Cu
   return new ResilientInformer<T>({
     kubeConfig: o.kubeConfig,
     path: o.namespace ? `${prefix}/namespaces/${o.namespace}/${res.plural}` : `${prefix}/${res.plural}`,
-    list: () => (o.namespace ? api.listNamespacedCustomObject({ ...res, namespace: o.namespace }) : api.listClusterCustomObject(res)) as never,
+    list: () =>
+      listInPages<T>((page) => (o.namespace ? api.listNamespacedCustomObject({ ...res, ...page, namespace: o.namespace }) : api.listClusterCustomObject({ ...res, ...page })) as never),
     resyncPeriodMs: o.resyncMs,
     onError: (err, restartInMs) => o.log({ level: "warn", msg: `${res.plural} watch failed; restarting`, restartInMs, error: o.brief(err) }),
   });

@@ -22,6 +22,7 @@ import {
   Watch,
   type Informer as ClientInformer,
   type KubeConfig,
+  type KubernetesListObject,
   type KubernetesObject,
   type ListPromise,
   type ObjectCache,
@@ -47,13 +48,22 @@ class GuardedWatch extends Watch {
 
   constructor(
     kubeConfig: KubeConfig,
-    private readonly guard: { readonly clock: Clock; readonly minIntervalMs: number; readonly wait: (ms: number) => Promise<unknown>; readonly stopped: AbortSignal },
+    private readonly guard: {
+      readonly clock: Clock;
+      readonly minIntervalMs: number;
+      readonly wait: (ms: number) => Promise<unknown>;
+      readonly stopped: AbortSignal;
+      readonly trim: (obj: KubernetesObject) => KubernetesObject;
+    },
   ) {
     super(kubeConfig);
   }
 
   override async watch(...args: Parameters<Watch["watch"]>): Promise<AbortController> {
     const done = args[3];
+    const callback = args[2];
+    // Watched objects are trimmed like listed ones before ListWatch caches them.
+    args[2] = (phase, apiObj, watchObj) => callback(phase, apiObj && typeof apiObj === "object" && "metadata" in apiObj ? this.guard.trim(apiObj as KubernetesObject) : apiObj, watchObj);
     try {
       const wait = this.lastStart + this.guard.minIntervalMs - this.guard.clock.now();
       if (wait > 0) await this.guard.wait(wait);
@@ -66,6 +76,40 @@ class GuardedWatch extends Watch {
       return new AbortController();
     }
   }
+}
+
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+/**
+ * The object without server-side apply's managedFields and kubectl's last-applied annotation, the
+ * bookkeeping no reconciler reads. Never write a trimmed object back whole: status writes go to
+ * the status subresource and metadata changes are patches, so nothing here does.
+ */
+export function withoutBookkeeping<T extends KubernetesObject>(obj: T): T {
+  const metadata = obj.metadata;
+  if (!metadata || (metadata.managedFields === undefined && metadata.annotations?.[LAST_APPLIED] === undefined)) return obj;
+  const { managedFields: _managed, ...rest } = metadata;
+  if (rest.annotations?.[LAST_APPLIED] !== undefined) {
+    const { [LAST_APPLIED]: _applied, ...annotations } = rest.annotations;
+    rest.annotations = annotations;
+  }
+  return { ...obj, metadata: rest };
+}
+
+/** A list in pages of `limit`, so a large collection never arrives as one response to hold and parse at once. */
+export async function listInPages<T extends KubernetesObject>(
+  page: (opts: { limit: number; _continue?: string }) => Promise<KubernetesListObject<T>>,
+  limit = 500,
+): Promise<KubernetesListObject<T>> {
+  const first = await page({ limit });
+  const items = [...first.items];
+  let last = first;
+  while (last.metadata?._continue) {
+    last = await page({ limit, _continue: last.metadata._continue });
+    items.push(...last.items);
+  }
+  // Every page is served from the first page's snapshot: its resourceVersion is where the watch resumes.
+  return { ...first, metadata: { ...first.metadata, _continue: undefined }, items };
 }
 
 export type ChangeType = "add" | "update" | "delete" | "resync";
@@ -106,6 +150,12 @@ export interface InformerOptions<T extends KubernetesObject> {
   readonly resyncPeriodMs?: number;
   /** Told about each failure and the delay before the next attempt (logs, metrics). */
   readonly onError?: (err: unknown, restartInMs: number) => void;
+  /**
+   * Applied to every object before it enters the cache (listed or watched). Default
+   * `withoutBookkeeping`: the reconcilers never read managedFields or kubectl's last-applied copy,
+   * which together are often larger than the rest of the object.
+   */
+  readonly trim?: (obj: T) => T;
   /** Builds the underlying ListWatch; default client-node's ListWatch over a GuardedWatch. */
   readonly makeListWatch?: (kubeConfig: KubeConfig, path: string, list: ListPromise<T>, labelSelector?: string) => ListWatchLike<T>;
 }
@@ -133,6 +183,7 @@ export class ResilientInformer<T extends KubernetesObject> implements KeySource 
       minIntervalMs: options.minWatchIntervalMs ?? 1000,
       wait: (ms: number) => this.wait(ms),
       stopped: this.abort.signal,
+      trim: (obj: KubernetesObject) => this.trim(obj as T),
     };
     const make = options.makeListWatch ?? ((kc, path, list, selector) => new ListWatch<T>(path, new GuardedWatch(kc, guard), list, false, selector));
     this.listWatch = make(options.kubeConfig, options.path, () => this.listAndNoteSync(), options.labelSelector);
@@ -195,8 +246,11 @@ export class ResilientInformer<T extends KubernetesObject> implements KeySource 
     this.listWatch.start().catch((err: unknown) => this.failed(err));
   }
 
+  private readonly trim = (obj: T): T => (this.options.trim ?? withoutBookkeeping)(obj);
+
   private async listAndNoteSync() {
     const result = await this.options.list();
+    result.items = result.items.map(this.trim);
     this.failures = 0;
     // ListWatch fills its cache in the continuation of this promise; setImmediate runs after
     // that, so `hasSynced()` never turns true before `list()` can return the objects.

@@ -10,7 +10,7 @@
  * nodes that is the difference between a queue that idles and one that never does.
  */
 import { CoreV1Api, KubeConfig, type V1Node } from "@kubernetes/client-node";
-import { ResilientInformer, type ChangeListener, type InformerOptions } from "./informer";
+import { listInPages, ResilientInformer, type ChangeListener, type InformerOptions } from "./informer";
 import { redact } from "./redact";
 
 export interface NodeView {
@@ -51,7 +51,7 @@ export interface BusinessNodeWatchesOptions {
 /** The informer of all Nodes of the cluster `kubeConfig` reaches. `extra` overrides options (tests). */
 export function nodeInformer(kubeConfig: KubeConfig, onError: (err: unknown, restartInMs: number) => void, extra: Partial<InformerOptions<V1Node>> = {}): ResilientInformer<V1Node> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  return new ResilientInformer<V1Node>({ kubeConfig, path: "/api/v1/nodes", list: () => core.listNode(), onError, ...extra });
+  return new ResilientInformer<V1Node>({ kubeConfig, path: "/api/v1/nodes", list: () => listInPages((page) => core.listNode(page)), onError, ...extra });
 }
 
 /** Lists arrive typed (dates parsed), watch events as plain JSON (dates as strings): accept both. */

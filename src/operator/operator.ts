@@ -10,7 +10,7 @@ import { API_GROUP, API_VERSION } from "../api/v1alpha1";
 import { ClusterReconciler, stackNameOf, type ClusterObject, type ClusterStore, type EventSink } from "./cluster-reconciler";
 import { EventRecorder } from "./events";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "./http-server";
-import { ResilientInformer, type ChangeType } from "./informer";
+import { listInPages, ResilientInformer, type ChangeType } from "./informer";
 import { Manager } from "./manager";
 import { OperatorMetrics } from "./metrics";
 import { StatusWriter } from "./status-writer";
@@ -156,9 +156,12 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     kubeConfig,
     path: options.namespace ? `/apis/${API_GROUP}/${API_VERSION}/namespaces/${options.namespace}/clusters` : `/apis/${API_GROUP}/${API_VERSION}/clusters`,
     list: () =>
-      (options.namespace
-        ? customObjects.listNamespacedCustomObject({ ...CLUSTERS, namespace: options.namespace })
-        : customObjects.listClusterCustomObject(CLUSTERS)) as never,
+      listInPages<ClusterObject & k8s.KubernetesObject>(
+        (page) =>
+          (options.namespace
+            ? customObjects.listNamespacedCustomObject({ ...CLUSTERS, ...page, namespace: options.namespace })
+            : customObjects.listClusterCustomObject({ ...CLUSTERS, ...page })) as never,
+      ),
     resyncPeriodMs: options.resyncMs,
     onError: (err, restartInMs) => log({ level: "warn", msg: "cluster watch failed; restarting", restartInMs, error: brief(err) }),
   });

@@ -94,6 +94,25 @@ describe("informer + controller against a real apiserver", () => {
     await controller.stop();
   });
 
+  it("caches listed and watched objects without managedFields or kubectl's last-applied copy", async () => {
+    const last = "kubectl.kubernetes.io/last-applied-configuration";
+    await core.createNamespacedConfigMap({ namespace: NS, body: { ...cm("trim-listed", { v: "1" }), metadata: { name: "trim-listed", namespace: NS, annotations: { [last]: "{}", keep: "me" } } } });
+    const { informer, saw } = configMapInformer();
+    informer.start();
+    await informer.waitForSync();
+    await core.createNamespacedConfigMap({ namespace: NS, body: cm("trim-watched", { v: "1" }) });
+    await eventually("add of trim-watched", () => saw(`${NS}/trim-watched`, "add"));
+    const listed = informer.get(`${NS}/trim-listed`);
+    const watched = informer.get(`${NS}/trim-watched`);
+    // The apiserver does keep them: the cache drops them.
+    expect((await core.readNamespacedConfigMap({ namespace: NS, name: "trim-watched" })).metadata?.managedFields?.length).toBeGreaterThan(0);
+    expect(listed?.metadata?.managedFields).toBeUndefined();
+    expect(listed?.metadata?.annotations).toEqual({ keep: "me" });
+    expect(watched?.metadata?.managedFields).toBeUndefined();
+    expect(watched?.data).toEqual({ v: "1" });
+    await informer.stop();
+  });
+
   it("restarts after the apiserver goes away and sees what changed meanwhile", async () => {
     await core.createNamespacedConfigMap({ namespace: NS, body: cm("before") });
     await core.createNamespacedConfigMap({ namespace: NS, body: cm("kept", { v: "1" }) });

@@ -1,6 +1,6 @@
 import { KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { ResilientInformer, type ChangeType, type ListWatchLike } from "../../src/operator/informer";
+import { listInPages, ResilientInformer, withoutBookkeeping, type ChangeType, type ListWatchLike } from "../../src/operator/informer";
 import { FakeClock, flush } from "../support/fake-clock";
 import { FakeListWatch } from "../support/fake-list-watch";
 
@@ -114,5 +114,39 @@ describe("ResilientInformer", () => {
     fake().put(cm("c"));
     expect(changes.at(-1)).toEqual(["ns/c", "add"]);
     await informer.stop();
+  });
+});
+
+describe("withoutBookkeeping", () => {
+  const LAST = "kubectl.kubernetes.io/last-applied-configuration";
+  it("drops managedFields and the last-applied copy, keeps every other field, and leaves its input alone", () => {
+    const cm: V1ConfigMap = {
+      metadata: { name: "a", namespace: "n", resourceVersion: "7", managedFields: [{ manager: "kubectl", operation: "Apply" }], annotations: { [LAST]: "{...}", keep: "me" } },
+      data: { k: "v" },
+    };
+    const before = structuredClone(cm);
+    expect(withoutBookkeeping(cm)).toEqual({ metadata: { name: "a", namespace: "n", resourceVersion: "7", annotations: { keep: "me" } }, data: { k: "v" } });
+    expect(cm).toEqual(before);
+  });
+
+  it("returns an object with nothing to drop as it is", () => {
+    const cm: V1ConfigMap = { metadata: { name: "a", annotations: { keep: "me" } } };
+    expect(withoutBookkeeping(cm)).toBe(cm);
+  });
+});
+
+describe("listInPages", () => {
+  it("follows continue tokens to the end and resumes from the first page's resourceVersion", async () => {
+    const all = Array.from({ length: 5 }, (_, i): V1ConfigMap => ({ metadata: { name: `cm${i}`, namespace: "n" } }));
+    const asked: Array<string | undefined> = [];
+    const list = await listInPages<V1ConfigMap>(async ({ limit, _continue }) => {
+      asked.push(_continue);
+      const from = Number(_continue ?? 0);
+      const next = from + limit < all.length ? String(from + limit) : undefined;
+      return { metadata: { resourceVersion: "42", _continue: next }, items: all.slice(from, from + limit) };
+    }, 2);
+    expect(asked).toEqual([undefined, "2", "4"]);
+    expect(list.items.map((c) => c.metadata?.name)).toEqual(["cm0", "cm1", "cm2", "cm3", "cm4"]);
+    expect(list.metadata).toEqual({ resourceVersion: "42", _continue: undefined });
   });
 });
