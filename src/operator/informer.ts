@@ -88,9 +88,11 @@ const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 export function withoutBookkeeping<T extends KubernetesObject>(obj: T): T {
   const metadata = obj.metadata;
   if (!metadata || (metadata.managedFields === undefined && metadata.annotations?.[LAST_APPLIED] === undefined)) return obj;
-  const { managedFields: _managed, ...rest } = metadata;
+  const rest = { ...metadata };
+  delete rest.managedFields;
   if (rest.annotations?.[LAST_APPLIED] !== undefined) {
-    const { [LAST_APPLIED]: _applied, ...annotations } = rest.annotations;
+    const annotations = { ...rest.annotations };
+    delete annotations[LAST_APPLIED];
     rest.annotations = annotations;
   }
   return { ...obj, metadata: rest };
