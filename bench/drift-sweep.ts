@@ -10,8 +10,10 @@
  *   check after a start or an update, a moved fingerprint, the renewal window, daily) is measured
  *   too, as its own figure.
  *
- * The baseline is a full `pulumi refresh` of each of the same stacks. Both sweeps run at the
- * operator's default concurrency of 4. Besides wall time, the CPU the sweep costs on the
+ * The baseline is a full `pulumi refresh` of each of the same stacks, 4 at a time (the operator's
+ * default `--concurrency`, its cap on engine processes). The probes run as the operator runs them:
+ * on its Machine workers (default `--machine-workers`, 4 × concurrency = 16), which need no engine
+ * slot. Besides wall time, the CPU the sweep costs on the
  * operator's side (this process and the ssh / pulumi processes it waited for; the hosts' own sshd
  * work is not counted, it runs on the hosts) is reported per object.
  */
@@ -30,6 +32,7 @@ import { NAMESPACE } from "./meta-objects";
 import { processUsage } from "./operator-process";
 
 const CONCURRENCY = 4;
+const MACHINE_WORKERS = 4 * CONCURRENCY;
 
 /** CPU seconds of this process and its reaped children spent in `fn`. */
 async function withCpu<T>(fn: () => Promise<T>): Promise<{ ms: number; cpuMs: number; value: T }> {
@@ -82,7 +85,7 @@ export const driftSweepBenchmark: Benchmark = {
               fingerprints.push(t.ms);
               fingerprintsSeen.add(t.value);
             }),
-            pool(w.operatorHosts, CONCURRENCY - 1, async (host, i) => {
+            pool(w.operatorHosts, MACHINE_WORKERS, async (host, i) => {
               const t = await timed(() =>
                 probe.probe({ host: host.ip, port: host.port, user: host.user, hostKey: host.hostKey, privateKey: host.privateKey }, { installRoot: host.root, serviceManager: "process" }),
               );

@@ -1,6 +1,6 @@
 /**
  * `kok operator [--kubeconfig PATH] [--namespace NS] [--backend-url URL] [--resync-interval 5m]
- *               [--full-drift-check-interval 24h] [--concurrency N] [--metrics-addr :8080] [--leader-election-namespace NS]
+ *               [--full-drift-check-interval 24h] [--concurrency N] [--machine-workers N] [--metrics-addr :8080] [--leader-election-namespace NS]
  *               [--worker-defaults FILE] [--probe-interval 10m] [--repair-after 5m] [--max-repairs 3]
  *               [--max-unhealthy 40%]`
  */
@@ -32,6 +32,7 @@ export async function runOperator(argv: string[]): Promise<number> {
       "resync-interval": { type: "string", default: "5m" },
       "full-drift-check-interval": { type: "string", default: "24h" },
       concurrency: { type: "string", default: "4" },
+      "machine-workers": { type: "string" },
       "metrics-addr": { type: "string", default: ":8080" },
       "leader-election-namespace": { type: "string" },
       "secrets-provider": { type: "string" },
@@ -47,6 +48,8 @@ export async function runOperator(argv: string[]): Promise<number> {
   const concurrency = Number(values.concurrency);
   const problems: string[] = [];
   if (!Number.isInteger(concurrency) || concurrency < 1) problems.push(`--concurrency "${values.concurrency}" must be a positive integer`);
+  const machineWorkers = values["machine-workers"] === undefined ? undefined : Number(values["machine-workers"]);
+  if (machineWorkers !== undefined && (!Number.isInteger(machineWorkers) || machineWorkers < 1)) problems.push(`--machine-workers "${values["machine-workers"]}" must be a positive integer`);
   let resyncMs = 0;
   try {
     resyncMs = parseDuration(values["resync-interval"] ?? "5m", "--resync-interval");
@@ -96,6 +99,7 @@ export async function runOperator(argv: string[]): Promise<number> {
     resyncMs,
     fullDriftCheckMs,
     concurrency,
+    machineWorkers,
     metricsAddr: values["metrics-addr"] ?? ":8080",
     leaderElectionNamespace: values["leader-election-namespace"],
     secretsProvider: values["secrets-provider"],

@@ -43,7 +43,10 @@ export interface FleetOptions {
   readonly workRoot: string;
   readonly engineEnv: Record<string, string>;
   readonly secretsProvider?: string;
+  /** Most Machine engine operations at once (`--concurrency`). */
   readonly concurrency: number;
+  /** Machine reconciles at once (`--machine-workers`); default 4 × concurrency. Probes, health and status need no engine slot. */
+  readonly machineWorkers?: number;
   readonly resyncMs: number;
   readonly workerDefaults?: WorkerDefaults;
   readonly probeIntervalMs?: number;
@@ -102,6 +105,7 @@ export function registerFleet(o: FleetOptions): Fleet {
     workRoot: path.join(o.workRoot, "machines"),
     env: o.engineEnv,
     secretsProvider: o.secretsProvider,
+    maxConcurrentOperations: o.concurrency,
     onOperation: (operation, result, durationMs) => o.metrics.recordStackOperation("Machine", operation, result, durationMs),
   });
   const machineWriter = new StatusWriter<MachineStatus, MachineObject & k8s.KubernetesObject>({ api, ...MACHINES, secrets: o.secrets });
@@ -190,7 +194,7 @@ export function registerFleet(o: FleetOptions): Fleet {
     onRolloutProgress: (key, progress) => (progress ? fleetMetrics.recordRollout(key, progress) : fleetMetrics.forgetRollout(key)),
   });
 
-  o.manager.register({ kind: "Machine", informer: machines, reconcile: (key) => reconciler.reconcile(key), concurrency: o.concurrency, filter: machineChanged((key) => machines.get(key)) });
+  o.manager.register({ kind: "Machine", informer: machines, reconcile: (key) => reconciler.reconcile(key), concurrency: o.machineWorkers ?? 4 * o.concurrency, filter: machineChanged((key) => machines.get(key)) });
   o.manager.register({ kind: "ClusterPackageVersion", informer: packageVersions, reconcile: (key) => packageVersionReconciler.reconcile(key), concurrency: 1 });
 
   const machinesWhere = (pred: (m: MachineObject) => boolean) => machines.list().filter(pred).map(objectKey);

@@ -31,6 +31,8 @@ export interface OperatorOptions {
   /** A Cluster's full drift preview at least this often, even with unchanged live objects; default 24 h. */
   readonly fullDriftCheckMs?: number;
   readonly concurrency: number;
+  /** Machine reconciles at once; default 4 × concurrency (engine operations stay capped at `concurrency`). */
+  readonly machineWorkers?: number;
   readonly metricsAddr: string;
   /** Namespace of the leader Lease; undefined turns leader election off (a single replica). */
   readonly leaderElectionNamespace?: string;
@@ -227,6 +229,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     engineEnv: options.engineEnv,
     secretsProvider: options.secretsProvider,
     concurrency: options.concurrency,
+    machineWorkers: options.machineWorkers,
     resyncMs: options.resyncMs,
     workerDefaults: options.workerDefaults,
     probeIntervalMs: options.probeIntervalMs,

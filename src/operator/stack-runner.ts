@@ -23,6 +23,7 @@ import {
   type PulumiFn,
   type Stack,
 } from "@pulumi/pulumi/automation";
+import { Semaphore } from "./semaphore";
 
 /** One resource a preview says an `up` would touch. Property names only: values may be secret. */
 export interface PlannedChange {
@@ -55,6 +56,11 @@ export interface StackRunnerOptions {
   readonly env: Record<string, string>;
   /** A KMS secrets provider URL (`awskms://…`); default: the passphrase in `env`. */
   readonly secretsProvider?: string;
+  /**
+   * Most engine operations of this runner at once, over all its stacks (each is a CLI, a
+   * language host and providers: CPU-bound). Default: no cap beyond one per stack.
+   */
+  readonly maxConcurrentOperations?: number;
   /** Told about every finished engine operation (metrics). */
   readonly onOperation?: (operation: StackOperation, result: "success" | "error", durationMs: number) => void;
 }
@@ -110,8 +116,11 @@ export function classifyEngineError(error: unknown): FailureKind {
 
 export class StackRunner {
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly slots: Semaphore | undefined;
 
-  constructor(private readonly options: StackRunnerOptions) {}
+  constructor(private readonly options: StackRunnerOptions) {
+    this.slots = options.maxConcurrentOperations === undefined ? undefined : new Semaphore(options.maxConcurrentOperations);
+  }
 
   /** Runs `fn` with the stack once no other operation of this runner holds it. */
   private serialize<T>(stackName: string, fn: () => Promise<T>): Promise<T> {
@@ -175,6 +184,10 @@ export class StackRunner {
   }
 
   private async run<T>(stackName: string, operation: StackOperation, fn: () => Promise<T>): Promise<T> {
+    return this.slots ? this.slots.run(() => this.timed(stackName, operation, fn)) : this.timed(stackName, operation, fn);
+  }
+
+  private async timed<T>(stackName: string, operation: StackOperation, fn: () => Promise<T>): Promise<T> {
     const started = Date.now();
     try {
       const result = await fn();
