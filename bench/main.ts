@@ -3,8 +3,9 @@
  *
  * Runs each benchmark at its size (`--quick`: small enough for CI on every landing; default: the
  * issue's full sizes; `scale.machines=2000` overrides one parameter), prints one table, writes
- * bench/results.json, and refreshes docs/benchmarks.md. The doc holds the latest *full* run: a
- * quick run never writes it, a partial or resized run only with `--write-docs`.
+ * bench/results.json, and refreshes docs/benchmarks.md. The doc holds the latest *full* result of
+ * each benchmark (bench/full-results.json, merged per benchmark): a quick run never writes it, a
+ * partial or resized run only with `--write-docs`; a failed benchmark keeps its previous result.
  */
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -15,7 +16,7 @@ import { fleetInstallBenchmark } from "./fleet-install";
 import { stopFleetWorld } from "./fleet-world";
 import { stopDevEnvironment } from "./dev-environment";
 import type { Benchmark, Size } from "./harness";
-import { consoleTable, machineInfo, notes, refreshDoc, writeResults, type BenchmarkResult } from "./report";
+import { consoleTable, currentCommit, machineInfo, notes, recordFullResults, refreshDoc, writeResults, type BenchmarkResult } from "./report";
 import { scaleBenchmark } from "./scale";
 
 const BENCHMARKS: readonly Benchmark[] = [clusterOverheadBenchmark, clusterRateBenchmark, fleetInstallBenchmark, driftSweepBenchmark, scaleBenchmark];
@@ -51,7 +52,8 @@ async function main(): Promise<number> {
   const runsOverride = values.runs === undefined ? undefined : Number(values.runs);
   if (runsOverride !== undefined && (!Number.isInteger(runsOverride) || runsOverride < 1)) usage(`--runs "${values.runs}" must be a positive integer`);
   const mode = values.quick ? "quick" : "full";
-  const partial = Boolean(ids) || overrides.size > 0 || runsOverride !== undefined;
+  // A run of some benchmarks replaces only their rows in the doc; a resized or shortened one must ask.
+  const partial = overrides.size > 0 || runsOverride !== undefined;
 
   const results: BenchmarkResult[] = [];
   const began = Date.now();
@@ -82,8 +84,10 @@ async function main(): Promise<number> {
   const writeDoc = !values["no-docs"] && mode === "full" && (!partial || values["write-docs"]);
   if (values["write-docs"] && mode === "quick") console.log("\n--write-docs ignored: docs/benchmarks.md holds full runs only");
   if (writeDoc) {
-    refreshDoc(path.join(ROOT, "docs", "benchmarks.md"), machine, command, results);
-    console.log("\nwrote bench/results.json and docs/benchmarks.md");
+    const measured = results.filter((r) => !r.error);
+    const recorded = recordFullResults(path.join(ROOT, "bench", "full-results.json"), BENCHMARKS.map((b) => b.id), machine, command, currentCommit(ROOT), measured);
+    refreshDoc(path.join(ROOT, "docs", "benchmarks.md"), recorded);
+    console.log("\nwrote bench/results.json, bench/full-results.json and docs/benchmarks.md");
   } else {
     console.log("\nwrote bench/results.json (docs/benchmarks.md unchanged: it holds the latest full run)");
   }
