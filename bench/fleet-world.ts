@@ -21,6 +21,7 @@ import { clusterResource, nodePortSpec, waitReady } from "./cluster-stack";
 import { devEnvironment, type DevEnvironment } from "./dev-environment";
 import { sleep, timed, until } from "./harness";
 import { NAMESPACE } from "./meta-objects";
+import { processUsage } from "./operator-process";
 
 export const BUSINESS = "biz";
 
@@ -34,6 +35,10 @@ export interface FleetWorld {
   readonly rawStacks: Stack[];
   readonly operatorInstallMs: number;
   readonly sequentialInstallMs: number;
+  /** CPU seconds on the operator's side (the operator and its engine processes) for the whole install. */
+  readonly operatorInstallCpu: number;
+  /** CPU seconds of this process and its engine processes for the sequential installs (includes the mirror it serves). */
+  readonly sequentialInstallCpu: number;
   stop(): Promise<void>;
 }
 
@@ -170,12 +175,18 @@ export function fleetWorld(n: number, log: (m: string) => void): Promise<FleetWo
     };
     const operatorHosts = hosts.hosts.slice(0, n);
     let operatorInstallMs: number;
+    let operatorInstallCpu: number;
     let sequential: { ms: number; stacks: Stack[] };
+    let sequentialInstallCpu: number;
     try {
       log(`  installing ${n} Machines with the operator`);
+      const operatorBefore = operator.op.usage().cpuSeconds;
       operatorInstallMs = await installWithOperator(env, hosts, operatorHosts);
+      operatorInstallCpu = operator.op.usage().cpuSeconds - operatorBefore;
       log(`  installing ${n} machines with one stack each, sequentially`);
+      const selfBefore = processUsage(process.pid).cpuSeconds;
       sequential = await installSequentially(env, hosts, hosts.hosts.slice(n));
+      sequentialInstallCpu = processUsage(process.pid).cpuSeconds - selfBefore;
     } catch (error) {
       await stop();
       throw error;
@@ -189,6 +200,8 @@ export function fleetWorld(n: number, log: (m: string) => void): Promise<FleetWo
       rawStacks: sequential.stacks,
       operatorInstallMs,
       sequentialInstallMs: sequential.ms,
+      operatorInstallCpu,
+      sequentialInstallCpu,
       stop,
     };
   })();

@@ -18,7 +18,7 @@ import { performance } from "node:perf_hooks";
 import type { ObservedVersions } from "../api/v1alpha1";
 import { sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "../components/ssh-client";
 import { JOINED_FUNCTION, observedVersionLines } from "../components/worker-scripts/node";
-import { restartLines, runningCheckLines, runningStatusLines, serviceFunctions, ServiceManager } from "../components/worker-scripts/services";
+import { lockedLines, restartLines, runningCheckLines, runningStatusLines, serviceFunctions, ServiceManager } from "../components/worker-scripts/services";
 import { bashCommand, preamble } from "../components/worker-scripts/shell";
 import { redact } from "./redact";
 
@@ -52,6 +52,11 @@ export interface HostProbeOptions {
    * with `allowUnknownHostKey`. Default false: such a connection is refused before ssh runs.
    */
   readonly allowUnknownHostKey?: boolean;
+  /**
+   * Where the per-operation credential directories (0700, removed afterwards) are made. Default
+   * the OS temp directory; point it at a memory-backed one to keep keys off disk.
+   */
+  readonly credentialsDir?: string;
 }
 
 /** The probe's script: the verify step's version read-back, plus which daemons run; never fails on a stopped one. */
@@ -64,7 +69,7 @@ export function probeScript(layout: HostLayoutLike): string {
 export function restartScript(layout: HostLayoutLike): string {
   const m = layout.serviceManager;
   return bashCommand(`${preamble("restart", layout.installRoot)}${serviceFunctions(m)}changed=1
-${restartLines(m, "containerd", "changed")}${restartLines(m, "kubelet", "changed")}${runningCheckLines(m)}`);
+${lockedLines(m, `${restartLines(m, "containerd", "changed", { locked: false })}${restartLines(m, "kubelet", "changed", { locked: false })}${runningCheckLines(m)}`)}`);
 }
 
 /** The probe's result line; throws naming what was wrong (the caller adds the host). */
@@ -150,7 +155,7 @@ export class HostProbe {
     if (!conn.privateKey && !conn.password) {
       throw new Error(`host ${op} of ${where} refused: neither a private key nor a password was given`);
     }
-    const dir = mkdtempSync(path.join(tmpdir(), "kok-probe-"));
+    const dir = mkdtempSync(path.join(this.opts.credentialsDir ?? tmpdir(), "kok-probe-"));
     try {
       // One attempt with a short connect timeout: a probe that cannot connect is news, not something to wait out.
       const ssh = sshInvocation(conn, dir, script, { connectTimeoutSeconds: Math.min(10, this.timeoutSeconds), connectionAttempts: 1 });

@@ -7,7 +7,7 @@
  * Password authentication is not tested here: the test hosts accept public keys only (they run
  * without PAM and root has no password to check), so there is no real password path to exercise.
  */
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,7 +17,9 @@ import { startSshd, startSshHosts, stopSshd, stopSshHosts, type SshHost } from "
 let hosts: SshHost[];
 const operations: Array<[string, string]> = [];
 const figures: Record<string, number> = {};
-const probe = new HostProbe({ timeoutSeconds: 30, onOperation: (op, result) => operations.push([op, result]) });
+// A private credentials directory: other processes' probes (a parallel e2e run) must not count here.
+const credentialsDir = mkdtempSync(path.join(tmpdir(), "kok-probe-test-"));
+const probe = new HostProbe({ timeoutSeconds: 30, credentialsDir, onOperation: (op, result) => operations.push([op, result]) });
 
 const connectionOf = (host: SshHost, extra: Partial<HostConnection> = {}): HostConnection => ({
   host: host.ip,
@@ -28,7 +30,7 @@ const connectionOf = (host: SshHost, extra: Partial<HostConnection> = {}): HostC
   ...extra,
 });
 const processLayout = (host: SshHost): HostLayoutLike => ({ installRoot: host.root, serviceManager: "process" });
-const probeDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith("kok-probe-"));
+const probeDirs = () => readdirSync(credentialsDir).filter((d) => d.startsWith("kok-probe-"));
 
 /** A package as the install step leaves it: a stamped version directory behind a `current` link. */
 function installStamp(root: string, pkg: string, version: string): void {
@@ -87,6 +89,7 @@ beforeAll(async () => {
   hosts = await startSshHosts(2, "probe");
 });
 afterAll(async () => {
+  rmSync(credentialsDir, { recursive: true, force: true });
   // The stand-in daemons were started by the restart test; stop exactly those.
   for (const host of hosts ?? []) {
     for (const service of ["containerd", "kubelet"]) {
@@ -144,6 +147,29 @@ describe("HostProbe over real SSH", () => {
     expect(runs(second.containerd) && runs(second.kubelet)).toBe(true);
   });
 
+  it("serializes concurrent restarts of one host: one containerd and one kubelet run afterwards, none orphaned", async () => {
+    // The operator's repair and an install step (or two repairs) can restart the same host at
+    // once; interleaved, both read the old pid and both start a daemon, and one is left orphaned.
+    const host = hosts[0];
+    const daemons = (service: string) =>
+      readdirSync("/proc")
+        .filter((d) => /^\d+$/.test(d))
+        .filter((pid) => {
+          try {
+            const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+            return cmd.includes(path.join(host.root, "usr/local/bin", service)) && !cmd.includes("--version");
+          } catch {
+            return false;
+          }
+        });
+    // Each restart waits up to 10 s for the stand-in runtime: two in a row need more than 30 s.
+    const patient = new HostProbe({ timeoutSeconds: 120, credentialsDir });
+    await Promise.all([1, 2].map(() => patient.restartServices(connectionOf(host), processLayout(host))));
+    await eventually("the kubelet stand-in to run under the recorded pid", () => readFileSync(`/proc/${pidOf(host, "kubelet")}/cmdline`, "utf8").includes(path.join(host.root, "usr/local/bin/kubelet")));
+    expect(daemons("containerd")).toEqual([String(pidOf(host, "containerd"))]);
+    expect(daemons("kubelet")).toEqual([String(pidOf(host, "kubelet"))]);
+  });
+
   it("refuses to restart when kube-on-kube does not manage the services", async () => {
     await expect(probe.restartServices(connectionOf(hosts[0]), { installRoot: hosts[0].root, serviceManager: "none" })).rejects.toThrow(
       `cannot restart services on root@${hosts[0].ip}:${hosts[0].port}: its serviceManager is none`,
@@ -192,7 +218,7 @@ describe("HostProbe over real SSH", () => {
     const hang = path.join(host.root, "hang-version");
     writeFileSync(hang, "");
     try {
-      const impatient = new HostProbe({ timeoutSeconds: 2 });
+      const impatient = new HostProbe({ timeoutSeconds: 2, credentialsDir });
       await expect(impatient.probe(connectionOf(host), processLayout(host))).rejects.toThrow(
         `host probe of root@${host.ip}:${host.port} failed (exit null): timed out after 2s and was killed`,
       );

@@ -43,12 +43,19 @@ svc_wait_runtime() {
     sleep 0.1
   done
 }
+# Two restarts of one host at once (a repair and an install step) would both read the old pid and
+# both start a daemon, orphaning one: restarts run inside lockedLines, which holds fd 9 on a lock
+# file in the run directory (flock, util-linux; without flock they run unlocked, as before).
+svc_lock_wait() {
+  if command -v flock >/dev/null 2>&1; then flock -w 300 9 || fail "another restart of the services still holds $RUN_DIR/services.lock after 300 s"; fi
+}
 svc_start() {
   local name=$1; shift
   mkdir -p "$RUN_DIR" "$ROOT/var/log/kube-on-kube"
   KUBELET_ARGS=""
   [ -f "$ROOT/etc/kubernetes/kubelet-flags.env" ] && . "$ROOT/etc/kubernetes/kubelet-flags.env"
-  ROOT="$ROOT" KUBELET_ARGS="$KUBELET_ARGS" setsid bash -c "exec $*" >>"$ROOT/var/log/kube-on-kube/$name.log" 2>&1 < /dev/null &
+  # 9>&-: the daemon must not inherit the restart lock (svc_locked), or it would hold it for life.
+  ROOT="$ROOT" KUBELET_ARGS="$KUBELET_ARGS" setsid bash -c "exec $*" >>"$ROOT/var/log/kube-on-kube/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$RUN_DIR/$name.pid"
 }
 `;
@@ -59,7 +66,12 @@ svc_start() {
  * not running); `changed-and-running` restarts only a running service (an upgrade; the first
  * start belongs to a later step); `changed-or-stopped` also starts a stopped one.
  */
-export function restartLines(manager: ServiceManager, service: Service, when: "changed" | "changed-and-running" | "changed-or-stopped"): string {
+export function restartLines(
+  manager: ServiceManager,
+  service: Service,
+  when: "changed" | "changed-and-running" | "changed-or-stopped",
+  opts: { locked?: boolean } = {},
+): string {
   if (manager === ServiceManager.None) {
     return `if [ "$changed" = 1 ]; then log "serviceManager none: ${service} was not (re)started"; fi\n`;
   }
@@ -75,7 +87,22 @@ if ${condition}; then systemctl restart ${service} && log "restarted ${service}"
   }
   const condition = when === "changed-and-running" ? `[ "$changed" = 1 ] && svc_running ${service}` : `[ "$changed" = 1 ] || ! svc_running ${service}`;
   const wait = service === "kubelet" ? "svc_wait_runtime; " : "";
-  return `if ${condition}; then svc_stop ${service}; ${wait}svc_start ${service} ${shellQuote(PROCESS_COMMAND[service])}; log "started ${service} (pid $(svc_pid ${service}))"; fi
+  const lines = `if ${condition}; then svc_stop ${service}; ${wait}svc_start ${service} ${shellQuote(PROCESS_COMMAND[service])}; log "started ${service} (pid $(svc_pid ${service}))"; fi
+`;
+  return opts.locked === false ? lines : lockedLines(manager, lines);
+}
+
+/**
+ * `body` as one critical section against other restarts of the host's services (process mode; the
+ * others need none: systemd serializes its own jobs). Runs in the script's own shell, so variables
+ * and `fail` work as outside it. Not nestable: a body must not contain lockedLines again.
+ */
+export function lockedLines(manager: ServiceManager, body: string): string {
+  if (manager !== ServiceManager.Process) return body;
+  return `mkdir -p "$RUN_DIR"
+{
+svc_lock_wait
+${body}} 9>"$RUN_DIR/services.lock"
 `;
 }
 
