@@ -98,6 +98,15 @@ export function withoutBookkeeping<T extends KubernetesObject>(obj: T): T {
   return { ...obj, metadata: rest };
 }
 
+/**
+ * The list's continue token. The generated typed APIs map the JSON field `continue` to `_continue`;
+ * custom-object lists come back as plain JSON, where it is still `continue`.
+ */
+function continueToken(list: KubernetesListObject<KubernetesObject>): string | undefined {
+  const metadata = list.metadata as { _continue?: string; continue?: string } | undefined;
+  return metadata?._continue || metadata?.continue || undefined;
+}
+
 /** A list in pages of `limit`, so a large collection never arrives as one response to hold and parse at once. */
 export async function listInPages<T extends KubernetesObject>(
   page: (opts: { limit: number; _continue?: string }) => Promise<KubernetesListObject<T>>,
@@ -105,13 +114,16 @@ export async function listInPages<T extends KubernetesObject>(
 ): Promise<KubernetesListObject<T>> {
   const first = await page({ limit });
   const items = [...first.items];
-  let last = first;
-  while (last.metadata?._continue) {
-    last = await page({ limit, _continue: last.metadata._continue });
-    items.push(...last.items);
+  let token = continueToken(first);
+  while (token) {
+    const next = await page({ limit, _continue: token });
+    items.push(...next.items);
+    token = continueToken(next);
   }
   // Every page is served from the first page's snapshot: its resourceVersion is where the watch resumes.
-  return { ...first, metadata: { ...first.metadata, _continue: undefined }, items };
+  const metadata = { ...first.metadata, _continue: undefined } as Record<string, unknown>;
+  delete metadata.continue;
+  return { ...first, metadata, items };
 }
 
 export type ChangeType = "add" | "update" | "delete" | "resync";

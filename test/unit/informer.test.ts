@@ -149,4 +149,14 @@ describe("listInPages", () => {
     expect(list.items.map((c) => c.metadata?.name)).toEqual(["cm0", "cm1", "cm2", "cm3", "cm4"]);
     expect(list.metadata).toEqual({ resourceVersion: "42", _continue: undefined });
   });
+
+  it("also follows the plain-JSON `continue` field of custom-object lists", async () => {
+    const pages: Record<string, { items: V1ConfigMap[]; next?: string }> = { "": { items: [{ metadata: { name: "a" } }], next: "t1" }, t1: { items: [{ metadata: { name: "b" } }] } };
+    const list = await listInPages<V1ConfigMap>(async ({ _continue }) => {
+      const p = pages[_continue ?? ""];
+      return { metadata: { resourceVersion: "7", ...(p.next ? { continue: p.next } : {}) } as never, items: p.items };
+    }, 1);
+    expect(list.items.map((c) => c.metadata?.name)).toEqual(["a", "b"]);
+    expect(list.metadata).toEqual({ resourceVersion: "7", _continue: undefined });
+  });
 });
