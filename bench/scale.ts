@@ -73,9 +73,15 @@ async function editLatencies(kc: k8s.KubeConfig, op: OperatorProcess, machines: 
   ]);
 }
 
+/** The operator's environment; `heapMb` > 0 caps V8's old space (`--max-old-space-size`), as a Deployment may. */
+function operatorEnv(size: Size): Record<string, string> {
+  const env = toolchainEngineEnv("kok-bench-passphrase");
+  return size.heapMb > 0 ? { ...env, NODE_OPTIONS: `--max-old-space-size=${size.heapMb}` } : env;
+}
+
 async function idleOperatorRss(kubeconfig: string, size: Size) {
   const stateDir = mkdtempSync(path.join(tmpdir(), "kok-bench-operator-"));
-  const op = spawnOperator(["--kubeconfig", kubeconfig, "--state-dir", stateDir, "--metrics-addr", "127.0.0.1:0", "--concurrency", String(size.concurrency)], toolchainEngineEnv("kok-bench-passphrase"));
+  const op = spawnOperator(["--kubeconfig", kubeconfig, "--state-dir", stateDir, "--metrics-addr", "127.0.0.1:0", "--concurrency", String(size.concurrency)], operatorEnv(size));
   try {
     await until("idle operator started", () => (op.exited() ? Promise.reject(new Error(`operator ${op.exited()}`)) : op.startedAt()), 300_000);
     await sleep(3_000);
@@ -90,7 +96,7 @@ async function oneRun(kc: k8s.KubeConfig, kubeconfig: string, size: Size, run: n
   const stateDir = mkdtempSync(path.join(tmpdir(), "kok-bench-operator-"));
   const op = spawnOperator(
     ["--kubeconfig", kubeconfig, "--state-dir", stateDir, "--metrics-addr", "127.0.0.1:0", "--resync-interval", "1h", "--concurrency", String(size.concurrency)],
-    toolchainEngineEnv("kok-bench-passphrase"),
+    operatorEnv(size),
   );
   try {
     await until("operator started (caches synced)", () => (op.exited() ? Promise.reject(new Error(`operator ${op.exited()}: ${op.problems.join("\n")}`)) : op.startedAt()), 600_000);
@@ -112,8 +118,8 @@ export const scaleBenchmark: Benchmark = {
   id: "scale",
   title: "(5) Scale of the control loop",
   sizes: {
-    quick: { clusters: 10, machines: 500, edits: 50, editsPerSecond: 10, concurrency: 4 },
-    full: { clusters: 100, machines: 10_000, edits: 200, editsPerSecond: 10, concurrency: 4 },
+    quick: { clusters: 10, machines: 500, edits: 50, editsPerSecond: 10, concurrency: 4, heapMb: 0 },
+    full: { clusters: 100, machines: 10_000, edits: 200, editsPerSecond: 10, concurrency: 4, heapMb: 0 },
   },
   runs: { quick: 2, full: 3 },
   async run(size, ctx) {
