@@ -56,6 +56,8 @@ async function main(): Promise<number> {
   const partial = overrides.size > 0 || runsOverride !== undefined;
 
   const results: BenchmarkResult[] = [];
+  // The code measured is the code at the start: later commits during a long run do not count.
+  const commit = currentCommit(ROOT);
   const began = Date.now();
   for (const bench of selected) {
     const size = { ...bench.sizes[mode], ...overrides.get(bench.id) };
@@ -85,7 +87,7 @@ async function main(): Promise<number> {
   if (values["write-docs"] && mode === "quick") console.log("\n--write-docs ignored: docs/benchmarks.md holds full runs only");
   if (writeDoc) {
     const measured = results.filter((r) => !r.error);
-    const recorded = recordFullResults(path.join(ROOT, "bench", "full-results.json"), BENCHMARKS.map((b) => b.id), machine, command, currentCommit(ROOT), measured);
+    const recorded = recordFullResults(path.join(ROOT, "bench", "full-results.json"), BENCHMARKS.map((b) => b.id), machine, command, commit, measured);
     refreshDoc(path.join(ROOT, "docs", "benchmarks.md"), recorded);
     console.log("\nwrote bench/results.json, bench/full-results.json and docs/benchmarks.md");
   } else {

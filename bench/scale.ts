@@ -143,7 +143,7 @@ export const scaleBenchmark: Benchmark = {
       const p99 = p(99);
       const figures: Figure[] = [
         { name: `start-up → caches synced (${objects})`, unit: "s", samples: results.map((r) => r.startupMs / 1000), note: "process spawn (node loading the compiled operator) to informers listed and synced" },
-        { name: "first pass: every object reconciled once", unit: "s", samples: results.map((r) => r.firstPassMs / 1000), note: `--concurrency ${size.concurrency}; run 1 also adds every finalizer and status` },
+        { name: "first pass: every object reconciled once", unit: "s", samples: results.map((r) => r.firstPassMs / 1000), note: `--concurrency ${size.concurrency} (Machine workers ${4 * size.concurrency}); run 1 also adds every finalizer and status` },
         {
           name: "reconciles in the first pass",
           unit: "count",
