@@ -1,4 +1,4 @@
-/** `kok manifests [--namespace NS] [--image IMG] [--backend-url URL]`: install YAML on stdout. */
+/** `kok manifests [--namespace NS] [--image IMG] [--backend-url URL] [--operator-heap-mb 512]`: install YAML on stdout. */
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { installManifests } from "../operator/install-manifests";
@@ -12,13 +12,20 @@ export async function runManifests(argv: string[]): Promise<number> {
       "backend-url": { type: "string" },
       "passphrase-secret": { type: "string" },
       "crds-only": { type: "boolean" },
+      "operator-heap-mb": { type: "string" },
     },
   });
+  const heap = values["operator-heap-mb"] === undefined ? undefined : Number(values["operator-heap-mb"]);
+  if (heap !== undefined && (!Number.isInteger(heap) || heap < 64)) {
+    console.error(`kok manifests: --operator-heap-mb "${values["operator-heap-mb"]}" must be an integer of at least 64 (MB)`);
+    return 2;
+  }
   const objects = installManifests({
     namespace: values.namespace,
     image: values.image,
     backendUrl: values["backend-url"],
     passphraseSecret: values["passphrase-secret"],
+    operatorHeapMb: heap,
   }).filter((o) => !values["crds-only"] || o.kind === "CustomResourceDefinition");
   process.stdout.write(objects.map((o) => stringify(o, { lineWidth: 0 })).join("---\n"));
   const ns = values.namespace ?? "kube-on-kube-system";
