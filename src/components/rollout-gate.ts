@@ -25,7 +25,9 @@ export const RolloutKind = { Deployment: "Deployment", StatefulSet: "StatefulSet
 export type RolloutKind = (typeof RolloutKind)[keyof typeof RolloutKind];
 
 /** How long a gate waits by default: as long as pulumi-kubernetes waits for a Deployment. */
-export const DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 600;
+// Module-local for the provider's functions (see waitForRollout); exported under its public name.
+const ROLLOUT_TIMEOUT_SECONDS = 600;
+export const DEFAULT_ROLLOUT_TIMEOUT_SECONDS = ROLLOUT_TIMEOUT_SECONDS;
 
 export interface RolloutGateArgs {
   /** The workload whose rollout to wait for (RollingUpdate strategy, no StatefulSet partition). */
@@ -97,13 +99,66 @@ function apiErrorSummary(error: unknown): string {
 }
 
 /**
+ * The provider's functions are module-level functions, not methods reached through the exported
+ * object: compiled to CommonJS, a reference to the exported `rolloutGateProvider` from inside its
+ * own methods becomes `exports.rolloutGateProvider`, which Pulumi's closure serializer does not
+ * carry into the provider process (the compiled operator failed with "Cannot read properties of
+ * undefined (reading 'waitForRollout')"; the tsx-run tests did not).
+ */
+async function waitForRollout(inputs: GateInputs): Promise<void> {
+  const k8s = require("@kubernetes/client-node") as typeof import("@kubernetes/client-node");
+  const kc = new k8s.KubeConfig();
+  if (inputs.kubeconfig) kc.loadFromString(inputs.kubeconfig);
+  else kc.loadFromDefault();
+  const apis = { apps: kc.makeApiClient(k8s.AppsV1Api), core: kc.makeApiClient(k8s.CoreV1Api) };
+  const timeoutSeconds = inputs.timeoutSeconds ?? ROLLOUT_TIMEOUT_SECONDS;
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  const pollMs = 2000;
+  let waitingFor = "a first answer from the meta-cluster";
+  for (;;) {
+    const left = deadline - Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // A request that hangs must not outlive the deadline.
+      const timedOut = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("no answer from the meta-cluster")), Math.max(left, 1000))));
+      const verdict = await Promise.race([observeRollout(inputs, apis), timedOut]);
+      if (verdict.done) return;
+      waitingFor = verdict.waitingFor;
+    } catch (error) {
+      waitingFor = `a readable ${inputs.kind} (${apiErrorSummary(error)})`;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (Date.now() + pollMs > deadline) {
+      // One line: the engine shows only the first line of a resource's error.
+      throw new Error(`${inputs.kind} ${inputs.namespace}/${inputs.name} did not finish rolling out within ${timeoutSeconds}s; still waiting for ${waitingFor}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
+
+async function observeRollout(inputs: GateInputs, apis: { apps: unknown; core: unknown }): Promise<RolloutVerdict> {
+  type Api = typeof import("@kubernetes/client-node");
+  const apps = apis.apps as InstanceType<Api["AppsV1Api"]>;
+  const core = apis.core as InstanceType<Api["CoreV1Api"]>;
+  const { namespace, name } = inputs;
+  const workload =
+    inputs.kind === "Deployment" ? await apps.readNamespacedDeployment({ name, namespace }) : await apps.readNamespacedStatefulSet({ name, namespace });
+  const labelSelector = labelSelectorQuery(workload.spec?.selector);
+  const pods = (await core.listNamespacedPod({ namespace, labelSelector })).items;
+  if (inputs.kind === "StatefulSet") return statefulSetRollout(workload, pods);
+  const replicaSets = (await apps.listNamespacedReplicaSet({ namespace, labelSelector })).items;
+  return deploymentRollout(workload, replicaSets, pods);
+}
+
+/**
  * The provider. Serialized into the state by Pulumi's closure serializer, so it only uses what
  * it requires inside its functions and captures nothing else (in particular no kubeconfig).
  * Exported for its tests; the gate is used through `RolloutGate`.
  */
 export const rolloutGateProvider: GateProvider = {
   async create(inputs: GateInputs) {
-    await rolloutGateProvider.waitForRollout(inputs);
+    await waitForRollout(inputs);
     return { id: `${inputs.kind}/${inputs.namespace}/${inputs.name}`, outs: outputsOf(inputs) };
   },
   async diff(_id: string, olds: GateOutputs, news: GateInputs) {
@@ -113,53 +168,11 @@ export const rolloutGateProvider: GateProvider = {
     return { changes: keys.some((k) => olds[k] !== news[k]), replaces: [], deleteBeforeReplace: false };
   },
   async update(_id: string, _olds: GateOutputs, news: GateInputs) {
-    await rolloutGateProvider.waitForRollout(news);
+    await waitForRollout(news);
     return { outs: outputsOf(news) };
   },
-  async waitForRollout(inputs: GateInputs) {
-    const k8s = require("@kubernetes/client-node") as typeof import("@kubernetes/client-node");
-    const kc = new k8s.KubeConfig();
-    if (inputs.kubeconfig) kc.loadFromString(inputs.kubeconfig);
-    else kc.loadFromDefault();
-    const apis = { apps: kc.makeApiClient(k8s.AppsV1Api), core: kc.makeApiClient(k8s.CoreV1Api) };
-    const timeoutSeconds = inputs.timeoutSeconds ?? DEFAULT_ROLLOUT_TIMEOUT_SECONDS;
-    const deadline = Date.now() + timeoutSeconds * 1000;
-    const pollMs = 2000;
-    let waitingFor = "a first answer from the meta-cluster";
-    for (;;) {
-      const left = deadline - Date.now();
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        // A request that hangs must not outlive the deadline.
-        const timedOut = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("no answer from the meta-cluster")), Math.max(left, 1000))));
-        const verdict = await Promise.race([rolloutGateProvider.observe(inputs, apis), timedOut]);
-        if (verdict.done) return;
-        waitingFor = verdict.waitingFor;
-      } catch (error) {
-        waitingFor = `a readable ${inputs.kind} (${apiErrorSummary(error)})`;
-      } finally {
-        clearTimeout(timer);
-      }
-      if (Date.now() + pollMs > deadline) {
-        // One line: the engine shows only the first line of a resource's error.
-        throw new Error(`${inputs.kind} ${inputs.namespace}/${inputs.name} did not finish rolling out within ${timeoutSeconds}s; still waiting for ${waitingFor}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
-    }
-  },
-  async observe(inputs: GateInputs, apis: { apps: unknown; core: unknown }) {
-    type Api = typeof import("@kubernetes/client-node");
-    const apps = apis.apps as InstanceType<Api["AppsV1Api"]>;
-    const core = apis.core as InstanceType<Api["CoreV1Api"]>;
-    const { namespace, name } = inputs;
-    const workload =
-      inputs.kind === "Deployment" ? await apps.readNamespacedDeployment({ name, namespace }) : await apps.readNamespacedStatefulSet({ name, namespace });
-    const labelSelector = labelSelectorQuery(workload.spec?.selector);
-    const pods = (await core.listNamespacedPod({ namespace, labelSelector })).items;
-    if (inputs.kind === "StatefulSet") return statefulSetRollout(workload, pods);
-    const replicaSets = (await apps.listNamespacedReplicaSet({ namespace, labelSelector })).items;
-    return deploymentRollout(workload, replicaSets, pods);
-  },
+  waitForRollout,
+  observe: observeRollout,
   async delete() {
     // Nothing to undo: the gate only ever read.
   },
