@@ -1,6 +1,6 @@
 /**
  * `kok operator [--kubeconfig PATH] [--namespace NS] [--backend-url URL] [--resync-interval 5m]
- *               [--full-drift-check-interval 24h] [--concurrency N] [--machine-workers N] [--metrics-addr :8080] [--leader-election-namespace NS]
+ *               [--full-drift-check-interval 24h] [--concurrency N] [--machine-workers N] [--cluster-workers N] [--metrics-addr :8080] [--leader-election-namespace NS]
  *               [--worker-defaults FILE] [--probe-interval 10m] [--repair-after 5m] [--max-repairs 3]
  *               [--max-unhealthy 40%]`
  */
@@ -33,6 +33,7 @@ export async function runOperator(argv: string[]): Promise<number> {
       "full-drift-check-interval": { type: "string", default: "24h" },
       concurrency: { type: "string", default: "4" },
       "machine-workers": { type: "string" },
+      "cluster-workers": { type: "string" },
       "metrics-addr": { type: "string", default: ":8080" },
       "leader-election-namespace": { type: "string" },
       "secrets-provider": { type: "string" },
@@ -48,8 +49,15 @@ export async function runOperator(argv: string[]): Promise<number> {
   const concurrency = Number(values.concurrency);
   const problems: string[] = [];
   if (!Number.isInteger(concurrency) || concurrency < 1) problems.push(`--concurrency "${values.concurrency}" must be a positive integer`);
-  const machineWorkers = values["machine-workers"] === undefined ? undefined : Number(values["machine-workers"]);
-  if (machineWorkers !== undefined && (!Number.isInteger(machineWorkers) || machineWorkers < 1)) problems.push(`--machine-workers "${values["machine-workers"]}" must be a positive integer`);
+  const workers = (flag: "machine-workers" | "cluster-workers") => {
+    const raw = values[flag];
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1) problems.push(`--${flag} "${raw}" must be a positive integer`);
+    return n;
+  };
+  const machineWorkers = workers("machine-workers");
+  const clusterWorkers = workers("cluster-workers");
   let resyncMs = 0;
   try {
     resyncMs = parseDuration(values["resync-interval"] ?? "5m", "--resync-interval");
@@ -100,6 +108,7 @@ export async function runOperator(argv: string[]): Promise<number> {
     fullDriftCheckMs,
     concurrency,
     machineWorkers,
+    clusterWorkers,
     metricsAddr: values["metrics-addr"] ?? ":8080",
     leaderElectionNamespace: values["leader-election-namespace"],
     secretsProvider: values["secrets-provider"],

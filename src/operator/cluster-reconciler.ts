@@ -27,6 +27,7 @@ import {
 } from "../api/v1alpha1";
 import { clusterProgram } from "../program/cluster-program";
 import { setCondition } from "./conditions";
+import { ProgressReporter } from "./operation-progress";
 import type { ClusterObjectsLocation } from "./live-fingerprint";
 import { TerminalError } from "./controller";
 import type { OperationResult, PlannedChange, StackRunner } from "./stack-runner";
@@ -279,12 +280,15 @@ export class ClusterReconciler {
       { type: "Progressing", status: "True", reason, message: `pulumi up of stack ${stack}` },
     ]);
     let result: OperationResult;
+    const progress = this.progressReporter(cluster, reason);
     try {
       // Drift correction must read the live objects first: the state still lists what was deleted.
-      result = await this.o.stacks.up(stack, program, undefined, { refresh: opts.correctingDrift });
+      result = await this.o.stacks.up(stack, program, progress.onProgress, { refresh: opts.correctingDrift });
     } catch (error) {
+      await progress.stop();
       return this.failed(cluster, startedAt, error);
     }
+    await progress.stop();
     this.lastDriftCheck.set(key, this.now().getTime());
     if (opts.correctingDrift) this.hooks.driftCorrected?.();
     const out = (k: string) => result.outputs[k]?.value as string | undefined;
@@ -342,12 +346,26 @@ export class ClusterReconciler {
       return { requeueAfter: 10_000 };
     }
     await this.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stackNameOf(cluster)}` }]);
-    await this.o.stacks.destroyAndRemove(stackNameOf(cluster), this.program(cluster));
+    const progress = this.progressReporter(cluster, "Deleting");
+    try {
+      await this.o.stacks.destroyAndRemove(stackNameOf(cluster), this.program(cluster), progress.onProgress);
+    } finally {
+      await progress.stop();
+    }
     await this.o.events.record(cluster, "Normal", "Deleted", `stack ${stackNameOf(cluster)} destroyed and removed`);
     // The status writes above moved the resourceVersion on: patch what is there now, or the
     // optimistic patch conflicts and the release waits for the key's (by then long) backoff.
     const fresh = await this.o.store.get(cluster.metadata.namespace, cluster.metadata.name);
     if (fresh) await this.o.store.setFinalizers(fresh, (fresh.metadata.finalizers ?? []).filter((f) => f !== CLUSTER_FINALIZER));
+  }
+
+  /** Keeps `Progressing` telling what the running engine operation is doing (operation-progress.ts). */
+  private progressReporter(cluster: ClusterObject, reason: string): ProgressReporter {
+    return new ProgressReporter({
+      now: () => this.now().getTime(),
+      slotsFlag: "--concurrency",
+      write: (message) => this.status(cluster, {}, [{ type: "Progressing", status: "True", reason, message }]),
+    });
   }
 
   private async status(

@@ -33,6 +33,12 @@ export interface OperatorOptions {
   readonly concurrency: number;
   /** Machine reconciles at once; default 4 × concurrency (engine operations stay capped at `concurrency`). */
   readonly machineWorkers?: number;
+  /**
+   * Cluster reconciles at once; default 4 × concurrency. Engine operations of Clusters stay capped
+   * at `concurrency`: the other workers run fingerprint checks, pauses and deletions of waiting
+   * Clusters, and tell queued ones that they wait for an engine slot.
+   */
+  readonly clusterWorkers?: number;
   readonly metricsAddr: string;
   /** Namespace of the leader Lease; undefined turns leader election off (a single replica). */
   readonly leaderElectionNamespace?: string;
@@ -127,6 +133,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     workRoot: path.join(options.workRoot, "clusters"),
     env: { ...options.engineEnv, ...(options.kubeconfigPath ? { KUBECONFIG: options.kubeconfigPath } : {}) },
     secretsProvider: options.secretsProvider,
+    maxConcurrentOperations: options.concurrency,
     onOperation: (operation, result, durationMs) => metrics.recordStackOperation("Cluster", operation, result, durationMs),
   });
   const recorder = new EventRecorder({
@@ -213,7 +220,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     kind: "Cluster",
     informer,
     reconcile: (key) => reconciler.reconcile(key),
-    concurrency: options.concurrency,
+    concurrency: options.clusterWorkers ?? 4 * options.concurrency,
     filter: specChanged((key) => informer.get(key)),
   });
 

@@ -70,10 +70,38 @@ export type StackOperation = "up" | "preview" | "refresh" | "destroy";
 export interface OperationProgress {
   readonly stack: string;
   readonly operation: StackOperation;
+  /**
+   * `queued`: every engine slot is taken (`maxConcurrentOperations`), the operation waits for
+   * one; `running`: it has one (told once when it starts, then on every resource and message).
+   */
+  readonly phase: "queued" | "running";
+  /** Engine slots in use and their cap, when the operation had to queue. */
+  readonly slots?: { readonly active: number; readonly limit: number };
   /** Resource operations seen so far, e.g. { create: 3, same: 12 }. */
   readonly counts: Record<string, number>;
   /** The resource that just finished, as `type name` (no property values). */
   readonly lastResource?: string;
+  /**
+   * The latest thing a resource's provider said while working on it, as `name: message` (one
+   * line, colours removed, at most 300 characters), e.g. a StatefulSet's Pod that cannot be
+   * scheduled. Not redacted here: whoever shows it redacts it.
+   */
+  readonly message?: string;
+}
+
+const MAX_PROGRESS_MESSAGE = 300;
+
+/** A provider's diagnostic, as one plain line: Pulumi's colour tags and ANSI escapes removed. */
+export function plainDiagnostic(message: string): string {
+  const line = message
+    // ANSI colour escapes (the \u001b is what is being removed).
+    .replace(/\u001b\[[0-9;]*m/g, "")
+    .replace(/<\{%[^%]*%\}>/g, "")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(" ");
+  return line.length > MAX_PROGRESS_MESSAGE ? `${line.slice(0, MAX_PROGRESS_MESSAGE - 1)}…` : line;
 }
 
 export interface OperationResult {
@@ -174,17 +202,35 @@ export class StackRunner {
 
   private progress(stackName: string, operation: StackOperation, onProgress?: (p: OperationProgress) => void) {
     const counts: Record<string, number> = {};
+    let lastResource: string | undefined;
+    let message: string | undefined;
+    const nameOf = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
     return (event: EngineEvent) => {
+      if (!onProgress) return;
       const done = event.resOutputsEvent?.metadata;
-      if (!done || done.type === "pulumi:pulumi:Stack") return;
-      counts[done.op] = (counts[done.op] ?? 0) + 1;
-      const name = done.urn.slice(done.urn.lastIndexOf("::") + 2);
-      onProgress?.({ stack: stackName, operation, counts: { ...counts }, lastResource: `${done.type} ${name}` });
+      const diagnostic = event.diagnosticEvent;
+      if (done && done.type !== "pulumi:pulumi:Stack") {
+        counts[done.op] = (counts[done.op] ?? 0) + 1;
+        lastResource = `${done.type} ${nameOf(done.urn)}`;
+      } else if (diagnostic?.urn && (diagnostic.severity === "info" || diagnostic.severity === "warning") && !diagnostic.urn.endsWith("::pulumi:pulumi:Stack")) {
+        // Only what providers say about a resource (e.g. a Pod that cannot be scheduled); the
+        // program's own console output (on the Stack) and errors (in the failure) are not progress.
+        const text = plainDiagnostic(diagnostic.message);
+        if (!text) return;
+        message = `${nameOf(diagnostic.urn)}: ${text}`;
+      } else return;
+      onProgress({ stack: stackName, operation, phase: "running", counts: { ...counts }, lastResource, message });
     };
   }
 
-  private async run<T>(stackName: string, operation: StackOperation, fn: () => Promise<T>): Promise<T> {
-    return this.slots ? this.slots.run(() => this.timed(stackName, operation, fn)) : this.timed(stackName, operation, fn);
+  private async run<T>(stackName: string, operation: StackOperation, fn: () => Promise<T>, onProgress?: (p: OperationProgress) => void): Promise<T> {
+    if (!this.slots) return this.timed(stackName, operation, fn);
+    const { active } = this.slots.state;
+    if (active >= this.slots.limit) onProgress?.({ stack: stackName, operation, phase: "queued", slots: { active, limit: this.slots.limit }, counts: {} });
+    return this.slots.run(() => {
+      onProgress?.({ stack: stackName, operation, phase: "running", counts: {} });
+      return this.timed(stackName, operation, fn);
+    });
   }
 
   private async timed<T>(stackName: string, operation: StackOperation, fn: () => Promise<T>): Promise<T> {
@@ -211,11 +257,16 @@ export class StackRunner {
     opts: { refresh?: boolean } = {},
   ): Promise<OperationResult> {
     return this.serialize(stackName, () =>
-      this.run(stackName, "up", async () => {
-        const stack = await this.stack(stackName, program);
-        const result = await stack.up({ refresh: opts.refresh, onEvent: this.progress(stackName, "up", onProgress) });
-        return { changes: countsOf(result.summary.resourceChanges), outputs: result.outputs };
-      }),
+      this.run(
+        stackName,
+        "up",
+        async () => {
+          const stack = await this.stack(stackName, program);
+          const result = await stack.up({ refresh: opts.refresh, onEvent: this.progress(stackName, "up", onProgress) });
+          return { changes: countsOf(result.summary.resourceChanges), outputs: result.outputs };
+        },
+        onProgress,
+      ),
     );
   }
 
@@ -254,11 +305,16 @@ export class StackRunner {
   /** Destroys every resource of the stack, then removes the stack and its history. */
   async destroyAndRemove(stackName: string, program: PulumiFn, onProgress?: (p: OperationProgress) => void): Promise<void> {
     return this.serialize(stackName, () =>
-      this.run(stackName, "destroy", async () => {
-        const stack = await this.stack(stackName, program);
-        await stack.destroy({ onEvent: this.progress(stackName, "destroy", onProgress) });
-        await stack.workspace.removeStack(stackName);
-      }),
+      this.run(
+        stackName,
+        "destroy",
+        async () => {
+          const stack = await this.stack(stackName, program);
+          await stack.destroy({ onEvent: this.progress(stackName, "destroy", onProgress) });
+          await stack.workspace.removeStack(stackName);
+        },
+        onProgress,
+      ),
     );
   }
 

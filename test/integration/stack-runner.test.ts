@@ -86,6 +86,32 @@ describe("StackRunner with the real engine", () => {
     expect((error as Error).message).not.toMatch(/--client=|Command failed/);
   });
 
+  it("tells an operation that waits for an engine slot, and what a resource's provider says while it works", async () => {
+    const capped = new StackRunner({
+      projectName: "kok-runner-test",
+      backendUrl: `file://${path.join(root, "state")}`,
+      workRoot: path.join(root, "work-capped"),
+      env: engineEnv(),
+      maxConcurrentOperations: 1,
+    });
+    // No provider: a component and a message about it, as pulumi-kubernetes reports a Pod it waits for.
+    const talking = (name: string) => async () => {
+      const pod = new pulumi.ComponentResource("test:index:Workload", `${name}-etcd`, {});
+      pulumi.log.warn("<{%fg 3%}>Pod etcd-0 Unschedulable:<{%reset%}> 0/1 nodes are available", pod);
+      return {};
+    };
+    const seen: Record<string, OperationProgress[]> = { d: [], e: [] };
+    await Promise.all(["d", "e"].map((n) => capped.up(`fleet-${n}`, talking(n), (p) => seen[n].push(p))));
+    const [first, second] = seen.d[0].phase === "queued" ? [seen.e, seen.d] : [seen.d, seen.e];
+    expect(first[0]).toMatchObject({ phase: "running", counts: {} });
+    expect(first.some((p) => p.phase === "queued")).toBe(false);
+    expect(second[0]).toMatchObject({ phase: "queued", slots: { active: 1, limit: 1 } });
+    expect(second[1]).toMatchObject({ phase: "running" });
+    const names = second === seen.d ? "d" : "e";
+    expect(second.map((p) => p.message)).toContain(`${names}-etcd: Pod etcd-0 Unschedulable: 0/1 nodes are available`);
+    await Promise.all(["d", "e"].map((n) => capped.destroyAndRemove(`fleet-${n}`, talking(n))));
+  });
+
   it("destroys and removes a stack", async () => {
     await runner.destroyAndRemove("fleet-c", pkiProgram("c"));
     expect((await runner.listStacks(pkiProgram("x"))).sort()).toEqual(["fleet-a", "fleet-b"]);

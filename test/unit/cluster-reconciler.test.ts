@@ -7,7 +7,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../src/api/v1alpha1";
 import { CLUSTER_FINALIZER, ClusterReconciler, describeChanges, type ClusterObject, type ClusterReconcilerOptions, type ClusterStacks } from "../../src/operator/cluster-reconciler";
 import { TerminalError } from "../../src/operator/controller";
-import { StackOperationError } from "../../src/operator/stack-runner";
+import { StackOperationError, type OperationProgress } from "../../src/operator/stack-runner";
 import { minimalSpec } from "../support/specs";
 
 interface Call {
@@ -21,12 +21,18 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
   const objects = new Map<string, ClusterObject>();
   const events: { type: string; reason: string; message: string }[] = [];
   const calls: Call[] = [];
-  const engine = { drift: {} as Record<string, number>, failWith: undefined as Error | undefined, previewFailWith: undefined as Error | undefined, destroyed: [] as string[] };
+  const engine = { progress: [] as (OperationProgress | number)[], drift: {} as Record<string, number>, failWith: undefined as Error | undefined, previewFailWith: undefined as Error | undefined, destroyed: [] as string[] };
   /** What the hooks were told, in order, as the metrics would see it. */
   const observed: string[] = [];
   const stacks: ClusterStacks = {
-    async up(stack, _program, _progress, opts) {
+    async up(stack, _program, progress, opts) {
       calls.push({ op: "up", stack, ...(opts?.refresh ? { refresh: true } : {}) });
+      // A number is time passing between two reports.
+      for (const p of engine.progress) {
+        if (typeof p === "number") time += p;
+        else progress?.(p);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
       if (engine.failWith) throw engine.failWith;
       return {
         changes: { create: 30 },
@@ -53,6 +59,8 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
     },
   };
   const machines: string[] = [];
+  /** The Progressing message of every status write, in order. */
+  const progressing: string[] = [];
   const options: ClusterReconcilerOptions = {
     machinesOf: () => machines,
     resyncMs: 300_000,
@@ -73,6 +81,7 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
       },
       writeStatus: async (c, status: ClusterStatus) => {
         const key = `${c.metadata.namespace}/${c.metadata.name}`;
+        progressing.push(status.conditions?.find((x) => x.type === "Progressing")?.message ?? "");
         objects.set(key, { ...objects.get(key)!, status: structuredClone(status) });
       },
     },
@@ -89,6 +98,7 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
     /** Another replica's reconciler on the same objects and engine (a new leader). */
     newReconciler: () => new ClusterReconciler(options),
     observed,
+    progressing,
     objects,
     events,
     calls,
@@ -104,6 +114,30 @@ let h: ReturnType<typeof harness>;
 beforeEach(() => (h = harness()));
 
 describe("ClusterReconciler", () => {
+  it("tells in Progressing what the running up does (queued for a slot, a provider's message), then the outcome", async () => {
+    const op = { stack: "fleet-dev", operation: "up" } as const;
+    h.engine.progress = [
+      { ...op, phase: "queued", slots: { active: 4, limit: 4 }, counts: {} },
+      { ...op, phase: "running", counts: {} },
+      { ...op, phase: "running", counts: { create: 1 } },
+      10_000,
+      { ...op, phase: "running", counts: { create: 3 }, message: "dev-etcd: Pod dev-etcd-0 Unschedulable: 0/1 nodes are available: 1 Insufficient cpu." },
+    ];
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.progressing).toEqual([
+      "pulumi up of stack fleet-dev",
+      "waiting for an engine slot (4 of 4 in use, --concurrency 4), then pulumi up of stack fleet-dev",
+      "pulumi up of stack fleet-dev: started",
+      // "1 resource done" came within the throttle's interval of "started": held back, then
+      // superseded by the next report.
+      "pulumi up of stack fleet-dev: 3 resources done (create 3); latest: dev-etcd: Pod dev-etcd-0 Unschedulable: 0/1 nodes are available: 1 Insufficient cpu.",
+      "30 create",
+    ]);
+    expect(h.get().status?.phase).toBe("Ready");
+    expect(h.condition("Progressing")?.status).toBe("False");
+  });
+
   it("adds its finalizer, applies the stack and reports Ready with the outputs", async () => {
     h.put();
     expect(await h.reconciler.reconcile("fleet/dev")).toEqual({ requeueAfter: 300_000 });
