@@ -27,7 +27,7 @@ import {
 } from "../api/v1alpha1";
 import { clusterProgram } from "../program/cluster-program";
 import { setCondition } from "./conditions";
-import { ProgressReporter } from "./operation-progress";
+import { trackOperation, type OperationTracker } from "./operation-progress";
 import type { ClusterObjectsLocation } from "./live-fingerprint";
 import { TerminalError } from "./controller";
 import type { OperationResult, PlannedChange, StackRunner } from "./stack-runner";
@@ -97,6 +97,12 @@ export interface ClusterReconcilerOptions {
    * drift check is a full preview with refresh.
    */
   readonly liveFingerprint?: (at: ClusterObjectsLocation) => Promise<string>;
+  /**
+   * What is stuck on the Pods of a masters' namespace (master-pods.ts), polled every
+   * `troublesCheckMs` (default 15 s) while an update or deletion runs and told in `Progressing`.
+   */
+  readonly masterPodTroubles?: (mastersNamespace: string) => Promise<string[]>;
+  readonly troublesCheckMs?: number;
   /** A full preview at least this often, even when the fingerprint is unchanged. Default 24 h. */
   readonly fullDriftCheckMs?: number;
   /** Meta-cluster kubeconfig for the program's provider; default the engine's ambient one. */
@@ -359,12 +365,16 @@ export class ClusterReconciler {
     if (fresh) await this.o.store.setFinalizers(fresh, (fresh.metadata.finalizers ?? []).filter((f) => f !== CLUSTER_FINALIZER));
   }
 
-  /** Keeps `Progressing` telling what the running engine operation is doing (operation-progress.ts). */
-  private progressReporter(cluster: ClusterObject, reason: string): ProgressReporter {
-    return new ProgressReporter({
+  /** Keeps `Progressing` telling what the running operation does and what is stuck on the masters' Pods. */
+  private progressReporter(cluster: ClusterObject, reason: string): OperationTracker {
+    const troublesOf = this.o.masterPodTroubles;
+    const namespace = objectsLocationOf(cluster).mastersNamespace;
+    return trackOperation({
       now: () => this.now().getTime(),
       slotsFlag: "--concurrency",
       write: (message) => this.status(cluster, {}, [{ type: "Progressing", status: "True", reason, message }]),
+      troubles: troublesOf && (() => troublesOf(namespace)),
+      troublesCheckMs: this.o.troublesCheckMs,
     });
   }
 

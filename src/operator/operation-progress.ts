@@ -4,7 +4,8 @@
  * the meta-cluster cannot schedule, say — otherwise shows only "pulumi up of stack …" until the
  * engine gives up ten minutes later. The reporter turns the StackRunner's progress into the
  * message of the object's `Progressing` condition: queued for an engine slot, how many resources
- * are done, and the latest thing a provider said (the unschedulable Pod and why).
+ * are done, the latest thing a provider said, and what is stuck on the Pods it waits for (an
+ * unschedulable master Pod and why: master-pods.ts).
  *
  * Status writes are throttled: one as soon as the phase changes (queued → running), then at most
  * one per `minIntervalMs` however many events the engine sends (a report held back is written
@@ -45,7 +46,8 @@ export interface ProgressReporterOptions {
 export class ProgressReporter {
   private chain: Promise<void> = Promise.resolve();
   private lastWrite = Number.NEGATIVE_INFINITY;
-  private lastPhase: OperationProgress["phase"] | undefined;
+  private current: OperationProgress | undefined;
+  private troubles: string[] = [];
   private lastMessage: string | undefined;
   private pending: string | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -59,12 +61,31 @@ export class ProgressReporter {
 
   /** Pass as the StackRunner's `onProgress`. */
   readonly onProgress = (p: OperationProgress): void => {
-    if (this.stopped) return;
-    const message = describeProgress(p, this.o.slotsFlag);
-    const phaseChanged = p.phase !== this.lastPhase;
-    this.lastPhase = p.phase;
-    if (message === this.lastMessage) return;
-    if (phaseChanged || this.o.now() - this.lastWrite >= this.intervalMs) return this.enqueue(message);
+    const phaseChanged = p.phase !== this.current?.phase;
+    this.current = p;
+    this.offer(phaseChanged);
+  };
+
+  /**
+   * What is stuck on the workloads the operation waits for (master-pods.ts), appended to the
+   * message; a change is written at once (the caller polls, which bounds the rate).
+   */
+  setTroubles(troubles: readonly string[]): void {
+    if (troubles.join("\n") === this.troubles.join("\n")) return;
+    this.troubles = [...troubles];
+    this.offer(true);
+  }
+
+  private render(): string | undefined {
+    if (!this.current) return undefined;
+    const message = describeProgress(this.current, this.o.slotsFlag);
+    return this.troubles.length ? `${message}; stuck: ${this.troubles.join("; ")}` : message;
+  }
+
+  private offer(urgent: boolean): void {
+    const message = this.render();
+    if (this.stopped || message === undefined || message === this.lastMessage) return;
+    if (urgent || this.o.now() - this.lastWrite >= this.intervalMs) return this.enqueue(message);
     // Held for the next write that is due (the latest report wins): a provider's one warning
     // followed by minutes of silence must still reach the status.
     this.pending = message;
@@ -76,7 +97,7 @@ export class ProgressReporter {
       Math.max(0, this.lastWrite + this.intervalMs - this.o.now()),
     );
     this.timer.unref?.();
-  };
+  }
 
   /** No more writes (the operation ended); resolves once the last one begun has finished. */
   stop(): Promise<void> {
@@ -94,4 +115,37 @@ export class ProgressReporter {
     this.lastWrite = this.o.now();
     this.chain = this.chain.then(() => this.o.write(message).catch(() => undefined));
   }
+}
+
+export interface OperationTracker {
+  /** Pass as the StackRunner's `onProgress`. */
+  readonly onProgress: (p: OperationProgress) => void;
+  /** Ends the polling and the writes; resolves once the last write has finished. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A ProgressReporter plus, when `troubles` is given, a poll of it every `troublesCheckMs`
+ * (default 15 s) for what is stuck on the workloads the operation waits for.
+ */
+export function trackOperation(o: ProgressReporterOptions & { troubles?: () => Promise<string[]>; troublesCheckMs?: number }): OperationTracker {
+  const reporter = new ProgressReporter(o);
+  const troubles = o.troubles;
+  let poll: NodeJS.Timeout | undefined;
+  let polling: Promise<void> = Promise.resolve();
+  if (troubles) {
+    poll = setInterval(() => {
+      // One read at a time; a failed read says nothing new (the engine's own error will).
+      polling = polling.then(() => troubles().then((t) => reporter.setTroubles(t), () => undefined));
+    }, o.troublesCheckMs ?? 15_000);
+    poll.unref?.();
+  }
+  return {
+    onProgress: reporter.onProgress,
+    async stop() {
+      clearInterval(poll);
+      await polling;
+      await reporter.stop();
+    },
+  };
 }

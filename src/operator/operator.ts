@@ -18,6 +18,7 @@ import { StackRunner } from "./stack-runner";
 import type { WorkerDefaults } from "../program/machine-program";
 import { machineStackName, registerFleet } from "./fleet";
 import { LiveClusterObjects } from "./live-fingerprint";
+import { MasterPods } from "./master-pods";
 import type { RemediationPolicy } from "./remediation";
 
 export interface OperatorOptions {
@@ -150,6 +151,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       .filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster)
       .map((m) => m.metadata.name);
   const liveObjects = new LiveClusterObjects(kubeConfig);
+  const masterPods = new MasterPods(kubeConfig);
   const reconciler = new ClusterReconciler({
     machinesOf: machinesOfCluster,
     store: clusterStore(customObjects, statusWriter),
@@ -157,6 +159,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     stacks: runner,
     resyncMs: options.resyncMs,
     liveFingerprint: (at) => liveObjects.fingerprint(at),
+    masterPodTroubles: (namespace) => masterPods.troubles(namespace),
     fullDriftCheckMs: options.fullDriftCheckMs,
     hooks: { ...metrics.driftHooks("Cluster"), certificatesExpireAt: (ns, name, at) => metrics.setCertificatesExpireAt(ns, name, at) },
   });

@@ -21,7 +21,7 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
   const objects = new Map<string, ClusterObject>();
   const events: { type: string; reason: string; message: string }[] = [];
   const calls: Call[] = [];
-  const engine = { progress: [] as (OperationProgress | number)[], drift: {} as Record<string, number>, failWith: undefined as Error | undefined, previewFailWith: undefined as Error | undefined, destroyed: [] as string[] };
+  const engine = { progress: [] as (OperationProgress | number)[], whileRunning: undefined as (() => Promise<void>) | undefined, drift: {} as Record<string, number>, failWith: undefined as Error | undefined, previewFailWith: undefined as Error | undefined, destroyed: [] as string[] };
   /** What the hooks were told, in order, as the metrics would see it. */
   const observed: string[] = [];
   const stacks: ClusterStacks = {
@@ -33,6 +33,7 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
         else progress?.(p);
       }
       await new Promise((resolve) => setImmediate(resolve));
+      await engine.whileRunning?.();
       if (engine.failWith) throw engine.failWith;
       return {
         changes: { create: 30 },
@@ -136,6 +137,32 @@ describe("ClusterReconciler", () => {
     ]);
     expect(h.get().status?.phase).toBe("Ready");
     expect(h.condition("Progressing")?.status).toBe("False");
+  });
+
+  it("names what is stuck on the masters' Pods while the up waits, read from the masters' namespace", async () => {
+    let polled!: () => void;
+    const wasPolled = new Promise<void>((resolve) => (polled = resolve));
+    const namespaces: string[] = [];
+    h = harness({
+      troublesCheckMs: 1,
+      masterPodTroubles: async (namespace) => {
+        namespaces.push(namespace);
+        polled();
+        return ["dev-etcd-0 unschedulable: 0/1 nodes are available: 1 Insufficient cpu."];
+      },
+    });
+    h.engine.progress = [{ stack: "fleet-dev", operation: "up", phase: "running", counts: {} }];
+    // The up ends only after a poll has answered, as a real one stays waiting for the Pod.
+    h.engine.whileRunning = async () => {
+      await wasPolled;
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    expect(namespaces[0]).toBe("fleet-dev");
+    expect(h.progressing).toContain("pulumi up of stack fleet-dev: started; stuck: dev-etcd-0 unschedulable: 0/1 nodes are available: 1 Insufficient cpu.");
+    expect(h.get().status?.phase).toBe("Ready");
+    expect(h.condition("Progressing")?.message).toBe("30 create");
   });
 
   it("adds its finalizer, applies the stack and reports Ready with the outputs", async () => {

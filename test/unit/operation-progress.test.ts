@@ -4,7 +4,7 @@
  * while never losing the latest report or writing after the outcome.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { describeProgress, ProgressReporter } from "../../src/operator/operation-progress";
+import { describeProgress, ProgressReporter, trackOperation } from "../../src/operator/operation-progress";
 import { plainDiagnostic, type OperationProgress } from "../../src/operator/stack-runner";
 
 const base = { stack: "fleet-dev", operation: "up" } as const;
@@ -97,6 +97,19 @@ describe("ProgressReporter", () => {
     expect(written).toEqual([describeProgress(started)]);
   });
 
+  it("appends what is stuck, writing a change of it at once and nothing when it is unchanged", async () => {
+    reporter.onProgress(started);
+    reporter.setTroubles(["big-etcd-0 unschedulable: Insufficient cpu"]);
+    reporter.setTroubles(["big-etcd-0 unschedulable: Insufficient cpu"]);
+    reporter.setTroubles([]);
+    await reporter.stop();
+    expect(written).toEqual([
+      describeProgress(started),
+      `${describeProgress(started)}; stuck: big-etcd-0 unschedulable: Insufficient cpu`,
+      describeProgress(started),
+    ]);
+  });
+
   it("drops a failed write and goes on", async () => {
     let calls = 0;
     const flaky = new ProgressReporter({
@@ -111,5 +124,31 @@ describe("ProgressReporter", () => {
     flaky.onProgress(started);
     await flaky.stop();
     expect(written).toEqual([describeProgress(started)]);
+  });
+});
+
+describe("trackOperation", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("polls what is stuck while the operation runs, one read at a time, and stops polling when it ends", async () => {
+    vi.useFakeTimers();
+    const written: string[] = [];
+    let reads = 0;
+    const answers = [["x-0 unschedulable"], ["x-0 unschedulable"], []];
+    const tracker = trackOperation({
+      now: () => 0,
+      write: async (m) => void written.push(m),
+      troubles: async () => {
+        if (reads === 1) throw new Error("apiserver unavailable");
+        return answers[reads++ % answers.length];
+      },
+      troublesCheckMs: 15_000,
+    });
+    tracker.onProgress(started);
+    await vi.advanceTimersByTimeAsync(15_000);
+    await vi.advanceTimersByTimeAsync(15_000);
+    await tracker.stop();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(written).toEqual([describeProgress(started), `${describeProgress(started)}; stuck: x-0 unschedulable`]);
   });
 });
