@@ -102,8 +102,10 @@ export class PackageVersionReconciler {
     const decision = rolloutStep({ cpv, machines, now: this.now() });
     const byName = new Map(machines.map((m) => [m.metadata.name, m]));
     for (const write of decision.writes) await this.o.store.annotateMachine(byName.get(write.machine)!, annotationsOf(write));
-    await this.o.store.writeStatus(cpv, decision.status);
+    // Events first: whoever sees the new phase (a user, an alert, a test) finds why it changed.
+    // Recording is best effort and never throws, so the status write still follows.
     for (const e of decision.events) await this.o.events.record(cpv, e.type, e.reason, e.message);
+    await this.o.store.writeStatus(cpv, decision.status);
     const { phase = "Pending", updated = 0, ready = 0, total = 0 } = decision.status;
     this.o.onRolloutProgress?.(key, { phase, updated, ready, total });
     return decision.requeueAfterMs !== undefined ? { requeueAfter: decision.requeueAfterMs } : {};
@@ -123,10 +125,10 @@ export class PackageVersionReconciler {
     ] as const) {
       conditions = setCondition(conditions, { ...c, observedGeneration: generation }, this.now().getTime());
     }
-    await this.o.store.writeStatus(cpv, { ...cpv.status, conditions });
     // Machine status changes enqueue this key again; one Event per spec generation is enough.
     const told = previous?.reason === "InvalidSpec" && previous.message === message && previous.observedGeneration === generation;
     if (!told) await this.o.events.record(cpv, "Warning", "InvalidSpec", message);
+    await this.o.store.writeStatus(cpv, { ...cpv.status, conditions });
     throw new TerminalError(`ClusterPackageVersion ${key}: ${message}`);
   }
 }

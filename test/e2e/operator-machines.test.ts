@@ -257,9 +257,17 @@ describe("the operator installs, repairs and gray-releases Machines", () => {
     apply("cpv", catalog("v1.36.3", true));
     const halted = await eventually("the rollout Halted", async () => (cpv().status?.phase === "Halted" ? cpv() : undefined), 600_000);
     expect(halted.status?.failedMachines).toEqual(["w2"]);
-    const events = json<{ items: { reason: string; type: string; message: string; involvedObject: { name: string } }[] }>("-n", "fleet", "get", "events");
-    expect(events.items.find((e) => e.involvedObject.name === "w2" && e.reason === "InstallFailed" && /sha256 mismatch/.test(e.message))).toBeDefined();
-    expect(events.items.find((e) => e.involvedObject.name === "biz-workers" && e.reason === "RolloutHalted")?.message).toContain("w2");
+    // The Machine's own Event comes from its reconciler, which may record it a moment after the
+    // rollout saw the failure in its status: wait for both Events, do not just read once.
+    type EventList = { items: { reason: string; type: string; message: string; involvedObject: { name: string } }[] };
+    const events = await eventually("the InstallFailed and RolloutHalted Events", async () => {
+      const list = json<EventList>("-n", "fleet", "get", "events");
+      const installFailed = list.items.find((e) => e.involvedObject.name === "w2" && e.reason === "InstallFailed");
+      const halted = list.items.find((e) => e.involvedObject.name === "biz-workers" && e.reason === "RolloutHalted");
+      return installFailed && halted ? { installFailed, halted } : undefined;
+    }, 60_000);
+    expect(events.installFailed.message).toMatch(/sha256 mismatch/);
+    expect(events.halted.message).toContain("w2");
     await eventually("the canary back on the previous catalog and Ready", async () => {
       const m = machine("w2");
       return m.metadata.annotations?.[PACKAGES_REVISION_ANNOTATION] === previous && m.status?.phase === "Ready" && m.status.packagesRevision === previous ? true : undefined;

@@ -27,7 +27,12 @@ function harness() {
   const reconciler = new PackageVersionReconciler({
     now: () => new Date(time),
     onRolloutProgress: (key, p) => progress.push([key, p]),
-    events: { record: async (_cpv, type, reason, message) => void events.push({ type, reason, message }) },
+    events: {
+      record: async (_cpv, type, reason, message) => {
+        calls.push(`event ${reason}`);
+        events.push({ type, reason, message });
+      },
+    },
     store: {
       getPackageVersion: async (ns, name) => structuredClone(cpvs.get(`${ns}/${name}`)),
       machinesOf: (ns, name) =>
@@ -69,11 +74,11 @@ let h: ReturnType<typeof harness>;
 beforeEach(() => (h = harness()));
 
 describe("PackageVersionReconciler", () => {
-  it("admits through Machine annotations before it writes the status, then tells what it did", async () => {
+  it("admits through Machine annotations, records its Events, then writes the status (whoever sees the phase finds why)", async () => {
     h.machines.push(host("w00", R0), host("w01", R0));
     h.put({ packages: P1, rollout: { maxUnavailable: 1 } }, { phase: "Complete", revision: R0, currentRevision: R0, currentPackages: P0 });
     const result = await h.reconcile();
-    expect(h.calls).toEqual(["annotate w00", "status"]);
+    expect(h.calls).toEqual(["annotate w00", "event RolloutStarted", "event BatchAdmitted", "status"]);
     expect(h.machines[0].metadata.annotations).toEqual({
       [PACKAGES_REVISION_ANNOTATION]: R1,
       [PACKAGES_ADMITTED_AT_ANNOTATION]: new Date(START).toISOString(),
@@ -115,7 +120,7 @@ describe("PackageVersionReconciler", () => {
     const bad = { ...P1, kubelet: { ...P1.kubelet, url: "ftp://mirror.local/kubelet", sha256: "ABC" } };
     h.put({ packages: bad, rollout: { maxUnavailable: 0 } }, { phase: "RollingOut", revision: R0, currentRevision: R0, updated: 1, total: 1 });
     await expect(h.reconcile()).rejects.toBeInstanceOf(TerminalError);
-    expect(h.calls).toEqual(["status"]);
+    expect(h.calls).toEqual(["event InvalidSpec", "status"]);
     expect(h.status()).toMatchObject({ phase: "RollingOut", updated: 1 });
     expect(h.status().conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "InvalidSpec" });
     const message = h.events.find((e) => e.reason === "InvalidSpec")?.message ?? "";
