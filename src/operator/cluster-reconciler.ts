@@ -286,7 +286,7 @@ export class ClusterReconciler {
       { type: "Progressing", status: "True", reason, message: `pulumi up of stack ${stack}` },
     ]);
     let result: OperationResult;
-    const progress = this.progressReporter(cluster, reason);
+    const progress = this.trackProgress(cluster, reason);
     try {
       // Drift correction must read the live objects first: the state still lists what was deleted.
       result = await this.o.stacks.up(stack, program, progress.onProgress, { refresh: opts.correctingDrift });
@@ -352,7 +352,7 @@ export class ClusterReconciler {
       return { requeueAfter: 10_000 };
     }
     await this.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stackNameOf(cluster)}` }]);
-    const progress = this.progressReporter(cluster, "Deleting");
+    const progress = this.trackProgress(cluster, "Deleting");
     try {
       await this.o.stacks.destroyAndRemove(stackNameOf(cluster), this.program(cluster), progress.onProgress);
     } finally {
@@ -366,12 +366,11 @@ export class ClusterReconciler {
   }
 
   /** Keeps `Progressing` telling what the running operation does and what is stuck on the masters' Pods. */
-  private progressReporter(cluster: ClusterObject, reason: string): OperationTracker {
+  private trackProgress(cluster: ClusterObject, reason: string): OperationTracker {
     const troublesOf = this.o.masterPodTroubles;
     const namespace = objectsLocationOf(cluster).mastersNamespace;
     return trackOperation({
       now: () => this.now().getTime(),
-      slotsFlag: "--concurrency",
       write: (message) => this.status(cluster, {}, [{ type: "Progressing", status: "True", reason, message }]),
       troubles: troublesOf && (() => troublesOf(namespace)),
       troublesCheckMs: this.o.troublesCheckMs,

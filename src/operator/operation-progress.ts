@@ -16,10 +16,10 @@
 import type { OperationProgress } from "./stack-runner";
 
 /** The `Progressing` message for one progress report: "pulumi up of stack fleet-dev: 12 done (…); …". */
-export function describeProgress(p: OperationProgress, flag = "--concurrency"): string {
+export function describeProgress(p: OperationProgress): string {
   const what = `pulumi ${p.operation} of stack ${p.stack}`;
   if (p.phase === "queued") {
-    const slots = p.slots ? ` (${p.slots.active} of ${p.slots.limit} in use, ${flag} ${p.slots.limit})` : "";
+    const slots = p.slots ? ` (${p.slots.active} of ${p.slots.limit} in use, --concurrency ${p.slots.limit})` : "";
     return `waiting for an engine slot${slots}, then ${what}`;
   }
   const done = Object.values(p.counts).reduce((a, b) => a + b, 0);
@@ -39,8 +39,6 @@ export interface ProgressReporterOptions {
   readonly now: () => number;
   /** Least time between two writes within one phase. Default 10 s. */
   readonly minIntervalMs?: number;
-  /** The flag that sets the engine slots, named in the queued message. */
-  readonly slotsFlag?: string;
 }
 
 export class ProgressReporter {
@@ -78,7 +76,7 @@ export class ProgressReporter {
 
   private render(): string | undefined {
     if (!this.current) return undefined;
-    const message = describeProgress(this.current, this.o.slotsFlag);
+    const message = describeProgress(this.current);
     return this.troubles.length ? `${message}; stuck: ${this.troubles.join("; ")}` : message;
   }
 
