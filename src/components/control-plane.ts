@@ -36,6 +36,12 @@ export interface ControlPlaneArgs {
   readonly namespace?: string;
   /** Create (and on destroy delete) that namespace. Default: true. */
   readonly createNamespace?: boolean;
+  /**
+   * More labels on the namespace it creates, e.g. the operator's ownership labels
+   * (`kubeonkube.io/cluster-uid`; see src/api/v1alpha1/names.ts). The component's own
+   * `kubeonkube.io/cluster` and `app.kubernetes.io/part-of` win over these. Default: none.
+   */
+  readonly namespaceLabels?: Readonly<Record<string, string>>;
   /** DNS domain of the meta-cluster, for the names masters use to reach each other. Default: cluster.local. */
   readonly metaClusterDomain?: string;
   /**
@@ -59,6 +65,9 @@ export interface ControlPlaneArgs {
   readonly rotationDrill?: { readonly validityHours: number; readonly renewBeforeHours: number };
 }
 
+/** A Kubernetes label value: at most 63 characters, alphanumeric at both ends. */
+const isLabelValue = (v: string) => v.length <= 63 && /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(v);
+
 /** Every problem of a ControlPlane's name and args, with field paths. */
 export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Problem[] {
   const problems = [...clusterNameProblems(name, "name"), ...validateClusterSpec(args?.spec, "spec")];
@@ -67,6 +76,9 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
   }
   if (args?.metaClusterDomain !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(args.metaClusterDomain)) {
     problems.push({ path: "metaClusterDomain", message: `"${args.metaClusterDomain}" is not a DNS domain` });
+  }
+  for (const [key, value] of Object.entries(args?.namespaceLabels ?? {})) {
+    if (!isLabelValue(value)) problems.push({ path: `namespaceLabels.${key}`, message: `"${value}" is not a label value (at most 63 of [A-Za-z0-9._-], alphanumeric at both ends)` });
   }
   const drill = args?.rotationDrill;
   if (drill !== undefined) {
@@ -142,7 +154,7 @@ export class ControlPlane extends pulumi.ComponentResource {
         ? undefined
         : new k8s.core.v1.Namespace(
             `${name}-namespace`,
-            { metadata: { name: namespace, labels: { "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube" } } },
+            { metadata: { name: namespace, labels: { ...args.namespaceLabels, "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube" } } },
             { parent: this },
           );
     const inNamespace: pulumi.CustomResourceOptions = { parent: this, dependsOn: ns ? [ns] : [] };
