@@ -12,7 +12,8 @@
  *   platform namespace): server-side apply would adopt it and a delete of the Cluster would delete
  *   it, so the update is refused before the engine runs.
  */
-import { MASTERS_CLUSTER_UID_LABEL, mastersNamespaceOf, type ObjectKey } from "../api/v1alpha1";
+import type * as k8s from "@kubernetes/client-node";
+import { legacyStackNameOf, MASTERS_CLUSTER_UID_LABEL, mastersNamespaceOf, type ObjectKey } from "../api/v1alpha1";
 import { adoptLegacyStack, type AdoptedStack, type LegacyStacks } from "./legacy-stacks";
 import type { StateResource } from "./stack-runner";
 
@@ -38,6 +39,31 @@ export async function placeMasters(stacks: LegacyStacks, cluster: Owner): Promis
 
 /** The labels of a meta-cluster namespace, or undefined when there is no such namespace. */
 export type NamespaceLabels = (name: string) => Promise<Readonly<Record<string, string>> | undefined>;
+
+/** Reads a namespace's labels from the meta-cluster: `{}` for none, undefined when it does not exist. */
+export function namespaceLabelsReader(core: Pick<k8s.CoreV1Api, "readNamespace">): NamespaceLabels {
+  return async (name) => {
+    try {
+      return (await core.readNamespace({ name })).metadata?.labels ?? {};
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    }
+  };
+}
+
+/**
+ * The masters' namespace of a Cluster for readers outside its stack (a Machine's install reads the
+ * cluster CA there): the legacy `<namespace>-<name>` when that namespace carries this Cluster's UID
+ * label (its stack was migrated and labelled it; only the platform can label namespaces), else the
+ * derived name.
+ */
+export async function mastersNamespaceFor(cluster: Owner, labelsOf: NamespaceLabels): Promise<string> {
+  const uid = cluster.metadata.uid;
+  const legacy = legacyStackNameOf(cluster);
+  if (uid !== undefined && (await labelsOf(legacy))?.[MASTERS_CLUSTER_UID_LABEL] === uid) return legacy;
+  return mastersNamespaceOf(cluster);
+}
 
 /** Why the operator may not use the masters' namespace of `placement`, or undefined when it may. */
 export function namespaceConflict(cluster: Owner, placement: Placement, labels: Readonly<Record<string, string>> | undefined): string | undefined {

@@ -19,6 +19,7 @@ import type { WorkerDefaults } from "../program/machine-program";
 import { registerFleet } from "./fleet";
 import { LiveClusterObjects } from "./live-fingerprint";
 import { MasterPods } from "./master-pods";
+import { namespaceLabelsReader } from "./masters-namespace";
 import type { RemediationPolicy } from "./remediation";
 
 export interface OperatorOptions {
@@ -157,14 +158,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     store: clusterStore(customObjects, statusWriter),
     events,
     stacks: runner,
-    namespaceLabels: async (name) => {
-      try {
-        return (await core.readNamespace({ name })).metadata?.labels ?? {};
-      } catch (err) {
-        if ((err as { code?: number }).code === 404) return undefined;
-        throw err;
-      }
-    },
+    namespaceLabels: namespaceLabelsReader(core),
     resyncMs: options.resyncMs,
     liveFingerprint: (at) => liveObjects.fingerprint(at),
     masterPodTroubles: (namespace) => masterPods.troubles(namespace),

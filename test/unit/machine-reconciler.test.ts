@@ -13,6 +13,7 @@ import type { MachineObject, PackageVersionObject } from "../../src/operator/mac
 import { MACHINE_FINALIZER, MachineReconciler, type MachineStacks } from "../../src/operator/machine-reconciler";
 import type { NodeView } from "../../src/operator/node-health";
 import { packagesRevision } from "../../src/operator/package-revision";
+import { mastersNamespaceFor } from "../../src/operator/masters-namespace";
 import { DEFAULT_REMEDIATION_POLICY } from "../../src/operator/remediation";
 import { StackOperationError, type StateResource } from "../../src/operator/stack-runner";
 import { machine as machineSpec, packages } from "../support/worker-fixtures";
@@ -33,6 +34,8 @@ function harness() {
   const events: { type: string; reason: string; message: string }[] = [];
   const ups: { stack: string; program: unknown }[] = [];
   const engine = { failWith: undefined as Error | undefined, destroyed: [] as string[], renamed: [] as string[] };
+  /** The meta-cluster's namespaces and their labels (only the masters' namespaces matter here). */
+  const namespaceLabels = new Map<string, Record<string, string>>();
   /** The stacks' states: what a stack under its legacy name holds decides its migration. */
   const states = new Map<string, StateResource[]>();
   const nodes = new Map<string, NodeView>();
@@ -91,6 +94,7 @@ function harness() {
       cluster: (ns, name) => clusters.get(`${ns}/${name}`),
       packageVersion: (ns, name) => cpvs.get(`${ns}/${name}`),
       secret: async (ns, name) => secrets.get(`${ns}/${name}`),
+      mastersNamespace: (c) => mastersNamespaceFor(c, async (name) => namespaceLabels.get(name)),
     },
   });
   const put = (spec = machineSpec(), generation = 1, name = "worker-0001") => {
@@ -102,11 +106,11 @@ function harness() {
     clusters.set("fleet/prod-a", {
       apiVersion: "kubeonkube.io/v1alpha1",
       kind: "Cluster",
-      metadata: { name: "prod-a", namespace: "fleet" },
+      metadata: { name: "prod-a", namespace: "fleet", uid: "uid-of-prod-a" },
       spec: {} as ClusterObject["spec"],
       status: { phase: "Ready", endpoint: "https://127.0.0.1:30443", adminKubeconfigSecret: "prod-a-admin-kubeconfig" },
     });
-  return { reconciler, machines, clusters, cpvs, secrets, events, ups, engine, states, nodes, probes, hostCalls, put, readyCluster, current, advance: (ms: number) => (time += ms), now: () => new Date(time) };
+  return { reconciler, machines, clusters, cpvs, secrets, events, ups, engine, states, namespaceLabels, nodes, probes, hostCalls, put, readyCluster, current, advance: (ms: number) => (time += ms), now: () => new Date(time) };
 }
 
 const everything = (h: ReturnType<typeof harness>) => JSON.stringify({ machines: [...h.machines.values()], events: h.events });
@@ -269,6 +273,23 @@ describe("MachineReconciler", () => {
     await h.reconciler.reconcile("fleet/worker-0001");
     expect(h.engine.renamed).toHaveLength(1);
     expect(h.engine.destroyed).toEqual(["fleet.worker-0001"]);
+  });
+
+  it("reads the cluster CA from the legacy masters' namespace of a migrated Cluster, only when it carries the Cluster's UID", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.secrets.set("fleet-prod-a/prod-a-controller-manager-certs", { "ca.crt": "LEGACY CA CERT", "ca.key": CA_KEY });
+    h.secrets.delete(`${mastersNamespaceOf({ metadata: { namespace: "fleet", name: "prod-a" } })}/prod-a-controller-manager-certs`);
+    // A namespace of that name without this Cluster's UID (e.g. Cluster fleet-prod/a's of old) is not read.
+    h.namespaceLabels.set("fleet-prod-a", { "kubeonkube.io/cluster-uid": "uid-of-someone-else" });
+    h.put();
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.ups).toHaveLength(0);
+    expect(h.current().status?.conditions?.find((c) => c.type === "Progressing")?.message).toContain(`Secret ${mastersNamespaceOf({ metadata: { namespace: "fleet", name: "prod-a" } })}/prod-a-controller-manager-certs`);
+    h.namespaceLabels.set("fleet-prod-a", { "kubeonkube.io/cluster-uid": "uid-of-prod-a" });
+    h.advance(60_000);
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.ups).toHaveLength(1);
   });
 
   it("never destroys another tenant's machine: a legacy stack of fleet-worker/0001 is not fleet/worker-0001's", async () => {
