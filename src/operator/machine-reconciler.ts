@@ -19,7 +19,7 @@
  * no engine process at all.
  */
 import type { PulumiFn } from "@pulumi/pulumi/automation";
-import { formatProblem, stackNameOf, validateMachineSpec, type Condition, type MachineStatus, type ObservedVersions, type PackageName, type WorkerPackages } from "../api/v1alpha1";
+import { derivedNameProblems, formatProblem, stackNameOf, validateMachineSpec, type Condition, type MachineStatus, type ObservedVersions, type PackageName, type WorkerPackages } from "../api/v1alpha1";
 import { machineProgram, type WorkerDefaults } from "../program/machine-program";
 import { setCondition } from "./conditions";
 import { TerminalError } from "./controller";
@@ -131,7 +131,7 @@ export class MachineReconciler {
       machine = await this.o.store.setFinalizers(machine, [...(machine.metadata.finalizers ?? []), MACHINE_FINALIZER]);
     }
     if (machine.spec.paused) return this.paused(machine);
-    const problems = validateMachineSpec(machine.spec, "spec", { credentials: "secretRef", allowUnknownHostKey: false }).map(formatProblem);
+    const problems = [...derivedNameProblems(machine), ...validateMachineSpec(machine.spec, "spec", { credentials: "secretRef", allowUnknownHostKey: false })].map(formatProblem);
     if (problems.length) {
       const message = problems.join("; ");
       await this.status(machine, { phase: "Failed" }, [{ type: "Ready", status: "False", reason: "InvalidSpec", message }]);

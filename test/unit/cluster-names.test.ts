@@ -139,6 +139,16 @@ describe("Cluster names that cannot collide", () => {
     });
   }
 
+  it("refuses a pair whose stack name would pass Pulumi's 100 characters, with no stack operation", async () => {
+    const w = world();
+    const ns = `t${"n".repeat(62)}`;
+    const name = `c${"x".repeat(39)}`;
+    w.put(ns, name);
+    await expect(w.reconciler.reconcile(`${ns}/${name}`)).rejects.toBeInstanceOf(TerminalError);
+    expect(w.ops).toEqual([]);
+    expect(w.condition(`${ns}/${name}`, "Ready")?.message).toContain("(<namespace>.<name>) is 104 characters; Pulumi allows at most 100");
+  });
+
   it("applies again to the namespace it labelled, in a new process too", async () => {
     const w = world();
     w.put("fleet", "dev");
