@@ -155,7 +155,7 @@ interface VerifiedState {
 export class ClusterReconciler {
   private readonly lastDriftCheck = new Map<string, number>();
   private readonly verified = new Map<string, VerifiedState>();
-  /** Each Cluster's stack and masters' namespace, found once per process (a stack export). */
+  /** Each Cluster's stack and masters' namespace, read once per process from the stack's state. */
   private readonly placements = new Map<string, { readonly uid?: string; readonly placement: Placement }>();
   private readonly now: () => Date;
   private readonly hooks: ClusterReconcilerHooks;
@@ -226,7 +226,8 @@ export class ClusterReconciler {
       const message = `stack ${placement.migratedFrom} renamed to ${placement.stack}; the masters stay in namespace ${placement.mastersNamespace}`;
       await this.o.events.record(cluster, "Normal", "StackMigrated", message);
     }
-    this.placements.set(key, { uid: cluster.metadata.uid, placement });
+    // Kept once the stack exists: what its state records does not change behind the operator's back.
+    if (placement.resources !== undefined) this.placements.set(key, { uid: cluster.metadata.uid, placement });
     return placement;
   }
 

@@ -161,6 +161,18 @@ describe("Cluster names that cannot collide", () => {
   });
 });
 
+describe("A namespace the Cluster's own stack created", () => {
+  it("stays usable after its labels were stripped: the stack's state says it is this Cluster's", async () => {
+    const w = world();
+    w.put("fleet", "dev");
+    await w.reconciler.reconcile("fleet/dev");
+    w.namespaces.set(mastersNamespaceOf({ metadata: { namespace: "fleet", name: "dev" } }), {});
+    w.objects.set("fleet/dev", { ...w.objects.get("fleet/dev")!, metadata: { ...w.objects.get("fleet/dev")!.metadata, generation: 2 } });
+    await w.reconciler.reconcile("fleet/dev");
+    expect(w.ops).toEqual(["up fleet.dev", "up fleet.dev"]);
+  });
+});
+
 describe("Migration of legacy stacks", () => {
   it("renames this Cluster's legacy stack and keeps its masters in the legacy namespace, read from the stack, then labels it", async () => {
     const w = world();
