@@ -14,6 +14,7 @@ import {
   etcdUpgradeProblems,
   isDns1123Label,
   kubernetesUpgradeProblems,
+  labelProblems,
   resolveClusterSpec,
   SpecValidationError,
   validateClusterSpec,
@@ -65,9 +66,6 @@ export interface ControlPlaneArgs {
   readonly rotationDrill?: { readonly validityHours: number; readonly renewBeforeHours: number };
 }
 
-/** A Kubernetes label value: at most 63 characters, alphanumeric at both ends. */
-const isLabelValue = (v: string) => v.length <= 63 && /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(v);
-
 /** Every problem of a ControlPlane's name and args, with field paths. */
 export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Problem[] {
   const problems = [...clusterNameProblems(name, "name"), ...validateClusterSpec(args?.spec, "spec")];
@@ -77,9 +75,7 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
   if (args?.metaClusterDomain !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(args.metaClusterDomain)) {
     problems.push({ path: "metaClusterDomain", message: `"${args.metaClusterDomain}" is not a DNS domain` });
   }
-  for (const [key, value] of Object.entries(args?.namespaceLabels ?? {})) {
-    if (!isLabelValue(value)) problems.push({ path: `namespaceLabels.${key}`, message: `"${value}" is not a label value (at most 63 of [A-Za-z0-9._-], alphanumeric at both ends)` });
-  }
+  problems.push(...labelProblems(args?.namespaceLabels, "namespaceLabels"));
   const drill = args?.rotationDrill;
   if (drill !== undefined) {
     for (const key of ["validityHours", "renewBeforeHours"] as const) {

@@ -224,7 +224,7 @@ describe("ControlPlane in minimal mode", () => {
   });
 
   it("refuses a namespace label value Kubernetes would refuse, before registering anything", async () => {
-    expect(() => new ControlPlane("dev", { spec: minimalSpec(), namespaceLabels: { "kubeonkube.io/cluster-uid": "not a value/" } })).toThrow(/namespaceLabels\.kubeonkube\.io\/cluster-uid/);
+    expect(() => new ControlPlane("dev", { spec: minimalSpec(), namespaceLabels: { "kubeonkube.io/cluster-uid": "not a value/" } })).toThrow(/namespaceLabels\["kubeonkube\.io\/cluster-uid"\]: value "not a value\/" is not a valid label value/);
     await settle();
     expect(recorder.resources).toHaveLength(0);
   });
