@@ -60,7 +60,7 @@ export const driftSweepBenchmark: Benchmark = {
       // the one the operator process had, or every preview shows that provider input as changed.
       process.env.KUBECONFIG = w.env.kubeconfig;
       const cluster = JSON.parse(w.env.kubectl("-n", NAMESPACE, "get", "cluster", BUSINESS, "-o", "json")) as ClusterObject;
-      const program = new ClusterReconciler({ store: undefined as never, events: undefined as never, stacks: clusters, resyncMs: 0 }).program(cluster);
+      const program = new ClusterReconciler({ store: undefined as never, events: undefined as never, namespaceLabels: undefined as never, stacks: clusters, resyncMs: 0 }).program(cluster);
       const kubeConfig = new KubeConfig();
       kubeConfig.loadFromFile(w.env.kubeconfig);
       const live = new LiveClusterObjects(kubeConfig);

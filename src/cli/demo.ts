@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
+import { legacyStackNameOf, mastersNamespaceOf } from "../api/v1alpha1";
 import { DEFAULT_STATE_DIR, defaultConfig, loadConfig, saveConfig, statePaths } from "../dev/config";
 import { devUp } from "../dev/meta-cluster";
 import { SANDBOX_WORKER_DEFAULTS, type FleetHosts } from "../dev/sandbox-fleet";
@@ -46,6 +47,9 @@ function interruption(): Promise<void> {
   });
 }
 
+/** The demo's Cluster, whose masters' namespace the hints name. */
+const DEMO_CLUSTER = { metadata: { namespace: "fleet", name: "demo" } };
+
 /**
  * The demo's Pulumi state describes what it created in one meta-cluster. After `kok dev down
  * --purge` and a new `up`, that state names resources that no longer exist, and an `up` from it
@@ -55,8 +59,10 @@ async function setAsideStaleState(work: string, kubectl: (args: string[]) => Pro
   const owner = join(work, "meta-cluster-uid");
   const uid = (await kubectl(["get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"])).trim();
   const previous = existsSync(owner) ? readFileSync(owner, "utf8").trim() : undefined;
-  // Without a record (a demo from before this check): stale if the demo Cluster's namespace is gone.
-  const stale = previous ? previous !== uid : !(await kubectl(["get", "namespaces", "-o", "name"])).split("\n").includes("namespace/fleet-demo");
+  // Without a record (a demo from before this check): stale if the demo Cluster's namespace is
+  // gone, under its name or the legacy one (a migrated stack keeps its masters there).
+  const namespaces = (await kubectl(["get", "namespaces", "-o", "name"])).split("\n");
+  const stale = previous ? previous !== uid : ![mastersNamespaceOf(DEMO_CLUSTER), legacyStackNameOf(DEMO_CLUSTER)].some((ns) => namespaces.includes(`namespace/${ns}`));
   if (stale && existsSync(join(work, "state"))) {
     const aside = join(work, `state.before-${new Date().toISOString().replace(/[:.]/g, "-")}`);
     renameSync(join(work, "state"), aside);
@@ -221,7 +227,7 @@ function nextSteps(o: { kubeconfig: string; businessKubeconfig: string; release:
       [`kubectl apply -f ${o.release[1]}`, `gray release to kubelet ${o.release[0]}: ${canary} (the canary) first, then ${first}`],
       ["kubectl -n fleet get km -w", "watch it"],
       [`kill $(cat ${o.kubeletPidFile})`, "repair: the Node turns NotReady within a minute, its services are restarted 20 s later"],
-      ["kubectl -n fleet-demo delete deployment demo-scheduler", "drift: restored at the next resync (60s)"],
+      [`kubectl -n ${mastersNamespaceOf(DEMO_CLUSTER)} delete deployment demo-scheduler`, "drift: restored at the next resync (60s)"],
       [`kubectl -n fleet delete km ${first}`, "drain, remove the Node, clean the host"],
     ]),
     "Ctrl-C stops the operator and the worker hosts; `npm run kok -- dev down` stops the meta-cluster.",

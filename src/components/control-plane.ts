@@ -14,6 +14,7 @@ import {
   etcdUpgradeProblems,
   isDns1123Label,
   kubernetesUpgradeProblems,
+  labelProblems,
   resolveClusterSpec,
   SpecValidationError,
   validateClusterSpec,
@@ -36,6 +37,12 @@ export interface ControlPlaneArgs {
   readonly namespace?: string;
   /** Create (and on destroy delete) that namespace. Default: true. */
   readonly createNamespace?: boolean;
+  /**
+   * More labels on the namespace it creates, e.g. the operator's ownership labels
+   * (`kubeonkube.io/cluster-uid`; see src/api/v1alpha1/names.ts). The component's own
+   * `kubeonkube.io/cluster` and `app.kubernetes.io/part-of` win over these. Default: none.
+   */
+  readonly namespaceLabels?: Readonly<Record<string, string>>;
   /** DNS domain of the meta-cluster, for the names masters use to reach each other. Default: cluster.local. */
   readonly metaClusterDomain?: string;
   /**
@@ -68,6 +75,7 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
   if (args?.metaClusterDomain !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(args.metaClusterDomain)) {
     problems.push({ path: "metaClusterDomain", message: `"${args.metaClusterDomain}" is not a DNS domain` });
   }
+  problems.push(...labelProblems(args?.namespaceLabels, "namespaceLabels"));
   const drill = args?.rotationDrill;
   if (drill !== undefined) {
     for (const key of ["validityHours", "renewBeforeHours"] as const) {
@@ -142,7 +150,7 @@ export class ControlPlane extends pulumi.ComponentResource {
         ? undefined
         : new k8s.core.v1.Namespace(
             `${name}-namespace`,
-            { metadata: { name: namespace, labels: { "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube" } } },
+            { metadata: { name: namespace, labels: { ...args.namespaceLabels, "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube" } } },
             { parent: this },
           );
     const inNamespace: pulumi.CustomResourceOptions = { parent: this, dependsOn: ns ? [ns] : [] };

@@ -1,10 +1,13 @@
 /**
- * Reconciles one `Cluster` into its Pulumi stack (`<namespace>-<name>`), level-based: every call
- * re-reads the object and decides from what it finds, never from the event that woke it.
+ * Reconciles one `Cluster` into its Pulumi stack (`<namespace>.<name>`, src/api/v1alpha1/names.ts),
+ * level-based: every call re-reads the object and decides from what it finds, never from the event
+ * that woke it.
  *
  *   deleted?           → finalizer: destroy the stack, remove it, release the finalizer
  *   paused?            → no change at all; say so in a condition
  *   invalid spec?      → Failed, an Event listing every problem, a TerminalError (no retry)
+ *   legacy stack?      → renamed to the new name once, masters left where they are (masters-namespace.ts)
+ *   foreign namespace? → before any `up`: Failed, NamespaceConflict, a TerminalError, nothing applied
  *   new generation?    → preview as an Event (upgrades), `up`, status from the outputs
  *   same generation?   → every resync: drift check; drift → Event + `up`. The check compares a
  *                        fingerprint of the live objects first (live-fingerprint.ts) and runs the
@@ -17,8 +20,12 @@
 import type { PulumiFn } from "@pulumi/pulumi/automation";
 import {
   clusterNameProblems,
+  derivedNameProblems,
   formatProblem,
   kubernetesUpgradeProblems,
+  mastersNamespaceLabels,
+  mastersNamespaceOf,
+  stackNameOf,
   validateClusterSpec,
   type ClusterSpec,
   type ClusterStatus,
@@ -29,6 +36,7 @@ import { clusterProgram } from "../program/cluster-program";
 import { setCondition } from "./conditions";
 import { trackOperation, type OperationTracker } from "./operation-progress";
 import type { ClusterObjectsLocation } from "./live-fingerprint";
+import { namespaceConflict, placeMasters, type NamespaceLabels, type Placement } from "./masters-namespace";
 import { TerminalError } from "./controller";
 import type { OperationResult, PlannedChange, StackRunner } from "./stack-runner";
 import { StackOperationError } from "./stack-runner";
@@ -67,7 +75,7 @@ export interface EventSink {
   record(cluster: ClusterObject, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
 }
 
-export type ClusterStacks = Pick<StackRunner, "up" | "preview" | "destroyAndRemove">;
+export type ClusterStacks = Pick<StackRunner, "up" | "preview" | "destroyAndRemove" | "resources" | "rename">;
 
 export type DriftCheckResult = "in-sync" | "drifted" | "error";
 /** How a drift check decided: the live objects' fingerprint alone, or a full preview with refresh. */
@@ -90,6 +98,8 @@ export interface ClusterReconcilerOptions {
   readonly store: ClusterStore;
   readonly events: EventSink;
   readonly stacks: ClusterStacks;
+  /** The labels of a meta-cluster namespace (undefined: none such), for the ownership check before an `up`. */
+  readonly namespaceLabels: NamespaceLabels;
   /** How often a reconciled Cluster is checked for drift. */
   readonly resyncMs: number;
   /**
@@ -116,15 +126,17 @@ export interface ClusterReconcilerOptions {
   readonly hooks?: ClusterReconcilerHooks;
 }
 
-export const stackNameOf = (c: Pick<ClusterObject, "metadata">) => `${c.metadata.namespace}-${c.metadata.name}`;
-/** The meta-cluster namespace of the masters: one per Cluster, named like its stack. */
-export const mastersNamespaceOf = stackNameOf;
+/** The derived names live in the api (src/api/v1alpha1/names.ts); re-exported for the operator's callers. */
+export { mastersNamespaceOf, stackNameOf };
 
-/** Where the objects of a Cluster's stack live (what its program creates and the fingerprint reads). */
-export function objectsLocationOf(c: Pick<ClusterObject, "metadata">): ClusterObjectsLocation {
+/**
+ * Where the objects of a Cluster's stack live (what its program creates and the fingerprint reads).
+ * `mastersNamespace`: the placement's (a migrated stack keeps its legacy one); default the derived name.
+ */
+export function objectsLocationOf(c: Pick<ClusterObject, "metadata">, mastersNamespace = mastersNamespaceOf(c)): ClusterObjectsLocation {
   return {
     cluster: c.metadata.name,
-    mastersNamespace: mastersNamespaceOf(c),
+    mastersNamespace,
     adminKubeconfigCopy: { namespace: c.metadata.namespace, name: `${c.metadata.name}-admin-kubeconfig` },
   };
 }
@@ -143,6 +155,8 @@ interface VerifiedState {
 export class ClusterReconciler {
   private readonly lastDriftCheck = new Map<string, number>();
   private readonly verified = new Map<string, VerifiedState>();
+  /** Each Cluster's stack and masters' namespace, read once per process from the stack's state. */
+  private readonly placements = new Map<string, { readonly uid?: string; readonly placement: Placement }>();
   private readonly now: () => Date;
   private readonly hooks: ClusterReconcilerHooks;
 
@@ -152,13 +166,14 @@ export class ClusterReconciler {
   }
 
   /** The inline program of a Cluster: the same program as the root Pulumi.yaml. */
-  program(cluster: ClusterObject): PulumiFn {
+  program(cluster: ClusterObject, mastersNamespace = mastersNamespaceOf(cluster)): PulumiFn {
     const running = cluster.status?.version;
     return async () =>
       clusterProgram({
         name: cluster.metadata.name,
         spec: cluster.spec,
-        namespace: mastersNamespaceOf(cluster),
+        namespace: mastersNamespace,
+        namespaceLabels: mastersNamespaceLabels(cluster),
         metaKubeconfig: this.o.metaKubeconfig,
         running: { kubernetesVersion: running },
         adminKubeconfigCopy: objectsLocationOf(cluster).adminKubeconfigCopy,
@@ -171,12 +186,13 @@ export class ClusterReconciler {
     if (!cluster) {
       this.lastDriftCheck.delete(key);
       this.verified.delete(key);
+      this.placements.delete(key);
       this.hooks.certificatesExpireAt?.(namespace, name, undefined);
       return;
     }
     // A new leader learns the expiry of Clusters it will not update for a while from their status.
     this.reportCertificates(cluster);
-    if (cluster.metadata.deletionTimestamp) return this.finalize(cluster);
+    if (cluster.metadata.deletionTimestamp) return this.finalize(key, cluster);
     if (!cluster.metadata.finalizers?.includes(CLUSTER_FINALIZER)) {
       cluster = await this.o.store.setFinalizers(cluster, [...(cluster.metadata.finalizers ?? []), CLUSTER_FINALIZER]);
     }
@@ -194,27 +210,52 @@ export class ClusterReconciler {
       await this.o.events.record(cluster, "Warning", "InvalidSpec", message);
       throw new TerminalError(`Cluster ${key}: ${message}`);
     }
+    const placement = await this.placement(key, cluster);
     const generation = cluster.metadata.generation ?? 0;
     const reconciled = cluster.status?.observedGeneration === generation && cluster.status?.lastOperation?.result === "succeeded";
-    if (reconciled) return this.checkDrift(key, cluster);
-    return this.apply(key, cluster, "Reconciling");
+    if (reconciled) return this.checkDrift(key, cluster, placement);
+    return this.apply(key, cluster, placement, "Reconciling");
+  }
+
+  /** The Cluster's stack and masters' namespace; a legacy stack is renamed on the first call. */
+  private async placement(key: string, cluster: ClusterObject): Promise<Placement> {
+    const known = this.placements.get(key);
+    if (known && known.uid === cluster.metadata.uid) return known.placement;
+    const placement = await placeMasters(this.o.stacks, cluster);
+    if (placement.migratedFrom) {
+      const message = `stack ${placement.migratedFrom} renamed to ${placement.stack}; the masters stay in namespace ${placement.mastersNamespace}`;
+      await this.o.events.record(cluster, "Normal", "StackMigrated", message);
+    }
+    // Kept once the stack exists: what its state records does not change behind the operator's back.
+    if (placement.resources !== undefined) this.placements.set(key, { uid: cluster.metadata.uid, placement });
+    return placement;
+  }
+
+  /** Refuses, before the engine runs, a masters' namespace the operator did not create for this Cluster. */
+  private async refuseForeignNamespace(cluster: ClusterObject, placement: Placement): Promise<void> {
+    const conflict = namespaceConflict(cluster, placement, await this.o.namespaceLabels(placement.mastersNamespace));
+    if (!conflict) return;
+    await this.status(cluster, { phase: "Failed" }, [
+      { type: "Ready", status: "False", reason: "NamespaceConflict", message: conflict },
+      { type: "Progressing", status: "False", reason: "NamespaceConflict", message: "nothing was applied" },
+    ]);
+    await this.o.events.record(cluster, "Warning", "NamespaceConflict", conflict);
+    throw new TerminalError(`Cluster ${cluster.metadata.namespace}/${cluster.metadata.name}: ${conflict}`);
   }
 
   private problems(cluster: ClusterObject): string[] {
     const problems = [...clusterNameProblems(cluster.metadata.name), ...validateClusterSpec(cluster.spec, "spec")].map(formatProblem);
-    if (mastersNamespaceOf(cluster).length > 63) {
-      problems.push(`metadata: the masters' namespace "${mastersNamespaceOf(cluster)}" (<namespace>-<name>) is longer than 63 characters`);
-    }
+    problems.push(...derivedNameProblems(cluster).map(formatProblem));
     const running = cluster.status?.version;
     if (running) problems.push(...kubernetesUpgradeProblems(running, cluster.spec.kubernetesVersion).map((m) => `spec.kubernetesVersion: ${m}`));
     return problems;
   }
 
-  private async checkDrift(key: string, cluster: ClusterObject): Promise<{ requeueAfter: number }> {
+  private async checkDrift(key: string, cluster: ClusterObject, placement: Placement): Promise<{ requeueAfter: number }> {
     const since = this.now().getTime() - (this.lastDriftCheck.get(key) ?? 0);
     if (since < this.o.resyncMs) return { requeueAfter: this.o.resyncMs - since };
     // Taken before the preview: a change after this read moves it, so the next check sees it.
-    const fingerprint = await this.readFingerprint(cluster);
+    const fingerprint = await this.readFingerprint(cluster, placement);
     if (fingerprint !== undefined && !this.needsFullCheck(key, cluster, fingerprint)) {
       this.lastDriftCheck.set(key, this.now().getTime());
       this.hooks.driftChecked?.("in-sync", "fingerprint");
@@ -225,7 +266,7 @@ export class ClusterReconciler {
     let changes: Record<string, number>;
     const planned: PlannedChange[] = [];
     try {
-      changes = await this.o.stacks.preview(stackNameOf(cluster), this.program(cluster), { refresh: true, onChange: (c) => planned.push(c) });
+      changes = await this.o.stacks.preview(placement.stack, this.program(cluster, placement.mastersNamespace), { refresh: true, onChange: (c) => planned.push(c) });
     } catch (error) {
       this.hooks.driftChecked?.("error", "preview");
       throw error;
@@ -243,14 +284,14 @@ export class ClusterReconciler {
     const which = describeChanges(planned);
     await this.o.events.record(cluster, "Warning", "Drifted", `live objects differ from the stack (${summary}${which ? `: ${which}` : ""}); correcting`);
     await this.status(cluster, { phase: "Degraded" }, [{ type: "Drifted", status: "True", reason: "LiveObjectsChanged", message: summary }]);
-    return this.apply(key, cluster, "CorrectingDrift", { correctingDrift: true });
+    return this.apply(key, cluster, placement, "CorrectingDrift", { correctingDrift: true });
   }
 
   /** The live objects' fingerprint, or undefined (no reader, or it failed: the preview decides and reports). */
-  private async readFingerprint(cluster: ClusterObject): Promise<string | undefined> {
+  private async readFingerprint(cluster: ClusterObject, placement: Placement): Promise<string | undefined> {
     if (!this.o.liveFingerprint) return undefined;
     try {
-      return await this.o.liveFingerprint(objectsLocationOf(cluster));
+      return await this.o.liveFingerprint(objectsLocationOf(cluster, placement.mastersNamespace));
     } catch {
       return undefined;
     }
@@ -269,9 +310,10 @@ export class ClusterReconciler {
     return expiresAt !== undefined && new Date(expiresAt).getTime() - now < renewBeforeMs;
   }
 
-  private async apply(key: string, cluster: ClusterObject, reason: string, opts: { correctingDrift?: boolean } = {}): Promise<{ requeueAfter: number }> {
-    const stack = stackNameOf(cluster);
-    const program = this.program(cluster);
+  private async apply(key: string, cluster: ClusterObject, placement: Placement, reason: string, opts: { correctingDrift?: boolean } = {}): Promise<{ requeueAfter: number }> {
+    await this.refuseForeignNamespace(cluster, placement);
+    const { stack, mastersNamespace } = placement;
+    const program = this.program(cluster, mastersNamespace);
     // The update moves every resourceVersion it touches: the next check is a full one again.
     this.verified.delete(key);
     const running = cluster.status?.version;
@@ -286,7 +328,7 @@ export class ClusterReconciler {
       { type: "Progressing", status: "True", reason, message: `pulumi up of stack ${stack}` },
     ]);
     let result: OperationResult;
-    const progress = this.trackProgress(cluster, reason);
+    const progress = this.trackProgress(cluster, reason, mastersNamespace);
     try {
       // Drift correction must read the live objects first: the state still lists what was deleted.
       result = await this.o.stacks.up(stack, program, progress.onProgress, { refresh: opts.correctingDrift });
@@ -340,7 +382,7 @@ export class ClusterReconciler {
     throw error;
   }
 
-  private async finalize(cluster: ClusterObject): Promise<{ requeueAfter: number } | void> {
+  private async finalize(key: string, cluster: ClusterObject): Promise<{ requeueAfter: number } | void> {
     if (!cluster.metadata.finalizers?.includes(CLUSTER_FINALIZER)) return;
     const machines = this.o.machinesOf?.(cluster.metadata.namespace, cluster.metadata.name) ?? [];
     if (machines.length > 0) {
@@ -351,14 +393,17 @@ export class ClusterReconciler {
       await this.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "WaitingForMachines", message }]);
       return { requeueAfter: 10_000 };
     }
-    await this.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stackNameOf(cluster)}` }]);
-    const progress = this.trackProgress(cluster, "Deleting");
+    // A legacy stack is renamed first, so the destroy finds what this Cluster created.
+    const { stack, mastersNamespace } = await this.placement(key, cluster);
+    await this.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stack}` }]);
+    const progress = this.trackProgress(cluster, "Deleting", mastersNamespace);
     try {
-      await this.o.stacks.destroyAndRemove(stackNameOf(cluster), this.program(cluster), progress.onProgress);
+      await this.o.stacks.destroyAndRemove(stack, this.program(cluster, mastersNamespace), progress.onProgress);
     } finally {
       await progress.stop();
     }
-    await this.o.events.record(cluster, "Normal", "Deleted", `stack ${stackNameOf(cluster)} destroyed and removed`);
+    this.placements.delete(key);
+    await this.o.events.record(cluster, "Normal", "Deleted", `stack ${stack} destroyed and removed`);
     // The status writes above moved the resourceVersion on: patch what is there now, or the
     // optimistic patch conflicts and the release waits for the key's (by then long) backoff.
     const fresh = await this.o.store.get(cluster.metadata.namespace, cluster.metadata.name);
@@ -366,9 +411,8 @@ export class ClusterReconciler {
   }
 
   /** Keeps `Progressing` telling what the running operation does and what is stuck on the masters' Pods. */
-  private trackProgress(cluster: ClusterObject, reason: string): OperationTracker {
+  private trackProgress(cluster: ClusterObject, reason: string, namespace: string): OperationTracker {
     const troublesOf = this.o.masterPodTroubles;
-    const namespace = objectsLocationOf(cluster).mastersNamespace;
     return trackOperation({
       now: () => this.now().getTime(),
       write: (message) => this.status(cluster, {}, [{ type: "Progressing", status: "True", reason, message }]),

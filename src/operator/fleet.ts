@@ -23,6 +23,7 @@ import type { Manager } from "./manager";
 import { FleetMetrics } from "./fleet-metrics";
 import type { OperatorMetrics } from "./metrics";
 import { BusinessNodeWatches } from "./node-health";
+import { mastersNamespaceFor, namespaceLabelsReader } from "./masters-namespace";
 import { PACKAGES_REVISION_ANNOTATION } from "./package-revision";
 import { PackageVersionReconciler, packageVersionKeyOf } from "./package-version-reconciler";
 import type { RemediationPolicy } from "./remediation";
@@ -130,6 +131,7 @@ export function registerFleet(o: FleetOptions): Fleet {
       throw err;
     }
   };
+  const namespaceLabels = namespaceLabelsReader(core);
   const patchMetadata = async (res: typeof MACHINES, object: MachineObject, metadata: Record<string, unknown>) =>
     (await api.patchNamespacedCustomObject(
       { ...res, namespace: object.metadata.namespace, name: object.metadata.name, body: { metadata: { ...metadata, resourceVersion: object.metadata.resourceVersion } } },
@@ -154,6 +156,7 @@ export function registerFleet(o: FleetOptions): Fleet {
     cluster: (namespace, name) => o.clusters.get(`${namespace}/${name}`),
     packageVersion: (namespace, name) => packageVersions.get(`${namespace}/${name}`),
     secret: readSecret,
+    mastersNamespace: (cluster) => mastersNamespaceFor(cluster, namespaceLabels),
   };
   const hosts = new HostProbe({ onOperation: (op, result, durationMs) => fleetMetrics.recordSsh(op, result, durationMs) });
   const reconciler = new MachineReconciler({

@@ -8,7 +8,6 @@
 import type { MachineSpec, MachineStatus, WorkerPackages } from "../api/v1alpha1";
 import type { PackageVersionObject } from "./package-version-reconciler";
 import type { ClusterObject, ReconciledMetadata } from "./cluster-reconciler";
-import { mastersNamespaceOf } from "./cluster-reconciler";
 import { desiredPackages } from "./package-rollout";
 import { packagesRevision } from "./package-revision";
 
@@ -32,10 +31,12 @@ export interface MachineDependencies {
   packageVersion(namespace: string, name: string): PackageVersionObject | undefined;
   /** The decoded data of a Secret, read from the API server (never cached). */
   secret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+  /** The meta-cluster namespace of a Cluster's masters (masters-namespace.ts, mastersNamespaceFor). */
+  mastersNamespace(cluster: ClusterObject): Promise<string>;
 }
 
 /** The Secret keys the meta-cluster holds the cluster CA under (the controller-manager's Secret). */
-export const caSecretOf = (cluster: ClusterObject) => ({ namespace: mastersNamespaceOf(cluster), name: `${cluster.metadata.name}-controller-manager-certs` });
+export const caSecretOf = (cluster: ClusterObject, mastersNamespace: string) => ({ namespace: mastersNamespace, name: `${cluster.metadata.name}-controller-manager-certs` });
 
 /** Annotation with a per-machine install root (test hosts that share one filesystem). */
 export const INSTALL_ROOT_ANNOTATION = "kubeonkube.io/install-root";
@@ -106,7 +107,7 @@ export async function machineSecrets(machine: MachineObject, catalog: MachineCat
   if (!credentials.privateKey && !credentials.password) {
     return wait("InvalidCredentials", `Secret ${ns}/${credentialsRef} has neither a "privateKey" nor a "password" key`);
   }
-  const caRef = caSecretOf(catalog.cluster);
+  const caRef = caSecretOf(catalog.cluster, await deps.mastersNamespace(catalog.cluster));
   const ca = await deps.secret(caRef.namespace, caRef.name);
   if (!ca?.["ca.crt"] || !ca["ca.key"]) return wait("WaitingForCluster", `the CA of Cluster ${ns}/${clusterName} (Secret ${caRef.namespace}/${caRef.name}) is not there yet`);
   const admin = await deps.secret(ns, catalog.adminKubeconfigSecret);

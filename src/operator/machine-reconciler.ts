@@ -1,6 +1,7 @@
 /**
- * Reconciles one `Machine` into its own Pulumi stack (`<namespace>-<name>` in project
- * `kube-on-kube-machines`), level-based: every call re-reads the object and decides from what it
+ * Reconciles one `Machine` into its own Pulumi stack (`<namespace>.<name>` in project
+ * `kube-on-kube-machines`; a stack under the legacy `<namespace>-<name>` is renamed before its
+ * first use, legacy-stacks.ts), level-based: every call re-reads the object and decides from what it
  * finds.
  *
  *   deleted?                     → finalizer: destroy the stack (drain, remove the Node, clean the
@@ -18,7 +19,7 @@
  * no engine process at all.
  */
 import type { PulumiFn } from "@pulumi/pulumi/automation";
-import { formatProblem, validateMachineSpec, type Condition, type MachineStatus, type ObservedVersions, type PackageName, type WorkerPackages } from "../api/v1alpha1";
+import { derivedNameProblems, formatProblem, stackNameOf, validateMachineSpec, type Condition, type MachineStatus, type ObservedVersions, type PackageName, type WorkerPackages } from "../api/v1alpha1";
 import { machineProgram, type WorkerDefaults } from "../program/machine-program";
 import { setCondition } from "./conditions";
 import { TerminalError } from "./controller";
@@ -33,6 +34,7 @@ import {
   type MachineObject,
   type Waiting,
 } from "./machine-context";
+import { adoptLegacyStack } from "./legacy-stacks";
 import type { NodeView } from "./node-health";
 import { decideRemediation, DEFAULT_REMEDIATION_POLICY, type RemediationPolicy } from "./remediation";
 import type { OperationResult, StackRunner } from "./stack-runner";
@@ -67,7 +69,7 @@ export interface HostOperations {
   restartServices(conn: HostConnection, layout: { installRoot: string; serviceManager: "systemd" | "process" | "none" }): Promise<void>;
 }
 
-export type MachineStacks = Pick<StackRunner, "up" | "destroyAndRemove">;
+export type MachineStacks = Pick<StackRunner, "up" | "destroyAndRemove" | "resources" | "rename">;
 
 export interface MachineReconcilerOptions {
   readonly store: MachineStore;
@@ -86,7 +88,8 @@ export interface MachineReconcilerOptions {
   readonly now?: () => Date;
 }
 
-export const machineStackName = (m: Pick<MachineObject, "metadata">) => `${m.metadata.namespace}-${m.metadata.name}`;
+/** The derived name lives in the api (src/api/v1alpha1/names.ts): `<namespace>.<name>`. */
+export const machineStackName = stackNameOf;
 
 type ConditionInput = Omit<Condition, "lastTransitionTime" | "observedGeneration">;
 const WAIT_MS = 15_000;
@@ -97,6 +100,8 @@ export class MachineReconciler {
   private readonly unhealthySince = new Map<string, Date>();
   /** The drift each machine was last reinstalled for: the same drift again is not fixed by a reinstall. */
   private readonly correctedDrift = new Map<string, string>();
+  /** Machines whose stack this process has looked for under its legacy name already. */
+  private readonly adopted = new Set<string>();
 
   constructor(private readonly o: MachineReconcilerOptions) {
     this.now = o.now ?? (() => new Date());
@@ -126,7 +131,7 @@ export class MachineReconciler {
       machine = await this.o.store.setFinalizers(machine, [...(machine.metadata.finalizers ?? []), MACHINE_FINALIZER]);
     }
     if (machine.spec.paused) return this.paused(machine);
-    const problems = validateMachineSpec(machine.spec, "spec", { credentials: "secretRef", allowUnknownHostKey: false }).map(formatProblem);
+    const problems = [...derivedNameProblems(machine), ...validateMachineSpec(machine.spec, "spec", { credentials: "secretRef", allowUnknownHostKey: false })].map(formatProblem);
     if (problems.length) {
       const message = problems.join("; ");
       await this.status(machine, { phase: "Failed" }, [{ type: "Ready", status: "False", reason: "InvalidSpec", message }]);
@@ -196,7 +201,7 @@ export class MachineReconciler {
   }
 
   private async install(machine: MachineObject, ctx: MachineContext, action: "install" | "upgrade" | "reinstall" | "drift", why?: string): Promise<{ requeueAfter: number }> {
-    const stack = machineStackName(machine);
+    const stack = await this.stackOf(machine);
     const reinstalls = (machine.status?.reinstalls ?? 0) + (action === "reinstall" || action === "drift" ? 1 : 0);
     const startedAt = this.now().toISOString();
     const phase = action === "install" ? "Installing" : action === "upgrade" ? "Upgrading" : "Remediating";
@@ -402,17 +407,28 @@ export class MachineReconciler {
 
   private async finalize(machine: MachineObject): Promise<void> {
     if (!machine.metadata.finalizers?.includes(MACHINE_FINALIZER)) return;
-    const stack = machineStackName(machine);
+    const stack = await this.stackOf(machine);
     await this.status(machine, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stack}: drain, remove the Node, clean the host` }]);
     // The destroy runs every step's delete from the inputs recorded in the state (encrypted): it
     // needs neither the Cluster nor the Secret to still exist.
     await this.o.stacks.destroyAndRemove(stack, async () => ({}));
+    this.adopted.delete(`${machine.metadata.namespace}/${machine.metadata.name}`);
     await this.o.events.record(machine, "Normal", "Deleted", `stack ${stack} destroyed: Node removed and host cleaned`);
     this.lastProbe.delete(`${machine.metadata.namespace}/${machine.metadata.name}`);
     // Status writes moved the resourceVersion on: release on a fresh read, not a conflicting patch
     // that would wait for this key's (after failed installs, long) backoff.
     const fresh = await this.o.store.get(machine.metadata.namespace, machine.metadata.name, { live: true });
     if (fresh) await this.o.store.setFinalizers(fresh, (fresh.metadata.finalizers ?? []).filter((f) => f !== MACHINE_FINALIZER));
+  }
+
+  /** The machine's stack; once per process, a stack under its legacy name is renamed to it first. */
+  private async stackOf(machine: MachineObject): Promise<string> {
+    const key = `${machine.metadata.namespace}/${machine.metadata.name}`;
+    if (this.adopted.has(key)) return stackNameOf(machine);
+    const adopted = await adoptLegacyStack(this.o.stacks, machine, "WorkerNode");
+    if (adopted.migratedFrom) await this.o.events.record(machine, "Normal", "StackMigrated", `stack ${adopted.migratedFrom} renamed to ${adopted.stack}`);
+    this.adopted.add(key);
+    return adopted.stack;
   }
 
   private async status(machine: MachineObject, fields: Partial<MachineStatus>, conditions: ConditionInput[]): Promise<void> {

@@ -6,8 +6,8 @@
 import { hostname } from "node:os";
 import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { API_GROUP, API_VERSION } from "../api/v1alpha1";
-import { ClusterReconciler, stackNameOf, type ClusterObject, type ClusterStore, type EventSink } from "./cluster-reconciler";
+import { API_GROUP, API_VERSION, legacyStackNameOf, stackNameOf } from "../api/v1alpha1";
+import { ClusterReconciler, type ClusterObject, type ClusterStore, type EventSink } from "./cluster-reconciler";
 import { EventRecorder } from "./events";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "./http-server";
 import { listInPages, ResilientInformer, type ChangeType } from "./informer";
@@ -16,9 +16,10 @@ import { OperatorMetrics } from "./metrics";
 import { StatusWriter } from "./status-writer";
 import { StackRunner } from "./stack-runner";
 import type { WorkerDefaults } from "../program/machine-program";
-import { machineStackName, registerFleet } from "./fleet";
+import { registerFleet } from "./fleet";
 import { LiveClusterObjects } from "./live-fingerprint";
 import { MasterPods } from "./master-pods";
+import { namespaceLabelsReader } from "./masters-namespace";
 import type { RemediationPolicy } from "./remediation";
 
 export interface OperatorOptions {
@@ -157,6 +158,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     store: clusterStore(customObjects, statusWriter),
     events,
     stacks: runner,
+    namespaceLabels: namespaceLabelsReader(core),
     resyncMs: options.resyncMs,
     liveFingerprint: (at) => liveObjects.fingerprint(at),
     masterPodTroubles: (namespace) => masterPods.troubles(namespace),
@@ -192,18 +194,21 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     // Before any update of a new term: a predecessor killed mid-update left locks and pending
     // operations on the stacks it was working on.
     beforeReconciling: async (termEnded) => {
+      // A stack not yet migrated from its legacy name is recovered under that name: the rename needs its lock.
       for (const cluster of informer.list()) {
-        if (termEnded.aborted) return;
-        const recovered = await runner.recover(stackNameOf(cluster), reconciler.program(cluster));
-        if (recovered) log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack: stackNameOf(cluster) });
+        for (const stack of [stackNameOf(cluster), legacyStackNameOf(cluster)]) {
+          if (termEnded.aborted) return;
+          if (await runner.recover(stack, reconciler.program(cluster))) log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack });
+        }
       }
       // Only machines whose status says an update was running can hold a lock or pending
       // operations: a fleet of thousands is not a thousand engine calls at every failover.
       for (const machine of fleet.machines.list()) {
         if (termEnded.aborted) return;
         if (machine.status?.lastOperation?.result !== "running") continue;
-        const stack = machineStackName(machine);
-        if (await fleet.runner.recover(stack, async () => ({}))) log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack });
+        for (const stack of [stackNameOf(machine), legacyStackNameOf(machine)]) {
+          if (await fleet.runner.recover(stack, async () => ({}))) log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack });
+        }
       }
       log({ level: "info", msg: "leading: reconciling", clusters: informer.list().length, machines: fleet.machines.list().length });
     },

@@ -9,7 +9,7 @@
  *   hold secret values;
  * - engine errors classified so the controller knows whether to wait, retry or give up.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import * as path from "node:path";
 import {
   ConcurrentUpdateError,
@@ -65,7 +65,14 @@ export interface StackRunnerOptions {
   readonly onOperation?: (operation: StackOperation, result: "success" | "error", durationMs: number) => void;
 }
 
-export type StackOperation = "up" | "preview" | "refresh" | "destroy";
+export type StackOperation = "up" | "preview" | "refresh" | "destroy" | "export" | "rename";
+
+/** One resource in a stack's state: its type, logical name and id; never its properties (they may be secret). */
+export interface StateResource {
+  readonly type: string;
+  readonly name: string;
+  readonly id?: string;
+}
 
 export interface OperationProgress {
   readonly stack: string;
@@ -347,6 +354,43 @@ export class StackRunner {
         await stack.refresh({ clearPendingCreates: true });
         return true;
       }),
+    );
+  }
+
+  /**
+   * The resources a stack's state records (type, name, id only), or undefined when the stack does
+   * not exist. What the operator wrote itself: the migration of legacy stack names trusts it.
+   */
+  async resources(stackName: string): Promise<StateResource[] | undefined> {
+    return this.serialize(stackName, () =>
+      this.run(stackName, "export", async () => {
+        const stack = await this.stack(stackName, async () => ({}), { create: false });
+        if (!stack) return undefined;
+        const deployment = (await stack.exportStack()).deployment as { resources?: { urn: string; type: string; id?: string }[] };
+        return (deployment.resources ?? []).map((r) => ({ type: r.type, name: r.urn.slice(r.urn.lastIndexOf("::") + 2), ...(r.id ? { id: r.id } : {}) }));
+      }),
+    );
+  }
+
+  /**
+   * Renames a stack (the backend rewrites the URNs in its state; its live objects are untouched).
+   * The stack's config file moves to the new name's work directory with it.
+   */
+  async rename(from: string, to: string): Promise<void> {
+    return this.serialize(to, () =>
+      this.serialize(from, () =>
+        this.run(from, "rename", async () => {
+          const stack = await this.stack(from, async () => ({}), { create: false });
+          if (!stack) throw new Error(`stack ${from} does not exist`);
+          await stack.rename({ stackName: to });
+          const config = `Pulumi.${to}.yaml`;
+          const moved = path.join(this.options.workRoot, from, config);
+          if (existsSync(moved)) {
+            mkdirSync(path.join(this.options.workRoot, to), { recursive: true });
+            copyFileSync(moved, path.join(this.options.workRoot, to, config));
+          }
+        }),
+      ),
     );
   }
 

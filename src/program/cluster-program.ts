@@ -14,6 +14,8 @@ export interface ClusterProgramArgs {
   readonly spec: ClusterSpec;
   /** Meta-cluster namespace of the masters; default the cluster's name. */
   readonly namespace?: string;
+  /** More labels on that namespace: the operator's ownership labels (ControlPlaneArgs.namespaceLabels). */
+  readonly namespaceLabels?: ControlPlaneArgs["namespaceLabels"];
   /** Kubeconfig of the meta-cluster; default the ambient KUBECONFIG of the engine. */
   readonly metaKubeconfig?: pulumi.Input<string>;
   /** What runs now, for the upgrade guard (ControlPlaneArgs.running). */
@@ -55,6 +57,7 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
     {
       spec: args.spec,
       namespace: args.namespace,
+      namespaceLabels: args.namespaceLabels,
       running: args.running,
       rotationDrill: args.rotationDrill,
       // The rollout gates read the meta-cluster through the same kubeconfig as the provider.

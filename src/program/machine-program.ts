@@ -1,7 +1,7 @@
 /**
  * The Pulumi program of one operator-managed Machine: a WorkerNode whose steps run through the
  * OpenSSH client (SshStep). The operator runs it as an inline Automation API program in a stack
- * of its own (`<namespace>-<name>` in project `kube-on-kube-machines`; see docs/architecture.md
+ * of its own (`<namespace>.<name>` in project `kube-on-kube-machines`; see docs/architecture.md
  * for why one stack per machine).
  *
  * Everything secret (SSH credentials, the cluster CA key, the admin kubeconfig) arrives here from

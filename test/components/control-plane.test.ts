@@ -212,6 +212,23 @@ describe("ControlPlane in minimal mode", () => {
     expect(byObjectName(K.deploy, "dev-apiserver").spec.template.spec.containers[0].image).toBe("registry.k8s.io/kube-apiserver:v1.36.3");
   });
 
+  it("labels the namespace it creates with the ownership labels it is given, its own labels winning", async () => {
+    const namespaceLabels = { "kubeonkube.io/cluster-uid": "0b5c8f0e-uid", "app.kubernetes.io/managed-by": "kube-on-kube", "kubeonkube.io/cluster": "forged" };
+    await deploy("dev", { spec: minimalSpec(), namespace: "kok-fleet-dev-0123456789", namespaceLabels });
+    expect(byObjectName(K.ns, "kok-fleet-dev-0123456789").metadata.labels).toEqual({
+      "kubeonkube.io/cluster-uid": "0b5c8f0e-uid",
+      "app.kubernetes.io/managed-by": "kube-on-kube",
+      "kubeonkube.io/cluster": "dev",
+      "app.kubernetes.io/part-of": "kube-on-kube",
+    });
+  });
+
+  it("refuses a namespace label value Kubernetes would refuse, before registering anything", async () => {
+    expect(() => new ControlPlane("dev", { spec: minimalSpec(), namespaceLabels: { "kubeonkube.io/cluster-uid": "not a value/" } })).toThrow(/namespaceLabels\["kubeonkube\.io\/cluster-uid"\]: value "not a value\/" is not a valid label value/);
+    await settle();
+    expect(recorder.resources).toHaveLength(0);
+  });
+
   it("uses an existing namespace when asked not to create one", async () => {
     await deploy("dev", { spec: minimalSpec(), namespace: "shared", createNamespace: false });
     expect(count(K.ns)).toBe(0);

@@ -10,6 +10,7 @@ import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { mastersNamespaceOf } from "../../src/api/v1alpha1";
 import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
 import { startOperator, type RunningOperator } from "../../src/operator/operator";
 import { eventually } from "../support/dev-cluster";
@@ -17,6 +18,8 @@ import { startMetaCluster, type MetaCluster } from "../support/operator-e2e";
 import { minimalSpec } from "../support/specs";
 
 const NODE_PORT = 31644;
+/** The masters' namespace of Cluster fleet/ops (src/api/v1alpha1/names.ts). */
+const MASTERS = mastersNamespaceOf({ metadata: { namespace: "fleet", name: "ops" } });
 let meta: MetaCluster;
 const kubectl = (...args: string[]) => meta.kubectl(...args);
 const json = <T>(...args: string[]) => meta.json<T>(...args);
@@ -77,11 +80,11 @@ describe("the operator reconciles a Cluster resource", () => {
   });
 
   it("puts back a master Deployment deleted behind its back, after a Drifted Event", async () => {
-    kubectl("-n", "fleet-ops", "delete", "deployment", "ops-scheduler");
+    kubectl("-n", MASTERS, "delete", "deployment", "ops-scheduler");
     await eventually(
-      "Deployment fleet-ops/ops-scheduler restored and available",
+      `Deployment ${MASTERS}/ops-scheduler restored and available`,
       async () => {
-        const d = json<{ status?: { availableReplicas?: number } }>("-n", "fleet-ops", "get", "deployment", "ops-scheduler");
+        const d = json<{ status?: { availableReplicas?: number } }>("-n", MASTERS, "get", "deployment", "ops-scheduler");
         return (d.status?.availableReplicas ?? 0) >= 1 ? true : undefined;
       },
       600_000,
@@ -135,7 +138,7 @@ describe("the operator reconciles a Cluster resource", () => {
       async () => (kubectl("-n", "fleet", "get", "clusters", "-o", "name").includes("cluster.kubeonkube.io/ops") ? undefined : true),
       900_000,
     );
-    await eventually("namespace fleet-ops gone", async () => (kubectl("get", "namespaces", "-o", "name").includes("namespace/fleet-ops") ? undefined : true), 300_000);
+    await eventually(`namespace ${MASTERS} gone`, async () => (kubectl("get", "namespaces", "-o", "name").includes(`namespace/${MASTERS}`) ? undefined : true), 300_000);
     expect(kubectl("-n", "fleet", "get", "secrets", "-o", "name")).not.toContain("ops-admin-kubeconfig");
     const stacks = join(meta.work, "state", ".pulumi", "stacks");
     const remaining = existsSync(stacks) ? readdirSync(stacks, { recursive: true }).map(String).filter((f) => f.endsWith(".json")) : [];

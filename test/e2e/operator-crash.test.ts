@@ -7,9 +7,13 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mastersNamespaceOf } from "../../src/api/v1alpha1";
 import { eventually } from "../support/dev-cluster";
 import { startMetaCluster, startOperatorProcess, type MetaCluster, type OperatorProcess } from "../support/operator-e2e";
 import { minimalSpec } from "../support/specs";
+
+/** The masters' namespace of Cluster fleet/crash (src/api/v1alpha1/names.ts). */
+const MASTERS = mastersNamespaceOf({ metadata: { namespace: "fleet", name: "crash" } });
 
 let meta: MetaCluster;
 let operator: OperatorProcess | undefined;
@@ -30,7 +34,7 @@ describe("an operator killed in the middle of an update", () => {
     meta.applyCluster("crash", minimalSpec({ apiServer: { service: { type: "NodePort", externalHost: "127.0.0.1", nodePort: 31645, port: 6443 } } }));
 
     // Mid-update: the etcd StatefulSet exists (the update is running), the apiserver does not yet.
-    await eventually("the first update half way", async () => (meta.kubectl("-n", "fleet-crash", "get", "statefulsets", "-o", "name").includes("crash-etcd") ? true : undefined), 600_000);
+    await eventually("the first update half way", async () => (meta.kubectl("-n", MASTERS, "get", "statefulsets", "-o", "name").includes("crash-etcd") ? true : undefined), 600_000);
     await operator.kill();
     expect(locks(), "the killed update left its lock").not.toBe("");
 
@@ -47,7 +51,7 @@ describe("an operator killed in the middle of an update", () => {
     );
     expect(ready.status?.phase).toBe("Ready");
     // Nothing duplicated or orphaned: each master object once, in the cluster's namespace.
-    expect(meta.kubectl("-n", "fleet-crash", "get", "statefulsets,deployments", "-o", "name").trim().split("\n").sort()).toEqual([
+    expect(meta.kubectl("-n", MASTERS, "get", "statefulsets,deployments", "-o", "name").trim().split("\n").sort()).toEqual([
       "deployment.apps/crash-apiserver",
       "deployment.apps/crash-controller-manager",
       "deployment.apps/crash-scheduler",

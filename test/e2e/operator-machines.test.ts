@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { mastersNamespaceOf } from "../../src/api/v1alpha1";
 import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
 import { HostProbe } from "../../src/operator/host-probe";
 import { startOperator, type RunningOperator } from "../../src/operator/operator";
@@ -290,7 +291,7 @@ describe("the operator installs, repairs and gray-releases Machines", () => {
   });
 
   it("never shows a secret in logs, status, events or the state", async () => {
-    const masters = json<{ data: Record<string, string> }>("-n", "fleet-biz", "get", "secret", "biz-controller-manager-certs");
+    const masters = json<{ data: Record<string, string> }>("-n", mastersNamespaceOf({ metadata: { namespace: "fleet", name: "biz" } }), "get", "secret", "biz-controller-manager-certs");
     const caKey = Buffer.from(masters.data["ca.key"], "base64").toString("utf8");
     const body = (pem: string) => pem.split("\n").filter((l) => l && !l.startsWith("-----")).join("");
     const secrets = [PASSPHRASE, ...fleet.hosts.map((h) => body(h.privateKey).slice(0, 40)), body(caKey).slice(0, 40)];

@@ -13,13 +13,14 @@
  * The tests run in order and share the Cluster.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mastersNamespaceOf } from "../../src/api/v1alpha1";
 import { serverVersion } from "../support/business-cluster";
 import { eventually, freeNodePort } from "../support/dev-cluster";
 import { leaseHolder, startMetaCluster, startOperatorProcess, type MetaCluster, type OperatorProcess } from "../support/operator-e2e";
 import { minimalSpec } from "../support/specs";
 
 const NAME = "upgrade";
-const MASTERS = `fleet-${NAME}`;
+const MASTERS = mastersNamespaceOf({ metadata: { namespace: "fleet", name: NAME } });
 let meta: MetaCluster;
 let replicas: OperatorProcess[] = [];
 let leader: OperatorProcess;

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveClusterSpec } from "../../src/api/v1alpha1";
 import { ClusterPki } from "../../src/components/pki";
 import { StackOperationError, StackRunner, type OperationProgress } from "../../src/operator/stack-runner";
+import { adoptLegacyStack } from "../../src/operator/legacy-stacks";
 import { engineEnv } from "../support/engine";
 import { minimalSpec } from "../support/specs";
 
@@ -14,6 +15,14 @@ const pkiProgram = (name: string, validityDays = 365) => async () => {
   const spec = resolveClusterSpec(minimalSpec({ certificates: { validityDays, renewBeforeDays: 1 } }));
   const pki = new ClusterPki(`${name}-pki`, { cluster: { name, namespace: name, spec, metaClusterDomain: "cluster.local" } });
   return { expiresAt: pki.certificatesExpireAt, adminKey: pki.admin.keyPem, caCert: pki.clusterCa.certPem };
+};
+
+/** A stack shaped like an operator's Cluster stack of old: a ControlPlane-typed component named like the Cluster. */
+const legacyClusterProgram = (name: string) => async () => {
+  const component = new pulumi.ComponentResource("kube-on-kube:index:ControlPlane", name);
+  const spec = resolveClusterSpec(minimalSpec());
+  const pki = new ClusterPki(`${name}-pki`, { cluster: { name, namespace: name, spec, metaClusterDomain: "cluster.local" } }, { parent: component });
+  return { caCert: pki.clusterCa.certPem };
 };
 
 describe("StackRunner with the real engine", () => {
@@ -110,6 +119,36 @@ describe("StackRunner with the real engine", () => {
     const names = second === seen.d ? "d" : "e";
     expect(second.map((p) => p.message)).toContain(`${names}-etcd: Pod etcd-0 Unschedulable: 0/1 nodes are available`);
     await Promise.all(["d", "e"].map((n) => capped.destroyAndRemove(`fleet-${n}`, talking(n))));
+  });
+
+  it("migrates a legacy <namespace>-<name> stack: renamed with its state, the next up changes nothing", async () => {
+    const cluster = { metadata: { namespace: "fleet", name: "prod-g" } };
+    const program = legacyClusterProgram("prod-g");
+    const before = await runner.up("fleet-prod-g", program);
+    expect(before.changes.create).toBeGreaterThan(10);
+    expect(await runner.resources("fleet.prod-g")).toBeUndefined();
+    // Cluster fleet-prod/g had the same legacy name: its ControlPlane would be "g", so it is not its stack.
+    expect(await adoptLegacyStack(runner, { metadata: { namespace: "fleet-prod", name: "g" } }, "ControlPlane")).toMatchObject({
+      stack: "fleet-prod.g",
+      left: { from: "fleet-prod-g" },
+    });
+    const adopted = await adoptLegacyStack(runner, cluster, "ControlPlane");
+    expect(adopted).toMatchObject({ stack: "fleet.prod-g", migratedFrom: "fleet-prod-g" });
+    expect(adopted.resources).toContainEqual({ type: "kube-on-kube:index:ControlPlane", name: "prod-g" });
+    expect(await runner.resources("fleet-prod-g")).toBeUndefined();
+    const state = await runner.resources("fleet.prod-g");
+    expect(state).toContainEqual({ type: "kube-on-kube:index:ControlPlane", name: "prod-g" });
+    expect(state?.filter((r) => r.id).length).toBeGreaterThan(10);
+    expect(JSON.stringify(state)).not.toContain("PRIVATE KEY");
+    // Same state under the new name: the keys and certificates are kept, nothing is created again.
+    const after = await runner.up("fleet.prod-g", program);
+    expect(after.changes).toEqual({ same: expect.any(Number) });
+    expect(after.outputs.caCert.value).toBe(before.outputs.caCert.value);
+    expect(await runner.listStacks(program)).not.toContain("fleet-prod-g");
+    // Once migrated, a second look finds the new stack and renames nothing.
+    const again = await adoptLegacyStack(runner, cluster, "ControlPlane");
+    expect([again.stack, again.migratedFrom, again.resources?.length]).toEqual(["fleet.prod-g", undefined, state?.length]);
+    await runner.destroyAndRemove("fleet.prod-g", program);
   });
 
   it("destroys and removes a stack", async () => {

@@ -4,11 +4,23 @@
  * no-op resync, drift, upgrade preview, failure, deletion, and what the metrics hooks are told.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import type { ClusterStatus } from "../../src/api/v1alpha1";
+import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterStatus } from "../../src/api/v1alpha1";
 import { CLUSTER_FINALIZER, ClusterReconciler, describeChanges, type ClusterObject, type ClusterReconcilerOptions, type ClusterStacks } from "../../src/operator/cluster-reconciler";
 import { TerminalError } from "../../src/operator/controller";
-import { StackOperationError, type OperationProgress } from "../../src/operator/stack-runner";
+import { StackOperationError, type OperationProgress, type StateResource } from "../../src/operator/stack-runner";
 import { minimalSpec } from "../support/specs";
+
+/** The derived masters' namespace of Cluster fleet/dev. */
+const MASTERS = mastersNamespaceOf({ metadata: { namespace: "fleet", name: "dev" } });
+const UID = "6f1c0b5e-0000-4000-8000-00000000d3v0";
+
+/** What a stack of Cluster `name` records once an up created its masters in `namespace`. */
+const clusterState = (name: string, namespace: string, tenant = "fleet"): StateResource[] => [
+  { type: "pulumi:pulumi:Stack", name: "kube-on-kube-clusters-x" },
+  { type: "kube-on-kube:index:ControlPlane", name },
+  { type: "kubernetes:core/v1:Namespace", name: `${name}-namespace`, id: namespace },
+  { type: "kubernetes:core/v1:Secret", name: `${name}-admin-kubeconfig-copy`, id: `${tenant}/${name}-admin-kubeconfig` },
+];
 
 interface Call {
   op: string;
@@ -21,7 +33,10 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
   const objects = new Map<string, ClusterObject>();
   const events: { type: string; reason: string; message: string }[] = [];
   const calls: Call[] = [];
-  const engine = { progress: [] as (OperationProgress | number)[], whileRunning: undefined as (() => Promise<void>) | undefined, drift: {} as Record<string, number>, failWith: undefined as Error | undefined, previewFailWith: undefined as Error | undefined, destroyed: [] as string[] };
+  /** The stacks' states, and the meta-cluster's namespaces with their labels. */
+  const states = new Map<string, StateResource[]>();
+  const namespaces = new Map<string, Record<string, string>>();
+  const engine = { renamed: [] as string[], progress: [] as (OperationProgress | number)[], whileRunning: undefined as (() => Promise<void>) | undefined, drift: {} as Record<string, number>, failWith: undefined as Error | undefined, previewFailWith: undefined as Error | undefined, destroyed: [] as string[] };
   /** What the hooks were told, in order, as the metrics would see it. */
   const observed: string[] = [];
   const stacks: ClusterStacks = {
@@ -35,6 +50,10 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
       await new Promise((resolve) => setImmediate(resolve));
       await engine.whileRunning?.();
       if (engine.failWith) throw engine.failWith;
+      if (!states.has(stack)) {
+        states.set(stack, clusterState("dev", MASTERS));
+        namespaces.set(MASTERS, mastersNamespaceLabels(objects.get("fleet/dev")!));
+      }
       return {
         changes: { create: 30 },
         outputs: {
@@ -57,6 +76,13 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
     async destroyAndRemove(stack) {
       calls.push({ op: "destroy", stack });
       engine.destroyed.push(stack);
+      states.delete(stack);
+    },
+    resources: async (stack) => structuredClone(states.get(stack)),
+    async rename(from, to) {
+      engine.renamed.push(`${from} → ${to}`);
+      states.set(to, states.get(from)!);
+      states.delete(from);
     },
   };
   const machines: string[] = [];
@@ -64,6 +90,7 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
   const progressing: string[] = [];
   const options: ClusterReconcilerOptions = {
     machinesOf: () => machines,
+    namespaceLabels: async (name) => structuredClone(namespaces.get(name)),
     resyncMs: 300_000,
     now: () => new Date(time),
     stacks,
@@ -91,11 +118,13 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
   const reconciler = new ClusterReconciler(options);
   const put = (spec = minimalSpec(), generation = 1) => {
     const prev = objects.get("fleet/dev");
-    objects.set("fleet/dev", { apiVersion: "kubeonkube.io/v1alpha1", kind: "Cluster", metadata: { ...(prev?.metadata ?? { name: "dev", namespace: "fleet" }), generation }, spec, status: prev?.status });
+    objects.set("fleet/dev", { apiVersion: "kubeonkube.io/v1alpha1", kind: "Cluster", metadata: { ...(prev?.metadata ?? { name: "dev", namespace: "fleet", uid: UID }), generation }, spec, status: prev?.status });
   };
   return {
     reconciler,
     machines,
+    states,
+    namespaces,
     /** Another replica's reconciler on the same objects and engine (a new leader). */
     newReconciler: () => new ClusterReconciler(options),
     observed,
@@ -116,7 +145,7 @@ beforeEach(() => (h = harness()));
 
 describe("ClusterReconciler", () => {
   it("tells in Progressing what the running up does (queued for a slot, a provider's message), then the outcome", async () => {
-    const op = { stack: "fleet-dev", operation: "up" } as const;
+    const op = { stack: "fleet.dev", operation: "up" } as const;
     h.engine.progress = [
       { ...op, phase: "queued", slots: { active: 4, limit: 4 }, counts: {} },
       { ...op, phase: "running", counts: {} },
@@ -127,12 +156,12 @@ describe("ClusterReconciler", () => {
     h.put();
     await h.reconciler.reconcile("fleet/dev");
     expect(h.progressing).toEqual([
-      "pulumi up of stack fleet-dev",
-      "waiting for an engine slot (4 of 4 in use, --concurrency 4), then pulumi up of stack fleet-dev",
-      "pulumi up of stack fleet-dev: started",
+      "pulumi up of stack fleet.dev",
+      "waiting for an engine slot (4 of 4 in use, --concurrency 4), then pulumi up of stack fleet.dev",
+      "pulumi up of stack fleet.dev: started",
       // "1 resource done" came within the throttle's interval of "started": held back, then
       // superseded by the next report.
-      "pulumi up of stack fleet-dev: 3 resources done (create 3); latest: dev-etcd: Pod dev-etcd-0 Unschedulable: 0/1 nodes are available: 1 Insufficient cpu.",
+      "pulumi up of stack fleet.dev: 3 resources done (create 3); latest: dev-etcd: Pod dev-etcd-0 Unschedulable: 0/1 nodes are available: 1 Insufficient cpu.",
       "30 create",
     ]);
     expect(h.get().status?.phase).toBe("Ready");
@@ -151,7 +180,7 @@ describe("ClusterReconciler", () => {
         return ["dev-etcd-0 unschedulable: 0/1 nodes are available: 1 Insufficient cpu."];
       },
     });
-    h.engine.progress = [{ stack: "fleet-dev", operation: "up", phase: "running", counts: {} }];
+    h.engine.progress = [{ stack: "fleet.dev", operation: "up", phase: "running", counts: {} }];
     // The up ends only after a poll has answered, as a real one stays waiting for the Pod.
     h.engine.whileRunning = async () => {
       await wasPolled;
@@ -159,8 +188,8 @@ describe("ClusterReconciler", () => {
     };
     h.put();
     await h.reconciler.reconcile("fleet/dev");
-    expect(namespaces[0]).toBe("fleet-dev");
-    expect(h.progressing).toContain("pulumi up of stack fleet-dev: started; stuck: dev-etcd-0 unschedulable: 0/1 nodes are available: 1 Insufficient cpu.");
+    expect(namespaces[0]).toBe(MASTERS);
+    expect(h.progressing).toContain("pulumi up of stack fleet.dev: started; stuck: dev-etcd-0 unschedulable: 0/1 nodes are available: 1 Insufficient cpu.");
     expect(h.get().status?.phase).toBe("Ready");
     expect(h.condition("Progressing")?.message).toBe("30 create");
   });
@@ -170,7 +199,7 @@ describe("ClusterReconciler", () => {
     expect(await h.reconciler.reconcile("fleet/dev")).toEqual({ requeueAfter: 300_000 });
     const c = h.get();
     expect(c.metadata.finalizers).toEqual([CLUSTER_FINALIZER]);
-    expect(h.calls).toEqual([{ op: "up", stack: "fleet-dev" }]);
+    expect(h.calls).toEqual([{ op: "up", stack: "fleet.dev" }]);
     expect(c.status).toMatchObject({
       phase: "Ready",
       observedGeneration: 1,
@@ -192,7 +221,7 @@ describe("ClusterReconciler", () => {
     expect(h.calls).toHaveLength(1);
     h.advance(240_000);
     await h.reconciler.reconcile("fleet/dev");
-    expect(h.calls.at(-1)).toEqual({ op: "preview", stack: "fleet-dev", refresh: true });
+    expect(h.calls.at(-1)).toEqual({ op: "preview", stack: "fleet.dev", refresh: true });
     expect(h.condition("Drifted")?.status).toBe("False");
   });
 
@@ -203,10 +232,10 @@ describe("ClusterReconciler", () => {
     h.engine.drift = { create: 1, update: 1 };
     await h.reconciler.reconcile("fleet/dev");
     expect(h.calls).toEqual([
-      { op: "up", stack: "fleet-dev" },
-      { op: "preview", stack: "fleet-dev", refresh: true },
+      { op: "up", stack: "fleet.dev" },
+      { op: "preview", stack: "fleet.dev", refresh: true },
       // Refresh first: the state still lists what was deleted behind the engine's back.
-      { op: "up", stack: "fleet-dev", refresh: true },
+      { op: "up", stack: "fleet.dev", refresh: true },
     ]);
     expect(h.events.find((e) => e.reason === "Drifted")?.message).toBe(
       "live objects differ from the stack (1 to create, 1 to update: create Deployment dev-create-0; update Deployment dev-update-0 (spec)); correcting",
@@ -254,11 +283,11 @@ describe("ClusterReconciler", () => {
 
   it("records a failed update and lets the controller back off; a busy stack is looked at later", async () => {
     h.put();
-    h.engine.failWith = new StackOperationError("fleet-dev", "up", "engine", "Deployment prod-a-apiserver: timed out");
+    h.engine.failWith = new StackOperationError("fleet.dev", "up", "engine", "Deployment prod-a-apiserver: timed out");
     await expect(h.reconciler.reconcile("fleet/dev")).rejects.toThrow(/timed out/);
     expect(h.get().status).toMatchObject({ phase: "Failed", lastOperation: { result: "failed" } });
     expect(h.condition("Degraded")?.status).toBe("True");
-    h.engine.failWith = new StackOperationError("fleet-dev", "up", "concurrent-update", "locked");
+    h.engine.failWith = new StackOperationError("fleet.dev", "up", "concurrent-update", "locked");
     expect(await h.reconciler.reconcile("fleet/dev")).toEqual({ requeueAfter: 30_000 });
   });
 
@@ -267,7 +296,7 @@ describe("ClusterReconciler", () => {
     await h.reconciler.reconcile("fleet/dev");
     h.objects.set("fleet/dev", { ...h.get(), metadata: { ...h.get().metadata, deletionTimestamp: new Date("2026-11-25T13:00:00Z") } });
     await h.reconciler.reconcile("fleet/dev");
-    expect(h.engine.destroyed).toEqual(["fleet-dev"]);
+    expect(h.engine.destroyed).toEqual(["fleet.dev"]);
     expect(h.get().metadata.finalizers).toEqual([]);
   });
 
@@ -281,7 +310,7 @@ describe("ClusterReconciler", () => {
     expect(h.condition("Progressing")).toMatchObject({ reason: "WaitingForMachines", message: expect.stringContaining("w0, w1") });
     h.machines.length = 0;
     await h.reconciler.reconcile("fleet/dev");
-    expect(h.engine.destroyed).toEqual(["fleet-dev"]);
+    expect(h.engine.destroyed).toEqual(["fleet.dev"]);
   });
 });
 
@@ -313,11 +342,11 @@ describe("ClusterReconciler hooks (metrics)", () => {
     h.put();
     await h.reconciler.reconcile("fleet/dev");
     h.advance(300_000);
-    h.engine.previewFailWith = new StackOperationError("fleet-dev", "preview", "engine", "no network");
+    h.engine.previewFailWith = new StackOperationError("fleet.dev", "preview", "engine", "no network");
     await expect(h.reconciler.reconcile("fleet/dev")).rejects.toThrow(/no network/);
     h.engine.previewFailWith = undefined;
     h.engine.drift = { update: 1 };
-    h.engine.failWith = new StackOperationError("fleet-dev", "up", "engine", "boom");
+    h.engine.failWith = new StackOperationError("fleet.dev", "up", "engine", "boom");
     await expect(h.reconciler.reconcile("fleet/dev")).rejects.toThrow(/boom/);
     expect(h.observed.filter((o) => !o.startsWith("certs"))).toEqual(["drift error", "drift drifted"]);
   });
@@ -372,7 +401,7 @@ describe("ClusterReconciler drift checks with a live fingerprint", () => {
     // The first check after the update verifies with a preview; the next two only read the fingerprint.
     expect(previews(fh.calls)).toBe(1);
     expect(fh.observed.filter((o) => o.startsWith("drift"))).toEqual(["drift in-sync", "drift in-sync by fingerprint", "drift in-sync by fingerprint"]);
-    expect(live.reads[0]).toBe("dev fleet-dev fleet/dev-admin-kubeconfig");
+    expect(live.reads[0]).toBe(`dev ${MASTERS} fleet/dev-admin-kubeconfig`);
     expect(fh.condition("Drifted")).toMatchObject({ status: "False", reason: "InSync" });
     // An hour after the verifying preview (at 5 min), a full one runs again even though nothing moved.
     fh.advance(2_700_000);

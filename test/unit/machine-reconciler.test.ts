@@ -5,7 +5,7 @@
  * health checks that start no engine, drift → reinstall once, repair, short-circuit, deletion.
  */
 import { describe, expect, it } from "vitest";
-import type { MachineStatus } from "../../src/api/v1alpha1";
+import { mastersNamespaceOf, type MachineStatus } from "../../src/api/v1alpha1";
 import type { ClusterObject } from "../../src/operator/cluster-reconciler";
 import { TerminalError } from "../../src/operator/controller";
 import type { ProbeResult } from "../../src/operator/host-probe";
@@ -13,8 +13,9 @@ import type { MachineObject, PackageVersionObject } from "../../src/operator/mac
 import { MACHINE_FINALIZER, MachineReconciler, type MachineStacks } from "../../src/operator/machine-reconciler";
 import type { NodeView } from "../../src/operator/node-health";
 import { packagesRevision } from "../../src/operator/package-revision";
+import { mastersNamespaceFor } from "../../src/operator/masters-namespace";
 import { DEFAULT_REMEDIATION_POLICY } from "../../src/operator/remediation";
-import { StackOperationError } from "../../src/operator/stack-runner";
+import { StackOperationError, type StateResource } from "../../src/operator/stack-runner";
 import { machine as machineSpec, packages } from "../support/worker-fixtures";
 
 const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nunit-test-secret-key\n-----END OPENSSH PRIVATE KEY-----";
@@ -27,12 +28,16 @@ function harness() {
   const cpvs = new Map<string, PackageVersionObject>();
   const secrets = new Map<string, Record<string, string>>([
     ["fleet/worker-ssh", { privateKey: PRIVATE_KEY }],
-    ["fleet-prod-a/prod-a-controller-manager-certs", { "ca.crt": "CA CERT", "ca.key": CA_KEY }],
+    [`${mastersNamespaceOf({ metadata: { namespace: "fleet", name: "prod-a" } })}/prod-a-controller-manager-certs`, { "ca.crt": "CA CERT", "ca.key": CA_KEY }],
     ["fleet/prod-a-admin-kubeconfig", { kubeconfig: "apiVersion: v1\nkind: Config\n# admin" }],
   ]);
   const events: { type: string; reason: string; message: string }[] = [];
   const ups: { stack: string; program: unknown }[] = [];
-  const engine = { failWith: undefined as Error | undefined, destroyed: [] as string[] };
+  const engine = { failWith: undefined as Error | undefined, destroyed: [] as string[], renamed: [] as string[] };
+  /** The meta-cluster's namespaces and their labels (only the masters' namespaces matter here). */
+  const namespaceLabels = new Map<string, Record<string, string>>();
+  /** The stacks' states: what a stack under its legacy name holds decides its migration. */
+  const states = new Map<string, StateResource[]>();
   const nodes = new Map<string, NodeView>();
   const probes: { versions: ProbeResult["observedVersions"]; services: ProbeResult["services"] } = { versions: {}, services: { containerd: true, kubelet: true } };
   const hostCalls: string[] = [];
@@ -45,6 +50,12 @@ function harness() {
     },
     async destroyAndRemove(stack) {
       engine.destroyed.push(stack);
+    },
+    resources: async (stack) => states.get(stack),
+    async rename(from, to) {
+      engine.renamed.push(`${from} → ${to}`);
+      states.set(to, states.get(from)!);
+      states.delete(from);
     },
   };
   const current = () => machines.get("fleet/worker-0001")!;
@@ -83,6 +94,7 @@ function harness() {
       cluster: (ns, name) => clusters.get(`${ns}/${name}`),
       packageVersion: (ns, name) => cpvs.get(`${ns}/${name}`),
       secret: async (ns, name) => secrets.get(`${ns}/${name}`),
+      mastersNamespace: (c) => mastersNamespaceFor(c, async (name) => namespaceLabels.get(name)),
     },
   });
   const put = (spec = machineSpec(), generation = 1, name = "worker-0001") => {
@@ -94,11 +106,11 @@ function harness() {
     clusters.set("fleet/prod-a", {
       apiVersion: "kubeonkube.io/v1alpha1",
       kind: "Cluster",
-      metadata: { name: "prod-a", namespace: "fleet" },
+      metadata: { name: "prod-a", namespace: "fleet", uid: "uid-of-prod-a" },
       spec: {} as ClusterObject["spec"],
       status: { phase: "Ready", endpoint: "https://127.0.0.1:30443", adminKubeconfigSecret: "prod-a-admin-kubeconfig" },
     });
-  return { reconciler, machines, clusters, cpvs, secrets, events, ups, engine, nodes, probes, hostCalls, put, readyCluster, current, advance: (ms: number) => (time += ms), now: () => new Date(time) };
+  return { reconciler, machines, clusters, cpvs, secrets, events, ups, engine, states, namespaceLabels, nodes, probes, hostCalls, put, readyCluster, current, advance: (ms: number) => (time += ms), now: () => new Date(time) };
 }
 
 const everything = (h: ReturnType<typeof harness>) => JSON.stringify({ machines: [...h.machines.values()], events: h.events });
@@ -115,7 +127,7 @@ describe("MachineReconciler", () => {
 
     h.readyCluster();
     await h.reconciler.reconcile("fleet/worker-0001");
-    expect(h.ups.map((u) => u.stack)).toEqual(["fleet-worker-0001"]);
+    expect(h.ups.map((u) => u.stack)).toEqual(["fleet.worker-0001"]);
     expect(h.current().status).toMatchObject({ phase: "Ready", nodeName: "worker-0001", observedGeneration: 1, packagesRevision: packagesRevision(packages("v1.35.4")) });
     expect(h.events.map((e) => e.reason)).toEqual(["Installing", "Installed"]);
     // The key, the CA key and the kubeconfig went to the program only.
@@ -209,7 +221,7 @@ describe("MachineReconciler", () => {
     const h = harness();
     h.readyCluster();
     h.put();
-    h.engine.failWith = new StackOperationError("fleet-worker-0001", "up", "engine", "worker-0001-kubelet: sha256 mismatch");
+    h.engine.failWith = new StackOperationError("fleet.worker-0001", "up", "engine", "worker-0001-kubelet: sha256 mismatch");
     await expect(h.reconciler.reconcile("fleet/worker-0001")).rejects.toThrow(/sha256 mismatch/);
     expect(h.current().status).toMatchObject({ phase: "Failed", targetRevision: packagesRevision(packages()), lastOperation: { result: "failed" } });
     expect(h.events.find((e) => e.reason === "InstallFailed")?.message).toContain("sha256 mismatch");
@@ -243,8 +255,62 @@ describe("MachineReconciler", () => {
     await h.reconciler.reconcile("fleet/worker-0001");
     h.machines.set("fleet/worker-0001", { ...h.current(), metadata: { ...h.current().metadata, deletionTimestamp: new Date(), resourceVersion: "deleting" } });
     await h.reconciler.reconcile("fleet/worker-0001");
-    expect(h.engine.destroyed).toEqual(["fleet-worker-0001"]);
+    expect(h.engine.destroyed).toEqual(["fleet.worker-0001"]);
     expect(h.current().metadata.finalizers).toEqual([]);
     expect(h.events.at(-1)?.reason).toBe("Deleted");
+  });
+
+  it("renames its stack from the legacy fleet-worker-0001 before the first up, and only once", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.states.set("fleet-worker-0001", [{ type: "kube-on-kube:workers:WorkerNode", name: "worker-0001" }]);
+    h.put();
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.engine.renamed).toEqual(["fleet-worker-0001 → fleet.worker-0001"]);
+    expect(h.ups.map((u) => u.stack)).toEqual(["fleet.worker-0001"]);
+    expect(h.events.find((e) => e.reason === "StackMigrated")?.message).toBe("stack fleet-worker-0001 renamed to fleet.worker-0001");
+    h.machines.set("fleet/worker-0001", { ...h.current(), metadata: { ...h.current().metadata, deletionTimestamp: new Date(), resourceVersion: "deleting" } });
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.engine.renamed).toHaveLength(1);
+    expect(h.engine.destroyed).toEqual(["fleet.worker-0001"]);
+  });
+
+  it("reads the cluster CA from the legacy masters' namespace of a migrated Cluster, only when it carries the Cluster's UID", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.secrets.set("fleet-prod-a/prod-a-controller-manager-certs", { "ca.crt": "LEGACY CA CERT", "ca.key": CA_KEY });
+    h.secrets.delete(`${mastersNamespaceOf({ metadata: { namespace: "fleet", name: "prod-a" } })}/prod-a-controller-manager-certs`);
+    // A namespace of that name without this Cluster's UID (e.g. Cluster fleet-prod/a's of old) is not read.
+    h.namespaceLabels.set("fleet-prod-a", { "kubeonkube.io/cluster-uid": "uid-of-someone-else" });
+    h.put();
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.ups).toHaveLength(0);
+    expect(h.current().status?.conditions?.find((c) => c.type === "Progressing")?.message).toContain(`Secret ${mastersNamespaceOf({ metadata: { namespace: "fleet", name: "prod-a" } })}/prod-a-controller-manager-certs`);
+    h.namespaceLabels.set("fleet-prod-a", { "kubeonkube.io/cluster-uid": "uid-of-prod-a" });
+    h.advance(60_000);
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.ups).toHaveLength(1);
+  });
+
+  it("refuses a name whose stack would pass Pulumi's 100 characters, before any engine call", async () => {
+    const h = harness();
+    h.readyCluster();
+    const name = `w${"x".repeat(94)}`;
+    h.put(undefined, 1, name);
+    await expect(h.reconciler.reconcile(`fleet/${name}`)).rejects.toBeInstanceOf(TerminalError);
+    expect(h.ups).toHaveLength(0);
+    expect(h.events.find((e) => e.reason === "InvalidSpec")?.message).toContain(`metadata.name: the Pulumi stack name "fleet.${name}" (<namespace>.<name>) is 101 characters`);
+  });
+
+  it("never destroys another tenant's machine: a legacy stack of fleet-worker/0001 is not fleet/worker-0001's", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.states.set("fleet-worker-0001", [{ type: "kube-on-kube:workers:WorkerNode", name: "0001" }]);
+    h.put();
+    h.machines.set("fleet/worker-0001", { ...h.current(), metadata: { ...h.current().metadata, finalizers: [MACHINE_FINALIZER], deletionTimestamp: new Date(), resourceVersion: "deleting" } });
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.engine.renamed).toEqual([]);
+    expect(h.engine.destroyed).toEqual(["fleet.worker-0001"]);
+    expect(h.states.has("fleet-worker-0001")).toBe(true);
   });
 });

@@ -8,3 +8,4 @@ export * from "./versions";
 export * from "./machine";
 export * from "./package-version";
 export * from "./machine-validation";
+export * from "./names";

@@ -1,0 +1,103 @@
+/**
+ * The names the operator derives from a tenant's object: its Pulumi stack and its masters'
+ * namespace. Derived here and nowhere else, so that no two objects can share one (a shared
+ * stack or namespace is another tenant's masters and hosts; docs/architecture.md, "Names").
+ *
+ * - Stack: `<namespace>.<name>`. A namespace is a DNS label (no dot), so the first dot splits the
+ *   pair back: two objects never share a stack. Pulumi accepts `[A-Za-z0-9_.-]` and at most 100
+ *   characters in a stack name (pulumi `sdk/go/common/tokens/stack_name.go`, ParseStackName), and
+ *   the URNs of every resource carry it.
+ * - Masters' namespace: `kok-<namespace>-<name>-<10 hex of sha256("<namespace>/<name>")>`, the
+ *   readable parts shortened so the whole stays a DNS label of at most 63 characters. It always
+ *   starts with `kok-` and ends with the hash: never `kube-system`, `default`, a tenant's own
+ *   namespace or the name another pair derives. The hash is 40 bits; a collision would also need
+ *   the same readable prefix, and the ownership label (MASTERS_CLUSTER_UID_LABEL) refuses it anyway.
+ */
+import { createHash } from "node:crypto";
+import type { Problem } from "./validation";
+
+/** What a name is derived from: the object's own namespace and name. */
+export interface ObjectKey {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+type WithKey = { readonly metadata: ObjectKey };
+
+/** Pulumi's limit on a stack name. */
+export const MAX_STACK_NAME_LENGTH = 100;
+/** Kubernetes' limit on a namespace name (a DNS-1123 label). */
+export const MAX_NAMESPACE_LENGTH = 63;
+
+const PREFIX = "kok";
+const HASH_HEX = 10;
+/** What the two readable parts may use: 63 minus `kok-`, two `-` and the hash. */
+const READABLE_BUDGET = MAX_NAMESPACE_LENGTH - PREFIX.length - 1 - 2 - HASH_HEX;
+
+/** The Pulumi stack of a Cluster or a Machine. */
+export const stackNameOf = (o: WithKey): string => `${o.metadata.namespace}.${o.metadata.name}`;
+
+/**
+ * The stack name before names could not collide (`<namespace>-<name>`): only to find and migrate
+ * stacks created under it, never to create one.
+ */
+export const legacyStackNameOf = (o: WithKey): string => `${o.metadata.namespace}-${o.metadata.name}`;
+
+/** The meta-cluster namespace a new Cluster's masters are created in. */
+export function mastersNamespaceOf(o: WithKey): string {
+  const { namespace, name } = o.metadata;
+  const hash = createHash("sha256").update(`${namespace}/${name}`).digest("hex").slice(0, HASH_HEX);
+  const [nsLength, nameLength] = shareBudget(namespace.length, name.length, READABLE_BUDGET);
+  return `${PREFIX}-${readable(namespace, nsLength)}-${readable(name, nameLength)}-${hash}`;
+}
+
+/** Lengths for two parts within `budget`: each keeps at least half of it, the other the rest. */
+function shareBudget(a: number, b: number, budget: number): [number, number] {
+  if (a + b <= budget) return [a, b];
+  const half = Math.floor(budget / 2);
+  if (a <= half) return [a, budget - a];
+  if (b <= budget - half) return [budget - b, b];
+  return [half, budget - half];
+}
+
+/** A prefix of `part` that reads well inside a DNS label: [a-z0-9-] only, no dash at its ends. */
+function readable(part: string, length: number): string {
+  const text = part
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, "-")
+    .slice(0, length)
+    .replace(/^-+|-+$/g, "");
+  return text || "x";
+}
+
+/** Every problem of the names derived from an object, with the field path to change. */
+export function derivedNameProblems(o: WithKey, path = "metadata.name"): Problem[] {
+  const stack = stackNameOf(o);
+  if (stack.length <= MAX_STACK_NAME_LENGTH) return [];
+  return [
+    {
+      path,
+      message: `the Pulumi stack name "${stack}" (<namespace>.<name>) is ${stack.length} characters; Pulumi allows at most ${MAX_STACK_NAME_LENGTH}: use a shorter name`,
+    },
+  ];
+}
+
+/** Label on a masters' namespace: the UID of the Cluster whose masters it holds. */
+export const MASTERS_CLUSTER_UID_LABEL = "kubeonkube.io/cluster-uid";
+/** Label on a masters' namespace: the Cluster's own namespace (its name is `kubeonkube.io/cluster`). */
+export const MASTERS_CLUSTER_NAMESPACE_LABEL = "kubeonkube.io/cluster-namespace";
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+export const MANAGED_BY = "kube-on-kube";
+
+/**
+ * The ownership labels of a Cluster's masters' namespace. The operator uses a namespace only when
+ * it carries this Cluster's UID (or its own stack created it), so no tenant can point it at a
+ * namespace it did not create.
+ */
+export function mastersNamespaceLabels(o: { readonly metadata: ObjectKey & { readonly uid?: string } }): Record<string, string> {
+  return {
+    [MANAGED_BY_LABEL]: MANAGED_BY,
+    [MASTERS_CLUSTER_NAMESPACE_LABEL]: o.metadata.namespace,
+    ...(o.metadata.uid ? { [MASTERS_CLUSTER_UID_LABEL]: o.metadata.uid } : {}),
+  };
+}
