@@ -8,7 +8,10 @@ import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION } from "../api/v1alpha1";
 import { ClusterReconciler, stackNameOf, type ClusterObject, type ClusterStore, type EventSink } from "./cluster-reconciler";
+import { credentialsDirOf, resetCredentialsDir, SSH_DIR_VARIABLE } from "./credentials-dir";
 import { EventRecorder } from "./events";
+import { KnownSecrets, PLATFORM_SCOPE, secretValuesOfEnvironment } from "./known-secrets";
+import { redactLogLine } from "./redact";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "./http-server";
 import { listInPages, ResilientInformer, type ChangeType } from "./informer";
 import { Manager } from "./manager";
@@ -117,13 +120,22 @@ export function specChanged(get: (key: string) => ClusterObject | undefined): (k
 }
 
 export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
-  const log = options.log ?? ((line) => console.log(JSON.stringify({ time: new Date().toISOString(), ...line })));
+  const writeLog = options.log ?? ((line) => console.log(JSON.stringify({ time: new Date().toISOString(), ...line })));
   const kubeConfig = new k8s.KubeConfig();
   if (options.kubeconfigPath) kubeConfig.loadFromFile(options.kubeconfigPath);
   else kubeConfig.loadFromDefault();
   const customObjects = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
-  const secrets = () => [options.engineEnv.PULUMI_CONFIG_PASSPHRASE ?? ""].filter(Boolean);
+  // Every secret value handled, for redaction: the passphrase and other credentials of the
+  // environment and the operator's own kubeconfig now, every Secret read later (fleet.ts).
+  const knownSecrets = new KnownSecrets();
+  const self = kubeConfig.getCurrentUser();
+  knownSecrets.add(PLATFORM_SCOPE, [...secretValuesOfEnvironment(options.engineEnv), self?.token, self?.password]);
+  const secrets = (namespace?: string) => knownSecrets.for(namespace);
+  const log = (line: Record<string, unknown>) => writeLog(redactLogLine(line, knownSecrets.for()));
+  // Before anything connects to a host: what a killed predecessor left there goes (credentials-dir.ts).
+  const credentialsDir = resetCredentialsDir(credentialsDirOf(options.workRoot));
+  const engineEnv = { ...options.engineEnv, [SSH_DIR_VARIABLE]: credentialsDir };
 
   const metrics = new OperatorMetrics();
   // This replica's name in the Lease and in its own logs, so the two can be matched.
@@ -132,7 +144,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     projectName: "kube-on-kube-clusters",
     backendUrl: options.backendUrl,
     workRoot: path.join(options.workRoot, "clusters"),
-    env: { ...options.engineEnv, ...(options.kubeconfigPath ? { KUBECONFIG: options.kubeconfigPath } : {}) },
+    env: { ...engineEnv, ...(options.kubeconfigPath ? { KUBECONFIG: options.kubeconfigPath } : {}) },
     secretsProvider: options.secretsProvider,
     maxConcurrentOperations: options.concurrency,
     onOperation: (operation, result, durationMs) => metrics.recordStackOperation("Cluster", operation, result, durationMs),
@@ -236,7 +248,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     clusters: informer,
     backendUrl: options.backendUrl,
     workRoot: options.workRoot,
-    engineEnv: options.engineEnv,
+    engineEnv,
+    credentialsDir,
     secretsProvider: options.secretsProvider,
     concurrency: options.concurrency,
     machineWorkers: options.machineWorkers,
@@ -245,7 +258,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     probeIntervalMs: options.probeIntervalMs,
     healthCheckMs: options.healthCheckMs,
     remediation: options.remediation,
-    secrets,
+    knownSecrets,
     log,
     brief,
   });

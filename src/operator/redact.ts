@@ -145,3 +145,12 @@ export function redactDeep<T>(value: T, secrets: readonly string[] = []): T {
   }
   return value;
 }
+
+/**
+ * A structured log line with `redactDeep` applied to every field but `level` and `msg`: those are
+ * fixed words of the operator's code, and leaving them whole means no tenant-chosen value (see
+ * known-secrets.ts) can blank out what the platform's log searches look for.
+ */
+export function redactLogLine(line: Record<string, unknown>, secrets: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(line).map(([k, v]) => [k, k === "level" || k === "msg" ? v : redactDeep(v, secrets)]));
+}
