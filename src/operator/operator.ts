@@ -11,7 +11,7 @@ import { ClusterReconciler, stackNameOf, type ClusterObject, type ClusterStore, 
 import { credentialsDirOf, resetCredentialsDir, SSH_DIR_VARIABLE } from "./credentials-dir";
 import { EventRecorder } from "./events";
 import { KnownSecrets, PLATFORM_SCOPE, secretValuesOfEnvironment } from "./known-secrets";
-import { redactLogLine } from "./redact";
+import { MIN_SECRET_LENGTH, redactLogLine } from "./redact";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "./http-server";
 import { listInPages, ResilientInformer, type ChangeType } from "./informer";
 import { Manager } from "./manager";
@@ -133,6 +133,10 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   knownSecrets.add(PLATFORM_SCOPE, [...secretValuesOfEnvironment(options.engineEnv), self?.token, self?.password]);
   const secrets = (namespace?: string) => knownSecrets.for(namespace);
   const log = (line: Record<string, unknown>) => writeLog(redactLogLine(line, knownSecrets.for()));
+  const passphrase = options.engineEnv.PULUMI_CONFIG_PASSPHRASE;
+  if (passphrase !== undefined && passphrase.length < MIN_SECRET_LENGTH) {
+    log({ level: "warn", msg: `PULUMI_CONFIG_PASSPHRASE is shorter than ${MIN_SECRET_LENGTH} characters: too short to be redacted from messages (or to resist guessing); use a long random one` });
+  }
   // Before anything connects to a host: what a killed predecessor left there goes (credentials-dir.ts).
   const credentialsDir = resetCredentialsDir(credentialsDirOf(options.workRoot));
   const engineEnv = { ...options.engineEnv, [SSH_DIR_VARIABLE]: credentialsDir };
