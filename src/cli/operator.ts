@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
+import { withdrawFromEnvironment } from "../operator/credentials-dir";
 import { startOperator } from "../operator/operator";
 import type { WorkerDefaults } from "../program/machine-program";
 import { DEFAULT_REMEDIATION_POLICY } from "../operator/remediation";
@@ -99,6 +100,8 @@ export async function runOperator(argv: string[]): Promise<number> {
     mkdirSync(backendUrl.slice("file://".length), { recursive: true });
   }
   const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+  // The passphrase reaches the engine only (engineEnv below): no other child of the operator inherits it.
+  withdrawFromEnvironment(["PULUMI_CONFIG_PASSPHRASE"]);
   const operator = await startOperator({
     kubeconfigPath: values.kubeconfig,
     namespace: values.namespace,

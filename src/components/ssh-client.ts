@@ -35,17 +35,32 @@ export interface SshInvocation {
 
 /**
  * The `ssh` arguments for one run of `command` on `c`. Writes the pinned known_hosts file and the
- * credentials (mode 0600) into `dir`, which must be a private directory (mkdtemp) that the caller
- * removes once `ssh` has exited. A key means BatchMode; a password is answered by an askpass
+ * credentials (mode 0600) into `dir`, which must be a private directory (`privateRunDir`) that the
+ * caller removes once `ssh` has exited. A key means BatchMode; a password is answered by an askpass
  * script that reads it from its file, so it never appears in an argument or the environment.
  * Without `hostKey` any host key is accepted: callers must have decided to allow that.
+ *
+ * The user goes in `-l` and the host after `--`, so neither can be read as an option
+ * (`-oProxyCommand=…` as a user name ran a command on the operator with older OpenSSH clients);
+ * and both are checked here too, whatever validated the Machine before.
  */
 export function sshInvocation(c: SshConnection, dir: string, command: string, options: SshInvocationOptions = {}): SshInvocation {
   const fs = require("node:fs") as typeof import("node:fs");
   const path = require("node:path") as typeof import("node:path");
   const port = c.port ?? 22;
+  const user = c.user ?? "root";
+  // POSIX portable user names (useradd's NAME_REGEX), at most 32 characters.
+  if (user.length > 32 || !/^[a-z_][a-z0-9_-]*[$]?$/.test(user)) {
+    throw new Error(`ssh user ${JSON.stringify(user)} is not a POSIX user name (lower-case letters, digits, "_" and "-", not starting with "-" or a digit, at most 32 characters)`);
+  }
+  if (!c.host || c.host.startsWith("-") || /[\s@]/.test(c.host)) {
+    throw new Error(`ssh host ${JSON.stringify(c.host)} is not a host name or address (it must not be empty, start with "-" or hold spaces or "@")`);
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`ssh port ${port} of ${c.host} is not a port number (1-65535)`);
   const env: Record<string, string> = {};
   const args = [
+    "-l",
+    user,
     "-p",
     String(port),
     "-o",
@@ -77,8 +92,35 @@ export function sshInvocation(c: SshConnection, dir: string, command: string, op
     Object.assign(env, { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: "force", DISPLAY: "none" });
     args.push("-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "NumberOfPasswordPrompts=1");
   }
-  args.push(`${c.user ?? "root"}@${c.host}`, command);
+  args.push("--", c.host, command);
   return { args, env };
+}
+
+/**
+ * A fresh private directory (0700, from mkdtemp) for one run's credentials and known_hosts, under
+ * `base`, else `$KOK_SSH_DIR` (the operator sets it to a directory on its work volume that it
+ * empties at start, for itself and for the engine's providers), else the OS temp directory. The
+ * caller removes it when the run is over.
+ */
+export function privateRunDir(base?: string): string {
+  const fs = require("node:fs") as typeof import("node:fs");
+  const os = require("node:os") as typeof import("node:os");
+  const path = require("node:path") as typeof import("node:path");
+  const root = base || process.env.KOK_SSH_DIR || os.tmpdir();
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+  return fs.mkdtempSync(path.join(root, "kok-ssh-"));
+}
+
+/**
+ * The environment of a child the operator or a provider starts (`ssh`, the local kubectl steps):
+ * only what such a tool needs (the search path, home, locale, proxies), never the engine's
+ * passphrase, cloud credentials or anything else the parent happens to hold; plus `extra`.
+ */
+export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const keep = /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LANGUAGE|LC_[A-Z]+|TZ|TERM|(HTTPS?|NO|ALL)_PROXY|(https?|no|all)_proxy)$/;
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) if (value !== undefined && keep.test(name)) env[name] = value;
+  return { ...env, ...extra };
 }
 
 /** `user@host:port`: how errors name the host. */

@@ -8,11 +8,14 @@
  *
  * The host key is always checked against `connection.hostKey` (StrictHostKeyChecking=yes with a
  * known_hosts file holding only that key); without a host key the caller must have opted out.
- * Credentials go to a 0600 file in a private temp directory that is removed after the run.
- * Without `connection` the script runs locally with bash (the kubectl steps).
+ * Credentials go to a 0600 file in a private directory (under `$KOK_SSH_DIR`, which the operator
+ * points at its work volume and empties at start) that is removed after the run. Without
+ * `connection` the script runs locally with bash (the kubectl steps), with that directory as its
+ * TMPDIR so the kubeconfig it writes goes the same way. Neither `ssh` nor bash inherits the
+ * provider's environment (the engine's, passphrase included): see `childEnv`.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "./ssh-client";
+import { childEnv, privateRunDir, sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "./ssh-client";
 
 export type { SshConnection } from "./ssh-client";
 
@@ -42,13 +45,14 @@ interface StepInputs {
 
 /**
  * The provider. Serialized into the state by Pulumi's closure serializer, so it only uses what
- * it requires inside its functions and captures nothing else (in particular no secret).
+ * it requires inside its functions and captures nothing else (in particular no secret). Exported
+ * for the tests that run its steps against fake `ssh` and `kubectl` binaries.
  */
 interface StepProvider extends pulumi.dynamic.ResourceProvider {
   run(inputs: StepInputs, script: string): Promise<{ stdout: string; stderr: string }>;
 }
 
-const sshStepProvider: StepProvider = {
+export const sshStepProvider: StepProvider = {
   async create(inputs: StepInputs) {
     const out = await sshStepProvider.run(inputs, inputs.create);
     const { randomBytes } = require("node:crypto") as typeof import("node:crypto");
@@ -72,22 +76,21 @@ const sshStepProvider: StepProvider = {
   async run(inputs: StepInputs, script: string): Promise<{ stdout: string; stderr: string }> {
     const { spawn } = require("node:child_process") as typeof import("node:child_process");
     const fs = require("node:fs") as typeof import("node:fs");
-    const os = require("node:os") as typeof import("node:os");
-    const path = require("node:path") as typeof import("node:path");
     const c = inputs.connection;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kok-ssh-"));
+    const dir = privateRunDir();
     try {
       let file: string;
       let args: string[];
-      const env: NodeJS.ProcessEnv = { ...process.env };
+      let env: Record<string, string>;
       if (!c) {
         file = "/bin/bash";
         args = ["-c", script];
+        env = childEnv({ TMPDIR: dir });
       } else {
         const ssh = sshInvocation(c, dir, script);
         file = "ssh";
         args = ssh.args;
-        Object.assign(env, ssh.env);
+        env = childEnv(ssh.env);
       }
       return await new Promise((resolve, reject) => {
         const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"] });

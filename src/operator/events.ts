@@ -35,8 +35,8 @@ export interface EventRecorderOptions {
   readonly clock?: Clock;
   /** Identical events closer together than this are aggregated. Default 10 minutes. */
   readonly aggregationWindowMs?: number;
-  /** Values that must never appear in a message (passphrases, tokens). */
-  readonly secrets?: () => readonly string[];
+  /** Values that must never appear in a message about an object of `namespace` (passphrases, tokens). */
+  readonly secrets?: (namespace?: string) => readonly string[];
   readonly onError?: (err: unknown, event: { reason: string; subject: string }) => void;
 }
 
@@ -76,7 +76,7 @@ export class EventRecorder {
 
   /** Records an Event; resolves when written (or when writing failed and was reported). */
   record(subject: EventSubject, type: EventType, reason: string, message: string): Promise<void> {
-    const text = truncate(redact(message, this.options.secrets?.() ?? []));
+    const text = truncate(redact(message, this.options.secrets?.(subject.metadata?.namespace) ?? []));
     const meta = subject.metadata ?? {};
     const seriesKey = JSON.stringify([meta.namespace, subject.kind, meta.name, meta.uid, type, reason, text]);
     const previous = this.chains.get(seriesKey) ?? Promise.resolve();

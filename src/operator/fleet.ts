@@ -16,6 +16,7 @@ import type { WorkerDefaults } from "../program/machine-program";
 import type { ClusterObject } from "./cluster-reconciler";
 import type { EventRecorder } from "./events";
 import { HostProbe } from "./host-probe";
+import { PLATFORM_SCOPE, secretValuesOf, type KnownSecrets } from "./known-secrets";
 import { listInPages, ResilientInformer } from "./informer";
 import type { MachineObject, PackageVersionObject } from "./machine-context";
 import { MachineReconciler, machineStackName, type MachineStore } from "./machine-reconciler";
@@ -53,7 +54,10 @@ export interface FleetOptions {
   readonly probeIntervalMs?: number;
   readonly healthCheckMs?: number;
   readonly remediation?: RemediationPolicy;
-  readonly secrets: () => string[];
+  /** Every Secret value read is added here, so that Events, status and logs never show it. */
+  readonly knownSecrets: KnownSecrets;
+  /** Where the HostProbe puts a run's credentials (credentials-dir.ts); default `$KOK_SSH_DIR`. */
+  readonly credentialsDir?: string;
   readonly log: (line: Record<string, unknown>) => void;
   readonly brief: (err: unknown) => string;
 }
@@ -109,8 +113,8 @@ export function registerFleet(o: FleetOptions): Fleet {
     maxConcurrentOperations: o.concurrency,
     onOperation: (operation, result, durationMs) => o.metrics.recordStackOperation("Machine", operation, result, durationMs),
   });
-  const machineWriter = new StatusWriter<MachineStatus, MachineObject & k8s.KubernetesObject>({ api, ...MACHINES, secrets: o.secrets });
-  const cpvWriter = new StatusWriter<ClusterPackageVersionStatus, PackageVersionObject & k8s.KubernetesObject>({ api, ...PACKAGE_VERSIONS, secrets: o.secrets });
+  const machineWriter = new StatusWriter<MachineStatus, MachineObject & k8s.KubernetesObject>({ api, ...MACHINES, secrets: (ns) => o.knownSecrets.for(ns) });
+  const cpvWriter = new StatusWriter<ClusterPackageVersionStatus, PackageVersionObject & k8s.KubernetesObject>({ api, ...PACKAGE_VERSIONS, secrets: (ns) => o.knownSecrets.for(ns) });
 
   const nodes = new BusinessNodeWatches({
     onChange: (clusterKey, nodeName) => {
@@ -125,7 +129,12 @@ export function registerFleet(o: FleetOptions): Fleet {
   const readSecret = async (namespace: string, name: string): Promise<Record<string, string> | undefined> => {
     try {
       const secret = await core.readNamespacedSecret({ namespace, name });
-      return Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+      const data = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+      // A tenant's values are redacted only from what concerns that tenant (known-secrets.ts); a
+      // namespace without Machines or Clusters is a masters' namespace, written by our stacks.
+      const tenant = machines.list().some((m) => m.metadata.namespace === namespace) || o.clusters.list().some((c) => c.metadata.namespace === namespace);
+      o.knownSecrets.add(tenant ? namespace : PLATFORM_SCOPE, secretValuesOf(data));
+      return data;
     } catch (err) {
       if ((err as { code?: number }).code === 404) return undefined;
       throw err;
@@ -158,7 +167,7 @@ export function registerFleet(o: FleetOptions): Fleet {
     secret: readSecret,
     mastersNamespace: (cluster) => mastersNamespaceFor(cluster, namespaceLabels),
   };
-  const hosts = new HostProbe({ onOperation: (op, result, durationMs) => fleetMetrics.recordSsh(op, result, durationMs) });
+  const hosts = new HostProbe({ credentialsDir: o.credentialsDir, onOperation: (op, result, durationMs) => fleetMetrics.recordSsh(op, result, durationMs) });
   const reconciler = new MachineReconciler({
     store,
     events: { record: (m, type, reason, message) => o.recorder.record(m, type, reason, message) },

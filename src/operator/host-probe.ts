@@ -6,17 +6,16 @@
  *
  * It runs the OpenSSH client exactly as SshStep does (src/components/ssh-client.ts): the host key
  * pinned in a private known_hosts with StrictHostKeyChecking=yes, credentials in 0600 files of a
- * private temp directory removed afterwards, a password through SSH_ASKPASS. The scripts are built
+ * private directory removed afterwards, a password through SSH_ASKPASS, the user in `-l` and the
+ * host after `--`, and an environment without the operator's secrets. The scripts are built
  * from the same pieces as the WorkerNode's verify step, so a probe and a verify read the same
  * versions, and a restart starts the daemons the same way an install does.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import * as path from "node:path";
+import { rmSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import type { ObservedVersions } from "../api/v1alpha1";
-import { sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "../components/ssh-client";
+import { childEnv, privateRunDir, sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "../components/ssh-client";
 import { JOINED_FUNCTION, observedVersionLines } from "../components/worker-scripts/node";
 import { lockedLines, restartLines, runningCheckLines, runningStatusLines, serviceFunctions, ServiceManager } from "../components/worker-scripts/services";
 import { bashCommand, preamble } from "../components/worker-scripts/shell";
@@ -54,7 +53,8 @@ export interface HostProbeOptions {
   readonly allowUnknownHostKey?: boolean;
   /**
    * Where the per-operation credential directories (0700, removed afterwards) are made. Default
-   * the OS temp directory; point it at a memory-backed one to keep keys off disk.
+   * `$KOK_SSH_DIR`, else the OS temp directory. The operator gives the directory on its work
+   * volume that it empties at start (credentials-dir.ts), so a killed operator leaves no key for long.
    */
   readonly credentialsDir?: string;
 }
@@ -155,12 +155,12 @@ export class HostProbe {
     if (!conn.privateKey && !conn.password) {
       throw new Error(`host ${op} of ${where} refused: neither a private key nor a password was given`);
     }
-    const dir = mkdtempSync(path.join(this.opts.credentialsDir ?? tmpdir(), "kok-probe-"));
+    const dir = privateRunDir(this.opts.credentialsDir);
     try {
       // One attempt with a short connect timeout: a probe that cannot connect is news, not something to wait out.
       const ssh = sshInvocation(conn, dir, script, { connectTimeoutSeconds: Math.min(10, this.timeoutSeconds), connectionAttempts: 1 });
       return await new Promise<string>((resolve, reject) => {
-        const child = spawn("ssh", ssh.args, { env: { ...process.env, ...ssh.env }, stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn("ssh", ssh.args, { env: childEnv(ssh.env), stdio: ["ignore", "pipe", "pipe"] });
         let stdout = "";
         let stderr = "";
         child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

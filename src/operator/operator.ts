@@ -8,7 +8,10 @@ import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION, legacyStackNameOf, stackNameOf } from "../api/v1alpha1";
 import { ClusterReconciler, type ClusterObject, type ClusterStore, type EventSink } from "./cluster-reconciler";
+import { credentialsDirOf, resetCredentialsDir, SSH_DIR_VARIABLE } from "./credentials-dir";
 import { EventRecorder } from "./events";
+import { KnownSecrets, PLATFORM_SCOPE, secretValuesOfEnvironment } from "./known-secrets";
+import { MIN_SECRET_LENGTH, redactLogLine } from "./redact";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "./http-server";
 import { listInPages, ResilientInformer, type ChangeType } from "./informer";
 import { Manager } from "./manager";
@@ -118,13 +121,26 @@ export function specChanged(get: (key: string) => ClusterObject | undefined): (k
 }
 
 export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
-  const log = options.log ?? ((line) => console.log(JSON.stringify({ time: new Date().toISOString(), ...line })));
+  const writeLog = options.log ?? ((line) => console.log(JSON.stringify({ time: new Date().toISOString(), ...line })));
   const kubeConfig = new k8s.KubeConfig();
   if (options.kubeconfigPath) kubeConfig.loadFromFile(options.kubeconfigPath);
   else kubeConfig.loadFromDefault();
   const customObjects = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
-  const secrets = () => [options.engineEnv.PULUMI_CONFIG_PASSPHRASE ?? ""].filter(Boolean);
+  // Every secret value handled, for redaction: the passphrase and other credentials of the
+  // environment and the operator's own kubeconfig now, every Secret read later (fleet.ts).
+  const knownSecrets = new KnownSecrets();
+  const self = kubeConfig.getCurrentUser();
+  knownSecrets.add(PLATFORM_SCOPE, [...secretValuesOfEnvironment(options.engineEnv), self?.token, self?.password]);
+  const secrets = (namespace?: string) => knownSecrets.for(namespace);
+  const log = (line: Record<string, unknown>) => writeLog(redactLogLine(line, knownSecrets.for()));
+  const passphrase = options.engineEnv.PULUMI_CONFIG_PASSPHRASE;
+  if (passphrase !== undefined && passphrase.length < MIN_SECRET_LENGTH) {
+    log({ level: "warn", msg: `PULUMI_CONFIG_PASSPHRASE is shorter than ${MIN_SECRET_LENGTH} characters: too short to be redacted from messages (or to resist guessing); use a long random one` });
+  }
+  // Before anything connects to a host: what a killed predecessor left there goes (credentials-dir.ts).
+  const credentialsDir = resetCredentialsDir(credentialsDirOf(options.workRoot));
+  const engineEnv = { ...options.engineEnv, [SSH_DIR_VARIABLE]: credentialsDir };
 
   const metrics = new OperatorMetrics();
   // This replica's name in the Lease and in its own logs, so the two can be matched.
@@ -133,7 +149,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     projectName: "kube-on-kube-clusters",
     backendUrl: options.backendUrl,
     workRoot: path.join(options.workRoot, "clusters"),
-    env: { ...options.engineEnv, ...(options.kubeconfigPath ? { KUBECONFIG: options.kubeconfigPath } : {}) },
+    env: { ...engineEnv, ...(options.kubeconfigPath ? { KUBECONFIG: options.kubeconfigPath } : {}) },
     secretsProvider: options.secretsProvider,
     maxConcurrentOperations: options.concurrency,
     onOperation: (operation, result, durationMs) => metrics.recordStackOperation("Cluster", operation, result, durationMs),
@@ -241,7 +257,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     clusters: informer,
     backendUrl: options.backendUrl,
     workRoot: options.workRoot,
-    engineEnv: options.engineEnv,
+    engineEnv,
+    credentialsDir,
     secretsProvider: options.secretsProvider,
     concurrency: options.concurrency,
     machineWorkers: options.machineWorkers,
@@ -250,7 +267,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     probeIntervalMs: options.probeIntervalMs,
     healthCheckMs: options.healthCheckMs,
     remediation: options.remediation,
-    secrets,
+    knownSecrets,
     log,
     brief,
   });

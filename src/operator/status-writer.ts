@@ -26,8 +26,8 @@ export interface StatusWriterOptions {
   readonly version: string;
   /** e.g. "clusters" */
   readonly plural: string;
-  /** Values that must never appear in status (passphrases, tokens). */
-  readonly secrets?: () => readonly string[];
+  /** Values that must never appear in the status of an object of `namespace` (passphrases, tokens). */
+  readonly secrets?: (namespace?: string) => readonly string[];
   /** Attempts before giving up on repeated conflicts. Default 5. */
   readonly maxAttempts?: number;
   /** Told about each conflict (logs, tests). */
@@ -63,7 +63,7 @@ export class StatusWriter<S, T extends WithStatus<S> = WithStatus<S>> {
       if (!current) return undefined;
       const computed = compute(current);
       if (computed === undefined) return current;
-      const status = redactDeep(computed, this.options.secrets?.() ?? []);
+      const status = redactDeep(computed, this.options.secrets?.(splitKey(key).namespace || undefined) ?? []);
       if (stableJson(status) === stableJson(current.status)) return current;
       try {
         return await this.replace(key, { ...current, status });

@@ -30,7 +30,8 @@ const connectionOf = (host: SshHost, extra: Partial<HostConnection> = {}): HostC
   ...extra,
 });
 const processLayout = (host: SshHost): HostLayoutLike => ({ installRoot: host.root, serviceManager: "process" });
-const probeDirs = () => readdirSync(credentialsDir).filter((d) => d.startsWith("kok-probe-"));
+// The directory is this test's alone: anything in it is a run's leftover.
+const probeDirs = () => readdirSync(credentialsDir);
 
 /** A package as the install step leaves it: a stamped version directory behind a `current` link. */
 function installStamp(root: string, pkg: string, version: string): void {
@@ -211,6 +212,19 @@ describe("HostProbe over real SSH", () => {
       await startSshd(host);
     }
     expect((await probe.probe(connectionOf(host), processLayout(host))).observedVersions).toEqual({});
+  });
+
+  it("refuses an ssh option as the user: the real ssh never runs it (ssh.user -oProxyCommand=…)", async () => {
+    const host = hosts[0];
+    const marker = mkdtempSync(path.join(tmpdir(), "kok-proxycommand-"));
+    try {
+      // Passed as "user@host" without "--", ssh read this as an option and ran the command.
+      const user = `-oProxyCommand=touch ${marker}/pwned`;
+      await expect(probe.probe(connectionOf(host, { user }), processLayout(host))).rejects.toThrow(/ssh user .* is not a POSIX user name/);
+      expect(readdirSync(marker)).toEqual([]);
+    } finally {
+      rmSync(marker, { recursive: true, force: true });
+    }
   });
 
   it("kills an operation that outlives its timeout", async () => {

@@ -1,4 +1,5 @@
-import { readFileSync, existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SshStep } from "../../src/components/ssh-step";
@@ -109,5 +110,35 @@ describe("SshStep with the real engine and a real sshd", () => {
     expect(existsSync(path.join(hosts[0].root, "runs"))).toBe(true);
     await test.stack.destroy();
     expect(existsSync(path.join(hosts[0].root, "runs"))).toBe(false);
+  });
+});
+
+describe("SshStep's children under the real engine", () => {
+  let test: TestStack;
+  let sshDir: string;
+
+  beforeAll(async () => {
+    sshDir = mkdtempSync(path.join(tmpdir(), "kok-ssh-dir-test-"));
+    test = await newTestStack("ssh-step-env", async () => {
+      // A local step, as the kubectl steps are: what its shell inherits from the provider.
+      const step = new SshStep("env-step", { create: `echo "passphrase=$(env | grep -c '^PULUMI_CONFIG_PASSPHRASE=')"; echo "tmp=$TMPDIR"` });
+      return { stdout: step.stdout };
+    });
+    // As the operator does (src/operator/operator.ts): the engine learns the directory from its environment.
+    test.stack.workspace.envVars.KOK_SSH_DIR = sshDir;
+  });
+  afterAll(async () => {
+    await test?.stack.destroy();
+    test?.dispose();
+    rmSync(sshDir, { recursive: true, force: true });
+  });
+
+  it("gives the step's shell neither the engine's passphrase nor a directory outside KOK_SSH_DIR, and removes that directory", async () => {
+    const result = await test.stack.up();
+    const stdout = String(result.outputs.stdout.value);
+    expect(stdout).toContain("passphrase=0\n");
+    const tmp = /tmp=(.*)\n/.exec(stdout)?.[1] ?? "";
+    expect(tmp.startsWith(`${sshDir}${path.sep}kok-ssh-`), `TMPDIR ${tmp}`).toBe(true);
+    expect(readdirSync(sshDir)).toEqual([]);
   });
 });

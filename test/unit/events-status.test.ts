@@ -58,8 +58,8 @@ describe("EventRecorder", () => {
   it("redacts secrets, truncates long messages, and reports failures instead of throwing", async () => {
     const { api, events } = memoryEvents();
     const errors: unknown[] = [];
-    const recorder = new EventRecorder({ api, instance: "pod-1", secrets: () => ["p4ss"], onError: (e) => errors.push(e) });
-    await recorder.warning(subject, "X", `passphrase p4ss ${"x".repeat(2000)}`);
+    const recorder = new EventRecorder({ api, instance: "pod-1", secrets: () => ["p4ssw0rd"], onError: (e) => errors.push(e) });
+    await recorder.warning(subject, "X", `passphrase p4ssw0rd ${"x".repeat(2000)}`);
     const message = [...events.values()][0]!.message!;
     expect(message.startsWith("passphrase [REDACTED] ")).toBe(true);
     expect(message.length).toBeLessThanOrEqual(1024);

@@ -1,9 +1,9 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { sshDestination, sshFailureReason, sshInvocation } from "../../src/components/ssh-client";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { childEnv, privateRunDir, sshDestination, sshFailureReason, sshInvocation } from "../../src/components/ssh-client";
 
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-test-only\n-----END OPENSSH PRIVATE KEY-----";
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestOnly";
@@ -26,8 +26,8 @@ describe("sshInvocation", () => {
     expect(path.dirname(keyFile)).toBe(dir);
     expect(readFileSync(keyFile, "utf8")).toBe(`${KEY}\n`);
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
-    expect(args.slice(-2)).toEqual(["ops@192.0.2.11", "uptime"]);
-    expect(args.slice(0, 2)).toEqual(["-p", "2222"]);
+    expect(args.slice(-3)).toEqual(["--", "192.0.2.11", "uptime"]);
+    expect(args.slice(0, 4)).toEqual(["-l", "ops", "-p", "2222"]);
     expect(JSON.stringify(args)).not.toContain("b3BlbnNzaC1rZXktdjEAAAAA");
     expect(env).toEqual({});
   });
@@ -37,7 +37,8 @@ describe("sshInvocation", () => {
     expect(readFileSync(option(args, "UserKnownHostsFile")[0]!, "utf8")).toBe(`[w1]:22 ${HOST_KEY}\nw1 ${HOST_KEY}\n`);
     expect(option(args, "ConnectTimeout")).toEqual(["3"]);
     expect(option(args, "ConnectionAttempts")).toEqual(["1"]);
-    expect(args.at(-2)).toBe("root@w1");
+    expect(args.slice(0, 2)).toEqual(["-l", "root"]);
+    expect(args.slice(-3, -1)).toEqual(["--", "w1"]);
   });
 
   it("answers a password through an askpass script; the password is in no argument or variable", () => {
@@ -55,6 +56,66 @@ describe("sshInvocation", () => {
     const { args } = sshInvocation({ host: "w1", privateKey: KEY }, fresh(), "true");
     expect(option(args, "StrictHostKeyChecking")).toEqual(["no"]);
     expect(option(args, "UserKnownHostsFile")).toEqual(["/dev/null"]);
+  });
+});
+
+describe("sshInvocation refuses what ssh could read as an option", () => {
+  it("passes the user with -l and the host after --, so neither is parsed as an option", () => {
+    const { args } = sshInvocation({ host: "192.0.2.11", user: "ops", hostKey: HOST_KEY, privateKey: KEY }, fresh(), "uptime");
+    const dashes = args.indexOf("--");
+    expect(args[args.indexOf("-l") + 1]).toBe("ops");
+    expect(args.slice(dashes)).toEqual(["--", "192.0.2.11", "uptime"]);
+    // Every option (and the user) comes before "--".
+    expect(args.slice(0, dashes).filter((a) => a.includes("192.0.2.11") && !a.startsWith("UserKnownHostsFile"))).toEqual([]);
+    expect(args.some((a) => a.includes("@"))).toBe(false);
+  });
+
+  it.each(["-oProxyCommand=id", "-oProxyCommand=sh -c 'touch /tmp/pwned'", "root@evil", "Root", "1user", "a b", "x".repeat(33), "", "ops\n-oProxyCommand=id"])(
+    "refuses the user %j before writing or running anything",
+    (user) => {
+      expect(() => sshInvocation({ host: "w1", user, hostKey: HOST_KEY, privateKey: KEY }, fresh(), "true")).toThrow(/is not a POSIX user name/);
+      expect(readdirSync(dir)).toEqual([]);
+    },
+  );
+
+  it("accepts POSIX user names up to 32 characters, a trailing $ included", () => {
+    for (const user of ["root", "_svc", "ops-1", "machine$", "a".repeat(32)]) {
+      expect(sshInvocation({ host: "w1", user, privateKey: KEY }, fresh(), "true").args.slice(0, 2)).toEqual(["-l", user]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each(["-oProxyCommand=id", "", "ops@w1", "w1 -oX=y"])("refuses the host %j", (host) => {
+    expect(() => sshInvocation({ host, privateKey: KEY }, fresh(), "true")).toThrow(/is not a host name or address/);
+  });
+});
+
+describe("the files and environment of an ssh run", () => {
+  afterEach(() => vi.unstubAllEnvs());
+
+  it("makes each run's private directory under KOK_SSH_DIR (0700), else under the given base", () => {
+    const base = fresh();
+    vi.stubEnv("KOK_SSH_DIR", path.join(base, "ssh"));
+    const run = privateRunDir();
+    expect(path.dirname(run)).toBe(path.join(base, "ssh"));
+    expect(statSync(run).mode & 0o777).toBe(0o700);
+    expect(path.dirname(privateRunDir(path.join(base, "other")))).toBe(path.join(base, "other"));
+    expect(existsSync(path.join(base, "ssh"))).toBe(true);
+  });
+
+  it("gives children the search path, home and locale, never the passphrase or other credentials", () => {
+    vi.stubEnv("PULUMI_CONFIG_PASSPHRASE", "the-engine-passphrase");
+    vi.stubEnv("AWS_SECRET_ACCESS_KEY", "aws-secret");
+    vi.stubEnv("KUBECONFIG", "/operator/kubeconfig");
+    vi.stubEnv("LC_ALL", "C.UTF-8");
+    const env = childEnv({ SSH_ASKPASS: "/x/askpass" });
+    expect(env.PATH).toBe(process.env.PATH);
+    expect(env.LC_ALL).toBe("C.UTF-8");
+    expect(env.SSH_ASKPASS).toBe("/x/askpass");
+    expect(env).not.toHaveProperty("PULUMI_CONFIG_PASSPHRASE");
+    expect(env).not.toHaveProperty("AWS_SECRET_ACCESS_KEY");
+    expect(env).not.toHaveProperty("KUBECONFIG");
+    expect(JSON.stringify(env)).not.toContain("the-engine-passphrase");
   });
 });
 
