@@ -80,11 +80,18 @@ function podOf(workload: Obj, name: string): V1Pod {
 
 const workloads = () => [...rendered("kubernetes:apps/v1:StatefulSet"), ...rendered("kubernetes:apps/v1:Deployment")];
 
+/** The apiserver's message when it refuses, "admitted" otherwise. */
 async function rejection(promise: Promise<unknown>): Promise<string> {
   try {
     await promise;
   } catch (error) {
-    return String((error as { body?: unknown }).body ?? error);
+    const body = (error as { body?: unknown }).body;
+    if (typeof body !== "string") return String(error);
+    try {
+      return String((JSON.parse(body) as { message?: unknown }).message);
+    } catch {
+      return body;
+    }
   }
   return "admitted";
 }
