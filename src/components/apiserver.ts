@@ -1,7 +1,9 @@
 /**
  * ApiServer: kube-apiserver of a business cluster as a Deployment, a headless Service for
  * in-meta-cluster peers (DNS round-robin over the pods) and a Service of
- * `spec.apiServer.service.type` for everyone else.
+ * `spec.apiServer.service.type` for everyone else. Audit logging (to stdout, where the
+ * meta-cluster's log pipeline collects container output) and the encryption of Secrets at rest are
+ * on by default (apiserver-config.ts).
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -13,6 +15,7 @@ import {
   selectorLabels,
   type ClusterContext,
 } from "./cluster-context";
+import { auditPolicyYaml, secretEncryptionConfig } from "./apiserver-config";
 import { disruptionBudget, httpProbe, masterDeployment, masterDeploymentSpec, masterSecret, type MasterDeploymentParams } from "./master-workload";
 import type { PemPair } from "./pki";
 import { RolloutGate, RolloutKind, specRevision } from "./rollout-gate";
@@ -35,10 +38,16 @@ export interface ApiServerArgs {
    * one the Kubernetes provider uses. Default: the engine's ambient kubeconfig.
    */
   readonly metaKubeconfig?: pulumi.Input<string>;
+  /** Generation of the Secret encryption key (see apiserver-config.ts); raising it by one rotates. Default: 1. */
+  readonly encryptionKeyGeneration?: number;
 }
 
 const PKI = "/etc/kubernetes/pki";
+const AUDIT = "/etc/kubernetes/audit";
 export const APISERVER_PORT = 6443;
+/** The file names inside the apiserver's Secret and audit ConfigMap. */
+export const ENCRYPTION_CONFIG_FILE = "encryption-config.yaml";
+export const AUDIT_POLICY_FILE = "policy.yaml";
 
 export function apiServerFlags(ctx: ClusterContext): string[] {
   const { spec } = ctx;
@@ -74,6 +83,12 @@ export function apiServerFlags(ctx: ClusterContext): string[] {
       "service-account-signing-key-file": `${PKI}/sa.key`,
       "service-cluster-ip-range": spec.network.serviceCIDR,
       "endpoint-reconciler-type": "lease",
+      "tls-min-version": "VersionTLS12",
+      profiling: "false",
+      "audit-policy-file": `${AUDIT}/${AUDIT_POLICY_FILE}`,
+      "audit-log-path": "-",
+      "audit-log-format": "json",
+      "encryption-provider-config": `${PKI}/${ENCRYPTION_CONFIG_FILE}`,
     },
     spec.apiServer.extraArgs,
   );
@@ -110,8 +125,15 @@ export class ApiServer extends pulumi.ComponentResource {
       "front-proxy-client.key": c.frontProxyClient.keyPem,
       "sa.pub": c.serviceAccountPublicKey,
       "sa.key": c.serviceAccountPrivateKey,
+      [ENCRYPTION_CONFIG_FILE]: secretEncryptionConfig(name, args.encryptionKeyGeneration ?? 1, this),
     };
     const secret = masterSecret(`${name}-certs`, ctx, names.apiServerCerts, "kube-apiserver", files, child);
+    const auditFiles = { [AUDIT_POLICY_FILE]: auditPolicyYaml() };
+    const auditPolicy = new k8s.core.v1.ConfigMap(
+      `${name}-audit-policy`,
+      { metadata: { name: names.apiServerAuditPolicy, namespace: ctx.namespace, labels }, data: auditFiles },
+      child,
+    );
 
     const servicePort = { name: "https", port: spec.service.port, targetPort: APISERVER_PORT };
     this.headlessService = new k8s.core.v1.Service(
@@ -147,6 +169,7 @@ export class ApiServer extends pulumi.ComponentResource {
       files,
       secretName: names.apiServerCerts,
       mountPath: PKI,
+      configMap: { name: names.apiServerAuditPolicy, mountPath: AUDIT, files: auditFiles },
       // Never drop below the wanted count during an upgrade: a new pod must be Ready first.
       strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       container: {
@@ -161,7 +184,7 @@ export class ApiServer extends pulumi.ComponentResource {
       },
     };
     const deploymentSpec = masterDeploymentSpec(ctx, deployment);
-    this.deployment = masterDeployment(`${name}-deployment`, ctx, deployment, { parent: this, dependsOn: [secret] }, deploymentSpec);
+    this.deployment = masterDeployment(`${name}-deployment`, ctx, deployment, { parent: this, dependsOn: [secret, auditPolicy] }, deploymentSpec);
     this.rollout = new RolloutGate(
       `${name}-rollout`,
       {

@@ -28,12 +28,14 @@ export function objectNames(cluster: string) {
     apiServerService: `${cluster}-apiserver`,
     apiServerHeadlessService: `${cluster}-apiserver-headless`,
     apiServerCerts: `${cluster}-apiserver-certs`,
+    apiServerAuditPolicy: `${cluster}-apiserver-audit-policy`,
     controllerManager: `${cluster}-controller-manager`,
     controllerManagerSecret: `${cluster}-controller-manager-certs`,
     scheduler: `${cluster}-scheduler`,
     schedulerKubeconfig: `${cluster}-scheduler-kubeconfig`,
     adminKubeconfig: `${cluster}-admin-kubeconfig`,
     userKubeconfig: (user: string) => `${cluster}-kubeconfig-${user}`,
+    networkPolicy: (role: string) => `${cluster}-${role}`,
   };
 }
 

@@ -27,7 +27,9 @@ import { ControllerManager } from "./controller-manager";
 import { Etcd } from "./etcd";
 import { kubeconfigOutput } from "./kubeconfig";
 import { masterSecret } from "./master-workload";
+import { MastersNetworkPolicies } from "./network-policies";
 import { ClusterPki, type PemPair } from "./pki";
+import { podSecurityLabels } from "./pod-security";
 import { Scheduler } from "./scheduler";
 
 export interface ControlPlaneArgs {
@@ -64,6 +66,17 @@ export interface ControlPlaneArgs {
    * every master. The CAs keep `spec.certificates.caValidityDays`.
    */
   readonly rotationDrill?: { readonly validityHours: number; readonly renewBeforeHours: number };
+  /**
+   * Meta-cluster namespace of the operator, admitted to the apiserver by name in the masters'
+   * NetworkPolicies (network-policies.ts). Default: none (no such rule; the apiserver port is open
+   * to every source anyway, as the business cluster's entry point).
+   */
+  readonly operatorNamespace?: string;
+  /**
+   * Generation of the key that encrypts the business cluster's Secrets at rest; raising it by one
+   * rotates the key in one `up` (src/components/apiserver-config.ts). Default: 1.
+   */
+  readonly encryptionKeyGeneration?: number;
 }
 
 /** Every problem of a ControlPlane's name and args, with field paths. */
@@ -71,6 +84,13 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
   const problems = [...clusterNameProblems(name, "name"), ...validateClusterSpec(args?.spec, "spec")];
   if (args?.namespace !== undefined && !isDns1123Label(args.namespace)) {
     problems.push({ path: "namespace", message: `"${args.namespace}" is not a valid namespace name (lowercase DNS label)` });
+  }
+  if (args?.operatorNamespace !== undefined && !isDns1123Label(args.operatorNamespace)) {
+    problems.push({ path: "operatorNamespace", message: `"${args.operatorNamespace}" is not a valid namespace name (lowercase DNS label)` });
+  }
+  const generation = args?.encryptionKeyGeneration;
+  if (generation !== undefined && (!Number.isInteger(generation) || generation < 1)) {
+    problems.push({ path: "encryptionKeyGeneration", message: `must be a positive whole number (got ${generation})` });
   }
   if (args?.metaClusterDomain !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(args.metaClusterDomain)) {
     problems.push({ path: "metaClusterDomain", message: `"${args.metaClusterDomain}" is not a DNS domain` });
@@ -150,10 +170,17 @@ export class ControlPlane extends pulumi.ComponentResource {
         ? undefined
         : new k8s.core.v1.Namespace(
             `${name}-namespace`,
-            { metadata: { name: namespace, labels: { ...args.namespaceLabels, "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube" } } },
+            {
+              metadata: {
+                name: namespace,
+                // Pod Security admission holds every Pod here to what the masters need, no more.
+                labels: { ...args.namespaceLabels, "kubeonkube.io/cluster": name, "app.kubernetes.io/part-of": "kube-on-kube", ...podSecurityLabels(spec) },
+              },
+            },
             { parent: this },
           );
     const inNamespace: pulumi.CustomResourceOptions = { parent: this, dependsOn: ns ? [ns] : [] };
+    new MastersNetworkPolicies(`${name}-network-policies`, { cluster: ctx, operatorNamespace: args.operatorNamespace }, { parent: this, dependsOn: ns ? [ns] : [] });
 
     const drill = args.rotationDrill;
     const leafHours = drill ? { validity: drill.validityHours, renewBefore: drill.renewBeforeHours } : undefined;
@@ -185,6 +212,7 @@ export class ControlPlane extends pulumi.ComponentResource {
           serviceAccountPrivateKey: pki.serviceAccount.privateKeyPem,
         },
         metaKubeconfig: args.metaKubeconfig,
+        encryptionKeyGeneration: args.encryptionKeyGeneration,
       },
       // The gates, not the workloads: pulumi-kubernetes may call an update done before the old Pods
       // are gone (docs/architecture.md, "Upgrade order").

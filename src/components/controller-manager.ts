@@ -42,6 +42,8 @@ export function controllerManagerFlags(ctx: ClusterContext): string[] {
       "cluster-cidr": ctx.spec.network.podCIDR,
       "allocate-node-cidrs": "true",
       controllers: "*,bootstrapsigner,tokencleaner",
+      "tls-min-version": "VersionTLS12",
+      profiling: "false",
     },
     ctx.spec.controllerManager.extraArgs,
   );

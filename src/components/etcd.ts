@@ -1,7 +1,11 @@
 /**
  * Etcd: the business cluster's etcd as a StatefulSet with a headless peer Service (stable member
- * names) and a client Service, TLS for clients and peers, storage from a claim template or any
- * VolumeSource, and in standard mode spreading and a PodDisruptionBudget.
+ * names) and a client Service, TLS (1.2 or later) for clients and peers, storage from a claim
+ * template or any VolumeSource, and in standard mode spreading and a PodDisruptionBudget.
+ *
+ * Its plain-HTTP metrics and health listener binds 127.0.0.1 only, so no other Pod can read it;
+ * the probes therefore run `etcdctl` inside the container against the TLS client port on
+ * loopback, with the member's own certificate (which carries client_auth and the 127.0.0.1 SAN).
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -13,7 +17,8 @@ import {
   renderFlags,
   type ClusterContext,
 } from "./cluster-context";
-import { CHECKSUM_ANNOTATION, disruptionBudget, httpProbe, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
+import { CHECKSUM_ANNOTATION, disruptionBudget, masterPodBasics, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
+import { MASTER_CONTAINER_SECURITY_CONTEXT } from "./pod-security";
 import type { PemPair } from "./pki";
 import { RolloutGate, RolloutKind, specRevision } from "./rollout-gate";
 
@@ -46,7 +51,9 @@ export function etcdFlags(ctx: ClusterContext): string[] {
       "advertise-client-urls": `https://${self}:${ETCD_CLIENT_PORT}`,
       "listen-peer-urls": `https://0.0.0.0:${ETCD_PEER_PORT}`,
       "initial-advertise-peer-urls": `https://${self}:${ETCD_PEER_PORT}`,
-      "listen-metrics-urls": `http://0.0.0.0:${ETCD_METRICS_PORT}`,
+      // Plain HTTP: loopback only (the probes use the TLS client port, see etcdProbe).
+      "listen-metrics-urls": `http://127.0.0.1:${ETCD_METRICS_PORT}`,
+      "tls-min-version": "TLS1.2",
       "initial-cluster": etcdInitialCluster(ctx),
       "initial-cluster-state": "new",
       "initial-cluster-token": `${ctx.namespace}-${names.etcd}`,
@@ -64,6 +71,34 @@ export function etcdFlags(ctx: ClusterContext): string[] {
     },
     ctx.spec.etcd.extraArgs,
   );
+}
+
+/**
+ * A probe that reads key `health` through the member's TLS client port on loopback: linearizable
+ * (needs a leader and quorum, as /readyz) for startup and readiness, serializable (the member
+ * answers from its own store, as /livez) for liveness, so losing quorum never restarts members.
+ * Exec probes are not `$(VAR)`-expanded, hence the fixed paths.
+ */
+export function etcdProbe(consistency: "linearizable" | "serializable", failureThreshold: number) {
+  return {
+    exec: {
+      command: [
+        "etcdctl",
+        `--endpoints=https://127.0.0.1:${ETCD_CLIENT_PORT}`,
+        `--cacert=${PKI}/ca.crt`,
+        `--cert=${PKI}/server.crt`,
+        `--key=${PKI}/server.key`,
+        "--dial-timeout=2s",
+        "--command-timeout=4s",
+        "get",
+        "health",
+        `--consistency=${consistency === "linearizable" ? "l" : "s"}`,
+      ],
+    },
+    periodSeconds: 10,
+    timeoutSeconds: 5,
+    failureThreshold,
+  };
 }
 
 export class Etcd extends pulumi.ComponentResource {
@@ -128,7 +163,7 @@ export class Etcd extends pulumi.ComponentResource {
         metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(files) } },
         spec: {
           ...podPlacement(ctx, "etcd"),
-          enableServiceLinks: false,
+          ...masterPodBasics(),
           containers: [
             {
               name: "etcd",
@@ -138,13 +173,13 @@ export class Etcd extends pulumi.ComponentResource {
               ports: [
                 { name: "client", containerPort: ETCD_CLIENT_PORT },
                 { name: "peer", containerPort: ETCD_PEER_PORT },
-                { name: "metrics", containerPort: ETCD_METRICS_PORT },
               ],
               resources: spec.resources,
+              securityContext: MASTER_CONTAINER_SECURITY_CONTEXT,
               volumeMounts: [pki.mount, { name: dataVolumeName, mountPath: DATA }],
-              startupProbe: httpProbe("/readyz", ETCD_METRICS_PORT, "HTTP", 30),
-              readinessProbe: httpProbe("/readyz", ETCD_METRICS_PORT, "HTTP", 3),
-              livenessProbe: httpProbe("/livez", ETCD_METRICS_PORT, "HTTP", 8),
+              startupProbe: etcdProbe("linearizable", 30),
+              readinessProbe: etcdProbe("linearizable", 3),
+              livenessProbe: etcdProbe("serializable", 8),
             },
           ],
           volumes: [

@@ -1,12 +1,14 @@
 /**
  * The parts every master workload shares: placement on the meta-cluster's master nodes, spreading
- * and disruption budgets in standard mode, the Secret that carries its certificates, and the
- * checksum annotation that rolls its pods when that Secret's content changes.
+ * and disruption budgets in standard mode, the restricted securityContext (pod-security.ts), the
+ * Secret that carries its certificates, and the checksum annotation that rolls its pods when that
+ * Secret's (or its ConfigMap's) content changes.
  */
 import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { componentLabels, selectorLabels, type ClusterContext, type MasterComponent } from "./cluster-context";
+import { MASTER_CONTAINER_SECURITY_CONTEXT, MASTER_POD_SECURITY_CONTEXT } from "./pod-security";
 
 /** Pod template annotation whose change rolls the pods (certificates renewed, kubeconfig changed). */
 export const CHECKSUM_ANNOTATION = "kubeonkube.io/secret-checksum";
@@ -96,6 +98,16 @@ export function secretVolume(secretName: string, mountPath = "/etc/kubernetes/pk
   };
 }
 
+/** The pod-level fields every master Pod shares: no meta-cluster credentials, restricted security. */
+export function masterPodBasics(): Pick<PodSpec, "enableServiceLinks" | "automountServiceAccountToken" | "securityContext"> {
+  return {
+    enableServiceLinks: false,
+    // The masters talk to their own business cluster only: no token of the meta-cluster.
+    automountServiceAccountToken: false,
+    securityContext: MASTER_POD_SECURITY_CONTEXT,
+  };
+}
+
 /** An HTTPS or HTTP GET probe on localhost-independent pod port. */
 export function httpProbe(path: string, port: number, scheme: "HTTP" | "HTTPS", failureThreshold: number) {
   return { httpGet: { path, port, scheme }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold };
@@ -111,7 +123,9 @@ export interface MasterDeploymentParams {
   readonly files: Record<string, pulumi.Input<string>>;
   readonly secretName: string;
   readonly mountPath: string;
-  readonly container: Omit<Container, "name" | "volumeMounts">;
+  /** A ConfigMap's files, mounted read-only at its `mountPath`; their checksum rolls the pods too. */
+  readonly configMap?: { readonly name: string; readonly mountPath: string; readonly files: Record<string, pulumi.Input<string>> };
+  readonly container: Omit<Container, "name" | "volumeMounts" | "securityContext">;
   readonly strategy?: k8s.types.input.apps.v1.DeploymentStrategy;
 }
 
@@ -123,18 +137,21 @@ export interface MasterDeploymentParams {
 export function masterDeploymentSpec(ctx: ClusterContext, p: MasterDeploymentParams): k8s.types.input.apps.v1.DeploymentSpec {
   const labels = componentLabels(ctx.name, p.component);
   const secret = secretVolume(p.secretName, p.mountPath);
+  const config = p.configMap;
+  const configFiles = Object.fromEntries(Object.entries(config?.files ?? {}).map(([file, text]) => [`configmap/${file}`, text]));
+  const volumes = [secret.volume, ...(config ? [{ name: "config", configMap: { name: config.name } }] : [])];
+  const mounts = [secret.mount, ...(config ? [{ name: "config", mountPath: config.mountPath, readOnly: true }] : [])];
   return {
     replicas: p.replicas,
     selector: { matchLabels: selectorLabels(ctx.name, p.component) },
     strategy: p.strategy,
     template: {
-      metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(p.files) } },
+      metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum({ ...p.files, ...configFiles }) } },
       spec: {
         ...podPlacement(ctx, p.component),
-        enableServiceLinks: false,
-        automountServiceAccountToken: false,
-        containers: [{ ...p.container, name: p.component, volumeMounts: [secret.mount] }],
-        volumes: [secret.volume],
+        ...masterPodBasics(),
+        containers: [{ ...p.container, name: p.component, securityContext: MASTER_CONTAINER_SECURITY_CONTEXT, volumeMounts: mounts }],
+        volumes,
       },
     },
   };

@@ -23,6 +23,8 @@ export function schedulerFlags(ctx: ClusterContext): string[] {
       "bind-address": "0.0.0.0",
       "secure-port": String(SCHEDULER_PORT),
       "leader-elect": "true",
+      "tls-min-version": "VersionTLS12",
+      profiling: "false",
     },
     ctx.spec.scheduler.extraArgs,
   );

@@ -42,6 +42,8 @@ export function operatorClusterRules(): Json[] {
     { apiGroups: [""], resources: ["pods", "endpoints"], verbs: ["get", "list", "watch"] },
     { apiGroups: ["apps"], resources: ["deployments", "statefulsets", "replicasets"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
     { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
+    // The masters' NetworkPolicies (src/components/network-policies.ts).
+    { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
   ];
 }
 

@@ -26,7 +26,9 @@ export const MASTER_OBJECT_TYPES = [
   "kubernetes:apps/v1:StatefulSet",
   "kubernetes:core/v1:Service",
   "kubernetes:core/v1:Secret",
+  "kubernetes:core/v1:ConfigMap",
   "kubernetes:policy/v1:PodDisruptionBudget",
+  "kubernetes:networking.k8s.io/v1:NetworkPolicy",
 ] as const;
 
 /** Label every master object carries, valued with the Cluster's name (componentLabels). */
@@ -70,14 +72,17 @@ export class LiveClusterObjects {
     const apps = kubeConfig.makeApiClient(k8s.AppsV1Api);
     const core = (this.core = kubeConfig.makeApiClient(k8s.CoreV1Api));
     const policy = kubeConfig.makeApiClient(k8s.PolicyV1Api);
+    const networking = kubeConfig.makeApiClient(k8s.NetworkingV1Api);
     const byKind: Record<(typeof MASTER_OBJECT_TYPES)[number], Lister> = {
       "kubernetes:apps/v1:Deployment": (namespace, labelSelector) => apps.listNamespacedDeployment({ namespace, labelSelector }),
       "kubernetes:apps/v1:StatefulSet": (namespace, labelSelector) => apps.listNamespacedStatefulSet({ namespace, labelSelector }),
       "kubernetes:core/v1:Service": (namespace, labelSelector) => core.listNamespacedService({ namespace, labelSelector }),
       "kubernetes:core/v1:Secret": (namespace, labelSelector) => core.listNamespacedSecret({ namespace, labelSelector }),
+      "kubernetes:core/v1:ConfigMap": (namespace, labelSelector) => core.listNamespacedConfigMap({ namespace, labelSelector }),
       "kubernetes:policy/v1:PodDisruptionBudget": (namespace, labelSelector) => policy.listNamespacedPodDisruptionBudget({ namespace, labelSelector }),
+      "kubernetes:networking.k8s.io/v1:NetworkPolicy": (namespace, labelSelector) => networking.listNamespacedNetworkPolicy({ namespace, labelSelector }),
     };
-    // "kubernetes:apps/v1:Deployment" → "Deployment"
+    // "kubernetes:apps/v1:Deployment" → "Deployment", "kubernetes:networking.k8s.io/v1:NetworkPolicy" → "NetworkPolicy"
     this.listers = Object.entries(byKind).map(([type, list]) => [type.slice(type.lastIndexOf(":") + 1), list] as const);
   }
 

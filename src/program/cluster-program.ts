@@ -22,6 +22,8 @@ export interface ClusterProgramArgs {
   readonly running?: ControlPlaneArgs["running"];
   /** See ControlPlaneArgs.rotationDrill. */
   readonly rotationDrill?: ControlPlaneArgs["rotationDrill"];
+  /** See ControlPlaneArgs.operatorNamespace. */
+  readonly operatorNamespace?: string;
   /**
    * Also write the admin kubeconfig to this Secret (the operator puts it next to the Cluster
    * resource, where its users look for it). Part of the stack, so a destroy removes it.
@@ -60,6 +62,7 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
       namespaceLabels: args.namespaceLabels,
       running: args.running,
       rotationDrill: args.rotationDrill,
+      operatorNamespace: args.operatorNamespace,
       // The rollout gates read the meta-cluster through the same kubeconfig as the provider.
       metaKubeconfig: args.metaKubeconfig,
     },

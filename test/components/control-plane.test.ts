@@ -16,6 +16,8 @@ const K = {
   svc: "kubernetes:core/v1:Service",
   secret: "kubernetes:core/v1:Secret",
   pdb: "kubernetes:policy/v1:PodDisruptionBudget",
+  cm: "kubernetes:core/v1:ConfigMap",
+  netpol: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
   key: "tls:index/privateKey:PrivateKey",
   ca: "tls:index/selfSignedCert:SelfSignedCert",
   csr: "tls:index/certRequest:CertRequest",
@@ -47,7 +49,7 @@ beforeEach(() => recorder.reset());
 describe("ControlPlane in standard mode", () => {
   it("marks every object it owns for forced apply, so hand edits can be reverted", async () => {
     await deploy("prod-a", { spec: standardSpec(), namespace: "kok-prod-a" });
-    const kinds = [K.ns, K.sts, K.deploy, K.svc, K.secret, K.pdb];
+    const kinds = [K.ns, K.sts, K.deploy, K.svc, K.secret, K.pdb, K.cm, K.netpol];
     const objects = kinds.flatMap((kind) => recorder.ofType(kind).map(inputs));
     expect(objects.length).toBeGreaterThan(15);
     for (const o of objects) expect(o.metadata.annotations?.["pulumi.com/patchForce"], `${o.kind ?? ""} ${o.metadata.name}`).toBe("true");
@@ -93,7 +95,8 @@ describe("ControlPlane in standard mode", () => {
       ].sort(),
     );
     expect(count(K.leaf)).toBe(leaves.length);
-    expect(count(K.key)).toBe(leaves.length + 3 + 1);
+    // + 3 CAs, the service-account key, and the seeds of the Secret encryption keys 1 and 2 (announced).
+    expect(count(K.key)).toBe(leaves.length + 3 + 1 + 2);
     const user = recorder.named("prod-a-pki-user-ops-viewer");
     for (const leaf of recorder.ofType(K.leaf).filter((r) => r !== user)) {
       expect(inputs(leaf).validityPeriodHours).toBe(365 * 24);

@@ -20,6 +20,8 @@ import { TOOLCHAIN_DIR } from "./engine";
 export interface TestApiserver {
   /** https://127.0.0.1:<port> */
   readonly url: string;
+  /** http://127.0.0.1:<port> of its etcd (plain HTTP, loopback), to read what is stored. */
+  readonly etcdUrl: string;
   /** A fresh admin KubeConfig (token auth, system:masters). */
   kubeConfig(): KubeConfig;
   /**
@@ -100,7 +102,12 @@ async function waitFor(what: string, check: () => Promise<boolean>, child: Child
   throw new Error(`${what} not ready after ${timeoutMs} ms:\n${tail(logFile)}`);
 }
 
-export async function startTestApiserver(): Promise<TestApiserver> {
+export interface TestApiserverOptions {
+  /** More kube-apiserver flags (`--name=value`), used on every start. */
+  readonly extraArgs?: readonly string[];
+}
+
+export async function startTestApiserver(options: TestApiserverOptions = {}): Promise<TestApiserver> {
   const etcdBin = binary("etcd");
   const apiserverBin = binary("kube-apiserver");
   const dir = mkdtempSync(path.join(tmpdir(), "kok-apiserver-"));
@@ -147,6 +154,7 @@ export async function startTestApiserver(): Promise<TestApiserver> {
     "--authorization-mode=RBAC",
     `--token-auth-file=${path.join(dir, "tokens.csv")}`,
     "--allow-privileged=true",
+    ...(options.extraArgs ?? []),
   ];
   let apiserver: ChildProcess | undefined;
 
@@ -167,6 +175,7 @@ export async function startTestApiserver(): Promise<TestApiserver> {
 
   return {
     url,
+    etcdUrl,
     kubeConfig() {
       const kc = new KubeConfig();
       kc.loadFromOptions({

@@ -4,12 +4,14 @@
  * its own UTS namespace carrying the Pod's hostname,
  * restarted with capped exponential backoff when it exits (restartPolicy Always, as Deployments
  * and StatefulSets require), probed, and stopped with SIGTERM then SIGKILL to its process group.
+ * An exec probe enters the running process's mount, network and UTS namespaces with `nsenter`, so
+ * it sees the container's volumes where the container does and reaches its loopback.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import type * as k8s from "@kubernetes/client-node";
-import { runProbe } from "./probes";
+import { runProbe, type ProbeResult } from "./probes";
 
 export interface ContainerLaunch {
   readonly container: k8s.V1Container;
@@ -20,6 +22,8 @@ export interface ContainerLaunch {
   readonly env: Readonly<Record<string, string>>;
   /** Shell run before the binary: hostname and bind mounts (see containerPrelude). */
   readonly prelude: string;
+  /** An exec probe's command with its first word replaced by the local binary; throws when the image has none. */
+  readonly resolveCommand: (command: readonly string[]) => string[];
   readonly logFile: string;
   readonly pidFile: string;
 }
@@ -31,6 +35,47 @@ export type ContainerState =
 
 const BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const MAX_BACKOFF_MS = 30_000;
+/** How much of a failing exec probe's output goes into its message (a kubelet keeps a little too). */
+const PROBE_OUTPUT_CHARS = 512;
+
+/**
+ * Runs `argv` in the namespaces of process `pid` with the container's environment; exit 0 is
+ * success. Killed (its whole group) after `timeoutMs`, as a kubelet ends a probe that overruns.
+ */
+export function execInNamespacesOf(pid: number, argv: readonly string[], env: Readonly<Record<string, string>>, timeoutMs: number): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const child = spawn("nsenter", [`--target=${pid}`, "--mount", "--net", "--uts", "--", ...argv], {
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { PATH: BASE_PATH, ...env },
+    });
+    let output = "";
+    const collect = (chunk: Buffer) => {
+      if (output.length < PROBE_OUTPUT_CHARS) output = (output + chunk.toString()).slice(0, PROBE_OUTPUT_CHARS);
+    };
+    child.stdout?.on("data", collect);
+    child.stderr?.on("data", collect);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        if (child.pid) process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }, timeoutMs);
+    child.once("error", (error) => {
+      clearTimeout(timer);
+      resolve({ ok: false, message: `exec ${argv[0]}: ${error.message}` });
+    });
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      if (timedOut) resolve({ ok: false, message: `command timed out after ${timeoutMs} ms` });
+      else if (code === 0) resolve({ ok: true });
+      else resolve({ ok: false, message: `command exited with ${code}: ${output.trim()}` });
+    });
+  });
+}
 
 export class ContainerRunner {
   state: ContainerState = { kind: "waiting", reason: "ContainerCreating" };
@@ -138,7 +183,7 @@ export class ContainerRunner {
       let successes = 0;
       const tick = async () => {
         if (!alive()) return;
-        const result = await runProbe(probe, this.launch.podIP, c);
+        const result = await runProbe(probe, this.launch.podIP, c, (command, timeoutMs) => this.execProbe(child, command, timeoutMs));
         if (!alive()) return;
         if (result.ok) {
           successes++;
@@ -192,6 +237,17 @@ export class ContainerRunner {
     } else {
       steadyProbes();
     }
+  }
+
+  private async execProbe(child: ChildProcess, command: readonly string[], timeoutMs: number): Promise<ProbeResult> {
+    if (!child.pid) return { ok: false, message: "container process has not started" };
+    let argv: string[];
+    try {
+      argv = this.launch.resolveCommand(command);
+    } catch (error) {
+      return { ok: false, message: (error as Error).message };
+    }
+    return execInNamespacesOf(child.pid, argv, this.launch.env, timeoutMs);
   }
 
   private kill(signal: NodeJS.Signals): void {

@@ -7,6 +7,8 @@
 import { kubernetesBinary, toolchainBinary } from "../toolchain";
 
 const KUBERNETES_BINARIES = new Set(["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]);
+/** What the etcd image ships besides its entrypoint (exec probes run etcdctl). */
+const ETCD_IMAGE_BINARIES = new Set(["etcd", "etcdctl", "etcdutl"]);
 
 export interface ImageReference {
   /** Last path segment of the repository: `kube-apiserver`, `etcd`. */
@@ -41,4 +43,22 @@ export function binaryForImage(image: string): { name: string; path: string } {
   throw new ImageNotAvailableError(
     `image ${image}: the kok dev node runs only images of the local toolchain (${[...KUBERNETES_BINARIES, "etcd"].join(", ")})`,
   );
+}
+
+/**
+ * The local binary for a command run in a container of `image` (an exec probe): the image's own
+ * binary, or for etcd also etcdctl and etcdutl. Throws ImageNotAvailableError naming the command.
+ */
+export function binaryForCommand(image: string, command: string): string {
+  const name = command.slice(command.lastIndexOf("/") + 1);
+  const own = binaryForImage(image);
+  if (name === own.name) return own.path;
+  if (own.name === "etcd" && ETCD_IMAGE_BINARIES.has(name)) {
+    try {
+      return toolchainBinary(name);
+    } catch (error) {
+      throw new ImageNotAvailableError(`command ${command} of image ${image}: ${(error as Error).message}`);
+    }
+  }
+  throw new ImageNotAvailableError(`command ${command}: not a binary of image ${image} on the kok dev node`);
 }

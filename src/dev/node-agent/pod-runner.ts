@@ -9,7 +9,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import type * as k8s from "@kubernetes/client-node";
 import { ContainerRunner, type ContainerState } from "./container";
-import { binaryForImage, ImageNotAvailableError } from "./images";
+import { binaryForCommand, binaryForImage, ImageNotAvailableError } from "./images";
 import type { PodAddressAllocator } from "./ipam";
 import { createPodNetwork, deletePodNetwork } from "./network";
 import { containerArgv, containerEnv, containerPrelude, type BindMount, type KeyLookup, type PodFacts } from "./pod-spec";
@@ -165,6 +165,8 @@ export class PodRunner {
       argv,
       env: { HOSTNAME: this.pod.spec?.hostname ?? podName, ...env },
       prelude: containerPrelude(this.pod.spec?.hostname ?? podName, mounts),
+      // Exec probes are not $(VAR)-expanded (a kubelet does not either).
+      resolveCommand: (command: readonly string[]) => [binaryForCommand(container.image ?? "", command[0]), ...command.slice(1)],
       logFile: join(this.deps.logsDir, `${namespace}_${podName}_${container.name}.log`),
       pidFile: join(this.podDir, "pids", `${container.name}.pid`),
     };

@@ -1,7 +1,7 @@
 /**
- * Probes, run by the agent from the host against the Pod's IP as a kubelet does: httpGet (HTTP or
- * HTTPS without verifying the certificate; 200–399 is success) and tcpSocket. exec probes would
- * need the container's mount namespace and are reported as failing, with a reason.
+ * Probes, run by the agent as a kubelet does: httpGet (HTTP or HTTPS without verifying the
+ * certificate; 200–399 is success) and tcpSocket from the host against the Pod's IP, and exec
+ * inside the container's namespaces through the runner the container gives (exit 0 is success).
  */
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
@@ -54,12 +54,16 @@ function tcpSocket(action: k8s.V1TCPSocketAction, podIP: string, container: k8s.
   });
 }
 
-export async function runProbe(probe: k8s.V1Probe, podIP: string, container: k8s.V1Container): Promise<ProbeResult> {
+/** Runs an exec probe's command in the container; resolves its result within `timeoutMs`. */
+export type ExecInContainer = (command: readonly string[], timeoutMs: number) => Promise<ProbeResult>;
+
+export async function runProbe(probe: k8s.V1Probe, podIP: string, container: k8s.V1Container, exec?: ExecInContainer): Promise<ProbeResult> {
   const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
   try {
     if (probe.httpGet) return await httpGet(probe.httpGet, podIP, container, timeoutMs);
     if (probe.tcpSocket) return await tcpSocket(probe.tcpSocket, podIP, container, timeoutMs);
-    return { ok: false, message: "only httpGet and tcpSocket probes run on the kok dev node" };
+    if (probe.exec?.command?.length && exec) return await exec(probe.exec.command, timeoutMs);
+    return { ok: false, message: "only httpGet, tcpSocket and exec probes run on the kok dev node" };
   } catch (error) {
     return { ok: false, message: (error as Error).message };
   }

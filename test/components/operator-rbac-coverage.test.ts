@@ -1,0 +1,47 @@
+/**
+ * The operator runs the cluster program with its own ServiceAccount: every kind of object the
+ * program creates must be granted by the RBAC of `kok manifests`, or the first `up` of a Cluster
+ * fails with a 403 on the meta-cluster (a new kind — the masters' NetworkPolicies — did exactly that).
+ */
+import { describe, expect, it } from "vitest";
+import { installManifests } from "../../src/operator/install-manifests";
+import { clusterProgram } from "../../src/program/cluster-program";
+import { installMocks, settle, valueOf } from "../support/pulumi-mocks";
+import { standardSpec } from "../support/specs";
+
+const recorder = installMocks();
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
+/** `kubernetes:networking.k8s.io/v1:NetworkPolicy` → networking.k8s.io, networkpolicies. */
+function groupAndResource(type: string): { group: string; resource: string } {
+  const [, groupVersion, kind] = type.split(":");
+  const group = groupVersion.slice(0, groupVersion.lastIndexOf("/"));
+  const lower = kind.toLowerCase();
+  return { group: group === "core" ? "" : group, resource: lower.endsWith("y") ? `${lower.slice(0, -1)}ies` : `${lower}s` };
+}
+
+describe("the operator's RBAC", () => {
+  it("grants every verb an up needs on every kind the cluster program creates", async () => {
+    const out = clusterProgram({ name: "dev", spec: standardSpec(), namespace: "kok-dev", operatorNamespace: "kube-on-kube-system" });
+    await valueOf(out.endpoint);
+    await settle();
+    const types = new Set(recorder.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:") && !r.type.startsWith("pulumi:providers")).map((r) => r.type));
+    expect(types).toContain("kubernetes:networking.k8s.io/v1:NetworkPolicy");
+    const rules = installManifests()
+      .filter((o) => o.kind === "ClusterRole" || o.kind === "Role")
+      .flatMap((o) => (o as { rules: Rule[] }).rules);
+    const missing: string[] = [];
+    for (const type of types) {
+      const { group, resource } = groupAndResource(type);
+      for (const verb of ["get", "create", "patch", "delete"]) {
+        if (!rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb))) missing.push(`${verb} ${group || "core"}/${resource}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});
