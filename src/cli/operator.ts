@@ -1,5 +1,5 @@
 /**
- * `kok operator [--kubeconfig PATH] [--namespace NS] [--backend-url URL] [--resync-interval 5m]
+ * `kok operator [--kubeconfig PATH] [--namespace NS] [--operator-namespace NS] [--backend-url URL] [--resync-interval 5m]
  *               [--full-drift-check-interval 24h] [--concurrency N] [--machine-workers N] [--cluster-workers N] [--metrics-addr :8080] [--leader-election-namespace NS]
  *               [--worker-defaults FILE] [--probe-interval 10m] [--repair-after 5m] [--max-repairs 3]
  *               [--max-unhealthy 40%]`
@@ -28,6 +28,7 @@ export async function runOperator(argv: string[]): Promise<number> {
     options: {
       kubeconfig: { type: "string" },
       namespace: { type: "string" },
+      "operator-namespace": { type: "string" },
       "backend-url": { type: "string" },
       "state-dir": { type: "string" },
       "resync-interval": { type: "string", default: "5m" },
@@ -105,6 +106,8 @@ export async function runOperator(argv: string[]): Promise<number> {
   const operator = await startOperator({
     kubeconfigPath: values.kubeconfig,
     namespace: values.namespace,
+    // In a Pod, the Deployment passes its own namespace through the downward API (POD_NAMESPACE).
+    operatorNamespace: values["operator-namespace"] ?? process.env.POD_NAMESPACE,
     backendUrl,
     workRoot: path.join(stateDir, "work"),
     resyncMs,

@@ -115,6 +115,11 @@ export interface ClusterReconcilerOptions {
   readonly troublesCheckMs?: number;
   /** A full preview at least this often, even when the fingerprint is unchanged. Default 24 h. */
   readonly fullDriftCheckMs?: number;
+  /**
+   * The operator's own namespace: the masters' NetworkPolicies admit it to the apiserver. Default
+   * none (then only the apiserver's open port reaches the masters from outside their namespace).
+   */
+  readonly operatorNamespace?: string;
   /** Meta-cluster kubeconfig for the program's provider; default the engine's ambient one. */
   readonly metaKubeconfig?: string;
   readonly now?: () => Date;
@@ -175,6 +180,7 @@ export class ClusterReconciler {
         namespace: mastersNamespace,
         namespaceLabels: mastersNamespaceLabels(cluster),
         metaKubeconfig: this.o.metaKubeconfig,
+        operatorNamespace: this.o.operatorNamespace,
         running: { kubernetesVersion: running },
         adminKubeconfigCopy: objectsLocationOf(cluster).adminKubeconfigCopy,
       }) as unknown as Record<string, unknown>;

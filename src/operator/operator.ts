@@ -29,6 +29,8 @@ export interface OperatorOptions {
   readonly kubeconfigPath?: string;
   /** Watch one namespace; default all. */
   readonly namespace?: string;
+  /** The namespace the operator runs in (ClusterReconcilerOptions.operatorNamespace). */
+  readonly operatorNamespace?: string;
   readonly backendUrl: string;
   /** Per-stack work directories. */
   readonly workRoot: string;
@@ -175,6 +177,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     events,
     stacks: runner,
     namespaceLabels: namespaceLabelsReader(core),
+    operatorNamespace: options.operatorNamespace,
     resyncMs: options.resyncMs,
     liveFingerprint: (at) => liveObjects.fingerprint(at),
     masterPodTroubles: (namespace) => masterPods.troubles(namespace),
