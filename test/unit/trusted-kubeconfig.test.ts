@@ -89,6 +89,10 @@ describe("trustedKubeconfig", () => {
     expect(refusal(`current-context: a\ncurrent-context: ${SECRET}\n`)).toContain("not valid YAML");
     expect(refusal("apiVersion: v1\nkind: Config\n")).toContain("current-context is not set");
     expect(refusal(cleanKubeconfig().replace(/current-context: .*/, `current-context: ${SECRET}-x`))).toContain("current-context names no entry of contexts");
+    const twice = parse(cleanKubeconfig());
+    twice.contexts.push(structuredClone(twice.contexts[0]));
+    twice.contexts[1].context.user = "someone-else";
+    expect(refusal(JSON.stringify(twice))).toContain("current-context names 2 entries of contexts");
     const noKey = withFields(cleanKubeconfig(), "user", { "client-key-data": undefined });
     expect(refusal(noKey)).toContain("users[0].user needs both client-certificate-data and client-key-data");
     const headerInjection = parse(tokenKubeconfig("https://h", pem("CERTIFICATE", "ca"), "t"));
