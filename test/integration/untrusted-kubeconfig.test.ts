@@ -14,11 +14,12 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { objectNames } from "../../src/components/cluster-context";
 import { trustedKubeconfig } from "../../src/components/trusted-kubeconfig";
 import { workerNodeProblems } from "../../src/components/worker-node";
 import { drainScript } from "../../src/components/worker-scripts/kubectl";
 import { mastersNamespaceOf, type ClusterObject } from "../../src/operator/cluster-reconciler";
-import { adminKubeconfigSecretOf, caSecretOf, machineCatalog, machineSecrets, type MachineDependencies, type MachineObject } from "../../src/operator/machine-context";
+import { caSecretOf, machineCatalog, machineSecrets, type MachineDependencies, type MachineObject } from "../../src/operator/machine-context";
 import { BusinessNodeWatches } from "../../src/operator/node-health";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 import { TOOLCHAIN_DIR } from "../support/engine";
@@ -123,6 +124,8 @@ describe("the Machine context", () => {
       }
     },
   };
+  // Where ControlPlane writes it, spelled out here so the test does not trust the code under test.
+  const admin = { namespace: mastersNamespaceOf(cluster), name: objectNames("prod-a").adminKubeconfig };
   const putSecret = async (namespace: string, name: string, stringData: Record<string, string>) => {
     await core.deleteNamespacedSecret({ namespace, name }).catch(() => undefined);
     await core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData } });
@@ -138,7 +141,6 @@ describe("the Machine context", () => {
   });
 
   it("reads the masters' namespace Secret, never the tenant's copy nor the one its status names", async () => {
-    const admin = adminKubeconfigSecretOf(cluster);
     await putSecret(admin.namespace, admin.name, { kubeconfig: clean, "kubeconfig-internal": hostile("internal") });
     const catalog = machineCatalog(machineObject, deps);
     if ("waiting" in catalog) throw new Error(catalog.message);
@@ -156,7 +158,6 @@ describe("the Machine context", () => {
   });
 
   it("waits with UntrustedKubeconfig, naming exec, when the masters' Secret holds an exec entry", async () => {
-    const admin = adminKubeconfigSecretOf(cluster);
     await putSecret(admin.namespace, admin.name, { kubeconfig: hostile("masters") });
     const catalog = machineCatalog(machineObject, deps);
     if ("waiting" in catalog) throw new Error(catalog.message);
