@@ -26,6 +26,7 @@ import { cleanupScript, hostMarkerScript, joinScript, nodeLabels, verifyScript }
 import { preflightScript, type PreflightCheck } from "./worker-scripts/preflight";
 
 import { SshStep } from "./ssh-step";
+import { trustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "./trusted-kubeconfig";
 
 export { ServiceManager } from "./worker-scripts/install";
 
@@ -49,7 +50,12 @@ export interface WorkerNodeArgs {
     readonly caPrivateKey?: pulumi.Input<string>;
     /** A bootstrap token (`<id>.<secret>`) instead of a signed certificate; the cluster must approve the kubelet's CSR. */
     readonly bootstrapToken?: pulumi.Input<string>;
-    /** An admin kubeconfig: enables drain before upgrades, the Ready gate, uncordon, and Node removal on delete. Default none. */
+    /**
+     * An admin kubeconfig: enables drain before upgrades, the Ready gate, uncordon, and Node removal
+     * on delete. Default none. Only its server, CA and client certificate (or token) are used:
+     * kubectl gets a kubeconfig rebuilt from them, and one with `exec`, `auth-provider`, file paths,
+     * `proxy-url` or `insecure-skip-tls-verify` is refused (trusted-kubeconfig.ts).
+     */
     readonly adminKubeconfig?: pulumi.Input<string>;
   };
   /** Where files go on the host. Default "/"; tests use a directory per host. */
@@ -99,6 +105,15 @@ export function workerNodeProblems(args: WorkerNodeArgs): Problem[] {
     problems.push({ path: "cluster", message: "endpoint and caCertificate are required" });
   } else if ((c.caPrivateKey === undefined) === (c.bootstrapToken === undefined)) {
     problems.push({ path: "cluster", message: "set exactly one of caPrivateKey (sign the kubelet certificate) or bootstrapToken" });
+  }
+  // A plain text is checked here with the rest; an Output when its value is known (trustedAdminKubeconfig).
+  if (typeof c?.adminKubeconfig === "string") {
+    try {
+      trustedKubeconfigParts(c.adminKubeconfig);
+    } catch (error) {
+      if (!(error instanceof UntrustedKubeconfigError)) throw error;
+      problems.push(...error.problems.map((message) => ({ path: "cluster.adminKubeconfig", message })));
+    }
   }
   if (args.serviceManager !== undefined && !Object.values(ServiceManager).includes(args.serviceManager)) {
     problems.push({ path: "serviceManager", message: `must be one of ${Object.values(ServiceManager).join(", ")}` });
@@ -206,7 +221,7 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
   const preflight = { hostname: m.hostname, ...args.preflight };
   remote("preflight", preflightScript(preflight, layout), [preflight, layout]);
   // Drain before anything the node's pods run on changes: the runtime as much as the kubelet.
-  const admin = args.cluster.adminKubeconfig;
+  const admin = trustedAdminKubeconfig(name, args.cluster.adminKubeconfig);
   if (admin !== undefined) {
     local("drain", drainScript(m.hostname, timeout), [packages.kubelet, packages.containerd, packages.runc ?? null], admin, removeNodeScript(m.hostname, timeout));
   }
@@ -231,6 +246,16 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
   const verify = remote("verify", verifyScript(layout), [packages, ...repair]);
   const ready = admin !== undefined ? local("ready", readyScript(m.hostname, timeout), [packages, labels, m.taints ?? [], ...repair], admin) : undefined;
   return { steps, verify, healthGate: ready ?? verify };
+}
+
+/**
+ * The admin kubeconfig kubectl gets on stdin, rebuilt from its server, CA and credentials: the
+ * kubectl steps run on the machine that runs Pulumi (the operator), where an `exec` entry would
+ * run its command. A clean kubeconfig comes back unchanged, so the steps do not re-run for it.
+ */
+function trustedAdminKubeconfig(name: string, text: pulumi.Input<string> | undefined): pulumi.Output<string> | undefined {
+  if (text === undefined) return undefined;
+  return pulumi.secret(pulumi.output(text).apply((t) => trustedKubeconfig(t, `WorkerNode "${name}": cluster.adminKubeconfig`)));
 }
 
 /** The kubelet's kubeconfig (a secret): a certificate for system:node:<hostname> signed by the cluster CA, or the bootstrap token. */

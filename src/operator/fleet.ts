@@ -215,7 +215,7 @@ export function registerFleet(o: FleetOptions): Fleet {
   const clusterSeen = new Map<string, string>();
   o.clusters.onChange((key, type) => {
     const c = o.clusters.get(key);
-    const fingerprint = c ? JSON.stringify([c.status?.endpoint, c.status?.adminKubeconfigSecret, c.status?.phase === "Ready", Boolean(c.metadata.deletionTimestamp)]) : "gone";
+    const fingerprint = c ? JSON.stringify([c.status?.endpoint, c.status?.phase === "Ready", Boolean(c.metadata.deletionTimestamp)]) : "gone";
     if (clusterSeen.get(key) === fingerprint && type !== "add") return;
     if (c) clusterSeen.set(key, fingerprint);
     else clusterSeen.delete(key);

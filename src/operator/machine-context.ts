@@ -4,10 +4,18 @@
  * here, live, each time, and live only in memory for the length of one reconcile; nothing of them
  * goes into status, events or logs. A missing piece is not an error of the Machine: it waits,
  * with a reason a user can act on.
+ *
+ * Every Secret of the cluster is read from the masters' namespace, which only the operator's
+ * stacks write. The tenant's namespace holds a copy of the admin kubeconfig (written by the
+ * Cluster program for the tenant to read); it is never read back, nor is a Secret name taken from
+ * the Cluster's status (both are the tenant's to edit), and the kubeconfig is rebuilt from its
+ * server, CA and client certificate only (trusted-kubeconfig.ts) before anything uses it.
  */
 import type { MachineSpec, MachineStatus, WorkerPackages } from "../api/v1alpha1";
 import type { PackageVersionObject } from "./package-version-reconciler";
 import type { ClusterObject, ReconciledMetadata } from "./cluster-reconciler";
+import { objectNames } from "../components/cluster-context";
+import { renderTrustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "../components/trusted-kubeconfig";
 import { desiredPackages } from "./package-rollout";
 import { packagesRevision } from "./package-revision";
 
@@ -38,6 +46,17 @@ export interface MachineDependencies {
 /** The Secret keys the meta-cluster holds the cluster CA under (the controller-manager's Secret). */
 export const caSecretOf = (cluster: ClusterObject, mastersNamespace: string) => ({ namespace: mastersNamespace, name: `${cluster.metadata.name}-controller-manager-certs` });
 
+/**
+ * The Secret ControlPlane writes the admin kubeconfig to, and its key: `kubeconfig` reaches the
+ * apiserver at the Cluster's endpoint, as the operator does (`kubeconfig-internal` names the
+ * Service inside the meta-cluster, which an operator outside it cannot resolve).
+ */
+export const adminKubeconfigSecretOf = (cluster: ClusterObject, mastersNamespace: string) => ({
+  namespace: mastersNamespace,
+  name: objectNames(cluster.metadata.name).adminKubeconfig,
+  key: "kubeconfig",
+});
+
 /** Annotation with a per-machine install root (test hosts that share one filesystem). */
 export const INSTALL_ROOT_ANNOTATION = "kubeonkube.io/install-root";
 
@@ -46,7 +65,6 @@ export interface MachineCatalog {
   readonly clusterKey: string;
   readonly cluster: ClusterObject;
   readonly endpoint: string;
-  readonly adminKubeconfigSecret: string;
   /** Undefined while a rollout holds this host where it is (see desiredPackages): change nothing. */
   readonly packages: WorkerPackages | undefined;
   readonly revision: string | undefined;
@@ -79,11 +97,10 @@ export function machineCatalog(machine: MachineObject, deps: MachineDependencies
   if (!cluster) return wait("WaitingForCluster", `Cluster ${ns}/${spec.clusterRef.name} does not exist (yet); the machine is installed once it is Ready`);
   if (cluster.metadata.deletionTimestamp) return wait("ClusterDeleting", `Cluster ${ns}/${spec.clusterRef.name} is being deleted`);
   const endpoint = cluster.status?.endpoint;
-  const adminKubeconfigSecret = cluster.status?.adminKubeconfigSecret;
-  if (!endpoint || !adminKubeconfigSecret) {
+  if (!endpoint) {
     return wait("WaitingForCluster", `Cluster ${ns}/${spec.clusterRef.name} is not Ready yet (phase ${cluster.status?.phase ?? "unknown"})`);
   }
-  const base = { clusterKey: `${ns}/${spec.clusterRef.name}`, cluster, endpoint, adminKubeconfigSecret };
+  const base = { clusterKey: `${ns}/${spec.clusterRef.name}`, cluster, endpoint };
   if (spec.packages) {
     return { ...base, packages: spec.packages, revision: packagesRevision(spec.packages), packagesReason: "the machine's own spec.packages" };
   }
@@ -107,21 +124,35 @@ export async function machineSecrets(machine: MachineObject, catalog: MachineCat
   if (!credentials.privateKey && !credentials.password) {
     return wait("InvalidCredentials", `Secret ${ns}/${credentialsRef} has neither a "privateKey" nor a "password" key`);
   }
-  const caRef = caSecretOf(catalog.cluster, await deps.mastersNamespace(catalog.cluster));
+  const mastersNamespace = await deps.mastersNamespace(catalog.cluster);
+  const caRef = caSecretOf(catalog.cluster, mastersNamespace);
   const ca = await deps.secret(caRef.namespace, caRef.name);
   if (!ca?.["ca.crt"] || !ca["ca.key"]) return wait("WaitingForCluster", `the CA of Cluster ${ns}/${clusterName} (Secret ${caRef.namespace}/${caRef.name}) is not there yet`);
-  const admin = await deps.secret(ns, catalog.adminKubeconfigSecret);
-  if (!admin?.kubeconfig) return wait("WaitingForCluster", `the admin kubeconfig of Cluster ${ns}/${clusterName} (Secret ${ns}/${catalog.adminKubeconfigSecret}) is not there yet`);
+  const adminRef = adminKubeconfigSecretOf(catalog.cluster, mastersNamespace);
+  const adminAt = `Secret ${adminRef.namespace}/${adminRef.name}, key ${adminRef.key}`;
+  const admin = (await deps.secret(adminRef.namespace, adminRef.name))?.[adminRef.key];
+  if (!admin) return wait("WaitingForCluster", `the admin kubeconfig of Cluster ${ns}/${clusterName} (${adminAt}) is not there yet`);
+  let adminKubeconfig: string;
+  let server: string;
+  try {
+    const what = `the admin kubeconfig of Cluster ${ns}/${clusterName} (${adminAt})`;
+    const parts = trustedKubeconfigParts(admin, what);
+    adminKubeconfig = renderTrustedKubeconfig(parts);
+    server = parts.server;
+  } catch (error) {
+    if (error instanceof UntrustedKubeconfigError) return wait("UntrustedKubeconfig", `${error.message}; nothing runs until the stack of the Cluster writes it again`);
+    throw error;
+  }
   const { packages, revision } = catalog;
   if (!packages || !revision) return wait("HeldByRollout", catalog.packagesReason);
   return {
     clusterKey: catalog.clusterKey,
-    endpoint: catalog.endpoint,
-    adminKubeconfigSecret: catalog.adminKubeconfigSecret,
+    // The server of the kubeconfig the stack wrote, not the Cluster's status (the tenant's to edit).
+    endpoint: server,
     packagesReason: catalog.packagesReason,
     packages,
     revision,
-    cluster: { endpoint: catalog.endpoint, caCertificate: ca["ca.crt"], caPrivateKey: ca["ca.key"], adminKubeconfig: admin.kubeconfig },
+    cluster: { endpoint: server, caCertificate: ca["ca.crt"], caPrivateKey: ca["ca.key"], adminKubeconfig },
     credentials: { privateKey: credentials.privateKey || undefined, password: credentials.password || undefined },
   };
 }

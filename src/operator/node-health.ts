@@ -11,7 +11,7 @@
  */
 import { CoreV1Api, KubeConfig, type V1Node } from "@kubernetes/client-node";
 import { listInPages, ResilientInformer, type ChangeListener, type InformerOptions } from "./informer";
-import { redact } from "./redact";
+import { trustedKubeconfigParts } from "../components/trusted-kubeconfig";
 
 export interface NodeView {
   name: string;
@@ -76,19 +76,28 @@ function signature(view: NodeView): string {
   return JSON.stringify([view.ready, view.readySince?.getTime(), view.kubeletVersion, view.reason]);
 }
 
-/** Loads a kubeconfig text; the error names the cluster and never quotes the text (it holds credentials). */
+/**
+ * The client of a business cluster, built from the server, CA and credentials of its admin
+ * kubeconfig only (trusted-kubeconfig.ts): never `loadFromString` of the text, which would let an
+ * `exec` or `auth-provider` entry run a command as the operator and path fields read its files.
+ * The error names the cluster and the refused fields, and never quotes the text.
+ */
 export function loadKubeconfig(clusterKey: string, text: string): KubeConfig {
+  const parts = trustedKubeconfigParts(text, `business cluster ${clusterKey}: its admin kubeconfig`);
   const kc = new KubeConfig();
-  try {
-    kc.loadFromString(text);
-  } catch (err) {
-    // YAML errors quote the offending lines after the first; the first line says where.
-    const first = redact(String((err as Error)?.message ?? err)).split("\n")[0]!.slice(0, 200);
-    throw new Error(`business cluster ${clusterKey}: its admin kubeconfig cannot be loaded: ${first}`);
-  }
-  if (!kc.getCurrentCluster()) throw new Error(`business cluster ${clusterKey}: its admin kubeconfig has no current context with a cluster`);
+  kc.loadFromClusterAndUser(
+    { name: parts.clusterName, server: parts.server, caData: b64(parts.caCertPem), skipTLSVerify: false },
+    {
+      name: parts.userName,
+      certData: parts.clientCertPem === undefined ? undefined : b64(parts.clientCertPem),
+      keyData: parts.clientKeyPem === undefined ? undefined : b64(parts.clientKeyPem),
+      token: parts.token,
+    },
+  );
   return kc;
 }
+
+const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
 
 interface ClusterWatch {
   readonly kubeconfig: string;

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
+import { cleanKubeconfig } from "../support/kubeconfigs";
 import { installMocks, settle, valueOf } from "../support/pulumi-mocks";
 
 const recorder = installMocks({
@@ -7,7 +8,7 @@ const recorder = installMocks({
     endpoint: "https://prod-a.k8s.example.com:6443",
     caCertificate: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
     caPrivateKey: "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n",
-    adminKubeconfig: "apiVersion: v1\nkind: Config\n",
+    adminKubeconfig: cleanKubeconfig("https://prod-a.k8s.example.com:6443"),
   },
 });
 

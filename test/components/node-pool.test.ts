@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { ClusterPackageVersionSpec, RolloutSpec } from "../../src/api/v1alpha1";
+import { cleanKubeconfig } from "../support/kubeconfigs";
 import { installMocks, settle } from "../support/pulumi-mocks";
 import { machine, packages } from "../support/worker-fixtures";
 
@@ -53,7 +54,7 @@ describe("NodePool", () => {
     const capture = captureOptions();
     const pool = new NodePool(
       "r",
-      { machines: machines(2), packageVersion: cpv({ canary: { count: 1 } }), credentials: { privateKey: "K" }, cluster: { ...cluster, adminKubeconfig: "admin" } },
+      { machines: machines(2), packageVersion: cpv({ canary: { count: 1 } }), credentials: { privateKey: "K" }, cluster: { ...cluster, adminKubeconfig: cleanKubeconfig() } },
       { transformations: capture.transformations },
     );
     await settle();

@@ -1,6 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { installMocks, isSecretOutput, settle, valueOf, type RecordedResource } from "../support/pulumi-mocks";
+import { parse } from "yaml";
+import { cleanKubeconfig, execEntry, withFields } from "../support/kubeconfigs";
 import { machine, packages } from "../support/worker-fixtures";
 
 const recorder = installMocks();
@@ -125,17 +127,43 @@ describe("WorkerNode", () => {
 
   it("adds drain and the Ready gate when an admin kubeconfig is given, with the kubeconfig only on stdin", async () => {
     recorder.reset();
-    const admin = "apiVersion: v1\nkind: Config\n# TEST-ONLY-admin\n";
+    const admin = cleanKubeconfig();
     const node = new WorkerNode("d", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...cluster, adminKubeconfig: admin } });
     await settle();
     const names = children("d").filter((r) => r.type.startsWith("command:")).map((r) => `${r.type.split(":")[1]}:${role("d", r)}`);
     expect(names).toEqual(["remote:host", "remote:preflight", "local:drain", "remote:containerd", "remote:kubelet", "remote:cni", "remote:join", "remote:verify", "local:ready"]);
     const drain = recorder.named("d-drain").inputs;
     expect(String(drain.create)).toContain("kubectl --kubeconfig \"$kc\"");
-    expect(String(drain.create)).not.toContain("TEST-ONLY");
+    expect(String(drain.create)).not.toContain(parse(admin).users[0].user["client-key-data"]);
     expect(String(drain.delete)).toContain("delete node worker-0001");
     expect(await isSecretOutput((node.steps.drain as unknown as { stdin: pulumi.Output<string> }).stdin)).toBe(true);
+    // A clean kubeconfig reaches kubectl unchanged: stacks written before the filter see no diff.
+    expect(await valueOf((node.steps.drain as unknown as { stdin: pulumi.Output<string> }).stdin)).toBe(admin);
     expect(node.healthGate).toBe(node.steps.ready);
+  });
+
+  it("refuses an admin kubeconfig kubectl would run code or read files from, before creating anything", () => {
+    recorder.reset();
+    let hostile = withFields(cleanKubeconfig(), "user", { exec: execEntry("/nonexistent/never"), tokenFile: "/var/run/secrets/token" });
+    hostile = withFields(hostile, "cluster", { "proxy-url": "http://proxy.example:3128" });
+    let message = "";
+    try {
+      new WorkerNode("x", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...cluster, adminKubeconfig: hostile } });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    for (const field of ["users[0].user.exec is not allowed", "users[0].user.tokenFile is not allowed", "clusters[0].cluster.proxy-url is not allowed"]) {
+      expect(message).toContain(`cluster.adminKubeconfig: ${field}`);
+    }
+    expect(recorder.resources).toEqual([]);
+  });
+
+  it("rebuilds an admin kubeconfig given as an Output from its server, CA and client certificate only", async () => {
+    recorder.reset();
+    const node = new WorkerNode("q", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...cluster, adminKubeconfig: pulumi.secret(withFields(cleanKubeconfig(), "cluster", { "insecure-skip-tls-verify": false })) } });
+    await settle();
+    const stdin = parse(await valueOf((node.steps.ready as unknown as { stdin: pulumi.Output<string> }).stdin));
+    expect(Object.keys(stdin.clusters[0].cluster).sort()).toEqual(["certificate-authority-data", "server"]);
   });
 
   it("passes a bootstrap token instead of a signed certificate", async () => {

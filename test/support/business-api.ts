@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -104,9 +104,12 @@ export async function startBusinessApi(options: BusinessApiOptions = {}): Promis
   ]);
   const endpoint = `https://127.0.0.1:${apiPort}`;
   await waitFor("kube-apiserver ready", () => curlOk(`${endpoint}/readyz`, true), api.child, api.log);
+  // The CA the serving certificate chains to (the self-signed one is its own), inline: the
+  // operator's code refuses kubeconfigs that skip TLS checks (trusted-kubeconfig.ts).
+  const servingCa = readFileSync(options.ca?.certFile ?? path.join(work, "certs", "apiserver.crt")).toString("base64");
   const adminKubeconfig = `apiVersion: v1
 kind: Config
-clusters: [{ name: business, cluster: { server: "${endpoint}", insecure-skip-tls-verify: true } }]
+clusters: [{ name: business, cluster: { server: "${endpoint}", certificate-authority-data: ${servingCa} } }]
 users: [{ name: admin, user: { token: admin-token } }]
 contexts: [{ name: admin, context: { cluster: business, user: admin } }]
 current-context: admin

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { mastersNamespaceOf, type MachineStatus } from "../../src/api/v1alpha1";
+import { parse } from "yaml";
 import type { ClusterObject } from "../../src/operator/cluster-reconciler";
 import { TerminalError } from "../../src/operator/controller";
 import type { ProbeResult } from "../../src/operator/host-probe";
@@ -16,8 +17,14 @@ import { packagesRevision } from "../../src/operator/package-revision";
 import { mastersNamespaceFor } from "../../src/operator/masters-namespace";
 import { DEFAULT_REMEDIATION_POLICY } from "../../src/operator/remediation";
 import { StackOperationError, type StateResource } from "../../src/operator/stack-runner";
+import { cleanKubeconfig, execEntry, withFields } from "../support/kubeconfigs";
 import { machine as machineSpec, packages } from "../support/worker-fixtures";
 
+const MASTERS = mastersNamespaceOf({ metadata: { name: "prod-a", namespace: "fleet" } });
+const ADMIN = cleanKubeconfig("https://127.0.0.1:30443");
+const ADMIN_KEY_DATA = (parse(ADMIN) as { users: { user: Record<string, string> }[] }).users[0]!.user["client-key-data"]!;
+const EXEC_MARKER = "/nonexistent/kok-unit-exec-marker";
+const HOSTILE = withFields(ADMIN, "user", { exec: execEntry(EXEC_MARKER) });
 const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nunit-test-secret-key\n-----END OPENSSH PRIVATE KEY-----";
 const CA_KEY = "-----BEGIN EC PRIVATE KEY-----\nunit-test-ca-key\n-----END EC PRIVATE KEY-----";
 
@@ -28,9 +35,13 @@ function harness() {
   const cpvs = new Map<string, PackageVersionObject>();
   const secrets = new Map<string, Record<string, string>>([
     ["fleet/worker-ssh", { privateKey: PRIVATE_KEY }],
-    [`${mastersNamespaceOf({ metadata: { namespace: "fleet", name: "prod-a" } })}/prod-a-controller-manager-certs`, { "ca.crt": "CA CERT", "ca.key": CA_KEY }],
-    ["fleet/prod-a-admin-kubeconfig", { kubeconfig: "apiVersion: v1\nkind: Config\n# admin" }],
+    [`${MASTERS}/prod-a-controller-manager-certs`, { "ca.crt": "CA CERT", "ca.key": CA_KEY }],
+    // The stack's Secret in the masters' namespace, and the tenant's copy (never read back).
+    [`${MASTERS}/prod-a-admin-kubeconfig`, { kubeconfig: ADMIN }],
+    ["fleet/prod-a-admin-kubeconfig", { kubeconfig: HOSTILE }],
   ]);
+  const secretReads: string[] = [];
+  const watched: string[] = [];
   const events: { type: string; reason: string; message: string }[] = [];
   const ups: { stack: string; program: unknown }[] = [];
   const engine = { failWith: undefined as Error | undefined, destroyed: [] as string[], renamed: [] as string[] };
@@ -66,7 +77,10 @@ function harness() {
     stacks,
     events: { record: async (_m, type, reason, message) => void events.push({ type, reason, message }) },
     nodes: {
-      ensure: (clusterKey) => void hostCalls.push(`watch ${clusterKey}`),
+      ensure: (clusterKey, kubeconfig) => {
+        hostCalls.push(`watch ${clusterKey}`);
+        watched.push(kubeconfig);
+      },
       synced: () => true,
       node: (_c, name) => nodes.get(name),
     },
@@ -93,7 +107,7 @@ function harness() {
       machinesOfCluster: () => [...machines.values()],
       cluster: (ns, name) => clusters.get(`${ns}/${name}`),
       packageVersion: (ns, name) => cpvs.get(`${ns}/${name}`),
-      secret: async (ns, name) => secrets.get(`${ns}/${name}`),
+      secret: async (ns, name) => (secretReads.push(`${ns}/${name}`), secrets.get(`${ns}/${name}`)),
       mastersNamespace: (c) => mastersNamespaceFor(c, async (name) => namespaceLabels.get(name)),
     },
   });
@@ -110,7 +124,7 @@ function harness() {
       spec: {} as ClusterObject["spec"],
       status: { phase: "Ready", endpoint: "https://127.0.0.1:30443", adminKubeconfigSecret: "prod-a-admin-kubeconfig" },
     });
-  return { reconciler, machines, clusters, cpvs, secrets, events, ups, engine, states, namespaceLabels, nodes, probes, hostCalls, put, readyCluster, current, advance: (ms: number) => (time += ms), now: () => new Date(time) };
+  return { reconciler, machines, clusters, cpvs, secrets, secretReads, watched, events, ups, engine, states, namespaceLabels, nodes, probes, hostCalls, put, readyCluster, current, advance: (ms: number) => (time += ms), now: () => new Date(time) };
 }
 
 const everything = (h: ReturnType<typeof harness>) => JSON.stringify({ machines: [...h.machines.values()], events: h.events });
@@ -131,7 +145,44 @@ describe("MachineReconciler", () => {
     expect(h.current().status).toMatchObject({ phase: "Ready", nodeName: "worker-0001", observedGeneration: 1, packagesRevision: packagesRevision(packages("v1.35.4")) });
     expect(h.events.map((e) => e.reason)).toEqual(["Installing", "Installed"]);
     // The key, the CA key and the kubeconfig went to the program only.
-    expect(everything(h)).not.toMatch(/unit-test-secret-key|unit-test-ca-key|# admin/);
+    expect(everything(h)).not.toMatch(/unit-test-secret-key|unit-test-ca-key/);
+    expect(everything(h)).not.toContain(ADMIN_KEY_DATA);
+  });
+
+  it("reads the admin kubeconfig the stack wrote in the masters' namespace, never the tenant's copy nor a name from the status", async () => {
+    const h = harness();
+    h.readyCluster();
+    // A tenant points the status at a Secret of its own and fills it, and its copy, with an exec entry.
+    const cluster = h.clusters.get("fleet/prod-a")!;
+    h.clusters.set("fleet/prod-a", { ...cluster, status: { ...cluster.status, adminKubeconfigSecret: "planted" } });
+    h.secrets.set("fleet/planted", { kubeconfig: HOSTILE });
+    h.put();
+    await h.reconciler.reconcile("fleet/worker-0001");
+    h.nodes.set("worker-0001", { name: "worker-0001", ready: true, kubeletVersion: "v1.36.3" });
+    h.probes.versions = { containerd: "1.7.22", kubelet: "v1.36.3", cni: "v1.5.1" };
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.ups).toHaveLength(1);
+    expect(h.secretReads).toContain(`${MASTERS}/prod-a-admin-kubeconfig`);
+    expect(h.secretReads).not.toContain("fleet/prod-a-admin-kubeconfig");
+    expect(h.secretReads).not.toContain("fleet/planted");
+    expect(h.watched.length).toBeGreaterThan(0);
+    for (const kubeconfig of h.watched) expect(kubeconfig).toBe(ADMIN);
+  });
+
+  it("refuses an admin kubeconfig with an exec entry: the condition says why and nothing runs", async () => {
+    const h = harness();
+    h.readyCluster();
+    h.secrets.set(`${MASTERS}/prod-a-admin-kubeconfig`, { kubeconfig: HOSTILE });
+    h.put();
+    await h.reconciler.reconcile("fleet/worker-0001");
+    const progressing = h.current().status?.conditions?.find((c) => c.type === "Progressing");
+    expect(progressing).toMatchObject({ reason: "UntrustedKubeconfig" });
+    expect(progressing?.message).toContain(`Secret ${MASTERS}/prod-a-admin-kubeconfig, key kubeconfig`);
+    expect(progressing?.message).toContain("users[0].user.exec is not allowed");
+    expect(progressing?.message).not.toContain(EXEC_MARKER);
+    expect(h.ups).toHaveLength(0);
+    expect(h.hostCalls).toEqual([]);
+    expect(h.watched).toEqual([]);
   });
 
   it("waits for a missing credentials Secret instead of failing", async () => {
@@ -275,11 +326,14 @@ describe("MachineReconciler", () => {
     expect(h.engine.destroyed).toEqual(["fleet.worker-0001"]);
   });
 
-  it("reads the cluster CA from the legacy masters' namespace of a migrated Cluster, only when it carries the Cluster's UID", async () => {
+  it("reads the cluster CA and admin kubeconfig from the legacy masters' namespace of a migrated Cluster, only when it carries the Cluster's UID", async () => {
     const h = harness();
     h.readyCluster();
     h.secrets.set("fleet-prod-a/prod-a-controller-manager-certs", { "ca.crt": "LEGACY CA CERT", "ca.key": CA_KEY });
-    h.secrets.delete(`${mastersNamespaceOf({ metadata: { namespace: "fleet", name: "prod-a" } })}/prod-a-controller-manager-certs`);
+    h.secrets.delete(`${MASTERS}/prod-a-controller-manager-certs`);
+    // The admin kubeconfig moves with the masters: read from the same (legacy) namespace.
+    h.secrets.set("fleet-prod-a/prod-a-admin-kubeconfig", h.secrets.get(`${MASTERS}/prod-a-admin-kubeconfig`)!);
+    h.secrets.delete(`${MASTERS}/prod-a-admin-kubeconfig`);
     // A namespace of that name without this Cluster's UID (e.g. Cluster fleet-prod/a's of old) is not read.
     h.namespaceLabels.set("fleet-prod-a", { "kubeonkube.io/cluster-uid": "uid-of-someone-else" });
     h.put();

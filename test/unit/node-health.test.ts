@@ -4,14 +4,9 @@ import type { ListWatchLike } from "../../src/operator/informer";
 import { BusinessNodeWatches, loadKubeconfig, nodeInformer, nodeView, type MakeNodeInformer } from "../../src/operator/node-health";
 import { FakeClock, flush } from "../support/fake-clock";
 import { FakeListWatch } from "../support/fake-list-watch";
+import { cleanKubeconfig, execEntry, TEST_CA, tokenKubeconfig, withFields } from "../support/kubeconfigs";
 
-const kubeconfig = (token: string) => `apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: "https://127.0.0.1:6443" } }]
-users: [{ name: admin, user: { token: ${token} } }]
-contexts: [{ name: admin, context: { cluster: c, user: admin } }]
-current-context: admin
-`;
+const kubeconfig = (token: string) => tokenKubeconfig("https://127.0.0.1:6443", TEST_CA, token);
 
 const node = (name: string, ready: "True" | "False" | "Unknown", at: string, extra: { version?: string; reason?: string; heartbeat?: string } = {}): V1Node => ({
   metadata: { name, resourceVersion: "1" },
@@ -186,12 +181,25 @@ describe("BusinessNodeWatches", () => {
     } catch (err) {
       message = (err as Error).message;
     }
-    expect(message).toMatch(/^business cluster c: its admin kubeconfig cannot be loaded: /);
+    expect(message).toMatch(/^business cluster c: its admin kubeconfig is refused: it is not valid YAML /);
     expect(message).not.toContain(secret);
     expect(message).not.toContain("\n");
-    expect(() => loadKubeconfig("c", "apiVersion: v1\nkind: Config\n")).toThrow("business cluster c: its admin kubeconfig has no current context with a cluster");
+    expect(() => loadKubeconfig("c", "apiVersion: v1\nkind: Config\n")).toThrow("business cluster c: its admin kubeconfig is refused: current-context is not set");
     expect(fakes).toHaveLength(1);
     expect(watches.node("c", "w1")?.ready).toBe(true);
+    await watches.stopAll();
+  });
+
+  it("builds the client from server, CA and credentials only: an exec kubeconfig starts no watch and names the field", async () => {
+    const { watches, fakes } = setup();
+    const hostile = withFields(cleanKubeconfig(), "user", { exec: execEntry("/nonexistent/never-created") });
+    expect(() => watches.ensure("c", hostile)).toThrow("business cluster c: its admin kubeconfig is refused: users[0].user.exec is not allowed");
+    expect(fakes).toHaveLength(0);
+    const kc = loadKubeconfig("c", withFields(cleanKubeconfig(), "cluster", { "insecure-skip-tls-verify": false }));
+    expect(kc.getCurrentUser()).toMatchObject({ name: "kubernetes-admin" });
+    expect(kc.getCurrentUser()?.exec).toBeUndefined();
+    expect(kc.getCurrentCluster()).toMatchObject({ server: "https://127.0.0.1:30443", skipTLSVerify: false });
+    expect(kc.getCurrentCluster()?.proxyUrl).toBeUndefined();
     await watches.stopAll();
   });
 });

@@ -2,7 +2,9 @@
  * The steps that talk to the business cluster rather than to the host: they run `kubectl` on the
  * machine that runs Pulumi, with the admin kubeconfig on stdin (never on the command line or in a
  * file that outlives the step). Used for cordon/drain before a kubelet or runtime upgrade, the
- * Ready gate and uncordon after it, and drain + Node removal on delete.
+ * Ready gate and uncordon after it, and drain + Node removal on delete. kubectl would run an `exec`
+ * entry of that kubeconfig, so WorkerNode first rebuilds it from its server, CA and client
+ * certificate (trusted-kubeconfig.ts).
  */
 import YAML from "yaml";
 
