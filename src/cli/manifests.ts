@@ -37,7 +37,7 @@ export async function runManifests(argv: string[]): Promise<number> {
     operatorHeapMb: heap,
     terminationGracePeriodSeconds: grace,
   }).filter((o) => !values["crds-only"] || o.kind === "CustomResourceDefinition");
-  process.stdout.write(objects.map((o) => stringify(o, { lineWidth: 0 })).join("---\n"));
+  process.stdout.write(objects.map((o) => stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })).join("---\n"));
   const ns = values.namespace ?? "kube-on-kube-system";
   if (!values["crds-only"]) {
     console.error(
