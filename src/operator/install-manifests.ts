@@ -50,7 +50,10 @@ export const DEFAULT_TERMINATION_GRACE_SECONDS = 1800;
 export const OPERATOR_PATHS = {
   /** `--state-dir`: the stacks' work directories and, with a file backend, the state (PVC). */
   data: "/var/lib/kube-on-kube",
-  /** HOME and PULUMI_HOME (the CLI's credentials and workspace files; plugins come from PATH). */
+  /**
+   * HOME and PULUMI_HOME (the CLI's credentials and workspace files). An emptyDir, so the image
+   * carries the CLI, language host and providers on PATH (plugin downloads are off).
+   */
   home: "/home/kube-on-kube",
   /** TMPDIR. */
   tmp: "/tmp",
