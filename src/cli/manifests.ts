@@ -1,4 +1,7 @@
-/** `kok manifests [--namespace NS] [--image IMG] [--backend-url URL] [--operator-heap-mb 512]`: install YAML on stdout. */
+/**
+ * `kok manifests [--namespace NS] [--image IMG] [--backend-url URL] [--operator-heap-mb 512]
+ *                [--termination-grace-seconds 1800]`: install YAML on stdout.
+ */
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { installManifests } from "../operator/install-manifests";
@@ -13,11 +16,17 @@ export async function runManifests(argv: string[]): Promise<number> {
       "passphrase-secret": { type: "string" },
       "crds-only": { type: "boolean" },
       "operator-heap-mb": { type: "string" },
+      "termination-grace-seconds": { type: "string" },
     },
   });
   const heap = values["operator-heap-mb"] === undefined ? undefined : Number(values["operator-heap-mb"]);
   if (heap !== undefined && (!Number.isInteger(heap) || heap < 64)) {
     console.error(`kok manifests: --operator-heap-mb "${values["operator-heap-mb"]}" must be an integer of at least 64 (MB)`);
+    return 2;
+  }
+  const grace = values["termination-grace-seconds"] === undefined ? undefined : Number(values["termination-grace-seconds"]);
+  if (grace !== undefined && (!Number.isInteger(grace) || grace < 30)) {
+    console.error(`kok manifests: --termination-grace-seconds "${values["termination-grace-seconds"]}" must be an integer of at least 30`);
     return 2;
   }
   const objects = installManifests({
@@ -26,8 +35,9 @@ export async function runManifests(argv: string[]): Promise<number> {
     backendUrl: values["backend-url"],
     passphraseSecret: values["passphrase-secret"],
     operatorHeapMb: heap,
+    terminationGracePeriodSeconds: grace,
   }).filter((o) => !values["crds-only"] || o.kind === "CustomResourceDefinition");
-  process.stdout.write(objects.map((o) => stringify(o, { lineWidth: 0 })).join("---\n"));
+  process.stdout.write(objects.map((o) => stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })).join("---\n"));
   const ns = values.namespace ?? "kube-on-kube-system";
   if (!values["crds-only"]) {
     console.error(

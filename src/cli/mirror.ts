@@ -1,14 +1,20 @@
 /**
  * `kok mirror <dir> [--addr 127.0.0.1:8099]`: a package mirror for air-gapped sites and tests.
- * Serves the files of one directory (not its subdirectories' parents: no `..`, no symlinks out)
- * over plain HTTP with Content-Length, and prints each artifact's URL and sha256 at start, ready to
- * paste into a ClusterPackageVersion.
+ * Serves the regular files of one directory over plain HTTP with Content-Length, and prints each
+ * artifact's URL and sha256 at start, ready to paste into a ClusterPackageVersion.
+ *
+ * What a mirror must never do, since worker hosts fetch from it and anyone on the network may ask
+ * it anything: serve outside the directory (`..`, encoded or not, absolute paths, symlinks out),
+ * serve dotfiles or anything under a dot-directory (`.git`, `.env`, credentials kept beside the
+ * artifacts), die on a file it cannot read (an error answers 500 and is logged), or keep per-request
+ * state: the request log is a bounded ring and every file stream is closed however the request ends.
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readdir, realpath, stat } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { open, readdir, realpath } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import * as path from "node:path";
+import { pipeline } from "node:stream";
 
 export interface MirrorArtifact {
   /** Path relative to the served directory, with "/" separators. */
@@ -18,13 +24,37 @@ export interface MirrorArtifact {
   readonly size: number;
 }
 
+/** One answered request, for logs. `error` only when the mirror failed (5xx) or the client left. */
+export interface MirrorLogEntry {
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly error?: string;
+}
+
+export interface MirrorOptions {
+  readonly dir: string;
+  readonly host?: string;
+  /** 0 picks a free port. Default 8099. */
+  readonly port?: number;
+  /** Called once per request when it ends. Default: failures (5xx, aborted downloads) to stderr. */
+  readonly log?: (entry: MirrorLogEntry) => void;
+  /** How many recent requests `requests` keeps. Default 1000. */
+  readonly recentRequests?: number;
+}
+
 export interface Mirror {
   readonly url: string;
   readonly artifacts: readonly MirrorArtifact[];
-  /** Requests served so far, as "METHOD /path status" (for tests and logs). */
+  /** The most recent requests (at most `recentRequests`), as "METHOD /path status". */
   readonly requests: readonly string[];
+  /** GET requests answered with a whole file since start. */
+  readonly downloads: number;
   close(): Promise<void>;
 }
+
+/** Longest request path kept in the log: a 16 KB URL must not cost 16 KB per entry. */
+const LOGGED_PATH_MAX = 256;
 
 async function sha256Of(file: string): Promise<string> {
   const hash = createHash("sha256");
@@ -32,9 +62,11 @@ async function sha256Of(file: string): Promise<string> {
   return hash.digest("hex");
 }
 
+/** Regular files under `dir`, relative, skipping dotfiles, dot-directories and symlinks. */
 async function listFiles(root: string, dir = root): Promise<string[]> {
   const files: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.name.startsWith(".")) continue;
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) files.push(...(await listFiles(root, full)));
     else if (entry.isFile()) files.push(path.relative(root, full).split(path.sep).join("/"));
@@ -42,35 +74,114 @@ async function listFiles(root: string, dir = root): Promise<string[]> {
   return files.sort();
 }
 
+/**
+ * The relative path a request names, or undefined when it may not name anything: not
+ * origin-form (`/...`), undecodable, a NUL or backslash, an empty segment (`//etc/passwd`), or any
+ * segment starting with a dot (`.`, `..`, `.git`, `.env`), checked after percent-decoding.
+ */
+export function requestedPath(url: string | undefined): string | undefined {
+  if (!url?.startsWith("/")) return undefined;
+  const rawPath = url.split(/[?#]/, 1)[0];
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rawPath);
+  } catch {
+    return undefined;
+  }
+  const segments = decoded.slice(1).split("/");
+  if (decoded.includes("\0") || decoded.includes("\\")) return undefined;
+  if (segments.some((s) => s === "" || s.startsWith("."))) return undefined;
+  return segments.join("/");
+}
+
+/** Whether `real` (a resolved path) lies under `root` with no dot segment on the way. */
+function servable(root: string, real: string): boolean {
+  const relative = path.relative(root, real);
+  if (relative === "" || path.isAbsolute(relative)) return false;
+  return relative.split(path.sep).every((s) => s !== ".." && !s.startsWith("."));
+}
+
 /** Starts the mirror; `port` 0 picks a free port. */
-export async function startMirror(options: { dir: string; host?: string; port?: number }): Promise<Mirror> {
+export async function startMirror(options: MirrorOptions): Promise<Mirror> {
   const root = await realpath(options.dir);
+  const recentLimit = options.recentRequests ?? 1000;
+  const log = options.log ?? ((e: MirrorLogEntry) => e.error && console.error(`kok mirror: ${e.method} ${e.path} ${e.status}: ${e.error}`));
   const requests: string[] = [];
-  const server: Server = createServer((req, res) => {
-    const respond = (status: number, message?: string) => {
-      requests.push(`${req.method} ${req.url} ${status}`);
-      res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8" });
-      res.end(message ? `${message}\n` : undefined);
-    };
-    if (req.method !== "GET" && req.method !== "HEAD") return respond(405, "only GET and HEAD");
-    let relative: string;
+  let downloads = 0;
+
+  const finish = (req: IncomingMessage, status: number, error?: string) => {
+    const entry: MirrorLogEntry = { method: req.method ?? "?", path: (req.url ?? "").slice(0, LOGGED_PATH_MAX), status, ...(error ? { error } : {}) };
+    requests.push(`${entry.method} ${entry.path} ${status}`);
+    if (requests.length > recentLimit) requests.splice(0, requests.length - recentLimit);
     try {
-      relative = decodeURIComponent(new URL(req.url ?? "/", "http://mirror").pathname);
+      log(entry);
     } catch {
-      return respond(400, "bad path");
+      // A broken log sink must not take the mirror down.
     }
-    const file = path.resolve(root, `.${relative}`);
-    void realpath(file)
-      .then(async (real) => {
-        if (real !== root && !real.startsWith(root + path.sep)) return respond(404, "not found");
-        const info = await stat(real);
-        if (!info.isFile()) return respond(404, "not found");
-        requests.push(`${req.method} ${req.url} 200`);
-        res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": info.size });
-        if (req.method === "HEAD") return void res.end();
-        createReadStream(real).pipe(res);
-      })
-      .catch(() => respond(404, "not found"));
+  };
+  const respond = (req: IncomingMessage, res: ServerResponse, status: number, message: string, error?: string) => {
+    finish(req, status, error);
+    res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8" });
+    res.end(`${message}\n`);
+  };
+
+  const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (req.method !== "GET" && req.method !== "HEAD") return respond(req, res, 405, "only GET and HEAD");
+    const relative = requestedPath(req.url);
+    if (relative === undefined) return respond(req, res, 404, "not found");
+    let real: string;
+    try {
+      real = await realpath(path.join(root, relative));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return respond(req, res, 404, "not found");
+      return respond(req, res, 500, "cannot read the file", (error as Error).message);
+    }
+    if (!servable(root, real)) return respond(req, res, 404, "not found");
+    // Open first and stat the open file: what is sent is what was checked, even if the path is
+    // replaced in between, and a file that cannot be opened is a 500 before any header went out.
+    let handle: Awaited<ReturnType<typeof open>>;
+    try {
+      handle = await open(real, "r");
+    } catch (error) {
+      return respond(req, res, 500, "cannot read the file", (error as Error).message);
+    }
+    let size: number;
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) {
+        await handle.close();
+        return respond(req, res, 404, "not found");
+      }
+      size = info.size;
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      return respond(req, res, 500, "cannot read the file", (error as Error).message);
+    }
+    res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": size });
+    if (req.method === "HEAD") {
+      await handle.close();
+      finish(req, 200);
+      return void res.end();
+    }
+    // pipeline destroys the file stream (closing the descriptor) however the response ends:
+    // complete, failed read, or the client gone.
+    pipeline(handle.createReadStream(), res, (error) => {
+      if (!error) downloads++;
+      // The request is logged as ended once its descriptor is closed (close() joins the stream's own).
+      void handle
+        .close()
+        .catch(() => undefined)
+        .then(() => finish(req, 200, error ? `stopped after the headers: ${error.message}` : undefined));
+    });
+  };
+
+  const server: Server = createServer((req, res) => {
+    serve(req, res).catch((error: unknown) => {
+      // Nothing above should throw; if it does, answer and log rather than crash the process.
+      if (!res.headersSent) respond(req, res, 500, "internal error", (error as Error).message);
+      else res.destroy();
+    });
   });
   const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
@@ -80,16 +191,29 @@ export async function startMirror(options: { dir: string; host?: string; port?: 
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : options.port;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const close = () => new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
   const artifacts: MirrorArtifact[] = [];
-  for (const name of await listFiles(root)) {
-    const full = path.join(root, name);
-    artifacts.push({ name, url: `${url}/${name.split("/").map(encodeURIComponent).join("/")}`, sha256: await sha256Of(full), size: (await stat(full)).size });
+  try {
+    for (const name of await listFiles(root)) {
+      const full = path.join(root, name);
+      const sha256 = await sha256Of(full);
+      const handle = await open(full, "r");
+      const size = (await handle.stat()).size;
+      await handle.close();
+      artifacts.push({ name, url: `${url}/${name.split("/").map(encodeURIComponent).join("/")}`, sha256, size });
+    }
+  } catch (error) {
+    await close();
+    throw new Error(`kok mirror: cannot read ${options.dir}: ${(error as Error).message}`);
   }
   return {
     url,
     artifacts,
     requests,
-    close: () => new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve()))),
+    get downloads() {
+      return downloads;
+    },
+    close,
   };
 }
 

@@ -1,10 +1,14 @@
 /**
  * `kok manifests`: everything a real meta-cluster needs to run the operator — the CRDs, a
- * namespace, a least-privilege ServiceAccount and RBAC, the Lease permissions for leader
- * election, and a Deployment with probes, a metrics port and a volume for the Pulumi state.
+ * namespace under the restricted Pod Security level, a ServiceAccount with least-privilege RBAC
+ * (operator-rbac.ts) and the admission policy that confines its writes
+ * (operator-admission-policy.ts), and a hardened Deployment: read-only root filesystem with every
+ * written path on a volume, seccomp RuntimeDefault, no capabilities, and a termination grace that
+ * lets an update in flight finish. docs/security.md explains each choice.
  */
-import { API_GROUP } from "../api/v1alpha1";
 import { allCustomResourceDefinitions } from "./crds";
+import { operatorAdmissionPolicy } from "./operator-admission-policy";
+import { OPERATOR_NAME, operatorRbac } from "./operator-rbac";
 
 type Json = Record<string, unknown>;
 
@@ -25,60 +29,55 @@ export interface ManifestOptions {
    * (599 MB); 256 held it at 262 MB (docs/benchmarks.md (5)). Raise it with the fleet.
    */
   readonly operatorHeapMb?: number;
+  /** Seconds between SIGTERM and SIGKILL. Default DEFAULT_TERMINATION_GRACE_SECONDS. */
+  readonly terminationGracePeriodSeconds?: number;
 }
 
-const NAME = "kube-on-kube-operator";
+const NAME = OPERATOR_NAME;
 const LABELS = { "app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "kube-on-kube" };
 
-/** Cluster-wide rules: the kinds it reconciles, and what the masters' stacks create in their namespaces. */
-export function operatorClusterRules(): Json[] {
-  return [
-    { apiGroups: [API_GROUP], resources: ["clusters", "machines", "clusterpackageversions"], verbs: ["get", "list", "watch", "update", "patch"] },
-    { apiGroups: [API_GROUP], resources: ["clusters/status", "machines/status", "clusterpackageversions/status", "clusters/finalizers", "machines/finalizers"], verbs: ["get", "update", "patch"] },
-    { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
-    // The hosted masters: namespaces and the objects ControlPlane renders in them.
-    { apiGroups: [""], resources: ["namespaces"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
-    { apiGroups: [""], resources: ["services", "secrets", "configmaps", "persistentvolumeclaims"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
-    { apiGroups: [""], resources: ["pods", "endpoints"], verbs: ["get", "list", "watch"] },
-    { apiGroups: ["apps"], resources: ["deployments", "statefulsets", "replicasets"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
-    { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
-    // The masters' NetworkPolicies (src/components/network-policies.ts).
-    { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
-  ];
-}
+/**
+ * Default grace between SIGTERM and SIGKILL. On SIGTERM the operator stops taking keys and waits
+ * for every reconcile in flight (src/operator/controller.ts `stop`): a `pulumi up` is not
+ * cancelled but allowed to end, so the grace must outlast the longest single wait inside one: an
+ * SSH step (900 s timeout, src/components/ssh-step.ts) or a rollout gate (600 s,
+ * src/components/rollout-gate.ts), with room for the status writes after it. An update killed past
+ * it leaves pending operations that the next leader clears before any other update.
+ */
+export const DEFAULT_TERMINATION_GRACE_SECONDS = 1800;
+
+/** Where the operator writes, all on volumes: the root filesystem is read-only. */
+export const OPERATOR_PATHS = {
+  /** `--state-dir`: the stacks' work directories and, with a file backend, the state (PVC). */
+  data: "/var/lib/kube-on-kube",
+  /**
+   * HOME and PULUMI_HOME (the CLI's credentials and workspace files). An emptyDir, so the image
+   * carries the CLI, language host and providers on PATH (plugin downloads are off).
+   */
+  home: "/home/kube-on-kube",
+  /** TMPDIR. */
+  tmp: "/tmp",
+} as const;
 
 export function installManifests(options: ManifestOptions = {}): Json[] {
   const namespace = options.namespace ?? "kube-on-kube-system";
   const image = options.image ?? "kube-on-kube/operator:0.1.0";
   const passphraseSecret = options.passphraseSecret ?? `${NAME}-state-passphrase`;
-  const backendUrl = options.backendUrl ?? "file:///var/lib/kube-on-kube/state";
+  const fileBackend = (options.backendUrl ?? "file://").startsWith("file://");
+  const backendUrl = options.backendUrl ?? `file://${OPERATOR_PATHS.data}/state`;
   const meta = (name: string, ns = true) => ({ name, ...(ns ? { namespace } : {}), labels: LABELS });
   return [
     ...allCustomResourceDefinitions(),
-    { apiVersion: "v1", kind: "Namespace", metadata: meta(namespace, false) },
+    {
+      apiVersion: "v1",
+      kind: "Namespace",
+      // The operator's Pod meets the restricted Pod Security level; nothing else belongs here.
+      metadata: { name: namespace, labels: { ...LABELS, "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted" } },
+    },
     { apiVersion: "v1", kind: "ServiceAccount", metadata: meta(NAME) },
-    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: meta(NAME, false), rules: operatorClusterRules() },
-    {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "ClusterRoleBinding",
-      metadata: meta(NAME, false),
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: NAME },
-      subjects: [{ kind: "ServiceAccount", name: NAME, namespace }],
-    },
-    {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "Role",
-      metadata: meta(`${NAME}-leader-election`),
-      rules: [{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] }],
-    },
-    {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "RoleBinding",
-      metadata: meta(`${NAME}-leader-election`),
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: `${NAME}-leader-election` },
-      subjects: [{ kind: "ServiceAccount", name: NAME, namespace }],
-    },
-    ...(backendUrl.startsWith("file://")
+    ...operatorRbac(namespace, LABELS),
+    ...operatorAdmissionPolicy({ namespace, serviceAccount: NAME, labels: LABELS }),
+    ...(fileBackend
       ? [
           {
             apiVersion: "v1",
@@ -88,43 +87,70 @@ export function installManifests(options: ManifestOptions = {}): Json[] {
           },
         ]
       : []),
-    {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: meta(NAME),
-      spec: {
-        // With an object-store backend a second replica stands by for fast failover (the Lease
-        // keeps one active); a file backend on a ReadWriteOnce volume allows only one pod.
-        replicas: backendUrl.startsWith("file://") ? 1 : 2,
-        selector: { matchLabels: { "app.kubernetes.io/name": NAME } },
-        // A file backend lives on a ReadWriteOnce volume: never two pods on it at once.
-        strategy: backendUrl.startsWith("file://") ? { type: "Recreate" } : undefined,
-        template: {
-          metadata: { labels: LABELS },
-          spec: {
-            serviceAccountName: NAME,
-            securityContext: { runAsNonRoot: true, runAsUser: 65532, fsGroup: 65532 },
-            containers: [
-              {
-                name: "operator",
-                image,
-                args: ["operator", `--backend-url=${backendUrl}`, "--metrics-addr=:8080", `--leader-election-namespace=${namespace}`],
-                env: [
-                  { name: "PULUMI_CONFIG_PASSPHRASE", valueFrom: { secretKeyRef: { name: passphraseSecret, key: "passphrase" } } },
-                  { name: "NODE_OPTIONS", value: `--max-old-space-size=${options.operatorHeapMb ?? 512}` },
-                ],
-                ports: [{ name: "metrics", containerPort: 8080 }],
-                livenessProbe: { httpGet: { path: "/healthz", port: "metrics" }, periodSeconds: 20 },
-                readinessProbe: { httpGet: { path: "/readyz", port: "metrics" }, periodSeconds: 10 },
-                resources: { requests: { cpu: "500m", memory: "512Mi" }, limits: { memory: "2Gi" } },
-                volumeMounts: backendUrl.startsWith("file://") ? [{ name: "state", mountPath: "/var/lib/kube-on-kube" }] : [],
-                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: false, capabilities: { drop: ["ALL"] } },
+    operatorDeployment({ ...options, namespace, image, passphraseSecret, backendUrl, fileBackend }),
+  ];
+}
+
+function operatorDeployment(o: ManifestOptions & { namespace: string; image: string; passphraseSecret: string; backendUrl: string; fileBackend: boolean }): Json {
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: NAME, namespace: o.namespace, labels: LABELS },
+    spec: {
+      // With an object-store backend a second replica stands by for fast failover (the Lease
+      // keeps one active); a file backend on a ReadWriteOnce volume allows only one pod.
+      replicas: o.fileBackend ? 1 : 2,
+      selector: { matchLabels: { "app.kubernetes.io/name": NAME } },
+      // A file backend lives on a ReadWriteOnce volume: never two pods on it at once.
+      strategy: o.fileBackend ? { type: "Recreate" } : undefined,
+      template: {
+        metadata: { labels: LABELS },
+        spec: {
+          serviceAccountName: NAME,
+          // The operator talks to the meta-cluster's API with this token; nothing else in the Pod.
+          automountServiceAccountToken: true,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: o.terminationGracePeriodSeconds ?? DEFAULT_TERMINATION_GRACE_SECONDS,
+          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: "RuntimeDefault" } },
+          containers: [
+            {
+              name: "operator",
+              image: o.image,
+              args: ["operator", `--backend-url=${o.backendUrl}`, `--state-dir=${OPERATOR_PATHS.data}`, "--metrics-addr=:8080", `--leader-election-namespace=${o.namespace}`],
+              env: [
+                { name: "PULUMI_CONFIG_PASSPHRASE", valueFrom: { secretKeyRef: { name: o.passphraseSecret, key: "passphrase" } } },
+                { name: "NODE_OPTIONS", value: `--max-old-space-size=${o.operatorHeapMb ?? 512}` },
+                { name: "HOME", value: OPERATOR_PATHS.home },
+                { name: "PULUMI_HOME", value: `${OPERATOR_PATHS.home}/.pulumi` },
+                { name: "TMPDIR", value: OPERATOR_PATHS.tmp },
+              ],
+              ports: [{ name: "metrics", containerPort: 8080 }],
+              livenessProbe: { httpGet: { path: "/healthz", port: "metrics" }, periodSeconds: 20 },
+              readinessProbe: { httpGet: { path: "/readyz", port: "metrics" }, periodSeconds: 10 },
+              resources: { requests: { cpu: "500m", memory: "512Mi" }, limits: { memory: "2Gi" } },
+              volumeMounts: [
+                { name: "data", mountPath: OPERATOR_PATHS.data },
+                { name: "home", mountPath: OPERATOR_PATHS.home },
+                { name: "tmp", mountPath: OPERATOR_PATHS.tmp },
+              ],
+              securityContext: {
+                runAsNonRoot: true,
+                allowPrivilegeEscalation: false,
+                privileged: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ["ALL"] },
+                seccompProfile: { type: "RuntimeDefault" },
               },
-            ],
-            volumes: backendUrl.startsWith("file://") ? [{ name: "state", persistentVolumeClaim: { claimName: `${NAME}-state` } }] : [],
-          },
+            },
+          ],
+          volumes: [
+            // With an object store the work directories are scratch: an emptyDir.
+            o.fileBackend ? { name: "data", persistentVolumeClaim: { claimName: `${NAME}-state` } } : { name: "data", emptyDir: { sizeLimit: "10Gi" } },
+            { name: "home", emptyDir: { sizeLimit: "1Gi" } },
+            { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
+          ],
         },
       },
     },
-  ];
+  };
 }

@@ -60,7 +60,7 @@ async function up(target: EngineStack): Promise<{ result: UpResult; events: Engi
 }
 const ops = (events: EngineEvent[], op: string) =>
   events.filter((e) => e.resourcePreEvent?.metadata.op === op).map((e) => e.resourcePreEvent!.metadata.urn.split("::").pop()!).sort();
-const downloads = () => mirror.requests.filter((r) => r.startsWith("GET") && r.endsWith(" 200")).length;
+const downloads = () => mirror.downloads;
 const currentKubelet = (h: SshHost) => readlinkSync(path.join(h.root, "opt/kube-on-kube/kubelet/current"));
 const versionDir = (a: PackageArtifact) => `${a.version}-${a.sha256.slice(0, 12)}`;
 

@@ -29,7 +29,7 @@ const artifact = (a: BuiltArtifact): PackageArtifact => {
 };
 const layoutOf = (host: SshHost): HostLayout => ({ installRoot: host.root, serviceManager: "none" });
 const run = (host: SshHost, script: string, stdin = "") => sshRun(host, script, stdin);
-const downloads = () => mirror.requests.filter((r) => r.startsWith("GET") && r.endsWith(" 200")).length;
+const downloads = () => mirror.downloads;
 
 let removeMirrorDir: (() => void) | undefined;
 

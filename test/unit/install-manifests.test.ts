@@ -1,20 +1,169 @@
 import { describe, expect, it } from "vitest";
-import { installManifests } from "../../src/operator/install-manifests";
+import { DEFAULT_ROLLOUT_TIMEOUT_SECONDS } from "../../src/components/rollout-gate";
+import { DEFAULT_TERMINATION_GRACE_SECONDS, installManifests, OPERATOR_PATHS } from "../../src/operator/install-manifests";
+import { CONFINED_RESOURCES } from "../../src/operator/operator-admission-policy";
 
+type Objects = ReturnType<typeof installManifests>;
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
 interface Container {
   name: string;
+  args: string[];
   env?: Array<{ name: string; value?: string; valueFrom?: unknown }>;
+  volumeMounts: Array<{ name: string; mountPath: string }>;
+  securityContext: Record<string, unknown>;
 }
-const operatorContainer = (objects: ReturnType<typeof installManifests>): Container => {
-  const deployment = objects.find((o) => o.kind === "Deployment") as { spec: { template: { spec: { containers: Container[] } } } } | undefined;
-  return deployment!.spec.template.spec.containers.find((c) => c.name === "operator")!;
-};
+interface PodSpec {
+  containers: Container[];
+  volumes: Array<{ name: string; emptyDir?: unknown; persistentVolumeClaim?: unknown }>;
+  securityContext: Record<string, unknown>;
+  automountServiceAccountToken?: boolean;
+  terminationGracePeriodSeconds?: number;
+}
+const podSpec = (objects: Objects): PodSpec => (objects.find((o) => o.kind === "Deployment") as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+const operatorContainer = (objects: Objects): Container => podSpec(objects).containers.find((c) => c.name === "operator")!;
+const byKind = (objects: Objects, kind: string) => objects.filter((o) => o.kind === kind) as Array<{ metadata: { name: string; namespace?: string }; rules: Rule[] }>;
+const clusterRules = (objects: Objects): Rule[] => byKind(objects, "ClusterRole").flatMap((r) => r.rules);
+const allRules = (objects: Objects): Rule[] => [...clusterRules(objects), ...byKind(objects, "Role").flatMap((r) => r.rules)];
 
-describe("installManifests", () => {
+interface Policy {
+  spec: {
+    failurePolicy: string;
+    matchConstraints: { resourceRules: Array<{ apiGroups: string[]; operations: string[]; resources: string[] }> };
+    matchConditions: Array<{ expression: string }>;
+  };
+}
+const policyOf = (objects: Objects) => objects.find((o) => o.kind === "ValidatingAdmissionPolicy") as unknown as Policy;
+
+const WRITE_TO_OPERATION: Record<string, string> = { create: "CREATE", update: "UPDATE", patch: "UPDATE", delete: "DELETE" };
+/** Writes RBAC alone bounds: the operator's own kinds and Events, which hold nothing to escalate with. */
+const UNCONFINED = new Set(["kubeonkube.io/clusters", "kubeonkube.io/machines", "kubeonkube.io/clusterpackageversions", "/events"]);
+
+describe("installManifests: RBAC", () => {
+  const objects = installManifests();
+
+  it("lists every group, resource and verb: no wildcard anywhere", () => {
+    for (const rule of allRules(objects)) {
+      for (const field of [rule.apiGroups, rule.resources, rule.verbs]) expect(field.some((v) => v.includes("*")), JSON.stringify(rule)).toBe(false);
+    }
+  });
+
+  it("grants nothing the operator could escalate with: RBAC, impersonation, exec, Nodes, tokens, CRDs, webhooks", () => {
+    for (const rule of allRules(objects)) {
+      expect(rule.apiGroups, JSON.stringify(rule)).not.toContain("rbac.authorization.k8s.io");
+      expect(rule.apiGroups).not.toContain("apiextensions.k8s.io");
+      expect(rule.apiGroups).not.toContain("admissionregistration.k8s.io");
+      expect(rule.apiGroups).not.toContain("certificates.k8s.io");
+      expect(rule.verbs.filter((v) => ["impersonate", "escalate", "bind", "deletecollection", "approve", "sign"].includes(v))).toEqual([]);
+      expect(rule.resources.filter((r) => ["nodes", "pods/exec", "pods/attach", "pods/portforward", "nodes/proxy", "serviceaccounts/token", "serviceaccounts"].includes(r))).toEqual([]);
+      if (rule.resources.includes("pods")) expect(rule.verbs, "Pods are only read").toEqual(["get", "list", "watch"]);
+    }
+  });
+
+  it("confines every cluster-wide write of RBAC with the admission policy (Secrets, Namespaces, workloads ...)", () => {
+    const policy = policyOf(objects);
+    const confined = (group: string, resource: string, operation: string) =>
+      policy.spec.matchConstraints.resourceRules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.operations.includes(operation));
+    const unconfined: string[] = [];
+    for (const rule of clusterRules(objects)) {
+      for (const group of rule.apiGroups) {
+        for (const resource of rule.resources) {
+          if (UNCONFINED.has(`${group}/${resource.split("/")[0]}`)) continue;
+          for (const verb of rule.verbs.filter((v) => v in WRITE_TO_OPERATION)) {
+            if (!confined(group, resource, WRITE_TO_OPERATION[verb])) unconfined.push(`${verb} ${group}/${resource}`);
+          }
+        }
+      }
+    }
+    expect(unconfined).toEqual([]);
+    // And the writes this boundary is about are indeed among them.
+    const written = (resource: string) => clusterRules(objects).some((r) => r.resources.includes(resource) && r.verbs.includes("delete"));
+    expect(written("namespaces") && written("secrets") && written("deployments")).toBe(true);
+  });
+
+  it("grants Secrets reads cluster-wide, and writes only as the admission policy confines them", () => {
+    const secretRules = clusterRules(objects).filter((r) => r.resources.includes("secrets"));
+    expect(secretRules.flatMap((r) => r.verbs).sort()).toEqual(["create", "delete", "get", "list", "patch", "update", "watch"]);
+    expect(CONFINED_RESOURCES.find((r) => r.group === "")!.resources).toContain("secrets");
+  });
+
+  it("binds the admission policy to the operator's ServiceAccount, failing closed, with Deny", () => {
+    const objs = installManifests({ namespace: "platform-ops" });
+    const policy = policyOf(objs);
+    expect(policy.spec.failurePolicy).toBe("Fail");
+    expect(policy.spec.matchConditions.map((c) => c.expression)).toEqual(["request.userInfo.username == 'system:serviceaccount:platform-ops:kube-on-kube-operator'"]);
+    const binding = objs.find((o) => o.kind === "ValidatingAdmissionPolicyBinding") as { spec: { policyName: string; validationActions: string[] } };
+    expect(binding.spec).toEqual({ policyName: (policy as unknown as { metadata: { name: string } }).metadata.name, validationActions: ["Deny"] });
+    const subjects = objs.filter((o) => o.kind === "ClusterRoleBinding" || o.kind === "RoleBinding").flatMap((b) => (b as { subjects: unknown[] }).subjects);
+    expect(new Set(subjects.map((s) => JSON.stringify(s)))).toEqual(new Set([JSON.stringify({ kind: "ServiceAccount", name: "kube-on-kube-operator", namespace: "platform-ops" })]));
+  });
+
+  it("touches only its own Lease after creating it, in its own namespace", () => {
+    const roles = byKind(objects, "Role");
+    expect(roles.map((r) => r.metadata.namespace)).toEqual(["kube-on-kube-system"]);
+    const leaseRules = roles.flatMap((r) => r.rules);
+    expect(leaseRules).toEqual([
+      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
+      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: ["kube-on-kube-operator"], verbs: ["get", "update"] },
+    ]);
+    expect(clusterRules(objects).some((r) => r.resources.includes("leases"))).toBe(false);
+  });
+});
+
+describe("installManifests: the Deployment", () => {
   it("caps the operator's V8 heap (512 MB by default, or as asked) and takes the passphrase from a Secret", () => {
     const env = (o?: Parameters<typeof installManifests>[0]) => Object.fromEntries((operatorContainer(installManifests(o)).env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
     expect(env().NODE_OPTIONS).toBe("--max-old-space-size=512");
     expect(env({ operatorHeapMb: 256 }).NODE_OPTIONS).toBe("--max-old-space-size=256");
     expect(env().PULUMI_CONFIG_PASSPHRASE).toEqual({ secretKeyRef: { name: "kube-on-kube-operator-state-passphrase", key: "passphrase" } });
+  });
+
+  it("runs with a read-only root filesystem, seccomp RuntimeDefault, no privilege escalation and no capabilities, as non-root", () => {
+    const spec = podSpec(installManifests());
+    expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    expect(operatorContainer(installManifests()).securityContext).toMatchObject({
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    expect(spec.automountServiceAccountToken).toBe(true);
+  });
+
+  it.each([["file backend", {}], ["object store", { backendUrl: "s3://kok-state/operator" }]])("puts every path it writes on a volume (%s)", (_, options) => {
+    const objects = installManifests(options);
+    const container = operatorContainer(objects);
+    const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value]));
+    const stateDir = container.args.find((a) => a.startsWith("--state-dir="))?.slice("--state-dir=".length);
+    const written = [stateDir, env.HOME, env.PULUMI_HOME, env.TMPDIR];
+    expect(written).toEqual([OPERATOR_PATHS.data, OPERATOR_PATHS.home, `${OPERATOR_PATHS.home}/.pulumi`, OPERATOR_PATHS.tmp]);
+    const volumes = new Set(podSpec(objects).volumes.map((v) => v.name));
+    for (const p of written) {
+      const mount = container.volumeMounts.find((m) => p === m.mountPath || p!.startsWith(`${m.mountPath}/`));
+      expect(mount, `${p} is on no volume`).toBeDefined();
+      expect(volumes.has(mount!.name)).toBe(true);
+    }
+    const backend = container.args.find((a) => a.startsWith("--backend-url="))!.slice("--backend-url=".length);
+    if (backend.startsWith("file://")) {
+      expect(backend.startsWith(`file://${OPERATOR_PATHS.data}/`)).toBe(true);
+      expect(podSpec(objects).volumes.find((v) => v.name === "data")?.persistentVolumeClaim).toEqual({ claimName: "kube-on-kube-operator-state" });
+    }
+  });
+
+  it("gives an update in flight longer to finish than its longest single wait (SSH step 900 s, rollout gate)", () => {
+    expect(DEFAULT_TERMINATION_GRACE_SECONDS).toBeGreaterThan(Math.max(900, DEFAULT_ROLLOUT_TIMEOUT_SECONDS));
+    expect(podSpec(installManifests()).terminationGracePeriodSeconds).toBe(DEFAULT_TERMINATION_GRACE_SECONDS);
+    expect(podSpec(installManifests({ terminationGracePeriodSeconds: 3600 })).terminationGracePeriodSeconds).toBe(3600);
+  });
+
+  it("enforces the restricted Pod Security level on its namespace", () => {
+    const ns = installManifests().find((o) => o.kind === "Namespace") as { metadata: { labels: Record<string, string> } };
+    expect(ns.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
   });
 });
