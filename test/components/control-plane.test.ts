@@ -216,13 +216,21 @@ describe("ControlPlane in minimal mode", () => {
   });
 
   it("labels the namespace it creates with the ownership labels it is given, its own labels winning", async () => {
-    const namespaceLabels = { "kubeonkube.io/cluster-uid": "0b5c8f0e-uid", "app.kubernetes.io/managed-by": "kube-on-kube", "kubeonkube.io/cluster": "forged" };
+    const namespaceLabels = {
+      "kubeonkube.io/cluster-uid": "0b5c8f0e-uid",
+      "app.kubernetes.io/managed-by": "kube-on-kube",
+      "kubeonkube.io/cluster": "forged",
+      "pod-security.kubernetes.io/enforce": "privileged",
+    };
     await deploy("dev", { spec: minimalSpec(), namespace: "kok-fleet-dev-0123456789", namespaceLabels });
     expect(byObjectName(K.ns, "kok-fleet-dev-0123456789").metadata.labels).toEqual({
       "kubeonkube.io/cluster-uid": "0b5c8f0e-uid",
       "app.kubernetes.io/managed-by": "kube-on-kube",
       "kubeonkube.io/cluster": "dev",
       "app.kubernetes.io/part-of": "kube-on-kube",
+      "pod-security.kubernetes.io/enforce": "restricted",
+      "pod-security.kubernetes.io/audit": "restricted",
+      "pod-security.kubernetes.io/warn": "restricted",
     });
   });
 
