@@ -8,7 +8,7 @@
  */
 import { allCustomResourceDefinitions } from "./crds";
 import { operatorAdmissionPolicy } from "./operator-admission-policy";
-import { OPERATOR_NAME, operatorRbac } from "./operator-rbac";
+import { OPERATOR_NAME, operatorRbac, tenantRoles } from "./operator-rbac";
 
 type Json = Record<string, unknown>;
 
@@ -76,6 +76,7 @@ export function installManifests(options: ManifestOptions = {}): Json[] {
     },
     { apiVersion: "v1", kind: "ServiceAccount", metadata: meta(NAME) },
     ...operatorRbac(namespace, LABELS),
+    ...tenantRoles(LABELS),
     ...operatorAdmissionPolicy({ namespace, serviceAccount: NAME, labels: LABELS }),
     ...(fileBackend
       ? [
@@ -118,6 +119,8 @@ function operatorDeployment(o: ManifestOptions & { namespace: string; image: str
               image: o.image,
               args: ["operator", `--backend-url=${o.backendUrl}`, `--state-dir=${OPERATOR_PATHS.data}`, "--metrics-addr=:8080", `--leader-election-namespace=${o.namespace}`],
               env: [
+                // The masters' NetworkPolicies admit the operator's namespace to the apiservers.
+                { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
                 { name: "PULUMI_CONFIG_PASSPHRASE", valueFrom: { secretKeyRef: { name: o.passphraseSecret, key: "passphrase" } } },
                 { name: "NODE_OPTIONS", value: `--max-old-space-size=${o.operatorHeapMb ?? 512}` },
                 { name: "HOME", value: OPERATOR_PATHS.home },

@@ -68,6 +68,32 @@ export function leaderElectionRules(): Json[] {
   ];
 }
 
+/**
+ * What tenants get, through Kubernetes' aggregated roles: whoever holds `edit` or `admin` in a
+ * namespace may write the three kinds' specs there, whoever holds `view` may read them. Never
+ * their status, which is the operator's account of what it did (a tenant who could write it
+ * could make a Cluster look Ready, or point readers at a Secret of its choosing), and never the
+ * masters' namespaces, which no tenant role reaches.
+ */
+export function tenantRoles(labels: Record<string, string>): Json[] {
+  const rbac = "rbac.authorization.k8s.io";
+  const kinds = ["clusters", "machines", "clusterpackageversions"];
+  return [
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: "ClusterRole",
+      metadata: { name: "kube-on-kube-tenant-edit", labels: { ...labels, [`${rbac}/aggregate-to-edit`]: "true", [`${rbac}/aggregate-to-admin`]: "true" } },
+      rules: [{ apiGroups: [API_GROUP], resources: kinds, verbs: [...READ, ...WRITE, "deletecollection"] }],
+    },
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: "ClusterRole",
+      metadata: { name: "kube-on-kube-tenant-view", labels: { ...labels, [`${rbac}/aggregate-to-view`]: "true" } },
+      rules: [{ apiGroups: [API_GROUP], resources: [...kinds, ...kinds.map((k) => `${k}/status`)], verbs: READ }],
+    },
+  ];
+}
+
 /** ClusterRoles, Role and their bindings to the operator's ServiceAccount in `namespace`. */
 export function operatorRbac(namespace: string, labels: Record<string, string>): Json[] {
   const rbac = "rbac.authorization.k8s.io";

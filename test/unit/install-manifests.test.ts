@@ -27,7 +27,11 @@ interface PodSpec {
 const podSpec = (objects: Objects): PodSpec => (objects.find((o) => o.kind === "Deployment") as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
 const operatorContainer = (objects: Objects): Container => podSpec(objects).containers.find((c) => c.name === "operator")!;
 const byKind = (objects: Objects, kind: string) => objects.filter((o) => o.kind === kind) as Array<{ metadata: { name: string; namespace?: string }; rules: Rule[] }>;
-const clusterRules = (objects: Objects): Rule[] => byKind(objects, "ClusterRole").flatMap((r) => r.rules);
+/** The operator's own ClusterRoles (the tenant roles aggregate into edit/admin/view, bound by no one of ours). */
+const clusterRules = (objects: Objects): Rule[] =>
+  byKind(objects, "ClusterRole")
+    .filter((r) => r.metadata.name.startsWith("kube-on-kube-operator"))
+    .flatMap((r) => r.rules);
 const allRules = (objects: Objects): Rule[] => [...clusterRules(objects), ...byKind(objects, "Role").flatMap((r) => r.rules)];
 
 interface Policy {
@@ -165,5 +169,28 @@ describe("installManifests: the Deployment", () => {
   it("enforces the restricted Pod Security level on its namespace", () => {
     const ns = installManifests().find((o) => o.kind === "Namespace") as { metadata: { labels: Record<string, string> } };
     expect(ns.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+  });
+});
+
+describe("installManifests: tenants' roles", () => {
+  const roles = byKind(installManifests(), "ClusterRole").filter((r) => r.metadata.name.startsWith("kube-on-kube-tenant")) as Array<{
+    metadata: { name: string; labels: Record<string, string> };
+    rules: Rule[];
+  }>;
+  const aggregatedTo = (role: string) => roles.filter((r) => r.metadata.labels[`rbac.authorization.k8s.io/aggregate-to-${role}`] === "true").flatMap((r) => r.rules);
+
+  it("lets edit and admin write the three kinds' specs, and view read them", () => {
+    for (const role of ["edit", "admin"]) {
+      expect(aggregatedTo(role)).toContainEqual(expect.objectContaining({ resources: ["clusters", "machines", "clusterpackageversions"], verbs: expect.arrayContaining(["create", "update", "delete"]) }));
+    }
+    expect(aggregatedTo("view").flatMap((r) => r.verbs)).toEqual(["get", "list", "watch"]);
+  });
+
+  it("never lets a tenant write status (the operator's account of what it did) nor touch anything but the three kinds", () => {
+    for (const rule of roles.flatMap((r) => r.rules)) {
+      expect(rule.apiGroups).toEqual(["kubeonkube.io"]);
+      const statusWrites = rule.resources.filter((r) => r.endsWith("/status")).length > 0 && rule.verbs.some((v) => !["get", "list", "watch"].includes(v));
+      expect(statusWrites, JSON.stringify(rule)).toBe(false);
+    }
   });
 });
