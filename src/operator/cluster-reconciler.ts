@@ -17,6 +17,10 @@
 import type { PulumiFn } from "@pulumi/pulumi/automation";
 import {
   clusterNameProblems,
+  clusterPolicyProblems,
+  formatPolicyProblem,
+  resolveAdminPolicy,
+  type ResolvedAdminPolicy,
   formatProblem,
   kubernetesUpgradeProblems,
   validateClusterSpec,
@@ -114,6 +118,8 @@ export interface ClusterReconcilerOptions {
    */
   readonly machinesOf?: (namespace: string, cluster: string) => readonly string[];
   readonly hooks?: ClusterReconcilerHooks;
+  /** What the platform lets a Cluster ask for (admin-policy.ts); default the built-in policy. */
+  readonly policy?: ResolvedAdminPolicy;
 }
 
 export const stackNameOf = (c: Pick<ClusterObject, "metadata">) => `${c.metadata.namespace}-${c.metadata.name}`;
@@ -201,7 +207,10 @@ export class ClusterReconciler {
   }
 
   private problems(cluster: ClusterObject): string[] {
-    const problems = [...clusterNameProblems(cluster.metadata.name), ...validateClusterSpec(cluster.spec, "spec")].map(formatProblem);
+    const invalid = [...clusterNameProblems(cluster.metadata.name, "metadata.name", cluster.metadata.namespace), ...validateClusterSpec(cluster.spec, "spec")];
+    // The policy's checks read a well-formed spec; a malformed one is refused by the lines above.
+    const policy = invalid.length ? [] : clusterPolicyProblems(cluster.spec, this.o.policy ?? resolveAdminPolicy()).map(formatPolicyProblem);
+    const problems = [...invalid.map(formatProblem), ...policy];
     if (mastersNamespaceOf(cluster).length > 63) {
       problems.push(`metadata: the masters' namespace "${mastersNamespaceOf(cluster)}" (<namespace>-<name>) is longer than 63 characters`);
     }

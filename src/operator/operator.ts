@@ -6,7 +6,7 @@
 import { hostname } from "node:os";
 import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { API_GROUP, API_VERSION } from "../api/v1alpha1";
+import { API_GROUP, API_VERSION, type ResolvedAdminPolicy } from "../api/v1alpha1";
 import { ClusterReconciler, stackNameOf, type ClusterObject, type ClusterStore, type EventSink } from "./cluster-reconciler";
 import { EventRecorder } from "./events";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "./http-server";
@@ -54,6 +54,8 @@ export interface OperatorOptions {
   /** Period of a Machine health look without a Node wake-up; default 5 min. */
   readonly healthCheckMs?: number;
   readonly remediation?: RemediationPolicy;
+  /** The admin policy (`--policy FILE`); default the built-in one (admin-policy.ts). */
+  readonly policy?: ResolvedAdminPolicy;
 }
 
 export interface RunningOperator {
@@ -162,6 +164,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     masterPodTroubles: (namespace) => masterPods.troubles(namespace),
     fullDriftCheckMs: options.fullDriftCheckMs,
     hooks: { ...metrics.driftHooks("Cluster"), certificatesExpireAt: (ns, name, at) => metrics.setCertificatesExpireAt(ns, name, at) },
+    policy: options.policy,
   });
 
   const informer = new ResilientInformer<ClusterObject & k8s.KubernetesObject>({
@@ -245,6 +248,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     probeIntervalMs: options.probeIntervalMs,
     healthCheckMs: options.healthCheckMs,
     remediation: options.remediation,
+    policy: options.policy,
     secrets,
     log,
     brief,
