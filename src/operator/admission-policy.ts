@@ -85,6 +85,15 @@ function clusterValidations(policy: ResolvedAdminPolicy): Validation[] {
       }
     }
   }
+  const { allowedTypes, allowedAnnotations } = policy.apiServerService;
+  v.push({
+    expression: `${list(allowedTypes)}.exists(t, t == (has(object.spec.apiServer) && has(object.spec.apiServer.service) && has(object.spec.apiServer.service.type) ? object.spec.apiServer.service.type : 'ClusterIP'))`,
+    message: `spec.apiServer.service.type must be one of ${allowedTypes.join(", ") || "none"} (admin policy: apiServerService.allowedTypes)`,
+  });
+  v.push({
+    expression: given("apiServer.service.annotations", `object.spec.apiServer.service.annotations.all(k, ${allowedAnnotations.length ? `k.matches('${globsRegex(allowedAnnotations)}')` : "false"})`),
+    message: `spec.apiServer.service.annotations may only use ${allowedAnnotations.join(", ") || "no key"} (admin policy: apiServerService.allowedAnnotations)`,
+  });
   const { allowedNodeSelectorKeys, requiredNodeSelector, allowedTolerationKeys } = policy.masters;
   v.push({
     expression: given("masterNodeSelector", `object.spec.masterNodeSelector.all(k, k in ${list([...allowedNodeSelectorKeys, ...Object.keys(requiredNodeSelector)])})`),

@@ -140,6 +140,17 @@ describe("clusterPolicyProblems", () => {
   });
 });
 
+describe("the apiserver Service", () => {
+  it("refuses annotations (they steer the platform's load balancers) and types the policy does not list", () => {
+    const spec = minimalSpec({ apiServer: { service: { type: "LoadBalancer", annotations: { "metallb.universe.tf/loadBalancerIPs": "203.0.113.1" } } } });
+    expect(ruleAt(spec)).toEqual({ 'spec.apiServer.service.annotations["metallb.universe.tf/loadBalancerIPs"]': "apiServerService.allowedAnnotations" });
+    const strict = resolveAdminPolicy({ apiServerService: { allowedTypes: ["ClusterIP"], allowedAnnotations: ["service.beta.kubernetes.io/*"] } });
+    expect(ruleAt(minimalSpec({ apiServer: { service: { type: "NodePort", annotations: { "service.beta.kubernetes.io/x": "y" } } } }), strict)).toEqual({
+      "spec.apiServer.service.type": "apiServerService.allowedTypes",
+    });
+  });
+});
+
 describe("machinePolicyProblems", () => {
   it("refuses loopback by default and allows it where the policy says so (the dev hosts)", () => {
     expect(machinePolicyProblems(machine({ ip: "127.0.0.1" }), policy)).toEqual([

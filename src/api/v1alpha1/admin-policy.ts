@@ -72,6 +72,23 @@ export const AdminPolicy = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    apiServerService: Type.Optional(
+      Type.Object(
+        {
+          allowedTypes: Type.Optional(
+            Type.Array(StringEnum(["ClusterIP", "NodePort", "LoadBalancer"] as const), {
+              description: "Service types a Cluster's apiserver may use (NodePort takes a port on every meta-cluster node). Default all three.",
+            }),
+          ),
+          allowedAnnotations: Type.Optional(
+            Type.Array(Type.String({ minLength: 1 }), {
+              description: "Annotation keys (`*` matches any text) the apiserver Service may carry; they steer the platform's load-balancer controller. Default none.",
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     sshTargets: Type.Optional(
       Type.Object(
         {
@@ -118,6 +135,10 @@ export const DEFAULT_ADMIN_POLICY = {
     requiredNodeSelector: {} as Record<string, string>,
     allowedTolerationKeys: ["node-role.kubeonkube.io/master"],
   },
+  apiServerService: {
+    allowedTypes: ["ClusterIP", "NodePort", "LoadBalancer"] as ("ClusterIP" | "NodePort" | "LoadBalancer")[],
+    allowedAnnotations: [] as string[],
+  },
   sshTargets: { allowed: ["0.0.0.0/0", "::/0"], denied: ["127.0.0.0/8", "::1/128"] },
 };
 
@@ -136,6 +157,10 @@ export function resolveAdminPolicy(policy: AdminPolicy = {}): ResolvedAdminPolic
       allowedNodeSelectorKeys: policy.masters?.allowedNodeSelectorKeys ?? d.masters.allowedNodeSelectorKeys,
       requiredNodeSelector: policy.masters?.requiredNodeSelector ?? d.masters.requiredNodeSelector,
       allowedTolerationKeys: policy.masters?.allowedTolerationKeys ?? d.masters.allowedTolerationKeys,
+    },
+    apiServerService: {
+      allowedTypes: policy.apiServerService?.allowedTypes ?? d.apiServerService.allowedTypes,
+      allowedAnnotations: policy.apiServerService?.allowedAnnotations ?? d.apiServerService.allowedAnnotations,
     },
     sshTargets: { allowed: policy.sshTargets?.allowed ?? d.sshTargets.allowed, denied: policy.sshTargets?.denied ?? d.sshTargets.denied },
   };

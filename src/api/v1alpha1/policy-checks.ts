@@ -75,6 +75,18 @@ export function clusterPolicyProblems(spec: ClusterSpec, policy: ResolvedAdminPo
     }
   }
 
+  const service = spec.apiServer?.service;
+  const { allowedTypes, allowedAnnotations } = policy.apiServerService;
+  const serviceType = service?.type ?? "ClusterIP";
+  if (!allowedTypes.includes(serviceType)) {
+    add("apiServer.service.type", "apiServerService.allowedTypes", `${serviceType} is not an allowed Service type (${allowedTypes.join(", ") || "none"})`);
+  }
+  for (const key of Object.keys(service?.annotations ?? {})) {
+    if (!flagMatches(key, allowedAnnotations)) {
+      add(`apiServer.service.annotations["${key}"]`, "apiServerService.allowedAnnotations", `annotations steer the platform's Service controllers; allowed: ${allowedAnnotations.join(", ") || "none"}`);
+    }
+  }
+
   const { allowedNodeSelectorKeys, requiredNodeSelector, allowedTolerationKeys } = policy.masters;
   for (const key of Object.keys(spec.masterNodeSelector ?? {})) {
     if (!allowedNodeSelectorKeys.includes(key) && !(key in requiredNodeSelector)) {
