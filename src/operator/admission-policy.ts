@@ -61,13 +61,15 @@ function clusterValidations(policy: ResolvedAdminPolicy): Validation[] {
     expression: given("etcd.storage.claimTemplate", quantityAtMost("object.spec.etcd.storage.claimTemplate.size", policy.caps.maxEtcdStorage)),
     message: `spec.etcd.storage.claimTemplate.size must be at most ${policy.caps.maxEtcdStorage} (admin policy: caps.maxEtcdStorage)`,
   });
-  const denied = globsRegex([...DENIED_EXTRA_ARGS, ...policy.extraArgs.denied]);
+  // A flag is refused when the built-in list names it and no exemption does, or the policy's own list names it.
+  const exempt = policy.extraArgs.exempt.length ? globsRegex(policy.extraArgs.exempt) : "^$";
+  const refused = (k: string) => `((${k}.matches('${globsRegex(DENIED_EXTRA_ARGS)}') && !${k}.matches('${exempt}'))${policy.extraArgs.denied.length ? ` || ${k}.matches('${globsRegex(policy.extraArgs.denied)}')` : ""})`;
   for (const c of COMPONENTS) {
     v.push({ expression: given(`${c}.replicas`, `object.spec.${c}.replicas <= ${policy.caps.maxReplicas}`), message: `spec.${c}.replicas must be at most ${policy.caps.maxReplicas} (admin policy: caps.maxReplicas)` });
     v.push({
-      expression: given(`${c}.extraArgs`, `object.spec.${c}.extraArgs.all(k, !k.matches('${denied}'))`),
+      expression: given(`${c}.extraArgs`, `object.spec.${c}.extraArgs.all(k, !${refused("k")})`),
       message: `spec.${c}.extraArgs sets a security-relevant flag (admin policy: extraArgs.denied)`,
-      messageExpression: `'spec.${c}.extraArgs: ' + object.spec.${c}.extraArgs.filter(k, k.matches('${denied}')).join(', ') + ' are set by the platform (admin policy: extraArgs.denied)'`,
+      messageExpression: `'spec.${c}.extraArgs: ' + object.spec.${c}.extraArgs.filter(k, ${refused("k")}).join(', ') + ' are set by the platform (admin policy: extraArgs.denied)'`,
     });
     if (policy.extraArgs.allowed) {
       v.push({

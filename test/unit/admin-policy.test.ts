@@ -99,6 +99,11 @@ describe("clusterPolicyProblems", () => {
       'spec.controllerManager.extraArgs["service-account-private-key-file"]: --service-account-private-key-file is security-relevant and set by the platform (matches "*-file") (admin policy: extraArgs.denied)',
       'spec.scheduler.extraArgs["profiling"]: --profiling is security-relevant and set by the platform (matches "profiling") (admin policy: extraArgs.denied)',
     ]);
+    const oidc = resolveAdminPolicy({ extraArgs: { exempt: ["oidc-*"], denied: ["feature-gates"] } });
+    expect(ruleAt(minimalSpec({ apiServer: { extraArgs: { "oidc-issuer-url": "https://login.example.com", "feature-gates": "X=true", "anonymous-auth": "true" } } }), oidc)).toEqual({
+      'spec.apiServer.extraArgs["feature-gates"]': "extraArgs.denied",
+      'spec.apiServer.extraArgs["anonymous-auth"]': "extraArgs.denied",
+    });
     const allowlist = resolveAdminPolicy({ extraArgs: { allowed: ["feature-gates"] } });
     expect(ruleAt(minimalSpec({ apiServer: { extraArgs: { "audit-log-maxage": "30", "feature-gates": "X=true" } } }), allowlist)).toEqual({
       'spec.apiServer.extraArgs["audit-log-maxage"]': "extraArgs.allowed",

@@ -41,6 +41,7 @@ export const AdminPolicy = Type.Object(
         {
           denied: Type.Optional(patterns("Flags refused in addition to the built-in list (`*` matches any text).")),
           allowed: Type.Optional(patterns("When set, only these flags may be given at all; the denylist still applies.")),
+          exempt: Type.Optional(patterns("Flags of the built-in denylist the platform lets tenants set anyway, e.g. oidc-* for their own login.")),
         },
         { additionalProperties: false },
       ),
@@ -128,7 +129,7 @@ export const DEFAULT_ADMIN_POLICY = {
   allowedRegistries: ["registry.k8s.io"],
   etcdVolumeTypes: ["claimTemplate", "emptyDir"] as EtcdVolumeType[],
   hostPathPrefixes: [] as string[],
-  extraArgs: { denied: [] as string[], allowed: undefined as string[] | undefined },
+  extraArgs: { denied: [] as string[], allowed: undefined as string[] | undefined, exempt: [] as string[] },
   caps: { maxReplicas: 5, maxEtcdStorage: "100Gi", maxCpu: "8", maxMemory: "32Gi" },
   masters: {
     allowedNodeSelectorKeys: ["node-role.kubeonkube.io/master", "topology.kubernetes.io/zone", "topology.kubernetes.io/region", "kubernetes.io/arch"],
@@ -151,7 +152,7 @@ export function resolveAdminPolicy(policy: AdminPolicy = {}): ResolvedAdminPolic
     allowedRegistries: policy.allowedRegistries ?? d.allowedRegistries,
     etcdVolumeTypes: policy.etcdVolumeTypes ?? d.etcdVolumeTypes,
     hostPathPrefixes: policy.hostPathPrefixes ?? d.hostPathPrefixes,
-    extraArgs: { denied: policy.extraArgs?.denied ?? d.extraArgs.denied, allowed: policy.extraArgs?.allowed },
+    extraArgs: { denied: policy.extraArgs?.denied ?? d.extraArgs.denied, allowed: policy.extraArgs?.allowed, exempt: policy.extraArgs?.exempt ?? d.extraArgs.exempt },
     caps: { ...d.caps, ...policy.caps },
     masters: {
       allowedNodeSelectorKeys: policy.masters?.allowedNodeSelectorKeys ?? d.masters.allowedNodeSelectorKeys,

@@ -66,7 +66,8 @@ export function clusterPolicyProblems(spec: ClusterSpec, policy: ResolvedAdminPo
       }
     }
     for (const flag of Object.keys(c.extraArgs ?? {})) {
-      const denied = flagMatches(flag, DENIED_EXTRA_ARGS) ?? flagMatches(flag, policy.extraArgs.denied);
+      const builtIn = flagMatches(flag, policy.extraArgs.exempt) ? undefined : flagMatches(flag, DENIED_EXTRA_ARGS);
+      const denied = builtIn ?? flagMatches(flag, policy.extraArgs.denied);
       if (denied) {
         add(`${component}.extraArgs["${flag}"]`, "extraArgs.denied", `--${flag} is security-relevant and set by the platform (matches "${denied}")`);
       } else if (policy.extraArgs.allowed && !flagMatches(flag, policy.extraArgs.allowed)) {
