@@ -91,17 +91,28 @@ describe("CRDs on a real kube-apiserver", () => {
       spec: {
         ...minimalSpec(),
         kubernetesVersion: "v99.0.0",
-        etcd: { version: "3.6.16", storage: { volumeSource: { hostPath: { path: "/var/lib/../../" }, secret: { secretName: "operator-token" } } } },
+        etcd: { version: "3.6.16", storage: { volumeSource: { hostPath: { path: "/var/lib/../../" } } } },
         apiServer: { replicas: 100000, extraArgs: { "--authorization-mode": "AlwaysAllow" } },
         kubeconfigs: [{ name: "root", user: "root", groups: ["system:masters"] }],
       },
     } as k8s.KubernetesObject);
     expect(message).toContain("spec.kubernetesVersion must be v1.33 to v1.37");
-    expect(message).toContain("spec.etcd.storage.volumeSource.secret");
     expect(message).toContain("hostPath.path must be an absolute path");
     expect(message).toContain("spec.apiServer.replicas");
     expect(message).toContain("spec.apiServer.extraArgs keys are flag names");
     expect(message).toContain("must not name a system: group");
+  });
+
+  it("keeps no volume type but emptyDir and hostPath in etcd.storage.volumeSource (others are pruned, not stored)", async () => {
+    const smuggled = {
+      apiVersion: "kubeonkube.io/v1alpha1",
+      kind: "Cluster",
+      metadata: { name: "smuggler", namespace: "fleet" },
+      spec: { ...minimalSpec(), etcd: { version: "3.6.16", storage: { volumeSource: { emptyDir: {}, secret: { secretName: "operator-token" } } } } },
+    } as k8s.KubernetesObject;
+    const stored = (await objects.create(smuggled)) as k8s.KubernetesObject & { spec: { etcd: { storage: unknown } } };
+    expect(stored.spec.etcd.storage).toEqual({ volumeSource: { emptyDir: {} } });
+    await objects.delete(smuggled);
   });
 
   it("refuses a Cluster name its masters' objects cannot carry", async () => {
