@@ -2,7 +2,8 @@
  * The admin policy as a ValidatingAdmissionPolicy (`kok manifests --policy FILE`): the same rules
  * the reconcilers enforce (policy-checks.ts), compiled into CEL with the policy's values, so that
  * `kubectl apply` of a Cluster or Machine the platform would refuse fails at once with the field and
- * the rule. The operator's own check stays the authority (a policy change takes effect there on
+ * the rule (the apiserver reports the first validation that fails; the operator lists them all).
+ * The operator's own check stays the authority (a policy change takes effect there on
  * restart, and objects admitted before a change are refused by it); this is the early answer.
  * Only CREATE and spec changes are matched: an object admitted under an older policy can still
  * get its finalizer removed and be deleted.
