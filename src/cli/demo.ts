@@ -19,6 +19,7 @@ import { SANDBOX_WORKER_DEFAULTS, type FleetHosts } from "../dev/sandbox-fleet";
 import { toolchainBinary, toolchainEngineEnv } from "../dev/toolchain";
 import { allCustomResourceDefinitions } from "../operator/crds";
 import { startOperator, type RunningOperator } from "../operator/operator";
+import { devAdminPolicy } from "../dev/dev-policy";
 import { followDemoMachines, runKubectl, startDemoFleet, type DemoContext } from "./demo-machines";
 
 const REPO = resolve(__dirname, "..", "..");
@@ -122,6 +123,7 @@ export async function runDemo(): Promise<number> {
       metricsAddr: METRICS,
       engineEnv: toolchainEngineEnv(passphrase),
       workerDefaults: SANDBOX_WORKER_DEFAULTS,
+      policy: devAdminPolicy(),
       // Short enough to watch: a healthy Machine is looked at every 10 s, its host probed every
       // minute, and a Node NotReady for 20 s gets its services restarted.
       healthCheckMs: 10_000,

@@ -1,9 +1,14 @@
 /**
  * `kok manifests [--namespace NS] [--image IMG] [--backend-url URL] [--operator-heap-mb 512]
- *                [--termination-grace-seconds 1800]`: install YAML on stdout.
+ *                [--termination-grace-seconds 1800] [--policy FILE]`: install YAML on stdout. With
+ * `--policy`, also the ValidatingAdmissionPolicies of that admin policy (admission-policy.ts), so
+ * the apiserver refuses what the operator would.
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
+import { loadAdminPolicy } from "../api/v1alpha1";
+import { admissionPolicies } from "../operator/admission-policy";
 import { installManifests } from "../operator/install-manifests";
 
 export async function runManifests(argv: string[]): Promise<number> {
@@ -17,8 +22,18 @@ export async function runManifests(argv: string[]): Promise<number> {
       "crds-only": { type: "boolean" },
       "operator-heap-mb": { type: "string" },
       "termination-grace-seconds": { type: "string" },
+      policy: { type: "string" },
     },
   });
+  let admission: Record<string, unknown>[] = [];
+  if (values.policy) {
+    try {
+      admission = admissionPolicies(loadAdminPolicy(readFileSync(values.policy, "utf8"), values.policy));
+    } catch (error) {
+      console.error(`kok manifests: --policy: ${(error as Error).message}`);
+      return 2;
+    }
+  }
   const heap = values["operator-heap-mb"] === undefined ? undefined : Number(values["operator-heap-mb"]);
   if (heap !== undefined && (!Number.isInteger(heap) || heap < 64)) {
     console.error(`kok manifests: --operator-heap-mb "${values["operator-heap-mb"]}" must be an integer of at least 64 (MB)`);
@@ -36,7 +51,9 @@ export async function runManifests(argv: string[]): Promise<number> {
     passphraseSecret: values["passphrase-secret"],
     operatorHeapMb: heap,
     terminationGracePeriodSeconds: grace,
-  }).filter((o) => !values["crds-only"] || o.kind === "CustomResourceDefinition");
+  })
+    .concat(admission)
+    .filter((o) => !values["crds-only"] || o.kind === "CustomResourceDefinition");
   process.stdout.write(objects.map((o) => stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })).join("---\n"));
   const ns = values.namespace ?? "kube-on-kube-system";
   if (!values["crds-only"]) {

@@ -2,7 +2,11 @@
  * `kok operator [--kubeconfig PATH] [--namespace NS] [--operator-namespace NS] [--backend-url URL] [--resync-interval 5m]
  *               [--full-drift-check-interval 24h] [--concurrency N] [--machine-workers N] [--cluster-workers N] [--metrics-addr :8080] [--leader-election-namespace NS]
  *               [--worker-defaults FILE] [--probe-interval 10m] [--repair-after 5m] [--max-repairs 3]
- *               [--max-unhealthy 40%]`
+ *               [--max-unhealthy 40%] [--policy FILE]`
+ *
+ * `--policy FILE` is the admin policy (docs/operations.md): what tenants' Clusters and Machines
+ * may ask for. Without it the built-in policy applies; a bad file stops the start, naming every
+ * problem.
  */
 import { homedir } from "node:os";
 import * as path from "node:path";
@@ -13,6 +17,7 @@ import { withdrawFromEnvironment } from "../operator/credentials-dir";
 import { startOperator } from "../operator/operator";
 import type { WorkerDefaults } from "../program/machine-program";
 import { DEFAULT_REMEDIATION_POLICY } from "../operator/remediation";
+import { loadAdminPolicy, resolveAdminPolicy, type ResolvedAdminPolicy } from "../api/v1alpha1";
 
 /** `90s`, `5m`, `1h` → milliseconds. */
 export function parseDuration(text: string, flag: string): number {
@@ -44,6 +49,7 @@ export async function runOperator(argv: string[]): Promise<number> {
       "repair-after": { type: "string", default: "5m" },
       "max-repairs": { type: "string", default: "3" },
       "max-unhealthy": { type: "string", default: "40%" },
+      policy: { type: "string" },
     },
   });
   const stateDir = values["state-dir"] ?? path.join(homedir(), ".kube-on-kube", "operator");
@@ -89,6 +95,14 @@ export async function runOperator(argv: string[]): Promise<number> {
       problems.push(`--worker-defaults ${values["worker-defaults"]}: ${(e as Error).message}`);
     }
   }
+  let policy: ResolvedAdminPolicy = resolveAdminPolicy();
+  if (values.policy) {
+    try {
+      policy = loadAdminPolicy(readFileSync(values.policy, "utf8"), values.policy);
+    } catch (e) {
+      problems.push(`--policy: ${(e as Error).message}`);
+    }
+  }
   if (!values["secrets-provider"] && !process.env.PULUMI_CONFIG_PASSPHRASE) {
     problems.push("set PULUMI_CONFIG_PASSPHRASE (from a Secret in a Deployment) or --secrets-provider (a KMS URL): stack secrets are encrypted with it");
   }
@@ -119,6 +133,7 @@ export async function runOperator(argv: string[]): Promise<number> {
     leaderElectionNamespace: values["leader-election-namespace"],
     secretsProvider: values["secrets-provider"],
     workerDefaults,
+    policy,
     probeIntervalMs,
     remediation: { ...DEFAULT_REMEDIATION_POLICY, notReadyTimeoutMs: repairAfterMs, maxRemediations: maxRepairs, maxUnhealthyShare: Number(share?.[1] ?? 40) / 100 },
     engineEnv: {

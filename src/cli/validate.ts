@@ -1,17 +1,28 @@
 /**
- * `kok validate FILE...`: the checks the components and the operator run, offline, on YAML
- * manifests of kube-on-kube resources. Exit code 1 when any document has a problem.
+ * `kok validate [--policy FILE] FILE...`: the checks the components and the operator run, offline,
+ * on YAML manifests of kube-on-kube resources, the admin policy included (the built-in one unless
+ * `--policy` names the operator's). Exit code 1 when any document has a problem.
  */
 import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { parseAllDocuments } from "yaml";
 import {
   API_GROUP_VERSION,
   clusterNameProblems,
+  clusterPolicyProblems,
   formatProblem,
+  loadAdminPolicy,
+  machineNameProblems,
+  machinePolicyProblems,
+  resolveAdminPolicy,
   validateClusterPackageVersionSpec,
   validateClusterSpec,
   validateMachineSpec,
+  type ClusterSpec,
+  type MachineSpec,
+  type PolicyProblem,
   type Problem,
+  type ResolvedAdminPolicy,
 } from "../api/v1alpha1";
 
 /** Validators per kind; the workers' and operator's kinds register theirs here too. */
@@ -21,9 +32,19 @@ export const KIND_VALIDATORS: Record<string, (spec: unknown) => Problem[]> = {
   ClusterPackageVersion: (spec) => validateClusterPackageVersionSpec(spec, "spec"),
 };
 
-const NAME_RULES: Record<string, (name: string) => Problem[]> = {
-  Cluster: (name) => clusterNameProblems(name),
+const NAME_RULES: Record<string, (name: string, namespace?: string) => Problem[]> = {
+  Cluster: (name, namespace) => clusterNameProblems(name, "metadata.name", namespace),
+  Machine: (name, namespace) => machineNameProblems(name, namespace),
 };
+
+/** The admin policy's checks, run on a spec the kind's validator accepted. */
+const POLICY_RULES: Record<string, (spec: unknown, policy: ResolvedAdminPolicy) => PolicyProblem[]> = {
+  Cluster: (spec, policy) => clusterPolicyProblems(spec as ClusterSpec, policy),
+  Machine: (spec, policy) => machinePolicyProblems(spec as MachineSpec, policy),
+};
+
+/** A policy problem as a Problem whose message names the rule. */
+const withRule = (p: PolicyProblem): Problem => ({ path: p.path, message: `${p.message} (admin policy: ${p.rule})` });
 
 export interface DocumentReport {
   readonly file: string;
@@ -33,7 +54,7 @@ export interface DocumentReport {
 }
 
 /** Every problem of every kube-on-kube document in a YAML text; other documents are ignored. */
-export function validateManifests(file: string, text: string): DocumentReport[] {
+export function validateManifests(file: string, text: string, policy: ResolvedAdminPolicy = resolveAdminPolicy()): DocumentReport[] {
   const reports: DocumentReport[] = [];
   parseAllDocuments(text).forEach((doc, index) => {
     if (doc.errors.length) {
@@ -50,22 +71,34 @@ export function validateManifests(file: string, text: string): DocumentReport[] 
       reports.push({ file, index, subject, problems: [{ path: "kind", message: `"${kind}" is not a kind of ${API_GROUP_VERSION} (${Object.keys(KIND_VALIDATORS).join(", ")})` }] });
       return;
     }
-    const problems = [...(NAME_RULES[kind]?.(name) ?? (name ? [] : [{ path: "metadata.name", message: "is required" }])), ...validate(object.spec)];
+    const problems = [
+      ...(NAME_RULES[kind]?.(name, object.metadata?.namespace) ?? (name ? [] : [{ path: "metadata.name", message: "is required" }])),
+      ...validate(object.spec),
+    ];
+    if (problems.length === 0) problems.push(...(POLICY_RULES[kind]?.(object.spec, policy) ?? []).map(withRule));
     reports.push({ file, index, subject, problems });
   });
   return reports;
 }
 
 export async function runValidate(argv: string[]): Promise<number> {
-  if (argv.length === 0) {
-    console.error("usage: kok validate FILE [FILE...]   (YAML manifests; '-' reads standard input)");
+  const { values, positionals: files } = parseArgs({ args: argv, options: { policy: { type: "string" } }, allowPositionals: true });
+  if (files.length === 0) {
+    console.error("usage: kok validate [--policy FILE] FILE [FILE...]   (YAML manifests; '-' reads standard input; the policy is the operator's admin policy, default the built-in one)");
+    return 2;
+  }
+  let policy: ResolvedAdminPolicy;
+  try {
+    policy = values.policy ? loadAdminPolicy(readFileSync(values.policy, "utf8"), values.policy) : resolveAdminPolicy();
+  } catch (error) {
+    console.error(`kok validate: ${(error as Error).message}`);
     return 2;
   }
   let failed = 0;
   let checked = 0;
-  for (const file of argv) {
+  for (const file of files) {
     const text = readFileSync(file === "-" ? 0 : file, "utf8");
-    for (const report of validateManifests(file, text)) {
+    for (const report of validateManifests(file, text, policy)) {
       checked++;
       if (report.problems.length === 0) {
         console.log(`ok    ${file}: ${report.subject}`);
@@ -76,6 +109,6 @@ export async function runValidate(argv: string[]): Promise<number> {
       for (const p of report.problems) console.log(`        - ${formatProblem(p)}`);
     }
   }
-  if (checked === 0) console.log(`no ${API_GROUP_VERSION} resources found in ${argv.join(", ")}`);
+  if (checked === 0) console.log(`no ${API_GROUP_VERSION} resources found in ${files.join(", ")}`);
   return failed ? 1 : 0;
 }

@@ -20,7 +20,10 @@
 import type { PulumiFn } from "@pulumi/pulumi/automation";
 import {
   clusterNameProblems,
-  derivedNameProblems,
+  clusterPolicyProblems,
+  formatPolicyProblem,
+  resolveAdminPolicy,
+  type ResolvedAdminPolicy,
   formatProblem,
   kubernetesUpgradeProblems,
   mastersNamespaceLabels,
@@ -129,6 +132,8 @@ export interface ClusterReconcilerOptions {
    */
   readonly machinesOf?: (namespace: string, cluster: string) => readonly string[];
   readonly hooks?: ClusterReconcilerHooks;
+  /** What the platform lets a Cluster ask for (admin-policy.ts); default the built-in policy. */
+  readonly policy?: ResolvedAdminPolicy;
 }
 
 /** The derived names live in the api (src/api/v1alpha1/names.ts); re-exported for the operator's callers. */
@@ -250,8 +255,10 @@ export class ClusterReconciler {
   }
 
   private problems(cluster: ClusterObject): string[] {
-    const problems = [...clusterNameProblems(cluster.metadata.name), ...validateClusterSpec(cluster.spec, "spec")].map(formatProblem);
-    problems.push(...derivedNameProblems(cluster).map(formatProblem));
+    const invalid = [...clusterNameProblems(cluster.metadata.name, "metadata.name", cluster.metadata.namespace), ...validateClusterSpec(cluster.spec, "spec")];
+    // The policy's checks read a well-formed spec; a malformed one is refused by the lines above.
+    const policy = invalid.length ? [] : clusterPolicyProblems(cluster.spec, this.o.policy ?? resolveAdminPolicy()).map(formatPolicyProblem);
+    const problems = [...invalid.map(formatProblem), ...policy];
     const running = cluster.status?.version;
     if (running) problems.push(...kubernetesUpgradeProblems(running, cluster.spec.kubernetesVersion).map((m) => `spec.kubernetesVersion: ${m}`));
     return problems;

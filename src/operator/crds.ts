@@ -14,6 +14,10 @@ import {
   ClusterStatus,
   MachineSpec,
   MachineStatus,
+  MAX_CLUSTER_NAME_LENGTH,
+  MAX_MACHINE_NAME_LENGTH,
+  MAX_STACK_NAME_LENGTH,
+  SUPPORTED_KUBERNETES_MINORS,
 } from "../api/v1alpha1";
 
 type Json = Record<string, unknown>;
@@ -33,8 +37,13 @@ export interface KindDefinition {
   readonly spec: TSchema;
   readonly status: TSchema;
   readonly columns: PrinterColumn[];
-  /** Extra schema properties merged in at a dotted path of the spec, e.g. CEL rules and patterns. */
+  /**
+   * Extra schema properties merged in at a dotted path of the spec, e.g. CEL rules and patterns;
+   * a `[]` segment steps into an array's items (`kubeconfigs.[].groups`).
+   */
   readonly specRules?: Record<string, Json>;
+  /** CEL rules on the whole object (the only place `metadata.name` is visible to a rule). */
+  readonly objectRules?: Json[];
 }
 
 /** TypeBox JSON Schema → structural OpenAPI v3 schema accepted by the apiserver. */
@@ -55,6 +64,7 @@ function convert(s: Json): Json {
   } else if (s.patternProperties) {
     const value = Object.values(s.patternProperties as Record<string, Json>)[0] ?? {};
     out.type = "object";
+    if (s.maxProperties !== undefined) out.maxProperties = s.maxProperties;
     if (value.type === undefined && value.anyOf === undefined) {
       // Record<string, unknown> (a core VolumeSource): the apiserver keeps it as written.
       out["x-kubernetes-preserve-unknown-fields"] = true;
@@ -80,7 +90,7 @@ function convert(s: Json): Json {
 function mergeAt(root: Json, path: string, extra: Json): void {
   let node = root;
   for (const segment of path.split(".").filter(Boolean)) {
-    const next = (node.properties as Record<string, Json> | undefined)?.[segment];
+    const next = segment === "[]" ? (node.items as Json | undefined) : (node.properties as Record<string, Json> | undefined)?.[segment];
     if (!next) throw new Error(`CRD rule path ${path}: no field ${segment}`);
     node = next as Json;
   }
@@ -112,6 +122,7 @@ export function customResourceDefinition(def: KindDefinition): Json {
             openAPIV3Schema: {
               type: "object",
               required: ["spec"],
+              ...(def.objectRules?.length ? { "x-kubernetes-validations": def.objectRules } : {}),
               properties: {
                 apiVersion: { type: "string" },
                 kind: { type: "string" },
@@ -129,6 +140,13 @@ export function customResourceDefinition(def: KindDefinition): Json {
 
 const immutable = (what: string) => ({ rule: "self == oldSelf", message: `${what} is immutable; create a new resource instead` });
 
+/** Flag names only: no leading dashes, no `=`, nothing a shell or the argument list would split. */
+const flagNames = (component: string) => ({
+  "x-kubernetes-validations": [
+    { rule: "self.all(k, k.matches('^[a-z0-9][a-z0-9-]*$') && size(k) <= 128)", message: `spec.${component}.extraArgs keys are flag names without leading dashes` },
+  ],
+});
+
 /** The Cluster kind (DESIGN.md §3: short name kc; columns Mode, Version, Phase, Endpoint, Age). */
 export const CLUSTER_KIND: KindDefinition = {
   kind: "Cluster",
@@ -144,8 +162,14 @@ export const CLUSTER_KIND: KindDefinition = {
   ],
   specRules: {
     mode: { "x-kubernetes-validations": [immutable("spec.mode")] },
-    kubernetesVersion: { pattern: "^v(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$" },
-    "etcd.version": { pattern: "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$" },
+    kubernetesVersion: {
+      "x-kubernetes-validations": [
+        {
+          rule: `int(self.split('.')[0].substring(1)) == ${SUPPORTED_KUBERNETES_MINORS.major} && int(self.split('.')[1]) >= ${SUPPORTED_KUBERNETES_MINORS.min} && int(self.split('.')[1]) <= ${SUPPORTED_KUBERNETES_MINORS.max}`,
+          message: `spec.kubernetesVersion must be v${SUPPORTED_KUBERNETES_MINORS.major}.${SUPPORTED_KUBERNETES_MINORS.min} to v${SUPPORTED_KUBERNETES_MINORS.major}.${SUPPORTED_KUBERNETES_MINORS.max}`,
+        },
+      ],
+    },
     "etcd.replicas": {
       maximum: 7,
       "x-kubernetes-validations": [
@@ -158,6 +182,28 @@ export const CLUSTER_KIND: KindDefinition = {
         { rule: "has(self.claimTemplate) != has(self.volumeSource)", message: "set exactly one of claimTemplate or volumeSource" },
         immutable("spec.etcd.storage"),
       ],
+    },
+    "etcd.storage.volumeSource": {
+      "x-kubernetes-validations": [{ rule: "has(self.emptyDir) != has(self.hostPath)", message: "spec.etcd.storage.volumeSource must name exactly one of emptyDir or hostPath" }],
+    },
+    "etcd.storage.volumeSource.hostPath.path": {
+      "x-kubernetes-validations": [
+        {
+          rule: "self == '/' || (!self.endsWith('/') && !self.contains('//') && !self.contains('/./') && !self.endsWith('/.') && !self.contains('/../') && !self.endsWith('/..'))",
+          message: "spec.etcd.storage.volumeSource.hostPath.path must be an absolute path without '.' or '..' segments",
+        },
+      ],
+    },
+    "etcd.extraArgs": flagNames("etcd"),
+    "apiServer.extraArgs": flagNames("apiServer"),
+    "controllerManager.extraArgs": flagNames("controllerManager"),
+    "scheduler.extraArgs": flagNames("scheduler"),
+    "apiServer.advertiseAddress": { "x-kubernetes-validations": [{ rule: "isIP(self)", message: "spec.apiServer.advertiseAddress must be an IP address" }] },
+    "kubeconfigs.[].user": {
+      "x-kubernetes-validations": [{ rule: "!self.startsWith('system:')", message: "spec.kubeconfigs[].user must not be a system: user" }],
+    },
+    "kubeconfigs.[].groups": {
+      "x-kubernetes-validations": [{ rule: "self.all(g, !g.startsWith('system:'))", message: "spec.kubeconfigs[].groups must not name a system: group (system:masters bypasses RBAC)" }],
     },
     network: {
       "x-kubernetes-validations": [
@@ -176,6 +222,12 @@ export const CLUSTER_KIND: KindDefinition = {
     },
     kubeconfigs: { maxItems: 100, "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] },
   },
+  objectRules: [
+    {
+      rule: `self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= ${MAX_CLUSTER_NAME_LENGTH}`,
+      message: `metadata.name of a Cluster must be a lowercase DNS label of at most ${MAX_CLUSTER_NAME_LENGTH} characters, starting with a letter (its masters' objects are named after it)`,
+    },
+  ],
 };
 
 /** The Machine kind (DESIGN.md §3: short name km; columns Cluster, IP, Phase, Kubelet, Age). */
@@ -198,7 +250,23 @@ export const MACHINE_KIND: KindDefinition = {
       ],
     },
     clusterRef: { "x-kubernetes-validations": [immutable("spec.clusterRef")] },
+    // Loopback stays possible here: whether the operator may reach 127.0.0.0/8 is the admin
+    // policy's call (the dev hosts live there). The rest never names one worker host.
+    ip: {
+      "x-kubernetes-validations": [
+        {
+          rule: "isIP(self) && (ip(self).isGlobalUnicast() || ip(self).isLoopback())",
+          message: "spec.ip must be a unicast IP address (not unspecified, link-local such as 169.254.169.254, multicast or broadcast)",
+        },
+      ],
+    },
   },
+  objectRules: [
+    {
+      rule: `size(self.metadata.name) <= ${MAX_MACHINE_NAME_LENGTH}`,
+      message: `metadata.name of a Machine must be at most ${MAX_MACHINE_NAME_LENGTH} characters (its stack is <namespace>.<name>, at most ${MAX_STACK_NAME_LENGTH})`,
+    },
+  ],
 };
 
 /** The ClusterPackageVersion kind (DESIGN.md §3: short name cpv). */

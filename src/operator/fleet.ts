@@ -11,7 +11,7 @@
  */
 import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { API_GROUP, API_VERSION, type ClusterPackageVersionStatus, type MachineStatus } from "../api/v1alpha1";
+import { API_GROUP, API_VERSION, type ClusterPackageVersionStatus, type MachineStatus, type ResolvedAdminPolicy } from "../api/v1alpha1";
 import type { WorkerDefaults } from "../program/machine-program";
 import type { ClusterObject } from "./cluster-reconciler";
 import type { EventRecorder } from "./events";
@@ -58,6 +58,8 @@ export interface FleetOptions {
   readonly knownSecrets: KnownSecrets;
   /** Where the HostProbe puts a run's credentials (credentials-dir.ts); default `$KOK_SSH_DIR`. */
   readonly credentialsDir?: string;
+  /** The admin policy (admin-policy.ts); default the built-in one. */
+  readonly policy?: ResolvedAdminPolicy;
   readonly log: (line: Record<string, unknown>) => void;
   readonly brief: (err: unknown) => string;
 }
@@ -178,6 +180,7 @@ export function registerFleet(o: FleetOptions): Fleet {
     healthCheckMs: o.healthCheckMs,
     probeIntervalMs: o.probeIntervalMs,
     remediation: o.remediation,
+    policy: o.policy,
     onAction: (action, result) => fleetMetrics.recordAction(action, result),
   });
 

@@ -19,7 +19,22 @@
  * no engine process at all.
  */
 import type { PulumiFn } from "@pulumi/pulumi/automation";
-import { derivedNameProblems, formatProblem, stackNameOf, validateMachineSpec, type Condition, type MachineStatus, type ObservedVersions, type PackageName, type WorkerPackages } from "../api/v1alpha1";
+import {
+  formatPolicyProblem,
+  formatProblem,
+  machineNameProblems,
+  machinePolicyProblems,
+  resolveAdminPolicy,
+  stackNameOf,
+  validateMachineSpec,
+  validatePackages,
+  type Condition,
+  type MachineStatus,
+  type ObservedVersions,
+  type PackageName,
+  type ResolvedAdminPolicy,
+  type WorkerPackages,
+} from "../api/v1alpha1";
 import { machineProgram, type WorkerDefaults } from "../program/machine-program";
 import { setCondition } from "./conditions";
 import { TerminalError } from "./controller";
@@ -86,6 +101,8 @@ export interface MachineReconcilerOptions {
   /** Told about repairs and installs (metrics). */
   readonly onAction?: (action: "install" | "upgrade" | "restart-services" | "reinstall" | "drift", result: "success" | "error") => void;
   readonly now?: () => Date;
+  /** What the platform lets a Machine ask for (admin-policy.ts): SSH target ranges. Default the built-in policy. */
+  readonly policy?: ResolvedAdminPolicy;
 }
 
 /** The derived name lives in the api (src/api/v1alpha1/names.ts): `<namespace>.<name>`. */
@@ -131,15 +148,19 @@ export class MachineReconciler {
       machine = await this.o.store.setFinalizers(machine, [...(machine.metadata.finalizers ?? []), MACHINE_FINALIZER]);
     }
     if (machine.spec.paused) return this.paused(machine);
-    const problems = [...derivedNameProblems(machine), ...validateMachineSpec(machine.spec, "spec", { credentials: "secretRef", allowUnknownHostKey: false })].map(formatProblem);
-    if (problems.length) {
-      const message = problems.join("; ");
-      await this.status(machine, { phase: "Failed" }, [{ type: "Ready", status: "False", reason: "InvalidSpec", message }]);
-      await this.o.events.record(machine, "Warning", "InvalidSpec", message);
-      throw new TerminalError(`Machine ${key}: ${message}`);
-    }
+    const invalid = [
+      ...machineNameProblems(machine.metadata.name, machine.metadata.namespace),
+      ...validateMachineSpec(machine.spec, "spec", { credentials: "secretRef", allowUnknownHostKey: false }),
+    ];
+    const policy = invalid.length ? [] : machinePolicyProblems(machine.spec, this.o.policy ?? resolveAdminPolicy()).map(formatPolicyProblem);
+    const problems = [...invalid.map(formatProblem), ...policy];
+    if (problems.length) return this.invalid(key, machine, problems);
     const catalog = machineCatalog(machine, this.o.store);
     if ("waiting" in catalog) return this.waiting(machine, catalog);
+    // A catalog stored before the CRD carried its patterns is checked again: its versions name
+    // directories on the host.
+    const catalogProblems = catalog.packages && !machine.spec.packages ? validatePackages(catalog.packages, `ClusterPackageVersion ${machine.spec.packageVersionRef?.name}: spec.packages`) : [];
+    if (catalogProblems.length) return this.invalid(key, machine, catalogProblems.map(formatProblem));
     const s = machine.status ?? {};
     // A rollout holding this host where it is (packages undefined): no install, only health care.
     const held = catalog.packages === undefined;
@@ -161,6 +182,14 @@ export class MachineReconciler {
     const s = m.status ?? {};
     const current = catalog.packages === undefined || (s.packagesRevision === catalog.revision && s.observedGeneration === m.metadata.generation && s.lastOperation?.result === "succeeded");
     return current ? catalog : undefined;
+  }
+
+  /** Failed with every problem named in the condition and a Warning Event; no retry until the spec or policy changes. */
+  private async invalid(key: string, machine: MachineObject, problems: readonly string[]): Promise<never> {
+    const message = problems.join("; ");
+    await this.status(machine, { phase: "Failed" }, [{ type: "Ready", status: "False", reason: "InvalidSpec", message }]);
+    await this.o.events.record(machine, "Warning", "InvalidSpec", message);
+    throw new TerminalError(`Machine ${key}: ${message}`);
   }
 
   private async paused(machine: MachineObject): Promise<void> {

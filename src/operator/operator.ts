@@ -6,7 +6,7 @@
 import { hostname } from "node:os";
 import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { API_GROUP, API_VERSION, legacyStackNameOf, stackNameOf } from "../api/v1alpha1";
+import { API_GROUP, API_VERSION, legacyStackNameOf, stackNameOf, type ResolvedAdminPolicy } from "../api/v1alpha1";
 import { ClusterReconciler, type ClusterObject, type ClusterStore, type EventSink } from "./cluster-reconciler";
 import { credentialsDirOf, resetCredentialsDir, SSH_DIR_VARIABLE } from "./credentials-dir";
 import { EventRecorder } from "./events";
@@ -60,6 +60,8 @@ export interface OperatorOptions {
   /** Period of a Machine health look without a Node wake-up; default 5 min. */
   readonly healthCheckMs?: number;
   readonly remediation?: RemediationPolicy;
+  /** The admin policy (`--policy FILE`); default the built-in one (admin-policy.ts). */
+  readonly policy?: ResolvedAdminPolicy;
 }
 
 export interface RunningOperator {
@@ -183,6 +185,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     masterPodTroubles: (namespace) => masterPods.troubles(namespace),
     fullDriftCheckMs: options.fullDriftCheckMs,
     hooks: { ...metrics.driftHooks("Cluster"), certificatesExpireAt: (ns, name, at) => metrics.setCertificatesExpireAt(ns, name, at) },
+    policy: options.policy,
   });
 
   const informer = new ResilientInformer<ClusterObject & k8s.KubernetesObject>({
@@ -271,6 +274,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     healthCheckMs: options.healthCheckMs,
     remediation: options.remediation,
     knownSecrets,
+    policy: options.policy,
     log,
     brief,
   });

@@ -18,6 +18,7 @@ import { mastersNamespaceOf } from "../../src/api/v1alpha1";
 import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
 import { HostProbe } from "../../src/operator/host-probe";
 import { startOperator, type RunningOperator } from "../../src/operator/operator";
+import { devAdminPolicy } from "../../src/dev/dev-policy";
 import { PACKAGES_REVISION_ANNOTATION, packagesRevision } from "../../src/operator/package-revision";
 import { devUp, eventually, installCrds, kok, newDevCluster, freeNodePort, type DevCluster } from "../support/dev-cluster";
 import { crashService, SANDBOX_WORKER_DEFAULTS, servicePid, startFleetHosts, type FleetHosts } from "../support/fleet-hosts";
@@ -103,6 +104,7 @@ beforeAll(async () => {
     metricsAddr: "127.0.0.1:0",
     engineEnv: toolchainEngineEnv(PASSPHRASE),
     workerDefaults: SANDBOX_WORKER_DEFAULTS,
+    policy: devAdminPolicy(),
     healthCheckMs: 5_000,
     probeIntervalMs: 20_000,
     remediation: { notReadyTimeoutMs: 10_000, maxRemediations: 5, minHealthyPeriodMs: 20_000, maxUnhealthyShare: 0.5 },

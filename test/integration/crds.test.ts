@@ -83,6 +83,78 @@ describe("CRDs on a real kube-apiserver", () => {
     expect(message).toContain("spec.mode is immutable");
   });
 
+  it("refuses a hostile Cluster (issue 13), naming each field", async () => {
+    const message = await rejection({
+      apiVersion: "kubeonkube.io/v1alpha1",
+      kind: "Cluster",
+      metadata: { name: "hostile", namespace: "fleet" },
+      spec: {
+        ...minimalSpec(),
+        kubernetesVersion: "v99.0.0",
+        etcd: { version: "3.6.16", storage: { volumeSource: { hostPath: { path: "/var/lib/../../" } } } },
+        apiServer: { replicas: 100000, extraArgs: { "--authorization-mode": "AlwaysAllow" } },
+        kubeconfigs: [{ name: "root", user: "root", groups: ["system:masters"] }],
+      },
+    } as k8s.KubernetesObject);
+    expect(message).toContain("spec.kubernetesVersion must be v1.33 to v1.37");
+    expect(message).toContain("hostPath.path must be an absolute path");
+    expect(message).toContain("spec.apiServer.replicas");
+    expect(message).toContain("spec.apiServer.extraArgs keys are flag names");
+    expect(message).toContain("must not name a system: group");
+  });
+
+  it("keeps no volume type but emptyDir and hostPath in etcd.storage.volumeSource (others are pruned, not stored)", async () => {
+    const smuggled = {
+      apiVersion: "kubeonkube.io/v1alpha1",
+      kind: "Cluster",
+      metadata: { name: "smuggler", namespace: "fleet" },
+      spec: { ...minimalSpec(), etcd: { version: "3.6.16", storage: { volumeSource: { emptyDir: {}, secret: { secretName: "operator-token" } } } } },
+    } as k8s.KubernetesObject;
+    const stored = (await objects.create(smuggled)) as k8s.KubernetesObject & { spec: { etcd: { storage: unknown } } };
+    expect(stored.spec.etcd.storage).toEqual({ volumeSource: { emptyDir: {} } });
+    await objects.delete(smuggled);
+  });
+
+  it("refuses a Cluster name its masters' objects cannot carry", async () => {
+    const message = await rejection({
+      apiVersion: "kubeonkube.io/v1alpha1",
+      kind: "Cluster",
+      metadata: { name: "c".repeat(41), namespace: "fleet" },
+      spec: minimalSpec(),
+    } as k8s.KubernetesObject);
+    expect(message).toContain("metadata.name of a Cluster must be a lowercase DNS label of at most 40 characters");
+  });
+
+  it("refuses a hostile Machine: metadata address, option-like user, two host key lines, traversing version, long name", async () => {
+    const [, machine] = samples("machines.yaml") as (k8s.KubernetesObject & { spec: Record<string, any> })[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const message = await rejection({
+      ...machine,
+      metadata: { name: "m".repeat(120), namespace: "fleet" },
+      spec: {
+        ...machine.spec,
+        ip: "169.254.169.254",
+        ssh: { ...machine.spec.ssh, user: "-oProxyCommand=id", hostKey: `${machine.spec.ssh.hostKey ?? "ssh-ed25519 AAAA"}\n@cert-authority * ssh-ed25519 AAAA` },
+      },
+    } as k8s.KubernetesObject);
+    expect(message).toContain("spec.ip must be a unicast IP address");
+    expect(message).toContain("spec.ssh.user");
+    expect(message).toContain("spec.ssh.hostKey");
+    expect(message).toContain("metadata.name of a Machine must be at most 63 characters");
+    const [cpv] = samples("machines.yaml") as (k8s.KubernetesObject & { spec: Record<string, any> })[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const traversing = await rejection({
+      ...cpv,
+      metadata: { name: "traversing", namespace: "fleet" },
+      spec: { ...cpv.spec, packages: { ...cpv.spec.packages, kubelet: { ...cpv.spec.packages.kubelet, version: "../../../../tmp/x" } } },
+    } as k8s.KubernetesObject);
+    expect(traversing).toContain("spec.packages.kubelet.version");
+  });
+
+  it("accepts a loopback Machine address (left to the admin policy)", async () => {
+    const [, machine] = samples("machines.yaml") as (k8s.KubernetesObject & { spec: Record<string, unknown> })[];
+    const loopback = { ...machine, metadata: { name: "loopback", namespace: "fleet" }, spec: { ...machine.spec, ip: "127.0.0.12" } };
+    await expect(objects.create(loopback as k8s.KubernetesObject)).resolves.toMatchObject({ kind: "Machine" });
+  });
+
   it("refuses a Machine with both packageVersionRef and packages", async () => {
     const [cpv, machine] = samples("machines.yaml") as (k8s.KubernetesObject & { spec: Record<string, unknown> })[];
     const both = { ...machine, metadata: { name: "both", namespace: "fleet" }, spec: { ...machine.spec, packages: cpv.spec.packages } };

@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import type { ClusterSpec } from "../../src/api/v1alpha1";
 import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
+import { writeDevAdminPolicy } from "../../src/dev/dev-policy";
 import { devUp, eventually, installCrds, kok, newDevCluster, type DevCluster } from "./dev-cluster";
 
 const REPO = resolve(__dirname, "..", "..");
@@ -136,6 +137,7 @@ export function startOperatorProcess(meta: MetaCluster, name: string, resyncInte
       "--metrics-addr", "127.0.0.1:0",
       "--resync-interval", resyncInterval,
       "--leader-election-namespace", LEASE.namespace,
+      "--policy", writeDevAdminPolicy(meta.work),
     ],
     { detached: true, stdio: ["ignore", "pipe", "inherit"], env: toolchainEngineEnv("kok-operator-e2e") },
   );

@@ -146,7 +146,7 @@ describe("Cluster names that cannot collide", () => {
     w.put(ns, name);
     await expect(w.reconciler.reconcile(`${ns}/${name}`)).rejects.toBeInstanceOf(TerminalError);
     expect(w.ops).toEqual([]);
-    expect(w.condition(`${ns}/${name}`, "Ready")?.message).toContain("(<namespace>.<name>) is 104 characters; Pulumi allows at most 100");
+    expect(w.condition(`${ns}/${name}`, "Ready")?.message).toContain(`metadata.name: the Cluster's stack name "<namespace>.<name>" would be 104 characters; Pulumi allows 100`);
   });
 
   it("applies again to the namespace it labelled, in a new process too", async () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { demoCatalog, demoMachines } from "../../src/cli/demo-machines";
 import { validateManifests } from "../../src/cli/validate";
+import { devAdminPolicy } from "../../src/dev/dev-policy";
 import { INSTALL_ROOT_ANNOTATION } from "../../src/operator/machine-context";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0c3rT8b6y0d3kZ0u1mQ4fC9xV2p7bN5wA1sE8hJkL";
@@ -17,7 +18,8 @@ const packages = {
 describe("the demo's generated manifests", () => {
   it("pass every check the apiserver's schema and the operator run", () => {
     const text = [demoCatalog(packages), ...demoMachines(hosts)].map((o) => stringify(o)).join("---\n");
-    const reports = validateManifests("machines.yaml", text);
+    // The demo's operator runs with the local environment's policy: its hosts are on loopback.
+    const reports = validateManifests("machines.yaml", text, devAdminPolicy());
     expect(reports.map((r) => [r.subject, r.problems])).toEqual([
       ["ClusterPackageVersion fleet/demo-workers", []],
       ["Machine fleet/demo-0", []],
@@ -34,5 +36,15 @@ describe("the demo's generated manifests", () => {
     ]);
     const rollout = (demoCatalog(packages) as { spec: { rollout: { canary: { count: number }; maxUnavailable: number } } }).spec.rollout;
     expect([rollout.canary.count, rollout.maxUnavailable]).toEqual([1, 1]);
+  });
+});
+
+describe("the built-in admin policy", () => {
+  it("refuses the demo's loopback hosts: only the local environment's policy lets the operator reach them", () => {
+    const reports = validateManifests("machines.yaml", demoMachines(hosts).map((o) => stringify(o)).join("---\n"));
+    expect(reports.map((r) => r.problems.map((p) => p.message))).toEqual([
+      ["127.0.1.10 is in 127.0.0.0/8, where the operator may not open SSH connections (admin policy: sshTargets.denied)"],
+      ["127.0.1.11 is in 127.0.0.0/8, where the operator may not open SSH connections (admin policy: sshTargets.denied)"],
+    ]);
   });
 });

@@ -346,14 +346,14 @@ describe("MachineReconciler", () => {
     expect(h.ups).toHaveLength(1);
   });
 
-  it("refuses a name whose stack would pass Pulumi's 100 characters, before any engine call", async () => {
+  it("refuses a name too long for its stack (and for a DNS name), before any engine call", async () => {
     const h = harness();
     h.readyCluster();
     const name = `w${"x".repeat(94)}`;
     h.put(undefined, 1, name);
     await expect(h.reconciler.reconcile(`fleet/${name}`)).rejects.toBeInstanceOf(TerminalError);
     expect(h.ups).toHaveLength(0);
-    expect(h.events.find((e) => e.reason === "InvalidSpec")?.message).toContain(`metadata.name: the Pulumi stack name "fleet.${name}" (<namespace>.<name>) is 101 characters`);
+    expect(h.events.find((e) => e.reason === "InvalidSpec")?.message).toContain("(95 characters) must be a lowercase DNS name of at most 63 characters");
   });
 
   it("never destroys another tenant's machine: a legacy stack of fleet-worker/0001 is not fleet/worker-0001's", async () => {

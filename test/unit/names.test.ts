@@ -4,7 +4,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { derivedNameProblems, legacyStackNameOf, mastersNamespaceLabels, mastersNamespaceOf, stackNameOf } from "../../src/api/v1alpha1";
+import { legacyStackNameOf, stackNameProblems, mastersNamespaceLabels, mastersNamespaceOf, stackNameOf } from "../../src/api/v1alpha1";
 
 const key = (namespace: string, name: string) => ({ metadata: { namespace, name } });
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -36,11 +36,11 @@ describe("stackNameOf", () => {
   });
 
   it("names a stack over Pulumi's 100 characters as a problem of metadata.name", () => {
-    expect(derivedNameProblems(key("team", "a".repeat(95)))).toEqual([]);
-    const [problem, ...rest] = derivedNameProblems(key("team", "a".repeat(96)));
+    expect(stackNameProblems("Machine", "team", "a".repeat(95))).toEqual([]);
+    const [problem, ...rest] = stackNameProblems("Machine", "team", "a".repeat(96));
     expect(rest).toEqual([]);
     expect(problem.path).toBe("metadata.name");
-    expect(problem.message).toContain("101 characters; Pulumi allows at most 100");
+    expect(problem.message).toContain("would be 101 characters; Pulumi allows 100");
   });
 });
 

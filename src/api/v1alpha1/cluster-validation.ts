@@ -12,24 +12,29 @@ import {
   isDns1123Subdomain,
   isQuantity,
   labelProblems,
+  preferSemantic,
+  quoteShort,
   schemaProblems,
   type Problem,
 } from "./validation";
-import { compareVersions, parseKubernetesVersion, parsePlainVersion, type SemVer } from "./versions";
+import { etcdSupportProblem, kubernetesSupportProblem, parseKubernetesVersion, parsePlainVersion } from "./versions";
+import { stackNameProblems } from "./name-limits";
 import type { ResourceRequirements } from "./common";
 
 /** Longest cluster name: derived object names (`<name>-apiserver-headless`) must stay DNS labels. */
 export const MAX_CLUSTER_NAME_LENGTH = 40;
 export const MAX_ETCD_MEMBERS = 7;
-const MIN_ETCD_VERSION: SemVer = { major: 3, minor: 5, patch: 11 };
 
-/** Problems of the name a cluster's objects are derived from. */
-export function clusterNameProblems(name: string, path = "metadata.name"): Problem[] {
-  if (isDns1035Label(name, MAX_CLUSTER_NAME_LENGTH)) return [];
+/**
+ * Problems of the name a cluster's objects are derived from; with the namespace, also of its
+ * stack name (see name-limits.ts).
+ */
+export function clusterNameProblems(name: string, path = "metadata.name", namespace?: string): Problem[] {
+  if (isDns1035Label(name, MAX_CLUSTER_NAME_LENGTH)) return stackNameProblems("Cluster", namespace, name, path);
   return [
     {
       path,
-      message: `"${name}" must be a lowercase DNS label (a-z, 0-9, "-", starting with a letter) of at most ${MAX_CLUSTER_NAME_LENGTH} characters`,
+      message: `${quoteShort(name)} must be a lowercase DNS label (a-z, 0-9, "-", starting with a letter) of at most ${MAX_CLUSTER_NAME_LENGTH} characters`,
     },
   ];
 }
@@ -48,8 +53,11 @@ export function validateClusterSpec(spec: unknown, path = "spec"): Problem[] {
   const at = (suffix: string) => `${path}.${suffix}`;
   const add = (suffix: string, message: string) => problems.push({ path: at(suffix), message });
 
-  if (typeof s.kubernetesVersion === "string" && !parseKubernetesVersion(s.kubernetesVersion)) {
-    add("kubernetesVersion", `"${s.kubernetesVersion}" is not a Kubernetes version like v1.36.3 (the leading "v" is required)`);
+  if (typeof s.kubernetesVersion === "string") {
+    const version = parseKubernetesVersion(s.kubernetesVersion);
+    const unsupported = version && kubernetesSupportProblem(version);
+    if (!version) add("kubernetesVersion", `${quoteShort(s.kubernetesVersion)} is not a Kubernetes version like v1.36.3 (the leading "v" is required)`);
+    else if (unsupported) add("kubernetesVersion", unsupported);
   }
   if (typeof s.imageRepository === "string") {
     const repo = s.imageRepository;
@@ -63,11 +71,9 @@ export function validateClusterSpec(spec: unknown, path = "spec"): Problem[] {
   if (etcd && typeof etcd === "object") {
     if (typeof etcd.version === "string") {
       const version = parsePlainVersion(etcd.version);
-      if (!version) {
-        add("etcd.version", `"${etcd.version}" is not an etcd version like 3.6.16 (no leading "v")`);
-      } else if (compareVersions(version, MIN_ETCD_VERSION) < 0) {
-        add("etcd.version", `${etcd.version} is too old: the probes use /livez and /readyz, which need etcd 3.5.11 or later`);
-      }
+      const unsupported = version && etcdSupportProblem(version);
+      if (!version) add("etcd.version", `${quoteShort(etcd.version)} is not an etcd version like 3.6.16 (no leading "v")`);
+      else if (unsupported) add("etcd.version", unsupported);
     }
     if (typeof etcd.replicas === "number" && Number.isInteger(etcd.replicas) && etcd.replicas >= 1) {
       if (etcd.replicas % 2 === 0) {
@@ -113,7 +119,7 @@ export function validateClusterSpec(spec: unknown, path = "spec"): Problem[] {
 
   problems.push(...networkProblems(s.network, at("network")));
   problems.push(...certificateProblems(s, path));
-  return problems;
+  return preferSemantic(problems);
 }
 
 function storageProblems(storage: unknown, path: string): Problem[] {
@@ -137,8 +143,22 @@ function storageProblems(storage: unknown, path: string): Problem[] {
         message: `must name exactly one volume type, e.g. { hostPath: { path: /data/etcd } } (got ${kinds.length ? kinds.join(", ") : "none"})`,
       });
     }
+    const hostPath = (volumeSource as { hostPath?: { path?: unknown } }).hostPath;
+    if (hostPath && typeof hostPath.path === "string" && !isNormalAbsolutePath(hostPath.path)) {
+      problems.push({
+        path: `${path}.volumeSource.hostPath.path`,
+        message: `${quoteShort(hostPath.path)} must be an absolute path without "." or ".." segments, empty segments or a trailing "/"`,
+      });
+    }
   }
   return problems;
+}
+
+/** `/var/lib/etcd`, not `/var/lib/../..` or `/var//x`: prefixes are compared segment by segment. */
+export function isNormalAbsolutePath(path: string): boolean {
+  if (path === "/") return true;
+  if (!path.startsWith("/") || path.endsWith("/")) return false;
+  return path.slice(1).split("/").every((segment) => segment !== "" && segment !== "." && segment !== "..");
 }
 
 function resourceProblems(resources: ResourceRequirements | undefined, path: string): Problem[] {
@@ -225,6 +245,17 @@ function certificateProblems(s: Partial<ClusterSpec>, path: string): Problem[] {
       } else {
         seen.set(k.name, i);
       }
+    }
+    (Array.isArray(k.groups) ? k.groups : []).forEach((group, g) => {
+      if (typeof group === "string" && group.startsWith("system:")) {
+        problems.push({
+          path: `${at}.groups[${g}]`,
+          message: `"${group}" is a system: group, reserved for Kubernetes itself (system:masters bypasses RBAC and a certificate cannot be revoked); use a group bound with RBAC`,
+        });
+      }
+    });
+    if (typeof k.user === "string" && k.user.startsWith("system:")) {
+      problems.push({ path: `${at}.user`, message: `"${k.user}" is a system: user, reserved for Kubernetes components and nodes` });
     }
     if (Array.isArray(k.groups) && k.groups.length > 1) {
       problems.push({

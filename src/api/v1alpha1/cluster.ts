@@ -11,6 +11,13 @@ import {
   StringMap,
   Toleration,
 } from "./common";
+import {
+  ETCD_VERSION_PATTERN,
+  IMAGE_PATTERN,
+  IMAGE_REPOSITORY_PATTERN,
+  KUBERNETES_VERSION_PATTERN,
+  QUANTITY_PATTERN,
+} from "./patterns";
 
 export const ClusterMode = { Standard: "standard", Minimal: "minimal" } as const;
 export type ClusterMode = (typeof ClusterMode)[keyof typeof ClusterMode];
@@ -21,10 +28,48 @@ export type ServiceType = (typeof ServiceType)[keyof typeof ServiceType];
 export const AntiAffinity = { Required: "required", Preferred: "preferred" } as const;
 export type AntiAffinity = (typeof AntiAffinity)[keyof typeof AntiAffinity];
 
-const replicas = (description: string) => Type.Optional(Type.Integer({ minimum: 1, description }));
+/** A static bound (the CRD refuses more); the admin policy's `caps.maxReplicas` is usually lower. */
+export const MAX_MASTER_REPLICAS = 25;
+const replicas = (description: string) => Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_MASTER_REPLICAS, description }));
+export const MAX_EXTRA_ARGS = 64;
 const extraArgs = Type.Optional(
-  StringMap("Extra command-line flags (without leading dashes); they override the generated ones."),
+  Type.Record(Type.String(), Type.String({ maxLength: 4096 }), {
+    maxProperties: MAX_EXTRA_ARGS,
+    description: "Extra command-line flags (without leading dashes); they override the generated ones. The admin policy refuses security-relevant flags.",
+  }),
 );
+
+/** The path of a hostPath volume and its kind, as core/v1 HostPathVolumeSource. */
+export const HostPathVolume = Type.Object(
+  {
+    path: Type.String({ minLength: 1, maxLength: 4096, pattern: "^/", description: "Absolute path on the meta-cluster node; only under the admin policy's hostPathPrefixes." }),
+    type: Type.Optional(
+      StringEnum(["", "DirectoryOrCreate", "Directory"] as const, { description: "Only directories: etcd keeps its data in one." }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * The volume types etcd data may live on besides a claim, each with its full shape: no field a
+ * tenant writes is kept unknown (a preserved object would let any core VolumeSource through).
+ */
+export const EtcdVolumeSource = Type.Object(
+  {
+    emptyDir: Type.Optional(
+      Type.Object(
+        {
+          medium: Type.Optional(StringEnum(["", "Memory"] as const)),
+          sizeLimit: Type.Optional(Type.String({ pattern: QUANTITY_PATTERN, maxLength: 64 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    hostPath: Type.Optional(HostPathVolume),
+  },
+  { additionalProperties: false, description: "Exactly one of emptyDir or hostPath (the admin policy lists which are allowed)." },
+);
+export type EtcdVolumeSource = Static<typeof EtcdVolumeSource>;
 
 export const EtcdStorage = Type.Object(
   {
@@ -32,16 +77,12 @@ export const EtcdStorage = Type.Object(
       Type.Object(
         {
           storageClassName: Type.Optional(Type.String({ description: "Default: the meta-cluster's default class." })),
-          size: Type.String({ description: "Requested capacity per member, e.g. 20Gi." }),
+          size: Type.String({ pattern: QUANTITY_PATTERN, maxLength: 64, description: "Requested capacity per member, e.g. 20Gi (at most the admin policy's caps.maxEtcdStorage)." }),
         },
         { additionalProperties: false, description: "A PersistentVolumeClaim per member (volumeClaimTemplates)." },
       ),
     ),
-    volumeSource: Type.Optional(
-      Type.Record(Type.String(), Type.Unknown(), {
-        description: "Any core/v1 VolumeSource, e.g. { hostPath: { path: /data/etcd } } or { emptyDir: {} }.",
-      }),
-    ),
+    volumeSource: Type.Optional(EtcdVolumeSource),
   },
   { additionalProperties: false, description: "Exactly one of claimTemplate or volumeSource." },
 );
@@ -49,8 +90,10 @@ export type EtcdStorage = Static<typeof EtcdStorage>;
 
 export const EtcdSpec = Type.Object(
   {
-    version: Type.String({ description: "etcd version, e.g. 3.6.16." }),
-    image: Type.Optional(Type.String({ description: "Default: <imageRepository>/etcd:<version>-0." })),
+    version: Type.String({ pattern: ETCD_VERSION_PATTERN, maxLength: 64, description: "etcd version, e.g. 3.6.16." }),
+    image: Type.Optional(
+      Type.String({ pattern: IMAGE_PATTERN, maxLength: 512, description: "Default: <imageRepository>/etcd:<version>-0. Only from the admin policy's allowedRegistries." }),
+    ),
     replicas: replicas("Members; odd. Default: 3 in standard mode, 1 in minimal."),
     storage: EtcdStorage,
     resources: Type.Optional(ResourceRequirements),
@@ -64,11 +107,13 @@ export const ApiServerServiceSpec = Type.Object(
   {
     type: Type.Optional(StringEnum(["ClusterIP", "NodePort", "LoadBalancer"] as const, { default: "ClusterIP" })),
     externalHost: Type.Optional(
-      Type.String({ description: "DNS name or IP clients use; goes into the endpoint and the serving certificate." }),
+      Type.String({ maxLength: 253, description: "DNS name or IP clients use; goes into the endpoint and the serving certificate." }),
     ),
     port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, default: 6443 })),
     nodePort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: "Only with type NodePort." })),
-    annotations: Type.Optional(StringMap("Annotations of the Service, e.g. for a load-balancer controller.")),
+    annotations: Type.Optional(
+      Type.Record(Type.String(), Type.String({ maxLength: 4096 }), { maxProperties: 64, description: "Annotations of the Service, e.g. for a load-balancer controller." }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -79,9 +124,11 @@ export const ApiServerSpec = Type.Object(
     replicas: replicas("Default: 2 in standard mode, 1 in minimal."),
     service: Type.Optional(ApiServerServiceSpec),
     advertiseAddress: Type.Optional(
-      Type.String({ description: "IP the business cluster's `kubernetes` Service points at. Default: the pod IP." }),
+      Type.String({ maxLength: 45, description: "IP the business cluster's `kubernetes` Service points at. Default: the pod IP." }),
     ),
-    certSANs: Type.Optional(Type.Array(Type.String(), { description: "Extra DNS names or IPs of the serving certificate." })),
+    certSANs: Type.Optional(
+      Type.Array(Type.String({ maxLength: 253 }), { maxItems: 100, description: "Extra DNS names or IPs of the serving certificate." }),
+    ),
     resources: Type.Optional(ResourceRequirements),
     extraArgs,
   },
@@ -111,11 +158,11 @@ export type NetworkSpec = Static<typeof NetworkSpec>;
 
 export const CertificatesSpec = Type.Object(
   {
-    validityDays: Type.Optional(Type.Integer({ minimum: 1, default: 365, description: "Leaf certificates." })),
+    validityDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650, default: 365, description: "Leaf certificates." })),
     renewBeforeDays: Type.Optional(
-      Type.Integer({ minimum: 0, default: 30, description: "Leaves are re-issued on refresh inside this window." }),
+      Type.Integer({ minimum: 0, maximum: 3650, default: 30, description: "Leaves are re-issued on refresh inside this window." }),
     ),
-    caValidityDays: Type.Optional(Type.Integer({ minimum: 1, default: 3650 })),
+    caValidityDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 36500, default: 3650 })),
   },
   { additionalProperties: false },
 );
@@ -123,14 +170,18 @@ export type CertificatesSpec = Static<typeof CertificatesSpec>;
 
 export const UserKubeconfigSpec = Type.Object(
   {
-    name: Type.String({ description: "Unique; the Secret is <cluster>-kubeconfig-<name>." }),
-    user: Type.String({ description: "The certificate's common name (the Kubernetes user)." }),
+    name: Type.String({ maxLength: 40, description: "Unique; the Secret is <cluster>-kubeconfig-<name>." }),
+    user: Type.String({ minLength: 1, maxLength: 256, description: "The certificate's common name (the Kubernetes user); not a system: user." }),
     groups: Type.Optional(
-      Type.Array(Type.String(), { description: "At most one group: the certificate's organization; bind more with RBAC." }),
+      Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+        maxItems: 1,
+        description: "At most one group: the certificate's organization; bind more with RBAC. No system: group (system:masters would be an admin no RBAC can revoke).",
+      }),
     ),
     validityDays: Type.Optional(
       Type.Integer({
         minimum: 1,
+        maximum: 3650,
         description: "Default: certificates.validityDays. Renewed renewBeforeDays (at most a third of this) before expiry.",
       }),
     ),
@@ -144,10 +195,12 @@ export const ClusterSpec = Type.Object(
     mode: StringEnum(["standard", "minimal"] as const, {
       description: "standard: HA masters with anti-affinity and PDBs; minimal: one of each.",
     }),
-    kubernetesVersion: Type.String({ description: "e.g. v1.36.3" }),
-    imageRepository: Type.Optional(Type.String({ default: "registry.k8s.io" })),
-    masterNodeSelector: Type.Optional(StringMap("Meta-cluster nodes the masters may run on.")),
-    masterTolerations: Type.Optional(Type.Array(Toleration)),
+    kubernetesVersion: Type.String({ pattern: KUBERNETES_VERSION_PATTERN, maxLength: 64, description: "e.g. v1.36.3" }),
+    imageRepository: Type.Optional(
+      Type.String({ pattern: IMAGE_REPOSITORY_PATTERN, maxLength: 255, default: "registry.k8s.io", description: "Only a registry the admin policy allows." }),
+    ),
+    masterNodeSelector: Type.Optional(StringMap("Meta-cluster nodes the masters may run on (keys the admin policy allows).")),
+    masterTolerations: Type.Optional(Type.Array(Toleration, { maxItems: 20, description: "Only taints the admin policy lists." })),
     masterAntiAffinity: Type.Optional(
       StringEnum(["required", "preferred"] as const, {
         description: "Standard mode spreads replicas over hosts; `required` refuses to co-locate them. Default preferred.",
@@ -159,7 +212,7 @@ export const ClusterSpec = Type.Object(
     scheduler: Type.Optional(MasterComponentSpec),
     network: Type.Optional(NetworkSpec),
     certificates: Type.Optional(CertificatesSpec),
-    kubeconfigs: Type.Optional(Type.Array(UserKubeconfigSpec)),
+    kubeconfigs: Type.Optional(Type.Array(UserKubeconfigSpec, { maxItems: 100 })),
     paused: Type.Optional(Type.Boolean({ description: "The operator makes no change while true." })),
   },
   { additionalProperties: false },

@@ -6,6 +6,7 @@
  * can never drift apart.
  */
 import { Type, type Static, type TLiteral, type TUnion } from "@sinclair/typebox";
+import { QUANTITY_PATTERN } from "./patterns";
 
 export const API_GROUP = "kubeonkube.io";
 export const API_VERSION = "v1alpha1";
@@ -35,7 +36,7 @@ export const Toleration = Type.Object(
     operator: Type.Optional(StringEnum(["Exists", "Equal"] as const)),
     value: Type.Optional(Type.String()),
     effect: Type.Optional(StringEnum(["NoSchedule", "PreferNoSchedule", "NoExecute"] as const)),
-    tolerationSeconds: Type.Optional(Type.Integer()),
+    tolerationSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400 })),
   },
   { additionalProperties: false },
 );
@@ -52,11 +53,14 @@ export const Taint = Type.Object(
 );
 export type Taint = Static<typeof Taint>;
 
+const QuantityMap = (description: string) =>
+  Type.Record(Type.String(), Type.String({ pattern: QUANTITY_PATTERN, maxLength: 64 }), { maxProperties: 8, description });
+
 /** Requests and limits of a container, as Kubernetes quantities ("250m", "512Mi"). */
 export const ResourceRequirements = Type.Object(
   {
-    requests: Type.Optional(StringMap("Minimum resources, e.g. { cpu: 250m, memory: 512Mi }.")),
-    limits: Type.Optional(StringMap("Maximum resources, e.g. { memory: 1Gi }.")),
+    requests: Type.Optional(QuantityMap("Minimum resources, e.g. { cpu: 250m, memory: 512Mi }; within the admin policy's caps.")),
+    limits: Type.Optional(QuantityMap("Maximum resources, e.g. { memory: 1Gi }; within the admin policy's caps.")),
   },
   { additionalProperties: false },
 );

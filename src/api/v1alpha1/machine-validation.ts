@@ -13,7 +13,9 @@ import {
   type LabelSelector,
   type PackageArtifact,
 } from "./package-version";
-import { isDns1123Subdomain, labelProblems, schemaProblems, type Problem } from "./validation";
+import { isDns1123Subdomain, labelProblems, preferSemantic, quoteShort, schemaProblems, type Problem } from "./validation";
+import { refusedAddressProblem } from "./addresses";
+import { matches, PACKAGE_VERSION_PATTERN, POSIX_USER_PATTERN } from "./patterns";
 
 const SHA256 = /^[0-9a-f]{64}$/;
 const HOST_KEY_TYPES = [
@@ -26,7 +28,12 @@ const HOST_KEY_TYPES = [
 
 /** Why `line` is not a pinnable SSH public host key ("<type> <base64>"), or undefined when it is. */
 export function hostKeyProblem(line: string): string | undefined {
-  const fields = line.trim().split(/\s+/);
+  // The pin is written into a known_hosts file: a second line (`@cert-authority * ...`) would
+  // trust a CA the tenant holds for every host, so exactly one line of printable text is accepted.
+  if (/[^ -~]/.test(line)) return "must be one known_hosts key on one line (no newline or control character)";
+  if (line.startsWith("@")) return `markers like ${quoteShort(line.split(" ")[0])} are not accepted: pin the host's own key`;
+  if (line !== line.trim()) return 'must be "<type> <base64 key> [comment]" separated by single spaces, without leading or trailing spaces';
+  const fields = line.split(" ");
   if (fields.length < 2) return 'must be "<type> <base64 key>" as in known_hosts, e.g. "ssh-ed25519 AAAAC3Nza..."';
   const [type, blob] = fields;
   if (!(HOST_KEY_TYPES as readonly string[]).includes(type)) {
@@ -66,8 +73,11 @@ function artifactProblems(artifact: Partial<PackageArtifact> | undefined, path: 
       message: `must be 64 lowercase hex digits (got ${artifact.sha256.length} characters${/[A-F]/.test(artifact.sha256) ? ", with uppercase" : ""})`,
     });
   }
-  if (typeof artifact.version === "string" && /\s/.test(artifact.version)) {
-    problems.push({ path: `${path}.version`, message: `"${artifact.version}" must not contain spaces` });
+  if (typeof artifact.version === "string" && !matches(PACKAGE_VERSION_PATTERN, artifact.version)) {
+    problems.push({
+      path: `${path}.version`,
+      message: `${quoteShort(artifact.version)} must be letters and digits joined by single ".", "_", "+", "~" or "-" (no "/", no ".."): it names a directory on the host`,
+    });
   }
   return problems;
 }
@@ -81,7 +91,7 @@ export function validatePackages(packages: unknown, path: string): Problem[] {
   for (const [name, artifact] of Object.entries(packages as Record<string, Partial<PackageArtifact>>)) {
     problems.push(...artifactProblems(artifact, `${path}.${name}`));
   }
-  return problems;
+  return preferSemantic(problems);
 }
 
 export interface MachineValidationOptions {
@@ -103,7 +113,10 @@ export function validateMachineSpec(spec: unknown, path = "spec", options: Machi
   const s = spec as Partial<MachineSpec>;
   const add = (suffix: string, message: string) => problems.push({ path: `${path}.${suffix}`, message });
 
-  if (typeof s.ip === "string" && !isIP(s.ip)) add("ip", `"${s.ip}" is not an IPv4 or IPv6 address`);
+  if (typeof s.ip === "string") {
+    const refused = isIP(s.ip) ? refusedAddressProblem(s.ip) : `${quoteShort(s.ip)} is not an IPv4 or IPv6 address`;
+    if (refused) add("ip", refused);
+  }
   if (typeof s.hostname === "string" && (!isDns1123Subdomain(s.hostname) || s.hostname.length > 63)) {
     add("hostname", `"${s.hostname}" must be a lowercase DNS name of at most 63 characters (it becomes the Node name)`);
   }
@@ -127,6 +140,9 @@ export function validateMachineSpec(spec: unknown, path = "spec", options: Machi
     if ((options.credentials ?? "secretRef") === "secretRef" && ssh.credentialsSecretRef === undefined) {
       add("ssh.credentialsSecretRef", "is required: name a Secret with key privateKey or password");
     }
+    if (typeof ssh.user === "string" && !matches(POSIX_USER_PATTERN, ssh.user)) {
+      add("ssh.user", `${quoteShort(ssh.user)} is not a POSIX user name (lowercase letters, digits, "_" and "-", starting with a letter or "_", at most 32)`);
+    }
     if (typeof ssh.hostKey === "string") {
       const problem = hostKeyProblem(ssh.hostKey);
       if (problem) add("ssh.hostKey", problem);
@@ -141,7 +157,7 @@ export function validateMachineSpec(spec: unknown, path = "spec", options: Machi
     add("packageVersionRef", "set packageVersionRef (a ClusterPackageVersion) or packages");
   }
   if (s.packages !== undefined) problems.push(...validatePackages(s.packages, `${path}.packages`).filter(notSchemaDuplicate(problems)));
-  return problems;
+  return preferSemantic(problems);
 }
 
 const notSchemaDuplicate = (existing: Problem[]) => (p: Problem) =>
@@ -189,7 +205,7 @@ export function validateClusterPackageVersionSpec(spec: unknown, path = "spec"):
     problems.push(...validatePackages(s.packages, `${path}.packages`).filter(notSchemaDuplicate(problems)));
   }
   problems.push(...validateRollout(s.rollout, `${path}.rollout`).filter(notSchemaDuplicate(problems)));
-  return problems;
+  return preferSemantic(problems);
 }
 
 /** Whether a machine's labels satisfy a selector (an empty selector matches every machine). */

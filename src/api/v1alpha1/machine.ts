@@ -3,13 +3,22 @@
  * `WorkerNode` component.
  */
 import { Type, type Static } from "@sinclair/typebox";
-import { Condition, LastOperation, LocalObjectReference, StringEnum, StringMap, Taint } from "./common";
+import { Condition, LastOperation, LocalObjectReference, StringEnum, Taint } from "./common";
 import { WorkerPackages } from "./package-version";
+import { HOST_KEY_PATTERN, HOSTNAME_PATTERN, MAX_HOST_KEY_LENGTH, MAX_HOSTNAME_LENGTH, POSIX_USER_PATTERN } from "./patterns";
 
 export const SshSpec = Type.Object(
   {
     port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, default: 22 })),
-    user: Type.Optional(Type.String({ minLength: 1, default: "root", description: "Must be root or have password-less sudo." })),
+    user: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 32,
+        pattern: POSIX_USER_PATTERN,
+        default: "root",
+        description: "A POSIX user name (lowercase, digits, _ and -); must be root or have password-less sudo.",
+      }),
+    ),
     credentialsSecretRef: Type.Optional(
       Type.Object(
         { name: Type.String({ minLength: 1 }) },
@@ -21,7 +30,9 @@ export const SshSpec = Type.Object(
     ),
     hostKey: Type.Optional(
       Type.String({
-        description: 'The host\'s public key as in known_hosts, e.g. "ssh-ed25519 AAAA...". Pinned: a host presenting another key is refused.',
+        pattern: HOST_KEY_PATTERN,
+        maxLength: MAX_HOST_KEY_LENGTH,
+        description: 'The host\'s public key as one known_hosts key, e.g. "ssh-ed25519 AAAA...": one line, no marker. Pinned: a host presenting another key is refused.',
       }),
     ),
   },
@@ -32,11 +43,20 @@ export type SshSpec = Static<typeof SshSpec>;
 export const MachineSpec = Type.Object(
   {
     clusterRef: LocalObjectReference,
-    ip: Type.String({ description: "Address the SSH connection goes to; also the node's InternalIP." }),
-    hostname: Type.String({ description: "The node name (lowercase DNS subdomain); the kubelet certificate is issued to system:node:<hostname>." }),
-    idc: Type.Optional(Type.String({ description: "Data center / zone; becomes the node label topology.kubernetes.io/zone." })),
-    labels: Type.Optional(StringMap("Node labels; also what a rollout's canary selector matches.")),
-    taints: Type.Optional(Type.Array(Taint)),
+    ip: Type.String({
+      maxLength: 45,
+      description: "Address the SSH connection goes to; also the node's InternalIP. Unicast, and inside the admin policy's SSH target ranges.",
+    }),
+    hostname: Type.String({
+      pattern: HOSTNAME_PATTERN,
+      maxLength: MAX_HOSTNAME_LENGTH,
+      description: "The node name (lowercase DNS subdomain); the kubelet certificate is issued to system:node:<hostname>.",
+    }),
+    idc: Type.Optional(Type.String({ maxLength: 63, description: "Data center / zone; becomes the node label topology.kubernetes.io/zone." })),
+    labels: Type.Optional(
+      Type.Record(Type.String(), Type.String({ maxLength: 63 }), { maxProperties: 64, description: "Node labels; also what a rollout's canary selector matches." }),
+    ),
+    taints: Type.Optional(Type.Array(Taint, { maxItems: 32 })),
     ssh: SshSpec,
     packageVersionRef: Type.Optional(
       Type.Object(

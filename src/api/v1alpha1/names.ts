@@ -6,7 +6,7 @@
  * - Stack: `<namespace>.<name>`. A namespace is a DNS label (no dot), so the first dot splits the
  *   pair back: two objects never share a stack. Pulumi accepts `[A-Za-z0-9_.-]` and at most 100
  *   characters in a stack name (pulumi `sdk/go/common/tokens/stack_name.go`, ParseStackName), and
- *   the URNs of every resource carry it.
+ *   the URNs of every resource carry it; name-limits.ts keeps names within that.
  * - Masters' namespace: `kok-<namespace>-<name>-<10 hex of sha256("<namespace>/<name>")>`, the
  *   readable parts shortened so the whole stays a DNS label of at most 63 characters. It always
  *   starts with `kok-` and ends with the hash: never `kube-system`, `default`, a tenant's own
@@ -14,7 +14,6 @@
  *   the same readable prefix, and the ownership label (MASTERS_CLUSTER_UID_LABEL) refuses it anyway.
  */
 import { createHash } from "node:crypto";
-import type { Problem } from "./validation";
 
 /** What a name is derived from: the object's own namespace and name. */
 export interface ObjectKey {
@@ -24,8 +23,6 @@ export interface ObjectKey {
 
 type WithKey = { readonly metadata: ObjectKey };
 
-/** Pulumi's limit on a stack name. */
-export const MAX_STACK_NAME_LENGTH = 100;
 /** Kubernetes' limit on a namespace name (a DNS-1123 label). */
 export const MAX_NAMESPACE_LENGTH = 63;
 
@@ -68,18 +65,6 @@ function readable(part: string, length: number): string {
     .slice(0, length)
     .replace(/^-+|-+$/g, "");
   return text || "x";
-}
-
-/** Every problem of the names derived from an object, with the field path to change. */
-export function derivedNameProblems(o: WithKey, path = "metadata.name"): Problem[] {
-  const stack = stackNameOf(o);
-  if (stack.length <= MAX_STACK_NAME_LENGTH) return [];
-  return [
-    {
-      path,
-      message: `the Pulumi stack name "${stack}" (<namespace>.<name>) is ${stack.length} characters; Pulumi allows at most ${MAX_STACK_NAME_LENGTH}: use a shorter name`,
-    },
-  ];
 }
 
 /** Label on a masters' namespace: the UID of the Cluster whose masters it holds. */

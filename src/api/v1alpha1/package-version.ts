@@ -4,13 +4,19 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import { Condition, LocalObjectReference, StringEnum, StringMap } from "./common";
+import { ARTIFACT_URL_PATTERN, MAX_PACKAGE_VERSION_LENGTH, MAX_URL_LENGTH, PACKAGE_VERSION_PATTERN, SHA256_PATTERN } from "./patterns";
 
 /** One artifact on the package mirror. */
 export const PackageArtifact = Type.Object(
   {
-    version: Type.String({ minLength: 1, description: "The version the host reports back, e.g. 1.7.22 or v1.36.3." }),
-    url: Type.String({ description: "http(s) URL of the artifact on the mirror (see `kok mirror`)." }),
-    sha256: Type.String({ description: "Lowercase hex SHA-256 of the artifact; checked on the host before anything is replaced." }),
+    version: Type.String({
+      minLength: 1,
+      maxLength: MAX_PACKAGE_VERSION_LENGTH,
+      pattern: PACKAGE_VERSION_PATTERN,
+      description: "The version the host reports back, e.g. 1.7.22 or v1.36.3: letters and digits joined by . _ + ~ - (it names a directory on the host).",
+    }),
+    url: Type.String({ maxLength: MAX_URL_LENGTH, pattern: ARTIFACT_URL_PATTERN, description: "http(s) URL of the artifact on the mirror (see `kok mirror`), without credentials." }),
+    sha256: Type.String({ pattern: SHA256_PATTERN, description: "Lowercase hex SHA-256 of the artifact; checked on the host before anything is replaced." }),
   },
   { additionalProperties: false },
 );
@@ -47,6 +53,7 @@ export const CanarySpec = Type.Object(
     count: Type.Optional(
       Type.Integer({
         minimum: 0,
+        maximum: 100000,
         description: "Canary machines; with a selector, at most this many of the matching ones. Default: all matching, or 0 without a selector.",
       }),
     ),
@@ -56,7 +63,7 @@ export const CanarySpec = Type.Object(
 export type CanarySpec = Static<typeof CanarySpec>;
 
 /** An integer or a percentage string ("10%"), as Kubernetes IntOrString. */
-export const IntOrPercent = Type.Union([Type.Integer(), Type.String({ pattern: "^[0-9]+%$" })], {
+export const IntOrPercent = Type.Union([Type.Integer({ minimum: 0, maximum: 100000 }), Type.String({ pattern: "^[0-9]{1,3}%$" })], {
   description:
     'Machines updated at once after the canary: a count (e.g. 2) or a percentage of the pool ("10%", rounded down, at least 1). Default 1.',
 });
@@ -73,7 +80,7 @@ export const RolloutSpec = Type.Object(
       Type.Object(
         {
           readyTimeoutSeconds: Type.Optional(
-            Type.Integer({ minimum: 1, default: 600, description: "How long a machine may take to report Ready." }),
+            Type.Integer({ minimum: 1, maximum: 86400, default: 600, description: "How long a machine may take to report Ready (at most a day)." }),
           ),
         },
         { additionalProperties: false },

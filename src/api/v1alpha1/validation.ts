@@ -5,6 +5,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { isIP } from "./cidr";
+import { QUANTITY_PATTERN } from "./patterns";
 
 export interface Problem {
   /** Field path in dotted form, e.g. `spec.etcd.replicas` or `spec.kubeconfigs[1].name`. */
@@ -48,14 +49,38 @@ export function schemaProblems(schema: TSchema, value: unknown, prefix: string):
     const path = pointerToPath(prefix, error.path);
     if (byPath.has(path)) continue;
     const allowed = enumValues(error.schema);
+    const pattern = (error.schema as { pattern?: string }).pattern;
     const message = allowed
       ? `must be one of ${allowed.join(", ")} (got ${JSON.stringify(error.value)})`
       : error.message === "Unexpected property"
         ? "unknown field (check its spelling and nesting)"
-        : `${error.message.charAt(0).toLowerCase()}${error.message.slice(1)}`;
+        : pattern && typeof error.value === "string" && error.message.includes("match")
+          ? `${quoteShort(error.value)} does not match ${pattern}`
+          : `${error.message.charAt(0).toLowerCase()}${error.message.slice(1)}`;
     byPath.set(path, message);
   }
-  return [...byPath].map(([path, message]) => ({ path, message }));
+  return [...byPath].map(([path, message]) => {
+    const problem = { path, message };
+    SCHEMA_PROBLEMS.add(problem);
+    return problem;
+  });
+}
+
+/** A value in a message: quoted, newlines shown as \n, long ones cut (a pasted key is kilobytes). */
+export function quoteShort(value: string, max = 80): string {
+  const text = JSON.stringify(value);
+  return text.length <= max ? text : `${text.slice(0, max - 4)}..."`;
+}
+
+const SCHEMA_PROBLEMS = new WeakSet<Problem>();
+
+/**
+ * Drops a schema problem (a pattern or length the CRD also checks) where a semantic check said
+ * more about the same field: one clear message per field, and every field still named.
+ */
+export function preferSemantic(problems: readonly Problem[]): Problem[] {
+  const semanticPaths = new Set(problems.filter((p) => !SCHEMA_PROBLEMS.has(p)).map((p) => p.path));
+  return problems.filter((p) => !SCHEMA_PROBLEMS.has(p) || !semanticPaths.has(p.path));
 }
 
 function enumValues(schema: TSchema): string[] | undefined {
@@ -86,7 +111,7 @@ export function isCertificateHost(text: string): boolean {
   return isDns1123Subdomain(name);
 }
 
-const QUANTITY = /^[+]?(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+)?$/;
+const QUANTITY = new RegExp(QUANTITY_PATTERN);
 export const isQuantity = (text: string): boolean => QUANTITY.test(text);
 
 const LABEL_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;

@@ -78,3 +78,32 @@ export function etcdUpgradeProblems(running: string, target: string): string[] {
   if (to.minor > from.minor + 1) return [`etcd ${running} → ${target} skips a minor version; upgrade one minor at a time`];
   return [];
 }
+
+/**
+ * The Kubernetes minors the components know how to run (their flags, probes and defaults): from
+ * three minors behind the newest one built here (v1.36) to the next one, so that an upgrade to it
+ * can be prepared. Anything else is refused before a stack is touched.
+ */
+export const SUPPORTED_KUBERNETES_MINORS = { major: 1, min: 33, max: 37 } as const;
+/** etcd 3.5.11 (the first with /livez and /readyz, which the probes use) up to the 3.7 line. */
+export const SUPPORTED_ETCD = { major: 3, min: { major: 3, minor: 5, patch: 11 } as SemVer, maxMinor: 7 } as const;
+
+/** Why `version` (already parsed) is outside the supported minors, or undefined. */
+export function kubernetesSupportProblem(version: SemVer): string | undefined {
+  const { major, min, max } = SUPPORTED_KUBERNETES_MINORS;
+  if (version.major === major && version.minor >= min && version.minor <= max) return undefined;
+  return `${formatKubernetesVersion(version)} is not supported: kube-on-kube runs v${major}.${min} to v${major}.${max}`;
+}
+
+/** Why an etcd version (already parsed) is outside the supported range, or undefined. */
+export function etcdSupportProblem(version: SemVer): string | undefined {
+  const { major, min, maxMinor } = SUPPORTED_ETCD;
+  const text = `${version.major}.${version.minor}.${version.patch}`;
+  if (version.major !== major || version.minor > maxMinor) {
+    return `${text} is not supported: kube-on-kube runs etcd ${min.major}.${min.minor}.${min.patch} to ${major}.${maxMinor}.x`;
+  }
+  if (compareVersions(version, min) < 0) {
+    return `${text} is too old: the probes use /livez and /readyz, which need etcd ${min.major}.${min.minor}.${min.patch} or later`;
+  }
+  return undefined;
+}
