@@ -1,8 +1,9 @@
 /**
  * `kok manifests [--namespace NS] [--image IMG] [--backend-url URL] [--operator-heap-mb 512]
  *                [--termination-grace-seconds 1800] [--policy FILE]`: install YAML on stdout. With
- * `--policy`, also the ValidatingAdmissionPolicies of that admin policy (admission-policy.ts), so
- * the apiserver refuses what the operator would.
+ * `--policy`, also that admin policy as a ConfigMap the operator reads (`kok operator --policy`)
+ * and as ValidatingAdmissionPolicies (admission-policy.ts), so the apiserver refuses what the
+ * operator would.
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -26,9 +27,11 @@ export async function runManifests(argv: string[]): Promise<number> {
     },
   });
   let admission: Record<string, unknown>[] = [];
+  let policyText: string | undefined;
   if (values.policy) {
     try {
-      admission = admissionPolicies(loadAdminPolicy(readFileSync(values.policy, "utf8"), values.policy));
+      policyText = readFileSync(values.policy, "utf8");
+      admission = admissionPolicies(loadAdminPolicy(policyText, values.policy));
     } catch (error) {
       console.error(`kok manifests: --policy: ${(error as Error).message}`);
       return 2;
@@ -51,6 +54,7 @@ export async function runManifests(argv: string[]): Promise<number> {
     passphraseSecret: values["passphrase-secret"],
     operatorHeapMb: heap,
     terminationGracePeriodSeconds: grace,
+    policyText,
   })
     .concat(admission)
     .filter((o) => !values["crds-only"] || o.kind === "CustomResourceDefinition");

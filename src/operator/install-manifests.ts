@@ -31,7 +31,16 @@ export interface ManifestOptions {
   readonly operatorHeapMb?: number;
   /** Seconds between SIGTERM and SIGKILL. Default DEFAULT_TERMINATION_GRACE_SECONDS. */
   readonly terminationGracePeriodSeconds?: number;
+  /**
+   * The admin policy file's text (`kok operator --policy`). Shipped as a ConfigMap in the
+   * operator's namespace, which tenants cannot write, and mounted read-only. Default none: the
+   * operator's built-in policy applies.
+   */
+  readonly policyText?: string;
 }
+
+/** The ConfigMap holding the admin policy, and where the operator reads it. */
+export const POLICY_CONFIGMAP = { name: `${OPERATOR_NAME}-admin-policy`, key: "policy.yaml", mountPath: "/etc/kube-on-kube" } as const;
 
 const NAME = OPERATOR_NAME;
 const LABELS = { "app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "kube-on-kube" };
@@ -88,6 +97,7 @@ export function installManifests(options: ManifestOptions = {}): Json[] {
           },
         ]
       : []),
+    ...(options.policyText === undefined ? [] : [{ apiVersion: "v1", kind: "ConfigMap", metadata: meta(POLICY_CONFIGMAP.name), data: { [POLICY_CONFIGMAP.key]: options.policyText } }]),
     operatorDeployment({ ...options, namespace, image, passphraseSecret, backendUrl, fileBackend }),
   ];
 }
@@ -117,7 +127,14 @@ function operatorDeployment(o: ManifestOptions & { namespace: string; image: str
             {
               name: "operator",
               image: o.image,
-              args: ["operator", `--backend-url=${o.backendUrl}`, `--state-dir=${OPERATOR_PATHS.data}`, "--metrics-addr=:8080", `--leader-election-namespace=${o.namespace}`],
+              args: [
+                "operator",
+                `--backend-url=${o.backendUrl}`,
+                `--state-dir=${OPERATOR_PATHS.data}`,
+                "--metrics-addr=:8080",
+                `--leader-election-namespace=${o.namespace}`,
+                ...(o.policyText === undefined ? [] : [`--policy=${POLICY_CONFIGMAP.mountPath}/${POLICY_CONFIGMAP.key}`]),
+              ],
               env: [
                 // The masters' NetworkPolicies admit the operator's namespace to the apiservers.
                 { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
@@ -135,6 +152,7 @@ function operatorDeployment(o: ManifestOptions & { namespace: string; image: str
                 { name: "data", mountPath: OPERATOR_PATHS.data },
                 { name: "home", mountPath: OPERATOR_PATHS.home },
                 { name: "tmp", mountPath: OPERATOR_PATHS.tmp },
+                ...(o.policyText === undefined ? [] : [{ name: "admin-policy", mountPath: POLICY_CONFIGMAP.mountPath, readOnly: true }]),
               ],
               securityContext: {
                 runAsNonRoot: true,
@@ -151,6 +169,7 @@ function operatorDeployment(o: ManifestOptions & { namespace: string; image: str
             o.fileBackend ? { name: "data", persistentVolumeClaim: { claimName: `${NAME}-state` } } : { name: "data", emptyDir: { sizeLimit: "10Gi" } },
             { name: "home", emptyDir: { sizeLimit: "1Gi" } },
             { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
+            ...(o.policyText === undefined ? [] : [{ name: "admin-policy", configMap: { name: POLICY_CONFIGMAP.name } }]),
           ],
         },
       },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_ROLLOUT_TIMEOUT_SECONDS } from "../../src/components/rollout-gate";
-import { DEFAULT_TERMINATION_GRACE_SECONDS, installManifests, OPERATOR_PATHS } from "../../src/operator/install-manifests";
+import { DEFAULT_TERMINATION_GRACE_SECONDS, installManifests, OPERATOR_PATHS, POLICY_CONFIGMAP } from "../../src/operator/install-manifests";
 import { CONFINED_RESOURCES } from "../../src/operator/operator-admission-policy";
 
 type Objects = ReturnType<typeof installManifests>;
@@ -192,5 +192,26 @@ describe("installManifests: tenants' roles", () => {
       const statusWrites = rule.resources.filter((r) => r.endsWith("/status")).length > 0 && rule.verbs.some((v) => !["get", "list", "watch"].includes(v));
       expect(statusWrites, JSON.stringify(rule)).toBe(false);
     }
+  });
+});
+
+describe("installManifests: the admin policy", () => {
+  it("ships a given policy as a ConfigMap in the operator's namespace, mounted read-only and passed to --policy", () => {
+    const objects = installManifests({ policyText: "sshTargets:\n  allowed: [10.0.0.0/8]\n" });
+    const configMap = objects.find((o) => o.kind === "ConfigMap") as { metadata: { name: string; namespace: string }; data: Record<string, string> };
+    expect(configMap.metadata).toMatchObject({ name: POLICY_CONFIGMAP.name, namespace: "kube-on-kube-system" });
+    expect(configMap.data[POLICY_CONFIGMAP.key]).toContain("10.0.0.0/8");
+    expect(operatorContainer(objects).args).toContain(`--policy=${POLICY_CONFIGMAP.mountPath}/${POLICY_CONFIGMAP.key}`);
+    expect(operatorContainer(objects).volumeMounts).toContainEqual({ name: "admin-policy", mountPath: POLICY_CONFIGMAP.mountPath, readOnly: true });
+  });
+
+  it("passes no --policy without one (the built-in policy applies)", () => {
+    const objects = installManifests();
+    expect(objects.some((o) => o.kind === "ConfigMap")).toBe(false);
+    expect(operatorContainer(objects).args.some((a) => a.startsWith("--policy"))).toBe(false);
+  });
+
+  it("tells the operator its namespace, for the masters' NetworkPolicies", () => {
+    expect(operatorContainer(installManifests()).env).toContainEqual({ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } });
   });
 });
