@@ -7,9 +7,11 @@
  * started (its log time minus its duration).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
+import { writeDevAdminPolicy } from "../src/dev/dev-policy";
 
 const REPO = path.resolve(__dirname, "..");
 
@@ -73,7 +75,9 @@ function buildOperator(): string {
 export function spawnOperator(args: readonly string[], env: Record<string, string>): OperatorProcess {
   const main = buildOperator();
   const spawnedAt = Date.now();
-  const child: ChildProcess = spawn(process.execPath, [main, "operator", ...args], {
+  // The benchmarks' hosts are the local environment's loopback sshd hosts: its admin policy allows them.
+  const policy = writeDevAdminPolicy(mkdtempSync(path.join(tmpdir(), "kok-bench-policy-")));
+  const child: ChildProcess = spawn(process.execPath, [main, "operator", "--policy", policy, ...args], {
     cwd: REPO,
     env,
     stdio: ["ignore", "pipe", "pipe"],

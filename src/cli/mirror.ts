@@ -167,12 +167,16 @@ export async function startMirror(options: MirrorOptions): Promise<Mirror> {
     // pipeline destroys the file stream (closing the descriptor) however the response ends:
     // complete, failed read, or the client gone.
     pipeline(handle.createReadStream(), res, (error) => {
-      if (!error) downloads++;
+      // A client that has every byte (Content-Length) may hang up before the response's own
+      // 'finish' is seen: pipeline calls that a premature close, but the whole file was handed to
+      // the response (writableEnded), so it is a download like any other.
+      const whole = !error || (res.writableEnded && (error as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE");
+      if (whole) downloads++;
       // The request is logged as ended once its descriptor is closed (close() joins the stream's own).
       void handle
         .close()
         .catch(() => undefined)
-        .then(() => finish(req, 200, error ? `stopped after the headers: ${error.message}` : undefined));
+        .then(() => finish(req, 200, whole ? undefined : `stopped after the headers: ${error?.message}`));
     });
   };
 
