@@ -166,11 +166,12 @@ export async function startMirror(options: MirrorOptions): Promise<Mirror> {
     }
     // pipeline destroys the file stream (closing the descriptor) however the response ends:
     // complete, failed read, or the client gone.
-    pipeline(handle.createReadStream(), res, (error) => {
-      // A client that has every byte (Content-Length) may hang up before the response's own
-      // 'finish' is seen: pipeline calls that a premature close, but the whole file was handed to
-      // the response (writableEnded), so it is a download like any other.
-      const whole = !error || (res.writableEnded && (error as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE");
+    const file = handle.createReadStream();
+    pipeline(file, res, (error) => {
+      // A client that has every byte (Content-Length) hangs up at once, often before the file
+      // stream has even seen its end: pipeline calls that a premature close, but every byte of
+      // the file went to the response, so it is a download like any other.
+      const whole = !error || ((error as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE" && file.bytesRead === size);
       if (whole) downloads++;
       // The request is logged as ended once its descriptor is closed (close() joins the stream's own).
       void handle

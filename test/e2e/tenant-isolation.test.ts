@@ -27,6 +27,8 @@ const MARKER = "/tmp/kok-tenant-e2e-exec-ran";
 
 let meta: MetaCluster;
 let operator: RunningOperator | undefined;
+/** The operator's log lines (redacted by the operator), shown when a wait gives up. */
+const logs: string[] = [];
 const kubectl = (...args: string[]) => meta.kubectl(...args);
 
 /** kubectl as the tenant; returns the exit status and what it printed, never throws. */
@@ -81,7 +83,7 @@ beforeAll(async () => {
     operatorNamespace: OPERATOR_NS,
     policy: devAdminPolicy(),
     engineEnv: toolchainEngineEnv("kok-tenant-e2e"),
-    log: () => undefined,
+    log: (line) => logs.push(JSON.stringify(line)),
   });
 });
 
@@ -249,6 +251,12 @@ describe("a tenant with edit in its own namespace", () => {
       const secret = meta.json<{ data: { kubeconfig: string } }>("-n", "team-a", "get", "secret", "prod-admin-kubeconfig");
       const text = Buffer.from(secret.data.kubeconfig, "base64").toString("utf8");
       return text.includes("exec") ? undefined : text;
+    }).catch((error: Error) => {
+      const events = meta
+        .json<{ items: { reason: string; message: string; involvedObject: { name: string } }[] }>("-n", "team-a", "get", "events")
+        .items.filter((e) => e.involvedObject.name === "prod")
+        .map((e) => `${e.reason}: ${e.message}`);
+      throw new Error(`${error.message}\nEvents of team-a/prod:\n${events.join("\n")}\nOperator log:\n${logs.filter((l) => l.includes("prod")).slice(-30).join("\n")}`);
     });
     expect(restored).toContain("client-key-data");
     expect(existsSync(MARKER)).toBe(false);
