@@ -282,6 +282,10 @@ export class ClusterReconciler {
       changes = await this.o.stacks.preview(placement.stack, this.program(cluster, placement.mastersNamespace), { refresh: true, onChange: (c) => planned.push(c) });
     } catch (error) {
       this.hooks.driftChecked?.("error", "preview");
+      // Said where users look: a drift check that cannot run means drift goes uncorrected.
+      const message = `the drift check failed: ${error instanceof Error ? error.message : String(error)}`;
+      await this.status(cluster, {}, [{ type: "Drifted", status: "Unknown", reason: "DriftCheckFailed", message }]);
+      await this.o.events.record(cluster, "Warning", "DriftCheckFailed", message);
       throw error;
     }
     this.lastDriftCheck.set(key, this.now().getTime());

@@ -131,16 +131,27 @@ export class StackOperationError extends Error {
   }
 }
 
-/** The last lines of the engine's message: the CLI's full output is long and may echo inputs. */
-function summarizeEngineError(error: unknown): string {
+/**
+ * The engine's reasons, from its message: the CLI's full output is long and may echo inputs. A
+ * reason that only counts ("Preview failed: 1 error occurred:") is followed by its bullets
+ * ("* the Kubernetes API server reported …"), which are the cause: they are kept with it.
+ */
+export function summarizeEngineError(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  const reasons = text
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l.startsWith("error: ") && !/^error: (update|preview|refresh|destroy) failed$/.test(l))
-    .map((l) => l.slice("error: ".length));
+  const lines = text.split("\n").map((l) => l.trim());
+  const reasons: string[] = [];
+  lines.forEach((line, i) => {
+    if (!line.startsWith("error: ") || /^error: (update|preview|refresh|destroy) failed$/.test(line)) return;
+    let reason = line.slice("error: ".length);
+    if (/errors? occurred:$/.test(reason)) {
+      const bullets: string[] = [];
+      for (let j = i + 1; j < lines.length && lines[j]!.startsWith("* "); j++) bullets.push(lines[j]!.slice(2));
+      if (bullets.length) reason = `${reason} ${bullets.join("; ")}`;
+    }
+    reasons.push(reason);
+  });
   const unique = [...new Set(reasons)].slice(-5);
-  return unique.length ? unique.join(" | ") : text.split("\n").filter(Boolean).slice(-3).join(" | ");
+  return unique.length ? unique.join(" | ") : lines.filter(Boolean).slice(-3).join(" | ");
 }
 
 export function classifyEngineError(error: unknown): FailureKind {

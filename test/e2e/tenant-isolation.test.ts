@@ -256,7 +256,8 @@ describe("a tenant with edit in its own namespace", () => {
         .json<{ items: { reason: string; message: string; involvedObject: { name: string } }[] }>("-n", "team-a", "get", "events")
         .items.filter((e) => e.involvedObject.name === "prod")
         .map((e) => `${e.reason}: ${e.message}`);
-      throw new Error(`${error.message}\nEvents of team-a/prod:\n${events.join("\n")}\nOperator log:\n${logs.filter((l) => l.includes("prod")).slice(-30).join("\n")}`);
+      const conditions = JSON.stringify(getCluster("prod").status?.conditions, null, 1);
+      throw new Error(`${error.message}\nConditions: ${conditions}\nEvents of team-a/prod:\n${events.join("\n")}\nOperator log:\n${logs.filter((l) => l.includes("prod")).slice(-30).join("\n")}`);
     });
     expect(restored).toContain("client-key-data");
     expect(existsSync(MARKER)).toBe(false);

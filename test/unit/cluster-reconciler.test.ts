@@ -344,6 +344,9 @@ describe("ClusterReconciler hooks (metrics)", () => {
     h.advance(300_000);
     h.engine.previewFailWith = new StackOperationError("fleet.dev", "preview", "engine", "no network");
     await expect(h.reconciler.reconcile("fleet/dev")).rejects.toThrow(/no network/);
+    // Said where users look: drift goes uncorrected while the check cannot run.
+    expect(h.condition("Drifted")).toMatchObject({ status: "Unknown", reason: "DriftCheckFailed", message: expect.stringContaining("no network") });
+    expect(h.events.find((e) => e.reason === "DriftCheckFailed")?.message).toContain("no network");
     h.engine.previewFailWith = undefined;
     h.engine.drift = { update: 1 };
     h.engine.failWith = new StackOperationError("fleet.dev", "up", "engine", "boom");
