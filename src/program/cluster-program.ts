@@ -6,7 +6,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterSpec } from "../api/v1alpha1";
-import { ControlPlane, type ControlPlaneArgs } from "../components/control-plane";
+import { ControlPlane, PATCH_FORCE_ANNOTATION, type ControlPlaneArgs } from "../components/control-plane";
 
 export interface ClusterProgramArgs {
   /** The business cluster's name (the ControlPlane's name). */
@@ -76,6 +76,9 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
             name: args.adminKubeconfigCopy.name,
             namespace: args.adminKubeconfigCopy.namespace,
             labels: { "kubeonkube.io/cluster": args.name, "app.kubernetes.io/part-of": "kube-on-kube" },
+            // The tenant can edit this copy; the stack takes its fields back at the next drift
+            // check instead of failing on the field conflict (as ControlPlane's own objects do).
+            annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
           },
           type: "Opaque",
           stringData: pulumi.secret(cp.adminKubeconfig.apply((kubeconfig) => ({ kubeconfig }))),
