@@ -45,16 +45,15 @@ interface StepInputs {
 
 /**
  * The provider. Serialized into the state by Pulumi's closure serializer, so it only uses what
- * it requires inside its functions and captures nothing else (in particular no secret). Exported
- * for the tests that run its steps against fake `ssh` and `kubectl` binaries.
+ * it requires inside its functions and captures nothing else (in particular no secret). Its
+ * methods call the module-level `runStep`, never the provider through its own export: compiled
+ * to CommonJS that would be `exports.sshStepProvider`, which the serializer does not carry (the
+ * compiled operator failed every step with "Cannot read properties of undefined (reading
+ * 'run')"; test/integration/compiled-providers.test.ts runs it as the engine does).
  */
-interface StepProvider extends pulumi.dynamic.ResourceProvider {
-  run(inputs: StepInputs, script: string): Promise<{ stdout: string; stderr: string }>;
-}
-
-export const sshStepProvider: StepProvider = {
+export const sshStepProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: StepInputs) {
-    const out = await sshStepProvider.run(inputs, inputs.create);
+    const out = await runStep(inputs, inputs.create);
     const { randomBytes } = require("node:crypto") as typeof import("node:crypto");
     return { id: randomBytes(8).toString("hex"), outs: { ...inputs, ...out } };
   },
@@ -67,62 +66,64 @@ export const sshStepProvider: StepProvider = {
     // A new address or credential for the same host is no reason to run the step again.
     const rerun = (["create", "update", "stdin", "triggers"] as const).some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
     if (!rerun) return { outs: { ...news, stdout: olds.stdout ?? "", stderr: olds.stderr ?? "" } };
-    const out = await sshStepProvider.run(news, news.update ?? news.create);
+    const out = await runStep(news, news.update ?? news.create);
     return { outs: { ...news, ...out } };
   },
   async delete(_id: string, props: StepInputs) {
-    if (props.delete) await sshStepProvider.run(props, props.delete);
-  },
-  async run(inputs: StepInputs, script: string): Promise<{ stdout: string; stderr: string }> {
-    const { spawn } = require("node:child_process") as typeof import("node:child_process");
-    const fs = require("node:fs") as typeof import("node:fs");
-    const c = inputs.connection;
-    const dir = privateRunDir();
-    try {
-      let file: string;
-      let args: string[];
-      let env: Record<string, string>;
-      if (!c) {
-        file = "/bin/bash";
-        args = ["-c", script];
-        env = childEnv({ TMPDIR: dir });
-      } else {
-        const ssh = sshInvocation(c, dir, script);
-        file = "ssh";
-        args = ssh.args;
-        env = childEnv(ssh.env);
-      }
-      return await new Promise((resolve, reject) => {
-        const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"] });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-        const timeoutSeconds = inputs.timeoutSeconds ?? 900;
-        let timedOut = false;
-        const timer = setTimeout(() => {
-          timedOut = true;
-          child.kill("SIGKILL");
-        }, timeoutSeconds * 1000);
-        child.once("error", (e) => reject(new Error(`cannot run ${file}: ${e.message}`)));
-        child.once("close", (code) => {
-          clearTimeout(timer);
-          if (code === 0) return resolve({ stdout, stderr });
-          const where = c ? sshDestination(c) : "the Pulumi host";
-          // One line: the engine shows only the first line of a resource's error.
-          let why: string;
-          if (timedOut) why = `timed out after ${timeoutSeconds}s and was killed`;
-          else if (c) why = sshFailureReason(c, code, stderr, stdout);
-          else why = (stderr.trim() || stdout.trim()).split("\n").slice(-8).join(" | ");
-          reject(new Error(`step failed on ${where} (exit ${code}): ${why}`));
-        });
-        child.stdin.end(inputs.stdin ?? "");
-      });
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    if (props.delete) await runStep(props, props.delete);
   },
 };
+
+/** Runs one step's script over SSH (or with bash when there is no connection). Exported for tests. */
+export async function runStep(inputs: StepInputs, script: string): Promise<{ stdout: string; stderr: string }> {
+  const { spawn } = require("node:child_process") as typeof import("node:child_process");
+  const fs = require("node:fs") as typeof import("node:fs");
+  const c = inputs.connection;
+  const dir = privateRunDir();
+  try {
+    let file: string;
+    let args: string[];
+    let env: Record<string, string>;
+    if (!c) {
+      file = "/bin/bash";
+      args = ["-c", script];
+      env = childEnv({ TMPDIR: dir });
+    } else {
+      const ssh = sshInvocation(c, dir, script);
+      file = "ssh";
+      args = ssh.args;
+      env = childEnv(ssh.env);
+    }
+    return await new Promise((resolve, reject) => {
+      const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const timeoutSeconds = inputs.timeoutSeconds ?? 900;
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill("SIGKILL");
+      }, timeoutSeconds * 1000);
+      child.once("error", (e) => reject(new Error(`cannot run ${file}: ${e.message}`)));
+      child.once("close", (code) => {
+        clearTimeout(timer);
+        if (code === 0) return resolve({ stdout, stderr });
+        const where = c ? sshDestination(c) : "the Pulumi host";
+        // One line: the engine shows only the first line of a resource's error.
+        let why: string;
+        if (timedOut) why = `timed out after ${timeoutSeconds}s and was killed`;
+        else if (c) why = sshFailureReason(c, code, stderr, stdout);
+        else why = (stderr.trim() || stdout.trim()).split("\n").slice(-8).join(" | ");
+        reject(new Error(`step failed on ${where} (exit ${code}): ${why}`));
+      });
+      child.stdin.end(inputs.stdin ?? "");
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 export class SshStep extends pulumi.dynamic.Resource {
   declare readonly stdout: pulumi.Output<string>;

@@ -23,7 +23,7 @@ beforeAll(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** Serializes `exportName` of a compiled module as Pulumi's dynamic resources do, then runs `script` against the loaded provider in a child process. */
-function runSerialized(module: string, exportName: string, script: string): { status: number | null; stdout: string; stderr: string } {
+function runSerialized(module: string, exportName: string, script: string, env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
   const driver = path.join(work, `driver-${exportName}.js`);
   writeFileSync(
     driver,
@@ -40,7 +40,7 @@ serializeFunction(() => provider, { allowSecrets: true }).then(async (sf) => {
 }).catch((e) => { console.error("driver failed: " + (e && e.stack || e)); process.exit(3); });
 `,
   );
-  const r = spawnSync(process.execPath, [driver], { encoding: "utf8", timeout: 60_000, env: { ...process.env, KUBECONFIG: path.join(work, "absent-kubeconfig") } });
+  const r = spawnSync(process.execPath, [driver], { encoding: "utf8", timeout: 60_000, env: { ...process.env, KUBECONFIG: path.join(work, "absent-kubeconfig"), ...env } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -65,5 +65,17 @@ current-context: x
     );
     expect(r.stderr).toBe("");
     expect(r.stdout).toMatch(/^RESULT Deployment ns\/apiserver did not finish rolling out within 1s; still waiting for a readable Deployment/m);
+  });
+
+  it("SshStep's create runs its step in the provider process, in a private directory, without the engine's passphrase", () => {
+    const r = runSerialized(
+      "components/ssh-step.js",
+      "sshStepProvider",
+      `const out = await loaded.create({ create: 'echo "passphrase=\${PULUMI_CONFIG_PASSPHRASE:-none} tmp=$TMPDIR"; cat' , stdin: "from-stdin" });
+  console.log("RESULT " + out.outs.stdout.replace(/\\n/g, " "));`,
+      { PULUMI_CONFIG_PASSPHRASE: "engine-only", KOK_SSH_DIR: work },
+    );
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(new RegExp(`^RESULT passphrase=none tmp=${work}/\\S+ from-stdin`, "m"));
   });
 });

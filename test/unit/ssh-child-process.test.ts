@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { sshStepProvider } from "../../src/components/ssh-step";
+import { runStep } from "../../src/components/ssh-step";
 import { drainScript } from "../../src/components/worker-scripts/kubectl";
 import { HostProbe } from "../../src/operator/host-probe";
 
@@ -98,12 +98,12 @@ describe("HostProbe's ssh", () => {
 
 describe("SshStep's provider", () => {
   it("runs ssh without the engine's passphrase, with its credentials under KOK_SSH_DIR, removed afterwards", async () => {
-    await sshStepProvider.run({ connection: { host: "192.0.2.11", user: "ops", hostKey: HOST_KEY, privateKey: KEY }, create: "true" }, "true");
+    await runStep({ connection: { host: "192.0.2.11", user: "ops", hostKey: HOST_KEY, privateKey: KEY }, create: "true" }, "true");
     expectCleanSshRun("ops");
   });
 
   it("refuses an option as the user: ssh never runs", async () => {
-    await expect(sshStepProvider.run({ connection: { host: "192.0.2.11", user: "-oProxyCommand=id", hostKey: HOST_KEY, privateKey: KEY }, create: "true" }, "true")).rejects.toThrow(
+    await expect(runStep({ connection: { host: "192.0.2.11", user: "-oProxyCommand=id", hostKey: HOST_KEY, privateKey: KEY }, create: "true" }, "true")).rejects.toThrow(
       /is not a POSIX user name/,
     );
     expect(existsSync(path.join(record, "ssh.args"))).toBe(false);
@@ -111,7 +111,7 @@ describe("SshStep's provider", () => {
 
   it("runs the local kubectl steps without the passphrase, their kubeconfig under KOK_SSH_DIR and gone afterwards", async () => {
     const kubeconfig = "apiVersion: v1\nkind: Config\nusers: [{name: a, user: {token: business-admin-token}}]\n";
-    await sshStepProvider.run({ create: drainScript("w1", 30), stdin: kubeconfig }, drainScript("w1", 30));
+    await runStep({ create: drainScript("w1", 30), stdin: kubeconfig }, drainScript("w1", 30));
     const env = recorded("kubectl.env");
     expect(env).not.toContain(PASSPHRASE);
     expect(env).not.toContain("aws-secret-do-not-leak");
