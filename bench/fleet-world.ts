@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
 import { stringify } from "yaml";
-import { API_GROUP, API_VERSION } from "../src/api/v1alpha1";
+import { API_GROUP, API_VERSION, mastersNamespaceOf } from "../src/api/v1alpha1";
 import { toolchainDir } from "../src/dev/toolchain";
 import { INSTALL_ROOT_ANNOTATION } from "../src/operator/machine-context";
 import { machineProgram } from "../src/program/machine-program";
@@ -92,10 +92,12 @@ async function installWithOperator(env: DevEnvironment, fleet: FleetHosts, hosts
 async function installSequentially(env: DevEnvironment, fleet: FleetHosts, hosts: SshHost[]): Promise<{ ms: number; stacks: Stack[] }> {
   const secret = (ns: string, name: string, key: string) => base64(env.kubectl("-n", ns, "get", "secret", name, "-o", `jsonpath={.data.${key.replace(/\./g, "\\.")}}`));
   const endpoint = env.kubectl("-n", NAMESPACE, "get", "cluster", BUSINESS, "-o", "jsonpath={.status.endpoint}");
+  // The masters' namespace the operator derived for the business Cluster (src/api/v1alpha1/names.ts).
+  const masters = mastersNamespaceOf({ metadata: { namespace: NAMESPACE, name: BUSINESS } });
   const cluster = {
     endpoint,
-    caCertificate: secret(`${NAMESPACE}-${BUSINESS}`, `${BUSINESS}-controller-manager-certs`, "ca.crt"),
-    caPrivateKey: secret(`${NAMESPACE}-${BUSINESS}`, `${BUSINESS}-controller-manager-certs`, "ca.key"),
+    caCertificate: secret(masters, `${BUSINESS}-controller-manager-certs`, "ca.crt"),
+    caPrivateKey: secret(masters, `${BUSINESS}-controller-manager-certs`, "ca.key"),
     adminKubeconfig: secret(NAMESPACE, `${BUSINESS}-admin-kubeconfig`, "kubeconfig"),
   };
   const backend = mkdtempSync(path.join(tmpdir(), "kok-bench-machines-raw-"));
