@@ -12,7 +12,7 @@ import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automa
 import { stringify } from "yaml";
 import { API_GROUP, API_VERSION, mastersNamespaceOf } from "../src/api/v1alpha1";
 import { toolchainDir } from "../src/dev/toolchain";
-import { INSTALL_ROOT_ANNOTATION } from "../src/operator/machine-context";
+import { INSTALL_ROOT_ANNOTATION } from "../src/controllers/machine/context";
 import { machineProgram } from "../src/program/machine-program";
 import { SANDBOX_WORKER_DEFAULTS, startFleetHosts, type FleetHosts } from "../test/support/fleet-hosts";
 import type { SshHost } from "../test/support/sshd-hosts";

@@ -10,8 +10,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { API_GROUP_VERSION, type WorkerPackages } from "../api/v1alpha1";
-import { INSTALL_ROOT_ANNOTATION } from "../operator/machine-context";
-import { packagesRevision } from "../operator/package-revision";
+import { INSTALL_ROOT_ANNOTATION } from "../controllers/machine/context";
+import { packagesRevision } from "../controllers/packageversion/revision";
 import { startFleetHosts, type FleetHosts, type SandboxKubelet } from "../dev/sandbox-fleet";
 import type { SshHost } from "../dev/test-hosts";
 

@@ -17,7 +17,7 @@ import { DEFAULT_STATE_DIR, defaultConfig, loadConfig, saveConfig, statePaths } 
 import { devUp } from "../dev/meta-cluster";
 import { SANDBOX_WORKER_DEFAULTS, type FleetHosts } from "../dev/sandbox-fleet";
 import { toolchainBinary, toolchainEngineEnv } from "../dev/toolchain";
-import { allCustomResourceDefinitions } from "../operator/crds";
+import { allCustomResourceDefinitions } from "../api/v1alpha1/crds";
 import { startOperator, type RunningOperator } from "../operator/operator";
 import { devAdminPolicy } from "../dev/dev-policy";
 import { followDemoMachines, runKubectl, startDemoFleet, type DemoContext } from "./demo-machines";

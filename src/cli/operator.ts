@@ -13,10 +13,10 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { withdrawFromEnvironment } from "../operator/credentials-dir";
+import { withdrawFromEnvironment } from "../host/credentials-dir";
 import { startOperator } from "../operator/operator";
 import type { WorkerDefaults } from "../program/machine-program";
-import { DEFAULT_REMEDIATION_POLICY } from "../operator/remediation";
+import { DEFAULT_REMEDIATION_POLICY } from "../controllers/machine/remediation";
 import { loadAdminPolicy, resolveAdminPolicy, type ResolvedAdminPolicy } from "../api/v1alpha1";
 
 /** `90s`, `5m`, `1h` → milliseconds. */

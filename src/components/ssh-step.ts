@@ -15,9 +15,9 @@
  * provider's environment (the engine's, passphrase included): see `childEnv`.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { childEnv, privateRunDir, sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "./ssh-client";
+import { childEnv, privateRunDir, sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "../host/ssh-client";
 
-export type { SshConnection } from "./ssh-client";
+export type { SshConnection } from "../host/ssh-client";
 
 /* eslint-disable @typescript-eslint/no-require-imports -- the provider below is serialized into
    the state and run by the dynamic-provider plugin: it must load its modules when it runs. */

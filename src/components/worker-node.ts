@@ -20,15 +20,15 @@ import {
   type Problem,
   type WorkerPackages,
 } from "../api/v1alpha1";
-import { containerdScript, cniScript, kubeletScript, runcScript, ServiceManager, type HostLayout, type KubeletSettings } from "./worker-scripts/install";
-import { drainScript, kubeletKubeconfig, readyScript, removeNodeScript } from "./worker-scripts/kubectl";
-import { cleanupScript, hostMarkerScript, joinScript, nodeLabels, verifyScript } from "./worker-scripts/node";
-import { preflightScript, type PreflightCheck } from "./worker-scripts/preflight";
+import { containerdScript, cniScript, kubeletScript, runcScript, ServiceManager, type HostLayout, type KubeletSettings } from "../host/scripts/install";
+import { drainScript, kubeletKubeconfig, readyScript, removeNodeScript } from "../host/scripts/kubectl";
+import { cleanupScript, hostMarkerScript, joinScript, nodeLabels, verifyScript } from "../host/scripts/node";
+import { preflightScript, type PreflightCheck } from "../host/scripts/preflight";
 
 import { SshStep } from "./ssh-step";
 import { trustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "./trusted-kubeconfig";
 
-export { ServiceManager } from "./worker-scripts/install";
+export { ServiceManager } from "../host/scripts/install";
 
 export const StepProvider = { Command: "command", OpenSsh: "openssh" } as const;
 export type StepProvider = (typeof StepProvider)[keyof typeof StepProvider];

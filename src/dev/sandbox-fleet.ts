@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { PackageArtifact, WorkerPackages } from "../api/v1alpha1";
 import { startMirror, type Mirror } from "../cli/mirror";
-import { HostProbe } from "../operator/host-probe";
+import { HostProbe } from "../host/host-probe";
 import type { WorkerDefaults } from "../program/machine-program";
 import { stopFromPlainPidFile } from "./processes";
 import { startKeptSshHosts, startSshHosts, stopLeftoverSshd, stopSshd, stopSshHosts, type SshHost } from "./test-hosts";

@@ -6,9 +6,9 @@
  * written path on a volume, seccomp RuntimeDefault, no capabilities, and a termination grace that
  * lets an update in flight finish. docs/security.md explains each choice.
  */
-import { allCustomResourceDefinitions } from "./crds";
+import { allCustomResourceDefinitions } from "../api/v1alpha1/crds";
 import { operatorAdmissionPolicy } from "./operator-admission-policy";
-import { OPERATOR_NAME, operatorRbac, tenantRoles } from "./operator-rbac";
+import { OPERATOR_NAME, operatorRbac, tenantRoles } from "./rbac";
 
 type Json = Record<string, unknown>;
 
@@ -47,7 +47,7 @@ const LABELS = { "app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "k
 
 /**
  * Default grace between SIGTERM and SIGKILL. On SIGTERM the operator stops taking keys and waits
- * for every reconcile in flight (src/operator/controller.ts `stop`): a `pulumi up` is not
+ * for every reconcile in flight (src/runtime/controller.ts `stop`): a `pulumi up` is not
  * cancelled but allowed to end, so the grace must outlast the longest single wait inside one: an
  * SSH step (900 s timeout, src/components/ssh-step.ts) or a rollout gate (600 s,
  * src/components/rollout-gate.ts), with room for the status writes after it. An update killed past

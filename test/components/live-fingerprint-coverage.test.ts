@@ -1,12 +1,12 @@
 /**
- * The Cluster drift check trusts a fingerprint of the live objects (src/operator/live-fingerprint.ts)
+ * The Cluster drift check trusts a fingerprint of the live objects (src/controllers/cluster/live-fingerprint.ts)
  * only if it reads every Kubernetes object the cluster program creates. This keeps the two in step:
  * a new kind, an unlabelled object or an object outside the places it reads fails here, before a
  * drift of it could go unnoticed between full previews.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { objectsLocationOf } from "../../src/operator/cluster-reconciler";
-import { CLUSTER_LABEL, MASTER_OBJECT_TYPES } from "../../src/operator/live-fingerprint";
+import { objectsLocationOf } from "../../src/controllers/cluster/reconciler";
+import { CLUSTER_LABEL, MASTER_OBJECT_TYPES } from "../../src/controllers/cluster/live-fingerprint";
 import { clusterProgram } from "../../src/program/cluster-program";
 import { installMocks, plain, settle, valueOf } from "../support/pulumi-mocks";
 import { minimalSpec, standardSpec } from "../support/specs";

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { resolveAdminPolicy } from "../../src/api/v1alpha1";
 import { admissionPolicies } from "../../src/operator/admission-policy";
-import { allCustomResourceDefinitions } from "../../src/operator/crds";
+import { allCustomResourceDefinitions } from "../../src/api/v1alpha1/crds";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 import { minimalSpec } from "../support/specs";
 import { machine } from "../support/worker-fixtures";

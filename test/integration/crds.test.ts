@@ -9,7 +9,7 @@ import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments, stringify } from "yaml";
-import { allCustomResourceDefinitions } from "../../src/operator/crds";
+import { allCustomResourceDefinitions } from "../../src/api/v1alpha1/crds";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 import { minimalSpec } from "../support/specs";
 

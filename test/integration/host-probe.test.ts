@@ -11,7 +11,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HostProbe, type HostConnection, type HostLayoutLike } from "../../src/operator/host-probe";
+import { HostProbe, type HostConnection, type HostLayoutLike } from "../../src/host/host-probe";
 import { startSshd, startSshHosts, stopSshd, stopSshHosts, type SshHost } from "../support/sshd-hosts";
 
 let hosts: SshHost[];

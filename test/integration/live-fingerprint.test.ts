@@ -6,7 +6,7 @@
  */
 import { AppsV1Api, CoreV1Api, PolicyV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LiveClusterObjects, type ClusterObjectsLocation } from "../../src/operator/live-fingerprint";
+import { LiveClusterObjects, type ClusterObjectsLocation } from "../../src/controllers/cluster/live-fingerprint";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 
 const AT: ClusterObjectsLocation = { cluster: "dev", mastersNamespace: "fleet-dev", adminKubeconfigCopy: { namespace: "fleet", name: "dev-admin-kubeconfig" } };

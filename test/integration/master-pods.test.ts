@@ -6,7 +6,7 @@
  */
 import { CoreV1Api, type KubeConfig, type V1PodStatus } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MasterPods } from "../../src/operator/master-pods";
+import { MasterPods } from "../../src/controllers/cluster/master-pods";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 
 const NS = "fleet-big";

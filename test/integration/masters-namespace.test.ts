@@ -6,7 +6,7 @@
 import { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { legacyStackNameOf, mastersNamespaceLabels, mastersNamespaceOf } from "../../src/api/v1alpha1";
-import { mastersNamespaceFor, namespaceConflict, namespaceLabelsReader, type NamespaceLabels, type Placement } from "../../src/operator/masters-namespace";
+import { mastersNamespaceFor, namespaceConflict, namespaceLabelsReader, type NamespaceLabels, type Placement } from "../../src/controllers/cluster/masters-namespace";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 
 let apiserver: TestApiserver;

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { CoreV1Api, type V1Node, type V1NodeCondition } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BusinessNodeWatches, nodeInformer } from "../../src/operator/node-health";
+import { BusinessNodeWatches, nodeInformer } from "../../src/controllers/machine/node-health";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 
 const CLUSTER = "fleet/prod-a";

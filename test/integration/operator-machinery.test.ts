@@ -14,12 +14,12 @@ import {
   type V1ConfigMap,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Controller } from "../../src/operator/controller";
-import { EventRecorder } from "../../src/operator/events";
-import { listInPages, ResilientInformer, type ChangeType } from "../../src/operator/informer";
-import { LeaderElector } from "../../src/operator/leader-election";
-import { Manager } from "../../src/operator/manager";
-import { StatusWriter } from "../../src/operator/status-writer";
+import { Controller } from "../../src/runtime/controller";
+import { EventRecorder } from "../../src/runtime/events";
+import { listInPages, ResilientInformer, type ChangeType } from "../../src/runtime/informer";
+import { LeaderElector } from "../../src/runtime/leader-election";
+import { Manager } from "../../src/runtime/manager";
+import { StatusWriter } from "../../src/runtime/status-writer";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 
 const NS = "kok-machinery";

@@ -5,8 +5,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveClusterSpec } from "../../src/api/v1alpha1";
 import { ClusterPki } from "../../src/components/pki";
-import { StackOperationError, StackRunner, type OperationProgress } from "../../src/operator/stack-runner";
-import { adoptLegacyStack } from "../../src/operator/legacy-stacks";
+import { StackOperationError, StackRunner, type OperationProgress } from "../../src/runtime/stack-runner";
+import { adoptLegacyStack } from "../../src/controllers/legacy-stacks";
 import { engineEnv } from "../support/engine";
 import { minimalSpec } from "../support/specs";
 

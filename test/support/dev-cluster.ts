@@ -11,7 +11,7 @@ import * as k8s from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { isPortFree } from "../../src/dev/ports";
 import { toolchainBinary } from "../../src/dev/toolchain";
-import { allCustomResourceDefinitions } from "../../src/operator/crds";
+import { allCustomResourceDefinitions } from "../../src/api/v1alpha1/crds";
 
 const ROOT = resolve(__dirname, "..", "..");
 const TSX = join(ROOT, "node_modules", ".bin", "tsx");

@@ -2,7 +2,7 @@
  * A Clock whose time moves only when a test says so: queue delays, backoffs, resyncs and lease
  * renewals are then checked exactly, with no sleeping and no timing flakiness.
  */
-import type { CancelTimer, Clock } from "../../src/operator/clock";
+import type { CancelTimer, Clock } from "../../src/runtime/clock";
 
 interface Timer {
   readonly at: number;

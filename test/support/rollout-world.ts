@@ -11,8 +11,8 @@ import {
   type RolloutDecision,
   type RolloutMachine,
   type RolloutPackageVersion,
-} from "../../src/operator/package-rollout";
-import { packagesRevision } from "../../src/operator/package-revision";
+} from "../../src/controllers/packageversion/rollout";
+import { packagesRevision } from "../../src/controllers/packageversion/revision";
 import { packages } from "./worker-fixtures";
 
 export const P0 = packages("v1.35.4");

@@ -8,10 +8,10 @@
  */
 import { describe, expect, it } from "vitest";
 import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterStatus } from "../../src/api/v1alpha1";
-import { ClusterReconciler, type ClusterObject, type ClusterStacks } from "../../src/operator/cluster-reconciler";
-import { TerminalError } from "../../src/operator/controller";
-import { decideLegacyStack } from "../../src/operator/legacy-stacks";
-import type { StateResource } from "../../src/operator/stack-runner";
+import { ClusterReconciler, type ClusterObject, type ClusterStacks } from "../../src/controllers/cluster/reconciler";
+import { TerminalError } from "../../src/runtime/controller";
+import { decideLegacyStack } from "../../src/controllers/legacy-stacks";
+import type { StateResource } from "../../src/runtime/stack-runner";
 import { minimalSpec } from "../support/specs";
 
 /** What a stack of Cluster `tenant/name` records once an up created its masters in `namespace`. */

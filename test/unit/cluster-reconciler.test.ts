@@ -5,9 +5,9 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterStatus } from "../../src/api/v1alpha1";
-import { CLUSTER_FINALIZER, ClusterReconciler, describeChanges, type ClusterObject, type ClusterReconcilerOptions, type ClusterStacks } from "../../src/operator/cluster-reconciler";
-import { TerminalError } from "../../src/operator/controller";
-import { StackOperationError, type OperationProgress, type StateResource } from "../../src/operator/stack-runner";
+import { CLUSTER_FINALIZER, ClusterReconciler, describeChanges, type ClusterObject, type ClusterReconcilerOptions, type ClusterStacks } from "../../src/controllers/cluster/reconciler";
+import { TerminalError } from "../../src/runtime/controller";
+import { StackOperationError, type OperationProgress, type StateResource } from "../../src/runtime/stack-runner";
 import { minimalSpec } from "../support/specs";
 
 /** The derived masters' namespace of Cluster fleet/dev. */

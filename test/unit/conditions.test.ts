@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatTime, getCondition, isTrue, removeCondition, setCondition } from "../../src/operator/conditions";
+import { formatTime, getCondition, isTrue, removeCondition, setCondition } from "../../src/runtime/conditions";
 
 const T0 = Date.parse("2026-11-25T10:00:00Z");
 const ready = { type: "Ready", reason: "Provisioned", message: "control plane answers", observedGeneration: 3 } as const;

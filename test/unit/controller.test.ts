@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Controller, TerminalError, type ReconcileEvent, type ReconcileResult } from "../../src/operator/controller";
-import { WorkQueue } from "../../src/operator/work-queue";
+import { Controller, TerminalError, type ReconcileEvent, type ReconcileResult } from "../../src/runtime/controller";
+import { WorkQueue } from "../../src/runtime/work-queue";
 import { FakeClock, flush } from "../support/fake-clock";
 
 /** A reconcile whose calls stay open until the test settles them. */

@@ -15,7 +15,7 @@ import {
   POSIX_USER_PATTERN,
   SHA256_PATTERN,
 } from "../../src/api/v1alpha1";
-import { allCustomResourceDefinitions } from "../../src/operator/crds";
+import { allCustomResourceDefinitions } from "../../src/api/v1alpha1/crds";
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const crds: Record<string, Json> = Object.fromEntries(allCustomResourceDefinitions().map((c: Json) => [c.spec.names.kind, c.spec.versions[0].schema.openAPIV3Schema]));

@@ -3,7 +3,7 @@ import { stringify } from "yaml";
 import { demoCatalog, demoMachines } from "../../src/cli/demo-machines";
 import { validateManifests } from "../../src/cli/validate";
 import { devAdminPolicy } from "../../src/dev/dev-policy";
-import { INSTALL_ROOT_ANNOTATION } from "../../src/operator/machine-context";
+import { INSTALL_ROOT_ANNOTATION } from "../../src/controllers/machine/context";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0c3rT8b6y0d3kZ0u1mQ4fC9xV2p7bN5wA1sE8hJkL";
 const hosts = [0, 1].map((i) => ({ name: `demo-${i}`, ip: `127.0.1.${10 + i}`, port: 2222, user: "root", hostKey: HOST_KEY, root: `/state/hosts/demo-${i}/root` }));

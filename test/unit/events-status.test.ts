@@ -1,7 +1,7 @@
 import type { CoreV1Event } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { EventRecorder, type EventApi } from "../../src/operator/events";
-import { StatusConflictError, StatusWriter, type StatusApi } from "../../src/operator/status-writer";
+import { EventRecorder, type EventApi } from "../../src/runtime/events";
+import { StatusConflictError, StatusWriter, type StatusApi } from "../../src/runtime/status-writer";
 import { FakeClock } from "../support/fake-clock";
 
 const httpError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { code });

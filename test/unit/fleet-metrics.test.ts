@@ -1,6 +1,6 @@
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { FleetMetrics } from "../../src/operator/fleet-metrics";
+import { FleetMetrics } from "../../src/controllers/machine/metrics";
 
 describe("FleetMetrics", () => {
   it("counts machines by phase from the cache at scrape time, and records actions, SSH and rollouts", async () => {

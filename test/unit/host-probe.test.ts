@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { HostProbe, parseProbeOutput, probeScript, restartScript, type HostLayoutLike } from "../../src/operator/host-probe";
+import { HostProbe, parseProbeOutput, probeScript, restartScript, type HostLayoutLike } from "../../src/host/host-probe";
 
 let root: string | undefined;
 afterEach(() => root && rmSync(root, { recursive: true, force: true }));

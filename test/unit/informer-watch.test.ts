@@ -7,7 +7,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { ResilientInformer } from "../../src/operator/informer";
+import { ResilientInformer } from "../../src/runtime/informer";
 
 class FlakyCredentials extends KubeConfig {
   failing = false;

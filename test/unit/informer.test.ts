@@ -1,6 +1,6 @@
 import { KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { listInPages, ResilientInformer, withoutBookkeeping, type ChangeType, type ListWatchLike } from "../../src/operator/informer";
+import { listInPages, ResilientInformer, withoutBookkeeping, type ChangeType, type ListWatchLike } from "../../src/runtime/informer";
 import { FakeClock, flush } from "../support/fake-clock";
 import { FakeListWatch } from "../support/fake-list-watch";
 

@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import YAML from "yaml";
-import { privateRunDir } from "../../src/components/ssh-client";
-import { credentialsDirOf, resetCredentialsDir, withdrawFromEnvironment } from "../../src/operator/credentials-dir";
-import { EventRecorder, type EventApi } from "../../src/operator/events";
-import { KnownSecrets, PLATFORM_SCOPE, secretValuesOf, secretValuesOfEnvironment } from "../../src/operator/known-secrets";
-import { REDACTED, redact, redactLogLine } from "../../src/operator/redact";
+import { privateRunDir } from "../../src/host/ssh-client";
+import { credentialsDirOf, resetCredentialsDir, withdrawFromEnvironment } from "../../src/host/credentials-dir";
+import { EventRecorder, type EventApi } from "../../src/runtime/events";
+import { KnownSecrets, PLATFORM_SCOPE, secretValuesOf, secretValuesOfEnvironment } from "../../src/runtime/known-secrets";
+import { REDACTED, redact, redactLogLine } from "../../src/runtime/redact";
 
 const { privateKey: CLIENT_KEY } = generateKeyPairSync("ec", { namedCurve: "P-256", privateKeyEncoding: { type: "sec1", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
 

@@ -1,6 +1,6 @@
 import type { V1Lease } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { LeaderElector, type LeaseApi } from "../../src/operator/leader-election";
+import { LeaderElector, type LeaseApi } from "../../src/runtime/leader-election";
 import { FakeClock } from "../support/fake-clock";
 
 /** An in-memory Lease endpoint with the apiserver's optimistic concurrency (404, 409 by resourceVersion). */

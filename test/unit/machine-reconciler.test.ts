@@ -7,16 +7,16 @@
 import { describe, expect, it } from "vitest";
 import { mastersNamespaceOf, type MachineStatus } from "../../src/api/v1alpha1";
 import { parse } from "yaml";
-import type { ClusterObject } from "../../src/operator/cluster-reconciler";
-import { TerminalError } from "../../src/operator/controller";
-import type { ProbeResult } from "../../src/operator/host-probe";
-import type { MachineObject, PackageVersionObject } from "../../src/operator/machine-context";
-import { MACHINE_FINALIZER, MachineReconciler, type MachineStacks } from "../../src/operator/machine-reconciler";
-import type { NodeView } from "../../src/operator/node-health";
-import { packagesRevision } from "../../src/operator/package-revision";
-import { mastersNamespaceFor } from "../../src/operator/masters-namespace";
-import { DEFAULT_REMEDIATION_POLICY } from "../../src/operator/remediation";
-import { StackOperationError, type StateResource } from "../../src/operator/stack-runner";
+import type { ClusterObject } from "../../src/controllers/cluster/reconciler";
+import { TerminalError } from "../../src/runtime/controller";
+import type { ProbeResult } from "../../src/host/host-probe";
+import type { MachineObject, PackageVersionObject } from "../../src/controllers/machine/context";
+import { MACHINE_FINALIZER, MachineReconciler, type MachineStacks } from "../../src/controllers/machine/reconciler";
+import type { NodeView } from "../../src/controllers/machine/node-health";
+import { packagesRevision } from "../../src/controllers/packageversion/revision";
+import { mastersNamespaceFor } from "../../src/controllers/cluster/masters-namespace";
+import { DEFAULT_REMEDIATION_POLICY } from "../../src/controllers/machine/remediation";
+import { StackOperationError, type StateResource } from "../../src/runtime/stack-runner";
 import { cleanKubeconfig, execEntry, withFields } from "../support/kubeconfigs";
 import { machine as machineSpec, packages } from "../support/worker-fixtures";
 

@@ -1,8 +1,8 @@
 import { KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { ResilientInformer, type ListWatchLike } from "../../src/operator/informer";
-import { Manager } from "../../src/operator/manager";
-import { OperatorMetrics } from "../../src/operator/metrics";
+import { ResilientInformer, type ListWatchLike } from "../../src/runtime/informer";
+import { Manager } from "../../src/runtime/manager";
+import { OperatorMetrics } from "../../src/runtime/metrics";
 import { FakeClock, flush } from "../support/fake-clock";
 import { FakeListWatch } from "../support/fake-list-watch";
 

@@ -4,7 +4,7 @@
  * are merely starting or being deleted.
  */
 import { describe, expect, it } from "vitest";
-import { podTroubles, type PodLike } from "../../src/operator/master-pods";
+import { podTroubles, type PodLike } from "../../src/controllers/cluster/master-pods";
 
 const unschedulable = (name: string, message = "0/1 nodes are available: 1 Insufficient cpu."): PodLike => ({
   metadata: { name },

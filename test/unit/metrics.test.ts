@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { operatorReadiness, parseListenAddress, startOperatorServer, type OperatorServer } from "../../src/operator/http-server";
-import { OperatorMetrics } from "../../src/operator/metrics";
+import { operatorReadiness, parseListenAddress, startOperatorServer, type OperatorServer } from "../../src/runtime/http-server";
+import { OperatorMetrics } from "../../src/runtime/metrics";
 
 describe("parseListenAddress", () => {
   it("reads host:port, :port and [v6]:port", () => {

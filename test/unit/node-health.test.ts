@@ -1,7 +1,7 @@
 import type { V1Node, V1NodeSystemInfo } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import type { ListWatchLike } from "../../src/operator/informer";
-import { BusinessNodeWatches, loadKubeconfig, nodeInformer, nodeView, type MakeNodeInformer } from "../../src/operator/node-health";
+import type { ListWatchLike } from "../../src/runtime/informer";
+import { BusinessNodeWatches, loadKubeconfig, nodeInformer, nodeView, type MakeNodeInformer } from "../../src/controllers/machine/node-health";
 import { FakeClock, flush } from "../support/fake-clock";
 import { FakeListWatch } from "../support/fake-list-watch";
 import { cleanKubeconfig, execEntry, TEST_CA, tokenKubeconfig, withFields } from "../support/kubeconfigs";

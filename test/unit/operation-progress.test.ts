@@ -4,8 +4,8 @@
  * while never losing the latest report or writing after the outcome.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { describeProgress, ProgressReporter, trackOperation } from "../../src/operator/operation-progress";
-import { plainDiagnostic, type OperationProgress } from "../../src/operator/stack-runner";
+import { describeProgress, ProgressReporter, trackOperation } from "../../src/runtime/operation-progress";
+import { plainDiagnostic, type OperationProgress } from "../../src/runtime/stack-runner";
 
 const base = { stack: "fleet-dev", operation: "up" } as const;
 const queued: OperationProgress = { ...base, phase: "queued", slots: { active: 4, limit: 4 }, counts: {} };

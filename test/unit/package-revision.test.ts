@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { packagesRevision } from "../../src/operator/package-revision";
+import { packagesRevision } from "../../src/controllers/packageversion/revision";
 import { packages } from "../support/worker-fixtures";
 
 describe("packagesRevision", () => {

@@ -6,8 +6,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { RolloutSpec } from "../../src/api/v1alpha1";
 import { planRollout, resolveMaxUnavailable } from "../../src/components/rollout-plan";
-import { desiredPackages, RESUME_ANNOTATION, ROLLED_BACK_FROM_ANNOTATION } from "../../src/operator/package-rollout";
-import { PACKAGES_ADMITTED_AT_ANNOTATION, PACKAGES_REVISION_ANNOTATION } from "../../src/operator/package-revision";
+import { desiredPackages, RESUME_ANNOTATION, ROLLED_BACK_FROM_ANNOTATION } from "../../src/controllers/packageversion/rollout";
+import { PACKAGES_ADMITTED_AT_ANNOTATION, PACKAGES_REVISION_ANNOTATION } from "../../src/controllers/packageversion/revision";
 import { cpvOf, host, P0, P1, P2, R0, R1, R2, START, steadyAt, World } from "../support/rollout-world";
 
 const names = (n: number, prefix = "w") => Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(2, "0")}`);

@@ -5,16 +5,16 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import type { ClusterPackageVersionStatus } from "../../src/api/v1alpha1";
-import { TerminalError } from "../../src/operator/controller";
-import { ROLLED_BACK_FROM_ANNOTATION } from "../../src/operator/package-rollout";
-import { PACKAGES_ADMITTED_AT_ANNOTATION, PACKAGES_REVISION_ANNOTATION } from "../../src/operator/package-revision";
+import { TerminalError } from "../../src/runtime/controller";
+import { ROLLED_BACK_FROM_ANNOTATION } from "../../src/controllers/packageversion/rollout";
+import { PACKAGES_ADMITTED_AT_ANNOTATION, PACKAGES_REVISION_ANNOTATION } from "../../src/controllers/packageversion/revision";
 import {
   packageVersionKeyOf,
   PackageVersionReconciler,
   type PackageVersionMachine,
   type PackageVersionObject,
   type RolloutProgress,
-} from "../../src/operator/package-version-reconciler";
+} from "../../src/controllers/packageversion/reconciler";
 import { cpvOf, host, P0, P1, R0, R1, START, type Host } from "../support/rollout-world";
 
 function harness() {

@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from "vitest";
 import { resolveAdminPolicy, type ClusterSpec, type ClusterStatus, type MachineSpec, type MachineStatus } from "../../src/api/v1alpha1";
-import { ClusterReconciler, type ClusterObject } from "../../src/operator/cluster-reconciler";
-import { TerminalError } from "../../src/operator/controller";
-import type { MachineObject, PackageVersionObject } from "../../src/operator/machine-context";
-import { MachineReconciler } from "../../src/operator/machine-reconciler";
+import { ClusterReconciler, type ClusterObject } from "../../src/controllers/cluster/reconciler";
+import { TerminalError } from "../../src/runtime/controller";
+import type { MachineObject, PackageVersionObject } from "../../src/controllers/machine/context";
+import { MachineReconciler } from "../../src/controllers/machine/reconciler";
 import { devAdminPolicy } from "../../src/dev/dev-policy";
 import { HOST_KEY, machine, packages, sha } from "../support/worker-fixtures";
 import { minimalSpec } from "../support/specs";

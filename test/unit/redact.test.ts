@@ -2,7 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import YAML from "yaml";
-import { ANYWHERE_LENGTH, MIN_SECRET_LENGTH, REDACTED, redact, redactDeep } from "../../src/operator/redact";
+import { ANYWHERE_LENGTH, MIN_SECRET_LENGTH, REDACTED, redact, redactDeep } from "../../src/runtime/redact";
 
 const b64 = (text: string) => Buffer.from(text).toString("base64");
 const { privateKey: RSA_KEY } = generateKeyPairSync("rsa", { modulusLength: 1024, privateKeyEncoding: { type: "pkcs1", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { NodeView } from "../../src/operator/node-health";
+import type { NodeView } from "../../src/controllers/machine/node-health";
 import {
   DEFAULT_REMEDIATION_POLICY as POLICY,
   decideRemediation,
@@ -9,7 +9,7 @@ import {
   validateRemediationPolicy,
   type RemediationDecision,
   type RemediationInput,
-} from "../../src/operator/remediation";
+} from "../../src/controllers/machine/remediation";
 
 const MIN = 60_000;
 const T0 = Date.parse("2026-03-01T12:00:00Z");

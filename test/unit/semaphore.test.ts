@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Semaphore } from "../../src/operator/semaphore";
+import { Semaphore } from "../../src/runtime/semaphore";
 
 /** A task that stays running until released, so the test controls when slots free up. */
 function gate() {

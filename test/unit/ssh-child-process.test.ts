@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { runStep } from "../../src/components/ssh-step";
-import { drainScript } from "../../src/components/worker-scripts/kubectl";
-import { HostProbe } from "../../src/operator/host-probe";
+import { drainScript } from "../../src/host/scripts/kubectl";
+import { HostProbe } from "../../src/host/host-probe";
 
 const PASSPHRASE = "engine-passphrase-do-not-leak";
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-test-only\n-----END OPENSSH PRIVATE KEY-----\n";

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { WorkQueue } from "../../src/operator/work-queue";
+import { WorkQueue } from "../../src/runtime/work-queue";
 import { FakeClock, flush } from "../support/fake-clock";
 
 function newQueue(clock = new FakeClock(), extra: ConstructorParameters<typeof WorkQueue>[0] = {}) {

@@ -2,11 +2,11 @@ import { execFileSync } from "node:child_process";
 import fc from "fast-check";
 import YAML from "yaml";
 import { describe, expect, it } from "vitest";
-import { cniScript, containerdConfig, containerdScript, kubeletConfig, kubeletScript, runcScript, writeFileLines, type HostLayout } from "../../src/components/worker-scripts/install";
-import { drainScript, kubeletKubeconfig, readyScript, removeNodeScript } from "../../src/components/worker-scripts/kubectl";
-import { cleanupScript, hostMarkerScript, joinScript, kubeletFlags, nodeLabels, verifyScript } from "../../src/components/worker-scripts/node";
-import { preflightScript } from "../../src/components/worker-scripts/preflight";
-import { bashCommand, shellQuote } from "../../src/components/worker-scripts/shell";
+import { cniScript, containerdConfig, containerdScript, kubeletConfig, kubeletScript, runcScript, writeFileLines, type HostLayout } from "../../src/host/scripts/install";
+import { drainScript, kubeletKubeconfig, readyScript, removeNodeScript } from "../../src/host/scripts/kubectl";
+import { cleanupScript, hostMarkerScript, joinScript, kubeletFlags, nodeLabels, verifyScript } from "../../src/host/scripts/node";
+import { preflightScript } from "../../src/host/scripts/preflight";
+import { bashCommand, shellQuote } from "../../src/host/scripts/shell";
 import { parseVerifyOutput } from "../../src/components/worker-node";
 import { packages } from "../support/worker-fixtures";
 

@@ -34,15 +34,15 @@ import {
   type ClusterStatus,
   type Condition,
   type LastOperation,
-} from "../api/v1alpha1";
-import { clusterProgram } from "../program/cluster-program";
-import { setCondition } from "./conditions";
-import { trackOperation, type OperationTracker } from "./operation-progress";
+} from "../../api/v1alpha1";
+import { clusterProgram } from "../../program/cluster-program";
+import { setCondition } from "../../runtime/conditions";
+import { trackOperation, type OperationTracker } from "../../runtime/operation-progress";
 import type { ClusterObjectsLocation } from "./live-fingerprint";
 import { namespaceConflict, placeMasters, type NamespaceLabels, type Placement } from "./masters-namespace";
-import { TerminalError } from "./controller";
-import type { OperationResult, PlannedChange, StackRunner } from "./stack-runner";
-import { StackOperationError } from "./stack-runner";
+import { TerminalError } from "../../runtime/controller";
+import type { OperationResult, PlannedChange, StackRunner } from "../../runtime/stack-runner";
+import { StackOperationError } from "../../runtime/stack-runner";
 
 export const CLUSTER_FINALIZER = "kubeonkube.io/cluster-stack";
 

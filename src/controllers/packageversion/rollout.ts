@@ -16,10 +16,10 @@ import type {
   MachineStatus,
   RolloutPhase,
   WorkerPackages,
-} from "../api/v1alpha1";
-import { planRollout, resolveMaxUnavailable } from "../components/rollout-plan";
-import { isTrue, setCondition, type ConditionUpdate } from "./conditions";
-import { PACKAGES_ADMITTED_AT_ANNOTATION, PACKAGES_REVISION_ANNOTATION, packagesRevision } from "./package-revision";
+} from "../../api/v1alpha1";
+import { planRollout, resolveMaxUnavailable } from "../../components/rollout-plan";
+import { isTrue, setCondition, type ConditionUpdate } from "../../runtime/conditions";
+import { PACKAGES_ADMITTED_AT_ANNOTATION, PACKAGES_REVISION_ANNOTATION, packagesRevision } from "./revision";
 
 /** On a CPV: lifts a pause. Value: the revision to resume (status.revision), or "true" for any. */
 export const RESUME_ANNOTATION = "kubeonkube.io/resume-rollout";

@@ -10,8 +10,8 @@
  * nodes that is the difference between a queue that idles and one that never does.
  */
 import { CoreV1Api, KubeConfig, type V1Node } from "@kubernetes/client-node";
-import { listInPages, ResilientInformer, type ChangeListener, type InformerOptions } from "./informer";
-import { trustedKubeconfigParts } from "../components/trusted-kubeconfig";
+import { listInPages, ResilientInformer, type ChangeListener, type InformerOptions } from "../../runtime/informer";
+import { trustedKubeconfigParts } from "../../components/trusted-kubeconfig";
 
 export interface NodeView {
   name: string;

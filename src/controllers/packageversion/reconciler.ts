@@ -16,11 +16,11 @@ import {
   validateClusterPackageVersionSpec,
   type ClusterPackageVersionStatus,
   type RolloutPhase,
-} from "../api/v1alpha1";
-import { setCondition } from "./conditions";
-import { TerminalError, type ReconcileResult } from "./controller";
-import { splitKey } from "./keys";
-import { annotationsOf, rolloutStep, type RolloutMachine, type RolloutPackageVersion } from "./package-rollout";
+} from "../../api/v1alpha1";
+import { setCondition } from "../../runtime/conditions";
+import { TerminalError, type ReconcileResult } from "../../runtime/controller";
+import { splitKey } from "../../runtime/keys";
+import { annotationsOf, rolloutStep, type RolloutMachine, type RolloutPackageVersion } from "./rollout";
 
 export interface PackageVersionObject extends RolloutPackageVersion {
   readonly apiVersion: string;

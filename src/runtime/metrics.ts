@@ -7,7 +7,7 @@
  * Cluster whose certificates run out.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { ClusterReconcilerHooks, DriftCheckResult } from "./cluster-reconciler";
+import type { ClusterReconcilerHooks, DriftCheckResult } from "../controllers/cluster/reconciler";
 import type { ReconcileEvent } from "./controller";
 
 export const METRIC_PREFIX = "kube_on_kube_";

@@ -18,7 +18,7 @@ import {
   MAX_MACHINE_NAME_LENGTH,
   MAX_STACK_NAME_LENGTH,
   SUPPORTED_KUBERNETES_MINORS,
-} from "../api/v1alpha1";
+} from "./";
 
 type Json = Record<string, unknown>;
 

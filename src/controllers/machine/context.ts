@@ -11,13 +11,13 @@
  * the Cluster's status (both are the tenant's to edit), and the kubeconfig is rebuilt from its
  * server, CA and client certificate only (trusted-kubeconfig.ts) before anything uses it.
  */
-import type { MachineSpec, MachineStatus, WorkerPackages } from "../api/v1alpha1";
-import type { PackageVersionObject } from "./package-version-reconciler";
-import type { ClusterObject, ReconciledMetadata } from "./cluster-reconciler";
-import { objectNames } from "../components/cluster-context";
-import { renderTrustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "../components/trusted-kubeconfig";
-import { desiredPackages } from "./package-rollout";
-import { packagesRevision } from "./package-revision";
+import type { MachineSpec, MachineStatus, WorkerPackages } from "../../api/v1alpha1";
+import type { PackageVersionObject } from "../packageversion/reconciler";
+import type { ClusterObject, ReconciledMetadata } from "../cluster/reconciler";
+import { objectNames } from "../../components/cluster-context";
+import { renderTrustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "../../components/trusted-kubeconfig";
+import { desiredPackages } from "../packageversion/rollout";
+import { packagesRevision } from "../packageversion/revision";
 
 export interface MachineObject {
   readonly apiVersion: string;
@@ -31,7 +31,7 @@ export interface MachineObject {
   readonly status?: MachineStatus;
 }
 
-export type { PackageVersionObject } from "./package-version-reconciler";
+export type { PackageVersionObject } from "../packageversion/reconciler";
 
 /** Read access to what a Machine depends on. Clusters and catalogs come from informer caches. */
 export interface MachineDependencies {

@@ -10,7 +10,7 @@
  * state is what the operator wrote itself; nothing a tenant writes (status included) is read.
  */
 import { legacyStackNameOf, stackNameOf, type ObjectKey } from "../api/v1alpha1";
-import type { StateResource, StackRunner } from "./stack-runner";
+import type { StateResource, StackRunner } from "../runtime/stack-runner";
 
 export type LegacyStacks = Pick<StackRunner, "resources" | "rename">;
 

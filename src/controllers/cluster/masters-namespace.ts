@@ -13,9 +13,9 @@
  *   it, so the update is refused before the engine runs.
  */
 import type * as k8s from "@kubernetes/client-node";
-import { legacyStackNameOf, MASTERS_CLUSTER_UID_LABEL, mastersNamespaceOf, type ObjectKey } from "../api/v1alpha1";
-import { adoptLegacyStack, type AdoptedStack, type LegacyStacks } from "./legacy-stacks";
-import type { StateResource } from "./stack-runner";
+import { legacyStackNameOf, MASTERS_CLUSTER_UID_LABEL, mastersNamespaceOf, type ObjectKey } from "../../api/v1alpha1";
+import { adoptLegacyStack, type AdoptedStack, type LegacyStacks } from "../legacy-stacks";
+import type { StateResource } from "../../runtime/stack-runner";
 
 type Owner = { readonly metadata: ObjectKey & { readonly uid?: string } };
 

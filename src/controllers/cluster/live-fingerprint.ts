@@ -18,7 +18,7 @@
  */
 import { createHash } from "node:crypto";
 import * as k8s from "@kubernetes/client-node";
-import { isNotFound } from "./api-errors";
+import { isNotFound } from "../../runtime/api-errors";
 
 /** Pulumi types of the namespaced objects the cluster program creates for the masters. */
 export const MASTER_OBJECT_TYPES = [

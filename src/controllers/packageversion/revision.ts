@@ -6,7 +6,7 @@
  * (a rollout setting) is not a new revision and starts no rollout.
  */
 import { createHash } from "node:crypto";
-import type { WorkerPackages } from "../api/v1alpha1";
+import type { WorkerPackages } from "../../api/v1alpha1";
 
 /** The revision of the catalog a Machine is admitted to (written by the rollout controller). */
 export const PACKAGES_REVISION_ANNOTATION = "kubeonkube.io/packages-revision";

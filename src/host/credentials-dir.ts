@@ -3,7 +3,7 @@
  *
  * Every `ssh` run (the HostProbe in this process, SshStep in the engine's dynamic provider) writes
  * the host's private key or password to a 0600 file in a fresh 0700 directory and removes it when
- * `ssh` exits (src/components/ssh-client.ts `privateRunDir`). A process killed in between (SIGKILL,
+ * `ssh` exits (src/host/ssh-client.ts `privateRunDir`). A process killed in between (SIGKILL,
  * OOM, node loss) cannot remove it: so those directories live under one directory of the
  * operator's work volume, not the shared OS temp directory, and the operator empties that
  * directory whenever it starts. The engine and its providers learn it from `KOK_SSH_DIR`.

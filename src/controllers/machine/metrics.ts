@@ -5,8 +5,8 @@
  * Rollout series are per ClusterPackageVersion (tens per meta-cluster), never per Machine.
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import { MachinePhase } from "../api/v1alpha1";
-import { METRIC_PREFIX } from "./metrics";
+import { MachinePhase } from "../../api/v1alpha1";
+import { METRIC_PREFIX } from "../../runtime/metrics";
 
 const PHASES = (MachinePhase as unknown as { anyOf: { const: string }[] }).anyOf?.map((s) => s.const) ?? [];
 

@@ -4,7 +4,7 @@
  * machine costs a CLI process and a state round trip; a probe is one `ssh` run of a read-only
  * script that prints one JSON line.
  *
- * It runs the OpenSSH client exactly as SshStep does (src/components/ssh-client.ts): the host key
+ * It runs the OpenSSH client exactly as SshStep does (src/host/ssh-client.ts): the host key
  * pinned in a private known_hosts with StrictHostKeyChecking=yes, credentials in 0600 files of a
  * private directory removed afterwards, a password through SSH_ASKPASS, the user in `-l` and the
  * host after `--`, and an environment without the operator's secrets. The scripts are built
@@ -15,11 +15,11 @@ import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import type { ObservedVersions } from "../api/v1alpha1";
-import { childEnv, privateRunDir, sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "../components/ssh-client";
-import { JOINED_FUNCTION, observedVersionLines } from "../components/worker-scripts/node";
-import { lockedLines, restartLines, runningCheckLines, runningStatusLines, serviceFunctions, ServiceManager } from "../components/worker-scripts/services";
-import { bashCommand, preamble } from "../components/worker-scripts/shell";
-import { redact } from "./redact";
+import { childEnv, privateRunDir, sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "./ssh-client";
+import { JOINED_FUNCTION, observedVersionLines } from "./scripts/node";
+import { lockedLines, restartLines, runningCheckLines, runningStatusLines, serviceFunctions, ServiceManager } from "./scripts/services";
+import { bashCommand, preamble } from "./scripts/shell";
+import { redact } from "../runtime/redact";
 
 /** How to reach the host: a Machine's `spec.ip` and `spec.ssh` with the credentials from its Secret. */
 export type HostConnection = SshConnection;

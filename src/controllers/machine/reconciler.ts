@@ -34,11 +34,11 @@ import {
   type PackageName,
   type ResolvedAdminPolicy,
   type WorkerPackages,
-} from "../api/v1alpha1";
-import { machineProgram, type WorkerDefaults } from "../program/machine-program";
-import { setCondition } from "./conditions";
-import { TerminalError } from "./controller";
-import type { HostConnection, ProbeResult } from "./host-probe";
+} from "../../api/v1alpha1";
+import { machineProgram, type WorkerDefaults } from "../../program/machine-program";
+import { setCondition } from "../../runtime/conditions";
+import { TerminalError } from "../../runtime/controller";
+import type { HostConnection, ProbeResult } from "../../host/host-probe";
 import {
   INSTALL_ROOT_ANNOTATION,
   machineCatalog,
@@ -48,12 +48,12 @@ import {
   type MachineDependencies,
   type MachineObject,
   type Waiting,
-} from "./machine-context";
-import { adoptLegacyStack } from "./legacy-stacks";
+} from "./context";
+import { adoptLegacyStack } from "../legacy-stacks";
 import type { NodeView } from "./node-health";
 import { decideRemediation, DEFAULT_REMEDIATION_POLICY, type RemediationPolicy } from "./remediation";
-import type { OperationResult, StackRunner } from "./stack-runner";
-import { StackOperationError } from "./stack-runner";
+import type { OperationResult, StackRunner } from "../../runtime/stack-runner";
+import { StackOperationError } from "../../runtime/stack-runner";
 
 export const MACHINE_FINALIZER = "kubeonkube.io/machine-stack";
 
