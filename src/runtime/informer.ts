@@ -29,6 +29,7 @@ import {
 } from "@kubernetes/client-node";
 import { realClock, sleep, type CancelTimer, type Clock } from "./clock";
 import { objectKey, splitKey } from "./keys";
+import type { ObjectChange } from "./predicates";
 import { exponentialDelay, type BackoffOptions } from "./rate-limiter";
 
 /**
@@ -128,6 +129,7 @@ export async function listInPages<T extends KubernetesObject>(
 
 export type ChangeType = "add" | "update" | "delete" | "resync";
 export type ChangeListener = (key: string, type: ChangeType) => void;
+export type ObjectChangeListener<T extends KubernetesObject> = (change: ObjectChange<T>) => void;
 
 /**
  * What the Manager needs from an informer, with the object type erased: a
@@ -141,6 +143,17 @@ export interface KeySource {
   hasSynced(): boolean;
   waitForSync(signal?: AbortSignal): Promise<void>;
   list(): readonly KubernetesObject[];
+}
+
+/**
+ * A KeySource that also reports the object before and after each change, for predicates and
+ * cross-kind watches (predicates.ts). Methods only, so `ResilientInformer<ClusterObject>` is an
+ * `ObjectSource<ClusterObject>` and registrations stay typed.
+ */
+export interface ObjectSource<T extends KubernetesObject> extends KeySource {
+  onObjectChange(listener: ObjectChangeListener<T>): void;
+  get(key: string): T | undefined;
+  list(): readonly T[];
 }
 
 /** The part of client-node's informer this wrapper uses; tests substitute a fake. */
@@ -174,11 +187,17 @@ export interface InformerOptions<T extends KubernetesObject> {
   readonly makeListWatch?: (kubeConfig: KubeConfig, path: string, list: ListPromise<T>, labelSelector?: string) => ListWatchLike<T>;
 }
 
-export class ResilientInformer<T extends KubernetesObject> implements KeySource {
+export class ResilientInformer<T extends KubernetesObject> implements ObjectSource<T> {
   private readonly options: InformerOptions<T>;
   private readonly clock: Clock;
   private readonly listWatch: ListWatchLike<T>;
   private readonly listeners: ChangeListener[] = [];
+  private readonly objectListeners: ObjectChangeListener<T>[] = [];
+  /**
+   * The object as last reported per key: the `old` of the next change. Holds the cache's own
+   * objects (replaced, not copied), so it costs one map entry per object.
+   */
+  private readonly lastReported = new Map<string, T>();
   private readonly abort = new AbortController();
   private readonly syncWaiters: Array<() => void> = [];
   private failures = 0;
@@ -204,7 +223,7 @@ export class ResilientInformer<T extends KubernetesObject> implements KeySource 
     const report = (type: ChangeType) => (obj: T) => {
       this.failures = 0;
       // Watch events always carry a name; if one does not, skip it rather than throw into ListWatch.
-      if (obj.metadata?.name) this.emit(objectKey(obj), type);
+      if (obj.metadata?.name) this.report(objectKey(obj), type, obj);
     };
     this.listWatch.on(ADD, report("add"));
     this.listWatch.on(UPDATE, report("update"));
@@ -215,6 +234,11 @@ export class ResilientInformer<T extends KubernetesObject> implements KeySource 
   /** Registers a listener for changed keys. Listeners must not throw (a throw is swallowed). */
   onChange(listener: ChangeListener): void {
     this.listeners.push(listener);
+  }
+
+  /** Registers a listener for changes with the object before and after (predicates.ts). Must not throw. */
+  onObjectChange(listener: ObjectChangeListener<T>): void {
+    this.objectListeners.push(listener);
   }
 
   /** Lists, then watches. Returns at once; use `waitForSync` to know when the cache is filled. */
@@ -308,9 +332,29 @@ export class ResilientInformer<T extends KubernetesObject> implements KeySource 
     const period = this.options.resyncPeriodMs ?? 0;
     if (period <= 0 || this.abort.signal.aborted) return;
     this.cancelResync = this.clock.setTimer(() => {
-      if (this.synced) for (const obj of this.listWatch.list()) this.emit(objectKey(obj), "resync");
+      if (this.synced) for (const obj of this.listWatch.list()) this.report(objectKey(obj), "resync", obj);
       this.armResync();
     }, period);
+  }
+
+  private report(key: string, type: ChangeType, obj: T): void {
+    const before = this.lastReported.get(key);
+    let change: ObjectChange<T>;
+    if (type === "delete") {
+      this.lastReported.delete(key);
+      change = { key, type, old: before ?? obj };
+    } else {
+      this.lastReported.set(key, obj);
+      change = type === "add" ? { key, type, new: obj } : { key, type, old: before ?? obj, new: obj };
+    }
+    for (const listener of this.objectListeners) {
+      try {
+        listener(change);
+      } catch {
+        // As below: one bad listener must not starve the others.
+      }
+    }
+    this.emit(key, type);
   }
 
   private emit(key: string, type: ChangeType): void {

@@ -15,7 +15,9 @@
  */
 import { Controller, type Reconcile, type ReconcileEvent } from "./controller";
 import { operatorReadiness, type ReadinessCheck } from "./http-server";
-import type { ChangeType, KeySource } from "./informer";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import type { KeySource, ObjectSource } from "./informer";
+import type { ObjectChange, Predicate } from "./predicates";
 import { LeaderElector, type LeaderElectionOptions } from "./leader-election";
 import type { OperatorMetrics } from "./metrics";
 import { objectKey } from "./keys";
@@ -23,22 +25,41 @@ import { exponentialDelay, type BackoffOptions, type TokenBucketOptions } from "
 import { WorkQueue } from "./work-queue";
 import { realClock, sleep, type Clock } from "./clock";
 
-export interface KindRegistration {
+/**
+ * A cross-kind wake-up, declared with the registration that receives it (controller-runtime's
+ * `Watches(source, EnqueueRequestsFromMapFunc)`): every change of `informer` that passes
+ * `predicate` enqueues the keys `map` returns, of the registering kind.
+ */
+export interface Watch<S extends KubernetesObject = KubernetesObject> {
+  readonly informer: ObjectSource<S>;
+  readonly predicate?: Predicate<S>;
+  /** Keys of the registering kind to enqueue; sees the object before and after the change. */
+  readonly map: (change: ObjectChange<S>) => Iterable<string>;
+}
+
+/** Declares a watch with its object type checked, then erases it for the registration's list. */
+export function watch<S extends KubernetesObject>(w: Watch<S>): Watch {
+  return w as unknown as Watch;
+}
+
+export interface KindRegistration<T extends KubernetesObject = KubernetesObject> {
   /** The kind reconciled, e.g. "Cluster"; labels metrics. */
   readonly kind: string;
-  /** The informer whose keys are this kind's keys (any `ResilientInformer<T>`). */
-  readonly informer: KeySource;
+  /** The informer whose keys are this kind's keys. */
+  readonly informer: ObjectSource<T>;
   readonly reconcile: Reconcile;
   /** Most reconciles of this kind at once (`--concurrency`). Default 1. */
   readonly concurrency?: number;
   readonly backoff?: BackoffOptions;
   readonly rateLimit?: TokenBucketOptions;
   /**
-   * Which informer changes wake the reconciler. Default: all. Reconcilers that write status use
-   * it to ignore their own status writes (controller-runtime's GenerationChangedPredicate), so a
-   * failing object waits for its backoff instead of being retried by its own status update.
+   * Which changes of the kind's own objects wake the reconciler (predicates.ts). Default: all.
+   * Reconcilers that write status use it to ignore their own status writes, so a failing object
+   * waits for its backoff instead of being retried by its own status update.
    */
-  readonly filter?: (key: string, type: ChangeType) => boolean;
+  readonly predicate?: Predicate<T>;
+  /** Changes of other kinds that concern objects of this kind. */
+  readonly watches?: readonly Watch[];
 }
 
 export interface ManagerOptions {
@@ -60,6 +81,8 @@ export interface ManagerOptions {
 export class Manager {
   private readonly options: ManagerOptions;
   private readonly kinds = new Map<string, KindRegistration>();
+  /** Every informer a registration reads, its own or watched: started and synced before leading. */
+  private readonly sources = new Set<KeySource>();
   private readonly elector: LeaderElector | undefined;
   private controllers = new Map<string, Controller>();
   private leading = false;
@@ -80,15 +103,26 @@ export class Manager {
     }
   }
 
-  /** Adds a kind; every change its informer reports is enqueued while this replica leads. */
-  register(registration: KindRegistration): void {
-    if (this.started) throw new Error(`manager: register ${registration.kind} before start()`);
-    if (this.kinds.has(registration.kind)) throw new Error(`manager: kind ${registration.kind} registered twice`);
-    this.kinds.set(registration.kind, registration);
-    registration.informer.onChange((key, type) => {
-      if (registration.filter && !registration.filter(key, type)) return;
-      this.enqueue(registration.kind, key);
+  /**
+   * Adds a kind: every change of its own objects that passes its predicate, and every key its
+   * watches map a change of another kind to, is enqueued while this replica leads.
+   */
+  register<T extends KubernetesObject>(registration: KindRegistration<T>): void {
+    const { kind, informer, predicate } = registration;
+    if (this.started) throw new Error(`manager: register ${kind} before start()`);
+    if (this.kinds.has(kind)) throw new Error(`manager: kind ${kind} registered twice`);
+    this.kinds.set(kind, registration as unknown as KindRegistration);
+    this.sources.add(informer);
+    informer.onObjectChange((change) => {
+      if (!predicate || predicate(change)) this.enqueue(kind, change.key);
     });
+    for (const w of registration.watches ?? []) {
+      this.sources.add(w.informer);
+      w.informer.onObjectChange((change) => {
+        if (w.predicate && !w.predicate(change)) return;
+        for (const key of w.map(change)) this.enqueue(kind, key);
+      });
+    }
   }
 
   /** Enqueues a key of `kind` (e.g. a Machine change that concerns its Cluster); dropped while standing by. */
@@ -103,7 +137,7 @@ export class Manager {
   /** For `/readyz`: caches synced, and leading or knowing who leads. */
   readiness(): ReadinessCheck {
     return operatorReadiness({
-      cachesSynced: () => [...this.kinds.values()].every((k) => k.informer.hasSynced()),
+      cachesSynced: () => [...this.sources].every((informer) => informer.hasSynced()),
       election: this.elector,
     });
   }
@@ -112,8 +146,8 @@ export class Manager {
   async start(signal?: AbortSignal): Promise<void> {
     if (this.started) return;
     this.started = true;
-    for (const { informer } of this.kinds.values()) informer.start();
-    await Promise.all([...this.kinds.values()].map(({ informer }) => informer.waitForSync(signal)));
+    for (const informer of this.sources) informer.start();
+    await Promise.all([...this.sources].map((informer) => informer.waitForSync(signal)));
     if (this.elector) {
       this.elector.start();
     } else {
@@ -131,7 +165,7 @@ export class Manager {
       await this.soleTerm?.starting;
       await this.stopLeading();
     }
-    await Promise.all([...this.kinds.values()].map(({ informer }) => informer.stop()));
+    await Promise.all([...this.sources].map((informer) => informer.stop()));
   }
 
   /** A leadership term begins: clean up (retrying), then start one controller per kind. */

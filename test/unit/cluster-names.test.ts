@@ -69,9 +69,9 @@ function world() {
         objects.set(key, { ...objects.get(key)!, metadata: { ...objects.get(key)!.metadata, finalizers } });
         return structuredClone(objects.get(key)!);
       },
-      writeStatus: async (c, status: ClusterStatus) => {
+      writeStatus: async (c, compute: (fresh: ClusterStatus | undefined) => ClusterStatus) => {
         const key = `${c.metadata.namespace}/${c.metadata.name}`;
-        objects.set(key, { ...objects.get(key)!, status: structuredClone(status) });
+        objects.set(key, { ...objects.get(key)!, status: structuredClone(compute(objects.get(key)!.status)) });
       },
     },
     events: { record: async (_c, _type, reason, message) => void events.push({ reason, message }) },

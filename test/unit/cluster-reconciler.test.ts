@@ -107,8 +107,9 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
         objects.set(`${c.metadata.namespace}/${c.metadata.name}`, stored);
         return structuredClone(stored);
       },
-      writeStatus: async (c, status: ClusterStatus) => {
+      writeStatus: async (c, compute: (fresh: ClusterStatus | undefined) => ClusterStatus) => {
         const key = `${c.metadata.namespace}/${c.metadata.name}`;
+        const status = compute(objects.get(key)?.status);
         progressing.push(status.conditions?.find((x) => x.type === "Progressing")?.message ?? "");
         objects.set(key, { ...objects.get(key)!, status: structuredClone(status) });
       },

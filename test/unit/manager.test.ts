@@ -1,7 +1,8 @@
 import { KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { ResilientInformer, type ListWatchLike } from "../../src/runtime/informer";
-import { Manager } from "../../src/runtime/manager";
+import { Manager, watch } from "../../src/runtime/manager";
+import { generationChanged } from "../../src/runtime/predicates";
 import { OperatorMetrics } from "../../src/runtime/metrics";
 import { FakeClock, flush } from "../support/fake-clock";
 import { FakeListWatch } from "../support/fake-list-watch";
@@ -71,5 +72,62 @@ describe("Manager (no leader election)", () => {
     const reg = { kind: "ConfigMap", informer: fakeInformer(clock, []).informer, reconcile: async () => undefined };
     manager.register(reg);
     expect(() => manager.register(reg)).toThrow(/registered twice/);
+  });
+});
+
+describe("Manager registrations: predicates and declared watches", () => {
+  it("filters the kind's own changes with its predicate and maps other kinds' changes to its keys", async () => {
+    const clock = new FakeClock();
+    const own = fakeInformer(clock, [{ metadata: { ...cm("a").metadata, generation: 1 } }]);
+    const other = fakeInformer(clock, []);
+    const reconciled: string[] = [];
+    const seen: string[] = [];
+    const manager = new Manager({ clock });
+    manager.register({
+      kind: "ConfigMap",
+      informer: own.informer,
+      reconcile: async (key) => void reconciled.push(key),
+      predicate: generationChanged,
+      watches: [
+        watch<V1ConfigMap>({
+          informer: other.informer,
+          predicate: (c) => c.type !== "resync",
+          // The watched object names the key it concerns; on delete only the old object is there.
+          map: (c) => {
+            seen.push(`${c.type} old=${c.old?.data?.target ?? "-"} new=${c.new?.data?.target ?? "-"}`);
+            return [c.new?.data?.target, c.old?.data?.target].filter((k): k is string => Boolean(k));
+          },
+        }),
+      ],
+    });
+    await manager.start();
+    await flush();
+    expect(reconciled).toEqual(["ns/a"]); // the first look of a new term
+    reconciled.length = 0;
+
+    // Own kind: a change without a new generation (a status write) wakes nothing; a spec change does.
+    own.fake().put({ ...cm("a"), metadata: { ...cm("a").metadata, generation: 1, resourceVersion: "2" } });
+    await flush();
+    own.fake().put({ ...cm("a"), metadata: { ...cm("a").metadata, generation: 1, resourceVersion: "3" } });
+    await flush();
+    expect(reconciled).toEqual([]);
+    own.fake().put({ ...cm("a"), metadata: { ...cm("a").metadata, generation: 2, resourceVersion: "4" } });
+    await flush();
+    expect(reconciled).toEqual(["ns/a"]);
+    reconciled.length = 0;
+
+    // Watched kind: its changes wake the keys it maps to, its deletion too (from the old object).
+    const pointer = (target: string, rv: string): V1ConfigMap => ({ metadata: { namespace: "ns", name: "p", resourceVersion: rv }, data: { target } });
+    other.fake().put(pointer("ns/a", "1"));
+    await flush();
+    other.fake().put(pointer("ns/b", "2"));
+    await flush();
+    other.fake().remove(pointer("ns/b", "2"));
+    await flush();
+    expect(seen).toEqual(["add old=- new=ns/a", "update old=ns/a new=ns/b", "delete old=ns/b new=-"]);
+    expect(new Set(reconciled)).toEqual(new Set(["ns/a", "ns/b"]));
+    // The watched informer was started and synced by the manager although no kind is its own.
+    expect(manager.readiness()()).toBeUndefined();
+    await manager.stop();
   });
 });

@@ -47,10 +47,10 @@ function harness() {
         }
         stored.metadata.annotations = merged;
       },
-      writeStatus: async (cpv, status: ClusterPackageVersionStatus) => {
+      writeStatus: async (cpv, compute: (fresh: ClusterPackageVersionStatus | undefined) => ClusterPackageVersionStatus) => {
         calls.push("status");
         const key = `${cpv.metadata.namespace}/${cpv.metadata.name}`;
-        cpvs.set(key, { ...cpvs.get(key)!, status: structuredClone(status) });
+        cpvs.set(key, { ...cpvs.get(key)!, status: structuredClone(compute(cpvs.get(key)!.status)) });
       },
     },
   });

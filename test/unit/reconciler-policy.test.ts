@@ -39,7 +39,7 @@ async function reconcileCluster(spec: ClusterSpec, policy = resolveAdminPolicy()
     store: {
       get: async () => structuredClone(stored),
       setFinalizers: async (c, finalizers) => (stored = { ...stored, metadata: { ...c.metadata, finalizers } }),
-      writeStatus: async (_c, status: ClusterStatus) => void (stored = { ...stored, status }),
+      writeStatus: async (_c, compute: (fresh: ClusterStatus | undefined) => ClusterStatus) => void (stored = { ...stored, status: compute(stored.status) }),
     },
   });
   const error = await reconciler.reconcile("fleet/dev").then(() => undefined, (e: unknown) => e);

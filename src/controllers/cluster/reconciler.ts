@@ -71,7 +71,8 @@ export interface ClusterObject {
 export interface ClusterStore {
   get(namespace: string, name: string): Promise<ClusterObject | undefined>;
   setFinalizers(cluster: ClusterObject, finalizers: string[]): Promise<ClusterObject>;
-  writeStatus(cluster: ClusterObject, status: ClusterStatus): Promise<void>;
+  /** Writes `compute(fresh status)`, recomputed from the stored object on every attempt. */
+  writeStatus(cluster: ClusterObject, compute: (fresh: ClusterStatus | undefined) => ClusterStatus): Promise<void>;
 }
 
 export interface EventSink {
@@ -443,10 +444,16 @@ export class ClusterReconciler {
     fields: Partial<ClusterStatus>,
     conditions: Omit<Condition, "lastTransitionTime" | "observedGeneration">[],
   ): Promise<void> {
-    let list = [...(cluster.status?.conditions ?? [])];
-    for (const c of conditions) list = setCondition(list, { ...c, observedGeneration: cluster.metadata.generation }, this.now().getTime());
-    const status: ClusterStatus = { ...(cluster.status ?? {}), ...fields, conditions: list };
-    await this.o.store.writeStatus(cluster, status);
+    const now = this.now().getTime();
+    // Applied to whatever status is stored when the write happens, so a copy that lags behind
+    // never writes older values back over fields this call does not set.
+    const apply = (base: ClusterStatus | undefined): ClusterStatus => {
+      let list = [...(base?.conditions ?? [])];
+      for (const c of conditions) list = setCondition(list, { ...c, observedGeneration: cluster.metadata.generation }, now);
+      return { ...(base ?? {}), ...fields, conditions: list };
+    };
+    const status = apply(cluster.status);
+    await this.o.store.writeStatus(cluster, apply);
     (cluster as { status?: ClusterStatus }).status = status;
     this.reportCertificates(cluster);
   }

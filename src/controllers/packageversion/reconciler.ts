@@ -45,7 +45,8 @@ export interface PackageVersionStore {
   /** A merge patch of metadata.annotations (null removes a key). */
   annotateMachine(machine: PackageVersionMachine, annotations: Record<string, string | null>): Promise<void>;
   /** Replaces the status; the implementation retries on conflict. */
-  writeStatus(cpv: PackageVersionObject, status: ClusterPackageVersionStatus): Promise<void>;
+  /** Writes `compute(fresh status)`, recomputed from the stored object on every attempt. */
+  writeStatus(cpv: PackageVersionObject, compute: (fresh: ClusterPackageVersionStatus | undefined) => ClusterPackageVersionStatus): Promise<void>;
 }
 
 export interface PackageVersionEventSink {
@@ -105,7 +106,10 @@ export class PackageVersionReconciler {
     // Events first: whoever sees the new phase (a user, an alert, a test) finds why it changed.
     // Recording is best effort and never throws, so the status write still follows.
     for (const e of decision.events) await this.o.events.record(cpv, e.type, e.reason, e.message);
-    await this.o.store.writeStatus(cpv, decision.status);
+    // The status is recomputed on the stored object's status (the same spec, Machines and time),
+    // so a concurrent write is built on, never overwritten with what this read saw.
+    const now = this.now();
+    await this.o.store.writeStatus(cpv, (fresh) => rolloutStep({ cpv: { ...cpv, status: fresh }, machines, now }).status);
     const { phase = "Pending", updated = 0, ready = 0, total = 0 } = decision.status;
     this.o.onRolloutProgress?.(key, { phase, updated, ready, total });
     return decision.requeueAfterMs !== undefined ? { requeueAfter: decision.requeueAfterMs } : {};
@@ -118,17 +122,21 @@ export class PackageVersionReconciler {
   private async invalid(key: string, cpv: PackageVersionObject, message: string): Promise<never> {
     const previous = cpv.status?.conditions?.find((c) => c.type === "Ready");
     const generation = cpv.metadata.generation;
-    let conditions = cpv.status?.conditions ?? [];
-    for (const c of [
-      { type: "Ready", status: "False", reason: "InvalidSpec", message },
-      { type: "Progressing", status: "False", reason: "InvalidSpec", message: "fix the spec; no machine is admitted meanwhile" },
-    ] as const) {
-      conditions = setCondition(conditions, { ...c, observedGeneration: generation }, this.now().getTime());
-    }
+    const now = this.now().getTime();
+    const withInvalid = (status: ClusterPackageVersionStatus | undefined): ClusterPackageVersionStatus => {
+      let conditions = status?.conditions ?? [];
+      for (const c of [
+        { type: "Ready", status: "False", reason: "InvalidSpec", message },
+        { type: "Progressing", status: "False", reason: "InvalidSpec", message: "fix the spec; no machine is admitted meanwhile" },
+      ] as const) {
+        conditions = setCondition(conditions, { ...c, observedGeneration: generation }, now);
+      }
+      return { ...status, conditions };
+    };
     // Machine status changes enqueue this key again; one Event per spec generation is enough.
     const told = previous?.reason === "InvalidSpec" && previous.message === message && previous.observedGeneration === generation;
     if (!told) await this.o.events.record(cpv, "Warning", "InvalidSpec", message);
-    await this.o.store.writeStatus(cpv, { ...cpv.status, conditions });
+    await this.o.store.writeStatus(cpv, withInvalid);
     throw new TerminalError(`ClusterPackageVersion ${key}: ${message}`);
   }
 }

@@ -1,0 +1,92 @@
+/**
+ * The Cluster kind: its reconciler, its stack project (`kube-on-kube-clusters`, one stack per
+ * Cluster) and its registration. Clusters wake on their own spec, deletion and finalizer changes
+ * and on resyncs (the drift check); no other kind's change concerns a Cluster's masters.
+ */
+import * as path from "node:path";
+import { legacyStackNameOf, stackNameOf, type ClusterStatus } from "../../api/v1alpha1";
+import { CustomObjectStore } from "../../runtime/object-store";
+import { specOrLifecycleChanged } from "../../runtime/predicates";
+import { StackRunner } from "../../runtime/stack-runner";
+import { CLUSTERS, type Cached, type ControllerContext, type Registered } from "../context";
+import { LiveClusterObjects } from "./live-fingerprint";
+import { MasterPods } from "./master-pods";
+import { namespaceLabelsReader } from "./masters-namespace";
+import { ClusterReconciler, type ClusterObject, type ClusterStore } from "./reconciler";
+
+export interface ClusterControllerOptions {
+  /** Reconciles at once; default 4 × concurrency (engine operations stay capped at `concurrency`). */
+  readonly workers?: number;
+  readonly resyncMs: number;
+  /** A full drift preview at least this often, even with unchanged live objects; default 24 h. */
+  readonly fullDriftCheckMs?: number;
+  /** The namespace the operator runs in (admitted to the masters' apiservers). */
+  readonly operatorNamespace?: string;
+  /** The engine's KUBECONFIG for the meta-cluster provider, when not in-cluster. */
+  readonly kubeconfigPath?: string;
+}
+
+export function registerClusterController(ctx: ControllerContext, o: ClusterControllerOptions): Registered {
+  const { informers, metrics } = ctx;
+  const runner = new StackRunner({
+    projectName: "kube-on-kube-clusters",
+    backendUrl: ctx.backendUrl,
+    workRoot: path.join(ctx.workRoot, "clusters"),
+    env: { ...ctx.engineEnv, ...(o.kubeconfigPath ? { KUBECONFIG: o.kubeconfigPath } : {}) },
+    secretsProvider: ctx.secretsProvider,
+    maxConcurrentOperations: ctx.concurrency,
+    onOperation: (operation, result, durationMs) => metrics.recordStackOperation("Cluster", operation, result, durationMs),
+  });
+  const objects = new CustomObjectStore<Cached<ClusterObject>, ClusterStatus>({
+    api: ctx.customObjects,
+    resource: CLUSTERS,
+    informer: informers.clusters,
+    secrets: (ns) => ctx.knownSecrets.for(ns),
+  });
+  const store: ClusterStore = {
+    get: (namespace, name) => objects.getLive(namespace, name),
+    setFinalizers: (cluster, finalizers) => objects.setFinalizers(cluster as Cached<ClusterObject>, finalizers),
+    writeStatus: (cluster, compute) => objects.writeStatus(cluster as Cached<ClusterObject>, compute),
+  };
+  const liveObjects = new LiveClusterObjects(ctx.kubeConfig);
+  const masterPods = new MasterPods(ctx.kubeConfig);
+  const reconciler = new ClusterReconciler({
+    machinesOf: (namespace, cluster) =>
+      informers.machines
+        .list()
+        .filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster)
+        .map((m) => m.metadata.name),
+    store,
+    events: { record: (cluster, type, reason, message) => ctx.recorder.record(cluster, type, reason, message) },
+    stacks: runner,
+    namespaceLabels: namespaceLabelsReader(ctx.core),
+    operatorNamespace: o.operatorNamespace,
+    resyncMs: o.resyncMs,
+    liveFingerprint: (at) => liveObjects.fingerprint(at),
+    masterPodTroubles: (namespace) => masterPods.troubles(namespace),
+    fullDriftCheckMs: o.fullDriftCheckMs,
+    hooks: { ...metrics.driftHooks("Cluster"), certificatesExpireAt: (ns, name, at) => metrics.setCertificatesExpireAt(ns, name, at) },
+    policy: ctx.policy,
+  });
+
+  ctx.manager.register({
+    kind: "Cluster",
+    informer: informers.clusters,
+    reconcile: (key) => reconciler.reconcile(key),
+    concurrency: o.workers ?? 4 * ctx.concurrency,
+    predicate: specOrLifecycleChanged,
+  });
+
+  return {
+    async recover(termEnded) {
+      // A stack not yet migrated from its legacy name is recovered under that name: the rename needs its lock.
+      for (const cluster of informers.clusters.list()) {
+        for (const stack of [stackNameOf(cluster), legacyStackNameOf(cluster)]) {
+          if (termEnded.aborted) return;
+          if (await runner.recover(stack, reconciler.program(cluster))) ctx.log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack });
+        }
+      }
+    },
+  };
+}
+
