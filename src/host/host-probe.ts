@@ -15,11 +15,10 @@ import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import type { ObservedVersions } from "../api/v1alpha1";
-import { childEnv, privateRunDir, sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "./ssh-client";
+import { childEnv, privateRunDir, scrubCredentials, sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "./ssh-client";
 import { JOINED_FUNCTION, observedVersionLines } from "./scripts/node";
 import { lockedLines, restartLines, runningCheckLines, runningStatusLines, serviceFunctions, ServiceManager } from "./scripts/services";
 import { bashCommand, preamble } from "./scripts/shell";
-import { redact } from "../runtime/redact";
 
 /** How to reach the host: a Machine's `spec.ip` and `spec.ssh` with the credentials from its Secret. */
 export type HostConnection = SshConnection;
@@ -136,8 +135,9 @@ export class HostProbe {
       outcome = "success";
       return { ...value, durationMs: performance.now() - started };
     } catch (err) {
-      // The last line of defence: whatever produced the message, the credentials do not leave.
-      throw new Error(redact((err as Error).message, [conn.privateKey ?? "", conn.password ?? ""]).replace(/\s*\n\s*/g, " | "));
+      // Whatever produced the message, this connection's credentials do not leave it (the
+      // operator's status and Event writers redact everything else they know of on top).
+      throw new Error(scrubCredentials((err as Error).message, [conn.privateKey, conn.password]).replace(/\s*\n\s*/g, " | "));
     } finally {
       try {
         this.opts.onOperation?.(op, outcome, performance.now() - started);

@@ -141,3 +141,20 @@ export function sshFailureReason(c: SshConnection, code: number | null, stderr: 
   if (code === 255 && /Connection refused|timed out|No route to host/.test(stderr)) return `cannot connect: ${why}`;
   return why;
 }
+
+const PRIVATE_KEY_BLOCK = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g;
+
+/**
+ * `message` without the given credentials (a key's text, line by line too, and a password) and
+ * without any PEM private key: what the host layer itself knows is secret about a connection.
+ */
+export function scrubCredentials(message: string, credentials: readonly (string | undefined)[]): string {
+  let out = message.replace(PRIVATE_KEY_BLOCK, "[REDACTED]");
+  for (const value of credentials) {
+    if (!value) continue;
+    for (const part of [value, value.trim(), ...value.split("\n").filter((line) => line.trim().length >= 16)]) {
+      if (part) out = out.split(part).join("[REDACTED]");
+    }
+  }
+  return out;
+}
