@@ -41,8 +41,10 @@ function pattern(cited: string): RegExp {
   let re = "";
   for (let i = 0; i < cited.length; i++) {
     const c = cited[i];
-    if (c === "*" && cited[i + 1] === "*") (re += ".*"), i++;
-    else if (c === "*") re += "[^/]*";
+    if (c === "*" && cited[i + 1] === "*") {
+      re += ".*";
+      i++;
+    } else if (c === "*") re += "[^/]*";
     else if (c === "{") re += "(?:";
     else if (c === "}") re += ")";
     else if (c === ",") re += "|";
