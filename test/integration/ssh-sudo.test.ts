@@ -3,21 +3,28 @@
  * system users made for this test with Debian's useradd, and the real sudo. One user has a
  * NOPASSWD rule in /etc/sudoers.d and logs in with a key or with a password; another has no sudo
  * rights at all. The host scripts must run as root through `sudo -n` for the first and fail at
- * once, saying what to configure, for the second. The users, their homes and the sudoers drop-in
- * are removed afterwards.
+ * once, saying what to configure, for the second; and a whole WorkerNode goes up and is destroyed
+ * as the first under the real Pulumi engine (stepProvider "openssh", a real mirror of Debian-built
+ * artifacts, serviceManager "none"). The users, their homes and the sudoers drop-in are removed
+ * afterwards.
  */
 import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startMirror, type Mirror } from "../../src/cli/mirror";
 import { runStep } from "../../src/components/ssh-step";
+import { WorkerNode } from "../../src/components/worker-node";
 import { HostProbe, type HostConnection, type HostLayoutLike } from "../../src/host/host-probe";
 import { hostMarkerScript } from "../../src/host/scripts/node";
 import { bashCommand } from "../../src/host/scripts/shell";
 import { asRoot } from "../../src/host/scripts/sudo";
+import { mirrorDirectory, workerArtifacts, type BuiltArtifact } from "../support/artifacts";
 import { startSshd, startSshHosts, stopSshd, stopSshHosts, type SshHost } from "../support/sshd-hosts";
+import { engineStack, requireEngine } from "../support/worker-engine";
 
 const suffix = randomBytes(3).toString("hex");
 const SUDOER = `kok-sudo-${suffix}`;
@@ -123,5 +130,57 @@ describe("host scripts as a user other than root", () => {
     const probing = probe.probe(as(PLAIN), layout());
     await expect(probing).rejects.toThrow(`host probe of ${where} failed (exit 1): kube-on-kube: ssh user ${PLAIN} on host `);
     await expect(probing).rejects.toThrow(/NOPASSWD/);
+  });
+});
+
+describe("a WorkerNode as a user with password-less sudo, under the real engine", () => {
+  let mirror: Mirror | undefined;
+  let removeMirror: (() => void) | undefined;
+  afterAll(async () => {
+    await mirror?.close();
+    removeMirror?.();
+  });
+
+  it("installs, joins and verifies as root through sudo, then cleans the host on destroy", async () => {
+    requireEngine(["tls-5.3.0"]);
+    const artifacts = workerArtifacts();
+    const dir = mirrorDirectory(artifacts);
+    removeMirror = dir.remove;
+    mirror = await startMirror({ dir: dir.dir, host: "127.0.0.1", port: 0 });
+    const served = (a: BuiltArtifact) => {
+      const m = mirror!.artifacts.find((x) => x.name === path.basename(a.file));
+      if (!m) throw new Error(`${a.file} is not on the mirror`);
+      return { version: a.version, url: m.url, sha256: m.sha256 };
+    };
+    const packages = { containerd: served(artifacts.containerd), runc: served(artifacts.runc), kubelet: served(artifacts.kubelet), cni: served(artifacts.cni) };
+    const engine = await engineStack("sudo", async () => {
+      const node = new WorkerNode("sudo", {
+        machine: { clusterRef: { name: "it" }, ip: host.ip, hostname: "sudo-0", ssh: { port: host.port, user: SUDOER, hostKey: host.hostKey } },
+        packages,
+        credentials: { privateKey: pulumi.secret(keys[SUDOER]) },
+        // A bootstrap token keeps this test to the SSH side: no CA key, no certificate to sign.
+        cluster: { endpoint: "https://127.0.0.1:6443", caCertificate: "-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n", bootstrapToken: pulumi.secret("abcdef.0123456789abcdef") },
+        installRoot: host.root,
+        serviceManager: "none",
+        stepProvider: "openssh",
+        preflight: { ignore: ["kernel", "swap", "ports"] },
+      });
+      return { observedVersions: node.observedVersions };
+    });
+    try {
+      const up = await engine.stack.up();
+      expect(up.summary.result).toBe("succeeded");
+      expect(up.outputs.observedVersions.value).toEqual({ containerd: artifacts.containerd.version, runc: artifacts.runc.version, kubelet: artifacts.kubelet.version, cni: artifacts.cni.version });
+      // The join step's stdin (the bootstrap kubeconfig) went through the check and sudo intact.
+      const kubeconfig = path.join(host.root, "etc/kubernetes/bootstrap-kubelet.conf");
+      expect(readFileSync(kubeconfig, "utf8")).toContain("token: abcdef.0123456789abcdef");
+      expect(statSync(kubeconfig).uid).toBe(0);
+      expect(statSync(path.join(host.root, "usr/local/bin/kubelet")).uid).toBe(0);
+      await engine.stack.destroy();
+      expect(existsSync(path.join(host.root, "opt/kube-on-kube"))).toBe(false);
+      expect(existsSync(kubeconfig)).toBe(false);
+    } finally {
+      engine.remove();
+    }
   });
 });
