@@ -24,6 +24,7 @@ import { containerdScript, cniScript, kubeletScript, runcScript, ServiceManager,
 import { drainScript, kubeletKubeconfig, readyScript, removeNodeScript } from "../host/scripts/kubectl";
 import { cleanupScript, hostMarkerScript, joinScript, nodeLabels, verifyScript } from "../host/scripts/node";
 import { preflightScript, type PreflightCheck } from "../host/scripts/preflight";
+import { asRoot } from "../host/scripts/sudo";
 
 import { SshStep } from "./ssh-step";
 import { trustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "./trusted-kubeconfig";
@@ -194,7 +195,10 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
   const dependsOn = () => (previous ? [previous, ...after] : after);
 
   /** One remote step; `update` repeats `create` so a changed input re-runs the step in place (a replacement would run the old one's delete). */
-  const remote = (role: string, script: pulumi.Input<string>, triggers: unknown[], extra: { delete?: string; stdin?: pulumi.Input<string> } = {}, secretOutputs: string[] = []) => {
+  const remote = (role: string, text: pulumi.Input<string>, triggers: unknown[], given: { delete?: string; stdin?: pulumi.Input<string> } = {}, secretOutputs: string[] = []) => {
+    // A user other than root runs every script through `sudo -n` (sudo.ts); root's text is unchanged.
+    const script = typeof text === "string" ? asRoot(m.ssh.user, text) : pulumi.output(text).apply((t) => asRoot(m.ssh.user, t));
+    const extra = { ...given, ...(given.delete === undefined ? {} : { delete: asRoot(m.ssh.user, given.delete) }) };
     const step = openssh
       ? new SshStep(`${name}-${role}`, { connection: sshConnection, create: script, update: script, triggers, ...extra }, { parent, dependsOn: dependsOn(), additionalSecretOutputs: secretOutputs })
       : new command.remote.Command(

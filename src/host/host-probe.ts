@@ -19,6 +19,7 @@ import { childEnv, privateRunDir, scrubCredentials, sshDestination, sshFailureRe
 import { JOINED_FUNCTION, observedVersionLines } from "./scripts/node";
 import { lockedLines, restartLines, runningCheckLines, runningStatusLines, serviceFunctions, ServiceManager } from "./scripts/services";
 import { bashCommand, preamble } from "./scripts/shell";
+import { asRoot } from "./scripts/sudo";
 
 /** How to reach the host: a Machine's `spec.ip` and `spec.ssh` with the credentials from its Secret. */
 export type HostConnection = SshConnection;
@@ -158,7 +159,8 @@ export class HostProbe {
     const dir = privateRunDir(this.opts.credentialsDir);
     try {
       // One attempt with a short connect timeout: a probe that cannot connect is news, not something to wait out.
-      const ssh = sshInvocation(conn, dir, script, { connectTimeoutSeconds: Math.min(10, this.timeoutSeconds), connectionAttempts: 1 });
+      // The probe reads root's files and a restart starts daemons: a user other than root goes through `sudo -n`.
+      const ssh = sshInvocation(conn, dir, asRoot(conn.user, script), { connectTimeoutSeconds: Math.min(10, this.timeoutSeconds), connectionAttempts: 1 });
       return await new Promise<string>((resolve, reject) => {
         const child = spawn("ssh", ssh.args, { env: childEnv(ssh.env), stdio: ["ignore", "pipe", "pipe"] });
         let stdout = "";

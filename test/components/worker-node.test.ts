@@ -190,4 +190,29 @@ describe("WorkerNode", () => {
     expect(provider).not.toContain("TEST-ONLY");
     expect(await isSecretOutput((node.steps.join as unknown as { stdin: pulumi.Output<string> }).stdin)).toBe(true);
   });
+
+  it("runs every remote script through sudo -n for an SSH user other than root, with either step provider; root's scripts are bare", async () => {
+    recorder.reset();
+    const deploy = { ...machine(), ssh: { ...machine().ssh, user: "deploy" } };
+    new WorkerNode("d", { machine: deploy, credentials: { privateKey: PRIVATE_KEY }, cluster });
+    new WorkerNode("ds", { machine: deploy, credentials: { privateKey: PRIVATE_KEY }, cluster, stepProvider: "openssh" });
+    new WorkerNode("r", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster });
+    await settle();
+    for (const prefix of ["d", "ds"]) {
+      const steps = children(prefix).filter((r) => r.type === "command:remote:Command" || r.type === "pulumi-nodejs:dynamic:Resource");
+      expect(steps.map((r) => role(prefix, r))).toEqual(["host", "preflight", "containerd", "kubelet", "cni", "join", "verify"]);
+      for (const step of steps) {
+        for (const field of ["create", "update"]) {
+          expect(String(step.inputs[field])).toMatch(/^\/bin\/sh -c '/);
+          expect(String(step.inputs[field])).toContain("exec sudo -n -- /bin/bash -c ");
+        }
+      }
+      expect(String(recorder.named(`${prefix}-host`).inputs.delete)).toContain("exec sudo -n -- /bin/bash -c ");
+    }
+    for (const step of children("r").filter((r) => r.type === "command:remote:Command")) {
+      expect(String(step.inputs.create)).toMatch(/^\/bin\/bash -c '/);
+      expect(String(step.inputs.create)).not.toContain("sudo");
+    }
+    expect(String(recorder.named("r-host").inputs.delete)).toMatch(/^\/bin\/bash -c '/);
+  });
 });

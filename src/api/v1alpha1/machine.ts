@@ -16,7 +16,8 @@ export const SshSpec = Type.Object(
         maxLength: 32,
         pattern: POSIX_USER_PATTERN,
         default: "root",
-        description: "A POSIX user name (lowercase, digits, _ and -); must be root or have password-less sudo.",
+        description:
+          "A POSIX user name (lowercase, digits, _ and -). A user other than root runs every host script through `sudo -n`, so it needs password-less sudo (a NOPASSWD rule); without it every step fails at once saying so.",
       }),
     ),
     credentialsSecretRef: Type.Optional(

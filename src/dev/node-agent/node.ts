@@ -1,6 +1,6 @@
 /**
- * The dev node's Node object: registered with the master-node label the ControlPlane's
- * nodeSelector wants, its capacity read from this machine, and kept Ready by a heartbeat (the
+ * The dev node's Node object: registered with the master-role label a Cluster's
+ * masterNodeSelector may ask for (there is no default selector), its capacity read from this machine, and kept Ready by a heartbeat (the
  * Lease in kube-node-lease plus the Ready condition), so the node lifecycle controller never
  * taints it while the agent runs.
  */
