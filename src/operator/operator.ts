@@ -11,7 +11,8 @@ import { ClusterReconciler, type ClusterObject, type ClusterStore, type EventSin
 import { credentialsDirOf, resetCredentialsDir, SSH_DIR_VARIABLE } from "../host/credentials-dir";
 import { EventRecorder } from "../runtime/events";
 import { KnownSecrets, PLATFORM_SCOPE, secretValuesOfEnvironment } from "../runtime/known-secrets";
-import { MIN_SECRET_LENGTH, redactLogLine } from "../runtime/redact";
+import { createLogger, logLine, type Logger, type LogLevel } from "../runtime/logger";
+import { MIN_SECRET_LENGTH } from "../runtime/redact";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "../runtime/http-server";
 import { listInPages, ResilientInformer, type ChangeType } from "../runtime/informer";
 import { Manager } from "../runtime/manager";
@@ -21,6 +22,7 @@ import { StackRunner } from "../runtime/stack-runner";
 import type { WorkerDefaults } from "../program/machine-program";
 import { registerFleet } from "./fleet";
 import { LiveClusterObjects } from "../controllers/cluster/live-fingerprint";
+import { ClusterMetrics } from "../controllers/cluster/metrics";
 import { MasterPods } from "../controllers/cluster/master-pods";
 import { namespaceLabelsReader } from "../controllers/cluster/masters-namespace";
 import type { RemediationPolicy } from "../controllers/machine/remediation";
@@ -52,7 +54,13 @@ export interface OperatorOptions {
   /** Environment of the engine: PATH with the CLI, PULUMI_HOME, the passphrase, KOK_NODE_MODULES. */
   readonly engineEnv: Record<string, string>;
   readonly secretsProvider?: string;
+  /**
+   * Receives each log line as an object (`level`, `time`, `msg`, then the fields, already
+   * redacted) instead of stdout; tests and embedders use it.
+   */
   readonly log?: (line: Record<string, unknown>) => void;
+  /** Lines below this level are dropped (`--log-level`); default `info`. */
+  readonly logLevel?: LogLevel;
   /** Host settings for every Machine (`--worker-defaults FILE`). */
   readonly workerDefaults?: WorkerDefaults;
   /** Period of the SSH probe of installed versions; default 10 min. */
@@ -70,6 +78,9 @@ export interface RunningOperator {
 }
 
 const CLUSTERS = { group: API_GROUP, version: API_VERSION, plural: "clusters" } as const;
+
+/** The leader Lease, and the operator's name in `leader_election_master_status` with or without election. */
+const LEASE_NAME = "kube-on-kube-operator";
 
 /** client-node errors carry the whole HTTP exchange (headers included): log its gist only. */
 function brief(err: unknown): string {
@@ -125,28 +136,37 @@ export function specChanged(get: (key: string) => ClusterObject | undefined): (k
 }
 
 export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
-  const writeLog = options.log ?? ((line) => console.log(JSON.stringify({ time: new Date().toISOString(), ...line })));
+  // Every secret value handled, for redaction: the passphrase and other credentials of the
+  // environment and the operator's own kubeconfig now, every Secret read later (fleet.ts).
+  const knownSecrets = new KnownSecrets();
+  // Every line passes the redaction: fields of every value known, `msg` of the platform's own
+  // (logger.ts says why tenants' values are not looked for in `msg`).
+  const logger = createLogger({
+    level: options.logLevel,
+    sink: options.log,
+    secrets: () => knownSecrets.for(),
+    messageSecrets: () => knownSecrets.for(PLATFORM_SCOPE),
+  });
+  const controllerLoggers = new Map<string, Logger>();
+  const controllerLog = (kind: string) => controllerLoggers.get(kind) ?? controllerLoggers.set(kind, logger.child({ controller: kind })).get(kind)!;
   const kubeConfig = new k8s.KubeConfig();
   if (options.kubeconfigPath) kubeConfig.loadFromFile(options.kubeconfigPath);
   else kubeConfig.loadFromDefault();
   const customObjects = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
-  // Every secret value handled, for redaction: the passphrase and other credentials of the
-  // environment and the operator's own kubeconfig now, every Secret read later (fleet.ts).
-  const knownSecrets = new KnownSecrets();
   const self = kubeConfig.getCurrentUser();
   knownSecrets.add(PLATFORM_SCOPE, [...secretValuesOfEnvironment(options.engineEnv), self?.token, self?.password]);
   const secrets = (namespace?: string) => knownSecrets.for(namespace);
-  const log = (line: Record<string, unknown>) => writeLog(redactLogLine(line, knownSecrets.for()));
   const passphrase = options.engineEnv.PULUMI_CONFIG_PASSPHRASE;
   if (passphrase !== undefined && passphrase.length < MIN_SECRET_LENGTH) {
-    log({ level: "warn", msg: `PULUMI_CONFIG_PASSPHRASE is shorter than ${MIN_SECRET_LENGTH} characters: too short to be redacted from messages (or to resist guessing); use a long random one` });
+    logger.warn(`PULUMI_CONFIG_PASSPHRASE is shorter than ${MIN_SECRET_LENGTH} characters: too short to be redacted from messages (or to resist guessing); use a long random one`);
   }
   // Before anything connects to a host: what a killed predecessor left there goes (credentials-dir.ts).
   const credentialsDir = resetCredentialsDir(credentialsDirOf(options.workRoot));
   const engineEnv = { ...options.engineEnv, [SSH_DIR_VARIABLE]: credentialsDir };
 
   const metrics = new OperatorMetrics();
+  const clusterMetrics = new ClusterMetrics(metrics.registry);
   // This replica's name in the Lease and in its own logs, so the two can be matched.
   const identity = `${hostname()}-${process.pid}`;
   const runner = new StackRunner({
@@ -162,7 +182,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     api: core,
     instance: hostname(),
     secrets,
-    onError: (err, event) => log({ level: "warn", msg: "event not recorded", reason: event.reason, subject: event.subject, error: brief(err) }),
+    onError: (err, event) => logger.warn("event not recorded", { reason: event.reason, subject: event.subject, error: brief(err) }),
   });
   const events: EventSink = { record: (cluster, type, reason, message) => recorder.record(cluster, type, reason, message) };
   const statusWriter = new StatusWriter<ClusterObject["status"], ClusterObject>({ api: customObjects, ...CLUSTERS, secrets });
@@ -184,7 +204,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     liveFingerprint: (at) => liveObjects.fingerprint(at),
     masterPodTroubles: (namespace) => masterPods.troubles(namespace),
     fullDriftCheckMs: options.fullDriftCheckMs,
-    hooks: { ...metrics.driftHooks("Cluster"), certificatesExpireAt: (ns, name, at) => metrics.setCertificatesExpireAt(ns, name, at) },
+    hooks: clusterMetrics.hooks("Cluster"),
     policy: options.policy,
   });
 
@@ -199,18 +219,19 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
             : customObjects.listClusterCustomObject({ ...CLUSTERS, ...page })) as never,
       ),
     resyncPeriodMs: options.resyncMs,
-    onError: (err, restartInMs) => log({ level: "warn", msg: "cluster watch failed; restarting", restartInMs, error: brief(err) }),
+    onError: (err, restartInMs) => controllerLog("Cluster").warn("cluster watch failed; restarting", { restartInMs, error: brief(err) }),
   });
   const manager = new Manager({
     metrics,
+    name: LEASE_NAME,
     election: options.leaderElectionNamespace
       ? {
           api: kubeConfig.makeApiClient(k8s.CoordinationV1Api),
           namespace: options.leaderElectionNamespace,
-          name: "kube-on-kube-operator",
+          name: LEASE_NAME,
           identity,
-          onNewLeader: (identity) => log({ level: "info", msg: "leader", identity }),
-          onError: (err) => log({ level: "warn", msg: "leader election error", error: brief(err) }),
+          onNewLeader: (identity) => logger.info("leader", { identity }),
+          onError: (err) => logger.warn("leader election error", { error: brief(err) }),
         }
       : undefined,
     // Before any update of a new term: a predecessor killed mid-update left locks and pending
@@ -220,7 +241,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       for (const cluster of informer.list()) {
         for (const stack of [stackNameOf(cluster), legacyStackNameOf(cluster)]) {
           if (termEnded.aborted) return;
-          if (await runner.recover(stack, reconciler.program(cluster))) log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack });
+          if (await runner.recover(stack, reconciler.program(cluster))) logger.warn("cleared pending operations of an interrupted update", { stack });
         }
       }
       // Only machines whose status says an update was running can hold a lock or pending
@@ -229,22 +250,23 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         if (termEnded.aborted) return;
         if (machine.status?.lastOperation?.result !== "running") continue;
         for (const stack of [stackNameOf(machine), legacyStackNameOf(machine)]) {
-          if (await fleet.runner.recover(stack, async () => ({}))) log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack });
+          if (await fleet.runner.recover(stack, async () => ({}))) logger.warn("cleared pending operations of an interrupted update", { stack });
         }
       }
-      log({ level: "info", msg: "leading: reconciling", clusters: informer.list().length, machines: fleet.machines.list().length });
+      logger.info("leading: reconciling", { clusters: informer.list().length, machines: fleet.machines.list().length });
     },
+    // A failed reconcile is an error; a terminal one (an invalid spec) is the object owner's to
+    // fix, told in its status and Events, so a warning here.
     onReconcile: (event) =>
-      log({
-        level: event.result === "error" || event.result === "terminal" ? "error" : "info",
-        msg: "reconciled",
-        kind: event.kind,
-        key: event.key,
-        result: event.result,
-        durationMs: Math.round(event.durationMs),
-        error: event.error?.message,
-      }),
-    onError: (err) => log({ level: "error", msg: "operator error", error: brief(err) }),
+      controllerLog(event.kind)
+        .child({ key: event.key })
+        .log(event.result === "error" ? "error" : event.result === "terminal" ? "warn" : "info", "reconciled", {
+          result: event.result,
+          durationMs: Math.round(event.durationMs),
+          retryAfterMs: event.retryAfterMs,
+          error: event.error?.message,
+        }),
+    onError: (err) => logger.error("operator error", { error: brief(err) }),
   });
   manager.register({
     kind: "Cluster",
@@ -275,13 +297,13 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     remediation: options.remediation,
     knownSecrets,
     policy: options.policy,
-    log,
+    log: (line) => logLine(logger, line),
     brief,
   });
 
   const server = await startOperatorServer({ address: parseListenAddress(options.metricsAddr), registry: metrics.registry, readiness: manager.readiness() });
   await manager.start();
-  log({ level: "info", msg: "operator started", identity, metrics: `${server.address.host}:${server.address.port}`, backend: options.backendUrl.replace(/\/\/[^@/]*@/, "//***@") });
+  logger.info("operator started", { identity, metrics: `${server.address.host}:${server.address.port}`, backend: options.backendUrl.replace(/\/\/[^@/]*@/, "//***@") });
 
   return {
     server,

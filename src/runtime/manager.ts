@@ -43,6 +43,11 @@ export interface KindRegistration {
 
 export interface ManagerOptions {
   readonly metrics?: OperatorMetrics;
+  /**
+   * This manager's name in `leader_election_master_status{name}`. Default: the election's Lease
+   * name, or "manager" without election (the one replica then always leads).
+   */
+  readonly name?: string;
   /** Leader election; absent: this process always leads (a single replica, or tests). */
   readonly election?: Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading">;
   /**
@@ -61,6 +66,7 @@ export class Manager {
   private readonly options: ManagerOptions;
   private readonly kinds = new Map<string, KindRegistration>();
   private readonly elector: LeaderElector | undefined;
+  private readonly name: string;
   private controllers = new Map<string, Controller>();
   private leading = false;
   private started = false;
@@ -69,6 +75,8 @@ export class Manager {
 
   constructor(options: ManagerOptions = {}) {
     this.options = options;
+    this.name = options.name ?? options.election?.name ?? "manager";
+    options.metrics?.setLeader(this.name, false);
     if (options.election) {
       this.elector = new LeaderElector({
         ...options.election,
@@ -85,6 +93,7 @@ export class Manager {
     if (this.started) throw new Error(`manager: register ${registration.kind} before start()`);
     if (this.kinds.has(registration.kind)) throw new Error(`manager: kind ${registration.kind} registered twice`);
     this.kinds.set(registration.kind, registration);
+    this.options.metrics?.registerController(registration.kind, registration.concurrency ?? 1);
     registration.informer.onChange((key, type) => {
       if (registration.filter && !registration.filter(key, type)) return;
       this.enqueue(registration.kind, key);
@@ -137,7 +146,7 @@ export class Manager {
   /** A leadership term begins: clean up (retrying), then start one controller per kind. */
   private async lead(term: AbortSignal): Promise<void> {
     this.leading = true;
-    this.options.metrics?.leader.set(1);
+    this.options.metrics?.setLeader(this.name, true);
     const clock = this.options.clock ?? realClock;
     for (let attempt = 0; this.options.beforeReconciling; attempt++) {
       try {
@@ -178,7 +187,7 @@ export class Manager {
 
   private async stopLeading(): Promise<void> {
     this.leading = false;
-    this.options.metrics?.leader.set(0);
+    this.options.metrics?.setLeader(this.name, false);
     const running = [...this.controllers.values()];
     this.controllers = new Map();
     await Promise.all(running.map((c) => c.stop()));
