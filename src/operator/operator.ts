@@ -242,6 +242,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         for (const stack of [stackNameOf(cluster), legacyStackNameOf(cluster)]) {
           if (termEnded.aborted) return;
           if (await runner.recover(stack, reconciler.program(cluster))) logger.warn("cleared pending operations of an interrupted update", { stack });
+          else logger.debug("no interrupted update to clear", { stack });
         }
       }
       // Only machines whose status says an update was running can hold a lock or pending
@@ -251,6 +252,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         if (machine.status?.lastOperation?.result !== "running") continue;
         for (const stack of [stackNameOf(machine), legacyStackNameOf(machine)]) {
           if (await fleet.runner.recover(stack, async () => ({}))) logger.warn("cleared pending operations of an interrupted update", { stack });
+          else logger.debug("no interrupted update to clear", { stack });
         }
       }
       logger.info("leading: reconciling", { clusters: informer.list().length, machines: fleet.machines.list().length });
