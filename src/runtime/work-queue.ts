@@ -180,7 +180,8 @@ export class WorkQueue {
     const added = this.addedAt.get(key);
     this.addedAt.delete(key);
     this.startedAt.set(key, now);
-    if (added !== undefined) this.options.onGet?.(key, now - added);
+    // Every key handed out was added; 0 only guards the pairing of onGet with onDone.
+    this.options.onGet?.(key, added === undefined ? 0 : now - added);
     this.options.onDepth?.(this.ready.length);
     return key;
   }
