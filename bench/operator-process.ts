@@ -99,7 +99,7 @@ export function spawnOperator(args: readonly string[], env: Record<string, strin
     if (line.level === "warn" || line.level === "error") problems.push(text.slice(0, 400));
     if (line.msg === "reconciled") {
       const durationMs = Number(line.durationMs);
-      const r: ReconcileLine = { kind: String(line.kind), key: String(line.key), result: String(line.result), durationMs, startedAt: at - durationMs };
+      const r: ReconcileLine = { kind: String(line.controller), key: String(line.key), result: String(line.result), durationMs, startedAt: at - durationMs };
       reconciles.push(r);
       for (const fn of listeners) fn(r);
     }

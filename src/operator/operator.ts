@@ -8,6 +8,7 @@
 import { hostname } from "node:os";
 import * as k8s from "@kubernetes/client-node";
 import type { ResolvedAdminPolicy } from "../api/v1alpha1";
+import { ClusterMetrics } from "../controllers/cluster/metrics";
 import { registerClusterController } from "../controllers/cluster/register";
 import { CLUSTERS, customObjectInformer, MACHINES, PACKAGE_VERSIONS, type ControllerContext, type KindInformers, type Registered } from "../controllers/context";
 import { FleetMetrics } from "../controllers/machine/metrics";
@@ -21,7 +22,8 @@ import { parseListenAddress, startOperatorServer, type OperatorServer } from "..
 import { KnownSecrets, PLATFORM_SCOPE, secretValuesOfEnvironment } from "../runtime/known-secrets";
 import { Manager } from "../runtime/manager";
 import { OperatorMetrics } from "../runtime/metrics";
-import { MIN_SECRET_LENGTH, redactLogLine } from "../runtime/redact";
+import { createLogger, logLine, type Logger, type LogLevel } from "../runtime/logger";
+import { MIN_SECRET_LENGTH } from "../runtime/redact";
 
 export interface OperatorOptions {
   readonly kubeconfigPath?: string;
@@ -50,7 +52,13 @@ export interface OperatorOptions {
   /** Environment of the engine: PATH with the CLI, PULUMI_HOME, the passphrase, KOK_NODE_MODULES. */
   readonly engineEnv: Record<string, string>;
   readonly secretsProvider?: string;
+  /**
+   * Receives each log line as an object (`level`, `time`, `msg`, then the fields, already
+   * redacted) instead of stdout; tests and embedders use it.
+   */
   readonly log?: (line: Record<string, unknown>) => void;
+  /** Lines below this level are dropped (`--log-level`); default `info`. */
+  readonly logLevel?: LogLevel;
   /** Host settings for every Machine (`--worker-defaults FILE`). */
   readonly workerDefaults?: WorkerDefaults;
   /** Period of the SSH probe of installed versions; default 10 min. */
@@ -66,6 +74,9 @@ export interface RunningOperator {
   readonly server: OperatorServer;
   stop(): Promise<void>;
 }
+
+/** The leader Lease, and the operator's name in `leader_election_master_status` with or without election. */
+const LEASE_NAME = "kube-on-kube-operator";
 
 /** client-node errors carry the whole HTTP exchange (headers included): log its gist only. */
 function brief(err: unknown): string {
@@ -84,17 +95,26 @@ function metaClusterConfig(kubeconfigPath: string | undefined): k8s.KubeConfig {
 }
 
 export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
-  const writeLog = options.log ?? ((line) => console.log(JSON.stringify({ time: new Date().toISOString(), ...line })));
-  const kubeConfig = metaClusterConfig(options.kubeconfigPath);
   // Every secret value handled, for redaction: the passphrase and other credentials of the
   // environment and the operator's own kubeconfig now, every Secret read later (machine/register.ts).
   const knownSecrets = new KnownSecrets();
+  // Every line passes the redaction: fields of every value known, `msg` of the platform's own
+  // (logger.ts says why tenants' values are not looked for in `msg`).
+  const logger = createLogger({
+    level: options.logLevel,
+    sink: options.log,
+    secrets: () => knownSecrets.for(),
+    messageSecrets: () => knownSecrets.for(PLATFORM_SCOPE),
+  });
+  const controllerLoggers = new Map<string, Logger>();
+  const controllerLog = (kind: string) => controllerLoggers.get(kind) ?? controllerLoggers.set(kind, logger.child({ controller: kind })).get(kind)!;
+  const log = (line: Record<string, unknown>) => logLine(logger, line);
+  const kubeConfig = metaClusterConfig(options.kubeconfigPath);
   const self = kubeConfig.getCurrentUser();
   knownSecrets.add(PLATFORM_SCOPE, [...secretValuesOfEnvironment(options.engineEnv), self?.token, self?.password]);
-  const log = (line: Record<string, unknown>) => writeLog(redactLogLine(line, knownSecrets.for()));
   const passphrase = options.engineEnv.PULUMI_CONFIG_PASSPHRASE;
   if (passphrase !== undefined && passphrase.length < MIN_SECRET_LENGTH) {
-    log({ level: "warn", msg: `PULUMI_CONFIG_PASSPHRASE is shorter than ${MIN_SECRET_LENGTH} characters: too short to be redacted from messages (or to resist guessing); use a long random one` });
+    logger.warn(`PULUMI_CONFIG_PASSPHRASE is shorter than ${MIN_SECRET_LENGTH} characters: too short to be redacted from messages (or to resist guessing); use a long random one`);
   }
   // Before anything connects to a host: what a killed predecessor left there goes (credentials-dir.ts).
   const credentialsDir = resetCredentialsDir(credentialsDirOf(options.workRoot));
@@ -108,7 +128,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     api: core,
     instance: hostname(),
     secrets: (namespace) => knownSecrets.for(namespace),
-    onError: (err, event) => log({ level: "warn", msg: "event not recorded", reason: event.reason, subject: event.subject, error: brief(err) }),
+    onError: (err, event) => logger.warn("event not recorded", { reason: event.reason, subject: event.subject, error: brief(err) }),
   });
   const watchOptions = { kubeConfig, customObjects, namespace: options.namespace, resyncMs: options.resyncMs, log, brief };
   const informers: KindInformers = {
@@ -119,14 +139,15 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const kinds: Registered[] = [];
   const manager = new Manager({
     metrics,
+    name: LEASE_NAME,
     election: options.leaderElectionNamespace
       ? {
           api: kubeConfig.makeApiClient(k8s.CoordinationV1Api),
           namespace: options.leaderElectionNamespace,
-          name: "kube-on-kube-operator",
+          name: LEASE_NAME,
           identity,
-          onNewLeader: (identity) => log({ level: "info", msg: "leader", identity }),
-          onError: (err) => log({ level: "warn", msg: "leader election error", error: brief(err) }),
+          onNewLeader: (identity) => logger.info("leader", { identity }),
+          onError: (err) => logger.warn("leader election error", { error: brief(err) }),
         }
       : undefined,
     // Before any update of a new term: a predecessor killed mid-update left locks and pending
@@ -134,19 +155,20 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     beforeReconciling: async (termEnded) => {
       for (const kind of kinds) await kind.recover?.(termEnded);
       if (termEnded.aborted) return;
-      log({ level: "info", msg: "leading: reconciling", clusters: informers.clusters.list().length, machines: informers.machines.list().length });
+      logger.info("leading: reconciling", { clusters: informers.clusters.list().length, machines: informers.machines.list().length });
     },
+    // A failed reconcile is an error; a terminal one (an invalid spec) is the object owner's to
+    // fix, told in its status and Events, so a warning here.
     onReconcile: (event) =>
-      log({
-        level: event.result === "error" || event.result === "terminal" ? "error" : "info",
-        msg: "reconciled",
-        kind: event.kind,
-        key: event.key,
-        result: event.result,
-        durationMs: Math.round(event.durationMs),
-        error: event.error?.message,
-      }),
-    onError: (err) => log({ level: "error", msg: "operator error", error: brief(err) }),
+      controllerLog(event.kind)
+        .child({ key: event.key })
+        .log(event.result === "error" ? "error" : event.result === "terminal" ? "warn" : "info", "reconciled", {
+          result: event.result,
+          durationMs: Math.round(event.durationMs),
+          retryAfterMs: event.retryAfterMs,
+          error: event.error?.message,
+        }),
+    onError: (err) => logger.error("operator error", { error: brief(err) }),
   });
 
   const ctx: ControllerContext = {
@@ -170,6 +192,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const fleetMetrics = new FleetMetrics(metrics.registry, () => informers.machines.list());
   kinds.push(
     registerClusterController(ctx, {
+      clusterMetrics: new ClusterMetrics(metrics.registry),
       workers: options.clusterWorkers,
       resyncMs: options.resyncMs,
       fullDriftCheckMs: options.fullDriftCheckMs,
@@ -190,7 +213,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
 
   const server = await startOperatorServer({ address: parseListenAddress(options.metricsAddr), registry: metrics.registry, readiness: manager.readiness() });
   await manager.start();
-  log({ level: "info", msg: "operator started", identity, metrics: `${server.address.host}:${server.address.port}`, backend: options.backendUrl.replace(/\/\/[^@/]*@/, "//***@") });
+  logger.info("operator started", { identity, metrics: `${server.address.host}:${server.address.port}`, backend: options.backendUrl.replace(/\/\/[^@/]*@/, "//***@") });
 
   return {
     server,

@@ -64,6 +64,11 @@ export interface KindRegistration<T extends KubernetesObject = KubernetesObject>
 
 export interface ManagerOptions {
   readonly metrics?: OperatorMetrics;
+  /**
+   * This manager's name in `leader_election_master_status{name}`. Default: the election's Lease
+   * name, or "manager" without election (the one replica then always leads).
+   */
+  readonly name?: string;
   /** Leader election; absent: this process always leads (a single replica, or tests). */
   readonly election?: Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading">;
   /**
@@ -84,6 +89,7 @@ export class Manager {
   /** Every informer a registration reads, its own or watched: started and synced before leading. */
   private readonly sources = new Set<KeySource>();
   private readonly elector: LeaderElector | undefined;
+  private readonly name: string;
   private controllers = new Map<string, Controller>();
   private leading = false;
   private started = false;
@@ -92,6 +98,8 @@ export class Manager {
 
   constructor(options: ManagerOptions = {}) {
     this.options = options;
+    this.name = options.name ?? options.election?.name ?? "manager";
+    options.metrics?.setLeader(this.name, false);
     if (options.election) {
       this.elector = new LeaderElector({
         ...options.election,
@@ -113,6 +121,7 @@ export class Manager {
     if (this.kinds.has(kind)) throw new Error(`manager: kind ${kind} registered twice`);
     this.kinds.set(kind, registration as unknown as KindRegistration);
     this.sources.add(informer);
+    this.options.metrics?.registerController(kind, registration.concurrency ?? 1);
     informer.onObjectChange((change) => {
       if (!predicate || predicate(change)) this.enqueue(kind, change.key);
     });
@@ -171,7 +180,7 @@ export class Manager {
   /** A leadership term begins: clean up (retrying), then start one controller per kind. */
   private async lead(term: AbortSignal): Promise<void> {
     this.leading = true;
-    this.options.metrics?.leader.set(1);
+    this.options.metrics?.setLeader(this.name, true);
     const clock = this.options.clock ?? realClock;
     for (let attempt = 0; this.options.beforeReconciling; attempt++) {
       try {
@@ -212,7 +221,7 @@ export class Manager {
 
   private async stopLeading(): Promise<void> {
     this.leading = false;
-    this.options.metrics?.leader.set(0);
+    this.options.metrics?.setLeader(this.name, false);
     const running = [...this.controllers.values()];
     this.controllers = new Map();
     await Promise.all(running.map((c) => c.stop()));

@@ -25,6 +25,12 @@ export interface WorkQueueOptions {
   readonly onDepth?: (depth: number) => void;
   /** Called on every `addRateLimited` (for the workqueue_retries_total counter). */
   readonly onRetry?: (key: string) => void;
+  /** Called when a key is added that was not waiting already (workqueue_adds_total). */
+  readonly onAdd?: (key: string) => void;
+  /** Called when a key is handed to a worker, with how long it waited since it was added (workqueue_queue_duration_seconds). */
+  readonly onGet?: (key: string, queuedMs: number) => void;
+  /** Called when a worker is done with a key, with how long it held it (workqueue_work_duration_seconds). */
+  readonly onDone?: (key: string, workedMs: number) => void;
 }
 
 export class WorkQueue {
@@ -41,6 +47,10 @@ export class WorkQueue {
   private readonly processing = new Set<string>();
   /** Delayed keys: when they become ready, and the timer that will add them. */
   private readonly delayed = new Map<string, { readyAt: number; cancel: CancelTimer }>();
+  /** When each dirty key was added, for the time it waits (client-go's addTimes). */
+  private readonly addedAt = new Map<string, number>();
+  /** When each processing key was handed out, for the time it is worked on. */
+  private readonly startedAt = new Map<string, number>();
   /** `get()` callers waiting for a key, oldest first. */
   private readonly waiters: Array<(key: string | undefined) => void> = [];
   private shuttingDown = false;
@@ -56,6 +66,8 @@ export class WorkQueue {
   add(key: string): void {
     if (this.shuttingDown || this.dirty.has(key)) return;
     this.dirty.add(key);
+    this.addedAt.set(key, this.clock.now());
+    this.options.onAdd?.(key);
     // Processing now: `done` re-queues it, so it is never handed to a second worker.
     if (this.processing.has(key)) return;
     this.pushReady(key);
@@ -113,6 +125,9 @@ export class WorkQueue {
   /** Ends processing of `key`; if it was added meanwhile, it becomes ready again. */
   done(key: string): void {
     if (!this.processing.delete(key)) return;
+    const started = this.startedAt.get(key);
+    this.startedAt.delete(key);
+    if (started !== undefined) this.options.onDone?.(key, this.clock.now() - started);
     if (this.dirty.has(key) && !this.shuttingDown) this.pushReady(key);
   }
 
@@ -124,6 +139,7 @@ export class WorkQueue {
     this.delayed.clear();
     this.ready.length = 0;
     this.dirty.clear();
+    this.addedAt.clear();
     for (const waiter of this.waiters.splice(0)) waiter(undefined);
     this.options.onDepth?.(0);
   }
@@ -160,6 +176,12 @@ export class WorkQueue {
   private handOut(key: string): string {
     this.processing.add(key);
     this.dirty.delete(key);
+    const now = this.clock.now();
+    const added = this.addedAt.get(key);
+    this.addedAt.delete(key);
+    this.startedAt.set(key, now);
+    // Every key handed out was added; 0 only guards the pairing of onGet with onDone.
+    this.options.onGet?.(key, added === undefined ? 0 : now - added);
     this.options.onDepth?.(this.ready.length);
     return key;
   }

@@ -76,7 +76,7 @@ describe("the operator reconciles a Cluster resource", () => {
     expect(table).toContain(`minimal   v1.36.3   Ready   https://127.0.0.1:${NODE_PORT}`);
     expect(meta.events("ops").map((e) => e.reason)).toContain("Applied");
     const metrics = await metricsText();
-    expect(metrics).toMatch(/kube_on_kube_reconciles_total\{kind="Cluster",result="requeue"\} [1-9]/);
+    expect(metrics).toMatch(/controller_runtime_reconcile_total\{controller="Cluster",result="requeue_after"\} [1-9]/);
   });
 
   it("puts back a master Deployment deleted behind its back, after a Drifted Event", async () => {

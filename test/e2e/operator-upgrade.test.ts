@@ -146,6 +146,6 @@ describe("two operator replicas and an upgrade", () => {
     expect(text).toContain('kube_on_kube_drift_corrections_total{kind="Cluster"} 0');
     const expiresAt = Date.parse(meta.getCluster(NAME).status?.certificatesExpireAt ?? "");
     expect(text).toContain(`kube_on_kube_certificates_expire_at_seconds{namespace="fleet",name="${NAME}"} ${expiresAt / 1000}`);
-    expect(text).toContain("kube_on_kube_leader 1");
+    expect(text).toContain('leader_election_master_status{name="kube-on-kube-operator"} 1');
   });
 });

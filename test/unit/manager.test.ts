@@ -56,11 +56,15 @@ describe("Manager (no leader election)", () => {
     fake().put(cm("c"));
     await flush();
     expect(reconciled).toContain("ns/c");
-    expect(await metrics.text()).toContain('kube_on_kube_reconciles_total{kind="ConfigMap",result="success"} 3');
-    expect(await metrics.text()).toContain("kube_on_kube_leader 1");
+    const text = await metrics.text();
+    expect(text).toContain('controller_runtime_reconcile_total{controller="ConfigMap",result="success"} 3');
+    expect(text).toContain('workqueue_adds_total{name="ConfigMap"} 3');
+    expect(text).toContain('workqueue_work_duration_seconds_count{name="ConfigMap"} 3');
+    expect(text).toContain('controller_runtime_active_workers{controller="ConfigMap"} 0');
+    expect(text).toContain('leader_election_master_status{name="manager"} 1');
 
     await manager.stop();
-    expect(await metrics.text()).toContain("kube_on_kube_leader 0");
+    expect(await metrics.text()).toContain('leader_election_master_status{name="manager"} 0');
     fake().put(cm("d"));
     await flush();
     expect(reconciled).not.toContain("ns/d");

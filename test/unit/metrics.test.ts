@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { operatorReadiness, parseListenAddress, startOperatorServer, type OperatorServer } from "../../src/runtime/http-server";
+import { Registry } from "prom-client";
+import { ClusterMetrics } from "../../src/controllers/cluster/metrics";
 import { OperatorMetrics } from "../../src/runtime/metrics";
 
 describe("parseListenAddress", () => {
@@ -18,33 +20,77 @@ describe("parseListenAddress", () => {
 });
 
 describe("OperatorMetrics", () => {
-  it("exposes every metric with its labels in the Prometheus text format", async () => {
+  it("exposes controller-runtime's controller and client-go's work queue metrics, by kind", async () => {
     const metrics = new OperatorMetrics({ processMetrics: false });
+    metrics.registerController("Cluster", 4);
     const hook = metrics.reconcileHook();
     hook({ kind: "Cluster", key: "ns/a", durationMs: 1500, result: "success" });
     hook({ kind: "Cluster", key: "ns/a", durationMs: 20, result: "error", error: new Error("x") });
+    hook({ kind: "Cluster", key: "ns/b", durationMs: 5, result: "terminal", error: new Error("bad spec") });
+    hook({ kind: "Cluster", key: "ns/c", durationMs: 5, result: "requeue", retryAfterMs: 1000 });
     const queue = metrics.queueHooks("Cluster");
     queue.onDepth(4);
-    queue.onRetry();
+    queue.onRetry("ns/a");
+    queue.onAdd("ns/a");
+    queue.onGet("ns/a", 250);
+    let text = await metrics.text();
+    expect(text).toContain('controller_runtime_active_workers{controller="Cluster"} 1');
+    queue.onDone("ns/a", 2000);
     metrics.recordStackOperation("Cluster", "up", "success", 90_000);
-    metrics.leader.set(1);
-    const text = await metrics.text();
-    expect(text).toContain('kube_on_kube_reconciles_total{kind="Cluster",result="success"} 1');
-    expect(text).toContain('kube_on_kube_reconciles_total{kind="Cluster",result="error"} 1');
-    expect(text).toContain('kube_on_kube_reconcile_duration_seconds_bucket{le="5",kind="Cluster"} 2');
-    expect(text).toContain('kube_on_kube_reconcile_duration_seconds_bucket{le="1",kind="Cluster"} 1');
-    expect(text).toContain('kube_on_kube_workqueue_depth{kind="Cluster"} 4');
-    expect(text).toContain('kube_on_kube_workqueue_retries_total{kind="Cluster"} 1');
+    metrics.setLeader("kube-on-kube-operator", true);
+    text = await metrics.text();
+    expect(text).toContain('controller_runtime_reconcile_total{controller="Cluster",result="success"} 1');
+    expect(text).toContain('controller_runtime_reconcile_total{controller="Cluster",result="error"} 2');
+    expect(text).toContain('controller_runtime_reconcile_total{controller="Cluster",result="requeue_after"} 1');
+    expect(text).toContain('controller_runtime_reconcile_errors_total{controller="Cluster"} 2');
+    expect(text).toContain('controller_runtime_terminal_reconcile_errors_total{controller="Cluster"} 1');
+    expect(text).toContain('controller_runtime_reconcile_time_seconds_bucket{le="5",controller="Cluster"} 4');
+    expect(text).toContain('controller_runtime_reconcile_time_seconds_bucket{le="1",controller="Cluster"} 3');
+    expect(text).toContain('controller_runtime_max_concurrent_reconciles{controller="Cluster"} 4');
+    expect(text).toContain('controller_runtime_active_workers{controller="Cluster"} 0');
+    expect(text).toContain('workqueue_depth{name="Cluster"} 4');
+    expect(text).toContain('workqueue_retries_total{name="Cluster"} 1');
+    expect(text).toContain('workqueue_adds_total{name="Cluster"} 1');
+    expect(text).toContain('workqueue_queue_duration_seconds_sum{name="Cluster"} 0.25');
+    expect(text).toContain('workqueue_work_duration_seconds_sum{name="Cluster"} 2');
     expect(text).toContain('kube_on_kube_stack_operations_total{kind="Cluster",operation="up",result="success"} 1');
     expect(text).toContain('kube_on_kube_stack_operation_duration_seconds_sum{operation="up"} 90');
-    expect(text).toContain("kube_on_kube_leader 1");
+    expect(text).toContain('leader_election_master_status{name="kube-on-kube-operator"} 1');
     expect(text).not.toContain("process_cpu");
   });
 
-  it("starts the drift series at zero and counts checks and corrections per kind", async () => {
+  it("starts a registered controller's series at zero, before any reconcile", async () => {
     const metrics = new OperatorMetrics({ processMetrics: false });
-    const hooks = metrics.driftHooks("Cluster");
-    let text = await metrics.text();
+    metrics.registerController("Machine", 16);
+    const text = await metrics.text();
+    for (const result of ["success", "error", "requeue_after"]) expect(text).toContain(`controller_runtime_reconcile_total{controller="Machine",result="${result}"} 0`);
+    expect(text).toContain('controller_runtime_reconcile_errors_total{controller="Machine"} 0');
+    expect(text).toContain('workqueue_depth{name="Machine"} 0');
+    expect(text).toContain('workqueue_retries_total{name="Machine"} 0');
+  });
+
+  it("two instances do not share series", async () => {
+    const a = new OperatorMetrics({ processMetrics: false });
+    const b = new OperatorMetrics({ processMetrics: false });
+    a.setLeader("x", true);
+    b.setLeader("x", false);
+    expect(await b.text()).toContain('leader_election_master_status{name="x"} 0');
+  });
+
+  it("includes process and Node.js metrics by default, under their usual names", async () => {
+    const text = await new OperatorMetrics().text();
+    for (const name of ["process_cpu_seconds_total", "process_resident_memory_bytes", "nodejs_eventloop_lag_seconds", "nodejs_heap_size_used_bytes"]) {
+      expect(text).toMatch(new RegExp(`^${name}[ {]`, "m"));
+    }
+    expect(text).not.toContain("kube_on_kube_process_");
+  });
+});
+
+describe("ClusterMetrics", () => {
+  it("starts the drift series at zero and counts checks and corrections per kind", async () => {
+    const registry = new Registry();
+    const hooks = new ClusterMetrics(registry).hooks("Cluster");
+    let text = await registry.metrics();
     expect(text).toContain('kube_on_kube_drift_corrections_total{kind="Cluster"} 0');
     for (const result of ["in-sync", "drifted", "error"]) expect(text).toContain(`kube_on_kube_drift_checks_total{kind="Cluster",method="preview",result="${result}"} 0`);
     expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",method="fingerprint",result="in-sync"} 0');
@@ -53,7 +99,7 @@ describe("OperatorMetrics", () => {
     hooks.driftChecked("in-sync", "preview");
     hooks.driftChecked("in-sync", "fingerprint");
     hooks.driftChecked("in-sync", "fingerprint");
-    text = await metrics.text();
+    text = await registry.metrics();
     expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",method="preview",result="drifted"} 1');
     expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",method="preview",result="in-sync"} 1');
     expect(text).toContain('kube_on_kube_drift_checks_total{kind="Cluster",method="fingerprint",result="in-sync"} 2');
@@ -61,29 +107,19 @@ describe("OperatorMetrics", () => {
   });
 
   it("keeps one certificate-expiry series per Cluster, in unix seconds, and drops it when told the Cluster is gone", async () => {
-    const metrics = new OperatorMetrics({ processMetrics: false });
-    metrics.setCertificatesExpireAt("fleet", "a", new Date("2027-11-25T00:00:00Z"));
-    metrics.setCertificatesExpireAt("fleet", "b", new Date("2027-12-01T00:00:00Z"));
-    metrics.setCertificatesExpireAt("fleet", "a", new Date("2028-11-25T00:00:00Z"));
-    let text = await metrics.text();
+    const registry = new Registry();
+    const { certificatesExpireAt: set } = new ClusterMetrics(registry).hooks("Cluster");
+    set("fleet", "a", new Date("2027-11-25T00:00:00Z"));
+    set("fleet", "b", new Date("2027-12-01T00:00:00Z"));
+    set("fleet", "a", new Date("2028-11-25T00:00:00Z"));
+    let text = await registry.metrics();
     expect(text).toContain('kube_on_kube_certificates_expire_at_seconds{namespace="fleet",name="a"} 1858723200');
     expect(text).toContain('kube_on_kube_certificates_expire_at_seconds{namespace="fleet",name="b"} 1827619200');
-    metrics.setCertificatesExpireAt("fleet", "a", undefined);
-    metrics.setCertificatesExpireAt("fleet", "b", new Date("not a date"));
-    metrics.setCertificatesExpireAt("fleet", "never-seen", undefined);
-    text = await metrics.text();
+    set("fleet", "a", undefined);
+    set("fleet", "b", new Date("not a date"));
+    set("fleet", "never-seen", undefined);
+    text = await registry.metrics();
     expect(text).not.toContain("kube_on_kube_certificates_expire_at_seconds{");
-  });
-
-  it("two instances do not share series", async () => {
-    const a = new OperatorMetrics({ processMetrics: false });
-    const b = new OperatorMetrics({ processMetrics: false });
-    a.leader.set(1);
-    expect(await b.text()).toContain("kube_on_kube_leader 0");
-  });
-
-  it("includes process metrics by default", async () => {
-    expect(await new OperatorMetrics().text()).toContain("kube_on_kube_process_cpu_seconds_total");
   });
 });
 
@@ -93,6 +129,7 @@ describe("operator HTTP server", () => {
 
   it("serves /metrics, /healthz always, and /readyz only once ready", async () => {
     const metrics = new OperatorMetrics({ processMetrics: false });
+    metrics.setLeader("kube-on-kube-operator", false);
     let synced = false;
     let leader: string | undefined = undefined;
     const readiness = operatorReadiness({ cachesSynced: () => synced, election: { isLeader: () => false, leader: () => leader } });
@@ -111,7 +148,7 @@ describe("operator HTTP server", () => {
     const m = await get("/metrics");
     expect(m.status).toBe(200);
     expect(m.type).toContain("text/plain");
-    expect(m.body).toContain("kube_on_kube_leader 0");
+    expect(m.body).toContain('leader_election_master_status{name="kube-on-kube-operator"} 0');
     expect((await get("/nope")).status).toBe(404);
   });
 });

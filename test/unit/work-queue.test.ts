@@ -85,6 +85,28 @@ describe("WorkQueue", () => {
     expect(retried).toEqual(["ns/c"]);
   });
 
+  it("reports adds, the time a key waited and the time it was worked on, as client-go's queue metrics do", async () => {
+    const events: string[] = [];
+    const { clock, queue } = newQueue(new FakeClock(), {
+      onAdd: (k) => events.push(`add ${k}`),
+      onGet: (k, ms) => events.push(`get ${k} waited ${ms}`),
+      onDone: (k, ms) => events.push(`done ${k} worked ${ms}`),
+    });
+    queue.add("ns/a");
+    queue.add("ns/a"); // already waiting: not an add
+    await clock.advance(300);
+    expect(await queue.get()).toBe("ns/a");
+    await clock.advance(50);
+    queue.add("ns/a"); // while processing: an add, handed out after done
+    await clock.advance(1000);
+    queue.done("ns/a");
+    await clock.advance(5);
+    expect(await queue.get()).toBe("ns/a");
+    queue.done("ns/a");
+    queue.done("ns/never-handed-out");
+    expect(events).toEqual(["add ns/a", "get ns/a waited 300", "add ns/a", "done ns/a worked 1050", "get ns/a waited 1005", "done ns/a worked 0"]);
+  });
+
   it("on shutdown releases waiting getters, drops pending keys and ignores new ones", async () => {
     const { clock, queue } = newQueue();
     const waiting = queue.get();

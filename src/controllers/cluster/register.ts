@@ -10,11 +10,14 @@ import { specOrLifecycleChanged } from "../../runtime/predicates";
 import { StackRunner } from "../../runtime/stack-runner";
 import { CLUSTERS, type Cached, type ControllerContext, type Registered } from "../context";
 import { LiveClusterObjects } from "./live-fingerprint";
+import type { ClusterMetrics } from "./metrics";
 import { MasterPods } from "./master-pods";
 import { namespaceLabelsReader } from "./masters-namespace";
 import { ClusterReconciler, type ClusterObject, type ClusterStore } from "./reconciler";
 
 export interface ClusterControllerOptions {
+  /** Drift and certificate metrics of Clusters. */
+  readonly clusterMetrics: ClusterMetrics;
   /** Reconciles at once; default 4 × concurrency (engine operations stay capped at `concurrency`). */
   readonly workers?: number;
   readonly resyncMs: number;
@@ -65,7 +68,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     liveFingerprint: (at) => liveObjects.fingerprint(at),
     masterPodTroubles: (namespace) => masterPods.troubles(namespace),
     fullDriftCheckMs: o.fullDriftCheckMs,
-    hooks: { ...metrics.driftHooks("Cluster"), certificatesExpireAt: (ns, name, at) => metrics.setCertificatesExpireAt(ns, name, at) },
+    hooks: o.clusterMetrics.hooks("Cluster"),
     policy: ctx.policy,
   });
 
@@ -84,6 +87,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
         for (const stack of [stackNameOf(cluster), legacyStackNameOf(cluster)]) {
           if (termEnded.aborted) return;
           if (await runner.recover(stack, reconciler.program(cluster))) ctx.log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack });
+          else ctx.log({ level: "debug", msg: "no interrupted update to clear", stack });
         }
       }
     },

@@ -141,6 +141,7 @@ export function registerMachineController(ctx: ControllerContext, o: MachineCont
         if (machine.status?.lastOperation?.result !== "running") continue;
         for (const stack of [stackNameOf(machine), legacyStackNameOf(machine)]) {
           if (await runner.recover(stack, async () => ({}))) ctx.log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack });
+          else ctx.log({ level: "debug", msg: "no interrupted update to clear", stack });
         }
       }
     },
