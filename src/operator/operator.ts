@@ -53,6 +53,8 @@ export interface OperatorOptions {
   readonly engineEnv: Record<string, string>;
   readonly secretsProvider?: string;
   readonly log?: (line: Record<string, unknown>) => void;
+  /** The least severe log level written (`kok operator --log-level`); default info. */
+  readonly logLevel?: "debug" | "info" | "warn" | "error";
   /** Host settings for every Machine (`--worker-defaults FILE`). */
   readonly workerDefaults?: WorkerDefaults;
   /** Period of the SSH probe of installed versions; default 10 min. */
