@@ -111,6 +111,16 @@ describe("flags reach the commands", () => {
     for (const [flag] of flags) expect(message).toContain(flag);
   });
 
+  it("the args of the operator Deployment that kok manifests renders parse as kok operator flags", async () => {
+    const deployment = installManifests({ policyText: "{}" }).find((o) => o.kind === "Deployment") as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+    const args = deployment.spec.template.spec.containers[0].args;
+    const { program, ran } = recordingProgram();
+    const io = capture();
+    expect(await runProgram(program, args, io, () => 0)).toBe(EXIT.ok);
+    expect(io.err).toEqual([]);
+    expect(ran[0]).toMatchObject({ command: "kok operator", args: [{ stateDir: "/var/lib/kube-on-kube", policy: expect.stringMatching(/policy\.yaml$/) }] });
+  });
+
   it("operatorSettings: durations, shares and the default backend", () => {
     const flags: OperatorFlags = {
       stateDir: "/var/lib/kok",
