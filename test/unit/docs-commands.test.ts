@@ -14,7 +14,7 @@ import { buildProgram, commandPath } from "../../src/cli/program";
 
 const REPO = join(__dirname, "..", "..");
 
-export interface DocCommand {
+interface DocCommand {
   readonly file: string;
   readonly line: number;
   /** The words after `kok` (or `npx kok`, `npm run kok --`, `node dist/cli/main.js`…). */
@@ -28,7 +28,7 @@ const INVOCATION = /(?:npx\s+kok|npm\s+run\s+(?:-s\s+)?kok(?:\s+--)?|kok|node\s+
 const COMMAND_POSITION = /(?:^|[|;&(`]|\bsudo|\b[A-Z_]+=\S*)\s*$/;
 
 /** Shell words up to the first unquoted `|`, `;`, `&`, `)`, backtick or comment. */
-export function wordsUntilOperator(text: string): string[] {
+function wordsUntilOperator(text: string): string[] {
   const words: string[] = [];
   let word = "";
   let quote: string | undefined;
@@ -58,7 +58,7 @@ export function wordsUntilOperator(text: string): string[] {
 }
 
 /** Every kok invocation in one line of shell (a code block's line, or an inline code span). */
-export function invocationsIn(shell: string, atStartOnly: boolean): string[][] {
+function invocationsIn(shell: string, atStartOnly: boolean): string[][] {
   const found: string[][] = [];
   for (const match of shell.matchAll(INVOCATION)) {
     const before = shell.slice(0, match.index);
@@ -69,7 +69,7 @@ export function invocationsIn(shell: string, atStartOnly: boolean): string[][] {
 }
 
 /** The kok command lines of one Markdown text. */
-export function docCommands(file: string, markdown: string): DocCommand[] {
+function docCommands(file: string, markdown: string): DocCommand[] {
   const found: DocCommand[] = [];
   const lines = markdown.split("\n");
   let fence: string | undefined;
@@ -98,7 +98,7 @@ export function docCommands(file: string, markdown: string): DocCommand[] {
 const isPlaceholder = (word: string) => /^<[^>]+>$/.test(word) || /^[A-Z][A-Z0-9_]*$/.test(word);
 
 /** What is wrong with one command line, against the program's command tree; [] when nothing. */
-export function commandLineProblems(root: Command, command: DocCommand): string[] {
+function commandLineProblems(root: Command, command: DocCommand): string[] {
   // `[--purge]`, `[FILE...]`: the brackets and ellipses of a synopsis, not part of the words.
   const words = command.words.map((w) => w.replace(/^\[+/, "").replace(/\]+$/, "").replace(/\.\.\.$/, "")).filter((w) => w !== "");
   const where = `${command.file}:${command.line}: kok ${command.words.join(" ")}`;
