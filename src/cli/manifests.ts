@@ -1,70 +1,68 @@
 /**
- * `kok manifests [--namespace NS] [--image IMG] [--backend-url URL] [--operator-heap-mb 512]
- *                [--termination-grace-seconds 1800] [--policy FILE]`: install YAML on stdout. With
+ * `kok manifests`: install YAML on stdout (program.ts declares the flags). With
  * `--policy`, also that admin policy as a ConfigMap the operator reads (`kok operator --policy`)
  * and as ValidatingAdmissionPolicies (admission-policy.ts), so the apiserver refuses what the
  * operator would.
  */
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { loadAdminPolicy } from "../api/v1alpha1";
 import { admissionPolicies } from "../operator/admission-policy";
 import { installManifests } from "../operator/install-manifests";
 
-export async function runManifests(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      namespace: { type: "string" },
-      image: { type: "string" },
-      "backend-url": { type: "string" },
-      "passphrase-secret": { type: "string" },
-      "crds-only": { type: "boolean" },
-      "operator-heap-mb": { type: "string" },
-      "termination-grace-seconds": { type: "string" },
-      policy: { type: "string" },
-    },
-  });
+/** The flags as commander hands them over (program.ts declares them and their defaults). */
+export interface ManifestsFlags {
+  readonly namespace: string;
+  readonly image?: string;
+  readonly backendUrl?: string;
+  readonly passphraseSecret: string;
+  readonly crdsOnly?: boolean;
+  readonly operatorHeapMb: string;
+  readonly terminationGraceSeconds: string;
+  readonly policy?: string;
+}
+
+/** Exit codes: 0, or 2 for a bad flag or policy file (nothing is printed on stdout then). */
+export async function runManifests(flags: ManifestsFlags): Promise<number> {
   let admission: Record<string, unknown>[] = [];
   let policyText: string | undefined;
-  if (values.policy) {
+  if (flags.policy) {
     try {
-      policyText = readFileSync(values.policy, "utf8");
-      admission = admissionPolicies(loadAdminPolicy(policyText, values.policy));
+      policyText = readFileSync(flags.policy, "utf8");
+      admission = admissionPolicies(loadAdminPolicy(policyText, flags.policy));
     } catch (error) {
       console.error(`kok manifests: --policy: ${(error as Error).message}`);
       return 2;
     }
   }
-  const heap = values["operator-heap-mb"] === undefined ? undefined : Number(values["operator-heap-mb"]);
-  if (heap !== undefined && (!Number.isInteger(heap) || heap < 64)) {
-    console.error(`kok manifests: --operator-heap-mb "${values["operator-heap-mb"]}" must be an integer of at least 64 (MB)`);
+  const heap = Number(flags.operatorHeapMb);
+  if (!Number.isInteger(heap) || heap < 64) {
+    console.error(`kok manifests: --operator-heap-mb "${flags.operatorHeapMb}" must be an integer of at least 64 (MB)`);
     return 2;
   }
-  const grace = values["termination-grace-seconds"] === undefined ? undefined : Number(values["termination-grace-seconds"]);
-  if (grace !== undefined && (!Number.isInteger(grace) || grace < 30)) {
-    console.error(`kok manifests: --termination-grace-seconds "${values["termination-grace-seconds"]}" must be an integer of at least 30`);
+  const grace = Number(flags.terminationGraceSeconds);
+  if (!Number.isInteger(grace) || grace < 30) {
+    console.error(`kok manifests: --termination-grace-seconds "${flags.terminationGraceSeconds}" must be an integer of at least 30`);
     return 2;
   }
   const objects = installManifests({
-    namespace: values.namespace,
-    image: values.image,
-    backendUrl: values["backend-url"],
-    passphraseSecret: values["passphrase-secret"],
+    namespace: flags.namespace,
+    image: flags.image,
+    backendUrl: flags.backendUrl,
+    passphraseSecret: flags.passphraseSecret,
     operatorHeapMb: heap,
     terminationGracePeriodSeconds: grace,
     policyText,
   })
     .concat(admission)
-    .filter((o) => !values["crds-only"] || o.kind === "CustomResourceDefinition");
+    .filter((o) => !flags.crdsOnly || o.kind === "CustomResourceDefinition");
   process.stdout.write(objects.map((o) => stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })).join("---\n"));
-  const ns = values.namespace ?? "kube-on-kube-system";
-  if (!values["crds-only"]) {
+  if (!flags.crdsOnly) {
+    const ns = flags.namespace;
     console.error(
       `# Before applying: create the state passphrase Secret, e.g.\n` +
         `#   kubectl create namespace ${ns}\n` +
-        `#   kubectl -n ${ns} create secret generic ${values["passphrase-secret"] ?? "kube-on-kube-operator-state-passphrase"} --from-literal=passphrase="$(openssl rand -base64 32)"`,
+        `#   kubectl -n ${ns} create secret generic ${flags.passphraseSecret} --from-literal=passphrase="$(openssl rand -base64 32)"`,
     );
   }
   return 0;

@@ -231,21 +231,16 @@ export function parseAddr(addr: string): { host: string; port: number } {
   return { host: match[1] ?? match[2], port };
 }
 
-const USAGE = "usage: kok mirror <dir> [--addr 127.0.0.1:8099]";
-
-/** The `kok mirror` command: serves until interrupted. */
-export async function runMirror(argv: string[]): Promise<void> {
-  let dir: string | undefined;
-  let addr = "127.0.0.1:8099";
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "--addr") addr = argv[++i] ?? "";
-    else if (argv[i].startsWith("--addr=")) addr = argv[i].slice("--addr=".length);
-    else if (argv[i] === "-h" || argv[i] === "--help") return void console.log(USAGE);
-    else if (!dir && !argv[i].startsWith("-")) dir = argv[i];
-    else throw new Error(`unexpected argument "${argv[i]}"\n${USAGE}`);
+/** The `kok mirror` command: serves until interrupted. Exit codes: 0, or 2 for a bad --addr. */
+export async function runMirror(dir: string, flags: { readonly addr: string }): Promise<number> {
+  let listen: { host: string; port: number };
+  try {
+    listen = parseAddr(flags.addr);
+  } catch (error) {
+    console.error(`kok mirror: ${(error as Error).message}`);
+    return 2;
   }
-  if (!dir) throw new Error(`the directory to serve is missing\n${USAGE}`);
-  const mirror = await startMirror({ dir, ...parseAddr(addr) });
+  const mirror = await startMirror({ dir, ...listen });
   console.log(`kok mirror: serving ${path.resolve(dir)} at ${mirror.url} (${mirror.artifacts.length} artifacts)`);
   for (const a of mirror.artifacts) console.log(`${a.url}  sha256:${a.sha256}  ${a.size} bytes`);
   await new Promise<void>((resolve) => {
@@ -253,4 +248,5 @@ export async function runMirror(argv: string[]): Promise<void> {
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
+  return 0;
 }

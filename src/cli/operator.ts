@@ -1,20 +1,17 @@
 /**
- * `kok operator [--kubeconfig PATH] [--namespace NS] [--operator-namespace NS] [--backend-url URL] [--resync-interval 5m]
- *               [--full-drift-check-interval 24h] [--concurrency N] [--machine-workers N] [--cluster-workers N] [--metrics-addr :8080] [--leader-election-namespace NS]
- *               [--worker-defaults FILE] [--probe-interval 10m] [--repair-after 5m] [--max-repairs 3]
- *               [--max-unhealthy 40%] [--policy FILE]`
+ * `kok operator`: parses and checks its flags (program.ts declares them), checks the engine
+ * (preflight.ts), then runs the operator until SIGINT/SIGTERM.
  *
  * `--policy FILE` is the admin policy (docs/operations.md): what tenants' Clusters and Machines
  * may ask for. Without it the built-in policy applies; a bad file stops the start, naming every
  * problem.
  */
-import { homedir } from "node:os";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { withdrawFromEnvironment } from "../host/credentials-dir";
-import { startOperator } from "../operator/operator";
+import { checkEngine, formatProblems } from "./preflight";
+import type { LogLevel } from "./program";
 import type { WorkerDefaults } from "../program/machine-program";
 import { DEFAULT_REMEDIATION_POLICY } from "../controllers/machine/remediation";
 import { loadAdminPolicy, resolveAdminPolicy, type ResolvedAdminPolicy } from "../api/v1alpha1";
@@ -27,121 +24,150 @@ export function parseDuration(text: string, flag: string): number {
   return Number(match[1]) * unit;
 }
 
-export async function runOperator(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      kubeconfig: { type: "string" },
-      namespace: { type: "string" },
-      "operator-namespace": { type: "string" },
-      "backend-url": { type: "string" },
-      "state-dir": { type: "string" },
-      "resync-interval": { type: "string", default: "5m" },
-      "full-drift-check-interval": { type: "string", default: "24h" },
-      concurrency: { type: "string", default: "4" },
-      "machine-workers": { type: "string" },
-      "cluster-workers": { type: "string" },
-      "metrics-addr": { type: "string", default: ":8080" },
-      "leader-election-namespace": { type: "string" },
-      "secrets-provider": { type: "string" },
-      "worker-defaults": { type: "string" },
-      "probe-interval": { type: "string", default: "10m" },
-      "repair-after": { type: "string", default: "5m" },
-      "max-repairs": { type: "string", default: "3" },
-      "max-unhealthy": { type: "string", default: "40%" },
-      policy: { type: "string" },
-    },
-  });
-  const stateDir = values["state-dir"] ?? path.join(homedir(), ".kube-on-kube", "operator");
-  const backendUrl = values["backend-url"] ?? `file://${path.join(stateDir, "state")}`;
-  const concurrency = Number(values.concurrency);
+/** The flags as commander hands them over: strings, checked here so one start names every bad one. */
+export interface OperatorFlags {
+  readonly kubeconfig?: string;
+  readonly namespace?: string;
+  readonly operatorNamespace?: string;
+  readonly backendUrl?: string;
+  readonly stateDir: string;
+  readonly resyncInterval: string;
+  readonly fullDriftCheckInterval: string;
+  readonly concurrency: string;
+  readonly machineWorkers?: string;
+  readonly clusterWorkers?: string;
+  readonly metricsAddr: string;
+  readonly leaderElectionNamespace?: string;
+  readonly secretsProvider?: string;
+  readonly workerDefaults?: string;
+  readonly probeInterval: string;
+  readonly repairAfter: string;
+  readonly maxRepairs: string;
+  readonly maxUnhealthy: string;
+  readonly policy?: string;
+  readonly logLevel: LogLevel;
+}
+
+/** What the flags mean, once checked. */
+export interface OperatorSettings {
+  readonly backendUrl: string;
+  readonly workRoot: string;
+  readonly resyncMs: number;
+  readonly fullDriftCheckMs: number;
+  readonly concurrency: number;
+  readonly machineWorkers?: number;
+  readonly clusterWorkers?: number;
+  readonly probeIntervalMs: number;
+  readonly repairAfterMs: number;
+  readonly maxRepairs: number;
+  readonly maxUnhealthyShare: number;
+  readonly workerDefaults?: WorkerDefaults;
+  readonly policy: ResolvedAdminPolicy;
+}
+
+/** The flags checked and converted; every bad one is a problem (none stops the others' checks). */
+export function operatorSettings(flags: OperatorFlags): { settings: OperatorSettings; problems: string[] } {
   const problems: string[] = [];
-  if (!Number.isInteger(concurrency) || concurrency < 1) problems.push(`--concurrency "${values.concurrency}" must be a positive integer`);
-  const workers = (flag: "machine-workers" | "cluster-workers") => {
-    const raw = values[flag];
-    if (raw === undefined) return undefined;
+  const integer = (flag: string, raw: string, min: number) => {
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1) problems.push(`--${flag} "${raw}" must be a positive integer`);
+    if (!Number.isInteger(n) || n < min) problems.push(`--${flag} "${raw}" must be ${min === 0 ? "a non-negative" : "a positive"} integer`);
     return n;
   };
-  const machineWorkers = workers("machine-workers");
-  const clusterWorkers = workers("cluster-workers");
-  let resyncMs = 0;
-  try {
-    resyncMs = parseDuration(values["resync-interval"] ?? "5m", "--resync-interval");
-  } catch (e) {
-    problems.push((e as Error).message);
-  }
-  const duration = (flag: "probe-interval" | "repair-after" | "full-drift-check-interval") => {
+  const duration = (flag: string, raw: string) => {
     try {
-      return parseDuration(values[flag] ?? "", `--${flag}`);
+      return parseDuration(raw, `--${flag}`);
     } catch (e) {
       problems.push((e as Error).message);
       return 0;
     }
   };
-  const probeIntervalMs = duration("probe-interval");
-  const repairAfterMs = duration("repair-after");
-  const fullDriftCheckMs = duration("full-drift-check-interval");
-  const maxRepairs = Number(values["max-repairs"]);
-  if (!Number.isInteger(maxRepairs) || maxRepairs < 0) problems.push(`--max-repairs "${values["max-repairs"]}" must be a non-negative integer`);
-  const share = /^(\d{1,3})%$/.exec(values["max-unhealthy"] ?? "");
-  if (!share || Number(share[1]) > 100) problems.push(`--max-unhealthy "${values["max-unhealthy"]}" must be a percentage like 40%`);
+  const share = /^(\d{1,3})%$/.exec(flags.maxUnhealthy);
+  if (!share || Number(share[1]) > 100) problems.push(`--max-unhealthy "${flags.maxUnhealthy}" must be a percentage like 40%`);
+  if (flags.kubeconfig && !existsSync(flags.kubeconfig)) problems.push(`--kubeconfig ${flags.kubeconfig}: no such file`);
   let workerDefaults: WorkerDefaults | undefined;
-  if (values["worker-defaults"]) {
+  if (flags.workerDefaults) {
     try {
-      workerDefaults = parseYaml(readFileSync(values["worker-defaults"], "utf8")) as WorkerDefaults;
+      workerDefaults = parseYaml(readFileSync(flags.workerDefaults, "utf8")) as WorkerDefaults;
     } catch (e) {
-      problems.push(`--worker-defaults ${values["worker-defaults"]}: ${(e as Error).message}`);
+      problems.push(`--worker-defaults ${flags.workerDefaults}: ${(e as Error).message}`);
     }
   }
   let policy: ResolvedAdminPolicy = resolveAdminPolicy();
-  if (values.policy) {
+  if (flags.policy) {
     try {
-      policy = loadAdminPolicy(readFileSync(values.policy, "utf8"), values.policy);
+      policy = loadAdminPolicy(readFileSync(flags.policy, "utf8"), flags.policy);
     } catch (e) {
       problems.push(`--policy: ${(e as Error).message}`);
     }
   }
-  if (!values["secrets-provider"] && !process.env.PULUMI_CONFIG_PASSPHRASE) {
-    problems.push("set PULUMI_CONFIG_PASSPHRASE (from a Secret in a Deployment) or --secrets-provider (a KMS URL): stack secrets are encrypted with it");
-  }
-  if (problems.length) {
-    console.error(`kok operator: cannot start:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-    return 2;
-  }
-  if (backendUrl.startsWith("file://")) {
-    const { mkdirSync } = await import("node:fs");
-    mkdirSync(backendUrl.slice("file://".length), { recursive: true });
-  }
-  const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
-  // The passphrase reaches the engine only (engineEnv below): no other child of the operator inherits it.
-  withdrawFromEnvironment(["PULUMI_CONFIG_PASSPHRASE"]);
-  const operator = await startOperator({
-    kubeconfigPath: values.kubeconfig,
-    namespace: values.namespace,
-    // In a Pod, the Deployment passes its own namespace through the downward API (POD_NAMESPACE).
-    operatorNamespace: values["operator-namespace"] ?? process.env.POD_NAMESPACE,
-    backendUrl,
-    workRoot: path.join(stateDir, "work"),
-    resyncMs,
-    fullDriftCheckMs,
-    concurrency,
-    machineWorkers,
-    clusterWorkers,
-    metricsAddr: values["metrics-addr"] ?? ":8080",
-    leaderElectionNamespace: values["leader-election-namespace"],
-    secretsProvider: values["secrets-provider"],
+  const settings: OperatorSettings = {
+    backendUrl: flags.backendUrl ?? `file://${path.join(flags.stateDir, "state")}`,
+    workRoot: path.join(flags.stateDir, "work"),
+    resyncMs: duration("resync-interval", flags.resyncInterval),
+    fullDriftCheckMs: duration("full-drift-check-interval", flags.fullDriftCheckInterval),
+    concurrency: integer("concurrency", flags.concurrency, 1),
+    machineWorkers: flags.machineWorkers === undefined ? undefined : integer("machine-workers", flags.machineWorkers, 1),
+    clusterWorkers: flags.clusterWorkers === undefined ? undefined : integer("cluster-workers", flags.clusterWorkers, 1),
+    probeIntervalMs: duration("probe-interval", flags.probeInterval),
+    repairAfterMs: duration("repair-after", flags.repairAfter),
+    maxRepairs: integer("max-repairs", flags.maxRepairs, 0),
+    maxUnhealthyShare: Number(share?.[1] ?? 40) / 100,
     workerDefaults,
     policy,
-    probeIntervalMs,
-    remediation: { ...DEFAULT_REMEDIATION_POLICY, notReadyTimeoutMs: repairAfterMs, maxRemediations: maxRepairs, maxUnhealthyShare: Number(share?.[1] ?? 40) / 100 },
-    engineEnv: {
-      ...env,
-      PULUMI_SKIP_UPDATE_CHECK: "true",
-      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION ?? "true",
-      KOK_NODE_MODULES: env.KOK_NODE_MODULES ?? path.resolve(__dirname, "..", "..", "node_modules"),
+  };
+  return { settings, problems };
+}
+
+/**
+ * Runs until SIGINT/SIGTERM. Exit codes: bad flags are a usage error (2); an engine that is not
+ * ready (preflight.ts) a failure (1). Both kinds are named in one message.
+ */
+export async function runOperator(flags: OperatorFlags): Promise<number> {
+  const { settings, problems } = operatorSettings(flags);
+  const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+  const engineEnv = {
+    ...env,
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION ?? "true",
+    KOK_NODE_MODULES: env.KOK_NODE_MODULES ?? path.resolve(__dirname, "..", "..", "node_modules"),
+  };
+  // Checked with the flags, before anything connects: one message names every problem.
+  const engine = checkEngine({ env: engineEnv, backendUrl: settings.backendUrl, secretsProvider: flags.secretsProvider });
+  if (problems.length || engine.problems.length) {
+    console.error(formatProblems("kok operator", [...problems, ...engine.problems], engine.hints));
+    return problems.length ? 2 : 1;
+  }
+  for (const note of engine.notes) console.error(`kok operator: note: ${note}`);
+  // The passphrase reaches the engine only (engineEnv below): no other child of the operator inherits it.
+  withdrawFromEnvironment(["PULUMI_CONFIG_PASSPHRASE"]);
+  // Loaded once the checks pass: a refused start need not load the Kubernetes client and Pulumi.
+  const { startOperator } = await import("../operator/operator");
+  const operator = await startOperator({
+    kubeconfigPath: flags.kubeconfig,
+    namespace: flags.namespace,
+    // In a Pod, the Deployment passes its own namespace through the downward API (POD_NAMESPACE).
+    operatorNamespace: flags.operatorNamespace ?? process.env.POD_NAMESPACE,
+    backendUrl: settings.backendUrl,
+    workRoot: settings.workRoot,
+    resyncMs: settings.resyncMs,
+    fullDriftCheckMs: settings.fullDriftCheckMs,
+    concurrency: settings.concurrency,
+    machineWorkers: settings.machineWorkers,
+    clusterWorkers: settings.clusterWorkers,
+    metricsAddr: flags.metricsAddr,
+    leaderElectionNamespace: flags.leaderElectionNamespace,
+    secretsProvider: flags.secretsProvider,
+    workerDefaults: settings.workerDefaults,
+    policy: settings.policy,
+    probeIntervalMs: settings.probeIntervalMs,
+    remediation: {
+      ...DEFAULT_REMEDIATION_POLICY,
+      notReadyTimeoutMs: settings.repairAfterMs,
+      maxRemediations: settings.maxRepairs,
+      maxUnhealthyShare: settings.maxUnhealthyShare,
     },
+    engineEnv,
+    logLevel: flags.logLevel,
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

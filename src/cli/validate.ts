@@ -1,10 +1,9 @@
 /**
- * `kok validate [--policy FILE] FILE...`: the checks the components and the operator run, offline,
+ * `kok validate [--policy FILE] FILE...` (`-` reads standard input): the checks the components and the operator run, offline,
  * on YAML manifests of kube-on-kube resources, the admin policy included (the built-in one unless
  * `--policy` names the operator's). Exit code 1 when any document has a problem.
  */
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { parseAllDocuments } from "yaml";
 import {
   API_GROUP_VERSION,
@@ -81,15 +80,11 @@ export function validateManifests(file: string, text: string, policy: ResolvedAd
   return reports;
 }
 
-export async function runValidate(argv: string[]): Promise<number> {
-  const { values, positionals: files } = parseArgs({ args: argv, options: { policy: { type: "string" } }, allowPositionals: true });
-  if (files.length === 0) {
-    console.error("usage: kok validate [--policy FILE] FILE [FILE...]   (YAML manifests; '-' reads standard input; the policy is the operator's admin policy, default the built-in one)");
-    return 2;
-  }
+/** Exit codes: 0 all valid, 1 a document has a problem, 2 a bad policy file. */
+export async function runValidate(files: readonly string[], flags: { readonly policy?: string } = {}): Promise<number> {
   let policy: ResolvedAdminPolicy;
   try {
-    policy = values.policy ? loadAdminPolicy(readFileSync(values.policy, "utf8"), values.policy) : resolveAdminPolicy();
+    policy = flags.policy ? loadAdminPolicy(readFileSync(flags.policy, "utf8"), flags.policy) : resolveAdminPolicy();
   } catch (error) {
     console.error(`kok validate: ${(error as Error).message}`);
     return 2;

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAddr, requestedPath, runMirror, startMirror, type Mirror, type MirrorLogEntry } from "../../src/cli/mirror";
+import { runKok } from "../../src/cli/program";
 
 let dir: string;
 let mirror: Mirror;
@@ -196,7 +197,12 @@ describe("kok mirror", () => {
     expect(parseAddr("127.0.0.1:8099")).toEqual({ host: "127.0.0.1", port: 8099 });
     expect(parseAddr("[::1]:80")).toEqual({ host: "::1", port: 80 });
     expect(() => parseAddr("8099")).toThrow(/must be host:port/);
-    await expect(runMirror([])).rejects.toThrow(/directory to serve is missing/);
-    await expect(runMirror([dir, "--bogus"])).rejects.toThrow(/unexpected argument "--bogus"/);
+    const said: string[] = [];
+    const output = { writeOut: (t: string) => void said.push(t), writeErr: (t: string) => void said.push(t) };
+    expect(await runKok(["mirror"], output)).toBe(2);
+    expect(said.join("")).toContain("missing required argument 'dir'");
+    expect(await runKok(["mirror", dir, "--bogus"], output)).toBe(2);
+    expect(said.join("")).toContain("unknown option '--bogus'");
+    expect(await runMirror(dir, { addr: "8099" })).toBe(2);
   });
 });
