@@ -11,15 +11,22 @@
  */
 import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { API_GROUP, API_VERSION, type ClusterPackageVersionStatus, type MachineStatus, type ResolvedAdminPolicy } from "../api/v1alpha1";
+import {
+  API_GROUP,
+  API_VERSION,
+  type ClusterObject,
+  type ClusterPackageVersionStatus,
+  type MachineObject,
+  type MachineStatus,
+  type PackageVersionObject,
+  type ResolvedAdminPolicy,
+} from "../api/v1alpha1";
 import type { WorkerDefaults } from "../program/machine-program";
-import type { ClusterObject } from "../controllers/cluster/reconciler";
 import type { EventRecorder } from "../runtime/events";
 import { HostProbe } from "../host/host-probe";
 import { PLATFORM_SCOPE, secretValuesOf, type KnownSecrets } from "../runtime/known-secrets";
 import { listInPages, ResilientInformer } from "../runtime/informer";
-import type { MachineObject, PackageVersionObject } from "../controllers/machine/context";
-import { MachineReconciler, machineStackName, type MachineStore } from "../controllers/machine/reconciler";
+import { MachineReconciler, type MachineStore } from "../controllers/machine/reconciler";
 import type { Manager } from "../runtime/manager";
 import { FleetMetrics } from "../controllers/machine/metrics";
 import type { OperatorMetrics } from "../runtime/metrics";
@@ -251,5 +258,3 @@ export function registerFleet(o: FleetOptions): Fleet {
     },
   };
 }
-
-export { machineStackName };

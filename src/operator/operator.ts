@@ -6,8 +6,8 @@
 import { hostname } from "node:os";
 import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { API_GROUP, API_VERSION, legacyStackNameOf, stackNameOf, type ResolvedAdminPolicy } from "../api/v1alpha1";
-import { ClusterReconciler, type ClusterObject, type ClusterStore, type EventSink } from "../controllers/cluster/reconciler";
+import { API_GROUP, API_VERSION, legacyStackNameOf, stackNameOf, type ClusterObject, type ResolvedAdminPolicy } from "../api/v1alpha1";
+import { ClusterReconciler, type ClusterStore, type EventSink } from "../controllers/cluster/reconciler";
 import { credentialsDirOf, resetCredentialsDir, SSH_DIR_VARIABLE } from "../host/credentials-dir";
 import { EventRecorder } from "../runtime/events";
 import { KnownSecrets, PLATFORM_SCOPE, secretValuesOfEnvironment } from "../runtime/known-secrets";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ClusterObject } from "../../src/controllers/cluster/reconciler";
+import type { ClusterObject } from "../../src/api/v1alpha1";
 import { specChanged } from "../../src/operator/operator";
 
 const cluster = (generation: number, extra: Partial<ClusterObject["metadata"]> = {}) =>
