@@ -3,7 +3,7 @@
  * namespace it lives in, the resolved spec, and the names derived from them. Pure functions, so the
  * names, DNS names and certificate SANs are unit-tested without Pulumi.
  */
-import { nthAddress, parseCidr, isIP, type ResolvedClusterSpec } from "../api/v1alpha1";
+import { adminKubeconfigSecretName, nthAddress, parseCidr, isIP, type ResolvedClusterSpec } from "../api/v1alpha1";
 
 export interface ClusterContext {
   /** The business cluster's name; prefixes every object so a namespace could host several. */
@@ -33,7 +33,8 @@ export function objectNames(cluster: string) {
     controllerManagerSecret: `${cluster}-controller-manager-certs`,
     scheduler: `${cluster}-scheduler`,
     schedulerKubeconfig: `${cluster}-scheduler-kubeconfig`,
-    adminKubeconfig: `${cluster}-admin-kubeconfig`,
+    // The operator reads this one by name (src/api/v1alpha1/names.ts).
+    adminKubeconfig: adminKubeconfigSecretName(cluster),
     userKubeconfig: (user: string) => `${cluster}-kubeconfig-${user}`,
     networkPolicy: (role: string) => `${cluster}-${role}`,
   };

@@ -18,11 +18,13 @@ import {
   resolveClusterSpec,
   SpecValidationError,
   validateClusterSpec,
+  type CaSecretReference,
   type ClusterSpec,
   type Problem,
 } from "../api/v1alpha1";
 import { ApiServer } from "./apiserver";
 import { externalApiServerUrl, internalApiServerUrl, objectNames, type ClusterContext } from "./cluster-context";
+import { controlPlaneOutputs, type ControlPlaneOutputs, type Outputs } from "./control-plane-outputs";
 import { ControllerManager } from "./controller-manager";
 import { Etcd } from "./etcd";
 import { kubeconfigOutput } from "./kubeconfig";
@@ -133,25 +135,19 @@ function adoptOwnObjects(args: pulumi.ResourceTransformationArgs): pulumi.Resour
   return { props: { ...props, metadata }, opts: args.opts };
 }
 
-export class ControlPlane extends pulumi.ComponentResource {
-  /** Meta-cluster namespace of the masters. */
+/** The outputs are ControlPlaneOutputs (control-plane-outputs.ts), where each is described. */
+export class ControlPlane extends pulumi.ComponentResource implements Outputs<ControlPlaneOutputs> {
   readonly namespace: pulumi.Output<string>;
-  /** URL of the business cluster's apiserver, as users and workers reach it. */
   readonly endpoint: pulumi.Output<string>;
-  /** URL inside the meta-cluster (the apiserver Service's DNS name). */
   readonly internalEndpoint: pulumi.Output<string>;
-  /** PEM of the business cluster's CA. */
   readonly caCertificate: pulumi.Output<string>;
-  /** PEM key of the cluster CA; a secret. Workers' kubelet certificates are signed with it. */
-  readonly caPrivateKey: pulumi.Output<string>;
-  /** Kubeconfig of `kubernetes-admin` (group system:masters) for `endpoint`; a secret. */
+  readonly caSecret: pulumi.Output<CaSecretReference>;
   readonly adminKubeconfig: pulumi.Output<string>;
-  /** Name of the Secret (in `namespace`) holding `kubeconfig` and `kubeconfig-internal`. */
   readonly adminKubeconfigSecret: pulumi.Output<string>;
-  /** The Kubernetes version the masters run once this update completes. */
   readonly version: pulumi.Output<string>;
-  /** Earliest expiry of the leaf certificates (RFC 3339). */
   readonly certificatesExpireAt: pulumi.Output<string>;
+  /** PEM key of the cluster CA; a secret, not an output. Workers' kubelet certificates are signed with it. */
+  readonly caPrivateKey: pulumi.Output<string>;
   readonly pki: ClusterPki;
 
   constructor(name: string, args: ControlPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -218,7 +214,7 @@ export class ControlPlane extends pulumi.ComponentResource {
       // are gone (docs/architecture.md, "Upgrade order").
       { parent: this, dependsOn: [etcd.rollout] },
     );
-    new ControllerManager(
+    const controllerManager = new ControllerManager(
       `${name}-controller-manager`,
       {
         cluster: ctx,
@@ -260,19 +256,13 @@ export class ControlPlane extends pulumi.ComponentResource {
     this.internalEndpoint = pulumi.output(internalUrl);
     this.caCertificate = pki.clusterCa.certPem;
     this.caPrivateKey = pulumi.secret(pki.clusterCa.keyPem);
+    // The operator finds the CA through this output (recorded in the Cluster's status), not by
+    // the name of the component's Secret.
+    this.caSecret = controllerManager.caSecret;
     this.adminKubeconfig = pulumi.secret(adminKubeconfig);
     this.adminKubeconfigSecret = pulumi.output(names.adminKubeconfig);
     this.version = pulumi.output(spec.kubernetesVersion);
     this.certificatesExpireAt = pki.certificatesExpireAt;
-    this.registerOutputs({
-      namespace: this.namespace,
-      endpoint: this.endpoint,
-      internalEndpoint: this.internalEndpoint,
-      caCertificate: this.caCertificate,
-      adminKubeconfig: this.adminKubeconfig,
-      adminKubeconfigSecret: this.adminKubeconfigSecret,
-      version: this.version,
-      certificatesExpireAt: this.certificatesExpireAt,
-    });
+    this.registerOutputs(controlPlaneOutputs(this));
   }
 }

@@ -4,6 +4,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import type { CaSecretReference } from "../api/v1alpha1";
 import { objectNames, renderFlags, type ClusterContext } from "./cluster-context";
 import { disruptionBudget, httpProbe, masterDeployment, masterSecret } from "./master-workload";
 import type { PemPair } from "./pki";
@@ -19,6 +20,9 @@ export interface ControllerManagerArgs {
 }
 
 const PKI = "/etc/kubernetes/pki";
+/** The cluster CA's files in the controller-manager's Secret (kubeadm's names). */
+const CA_CERT = "ca.crt";
+const CA_KEY = "ca.key";
 export const CONTROLLER_MANAGER_PORT = 10257;
 
 export function controllerManagerFlags(ctx: ClusterContext): string[] {
@@ -32,9 +36,9 @@ export function controllerManagerFlags(ctx: ClusterContext): string[] {
       "secure-port": String(CONTROLLER_MANAGER_PORT),
       "leader-elect": "true",
       "cluster-name": ctx.name,
-      "cluster-signing-cert-file": `${PKI}/ca.crt`,
-      "cluster-signing-key-file": `${PKI}/ca.key`,
-      "root-ca-file": `${PKI}/ca.crt`,
+      "cluster-signing-cert-file": `${PKI}/${CA_CERT}`,
+      "cluster-signing-key-file": `${PKI}/${CA_KEY}`,
+      "root-ca-file": `${PKI}/${CA_CERT}`,
       "requestheader-client-ca-file": `${PKI}/front-proxy-ca.crt`,
       "service-account-private-key-file": `${PKI}/sa.key`,
       "use-service-account-credentials": "true",
@@ -51,6 +55,8 @@ export function controllerManagerFlags(ctx: ClusterContext): string[] {
 
 export class ControllerManager extends pulumi.ComponentResource {
   readonly deployment: k8s.apps.v1.Deployment;
+  /** Where the cluster CA's certificate and private key are: this component's Secret. */
+  readonly caSecret: pulumi.Output<CaSecretReference>;
 
   constructor(name: string, args: ControllerManagerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("kube-on-kube:masters:ControllerManager", name, {}, opts);
@@ -60,8 +66,8 @@ export class ControllerManager extends pulumi.ComponentResource {
     const child = { parent: this };
 
     const files = {
-      "ca.crt": args.clusterCa.certPem,
-      "ca.key": args.clusterCa.keyPem,
+      [CA_CERT]: args.clusterCa.certPem,
+      [CA_KEY]: args.clusterCa.keyPem,
       "front-proxy-ca.crt": args.frontProxyCa,
       "sa.key": args.serviceAccountPrivateKey,
       kubeconfig: args.kubeconfig,
@@ -89,6 +95,10 @@ export class ControllerManager extends pulumi.ComponentResource {
       { parent: this, dependsOn: [secret] },
     );
     disruptionBudget(`${name}-pdb`, ctx, names.controllerManager, "kube-controller-manager", child);
-    this.registerOutputs({});
+    // From the Secret's own outputs: known only once the Secret is written.
+    this.caSecret = pulumi
+      .all([secret.metadata.namespace, secret.metadata.name])
+      .apply(([namespace, secretName]) => ({ namespace, name: secretName, certificateKey: CA_CERT, privateKeyKey: CA_KEY }));
+    this.registerOutputs({ caSecret: this.caSecret });
   }
 }

@@ -5,10 +5,7 @@
  * its informer here and one `register.ts` beside its reconciler.
  */
 import * as k8s from "@kubernetes/client-node";
-import { API_GROUP, API_VERSION, type ResolvedAdminPolicy } from "../api/v1alpha1";
-import type { ClusterObject } from "./cluster/reconciler";
-import type { MachineObject } from "./machine/context";
-import type { PackageVersionObject } from "./packageversion/reconciler";
+import { API_GROUP, API_VERSION, type ClusterObject, type MachineObject, type PackageVersionObject, type ResolvedAdminPolicy } from "../api/v1alpha1";
 import type { EventRecorder } from "../runtime/events";
 import { listInPages, ResilientInformer } from "../runtime/informer";
 import type { KnownSecrets } from "../runtime/known-secrets";

@@ -17,13 +17,11 @@
  *
  * Events, Leases and the kube-on-kube kinds are not matched: RBAC alone bounds them.
  */
-type Json = Record<string, unknown>;
+// The label every masters' namespace carries, and the names the operator may write an admin
+// kubeconfig copy under outside masters' namespaces: derived in the api, nowhere else.
+import { ADMIN_KUBECONFIG_SUFFIX, MANAGED_BY as MANAGED_BY_VALUE, MANAGED_BY_LABEL } from "../api/v1alpha1";
 
-/** The label every masters' namespace carries (with `kubeonkube.io/cluster-uid`). */
-export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
-export const MANAGED_BY_VALUE = "kube-on-kube";
-/** Names the operator may write an admin kubeconfig copy under, outside masters' namespaces. */
-export const KUBECONFIG_COPY_SUFFIX = "-admin-kubeconfig";
+type Json = Record<string, unknown>;
 
 /** Namespaced kinds whose writes the policy confines. Wider than what RBAC grants, on purpose. */
 export const CONFINED_RESOURCES: ReadonlyArray<{ readonly group: string; readonly resources: readonly string[] }> = [
@@ -72,7 +70,7 @@ export function operatorAdmissionPolicy(options: { namespace: string; serviceAcc
           {
             name: "isKubeconfigCopy",
             expression:
-              `request.resource.group == '' && request.resource.resource == 'secrets' && request.name.endsWith(${cel(KUBECONFIG_COPY_SUFFIX)}) && ` +
+              `request.resource.group == '' && request.resource.resource == 'secrets' && request.name.endsWith(${cel(ADMIN_KUBECONFIG_SUFFIX)}) && ` +
               `(request.operation == 'DELETE' || (has(object.type) && object.type == 'Opaque'))`,
           },
         ],
@@ -86,7 +84,7 @@ export function operatorAdmissionPolicy(options: { namespace: string; serviceAcc
             expression: `(${isNamespace}) || (!variables.inProtectedNamespace && (variables.inMastersNamespace || variables.isKubeconfigCopy))`,
             messageExpression:
               `'kube-on-kube operator: ' + request.operation + ' of ' + request.resource.resource + ' ' + request.namespace + '/' + request.name + ` +
-              `' refused: it writes only in the namespaces of hosted masters (labelled ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}) and Opaque Secrets named *${KUBECONFIG_COPY_SUFFIX} next to a Cluster'`,
+              `' refused: it writes only in the namespaces of hosted masters (labelled ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}) and Opaque Secrets named *${ADMIN_KUBECONFIG_SUFFIX} next to a Cluster'`,
             reason: "Forbidden",
           },
         ],

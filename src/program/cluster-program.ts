@@ -7,6 +7,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterSpec } from "../api/v1alpha1";
 import { ControlPlane, PATCH_FORCE_ANNOTATION, type ControlPlaneArgs } from "../components/control-plane";
+import { controlPlaneOutputs, type ControlPlaneOutputs, type Outputs } from "../components/control-plane-outputs";
 
 export interface ClusterProgramArgs {
   /** The business cluster's name (the ControlPlane's name). */
@@ -31,19 +32,15 @@ export interface ClusterProgramArgs {
   readonly adminKubeconfigCopy?: { readonly namespace: string; readonly name: string };
 }
 
-export interface ClusterProgramOutputs {
-  readonly namespace: pulumi.Output<string>;
-  readonly endpoint: pulumi.Output<string>;
-  readonly internalEndpoint: pulumi.Output<string>;
-  readonly caCertificate: pulumi.Output<string>;
-  readonly adminKubeconfig: pulumi.Output<string>;
-  readonly adminKubeconfigSecret: pulumi.Output<string>;
-  readonly version: pulumi.Output<string>;
+/** ControlPlane's outputs (ControlPlaneOutputs), and what the program adds to them. */
+export type ClusterProgramOutputs = Outputs<ControlPlaneOutputs> & {
   readonly etcdVersion: pulumi.Output<string>;
-  readonly certificatesExpireAt: pulumi.Output<string>;
   /** Name of the copy of the admin kubeconfig Secret, when one was asked for. */
   readonly adminKubeconfigCopy?: pulumi.Output<string>;
-}
+};
+
+/** A Cluster stack's outputs once applied, as plain values (what the operator reads back). */
+export type ClusterProgramValues = ControlPlaneOutputs & { readonly etcdVersion: string; readonly adminKubeconfigCopy?: string };
 
 export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs {
   const metaCluster = new k8s.Provider("meta-cluster", {
@@ -87,15 +84,8 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
       )
     : undefined;
   return {
+    ...controlPlaneOutputs(cp),
     adminKubeconfigCopy: copy?.metadata.name,
-    namespace: cp.namespace,
-    endpoint: cp.endpoint,
-    internalEndpoint: cp.internalEndpoint,
-    caCertificate: cp.caCertificate,
-    adminKubeconfig: cp.adminKubeconfig,
-    adminKubeconfigSecret: cp.adminKubeconfigSecret,
-    version: cp.version,
     etcdVersion: pulumi.output(args.spec.etcd.version),
-    certificatesExpireAt: cp.certificatesExpireAt,
   };
 }

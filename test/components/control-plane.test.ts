@@ -301,6 +301,18 @@ describe("ControlPlane outputs and secrets", () => {
     expect(server("prod-a-controller-manager-certs")).toBe("https://prod-a-apiserver.kok-prod-a.svc:6443");
     expect(server("prod-a-scheduler-kubeconfig")).toBe("https://prod-a-apiserver.kok-prod-a.svc:6443");
   });
+
+  it("names where the CA pair is (the operator's only way to find it) and that Secret holds it under those keys", async () => {
+    const cp = await deploy("prod-a", { spec: standardSpec(), namespace: "kok-prod-a" });
+    const ref = await valueOf(cp.caSecret);
+    expect(ref).toEqual({ namespace: "kok-prod-a", name: "prod-a-controller-manager-certs", certificateKey: "ca.crt", privateKeyKey: "ca.key" });
+    expect(await isSecretOutput(cp.caSecret)).toBe(false);
+    const secret = byObjectName(K.secret, ref.name);
+    expect(secret.metadata.namespace).toBe(ref.namespace);
+    const data = plain<Obj>(secret.stringData);
+    expect(data[ref.certificateKey]).toBe(await valueOf(cp.caCertificate));
+    expect(data[ref.privateKeyKey]).toBe(await valueOf(cp.caPrivateKey));
+  });
 });
 
 describe("ControlPlane on bad input", () => {

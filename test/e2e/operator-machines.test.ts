@@ -293,8 +293,11 @@ describe("the operator installs, repairs and gray-releases Machines", () => {
   });
 
   it("never shows a secret in logs, status, events or the state", async () => {
-    const masters = json<{ data: Record<string, string> }>("-n", mastersNamespaceOf({ metadata: { namespace: "fleet", name: "biz" } }), "get", "secret", "biz-controller-manager-certs");
-    const caKey = Buffer.from(masters.data["ca.key"], "base64").toString("utf8");
+    // The CA the Machines were signed with: where the Cluster's status says (its stack's output).
+    const ref = json<{ status: { caSecretRef?: { namespace: string; name: string; privateKeyKey: string } } }>("-n", "fleet", "get", "cluster", "biz").status.caSecretRef;
+    expect(ref).toEqual({ namespace: mastersNamespaceOf({ metadata: { namespace: "fleet", name: "biz" } }), name: "biz-controller-manager-certs", certificateKey: "ca.crt", privateKeyKey: "ca.key" });
+    const masters = json<{ data: Record<string, string> }>("-n", ref!.namespace, "get", "secret", ref!.name);
+    const caKey = Buffer.from(masters.data[ref!.privateKeyKey], "base64").toString("utf8");
     const body = (pem: string) => pem.split("\n").filter((l) => l && !l.startsWith("-----")).join("");
     const secrets = [PASSPHRASE, ...fleet.hosts.map((h) => body(h.privateKey).slice(0, 40)), body(caKey).slice(0, 40)];
     const statuses = kubectl("-n", "fleet", "get", "machines,clusterpackageversions,clusters", "-o", "json");

@@ -18,8 +18,8 @@ import { objectNames } from "../../src/components/cluster-context";
 import { trustedKubeconfig } from "../../src/components/trusted-kubeconfig";
 import { workerNodeProblems } from "../../src/components/worker-node";
 import { drainScript } from "../../src/host/scripts/kubectl";
-import { mastersNamespaceOf, type ClusterObject } from "../../src/controllers/cluster/reconciler";
-import { caSecretOf, machineCatalog, machineSecrets, type MachineDependencies, type MachineObject } from "../../src/controllers/machine/context";
+import { caSecretOf, mastersNamespaceOf, type ClusterObject, type MachineObject } from "../../src/api/v1alpha1";
+import { machineCatalog, machineSecrets, type MachineDependencies } from "../../src/controllers/machine/context";
 import { BusinessNodeWatches } from "../../src/controllers/machine/node-health";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 import { TOOLCHAIN_DIR } from "../support/engine";
@@ -29,6 +29,8 @@ import { machine } from "../support/worker-fixtures";
 let apiserver: TestApiserver;
 let core: CoreV1Api;
 let clean: string;
+/** The apiserver's CA (PEM): the CA of the clean kubeconfig, so the CA Secret must hold it. */
+let caPem: string;
 let markers: string;
 let token: string;
 
@@ -56,7 +58,8 @@ beforeAll(async () => {
   const kc = apiserver.kubeConfig();
   core = kc.makeApiClient(CoreV1Api);
   token = kc.getCurrentUser()!.token!;
-  clean = tokenKubeconfig(apiserver.url, readFileSync(kc.getCurrentCluster()!.caFile!, "utf8"), token);
+  caPem = readFileSync(kc.getCurrentCluster()!.caFile!, "utf8");
+  clean = tokenKubeconfig(apiserver.url, caPem, token);
   markers = mkdtempSync(path.join(tmpdir(), "kok-exec-markers-"));
 });
 afterAll(async () => {
@@ -138,7 +141,7 @@ describe("the Machine context", () => {
     await putSecret("fleet", "prod-a-admin-kubeconfig", { kubeconfig: hostile("tenant-copy") });
     await putSecret("fleet", "planted", { kubeconfig: hostile("planted") });
     const ca = caSecretOf(cluster, mastersNamespaceOf(cluster));
-    await putSecret(ca.namespace, ca.name, { "ca.crt": pem("CERTIFICATE", "ca"), "ca.key": pem("EC PRIVATE KEY", "test-only-ca-key") });
+    await putSecret(ca.namespace, ca.name, { [ca.certificateKey]: caPem, [ca.privateKeyKey]: pem("EC PRIVATE KEY", "test-only-ca-key") });
   });
 
   it("reads the masters' namespace Secret, never the tenant's copy nor the one its status names", async () => {
@@ -166,5 +169,18 @@ describe("the Machine context", () => {
     expect(ctx).toMatchObject({ waiting: true, reason: "UntrustedKubeconfig" });
     expect((ctx as { message: string }).message).toContain("users[0].user.exec is not allowed");
     expect(existsSync(path.join(markers, "masters"))).toBe(false);
+  });
+
+  it("refuses a CA reference in the status that leaves the masters' namespace, reading nothing there", async () => {
+    await putSecret(admin.namespace, admin.name, { kubeconfig: clean });
+    await core.createNamespace({ body: { metadata: { name: "planted-ca" } } });
+    await putSecret("planted-ca", "ca", { "ca.crt": caPem, "ca.key": pem("EC PRIVATE KEY", "test-only-planted-key") });
+    const planted = { ...cluster, status: { ...cluster.status, caSecretRef: { namespace: "planted-ca", name: "ca", certificateKey: "ca.crt", privateKeyKey: "ca.key" } } };
+    const withPlanted: MachineDependencies = { ...deps, cluster: () => planted };
+    const catalog = machineCatalog(machineObject, withPlanted);
+    if ("waiting" in catalog) throw new Error(catalog.message);
+    const ctx = await machineSecrets(machineObject, catalog, withPlanted);
+    expect(ctx).toMatchObject({ waiting: true, reason: "UntrustedCaReference" });
+    expect(reads.filter((r) => r.startsWith("planted-ca/"))).toEqual([]);
   });
 });

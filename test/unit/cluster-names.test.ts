@@ -7,8 +7,8 @@
  * test/integration/stack-runner.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterStatus } from "../../src/api/v1alpha1";
-import { ClusterReconciler, type ClusterObject, type ClusterStacks } from "../../src/controllers/cluster/reconciler";
+import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterObject, type ClusterStatus } from "../../src/api/v1alpha1";
+import { ClusterReconciler, type ClusterStacks } from "../../src/controllers/cluster/reconciler";
 import { TerminalError } from "../../src/runtime/controller";
 import { decideLegacyStack } from "../../src/controllers/legacy-stacks";
 import type { StateResource } from "../../src/runtime/stack-runner";

@@ -4,8 +4,8 @@
  * no-op resync, drift, upgrade preview, failure, deletion, and what the metrics hooks are told.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterStatus } from "../../src/api/v1alpha1";
-import { CLUSTER_FINALIZER, ClusterReconciler, describeChanges, type ClusterObject, type ClusterReconcilerOptions, type ClusterStacks } from "../../src/controllers/cluster/reconciler";
+import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterObject, type ClusterStatus } from "../../src/api/v1alpha1";
+import { CLUSTER_FINALIZER, ClusterReconciler, describeChanges, type ClusterReconcilerOptions, type ClusterStacks } from "../../src/controllers/cluster/reconciler";
 import { TerminalError } from "../../src/runtime/controller";
 import { StackOperationError, type OperationProgress, type StateResource } from "../../src/runtime/stack-runner";
 import { minimalSpec } from "../support/specs";
@@ -62,6 +62,7 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
           certificatesExpireAt: { value: "2027-11-25T12:00:00Z", secret: false },
           adminKubeconfigCopy: { value: "dev-admin-kubeconfig", secret: false },
           adminKubeconfig: { value: "apiVersion: v1", secret: true },
+          caSecret: { value: { namespace: MASTERS, name: "dev-controller-manager-certs", certificateKey: "ca.crt", privateKeyKey: "ca.key" }, secret: false },
         },
       };
     },
@@ -207,6 +208,8 @@ describe("ClusterReconciler", () => {
       endpoint: "https://dev-apiserver.fleet-dev.svc:6443",
       version: "v1.36.3",
       adminKubeconfigSecret: "dev-admin-kubeconfig",
+      // Where Machines find the cluster CA: the stack's output, recorded as it came.
+      caSecretRef: { namespace: MASTERS, name: "dev-controller-manager-certs", certificateKey: "ca.crt", privateKeyKey: "ca.key" },
       lastOperation: { kind: "up", result: "succeeded", changes: { create: 30 } },
     });
     expect(h.condition("Ready")).toMatchObject({ status: "True", observedGeneration: 1 });

@@ -5,19 +5,17 @@
  * health checks that start no engine, drift → reinstall once, repair, short-circuit, deletion.
  */
 import { describe, expect, it } from "vitest";
-import { mastersNamespaceOf, type MachineStatus } from "../../src/api/v1alpha1";
+import { mastersNamespaceOf, type ClusterObject, type MachineObject, type MachineStatus, type PackageVersionObject } from "../../src/api/v1alpha1";
 import { parse } from "yaml";
-import type { ClusterObject } from "../../src/controllers/cluster/reconciler";
 import { TerminalError } from "../../src/runtime/controller";
 import type { ProbeResult } from "../../src/host/host-probe";
-import type { MachineObject, PackageVersionObject } from "../../src/controllers/machine/context";
 import { MACHINE_FINALIZER, MachineReconciler, type MachineStacks } from "../../src/controllers/machine/reconciler";
 import type { NodeView } from "../../src/controllers/machine/node-health";
 import { packagesRevision } from "../../src/controllers/packageversion/revision";
 import { mastersNamespaceFor } from "../../src/controllers/cluster/masters-namespace";
 import { DEFAULT_REMEDIATION_POLICY } from "../../src/controllers/machine/remediation";
 import { StackOperationError, type StateResource } from "../../src/runtime/stack-runner";
-import { cleanKubeconfig, execEntry, withFields } from "../support/kubeconfigs";
+import { cleanKubeconfig, execEntry, TEST_CA, withFields } from "../support/kubeconfigs";
 import { machine as machineSpec, packages } from "../support/worker-fixtures";
 
 const MASTERS = mastersNamespaceOf({ metadata: { name: "prod-a", namespace: "fleet" } });
@@ -27,6 +25,7 @@ const EXEC_MARKER = "/nonexistent/kok-unit-exec-marker";
 const HOSTILE = withFields(ADMIN, "user", { exec: execEntry(EXEC_MARKER) });
 const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nunit-test-secret-key\n-----END OPENSSH PRIVATE KEY-----";
 const CA_KEY = "-----BEGIN EC PRIVATE KEY-----\nunit-test-ca-key\n-----END EC PRIVATE KEY-----";
+const CA_REF = { namespace: MASTERS, name: "prod-a-cluster-ca", certificateKey: "tls.crt", privateKeyKey: "tls.key" };
 
 function harness() {
   let time = Date.parse("2026-11-25T12:00:00Z");
@@ -35,7 +34,8 @@ function harness() {
   const cpvs = new Map<string, PackageVersionObject>();
   const secrets = new Map<string, Record<string, string>>([
     ["fleet/worker-ssh", { privateKey: PRIVATE_KEY }],
-    [`${MASTERS}/prod-a-controller-manager-certs`, { "ca.crt": "CA CERT", "ca.key": CA_KEY }],
+    // The CA where the Cluster's status says it is (CA_REF), not under a name the operator derives.
+    [`${MASTERS}/prod-a-cluster-ca`, { "tls.crt": TEST_CA, "tls.key": CA_KEY }],
     // The stack's Secret in the masters' namespace, and the tenant's copy (never read back).
     [`${MASTERS}/prod-a-admin-kubeconfig`, { kubeconfig: ADMIN }],
     ["fleet/prod-a-admin-kubeconfig", { kubeconfig: HOSTILE }],
@@ -122,7 +122,7 @@ function harness() {
       kind: "Cluster",
       metadata: { name: "prod-a", namespace: "fleet", uid: "uid-of-prod-a" },
       spec: {} as ClusterObject["spec"],
-      status: { phase: "Ready", endpoint: "https://127.0.0.1:30443", adminKubeconfigSecret: "prod-a-admin-kubeconfig" },
+      status: { phase: "Ready", endpoint: "https://127.0.0.1:30443", adminKubeconfigSecret: "prod-a-admin-kubeconfig", caSecretRef: CA_REF },
     });
   return { reconciler, machines, clusters, cpvs, secrets, secretReads, watched, events, ups, engine, states, namespaceLabels, nodes, probes, hostCalls, put, readyCluster, current, advance: (ms: number) => (time += ms), now: () => new Date(time) };
 }
@@ -329,8 +329,10 @@ describe("MachineReconciler", () => {
   it("reads the cluster CA and admin kubeconfig from the legacy masters' namespace of a migrated Cluster, only when it carries the Cluster's UID", async () => {
     const h = harness();
     h.readyCluster();
-    h.secrets.set("fleet-prod-a/prod-a-controller-manager-certs", { "ca.crt": "LEGACY CA CERT", "ca.key": CA_KEY });
-    h.secrets.delete(`${MASTERS}/prod-a-controller-manager-certs`);
+    // Last applied before status.caSecretRef: the CA is where ControlPlane kept it then.
+    const cluster = h.clusters.get("fleet/prod-a")!;
+    h.clusters.set("fleet/prod-a", { ...cluster, status: { ...cluster.status, caSecretRef: undefined } });
+    h.secrets.set("fleet-prod-a/prod-a-controller-manager-certs", { "ca.crt": TEST_CA, "ca.key": CA_KEY });
     // The admin kubeconfig moves with the masters: read from the same (legacy) namespace.
     h.secrets.set("fleet-prod-a/prod-a-admin-kubeconfig", h.secrets.get(`${MASTERS}/prod-a-admin-kubeconfig`)!);
     h.secrets.delete(`${MASTERS}/prod-a-admin-kubeconfig`);

@@ -4,7 +4,7 @@
  * The rollout decisions themselves are tested in package-rollout.test.ts.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import type { ClusterPackageVersionStatus } from "../../src/api/v1alpha1";
+import type { ClusterPackageVersionStatus, PackageVersionObject } from "../../src/api/v1alpha1";
 import { TerminalError } from "../../src/runtime/controller";
 import { ROLLED_BACK_FROM_ANNOTATION } from "../../src/controllers/packageversion/rollout";
 import { PACKAGES_ADMITTED_AT_ANNOTATION, PACKAGES_REVISION_ANNOTATION } from "../../src/controllers/packageversion/revision";
@@ -12,7 +12,6 @@ import {
   packageVersionKeyOf,
   PackageVersionReconciler,
   type PackageVersionMachine,
-  type PackageVersionObject,
   type RolloutProgress,
 } from "../../src/controllers/packageversion/reconciler";
 import { cpvOf, host, P0, P1, R0, R1, START, type Host } from "../support/rollout-world";

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import type { ClusterObject } from "../../src/controllers/cluster/reconciler";
-import type { MachineObject } from "../../src/controllers/machine/context";
+import type { ClusterObject, MachineObject } from "../../src/api/v1alpha1";
 import { clusterChangedForMachines, machineChanged, machinesOfCatalogKey, machinesOfClusterKey } from "../../src/controllers/machine/register";
 import { catalogsOfMachineChange } from "../../src/controllers/packageversion/register";
 import { PACKAGES_REVISION_ANNOTATION } from "../../src/controllers/packageversion/revision";

@@ -4,10 +4,18 @@
  * a TerminalError (no retry), and no engine call.
  */
 import { describe, expect, it } from "vitest";
-import { resolveAdminPolicy, type ClusterSpec, type ClusterStatus, type MachineSpec, type MachineStatus } from "../../src/api/v1alpha1";
-import { ClusterReconciler, type ClusterObject } from "../../src/controllers/cluster/reconciler";
+import {
+  resolveAdminPolicy,
+  type ClusterObject,
+  type ClusterSpec,
+  type ClusterStatus,
+  type MachineObject,
+  type MachineSpec,
+  type MachineStatus,
+  type PackageVersionObject,
+} from "../../src/api/v1alpha1";
+import { ClusterReconciler } from "../../src/controllers/cluster/reconciler";
 import { TerminalError } from "../../src/runtime/controller";
-import type { MachineObject, PackageVersionObject } from "../../src/controllers/machine/context";
 import { MachineReconciler } from "../../src/controllers/machine/reconciler";
 import { devAdminPolicy } from "../../src/dev/dev-policy";
 import { HOST_KEY, machine, packages, sha } from "../support/worker-fixtures";

@@ -229,6 +229,24 @@ export const ClusterPhase = StringEnum([
 ] as const);
 export type ClusterPhase = Static<typeof ClusterPhase>;
 
+/** A key of a Secret's data, as Kubernetes allows it. */
+const SECRET_KEY = { minLength: 1, maxLength: 253, pattern: "^[-._a-zA-Z0-9]+$" } as const;
+
+/**
+ * Where the Cluster's stack keeps the cluster CA: a Secret in the masters' namespace and the keys
+ * of its certificate and private key. A reference only; the key itself never leaves the Secret.
+ */
+export const CaSecretReference = Type.Object(
+  {
+    namespace: Type.String({ maxLength: 63, description: "The masters' namespace; the operator refuses any other." }),
+    name: Type.String({ maxLength: 253 }),
+    certificateKey: Type.String({ ...SECRET_KEY, description: "Key of the CA certificate (PEM)." }),
+    privateKeyKey: Type.String({ ...SECRET_KEY, description: "Key of the CA private key (PEM)." }),
+  },
+  { additionalProperties: false, description: "The Secret that holds the cluster CA, which signs the kubelet certificates of Machines." },
+);
+export type CaSecretReference = Static<typeof CaSecretReference>;
+
 export const ClusterStatus = Type.Object(
   {
     phase: Type.Optional(ClusterPhase),
@@ -238,6 +256,7 @@ export const ClusterStatus = Type.Object(
     version: Type.Optional(Type.String()),
     certificatesExpireAt: Type.Optional(Type.String({ format: "date-time" })),
     adminKubeconfigSecret: Type.Optional(Type.String()),
+    caSecretRef: Type.Optional(CaSecretReference),
     lastOperation: Type.Optional(LastOperation),
   },
   { additionalProperties: false },

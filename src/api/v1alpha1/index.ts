@@ -15,3 +15,4 @@ export * from "./name-limits";
 export * from "./quantity";
 export * from "./admin-policy";
 export * from "./policy-checks";
+export * from "./objects";

@@ -7,6 +7,9 @@
  *   pair back: two objects never share a stack. Pulumi accepts `[A-Za-z0-9_.-]` and at most 100
  *   characters in a stack name (pulumi `sdk/go/common/tokens/stack_name.go`, ParseStackName), and
  *   the URNs of every resource carry it; name-limits.ts keeps names within that.
+ * - Secrets: the admin kubeconfig `<name>-admin-kubeconfig`, in the masters' namespace (the stack's,
+ *   the one the operator reads) and next to the Cluster (a copy for its users, never read back);
+ *   the cluster CA wherever the Cluster's status says, inside its masters' namespace only.
  * - Masters' namespace: `kok-<namespace>-<name>-<10 hex of sha256("<namespace>/<name>")>`, the
  *   readable parts shortened so the whole stays a DNS label of at most 63 characters. It always
  *   starts with `kok-` and ends with the hash: never `kube-system`, `default`, a tenant's own
@@ -14,6 +17,7 @@
  *   the same readable prefix, and the ownership label (MASTERS_CLUSTER_UID_LABEL) refuses it anyway.
  */
 import { createHash } from "node:crypto";
+import type { CaSecretReference } from "./cluster";
 
 /** What a name is derived from: the object's own namespace and name. */
 export interface ObjectKey {
@@ -85,4 +89,48 @@ export function mastersNamespaceLabels(o: { readonly metadata: ObjectKey & { rea
     [MASTERS_CLUSTER_NAMESPACE_LABEL]: o.metadata.namespace,
     ...(o.metadata.uid ? { [MASTERS_CLUSTER_UID_LABEL]: o.metadata.uid } : {}),
   };
+}
+
+/** What every admin kubeconfig Secret's name ends with: the stack's and the copy next to the Cluster. */
+export const ADMIN_KUBECONFIG_SUFFIX = "-admin-kubeconfig";
+
+/** The name of a cluster's admin kubeconfig Secret; ControlPlane writes it (cluster-context.ts objectNames). */
+export const adminKubeconfigSecretName = (cluster: string): string => `${cluster}${ADMIN_KUBECONFIG_SUFFIX}`;
+
+/**
+ * The Secret the Cluster's stack writes the admin kubeconfig to, and its key: `kubeconfig` reaches
+ * the apiserver at the Cluster's endpoint, as the operator does (`kubeconfig-internal` names the
+ * Service inside the meta-cluster, which an operator outside it cannot resolve).
+ */
+export const adminKubeconfigSecretOf = (o: WithKey, mastersNamespace: string) => ({
+  namespace: mastersNamespace,
+  name: adminKubeconfigSecretName(o.metadata.name),
+  key: "kubeconfig",
+});
+
+/** The copy of the admin kubeconfig next to the Cluster, for its users; the tenant's to edit, never read back. */
+export const adminKubeconfigCopyOf = (o: WithKey): ObjectKey => ({ namespace: o.metadata.namespace, name: adminKubeconfigSecretName(o.metadata.name) });
+
+/**
+ * Where a Cluster's CA is: the reference its stack output and the operator recorded in
+ * `status.caSecretRef`. A Cluster whose status predates that field (last applied by an older
+ * operator, unchanged since) falls back to the Secret ControlPlane kept the CA in then, so it
+ * keeps working until its next update records the reference. Check it with caSecretRefProblem
+ * before reading it.
+ */
+export function caSecretOf(cluster: WithKey & { readonly status?: { readonly caSecretRef?: CaSecretReference } }, mastersNamespace: string): CaSecretReference {
+  return cluster.status?.caSecretRef ?? { namespace: mastersNamespace, name: `${cluster.metadata.name}-controller-manager-certs`, certificateKey: "ca.crt", privateKeyKey: "ca.key" };
+}
+
+/**
+ * Why the operator will not read a CA reference, or undefined. Only the Cluster's own masters'
+ * namespace is read: tenants are not granted `clusters/status`, but whoever could write it must
+ * still not make the operator sign kubelet certificates with another cluster's CA, nor read any
+ * Secret outside the namespace only this Cluster's stack writes.
+ */
+export function caSecretRefProblem(ref: CaSecretReference, mastersNamespace: string): string | undefined {
+  if (ref.namespace !== mastersNamespace) {
+    return `status.caSecretRef names Secret ${ref.namespace}/${ref.name}, outside the Cluster's masters' namespace ${mastersNamespace}; the operator reads the CA only there`;
+  }
+  return undefined;
 }

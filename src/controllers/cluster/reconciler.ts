@@ -19,6 +19,7 @@
  */
 import type { PulumiFn } from "@pulumi/pulumi/automation";
 import {
+  adminKubeconfigCopyOf,
   clusterNameProblems,
   clusterPolicyProblems,
   formatPolicyProblem,
@@ -28,14 +29,13 @@ import {
   kubernetesUpgradeProblems,
   mastersNamespaceLabels,
   mastersNamespaceOf,
-  stackNameOf,
   validateClusterSpec,
-  type ClusterSpec,
+  type ClusterObject,
   type ClusterStatus,
   type Condition,
   type LastOperation,
 } from "../../api/v1alpha1";
-import { clusterProgram } from "../../program/cluster-program";
+import { clusterProgram, type ClusterProgramValues } from "../../program/cluster-program";
 import { setCondition } from "../../runtime/conditions";
 import { trackOperation, type OperationTracker } from "../../runtime/operation-progress";
 import type { ClusterObjectsLocation } from "./live-fingerprint";
@@ -45,27 +45,6 @@ import type { OperationResult, PlannedChange, StackRunner } from "../../runtime/
 import { StackOperationError } from "../../runtime/stack-runner";
 
 export const CLUSTER_FINALIZER = "kubeonkube.io/cluster-stack";
-
-/** The metadata our reconcilers read and write, common to the three kinds. */
-export interface ReconciledMetadata {
-  readonly name: string;
-  readonly namespace: string;
-  readonly uid?: string;
-  readonly generation?: number;
-  readonly resourceVersion?: string;
-  readonly finalizers?: string[];
-}
-
-export interface ClusterObject {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly metadata: ReconciledMetadata & {
-    // client-node parses timestamps into Dates; a raw read keeps the string.
-    readonly deletionTimestamp?: Date;
-  };
-  readonly spec: ClusterSpec;
-  readonly status?: ClusterStatus;
-}
 
 /** Reads and writes Cluster objects; the implementation retries status writes on conflict. */
 export interface ClusterStore {
@@ -137,9 +116,6 @@ export interface ClusterReconcilerOptions {
   readonly policy?: ResolvedAdminPolicy;
 }
 
-/** The derived names live in the api (src/api/v1alpha1/names.ts); re-exported for the operator's callers. */
-export { mastersNamespaceOf, stackNameOf };
-
 /**
  * Where the objects of a Cluster's stack live (what its program creates and the fingerprint reads).
  * `mastersNamespace`: the placement's (a migrated stack keeps its legacy one); default the derived name.
@@ -148,7 +124,7 @@ export function objectsLocationOf(c: Pick<ClusterObject, "metadata">, mastersNam
   return {
     cluster: c.metadata.name,
     mastersNamespace,
-    adminKubeconfigCopy: { namespace: c.metadata.namespace, name: `${c.metadata.name}-admin-kubeconfig` },
+    adminKubeconfigCopy: adminKubeconfigCopyOf(c),
   };
 }
 
@@ -357,7 +333,8 @@ export class ClusterReconciler {
     await progress.stop();
     this.lastDriftCheck.set(key, this.now().getTime());
     if (opts.correctingDrift) this.hooks.driftCorrected?.();
-    const out = (k: string) => result.outputs[k]?.value as string | undefined;
+    // The outputs of clusterProgram, this operator's own program.
+    const out = <K extends keyof ClusterProgramValues>(k: K) => result.outputs[k]?.value as ClusterProgramValues[K] | undefined;
     const expiresAt = out("certificatesExpireAt");
     const renewBeforeMs = (cluster.spec.certificates?.renewBeforeDays ?? 30) * 86_400_000;
     const expiring = expiresAt !== undefined && new Date(expiresAt).getTime() - this.now().getTime() < renewBeforeMs;
@@ -371,6 +348,8 @@ export class ClusterReconciler {
         version: out("version"),
         certificatesExpireAt: expiresAt,
         adminKubeconfigSecret: out("adminKubeconfigCopy"),
+        // Where Machines read the cluster CA from (machine/context.ts): the stack's word, not a name we derive.
+        caSecretRef: out("caSecret"),
         lastOperation: { kind: "up", result: "succeeded", startedAt, finishedAt: this.now().toISOString(), changes: result.changes },
       },
       [

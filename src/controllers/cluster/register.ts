@@ -4,7 +4,7 @@
  * and on resyncs (the drift check); no other kind's change concerns a Cluster's masters.
  */
 import * as path from "node:path";
-import { legacyStackNameOf, stackNameOf, type ClusterStatus } from "../../api/v1alpha1";
+import { legacyStackNameOf, stackNameOf, type ClusterObject, type ClusterStatus } from "../../api/v1alpha1";
 import { CustomObjectStore } from "../../runtime/object-store";
 import { specOrLifecycleChanged } from "../../runtime/predicates";
 import { StackRunner } from "../../runtime/stack-runner";
@@ -13,7 +13,7 @@ import { LiveClusterObjects } from "./live-fingerprint";
 import type { ClusterMetrics } from "./metrics";
 import { MasterPods } from "./master-pods";
 import { namespaceLabelsReader } from "./masters-namespace";
-import { ClusterReconciler, type ClusterObject, type ClusterStore } from "./reconciler";
+import { ClusterReconciler, type ClusterStore } from "./reconciler";
 
 export interface ClusterControllerOptions {
   /** Drift and certificate metrics of Clusters. */

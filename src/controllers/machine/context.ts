@@ -7,31 +7,24 @@
  *
  * Every Secret of the cluster is read from the masters' namespace, which only the operator's
  * stacks write. The tenant's namespace holds a copy of the admin kubeconfig (written by the
- * Cluster program for the tenant to read); it is never read back, nor is a Secret name taken from
- * the Cluster's status (both are the tenant's to edit), and the kubeconfig is rebuilt from its
- * server, CA and client certificate only (trusted-kubeconfig.ts) before anything uses it.
+ * Cluster program for the tenant to read); it is never read back, and the kubeconfig is rebuilt
+ * from its server, CA and client certificate only (trusted-kubeconfig.ts) before anything uses it.
+ * The CA's Secret is the one the Cluster's status names (recorded from its stack's outputs), read
+ * only inside the masters' namespace, and its certificate must be the CA of that admin
+ * kubeconfig: the certificate goes onto the host, so no other Secret value may pass for it.
  */
-import type { MachineSpec, MachineStatus, WorkerPackages } from "../../api/v1alpha1";
-import type { PackageVersionObject } from "../packageversion/reconciler";
-import type { ClusterObject, ReconciledMetadata } from "../cluster/reconciler";
-import { objectNames } from "../../components/cluster-context";
+import {
+  adminKubeconfigSecretOf,
+  caSecretOf,
+  caSecretRefProblem,
+  type ClusterObject,
+  type MachineObject,
+  type PackageVersionObject,
+  type WorkerPackages,
+} from "../../api/v1alpha1";
 import { renderTrustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "../../components/trusted-kubeconfig";
 import { desiredPackages } from "../packageversion/rollout";
 import { packagesRevision } from "../packageversion/revision";
-
-export interface MachineObject {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly metadata: ReconciledMetadata & {
-    readonly annotations?: Record<string, string>;
-    readonly labels?: Record<string, string>;
-    readonly deletionTimestamp?: Date | string;
-  };
-  readonly spec: MachineSpec;
-  readonly status?: MachineStatus;
-}
-
-export type { PackageVersionObject } from "../packageversion/reconciler";
 
 /** Read access to what a Machine depends on. Clusters and catalogs come from informer caches. */
 export interface MachineDependencies {
@@ -42,20 +35,6 @@ export interface MachineDependencies {
   /** The meta-cluster namespace of a Cluster's masters (masters-namespace.ts, mastersNamespaceFor). */
   mastersNamespace(cluster: ClusterObject): Promise<string>;
 }
-
-/** The Secret keys the meta-cluster holds the cluster CA under (the controller-manager's Secret). */
-export const caSecretOf = (cluster: ClusterObject, mastersNamespace: string) => ({ namespace: mastersNamespace, name: `${cluster.metadata.name}-controller-manager-certs` });
-
-/**
- * The Secret ControlPlane writes the admin kubeconfig to, and its key: `kubeconfig` reaches the
- * apiserver at the Cluster's endpoint, as the operator does (`kubeconfig-internal` names the
- * Service inside the meta-cluster, which an operator outside it cannot resolve).
- */
-export const adminKubeconfigSecretOf = (cluster: ClusterObject, mastersNamespace: string) => ({
-  namespace: mastersNamespace,
-  name: objectNames(cluster.metadata.name).adminKubeconfig,
-  key: "kubeconfig",
-});
 
 /** Annotation with a per-machine install root (test hosts that share one filesystem). */
 export const INSTALL_ROOT_ANNOTATION = "kubeonkube.io/install-root";
@@ -126,8 +105,13 @@ export async function machineSecrets(machine: MachineObject, catalog: MachineCat
   }
   const mastersNamespace = await deps.mastersNamespace(catalog.cluster);
   const caRef = caSecretOf(catalog.cluster, mastersNamespace);
+  const refused = caSecretRefProblem(caRef, mastersNamespace);
+  if (refused) return wait("UntrustedCaReference", `Cluster ${ns}/${clusterName}: ${refused}; nothing runs until its stack records the reference again`);
+  const caAt = `Secret ${caRef.namespace}/${caRef.name}, keys ${caRef.certificateKey} and ${caRef.privateKeyKey}`;
   const ca = await deps.secret(caRef.namespace, caRef.name);
-  if (!ca?.["ca.crt"] || !ca["ca.key"]) return wait("WaitingForCluster", `the CA of Cluster ${ns}/${clusterName} (Secret ${caRef.namespace}/${caRef.name}) is not there yet`);
+  const caCertificate = ca?.[caRef.certificateKey];
+  const caPrivateKey = ca?.[caRef.privateKeyKey];
+  if (!caCertificate || !caPrivateKey) return wait("WaitingForCluster", `the CA of Cluster ${ns}/${clusterName} (${caAt}) is not there yet`);
   const adminRef = adminKubeconfigSecretOf(catalog.cluster, mastersNamespace);
   const adminAt = `Secret ${adminRef.namespace}/${adminRef.name}, key ${adminRef.key}`;
   const admin = (await deps.secret(adminRef.namespace, adminRef.name))?.[adminRef.key];
@@ -139,6 +123,11 @@ export async function machineSecrets(machine: MachineObject, catalog: MachineCat
     const parts = trustedKubeconfigParts(admin, what);
     adminKubeconfig = renderTrustedKubeconfig(parts);
     server = parts.server;
+    if (caCertificate.trim() !== parts.caCertPem.trim()) {
+      // Never quote either value: the one from the CA Secret may be anything the reference named.
+      const message = `the CA of Cluster ${ns}/${clusterName} (${caAt}) is not the CA of its admin kubeconfig (${adminAt})`;
+      return wait("UntrustedCaReference", `${message}; nothing runs until the stack of the Cluster writes them again`);
+    }
   } catch (error) {
     if (error instanceof UntrustedKubeconfigError) return wait("UntrustedKubeconfig", `${error.message}; nothing runs until the stack of the Cluster writes it again`);
     throw error;
@@ -152,7 +141,7 @@ export async function machineSecrets(machine: MachineObject, catalog: MachineCat
     packagesReason: catalog.packagesReason,
     packages,
     revision,
-    cluster: { endpoint: server, caCertificate: ca["ca.crt"], caPrivateKey: ca["ca.key"], adminKubeconfig },
+    cluster: { endpoint: server, caCertificate, caPrivateKey, adminKubeconfig },
     credentials: { privateKey: credentials.privateKey || undefined, password: credentials.password || undefined },
   };
 }

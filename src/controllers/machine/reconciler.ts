@@ -29,6 +29,7 @@ import {
   validateMachineSpec,
   validatePackages,
   type Condition,
+  type MachineObject,
   type MachineStatus,
   type ObservedVersions,
   type PackageName,
@@ -46,7 +47,6 @@ import {
   type MachineCatalog,
   type MachineContext,
   type MachineDependencies,
-  type MachineObject,
   type Waiting,
 } from "./context";
 import { adoptLegacyStack } from "../legacy-stacks";
@@ -104,9 +104,6 @@ export interface MachineReconcilerOptions {
   /** What the platform lets a Machine ask for (admin-policy.ts): SSH target ranges. Default the built-in policy. */
   readonly policy?: ResolvedAdminPolicy;
 }
-
-/** The derived name lives in the api (src/api/v1alpha1/names.ts): `<namespace>.<name>`. */
-export const machineStackName = stackNameOf;
 
 type ConditionInput = Omit<Condition, "lastTransitionTime" | "observedGeneration">;
 const WAIT_MS = 15_000;

@@ -8,7 +8,7 @@
  * - a change of its Node in the business cluster (a watch per business cluster, node-health.ts).
  */
 import * as path from "node:path";
-import { legacyStackNameOf, stackNameOf, type MachineStatus } from "../../api/v1alpha1";
+import { legacyStackNameOf, stackNameOf, type ClusterObject, type MachineObject, type MachineStatus, type PackageVersionObject } from "../../api/v1alpha1";
 import { HostProbe } from "../../host/host-probe";
 import { PLATFORM_SCOPE, secretValuesOf } from "../../runtime/known-secrets";
 import { watch } from "../../runtime/manager";
@@ -17,11 +17,8 @@ import { annotationChanged, changed, or, specOrLifecycleChanged } from "../../ru
 import { StackRunner } from "../../runtime/stack-runner";
 import type { WorkerDefaults } from "../../program/machine-program";
 import { mastersNamespaceFor, namespaceLabelsReader } from "../cluster/masters-namespace";
-import type { ClusterObject } from "../cluster/reconciler";
 import { MACHINES, type Cached, type ControllerContext, type Registered } from "../context";
 import { PACKAGES_REVISION_ANNOTATION } from "../packageversion/revision";
-import type { PackageVersionObject } from "../packageversion/reconciler";
-import type { MachineObject } from "./context";
 import type { FleetMetrics } from "./metrics";
 import { BusinessNodeWatches } from "./node-health";
 import { MachineReconciler, type MachineStore } from "./reconciler";

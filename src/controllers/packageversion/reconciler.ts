@@ -15,23 +15,13 @@ import {
   formatProblem,
   validateClusterPackageVersionSpec,
   type ClusterPackageVersionStatus,
+  type PackageVersionObject,
   type RolloutPhase,
 } from "../../api/v1alpha1";
 import { setCondition } from "../../runtime/conditions";
 import { TerminalError, type ReconcileResult } from "../../runtime/controller";
 import { splitKey } from "../../runtime/keys";
-import { annotationsOf, rolloutStep, type RolloutMachine, type RolloutPackageVersion } from "./rollout";
-
-export interface PackageVersionObject extends RolloutPackageVersion {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly metadata: RolloutPackageVersion["metadata"] & {
-    readonly namespace: string;
-    readonly uid?: string;
-    readonly resourceVersion?: string;
-    readonly deletionTimestamp?: Date | string;
-  };
-}
+import { annotationsOf, rolloutStep, type RolloutMachine } from "./rollout";
 
 /** A Machine as the store hands it over; any Machine object fits. */
 export interface PackageVersionMachine extends RolloutMachine {

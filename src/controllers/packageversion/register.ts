@@ -3,12 +3,11 @@
  * is woken by its own changes and by every change of a Machine that uses it, or used it until the
  * change (a Machine's status is the rollout's gate: installed, failed, Ready).
  */
-import type { ClusterPackageVersionStatus, MachineStatus } from "../../api/v1alpha1";
+import type { ClusterPackageVersionStatus, MachineObject, MachineStatus, PackageVersionObject } from "../../api/v1alpha1";
 import { watch } from "../../runtime/manager";
 import { CustomObjectStore } from "../../runtime/object-store";
 import { MACHINES, PACKAGE_VERSIONS, type Cached, type ControllerContext, type Registered } from "../context";
-import type { MachineObject } from "../machine/context";
-import { PackageVersionReconciler, packageVersionKeyOf, type PackageVersionObject } from "./reconciler";
+import { PackageVersionReconciler, packageVersionKeyOf } from "./reconciler";
 import { FleetMetrics } from "../machine/metrics";
 
 export interface PackageVersionControllerOptions {
