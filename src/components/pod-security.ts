@@ -14,27 +14,39 @@ import type { ResolvedClusterSpec } from "../api/v1alpha1";
  */
 export const MASTER_USER_ID = 65532;
 
-/** Pod-level: fsGroup makes mounted Secrets (mode 0400) group-readable and etcd's data volume writable. */
-export const MASTER_POD_SECURITY_CONTEXT: k8s.types.input.core.v1.PodSecurityContext = {
+/**
+ * The "restricted" Pod Security Standard as plain objects, for any Pod of ours: the masters here,
+ * and the operator's own Deployment (src/operator/install-manifests.ts).
+ */
+export const RESTRICTED_POD_SECURITY_CONTEXT = {
   runAsNonRoot: true,
   runAsUser: MASTER_USER_ID,
   runAsGroup: MASTER_USER_ID,
   fsGroup: MASTER_USER_ID,
-  // A claim with data written by an earlier root etcd is re-owned once, not on every start.
-  fsGroupChangePolicy: "OnRootMismatch",
   seccompProfile: { type: "RuntimeDefault" },
-};
+} as const;
 
 /** Container-level: every field the "restricted" level checks, set explicitly. */
-export const MASTER_CONTAINER_SECURITY_CONTEXT: k8s.types.input.core.v1.SecurityContext = {
+export const RESTRICTED_CONTAINER_SECURITY_CONTEXT = {
   runAsNonRoot: true,
   runAsUser: MASTER_USER_ID,
   runAsGroup: MASTER_USER_ID,
   allowPrivilegeEscalation: false,
+  privileged: false,
   readOnlyRootFilesystem: true,
   capabilities: { drop: ["ALL"] },
   seccompProfile: { type: "RuntimeDefault" },
+} as const;
+
+/** Pod-level: fsGroup makes mounted Secrets (mode 0400) group-readable and etcd's data volume writable. */
+export const MASTER_POD_SECURITY_CONTEXT: k8s.types.input.core.v1.PodSecurityContext = {
+  ...RESTRICTED_POD_SECURITY_CONTEXT,
+  // A claim with data written by an earlier root etcd is re-owned once, not on every start.
+  fsGroupChangePolicy: "OnRootMismatch",
 };
+
+/** Container-level for masters: as rendered since their first release (without `privileged`, false by default), so running masters see no diff. */
+export const MASTER_CONTAINER_SECURITY_CONTEXT: k8s.types.input.core.v1.SecurityContext = (({ privileged: _unset, ...rest }) => ({ ...rest, capabilities: { drop: ["ALL"] } }))(RESTRICTED_CONTAINER_SECURITY_CONTEXT);
 
 export const PodSecurityLevel = { Restricted: "restricted", Baseline: "baseline", Privileged: "privileged" } as const;
 export type PodSecurityLevel = (typeof PodSecurityLevel)[keyof typeof PodSecurityLevel];

@@ -9,6 +9,7 @@
 import { allCustomResourceDefinitions } from "../api/v1alpha1/crds";
 import { operatorAdmissionPolicy } from "./operator-admission-policy";
 import { OPERATOR_NAME, operatorRbac, tenantRoles } from "./rbac";
+import { RESTRICTED_CONTAINER_SECURITY_CONTEXT, RESTRICTED_POD_SECURITY_CONTEXT } from "../components/pod-security";
 
 type Json = Record<string, unknown>;
 
@@ -122,7 +123,7 @@ function operatorDeployment(o: ManifestOptions & { namespace: string; image: str
           automountServiceAccountToken: true,
           enableServiceLinks: false,
           terminationGracePeriodSeconds: o.terminationGracePeriodSeconds ?? DEFAULT_TERMINATION_GRACE_SECONDS,
-          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: "RuntimeDefault" } },
+          securityContext: RESTRICTED_POD_SECURITY_CONTEXT,
           containers: [
             {
               name: "operator",
@@ -154,14 +155,7 @@ function operatorDeployment(o: ManifestOptions & { namespace: string; image: str
                 { name: "tmp", mountPath: OPERATOR_PATHS.tmp },
                 ...(o.policyText === undefined ? [] : [{ name: "admin-policy", mountPath: POLICY_CONFIGMAP.mountPath, readOnly: true }]),
               ],
-              securityContext: {
-                runAsNonRoot: true,
-                allowPrivilegeEscalation: false,
-                privileged: false,
-                readOnlyRootFilesystem: true,
-                capabilities: { drop: ["ALL"] },
-                seccompProfile: { type: "RuntimeDefault" },
-              },
+              securityContext: RESTRICTED_CONTAINER_SECURITY_CONTEXT,
             },
           ],
           volumes: [
