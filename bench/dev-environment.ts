@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { stringify } from "yaml";
 import { toolchainBinary, toolchainEngineEnv } from "../src/dev/toolchain";
-import { devUp, freeNodePort, installCrds, kok, newDevCluster, type DevCluster } from "../test/support/dev-cluster";
+import { devUp, freeNodePort, installCrds, kok, newDevCluster, type DevCluster } from "../test/support";
 import { NAMESPACE } from "./meta-objects";
 
 export const PASSPHRASE = "kok-bench-passphrase";

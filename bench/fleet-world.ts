@@ -14,8 +14,7 @@ import { API_GROUP, API_VERSION, mastersNamespaceOf } from "../src/api/v1alpha1"
 import { toolchainDir } from "../src/dev/toolchain";
 import { INSTALL_ROOT_ANNOTATION } from "../src/controllers/machine/context";
 import { machineProgram } from "../src/program/machine-program";
-import { SANDBOX_WORKER_DEFAULTS, startFleetHosts, type FleetHosts } from "../test/support/fleet-hosts";
-import type { SshHost } from "../test/support/sshd-hosts";
+import { SANDBOX_WORKER_DEFAULTS, startFleetHosts, type FleetHosts, type SshHost } from "../test/support";
 import { startBenchOperator, type BenchOperator } from "./cluster-overhead";
 import { clusterResource, nodePortSpec, waitReady } from "./cluster-stack";
 import { devEnvironment, type DevEnvironment } from "./dev-environment";

@@ -5,7 +5,7 @@
 import { writeFileSync } from "node:fs";
 import * as k8s from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION, type ClusterSpec } from "../src/api/v1alpha1";
-import { installCrds, type DevCluster } from "../test/support/dev-cluster";
+import { installCrds, type DevCluster } from "../test/support";
 import { pool } from "./harness";
 
 export const NAMESPACE = "fleet";

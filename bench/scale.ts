@@ -13,7 +13,7 @@ import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION } from "../src/api/v1alpha1";
 import { toolchainEngineEnv } from "../src/dev/toolchain";
-import { startTestApiserver } from "../test/support/apiserver";
+import { startTestApiserver } from "../test/support";
 import { percentile, sleep, until, type Benchmark, type BenchmarkContext, type Figure, type Size } from "./harness";
 import { createNamespace, createPausedFleet, installCrdsWithKubectl, machineName, NAMESPACE, writeKubeconfig } from "./meta-objects";
 import { spawnOperator, type OperatorProcess } from "./operator-process";

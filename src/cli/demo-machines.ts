@@ -12,8 +12,8 @@ import { stringify } from "yaml";
 import { API_GROUP_VERSION, type WorkerPackages } from "../api/v1alpha1";
 import { INSTALL_ROOT_ANNOTATION } from "../controllers/machine/context";
 import { packagesRevision } from "../controllers/packageversion/revision";
-import { startFleetHosts, type FleetHosts, type SandboxKubelet } from "../dev/sandbox-fleet";
-import type { SshHost } from "../dev/test-hosts";
+import { keptHosts, startFleetHosts, type FleetHosts, type SandboxKubelet } from "../dev/sandbox-fleet";
+import type { SshHost } from "../dev/sshd-hosts";
 
 export const DEMO_MIRROR_PORT = 18099;
 const NAMESPACE = "fleet";
@@ -85,7 +85,7 @@ const KUBELETS: readonly SandboxKubelet[] = ["v1.35.4", "v1.36.3"];
 
 /** Starts the hosts and the mirror, applies the Secrets, the catalog and the Machines. */
 export async function startDemoFleet(ctx: DemoContext): Promise<DemoFleet> {
-  const fleet = await startFleetHosts(HOSTS, CLUSTER, { home: ctx.hostsHome, mirrorPort: DEMO_MIRROR_PORT, log: (line) => ctx.say(`    ${line}`) });
+  const fleet = await startFleetHosts(HOSTS, CLUSTER, { hosts: keptHosts(ctx.hostsHome), mirrorPort: DEMO_MIRROR_PORT, log: (line) => ctx.say(`    ${line}`) });
   try {
     ctx.say(`    hosts ${fleet.hosts.map((h) => `${h.name} (sshd ${h.ip}:${h.port})`).join(", ")}; mirror ${fleet.mirror.url} (${fleet.mirror.artifacts.length} artifacts)`);
     for (const host of fleet.hosts) {

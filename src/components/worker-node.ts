@@ -8,7 +8,6 @@
  * `cluster.adminKubeconfig` is given. Deleting the WorkerNode removes the Node (drain first) and
  * then cleans the host (the `host` step's delete).
  */
-import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import {
@@ -26,6 +25,7 @@ import { cleanupScript, hostMarkerScript, joinScript, nodeLabels, verifyScript }
 import { preflightScript, type PreflightCheck } from "../host/scripts/preflight";
 import { asRoot } from "../host/scripts/sudo";
 
+import { loadPulumiCommand, type RemoteConnectionArgs } from "./command-steps";
 import { SshStep } from "./ssh-step";
 import { trustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "./trusted-kubeconfig";
 
@@ -68,7 +68,7 @@ export interface WorkerNodeArgs {
    */
   readonly serviceManager?: ServiceManager;
   /**
-   * What runs the steps. "command" (default): @pulumi/command (needs the command provider plugin).
+   * What runs the steps. "command" (default): @pulumi/command, an optional peer loaded only then (needs its provider plugin).
    * "openssh": the OpenSSH client from a dynamic provider (see ssh-step.ts), for machines where
    * that plugin cannot be installed. Same steps, names, scripts and secrets either way.
    */
@@ -169,7 +169,7 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
   const packages = (args.packages ?? m.packages) as WorkerPackages;
   const layout: HostLayout = { installRoot: args.installRoot ?? "/", serviceManager: args.serviceManager ?? ServiceManager.Systemd };
   const timeout = args.readyTimeoutSeconds ?? 600;
-  const connection: command.types.input.remote.ConnectionArgs = {
+  const connection: RemoteConnectionArgs = {
     host: m.ip,
     port: m.ssh.port ?? 22,
     user: m.ssh.user ?? "root",
@@ -183,7 +183,8 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
   let previous: pulumi.Resource | undefined;
   const after = args.after ?? [];
 
-  const openssh = args.stepProvider === StepProvider.OpenSsh;
+  // Loaded here, not at import: only this step provider needs the optional peer.
+  const command = args.stepProvider === StepProvider.OpenSsh ? undefined : loadPulumiCommand(`WorkerNode ${name}`);
   const sshConnection = {
     host: m.ip,
     port: m.ssh.port ?? 22,
@@ -199,24 +200,24 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
     // A user other than root runs every script through `sudo -n` (sudo.ts); root's text is unchanged.
     const script = typeof text === "string" ? asRoot(m.ssh.user, text) : pulumi.output(text).apply((t) => asRoot(m.ssh.user, t));
     const extra = { ...given, ...(given.delete === undefined ? {} : { delete: asRoot(m.ssh.user, given.delete) }) };
-    const step = openssh
-      ? new SshStep(`${name}-${role}`, { connection: sshConnection, create: script, update: script, triggers, ...extra }, { parent, dependsOn: dependsOn(), additionalSecretOutputs: secretOutputs })
-      : new command.remote.Command(
+    const step = command
+      ? new command.remote.Command(
           `${name}-${role}`,
           { connection, create: script, update: script, triggers, addPreviousOutputInEnv: false, ...extra },
           { parent, dependsOn: dependsOn(), additionalSecretOutputs: ["connection", ...secretOutputs] },
-        );
+        )
+      : new SshStep(`${name}-${role}`, { connection: sshConnection, create: script, update: script, triggers, ...extra }, { parent, dependsOn: dependsOn(), additionalSecretOutputs: secretOutputs });
     steps[role] = previous = step;
     return step;
   };
   const local = (role: string, create: string, triggers: unknown[], stdin: pulumi.Input<string>, del?: string) => {
-    const step = openssh
-      ? new SshStep(`${name}-${role}`, { create, update: create, delete: del, triggers, stdin: pulumi.secret(stdin) }, { parent, dependsOn: dependsOn() })
-      : new command.local.Command(
+    const step = command
+      ? new command.local.Command(
           `${name}-${role}`,
           { create, update: create, delete: del, triggers, stdin: pulumi.secret(stdin), interpreter: ["/bin/bash", "-c"], addPreviousOutputInEnv: false },
           { parent, dependsOn: dependsOn(), additionalSecretOutputs: ["stdin"] },
-        );
+        )
+      : new SshStep(`${name}-${role}`, { create, update: create, delete: del, triggers, stdin: pulumi.secret(stdin) }, { parent, dependsOn: dependsOn() });
     steps[role] = previous = step;
     return step;
   };

@@ -1,6 +1,6 @@
 /**
  * The admin policy of the local environment (`npm start`, the e2e suites): its worker hosts are
- * sshd processes on 127.0.0.x / 127.0.1.x (test-hosts.ts), which the built-in policy refuses as
+ * sshd processes on 127.0.0.x / 127.0.1.x (sshd-hosts.ts), which the built-in policy refuses as
  * the operator's own host. Here, and only here, loopback is the fleet, and nothing else is.
  */
 import { writeFileSync } from "node:fs";

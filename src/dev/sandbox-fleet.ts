@@ -1,25 +1,24 @@
 /**
- * Worker hosts for Machines on this machine: real sshd hosts (test-hosts.ts), a real package
+ * Worker hosts for Machines on this machine: real sshd hosts (sshd-hosts.ts), a real package
  * mirror serving Debian's containerd/runc/CNI and the toolchain's kubelets (v1.35.4 and v1.36.3,
  * so a catalog change is a real kubelet upgrade), and the host settings a sandbox needs (cgroupfs
  * on cgroup v1, no systemd, each kubelet bound to its host's own loopback address).
  *
- * The operator e2e tests start throwaway hosts. The demo (`npm start`) starts kept ones under a
- * `home` directory (`<home>/<host>/`, and the mirror's files in `<home>/mirror/`): a host keeps its
+ * The demo (`npm start`) starts kept hosts (`keptHosts`) under a `home` directory (`<home>/<host>/`, and the mirror's files in `<home>/mirror/`): a host keeps its
  * address, keys and install from one start to the next, and its services start again with it, as
  * a machine's do when it boots. They run as long as the process that started them; `kok dev down`
- * stops what a killed process left behind (stopKeptHosts).
+ * stops what a killed process left behind (stopKeptHosts). The operator e2e tests start throwaway
+ * hosts through test/support/fleet-hosts.ts.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import type { PackageArtifact, WorkerPackages } from "../api/v1alpha1";
 import { startMirror, type Mirror } from "../cli/mirror";
 import { HostProbe } from "../host/host-probe";
 import type { WorkerDefaults } from "../program/machine-program";
 import { stopFromPlainPidFile } from "./processes";
-import { startKeptSshHosts, startSshHosts, stopLeftoverSshd, stopSshd, stopSshHosts, type SshHost } from "./test-hosts";
+import { startKeptSshHosts, stopLeftoverSshd, stopSshd, type SshHost } from "./sshd-hosts";
 import { kubernetesBinary } from "./toolchain";
 import { fillMirror, placeArtifact, workerArtifacts, type BuiltArtifact } from "./worker-artifacts";
 
@@ -34,9 +33,30 @@ export interface FleetHosts {
   stop(): Promise<void>;
 }
 
+/** Where a fleet's SSH hosts and its mirror's files live, and how the hosts start and stop. */
+export interface HostSource {
+  /** Whether the hosts keep their installs from one start to the next (their services are then started again). */
+  readonly kept: boolean;
+  /** The mirror's files: emptied at start, removed at stop. */
+  readonly mirrorDir: string;
+  start(names: readonly string[]): Promise<SshHost[]>;
+  stop(hosts: readonly SshHost[]): Promise<void>;
+}
+
+/** The demo's hosts, kept under `home` (`<home>/<host>/`, the mirror's files in `<home>/mirror/`). */
+export function keptHosts(home: string): HostSource {
+  return {
+    kept: true,
+    mirrorDir: path.join(home, "mirror"),
+    start: (names) => startKeptSshHosts(home, names),
+    stop: async (hosts) => {
+      for (const host of hosts) await stopSshd(host);
+    },
+  };
+}
+
 export interface FleetHostOptions {
-  /** Keep the hosts in this directory from one start to the next (the demo). Default: throwaway hosts that stop() removes. */
-  readonly home?: string;
+  readonly hosts: HostSource;
   /** The mirror's port on 127.0.0.1. Default: a free one. */
   readonly mirrorPort?: number;
   /** Told what a kept host's boot did. */
@@ -56,8 +76,9 @@ export const SANDBOX_WORKER_DEFAULTS: WorkerDefaults = {
 };
 
 const SERVICES = ["kubelet", "containerd"] as const;
-type Service = (typeof SERVICES)[number];
-const servicePidFile = (root: string, service: Service) => path.join(root, "run/kube-on-kube", `${service}.pid`);
+export type SandboxService = (typeof SERVICES)[number];
+/** Where the "process" service manager records a service's pid on a host. */
+export const servicePidFile = (root: string, service: SandboxService) => path.join(root, "run/kube-on-kube", `${service}.pid`);
 
 /**
  * Every kubelet, containerd, kube-apiserver and controller-manager on this one machine takes
@@ -74,19 +95,14 @@ function raiseInotifyLimit(minimum = 1024): void {
   }
 }
 
-export async function startFleetHosts(count: number, prefix: string, options: FleetHostOptions = {}): Promise<FleetHosts> {
+export async function startFleetHosts(count: number, prefix: string, options: FleetHostOptions): Promise<FleetHosts> {
   raiseInotifyLimit();
   const artifacts = workerArtifacts();
   if (artifacts.kubelet.version !== "v1.36.3") throw new Error(`the toolchain's kubelet is ${artifacts.kubelet.version}, the sandbox hosts need v1.36.3: run \`npm run toolchain\``);
-  const kept = options.home;
-  let dir: string;
-  if (kept) {
-    dir = path.join(kept, "mirror");
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-  } else {
-    dir = mkdtempSync(path.join(tmpdir(), "kok-mirror-"));
-  }
+  const source = options.hosts;
+  const dir = source.mirrorDir;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
   fillMirror(artifacts, dir);
   const older = placeArtifact(kubernetesBinary("kubelet", "v1.35.4"), dir, "kubelet-v1.35.4-linux-amd64");
   const mirror = await startMirror({ dir, host: "127.0.0.1", port: options.mirrorPort ?? 0 }).catch((error: NodeJS.ErrnoException) => {
@@ -104,17 +120,13 @@ export async function startFleetHosts(count: number, prefix: string, options: Fl
   const stop = async () => {
     for (const host of hosts) await stopServices(host.root);
     await mirror.close();
-    if (kept) {
-      for (const host of hosts) await stopSshd(host);
-    } else {
-      await stopSshHosts(hosts);
-    }
+    await source.stop(hosts);
     rmSync(dir, { recursive: true, force: true });
   };
   try {
     const base = { containerd: artifact(artifacts.containerd), runc: artifact(artifacts.runc), cni: artifact(artifacts.cni) };
     const kubelets = { "v1.36.3": artifact(artifacts.kubelet), "v1.35.4": served(older, "v1.35.4") };
-    hosts = kept ? await startKeptSshHosts(kept, names) : await startSshHosts(count, prefix);
+    hosts = await source.start(names);
     hosts.forEach((host, i) => {
       // The cluster's network add-on would write this; a bridge per host keeps them apart.
       const netd = path.join(host.root, "etc/cni/net.d");
@@ -126,7 +138,7 @@ export async function startFleetHosts(count: number, prefix: string, options: Fl
       };
       writeFileSync(path.join(netd, "10-sandbox.conflist"), JSON.stringify(conflist));
     });
-    if (kept) await bootServices(hosts, options.log ?? (() => {}));
+    if (source.kept) await bootServices(hosts, options.log ?? (() => {}));
     return { hosts, mirror, packages: (kubelet) => ({ ...base, kubelet: kubelets[kubelet] }), stop };
   } catch (error) {
     await stop();
@@ -195,23 +207,4 @@ export async function stopKeptHosts(home: string): Promise<string[]> {
     if (await stopLeftoverSshd(dir)) stopped.push(`${name} sshd`);
   }
   return stopped;
-}
-
-/** The pid a "process" service manager recorded for a service on a host, if it runs. */
-export function servicePid(host: SshHost, service: Service): number | undefined {
-  const file = servicePidFile(host.root, service);
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, "utf8").trim());
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Kills a host's service the way a crash would (SIGKILL, pid file left behind). */
-export function crashService(host: SshHost, service: Service): void {
-  const pid = servicePid(host, service);
-  if (pid) process.kill(pid, "SIGKILL");
 }

@@ -9,7 +9,7 @@
  *                                       kubectl as a stand-in binary, and `kubeletSource` says so)
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
 import { toolchainDir } from "./toolchain";
@@ -128,20 +128,6 @@ export function workerArtifacts(): WorkerArtifacts {
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-}
-
-/**
- * A mirror directory with the artifacts, plus a second kubelet build for upgrade tests: the same
- * binary with bytes appended (an ELF ignores trailing data), so it is a different artifact with
- * a different sha256 that still runs. Its version is the original's with "-bump".
- */
-export function mirrorDirectory(artifacts: WorkerArtifacts): { dir: string; bumpedKubelet: BuiltArtifact; remove(): void } {
-  const dir = mkdtempSync(path.join(tmpdir(), "kok-mirror-"));
-  fillMirror(artifacts, dir);
-  const bumped = { version: `${artifacts.kubelet.version}-bump`, file: path.join(dir, `kubelet-${artifacts.kubelet.version}-bump-linux-amd64`) };
-  copyFileSync(artifacts.kubelet.file, bumped.file);
-  writeFileSync(bumped.file, "\nkube-on-kube test build: bumped\n", { flag: "a" });
-  return { dir, bumpedKubelet: bumped, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Puts the four artifacts into a mirror directory. */

@@ -166,6 +166,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   /** Lists the same collection as `path` (a generated-API call). */
   readonly list: ListPromise<T>;
   readonly labelSelector?: string;
+  /** Only objects matching this field selector, e.g. `spec.nodeName=n1` (the list call must apply the same one). */
+  readonly fieldSelector?: string;
   /** Backoff between restarts after errors. Default 500 ms doubling to 30 s; reset once a list or event succeeds. */
   readonly restartBackoff?: BackoffOptions;
   /** How restarts and watch spacing wait; inject to control time in tests. Default: a timer on `clock`. */
@@ -184,7 +186,7 @@ export interface InformerOptions<T extends KubernetesObject> {
    */
   readonly trim?: (obj: T) => T;
   /** Builds the underlying ListWatch; default client-node's ListWatch over a GuardedWatch. */
-  readonly makeListWatch?: (kubeConfig: KubeConfig, path: string, list: ListPromise<T>, labelSelector?: string) => ListWatchLike<T>;
+  readonly makeListWatch?: (kubeConfig: KubeConfig, path: string, list: ListPromise<T>, labelSelector?: string, fieldSelector?: string) => ListWatchLike<T>;
 }
 
 export class ResilientInformer<T extends KubernetesObject> implements ObjectSource<T> {
@@ -218,8 +220,8 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectSour
       stopped: this.abort.signal,
       trim: (obj: KubernetesObject) => this.trim(obj as T),
     };
-    const make = options.makeListWatch ?? ((kc, path, list, selector) => new ListWatch<T>(path, new GuardedWatch(kc, guard), list, false, selector));
-    this.listWatch = make(options.kubeConfig, options.path, () => this.listAndNoteSync(), options.labelSelector);
+    const make = options.makeListWatch ?? ((kc, path, list, labels, fields) => new ListWatch<T>(path, new GuardedWatch(kc, guard), list, false, labels, fields));
+    this.listWatch = make(options.kubeConfig, options.path, () => this.listAndNoteSync(), options.labelSelector, options.fieldSelector);
     const report = (type: ChangeType) => (obj: T) => {
       this.failures = 0;
       // Watch events always carry a name; if one does not, skip it rather than throw into ListWatch.

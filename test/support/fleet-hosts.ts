@@ -1,2 +1,43 @@
-/** The operator tests' worker hosts live in src/dev (the demo starts them too); see src/dev/sandbox-fleet.ts. */
-export * from "../../src/dev/sandbox-fleet";
+/**
+ * The operator tests' worker hosts: the demo's sandbox fleet (src/dev/sandbox-fleet.ts) on
+ * throwaway SSH hosts and a temporary mirror directory, both removed by `stop()`; and what the
+ * tests do to a host's services.
+ */
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { servicePidFile, startFleetHosts as startFleet, type FleetHosts, type SandboxService } from "../../src/dev/sandbox-fleet";
+import type { SshHost } from "../../src/dev/sshd-hosts";
+import { startSshHosts, stopSshHosts } from "./sshd-hosts";
+
+export { SANDBOX_WORKER_DEFAULTS, type FleetHosts, type SandboxKubelet } from "../../src/dev/sandbox-fleet";
+
+/** `count` throwaway hosts named `<prefix>-<i>` with their mirror (on a free port unless `mirrorPort`). */
+export function startFleetHosts(count: number, prefix: string, options: { readonly mirrorPort?: number } = {}): Promise<FleetHosts> {
+  const hosts = {
+    kept: false,
+    mirrorDir: mkdtempSync(path.join(tmpdir(), "kok-mirror-")),
+    start: (names: readonly string[]) => startSshHosts(names.length, prefix),
+    stop: stopSshHosts,
+  };
+  return startFleet(count, prefix, { ...options, hosts });
+}
+
+/** The pid a "process" service manager recorded for a service on a host, if it runs. */
+export function servicePid(host: SshHost, service: SandboxService): number | undefined {
+  const file = servicePidFile(host.root, service);
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, "utf8").trim());
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Kills a host's service the way a crash would (SIGKILL, pid file left behind). */
+export function crashService(host: SshHost, service: SandboxService): void {
+  const pid = servicePid(host, service);
+  if (pid) process.kill(pid, "SIGKILL");
+}

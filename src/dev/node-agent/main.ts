@@ -8,7 +8,8 @@ import { loadConfig, stateTag, statePaths } from "../config";
 import { cleanupNode, nodePaths } from "./cleanup";
 import { startDnsServer } from "./dns";
 import { PodAddressAllocator } from "./ipam";
-import { clients as makeClients, startInformer, statusCode, type Clients } from "./kube";
+import { ResilientInformer } from "../../runtime/informer";
+import { clients as makeClients, statusCode, type Clients } from "./kube";
 import { deleteBridge, ensureBridge } from "./network";
 import { NodeHeartbeat } from "./node";
 import { NodePortProxies } from "./node-ports";
@@ -92,17 +93,28 @@ export async function runNodeAgent(stateDir: string): Promise<number> {
   const proxies = new NodePortProxies(registry, log);
   const syncProxies = () => proxies.sync(registry.allServices());
 
-  const services = startInformer<k8s.V1Service>(clients.kc, "/api/v1/services", () => clients.core.listServiceForAllNamespaces(), {
-    onChange: (svc) => (registry.upsertService(svc), syncProxies()),
-    onDelete: (svc) => (registry.deleteService(svc), syncProxies()),
-    log,
+  /** The operator's informer (restarts with backoff, guarded watches), told each change with the object, or undefined once it is gone. */
+  const watch = <T extends k8s.KubernetesObject>(path: string, list: () => Promise<k8s.KubernetesListObject<T>>, changed: (key: string, obj: T | undefined) => void, fieldSelector?: string) => {
+    const informer = new ResilientInformer<T>({
+      kubeConfig: clients.kc,
+      path,
+      list,
+      fieldSelector,
+      onError: (error, delay) => log(`watch ${path} failed (${error instanceof Error ? error.message : String(error)}); restarting in ${delay} ms`),
+    });
+    informer.onChange((key, type) => changed(key, type === "delete" ? undefined : informer.get(key)));
+    informer.start();
+    return informer;
+  };
+  const services = watch<k8s.V1Service>("/api/v1/services", () => clients.core.listServiceForAllNamespaces(), (key, svc) => {
+    if (svc) registry.upsertService(svc);
+    else registry.deleteService(key);
+    syncProxies();
   });
-  const slices = startInformer<k8s.V1EndpointSlice>(
-    clients.kc,
-    "/apis/discovery.k8s.io/v1/endpointslices",
-    () => clients.discovery.listEndpointSliceForAllNamespaces(),
-    { onChange: (s) => registry.upsertSlice(s), onDelete: (s) => registry.deleteSlice(s), log },
-  );
+  const slices = watch<k8s.V1EndpointSlice>("/apis/discovery.k8s.io/v1/endpointslices", () => clients.discovery.listEndpointSliceForAllNamespaces(), (key, slice) => {
+    if (slice) registry.upsertSlice(slice);
+    else registry.deleteSlice(key);
+  });
 
   const heartbeat = new NodeHeartbeat(clients, config.nodeName, ipam.gateway, log);
   await heartbeat.register();
@@ -110,19 +122,10 @@ export async function runNodeAgent(stateDir: string): Promise<number> {
   const sources = volumeSources(clients);
   let manager: PodManager | undefined = undefined;
   const fieldSelector = `spec.nodeName=${config.nodeName}`;
-  const pods = startInformer<k8s.V1Pod>(
-    clients.kc,
-    "/api/v1/pods",
-    () => clients.core.listPodForAllNamespaces({ fieldSelector }),
-    { onChange: (pod) => manager?.enqueue(pod), onDelete: (pod) => manager?.enqueue(pod), log },
-    fieldSelector,
-  );
+  const pods = watch<k8s.V1Pod>("/api/v1/pods", () => clients.core.listPodForAllNamespaces({ fieldSelector }), (key) => manager?.enqueue(key), fieldSelector);
   manager = new PodManager(
     clients,
-    (key) => {
-      const [namespace, name] = key.split("/");
-      return pods.cache.get(name, namespace);
-    },
+    (key) => pods.get(key),
     {
       tag,
       ipam,
@@ -135,7 +138,7 @@ export async function runNodeAgent(stateDir: string): Promise<number> {
       log,
     },
   );
-  for (const pod of pods.cache.list()) manager.enqueue(pod);
+  for (const pod of pods.list()) manager.enqueue(`${pod.metadata?.namespace}/${pod.metadata?.name}`);
   log(`node ${config.nodeName} running pods`);
 
   return new Promise<number>((resolve) => {

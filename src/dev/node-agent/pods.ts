@@ -23,8 +23,8 @@ export class PodManager {
     private readonly deps: Omit<PodRunnerDeps, "onChange">,
   ) {}
 
-  enqueue(pod: k8s.V1Pod): void {
-    const key = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
+  /** Reconciles the Pod `namespace/name` soon: its runners are made to match the cached Pod, or stopped if it is gone. */
+  enqueue(key: string): void {
     if (this.closed) return;
     this.queued.add(key);
     void this.drain(key);

@@ -23,16 +23,18 @@ export class ServiceRegistry {
     this.services.set(`${svc.metadata?.namespace}/${svc.metadata?.name}`, svc);
   }
 
-  deleteService(svc: k8s.V1Service): void {
-    this.services.delete(`${svc.metadata?.namespace}/${svc.metadata?.name}`);
+  /** Forgets the Service `namespace/name`. */
+  deleteService(key: string): void {
+    this.services.delete(key);
   }
 
   upsertSlice(slice: k8s.V1EndpointSlice): void {
     this.slices.set(`${slice.metadata?.namespace}/${slice.metadata?.name}`, slice);
   }
 
-  deleteSlice(slice: k8s.V1EndpointSlice): void {
-    this.slices.delete(`${slice.metadata?.namespace}/${slice.metadata?.name}`);
+  /** Forgets the EndpointSlice `namespace/name`. */
+  deleteSlice(key: string): void {
+    this.slices.delete(key);
   }
 
   allServices(): k8s.V1Service[] {

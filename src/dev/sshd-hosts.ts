@@ -3,20 +3,15 @@
  * with its own host key, authorized client key, config and root directory (the WorkerNode's
  * installRoot). Loopback only: nothing listens on another address.
  *
- * Throwaway hosts for tests, on 127.0.0.x (x in 10..250), in a temporary directory:
- *   const hosts = await startSshHosts(3);   // in beforeAll
- *   await stopSshHosts(hosts);              // in afterAll
- *
- * Kept hosts for the demo (`npm start`), on 127.0.1.x so they never take a test's address: each
- * keeps its address, keys and root in a directory of its own from one start to the next, as a
- * machine keeps its disk across reboots.
+ * The demo's hosts (`npm start`) are kept, on 127.0.1.x: each keeps its address, keys and root in
+ * a directory of its own from one start to the next, as a machine keeps its disk across reboots.
  *   const hosts = await startKeptSshHosts(home, ["demo-0", "demo-1"]);
  *   for (const host of hosts) await stopSshd(host);
+ * The tests' throwaway hosts (test/support/sshd-hosts.ts) are built from the same parts.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { stopFromPlainPidFile } from "./processes";
 
@@ -53,7 +48,7 @@ function requireSshd(): void {
   if (!existsSync(SSHD)) throw new Error(`${SSHD} is still missing after installing openssh-server`);
 }
 
-const canConnect = (ip: string, port: number) =>
+export const canConnect = (ip: string, port: number) =>
   new Promise<boolean>((resolve) => {
     const socket = connect({ host: ip, port });
     socket.once("connect", () => (socket.destroy(), resolve(true)));
@@ -67,8 +62,6 @@ async function waitUntil(what: string, probe: () => Promise<boolean>, attempts =
   }
   throw new Error(`${what} did not happen`);
 }
-
-let nextOctet = 10 + Math.floor(Math.random() * 200);
 
 function keygen(file: string, comment: string): void {
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file]);
@@ -99,10 +92,10 @@ export async function stopSshd(host: SshHost): Promise<void> {
   host.process = undefined;
 }
 
-const SSH_PORT = 2222;
+export const SSH_PORT = 2222;
 
 /** Writes what a host's daemon needs into `dir`, keeping keys that are there already. */
-function prepareHost(dir: string, name: string, ip: string): SshHost {
+export function prepareHost(dir: string, name: string, ip: string): SshHost {
   const root = path.join(dir, "root");
   mkdirSync(root, { recursive: true });
   const hostKeyFile = path.join(dir, "ssh_host_ed25519_key");
@@ -139,26 +132,10 @@ function prepareHost(dir: string, name: string, ip: string): SshHost {
   };
 }
 
-function prepareDaemons(): void {
+/** Makes sure sshd is installed and its privilege-separation directory exists. */
+export function prepareDaemons(): void {
   requireSshd();
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
-}
-
-export async function startSshHosts(count: number, prefix = "worker"): Promise<SshHost[]> {
-  prepareDaemons();
-  const base = mkdtempSync(path.join(tmpdir(), "kok-sshd-"));
-  const hosts: SshHost[] = [];
-  for (let i = 0; i < count; i++) {
-    let ip: string;
-    do {
-      ip = `127.0.0.${nextOctet}`;
-      nextOctet = nextOctet >= 250 ? 10 : nextOctet + 1;
-    } while (await canConnect(ip, SSH_PORT));
-    const host = prepareHost(path.join(base, `${prefix}-${i}`), `${prefix}-${i}`, ip);
-    await startSshd(host);
-    hosts.push(host);
-  }
-  return hosts;
 }
 
 /** The address of the i-th kept host: 127.0.1.10, 127.0.1.11, ... */
@@ -188,30 +165,4 @@ export async function startKeptSshHosts(home: string, names: readonly string[]):
 /** Stops the daemon of a kept host by its pid file, if one of ours still runs. */
 export async function stopLeftoverSshd(dir: string): Promise<boolean> {
   return stopFromPlainPidFile(path.join(dir, "sshd.pid"), path.join(dir, "sshd_config"));
-}
-
-export async function stopSshHosts(hosts: readonly SshHost[]): Promise<void> {
-  for (const host of hosts) await stopSshd(host);
-  const bases = new Set(hosts.map((h) => path.dirname(h.dir)));
-  for (const base of bases) rmSync(base, { recursive: true, force: true });
-}
-
-/**
- * Runs a command on a host with the real OpenSSH client, checking the pinned host key.
- * Asynchronous on purpose: the mirror a script downloads from may live in this same process.
- */
-export function sshRun(host: SshHost, command: string, stdin = ""): Promise<{ status: number; stdout: string; stderr: string }> {
-  const knownHosts = path.join(host.dir, "known_hosts");
-  writeFileSync(knownHosts, `[${host.ip}]:${host.port} ${host.hostKey}\n`);
-  const args = ["-i", path.join(host.dir, "client_key"), "-p", String(host.port), "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", `${host.user}@${host.ip}`, command];
-  return new Promise((resolve, reject) => {
-    const child = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.once("error", reject);
-    child.once("close", (status) => resolve({ status: status ?? -1, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
 }
