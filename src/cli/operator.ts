@@ -119,6 +119,16 @@ export function operatorSettings(flags: OperatorFlags): { settings: OperatorSett
 }
 
 /**
+ * The node_modules directory holding the @pulumi/pulumi this process runs: the dynamic-provider
+ * host must load that same SDK. In the repository it is the project's; installed as a package
+ * it is wherever npm hoisted the SDK (usually the application's node_modules, not one inside ours).
+ */
+export function nodeModulesOfPulumiSdk(): string {
+  const manifest = require.resolve("@pulumi/pulumi/package.json");
+  return path.resolve(path.dirname(manifest), "..", "..");
+}
+
+/**
  * Runs until SIGINT/SIGTERM. Exit codes: bad flags are a usage error (2); an engine that is not
  * ready (preflight.ts) a failure (1). Both kinds are named in one message.
  */
@@ -129,7 +139,7 @@ export async function runOperator(flags: OperatorFlags): Promise<number> {
     ...env,
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION ?? "true",
-    KOK_NODE_MODULES: env.KOK_NODE_MODULES ?? path.resolve(__dirname, "..", "..", "node_modules"),
+    KOK_NODE_MODULES: env.KOK_NODE_MODULES ?? nodeModulesOfPulumiSdk(),
   };
   // Checked with the flags, before anything connects: one message names every problem.
   const engine = checkEngine({ env: engineEnv, backendUrl: settings.backendUrl, secretsProvider: flags.secretsProvider });
