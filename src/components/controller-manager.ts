@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { objectNames, renderFlags, type ClusterContext } from "./cluster-context";
 import { disruptionBudget, httpProbe, masterDeployment, masterSecret } from "./master-workload";
 import type { PemPair } from "./pki";
+import { componentType, withLegacyAlias } from "./type-tokens";
 
 export interface ControllerManagerArgs {
   readonly cluster: ClusterContext;
@@ -53,7 +54,7 @@ export class ControllerManager extends pulumi.ComponentResource {
   readonly deployment: k8s.apps.v1.Deployment;
 
   constructor(name: string, args: ControllerManagerArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("kube-on-kube:masters:ControllerManager", name, {}, opts);
+    super(componentType("ControllerManager"), name, {}, withLegacyAlias("ControllerManager", opts));
     const ctx = args.cluster;
     const spec = ctx.spec.controllerManager;
     const names = objectNames(ctx.name);

@@ -27,6 +27,7 @@ import { preflightScript, type PreflightCheck } from "../host/scripts/preflight"
 
 import { SshStep } from "./ssh-step";
 import { trustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "./trusted-kubeconfig";
+import { componentType, withLegacyAlias } from "./type-tokens";
 
 export { ServiceManager } from "../host/scripts/install";
 
@@ -152,7 +153,7 @@ export class WorkerNode extends pulumi.ComponentResource {
   constructor(name: string, args: WorkerNodeArgs, opts?: pulumi.ComponentResourceOptions) {
     const problems = workerNodeProblems(args);
     if (problems.length > 0) throw new SpecValidationError(`WorkerNode ${name}`, problems);
-    super("kube-on-kube:workers:WorkerNode", name, {}, opts);
+    super(componentType("WorkerNode"), name, {}, withLegacyAlias("WorkerNode", opts));
     const created = createWorkerNode(name, this, args);
     this.steps = created.steps;
     this.healthGate = created.healthGate;
