@@ -5,14 +5,16 @@
  * or YAML program does. The tls plugin is real; no cluster is needed.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { X509Certificate } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertPlugins, engineEnv, newTestStack, readStateFile, type TestStack } from "../support/engine";
 
-const PROVIDER_DIR = path.resolve(__dirname, "..", "..", "provider");
+const REPO = path.resolve(__dirname, "..", "..");
+const PROVIDER_DIR = path.join(REPO, "provider");
 
 /** ClusterPki as another language sees it: a type token, inputs and outputs, no code. */
 class RemoteClusterPki extends pulumi.ComponentResource {
@@ -86,5 +88,26 @@ describe("the kube-on-kube component provider under the real engine", () => {
     const served = execFileSync("pulumi", ["package", "get-schema", path.join(PROVIDER_DIR, "pulumi-resource-kube-on-kube")], { env, encoding: "utf8" });
     const committed = JSON.parse(readFileSync(path.join(PROVIDER_DIR, "schema.json"), "utf8")) as Record<string, unknown>;
     expect(JSON.parse(served)).toEqual({ ...committed, config: {} });
+  });
+});
+
+describe("the plugin as the npm package ships it, installed with pulumi plugin install --file", () => {
+  const work = mkdtempSync(path.join(tmpdir(), "kok-plugin-"));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("runs the compiled provider from an installed copy of the launcher", () => {
+    // The package's layout: dist/ compiled now, provider/, package.json; no src/.
+    const pkg = path.join(work, "kube-on-kube");
+    execFileSync(process.execPath, [path.join(REPO, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(REPO, "tsconfig.build.json"), "--outDir", path.join(pkg, "dist")], { stdio: "pipe" });
+    cpSync(path.join(REPO, "package.json"), path.join(pkg, "package.json"));
+    cpSync(PROVIDER_DIR, path.join(pkg, "provider"), { recursive: true });
+    symlinkSync(path.join(REPO, "node_modules"), path.join(pkg, "node_modules"));
+    // A PULUMI_HOME of its own: the shared toolchain's plugin cache stays as it is.
+    const env = { ...process.env, ...engineEnv(), PULUMI_HOME: path.join(work, "home") };
+    const version = JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8")).version as string;
+    execFileSync("pulumi", ["plugin", "install", "resource", "kube-on-kube", version, "--file", path.join(pkg, "provider", "pulumi-resource-kube-on-kube")], { env, stdio: "pipe" });
+    // The copy in the plugin cache finds the package through KOK_PACKAGE_DIR.
+    const served = execFileSync("pulumi", ["package", "get-schema", `kube-on-kube@${version}`], { env: { ...env, KOK_PACKAGE_DIR: pkg }, cwd: work, encoding: "utf8" });
+    expect(JSON.parse(served)).toMatchObject({ name: "kube-on-kube", version, resources: { "kube-on-kube:index:ControlPlane": { isComponent: true } } });
   });
 });
