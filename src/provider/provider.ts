@@ -13,26 +13,13 @@ import { resolveClusterSpec, SpecValidationError, validateClusterSpec, type Clus
 import { ControlPlane, type ControlPlaneArgs } from "../components/control-plane";
 import { ClusterPki } from "../components/pki";
 import { componentType } from "../components/type-tokens";
+import { known } from "./known";
 import { packageSchema } from "./schema";
+import { constructWorkerNode } from "./worker-node";
 
 /** The npm package's version: the plugin's and the schema's. */
 export function packageVersion(): string {
   return (JSON.parse(readFileSync(path.join(__dirname, "..", "..", "package.json"), "utf8")) as { version: string }).version;
-}
-
-/**
- * The plain value of an input the component needs at construct time (the spec is validated and
- * resolved before anything is registered). An unknown value, e.g. the output of a resource a
- * preview has not created yet, is refused naming the property.
- */
-async function known<T>(property: string, value: unknown): Promise<T | undefined> {
-  if (value === undefined) return undefined;
-  // pulumi.output lifts nested outputs too; its settled value and knownness are what we need.
-  const lifted = pulumi.output(value) as unknown as { isKnown: Promise<boolean>; promise(): Promise<T> };
-  if (!(await lifted.isKnown)) {
-    throw new pulumi.InputPropertyError({ propertyPath: property, reason: "must be known when the component is built: give a value, not the output of a resource that does not exist yet" });
-  }
-  return lifted.promise();
 }
 
 /** A SpecValidationError as the engine prints input errors: one line per property. */
@@ -96,6 +83,7 @@ async function constructClusterPki(name: string, inputs: Inputs, opts: pulumi.Co
 const CONSTRUCTORS: Record<string, (name: string, inputs: Inputs, opts: pulumi.ComponentResourceOptions) => Promise<pulumi.provider.ConstructResult>> = {
   [componentType("ControlPlane")]: constructControlPlane,
   [componentType("ClusterPki")]: constructClusterPki,
+  [componentType("WorkerNode")]: constructWorkerNode,
 };
 
 export class KubeOnKubeProvider implements pulumi.provider.Provider {

@@ -9,96 +9,10 @@
  * (validateClusterSpec), naming the field. Any other union fails the generation, so a new one is
  * noticed here instead of reaching users as a schema they cannot bind.
  */
-import { Kind, type TSchema } from "@sinclair/typebox";
 import * as api from "../api/v1alpha1";
 import { componentType } from "../components/type-tokens";
-
-type PropertySpec = Record<string, unknown>;
-interface ObjectTypeSpec {
-  type: "object";
-  description?: string;
-  properties: Record<string, PropertySpec>;
-  required?: string[];
-}
-
-const PACKAGE = "kube-on-kube";
-const typeToken = (name: string) => `${PACKAGE}:index:${name}`;
-const ref = (name: string) => ({ $ref: `#/types/${typeToken(name)}` });
-const pascal = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
-
-/**
- * Names of the API's exported object schemas, so a shared object becomes one type of its own name.
- * Keyed by the JSON text: Type.Optional wraps a copy, so the object in a property is not the export.
- */
-const exportedNames = new Map<string, string>(
-  Object.entries(api)
-    .filter(([, v]) => typeof v === "object" && v !== null && (v as TSchema)[Kind] === "Object")
-    .reverse() // the first export of a shape wins
-    .map(([k, v]) => [JSON.stringify(v), k]),
-);
-
-function describe(schema: TSchema, extra?: string): string | undefined {
-  const parts = [schema.description as string | undefined, schema.default !== undefined ? `Default: ${JSON.stringify(schema.default)}.` : undefined, extra];
-  const text = parts.filter(Boolean).join(" ");
-  return text || undefined;
-}
-
-/** Translates TypeBox schemas into schema types, collecting the object types it meets. */
-class TypeCollector {
-  readonly types: Record<string, ObjectTypeSpec> = {};
-  readonly unions: string[] = [];
-
-  /** The property spec of `schema` at `path`; objects become named types (`nameHint` if unexported). */
-  property(schema: TSchema, path: string, nameHint: string): PropertySpec {
-    const description = describe(schema);
-    const withDescription = (spec: PropertySpec) => (description ? { ...spec, description } : spec);
-    if (schema.anyOf) {
-      const values = (schema.anyOf as TSchema[]).map((s) => s.const);
-      if (!values.every((v) => typeof v === "string")) {
-        throw new Error(`${path}: a union of other than string literals has no Pulumi schema type; flatten it in src/provider/schema.ts`);
-      }
-      this.unions.push(`${path}: ${values.map((v) => JSON.stringify(v)).join(" | ")}`);
-      return { type: "string", description: describe(schema, `One of ${values.map((v) => JSON.stringify(v)).join(", ")}.`) };
-    }
-    switch (schema[Kind]) {
-      case "String":
-        return withDescription({ type: "string" });
-      case "Integer":
-        return withDescription({ type: "integer" });
-      case "Number":
-        return withDescription({ type: "number" });
-      case "Boolean":
-        return withDescription({ type: "boolean" });
-      case "Array":
-        return withDescription({ type: "array", items: this.property(schema.items as TSchema, `${path}[]`, nameHint) });
-      case "Record": {
-        const [valueSchema] = Object.values(schema.patternProperties as Record<string, TSchema>);
-        return withDescription({ type: "object", additionalProperties: this.property(valueSchema, `${path}{}`, nameHint) });
-      }
-      case "Object": {
-        const name = exportedNames.get(JSON.stringify(schema)) ?? nameHint;
-        this.object(name, schema, path);
-        return withDescription(ref(name));
-      }
-      default:
-        throw new Error(`${path}: TypeBox kind ${String(schema[Kind])} has no Pulumi schema mapping in src/provider/schema.ts`);
-    }
-  }
-
-  object(name: string, schema: TSchema, path: string): void {
-    if (this.types[typeToken(name)]) return;
-    const spec: ObjectTypeSpec = { type: "object", properties: {} };
-    this.types[typeToken(name)] = spec; // before the properties: a cycle would end here
-    if (schema.description) spec.description = schema.description as string;
-    for (const [key, child] of Object.entries(schema.properties as Record<string, TSchema>)) {
-      spec.properties[key] = this.property(child, `${path}.${key}`, `${name}${pascal(key)}`);
-    }
-    if (schema.required?.length) spec.required = [...(schema.required as string[])];
-  }
-}
-
-const str = (description: string) => ({ type: "string", description });
-const secretStr = (description: string) => ({ type: "string", secret: true, description });
+import { PACKAGE, ref, secretStr, str, TypeCollector, typeToken } from "./schema-types";
+import { workerNodeResource } from "./worker-schema";
 
 export interface PackageSchema {
   readonly schema: Record<string, unknown>;
@@ -170,6 +84,7 @@ export function packageSchema(version: string): PackageSchema {
       },
       required: ["clusterCaCertificate", "clusterCaPrivateKey", "adminCertificate", "adminPrivateKey", "certificatesExpireAt"],
     },
+    [componentType("WorkerNode")]: workerNodeResource(collector),
   };
   const schema = {
     name: PACKAGE,

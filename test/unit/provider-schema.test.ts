@@ -24,6 +24,6 @@ describe("the component package schema", () => {
   });
 
   it("names every component in the module index", () => {
-    expect(Object.keys(packageSchema("0.0.0").schema.resources as object).sort()).toEqual(["kube-on-kube:index:ClusterPki", "kube-on-kube:index:ControlPlane"]);
+    expect(Object.keys(packageSchema("0.0.0").schema.resources as object).sort()).toEqual(["kube-on-kube:index:ClusterPki", "kube-on-kube:index:ControlPlane", "kube-on-kube:index:WorkerNode"]);
   });
 });
