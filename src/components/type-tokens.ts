@@ -1,14 +1,14 @@
 /**
  * The components' Pulumi type tokens. Every component is `kube-on-kube:index:<Type>`: a package
  * offered to other Pulumi languages (src/provider) names its resources in the module `index`.
- * Up to 0.1.0 most components lived in the modules `masters`, `workers` and `pki`; each one keeps
- * an alias to that old token, so a stack deployed before is neither replaced nor re-created. The
+ * Before, most components lived in the modules `masters`, `workers` and `pki`; each one keeps an
+ * alias to its old token, so a stack deployed before the move is neither replaced nor re-created. The
  * engine derives the children's aliases from their parent's, so aliasing the component covers
  * everything under it (proved by test/integration/type-token-aliases.test.ts).
  */
 import type * as pulumi from "@pulumi/pulumi";
 
-/** Each component's module before 0.2 (`kube-on-kube:<module>:<Type>`); absent: always `index`. */
+/** Each component's module before the move (`kube-on-kube:<module>:<Type>`); undefined: always `index`. */
 const LEGACY_MODULES = {
   ApiServer: "masters",
   ControllerManager: "masters",
@@ -28,7 +28,7 @@ export function componentType(type: ComponentTypeName): string {
   return `kube-on-kube:index:${type}`;
 }
 
-/** The token a component had up to 0.1.0, or undefined when it is unchanged. */
+/** The token a component had before the move, or undefined when it is unchanged. */
 export function legacyComponentType(type: ComponentTypeName): string | undefined {
   const module = LEGACY_MODULES[type];
   return module === undefined ? undefined : `kube-on-kube:${module}:${type}`;

@@ -1,5 +1,5 @@
 /**
- * The component provider that offers ControlPlane and ClusterPki to every Pulumi language: the
+ * The component provider that offers ControlPlane, ClusterPki and WorkerNode to every Pulumi language: the
  * engine calls `construct` and the components are built here, in Node, exactly as a TypeScript
  * program builds them. Served by src/provider/main.ts (the plugin `pulumi-resource-kube-on-kube`).
  *

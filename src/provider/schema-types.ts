@@ -58,8 +58,12 @@ export class TypeCollector {
         return withDescription({ type: "number" });
       case "Boolean":
         return withDescription({ type: "boolean" });
-      case "Array":
-        return withDescription({ type: "array", items: this.property(schema.items as TSchema, `${path}[]`, nameHint) });
+      case "Array": {
+        // The engine drops the descriptions of array items: keep them on the property.
+        const { description: itemDescription, ...items } = this.property(schema.items as TSchema, `${path}[]`, nameHint);
+        const text = [description, itemDescription].filter(Boolean).join(" ");
+        return { type: "array", items, ...(text ? { description: text } : {}) };
+      }
       case "Record": {
         const [valueSchema] = Object.values(schema.patternProperties as Record<string, TSchema>);
         return withDescription({ type: "object", additionalProperties: this.property(valueSchema, `${path}{}`, nameHint) });

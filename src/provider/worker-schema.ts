@@ -49,7 +49,8 @@ export function workerNodeResource(collector: TypeCollector): Record<string, unk
     properties: {
       arch: str("Expected architecture (uname -m)."),
       minFreeDiskMiB: { type: "integer" },
-      ignore: { type: "array", items: oneOf("A check reported as a warning instead of failing.", PreflightCheck) },
+      // A schema's array items carry no description: the values go on the array.
+      ignore: { type: "array", items: { type: "string" }, description: oneOf("Checks reported as warnings instead of failing.", PreflightCheck).description },
     },
   };
   return {

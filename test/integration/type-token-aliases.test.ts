@@ -3,7 +3,7 @@
  * deployed with the old tokens, through the real engine (file backend, real tls provider).
  *
  * The old stack is written by the same component code with src/components/type-tokens.ts answering
- * as 0.1.0 did: ClusterPki registered as `kube-on-kube:pki:ClusterPki`, no alias. Under a
+ * before the move: ClusterPki registered as `kube-on-kube:pki:ClusterPki`, no alias. Under a
  * ControlPlane-typed parent, as ControlPlane nests it, so the URNs of its tls children carry the
  * whole chain of parent types. Then the real token module previews and applies: every resource is
  * `same`, none created, replaced or deleted; and without the alias the same preview would replace
@@ -16,7 +16,7 @@ import { ClusterPki } from "../../src/components/pki";
 import { assertPlugins, newTestStack, type TestStack } from "../support/engine";
 import { minimalSpec } from "../support/specs";
 
-type TokenMode = "0.1.0" | "current" | "current-without-alias";
+type TokenMode = "old" | "current" | "current-without-alias";
 const tokens = vi.hoisted(() => ({ mode: "current" as TokenMode }));
 
 vi.mock("../../src/components/type-tokens", async (importOriginal) => {
@@ -24,7 +24,7 @@ vi.mock("../../src/components/type-tokens", async (importOriginal) => {
   return {
     ...real,
     componentType: (type: Parameters<typeof real.componentType>[0]) =>
-      tokens.mode === "0.1.0" ? (real.legacyComponentType(type) ?? real.componentType(type)) : real.componentType(type),
+      tokens.mode === "old" ? (real.legacyComponentType(type) ?? real.componentType(type)) : real.componentType(type),
     withLegacyAlias: (type: Parameters<typeof real.withLegacyAlias>[0], opts: pulumi.ComponentResourceOptions | undefined) =>
       tokens.mode === "current" ? real.withLegacyAlias(type, opts) : { ...opts },
   };
@@ -50,7 +50,7 @@ describe("type tokens moved to the module index", () => {
   beforeAll(async () => {
     assertPlugins([{ name: "tls", version: "5.3.0" }]);
     test = await newTestStack("kok-type-tokens", program);
-    tokens.mode = "0.1.0";
+    tokens.mode = "old";
     const result = await test.stack.up();
     created = result.summary.resourceChanges?.create ?? 0;
     caCert = String(result.outputs.caCert.value);
@@ -61,7 +61,7 @@ describe("type tokens moved to the module index", () => {
     test?.dispose();
   });
 
-  it("starts from a stack written with the 0.1.0 token", async () => {
+  it("starts from a stack written with the old token", async () => {
     const types = await typesInState(test);
     expect(types).toContain("kube-on-kube:pki:ClusterPki");
     expect(types).not.toContain("kube-on-kube:index:ClusterPki");
