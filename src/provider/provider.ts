@@ -1,5 +1,5 @@
 /**
- * The component provider that offers ControlPlane, ClusterPki and WorkerNode to every Pulumi language: the
+ * The component provider that offers ControlPlane, ClusterPki, WorkerNode and NodePool to every Pulumi language: the
  * engine calls `construct` and the components are built here, in Node, exactly as a TypeScript
  * program builds them. Served by src/provider/main.ts (the plugin `pulumi-resource-kube-on-kube`).
  *
@@ -15,6 +15,7 @@ import { ClusterPki } from "../components/pki";
 import { componentType } from "../components/type-tokens";
 import { known } from "./known";
 import { packageSchema } from "./schema";
+import { constructNodePool } from "./node-pool";
 import { constructWorkerNode } from "./worker-node";
 
 /** The npm package's version: the plugin's and the schema's. */
@@ -84,6 +85,7 @@ const CONSTRUCTORS: Record<string, (name: string, inputs: Inputs, opts: pulumi.C
   [componentType("ControlPlane")]: constructControlPlane,
   [componentType("ClusterPki")]: constructClusterPki,
   [componentType("WorkerNode")]: constructWorkerNode,
+  [componentType("NodePool")]: constructNodePool,
 };
 
 export class KubeOnKubeProvider implements pulumi.provider.Provider {

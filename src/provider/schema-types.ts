@@ -42,9 +42,15 @@ export class TypeCollector {
     const description = describe(schema);
     const withDescription = (spec: PropertySpec) => (description ? { ...spec, description } : spec);
     if (schema.anyOf) {
-      const values = (schema.anyOf as TSchema[]).map((s) => s.const);
+      const members = schema.anyOf as TSchema[];
+      if (members.length === 2 && members.map((m) => m[Kind]).sort().join("|") === "Integer|String") {
+        // IntOrPercent: a string in the schema; the provider reads a whole number as the count.
+        this.unions.push(`${path}: integer | string (a string; "2" is read as the count 2)`);
+        return { type: "string", description: describe(schema, 'A count ("2") or a percentage ("10%").') };
+      }
+      const values = members.map((s) => s.const);
       if (!values.every((v) => typeof v === "string")) {
-        throw new Error(`${path}: a union of other than string literals has no Pulumi schema type; flatten it in src/provider/schema.ts`);
+        throw new Error(`${path}: a union of other than string literals has no Pulumi schema type; flatten it in src/provider/schema-types.ts`);
       }
       this.unions.push(`${path}: ${values.map((v) => JSON.stringify(v)).join(" | ")}`);
       return { type: "string", description: describe(schema, `One of ${values.map((v) => JSON.stringify(v)).join(", ")}.`) };

@@ -12,6 +12,7 @@
 import * as api from "../api/v1alpha1";
 import { componentType } from "../components/type-tokens";
 import { PACKAGE, ref, secretStr, str, TypeCollector, typeToken } from "./schema-types";
+import { nodePoolResource } from "./node-pool-schema";
 import { workerNodeResource } from "./worker-schema";
 
 export interface PackageSchema {
@@ -85,6 +86,7 @@ export function packageSchema(version: string): PackageSchema {
       required: ["clusterCaCertificate", "clusterCaPrivateKey", "adminCertificate", "adminPrivateKey", "certificatesExpireAt"],
     },
     [componentType("WorkerNode")]: workerNodeResource(collector),
+    [componentType("NodePool")]: nodePoolResource(collector),
   };
   const schema = {
     name: PACKAGE,

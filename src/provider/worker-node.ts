@@ -12,7 +12,7 @@ import { known } from "./known";
 type Inputs = Record<string, unknown>;
 
 /** Which fields of an object input are given, each as an input, secret ones kept secret. */
-async function fieldsOf(property: string, value: unknown, secretFields: readonly string[]): Promise<Record<string, pulumi.Input<unknown>> | undefined> {
+export async function fieldsOf(property: string, value: unknown, secretFields: readonly string[]): Promise<Record<string, pulumi.Input<unknown>> | undefined> {
   if (value === undefined) return undefined;
   if (!pulumi.Output.isInstance(value)) return value as Record<string, pulumi.Input<unknown>>;
   // The whole object came as one output (it was secret or had dependencies as a whole): its

@@ -61,14 +61,7 @@ export function workerNodeResource(collector: TypeCollector): Record<string, unk
       packages,
       credentials: ref("WorkerCredentials"),
       cluster: ref("WorkerCluster"),
-      installRoot: str('Where files go on the host. Default: "/".'),
-      serviceManager: oneOf('Default: "systemd".', ServiceManager),
-      stepProvider: oneOf('What runs the steps. Default: "command" (needs the command provider plugin).', StepProvider),
-      allowUnknownHostKey: { type: "boolean", description: "Accept a machine without ssh.hostKey. Default: false." },
-      kubelet: ref("KubeletSettings"),
-      preflight: ref("Preflight"),
-      certificateValidityHours: { type: "integer", description: "Validity of the kubelet's client certificate. Default: 8760." },
-      readyTimeoutSeconds: { type: "integer", description: "Drain and Ready-gate timeout. Default: 600." },
+      ...nodeOptions(),
       reinstall: { type: "integer", description: "A repair token: changing it re-runs every install step." },
     },
     requiredInputs: ["machine", "credentials", "cluster"],
@@ -78,5 +71,19 @@ export function workerNodeResource(collector: TypeCollector): Record<string, unk
       binaryVersions: { type: "object", additionalProperties: { type: "string" }, description: "The first line each installed binary prints for --version." },
     },
     required: ["nodeName", "observedVersions", "binaryVersions"],
+  };
+}
+
+/** The options NodePool passes to every WorkerNode (its `node` input), as WorkerNode's inputs. */
+export function nodeOptions(): Record<string, Record<string, unknown>> {
+  return {
+    installRoot: str('Where files go on the host. Default: "/".'),
+    serviceManager: oneOf('Default: "systemd".', ServiceManager),
+    stepProvider: oneOf('What runs the steps. Default: "command" (needs the command provider plugin).', StepProvider),
+    allowUnknownHostKey: { type: "boolean", description: "Accept a machine without ssh.hostKey. Default: false." },
+    kubelet: ref("KubeletSettings"),
+    preflight: ref("Preflight"),
+    certificateValidityHours: { type: "integer", description: "Validity of the kubelet's client certificate. Default: 8760." },
+    readyTimeoutSeconds: { type: "integer", description: "Drain and Ready-gate timeout. Default: 600." },
   };
 }

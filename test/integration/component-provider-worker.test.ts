@@ -12,6 +12,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NodePool } from "../../src/components/node-pool";
 import { WorkerNode } from "../../src/components/worker-node";
 import { assertPlugins, newTestStack, type TestStack } from "../support/engine";
 import { machine, packages } from "../support/worker-fixtures";
@@ -32,11 +33,24 @@ const args = () => ({
   preflight: { ignore: ["kernel", "swap", "ports"] },
 });
 
-class RemoteWorkerNode extends pulumi.ComponentResource {
-  constructor(name: string, inputs: Record<string, unknown>) {
-    super("kube-on-kube:index:WorkerNode", name, { ...inputs, nodeName: undefined }, {}, true);
+/** A component as another language sees it: a type token and inputs, no code. */
+class Remote extends pulumi.ComponentResource {
+  constructor(type: string, name: string, inputs: Record<string, unknown>) {
+    super(`kube-on-kube:index:${type}`, name, inputs, {}, true);
   }
 }
+
+/** Two machines, the second with credentials of its own; maxUnavailable as the schema has it. */
+const poolArgs = (maxUnavailable: number | string) => ({
+  machines: [
+    { name: "m1", spec: machine({ hostname: "worker-0001", ip: "192.0.2.11", labels: { pool: "general" } }) },
+    { name: "m2", spec: machine({ hostname: "worker-0002", ip: "192.0.2.12", labels: { pool: "general" } }), credentials: { password: pulumi.secret("m2-password") } },
+  ],
+  packageVersion: { clusterRef: { name: "prod-a" }, packages: packages(), rollout: { canary: { count: 1 }, maxUnavailable } },
+  credentials: { privateKey: pulumi.secret(sshKey) },
+  cluster: { endpoint: "https://203.0.113.10:6443", caCertificate, caPrivateKey: pulumi.secret(caKey) },
+  node: { serviceManager: "none", stepProvider: "openssh", preflight: { ignore: ["kernel", "swap", "ports"] } },
+});
 
 /**
  * What a preview would create: type, name and inputs of each resource but the stack and the
@@ -60,6 +74,8 @@ async function planned(test: TestStack): Promise<{ resource: string; inputs: str
 describe("WorkerNode through the component provider", () => {
   let local: TestStack;
   let remote: TestStack;
+  let localPool: TestStack;
+  let remotePool: TestStack;
 
   beforeAll(async () => {
     assertPlugins([{ name: "tls", version: "5.3.0" }]);
@@ -72,13 +88,18 @@ describe("WorkerNode through the component provider", () => {
       new WorkerNode("w1", args() as ConstructorParameters<typeof WorkerNode>[1]);
     });
     remote = await newTestStack("kok-worker-remote", async () => {
-      new RemoteWorkerNode("w1", args());
+      new Remote("WorkerNode", "w1", args());
     });
-    remote.stack.workspace.envVars.PATH = `${PROVIDER_DIR}${path.delimiter}${remote.stack.workspace.envVars.PATH}`;
+    localPool = await newTestStack("kok-pool-local", async () => {
+      new NodePool("p", poolArgs(1) as ConstructorParameters<typeof NodePool>[1]);
+    });
+    remotePool = await newTestStack("kok-pool-remote", async () => {
+      new Remote("NodePool", "p", poolArgs("1"));
+    });
+    for (const t of [remote, remotePool]) t.stack.workspace.envVars.PATH = `${PROVIDER_DIR}${path.delimiter}${t.stack.workspace.envVars.PATH}`;
   });
   afterAll(() => {
-    local?.dispose();
-    remote?.dispose();
+    [local, remote, localPool, remotePool].forEach((t) => t?.dispose());
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -90,6 +111,15 @@ describe("WorkerNode through the component provider", () => {
     // The steps' scripts are planned in full, and the SSH key is nowhere in plaintext.
     expect(steps.every((r) => r.inputs.includes("create"))).toBe(true);
     expect(expected.some((r) => r.inputs.includes(sshKey.split("\n")[1])), "key in plaintext").toBe(false);
+    expect(got).toEqual(expected);
+  });
+
+  it("plans a NodePool's batches as the TypeScript class does, maxUnavailable given as a string", async () => {
+    const expected = await planned(localPool);
+    const got = await planned(remotePool);
+    const nodes = expected.filter((r) => r.resource.startsWith("kube-on-kube:index:WorkerNode ")).map((r) => r.resource);
+    expect(nodes).toEqual(["kube-on-kube:index:WorkerNode p-m1", "kube-on-kube:index:WorkerNode p-m2"]);
+    expect(expected.some((r) => r.inputs.includes("m2-password")), "password in plaintext").toBe(false);
     expect(got).toEqual(expected);
   });
 });

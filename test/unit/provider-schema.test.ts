@@ -15,6 +15,8 @@ describe("the component package schema", () => {
     const { schema, flattenedUnions } = packageSchema("0.0.0");
     expect(flattenedUnions).toContain('spec.mode: "standard" | "minimal"');
     expect(flattenedUnions).toContain('spec.apiServer.service.type: "ClusterIP" | "NodePort" | "LoadBalancer"');
+    // The one union of another kind: IntOrPercent, a string the provider reads back as a count.
+    expect(flattenedUnions).toContain('packageVersion.rollout.maxUnavailable: integer | string (a string; "2" is read as the count 2)');
     const types = schema.types as Record<string, { properties: Record<string, { type?: string; description?: string }> }>;
     expect(types["kube-on-kube:index:ClusterSpec"].properties.mode).toMatchObject({ type: "string", description: expect.stringContaining('One of "standard", "minimal".') });
     // No property anywhere is left without a type or a reference.
@@ -24,6 +26,6 @@ describe("the component package schema", () => {
   });
 
   it("names every component in the module index", () => {
-    expect(Object.keys(packageSchema("0.0.0").schema.resources as object).sort()).toEqual(["kube-on-kube:index:ClusterPki", "kube-on-kube:index:ControlPlane", "kube-on-kube:index:WorkerNode"]);
+    expect(Object.keys(packageSchema("0.0.0").schema.resources as object).sort()).toEqual(["kube-on-kube:index:ClusterPki", "kube-on-kube:index:ControlPlane", "kube-on-kube:index:NodePool", "kube-on-kube:index:WorkerNode"]);
   });
 });
