@@ -8,6 +8,7 @@
 #   eval "$(bash tools/toolchain-env.sh)"         # then use them
 #
 # Targets: pulumi kubernetes-provider command-provider tls-provider etcd kube-1.36 kube-1.35
+#          yaml-language
 #
 # Each target is a small wrapper Go module of ours under tools/go/<target>/ that pins exact
 # versions (go.mod + go.sum committed). Output is cached outside the work tree:
@@ -19,6 +20,7 @@
 #                            etcd,etcdctl,etcdutl}
 #   $KOK_TOOLCHAIN_DIR/k8s/<kube version>/bin/...   (both minors)
 #   $KOK_TOOLCHAIN_DIR/pulumi-home                  (PULUMI_HOME with the provider plugins)
+#   $KOK_TOOLCHAIN_DIR/bin/pulumi-language-yaml     (target yaml-language; runs Pulumi.yaml programs)
 set -euo pipefail
 
 TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,7 +28,7 @@ TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "${TOOLS_DIR}/lib/common.sh"
 
 # Ordered by value: the engine first, then what the components deploy with, then the cluster.
-ALL_TARGETS=(pulumi kubernetes-provider tls-provider command-provider etcd kube-1.36 kube-1.35)
+ALL_TARGETS=(pulumi kubernetes-provider tls-provider command-provider etcd kube-1.36 kube-1.35 yaml-language)
 
 BUILD_JOBS="${KOK_BUILD_JOBS:-2}"   # go build -p; the machines have 2 cores
 
@@ -91,6 +93,13 @@ target_spec() {
         T_BINARIES+=("${cmd} k8s.io/kubernetes/cmd/${cmd}")
       done
       T_LDFLAGS+=" $(kube_version_ldflags "${kube_version}")"
+      ;;
+    yaml-language)
+      # The Pulumi YAML language host, so examples/yaml runs under the real engine (the CLI finds
+      # pulumi-language-yaml on its PATH, which bin/ is on).
+      T_VERSIONS="pulumi-language-yaml ${YAML_LANGUAGE_VERSION}"
+      T_BINARIES=("pulumi-language-yaml github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml")
+      T_LDFLAGS+=" -X github.com/pulumi/pulumi-yaml/pkg/version.Version=${YAML_LANGUAGE_VERSION}"
       ;;
     *)
       die "unknown target '$1' (known: ${ALL_TARGETS[*]})"
@@ -247,6 +256,7 @@ link_current() {
   mkdir -p "${bin_dir}"
   local dir
   if dir="$(present_cache_dir pulumi)"; then link_atomic "${dir}/bin/pulumi" "${bin_dir}/pulumi"; fi
+  if dir="$(present_cache_dir yaml-language)"; then link_atomic "${dir}/bin/pulumi-language-yaml" "${bin_dir}/pulumi-language-yaml"; fi
   local cmd
   if dir="$(present_cache_dir etcd)"; then
     for cmd in etcd etcdctl etcdutl; do link_atomic "${dir}/bin/${cmd}" "${bin_dir}/${cmd}"; done

@@ -19,6 +19,7 @@ import { auditPolicyYaml, secretEncryptionConfig } from "./apiserver-config";
 import { disruptionBudget, httpProbe, masterDeployment, masterDeploymentSpec, masterSecret, type MasterDeploymentParams } from "./master-workload";
 import type { PemPair } from "./pki";
 import { RolloutGate, RolloutKind, specRevision } from "./rollout-gate";
+import { componentType, withLegacyAlias } from "./type-tokens";
 
 export interface ApiServerArgs {
   readonly cluster: ClusterContext;
@@ -102,7 +103,7 @@ export class ApiServer extends pulumi.ComponentResource {
   readonly rollout: RolloutGate;
 
   constructor(name: string, args: ApiServerArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("kube-on-kube:masters:ApiServer", name, {}, opts);
+    super(componentType("ApiServer"), name, {}, withLegacyAlias("ApiServer", opts));
     const ctx = args.cluster;
     const spec = ctx.spec.apiServer;
     const names = objectNames(ctx.name);

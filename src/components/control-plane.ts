@@ -33,6 +33,7 @@ import { MastersNetworkPolicies } from "./network-policies";
 import { ClusterPki, type PemPair } from "./pki";
 import { podSecurityLabels } from "./pod-security";
 import { Scheduler } from "./scheduler";
+import { componentType } from "./type-tokens";
 
 export interface ControlPlaneArgs {
   /** The business cluster, exactly as in a `Cluster` resource's spec. */
@@ -154,7 +155,7 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
     // Validate before registering anything: a bad spec must leave no trace in the stack.
     const problems = controlPlaneProblems(name, args);
     if (problems.length) throw new SpecValidationError(`ControlPlane "${name}"`, problems);
-    super("kube-on-kube:index:ControlPlane", name, {}, { ...opts, transformations: [...(opts?.transformations ?? []), adoptOwnObjects] });
+    super(componentType("ControlPlane"), name, {}, { ...opts, transformations: [...(opts?.transformations ?? []), adoptOwnObjects] });
 
     const spec = resolveClusterSpec(args.spec);
     const namespace = args.namespace ?? name;

@@ -8,6 +8,7 @@ import type { CaSecretReference } from "../api/v1alpha1";
 import { objectNames, renderFlags, type ClusterContext } from "./cluster-context";
 import { disruptionBudget, httpProbe, masterDeployment, masterSecret } from "./master-workload";
 import type { PemPair } from "./pki";
+import { componentType, withLegacyAlias } from "./type-tokens";
 
 export interface ControllerManagerArgs {
   readonly cluster: ClusterContext;
@@ -59,7 +60,7 @@ export class ControllerManager extends pulumi.ComponentResource {
   readonly caSecret: pulumi.Output<CaSecretReference>;
 
   constructor(name: string, args: ControllerManagerArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("kube-on-kube:masters:ControllerManager", name, {}, opts);
+    super(componentType("ControllerManager"), name, {}, withLegacyAlias("ControllerManager", opts));
     const ctx = args.cluster;
     const spec = ctx.spec.controllerManager;
     const names = objectNames(ctx.name);

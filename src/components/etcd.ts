@@ -21,6 +21,7 @@ import { CHECKSUM_ANNOTATION, disruptionBudget, masterPodBasics, masterSecret, p
 import { MASTER_CONTAINER_SECURITY_CONTEXT } from "./pod-security";
 import type { PemPair } from "./pki";
 import { RolloutGate, RolloutKind, specRevision } from "./rollout-gate";
+import { componentType, withLegacyAlias } from "./type-tokens";
 
 export interface EtcdArgs {
   readonly cluster: ClusterContext;
@@ -109,7 +110,7 @@ export class Etcd extends pulumi.ComponentResource {
   readonly rollout: RolloutGate;
 
   constructor(name: string, args: EtcdArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("kube-on-kube:masters:Etcd", name, {}, opts);
+    super(componentType("Etcd"), name, {}, withLegacyAlias("Etcd", opts));
     const ctx = args.cluster;
     const spec = ctx.spec.etcd;
     const names = objectNames(ctx.name);

@@ -19,6 +19,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { objectNames, selectorLabels, type ClusterContext } from "./cluster-context";
 import { APISERVER_PORT } from "./apiserver";
+import { componentType, withLegacyAlias } from "./type-tokens";
 
 type NetworkPolicySpec = k8s.types.input.networking.v1.NetworkPolicySpec;
 
@@ -66,7 +67,7 @@ export class MastersNetworkPolicies extends pulumi.ComponentResource {
   readonly policies: k8s.networking.v1.NetworkPolicy[];
 
   constructor(name: string, args: MastersNetworkPoliciesArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("kube-on-kube:masters:NetworkPolicies", name, {}, opts);
+    super(componentType("NetworkPolicies"), name, {}, withLegacyAlias("NetworkPolicies", opts));
     const ctx = args.cluster;
     this.policies = mastersNetworkPolicies(ctx, args.operatorNamespace).map(
       (p) =>

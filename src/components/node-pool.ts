@@ -19,6 +19,7 @@ import {
 } from "../api/v1alpha1";
 import { planRollout, type RolloutBatch } from "./rollout-plan";
 import { WorkerNode, workerNodeProblems, type WorkerNodeArgs } from "./worker-node";
+import { componentType, withLegacyAlias } from "./type-tokens";
 
 export interface NodePoolMachine {
   /** Unique in the pool; the WorkerNode is named `<pool>-<name>`. */
@@ -75,7 +76,7 @@ export class NodePool extends pulumi.ComponentResource {
   constructor(name: string, args: NodePoolArgs, opts?: pulumi.ComponentResourceOptions) {
     const problems = nodePoolProblems(args);
     if (problems.length > 0) throw new SpecValidationError(`NodePool ${name}`, problems);
-    super("kube-on-kube:workers:NodePool", name, {}, opts);
+    super(componentType("NodePool"), name, {}, withLegacyAlias("NodePool", opts));
     const { plan, nodes } = createNodePool(name, this, args);
     this.plan = plan;
     this.nodes = nodes;

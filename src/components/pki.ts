@@ -7,6 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { apiServerSANs, etcdSANs, type ClusterContext, type SubjectAltNames } from "./cluster-context";
+import { componentType, withLegacyAlias } from "./type-tokens";
 
 export interface PemPair {
   readonly certPem: pulumi.Output<string>;
@@ -68,7 +69,7 @@ export class ClusterPki extends pulumi.ComponentResource {
   readonly certificatesExpireAt: pulumi.Output<string>;
 
   constructor(name: string, args: ClusterPkiArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("kube-on-kube:pki:ClusterPki", name, {}, opts);
+    super(componentType("ClusterPki"), name, {}, withLegacyAlias("ClusterPki", opts));
     const { cluster } = args;
     const certs = cluster.spec.certificates;
     const child = { parent: this };

@@ -3,6 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { objectNames, renderFlags, type ClusterContext } from "./cluster-context";
 import { disruptionBudget, httpProbe, masterDeployment, masterSecret } from "./master-workload";
+import { componentType, withLegacyAlias } from "./type-tokens";
 
 export interface SchedulerArgs {
   readonly cluster: ClusterContext;
@@ -34,7 +35,7 @@ export class Scheduler extends pulumi.ComponentResource {
   readonly deployment: k8s.apps.v1.Deployment;
 
   constructor(name: string, args: SchedulerArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("kube-on-kube:masters:Scheduler", name, {}, opts);
+    super(componentType("Scheduler"), name, {}, withLegacyAlias("Scheduler", opts));
     const ctx = args.cluster;
     const spec = ctx.spec.scheduler;
     const names = objectNames(ctx.name);

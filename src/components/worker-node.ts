@@ -28,6 +28,7 @@ import { asRoot } from "../host/scripts/sudo";
 import { loadPulumiCommand, type RemoteConnectionArgs } from "./command-steps";
 import { SshStep } from "./ssh-step";
 import { trustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "./trusted-kubeconfig";
+import { componentType, withLegacyAlias } from "./type-tokens";
 
 export { ServiceManager } from "../host/scripts/install";
 
@@ -153,7 +154,7 @@ export class WorkerNode extends pulumi.ComponentResource {
   constructor(name: string, args: WorkerNodeArgs, opts?: pulumi.ComponentResourceOptions) {
     const problems = workerNodeProblems(args);
     if (problems.length > 0) throw new SpecValidationError(`WorkerNode ${name}`, problems);
-    super("kube-on-kube:workers:WorkerNode", name, {}, opts);
+    super(componentType("WorkerNode"), name, {}, withLegacyAlias("WorkerNode", opts));
     const created = createWorkerNode(name, this, args);
     this.steps = created.steps;
     this.healthGate = created.healthGate;

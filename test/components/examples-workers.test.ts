@@ -35,6 +35,6 @@ describe("examples/workers", () => {
     expect(rollout.flat()).toHaveLength(10);
     expect(rollout.slice(1).every((batch) => batch.length <= 3)).toBe(true);
     await settle();
-    expect(recorder.ofType("kube-on-kube:workers:WorkerNode")).toHaveLength(10);
+    expect(recorder.ofType("kube-on-kube:index:WorkerNode")).toHaveLength(10);
   });
 });

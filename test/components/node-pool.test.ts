@@ -46,7 +46,7 @@ describe("NodePool", () => {
     expect(firstStep("w1")).toEqual([gate("w3")]);
     expect(firstStep("w2")).toEqual([gate("w0"), gate("w1")]);
     expect(capture.options.get("p-w4-kubelet")?.dependsOn).toEqual([pool.nodes.w4.steps.containerd, gate("w0"), gate("w1")]);
-    expect(recorder.ofType("kube-on-kube:workers:WorkerNode").map((r) => r.name).sort()).toEqual(["p-w0", "p-w1", "p-w2", "p-w3", "p-w4"]);
+    expect(recorder.ofType("kube-on-kube:index:WorkerNode").map((r) => r.name).sort()).toEqual(["p-w0", "p-w1", "p-w2", "p-w3", "p-w4"]);
     expect(capture.options.get("p-w0")?.parent).toBe(pool);
   });
 

@@ -230,6 +230,8 @@ describe("decideLegacyStack", () => {
   it("knows a Machine's stack by its WorkerNode", () => {
     const m = { metadata: { namespace: "fleet", name: "worker-1" } };
     expect(decideLegacyStack(m, "WorkerNode", undefined, [{ type: "kube-on-kube:workers:WorkerNode", name: "worker-1" }])).toEqual({ action: "migrate", from: "fleet-worker-1" });
+    // A stack written after the type tokens moved to the module index (src/components/type-tokens.ts).
+    expect(decideLegacyStack(m, "WorkerNode", undefined, [{ type: "kube-on-kube:index:WorkerNode", name: "worker-1" }])).toEqual({ action: "migrate", from: "fleet-worker-1" });
     expect(decideLegacyStack(m, "WorkerNode", undefined, [{ type: "kube-on-kube:index:ControlPlane", name: "worker-1" }])).toMatchObject({ action: "leave" });
   });
 });

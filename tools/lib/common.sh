@@ -18,6 +18,7 @@ ETCD_VERSION="3.6.16"                      # go.etcd.io/etcd/server/v3
 KUBE_VERSION_1_36="v1.36.3"                # k8s.io/kubernetes, default minor
 KUBE_VERSION_1_35="v1.35.4"                # previous minor, for upgrade tests
 DEFAULT_KUBE_MINOR="1.36"
+YAML_LANGUAGE_VERSION="v1.25.0"            # github.com/pulumi/pulumi-yaml (pulumi-language-yaml)
 
 KOK_TOOLCHAIN_DIR="${KOK_TOOLCHAIN_DIR:-${HOME}/.cache/kube-on-kube/toolchain}"
 
