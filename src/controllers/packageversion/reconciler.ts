@@ -20,7 +20,8 @@ import {
 import { setCondition } from "../../runtime/conditions";
 import { TerminalError, type ReconcileResult } from "../../runtime/controller";
 import { splitKey } from "../../runtime/keys";
-import { annotationsOf, rolloutStep, type RolloutMachine, type RolloutPackageVersion } from "./rollout";
+import { annotationsOf, type RolloutMachine, type RolloutPackageVersion } from "./rollout";
+import { rolloutStep } from "./rollout-step";
 
 export interface PackageVersionObject extends RolloutPackageVersion {
   readonly apiVersion: string;
