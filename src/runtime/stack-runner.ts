@@ -337,17 +337,6 @@ export class StackRunner {
   }
 
   /**
-   * Deletes the stack's lock left by a process that died mid-update. Only safe when no update of
-   * ours runs on it: the operator calls it on becoming leader, before any other operation.
-   */
-  async clearStaleLock(stackName: string, program: PulumiFn): Promise<void> {
-    return this.serialize(stackName, async () => {
-      const stack = await this.stack(stackName, program);
-      await stack.cancel();
-    });
-  }
-
-  /**
    * Crash recovery for one stack, on becoming leader and before any update: delete a lock left by
    * a dead process, and when the state records operations that never finished (the process was
    * killed mid-update), refresh with pending creates cleared so the next `up` starts clean.
