@@ -30,6 +30,10 @@ import { trustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } f
 
 export { ServiceManager } from "../host/scripts/install";
 
+/**
+ * Which Pulumi provider runs a WorkerNode's steps: @pulumi/command's `remote.Command`, or SshStep's
+ * dynamic provider over the OpenSSH client (ssh-step.ts).
+ */
 export const StepProvider = { Command: "command", OpenSsh: "openssh" } as const;
 export type StepProvider = (typeof StepProvider)[keyof typeof StepProvider];
 
