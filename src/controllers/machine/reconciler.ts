@@ -9,8 +9,8 @@
  *   paused?                      → no change at all; say so
  *   invalid spec?                → Failed, an Event listing every problem, no retry
  *   Cluster/catalog/Secret away? → Pending with a condition naming what it waits for
- *   new spec or catalog?         → `up`: install or upgrade; observed versions read back
- *   else                         → cheap health check: the business cluster's Node (from one
+ *   new spec or catalog?         → `up`: install or upgrade; observed versions read back (install.ts)
+ *   else                         → cheap health check (health.ts): the business cluster's Node (from one
  *                                  watch per cluster), a short SSH probe on a slower period;
  *                                  drift → reinstall; NotReady too long → repair, unless too many
  *                                  machines of the cluster are unhealthy (an outage, not a node)

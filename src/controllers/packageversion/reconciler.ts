@@ -1,6 +1,6 @@
 /**
  * Reconciles one `ClusterPackageVersion`: the gray release of its catalog over the Machines that
- * reference it. Every decision is `rolloutStep`'s (package-rollout.ts); this class reads the
+ * reference it. Every decision is `rolloutStep`'s (rollout-step.ts); this class reads the
  * objects, applies the decision and reports it:
  *
  *   gone or deleting?  → nothing to do (no finalizer: Machines keep their last admission)
