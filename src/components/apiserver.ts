@@ -108,26 +108,9 @@ export class ApiServer extends pulumi.ComponentResource {
     const spec = ctx.spec.apiServer;
     const names = objectNames(ctx.name);
     const labels = componentLabels(ctx.name, "kube-apiserver");
-    const selector = selectorLabels(ctx.name, "kube-apiserver");
     const child = { parent: this };
-    const c = args.certificates;
 
-    const files: Record<string, pulumi.Input<string>> = {
-      "ca.crt": c.ca.certPem,
-      "apiserver.crt": c.serving.certPem,
-      "apiserver.key": c.serving.keyPem,
-      "apiserver-kubelet-client.crt": c.kubeletClient.certPem,
-      "apiserver-kubelet-client.key": c.kubeletClient.keyPem,
-      "etcd-ca.crt": c.etcdCa,
-      "apiserver-etcd-client.crt": c.etcdClient.certPem,
-      "apiserver-etcd-client.key": c.etcdClient.keyPem,
-      "front-proxy-ca.crt": c.frontProxyCa,
-      "front-proxy-client.crt": c.frontProxyClient.certPem,
-      "front-proxy-client.key": c.frontProxyClient.keyPem,
-      "sa.pub": c.serviceAccountPublicKey,
-      "sa.key": c.serviceAccountPrivateKey,
-      [ENCRYPTION_CONFIG_FILE]: secretEncryptionConfig(name, args.encryptionKeyGeneration ?? 1, this),
-    };
+    const files = apiServerFiles(name, args, this);
     const secret = masterSecret(`${name}-certs`, ctx, names.apiServerCerts, "kube-apiserver", files, child);
     const auditFiles = { [AUDIT_POLICY_FILE]: auditPolicyYaml() };
     const auditPolicy = new k8s.core.v1.ConfigMap(
@@ -136,32 +119,9 @@ export class ApiServer extends pulumi.ComponentResource {
       child,
     );
 
-    const servicePort = { name: "https", port: spec.service.port, targetPort: APISERVER_PORT };
-    this.headlessService = new k8s.core.v1.Service(
-      `${name}-headless`,
-      {
-        metadata: { name: names.apiServerHeadlessService, namespace: ctx.namespace, labels },
-        spec: { clusterIP: "None", selector, ports: [servicePort] },
-      },
-      child,
-    );
-    this.service = new k8s.core.v1.Service(
-      `${name}-service`,
-      {
-        metadata: {
-          name: names.apiServerService,
-          namespace: ctx.namespace,
-          labels,
-          annotations: Object.keys(spec.service.annotations).length ? spec.service.annotations : undefined,
-        },
-        spec: {
-          type: spec.service.type,
-          selector,
-          ports: [{ ...servicePort, nodePort: spec.service.nodePort }],
-        },
-      },
-      child,
-    );
+    const services = apiServerServices(name, ctx, child);
+    this.headlessService = services.headless;
+    this.service = services.service;
 
     const deployment: MasterDeploymentParams = {
       objectName: names.apiServer,
@@ -198,4 +158,60 @@ export class ApiServer extends pulumi.ComponentResource {
     disruptionBudget(`${name}-pdb`, ctx, names.apiServer, "kube-apiserver", child);
     this.registerOutputs({});
   }
+}
+
+/** The files of the apiserver's Secret: every certificate and key it reads, and its encryption config. */
+function apiServerFiles(name: string, args: ApiServerArgs, parent: pulumi.Resource): Record<string, pulumi.Input<string>> {
+  const c = args.certificates;
+  return {
+    "ca.crt": c.ca.certPem,
+    "apiserver.crt": c.serving.certPem,
+    "apiserver.key": c.serving.keyPem,
+    "apiserver-kubelet-client.crt": c.kubeletClient.certPem,
+    "apiserver-kubelet-client.key": c.kubeletClient.keyPem,
+    "etcd-ca.crt": c.etcdCa,
+    "apiserver-etcd-client.crt": c.etcdClient.certPem,
+    "apiserver-etcd-client.key": c.etcdClient.keyPem,
+    "front-proxy-ca.crt": c.frontProxyCa,
+    "front-proxy-client.crt": c.frontProxyClient.certPem,
+    "front-proxy-client.key": c.frontProxyClient.keyPem,
+    "sa.pub": c.serviceAccountPublicKey,
+    "sa.key": c.serviceAccountPrivateKey,
+    [ENCRYPTION_CONFIG_FILE]: secretEncryptionConfig(name, args.encryptionKeyGeneration ?? 1, parent),
+  };
+}
+
+/** A headless Service for the apiservers' peers, and one of the spec's type for everyone else. */
+function apiServerServices(name: string, ctx: ClusterContext, child: pulumi.CustomResourceOptions): { headless: k8s.core.v1.Service; service: k8s.core.v1.Service } {
+  const spec = ctx.spec.apiServer;
+  const names = objectNames(ctx.name);
+  const labels = componentLabels(ctx.name, "kube-apiserver");
+  const selector = selectorLabels(ctx.name, "kube-apiserver");
+  const servicePort = { name: "https", port: spec.service.port, targetPort: APISERVER_PORT };
+  const headless = new k8s.core.v1.Service(
+    `${name}-headless`,
+    {
+      metadata: { name: names.apiServerHeadlessService, namespace: ctx.namespace, labels },
+      spec: { clusterIP: "None", selector, ports: [servicePort] },
+    },
+    child,
+  );
+  const service = new k8s.core.v1.Service(
+    `${name}-service`,
+    {
+      metadata: {
+        name: names.apiServerService,
+        namespace: ctx.namespace,
+        labels,
+        annotations: Object.keys(spec.service.annotations).length ? spec.service.annotations : undefined,
+      },
+      spec: {
+        type: spec.service.type,
+        selector,
+        ports: [{ ...servicePort, nodePort: spec.service.nodePort }],
+      },
+    },
+    child,
+  );
+  return { headless, service };
 }

@@ -188,49 +188,7 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
     const kubeconfigFor = (userName: string, pair: PemPair, server: string) =>
       kubeconfigOutput({ clusterName: name, server, caCertPem: pki.clusterCa.certPem, userName, clientCertPem: pair.certPem, clientKeyPem: pair.keyPem });
 
-    const etcd = new Etcd(
-      `${name}-etcd`,
-      { cluster: ctx, certificates: { ca: pki.etcdCa, server: pki.etcdServer, peer: pki.etcdPeer }, metaKubeconfig: args.metaKubeconfig },
-      { parent: this, dependsOn: ns ? [ns] : [] },
-    );
-    const apiServer = new ApiServer(
-      `${name}-apiserver`,
-      {
-        cluster: ctx,
-        certificates: {
-          ca: pki.clusterCa,
-          serving: pki.apiServer,
-          kubeletClient: pki.apiServerKubeletClient,
-          etcdCa: pki.etcdCa.certPem,
-          etcdClient: pki.apiServerEtcdClient,
-          frontProxyCa: pki.frontProxyCa.certPem,
-          frontProxyClient: pki.frontProxyClient,
-          serviceAccountPublicKey: pki.serviceAccount.publicKeyPem,
-          serviceAccountPrivateKey: pki.serviceAccount.privateKeyPem,
-        },
-        metaKubeconfig: args.metaKubeconfig,
-        encryptionKeyGeneration: args.encryptionKeyGeneration,
-      },
-      // The gates, not the workloads: pulumi-kubernetes may call an update done before the old Pods
-      // are gone (docs/architecture.md, "Upgrade order").
-      { parent: this, dependsOn: [etcd.rollout] },
-    );
-    const controllerManager = new ControllerManager(
-      `${name}-controller-manager`,
-      {
-        cluster: ctx,
-        clusterCa: pki.clusterCa,
-        frontProxyCa: pki.frontProxyCa.certPem,
-        serviceAccountPrivateKey: pki.serviceAccount.privateKeyPem,
-        kubeconfig: kubeconfigFor("system:kube-controller-manager", pki.controllerManager, internalUrl),
-      },
-      { parent: this, dependsOn: [apiServer.rollout] },
-    );
-    new Scheduler(
-      `${name}-scheduler`,
-      { cluster: ctx, kubeconfig: kubeconfigFor("system:kube-scheduler", pki.scheduler, internalUrl) },
-      { parent: this, dependsOn: [apiServer.rollout] },
-    );
+    const { controllerManager } = createMasters({ name, ctx, pki, parent: this, namespace: ns, metaKubeconfig: args.metaKubeconfig, encryptionKeyGeneration: args.encryptionKeyGeneration, kubeconfigFor, internalUrl });
 
     const adminKubeconfig = kubeconfigFor("kubernetes-admin", pki.admin, externalUrl);
     masterSecret(
@@ -266,4 +224,65 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
     this.certificatesExpireAt = pki.certificatesExpireAt;
     this.registerOutputs(controlPlaneOutputs(this));
   }
+}
+
+interface MastersArgs {
+  readonly name: string;
+  readonly ctx: ClusterContext;
+  readonly pki: ClusterPki;
+  readonly parent: pulumi.Resource;
+  /** The namespace the ControlPlane created, if it did: the masters wait for it. */
+  readonly namespace: k8s.core.v1.Namespace | undefined;
+  readonly metaKubeconfig: ControlPlaneArgs["metaKubeconfig"];
+  readonly encryptionKeyGeneration: ControlPlaneArgs["encryptionKeyGeneration"];
+  readonly kubeconfigFor: (userName: string, pair: PemPair, server: string) => pulumi.Output<string>;
+  readonly internalUrl: string;
+}
+
+/** The masters in their upgrade order: etcd, then the apiservers, then the controller-manager and the scheduler. */
+function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encryptionKeyGeneration, kubeconfigFor, internalUrl }: MastersArgs): { controllerManager: ControllerManager } {
+  const etcd = new Etcd(
+    `${name}-etcd`,
+    { cluster: ctx, certificates: { ca: pki.etcdCa, server: pki.etcdServer, peer: pki.etcdPeer }, metaKubeconfig },
+    { parent, dependsOn: namespace ? [namespace] : [] },
+  );
+  const apiServer = new ApiServer(
+    `${name}-apiserver`,
+    {
+      cluster: ctx,
+      certificates: {
+        ca: pki.clusterCa,
+        serving: pki.apiServer,
+        kubeletClient: pki.apiServerKubeletClient,
+        etcdCa: pki.etcdCa.certPem,
+        etcdClient: pki.apiServerEtcdClient,
+        frontProxyCa: pki.frontProxyCa.certPem,
+        frontProxyClient: pki.frontProxyClient,
+        serviceAccountPublicKey: pki.serviceAccount.publicKeyPem,
+        serviceAccountPrivateKey: pki.serviceAccount.privateKeyPem,
+      },
+      metaKubeconfig,
+      encryptionKeyGeneration,
+    },
+    // The gates, not the workloads: pulumi-kubernetes may call an update done before the old Pods
+    // are gone (docs/architecture.md, "Upgrade order").
+    { parent, dependsOn: [etcd.rollout] },
+  );
+  const controllerManager = new ControllerManager(
+    `${name}-controller-manager`,
+    {
+      cluster: ctx,
+      clusterCa: pki.clusterCa,
+      frontProxyCa: pki.frontProxyCa.certPem,
+      serviceAccountPrivateKey: pki.serviceAccount.privateKeyPem,
+      kubeconfig: kubeconfigFor("system:kube-controller-manager", pki.controllerManager, internalUrl),
+    },
+    { parent, dependsOn: [apiServer.rollout] },
+  );
+  new Scheduler(
+    `${name}-scheduler`,
+    { cluster: ctx, kubeconfig: kubeconfigFor("system:kube-scheduler", pki.scheduler, internalUrl) },
+    { parent, dependsOn: [apiServer.rollout] },
+  );
+  return { controllerManager };
 }

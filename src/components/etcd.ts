@@ -112,7 +112,6 @@ export class Etcd extends pulumi.ComponentResource {
   constructor(name: string, args: EtcdArgs, opts?: pulumi.ComponentResourceOptions) {
     super(componentType("Etcd"), name, {}, withLegacyAlias("Etcd", opts));
     const ctx = args.cluster;
-    const spec = ctx.spec.etcd;
     const names = objectNames(ctx.name);
     const labels = componentLabels(ctx.name, "etcd");
     const selector = selectorLabels(ctx.name, "etcd");
@@ -149,59 +148,7 @@ export class Etcd extends pulumi.ComponentResource {
       child,
     );
 
-    const pki = secretVolume(names.etcdCerts, PKI);
-    const dataVolumeName = "data";
-    const storage = spec.storage;
-    const statefulSetSpec: k8s.types.input.apps.v1.StatefulSetSpec = {
-      serviceName: names.etcdPeerService,
-      replicas: spec.replicas,
-      // All members start together: an ordered start would wait forever for member 0 to be
-      // Ready, which it cannot be before a quorum exists.
-      podManagementPolicy: "Parallel",
-      selector: { matchLabels: selector },
-      updateStrategy: { type: "RollingUpdate" },
-      template: {
-        metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(files) } },
-        spec: {
-          ...podPlacement(ctx, "etcd"),
-          ...masterPodBasics(),
-          containers: [
-            {
-              name: "etcd",
-              image: spec.image,
-              command: ["etcd", ...etcdFlags(ctx)],
-              env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }],
-              ports: [
-                { name: "client", containerPort: ETCD_CLIENT_PORT },
-                { name: "peer", containerPort: ETCD_PEER_PORT },
-              ],
-              resources: spec.resources,
-              securityContext: MASTER_CONTAINER_SECURITY_CONTEXT,
-              volumeMounts: [pki.mount, { name: dataVolumeName, mountPath: DATA }],
-              startupProbe: etcdProbe("linearizable", 30),
-              readinessProbe: etcdProbe("linearizable", 3),
-              livenessProbe: etcdProbe("serializable", 8),
-            },
-          ],
-          volumes: [
-            pki.volume,
-            ...(storage.volumeSource ? [{ name: dataVolumeName, ...storage.volumeSource }] : []),
-          ],
-        },
-      },
-      volumeClaimTemplates: storage.claimTemplate
-        ? [
-            {
-              metadata: { name: dataVolumeName, labels },
-              spec: {
-                accessModes: ["ReadWriteOnce"],
-                storageClassName: storage.claimTemplate.storageClassName,
-                resources: { requests: { storage: storage.claimTemplate.size } },
-              },
-            },
-          ]
-        : undefined,
-    };
+    const statefulSetSpec = etcdStatefulSetSpec(ctx, files);
     this.statefulSet = new k8s.apps.v1.StatefulSet(
       `${name}-statefulset`,
       { metadata: { name: names.etcd, namespace: ctx.namespace, labels }, spec: statefulSetSpec },
@@ -220,4 +167,65 @@ export class Etcd extends pulumi.ComponentResource {
 
     this.registerOutputs({ clientUrl: pulumi.output(`https://${names.etcdClientService}.${ctx.namespace}.svc:${ETCD_CLIENT_PORT}`) });
   }
+}
+
+/** The members' StatefulSet: started together, probed through their TLS client port (etcdProbe), data on the spec's storage. */
+function etcdStatefulSetSpec(ctx: ClusterContext, files: Record<string, pulumi.Input<string>>): k8s.types.input.apps.v1.StatefulSetSpec {
+  const spec = ctx.spec.etcd;
+  const names = objectNames(ctx.name);
+  const labels = componentLabels(ctx.name, "etcd");
+  const selector = selectorLabels(ctx.name, "etcd");
+  const pki = secretVolume(names.etcdCerts, PKI);
+  const dataVolumeName = "data";
+  const storage = spec.storage;
+  return {
+    serviceName: names.etcdPeerService,
+    replicas: spec.replicas,
+    // All members start together: an ordered start would wait forever for member 0 to be
+    // Ready, which it cannot be before a quorum exists.
+    podManagementPolicy: "Parallel",
+    selector: { matchLabels: selector },
+    updateStrategy: { type: "RollingUpdate" },
+    template: {
+      metadata: { labels, annotations: { [CHECKSUM_ANNOTATION]: secretChecksum(files) } },
+      spec: {
+        ...podPlacement(ctx, "etcd"),
+        ...masterPodBasics(),
+        containers: [
+          {
+            name: "etcd",
+            image: spec.image,
+            command: ["etcd", ...etcdFlags(ctx)],
+            env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }],
+            ports: [
+              { name: "client", containerPort: ETCD_CLIENT_PORT },
+              { name: "peer", containerPort: ETCD_PEER_PORT },
+            ],
+            resources: spec.resources,
+            securityContext: MASTER_CONTAINER_SECURITY_CONTEXT,
+            volumeMounts: [pki.mount, { name: dataVolumeName, mountPath: DATA }],
+            startupProbe: etcdProbe("linearizable", 30),
+            readinessProbe: etcdProbe("linearizable", 3),
+            livenessProbe: etcdProbe("serializable", 8),
+          },
+        ],
+        volumes: [
+          pki.volume,
+          ...(storage.volumeSource ? [{ name: dataVolumeName, ...storage.volumeSource }] : []),
+        ],
+      },
+    },
+    volumeClaimTemplates: storage.claimTemplate
+      ? [
+          {
+            metadata: { name: dataVolumeName, labels },
+            spec: {
+              accessModes: ["ReadWriteOnce"],
+              storageClassName: storage.claimTemplate.storageClassName,
+              resources: { requests: { storage: storage.claimTemplate.size } },
+            },
+          },
+        ]
+      : undefined,
+  };
 }

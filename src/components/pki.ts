@@ -71,57 +71,7 @@ export class ClusterPki extends pulumi.ComponentResource {
   constructor(name: string, args: ClusterPkiArgs, opts?: pulumi.ComponentResourceOptions) {
     super(componentType("ClusterPki"), name, {}, withLegacyAlias("ClusterPki", opts));
     const { cluster } = args;
-    const certs = cluster.spec.certificates;
-    const child = { parent: this };
-    const expiries: pulumi.Output<string>[] = [];
-
-    const newKey = (role: string) =>
-      new tls.PrivateKey(`${name}-${role}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, child);
-
-    const newCa = (role: string, commonName: string): PemPair & { key: tls.PrivateKey } => {
-      const key = newKey(role);
-      const cert = new tls.SelfSignedCert(
-        `${name}-${role}`,
-        {
-          privateKeyPem: key.privateKeyPem,
-          subject: { commonName, organization: "kube-on-kube" },
-          isCaCertificate: true,
-          validityPeriodHours: certs.caValidityDays * HOURS_PER_DAY,
-          allowedUses: CA_USES,
-        },
-        child,
-      );
-      return { key, certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
-    };
-
-    const issue = (role: string, ca: PemPair, req: LeafRequest): PemPair => {
-      const key = newKey(role);
-      const csr = new tls.CertRequest(
-        `${name}-${role}-csr`,
-        {
-          privateKeyPem: key.privateKeyPem,
-          subject: { commonName: req.commonName, organization: req.organization },
-          dnsNames: req.sans?.dnsNames,
-          ipAddresses: req.sans?.ipAddresses,
-        },
-        child,
-      );
-      const cert = new tls.LocallySignedCert(
-        `${name}-${role}`,
-        {
-          certRequestPem: csr.certRequestPem,
-          caCertPem: ca.certPem,
-          caPrivateKeyPem: ca.keyPem,
-          validityPeriodHours: args.leafHours?.validity ?? (req.validityDays ?? certs.validityDays) * HOURS_PER_DAY,
-          earlyRenewalHours:
-            args.leafHours?.renewBefore ?? renewalWindowDays(req.validityDays ?? certs.validityDays, certs.renewBeforeDays) * HOURS_PER_DAY,
-          allowedUses: USES[req.usage],
-        },
-        child,
-      );
-      expiries.push(cert.validityEndTime);
-      return { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
-    };
+    const { newKey, newCa, issue, expiries } = certificateIssuer(name, this, args);
 
     this.clusterCa = newCa("ca", `${cluster.name}-ca`);
     this.etcdCa = newCa("etcd-ca", `${cluster.name}-etcd-ca`);
@@ -154,4 +104,65 @@ export class ClusterPki extends pulumi.ComponentResource {
 
     this.registerOutputs({ clusterCaCertificate: this.clusterCa.certPem, certificatesExpireAt: this.certificatesExpireAt });
   }
+}
+
+/**
+ * Makes the keys and certificates of one ClusterPki (ECDSA P-256, named `<name>-<role>`): CAs
+ * self-signed for `caValidityDays`, leaves signed by a CA and renewed inside their window.
+ * `expiries` collects every leaf's end of validity.
+ */
+function certificateIssuer(name: string, parent: pulumi.Resource, args: ClusterPkiArgs) {
+  const { cluster } = args;
+  const certs = cluster.spec.certificates;
+  const child = { parent };
+  const expiries: pulumi.Output<string>[] = [];
+
+  const newKey = (role: string) =>
+    new tls.PrivateKey(`${name}-${role}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, child);
+
+  const newCa = (role: string, commonName: string): PemPair & { key: tls.PrivateKey } => {
+    const key = newKey(role);
+    const cert = new tls.SelfSignedCert(
+      `${name}-${role}`,
+      {
+        privateKeyPem: key.privateKeyPem,
+        subject: { commonName, organization: "kube-on-kube" },
+        isCaCertificate: true,
+        validityPeriodHours: certs.caValidityDays * HOURS_PER_DAY,
+        allowedUses: CA_USES,
+      },
+      child,
+    );
+    return { key, certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
+  };
+
+  const issue = (role: string, ca: PemPair, req: LeafRequest): PemPair => {
+    const key = newKey(role);
+    const csr = new tls.CertRequest(
+      `${name}-${role}-csr`,
+      {
+        privateKeyPem: key.privateKeyPem,
+        subject: { commonName: req.commonName, organization: req.organization },
+        dnsNames: req.sans?.dnsNames,
+        ipAddresses: req.sans?.ipAddresses,
+      },
+      child,
+    );
+    const cert = new tls.LocallySignedCert(
+      `${name}-${role}`,
+      {
+        certRequestPem: csr.certRequestPem,
+        caCertPem: ca.certPem,
+        caPrivateKeyPem: ca.keyPem,
+        validityPeriodHours: args.leafHours?.validity ?? (req.validityDays ?? certs.validityDays) * HOURS_PER_DAY,
+        earlyRenewalHours:
+          args.leafHours?.renewBefore ?? renewalWindowDays(req.validityDays ?? certs.validityDays, certs.renewBeforeDays) * HOURS_PER_DAY,
+        allowedUses: USES[req.usage],
+      },
+      child,
+    );
+    expiries.push(cert.validityEndTime);
+    return { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
+  };
+  return { newKey, newCa, issue, expiries };
 }

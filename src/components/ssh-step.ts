@@ -44,14 +44,15 @@ interface StepInputs {
 }
 
 /**
- * The provider. Serialized into the state by Pulumi's closure serializer, so it only uses what
- * it requires inside its functions and captures nothing else (in particular no secret). Its
- * methods call the module-level `runStep`, never the provider through its own export: compiled
- * to CommonJS that would be `exports.sshStepProvider`, which the serializer does not carry (the
- * compiled operator failed every step with "Cannot read properties of undefined (reading
- * 'run')"; test/integration/compiled-providers.test.ts runs it as the engine does).
+ * SshStep's dynamic provider (what WorkerNode's `stepProvider: "openssh"` selects). Serialized
+ * into the state by Pulumi's closure serializer, so it only uses what it requires inside its
+ * functions and captures nothing else (in particular no secret). Its methods call the
+ * module-level `runStep`, never the provider through its own export: compiled to CommonJS that
+ * would be `exports.sshStepDynamicProvider`, which the serializer does not carry (the compiled
+ * operator failed every step with "Cannot read properties of undefined (reading 'run')";
+ * test/integration/compiled-providers.test.ts runs it as the engine does).
  */
-export const sshStepProvider: pulumi.dynamic.ResourceProvider = {
+export const sshStepDynamicProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: StepInputs) {
     const out = await runStep(inputs, inputs.create);
     const { randomBytes } = require("node:crypto") as typeof import("node:crypto");
@@ -139,7 +140,7 @@ export class SshStep extends pulumi.dynamic.Resource {
       stdout: undefined,
       stderr: undefined,
     };
-    super(sshStepProvider, name, inputs, {
+    super(sshStepDynamicProvider, name, inputs, {
       ...opts,
       additionalSecretOutputs: ["connection", "stdin", ...(opts?.additionalSecretOutputs ?? [])],
     });

@@ -32,6 +32,10 @@ import { componentType, withLegacyAlias } from "./type-tokens";
 
 export { ServiceManager } from "../host/scripts/install";
 
+/**
+ * Which Pulumi provider runs a WorkerNode's steps: @pulumi/command's `remote.Command`, or SshStep's
+ * dynamic provider over the OpenSSH client (ssh-step.ts).
+ */
 export const StepProvider = { Command: "command", OpenSsh: "openssh" } as const;
 export type StepProvider = (typeof StepProvider)[keyof typeof StepProvider];
 
@@ -170,6 +174,46 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
   const packages = (args.packages ?? m.packages) as WorkerPackages;
   const layout: HostLayout = { installRoot: args.installRoot ?? "/", serviceManager: args.serviceManager ?? ServiceManager.Systemd };
   const timeout = args.readyTimeoutSeconds ?? 600;
+  const { steps, remote, local } = stepChain(name, parent, args);
+
+  remote("host", hostMarkerScript(m.hostname, layout), [m.hostname, layout.installRoot], { delete: cleanupScript(layout) });
+  const preflight = { hostname: m.hostname, ...args.preflight };
+  remote("preflight", preflightScript(preflight, layout), [preflight, layout]);
+  // Drain before anything the node's pods run on changes: the runtime as much as the kubelet.
+  const admin = trustedAdminKubeconfig(name, args.cluster.adminKubeconfig);
+  if (admin !== undefined) {
+    local("drain", drainScript(m.hostname, timeout), [packages.kubelet, packages.containerd, packages.runc ?? null], admin, removeNodeScript(m.hostname, timeout));
+  }
+  const cgroupDriver = args.kubelet?.cgroupDriver ?? "systemd";
+  // Only a set token joins the triggers, so states written before the token existed stay as they are.
+  const repair = args.reinstall ? [{ reinstall: args.reinstall }] : [];
+  remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver), [packages.containerd, cgroupDriver, ...repair]);
+  if (packages.runc) remote("runc", runcScript(packages.runc, layout), [packages.runc, ...repair]);
+  remote("kubelet", kubeletScript(packages.kubelet, args.kubelet ?? {}, layout), [packages.kubelet, args.kubelet ?? {}, ...repair]);
+  remote("cni", cniScript(packages.cni, layout), [packages.cni, ...repair]);
+
+  const labels = nodeLabels(m.labels, m.idc);
+  const kubeconfig = kubeletCredentials(name, parent, args);
+  const caCertificate = pulumi.output(args.cluster.caCertificate);
+  const join = caCertificate.apply((ca) =>
+    joinScript(
+      { ip: m.ip, hostname: m.hostname, labels, taints: m.taints ?? [], caCertificate: ca, credentials: args.cluster.bootstrapToken !== undefined ? "bootstrapToken" : "certificate" },
+      layout,
+    ),
+  );
+  remote("join", join, [m.ip, m.hostname, labels, m.taints ?? [], caCertificate, ...repair], { stdin: kubeconfig }, ["stdin", "stdout", "stderr"]);
+  const verify = remote("verify", verifyScript(layout), [packages, ...repair]);
+  const ready = admin !== undefined ? local("ready", readyScript(m.hostname, timeout), [packages, labels, m.taints ?? [], ...repair], admin) : undefined;
+  return { steps, verify, healthGate: ready ?? verify };
+}
+
+/**
+ * The steps of one WorkerNode as a chain: each runs after the one made before it (and after
+ * `args.after`), through the provider `stepProvider` chooses. `remote` runs on the host, `local`
+ * (kubectl against the business cluster) where Pulumi runs.
+ */
+function stepChain(name: string, parent: pulumi.Resource, args: WorkerNodeArgs) {
+  const m = args.machine;
   const connection: RemoteConnectionArgs = {
     host: m.ip,
     port: m.ssh.port ?? 22,
@@ -222,36 +266,7 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
     steps[role] = previous = step;
     return step;
   };
-
-  remote("host", hostMarkerScript(m.hostname, layout), [m.hostname, layout.installRoot], { delete: cleanupScript(layout) });
-  const preflight = { hostname: m.hostname, ...args.preflight };
-  remote("preflight", preflightScript(preflight, layout), [preflight, layout]);
-  // Drain before anything the node's pods run on changes: the runtime as much as the kubelet.
-  const admin = trustedAdminKubeconfig(name, args.cluster.adminKubeconfig);
-  if (admin !== undefined) {
-    local("drain", drainScript(m.hostname, timeout), [packages.kubelet, packages.containerd, packages.runc ?? null], admin, removeNodeScript(m.hostname, timeout));
-  }
-  const cgroupDriver = args.kubelet?.cgroupDriver ?? "systemd";
-  // Only a set token joins the triggers, so states written before the token existed stay as they are.
-  const repair = args.reinstall ? [{ reinstall: args.reinstall }] : [];
-  remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver), [packages.containerd, cgroupDriver, ...repair]);
-  if (packages.runc) remote("runc", runcScript(packages.runc, layout), [packages.runc, ...repair]);
-  remote("kubelet", kubeletScript(packages.kubelet, args.kubelet ?? {}, layout), [packages.kubelet, args.kubelet ?? {}, ...repair]);
-  remote("cni", cniScript(packages.cni, layout), [packages.cni, ...repair]);
-
-  const labels = nodeLabels(m.labels, m.idc);
-  const kubeconfig = kubeletCredentials(name, parent, args);
-  const caCertificate = pulumi.output(args.cluster.caCertificate);
-  const join = caCertificate.apply((ca) =>
-    joinScript(
-      { ip: m.ip, hostname: m.hostname, labels, taints: m.taints ?? [], caCertificate: ca, credentials: args.cluster.bootstrapToken !== undefined ? "bootstrapToken" : "certificate" },
-      layout,
-    ),
-  );
-  remote("join", join, [m.ip, m.hostname, labels, m.taints ?? [], caCertificate, ...repair], { stdin: kubeconfig }, ["stdin", "stdout", "stderr"]);
-  const verify = remote("verify", verifyScript(layout), [packages, ...repair]);
-  const ready = admin !== undefined ? local("ready", readyScript(m.hostname, timeout), [packages, labels, m.taints ?? [], ...repair], admin) : undefined;
-  return { steps, verify, healthGate: ready ?? verify };
+  return { steps, remote, local };
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
- * Short SSH operations on a worker host outside Pulumi: the cheap drift check (DESIGN.md §5:
- * "a short SSH probe, not a full refresh") and the first step of a repair. A Pulumi refresh of a
+ * Short SSH operations on a worker host outside Pulumi: the cheap drift check (a short SSH
+ * probe, not a full refresh: docs/architecture.md, "Machines: one stack each, checked without
+ * the engine") and the first step of a repair. A Pulumi refresh of a
  * machine costs a CLI process and a state round trip; a probe is one `ssh` run of a read-only
  * script that prints one JSON line.
  *

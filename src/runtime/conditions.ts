@@ -1,7 +1,7 @@
 /**
  * Pure helpers for `status.conditions` (the metav1.Condition shape), so every reconciler writes
- * them the same way (STYLE.md item 11): `lastTransitionTime` moves only when the status flips,
- * which is what lets users and alerts ask "how long has this been not Ready?".
+ * them the same way: `lastTransitionTime` moves only when the status flips, which is what lets
+ * users and alerts ask "how long has this been not Ready?".
  */
 
 export const ConditionStatus = { True: "True", False: "False", Unknown: "Unknown" } as const;

@@ -66,11 +66,7 @@ export interface ControllerOptions {
   readonly reconcile: Reconcile;
   /** Most reconciles of this kind running at once. Default 1. */
   readonly concurrency?: number;
-  /**
-   * The queue to pull from. Default: a WorkQueue with the default rate limits, replaced by a fresh
-   * one each time the controller is started again after `stop()` (a new leadership term starts
-   * with no stale backoff or delayed keys). An injected queue cannot restart after `stop()`.
-   */
+  /** The queue to pull from. Default: a WorkQueue with the default rate limits. */
   readonly queue?: WorkQueue;
   readonly clock?: Clock;
   /** Called after every reconcile (metrics, logs). Its own exceptions are swallowed. */
@@ -79,8 +75,7 @@ export interface ControllerOptions {
 
 export class Controller {
   readonly kind: string;
-  private currentQueue: WorkQueue;
-  private readonly ownsQueue: boolean;
+  readonly queue: WorkQueue;
   private readonly concurrency: number;
   private readonly clock: Clock;
   private readonly options: ControllerOptions;
@@ -95,13 +90,8 @@ export class Controller {
     this.options = options;
     this.kind = options.kind;
     this.concurrency = concurrency;
-    this.ownsQueue = options.queue === undefined;
-    this.currentQueue = options.queue ?? new WorkQueue({ clock: options.clock });
+    this.queue = options.queue ?? new WorkQueue({ clock: options.clock });
     this.clock = options.clock ?? realClock;
-  }
-
-  get queue(): WorkQueue {
-    return this.currentQueue;
   }
 
   /** Enqueues a key; the informer's `onChange` calls this. */
@@ -109,16 +99,16 @@ export class Controller {
     this.queue.add(key);
   }
 
-  /** Starts the workers. Idempotent; may be called again after `stop()` (see `queue`). */
+  /**
+   * Starts the workers. Idempotent while running; a stopped controller does not start again: a
+   * new leadership term makes a new controller and queue (manager.ts), with no stale backoff or
+   * delayed keys.
+   */
   start(): void {
     if (this.started) return;
-    if (this.currentQueue.isShuttingDown()) {
-      if (!this.ownsQueue) throw new Error(`controller ${this.kind}: its injected queue was shut down; give it a new one`);
-      this.currentQueue = new WorkQueue({ clock: this.options.clock });
-    }
+    if (this.queue.isShuttingDown()) throw new Error(`controller ${this.kind}: it was stopped; a new term makes a new controller`);
     this.started = true;
-    // Each worker keeps the queue of its own run, whatever a later start() installs.
-    for (let i = 0; i < this.concurrency; i++) this.workers.push(this.work(this.currentQueue));
+    for (let i = 0; i < this.concurrency; i++) this.workers.push(this.work());
   }
 
   /**
@@ -132,19 +122,21 @@ export class Controller {
     this.started = false;
   }
 
-  private async work(queue: WorkQueue): Promise<void> {
+  private async work(): Promise<void> {
+    const { queue } = this;
     for (;;) {
       const key = await queue.get();
       if (key === undefined) return;
       try {
-        await this.reconcileOne(queue, key);
+        await this.reconcileOne(key);
       } finally {
         queue.done(key);
       }
     }
   }
 
-  private async reconcileOne(queue: WorkQueue, key: string): Promise<void> {
+  private async reconcileOne(key: string): Promise<void> {
+    const { queue } = this;
     const started = this.clock.now();
     let event: Omit<ReconcileEvent, "kind" | "key" | "durationMs">;
     try {

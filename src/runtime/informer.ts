@@ -2,7 +2,7 @@
  * A watch-backed cache that keeps itself alive. @kubernetes/client-node's ListWatch (src/cache.ts)
  * relists on 410 Gone and re-watches when a watch ends cleanly, but on ANY other error — the list
  * failing, the apiserver restarting, a connection reset — it calls its error callbacks and stops
- * for good, leaving a controller that silently sees nothing (STYLE.md item 12). This wrapper
+ * for good, leaving a controller that silently sees nothing. This wrapper
  * restarts it after an exponential backoff, forever, until `stop()`.
  *
  * A restart re-watches from the last resourceVersion, so changes made while the watch was down
@@ -10,7 +10,7 @@
  * ListWatch relists, reporting objects that vanished meanwhile as deletes. Either way callers see
  * every object's latest state, which is all a level-based reconciler needs.
  *
- * Every change is reported as just the object's key (STYLE.md item 8); a periodic resync reports
+ * Every change is reported as just the object's key (keys.ts says why); a periodic resync reports
  * every cached key again so reconcilers get a regular chance to detect drift outside Kubernetes.
  */
 import {

@@ -1,6 +1,8 @@
 /**
  * Object keys as client-go's `MetaNamespaceKeyFunc` writes them: `namespace/name`, or just
- * `name` for cluster-scoped objects. Keys are what the queue carries (STYLE.md item 8).
+ * `name` for cluster-scoped objects. The queue carries keys, not objects: a reconcile reads the
+ * object's latest state itself, so nothing queued goes stale, and ten events for one object that
+ * wait together need one reconcile (work-queue.ts).
  */
 export interface ObjectRef {
   readonly namespace?: string;

@@ -12,7 +12,6 @@
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import * as path from "node:path";
 import {
-  ConcurrentUpdateError,
   LocalWorkspace,
   PulumiCommand,
   StackNotFoundError,
@@ -23,7 +22,10 @@ import {
   type PulumiFn,
   type Stack,
 } from "@pulumi/pulumi/automation";
+import { classifyEngineError, StackOperationError, summarizeEngineError, type StackOperation } from "./engine-errors";
 import { Semaphore } from "./semaphore";
+
+export { classifyEngineError, StackOperationError, summarizeEngineError, type FailureKind, type StackOperation } from "./engine-errors";
 
 /** One resource a preview says an `up` would touch. Property names only: values may be secret. */
 export interface PlannedChange {
@@ -65,7 +67,6 @@ export interface StackRunnerOptions {
   readonly onOperation?: (operation: StackOperation, result: "success" | "error", durationMs: number) => void;
 }
 
-export type StackOperation = "up" | "preview" | "refresh" | "destroy" | "export" | "rename";
 
 /** One resource in a stack's state: its type, logical name and id; never its properties (they may be secret). */
 export interface StateResource {
@@ -114,50 +115,6 @@ export function plainDiagnostic(message: string): string {
 export interface OperationResult {
   readonly changes: Record<string, number>;
   readonly outputs: Record<string, { value: unknown; secret: boolean }>;
-}
-
-/** Why an engine operation failed, for the controller's retry decision. */
-export type FailureKind = "concurrent-update" | "stack-not-found" | "engine";
-
-export class StackOperationError extends Error {
-  constructor(
-    readonly stackName: string,
-    readonly operation: StackOperation,
-    readonly kind: FailureKind,
-    message: string,
-  ) {
-    super(`stack ${stackName}: ${operation} failed: ${message}`);
-    this.name = "StackOperationError";
-  }
-}
-
-/**
- * The engine's reasons, from its message: the CLI's full output is long and may echo inputs. A
- * reason that only counts ("Preview failed: 1 error occurred:") is followed by its bullets
- * ("* the Kubernetes API server reported …"), which are the cause: they are kept with it.
- */
-export function summarizeEngineError(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  const lines = text.split("\n").map((l) => l.trim());
-  const reasons: string[] = [];
-  lines.forEach((line, i) => {
-    if (!line.startsWith("error: ") || /^error: (update|preview|refresh|destroy) failed$/.test(line)) return;
-    let reason = line.slice("error: ".length);
-    if (/errors? occurred:$/.test(reason)) {
-      const bullets: string[] = [];
-      for (let j = i + 1; j < lines.length && lines[j]!.startsWith("* "); j++) bullets.push(lines[j]!.slice(2));
-      if (bullets.length) reason = `${reason} ${bullets.join("; ")}`;
-    }
-    reasons.push(reason);
-  });
-  const unique = [...new Set(reasons)].slice(-5);
-  return unique.length ? unique.join(" | ") : lines.filter(Boolean).slice(-3).join(" | ");
-}
-
-export function classifyEngineError(error: unknown): FailureKind {
-  if (error instanceof ConcurrentUpdateError) return "concurrent-update";
-  if (error instanceof StackNotFoundError) return "stack-not-found";
-  return "engine";
 }
 
 export class StackRunner {
@@ -334,17 +291,6 @@ export class StackRunner {
         onProgress,
       ),
     );
-  }
-
-  /**
-   * Deletes the stack's lock left by a process that died mid-update. Only safe when no update of
-   * ours runs on it: the operator calls it on becoming leader, before any other operation.
-   */
-  async clearStaleLock(stackName: string, program: PulumiFn): Promise<void> {
-    return this.serialize(stackName, async () => {
-      const stack = await this.stack(stackName, program);
-      await stack.cancel();
-    });
   }
 
   /**

@@ -2,7 +2,7 @@
  * Writes `.status` of our custom resources through the status subresource, with optimistic
  * concurrency: the PUT carries the resourceVersion we read, and a 409 Conflict (someone edited
  * the object, or another status write landed) means re-read and recompute, never overwrite what
- * we did not see (STYLE.md item 11). The caller gives a function from the *current* object to
+ * we did not see. The caller gives a function from the *current* object to
  * its new status, so each retry recomputes from fresh data.
  *
  * Every string in the status passes through `redact`: conditions and `lastOperation` carry

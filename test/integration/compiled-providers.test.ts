@@ -70,7 +70,7 @@ current-context: x
   it("SshStep's create runs its step in the provider process, in a private directory, without the engine's passphrase", () => {
     const r = runSerialized(
       "components/ssh-step.js",
-      "sshStepProvider",
+      "sshStepDynamicProvider",
       `const out = await loaded.create({ create: 'echo "passphrase=\${PULUMI_CONFIG_PASSPHRASE:-none} tmp=$TMPDIR"; cat' , stdin: "from-stdin" });
   console.log("RESULT " + out.outs.stdout.replace(/\\n/g, " "));`,
       { PULUMI_CONFIG_PASSPHRASE: "engine-only", KOK_SSH_DIR: work },

@@ -65,12 +65,12 @@ describe("StackRunner with the real engine", () => {
     expect((await runner.listStacks(pkiProgram("x"))).sort()).toEqual(["fleet-a", "fleet-b", "fleet-c"]);
   });
 
-  it("clears a stale lock left by a dead process, then updates", async () => {
+  it("recovery clears a stale lock left by a dead process, then updates", async () => {
     const locks = path.join(root, "state", ".pulumi", "locks", "organization", "kok-runner-test", "fleet-b");
     mkdirSync(locks, { recursive: true });
     writeFileSync(path.join(locks, "dead-process.json"), JSON.stringify({ pid: 999999, username: "x", hostname: "gone", timestamp: new Date().toISOString() }));
     await expect(runner.up("fleet-b", pkiProgram("b"))).rejects.toMatchObject({ kind: "concurrent-update" });
-    await runner.clearStaleLock("fleet-b", pkiProgram("b"));
+    expect(await runner.recover("fleet-b", pkiProgram("b"))).toBe(false);
     expect(readdirSync(locks)).toEqual([]);
     await expect(runner.up("fleet-b", pkiProgram("b"))).resolves.toBeDefined();
   });

@@ -7,11 +7,11 @@ import type { ClusterPackageVersionStatus, MachineStatus, RolloutSpec, WorkerPac
 import {
   annotationsOf,
   desiredPackages,
-  rolloutStep,
   type RolloutDecision,
   type RolloutMachine,
   type RolloutPackageVersion,
 } from "../../src/controllers/packageversion/rollout";
+import { rolloutStep } from "../../src/controllers/packageversion/rollout-step";
 import { packagesRevision } from "../../src/controllers/packageversion/revision";
 import { packages } from "./worker-fixtures";
 

@@ -180,7 +180,7 @@ describe("Controller", () => {
     expect(gate.calls).toEqual(["ns/a"]);
   });
 
-  it("starts again after stop with a fresh queue (a new leadership term), unless its queue was injected", async () => {
+  it("does not start again once stopped: a new leadership term makes a new controller", async () => {
     const calls: string[] = [];
     const clock = new FakeClock();
     const controller = new Controller({ kind: "Test", clock, reconcile: async (key) => void calls.push(key) });
@@ -188,16 +188,10 @@ describe("Controller", () => {
     controller.enqueue("ns/a");
     await flush();
     await controller.stop();
+    expect(() => controller.start()).toThrow(/^controller Test: it was stopped; a new term makes a new controller$/);
     controller.enqueue("ns/lost");
-    controller.start();
-    controller.enqueue("ns/b");
     await flush();
-    expect(calls).toEqual(["ns/a", "ns/b"]);
-    await controller.stop();
-
-    const injected = setup(async () => undefined);
-    await injected.controller.stop();
-    expect(() => injected.controller.start()).toThrow(/injected queue was shut down/);
+    expect(calls).toEqual(["ns/a"]);
   });
 
   it("keeps reconciling when the onReconcile hook throws", async () => {

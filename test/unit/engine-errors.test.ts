@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { summarizeEngineError } from "../../src/runtime/stack-runner";
+import { summarizeEngineError } from "../../src/runtime/engine-errors";
 
 describe("summarizeEngineError", () => {
   it("keeps the bullets that follow a counting reason: they are the cause", () => {

@@ -9,20 +9,21 @@ import { describe, expect, it } from "vitest";
 const ROOT = path.resolve(__dirname, "../..");
 const SRC = path.join(ROOT, "src");
 
-type Layer = "api" | "components" | "host" | "program" | "runtime" | "controllers" | "operator" | "cli" | "dev" | "index";
+type Layer = "api" | "components" | "host" | "program" | "provider" | "runtime" | "controllers" | "operator" | "cli" | "dev" | "index";
 
 /** Layers each layer must never import (itself always allowed). */
 const FORBIDDEN: Record<Layer, readonly Layer[]> = {
-  api: ["components", "host", "program", "runtime", "controllers", "operator", "cli", "dev", "index"],
-  host: ["components", "program", "runtime", "controllers", "operator", "cli", "dev", "index"],
-  components: ["program", "runtime", "controllers", "operator", "cli", "dev", "index"],
-  program: ["runtime", "controllers", "operator", "cli", "dev", "index"],
-  runtime: ["components", "host", "program", "controllers", "operator", "cli", "dev", "index"],
-  controllers: ["operator", "cli", "dev", "index"],
-  operator: ["cli", "dev", "index"],
+  api: ["components", "host", "program", "provider", "runtime", "controllers", "operator", "cli", "dev", "index"],
+  host: ["components", "program", "provider", "runtime", "controllers", "operator", "cli", "dev", "index"],
+  components: ["program", "provider", "runtime", "controllers", "operator", "cli", "dev", "index"],
+  program: ["provider", "runtime", "controllers", "operator", "cli", "dev", "index"],
+  provider: ["program", "runtime", "controllers", "operator", "cli", "dev", "index"],
+  runtime: ["components", "host", "program", "provider", "controllers", "operator", "cli", "dev", "index"],
+  controllers: ["provider", "operator", "cli", "dev", "index"],
+  operator: ["provider", "cli", "dev", "index"],
   cli: ["index"],
   dev: ["index"],
-  index: ["dev", "cli", "operator"],
+  index: ["dev", "cli", "operator", "provider"],
 };
 
 function layerOf(file: string): Layer {

@@ -238,6 +238,14 @@ describe("MachineReconciler", () => {
     expect(h.current().status?.conditions?.find((c) => c.type === "Drifted")).toMatchObject({ status: "True", reason: "CatalogMismatch" });
   });
 
+  it("refuses, when it is made, a repair policy override that cannot work, naming every problem", () => {
+    const parts = { store: undefined as never, events: undefined as never, stacks: undefined as never, nodes: undefined as never, hosts: undefined as never };
+    expect(() => new MachineReconciler({ ...parts, remediation: { notReadyTimeoutMs: 0, maxUnhealthyShare: 1.5 } })).toThrow(
+      /^invalid remediation policy: notReadyTimeoutMs: .*; maxUnhealthyShare: must be a share between 0 and 1/,
+    );
+    expect(() => new MachineReconciler({ ...parts, remediation: { maxRemediations: 0 } })).not.toThrow();
+  });
+
   it("repairs a NotReady node after the timeout, and short-circuits when most machines are unhealthy", async () => {
     const h = harness();
     h.readyCluster();

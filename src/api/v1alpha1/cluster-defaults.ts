@@ -19,7 +19,7 @@ export const DEFAULT_POD_CIDR = "10.244.0.0/16";
 export const DEFAULT_CLUSTER_DOMAIN = "cluster.local";
 export const DEFAULT_APISERVER_PORT = 6443;
 
-/** Replica counts per mode: standard is the HA layout of DESIGN.md §3. */
+/** Replica counts per mode: standard is the HA layout (quorum of 3 etcd members, 2 of every other master). */
 export const MODE_REPLICAS: Record<ClusterMode, { etcd: number; apiServer: number; controllerManager: number; scheduler: number }> = {
   standard: { etcd: 3, apiServer: 2, controllerManager: 2, scheduler: 2 },
   minimal: { etcd: 1, apiServer: 1, controllerManager: 1, scheduler: 1 },

@@ -67,48 +67,8 @@ export function validateClusterSpec(spec: unknown, path = "spec"): Problem[] {
   }
   problems.push(...labelProblems(s.masterNodeSelector, at("masterNodeSelector")));
 
-  const etcd = s.etcd;
-  if (etcd && typeof etcd === "object") {
-    if (typeof etcd.version === "string") {
-      const version = parsePlainVersion(etcd.version);
-      const unsupported = version && etcdSupportProblem(version);
-      if (!version) add("etcd.version", `${quoteShort(etcd.version)} is not an etcd version like 3.6.16 (no leading "v")`);
-      else if (unsupported) add("etcd.version", unsupported);
-    }
-    if (typeof etcd.replicas === "number" && Number.isInteger(etcd.replicas) && etcd.replicas >= 1) {
-      if (etcd.replicas % 2 === 0) {
-        add("etcd.replicas", `must be odd (got ${etcd.replicas}): an even member count tolerates no more failures than one fewer`);
-      } else if (etcd.replicas > MAX_ETCD_MEMBERS) {
-        add("etcd.replicas", `at most ${MAX_ETCD_MEMBERS} members (got ${etcd.replicas}): more slows every write`);
-      }
-    }
-    problems.push(...storageProblems(etcd.storage, at("etcd.storage")));
-    problems.push(...resourceProblems(etcd.resources, at("etcd.resources")));
-    problems.push(...extraArgProblems(etcd.extraArgs, at("etcd.extraArgs")));
-  }
-
-  const api = s.apiServer;
-  if (api && typeof api === "object") {
-    const service = api.service;
-    if (service && typeof service === "object") {
-      if (typeof service.externalHost === "string" && !isCertificateHost(service.externalHost)) {
-        add("apiServer.service.externalHost", `"${service.externalHost}" is not a DNS name or IP address`);
-      }
-      if (service.nodePort !== undefined && service.type !== "NodePort") {
-        add("apiServer.service.nodePort", `is only allowed with type NodePort (type is ${service.type ?? "ClusterIP"})`);
-      }
-    }
-    if (typeof api.advertiseAddress === "string" && !isIP(api.advertiseAddress)) {
-      add("apiServer.advertiseAddress", `"${api.advertiseAddress}" must be an IP address`);
-    }
-    (Array.isArray(api.certSANs) ? api.certSANs : []).forEach((san, i) => {
-      if (typeof san === "string" && !isCertificateHost(san)) {
-        add(`apiServer.certSANs[${i}]`, `"${san}" is not a DNS name or IP address`);
-      }
-    });
-    problems.push(...resourceProblems(api.resources, at("apiServer.resources")));
-    problems.push(...extraArgProblems(api.extraArgs, at("apiServer.extraArgs")));
-  }
+  problems.push(...etcdProblems(s.etcd, at("etcd")));
+  problems.push(...apiServerProblems(s.apiServer, at("apiServer")));
   for (const key of ["controllerManager", "scheduler"] as const) {
     const component = s[key];
     if (component && typeof component === "object") {
@@ -120,6 +80,57 @@ export function validateClusterSpec(spec: unknown, path = "spec"): Problem[] {
   problems.push(...networkProblems(s.network, at("network")));
   problems.push(...certificateProblems(s, path));
   return preferSemantic(problems);
+}
+
+function etcdProblems(etcd: Partial<ClusterSpec>["etcd"], path: string): Problem[] {
+  const problems: Problem[] = [];
+  if (!etcd || typeof etcd !== "object") return problems;
+  const at = (suffix: string) => `${path}.${suffix}`;
+  const add = (suffix: string, message: string) => problems.push({ path: at(suffix), message });
+  if (typeof etcd.version === "string") {
+    const version = parsePlainVersion(etcd.version);
+    const unsupported = version && etcdSupportProblem(version);
+    if (!version) add("version", `${quoteShort(etcd.version)} is not an etcd version like 3.6.16 (no leading "v")`);
+    else if (unsupported) add("version", unsupported);
+  }
+  if (typeof etcd.replicas === "number" && Number.isInteger(etcd.replicas) && etcd.replicas >= 1) {
+    if (etcd.replicas % 2 === 0) {
+      add("replicas", `must be odd (got ${etcd.replicas}): an even member count tolerates no more failures than one fewer`);
+    } else if (etcd.replicas > MAX_ETCD_MEMBERS) {
+      add("replicas", `at most ${MAX_ETCD_MEMBERS} members (got ${etcd.replicas}): more slows every write`);
+    }
+  }
+  problems.push(...storageProblems(etcd.storage, at("storage")));
+  problems.push(...resourceProblems(etcd.resources, at("resources")));
+  problems.push(...extraArgProblems(etcd.extraArgs, at("extraArgs")));
+  return problems;
+}
+
+function apiServerProblems(api: Partial<ClusterSpec>["apiServer"], path: string): Problem[] {
+  const problems: Problem[] = [];
+  if (!api || typeof api !== "object") return problems;
+  const at = (suffix: string) => `${path}.${suffix}`;
+  const add = (suffix: string, message: string) => problems.push({ path: at(suffix), message });
+  const service = api.service;
+  if (service && typeof service === "object") {
+    if (typeof service.externalHost === "string" && !isCertificateHost(service.externalHost)) {
+      add("service.externalHost", `"${service.externalHost}" is not a DNS name or IP address`);
+    }
+    if (service.nodePort !== undefined && service.type !== "NodePort") {
+      add("service.nodePort", `is only allowed with type NodePort (type is ${service.type ?? "ClusterIP"})`);
+    }
+  }
+  if (typeof api.advertiseAddress === "string" && !isIP(api.advertiseAddress)) {
+    add("advertiseAddress", `"${api.advertiseAddress}" must be an IP address`);
+  }
+  (Array.isArray(api.certSANs) ? api.certSANs : []).forEach((san, i) => {
+    if (typeof san === "string" && !isCertificateHost(san)) {
+      add(`certSANs[${i}]`, `"${san}" is not a DNS name or IP address`);
+    }
+  });
+  problems.push(...resourceProblems(api.resources, at("resources")));
+  problems.push(...extraArgProblems(api.extraArgs, at("extraArgs")));
+  return problems;
 }
 
 function storageProblems(storage: unknown, path: string): Problem[] {

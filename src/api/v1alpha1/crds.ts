@@ -147,7 +147,7 @@ const flagNames = (component: string) => ({
   ],
 });
 
-/** The Cluster kind (DESIGN.md §3: short name kc; columns Mode, Version, Phase, Endpoint, Age). */
+/** The Cluster kind (short name kc; columns Mode, Version, Phase, Endpoint, Age). */
 export const CLUSTER_KIND: KindDefinition = {
   kind: "Cluster",
   plural: "clusters",
@@ -230,7 +230,7 @@ export const CLUSTER_KIND: KindDefinition = {
   ],
 };
 
-/** The Machine kind (DESIGN.md §3: short name km; columns Cluster, IP, Phase, Kubelet, Age). */
+/** The Machine kind (short name km; columns Cluster, IP, Phase, Kubelet, Age). */
 export const MACHINE_KIND: KindDefinition = {
   kind: "Machine",
   plural: "machines",
@@ -269,7 +269,7 @@ export const MACHINE_KIND: KindDefinition = {
   ],
 };
 
-/** The ClusterPackageVersion kind (DESIGN.md §3: short name cpv). */
+/** The ClusterPackageVersion kind (short name cpv). */
 export const PACKAGE_VERSION_KIND: KindDefinition = {
   kind: "ClusterPackageVersion",
   plural: "clusterpackageversions",

@@ -53,27 +53,7 @@ export function clusterPolicyProblems(spec: ClusterSpec, policy: ResolvedAdminPo
 
   for (const component of COMPONENTS) {
     const c = spec[component];
-    if (!c) continue;
-    if (c.replicas !== undefined && c.replicas > policy.caps.maxReplicas) {
-      add(`${component}.replicas`, "caps.maxReplicas", `${c.replicas} replicas exceed the cap of ${policy.caps.maxReplicas}`);
-    }
-    for (const kind of ["requests", "limits"] as const) {
-      for (const [resource, value] of Object.entries(c.resources?.[kind] ?? {})) {
-        const cap = resource === "cpu" ? ["caps.maxCpu", policy.caps.maxCpu] : resource === "memory" ? ["caps.maxMemory", policy.caps.maxMemory] : undefined;
-        if (cap && (parseQuantity(value) ?? Infinity) > (parseQuantity(cap[1]) ?? 0)) {
-          add(`${component}.resources.${kind}.${resource}`, cap[0], `${value} exceeds the cap of ${cap[1]} per container`);
-        }
-      }
-    }
-    for (const flag of Object.keys(c.extraArgs ?? {})) {
-      const builtIn = flagMatches(flag, policy.extraArgs.exempt) ? undefined : flagMatches(flag, DENIED_EXTRA_ARGS);
-      const denied = builtIn ?? flagMatches(flag, policy.extraArgs.denied);
-      if (denied) {
-        add(`${component}.extraArgs["${flag}"]`, "extraArgs.denied", `--${flag} is security-relevant and set by the platform (matches "${denied}")`);
-      } else if (policy.extraArgs.allowed && !flagMatches(flag, policy.extraArgs.allowed)) {
-        add(`${component}.extraArgs["${flag}"]`, "extraArgs.allowed", `--${flag} is not among the allowed flags (${policy.extraArgs.allowed.join(", ") || "none"})`);
-      }
-    }
+    if (c) problems.push(...componentPolicyProblems(c, policy, `${path}.${component}`));
   }
 
   const service = spec.apiServer?.service;
@@ -106,6 +86,33 @@ export function clusterPolicyProblems(spec: ClusterSpec, policy: ResolvedAdminPo
       add(`masterTolerations[${i}].key`, "masters.allowedTolerationKeys", `"${t.key}" is not a taint the masters may tolerate (${allowedTolerationKeys.join(", ") || "none"})`);
     }
   });
+  return problems;
+}
+
+/** The caps on one master component: replicas, CPU and memory per container, and its extra flags. */
+function componentPolicyProblems(c: NonNullable<ClusterSpec[(typeof COMPONENTS)[number]]>, policy: ResolvedAdminPolicy, path: string): PolicyProblem[] {
+  const problems: PolicyProblem[] = [];
+  const add = (suffix: string, rule: string, message: string) => problems.push({ path: `${path}.${suffix}`, rule, message });
+  if (c.replicas !== undefined && c.replicas > policy.caps.maxReplicas) {
+    add("replicas", "caps.maxReplicas", `${c.replicas} replicas exceed the cap of ${policy.caps.maxReplicas}`);
+  }
+  for (const kind of ["requests", "limits"] as const) {
+    for (const [resource, value] of Object.entries(c.resources?.[kind] ?? {})) {
+      const cap = resource === "cpu" ? ["caps.maxCpu", policy.caps.maxCpu] : resource === "memory" ? ["caps.maxMemory", policy.caps.maxMemory] : undefined;
+      if (cap && (parseQuantity(value) ?? Infinity) > (parseQuantity(cap[1]) ?? 0)) {
+        add(`resources.${kind}.${resource}`, cap[0], `${value} exceeds the cap of ${cap[1]} per container`);
+      }
+    }
+  }
+  for (const flag of Object.keys(c.extraArgs ?? {})) {
+    const builtIn = flagMatches(flag, policy.extraArgs.exempt) ? undefined : flagMatches(flag, DENIED_EXTRA_ARGS);
+    const denied = builtIn ?? flagMatches(flag, policy.extraArgs.denied);
+    if (denied) {
+      add(`extraArgs["${flag}"]`, "extraArgs.denied", `--${flag} is security-relevant and set by the platform (matches "${denied}")`);
+    } else if (policy.extraArgs.allowed && !flagMatches(flag, policy.extraArgs.allowed)) {
+      add(`extraArgs["${flag}"]`, "extraArgs.allowed", `--${flag} is not among the allowed flags (${policy.extraArgs.allowed.join(", ") || "none"})`);
+    }
+  }
   return problems;
 }
 

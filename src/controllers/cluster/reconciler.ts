@@ -3,13 +3,13 @@
  * level-based: every call re-reads the object and decides from what it finds, never from the event
  * that woke it.
  *
- *   deleted?           → finalizer: destroy the stack, remove it, release the finalizer
+ *   deleted?           → finalizer: destroy the stack, remove it, release the finalizer (deletion.ts)
  *   paused?            → no change at all; say so in a condition
  *   invalid spec?      → Failed, an Event listing every problem, a TerminalError (no retry)
  *   legacy stack?      → renamed to the new name once, masters left where they are (masters-namespace.ts)
  *   foreign namespace? → before any `up`: Failed, NamespaceConflict, a TerminalError, nothing applied
  *   new generation?    → preview as an Event (upgrades), `up`, status from the outputs
- *   same generation?   → every resync: drift check; drift → Event + `up`. The check compares a
+ *   same generation?   → every resync: drift check (drift-check.ts); drift → Event + `up`. It compares a
  *                        fingerprint of the live objects first (live-fingerprint.ts) and runs the
  *                        full preview with refresh only when it changed, on the first check after
  *                        a start or an update, inside the certificate renewal window, and at
@@ -41,10 +41,12 @@ import { trackOperation, type OperationTracker } from "../../runtime/operation-p
 import type { ClusterObjectsLocation } from "./live-fingerprint";
 import { namespaceConflict, placeMasters, type NamespaceLabels, type Placement } from "./masters-namespace";
 import { TerminalError } from "../../runtime/controller";
-import type { OperationResult, PlannedChange, StackRunner } from "../../runtime/stack-runner";
+import type { OperationResult, StackRunner } from "../../runtime/stack-runner";
 import { StackOperationError } from "../../runtime/stack-runner";
+import { CLUSTER_FINALIZER, finalizeCluster, type DeletionSteps } from "./deletion";
+import { ClusterDriftCheck, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges, IN_SYNC } from "./drift-check";
 
-export const CLUSTER_FINALIZER = "kubeonkube.io/cluster-stack";
+export { CLUSTER_FINALIZER, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges };
 
 /** Reads and writes Cluster objects; the implementation retries status writes on conflict. */
 export interface ClusterStore {
@@ -128,20 +130,9 @@ export function objectsLocationOf(c: Pick<ClusterObject, "metadata">, mastersNam
   };
 }
 
-export const DEFAULT_FULL_DRIFT_CHECK_MS = 24 * 3_600_000;
-
-const IN_SYNC = { type: "Drifted", status: "False", reason: "InSync", message: "the live objects match the stack" } as const;
-
-/** The fingerprint taken just before a full check proved a Cluster's stack in sync. */
-interface VerifiedState {
-  readonly fingerprint: string;
-  readonly generation: number;
-  readonly at: number;
-}
-
 export class ClusterReconciler {
-  private readonly lastDriftCheck = new Map<string, number>();
-  private readonly verified = new Map<string, VerifiedState>();
+  private readonly drift: ClusterDriftCheck;
+  private readonly deletion: DeletionSteps;
   /** Each Cluster's stack and masters' namespace, read once per process from the stack's state. */
   private readonly placements = new Map<string, { readonly uid?: string; readonly placement: Placement }>();
   private readonly now: () => Date;
@@ -150,6 +141,25 @@ export class ClusterReconciler {
   constructor(private readonly o: ClusterReconcilerOptions) {
     this.now = o.now ?? (() => new Date());
     this.hooks = o.hooks ?? {};
+    const program = (cluster: ClusterObject, mastersNamespace: string) => this.program(cluster, mastersNamespace);
+    const status: DeletionSteps["status"] = (cluster, fields, conditions) => this.status(cluster, fields, conditions);
+    this.drift = new ClusterDriftCheck({
+      o,
+      hooks: this.hooks,
+      now: this.now,
+      program,
+      objectsLocation: objectsLocationOf,
+      status,
+      correct: (key, cluster, placement) => this.apply(key, cluster, placement, "CorrectingDrift", { correctingDrift: true }),
+    });
+    this.deletion = {
+      o,
+      program,
+      status,
+      placement: (key, cluster) => this.placement(key, cluster),
+      trackProgress: (cluster, reason, namespace) => this.trackProgress(cluster, reason, namespace),
+      forgetPlacement: (key) => this.placements.delete(key),
+    };
   }
 
   /** The inline program of a Cluster: the same program as the root Pulumi.yaml. */
@@ -172,15 +182,14 @@ export class ClusterReconciler {
     const [namespace, name] = key.split("/");
     let cluster = await this.o.store.get(namespace, name);
     if (!cluster) {
-      this.lastDriftCheck.delete(key);
-      this.verified.delete(key);
+      this.drift.forget(key);
       this.placements.delete(key);
       this.hooks.certificatesExpireAt?.(namespace, name, undefined);
       return;
     }
     // A new leader learns the expiry of Clusters it will not update for a while from their status.
     this.reportCertificates(cluster);
-    if (cluster.metadata.deletionTimestamp) return this.finalize(key, cluster);
+    if (cluster.metadata.deletionTimestamp) return finalizeCluster(this.deletion, key, cluster);
     if (!cluster.metadata.finalizers?.includes(CLUSTER_FINALIZER)) {
       cluster = await this.o.store.setFinalizers(cluster, [...(cluster.metadata.finalizers ?? []), CLUSTER_FINALIZER]);
     }
@@ -201,7 +210,7 @@ export class ClusterReconciler {
     const placement = await this.placement(key, cluster);
     const generation = cluster.metadata.generation ?? 0;
     const reconciled = cluster.status?.observedGeneration === generation && cluster.status?.lastOperation?.result === "succeeded";
-    if (reconciled) return this.checkDrift(key, cluster, placement);
+    if (reconciled) return this.drift.check(key, cluster, placement);
     return this.apply(key, cluster, placement, "Reconciling");
   }
 
@@ -241,75 +250,12 @@ export class ClusterReconciler {
     return problems;
   }
 
-  private async checkDrift(key: string, cluster: ClusterObject, placement: Placement): Promise<{ requeueAfter: number }> {
-    const since = this.now().getTime() - (this.lastDriftCheck.get(key) ?? 0);
-    if (since < this.o.resyncMs) return { requeueAfter: this.o.resyncMs - since };
-    // Taken before the preview: a change after this read moves it, so the next check sees it.
-    const fingerprint = await this.readFingerprint(cluster, placement);
-    if (fingerprint !== undefined && !this.needsFullCheck(key, cluster, fingerprint)) {
-      this.lastDriftCheck.set(key, this.now().getTime());
-      this.hooks.driftChecked?.("in-sync", "fingerprint");
-      const drifted = cluster.status?.conditions?.find((c) => c.type === "Drifted");
-      if (drifted?.status !== "False") await this.status(cluster, {}, [IN_SYNC]);
-      return { requeueAfter: this.o.resyncMs };
-    }
-    let changes: Record<string, number>;
-    const planned: PlannedChange[] = [];
-    try {
-      changes = await this.o.stacks.preview(placement.stack, this.program(cluster, placement.mastersNamespace), { refresh: true, onChange: (c) => planned.push(c) });
-    } catch (error) {
-      this.hooks.driftChecked?.("error", "preview");
-      // Said where users look: a drift check that cannot run means drift goes uncorrected.
-      const message = `the drift check failed: ${error instanceof Error ? error.message : String(error)}`;
-      await this.status(cluster, {}, [{ type: "Drifted", status: "Unknown", reason: "DriftCheckFailed", message }]);
-      await this.o.events.record(cluster, "Warning", "DriftCheckFailed", message);
-      throw error;
-    }
-    this.lastDriftCheck.set(key, this.now().getTime());
-    const drift = Object.entries(changes).filter(([op, n]) => op !== "same" && n > 0);
-    this.hooks.driftChecked?.(drift.length === 0 ? "in-sync" : "drifted", "preview");
-    if (drift.length === 0) {
-      if (fingerprint !== undefined) this.verified.set(key, { fingerprint, generation: cluster.metadata.generation ?? 0, at: this.now().getTime() });
-      await this.status(cluster, {}, [IN_SYNC]);
-      return { requeueAfter: this.o.resyncMs };
-    }
-    this.verified.delete(key);
-    const summary = drift.map(([op, n]) => `${n} to ${op}`).join(", ");
-    const which = describeChanges(planned);
-    await this.o.events.record(cluster, "Warning", "Drifted", `live objects differ from the stack (${summary}${which ? `: ${which}` : ""}); correcting`);
-    await this.status(cluster, { phase: "Degraded" }, [{ type: "Drifted", status: "True", reason: "LiveObjectsChanged", message: summary }]);
-    return this.apply(key, cluster, placement, "CorrectingDrift", { correctingDrift: true });
-  }
-
-  /** The live objects' fingerprint, or undefined (no reader, or it failed: the preview decides and reports). */
-  private async readFingerprint(cluster: ClusterObject, placement: Placement): Promise<string | undefined> {
-    if (!this.o.liveFingerprint) return undefined;
-    try {
-      return await this.o.liveFingerprint(objectsLocationOf(cluster, placement.mastersNamespace));
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Whether an unchanged-looking Cluster still needs the full preview. */
-  private needsFullCheck(key: string, cluster: ClusterObject, fingerprint: string): boolean {
-    const known = this.verified.get(key);
-    // Never verified by this process (start, leader change, after an update): nothing to compare with.
-    if (!known || known.fingerprint !== fingerprint || known.generation !== (cluster.metadata.generation ?? 0)) return true;
-    const now = this.now().getTime();
-    if (now - known.at >= (this.o.fullDriftCheckMs ?? DEFAULT_FULL_DRIFT_CHECK_MS)) return true;
-    // Inside the renewal window the preview is what re-issues certificates: no object changes for that.
-    const expiresAt = cluster.status?.certificatesExpireAt;
-    const renewBeforeMs = (cluster.spec.certificates?.renewBeforeDays ?? 30) * 86_400_000;
-    return expiresAt !== undefined && new Date(expiresAt).getTime() - now < renewBeforeMs;
-  }
-
   private async apply(key: string, cluster: ClusterObject, placement: Placement, reason: string, opts: { correctingDrift?: boolean } = {}): Promise<{ requeueAfter: number }> {
     await this.refuseForeignNamespace(cluster, placement);
     const { stack, mastersNamespace } = placement;
     const program = this.program(cluster, mastersNamespace);
     // The update moves every resourceVersion it touches: the next check is a full one again.
-    this.verified.delete(key);
+    this.drift.updating(key);
     const running = cluster.status?.version;
     const upgrading = running !== undefined && running !== cluster.spec.kubernetesVersion;
     if (upgrading) {
@@ -331,7 +277,7 @@ export class ClusterReconciler {
       return this.failed(cluster, startedAt, error);
     }
     await progress.stop();
-    this.lastDriftCheck.set(key, this.now().getTime());
+    this.drift.updated(key);
     if (opts.correctingDrift) this.hooks.driftCorrected?.();
     // The outputs of clusterProgram, this operator's own program.
     const out = <K extends keyof ClusterProgramValues>(k: K) => result.outputs[k]?.value as ClusterProgramValues[K] | undefined;
@@ -379,34 +325,6 @@ export class ClusterReconciler {
     throw error;
   }
 
-  private async finalize(key: string, cluster: ClusterObject): Promise<{ requeueAfter: number } | void> {
-    if (!cluster.metadata.finalizers?.includes(CLUSTER_FINALIZER)) return;
-    const machines = this.o.machinesOf?.(cluster.metadata.namespace, cluster.metadata.name) ?? [];
-    if (machines.length > 0) {
-      const shown = machines.slice(0, 5).join(", ") + (machines.length > 5 ? `, and ${machines.length - 5} more` : "");
-      const message = `waiting for ${machines.length} Machine(s) of this cluster to be deleted first (${shown}): their Nodes are drained through these masters`;
-      const before = cluster.status?.conditions?.find((c) => c.type === "Progressing");
-      if (before?.reason !== "WaitingForMachines") await this.o.events.record(cluster, "Normal", "WaitingForMachines", message);
-      await this.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "WaitingForMachines", message }]);
-      return { requeueAfter: 10_000 };
-    }
-    // A legacy stack is renamed first, so the destroy finds what this Cluster created.
-    const { stack, mastersNamespace } = await this.placement(key, cluster);
-    await this.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stack}` }]);
-    const progress = this.trackProgress(cluster, "Deleting", mastersNamespace);
-    try {
-      await this.o.stacks.destroyAndRemove(stack, this.program(cluster, mastersNamespace), progress.onProgress);
-    } finally {
-      await progress.stop();
-    }
-    this.placements.delete(key);
-    await this.o.events.record(cluster, "Normal", "Deleted", `stack ${stack} destroyed and removed`);
-    // The status writes above moved the resourceVersion on: patch what is there now, or the
-    // optimistic patch conflicts and the release waits for the key's (by then long) backoff.
-    const fresh = await this.o.store.get(cluster.metadata.namespace, cluster.metadata.name);
-    if (fresh) await this.o.store.setFinalizers(fresh, (fresh.metadata.finalizers ?? []).filter((f) => f !== CLUSTER_FINALIZER));
-  }
-
   /** Keeps `Progressing` telling what the running operation does and what is stuck on the masters' Pods. */
   private trackProgress(cluster: ClusterObject, reason: string, namespace: string): OperationTracker {
     const troublesOf = this.o.masterPodTroubles;
@@ -442,16 +360,6 @@ export class ClusterReconciler {
     const live = expiresAt !== undefined && !cluster.metadata.deletionTimestamp;
     this.hooks.certificatesExpireAt?.(cluster.metadata.namespace, cluster.metadata.name, live ? new Date(expiresAt) : undefined);
   }
-}
-
-/** "create Deployment ops-scheduler; update Secret ops-etcd-certs (data)": at most five, names only. */
-export function describeChanges(changes: readonly PlannedChange[], limit = 5): string {
-  const shown = changes.slice(0, limit).map((c) => {
-    const kind = c.type.slice(c.type.lastIndexOf(":") + 1);
-    return `${c.op} ${kind} ${c.name}${c.properties.length ? ` (${c.properties.join(", ")})` : ""}`;
-  });
-  if (changes.length > limit) shown.push(`and ${changes.length - limit} more`);
-  return shown.join("; ");
 }
 
 function formatCounts(counts: Record<string, number>): string {

@@ -1,7 +1,8 @@
 /**
  * What each business cluster says about its nodes: one watch of Nodes per cluster, through that
  * cluster's admin kubeconfig, so that Machines are checked cheaply from Node Ready and the kubelet
- * version (DESIGN.md §5) instead of a Pulumi refresh per machine.
+ * version instead of a Pulumi refresh per machine (docs/architecture.md, "Machines: one stack
+ * each, checked without the engine").
  *
  * Each watch is a `ResilientInformer` (restart with backoff, relist on 410): a business apiserver
  * that restarts or drops off the network comes back on its own. Kubelets rewrite their Node

@@ -1,6 +1,6 @@
 /**
  * Reconciles one `ClusterPackageVersion`: the gray release of its catalog over the Machines that
- * reference it. Every decision is `rolloutStep`'s (package-rollout.ts); this class reads the
+ * reference it. Every decision is `rolloutStep`'s (rollout-step.ts); this class reads the
  * objects, applies the decision and reports it:
  *
  *   gone or deleting?  → nothing to do (no finalizer: Machines keep their last admission)
@@ -21,7 +21,8 @@ import {
 import { setCondition } from "../../runtime/conditions";
 import { TerminalError, type ReconcileResult } from "../../runtime/controller";
 import { splitKey } from "../../runtime/keys";
-import { annotationsOf, rolloutStep, type RolloutMachine } from "./rollout";
+import { annotationsOf, type RolloutMachine } from "./rollout";
+import { rolloutStep } from "./rollout-step";
 
 /** A Machine as the store hands it over; any Machine object fits. */
 export interface PackageVersionMachine extends RolloutMachine {

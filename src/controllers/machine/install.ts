@@ -1,0 +1,114 @@
+/**
+ * The install path of a Machine: one `pulumi up` of its stack (install, upgrade, reinstall or a
+ * drift correction are the same program with other inputs), the observed versions read back
+ * from the outputs, and the status and Events that tell how it went.
+ */
+import type { PulumiFn } from "@pulumi/pulumi/automation";
+import type { ObservedVersions } from "../../api/v1alpha1";
+import { machineProgram } from "../../program/machine-program";
+import type { OperationResult } from "../../runtime/stack-runner";
+import { StackOperationError } from "../../runtime/stack-runner";
+import { INSTALL_ROOT_ANNOTATION, type MachineContext } from "./context";
+import type { MachineObject } from "../../api/v1alpha1";
+import { DEFAULT_HEALTH_CHECK_MS, machineKey, type InstallAction, type MachineSteps } from "./options";
+
+export interface MachineInstallOptions extends MachineSteps {
+  /** The machine's stack name (a legacy stack renamed first). */
+  stackOf(machine: MachineObject): Promise<string>;
+  /** Told when an install succeeded: the machine's health is judged afresh from here. */
+  installed(key: string): void;
+}
+
+export class MachineInstall {
+  constructor(private readonly s: MachineInstallOptions) {}
+
+  /** The inline program of a Machine with these inputs. */
+  program(machine: MachineObject, ctx: MachineContext, reinstall: number): PulumiFn {
+    return async () =>
+      machineProgram({
+        name: machine.metadata.name,
+        spec: machine.spec,
+        packages: ctx.packages,
+        credentials: ctx.credentials,
+        cluster: ctx.cluster,
+        defaults: this.s.o.defaults,
+        installRoot: machine.metadata.annotations?.[INSTALL_ROOT_ANNOTATION],
+        reinstall,
+      }) as unknown as Record<string, unknown>;
+  }
+
+  async install(machine: MachineObject, ctx: MachineContext, action: InstallAction, why?: string): Promise<{ requeueAfter: number }> {
+    const { o } = this.s;
+    const stack = await this.s.stackOf(machine);
+    const reinstalls = (machine.status?.reinstalls ?? 0) + (action === "reinstall" || action === "drift" ? 1 : 0);
+    const startedAt = this.s.now().toISOString();
+    const phase = action === "install" ? "Installing" : action === "upgrade" ? "Upgrading" : "Remediating";
+    const versions = `containerd ${ctx.packages.containerd.version}, kubelet ${ctx.packages.kubelet.version}, cni ${ctx.packages.cni.version}`;
+    await o.events.record(machine, "Normal", phase, `${why ? `${why}; ` : ""}${versions} on ${machine.spec.ip} (${ctx.packagesReason})`);
+    await this.s.status(machine, { phase, targetRevision: ctx.revision, reinstalls, lastOperation: { kind: "up", result: "running", startedAt } }, [
+      { type: "Progressing", status: "True", reason: phase, message: `pulumi up of stack ${stack}: ${versions}` },
+    ]);
+    let result: OperationResult;
+    try {
+      result = await o.stacks.up(stack, this.program(machine, ctx, reinstalls));
+    } catch (error) {
+      o.onAction?.(action, "error");
+      return this.failed(machine, ctx, startedAt, error);
+    }
+    o.onAction?.(action, "success");
+    return this.succeeded(machine, ctx, action, startedAt, result);
+  }
+
+  private async succeeded(machine: MachineObject, ctx: MachineContext, action: InstallAction, startedAt: string, result: OperationResult): Promise<{ requeueAfter: number }> {
+    const observed = (result.outputs.observedVersions?.value ?? {}) as ObservedVersions;
+    const nodeName = (result.outputs.nodeName?.value as string | undefined) ?? machine.spec.hostname;
+    this.s.installed(machineKey(machine));
+    await this.s.o.events.record(machine, "Normal", action === "install" ? "Installed" : action === "upgrade" ? "Upgraded" : "Reinstalled", `Node ${nodeName} runs ${formatVersions(observed)}`);
+    const lastRemediation = machine.status?.lastRemediation?.result === "running" ? { ...machine.status.lastRemediation, result: "succeeded" as const } : machine.status?.lastRemediation;
+    await this.s.status(
+      machine,
+      {
+        phase: "Ready",
+        observedGeneration: machine.metadata.generation,
+        observedVersions: observed,
+        nodeName,
+        packagesRevision: ctx.revision,
+        lastRemediation,
+        lastOperation: { kind: "up", result: "succeeded", startedAt, finishedAt: this.s.now().toISOString(), changes: result.changes },
+      },
+      [
+        { type: "Ready", status: "True", reason: "Installed", message: `Node ${nodeName} is Ready on ${formatVersions(observed)}` },
+        { type: "Progressing", status: "False", reason: "Installed", message: formatCounts(result.changes) },
+        { type: "Drifted", status: "False", reason: "InSync", message: "the host runs the catalog's versions" },
+      ],
+    );
+    return { requeueAfter: this.s.o.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS };
+  }
+
+  private async failed(machine: MachineObject, ctx: MachineContext, startedAt: string, error: unknown): Promise<{ requeueAfter: number }> {
+    const message = error instanceof Error ? error.message : String(error);
+    const lastRemediation = machine.status?.lastRemediation?.result === "running" ? { ...machine.status.lastRemediation, result: "failed" as const } : machine.status?.lastRemediation;
+    await this.s.status(
+      machine,
+      { phase: "Failed", targetRevision: ctx.revision, lastRemediation, lastOperation: { kind: "up", result: "failed", startedAt, finishedAt: this.s.now().toISOString(), message } },
+      [
+        { type: "Ready", status: "False", reason: "InstallFailed", message },
+        { type: "Progressing", status: "False", reason: "InstallFailed", message: "retrying with backoff" },
+      ],
+    );
+    await this.s.o.events.record(machine, "Warning", "InstallFailed", message);
+    // Another update holds the stack (e.g. a previous leader's): look again later, no backoff growth.
+    if (error instanceof StackOperationError && error.kind === "concurrent-update") return { requeueAfter: 30_000 };
+    throw error;
+  }
+}
+
+function formatVersions(v: ObservedVersions): string {
+  return Object.entries(v).map(([k, ver]) => `${k} ${ver}`).join(", ") || "no versions reported";
+}
+
+/** "2 create, 1 update", or "no changes". */
+function formatCounts(counts: Record<string, number>): string {
+  const parts = Object.entries(counts).filter(([, n]) => n > 0).map(([op, n]) => `${n} ${op}`);
+  return parts.length ? parts.join(", ") : "no changes";
+}
