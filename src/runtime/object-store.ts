@@ -30,6 +30,19 @@ export interface CustomObjectStoreOptions<T extends k8s.KubernetesObject> {
   readonly secrets?: (namespace?: string) => readonly string[];
 }
 
+/**
+ * The one store shape every reconciler reads and writes its own kind through (each kind's store
+ * interface extends it with what else it reads). Fakes of it are what reconciler tests run on.
+ */
+export interface ObjectStore<T, S> {
+  /** A read from the API server, for acting on; `undefined` when the object is gone. */
+  getLive(namespace: string, name: string): Promise<T | undefined>;
+  /** Sets `metadata.finalizers` (optimistic: conflicts surface as errors, the controller retries). */
+  setFinalizers(object: T, finalizers: string[]): Promise<T>;
+  /** Writes `compute(fresh status)`, recomputed from the stored object on every attempt. */
+  writeStatus(object: T, compute: (fresh: S | undefined) => S | undefined): Promise<void>;
+}
+
 type Named = { readonly metadata: { readonly namespace: string; readonly name: string; readonly resourceVersion?: string } };
 type WithStatus<S> = k8s.KubernetesObject & { status?: S };
 
@@ -43,7 +56,7 @@ export async function getCustomObject<T>(api: Pick<k8s.CustomObjectsApi, "getNam
   }
 }
 
-export class CustomObjectStore<T extends WithStatus<S> & Named, S> {
+export class CustomObjectStore<T extends WithStatus<S> & Named, S> implements ObjectStore<T, S> {
   private readonly writer: StatusWriter<S, T>;
 
   constructor(private readonly o: CustomObjectStoreOptions<T>) {

@@ -63,7 +63,7 @@ function world() {
   };
   const options: ConstructorParameters<typeof ClusterReconciler>[0] = {
     store: {
-      get: async (ns, name) => structuredClone(objects.get(`${ns}/${name}`)),
+      getLive: async (ns, name) => structuredClone(objects.get(`${ns}/${name}`)),
       setFinalizers: async (c, finalizers) => {
         const key = `${c.metadata.namespace}/${c.metadata.name}`;
         objects.set(key, { ...objects.get(key)!, metadata: { ...objects.get(key)!.metadata, finalizers } });

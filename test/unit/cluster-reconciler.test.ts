@@ -102,7 +102,7 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
       certificatesExpireAt: (ns, name, at) => observed.push(`certs ${ns}/${name} ${at?.toISOString() ?? "gone"}`),
     },
     store: {
-      get: async (ns, name) => structuredClone(objects.get(`${ns}/${name}`)),
+      getLive: async (ns, name) => structuredClone(objects.get(`${ns}/${name}`)),
       setFinalizers: async (c, finalizers) => {
         const stored = { ...objects.get(`${c.metadata.namespace}/${c.metadata.name}`)!, metadata: { ...c.metadata, finalizers } };
         objects.set(`${c.metadata.namespace}/${c.metadata.name}`, stored);

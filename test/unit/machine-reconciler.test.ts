@@ -91,6 +91,7 @@ function harness() {
     remediation: { ...DEFAULT_REMEDIATION_POLICY, notReadyTimeoutMs: 60_000, minHealthyPeriodMs: 120_000, maxRemediations: 3, maxUnhealthyShare: 0.5 },
     store: {
       get: async (ns, name) => structuredClone(machines.get(`${ns}/${name}`)),
+      getLive: async (ns, name) => structuredClone(machines.get(`${ns}/${name}`)),
       setFinalizers: async (m, finalizers) => {
         const key = `${m.metadata.namespace}/${m.metadata.name}`;
         // Optimistic concurrency as the API server does it: a stale resourceVersion conflicts.

@@ -33,7 +33,7 @@ function harness() {
       },
     },
     store: {
-      getPackageVersion: async (ns, name) => structuredClone(cpvs.get(`${ns}/${name}`)),
+      getLive: async (ns, name) => structuredClone(cpvs.get(`${ns}/${name}`)),
       machinesOf: (ns, name) =>
         machines.filter((m) => m.metadata.namespace === ns && m.spec.packageVersionRef?.name === name).map((m) => structuredClone(m)),
       annotateMachine: async (machine: PackageVersionMachine, annotations) => {

@@ -45,7 +45,7 @@ async function reconcileCluster(spec: ClusterSpec, policy = resolveAdminPolicy()
     stacks: { up: refuse("up"), preview: refuse("preview"), destroyAndRemove: refuse("destroy"), resources: refuse("resources"), rename: refuse("rename") },
     events: { record: async (_c, type, reason, message) => void events.push({ type, reason, message }) },
     store: {
-      get: async () => structuredClone(stored),
+      getLive: async () => structuredClone(stored),
       setFinalizers: async (c, finalizers) => (stored = { ...stored, metadata: { ...c.metadata, finalizers } }),
       writeStatus: async (_c, compute: (fresh: ClusterStatus | undefined) => ClusterStatus) => void (stored = { ...stored, status: compute(stored.status) }),
     },
@@ -88,6 +88,7 @@ async function reconcileMachine(spec: MachineSpec, options: { name?: string; pol
     },
     store: {
       get: async () => structuredClone(stored),
+      getLive: async () => structuredClone(stored),
       setFinalizers: async (m, finalizers) => (stored = { ...stored, metadata: { ...m.metadata, finalizers } }),
       writeStatus: async (_m, update: (current: MachineStatus | undefined) => MachineStatus) => void (stored = { ...stored, status: update(stored.status) }),
       machinesOfCluster: () => [stored],

@@ -48,6 +48,6 @@ export async function finalizeCluster(s: DeletionSteps, key: string, cluster: Cl
   await s.o.events.record(cluster, "Normal", "Deleted", `stack ${stack} destroyed and removed`);
   // The status writes above moved the resourceVersion on: patch what is there now, or the
   // optimistic patch conflicts and the release waits for the key's (by then long) backoff.
-  const fresh = await s.o.store.get(cluster.metadata.namespace, cluster.metadata.name);
+  const fresh = await s.o.store.getLive(cluster.metadata.namespace, cluster.metadata.name);
   if (fresh) await s.o.store.setFinalizers(fresh, (fresh.metadata.finalizers ?? []).filter((f) => f !== CLUSTER_FINALIZER));
 }

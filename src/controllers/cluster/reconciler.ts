@@ -41,6 +41,7 @@ import { trackOperation, type OperationTracker } from "../../runtime/operation-p
 import type { ClusterObjectsLocation } from "./live-fingerprint";
 import { namespaceConflict, placeMasters, type NamespaceLabels, type Placement } from "./masters-namespace";
 import { TerminalError } from "../../runtime/controller";
+import type { ObjectStore } from "../../runtime/object-store";
 import type { OperationResult, StackRunner } from "../../runtime/stack-runner";
 import { StackOperationError } from "../../runtime/stack-runner";
 import { CLUSTER_FINALIZER, finalizeCluster, type DeletionSteps } from "./deletion";
@@ -49,12 +50,7 @@ import { ClusterDriftCheck, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges, IN_SYN
 export { CLUSTER_FINALIZER, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges };
 
 /** Reads and writes Cluster objects; the implementation retries status writes on conflict. */
-export interface ClusterStore {
-  get(namespace: string, name: string): Promise<ClusterObject | undefined>;
-  setFinalizers(cluster: ClusterObject, finalizers: string[]): Promise<ClusterObject>;
-  /** Writes `compute(fresh status)`, recomputed from the stored object on every attempt. */
-  writeStatus(cluster: ClusterObject, compute: (fresh: ClusterStatus | undefined) => ClusterStatus): Promise<void>;
-}
+export type ClusterStore = ObjectStore<ClusterObject, ClusterStatus>;
 
 export interface EventSink {
   record(cluster: ClusterObject, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
@@ -180,7 +176,7 @@ export class ClusterReconciler {
 
   async reconcile(key: string): Promise<{ requeueAfter?: number } | void> {
     const [namespace, name] = key.split("/");
-    let cluster = await this.o.store.get(namespace, name);
+    let cluster = await this.o.store.getLive(namespace, name);
     if (!cluster) {
       this.drift.forget(key);
       this.placements.delete(key);

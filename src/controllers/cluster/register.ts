@@ -46,11 +46,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     informer: informers.clusters,
     secrets: (ns) => ctx.knownSecrets.for(ns),
   });
-  const store: ClusterStore = {
-    get: (namespace, name) => objects.getLive(namespace, name),
-    setFinalizers: (cluster, finalizers) => objects.setFinalizers(cluster as Cached<ClusterObject>, finalizers),
-    writeStatus: (cluster, compute) => objects.writeStatus(cluster as Cached<ClusterObject>, compute),
-  };
+  const store: ClusterStore = objects;
   const liveObjects = new LiveClusterObjects(ctx.kubeConfig);
   const masterPods = new MasterPods(ctx.kubeConfig);
   const reconciler = new ClusterReconciler({

@@ -9,15 +9,13 @@ import type { HostConnection, ProbeResult } from "../../host/host-probe";
 import type { StackRunner } from "../../runtime/stack-runner";
 import type { MachineDependencies, Waiting } from "./context";
 import type { MachineObject } from "../../api/v1alpha1";
+import type { ObjectStore } from "../../runtime/object-store";
 import type { NodeView } from "./node-health";
 import type { RemediationPolicy } from "./remediation";
 
-export interface MachineStore extends MachineDependencies {
-  /** The informer's copy, or with `live` a read from the API server (before acting on it). */
-  get(namespace: string, name: string, opts?: { live?: boolean }): Promise<MachineObject | undefined>;
-  setFinalizers(machine: MachineObject, finalizers: string[]): Promise<MachineObject>;
-  /** Writes `update(the stored status)`: fields we did not touch keep what is stored now. */
-  writeStatus(machine: MachineObject, update: (current: MachineStatus | undefined) => MachineStatus): Promise<void>;
+export interface MachineStore extends ObjectStore<MachineObject, MachineStatus>, MachineDependencies {
+  /** The informer's copy (may lag a write): enough to decide whether to look closer. */
+  get(namespace: string, name: string): Promise<MachineObject | undefined>;
   /** The cached Machines of one Cluster (for the repair short-circuit). */
   machinesOfCluster(namespace: string, cluster: string): readonly MachineObject[];
 }

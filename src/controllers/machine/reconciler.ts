@@ -76,7 +76,7 @@ export class MachineReconciler {
     const steady = cached ? this.steadyCatalog(cached) : undefined;
     if (cached && steady === "paused") return this.paused(cached);
     if (cached && steady !== undefined && steady !== "paused") return this.health.check(key, cached, steady);
-    let machine = await this.o.store.get(namespace, name, { live: true });
+    let machine = await this.o.store.getLive(namespace, name);
     if (!machine) {
       this.health.forget(key);
       return;
@@ -157,7 +157,7 @@ export class MachineReconciler {
     this.health.reprobe(`${machine.metadata.namespace}/${machine.metadata.name}`);
     // Status writes moved the resourceVersion on: release on a fresh read, not a conflicting patch
     // that would wait for this key's (after failed installs, long) backoff.
-    const fresh = await this.o.store.get(machine.metadata.namespace, machine.metadata.name, { live: true });
+    const fresh = await this.o.store.getLive(machine.metadata.namespace, machine.metadata.name);
     if (fresh) await this.o.store.setFinalizers(fresh, (fresh.metadata.finalizers ?? []).filter((f) => f !== MACHINE_FINALIZER));
   }
 

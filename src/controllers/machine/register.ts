@@ -86,9 +86,10 @@ export function registerMachineController(ctx: ControllerContext, o: MachineCont
   };
   const namespaceLabels = namespaceLabelsReader(ctx.core);
   const store: MachineStore = {
-    get: (namespace, name, opts) => (opts?.live ? objects.getLive(namespace, name) : Promise.resolve(objects.get(namespace, name))),
+    get: async (namespace, name) => objects.get(namespace, name),
+    getLive: (namespace, name) => objects.getLive(namespace, name),
     setFinalizers: (machine, finalizers) => objects.setFinalizers(machine as Cached<MachineObject>, finalizers),
-    writeStatus: (machine, update) => objects.writeStatus(machine as Cached<MachineObject>, update),
+    writeStatus: (machine, compute) => objects.writeStatus(machine as Cached<MachineObject>, compute),
     machinesOfCluster: (namespace, cluster) => machinesWhere((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster),
     cluster: (namespace, name) => informers.clusters.get(`${namespace}/${name}`),
     packageVersion: (namespace, name) => informers.packageVersions.get(`${namespace}/${name}`),

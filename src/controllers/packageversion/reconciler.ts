@@ -19,6 +19,7 @@ import {
   type RolloutPhase,
 } from "../../api/v1alpha1";
 import { setCondition } from "../../runtime/conditions";
+import type { ObjectStore } from "../../runtime/object-store";
 import { TerminalError, type ReconcileResult } from "../../runtime/controller";
 import { splitKey } from "../../runtime/keys";
 import { annotationsOf, type RolloutMachine } from "./rollout";
@@ -29,15 +30,11 @@ export interface PackageVersionMachine extends RolloutMachine {
   readonly metadata: RolloutMachine["metadata"] & { readonly namespace: string };
 }
 
-export interface PackageVersionStore {
-  getPackageVersion(namespace: string, name: string): Promise<PackageVersionObject | undefined>;
+export interface PackageVersionStore extends Pick<ObjectStore<PackageVersionObject, ClusterPackageVersionStatus>, "getLive" | "writeStatus"> {
   /** The Machines whose spec.packageVersionRef names this CPV, from the informer cache. */
   machinesOf(namespace: string, packageVersionName: string): readonly PackageVersionMachine[] | Promise<readonly PackageVersionMachine[]>;
   /** A merge patch of metadata.annotations (null removes a key). */
   annotateMachine(machine: PackageVersionMachine, annotations: Record<string, string | null>): Promise<void>;
-  /** Replaces the status; the implementation retries on conflict. */
-  /** Writes `compute(fresh status)`, recomputed from the stored object on every attempt. */
-  writeStatus(cpv: PackageVersionObject, compute: (fresh: ClusterPackageVersionStatus | undefined) => ClusterPackageVersionStatus): Promise<void>;
 }
 
 export interface PackageVersionEventSink {
@@ -82,7 +79,7 @@ export class PackageVersionReconciler {
   async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     if (!namespace) throw new TerminalError(`ClusterPackageVersion key "${key}" has no namespace; the kind is namespaced`);
-    const cpv = await this.o.store.getPackageVersion(namespace, name);
+    const cpv = await this.o.store.getLive(namespace, name);
     if (!cpv || cpv.metadata.deletionTimestamp) {
       this.o.onRolloutProgress?.(key, undefined);
       return {};

@@ -32,7 +32,7 @@ export function registerPackageVersionController(ctx: ControllerContext, o: Pack
   const machines = new CustomObjectStore<Cached<MachineObject>, MachineStatus>({ api: ctx.customObjects, resource: MACHINES, informer: informers.machines });
   const reconciler = new PackageVersionReconciler({
     store: {
-      getPackageVersion: (namespace, name) => catalogs.getLive(namespace, name),
+      getLive: (namespace, name) => catalogs.getLive(namespace, name),
       machinesOf: (namespace, name) => informers.machines.list().filter((m) => m.metadata.namespace === namespace && m.spec.packageVersionRef?.name === name),
       annotateMachine: async (machine, annotations) => void (await machines.annotate(machine as Cached<MachineObject>, annotations)),
       writeStatus: (cpv, compute) => catalogs.writeStatus(cpv as Cached<PackageVersionObject>, compute),
