@@ -2,6 +2,10 @@
  * The three kinds as whole objects, the way the operator reads them from the API server: the
  * metadata the reconcilers use, the spec and the status. The shapes of spec and status are the
  * schemas next to this file; the names derived from an object are in names.ts.
+ *
+ * Everything is read-only except `status`: a reconcile reads its object live from the API server
+ * (never the informer's shared copy) and replaces that copy's status as it writes it, so its later
+ * steps decide on what it wrote.
  */
 import type { ClusterSpec, ClusterStatus } from "./cluster";
 import type { MachineSpec, MachineStatus } from "./machine";
@@ -25,7 +29,7 @@ export interface ClusterObject {
     readonly deletionTimestamp?: Date;
   };
   readonly spec: ClusterSpec;
-  readonly status?: ClusterStatus;
+  status?: ClusterStatus;
 }
 
 export interface MachineObject {
@@ -37,7 +41,7 @@ export interface MachineObject {
     readonly deletionTimestamp?: Date | string;
   };
   readonly spec: MachineSpec;
-  readonly status?: MachineStatus;
+  status?: MachineStatus;
 }
 
 /** A `ClusterPackageVersion`: the catalog of a Cluster's workers and its gray release. */
@@ -49,5 +53,5 @@ export interface PackageVersionObject {
     readonly deletionTimestamp?: Date | string;
   };
   readonly spec: ClusterPackageVersionSpec;
-  readonly status?: ClusterPackageVersionStatus;
+  status?: ClusterPackageVersionStatus;
 }

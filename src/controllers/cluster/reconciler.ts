@@ -347,7 +347,7 @@ export class ClusterReconciler {
     };
     const status = apply(cluster.status);
     await this.o.store.writeStatus(cluster, apply);
-    (cluster as { status?: ClusterStatus }).status = status;
+    cluster.status = status;
     this.reportCertificates(cluster);
   }
 

@@ -183,6 +183,6 @@ export class MachineReconciler {
     const status = apply(machine.status);
     if (JSON.stringify(status) === JSON.stringify(machine.status)) return;
     await this.o.store.writeStatus(machine, apply);
-    (machine as { status?: MachineStatus }).status = status;
+    machine.status = status;
   }
 }
