@@ -93,7 +93,7 @@ serializeFunction(() => provider, { allowSecrets: true }).then(async (sf) => {
     );
 
   it("SshStep's provider serializes against the exports map and runs its step", () => {
-    const r = serialized("components/ssh-step.js", "sshStepProvider", `const out = await loaded.create({ create: "echo step-ran; cat", stdin: "from-stdin" });\n  console.log("RESULT " + out.outs.stdout.trim().replace(/\\n/g, " "));`, { KOK_SSH_DIR: work });
+    const r = serialized("components/ssh-step.js", "sshStepDynamicProvider", `const out = await loaded.create({ create: "echo step-ran; cat", stdin: "from-stdin" });\n  console.log("RESULT " + out.outs.stdout.trim().replace(/\\n/g, " "));`, { KOK_SSH_DIR: work });
     expect(r.stderr).toBe("");
     expect(results(r.stdout)).toEqual(["requires kube-on-kube/internal/ssh-client", "step-ran from-stdin"]);
   });
