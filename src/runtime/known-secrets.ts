@@ -9,6 +9,7 @@
  * written about objects of that namespace (and from the operator's logs); platform values (the
  * passphrase, Secrets the operator's stacks wrote in masters' namespaces) from everything.
  */
+import * as fs from "node:fs";
 import YAML from "yaml";
 import { MIN_SECRET_LENGTH } from "./redact";
 
@@ -88,9 +89,23 @@ export function secretValuesOf(data: Record<string, string>): string[] {
   return values;
 }
 
-/** Values of the environment's credential variables (the passphrase, cloud and backend tokens). */
-export function secretValuesOfEnvironment(env: Record<string, string | undefined>): string[] {
-  return Object.entries(env)
-    .filter(([name, value]) => value !== undefined && SECRET_VARIABLE.test(name))
-    .map(([, value]) => value!);
+/**
+ * Values of the environment's credential variables (the passphrase, cloud and backend tokens).
+ * A `…_FILE` variable (`PULUMI_CONFIG_PASSPHRASE_FILE`) names a file whose content is the secret:
+ * that content is a value too, as the engine reads it (trimmed of its final newline) and whole.
+ */
+export function secretValuesOfEnvironment(env: Record<string, string | undefined>, readFile: (path: string) => string = (p) => fs.readFileSync(p, "utf8")): string[] {
+  const values: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || !SECRET_VARIABLE.test(name)) continue;
+    values.push(value);
+    if (!name.endsWith("_FILE")) continue;
+    try {
+      const content = readFile(value);
+      values.push(content, content.replace(/\r?\n$/, ""));
+    } catch {
+      // Unreadable: the engine fails on it too (and the start-up checks say so); nothing to hide.
+    }
+  }
+  return values;
 }

@@ -52,6 +52,17 @@ describe("KnownSecrets", () => {
     expect(secretValuesOfEnvironment({ PULUMI_CONFIG_PASSPHRASE: "p", AWS_SECRET_ACCESS_KEY: "a", PULUMI_ACCESS_TOKEN: "t", PATH: "/bin", HOME: "/root" }).sort()).toEqual(["a", "p", "t"]);
   });
 
+  it("reads a passphrase given as a file, so the file's content is redacted, not only its path", () => {
+    const files: Record<string, string> = { "/run/secrets/passphrase": "correct-horse-battery\n" };
+    const read = (p: string) => {
+      if (!(p in files)) throw new Error(`ENOENT: ${p}`);
+      return files[p]!;
+    };
+    const values = secretValuesOfEnvironment({ PULUMI_CONFIG_PASSPHRASE_FILE: "/run/secrets/passphrase", OTHER_TOKEN_FILE: "/missing" }, read);
+    expect(values).toContain("correct-horse-battery");
+    expect(redact("decrypting with correct-horse-battery failed", values)).toBe(`decrypting with ${REDACTED} failed`);
+  });
+
   it("lets the EventRecorder redact by the namespace of the object the Event is about", async () => {
     const known = new KnownSecrets();
     known.add("team-a", ["team-a-password"]);
