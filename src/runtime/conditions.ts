@@ -53,3 +53,26 @@ export function isTrue(conditions: readonly Condition[] | undefined, type: strin
 export function removeCondition(conditions: readonly Condition[] | undefined, type: string): Condition[] {
   return (conditions ?? []).filter((c) => c.type !== type);
 }
+
+/** A condition as a reconciler states it: the time and generation are filled in when written. */
+export type ConditionInput = Omit<Condition, "lastTransitionTime" | "observedGeneration">;
+
+/**
+ * The status patch every reconciler writes: `fields` over the stored status and each condition
+ * set at `generation`. It is a function of the stored status, not of the reconciler's copy, so a
+ * write applied to a newer copy (after a conflict) never puts older values back over fields this
+ * change does not set.
+ */
+export function statusPatch<S extends { conditions?: readonly Condition[] }>(
+  fields: Partial<S>,
+  conditions: readonly ConditionInput[],
+  generation: number | undefined,
+  now: number,
+): (base: S | undefined) => S {
+  return (base) => {
+    let list = [...(base?.conditions ?? [])];
+    for (const c of conditions) list = setCondition(list, { ...c, observedGeneration: generation }, now);
+    // Every S is a status with conditions; the spread of a partial over it is one again.
+    return { ...(base ?? {}), ...fields, conditions: list } as unknown as S;
+  };
+}

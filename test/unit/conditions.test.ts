@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatTime, getCondition, isTrue, removeCondition, setCondition } from "../../src/runtime/conditions";
+import { formatTime, getCondition, isTrue, removeCondition, setCondition, statusPatch } from "../../src/runtime/conditions";
 
 const T0 = Date.parse("2026-11-25T10:00:00Z");
 const ready = { type: "Ready", reason: "Provisioned", message: "control plane answers", observedGeneration: 3 } as const;
@@ -37,5 +37,27 @@ describe("conditions", () => {
 
   it("formats times at seconds precision as the apiserver stores them", () => {
     expect(formatTime(Date.parse("2026-01-02T03:04:05.999Z"))).toBe("2026-01-02T03:04:05Z");
+  });
+});
+
+describe("statusPatch", () => {
+  interface S { phase?: string; version?: string; conditions?: ReturnType<typeof setCondition> }
+  const t0 = Date.parse("2026-12-05T10:00:00Z");
+
+  it("sets fields and conditions at the generation, over whatever status is stored", () => {
+    const patch = statusPatch<S>({ phase: "Ready" }, [{ type: "Ready", status: "True", reason: "Applied", message: "ok" }], 3, t0);
+    // A newer stored copy (another write landed first): its fields this patch does not set survive.
+    const stored: S = { phase: "Provisioning", version: "v1.36.3", conditions: [] };
+    const next = patch(stored);
+    expect(next.phase).toBe("Ready");
+    expect(next.version).toBe("v1.36.3");
+    expect(next.conditions).toEqual([{ type: "Ready", status: "True", reason: "Applied", message: "ok", observedGeneration: 3, lastTransitionTime: "2026-12-05T10:00:00Z" }]);
+    expect(stored.conditions).toEqual([]);
+  });
+
+  it("keeps a condition's transition time when its status does not change", () => {
+    const first = statusPatch<S>({}, [{ type: "Ready", status: "False", reason: "A", message: "a" }], 1, t0)(undefined);
+    const later = statusPatch<S>({}, [{ type: "Ready", status: "False", reason: "B", message: "b" }], 2, t0 + 60_000)(first);
+    expect(later.conditions?.[0]).toMatchObject({ reason: "B", observedGeneration: 2, lastTransitionTime: "2026-12-05T10:00:00Z" });
   });
 });

@@ -32,11 +32,10 @@ import {
   validateClusterSpec,
   type ClusterObject,
   type ClusterStatus,
-  type Condition,
   type LastOperation,
 } from "../../api/v1alpha1";
 import { clusterProgram, type ClusterProgramValues } from "../../program/cluster-program";
-import { setCondition } from "../../runtime/conditions";
+import { statusPatch, type ConditionInput } from "../../runtime/conditions";
 import { trackOperation, type OperationTracker } from "../../runtime/operation-progress";
 import type { ClusterObjectsLocation } from "./live-fingerprint";
 import { namespaceConflict, placeMasters, type NamespaceLabels, type Placement } from "./masters-namespace";
@@ -332,19 +331,8 @@ export class ClusterReconciler {
     });
   }
 
-  private async status(
-    cluster: ClusterObject,
-    fields: Partial<ClusterStatus>,
-    conditions: Omit<Condition, "lastTransitionTime" | "observedGeneration">[],
-  ): Promise<void> {
-    const now = this.now().getTime();
-    // Applied to whatever status is stored when the write happens, so a copy that lags behind
-    // never writes older values back over fields this call does not set.
-    const apply = (base: ClusterStatus | undefined): ClusterStatus => {
-      let list = [...(base?.conditions ?? [])];
-      for (const c of conditions) list = setCondition(list, { ...c, observedGeneration: cluster.metadata.generation }, now);
-      return { ...(base ?? {}), ...fields, conditions: list };
-    };
+  private async status(cluster: ClusterObject, fields: Partial<ClusterStatus>, conditions: ConditionInput[]): Promise<void> {
+    const apply = statusPatch<ClusterStatus>(fields, conditions, cluster.metadata.generation, this.now().getTime());
     const status = apply(cluster.status);
     await this.o.store.writeStatus(cluster, apply);
     cluster.status = status;

@@ -3,7 +3,8 @@
  * operations, its periods and policies), and what its install and health paths share with the
  * dispatch that calls them (`MachineSteps`).
  */
-import type { Condition, MachineStatus, ResolvedAdminPolicy } from "../../api/v1alpha1";
+import type { MachineStatus, ResolvedAdminPolicy } from "../../api/v1alpha1";
+import type { ConditionInput } from "../../runtime/conditions";
 import type { WorkerDefaults } from "../../program/machine-program";
 import type { HostConnection, ProbeResult } from "../../host/host-probe";
 import type { StackRunner } from "../../runtime/stack-runner";
@@ -70,7 +71,7 @@ export interface MachineReconcilerOptions {
 
 export const DEFAULT_HEALTH_CHECK_MS = 300_000;
 
-export type ConditionInput = Omit<Condition, "lastTransitionTime" | "observedGeneration">;
+export type { ConditionInput };
 
 /** What the install and health paths share with the reconciler: its options, clock and status writes. */
 export interface MachineSteps {

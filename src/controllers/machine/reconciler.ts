@@ -31,7 +31,7 @@ import {
   type MachineObject,
   type MachineStatus,
 } from "../../api/v1alpha1";
-import { setCondition } from "../../runtime/conditions";
+import { statusPatch } from "../../runtime/conditions";
 import { TerminalError } from "../../runtime/controller";
 import { machineCatalog, machineSecrets, type MachineCatalog, type MachineContext, type Waiting } from "./context";
 import { adoptLegacyStack } from "../legacy-stacks";
@@ -172,14 +172,7 @@ export class MachineReconciler {
   }
 
   private async status(machine: MachineObject, fields: Partial<MachineStatus>, conditions: ConditionInput[]): Promise<void> {
-    const now = this.now().getTime();
-    // Applied to whatever status is stored when the write happens, so a copy that lags behind
-    // (the informer's) never writes older values back over fields this call does not set.
-    const apply = (base: MachineStatus | undefined): MachineStatus => {
-      let list = [...(base?.conditions ?? [])];
-      for (const c of conditions) list = setCondition(list, { ...c, observedGeneration: machine.metadata.generation }, now);
-      return { ...(base ?? {}), ...fields, conditions: list };
-    };
+    const apply = statusPatch<MachineStatus>(fields, conditions, machine.metadata.generation, this.now().getTime());
     const status = apply(machine.status);
     if (JSON.stringify(status) === JSON.stringify(machine.status)) return;
     await this.o.store.writeStatus(machine, apply);
