@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serializedProviderDriver, UNREACHABLE_KUBECONFIG } from "../support/serialized-provider";
 
 const REPO = path.resolve(__dirname, "..", "..");
 const work = mkdtempSync(path.join(tmpdir(), "kok-compiled-"));
@@ -27,18 +28,13 @@ function runSerialized(module: string, exportName: string, script: string, env: 
   const driver = path.join(work, `driver-${exportName}.js`);
   writeFileSync(
     driver,
-    `const { serializeFunction } = require(${JSON.stringify(path.join(REPO, "node_modules/@pulumi/pulumi/runtime/closure/serializeClosure"))});
-const provider = require(${JSON.stringify(path.join(REPO, "dist", module))})[${JSON.stringify(exportName)}];
-serializeFunction(() => provider, { allowSecrets: true }).then(async (sf) => {
-  // What the dynamic-provider host does with the text from the state: a fresh module, then handler().
-  const Module = require("module");
-  const m = new Module("serialized-provider", null);
-  m.paths = Module._nodeModulePaths(${JSON.stringify(REPO)});
-  m._compile(sf.text, "serialized-provider.js");
-  const loaded = m.exports.handler();
-  ${script}
-}).catch((e) => { console.error("driver failed: " + (e && e.stack || e)); process.exit(3); });
-`,
+    serializedProviderDriver({
+      serializer: path.join(REPO, "node_modules/@pulumi/pulumi/runtime/closure/serializeClosure"),
+      module: path.join(REPO, "dist", module),
+      exportName,
+      resolveFrom: REPO,
+      script,
+    }),
   );
   const r = spawnSync(process.execPath, [driver], { encoding: "utf8", timeout: 60_000, env: { ...process.env, KUBECONFIG: path.join(work, "absent-kubeconfig"), ...env } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -46,18 +42,11 @@ serializeFunction(() => provider, { allowSecrets: true }).then(async (sf) => {
 
 describe("dynamic providers, compiled and serialized", () => {
   it("RolloutGate's create runs its wait loop in the provider process (and reports the unreachable cluster, not a missing function)", () => {
-    const kubeconfig = `apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: "https://127.0.0.1:1" } }]
-users: [{ name: u, user: { token: t } }]
-contexts: [{ name: x, context: { cluster: c, user: u } }]
-current-context: x
-`;
     const r = runSerialized(
       "components/rollout-gate.js",
       "rolloutGateProvider",
       `try {
-    await loaded.create({ kind: "Deployment", namespace: "ns", name: "apiserver", revision: "r1", timeoutSeconds: 1, kubeconfig: ${JSON.stringify(kubeconfig)} });
+    await loaded.create({ kind: "Deployment", namespace: "ns", name: "apiserver", revision: "r1", timeoutSeconds: 1, kubeconfig: ${JSON.stringify(UNREACHABLE_KUBECONFIG)} });
     console.log("RESULT created");
   } catch (e) {
     console.log("RESULT " + e.message);

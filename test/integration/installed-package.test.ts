@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installPacked, REPO, stagePackage } from "../support/packed-package";
+import { serializedProviderDriver, UNREACHABLE_KUBECONFIG } from "../support/serialized-provider";
 import { machine } from "../support/worker-fixtures";
 
 const work = mkdtempSync(path.join(tmpdir(), "kok-installed-"));
@@ -77,18 +78,16 @@ console.log("RESULT openssh " + Object.keys(node.steps).join(","));`,
   const serialized = (module: string, exportName: string, script: string, env: Record<string, string> = {}) =>
     runInApp(
       `serialize-${exportName}`,
-      `const { serializeFunction } = require("@pulumi/pulumi/runtime/closure/serializeClosure");
-const provider = require(${JSON.stringify(path.join(installed, "dist", module))})[${JSON.stringify(exportName)}];
-serializeFunction(() => provider, { allowSecrets: true }).then(async (sf) => {
-  const ours = [...sf.text.matchAll(/require\\("(kube-on-kube[^"]*)"\\)/g)].map((m) => m[1]);
-  console.log("RESULT requires " + [...new Set(ours)].join(" "));
-  const Module = require("module");
-  const m = new Module("serialized-provider", null);
-  m.paths = Module._nodeModulePaths(${JSON.stringify(app)});
-  m._compile(sf.text, "serialized-provider.js");
-  const loaded = m.exports.handler();
-  ${script}
-}).catch((e) => { console.error("driver failed: " + (e && e.stack || e)); process.exit(3); });`,
+      serializedProviderDriver({
+        serializer: "@pulumi/pulumi/runtime/closure/serializeClosure",
+        module: path.join(installed, "dist", module),
+        exportName,
+        resolveFrom: app,
+        // Which of the package's public paths the serialized text requires.
+        inspect: `const ours = [...sf.text.matchAll(/require\\("(kube-on-kube[^"]*)"\\)/g)].map((m) => m[1]);
+  console.log("RESULT requires " + [...new Set(ours)].join(" "));`,
+        script,
+      }),
       env,
     );
 
@@ -99,18 +98,11 @@ serializeFunction(() => provider, { allowSecrets: true }).then(async (sf) => {
   });
 
   it("RolloutGate's provider serializes against the exports map and runs its wait loop", () => {
-    const kubeconfig = `apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: "https://127.0.0.1:1" } }]
-users: [{ name: u, user: { token: t } }]
-contexts: [{ name: x, context: { cluster: c, user: u } }]
-current-context: x
-`;
     const r = serialized(
       "components/rollout-gate.js",
       "rolloutGateProvider",
       `try {
-    await loaded.create({ kind: "Deployment", namespace: "ns", name: "apiserver", revision: "r1", timeoutSeconds: 1, kubeconfig: ${JSON.stringify(kubeconfig)} });
+    await loaded.create({ kind: "Deployment", namespace: "ns", name: "apiserver", revision: "r1", timeoutSeconds: 1, kubeconfig: ${JSON.stringify(UNREACHABLE_KUBECONFIG)} });
     console.log("RESULT created");
   } catch (e) {
     console.log("RESULT " + e.message);
