@@ -43,10 +43,11 @@ export interface DevCluster {
   readonly args: string[];
 }
 
-const STANDARD_PORTS = [2379, 2380, 6443, 10257, 10259];
+// The masters', the registry's (5000) and the object store's (9000): src/dev/config.ts portsFrom.
+const STANDARD_PORTS = [2379, 2380, 6443, 10257, 10259, 5000, 9000];
 const inNodePortRange = (port: number) => port >= 30000 && port <= 32767;
 
-/** A port base whose five ports are free now (test runs on one machine must not collide). */
+/** A port base whose ports are all free now (test runs on one machine must not collide). */
 export async function freePortBase(): Promise<number> {
   for (;;) {
     const base = 11000 + 100 * Math.floor(Math.random() * 250);
