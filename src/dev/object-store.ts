@@ -111,10 +111,12 @@ export function objectStoreService(config: DevConfig): DevService {
     args: ["--port", `127.0.0.1:${config.ports.objectStore}`, "--region", OBJECT_STORE_REGION, "posix", paths.objectStoreData],
     env: () => {
       const { accessKeyId, secretAccessKey } = readObjectStoreCredentials(config);
-      return { ROOT_ACCESS_KEY: accessKeyId, ROOT_SECRET_KEY: secretAccessKey };
+      // The first of the names versitygw reads (ROOT_ACCESS_KEY_ID before ROOT_ACCESS_KEY).
+      return { ROOT_ACCESS_KEY_ID: accessKeyId, ROOT_SECRET_ACCESS_KEY: secretAccessKey };
     },
-    // versitygw takes every flag from a VGW_* variable too: a developer's shell must not change ours.
-    dropEnv: (name) => name.startsWith("VGW_"),
+    // versitygw takes every flag from a VGW_* variable too, and other root credentials from ROOT_*:
+    // a developer's shell must change neither.
+    dropEnv: (name) => name.startsWith("VGW_") || name.startsWith("ROOT_"),
     port: config.ports.objectStore,
     address: objectStoreEndpoint(config),
     prepare() {

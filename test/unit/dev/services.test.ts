@@ -59,7 +59,10 @@ describe("object store credentials", () => {
     expect(statSync(statePaths(config.stateDir).objectStoreCredentials).mode & 0o777).toBe(0o600);
     const service = objectStoreService(config);
     expect(service.args.join(" ")).not.toContain(first.secretAccessKey);
-    expect(service.env()).toEqual({ ROOT_ACCESS_KEY: first.accessKeyId, ROOT_SECRET_KEY: first.secretAccessKey });
+    expect(service.env()).toEqual({ ROOT_ACCESS_KEY_ID: first.accessKeyId, ROOT_SECRET_ACCESS_KEY: first.secretAccessKey });
+    expect(service.dropEnv?.("ROOT_SECRET_KEY")).toBe(true);
+    expect(service.dropEnv?.("VGW_PORT")).toBe(true);
+    expect(service.dropEnv?.("PATH")).toBe(false);
     expect(ensureObjectStoreCredentials(defaultConfig(tempState(), 20000)).secretAccessKey).not.toBe(first.secretAccessKey);
   });
 
