@@ -19,7 +19,8 @@ export function registryConfigYaml(config: DevConfig): string {
   const paths = statePaths(config.stateDir);
   return stringify({
     version: 0.1,
-    log: { level: "info", formatter: "text" },
+    // Each request is logged once ("response completed"), not a second time in Apache format.
+    log: { level: "info", formatter: "text", accesslog: { disabled: true } },
     storage: {
       filesystem: { rootdirectory: paths.registryData },
       delete: { enabled: true },

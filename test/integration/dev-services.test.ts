@@ -6,7 +6,7 @@
  * killed registry reported and restarted. Needs the toolchain; fails, never skips, without it.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, statePaths, type DevConfig } from "../../src/dev/config";
@@ -201,6 +201,20 @@ describe("kok dev: the registry and the object store", () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`port ${cluster.portBase + 5000} (registry) on 127.0.0.1 is in use`);
     expect(result.stderr).toContain(`port ${cluster.portBase + 9000} (object store) on 127.0.0.1 is in use`);
+    rmSync(other.stateDir, { recursive: true, force: true });
+  });
+
+  it("names a missing registry or object store binary before starting anything", async () => {
+    const other = await newDevCluster();
+    const toolchain = join(other.stateDir, "toolchain");
+    mkdirSync(join(toolchain, "bin"), { recursive: true });
+    for (const name of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]) symlinkSync(toolchainBinary(name), join(toolchain, "bin", name));
+    const result = await kok(["dev", "up", ...other.args, "--port-base", String(other.portBase), "--no-node"], { KOK_TOOLCHAIN_DIR: toolchain });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`registry not found at ${toolchain}/bin/registry`);
+    expect(result.stderr).toContain(`versitygw not found at ${toolchain}/bin/versitygw`);
+    expect(result.stderr).not.toContain("etcd not found");
+    expect(existsSync(join(other.stateDir, "pids"))).toBe(false);
     rmSync(other.stateDir, { recursive: true, force: true });
   });
 
