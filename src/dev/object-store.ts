@@ -126,7 +126,13 @@ export function objectStoreService(config: DevConfig): DevService {
     async probe(): Promise<Probe> {
       // ListBuckets: answers 200 only to a request signed with the root credentials.
       const res = await s3Request(objectStoreTarget(config), { method: "GET", path: "/" });
-      if (res.status !== 200) return { serving: false, healthy: false, detail: `ListBuckets answered ${s3ErrorCode(res)}` };
+      if (res.status >= 400 && res.status < 500) {
+        // A server that answers refuses our request for good (versitygw: 403 SignatureDoesNotMatch, or
+        // XAdminUserNotFound for an unknown key): it was started with other credentials than the file's.
+        const detail = `ListBuckets answered ${s3ErrorCode(res)}: the running object store does not take the credentials in ${paths.objectStoreCredentials}; restart it (\`kok dev down\`, then \`kok dev up\`)`;
+        return { serving: false, healthy: false, fatal: true, detail };
+      }
+      if (res.status !== 200) return { serving: false, healthy: false, detail: `ListBuckets answered ${s3ErrorCode(res)} (HTTP ${res.status})` };
       const hasBucket = res.body.toString("utf8").includes(`<Name>${OBJECT_STORE_BUCKET}</Name>`);
       return { serving: true, healthy: hasBucket, detail: hasBucket ? undefined : `bucket ${OBJECT_STORE_BUCKET} is missing (\`kok dev up\` creates it)` };
     },

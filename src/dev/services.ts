@@ -20,6 +20,8 @@ export interface Probe {
   readonly healthy: boolean;
   /** Why not, for `status`: the error or the answer. Never holds a credential. */
   readonly detail?: string;
+  /** Waiting will not help (the server refuses our credentials): `up` stops at once with `detail`. */
+  readonly fatal?: boolean;
 }
 
 export interface DevService {
@@ -92,10 +94,18 @@ export async function startServices(config: DevConfig, log: (line: string) => vo
       `${service.name} (${service.address})`,
       async () => {
         last = await service.probe();
+        // Ends the wait through isDead below, with the probe's explanation.
+        if (last.fatal) return false;
         if (!last.serving && last.detail) throw new Error(last.detail);
         return last.serving;
       },
-      { timeoutMs: 60_000, isDead: () => (runningFromPidFile(pids) ? undefined : `exited; last lines of ${logs}:\n${logTail(logs)}`) },
+      {
+        timeoutMs: 60_000,
+        isDead: () => {
+          if (last?.fatal) return last.detail;
+          return runningFromPidFile(pids) ? undefined : `exited; last lines of ${logs}:\n${logTail(logs)}`;
+        },
+      },
     );
     const note = await service.ready?.();
     const final = await probe(service);

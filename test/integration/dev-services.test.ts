@@ -195,6 +195,22 @@ describe("kok dev: the registry and the object store", () => {
     expect(got.status).toBe(200);
   });
 
+  it("up stops at once, naming the file, when the running object store refuses the saved credentials", async () => {
+    const file = statePaths(cluster.stateDir).objectStoreCredentials;
+    const saved = readFileSync(file, "utf8");
+    writeFileSync(file, JSON.stringify({ accessKeyId: "KOKNOTTHERUNNINGKEY0", secretAccessKey: "x".repeat(40) }));
+    try {
+      const result = await up();
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/object store \(http:\/\/127\.0\.0\.1:\d+\): ListBuckets answered \w+: the running object store does not take the credentials in /);
+      expect(result.stderr).toContain("restart it (`kok dev down`, then `kok dev up`)");
+      const status = await kok(["dev", "status", ...cluster.args]);
+      expect(status.stdout).toMatch(/^object store +pid \d+ +not healthy: ListBuckets answered \w+: the running object store does not take/m);
+    } finally {
+      writeFileSync(file, saved, { mode: 0o600 });
+    }
+  });
+
   it("refuses to start a second dev cluster on the same ports, naming the registry's and the object store's", async () => {
     const other = await newDevCluster();
     const result = await kok(["dev", "up", ...other.args, "--port-base", String(cluster.portBase), "--no-node"]);
