@@ -22,15 +22,19 @@ export function httpRequest(url: string, opts: HttpOptions = {}): Promise<HttpRe
   const timeoutMs = opts.timeoutMs ?? 5000;
   const body = typeof opts.body === "string" ? Buffer.from(opts.body) : opts.body;
   const headers: Record<string, string> = { ...opts.headers };
-  if (body && !Object.keys(headers).some((h) => h.toLowerCase() === "content-length")) headers["content-length"] = String(body.length);
+  const method = opts.method ?? "GET";
+  // A length even for an empty PUT/POST (CreateBucket, an upload session): Node would otherwise send it chunked.
+  if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-length") && (body || !["GET", "HEAD"].includes(method))) {
+    headers["content-length"] = String(body?.length ?? 0);
+  }
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: opts.method ?? "GET", headers, timeout: timeoutMs }, (res) => {
+    const req = request(url, { method, headers, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
       res.on("error", reject);
     });
-    req.on("timeout", () => req.destroy(new Error(`${opts.method ?? "GET"} ${url}: timed out after ${timeoutMs} ms`)));
+    req.on("timeout", () => req.destroy(new Error(`${method} ${url}: timed out after ${timeoutMs} ms`)));
     req.on("error", reject);
     req.end(body);
   });

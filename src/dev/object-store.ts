@@ -34,7 +34,12 @@ export function ensureObjectStoreCredentials(config: DevConfig): SigV4Credential
     const id = [...randomBytes(17)].map((b) => ALPHANUMERIC[b % ALPHANUMERIC.length]).join("");
     const credentials: SigV4Credentials = { accessKeyId: `KOK${id}`, secretAccessKey: randomBytes(30).toString("base64url") };
     mkdirSync(statePaths(config.stateDir).dir, { recursive: true, mode: 0o700 });
-    writeFileSync(file, JSON.stringify(credentials) + "\n", { mode: 0o600, flag: "wx" });
+    try {
+      writeFileSync(file, JSON.stringify(credentials) + "\n", { mode: 0o600, flag: "wx" });
+    } catch (error) {
+      // Another `up` of this state dir wrote them first: theirs are the ones to use.
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
   }
   // Also for a file copied in with a wider mode: nobody but the owner reads the secret.
   chmodSync(file, 0o600);
