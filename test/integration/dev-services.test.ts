@@ -227,8 +227,8 @@ describe("kok dev: the registry and the object store", () => {
     for (const name of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]) symlinkSync(toolchainBinary(name), join(toolchain, "bin", name));
     const result = await kok(["dev", "up", ...other.args, "--port-base", String(other.portBase), "--no-node"], { KOK_TOOLCHAIN_DIR: toolchain });
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain(`registry not found at ${toolchain}/bin/registry`);
-    expect(result.stderr).toContain(`versitygw not found at ${toolchain}/bin/versitygw`);
+    expect(result.stderr).toContain(`registry not found at ${toolchain}/bin/registry: build it with \`npm run toolchain\`, or only this part: \`bash tools/toolchain.sh registry\``);
+    expect(result.stderr).toContain(`versitygw not found at ${toolchain}/bin/versitygw: build it with \`npm run toolchain\`, or only this part: \`bash tools/toolchain.sh versitygw\``);
     expect(result.stderr).not.toContain("etcd not found");
     expect(existsSync(join(other.stateDir, "pids"))).toBe(false);
     rmSync(other.stateDir, { recursive: true, force: true });

@@ -7,6 +7,7 @@ import { shellWord } from "../../../src/cli/dev";
 import { defaultConfig, loadConfig, saveConfig, statePaths } from "../../../src/dev/config";
 import { ensureObjectStoreCredentials, objectStoreEnv, objectStoreService } from "../../../src/dev/object-store";
 import { registryAddress, registryConfigYaml, registryService } from "../../../src/dev/registry";
+import { MissingBinaryError } from "../../../src/dev/toolchain";
 
 const dirs: string[] = [];
 const tempState = () => {
@@ -97,5 +98,15 @@ describe("kok dev env quoting", () => {
     expect(shellWord("127.0.0.1:15000")).toBe("127.0.0.1:15000");
     expect(shellWord("s3://b?endpoint=http://h:1&x=y")).toBe("'s3://b?endpoint=http://h:1&x=y'");
     expect(shellWord("it's")).toBe(`'it'\\''s'`);
+  });
+});
+
+describe("a missing service binary", () => {
+  it("names the toolchain target that builds just it, where there is one", () => {
+    expect(new MissingBinaryError("versitygw", "/t/bin/versitygw").message).toBe(
+      "versitygw not found at /t/bin/versitygw: build it with `npm run toolchain`, or only this part: `bash tools/toolchain.sh versitygw` (or set KOK_TOOLCHAIN_DIR to a toolchain that has it)",
+    );
+    expect(new MissingBinaryError("ctr", "/t/bin/ctr").message).toContain("`bash tools/toolchain.sh containerd`");
+    expect(new MissingBinaryError("kube-apiserver", "/t/bin/kube-apiserver").message).not.toContain("only this part");
   });
 });
