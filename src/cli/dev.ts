@@ -78,9 +78,25 @@ export async function devDownCommand(flags: { readonly stateDir: string; readonl
   return 0;
 }
 
-/** `kok dev env`: the export line of the admin kubeconfig. */
-export function devEnvCommand(flags: { readonly stateDir: string }): number {
-  console.log(`export KUBECONFIG=${statePaths(requireConfig(flags.stateDir).stateDir).adminKubeconfig}`);
+/** A value as one shell word: single-quoted unless it is plainly safe (the backend URL has `?` and `&`). */
+export function shellWord(value: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * `kok dev env`: export lines for the admin kubeconfig, the registry and the object store. This is
+ * the one command that prints the object store's secret: its output is meant for `eval`.
+ */
+export async function devEnvCommand(flags: { readonly stateDir: string }): Promise<number> {
+  const config = requireConfig(flags.stateDir);
+  const { registryAddress } = await import("../dev/registry");
+  const { objectStoreEnv } = await import("../dev/object-store");
+  const env: Record<string, string> = {
+    KUBECONFIG: statePaths(config.stateDir).adminKubeconfig,
+    KOK_REGISTRY: registryAddress(config),
+    ...objectStoreEnv(config),
+  };
+  for (const [name, value] of Object.entries(env)) console.log(`export ${name}=${shellWord(value)}`);
   return 0;
 }
 
@@ -88,7 +104,10 @@ export function devEnvCommand(flags: { readonly stateDir: string }): number {
 export async function devStatusCommand(flags: { readonly stateDir: string }): Promise<number> {
   const { devStatus } = await import("../dev/meta-cluster");
   const statuses = await devStatus(requireConfig(flags.stateDir));
-  for (const s of statuses) log(`${s.name.padEnd(24)} ${s.pid ? `pid ${s.pid}`.padEnd(12) : "stopped".padEnd(12)} ${s.healthy ? "healthy" : "not healthy"}`);
+  for (const s of statuses) {
+    const detail = !s.healthy && s.detail ? `: ${s.detail}` : "";
+    log(`${s.name.padEnd(24)} ${s.pid ? `pid ${s.pid}`.padEnd(12) : "stopped".padEnd(12)} ${s.healthy ? "healthy" : "not healthy"}${detail}`);
+  }
   return statuses.every((s) => s.healthy) ? 0 : 1;
 }
 

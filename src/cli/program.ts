@@ -142,13 +142,13 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
   const dev = program
     .command("dev")
     .summary("the local meta-cluster and node for development: up, down, env, status, logs")
-    .description("The local meta-cluster (etcd, kube-apiserver, controller-manager, scheduler on loopback) and its node agent. See docs/dev-cluster.md.");
+    .description("The local meta-cluster (etcd, kube-apiserver, controller-manager, scheduler on loopback), its image registry and S3 object store, and its node agent. See docs/dev-cluster.md.");
   const stateDir = () => new Option("--state-dir <dir>", "certificates, kubeconfig, data, logs and pid files").default(DEFAULT_STATE_DIR, DEFAULT_STATE_DIR.replace(homedir(), "~"));
   dev
     .command("up")
     .description("start (or finish starting) the meta-cluster and its node agent; waits until ready")
     .addOption(stateDir())
-    .option("--port-base <n>", `ports are N+2379/2380 (etcd), N+6443 (apiserver), N+10257, N+10259; fixed at a state dir's first up (default: ${DEFAULT_PORT_BASE})`)
+    .option("--port-base <n>", `ports are N+2379/2380 (etcd), N+6443 (apiserver), N+10257, N+10259, N+5000 (registry), N+9000 (object store); fixed at a state dir's first up (default: ${DEFAULT_PORT_BASE})`)
     .option("--pod-cidr <cidr>", "addresses of the node's Pods; fixed at a state dir's first up (default: 10.88.0.0/16)")
     .option("--no-node", "control plane only: no node agent, Pods stay Pending")
     .action(async (flags) => exit(await (await import("./dev")).devUpCommand(flags)));
@@ -160,9 +160,9 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .action(async (flags) => exit(await (await import("./dev")).devDownCommand(flags)));
   dev
     .command("env")
-    .description("print `export KUBECONFIG=...` for the admin kubeconfig")
+    .description("print export lines: KUBECONFIG, KOK_REGISTRY, and the object store's KOK_S3_* and AWS_* (with its secret key)")
     .addOption(stateDir())
-    .action(async (flags) => exit((await import("./dev")).devEnvCommand(flags)));
+    .action(async (flags) => exit(await (await import("./dev")).devEnvCommand(flags)));
   dev
     .command("status")
     .description("list the processes and whether they are healthy (exit 1 when one is not)")

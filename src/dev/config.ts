@@ -15,6 +15,10 @@ export interface DevConfig {
     readonly apiServer: number;
     readonly controllerManager: number;
     readonly scheduler: number;
+    /** The image registry (registry.ts): plain HTTP on loopback. */
+    readonly registry: number;
+    /** The S3 object store (object-store.ts): plain HTTP on loopback, SigV4. */
+    readonly objectStore: number;
   };
   /** Pod addresses of the node agent; its first address is the bridge (and the DNS server). */
   readonly podCIDR: string;
@@ -30,7 +34,16 @@ export const DEFAULT_STATE_DIR = join(homedir(), ".kube-on-kube", "dev");
 export const DEFAULT_PORT_BASE = 10000;
 
 export function portsFrom(base: number): DevConfig["ports"] {
-  return { etcdClient: base + 2379, etcdPeer: base + 2380, apiServer: base + 6443, controllerManager: base + 10257, scheduler: base + 10259 };
+  return {
+    etcdClient: base + 2379,
+    etcdPeer: base + 2380,
+    apiServer: base + 6443,
+    controllerManager: base + 10257,
+    scheduler: base + 10259,
+    // A registry's and an S3 server's usual ports (distribution's 5000, MinIO's and versitygw's images' 9000).
+    registry: base + 5000,
+    objectStore: base + 9000,
+  };
 }
 
 export function defaultConfig(stateDir: string, portBase = DEFAULT_PORT_BASE, podCIDR = "10.88.0.0/16"): DevConfig {
@@ -57,6 +70,12 @@ export function statePaths(stateDir: string) {
     adminKubeconfig: join(dir, "admin.kubeconfig"),
     componentKubeconfig: (component: string) => join(dir, `${component}.kubeconfig`),
     node: join(dir, "node"),
+    /** The registry's config and its blobs and manifests: kept by `down`, so images are pushed once. */
+    registryConfig: join(dir, "registry.yml"),
+    registryData: join(dir, "registry"),
+    /** The object store's buckets (one directory each) and its root credentials (0600, never logged). */
+    objectStoreData: join(dir, "object-store"),
+    objectStoreCredentials: join(dir, "object-store-credentials.json"),
     /** The demo's worker hosts (sandbox-fleet.ts): clients of the business clusters hosted here. */
     hosts: join(dir, "hosts"),
   };
@@ -73,7 +92,9 @@ export function stateTag(stateDir: string): string {
 export function loadConfig(stateDir: string): DevConfig | undefined {
   const file = statePaths(stateDir).config;
   if (!existsSync(file)) return undefined;
-  return JSON.parse(readFileSync(file, "utf8")) as DevConfig;
+  const config = JSON.parse(readFileSync(file, "utf8")) as DevConfig;
+  // A state dir from before the registry and object store: their ports follow from the saved base.
+  return { ...config, ports: { ...portsFrom(config.ports.apiServer - 6443), ...config.ports } };
 }
 
 export function saveConfig(config: DevConfig): void {

@@ -15,6 +15,7 @@ import { ensurePki } from "./pki";
 import { takenPorts } from "./ports";
 import { runningFromPidFile, startBackground, stopFromPidFile } from "./processes";
 import { stopKeptHosts } from "./sandbox-fleet";
+import { devServices, serviceStatuses, servicesToStart, startServices, stopServices } from "./services";
 import { missingBinaries, toolchainBinary } from "./toolchain";
 
 export interface UpOptions {
@@ -52,11 +53,11 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
   const plans = componentPlans(config);
 
-  const missing = missingBinaries(plans.map((p) => p.binary));
+  const missing = missingBinaries([...plans.map((p) => p.binary), ...devServices(config).map((s) => s.binary)]);
   if (missing.length) throw new Error(missing.map((m) => m.message).join("\n"));
 
   const toStart = plans.filter((p) => !runningFromPidFile(pidFile(config, p.name)));
-  const taken = await takenPorts(Object.fromEntries(toStart.map((p) => [p.name, p.port])));
+  const taken = await takenPorts(Object.fromEntries([...toStart, ...servicesToStart(config)].map((p) => [p.name, p.port])));
   if (taken.length) throw new Error(taken.join("\n"));
 
   await ensurePki(statePaths(config.stateDir).pki, pkiLeaves(config));
@@ -78,6 +79,8 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
     });
     opts.log(`  ${plan.name}: healthy (${elapsed()})`);
   }
+  // The registry and the object store (services.ts): before the node, which pulls from the registry.
+  await startServices(config, opts.log, elapsed);
 
   if (opts.withNode) {
     const agent = runningFromPidFile(nodeAgentPidFile(config));
@@ -97,6 +100,7 @@ export async function devDown(config: DevConfig, opts: { purge: boolean; log: (l
   // Whatever a crashed agent left behind: pod processes, network namespaces, the bridge.
   const leftovers = await cleanupNode(config);
   if (leftovers) opts.log(`  node: removed ${leftovers} leftover pod process(es)/namespace(s)`);
+  await stopServices(config, opts.log);
   for (const plan of [...componentPlans(config)].reverse()) {
     if (await stopFromPidFile(pidFile(config, plan.name))) opts.log(`  ${plan.name}: stopped`);
   }
@@ -110,6 +114,8 @@ export interface ComponentStatus {
   readonly name: string;
   readonly pid?: number;
   readonly healthy: boolean;
+  /** Why it is not healthy, when known (a service's probe answer). */
+  readonly detail?: string;
 }
 
 export async function devStatus(config: DevConfig): Promise<ComponentStatus[]> {
@@ -119,6 +125,7 @@ export async function devStatus(config: DevConfig): Promise<ComponentStatus[]> {
     const ok = record ? await healthy(config, plan).catch(() => false) : false;
     statuses.push({ name: plan.name, pid: record?.pid, healthy: ok });
   }
+  statuses.push(...(await serviceStatuses(config)));
   const agent = runningFromPidFile(nodeAgentPidFile(config));
   statuses.push({ name: "node agent", pid: agent?.pid, healthy: agent !== undefined });
   return statuses;

@@ -10,12 +10,34 @@ export function toolchainDir(): string {
   return process.env.KOK_TOOLCHAIN_DIR || join(homedir(), ".cache", "kube-on-kube", "toolchain");
 }
 
+/**
+ * tools/toolchain.sh targets of binaries whose target is not a Kubernetes minor, so the error can
+ * name the one quick build (a lone missing part, e.g. after a pin changed) besides the full one.
+ */
+const TOOLCHAIN_TARGET: Readonly<Record<string, string>> = {
+  etcd: "etcd",
+  etcdctl: "etcd",
+  etcdutl: "etcd",
+  registry: "registry",
+  versitygw: "versitygw",
+  containerd: "containerd",
+  ctr: "containerd",
+  "containerd-shim-runc-v2": "containerd",
+  runc: "runc",
+  crane: "crane",
+  coredns: "coredns",
+  pause: "pause",
+  "local-path-provisioner": "local-path-provisioner",
+};
+
 export class MissingBinaryError extends Error {
   constructor(
     readonly binary: string,
     readonly path: string,
   ) {
-    super(`${binary} not found at ${path}: build it with \`npm run toolchain\` (or set KOK_TOOLCHAIN_DIR to a toolchain that has it)`);
+    const target = TOOLCHAIN_TARGET[binary];
+    const only = target ? `, or only this part: \`bash tools/toolchain.sh ${target}\`` : "";
+    super(`${binary} not found at ${path}: build it with \`npm run toolchain\`${only} (or set KOK_TOOLCHAIN_DIR to a toolchain that has it)`);
     this.name = "MissingBinaryError";
   }
 }

@@ -126,7 +126,7 @@ describe("kok dev", () => {
 
   it("is idempotent: a second up finds everything running", async () => {
     const again = await devUp(cluster);
-    for (const component of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]) {
+    for (const component of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "registry", "object store"]) {
       expect(again.stdout).toContain(`${component}: already running`);
     }
     expect(again.stdout).toContain("node agent: already running");
@@ -135,14 +135,14 @@ describe("kok dev", () => {
   it("status lists every process as healthy", async () => {
     const status = await kok(["dev", "status", ...cluster.args]);
     expect(status.code).toBe(0);
-    for (const name of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "node agent"]) {
+    for (const name of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "registry", "object store", "node agent"]) {
       expect(status.stdout).toMatch(new RegExp(`^${name} +pid \\d+ +healthy$`, "m"));
     }
   });
 
-  it("env prints the admin kubeconfig export", async () => {
+  it("env prints the admin kubeconfig export first", async () => {
     const env = await kok(["dev", "env", ...cluster.args]);
-    expect(env.stdout.trim()).toBe(`export KUBECONFIG=${cluster.kubeconfig}`);
+    expect(env.stdout.split("\n")[0]).toBe(`export KUBECONFIG=${cluster.kubeconfig}`);
   });
 
   it("refuses a taken port, naming it and what to do", async () => {

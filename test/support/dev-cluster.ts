@@ -43,13 +43,19 @@ export interface DevCluster {
   readonly args: string[];
 }
 
-const STANDARD_PORTS = [2379, 2380, 6443, 10257, 10259];
+// The masters', the registry's (5000) and the object store's (9000): src/dev/config.ts portsFrom.
+const STANDARD_PORTS = [2379, 2380, 6443, 10257, 10259, 5000, 9000];
 const inNodePortRange = (port: number) => port >= 30000 && port <= 32767;
 
-/** A port base whose five ports are free now (test runs on one machine must not collide). */
+/**
+ * A port base whose ports are all free now (test runs on one machine must not collide), all below
+ * the kernel's ephemeral range (32768+ here): a port there that is free when checked can be taken
+ * by any outgoing connection before the server binds it, which failed a run (versitygw: `bind:
+ * address already in use`).
+ */
 export async function freePortBase(): Promise<number> {
   for (;;) {
-    const base = 11000 + 100 * Math.floor(Math.random() * 250);
+    const base = 11000 + 100 * Math.floor(Math.random() * 88);
     const ports = STANDARD_PORTS.map((p) => base + p);
     if (ports.some(inNodePortRange)) continue;
     if ((await Promise.all(ports.map((p) => isPortFree(p)))).every(Boolean)) return base;
