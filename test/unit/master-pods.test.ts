@@ -4,7 +4,7 @@
  * are merely starting or being deleted.
  */
 import { describe, expect, it } from "vitest";
-import { podTroubles, type PodLike } from "../../src/controllers/cluster/master-pods";
+import { podTroubles, registryOf, type PodLike } from "../../src/controllers/cluster/master-pods";
 
 const unschedulable = (name: string, message = "0/1 nodes are available: 1 Insufficient cpu."): PodLike => ({
   metadata: { name },
@@ -39,5 +39,34 @@ describe("podTroubles", () => {
     expect(troubles).toHaveLength(4);
     expect(troubles[0].length).toBeLessThan(240);
     expect(troubles[3]).toBe("2 more");
+  });
+
+  it("names the image and its registry when a node cannot pull it, before the kubelet's long message", () => {
+    const pulling: PodLike = {
+      metadata: { name: "demo-apiserver-7c9d" },
+      status: {
+        phase: "Pending",
+        conditions: [{ type: "PodScheduled", status: "True" }],
+        containerStatuses: [
+          {
+            name: "kube-apiserver",
+            image: "registry.k8s.io/kube-apiserver:v1.36.99",
+            state: { waiting: { reason: "ErrImagePull", message: `failed to pull and unpack image "registry.k8s.io/kube-apiserver:v1.36.99": ${"not found ".repeat(40)}` } },
+          },
+        ],
+      },
+    };
+    const [trouble] = podTroubles([pulling]);
+    expect(trouble).toMatch(/^demo-apiserver-7c9d\/kube-apiserver ErrImagePull \(image registry\.k8s\.io\/kube-apiserver:v1\.36\.99 from registry registry\.k8s\.io\): failed to pull/);
+  });
+});
+
+describe("registryOf", () => {
+  it("reads the registry host as container runtimes do", () => {
+    expect(registryOf("registry.k8s.io/etcd:3.6.16-0")).toBe("registry.k8s.io");
+    expect(registryOf("mirror.example.com:5000/kube-apiserver:v1.36.3")).toBe("mirror.example.com:5000");
+    expect(registryOf("localhost/pause:3.10")).toBe("localhost");
+    expect(registryOf("busybox")).toBe("docker.io");
+    expect(registryOf("rancher/local-path-provisioner:v0.0.30")).toBe("docker.io");
   });
 });

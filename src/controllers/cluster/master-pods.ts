@@ -34,7 +34,23 @@ export interface PodLike {
 
 interface ContainerStatusLike {
   readonly name?: string;
+  /** The image the kubelet is pulling or ran, as the Pod spec names it. */
+  readonly image?: string;
   readonly state?: { readonly waiting?: { readonly reason?: string; readonly message?: string } };
+}
+
+/** Reasons that mean the node could not get the image: the message then names image and registry. */
+const IMAGE_TROUBLE = new Set(["ImagePullBackOff", "ErrImagePull", "InvalidImageName"]);
+
+/**
+ * The registry an image reference is pulled from, as container runtimes read it: the first path
+ * part when it looks like a host (has a dot or a port, or is localhost), else Docker Hub. A node
+ * may pull it through a mirror; the name is still what the platform configures the mirror for.
+ */
+export function registryOf(image: string): string {
+  const slash = image.indexOf("/");
+  const first = slash < 0 ? "" : image.slice(0, slash);
+  return first && (first.includes(".") || first.includes(":") || first === "localhost") ? first : "docker.io";
 }
 
 const short = (text: string) => {
@@ -59,7 +75,9 @@ export function podTroubles(pods: readonly PodLike[]): string[] {
     for (const c of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
       const waiting = c.state?.waiting;
       if (!waiting?.reason || !STUCK_WAITING.has(waiting.reason)) continue;
-      troubles.push(`${name}/${c.name ?? "?"} ${waiting.reason}${waiting.message ? `: ${short(waiting.message)}` : ""}`);
+      // The image first: the kubelet's own message is long and may be cut short.
+      const image = IMAGE_TROUBLE.has(waiting.reason) && c.image ? ` (image ${c.image} from registry ${registryOf(c.image)})` : "";
+      troubles.push(`${name}/${c.name ?? "?"} ${waiting.reason}${image}${waiting.message ? `: ${short(waiting.message)}` : ""}`);
     }
   }
   if (troubles.length <= MAX_TROUBLES) return troubles;
