@@ -36,6 +36,8 @@ export interface BuildOptions {
   readonly toolchainDir?: string;
   /** Image names (IMAGE_NAMES) to build; default all. */
   readonly only?: readonly string[];
+  /** Where downloaded Debian packages are kept. Default: <imagesDir>/debs. */
+  readonly debsDir?: string;
   /** Rebuild even when the cache key matches. */
   readonly force?: boolean;
   /** One line per image. Default: nothing. */
@@ -152,7 +154,7 @@ export async function buildImages(opts: BuildOptions = {}): Promise<BuiltImage[]
   const imagesDir = opts.imagesDir ?? defaultImagesDir();
   const only = opts.only ? checkOnly(opts.only) : undefined;
   const log = opts.log ?? (() => undefined);
-  const plans = planImages({ toolchainDir: opts.toolchainDir ?? defaultToolchainDir(), debs: new DebCache(path.join(imagesDir, "debs")) }, only);
+  const plans = planImages({ toolchainDir: opts.toolchainDir ?? defaultToolchainDir(), debs: new DebCache(opts.debsDir ?? path.join(imagesDir, "debs")) }, only);
   const built: BuiltImage[] = [];
   for (const plan of plans) {
     const started = process.hrtime.bigint();

@@ -27,17 +27,17 @@ function run(command: string, args: readonly string[], cwd?: string): string {
   }
 }
 
-/** apt's candidate version of a package; one `apt-get update` when the lists do not know it yet. */
-function candidate(name: string, updated: { done: boolean }): string {
-  const ask = () => /Candidate:\s*(\S+)/.exec(run("apt-cache", ["policy", name]))?.[1];
-  let version = ask();
-  if ((!version || version === "(none)") && !updated.done) {
-    updated.done = true;
-    run("apt-get", ["update"]);
-    version = ask();
+/** apt's candidate versions of some packages, from one `apt-cache policy` (it takes a second to load). */
+function candidates(names: readonly string[]): Map<string, string> {
+  const found = new Map<string, string>();
+  let current: string | undefined;
+  for (const line of run("apt-cache", ["policy", ...names]).split("\n")) {
+    const section = /^(\S+):$/.exec(line);
+    if (section) current = section[1]!.replace(/:amd64$/, "");
+    const candidate = /^\s+Candidate:\s*(\S+)/.exec(line)?.[1];
+    if (current && candidate && candidate !== "(none)") found.set(current, candidate);
   }
-  if (!version || version === "(none)") throw new Error(`Debian package ${name} is unknown to apt (after apt-get update): check /etc/apt/sources.list`);
-  return version;
+  return found;
 }
 
 /** Package names of a Depends/Pre-Depends field: the first alternative of each, without version or arch. */
@@ -54,14 +54,32 @@ export const NOT_IN_IMAGES: ReadonlySet<string> = new Set(["debconf", "dpkg", "i
 export class DebCache {
   private readonly updated = { done: false };
   private readonly unpacked = new Map<string, UnpackedDeb>();
+  private readonly versions = new Map<string, string>();
 
   constructor(private readonly dir: string) {}
+
+  /** Looks up the candidate versions of `names` not known yet (at once: apt-cache takes a second to start); one `apt-get update` if apt knows some not. */
+  resolve(names: readonly string[]): void {
+    let unknown = names.filter((n) => !this.versions.has(n));
+    for (const attempt of [0, 1]) {
+      if (unknown.length === 0) return;
+      if (attempt === 1) {
+        if (this.updated.done) break;
+        this.updated.done = true;
+        run("apt-get", ["update"]);
+      }
+      for (const [name, version] of candidates(unknown)) this.versions.set(name, version);
+      unknown = unknown.filter((n) => !this.versions.has(n));
+    }
+    if (unknown.length > 0) throw new Error(`Debian package(s) ${unknown.join(", ")} unknown to apt (after apt-get update): check /etc/apt/sources.list`);
+  }
 
   /** One package at apt's candidate version, downloaded and unpacked once per version. */
   get(name: string): UnpackedDeb {
     const known = this.unpacked.get(name);
     if (known) return known;
-    const version = candidate(name, this.updated);
+    this.resolve([name]);
+    const version = this.versions.get(name)!;
     const entry = path.join(this.dir, `${name}_${version.replace(/:/g, "%3a")}`);
     if (!existsSync(path.join(entry, "tree"))) {
       mkdirSync(this.dir, { recursive: true });
@@ -96,17 +114,21 @@ export class DebCache {
   withDependencies(roots: readonly string[], skip: readonly string[] = []): UnpackedDeb[] {
     const excluded = new Set([...NOT_IN_IMAGES, ...skip]);
     const found = new Map<string, UnpackedDeb>();
-    const queue = [...roots];
-    while (queue.length > 0) {
-      const name = queue.shift()!;
-      if (found.has(name) || excluded.has(name)) continue;
-      const deb = this.get(name);
-      found.set(name, deb);
-      const fields = run("dpkg-deb", ["-f", deb.deb, "Depends", "Pre-Depends"]);
-      for (const line of fields.split("\n")) {
-        const value = line.replace(/^(Pre-)?Depends:\s*/, "");
-        if (value.trim()) queue.push(...parseDepends(value));
+    // Breadth first, one apt-cache call per level of the dependency tree.
+    let level = [...new Set(roots)].filter((n) => !excluded.has(n));
+    while (level.length > 0) {
+      this.resolve(level);
+      const next = new Set<string>();
+      for (const name of level) {
+        const deb = this.get(name);
+        found.set(name, deb);
+        const fields = run("dpkg-deb", ["-f", deb.deb, "Depends", "Pre-Depends"]);
+        for (const line of fields.split("\n")) {
+          const value = line.replace(/^(Pre-)?Depends:\s*/, "");
+          if (value.trim()) for (const dep of parseDepends(value)) next.add(dep);
+        }
       }
+      level = [...next].filter((n) => !found.has(n) && !excluded.has(n));
     }
     return [...found.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }

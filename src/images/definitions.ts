@@ -137,13 +137,15 @@ function kubernetesImages(inputs: Inputs, name: ImageName): (ImagePlan | undefin
   });
 }
 
+const NETFILTER_PACKAGES = ["iptables", "nftables", "conntrack", "ipset"];
+
 /**
  * kube-proxy's tools as upstream's distroless-iptables has them: iptables (nft and legacy),
  * ip6tables, nft, conntrack, ipset with their libraries. `iptables` is iptables-nft, Debian's
  * default alternative (dpkg-deb -x runs no update-alternatives, so the links are made here).
  */
 function netfilterLayer(inputs: Inputs): LayerPlan {
-  const debs = inputs.ctx.debs.withDependencies(["iptables", "nftables", "conntrack", "ipset"]);
+  const debs = inputs.ctx.debs.withDependencies(NETFILTER_PACKAGES);
   const alternatives = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"].map(
     (n): TarEntry => ({ type: "symlink", path: `usr/sbin/${n}`, target: n.replace(/^(ip6?tables)/, "$1-nft") }),
   );
@@ -225,8 +227,11 @@ function busyboxImage(inputs: Inputs): ImagePlan {
 /** The plans of the chosen images (all by default); throws MissingInputsError naming every missing input. */
 export function planImages(ctx: PlanContext, only: readonly ImageName[] = IMAGE_NAMES): ImagePlan[] {
   const inputs = new Inputs(ctx);
+  const chosen = IMAGE_NAMES.filter((n) => only.includes(n));
+  // Every top-level package in one apt-cache call; only pause needs none.
+  if (chosen.some((n) => n !== "pause")) ctx.debs.resolve(["ca-certificates", "tzdata", ...(chosen.includes("busybox") ? ["busybox-static"] : []), ...(chosen.includes("kube-proxy") ? NETFILTER_PACKAGES : [])]);
   const plans: (ImagePlan | undefined)[] = [];
-  for (const name of IMAGE_NAMES.filter((n) => only.includes(n))) {
+  for (const name of chosen) {
     if (name === "pause") plans.push(pauseImage(inputs));
     else if (name === "etcd") plans.push(etcdImage(inputs));
     else if (name === "coredns") plans.push(corednsImage(inputs));
