@@ -6,6 +6,7 @@
 import { buildImages, defaultImagesDir, pushImages } from "../images";
 import { UnknownImageError } from "../images/build";
 import { MissingInputsError } from "../images/definitions";
+import { checkRegistry } from "../images/push";
 
 export interface ImagesBuildFlags {
   readonly only?: string;
@@ -22,6 +23,15 @@ export async function imagesBuildCommand(flags: ImagesBuildFlags): Promise<numbe
     .map((n) => n.trim())
     .filter(Boolean);
   const registry = flags.registry ?? process.env.KOK_REGISTRY;
+  if (registry) {
+    // Before building: a registry that can never be pushed to is a usage error, not a failed build.
+    try {
+      checkRegistry(registry);
+    } catch (error) {
+      console.error(`kok images build: ${flags.registry ? "--registry" : "KOK_REGISTRY"}: ${(error as Error).message}`);
+      return 2;
+    }
+  }
   const started = process.hrtime.bigint();
   try {
     const imagesDir = flags.imagesDir ?? defaultImagesDir();
