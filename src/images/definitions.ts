@@ -124,7 +124,11 @@ function kubernetesImages(inputs: Inputs, name: ImageName): (ImagePlan | undefin
   if (versions.length === 0) {
     inputs.problems.push(`${name}: no Kubernetes versions under ${path.join(inputs.ctx.toolchainDir, "k8s")}: build them with \`bash tools/toolchain.sh kube-1.36 kube-1.35\``);
   }
-  return versions.map((version) => {
+  // The toolchain builds kube-proxy for the default (newest) minor only: the node runs one.
+  // Its image is made for every version that has it; none at all is a missing input.
+  const proxyVersions = versions.filter((v) => existsSync(path.join(inputs.ctx.toolchainDir, "k8s", v, "bin", name)));
+  const chosen = name === "kube-proxy" && proxyVersions.length > 0 ? proxyVersions : name === "kube-proxy" ? versions.slice(-1) : versions;
+  return chosen.map((version) => {
     const ref = parseReference(`registry.k8s.io/${name}:${version}`);
     const binary = inputs.file(`registry.k8s.io/${name}:${version}`, `k8s/${version}/bin/${name}`, minorTarget(version));
     if (!binary) return undefined;

@@ -196,6 +196,17 @@ describe("bad input", () => {
     );
   });
 
+  it("makes kube-proxy for the versions that have it (the toolchain builds it for the default minor), and names the newest when none has", async () => {
+    const two = fixtureToolchain(path.join(work, "toolchain-two"));
+    mkdirSync(path.join(two, "k8s", "v1.35.4", "bin"), { recursive: true });
+    const built = await build(path.join(work, "two-out"), { toolchainDir: two, only: ["kube-proxy"] });
+    expect(built.map((b) => b.refs)).toEqual([[`registry.k8s.io/kube-proxy:${FIXTURE_KUBE_VERSION}`]]);
+    unlinkSync(path.join(two, "k8s", FIXTURE_KUBE_VERSION, "bin", "kube-proxy"));
+    await expect(build(path.join(work, "two-out"), { toolchainDir: two, only: ["kube-proxy"] })).rejects.toThrow(
+      `registry.k8s.io/kube-proxy:${FIXTURE_KUBE_VERSION}: kube-proxy not found at ${two}/k8s/${FIXTURE_KUBE_VERSION}/bin/kube-proxy: build it with \`bash tools/toolchain.sh kube-1.36\``,
+    );
+  });
+
   it("`kok images build` exits 1 naming the missing binary, and 2 for an unknown --only name", async () => {
     const broken = path.join(work, "toolchain-cli");
     fixtureToolchain(broken);
