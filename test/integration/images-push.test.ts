@@ -85,6 +85,23 @@ describe("pushing into a real registry", () => {
   });
 });
 
+describe("`kok images build --registry`", () => {
+  it("builds, pushes and says so per image and in total", async () => {
+    const lines: string[] = [];
+    const original = console.log;
+    console.log = (line: string) => void lines.push(line);
+    try {
+      expect(await runKok(["images", "build", "--only", "busybox", "--images-dir", path.join(work, "cli"), "--registry", registry.address])).toBe(0);
+    } finally {
+      console.log = original;
+    }
+    const digest = built.find((b) => b.name === "busybox")!.digest;
+    expect(lines[0]).toMatch(new RegExp(`^docker\\.io/library/busybox:\\S+, docker\\.io/library/busybox:latest  ${digest.slice(0, 19)}  \\d+\\.\\d MB  built in \\d+\\.\\ds$`));
+    expect(lines).toContain(`2 tag(s) pushed to ${registry.address}`);
+    expect(lines.filter((l) => l.startsWith(`${registry.address}/library/busybox:`)).length).toBe(2);
+  });
+});
+
 describe("push faults", () => {
   it("names the image, the registry and what to do when nothing listens", async () => {
     const port = await freePort();
