@@ -154,7 +154,7 @@ export async function buildImages(opts: BuildOptions = {}): Promise<BuiltImage[]
   const imagesDir = opts.imagesDir ?? defaultImagesDir();
   const only = opts.only ? checkOnly(opts.only) : undefined;
   const log = opts.log ?? (() => undefined);
-  const plans = planImages({ toolchainDir: opts.toolchainDir ?? defaultToolchainDir(), debs: new DebCache(opts.debsDir ?? path.join(imagesDir, "debs")) }, only);
+  const plans = planImages({ toolchainDir: opts.toolchainDir ?? defaultToolchainDir(), debs: new DebCache(opts.debsDir ?? path.join(imagesDir, "debs"), log) }, only);
   const built: BuiltImage[] = [];
   for (const plan of plans) {
     const started = process.hrtime.bigint();

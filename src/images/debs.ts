@@ -56,7 +56,11 @@ export class DebCache {
   private readonly unpacked = new Map<string, UnpackedDeb>();
   private readonly versions = new Map<string, string>();
 
-  constructor(private readonly dir: string) {}
+  constructor(
+    private readonly dir: string,
+    /** Told about each download, the slow part of a first build. */
+    private readonly log: (line: string) => void = () => undefined,
+  ) {}
 
   /** Looks up the candidate versions of `names` not known yet (at once: apt-cache takes a second to start); one `apt-get update` if apt knows some not. */
   resolve(names: readonly string[]): void {
@@ -83,6 +87,7 @@ export class DebCache {
     const entry = path.join(this.dir, `${name}_${version.replace(/:/g, "%3a")}`);
     if (!existsSync(path.join(entry, "tree"))) {
       mkdirSync(this.dir, { recursive: true });
+      this.log(`fetching Debian package ${name} ${version}`);
       // Built beside the entry and renamed into place: a killed build leaves no half entry.
       const work = mkdtempSync(`${entry}.tmp-`);
       try {

@@ -96,7 +96,8 @@ describe("`kok images build --registry`", () => {
       console.log = original;
     }
     const digest = built.find((b) => b.name === "busybox")!.digest;
-    expect(lines[0]).toMatch(new RegExp(`^docker\\.io/library/busybox:\\S+, docker\\.io/library/busybox:latest  ${digest.slice(0, 19)}  \\d+\\.\\d MB  built in \\d+\\.\\ds$`));
+    expect(lines[0]).toMatch(/^fetching Debian package busybox-static \S+$/);
+    expect(lines[1]).toMatch(new RegExp(`^docker\\.io/library/busybox:\\S+, docker\\.io/library/busybox:latest  ${digest.slice(0, 19)}  \\d+\\.\\d MB  built in \\d+\\.\\ds$`));
     expect(lines).toContain(`2 tag(s) pushed to ${registry.address}`);
     expect(lines.filter((l) => l.startsWith(`${registry.address}/library/busybox:`)).length).toBe(2);
   });
