@@ -7,7 +7,7 @@
  * leaves the previous image (or none), never half of one.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import * as path from "node:path";
@@ -118,8 +118,29 @@ function readRecord(layoutDir: string): BuildRecord | undefined {
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes what killed builds left beside a layout (`<tag>.tmp-<pid>` of processes that are gone). */
+async function removeLeftovers(layoutDir: string): Promise<void> {
+  const parent = path.dirname(layoutDir);
+  const prefix = `${path.basename(layoutDir)}.tmp-`;
+  const names = existsSync(parent) ? readdirSync(parent) : [];
+  for (const name of names.filter((n) => n.startsWith(prefix))) {
+    const pid = Number(name.slice(prefix.length));
+    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) await rm(path.join(parent, name), { recursive: true, force: true });
+  }
+}
+
 /** Writes one image's layout into `layoutDir` (replacing what is there). */
 async function writeImage(plan: ImagePlan, layoutDir: string, key: string): Promise<BuildRecord> {
+  await removeLeftovers(layoutDir);
   const work = `${layoutDir}.tmp-${process.pid}`;
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });

@@ -62,6 +62,10 @@ class Registry {
 
   call(method: string, urlPath: string, body?: { readonly data: Buffer | string; readonly size: number; readonly type: string }): Promise<Answer> {
     const url = new URL(urlPath, `http://${this.address}`);
+    // An upload Location elsewhere (a redirect to other storage) would carry the blob off loopback.
+    if (url.protocol !== "http:" || url.host !== this.address) {
+      return Promise.reject(new Error(`registry ${this.address} sent the upload to ${url.origin}; only ${this.address} is used, over plain HTTP on loopback`));
+    }
     return new Promise((resolve, reject) => {
       const headers: Record<string, string | number> = body ? { "Content-Type": body.type, "Content-Length": body.size } : {};
       const req = request(url, { method, headers, timeout: IDLE_TIMEOUT_MS }, (res) => {

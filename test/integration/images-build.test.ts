@@ -7,7 +7,7 @@
  * (chroot: busybox's sh, wget, nslookup, httpd; kube-proxy's iptables, nft, conntrack, ipset with
  * their libraries). Missing inputs fail before anything is written, naming each one.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -95,6 +95,18 @@ describe("kok images build", () => {
     expect(digests(rebuilt)[proxyRef]).not.toBe(digests(first)[proxyRef]);
     const withoutProxy = (images: BuiltImage[]) => Object.entries(digests(images)).filter(([ref]) => ref !== proxyRef);
     expect(withoutProxy(rebuilt)).toEqual(withoutProxy(first));
+  });
+
+  it("removes what a killed build left beside a layout when it rebuilds it", async () => {
+    const busybox = first.find((i) => i.name === "busybox")!;
+    // The pid of a process that has exited: a build by it can no longer be running.
+    const gone = spawnSync("true").pid!;
+    const leftover = `${busybox.layout}.tmp-${gone}`;
+    mkdirSync(path.join(leftover, "blobs"), { recursive: true });
+    const [rebuilt] = await buildImages({ imagesDir: path.join(work, "a"), debsDir, toolchainDir: toolchain, only: ["busybox"], force: true });
+    expect(rebuilt).toMatchObject({ cached: false, digest: busybox.digest });
+    expect(existsSync(leftover)).toBe(false);
+    expect(readdirSync(path.dirname(busybox.layout))).toEqual([path.basename(busybox.layout)]);
   });
 
   it("lays the Kubernetes and etcd binaries out as upstream: /usr/local/bin, root-owned 0755, over the shared base", () => {
