@@ -139,6 +139,22 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .option("--policy <file>", "the admin policy to install with it")
     .action(async (flags) => exit(await (await import("./manifests")).runManifests(flags)));
 
+  const images = program
+    .command("images")
+    .summary("container images of the toolchain's binaries, with upstream's names: build (docs/images.md)")
+    .description("Images for the local environment's real node, built here (nothing is pulled) with the repository names and tags of the upstream ones.");
+  images
+    .command("build")
+    .description(
+      "build the images as OCI layouts (skipping those whose inputs did not change) and push them to a registry on loopback when one is given; " +
+        "registry.k8s.io/kube-apiserver:v1.36.3 is pushed as HOST:PORT/kube-apiserver:v1.36.3",
+    )
+    .option("--only <names>", "comma-separated image names: pause, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, coredns, local-path-provisioner, busybox (default: all)")
+    .option("--registry <host:port>", "push to this registry over plain HTTP, loopback only (default: $KOK_REGISTRY; none: no push)")
+    .option("--images-dir <dir>", "where the OCI layouts are written (default: $KOK_IMAGES_DIR or ~/.cache/kube-on-kube/images)")
+    .option("--force", "rebuild every chosen image even when its inputs did not change")
+    .action(async (flags) => exit(await (await import("./images")).imagesBuildCommand(flags)));
+
   const dev = program
     .command("dev")
     .summary("the local meta-cluster and node for development: up, down, env, status, logs")

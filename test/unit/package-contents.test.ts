@@ -100,6 +100,14 @@ describe("the published package", () => {
     expect(reachable([inPackage(manifest.main)]).has("dist/dev/config.js")).toBe(false);
   });
 
+  it("ships the image builder (`kok images build`) as modules the CLI reaches and the library does not", () => {
+    const images = pack.files.filter((f) => f.startsWith("dist/images/") && f.endsWith(".js"));
+    expect(images).toContain("dist/images/build.js");
+    const used = reachable(["dist/cli/main.js"]);
+    expect(images.filter((f) => !used.has(f))).toEqual([]);
+    expect(images.filter((f) => reachable([inPackage(manifest.main)]).has(f))).toEqual([]);
+  });
+
   it("README's Install section names every directory of dist/ the package ships", () => {
     const readme = readFileSync(path.join(REPO, "README.md"), "utf8");
     const install = /^## Install\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? "";
@@ -123,6 +131,6 @@ console.log(JSON.stringify({
     expect(seen.controlPlane).toBe("function");
     expect(seen.ours).toContain("dist/components/worker-node.js");
     expect(seen.command).toEqual([]);
-    expect(seen.ours.filter((f) => f.startsWith("dist/dev/") || f.startsWith("dist/cli/"))).toEqual([]);
+    expect(seen.ours.filter((f) => f.startsWith("dist/dev/") || f.startsWith("dist/cli/") || f.startsWith("dist/images/"))).toEqual([]);
   });
 });

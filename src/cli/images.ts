@@ -1,0 +1,57 @@
+/**
+ * `kok images build [--only NAMES] [--registry HOST:PORT] [--force]`: the images of docs/images.md
+ * built as OCI layouts under the images directory and, with a registry, pushed into it.
+ * program.ts declares the flags.
+ */
+import { buildImages, defaultImagesDir, pushImages } from "../images";
+import { UnknownImageError } from "../images/build";
+import { MissingInputsError } from "../images/definitions";
+import { checkRegistry } from "../images/push";
+
+export interface ImagesBuildFlags {
+  readonly only?: string;
+  readonly registry?: string;
+  readonly imagesDir?: string;
+  readonly force?: boolean;
+}
+
+const log = (line: string) => console.log(line);
+
+export async function imagesBuildCommand(flags: ImagesBuildFlags): Promise<number> {
+  const only = flags.only
+    ?.split(",")
+    .map((n) => n.trim())
+    .filter(Boolean);
+  const registry = flags.registry ?? process.env.KOK_REGISTRY;
+  if (registry) {
+    // Before building: a registry that can never be pushed to is a usage error, not a failed build.
+    try {
+      checkRegistry(registry);
+    } catch (error) {
+      console.error(`kok images build: ${flags.registry ? "--registry" : "KOK_REGISTRY"}: ${(error as Error).message}`);
+      return 2;
+    }
+  }
+  const started = process.hrtime.bigint();
+  try {
+    const imagesDir = flags.imagesDir ?? defaultImagesDir();
+    const images = await buildImages({ imagesDir, only, force: flags.force, log });
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    log(`${images.length} image(s) in ${imagesDir}: ${images.filter((i) => !i.cached).length} built, ${images.filter((i) => i.cached).length} up to date, ${seconds.toFixed(1)}s`);
+    if (registry) {
+      const pushed = await pushImages({ registry, images, log });
+      log(`${pushed.length} tag(s) pushed to ${registry}`);
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof UnknownImageError) {
+      console.error(`kok images build: --only: ${error.message}`);
+      return 2;
+    }
+    if (error instanceof MissingInputsError) {
+      console.error(`kok images build: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+}
