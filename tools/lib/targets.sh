@@ -176,8 +176,9 @@ spec_runc() {
   T_CGO=1
   T_BINARIES=("runc ${m}")
   # The version itself is embedded from the module's VERSION file; upstream also stamps the commit.
-  # Static like upstream's release binary, so it runs on any worker host whatever its libseccomp.
-  T_LDFLAGS+=" -X main.gitCommit=$(module_sum "${m}" "${RUNC_VERSION}") -linkmode external -extldflags -static-pie"
+  # Static like upstream's release binary (which is static-pie; that needs -buildmode=pie, which
+  # the script does not pass), so it runs on any worker host whatever its libseccomp.
+  T_LDFLAGS+=" -X main.gitCommit=$(module_sum "${m}" "${RUNC_VERSION}") -linkmode external -extldflags -static"
   T_KEY_EXTRA="$(gcc --version 2>/dev/null | head -n1); libseccomp $(pkg-config --modversion libseccomp 2>/dev/null || echo missing)"
   if [[ ! -f /usr/include/seccomp.h ]]; then
     T_BLOCKED="runc needs libseccomp's headers for cgo: apt-get install libseccomp-dev (and gcc, pkg-config)"
