@@ -287,7 +287,8 @@ main() {
   log "cache: ${KOK_TOOLCHAIN_DIR}; $(go env GOVERSION); GOPROXY=${GOPROXY}; targets: ${targets[*]}"
   for t in "${targets[@]}"; do
     # Keep going: one failing target should not hide whether the others build.
-    build_target "${t}" || failed+=("${t}")
+    # Linked as soon as it is built: other work waits on single binaries, not on the whole run.
+    if build_target "${t}"; then link_current; else failed+=("${t}"); fi
   done
   link_current
   install_plugins || failed+=("plugins")

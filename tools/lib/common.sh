@@ -95,6 +95,7 @@ print_env_exports() {
   cat <<EOT
 export KOK_TOOLCHAIN_DIR="${KOK_TOOLCHAIN_DIR}"
 export PATH="${node_path}${KOK_TOOLCHAIN_DIR}/bin:${KOK_TOOLS_BIN}:\${PATH}"
+export KOK_CNI_BIN_DIR="${KOK_TOOLCHAIN_DIR}/cni/bin"
 export PULUMI_HOME="${KOK_TOOLCHAIN_DIR}/pulumi-home"
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_SKIP_UPDATE_CHECK=true
