@@ -22,6 +22,9 @@ NS=kok-smoke
 IMAGE="127.0.0.1:${PORT}/library/busybox:smoke"
 WORK=""
 PIDS=()
+# Everything must stay under WORK; /run/containerd appearing would mean a default path leaked.
+RUN_CONTAINERD_EXISTED=false
+[[ -e /run/containerd ]] && RUN_CONTAINERD_EXISTED=true
 
 ctr_() { "${BIN}/ctr" --address "${WORK}/containerd.sock" -n "${NS}" "$@" 2> >(grep -v 'DEPRECATION: The support for cgroup v1' >&2); }
 
@@ -53,6 +56,7 @@ cleanup() {
     grep -q " ${WORK}/" /proc/mounts && left+=("mounts: $(grep " ${WORK}/" /proc/mounts | cut -d' ' -f2 | tr '\n' ' ')")
     pgrep -f "containerd-shim-runc-v2 -namespace ${NS} " >/dev/null && left+=("shim processes: $(pgrep -f "containerd-shim-runc-v2 -namespace ${NS} " | tr '\n' ' ')")
     compgen -G "/sys/fs/cgroup/*/${NS}" >/dev/null && left+=("cgroups: $(compgen -G "/sys/fs/cgroup/*/${NS}" | tr '\n' ' ')")
+    [[ "${RUN_CONTAINERD_EXISTED}" == true || ! -e /run/containerd ]] || left+=("/run/containerd (created by this run)")
     if (( ${#left[@]} > 0 )); then
       log "runtime smoke: LEFT BEHIND: ${left[*]} (work dir kept: ${WORK})"
       exit 1
@@ -78,6 +82,7 @@ version = 4
 root = '${WORK}/root'
 state = '${WORK}/state'
 # Only what this check needs: no CRI (a node configures it), no NRI socket under /var/run.
+# Without socket_dir the shims' sockets go to /run/containerd/s, shared by every containerd.
 disabled_plugins = ['io.containerd.grpc.v1.cri', 'io.containerd.cri.v1.runtime', 'io.containerd.cri.v1.images', 'io.containerd.nri.v1.nri']
 imports = []
 [plugins]
@@ -141,13 +146,14 @@ main() {
   start_registry
   build_image
   ctr_ images pull --plain-http "${IMAGE}" >/dev/null
-  local runc_opts=(--runc-binary "${BIN}/runc" --runc-root "${WORK}/runc")
+  # ctr keeps stdio FIFOs in /run/containerd/fifo unless told otherwise; keep them in WORK too.
+  local runc_opts=(--runc-binary "${BIN}/runc" --runc-root "${WORK}/runc" --fifo-dir "${WORK}/fifo")
   local out
   out="$(ctr_ run --rm "${runc_opts[@]}" "${IMAGE}" smoke-run /bin/sh -c 'echo hello from busybox; cat /proc/self/cgroup')"
   printf '%s\n' "${out}" | sed 's/^/    /' >&2
   [[ "${out}" == *"hello from busybox"* ]] || die "the container did not print its greeting"
   ctr_ run -d "${runc_opts[@]}" "${IMAGE}" smoke-detached /bin/sleep 300 >/dev/null
-  out="$(ctr_ task exec --exec-id probe smoke-detached /bin/sh -c 'echo exec ok')"
+  out="$(ctr_ task exec --fifo-dir "${WORK}/fifo" --exec-id probe smoke-detached /bin/sh -c 'echo exec ok')"
   [[ "${out}" == "exec ok" ]] || die "exec into the running container printed '${out}'"
   out="$("${BIN}/runc" --root "${WORK}/runc/${NS}" list)"
   [[ "${out}" == *"smoke-detached"*"running"* ]] || die "runc does not list the container as running: ${out}"
