@@ -8,6 +8,9 @@
 #   bash tools/toolchain.sh --prune               # also delete cache entries of old pins
 #   eval "$(bash tools/toolchain-env.sh)"         # then use them
 #
+# Knobs: KOK_BUILD_JOBS (go build -p, default 2), KOK_TOOLCHAIN_LANES (targets built at once,
+# default 1), KOK_TOOLCHAIN_DIR (cache root).
+#
 # Targets (tools/lib/targets.sh): pulumi kubernetes-provider command-provider tls-provider etcd
 #          kube-1.36 kube-1.35 yaml-language containerd runc cni-plugins pause registry crane
 #          versitygw coredns local-path-provisioner
@@ -128,6 +131,7 @@ build_target() {
     log "[${target}] ${final_dir} appeared meanwhile; keeping it"
   fi
   rm -rf "${work}"
+  BUILT=true
   log "[${target}] done in $(human_duration "${seconds}"): ${final_dir} ($(du -sh "${final_dir}" | cut -f1))"
 }
 
@@ -193,8 +197,9 @@ present_cache_dir() {
 
 link_atomic() {
   local target="$1" link="$2"
-  ln -sfn "${target}" "${link}.tmp.$$"
-  mv -T "${link}.tmp.$$" "${link}"
+  # BASHPID, not $$: lanes are subshells that share $$ and may link at the same moment.
+  ln -sfn "${target}" "${link}.tmp.${BASHPID}"
+  mv -T "${link}.tmp.${BASHPID}" "${link}"
 }
 
 # install_plugins: installs each built provider into PULUMI_HOME at the exact version the npm SDK
@@ -246,6 +251,30 @@ prune_stale() {
   rm -rf "${KOK_TOOLCHAIN_DIR}/.tmp"
 }
 
+# build_all TARGET...: builds the targets in order, up to KOK_TOOLCHAIN_LANES at a time (default 1).
+# Two lanes fill what one leaves idle on 2 cores (a lone link or a single huge package compiling on
+# one core, module downloads). Keeps going after a failure: one failing target should not hide
+# whether the others build. Each target is linked as soon as it is built: other work waits on
+# single binaries, not on the whole run. Adds failed targets to the caller's `failed`.
+build_all() {
+  local lanes="${KOK_TOOLCHAIN_LANES:-1}" t pid
+  [[ "${lanes}" =~ ^[1-9][0-9]*$ ]] || die "KOK_TOOLCHAIN_LANES must be a positive integer, not '${lanes}'"
+  local -A running=()
+  for t in "$@"; do
+    while (( ${#running[@]} >= lanes )); do
+      if wait -n -p pid; then :; else failed+=("${running[${pid}]}"); fi
+      unset "running[${pid}]"
+    done
+    # BUILT: set by build_target when it built (not found cached); only then link at once.
+    ( BUILT=false; build_target "${t}" && if [[ "${BUILT}" == true ]]; then link_current; fi ) &
+    running[$!]="${t}"
+  done
+  while (( ${#running[@]} > 0 )); do
+    if wait -n -p pid; then :; else failed+=("${running[${pid}]}"); fi
+    unset "running[${pid}]"
+  done
+}
+
 # --- main -------------------------------------------------------------------------------------
 usage() {
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -n 's/^# \{0,1\}//p'
@@ -285,11 +314,7 @@ main() {
   local started failed=() t
   started="$(now)"
   log "cache: ${KOK_TOOLCHAIN_DIR}; $(go env GOVERSION); GOPROXY=${GOPROXY}; targets: ${targets[*]}"
-  for t in "${targets[@]}"; do
-    # Keep going: one failing target should not hide whether the others build.
-    # Linked as soon as it is built: other work waits on single binaries, not on the whole run.
-    if build_target "${t}"; then link_current; else failed+=("${t}"); fi
-  done
+  build_all "${targets[@]}"
   link_current
   install_plugins || failed+=("plugins")
 
