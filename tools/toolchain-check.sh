@@ -71,17 +71,41 @@ main() {
   for minor in 1.36 1.35; do
     kube_version="$(kube_version_for_minor "${minor}")"
     dir="${KOK_TOOLCHAIN_DIR}/k8s/${kube_version}/bin"
-    check_version "k8s ${kube_version} kube-apiserver" "kube-${minor}" "Kubernetes ${kube_version}" "${dir}/kube-apiserver" --version
-    check_version "k8s ${kube_version} kube-controller-manager" "kube-${minor}" "Kubernetes ${kube_version}" "${dir}/kube-controller-manager" --version
-    check_version "k8s ${kube_version} kube-scheduler" "kube-${minor}" "Kubernetes ${kube_version}" "${dir}/kube-scheduler" --version
-    check_version "k8s ${kube_version} kubelet" "kube-${minor}" "Kubernetes ${kube_version}" "${dir}/kubelet" --version
-    check_version "k8s ${kube_version} kubectl" "kube-${minor}" "Client Version: ${kube_version}" "${dir}/kubectl" version --client
+    for cmd in $(kube_commands_for_minor "${minor}"); do
+      if [[ "${cmd}" == kubectl ]]; then
+        check_version "k8s ${kube_version} kubectl" "kube-${minor}" "Client Version: ${kube_version}" "${dir}/kubectl" version --client
+      else
+        check_version "k8s ${kube_version} ${cmd}" "kube-${minor}" "Kubernetes ${kube_version}" "${dir}/${cmd}" --version
+      fi
+    done
   done
   local default_version; default_version="$(kube_version_for_minor "${DEFAULT_KUBE_MINOR}")"
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
-    check_version "bin/${cmd}" "kube-${DEFAULT_KUBE_MINOR}" "Kubernetes ${default_version}" "${bin}/${cmd}" --version
+  for cmd in $(kube_commands_for_minor "${DEFAULT_KUBE_MINOR}"); do
+    if [[ "${cmd}" == kubectl ]]; then
+      check_version "bin/kubectl" "kube-${DEFAULT_KUBE_MINOR}" "Client Version: ${default_version}" "${bin}/kubectl" version --client
+    else
+      check_version "bin/${cmd}" "kube-${DEFAULT_KUBE_MINOR}" "Kubernetes ${default_version}" "${bin}/${cmd}" --version
+    fi
   done
-  check_version "bin/kubectl" "kube-${DEFAULT_KUBE_MINOR}" "Client Version: ${default_version}" "${bin}/kubectl" version --client
+
+  # The container runtime and the real node's parts (issue 15).
+  check_version containerd containerd "containerd github.com/containerd/containerd/v2 ${CONTAINERD_VERSION}" "${bin}/containerd" --version
+  check_version ctr containerd "ctr github.com/containerd/containerd/v2 ${CONTAINERD_VERSION}" "${bin}/ctr" --version
+  check_version containerd-shim-runc-v2 containerd "Version:  ${CONTAINERD_VERSION}" "${bin}/containerd-shim-runc-v2" -v
+  check_version runc runc "runc version ${RUNC_VERSION#v}" "${bin}/runc" --version
+  check_version "runc seccomp" runc "libseccomp: " "${bin}/runc" --version
+  local plugin
+  for plugin in bridge host-local loopback portmap bandwidth firewall tuning; do
+    check_version "cni/bin/${plugin}" cni-plugins "plugin ${CNI_PLUGINS_VERSION}" "${KOK_TOOLCHAIN_DIR}/cni/bin/${plugin}" --version
+  done
+  local pause_tag=""
+  [[ -f "${bin}/pause.version" ]] && pause_tag="$(cat "${bin}/pause.version")"
+  check_version pause pause "pause.c v${pause_tag:-?}-$(kube_version_for_minor "${DEFAULT_KUBE_MINOR}")" "${bin}/pause" -v
+  check_version registry registry "registry github.com/distribution/distribution/v3 ${REGISTRY_VERSION}" "${bin}/registry" --version
+  check_version crane crane "${CRANE_VERSION#v}" "${bin}/crane" version
+  check_version versitygw versitygw "Version  : ${VERSITYGW_VERSION}" "${bin}/versitygw" --version
+  check_version coredns coredns "CoreDNS-${COREDNS_VERSION#v}" "${bin}/coredns" -version
+  check_version local-path-provisioner local-path-provisioner "${LOCAL_PATH_PROVISIONER_VERSION}" "${bin}/local-path-provisioner" --version
 
   if (( ${#MISSING[@]} > 0 )); then
     local targets=() entry

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Builds the project's real toolchain from Go modules: the Pulumi CLI, its provider plugins,
-# Kubernetes control-plane binaries (two adjacent minors) and etcd.
+# Kubernetes control-plane binaries (two adjacent minors), etcd, and a real node's parts: containerd,
+# runc, CNI plugins, pause, a registry, crane, an S3 object store, CoreDNS, local-path-provisioner.
 #
 #   bash tools/toolchain.sh                       # every available target
 #   bash tools/toolchain.sh pulumi etcd           # only these
 #   bash tools/toolchain.sh --prune               # also delete cache entries of old pins
 #   eval "$(bash tools/toolchain-env.sh)"         # then use them
 #
-# Targets: pulumi kubernetes-provider command-provider tls-provider etcd kube-1.36 kube-1.35
-#          yaml-language
+# Knobs: KOK_BUILD_JOBS (go build -p, default 2), KOK_TOOLCHAIN_LANES (targets built at once,
+# default 1), KOK_TOOLCHAIN_DIR (cache root).
+#
+# Targets (tools/lib/targets.sh): pulumi kubernetes-provider command-provider tls-provider etcd
+#          kube-1.36 kube-1.35 yaml-language containerd runc cni-plugins pause registry crane
+#          versitygw coredns local-path-provisioner
 #
 # Each target is a small wrapper Go module of ours under tools/go/<target>/ that pins exact
 # versions (go.mod + go.sum committed). Output is cached outside the work tree:
@@ -21,131 +26,19 @@
 #   $KOK_TOOLCHAIN_DIR/k8s/<kube version>/bin/...   (both minors)
 #   $KOK_TOOLCHAIN_DIR/pulumi-home                  (PULUMI_HOME with the provider plugins)
 #   $KOK_TOOLCHAIN_DIR/bin/pulumi-language-yaml     (target yaml-language; runs Pulumi.yaml programs)
+#   $KOK_TOOLCHAIN_DIR/bin/{containerd,ctr,containerd-shim-runc-v2,runc,pause,pause.version,registry,
+#                            crane,versitygw,coredns,local-path-provisioner}
+#   $KOK_TOOLCHAIN_DIR/cni/bin/{bridge,host-local,loopback,portmap,bandwidth,firewall,tuning}
 set -euo pipefail
 
 TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tools/lib/common.sh
 source "${TOOLS_DIR}/lib/common.sh"
 
-# Ordered by value: the engine first, then what the components deploy with, then the cluster.
-ALL_TARGETS=(pulumi kubernetes-provider tls-provider command-provider etcd kube-1.36 kube-1.35 yaml-language)
+# shellcheck source=tools/lib/targets.sh
+source "${TOOLS_DIR}/lib/targets.sh"
 
 BUILD_JOBS="${KOK_BUILD_JOBS:-2}"   # go build -p; the machines have 2 cores
-
-# --- target definitions -----------------------------------------------------------------------
-# target_spec TARGET sets, for the target:
-#   T_MODULE_DIR   wrapper module directory
-#   T_VERSIONS     human-readable versions (part of the cache key, printed in logs)
-#   T_BINARIES     array of "output-name package-path"
-#   T_LDFLAGS      -ldflags value (version stamping)
-#   T_PREBUILD     function run in the temporary source copy before `go build` (or empty)
-#   T_BLOCKED      non-empty reason when the target cannot be built on this machine
-target_spec() {
-  T_MODULE_DIR="${TOOLS_DIR}/go/$1"
-  T_BINARIES=()
-  T_LDFLAGS="-s -w"
-  T_PREBUILD=""
-  T_BLOCKED=""
-  case "$1" in
-    pulumi)
-      T_VERSIONS="pulumi ${PULUMI_VERSION}"
-      T_BINARIES=("pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi")
-      # Without the stamp `pulumi version` prints v0.0.0-dev (or similar) and the Automation API
-      # cannot parse it; refresh/destroy of inline programs then fail.
-      T_LDFLAGS+=" -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${PULUMI_VERSION}"
-      ;;
-    kubernetes-provider)
-      T_VERSIONS="pulumi-resource-kubernetes ${KUBERNETES_PROVIDER_VERSION} (${KUBERNETES_PROVIDER_MODULE})"
-      T_BINARIES=("pulumi-resource-kubernetes .")
-      T_LDFLAGS+=" -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=${KUBERNETES_PROVIDER_VERSION}"
-      T_PREBUILD=prebuild_kubernetes_provider
-      ;;
-    command-provider)
-      T_VERSIONS="pulumi-resource-command ${COMMAND_PROVIDER_VERSION} (${COMMAND_PROVIDER_MODULE})"
-      # Probed 2026-11-25 (docs/toolchain.md): the Go module proxy refuses this module at every
-      # version form (@v/list, the commit hash, v1.2.1). Nothing to build from; never fake it.
-      T_BLOCKED="the Go module proxy does not serve github.com/pulumi/pulumi-command/provider (list and ${COMMAND_PROVIDER_MODULE#*@} refused with 403, v1.2.1 unknown)"
-      ;;
-    tls-provider)
-      # github.com/pulumi/pulumi-tls/provider/v5 is not served (403 at every version), so
-      # tools/go/tls-provider bridges the same Terraform provider itself with the bridge's
-      # plugin-framework (pf) support: our shim + ProviderInfo + main, schema generated first.
-      T_VERSIONS="pulumi-resource-tls ${TLS_PROVIDER_VERSION} (${TLS_PROVIDER_MODULE}, ${TLS_BRIDGE_MODULE})"
-      T_BINARIES=("pulumi-resource-tls .")
-      # Without it tlsinfo panics at start; it is also what GetPluginInfo and the schema report.
-      T_LDFLAGS+=" -X kube-on-kube.local/toolchain/tls-provider/internal/tlsinfo.Version=${TLS_PROVIDER_VERSION}"
-      T_PREBUILD=prebuild_tls_provider
-      ;;
-    etcd)
-      T_VERSIONS="etcd ${ETCD_VERSION}"
-      T_BINARIES=("etcd go.etcd.io/etcd/server/v3"
-                  "etcdctl go.etcd.io/etcd/etcdctl/v3"
-                  "etcdutl go.etcd.io/etcd/etcdutl/v3")
-      # etcd's version is a constant in go.etcd.io/etcd/api/v3/version; only GitSHA is stamped
-      # upstream, and a module zip has no git SHA to give it.
-      ;;
-    kube-1.36 | kube-1.35)
-      local minor="${1#kube-}" kube_version
-      kube_version="$(kube_version_for_minor "${minor}")"
-      T_VERSIONS="k8s.io/kubernetes ${kube_version}"
-      local cmd
-      for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
-        T_BINARIES+=("${cmd} k8s.io/kubernetes/cmd/${cmd}")
-      done
-      T_LDFLAGS+=" $(kube_version_ldflags "${kube_version}")"
-      ;;
-    yaml-language)
-      # The Pulumi YAML language host, so examples/yaml runs under the real engine (the CLI finds
-      # pulumi-language-yaml on its PATH, which bin/ is on).
-      T_VERSIONS="pulumi-language-yaml ${YAML_LANGUAGE_VERSION}"
-      T_BINARIES=("pulumi-language-yaml github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml")
-      T_LDFLAGS+=" -X github.com/pulumi/pulumi-yaml/pkg/version.Version=${YAML_LANGUAGE_VERSION}"
-      ;;
-    *)
-      die "unknown target '$1' (known: ${ALL_TARGETS[*]})"
-      ;;
-  esac
-}
-
-# What hack/lib/version.sh stamps in a release build. Without gitVersion, /version reports
-# v0.0.0-master and clients (pulumi-kubernetes included) mis-detect the server version. Both
-# copies are stamped: component-base (servers) and client-go (kubectl's client side).
-kube_version_ldflags() {
-  local kube_version="$1"
-  local major="${kube_version#v}"; major="${major%%.*}"
-  local minor="${kube_version#v*.}"; minor="${minor%%.*}"
-  # The release's commit time from the proxy's .info: a reproducible build date.
-  local build_date
-  build_date="$(go mod download -json "k8s.io/kubernetes@${kube_version}" \
-    | sed -n 's/^\t"Info": "\(.*\)",$/\1/p' | xargs cat | sed -n 's/.*"Time":"\([^"]*\)".*/\1/p')"
-  local pkg flags=""
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    flags+=" -X ${pkg}.gitVersion=${kube_version}"
-    flags+=" -X ${pkg}.gitMajor=${major}"
-    flags+=" -X ${pkg}.gitMinor=${minor}"
-    # Built from the module zip (like upstream's tarball builds): no git commit to report.
-    flags+=" -X ${pkg}.gitCommit="
-    flags+=" -X ${pkg}.gitTreeState=archive"
-    flags+=" -X ${pkg}.buildDate=${build_date:-1970-01-01T00:00:00Z}"
-  done
-  echo "${flags# }"
-}
-
-# Upstream's main.go embeds schema-embed.json/terraform-mapping-embed.json, which a generate step
-# writes and which are not in the module zip; produce them from the module's schema.json.
-prebuild_kubernetes_provider() {
-  local src_dir="$1" module_dir
-  module_dir="$(cd "${src_dir}" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)"
-  (cd "${src_dir}" && go run ./internal/genschema "${module_dir}" "${KUBERNETES_PROVIDER_VERSION}" .)
-}
-
-# main.go embeds schema.json and bridge-metadata.json; the bridge's tfgen writes them from the
-# same ProviderInfo (docs converted from the terraform-provider-tls module in the module cache).
-prebuild_tls_provider() {
-  local src_dir="$1" upstream_dir
-  upstream_dir="$(cd "${src_dir}" && go list -m -f '{{.Dir}}' "${TLS_PROVIDER_MODULE%@*}")"
-  (cd "${src_dir}" && go run -p "${BUILD_JOBS}" -trimpath -ldflags "${T_LDFLAGS}" ./internal/genschema . "${upstream_dir}")
-}
 
 # --- cache ------------------------------------------------------------------------------------
 # cache_key TARGET: changes whenever anything that affects the binaries changes.
@@ -158,6 +51,11 @@ cache_key() {
     printf 'binary=%s\n' "${T_BINARIES[@]}"
     echo "go=$(go env GOVERSION) $(go env GOOS)/$(go env GOARCH) cgo=${CGO_ENABLED}"
     (cd "${T_MODULE_DIR}" && find . -type f | LC_ALL=C sort | xargs sha256sum)
+    # Only the newer targets set these; written only when set, so older keys stay the same.
+    [[ -z "${T_TAGS}" ]] || echo "tags=${T_TAGS}"
+    [[ -z "${T_CGO}" ]] || echo "cgo-target=${T_CGO}"
+    [[ -z "${T_BUILD}" ]] || echo "build=${T_BUILD} $(declare -f "${T_BUILD}" | sha256sum)"
+    [[ -z "${T_KEY_EXTRA}" ]] || echo "extra=${T_KEY_EXTRA}"
   } | sha256sum | cut -c1-16
 }
 
@@ -195,20 +93,23 @@ build_target() {
   cp -r "${T_MODULE_DIR}" "${work}/src"
   mkdir -p "${work}/out/bin"
 
-  run_step "${target}" "download modules" "${log_file}" \
-    bash -c "cd '${work}/src' && go mod download -x" || return 1
-
-  if [[ -n "${T_PREBUILD}" ]]; then
-    run_step "${target}" "prebuild (${T_PREBUILD})" "${log_file}" "${T_PREBUILD}" "${work}/src" || return 1
+  if [[ -n "${T_BUILD}" ]]; then
+    run_step "${target}" "build (${T_BUILD})" "${log_file}" "${T_BUILD}" "${work}/src" "${work}/out" || return 1
+  else
+    run_step "${target}" "download modules" "${log_file}" \
+      bash -c "cd '${work}/src' && go mod download -x" || return 1
+    if [[ -n "${T_PREBUILD}" ]]; then
+      run_step "${target}" "prebuild (${T_PREBUILD})" "${log_file}" "${T_PREBUILD}" "${work}/src" || return 1
+    fi
+    local entry name pkg tags
+    for entry in "${T_BINARIES[@]}"; do
+      read -r name pkg tags <<<"${entry}"
+      tags="${T_TAGS}${T_TAGS:+${tags:+,}}${tags}"
+      run_step "${target}" "go build ${name} (${pkg}${tags:+, tags ${tags}})" "${log_file}" \
+        env CGO_ENABLED="${T_CGO:-${CGO_ENABLED}}" bash -c "cd '${work}/src' && go build -p '${BUILD_JOBS}' -trimpath -tags '${tags}' -ldflags '${T_LDFLAGS}' -o '${work}/out/bin/${name}' '${pkg}'" \
+        || return 1
+    done
   fi
-
-  local entry name pkg
-  for entry in "${T_BINARIES[@]}"; do
-    name="${entry%% *}"; pkg="${entry#* }"
-    run_step "${target}" "go build ${name} (${pkg})" "${log_file}" \
-      bash -c "cd '${work}/src' && go build -p '${BUILD_JOBS}' -trimpath -ldflags '${T_LDFLAGS}' -o '${work}/out/bin/${name}' '${pkg}'" \
-      || return 1
-  done
 
   local seconds=$(( $(now) - started ))
   {
@@ -217,6 +118,9 @@ build_target() {
     echo "key: ${key}"
     echo "go: $(go env GOVERSION)"
     echo "ldflags: ${T_LDFLAGS}"
+    [[ -z "${T_TAGS}" ]] || echo "tags: ${T_TAGS}"
+    [[ -z "${T_CGO}" ]] || echo "cgo: ${T_CGO}"
+    [[ -z "${T_KEY_EXTRA}" ]] || echo "extra: ${T_KEY_EXTRA}"
     echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "build_seconds: ${seconds}"
     echo "log: ${log_file}"
@@ -227,6 +131,7 @@ build_target() {
     log "[${target}] ${final_dir} appeared meanwhile; keeping it"
   fi
   rm -rf "${work}"
+  BUILT=true
   log "[${target}] done in $(human_duration "${seconds}"): ${final_dir} ($(du -sh "${final_dir}" | cut -f1))"
 }
 
@@ -254,13 +159,20 @@ run_step() {
 link_current() {
   local bin_dir="${KOK_TOOLCHAIN_DIR}/bin"
   mkdir -p "${bin_dir}"
-  local dir
+  local dir t cmd
   if dir="$(present_cache_dir pulumi)"; then link_atomic "${dir}/bin/pulumi" "${bin_dir}/pulumi"; fi
   if dir="$(present_cache_dir yaml-language)"; then link_atomic "${dir}/bin/pulumi-language-yaml" "${bin_dir}/pulumi-language-yaml"; fi
-  local cmd
   if dir="$(present_cache_dir etcd)"; then
     for cmd in etcd etcdctl etcdutl; do link_atomic "${dir}/bin/${cmd}" "${bin_dir}/${cmd}"; done
   fi
+  # The newer targets: every file of the build's bin/ into its stable directory.
+  for t in "${ALL_TARGETS[@]}"; do
+    target_spec "${t}"
+    [[ -n "${T_LINK_DIR}" ]] || continue
+    dir="$(present_cache_dir "${t}")" || continue
+    mkdir -p "${KOK_TOOLCHAIN_DIR}/${T_LINK_DIR}"
+    for cmd in "${dir}"/bin/*; do link_atomic "${cmd}" "${KOK_TOOLCHAIN_DIR}/${T_LINK_DIR}/$(basename "${cmd}")"; done
+  done
   local minor kube_version
   for minor in 1.36 1.35; do
     dir="$(present_cache_dir "kube-${minor}")" || continue
@@ -285,8 +197,9 @@ present_cache_dir() {
 
 link_atomic() {
   local target="$1" link="$2"
-  ln -sfn "${target}" "${link}.tmp.$$"
-  mv -T "${link}.tmp.$$" "${link}"
+  # BASHPID, not $$: lanes are subshells that share $$ and may link at the same moment.
+  ln -sfn "${target}" "${link}.tmp.${BASHPID}"
+  mv -T "${link}.tmp.${BASHPID}" "${link}"
 }
 
 # install_plugins: installs each built provider into PULUMI_HOME at the exact version the npm SDK
@@ -338,9 +251,33 @@ prune_stale() {
   rm -rf "${KOK_TOOLCHAIN_DIR}/.tmp"
 }
 
+# build_all TARGET...: builds the targets in order, up to KOK_TOOLCHAIN_LANES at a time (default 1).
+# Two lanes fill what one leaves idle on 2 cores (a lone link or a single huge package compiling on
+# one core, module downloads). Keeps going after a failure: one failing target should not hide
+# whether the others build. Each target is linked as soon as it is built: other work waits on
+# single binaries, not on the whole run. Adds failed targets to the caller's `failed`.
+build_all() {
+  local lanes="${KOK_TOOLCHAIN_LANES:-1}" t pid
+  [[ "${lanes}" =~ ^[1-9][0-9]*$ ]] || die "KOK_TOOLCHAIN_LANES must be a positive integer, not '${lanes}'"
+  local -A running=()
+  for t in "$@"; do
+    while (( ${#running[@]} >= lanes )); do
+      if wait -n -p pid; then :; else failed+=("${running[${pid}]}"); fi
+      unset "running[${pid}]"
+    done
+    # BUILT: set by build_target when it built (not found cached); only then link at once.
+    ( BUILT=false; build_target "${t}" && if [[ "${BUILT}" == true ]]; then link_current; fi ) &
+    running[$!]="${t}"
+  done
+  while (( ${#running[@]} > 0 )); do
+    if wait -n -p pid; then :; else failed+=("${running[${pid}]}"); fi
+    unset "running[${pid}]"
+  done
+}
+
 # --- main -------------------------------------------------------------------------------------
 usage() {
-  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -n 's/^# \{0,1\}//p'
 }
 
 main() {
@@ -377,10 +314,7 @@ main() {
   local started failed=() t
   started="$(now)"
   log "cache: ${KOK_TOOLCHAIN_DIR}; $(go env GOVERSION); GOPROXY=${GOPROXY}; targets: ${targets[*]}"
-  for t in "${targets[@]}"; do
-    # Keep going: one failing target should not hide whether the others build.
-    build_target "${t}" || failed+=("${t}")
-  done
+  build_all "${targets[@]}"
   link_current
   install_plugins || failed+=("plugins")
 

