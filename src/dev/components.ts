@@ -35,6 +35,8 @@ export function pkiLeaves(config: DevConfig): LeafRequest[] {
       ipAddresses: ["127.0.0.1", serviceIP],
     },
     { file: "admin", commonName: "kok-dev-admin", organization: "system:masters", usage: "client" },
+    // The apiserver's client certificate towards kubelets (kubectl logs/exec on the real node).
+    { file: "apiserver-kubelet-client", commonName: "kube-apiserver-kubelet-client", organization: "system:masters", usage: "client" },
     { file: "kube-controller-manager", commonName: "system:kube-controller-manager", usage: "client" },
     { file: "kube-scheduler", commonName: "system:kube-scheduler", usage: "client" },
   ];
@@ -100,7 +102,13 @@ export function componentPlans(config: DevConfig): ComponentPlan[] {
         `--service-account-issuer=https://kubernetes.default.svc.${config.clusterDomain}`,
         `--service-account-key-file=${pki("sa.pub")}`,
         `--service-account-signing-key-file=${pki("sa.key")}`,
-        "--authorization-mode=RBAC",
+        // Node: a real kubelet (--node kubelet) may touch only its own Node and its Pods' objects.
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        `--kubelet-client-certificate=${pki("apiserver-kubelet-client.crt")}`,
+        `--kubelet-client-key=${pki("apiserver-kubelet-client.key")}`,
+        `--kubelet-certificate-authority=${pki("ca.crt")}`,
+        "--kubelet-preferred-address-types=InternalIP",
         "--allow-privileged=true",
       ],
       health: { url: `https://127.0.0.1:${ports.apiServer}/readyz`, clientUser: "admin" },

@@ -2,7 +2,7 @@
  * `kok dev up | down | status`: starts the local meta-cluster's processes in dependency order,
  * waits for each to be healthy, and stops exactly the processes its pid files name.
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderKubeconfig } from "../components/kubeconfig";
 import { componentPlans, pkiLeaves, type ComponentPlan } from "./components";
@@ -16,9 +16,16 @@ import { takenPorts } from "./ports";
 import { runningFromPidFile, startBackground, stopFromPidFile } from "./processes";
 import { stopKeptHosts } from "./sandbox-fleet";
 import { missingBinaries, toolchainBinary } from "./toolchain";
+import { cleanupRealNode, realNodeLayout, startRealNode } from "./node";
+import { devRegistryAddress } from "./node/registry-address";
+
+/** `agent`: the node agent (node-agent/); `kubelet`: the real node (node/, docs/dev-cluster.md "The real node"). */
+export type NodeKind = "agent" | "kubelet";
 
 export interface UpOptions {
   readonly withNode: boolean;
+  /** Default: whichever node already runs, else the agent. */
+  readonly nodeKind?: NodeKind;
   readonly log: (line: string) => void;
 }
 
@@ -79,7 +86,16 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
     opts.log(`  ${plan.name}: healthy (${elapsed()})`);
   }
 
-  if (opts.withNode) {
+  const agentRuns = runningFromPidFile(nodeAgentPidFile(config)) !== undefined;
+  const kubeletRuns = runningFromPidFile(realNodeLayout(config).containerd.pid) !== undefined;
+  const kind = opts.nodeKind ?? (kubeletRuns ? "kubelet" : "agent");
+  if (opts.withNode && ((kind === "kubelet" && agentRuns) || (kind === "agent" && kubeletRuns))) {
+    throw new Error(`the dev node runs as ${agentRuns ? "the node agent" : "a kubelet"}: \`kok dev down\` first to switch to --node ${kind}`);
+  }
+  if (opts.withNode && kind === "kubelet") {
+    await startRealNode(config, { registry: devRegistryAddress(config), log: opts.log });
+    opts.log(`  node ${config.nodeName} (kubelet): Ready (${elapsed()})`);
+  } else if (opts.withNode) {
     const agent = runningFromPidFile(nodeAgentPidFile(config));
     if (agent) opts.log(`  node agent: already running`);
     else opts.log(`  node agent: started (log ${startNodeAgent(config)})`);
@@ -97,6 +113,8 @@ export async function devDown(config: DevConfig, opts: { purge: boolean; log: (l
   // Whatever a crashed agent left behind: pod processes, network namespaces, the bridge.
   const leftovers = await cleanupNode(config);
   if (leftovers) opts.log(`  node: removed ${leftovers} leftover pod process(es)/namespace(s)`);
+  const real = await cleanupRealNode(realNodeLayout(config));
+  if (real.processes) opts.log(`  real node: stopped ${real.processes} process(es), removed ${real.mounts} mount(s) and ${real.links} link(s)`);
   for (const plan of [...componentPlans(config)].reverse()) {
     if (await stopFromPidFile(pidFile(config, plan.name))) opts.log(`  ${plan.name}: stopped`);
   }
@@ -120,6 +138,12 @@ export async function devStatus(config: DevConfig): Promise<ComponentStatus[]> {
     statuses.push({ name: plan.name, pid: record?.pid, healthy: ok });
   }
   const agent = runningFromPidFile(nodeAgentPidFile(config));
-  statuses.push({ name: "node agent", pid: agent?.pid, healthy: agent !== undefined });
+  const layout = realNodeLayout(config);
+  const containerd = runningFromPidFile(layout.containerd.pid);
+  if (containerd || (!agent && existsSync(layout.containerd.pid))) {
+    const kubelet = runningFromPidFile(layout.kubelet.pid);
+    statuses.push({ name: "containerd", pid: containerd?.pid, healthy: containerd !== undefined });
+    statuses.push({ name: "kubelet", pid: kubelet?.pid, healthy: kubelet !== undefined });
+  } else statuses.push({ name: "node agent", pid: agent?.pid, healthy: agent !== undefined });
   return statuses;
 }

@@ -1,0 +1,90 @@
+/**
+ * The real dev node's cgroups: one `cgroupRoot` per state directory (`/kok-<tag>`) in every
+ * cgroup v1 hierarchy, so the kubelet's `kubepods` tree of one dev cluster never meets another's
+ * or the demo's worker hosts'. Cleanup kills what is still inside and removes the tree.
+ */
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+/** Mount points of the cgroup v1 hierarchies (fs type `cgroup`, not `cgroup2`). */
+export function cgroupV1Mounts(mountinfo = readFileSync("/proc/self/mountinfo", "utf8")): string[] {
+  const mounts: string[] = [];
+  for (const line of mountinfo.split("\n")) {
+    const [left, right] = line.split(" - ");
+    if (!right || right.split(" ")[0] !== "cgroup") continue;
+    mounts.push(left.split(" ")[4]);
+  }
+  return mounts;
+}
+
+/** Creates `<hierarchy>/<root>` everywhere; a new cpuset needs its parent's cpus and mems before it can hold tasks. */
+export function ensureCgroupRoot(root: string, mounts = cgroupV1Mounts()): void {
+  if (mounts.length === 0) throw new Error("no cgroup v1 hierarchy is mounted (the real dev node is written for cgroup v1 machines)");
+  for (const mount of mounts) {
+    const dir = join(mount, root);
+    mkdirSync(dir, { recursive: true });
+    if (existsSync(join(dir, "cpuset.cpus"))) {
+      for (const file of ["cpuset.cpus", "cpuset.mems"]) {
+        if (readFileSync(join(dir, file), "utf8").trim() === "") copyFileSync(join(mount, file), join(dir, file));
+      }
+    }
+  }
+}
+
+function pidsUnder(dir: string): number[] {
+  const pids: number[] = [];
+  const procs = join(dir, "cgroup.procs");
+  if (existsSync(procs)) pids.push(...readFileSync(procs, "utf8").split("\n").filter(Boolean).map(Number));
+  for (const entry of readdirSync(dir)) {
+    const child = join(dir, entry);
+    if (statSync(child).isDirectory()) pids.push(...pidsUnder(child));
+  }
+  return pids;
+}
+
+function removeTree(dir: string): void {
+  for (const entry of readdirSync(dir)) {
+    const child = join(dir, entry);
+    if (statSync(child).isDirectory()) removeTree(child);
+  }
+  rmdirSync(dir);
+}
+
+/** Every process still in the tree (a crashed node's containers), from any hierarchy. */
+export function processesInCgroupRoot(root: string, mounts = cgroupV1Mounts()): number[] {
+  const all = new Set<number>();
+  for (const mount of mounts) if (existsSync(join(mount, root))) for (const pid of pidsUnder(join(mount, root))) all.add(pid);
+  return [...all];
+}
+
+/** Kills what is inside (frozen first, so nothing forks away), then removes the tree; returns the processes killed. */
+export async function removeCgroupRoot(root: string, mounts = cgroupV1Mounts()): Promise<number> {
+  const pids = processesInCgroupRoot(root, mounts);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+  const deadline = Date.now() + 10_000;
+  while (processesInCgroupRoot(root, mounts).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const problems: string[] = [];
+  for (const mount of mounts) {
+    const dir = join(mount, root);
+    if (!existsSync(dir)) continue;
+    try {
+      removeTree(dir);
+    } catch (error) {
+      problems.push(`${dir}: ${(error as Error).message}`);
+    }
+  }
+  if (problems.length) throw new Error(`could not remove the node's cgroups:\n${problems.join("\n")}`);
+  return pids.length;
+}
+
+/** Used by tests: whether any hierarchy still has the root. */
+export function cgroupRootExists(root: string, mounts = cgroupV1Mounts()): boolean {
+  return mounts.some((mount) => existsSync(join(mount, root)));
+}
+

@@ -1,0 +1,144 @@
+/**
+ * `kok dev up --node kubelet`: the meta-cluster's node as a real kubelet + containerd 2 + runc +
+ * CNI, started as background processes with pid files like the masters (see docs/dev-cluster.md,
+ * "The real node"). Every binary is checked first and all missing ones are named at once.
+ */
+import { execFile } from "node:child_process";
+import { accessSync, constants, existsSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { parseCidr } from "../../api/v1alpha1/cidr";
+import type { DevConfig } from "../config";
+import { clientTls, httpsGet, waitFor } from "../health";
+import { logTail } from "../log-tail";
+import { ensureBridge } from "../node-agent/network";
+import { ensurePki } from "../pki";
+import { runningFromPidFile, startBackground } from "../processes";
+import { toolchainDir } from "../toolchain";
+import { ensureCgroupRoot } from "./cgroups";
+import { cleanupRealNode } from "./cleanup";
+import { writeCniConfig } from "./cni";
+import { writeContainerdConfig } from "./containerd";
+import { kubeletArgs, kubeletLeaves, writeKubeletFiles } from "./kubelet";
+import { realNodeLayout, type RealNodeLayout } from "./layout";
+
+const run = promisify(execFile);
+
+export { cleanupRealNode } from "./cleanup";
+export { realNodeLayout } from "./layout";
+
+export const NODE_BINARIES = ["containerd", "containerd-shim-runc-v2", "runc", "ctr", "kubelet"] as const;
+export const CNI_PLUGINS = ["bridge", "host-local", "loopback", "portmap"] as const;
+
+export const cniBinDir = () => process.env.KOK_CNI_BIN_DIR || join(toolchainDir(), "cni", "bin");
+
+/** Every binary the node needs that is not there, as one message per binary. */
+export function missingNodeBinaries(): string[] {
+  const wanted = [...NODE_BINARIES.map((b) => join(toolchainDir(), "bin", b)), ...CNI_PLUGINS.map((p) => join(cniBinDir(), p))];
+  return wanted.filter((path) => {
+    try {
+      accessSync(path, constants.X_OK);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
+
+async function containerdAnswers(layout: RealNodeLayout): Promise<boolean> {
+  if (!existsSync(layout.containerd.socket)) return false;
+  try {
+    await run(join(toolchainDir(), "bin", "ctr"), ["--address", layout.containerd.socket, "version"], { timeout: 5000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function deadWith(pidFile: string, log: string, what: string) {
+  return () => (runningFromPidFile(pidFile) ? undefined : `${what} exited; last lines of ${log}:\n${logTail(log)}`);
+}
+
+/** The environment of containerd: the toolchain first on PATH (it starts containerd-shim-runc-v2 from there). */
+function nodeEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, PATH: `${join(toolchainDir(), "bin")}:${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}` };
+}
+
+export interface RealNodeOptions {
+  /** The local registry ("127.0.0.1:<port>") that registry.k8s.io and docker.io resolve to. */
+  readonly registry: string;
+  readonly log: (line: string) => void;
+}
+
+/** Starts containerd and the kubelet (what is not running yet) and returns when the Node has a fresh Ready heartbeat. */
+export async function startRealNode(config: DevConfig, opts: RealNodeOptions): Promise<void> {
+  const missing = missingNodeBinaries();
+  if (missing.length) {
+    throw new Error(`the real dev node needs these binaries, which are missing (build them with \`npm run toolchain\`):\n  ${missing.join("\n  ")}`);
+  }
+  const layout = realNodeLayout(config);
+  const containerdRunning = runningFromPidFile(layout.containerd.pid);
+  if (!containerdRunning) {
+    // Whatever a crashed node left (containers, shims, mounts, cgroups) goes before a new start.
+    const left = await cleanupRealNode(layout);
+    if (left.processes || left.mounts || left.links) opts.log(`  node: removed what a stopped node left (${left.processes} processes, ${left.mounts} mounts, ${left.links} links)`);
+  }
+  await ensurePki(layout.pki, kubeletLeaves(config, layout));
+  const cidr = parseCidr(config.podCIDR);
+  if (!cidr) throw new Error(`pod CIDR ${config.podCIDR} is not a CIDR`);
+  await ensureBridge(layout.tag, layout.nodeIP, cidr.prefix);
+  ensureCgroupRoot(layout.cgroupRoot);
+  writeCniConfig(config, layout);
+  writeContainerdConfig(layout, { binDir: join(toolchainDir(), "bin"), cniBinDir: cniBinDir(), registry: opts.registry });
+  writeKubeletFiles(config, layout);
+
+  if (containerdRunning) opts.log("  containerd: already running");
+  else {
+    startBackground({
+      command: join(toolchainDir(), "bin", "containerd"),
+      args: ["--config", layout.containerd.config],
+      pidFile: layout.containerd.pid,
+      logFile: layout.containerd.log,
+      env: nodeEnv(),
+      marker: layout.containerd.config,
+    });
+    opts.log(`  containerd: started (socket ${layout.containerd.socket}, log ${layout.containerd.log})`);
+  }
+  await waitFor("containerd", () => containerdAnswers(layout), { timeoutMs: 60_000, isDead: deadWith(layout.containerd.pid, layout.containerd.log, "containerd") });
+
+  const kubelet = runningFromPidFile(layout.kubelet.pid);
+  if (kubelet) opts.log("  kubelet: already running");
+  else {
+    startBackground({
+      command: join(toolchainDir(), "bin", "kubelet"),
+      args: kubeletArgs(config, layout),
+      pidFile: layout.kubelet.pid,
+      logFile: layout.kubelet.log,
+      env: nodeEnv(),
+      marker: layout.kubelet.config,
+    });
+    opts.log(`  kubelet: started on ${layout.nodeIP}:${layout.kubeletPort} (log ${layout.kubelet.log})`);
+  }
+  const since = kubelet ? new Date(kubelet.startedAt) : new Date();
+  await waitForKubeletNode(config, since, deadWith(layout.kubelet.pid, layout.kubelet.log, "the kubelet"));
+}
+
+interface NodeJson {
+  status?: { conditions?: { type: string; status: string; lastHeartbeatTime?: string }[] };
+}
+
+async function waitForKubeletNode(config: DevConfig, since: Date, isDead: () => string | undefined): Promise<void> {
+  const tls = clientTls(join(config.stateDir, "pki"), "admin");
+  const url = `https://127.0.0.1:${config.ports.apiServer}/api/v1/nodes/${config.nodeName}`;
+  const sinceSecond = Math.floor(since.getTime() / 1000) * 1000;
+  await waitFor(
+    `node ${config.nodeName}`,
+    async () => {
+      const result = await httpsGet(url, tls);
+      if (result.status !== 200) return false;
+      const node = JSON.parse(result.body) as NodeJson;
+      return node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True" && Date.parse(c.lastHeartbeatTime ?? "") >= sinceSecond) ?? false;
+    },
+    { timeoutMs: 180_000, isDead },
+  );
+}
