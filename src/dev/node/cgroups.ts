@@ -6,19 +6,28 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
-/** Mount points of the cgroup v1 hierarchies (fs type `cgroup`, not `cgroup2`). */
-export function cgroupV1Mounts(mountinfo = readFileSync("/proc/self/mountinfo", "utf8")): string[] {
-  const mounts: string[] = [];
+/**
+ * Mount points of the cgroup hierarchies: the v1 ones (fs type `cgroup`) and, on a hybrid machine
+ * like ours, the v2 one beside them (`/sys/fs/cgroup/unified`), where runc mirrors each container.
+ */
+export function cgroupMounts(mountinfo = readFileSync("/proc/self/mountinfo", "utf8")): { v1: string[]; v2: string[] } {
+  const mounts = { v1: [] as string[], v2: [] as string[] };
   for (const line of mountinfo.split("\n")) {
     const [left, right] = line.split(" - ");
-    if (!right || right.split(" ")[0] !== "cgroup") continue;
-    mounts.push(left.split(" ")[4]);
+    const type = right?.split(" ")[0];
+    if (type === "cgroup") mounts.v1.push(left.split(" ")[4]);
+    if (type === "cgroup2") mounts.v2.push(left.split(" ")[4]);
   }
   return mounts;
 }
 
+const allMounts = () => {
+  const { v1, v2 } = cgroupMounts();
+  return [...v1, ...v2];
+};
+
 /** Creates `<hierarchy>/<root>` everywhere; a new cpuset needs its parent's cpus and mems before it can hold tasks. */
-export function ensureCgroupRoot(root: string, mounts = cgroupV1Mounts()): void {
+export function ensureCgroupRoot(root: string, mounts = cgroupMounts().v1): void {
   if (mounts.length === 0) throw new Error("no cgroup v1 hierarchy is mounted (the real dev node is written for cgroup v1 machines)");
   for (const mount of mounts) {
     const dir = join(mount, root);
@@ -51,14 +60,14 @@ function removeTree(dir: string): void {
 }
 
 /** Every process still in the tree (a crashed node's containers), from any hierarchy. */
-export function processesInCgroupRoot(root: string, mounts = cgroupV1Mounts()): number[] {
+export function processesInCgroupRoot(root: string, mounts = allMounts()): number[] {
   const all = new Set<number>();
   for (const mount of mounts) if (existsSync(join(mount, root))) for (const pid of pidsUnder(join(mount, root))) all.add(pid);
   return [...all];
 }
 
 /** Kills what is inside (frozen first, so nothing forks away), then removes the tree; returns the processes killed. */
-export async function removeCgroupRoot(root: string, mounts = cgroupV1Mounts()): Promise<number> {
+export async function removeCgroupRoot(root: string, mounts = allMounts()): Promise<number> {
   const pids = processesInCgroupRoot(root, mounts);
   for (const pid of pids) {
     try {
@@ -84,7 +93,7 @@ export async function removeCgroupRoot(root: string, mounts = cgroupV1Mounts()):
 }
 
 /** Used by tests: whether any hierarchy still has the root. */
-export function cgroupRootExists(root: string, mounts = cgroupV1Mounts()): boolean {
+export function cgroupRootExists(root: string, mounts = allMounts()): boolean {
   return mounts.some((mount) => existsSync(join(mount, root)));
 }
 

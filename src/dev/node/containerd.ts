@@ -1,5 +1,5 @@
 /**
- * containerd 2 for the real dev node: its config (schema version 3) with every path under the
+ * containerd 2 for the real dev node: its config (schema version 4, containerd 2.4's) with every path under the
  * node's state (root, state, sockets, runc's root, network namespaces, CNI), the CRI plugin on
  * runc with cgroupfs (cgroup v1 machines, no systemd), and the registry mirror: registry.k8s.io,
  * docker.io and any other registry name resolve to the local registry over plain HTTP, the way an
@@ -14,21 +14,30 @@ const q = (value: string) => JSON.stringify(value);
 export function containerdConfig(layout: RealNodeLayout, binDir: string, cniBinDir: string): string {
   const c = layout.containerd;
   return `# Written by kok dev up (src/dev/node/containerd.ts); rewritten at every start.
-version = 3
+version = 4
 root = ${q(c.root)}
 state = ${q(c.state)}
+# Only the files a loaded config names are imported (the machine's /etc/containerd/conf.d is named
+# by containerd's default file, not read here): none.
+imports = []
 
-[grpc]
+[plugins.'io.containerd.server.v1.grpc']
   address = ${q(c.socket)}
 
-[ttrpc]
+[plugins.'io.containerd.server.v1.ttrpc']
   address = ${q(`${c.socket}.ttrpc`)}
 
 [plugins.'io.containerd.cri.v1.runtime']
   # Network namespaces as mounts under the state directory, not /run/netns: cleanup finds them all.
   netns_mounts_under_state_dir = true
+  # The kubelet asks for negative oom_score_adj (-998 for sandboxes); lowering one needs
+  # CAP_SYS_RESOURCE, which root lacks on sandboxed machines like ours (bounding set): containerd
+  # then raises such requests to its own score instead of failing every Pod in runc init.
+  restrict_oom_score_adj = true
   enable_unprivileged_ports = true
   enable_unprivileged_icmp = true
+  # No CDI devices on a dev node (the default dirs are the machine's /etc/cdi and /var/run/cdi).
+  cdi_spec_dirs = []
 
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = 'runc'

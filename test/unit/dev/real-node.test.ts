@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { defaultConfig } from "../../../src/dev/config";
-import { cgroupV1Mounts } from "../../../src/dev/node/cgroups";
+import { cgroupMounts } from "../../../src/dev/node/cgroups";
 import { mountsUnder } from "../../../src/dev/node/cleanup";
 import { cniConflist } from "../../../src/dev/node/cni";
 import { containerdConfig, hostsToml } from "../../../src/dev/node/containerd";
@@ -77,7 +77,7 @@ describe("the real dev node's settings", () => {
       "91 23 0:51 / /tmp/kok-a/node/real/kubelet/root/pods/u/volumes/x\\040y rw - tmpfs tmpfs rw",
       "92 23 0:52 / /tmp/kok-ab rw - tmpfs tmpfs rw",
     ].join("\n");
-    expect(cgroupV1Mounts(info)).toEqual(["/sys/fs/cgroup/cpu"]);
+    expect(cgroupMounts(info)).toEqual({ v1: ["/sys/fs/cgroup/cpu"], v2: ["/sys/fs/cgroup/unified"] });
     expect(mountsUnder("/tmp/kok-a", info)).toEqual([
       "/tmp/kok-a/node/real/kubelet/root/pods/u/volumes/x y",
       "/tmp/kok-a/node/real/containerd/state/netns/cni-1",
