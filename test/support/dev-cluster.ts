@@ -43,10 +43,11 @@ export interface DevCluster {
   readonly args: string[];
 }
 
-const STANDARD_PORTS = [2379, 2380, 6443, 10257, 10259];
+// The masters', the registry's (5000) and the object store's (9000): src/dev/config.ts portsFrom.
+const STANDARD_PORTS = [2379, 2380, 6443, 10257, 10259, 5000, 9000];
 const inNodePortRange = (port: number) => port >= 30000 && port <= 32767;
 
-/** A port base whose five ports are free now (test runs on one machine must not collide). */
+/** A port base whose ports are all free now (test runs on one machine must not collide). */
 export async function freePortBase(): Promise<number> {
   for (;;) {
     const base = 11000 + 100 * Math.floor(Math.random() * 250);
@@ -80,9 +81,9 @@ export async function newDevCluster(): Promise<DevCluster> {
   return { stateDir, portBase, podCIDR, kubeconfig: join(stateDir, "admin.kubeconfig"), args: ["--state-dir", stateDir] };
 }
 
-/** `kok dev up`; throws with its output when it fails, so a broken setup names its cause. */
-export async function devUp(cluster: DevCluster): Promise<KokResult> {
-  const result = await kok(["dev", "up", ...cluster.args, "--port-base", String(cluster.portBase), "--pod-cidr", cluster.podCIDR]);
+/** `kok dev up` (plus e.g. `--node kubelet`); throws with its output when it fails, so a broken setup names its cause. */
+export async function devUp(cluster: DevCluster, extraArgs: readonly string[] = []): Promise<KokResult> {
+  const result = await kok(["dev", "up", ...cluster.args, "--port-base", String(cluster.portBase), "--pod-cidr", cluster.podCIDR, ...extraArgs]);
   if (result.code !== 0) throw new Error(`kok dev up failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
   return result;
 }

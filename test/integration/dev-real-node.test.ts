@@ -1,0 +1,94 @@
+/**
+ * `kok dev up --node kubelet` for real: the toolchain's kubelet v1.36.3 on containerd 2.4 + runc
+ * 1.5 + the CNI plugins (cgroup v1, cgroupfs), pulling through containerd's mirror config from the
+ * dev registry; a busybox Pod runs to completion and `kubectl logs` reads it, `kubectl exec` runs
+ * in a running one; `down --purge` leaves no process, mount, link or cgroup. Needs root, the
+ * toolchain and the images (`kok images build`); fails, never skips, without them.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stateTag } from "../../src/dev/config";
+import { cgroupMounts } from "../../src/dev/node/cgroups";
+import { mountsUnder } from "../../src/dev/node/cleanup";
+import { toolchainBinary } from "../../src/dev/toolchain";
+import { clientFor, devUp, eventually, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
+
+let cluster: DevCluster;
+let tag: string;
+let upOutput = "";
+
+const kubectl = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args], { encoding: "utf8", stdio: "pipe" });
+
+/** Live processes whose command line mentions `text` (the state directory is in every path our processes take). */
+function processesMentioning(text: string): string[] {
+  return readdirSync("/proc")
+    .filter((e) => /^\d+$/.test(e))
+    .flatMap((pid) => {
+      try {
+        const line = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+        return line.includes(text) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8")) ? [`${pid}: ${line}`] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+beforeAll(async () => {
+  cluster = await newDevCluster();
+  tag = stateTag(cluster.stateDir);
+  upOutput = (await devUp(cluster, ["--node", "kubelet"])).stdout;
+});
+
+afterAll(async () => {
+  if (cluster) await kok(["dev", "down", ...cluster.args, "--purge"]);
+});
+
+describe("kok dev up --node kubelet", () => {
+  it("registers a Ready node running containerd 2.4 and kubelet v1.36.3", async () => {
+    expect(upOutput).toMatch(/node kok-dev-node \(kubelet\): Ready/);
+    const node = await clientFor(cluster.kubeconfig).core.readNode({ name: "kok-dev-node" });
+    expect(node.status?.nodeInfo?.containerRuntimeVersion).toMatch(/^containerd:\/\/2\.4\.\d+$/);
+    expect(node.status?.nodeInfo?.kubeletVersion).toBe("v1.36.3");
+    expect(node.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
+    expect(node.metadata?.labels?.["node-role.kubeonkube.io/master"]).toBe("true");
+    expect(kubectl("get", "nodes", "-o", "wide")).toMatch(/kok-dev-node +Ready .* containerd:\/\/2\.4\.\d+/);
+  });
+
+  it("lists containerd and the kubelet in status", async () => {
+    const status = await kok(["dev", "status", ...cluster.args]);
+    for (const name of ["containerd", "kubelet"]) expect(status.stdout).toMatch(new RegExp(`^${name} +pid \\d+ +healthy$`, "m"));
+  });
+
+  it("runs busybox from the registry to completion and serves its log", async () => {
+    kubectl("run", "once", "--image=busybox", "--restart=Never", "--command", "--", "sh", "-c", "echo hello from $(hostname) as $(id -u)");
+    // A pull that fails (no registry, no image) ends the wait with containerd's message.
+    const outcome = await eventually("Pod once finished", async () => {
+      const state = "{.status.containerStatuses[0].state.waiting}";
+      const [phase, waiting] = kubectl("get", "pod", "once", "-o", `jsonpath={.status.phase}|${state}`).split("|");
+      if (phase === "Succeeded" || phase === "Failed") return phase;
+      return /ErrImagePull|ImagePullBackOff/.test(waiting) ? waiting : undefined;
+    });
+    expect(outcome).toBe("Succeeded");
+    expect(kubectl("logs", "once").trim()).toBe("hello from once as 0");
+    const podIP = kubectl("get", "pod", "once", "-o", "jsonpath={.status.podIP}");
+    expect(podIP.startsWith(cluster.podCIDR.split(".").slice(0, 2).join(".") + ".")).toBe(true);
+  });
+
+  it("execs into a running Pod, which runs in the node's own cgroup tree", async () => {
+    kubectl("run", "sleeper", "--image=docker.io/library/busybox:1.35.0", "--command", "--", "sleep", "3600");
+    kubectl("wait", "--for=condition=Ready", "pod/sleeper", "--timeout=120s");
+    expect(kubectl("exec", "sleeper", "--", "cat", "/proc/self/cgroup")).toContain(`memory:/kok-${tag}/kubepods/`);
+  });
+
+  it("down --purge stops everything and leaves no process, mount, link or cgroup", async () => {
+    const down = await kok(["dev", "down", ...cluster.args, "--purge"]);
+    expect(down.code, down.stderr).toBe(0);
+    expect(processesMentioning(cluster.stateDir)).toEqual([]);
+    expect(mountsUnder(cluster.stateDir)).toEqual([]);
+    expect(execFileSync("ip", ["-o", "link", "show"], { encoding: "utf8" })).not.toContain(`kok${tag}`);
+    const { v1, v2 } = cgroupMounts();
+    expect([...v1, ...v2].filter((m) => existsSync(`${m}/kok-${tag}`))).toEqual([]);
+    expect(existsSync(cluster.stateDir)).toBe(false);
+  });
+});
