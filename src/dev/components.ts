@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { nthAddress, parseCidr } from "../api/v1alpha1/cidr";
 import { statePaths, type DevConfig } from "./config";
+import { nodeLink } from "./node/layout";
 import type { LeafRequest } from "./pki";
 
 export type ComponentName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler";
@@ -93,7 +94,9 @@ export function componentPlans(config: DevConfig): ComponentPlan[] {
         `--etcd-keyfile=${pki("etcd-client.key")}`,
         `--secure-port=${ports.apiServer}`,
         "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        // The `kubernetes` Service's endpoint: the machine's end of the real node's link, where the
+        // node's forwarder passes connections to this loopback listener (src/dev/node/forwarder.ts).
+        `--advertise-address=${nodeLink(config.podCIDR).host}`,
         `--cert-dir=${paths.pki}`,
         `--tls-cert-file=${pki("apiserver.crt")}`,
         `--tls-private-key-file=${pki("apiserver.key")}`,

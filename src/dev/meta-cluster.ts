@@ -113,7 +113,7 @@ export async function devDown(config: DevConfig, opts: { purge: boolean; log: (l
   // Whatever a crashed agent left behind: pod processes, network namespaces, the bridge.
   const leftovers = await cleanupNode(config);
   if (leftovers) opts.log(`  node: removed ${leftovers} leftover pod process(es)/namespace(s)`);
-  const real = await cleanupRealNode(realNodeLayout(config));
+  const real = await cleanupRealNode(config);
   if (real.processes) opts.log(`  real node: stopped ${real.processes} process(es), removed ${real.mounts} mount(s) and ${real.links} link(s)`);
   for (const plan of [...componentPlans(config)].reverse()) {
     if (await stopFromPidFile(pidFile(config, plan.name))) opts.log(`  ${plan.name}: stopped`);

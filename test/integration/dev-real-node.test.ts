@@ -1,6 +1,6 @@
 /**
  * `kok dev up --node kubelet` for real: the toolchain's kubelet v1.36.3 on containerd 2.4 + runc
- * 1.5 + the CNI plugins (cgroup v1, cgroupfs), pulling through containerd's mirror config from the
+ * 1.5 + the CNI plugins (cgroup v1, cgroupfs) in the node's own network namespace, pulling through containerd's mirror config from the
  * dev registry; a busybox Pod runs to completion and `kubectl logs` reads it, `kubectl exec` runs
  * in a running one; `down --purge` leaves no process, mount, link or cgroup. Needs root, the
  * toolchain and the images (`kok images build`); fails, never skips, without them.
@@ -81,12 +81,14 @@ describe("kok dev up --node kubelet", () => {
     expect(kubectl("exec", "sleeper", "--", "cat", "/proc/self/cgroup")).toContain(`memory:/kok-${tag}/kubepods/`);
   });
 
-  it("down --purge stops everything and leaves no process, mount, link or cgroup", async () => {
+  it("down --purge stops everything and leaves no process, mount, link, namespace, route or cgroup", async () => {
     const down = await kok(["dev", "down", ...cluster.args, "--purge"]);
     expect(down.code, down.stderr).toBe(0);
     expect(processesMentioning(cluster.stateDir)).toEqual([]);
     expect(mountsUnder(cluster.stateDir)).toEqual([]);
     expect(execFileSync("ip", ["-o", "link", "show"], { encoding: "utf8" })).not.toContain(`kok${tag}`);
+    expect(execFileSync("ip", ["netns", "list"], { encoding: "utf8" })).not.toContain(tag);
+    expect(execFileSync("ip", ["-4", "route", "show"], { encoding: "utf8" })).not.toContain(cluster.podCIDR.replace("/16", ""));
     const { v1, v2 } = cgroupMounts();
     expect([...v1, ...v2].filter((m) => existsSync(`${m}/kok-${tag}`))).toEqual([]);
     expect(existsSync(cluster.stateDir)).toBe(false);

@@ -43,9 +43,8 @@ export interface DevCluster {
   readonly args: string[];
 }
 
-// The masters', the registry's (5000), the object store's (9000) (src/dev/config.ts portsFrom) and the real
-// node's kubelet healthz and server ports (src/dev/node/layout.ts).
-const STANDARD_PORTS = [2379, 2380, 6443, 10257, 10259, 5000, 9000, 10248, 10250];
+// The masters', the registry's (5000) and the object store's (9000): src/dev/config.ts portsFrom.
+const STANDARD_PORTS = [2379, 2380, 6443, 10257, 10259, 5000, 9000];
 const inNodePortRange = (port: number) => port >= 30000 && port <= 32767;
 
 /** A port base whose ports are all free now (test runs on one machine must not collide). */

@@ -1,8 +1,9 @@
 /**
  * Removes everything of a real dev node, running or crashed: the kubelet, every container
  * process (by the node's cgroup tree), the containerd shims of this node's containerd (by their
- * `-address`), containerd itself, every mount under the node's state (network namespaces, the
- * kubelet's secret tmpfs, overlay root file systems), the bridge and what is attached to it,
+ * `-address`), containerd itself, the forwarder, every mount under the node's state (Pods' network
+ * namespaces, the kubelet's secret tmpfs, overlay root file systems), the node's network namespace
+ * with its veth pair and route (and a bridge an older node left on the machine),
  * the cgroup tree, and the kubelet's links in /var/log/containers. Run by `kok dev down`, and by
  * `kok dev up` before starting a node whose containerd is not running (after a crash).
  */
@@ -11,8 +12,10 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "nod
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { stopFromPidFile, stopProcess } from "../processes";
+import type { DevConfig } from "../config";
 import { removeCgroupRoot } from "./cgroups";
-import type { RealNodeLayout } from "./layout";
+import { realNodeLayout } from "./layout";
+import { deleteNodeNetns } from "./netns";
 
 const run = promisify(execFile);
 
@@ -109,20 +112,38 @@ export interface CleanupReport {
 }
 
 /** Stops and removes everything of the node; safe to run when nothing is there. `purgeState` also deletes its files. */
-export async function cleanupRealNode(layout: RealNodeLayout, opts: { purgeState?: boolean } = {}): Promise<CleanupReport> {
+export async function cleanupRealNode(config: DevConfig, opts: { purgeState?: boolean } = {}): Promise<CleanupReport> {
+  const layout = realNodeLayout(config);
   let processes = 0;
-  if (await stopFromPidFile(layout.kubelet.pid, 30_000)) processes++;
-  // Containers first (they live in the node's cgroups), then their shims, then containerd.
-  processes += await removeCgroupRoot(layout.cgroupRoot);
-  for (const pid of pidsWithArgs(["-address", layout.containerd.socket])) {
-    if (await stopProcess({ pid, marker: layout.containerd.socket, startedAt: "" }, 5000)) processes++;
-  }
-  if (await stopFromPidFile(layout.containerd.pid, 30_000)) processes++;
-  const mounts = await unmountAll(layout.dir);
+  let mounts = 0;
   let links = 0;
-  for (const link of await linksOnBridge(layout.bridge)) if (await deleteLink(link)) links++;
-  if (await deleteLink(layout.bridge)) links++;
+  // Every step runs even when one fails, so one stuck mount does not leave containerd running.
+  const problems: string[] = [];
+  const step = async (what: string, action: () => Promise<void>) => {
+    try {
+      await action();
+    } catch (error) {
+      problems.push(`${what}: ${(error as Error).message}`);
+    }
+  };
+  await step("kubelet", async () => void ((await stopFromPidFile(layout.kubelet.pid, 30_000)) && processes++));
+  // Containers first (they live in the node's cgroups), then their shims, then containerd.
+  await step("containers", async () => void (processes += await removeCgroupRoot(layout.cgroupRoot)));
+  await step("shims", async () => {
+    for (const pid of pidsWithArgs(["-address", layout.containerd.socket])) {
+      if (await stopProcess({ pid, marker: layout.containerd.socket, startedAt: "" }, 5000)) processes++;
+    }
+  });
+  await step("containerd", async () => void ((await stopFromPidFile(layout.containerd.pid, 30_000)) && processes++));
+  await step("forwarder", async () => void ((await stopFromPidFile(layout.forwarder.pid, 5000)) && processes++));
+  await step("mounts", async () => void (mounts += await unmountAll(layout.dir)));
+  // The namespace takes the bridge and the Pods' veth ends with it.
+  await step("network", async () => {
+    links += await deleteNodeNetns(config, layout);
+    for (const link of await linksOnBridge(layout.bridge)) if (await deleteLink(link)) links++;
+  });
   removeContainerLogLinks(layout.kubelet.podLogs);
+  if (problems.length) throw new Error(`the real node could not be removed completely:\n  ${problems.join("\n  ")}`);
   // Runtime state never outlives its processes; images (containerd's root) are kept unless purging.
   rmSync(layout.containerd.state, { recursive: true, force: true });
   if (opts.purgeState) rmSync(layout.dir, { recursive: true, force: true });

@@ -1,9 +1,10 @@
 /**
  * The real dev node's Pod network: one CNI conflist (bridge + host-local, portmap chained;
- * containerd adds loopback). The bridge carries the state tag and holds the node's address (made
- * by ensureBridge before the kubelet starts), so Pods reach the node and the host reaches Pods.
- * No machine setting is changed: not a gateway (the bridge plugin would turn on ip_forward), no
- * masquerade (no iptables rules); host-local keeps its leases under the state directory.
+ * containerd adds loopback), run by containerd inside the node's network namespace: the bridge
+ * (named with the state tag) holds the Pods' gateway, the pod range's first address, and the node
+ * routes between it and the link to the machine. No masquerade: the machine routes the pod range
+ * to the node, so Pod addresses are seen as they are. host-local keeps its leases under the state
+ * directory and never hands out the link's last /30.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -18,14 +19,14 @@ export function cniConflist(config: DevConfig, layout: RealNodeLayout): Record<s
       {
         type: "bridge",
         bridge: layout.bridge,
-        isGateway: false,
+        isGateway: true,
         ipMasq: false,
         hairpinMode: true,
         ipam: {
           type: "host-local",
           dataDir: layout.cni.ipamDir,
-          ranges: [[{ subnet: config.podCIDR, gateway: layout.nodeIP }]],
-          routes: [{ dst: "0.0.0.0/0", gw: layout.nodeIP }],
+          ranges: [[{ subnet: config.podCIDR, gateway: layout.podGateway, rangeEnd: layout.link.lastPodAddress }]],
+          routes: [{ dst: "0.0.0.0/0", gw: layout.podGateway }],
         },
       },
       { type: "portmap", capabilities: { portMappings: true } },

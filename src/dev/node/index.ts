@@ -7,11 +7,9 @@ import { execFile } from "node:child_process";
 import { accessSync, constants, existsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { parseCidr } from "../../api/v1alpha1/cidr";
 import type { DevConfig } from "../config";
 import { clientTls, httpsGet, waitFor } from "../health";
 import { logTail } from "../log-tail";
-import { ensureBridge } from "../node-agent/network";
 import { ensurePki } from "../pki";
 import { runningFromPidFile, startBackground } from "../processes";
 import { toolchainDir } from "../toolchain";
@@ -20,7 +18,9 @@ import { cleanupRealNode } from "./cleanup";
 import { writeCniConfig } from "./cni";
 import { writeContainerdConfig } from "./containerd";
 import { kubeletArgs, kubeletLeaves, writeKubeletFiles } from "./kubelet";
+import { startForwarder } from "./forwarder";
 import { realNodeLayout, type RealNodeLayout } from "./layout";
+import { ensureNodeNetns, inNodeNetns } from "./netns";
 
 const run = promisify(execFile);
 
@@ -80,29 +80,29 @@ export async function startRealNode(config: DevConfig, opts: RealNodeOptions): P
   const containerdRunning = runningFromPidFile(layout.containerd.pid);
   if (!containerdRunning) {
     // Whatever a crashed node left (containers, shims, mounts, cgroups) goes before a new start.
-    const left = await cleanupRealNode(layout);
+    const left = await cleanupRealNode(config);
     if (left.processes || left.mounts || left.links) opts.log(`  node: removed what a stopped node left (${left.processes} processes, ${left.mounts} mounts, ${left.links} links)`);
   }
   await ensurePki(layout.pki, kubeletLeaves(config, layout));
-  const cidr = parseCidr(config.podCIDR);
-  if (!cidr) throw new Error(`pod CIDR ${config.podCIDR} is not a CIDR`);
-  await ensureBridge(layout.tag, layout.nodeIP, cidr.prefix);
+  await ensureNodeNetns(config, layout);
   ensureCgroupRoot(layout.cgroupRoot);
+  if (!runningFromPidFile(layout.forwarder.pid)) startForwarder(config, layout, opts.registry);
+  // The node reaches the registry through the forwarder, on the machine's end of the link.
+  const registryFromNode = `${layout.link.host}:${opts.registry.split(":").at(-1)}`;
   writeCniConfig(config, layout);
-  writeContainerdConfig(layout, { binDir: join(toolchainDir(), "bin"), cniBinDir: cniBinDir(), registry: opts.registry });
+  writeContainerdConfig(layout, { binDir: join(toolchainDir(), "bin"), cniBinDir: cniBinDir(), registry: registryFromNode });
   writeKubeletFiles(config, layout);
 
   if (containerdRunning) opts.log("  containerd: already running");
   else {
     startBackground({
-      command: join(toolchainDir(), "bin", "containerd"),
-      args: ["--config", layout.containerd.config],
+      ...inNodeNetns(layout, join(toolchainDir(), "bin", "containerd"), ["--config", layout.containerd.config]),
       pidFile: layout.containerd.pid,
       logFile: layout.containerd.log,
       env: nodeEnv(),
       marker: layout.containerd.config,
     });
-    opts.log(`  containerd: started (socket ${layout.containerd.socket}, log ${layout.containerd.log})`);
+    opts.log(`  containerd: started in network namespace ${layout.netns} (socket ${layout.containerd.socket}, log ${layout.containerd.log})`);
   }
   await waitFor("containerd", () => containerdAnswers(layout), { timeoutMs: 60_000, isDead: deadWith(layout.containerd.pid, layout.containerd.log, "containerd") });
 
@@ -110,8 +110,7 @@ export async function startRealNode(config: DevConfig, opts: RealNodeOptions): P
   if (kubelet) opts.log("  kubelet: already running");
   else {
     startBackground({
-      command: join(toolchainDir(), "bin", "kubelet"),
-      args: kubeletArgs(config, layout),
+      ...inNodeNetns(layout, join(toolchainDir(), "bin", "kubelet"), kubeletArgs(config, layout)),
       pidFile: layout.kubelet.pid,
       logFile: layout.kubelet.log,
       env: nodeEnv(),

@@ -6,7 +6,7 @@
  */
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { renderKubeconfig } from "../../components/kubeconfig";
 import type { DevConfig } from "../config";
 import type { LeafRequest } from "../pki";
@@ -63,18 +63,20 @@ export function writeKubeletFiles(config: DevConfig, layout: RealNodeLayout): vo
   const k = layout.kubelet;
   for (const dir of [k.dir, k.root, k.podLogs]) mkdirSync(dir, { recursive: true, mode: 0o700 });
   const read = (file: string) => readFileSync(join(layout.pki, file), "utf8");
-  writeFileSync(
-    k.kubeconfig,
+  // The kubelet runs in the node's namespace: it reaches the apiserver through the forwarder on the
+  // machine's end of the link, and checks the apiserver's certificate for its name "localhost".
+  const kubeconfig = parse(
     renderKubeconfig({
       clusterName: "kok-dev",
-      server: `https://127.0.0.1:${config.ports.apiServer}`,
+      server: `https://${layout.link.host}:${config.ports.apiServer}`,
       caCertPem: read("ca.crt"),
       userName: `system:node:${config.nodeName}`,
       clientCertPem: read("kubelet-client.crt"),
       clientKeyPem: read("kubelet-client.key"),
     }),
-    { mode: 0o600 },
-  );
+  ) as { clusters: { cluster: Record<string, string> }[] };
+  kubeconfig.clusters[0].cluster["tls-server-name"] = "localhost";
+  writeFileSync(k.kubeconfig, stringify(kubeconfig), { mode: 0o600 });
   writeFileSync(k.config, stringify(kubeletConfiguration(config, layout)));
 }
 

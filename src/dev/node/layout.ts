@@ -5,20 +5,31 @@
  * worker hosts never share a socket, a directory, a port, a bridge or a cgroup.
  */
 import { join } from "node:path";
-import { firstAddress } from "../components";
+import { cidrSize, nthAddress, parseCidr } from "../../api/v1alpha1/cidr";
 import { stateTag, statePaths, type DevConfig } from "../config";
 
 /** The pause image containerd runs as each Pod's sandbox: the tag Kubernetes v1.36 and containerd 2.4 expect. */
 export const SANDBOX_IMAGE = "registry.k8s.io/pause:3.10.2";
 
-/** The cluster DNS Service's address: the 10th of the Service range, as kubeadm picks it. */
-export function clusterDnsAddress(config: DevConfig): string {
-  const first = firstAddress(config.serviceCIDR).split(".").map(Number);
-  first[3] += 9;
-  return first.join(".");
+function cidrOf(text: string) {
+  const cidr = parseCidr(text);
+  if (!cidr) throw new Error(`"${text}" is not a CIDR`);
+  return cidr;
 }
 
-const portBase = (config: DevConfig) => config.ports.apiServer - 6443;
+/** The cluster DNS Service's address: the 10th of the Service range, as kubeadm picks it. */
+export const clusterDnsAddress = (config: DevConfig): string => nthAddress(cidrOf(config.serviceCIDR), 10);
+
+/**
+ * The link between the machine and the node's network namespace: the last /30 of the pod range
+ * (host-local never hands it to a Pod). `host` is the machine's end, where the meta-cluster's
+ * apiserver and registry are forwarded to; `node` is the node's InternalIP.
+ */
+export function nodeLink(podCIDR: string): { host: string; node: string; prefix: 30; lastPodAddress: string } {
+  const cidr = cidrOf(podCIDR);
+  const size = Number(cidrSize(cidr));
+  return { host: nthAddress(cidr, size - 2), node: nthAddress(cidr, size - 3), prefix: 30, lastPodAddress: nthAddress(cidr, size - 6) };
+}
 
 export function realNodeLayout(config: DevConfig) {
   const paths = statePaths(config.stateDir);
@@ -30,13 +41,24 @@ export function realNodeLayout(config: DevConfig) {
   return {
     tag,
     dir,
-    /** The node's address: the pod bridge's (the pod range's first address), as the agent's InternalIP. */
-    nodeIP: firstAddress(config.podCIDR),
+    /** The node's network namespace: containerd, the kubelet and hostNetwork Pods live there, with their own iptables. */
+    // Not `kok<tag>-…`: that prefix is the node agent's, whose cleanup removes every such namespace.
+    netns: `kokn-${tag}`,
+    netnsPath: `/run/netns/kokn-${tag}`,
+    /** The veth pair between the machine (`h`) and the node (`n`); IFNAMSIZ allows 15 characters. */
+    hostVeth: `kok${tag}h`,
+    nodeVeth: `kok${tag}n`,
+    link: nodeLink(config.podCIDR),
+    /** The node's InternalIP: its end of the link. */
+    nodeIP: nodeLink(config.podCIDR).node,
+    /** The Pods' gateway on the CNI bridge inside the node's namespace: the pod range's first address. */
+    podGateway: nthAddress(cidrOf(config.podCIDR), 1),
     bridge: `kok${tag}`,
     /** Under every cgroup v1 hierarchy (and nothing else): the kubelet's cgroupRoot. */
     cgroupRoot: `/kok-${tag}`,
-    kubeletPort: portBase(config) + 10250,
-    kubeletHealthzPort: portBase(config) + 10248,
+    /** In the node's own namespace, so the usual ports never meet another node's. */
+    kubeletPort: 10250,
+    kubeletHealthzPort: 10248,
     containerd: {
       dir: containerd,
       config: join(containerd, "config.toml"),
@@ -48,6 +70,7 @@ export function realNodeLayout(config: DevConfig) {
       log: join(paths.logs, "containerd.log"),
       pid: join(paths.pids, "containerd.pid"),
     },
+    forwarder: { log: join(paths.logs, "node-forwarder.log"), pid: join(paths.pids, "node-forwarder.pid") },
     kubelet: {
       dir: kubelet,
       root: join(kubelet, "root"),

@@ -13,11 +13,13 @@ describe("the real dev node's settings", () => {
 
   it("keeps two state directories apart: sockets, bridge, cgroups, ports", () => {
     const other = realNodeLayout(defaultConfig("/tmp/kok-b", 21000, "10.78.0.0/16"));
-    for (const key of ["bridge", "cgroupRoot", "kubeletPort", "kubeletHealthzPort", "nodeIP"] as const) expect(other[key]).not.toBe(layout[key]);
+    for (const key of ["bridge", "cgroupRoot", "netns", "hostVeth", "nodeVeth", "nodeIP"] as const) expect(other[key]).not.toBe(layout[key]);
     expect(other.containerd.socket).not.toBe(layout.containerd.socket);
     expect(layout.containerd.socket.startsWith("/tmp/kok-a/")).toBe(true);
-    expect(layout.nodeIP).toBe("10.77.0.1");
-    expect([layout.kubeletPort, layout.kubeletHealthzPort]).toEqual([30250, 30248]);
+    expect(layout.link).toEqual({ host: "10.77.255.254", node: "10.77.255.253", prefix: 30, lastPodAddress: "10.77.255.250" });
+    expect(layout.nodeIP).toBe("10.77.255.253");
+    expect(layout.podGateway).toBe("10.77.0.1");
+    expect(layout.hostVeth.length).toBeLessThanOrEqual(15);
     // A unix socket path must fit sockaddr_un (108 bytes with the NUL), with ".ttrpc" appended.
     expect(`${layout.containerd.socket}.ttrpc`.length).toBeLessThan(108);
   });
@@ -47,8 +49,8 @@ describe("the real dev node's settings", () => {
       failCgroupV1: false,
       cgroupDriver: "cgroupfs",
       cgroupRoot: layout.cgroupRoot,
-      address: "10.77.0.1",
-      port: 30250,
+      address: "10.77.255.253",
+      port: 10250,
       readOnlyPort: 0,
       clusterDNS: ["10.0.0.10"],
       clusterDomain: "cluster.local",
@@ -59,14 +61,14 @@ describe("the real dev node's settings", () => {
     expect(kubeletArgs(config, layout)).toContain(`--root-dir=${layout.kubelet.root}`);
     const [client, serving] = kubeletLeaves(config, layout);
     expect(client).toMatchObject({ commonName: "system:node:kok-dev-node", organization: "system:nodes", usage: "client" });
-    expect(serving.ipAddresses).toEqual(["10.77.0.1", "127.0.0.1"]);
+    expect(serving.ipAddresses).toEqual(["10.77.255.253", "127.0.0.1"]);
     expect(clusterDnsAddress(config)).toBe("10.0.0.10");
   });
 
-  it("writes a bridge network that changes no machine setting", () => {
+  it("writes a bridge network without masquerade that never hands out the link's addresses", () => {
     const bridge = (cniConflist(config, layout).plugins as Record<string, unknown>[])[0];
-    expect(bridge).toMatchObject({ type: "bridge", bridge: layout.bridge, isGateway: false, ipMasq: false });
-    expect(bridge.ipam).toMatchObject({ dataDir: layout.cni.ipamDir, ranges: [[{ subnet: "10.77.0.0/16", gateway: "10.77.0.1" }]] });
+    expect(bridge).toMatchObject({ type: "bridge", bridge: layout.bridge, isGateway: true, ipMasq: false });
+    expect(bridge.ipam).toMatchObject({ dataDir: layout.cni.ipamDir, ranges: [[{ subnet: "10.77.0.0/16", gateway: "10.77.0.1", rangeEnd: "10.77.255.250" }]] });
   });
 
   it("finds cgroup v1 hierarchies and the mounts under a directory, deepest first", () => {
