@@ -94,7 +94,7 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
   }
   if (opts.withNode && kind === "kubelet") {
     await startRealNode(config, { registry: devRegistryAddress(config), log: opts.log });
-    opts.log(`  node ${config.nodeName} (kubelet): Ready (${elapsed()})`);
+    opts.log(`  node ${config.nodeName} (kubelet) with kube-proxy, CoreDNS and local-path-provisioner: ready (${elapsed()})`);
   } else if (opts.withNode) {
     const agent = runningFromPidFile(nodeAgentPidFile(config));
     if (agent) opts.log(`  node agent: already running`);

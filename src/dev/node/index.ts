@@ -4,10 +4,10 @@
  * "The real node"). Every binary is checked first and all missing ones are named at once.
  */
 import { execFile } from "node:child_process";
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, constants, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import type { DevConfig } from "../config";
+import { statePaths, type DevConfig } from "../config";
 import { clientTls, httpsGet, waitFor } from "../health";
 import { logTail } from "../log-tail";
 import { ensurePki } from "../pki";
@@ -18,6 +18,7 @@ import { cleanupRealNode } from "./cleanup";
 import { writeCniConfig } from "./cni";
 import { writeContainerdConfig } from "./containerd";
 import { kubeletArgs, kubeletLeaves, writeKubeletFiles } from "./kubelet";
+import { nodeAddonsYaml } from "./addons";
 import { startForwarder } from "./forwarder";
 import { realNodeLayout, type RealNodeLayout } from "./layout";
 import { ensureNodeNetns, inNodeNetns } from "./netns";
@@ -120,6 +121,30 @@ export async function startRealNode(config: DevConfig, opts: RealNodeOptions): P
   }
   const since = kubelet ? new Date(kubelet.startedAt) : new Date();
   await waitForKubeletNode(config, since, deadWith(layout.kubelet.pid, layout.kubelet.log, "the kubelet"));
+  opts.log(`  node ${config.nodeName}: Ready`);
+  await applyAddons(config, layout, opts.log);
+}
+
+/** kube-proxy, CoreDNS and local-path-provisioner (addons.ts), applied and waited for: a stuck one is named with its state. */
+async function applyAddons(config: DevConfig, layout: RealNodeLayout, log: (line: string) => void): Promise<void> {
+  const file = join(layout.dir, "addons.yaml");
+  writeFileSync(file, nodeAddonsYaml(config, layout));
+  const kubectl = (...args: string[]) =>
+    run(join(toolchainDir(), "bin", "kubectl"), ["--kubeconfig", statePaths(config.stateDir).adminKubeconfig, ...args], { timeout: 200_000 });
+  await kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=kok-dev", "-f", file);
+  for (const [ns, what] of [
+    ["kube-system", "daemonset/kube-proxy"],
+    ["kube-system", "deployment/coredns"],
+    ["local-path-storage", "deployment/local-path-provisioner"],
+  ]) {
+    try {
+      await kubectl("-n", ns, "rollout", "status", what, "--timeout=180s");
+    } catch (error) {
+      const pods = await kubectl("-n", ns, "get", "pods", "-o", "wide").then((r) => r.stdout, () => "");
+      throw new Error(`${what} in ${ns} did not become ready: ${(error as { stderr?: string }).stderr?.trim() ?? (error as Error).message}\n${pods}`);
+    }
+    log(`  ${what.split("/")[1]}: ready`);
+  }
 }
 
 interface NodeJson {

@@ -85,6 +85,8 @@ export function realNodeLayout(config: DevConfig) {
       ipamDir: join(cni, "ipam"),
       cacheDir: join(cni, "cache"),
     },
+    /** local-path-provisioner's volumes. */
+    localPathDir: join(dir, "local-path"),
     /** The state's PKI: the kubelet's client and serving certificates are issued there. */
     pki: paths.pki,
   };
