@@ -144,6 +144,8 @@ export async function devStatus(config: DevConfig): Promise<ComponentStatus[]> {
     const kubelet = runningFromPidFile(layout.kubelet.pid);
     statuses.push({ name: "containerd", pid: containerd?.pid, healthy: containerd !== undefined });
     statuses.push({ name: "kubelet", pid: kubelet?.pid, healthy: kubelet !== undefined });
+    const forwarder = runningFromPidFile(layout.forwarder.pid);
+    statuses.push({ name: "node forwarder", pid: forwarder?.pid, healthy: forwarder !== undefined });
   } else statuses.push({ name: "node agent", pid: agent?.pid, healthy: agent !== undefined });
   return statuses;
 }

@@ -73,6 +73,8 @@ export interface RealNodeOptions {
 
 /** Starts containerd and the kubelet (what is not running yet) and returns when the Node has a fresh Ready heartbeat. */
 export async function startRealNode(config: DevConfig, opts: RealNodeOptions): Promise<void> {
+  const started = Date.now();
+  const log = (line: string) => opts.log(`${line} (node +${((Date.now() - started) / 1000).toFixed(1)}s)`);
   const missing = missingNodeBinaries();
   if (missing.length) {
     throw new Error(`the real dev node needs these binaries, which are missing (build them with \`npm run toolchain\`):\n  ${missing.join("\n  ")}`);
@@ -82,7 +84,7 @@ export async function startRealNode(config: DevConfig, opts: RealNodeOptions): P
   if (!containerdRunning) {
     // Whatever a crashed node left (containers, shims, mounts, cgroups) goes before a new start.
     const left = await cleanupRealNode(config);
-    if (left.processes || left.mounts || left.links) opts.log(`  node: removed what a stopped node left (${left.processes} processes, ${left.mounts} mounts, ${left.links} links)`);
+    if (left.processes || left.mounts || left.links) log(`  node: removed what a stopped node left (${left.processes} processes, ${left.mounts} mounts, ${left.links} links)`);
   }
   await ensurePki(layout.pki, kubeletLeaves(config, layout));
   await ensureNodeNetns(config, layout);
@@ -94,7 +96,7 @@ export async function startRealNode(config: DevConfig, opts: RealNodeOptions): P
   writeContainerdConfig(layout, { binDir: join(toolchainDir(), "bin"), cniBinDir: cniBinDir(), registry: registryFromNode });
   writeKubeletFiles(config, layout);
 
-  if (containerdRunning) opts.log("  containerd: already running");
+  if (containerdRunning) log("  containerd: already running");
   else {
     startBackground({
       ...inNodeNetns(layout, join(toolchainDir(), "bin", "containerd"), ["--config", layout.containerd.config]),
@@ -103,12 +105,12 @@ export async function startRealNode(config: DevConfig, opts: RealNodeOptions): P
       env: nodeEnv(),
       marker: layout.containerd.config,
     });
-    opts.log(`  containerd: started in network namespace ${layout.netns} (socket ${layout.containerd.socket}, log ${layout.containerd.log})`);
+    log(`  containerd: started in network namespace ${layout.netns} (socket ${layout.containerd.socket}, log ${layout.containerd.log})`);
   }
   await waitFor("containerd", () => containerdAnswers(layout), { timeoutMs: 60_000, isDead: deadWith(layout.containerd.pid, layout.containerd.log, "containerd") });
 
   const kubelet = runningFromPidFile(layout.kubelet.pid);
-  if (kubelet) opts.log("  kubelet: already running");
+  if (kubelet) log("  kubelet: already running");
   else {
     startBackground({
       ...inNodeNetns(layout, join(toolchainDir(), "bin", "kubelet"), kubeletArgs(config, layout)),
@@ -117,12 +119,12 @@ export async function startRealNode(config: DevConfig, opts: RealNodeOptions): P
       env: nodeEnv(),
       marker: layout.kubelet.config,
     });
-    opts.log(`  kubelet: started on ${layout.nodeIP}:${layout.kubeletPort} (log ${layout.kubelet.log})`);
+    log(`  kubelet: started on ${layout.nodeIP}:${layout.kubeletPort} (log ${layout.kubelet.log})`);
   }
   const since = kubelet ? new Date(kubelet.startedAt) : new Date();
   await waitForKubeletNode(config, since, deadWith(layout.kubelet.pid, layout.kubelet.log, "the kubelet"));
-  opts.log(`  node ${config.nodeName}: Ready`);
-  await applyAddons(config, layout, opts.log);
+  log(`  node ${config.nodeName}: Ready`);
+  await applyAddons(config, layout, log);
 }
 
 /** kube-proxy, CoreDNS and local-path-provisioner (addons.ts), applied and waited for: a stuck one is named with its state. */
