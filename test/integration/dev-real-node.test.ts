@@ -6,7 +6,8 @@
  * toolchain and the images (`kok images build`); fails, never skips, without them.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stateTag } from "../../src/dev/config";
 import { cgroupMounts } from "../../src/dev/node/cgroups";
@@ -46,7 +47,8 @@ afterAll(async () => {
 
 describe("kok dev up --node kubelet", () => {
   it("registers a Ready node running containerd 2.4 and kubelet v1.36.3", async () => {
-    expect(upOutput).toMatch(/node kok-dev-node \(kubelet\): Ready/);
+    expect(upOutput).toMatch(/node kok-dev-node: Ready/);
+    expect(upOutput).toMatch(/node kok-dev-node \(kubelet\) with kube-proxy, CoreDNS and local-path-provisioner: ready/);
     const node = await clientFor(cluster.kubeconfig).core.readNode({ name: "kok-dev-node" });
     expect(node.status?.nodeInfo?.containerRuntimeVersion).toMatch(/^containerd:\/\/2\.4\.\d+$/);
     expect(node.status?.nodeInfo?.kubeletVersion).toBe("v1.36.3");
@@ -57,7 +59,7 @@ describe("kok dev up --node kubelet", () => {
 
   it("lists containerd and the kubelet in status", async () => {
     const status = await kok(["dev", "status", ...cluster.args]);
-    for (const name of ["containerd", "kubelet"]) expect(status.stdout).toMatch(new RegExp(`^${name} +pid \\d+ +healthy$`, "m"));
+    for (const name of ["containerd", "kubelet", "node forwarder"]) expect(status.stdout).toMatch(new RegExp(`^${name} +pid \\d+ +healthy$`, "m"));
   });
 
   it("runs busybox from the registry to completion and serves its log", async () => {
@@ -79,6 +81,43 @@ describe("kok dev up --node kubelet", () => {
     kubectl("run", "sleeper", "--image=docker.io/library/busybox:1.35.0", "--command", "--", "sleep", "3600");
     kubectl("wait", "--for=condition=Ready", "pod/sleeper", "--timeout=120s");
     expect(kubectl("exec", "sleeper", "--", "cat", "/proc/self/cgroup")).toContain(`memory:/kok-${tag}/kubepods/`);
+  });
+
+  it("resolves Service names through CoreDNS, routes Service IPs through kube-proxy and binds a PVC under the state", async () => {
+    const claim = { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "data", namespace: "default" }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "10Mi" } } } };
+    const pod = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "dns-pvc", namespace: "default" },
+      spec: {
+        restartPolicy: "Never",
+        containers: [
+          {
+            name: "c",
+            image: "docker.io/library/busybox:1.35.0",
+            // A TCP connection to the `kubernetes` Service (the apiserver, through kube-proxy and the node's forwarder).
+            command: ["sh", "-c", "nslookup kubernetes.default.svc.cluster.local && echo | nc -w 5 kubernetes.default.svc.cluster.local 443 >/dev/null && echo reached && echo kept > /data/f"],
+            volumeMounts: [{ name: "d", mountPath: "/data" }],
+          },
+        ],
+        volumes: [{ name: "d", persistentVolumeClaim: { claimName: "data" } }],
+      },
+    };
+    const file = join(cluster.stateDir, "dns-pvc.json");
+    writeFileSync(file, JSON.stringify({ apiVersion: "v1", kind: "List", items: [claim, pod] }));
+    kubectl("apply", "-f", file);
+    const phase = await eventually("Pod dns-pvc finished", async () => {
+      const p = kubectl("get", "pod", "dns-pvc", "-o", "jsonpath={.status.phase}");
+      return p === "Succeeded" || p === "Failed" ? p : undefined;
+    });
+    const log = kubectl("logs", "dns-pvc");
+    expect(phase, log).toBe("Succeeded");
+    expect(log).toMatch(/Name:\s+kubernetes\.default\.svc\.cluster\.local\s+Address: 10\.0\.0\.1/);
+    expect(log).toContain("reached");
+    expect(kubectl("get", "pvc", "data", "-o", "jsonpath={.status.phase} {.spec.storageClassName}")).toBe("Bound local-path");
+    const volumes = join(cluster.stateDir, "node", "real", "local-path");
+    const [dir] = readdirSync(volumes);
+    expect(readFileSync(join(volumes, dir, "f"), "utf8")).toBe("kept\n");
   });
 
   it("down --purge stops everything and leaves no process, mount, link, namespace, route or cgroup", async () => {
