@@ -113,11 +113,19 @@ export async function devDown(config: DevConfig, opts: { purge: boolean; log: (l
   // Whatever a crashed agent left behind: pod processes, network namespaces, the bridge.
   const leftovers = await cleanupNode(config);
   if (leftovers) opts.log(`  node: removed ${leftovers} leftover pod process(es)/namespace(s)`);
-  const real = await cleanupRealNode(config);
-  if (real.processes) opts.log(`  real node: stopped ${real.processes} process(es), removed ${real.mounts} mount(s) and ${real.links} link(s)`);
+  // A node that cannot be removed completely must not keep the masters running, nor be purged
+  // (its state may still hold mounts): stop the rest, then report it.
+  let nodeProblem: unknown;
+  try {
+    const real = await cleanupRealNode(config);
+    if (real.processes) opts.log(`  real node: stopped ${real.processes} process(es), removed ${real.mounts} mount(s) and ${real.links} link(s)`);
+  } catch (error) {
+    nodeProblem = error;
+  }
   for (const plan of [...componentPlans(config)].reverse()) {
     if (await stopFromPidFile(pidFile(config, plan.name))) opts.log(`  ${plan.name}: stopped`);
   }
+  if (nodeProblem) throw nodeProblem;
   if (opts.purge) {
     rmSync(statePaths(config.stateDir).dir, { recursive: true, force: true });
     opts.log(`  removed ${config.stateDir}`);

@@ -53,8 +53,11 @@ beforeAll(async () => {
 afterAll(async () => {
   if (test) await test.stack.destroy({ onOutput: log }).catch((error: unknown) => console.error(error));
   test?.dispose();
-  if (cluster) await kok(["dev", "down", ...cluster.args, "--purge"]);
   rmSync(work, { recursive: true, force: true });
+  if (!cluster) return;
+  // Normally already down (the last test); after a failure this cleans up, and says when it cannot.
+  const down = await kok(["dev", "down", ...cluster.args, "--purge"]);
+  if (down.code !== 0) console.error(`kok dev down failed:\n${down.stdout}\n${down.stderr}`);
 });
 
 describe("ControlPlane on the real dev node", () => {

@@ -42,7 +42,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (cluster) await kok(["dev", "down", ...cluster.args, "--purge"]);
+  if (!cluster) return;
+  // Normally already down (the last test); after a failure this cleans up, and says when it cannot.
+  const down = await kok(["dev", "down", ...cluster.args, "--purge"]);
+  if (down.code !== 0) console.error(`kok dev down failed:\n${down.stdout}\n${down.stderr}`);
 });
 
 describe("kok dev up --node kubelet", () => {

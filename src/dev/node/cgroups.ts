@@ -51,12 +51,21 @@ function pidsUnder(dir: string): number[] {
   return pids;
 }
 
-function removeTree(dir: string): void {
+/** Depth first. A cgroup whose last task was just killed stays busy until the kernel has reaped it: retry a while. */
+async function removeTree(dir: string): Promise<void> {
   for (const entry of readdirSync(dir)) {
     const child = join(dir, entry);
-    if (statSync(child).isDirectory()) removeTree(child);
+    if (statSync(child).isDirectory()) await removeTree(child);
   }
-  rmdirSync(dir);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EBUSY" || attempt >= 50) throw error;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 /** Every process still in the tree (a crashed node's containers), from any hierarchy. */
@@ -83,7 +92,7 @@ export async function removeCgroupRoot(root: string, mounts = allMounts()): Prom
     const dir = join(mount, root);
     if (!existsSync(dir)) continue;
     try {
-      removeTree(dir);
+      await removeTree(dir);
     } catch (error) {
       problems.push(`${dir}: ${(error as Error).message}`);
     }
