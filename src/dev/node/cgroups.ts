@@ -3,7 +3,7 @@
  * cgroup v1 hierarchy, so the kubelet's `kubepods` tree of one dev cluster never meets another's
  * or the demo's worker hosts'. Cleanup kills what is still inside and removes the tree.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 
 /**
@@ -40,28 +40,40 @@ export function ensureCgroupRoot(root: string, mounts = cgroupMounts().v1): void
   }
 }
 
+/** An entry that vanished while we walked (runc and the shims remove cgroups of containers that exit). */
+const gone = (error: unknown) => (error as NodeJS.ErrnoException).code === "ENOENT";
+
+function subdirectories(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => join(dir, e.name));
+  } catch (error) {
+    if (gone(error)) return [];
+    throw error;
+  }
+}
+
 function pidsUnder(dir: string): number[] {
   const pids: number[] = [];
-  const procs = join(dir, "cgroup.procs");
-  if (existsSync(procs)) pids.push(...readFileSync(procs, "utf8").split("\n").filter(Boolean).map(Number));
-  for (const entry of readdirSync(dir)) {
-    const child = join(dir, entry);
-    if (statSync(child).isDirectory()) pids.push(...pidsUnder(child));
+  try {
+    pids.push(...readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean).map(Number));
+  } catch (error) {
+    if (!gone(error)) throw error;
   }
+  for (const child of subdirectories(dir)) pids.push(...pidsUnder(child));
   return pids;
 }
 
 /** Depth first. A cgroup whose last task was just killed stays busy until the kernel has reaped it: retry a while. */
 async function removeTree(dir: string): Promise<void> {
-  for (const entry of readdirSync(dir)) {
-    const child = join(dir, entry);
-    if (statSync(child).isDirectory()) await removeTree(child);
-  }
+  for (const child of subdirectories(dir)) await removeTree(child);
   for (let attempt = 0; ; attempt++) {
     try {
       rmdirSync(dir);
       return;
     } catch (error) {
+      if (gone(error)) return;
       if ((error as NodeJS.ErrnoException).code !== "EBUSY" || attempt >= 50) throw error;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -75,7 +87,7 @@ export function processesInCgroupRoot(root: string, mounts = allMounts()): numbe
   return [...all];
 }
 
-/** Kills what is inside (frozen first, so nothing forks away), then removes the tree; returns the processes killed. */
+/** Kills what is inside, waits until the tree is empty, then removes it; returns the processes killed. */
 export async function removeCgroupRoot(root: string, mounts = allMounts()): Promise<number> {
   const pids = processesInCgroupRoot(root, mounts);
   for (const pid of pids) {
