@@ -24,7 +24,7 @@ export type NodeKind = "agent" | "kubelet";
 
 export interface UpOptions {
   readonly withNode: boolean;
-  /** Default: whichever node already runs, else the agent. */
+  /** Default: the kind this state directory already has, else the agent. */
   readonly nodeKind?: NodeKind;
   readonly log: (line: string) => void;
 }
@@ -88,7 +88,9 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
 
   const agentRuns = runningFromPidFile(nodeAgentPidFile(config)) !== undefined;
   const kubeletRuns = runningFromPidFile(realNodeLayout(config).containerd.pid) !== undefined;
-  const kind = opts.nodeKind ?? (kubeletRuns ? "kubelet" : "agent");
+  // Without --node: the kind this state directory has (the real node keeps node/real/ across
+  // `down` and crashes, for its images), else the agent.
+  const kind = opts.nodeKind ?? (kubeletRuns || existsSync(realNodeLayout(config).dir) ? "kubelet" : "agent");
   if (opts.withNode && ((kind === "kubelet" && agentRuns) || (kind === "agent" && kubeletRuns))) {
     throw new Error(`the dev node runs as ${agentRuns ? "the node agent" : "a kubelet"}: \`kok dev down\` first to switch to --node ${kind}`);
   }

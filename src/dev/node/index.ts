@@ -124,23 +124,41 @@ export async function startRealNode(config: DevConfig, opts: RealNodeOptions): P
   const since = kubelet ? new Date(kubelet.startedAt) : new Date();
   await waitForKubeletNode(config, since, deadWith(layout.kubelet.pid, layout.kubelet.log, "the kubelet"));
   log(`  node ${config.nodeName}: Ready`);
-  await applyAddons(config, layout, log);
+  await applyAddons(config, layout, since, log);
 }
 
 /** kube-proxy, CoreDNS and local-path-provisioner (addons.ts), applied and waited for: a stuck one is named with its state. */
-async function applyAddons(config: DevConfig, layout: RealNodeLayout, log: (line: string) => void): Promise<void> {
+interface PodList {
+  items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string; lastTransitionTime?: string }[] } }[];
+}
+
+/**
+ * Waits for each addon's rollout and then for its Pods to have become Ready since the kubelet
+ * started: after a crash the workloads' status still says ready until the new kubelet has
+ * restarted their containers.
+ */
+async function applyAddons(config: DevConfig, layout: RealNodeLayout, kubeletSince: Date, log: (line: string) => void): Promise<void> {
   const file = join(layout.dir, "addons.yaml");
   writeFileSync(file, nodeAddonsYaml(config, layout));
   const kubectl = (...args: string[]) =>
     run(join(toolchainDir(), "bin", "kubectl"), ["--kubeconfig", statePaths(config.stateDir).adminKubeconfig, ...args], { timeout: 200_000 });
   await kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=kok-dev", "-f", file);
-  for (const [ns, what] of [
-    ["kube-system", "daemonset/kube-proxy"],
-    ["kube-system", "deployment/coredns"],
-    ["local-path-storage", "deployment/local-path-provisioner"],
+  const sinceSecond = Math.floor(kubeletSince.getTime() / 1000) * 1000;
+  const freshlyReady = async (ns: string, selector: string) => {
+    const pods = JSON.parse((await kubectl("-n", ns, "get", "pods", "-l", selector, "-o", "json")).stdout) as PodList;
+    return (
+      pods.items.length > 0 &&
+      pods.items.every((p) => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True" && Date.parse(c.lastTransitionTime ?? "") >= sinceSecond))
+    );
+  };
+  for (const [ns, what, selector] of [
+    ["kube-system", "daemonset/kube-proxy", "k8s-app=kube-proxy"],
+    ["kube-system", "deployment/coredns", "k8s-app=kube-dns"],
+    ["local-path-storage", "deployment/local-path-provisioner", "app=local-path-provisioner"],
   ]) {
     try {
       await kubectl("-n", ns, "rollout", "status", what, "--timeout=180s");
+      await waitFor(`${what} Pods Ready since the kubelet started`, () => freshlyReady(ns, selector), { timeoutMs: 180_000 });
     } catch (error) {
       const pods = await kubectl("-n", ns, "get", "pods", "-o", "wide").then((r) => r.stdout, () => "");
       throw new Error(`${what} in ${ns} did not become ready: ${(error as { stderr?: string }).stderr?.trim() ?? (error as Error).message}\n${pods}`);
