@@ -1,17 +1,20 @@
 /**
  * `kok dev up --node kubelet` for real: the toolchain's kubelet v1.36.3 on containerd 2.4 + runc
- * 1.5 + the CNI plugins (cgroup v1, cgroupfs) in the node's own network namespace, pulling through containerd's mirror config from the
- * dev registry; a busybox Pod runs to completion and `kubectl logs` reads it, `kubectl exec` runs
- * in a running one; `down --purge` leaves no process, mount, link or cgroup. Needs root, the
- * toolchain and the images (`kok images build`); fails, never skips, without them.
+ * 1.5 + the CNI plugins (cgroup v1, cgroupfs) in the node's own network namespace, pulling
+ * through containerd's mirror config from the dev registry; a busybox Pod runs to completion and
+ * `kubectl logs` reads it, `kubectl exec` runs in a running one; CoreDNS, kube-proxy and a
+ * local-path PVC work; after containerd and the kubelet are killed, `up` cleans up and runs the
+ * Pods again; `down --purge` leaves no process, mount, link, namespace, route or cgroup. Needs
+ * root, the toolchain and the images (`kok images build`); fails, never skips, without them.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stateTag } from "../../src/dev/config";
+import { loadConfig, stateTag } from "../../src/dev/config";
 import { cgroupMounts } from "../../src/dev/node/cgroups";
 import { mountsUnder } from "../../src/dev/node/cleanup";
+import { realNodeLayout } from "../../src/dev/node/layout";
 import { toolchainBinary } from "../../src/dev/toolchain";
 import { clientFor, devUp, eventually, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 
@@ -121,6 +124,16 @@ describe("kok dev up --node kubelet", () => {
     const volumes = join(cluster.stateDir, "node", "real", "local-path");
     const [dir] = readdirSync(volumes);
     expect(readFileSync(join(volumes, dir, "f"), "utf8")).toBe("kept\n");
+  });
+
+  it("after containerd and the kubelet are killed, up removes what they left and runs the Pods again", async () => {
+    const layout = realNodeLayout(loadConfig(cluster.stateDir)!);
+    for (const file of [layout.kubelet.pid, layout.containerd.pid]) process.kill((JSON.parse(readFileSync(file, "utf8")) as { pid: number }).pid, "SIGKILL");
+    const again = await devUp(cluster);
+    expect(again.stdout).toMatch(/node: removed what a stopped node left \(\d+ processes/);
+    expect(again.stdout).toContain("containerd: started");
+    kubectl("wait", "--for=condition=Ready", "pod/sleeper", "--timeout=120s");
+    expect(kubectl("exec", "sleeper", "--", "echo", "back")).toBe("back\n");
   });
 
   it("down --purge stops everything and leaves no process, mount, link, namespace, route or cgroup", async () => {
