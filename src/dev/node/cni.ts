@@ -26,7 +26,12 @@ export function cniConflist(config: DevConfig, layout: RealNodeLayout): Record<s
           type: "host-local",
           dataDir: layout.cni.ipamDir,
           ranges: [[{ subnet: config.podCIDR, gateway: layout.podGateway, rangeEnd: layout.link.lastPodAddress }]],
-          routes: [{ dst: "0.0.0.0/0", gw: layout.podGateway }],
+          // The link's /30 lies inside the pod range: without its own route a Pod would look for
+          // the node's and the machine's ends on the bridge (ARP, "No route to host").
+          routes: [
+            { dst: "0.0.0.0/0", gw: layout.podGateway },
+            { dst: `${layout.link.network}/${layout.link.prefix}`, gw: layout.podGateway },
+          ],
         },
       },
       { type: "portmap", capabilities: { portMappings: true } },

@@ -25,10 +25,10 @@ export const clusterDnsAddress = (config: DevConfig): string => nthAddress(cidrO
  * (host-local never hands it to a Pod). `host` is the machine's end, where the meta-cluster's
  * apiserver and registry are forwarded to; `node` is the node's InternalIP.
  */
-export function nodeLink(podCIDR: string): { host: string; node: string; prefix: 30; lastPodAddress: string } {
+export function nodeLink(podCIDR: string): { network: string; host: string; node: string; prefix: 30; lastPodAddress: string } {
   const cidr = cidrOf(podCIDR);
   const size = Number(cidrSize(cidr));
-  return { host: nthAddress(cidr, size - 2), node: nthAddress(cidr, size - 3), prefix: 30, lastPodAddress: nthAddress(cidr, size - 6) };
+  return { network: nthAddress(cidr, size - 4), host: nthAddress(cidr, size - 2), node: nthAddress(cidr, size - 3), prefix: 30, lastPodAddress: nthAddress(cidr, size - 6) };
 }
 
 export function realNodeLayout(config: DevConfig) {

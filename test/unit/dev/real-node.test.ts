@@ -16,7 +16,7 @@ describe("the real dev node's settings", () => {
     for (const key of ["bridge", "cgroupRoot", "netns", "hostVeth", "nodeVeth", "nodeIP"] as const) expect(other[key]).not.toBe(layout[key]);
     expect(other.containerd.socket).not.toBe(layout.containerd.socket);
     expect(layout.containerd.socket.startsWith("/tmp/kok-a/")).toBe(true);
-    expect(layout.link).toEqual({ host: "10.77.255.254", node: "10.77.255.253", prefix: 30, lastPodAddress: "10.77.255.250" });
+    expect(layout.link).toEqual({ network: "10.77.255.252", host: "10.77.255.254", node: "10.77.255.253", prefix: 30, lastPodAddress: "10.77.255.250" });
     expect(layout.nodeIP).toBe("10.77.255.253");
     expect(layout.podGateway).toBe("10.77.0.1");
     expect(layout.hostVeth.length).toBeLessThanOrEqual(15);
@@ -69,6 +69,8 @@ describe("the real dev node's settings", () => {
     const bridge = (cniConflist(config, layout).plugins as Record<string, unknown>[])[0];
     expect(bridge).toMatchObject({ type: "bridge", bridge: layout.bridge, isGateway: true, ipMasq: false });
     expect(bridge.ipam).toMatchObject({ dataDir: layout.cni.ipamDir, ranges: [[{ subnet: "10.77.0.0/16", gateway: "10.77.0.1", rangeEnd: "10.77.255.250" }]] });
+    // Pods reach the link's ends through the gateway, not on the bridge.
+    expect((bridge.ipam as { routes: unknown[] }).routes).toContainEqual({ dst: "10.77.255.252/30", gw: "10.77.0.1" });
   });
 
   it("finds cgroup v1 hierarchies and the mounts under a directory, deepest first", () => {
