@@ -40,8 +40,8 @@ export function ensureCgroupRoot(root: string, mounts = cgroupMounts().v1): void
   }
 }
 
-/** An entry that vanished while we walked (runc and the shims remove cgroups of containers that exit). */
-const gone = (error: unknown) => (error as NodeJS.ErrnoException).code === "ENOENT";
+/** An entry that vanished while we walked (runc and the shims remove cgroups of containers that exit; reading a cgroup being removed gives ENODEV). */
+const gone = (error: unknown) => ["ENOENT", "ENODEV"].includes((error as NodeJS.ErrnoException).code ?? "");
 
 function subdirectories(dir: string): string[] {
   try {
