@@ -35,14 +35,19 @@ export interface DevUpFlags {
   readonly stateDir: string;
   readonly portBase?: string;
   readonly podCidr?: string;
-  /** false with `--no-node`. */
-  readonly node: boolean;
+  /** false with `--no-node`; `agent` or `kubelet` with `--node KIND`; undefined: the state directory's kind, else the agent. */
+  readonly node?: boolean | string;
 }
 
 /** `kok dev up`: start (or finish starting) the meta-cluster and its node agent; waits until ready. */
 export async function devUpCommand(flags: DevUpFlags): Promise<number> {
   const { stateDir } = flags;
-  if (flags.node && process.getuid?.() !== 0) {
+  if (typeof flags.node === "string" && flags.node !== "agent" && flags.node !== "kubelet") {
+    console.error(`kok dev up: --node ${flags.node}: want agent or kubelet`);
+    return 2;
+  }
+  const withNode = flags.node !== false;
+  if (withNode && process.getuid?.() !== 0) {
     throw new Error("the dev node runs Pods in network namespaces, which needs root: run as root, or pass --no-node for the control plane only");
   }
   const portBase = flags.portBase === undefined ? DEFAULT_PORT_BASE : Number(flags.portBase);
@@ -61,7 +66,7 @@ export async function devUpCommand(flags: DevUpFlags): Promise<number> {
   log(`kok dev up (state ${config.stateDir})`);
   // Loaded on demand: the node agent process and `kok validate` need none of it (nor Pulumi's SDK).
   const { devUp } = await import("../dev/meta-cluster");
-  await devUp(config, { withNode: flags.node, log });
+  await devUp(config, { withNode, nodeKind: typeof flags.node === "string" ? flags.node : undefined, log });
   return 0;
 }
 

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { nthAddress, parseCidr } from "../api/v1alpha1/cidr";
 import { statePaths, type DevConfig } from "./config";
+import { nodeLink } from "./node/layout";
 import type { LeafRequest } from "./pki";
 
 export type ComponentName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler";
@@ -35,6 +36,8 @@ export function pkiLeaves(config: DevConfig): LeafRequest[] {
       ipAddresses: ["127.0.0.1", serviceIP],
     },
     { file: "admin", commonName: "kok-dev-admin", organization: "system:masters", usage: "client" },
+    // The apiserver's client certificate towards kubelets (kubectl logs/exec on the real node).
+    { file: "apiserver-kubelet-client", commonName: "kube-apiserver-kubelet-client", organization: "system:masters", usage: "client" },
     { file: "kube-controller-manager", commonName: "system:kube-controller-manager", usage: "client" },
     { file: "kube-scheduler", commonName: "system:kube-scheduler", usage: "client" },
   ];
@@ -91,7 +94,9 @@ export function componentPlans(config: DevConfig): ComponentPlan[] {
         `--etcd-keyfile=${pki("etcd-client.key")}`,
         `--secure-port=${ports.apiServer}`,
         "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        // The `kubernetes` Service's endpoint: the machine's end of the real node's link, where the
+        // node's forwarder passes connections to this loopback listener (src/dev/node/forwarder.ts).
+        `--advertise-address=${nodeLink(config.podCIDR).host}`,
         `--cert-dir=${paths.pki}`,
         `--tls-cert-file=${pki("apiserver.crt")}`,
         `--tls-private-key-file=${pki("apiserver.key")}`,
@@ -100,7 +105,13 @@ export function componentPlans(config: DevConfig): ComponentPlan[] {
         `--service-account-issuer=https://kubernetes.default.svc.${config.clusterDomain}`,
         `--service-account-key-file=${pki("sa.pub")}`,
         `--service-account-signing-key-file=${pki("sa.key")}`,
-        "--authorization-mode=RBAC",
+        // Node: a real kubelet (--node kubelet) may touch only its own Node and its Pods' objects.
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        `--kubelet-client-certificate=${pki("apiserver-kubelet-client.crt")}`,
+        `--kubelet-client-key=${pki("apiserver-kubelet-client.key")}`,
+        `--kubelet-certificate-authority=${pki("ca.crt")}`,
+        "--kubelet-preferred-address-types=InternalIP",
         "--allow-privileged=true",
       ],
       health: { url: `https://127.0.0.1:${ports.apiServer}/readyz`, clientUser: "admin" },

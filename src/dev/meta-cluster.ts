@@ -2,7 +2,7 @@
  * `kok dev up | down | status`: starts the local meta-cluster's processes in dependency order,
  * waits for each to be healthy, and stops exactly the processes its pid files name.
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderKubeconfig } from "../components/kubeconfig";
 import { componentPlans, pkiLeaves, type ComponentPlan } from "./components";
@@ -17,9 +17,16 @@ import { runningFromPidFile, startBackground, stopFromPidFile } from "./processe
 import { stopKeptHosts } from "./sandbox-fleet";
 import { devServices, serviceStatuses, servicesToStart, startServices, stopServices } from "./services";
 import { missingBinaries, toolchainBinary } from "./toolchain";
+import { cleanupRealNode, realNodeLayout, startRealNode } from "./node";
+import { registryAddress } from "./registry";
+
+/** `agent`: the node agent (node-agent/); `kubelet`: the real node (node/, docs/dev-cluster.md "The real node"). */
+export type NodeKind = "agent" | "kubelet";
 
 export interface UpOptions {
   readonly withNode: boolean;
+  /** Default: the kind this state directory already has, else the agent. */
+  readonly nodeKind?: NodeKind;
   readonly log: (line: string) => void;
 }
 
@@ -82,7 +89,19 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
   // The registry and the object store (services.ts): before the node, which pulls from the registry.
   await startServices(config, opts.log, elapsed);
 
-  if (opts.withNode) {
+  const agentRuns = runningFromPidFile(nodeAgentPidFile(config)) !== undefined;
+  const kubeletRuns = runningFromPidFile(realNodeLayout(config).containerd.pid) !== undefined;
+  // Without --node: the kind this state directory has (the real node keeps node/real/ across
+  // `down` and crashes, for its images), else the agent.
+  const kind = opts.nodeKind ?? (kubeletRuns || existsSync(realNodeLayout(config).dir) ? "kubelet" : "agent");
+  if (opts.withNode && ((kind === "kubelet" && agentRuns) || (kind === "agent" && kubeletRuns))) {
+    throw new Error(`the dev node runs as ${agentRuns ? "the node agent" : "a kubelet"}: \`kok dev down\` first to switch to --node ${kind}`);
+  }
+  if (opts.withNode && kind === "kubelet") {
+    await pushDevImages(config, opts.log);
+    await startRealNode(config, { registry: registryAddress(config), log: opts.log });
+    opts.log(`  node ${config.nodeName} (kubelet) with kube-proxy, CoreDNS and local-path-provisioner: ready (${elapsed()})`);
+  } else if (opts.withNode) {
     const agent = runningFromPidFile(nodeAgentPidFile(config));
     if (agent) opts.log(`  node agent: already running`);
     else opts.log(`  node agent: started (log ${startNodeAgent(config)})`);
@@ -90,6 +109,23 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
     opts.log(`  node ${config.nodeName}: Ready (${elapsed()})`);
   }
   opts.log(`meta-cluster ready in ${elapsed()}: export KUBECONFIG=${statePaths(config.stateDir).adminKubeconfig}`);
+}
+
+/**
+ * The images of docs/images.md into the dev registry, where the real node's containerd finds them
+ * through its mirrors: built first when their inputs changed (a cached build only hashes them).
+ */
+async function pushDevImages(config: DevConfig, log: (line: string) => void): Promise<void> {
+  const started = Date.now();
+  // Loaded on demand: the agent's path and `kok dev status` need none of it.
+  const { buildImages, pushImages } = await import("../images");
+  const images = await buildImages({ log: (line) => log(`  images: ${line.trim()}`) });
+  const pushed = await pushImages({ registry: registryAddress(config), images });
+  if (!pushed.some((p) => p.source.startsWith("registry.k8s.io/pause:"))) {
+    throw new Error("no pause image was pushed to the dev registry: `kok images build` builds it from the toolchain's pause (bash tools/toolchain.sh pause)");
+  }
+  const uploaded = pushed.reduce((n, p) => n + p.uploaded, 0);
+  log(`  registry: ${pushed.length} image tag(s) at ${registryAddress(config)}, ${uploaded} blob(s) uploaded (${((Date.now() - started) / 1000).toFixed(1)}s)`);
 }
 
 /** Stops the demo's worker hosts, the node agent (which stops its pods), then the masters in reverse order. */
@@ -100,10 +136,21 @@ export async function devDown(config: DevConfig, opts: { purge: boolean; log: (l
   // Whatever a crashed agent left behind: pod processes, network namespaces, the bridge.
   const leftovers = await cleanupNode(config);
   if (leftovers) opts.log(`  node: removed ${leftovers} leftover pod process(es)/namespace(s)`);
+  // A node that cannot be removed completely must not keep the masters running, nor be purged
+  // (its state may still hold mounts): stop the rest, then report it.
+  let nodeProblem: unknown;
+  try {
+    const real = await cleanupRealNode(config);
+    if (real.processes) opts.log(`  real node: stopped ${real.processes} process(es), removed ${real.mounts} mount(s) and ${real.links} link(s)`);
+  } catch (error) {
+    nodeProblem = error;
+  }
+  // After the node: it pulls from the registry until it stops.
   await stopServices(config, opts.log);
   for (const plan of [...componentPlans(config)].reverse()) {
     if (await stopFromPidFile(pidFile(config, plan.name))) opts.log(`  ${plan.name}: stopped`);
   }
+  if (nodeProblem) throw nodeProblem;
   if (opts.purge) {
     rmSync(statePaths(config.stateDir).dir, { recursive: true, force: true });
     opts.log(`  removed ${config.stateDir}`);
@@ -127,6 +174,14 @@ export async function devStatus(config: DevConfig): Promise<ComponentStatus[]> {
   }
   statuses.push(...(await serviceStatuses(config)));
   const agent = runningFromPidFile(nodeAgentPidFile(config));
-  statuses.push({ name: "node agent", pid: agent?.pid, healthy: agent !== undefined });
+  const layout = realNodeLayout(config);
+  const containerd = runningFromPidFile(layout.containerd.pid);
+  if (containerd || (!agent && existsSync(layout.containerd.pid))) {
+    const kubelet = runningFromPidFile(layout.kubelet.pid);
+    statuses.push({ name: "containerd", pid: containerd?.pid, healthy: containerd !== undefined });
+    statuses.push({ name: "kubelet", pid: kubelet?.pid, healthy: kubelet !== undefined });
+    const forwarder = runningFromPidFile(layout.forwarder.pid);
+    statuses.push({ name: "node forwarder", pid: forwarder?.pid, healthy: forwarder !== undefined });
+  } else statuses.push({ name: "node agent", pid: agent?.pid, healthy: agent !== undefined });
   return statuses;
 }

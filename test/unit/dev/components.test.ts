@@ -19,7 +19,8 @@ describe("local meta-cluster plan", () => {
     ]);
     const apiserver = plans[1].args;
     expect(apiserver).toContain("--bind-address=127.0.0.1");
-    expect(apiserver).toContain("--authorization-mode=RBAC");
+    expect(apiserver).toContain("--authorization-mode=Node,RBAC");
+    expect(apiserver).toContain("--kubelet-certificate-authority=/tmp/kok-state/pki/ca.crt");
     expect(apiserver).toContain("--service-account-issuer=https://kubernetes.default.svc.cluster.local");
     expect(apiserver).toContain("--etcd-servers=https://127.0.0.1:22379");
   });

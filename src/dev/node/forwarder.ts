@@ -1,0 +1,22 @@
+/** Starts the node link's forwarder (forwarder-entry.ts) with this process's node and loader flags (tsx or dist/). */
+import { extname, join } from "node:path";
+import type { DevConfig } from "../config";
+import { startBackground } from "../processes";
+import type { RealNodeLayout } from "./layout";
+
+/** What the node reaches on the machine's end of the link: the apiserver and the registry. */
+export function forwards(config: DevConfig, layout: RealNodeLayout, registry: string): string[] {
+  const registryPort = Number(registry.split(":").at(-1));
+  return [`${layout.link.host}:${config.ports.apiServer}=127.0.0.1:${config.ports.apiServer}`, `${layout.link.host}:${registryPort}=127.0.0.1:${registryPort}`];
+}
+
+export function startForwarder(config: DevConfig, layout: RealNodeLayout, registry: string): void {
+  const entry = join(__dirname, `forwarder-entry${extname(__filename)}`);
+  startBackground({
+    command: process.execPath,
+    args: [...process.execArgv, entry, ...forwards(config, layout, registry)],
+    pidFile: layout.forwarder.pid,
+    logFile: layout.forwarder.log,
+    marker: `${entry} ${forwards(config, layout, registry)[0]}`,
+  });
+}
