@@ -16,7 +16,7 @@ import { cgroupMounts } from "../../src/dev/node/cgroups";
 import { mountsUnder } from "../../src/dev/node/cleanup";
 import { realNodeLayout } from "../../src/dev/node/layout";
 import { toolchainBinary } from "../../src/dev/toolchain";
-import { clientFor, devUp, eventually, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
+import { clientFor, devUp, eventually, freeNodePort, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 
 let cluster: DevCluster;
 let tag: string;
@@ -87,6 +87,37 @@ describe("kok dev up --node kubelet", () => {
     kubectl("run", "sleeper", "--image=docker.io/library/busybox:1.35.0", "--command", "--", "sleep", "3600");
     kubectl("wait", "--for=condition=Ready", "pod/sleeper", "--timeout=120s");
     expect(kubectl("exec", "sleeper", "--", "cat", "/proc/self/cgroup")).toContain(`memory:/kok-${tag}/kubepods/`);
+  });
+
+  it("answers a NodePort on the machine's loopback as on the node's address (the forwarder follows Services)", async () => {
+    const nodePort = await freeNodePort();
+    const web = {
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: "web", namespace: "default", labels: { app: "web" } },
+          spec: { containers: [{ name: "httpd", image: "docker.io/library/busybox:1.35.0", command: ["sh", "-c", "mkdir /www && echo served-by-web > /www/index.html && httpd -f -p 8080 -h /www"] }] },
+        },
+        { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: "default" }, spec: { type: "NodePort", selector: { app: "web" }, ports: [{ port: 80, targetPort: 8080, nodePort }] } },
+      ],
+    };
+    const file = join(cluster.stateDir, "web.json");
+    writeFileSync(file, JSON.stringify(web));
+    kubectl("apply", "-f", file);
+    kubectl("wait", "--for=condition=Ready", "pod/web", "--timeout=120s");
+    const nodeIP = realNodeLayout(loadConfig(cluster.stateDir)!).nodeIP;
+    const get = (host: string) => eventually(`http://${host}:${nodePort}/`, async () => {
+      const response = await fetch(`http://${host}:${nodePort}/`).catch(() => undefined);
+      return response?.ok ? response.text() : undefined;
+    }, 60_000);
+    expect(await get(nodeIP)).toBe("served-by-web\n");
+    expect(await get("127.0.0.1")).toBe("served-by-web\n");
+    kubectl("delete", "service", "web");
+    // Deleted: the loopback listener closes with the Service.
+    await eventually(`127.0.0.1:${nodePort} closed`, async () => ((await fetch(`http://127.0.0.1:${nodePort}/`).catch(() => undefined)) === undefined ? true : undefined), 60_000);
   });
 
   it("resolves Service names through CoreDNS, routes Service IPs through kube-proxy and binds a PVC under the state", async () => {

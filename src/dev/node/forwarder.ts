@@ -1,6 +1,6 @@
 /** Starts the node link's forwarder (forwarder-entry.ts) with this process's node and loader flags (tsx or dist/). */
 import { extname, join } from "node:path";
-import type { DevConfig } from "../config";
+import { statePaths, type DevConfig } from "../config";
 import { startBackground } from "../processes";
 import type { RealNodeLayout } from "./layout";
 
@@ -14,9 +14,10 @@ export function startForwarder(config: DevConfig, layout: RealNodeLayout, regist
   const entry = join(__dirname, `forwarder-entry${extname(__filename)}`);
   startBackground({
     command: process.execPath,
-    args: [...process.execArgv, entry, ...forwards(config, layout, registry)],
+    // NodePorts on 127.0.0.1 too, so `externalHost: 127.0.0.1` reaches a business cluster (node-ports.ts).
+    args: [...process.execArgv, entry, "--node-ports", layout.nodeIP, "--kubeconfig", statePaths(config.stateDir).adminKubeconfig, ...forwards(config, layout, registry)],
     pidFile: layout.forwarder.pid,
     logFile: layout.forwarder.log,
-    marker: `${entry} ${forwards(config, layout, registry)[0]}`,
+    marker: `${entry} --node-ports ${layout.nodeIP}`,
   });
 }
