@@ -4,7 +4,8 @@
  * business cluster's apiserver at https://127.0.0.1:<nodePort>. Loopback only: nothing listens on
  * the machine's external addresses.
  */
-import { connect, createServer, type Server } from "node:net";
+import { createServer, type Server } from "node:net";
+import { pipeTo } from "../tcp-pipe";
 import type * as k8s from "@kubernetes/client-node";
 import type { ServiceRegistry } from "./service-registry";
 
@@ -53,14 +54,7 @@ export class NodePortProxies {
         return;
       }
       const backend = backends[Math.floor(Math.random() * backends.length)];
-      const upstream = connect(backend.port, backend.address);
-      client.pipe(upstream).pipe(client);
-      const close = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on("error", close);
-      upstream.on("error", close);
+      pipeTo(client, backend.port, backend.address);
     });
     server.on("error", (error) => {
       this.log(`nodePort ${nodePort} (${targetKey(want)}): cannot listen on 127.0.0.1: ${error.message}`);

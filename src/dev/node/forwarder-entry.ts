@@ -7,9 +7,10 @@
  * client certificates pass through untouched. Started and stopped by `kok dev` (forwarder.ts)
  * with a pid file.
  */
-import { connect, createServer } from "node:net";
+import { createServer } from "node:net";
 import * as k8s from "@kubernetes/client-node";
 import { ResilientInformer } from "../../runtime/informer";
+import { pipeTo } from "../tcp-pipe";
 import { LoopbackNodePorts } from "./node-ports";
 
 function parse(spec: string): { listen: [string, number]; target: [string, number] } {
@@ -30,16 +31,7 @@ const nodeIP = option("--node-ports");
 const kubeconfig = option("--kubeconfig");
 
 for (const spec of args.map(parse)) {
-  const server = createServer((client) => {
-    const upstream = connect(spec.target[1], spec.target[0]);
-    client.pipe(upstream).pipe(client);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", close);
-    upstream.on("error", close);
-  });
+  const server = createServer((client) => pipeTo(client, spec.target[1], spec.target[0]));
   server.on("error", (error) => {
     console.error(`forwarder ${spec.listen.join(":")}: ${error.message}`);
     process.exit(1);

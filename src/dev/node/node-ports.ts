@@ -7,7 +7,8 @@
  * where kube-proxy picks the endpoint. Loopback only: nothing listens on the machine's external
  * addresses.
  */
-import { connect, createServer, type Server } from "node:net";
+import { createServer, type Server } from "node:net";
+import { pipeTo } from "../tcp-pipe";
 import type { V1Service } from "@kubernetes/client-node";
 
 /** The TCP nodePorts a set of Services asks for. */
@@ -53,16 +54,7 @@ export class LoopbackNodePorts {
   }
 
   private open(port: number): void {
-    const server = createServer((client) => {
-      const upstream = connect(port, this.nodeIP);
-      client.pipe(upstream).pipe(client);
-      const close = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on("error", close);
-      upstream.on("error", close);
-    });
+    const server = createServer((client) => pipeTo(client, port, this.nodeIP));
     server.on("error", (error) => {
       // Another dev cluster (or anything else) holds the port here: the Service still answers on
       // the node's address; say so once and let a later sync try again.
