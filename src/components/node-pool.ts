@@ -105,6 +105,10 @@ function createNodePool(name: string, parent: pulumi.Resource, args: NodePoolArg
           ...args.node,
           machine: m.spec,
           packages,
+          // The catalog's runtime settings; unset ones keep WorkerNode's defaults (and its step triggers).
+          ...(args.packageVersion.sandboxImage !== undefined || args.packageVersion.registryMirrors !== undefined
+            ? { runtime: { sandboxImage: args.packageVersion.sandboxImage, registryMirrors: args.packageVersion.registryMirrors } }
+            : {}),
           credentials: m.credentials ?? args.credentials,
           cluster: args.cluster,
           installRoot: m.installRoot ?? args.node?.installRoot,
