@@ -45,7 +45,7 @@ export interface NodePoolArgs {
   readonly credentials: WorkerNodeArgs["credentials"];
   readonly cluster: WorkerNodeArgs["cluster"];
   /** Options passed to every WorkerNode. */
-  readonly node?: Pick<WorkerNodeArgs, "installRoot" | "serviceManager" | "stepProvider" | "allowUnknownHostKey" | "kubelet" | "preflight" | "certificateValidityHours" | "readyTimeoutSeconds">;
+  readonly node?: Pick<WorkerNodeArgs, "installRoot" | "serviceManager" | "stepProvider" | "allowUnknownHostKey" | "kubelet" | "containerd" | "preflight" | "certificateValidityHours" | "readyTimeoutSeconds">;
 }
 
 /** Every problem of the pool's arguments, including each machine's, with paths. */

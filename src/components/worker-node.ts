@@ -23,7 +23,7 @@ import {
   type Problem,
   type WorkerPackages,
 } from "../api/v1alpha1";
-import { containerdScript, cniScript, kubeletScript, runcScript, ServiceManager, type HostLayout, type KubeletSettings } from "../host/scripts/install";
+import { containerdScript, cniScript, kubeletScript, runcScript, ServiceManager, type ContainerdHostSettings, type HostLayout, type KubeletSettings } from "../host/scripts/install";
 import { drainScript, kubeletKubeconfig, readyScript, removeNodeScript } from "../host/scripts/kubectl";
 import { cleanupScript, hostMarkerScript, joinScript, nodeLabels, verifyScript } from "../host/scripts/node";
 import { preflightScript, type PreflightCheck } from "../host/scripts/preflight";
@@ -90,6 +90,8 @@ export interface WorkerNodeArgs {
    * (one certs.d/<registry>/hosts.toml each). The operator takes them from the catalog and the Cluster.
    */
   readonly runtime?: ContainerRuntimeSettings;
+  /** Host-level containerd settings (restrictOomScoreAdj for hosts without CAP_SYS_RESOURCE). */
+  readonly containerd?: ContainerdHostSettings;
   readonly preflight?: { readonly arch?: string; readonly minFreeDiskMiB?: number; readonly ignore?: readonly PreflightCheck[] };
   /** Validity of the kubelet's client certificate. Default 8760 h (a year); re-issued 720 h before expiry on refresh. */
   readonly certificateValidityHours?: number;
@@ -201,8 +203,9 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
   // Only a set token joins the triggers, so states written before the token existed stay as they are.
   const repair = args.reinstall ? [{ reinstall: args.reinstall }] : [];
   // Only set runtime settings join the triggers, so states written before they existed stay as they are.
-  const runtime = args.runtime?.sandboxImage !== undefined || args.runtime?.registryMirrors !== undefined ? [{ runtime: args.runtime }] : [];
-  remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver, args.runtime), [packages.containerd, cgroupDriver, ...runtime, ...repair]);
+  const runtime: unknown[] = args.runtime?.sandboxImage !== undefined || args.runtime?.registryMirrors !== undefined ? [{ runtime: args.runtime }] : [];
+  if (args.containerd?.restrictOomScoreAdj !== undefined) runtime.push({ containerd: args.containerd });
+  remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver, args.runtime, args.containerd), [packages.containerd, cgroupDriver, ...runtime, ...repair]);
   if (packages.runc) remote("runc", runcScript(packages.runc, layout), [packages.runc, ...repair]);
   remote("kubelet", kubeletScript(packages.kubelet, args.kubelet ?? {}, layout), [packages.kubelet, args.kubelet ?? {}, ...repair]);
   remote("cni", cniScript(packages.cni, layout), [packages.cni, ...repair]);

@@ -69,6 +69,8 @@ export const SANDBOX_WORKER_DEFAULTS: WorkerDefaults = {
   preflight: { ignore: ["kernel", "swap", "ports"] },
   readyTimeoutSeconds: 240,
   kubeletBindToMachineIp: true,
+  // This machine grants no CAP_SYS_RESOURCE: no negative oom_score_adj for sandboxes (containerd.ts).
+  containerd: { restrictOomScoreAdj: true },
   kubelet: {
     cgroupDriver: "cgroupfs",
     config: { failCgroupV1: false, cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false, readOnlyPort: 0 },

@@ -20,6 +20,7 @@ export interface WorkerDefaults {
   readonly serviceManager?: WorkerNodeArgs["serviceManager"];
   readonly installRoot?: string;
   readonly kubelet?: WorkerNodeArgs["kubelet"];
+  readonly containerd?: WorkerNodeArgs["containerd"];
   readonly preflight?: WorkerNodeArgs["preflight"];
   readonly readyTimeoutSeconds?: number;
   readonly certificateValidityHours?: number;
@@ -73,6 +74,7 @@ export function machineNodeArgs(args: MachineProgramArgs): WorkerNodeArgs {
     installRoot: args.installRoot ?? d.installRoot,
     kubelet,
     runtime: args.runtime,
+    containerd: d.containerd,
     preflight: d.preflight,
     readyTimeoutSeconds: d.readyTimeoutSeconds,
     certificateValidityHours: d.certificateValidityHours,

@@ -54,8 +54,20 @@ export function resolvedRuntime(settings: ContainerRuntimeSettings = {}): { sand
   return { sandboxImage, registryMirrors: registryMirrors.map(([r, urls]) => [r, [...urls]]) };
 }
 
+/** Settings of the host rather than of the catalog. */
+export interface ContainerdHostSettings {
+  /**
+   * Never give a container a lower oom_score_adj than containerd's own. The kubelet asks for -998
+   * for sandboxes and -997 for Guaranteed Pods; lowering a score needs CAP_SYS_RESOURCE, which
+   * some hosts (VMs and containers with a reduced capability set, such as this project's sandbox
+   * hosts) do not grant, and runc then fails every sandbox ("failed to update
+   * /proc/self/oom_score_adj: Permission denied"). Default false.
+   */
+  readonly restrictOomScoreAdj?: boolean;
+}
+
 /** containerd's config.toml. */
-export function containerdConfig(installRoot: string, cgroupDriver: CgroupDriver = "systemd", settings: ContainerRuntimeSettings = {}): string {
+export function containerdConfig(installRoot: string, cgroupDriver: CgroupDriver = "systemd", settings: ContainerRuntimeSettings = {}, host: ContainerdHostSettings = {}): string {
   const root = rootPrefix(installRoot);
   const { sandboxImage } = resolvedRuntime(settings);
   const at = (p: string) => tomlString(`${root}${p}`);
@@ -80,6 +92,7 @@ imports = []
       config_path = ${at(REGISTRY_HOSTS_DIR)}
 
   [plugins.'io.containerd.cri.v1.runtime']
+    restrict_oom_score_adj = ${host.restrictOomScoreAdj === true}
     [plugins.'io.containerd.cri.v1.runtime'.containerd]
       default_runtime_name = "runc"
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]

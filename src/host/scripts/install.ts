@@ -6,13 +6,13 @@
  * version in place and running. A re-run with the version already active downloads nothing.
  */
 import type { ContainerRuntimeSettings, PackageArtifact, PackageName } from "../../api/v1alpha1";
-import { containerdConfig, registryHostsLines, type CgroupDriver } from "./containerd";
+import { containerdConfig, registryHostsLines, type CgroupDriver, type ContainerdHostSettings } from "./containerd";
 import YAML from "yaml";
 import { restartLines, serviceFunctions, type ServiceManager } from "./services";
 import { bashCommand, preamble, rootPrefix, shellQuote } from "./shell";
 
 export { ServiceManager } from "./services";
-export { containerdConfig, hostsToml, type CgroupDriver } from "./containerd";
+export { containerdConfig, hostsToml, type CgroupDriver, type ContainerdHostSettings } from "./containerd";
 
 export interface HostLayout {
   /** "/" on a real host; a directory on a test host. */
@@ -159,9 +159,9 @@ then changed=1; log "wrote ${path}"; fi
  * containerd, its config (sandbox image, registry mirrors: `runtime`) and unit. `runtime` changes
  * restart containerd like a new version does; running containers keep running (their shims stay).
  */
-export function containerdScript(artifact: PackageArtifact, layout: HostLayout, cgroupDriver: CgroupDriver = "systemd", runtime: ContainerRuntimeSettings = {}): string {
+export function containerdScript(artifact: PackageArtifact, layout: HostLayout, cgroupDriver: CgroupDriver = "systemd", runtime: ContainerRuntimeSettings = {}, host: ContainerdHostSettings = {}): string {
   return bashCommand(`${preamble("containerd", layout.installRoot)}${serviceFunctions(layout.serviceManager)}${installArtifact("containerd", artifact)}
-${writeFileLines("/etc/containerd/config.toml", "0644", containerdConfig(layout.installRoot, cgroupDriver, runtime))}${registryHostsLines(runtime, writeFileLines)}${writeFileLines("/etc/systemd/system/containerd.service", "0644", CONTAINERD_UNIT)}${restartLines(layout.serviceManager, "containerd", "changed-or-stopped")}`);
+${writeFileLines("/etc/containerd/config.toml", "0644", containerdConfig(layout.installRoot, cgroupDriver, runtime, host))}${registryHostsLines(runtime, writeFileLines)}${writeFileLines("/etc/systemd/system/containerd.service", "0644", CONTAINERD_UNIT)}${restartLines(layout.serviceManager, "containerd", "changed-or-stopped")}`);
 }
 
 export function runcScript(artifact: PackageArtifact, layout: HostLayout): string {
