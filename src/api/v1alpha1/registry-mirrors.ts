@@ -5,6 +5,7 @@
  * mirror under its upstream name, so image references in Pod specs stay as they are.
  */
 import { Type, type Static } from "@sinclair/typebox";
+import { DEFAULT_PAUSE_VERSION } from "./cluster-defaults";
 import { IMAGE_PATTERN, matches, MAX_URL_LENGTH } from "./patterns";
 import type { Problem } from "./validation";
 
@@ -25,7 +26,8 @@ export const RegistryMirrors = Type.Record(
     maxProperties: MAX_MIRRORED_REGISTRIES,
     description:
       'Registry host[:port] → mirror URLs tried in order before the registry itself, e.g. { "registry.k8s.io": ["https://mirror.example.com"] }. ' +
-      "Written to /etc/containerd/certs.d/<host>/hosts.toml on every worker; the mirrors must be under the admin policy's allowedRegistries.",
+      "Keys: lowercase host[:port]; mirrors: http(s)://host[:port][/path]; at most 32 registries of 8 mirrors. " +
+      "Written to /etc/containerd/certs.d/<host>/hosts.toml on every worker at its next install or upgrade; the mirrors must be under the admin policy's allowedRegistries.",
   },
 );
 export type RegistryMirrors = Static<typeof RegistryMirrors>;
@@ -33,7 +35,7 @@ export type RegistryMirrors = Static<typeof RegistryMirrors>;
 export const SandboxImage = Type.String({
   maxLength: 512,
   pattern: IMAGE_PATTERN,
-  description: "The pod sandbox (pause) image of the workers' containerd. Default: <Cluster imageRepository>/pause:<DEFAULT_PAUSE_VERSION>. Only from the admin policy's allowedRegistries.",
+  description: `The pod sandbox (pause) image of the workers' containerd. Default: <the Cluster's imageRepository>/pause:${DEFAULT_PAUSE_VERSION}. Only from the admin policy's allowedRegistries.`,
 });
 
 /** What WorkerNode writes into containerd's configuration besides paths and the cgroup driver. */
