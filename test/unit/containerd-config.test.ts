@@ -37,6 +37,16 @@ describe("containerd 2 config", () => {
     expect(config).toContain('root = "/var/lib/containerd"');
   });
 
+  it("keeps config version 2 and the 1.x CRI plugin for a catalog that still installs containerd 1.x", () => {
+    const config = containerdConfig("/srv/h", "cgroupfs", { sandboxImage: "registry.k8s.io/pause:3.10.2" }, { restrictOomScoreAdj: true }, "1.7.22");
+    expect(config.startsWith("version = 2\n")).toBe(true);
+    expect(config).toContain('[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "registry.k8s.io/pause:3.10.2"\n  restrict_oom_score_adj = true');
+    expect(config).toContain('config_path = "/srv/h/etc/containerd/certs.d"');
+    expect(config).not.toContain("io.containerd.cri.v1");
+    expect(containerdConfig("/", "systemd", {}, {}, "2.4.2").startsWith("version = 3\n")).toBe(true);
+    expect(containerdConfig("/", "systemd", {}, {}, "v1.6.20~ds1").startsWith("version = 2\n")).toBe(true);
+  });
+
   it("writes one hosts.toml per registry: upstream server, each mirror for pull and resolve, in order", () => {
     expect(hostsToml("registry.k8s.io", ["http://127.0.0.1:5000", "https://m2.example.com/v"])).toBe(
       'server = "https://registry.k8s.io"\n\n[host."http://127.0.0.1:5000"]\n  capabilities = ["pull", "resolve"]\n\n[host."https://m2.example.com/v"]\n  capabilities = ["pull", "resolve"]\n',

@@ -66,11 +66,24 @@ export interface ContainerdHostSettings {
   readonly restrictOomScoreAdj?: boolean;
 }
 
-/** containerd's config.toml. */
-export function containerdConfig(installRoot: string, cgroupDriver: CgroupDriver = "systemd", settings: ContainerRuntimeSettings = {}, host: ContainerdHostSettings = {}): string {
+/** Whether an artifact version names containerd 1.x ("1.7.22", "v1.6.20~ds1"), which reads only config version 2. */
+export const isContainerd1 = (version: string | undefined): boolean => version !== undefined && /^v?1\./.test(version);
+
+/**
+ * containerd's config.toml: version 3 for containerd 2, version 2 (the 1.x CRI plugin) when the
+ * catalog still installs a containerd 1.x, so such a catalog keeps working and can be upgraded.
+ */
+export function containerdConfig(
+  installRoot: string,
+  cgroupDriver: CgroupDriver = "systemd",
+  settings: ContainerRuntimeSettings = {},
+  host: ContainerdHostSettings = {},
+  containerdVersion?: string,
+): string {
   const root = rootPrefix(installRoot);
   const { sandboxImage } = resolvedRuntime(settings);
   const at = (p: string) => tomlString(`${root}${p}`);
+  if (isContainerd1(containerdVersion)) return legacyConfig(at, cgroupDriver, sandboxImage, host);
   return `version = 3
 root = ${at("/var/lib/containerd")}
 state = ${at("/run/containerd")}
@@ -110,6 +123,30 @@ imports = []
     plugin_config_path = ${at("/etc/nri/conf.d")}
   [plugins.'io.containerd.internal.v1.opt']
     path = ${at("/opt/containerd")}
+`;
+}
+
+/** Config version 2 for containerd 1.6/1.7: one CRI plugin, `io.containerd.grpc.v1.cri`. */
+function legacyConfig(at: (p: string) => string, cgroupDriver: CgroupDriver, sandboxImage: string, host: ContainerdHostSettings): string {
+  return `version = 2
+root = ${at("/var/lib/containerd")}
+state = ${at("/run/containerd")}
+
+[grpc]
+  address = ${at("/run/containerd/containerd.sock")}
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = ${tomlString(sandboxImage)}
+  restrict_oom_score_adj = ${host.restrictOomScoreAdj === true}
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+    SystemdCgroup = ${cgroupDriver === "systemd"}
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = ${at("/opt/cni/bin")}
+    conf_dir = ${at("/etc/cni/net.d")}
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = ${at(REGISTRY_HOSTS_DIR)}
 `;
 }
 

@@ -161,7 +161,7 @@ then changed=1; log "wrote ${path}"; fi
  */
 export function containerdScript(artifact: PackageArtifact, layout: HostLayout, cgroupDriver: CgroupDriver = "systemd", runtime: ContainerRuntimeSettings = {}, host: ContainerdHostSettings = {}): string {
   return bashCommand(`${preamble("containerd", layout.installRoot)}${serviceFunctions(layout.serviceManager)}${installArtifact("containerd", artifact)}
-${writeFileLines("/etc/containerd/config.toml", "0644", containerdConfig(layout.installRoot, cgroupDriver, runtime, host))}${registryHostsLines(runtime, writeFileLines)}${writeFileLines("/etc/systemd/system/containerd.service", "0644", CONTAINERD_UNIT)}${restartLines(layout.serviceManager, "containerd", "changed-or-stopped")}`);
+${writeFileLines("/etc/containerd/config.toml", "0644", containerdConfig(layout.installRoot, cgroupDriver, runtime, host, artifact.version))}${registryHostsLines(runtime, writeFileLines)}${writeFileLines("/etc/systemd/system/containerd.service", "0644", CONTAINERD_UNIT)}${restartLines(layout.serviceManager, "containerd", "changed-or-stopped")}`);
 }
 
 export function runcScript(artifact: PackageArtifact, layout: HostLayout): string {
