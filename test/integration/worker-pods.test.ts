@@ -62,9 +62,12 @@ async function podUntil(name: string, host: number, done: (phase: string) => boo
 beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error("containers need root: run this test as root");
   requireEngine(["tls-5.3.0"]);
+  const t0 = process.hrtime.bigint();
+  const since = () => (Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1);
   registry = await startRegistry(path.join(work, "registry"));
   built = await buildImages({ imagesDir: path.join(work, "images"), debsDir: path.join(defaultImagesDir(), "debs"), toolchainDir: fixtureToolchain(path.join(work, "toolchain")), only: ["pause", "busybox"] });
   await pushImages({ registry: registry.address, images: built });
+  figures.imagesBuiltAndPushedSeconds = since();
 
   const artifacts = workerArtifacts();
   const mirrorDir = mirrorDirectory(artifacts);
@@ -79,7 +82,9 @@ beforeAll(async () => {
   const keyFile = path.join(work, "ca.key");
   execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", keyFile, "-out", certFile, "-subj", "/CN=kubernetes", "-days", "1"], { stdio: "pipe" });
   api = await startBusinessApi({ ca: { certFile, keyFile } });
+  figures.apiStartedSeconds = since();
   hosts = await startSshHosts(KUBELETS.length, "podder");
+  figures.hostsStartedSeconds = since();
   hosts.forEach((host, i) => {
     mkdirSync(path.join(host.root, "etc/cni/net.d"), { recursive: true });
     writeFileSync(
@@ -116,6 +121,7 @@ beforeAll(async () => {
     });
     return versions;
   });
+  figures.setupSeconds = since();
 }, 900_000);
 
 afterAll(async () => {
