@@ -45,7 +45,7 @@ export interface NodePoolArgs {
   readonly credentials: WorkerNodeArgs["credentials"];
   readonly cluster: WorkerNodeArgs["cluster"];
   /** Options passed to every WorkerNode. */
-  readonly node?: Pick<WorkerNodeArgs, "installRoot" | "serviceManager" | "stepProvider" | "allowUnknownHostKey" | "kubelet" | "preflight" | "certificateValidityHours" | "readyTimeoutSeconds">;
+  readonly node?: Pick<WorkerNodeArgs, "installRoot" | "serviceManager" | "stepProvider" | "allowUnknownHostKey" | "kubelet" | "containerd" | "preflight" | "certificateValidityHours" | "readyTimeoutSeconds">;
 }
 
 /** Every problem of the pool's arguments, including each machine's, with paths. */
@@ -105,6 +105,10 @@ function createNodePool(name: string, parent: pulumi.Resource, args: NodePoolArg
           ...args.node,
           machine: m.spec,
           packages,
+          // The catalog's runtime settings; unset ones keep WorkerNode's defaults (and its step triggers).
+          ...(args.packageVersion.sandboxImage !== undefined || args.packageVersion.registryMirrors !== undefined
+            ? { runtime: { sandboxImage: args.packageVersion.sandboxImage, registryMirrors: args.packageVersion.registryMirrors } }
+            : {}),
           credentials: m.credentials ?? args.credentials,
           cluster: args.cluster,
           installRoot: m.installRoot ?? args.node?.installRoot,

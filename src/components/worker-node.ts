@@ -14,12 +14,16 @@ import {
   SpecValidationError,
   validateMachineSpec,
   validatePackages,
+  registryMirrorsProblems,
+  IMAGE_PATTERN,
+  matches,
+  type ContainerRuntimeSettings,
   type MachineSpec,
   type ObservedVersions,
   type Problem,
   type WorkerPackages,
 } from "../api/v1alpha1";
-import { containerdScript, cniScript, kubeletScript, runcScript, ServiceManager, type HostLayout, type KubeletSettings } from "../host/scripts/install";
+import { containerdScript, cniScript, kubeletScript, runcScript, ServiceManager, type ContainerdHostSettings, type HostLayout, type KubeletSettings } from "../host/scripts/install";
 import { drainScript, kubeletKubeconfig, readyScript, removeNodeScript } from "../host/scripts/kubectl";
 import { cleanupScript, hostMarkerScript, joinScript, nodeLabels, verifyScript } from "../host/scripts/node";
 import { preflightScript, type PreflightCheck } from "../host/scripts/preflight";
@@ -81,6 +85,13 @@ export interface WorkerNodeArgs {
   /** Accept a machine without `ssh.hostKey` (the host is then not authenticated). Default false. */
   readonly allowUnknownHostKey?: boolean;
   readonly kubelet?: KubeletSettings;
+  /**
+   * containerd's pod sandbox image (default registry.k8s.io/pause:3.10.2) and registry mirrors
+   * (one certs.d/<registry>/hosts.toml each). The operator takes them from the catalog and the Cluster.
+   */
+  readonly runtime?: ContainerRuntimeSettings;
+  /** Host-level containerd settings (restrictOomScoreAdj for hosts without CAP_SYS_RESOURCE). */
+  readonly containerd?: ContainerdHostSettings;
   readonly preflight?: { readonly arch?: string; readonly minFreeDiskMiB?: number; readonly ignore?: readonly PreflightCheck[] };
   /** Validity of the kubelet's client certificate. Default 8760 h (a year); re-issued 720 h before expiry on refresh. */
   readonly certificateValidityHours?: number;
@@ -127,6 +138,10 @@ export function workerNodeProblems(args: WorkerNodeArgs): Problem[] {
   if (args.stepProvider !== undefined && !Object.values(StepProvider).includes(args.stepProvider)) {
     problems.push({ path: "stepProvider", message: `must be one of ${Object.values(StepProvider).join(", ")}` });
   }
+  if (args.runtime?.sandboxImage !== undefined && !matches(IMAGE_PATTERN, args.runtime.sandboxImage)) {
+    problems.push({ path: "runtime.sandboxImage", message: `${JSON.stringify(args.runtime.sandboxImage)} is not an image reference such as registry.k8s.io/pause:3.10.2` });
+  }
+  problems.push(...registryMirrorsProblems(args.runtime?.registryMirrors, "runtime.registryMirrors"));
   if (args.installRoot !== undefined && !args.installRoot.startsWith("/")) {
     problems.push({ path: "installRoot", message: `"${args.installRoot}" must be an absolute path` });
   }
@@ -187,7 +202,10 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
   const cgroupDriver = args.kubelet?.cgroupDriver ?? "systemd";
   // Only a set token joins the triggers, so states written before the token existed stay as they are.
   const repair = args.reinstall ? [{ reinstall: args.reinstall }] : [];
-  remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver), [packages.containerd, cgroupDriver, ...repair]);
+  // Only set runtime settings join the triggers, so states written before they existed stay as they are.
+  const runtime: unknown[] = args.runtime?.sandboxImage !== undefined || args.runtime?.registryMirrors !== undefined ? [{ runtime: args.runtime }] : [];
+  if (args.containerd?.restrictOomScoreAdj !== undefined) runtime.push({ containerd: args.containerd });
+  remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver, args.runtime, args.containerd), [packages.containerd, cgroupDriver, ...runtime, ...repair]);
   if (packages.runc) remote("runc", runcScript(packages.runc, layout), [packages.runc, ...repair]);
   remote("kubelet", kubeletScript(packages.kubelet, args.kubelet ?? {}, layout), [packages.kubelet, args.kubelet ?? {}, ...repair]);
   remote("cni", cniScript(packages.cni, layout), [packages.cni, ...repair]);

@@ -1,7 +1,7 @@
 /**
  * Worker hosts for Machines on this machine: real sshd hosts (sshd-hosts.ts), a real package
- * mirror serving Debian's containerd/runc/CNI and the toolchain's kubelets (v1.35.4 and v1.36.3,
- * so a catalog change is a real kubelet upgrade), and the host settings a sandbox needs (cgroupfs
+ * mirror serving the toolchain's containerd 2.4.2, runc 1.5.3, CNI plugins v1.10.0 and kubelets
+ * (v1.35.4 and v1.36.3, so a catalog change is a real kubelet upgrade), and the host settings a sandbox needs (cgroupfs
  * on cgroup v1, no systemd, each kubelet bound to its host's own loopback address).
  *
  * The demo (`npm start`) starts kept hosts (`keptHosts`) under a `home` directory (`<home>/<host>/`, and the mirror's files in `<home>/mirror/`): a host keeps its
@@ -69,6 +69,8 @@ export const SANDBOX_WORKER_DEFAULTS: WorkerDefaults = {
   preflight: { ignore: ["kernel", "swap", "ports"] },
   readyTimeoutSeconds: 240,
   kubeletBindToMachineIp: true,
+  // This machine grants no CAP_SYS_RESOURCE: no negative oom_score_adj for sandboxes (containerd.ts).
+  containerd: { restrictOomScoreAdj: true },
   kubelet: {
     cgroupDriver: "cgroupfs",
     config: { failCgroupV1: false, cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false, readOnlyPort: 0 },

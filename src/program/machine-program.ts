@@ -9,7 +9,7 @@
  * encrypted and nothing prints it.
  */
 import * as pulumi from "@pulumi/pulumi";
-import type { MachineSpec, ObservedVersions, WorkerPackages } from "../api/v1alpha1";
+import type { ContainerRuntimeSettings, MachineSpec, ObservedVersions, WorkerPackages } from "../api/v1alpha1";
 import { WorkerNode, type WorkerNodeArgs } from "../components/worker-node";
 
 /**
@@ -20,6 +20,7 @@ export interface WorkerDefaults {
   readonly serviceManager?: WorkerNodeArgs["serviceManager"];
   readonly installRoot?: string;
   readonly kubelet?: WorkerNodeArgs["kubelet"];
+  readonly containerd?: WorkerNodeArgs["containerd"];
   readonly preflight?: WorkerNodeArgs["preflight"];
   readonly readyTimeoutSeconds?: number;
   readonly certificateValidityHours?: number;
@@ -35,6 +36,8 @@ export interface MachineProgramArgs {
   readonly name: string;
   readonly spec: MachineSpec;
   readonly packages: WorkerPackages;
+  /** The catalog's sandbox image (else the Cluster's imageRepository's pause) and registry mirrors. */
+  readonly runtime?: ContainerRuntimeSettings;
   readonly credentials: { readonly privateKey?: string; readonly password?: string };
   readonly cluster: { readonly endpoint: string; readonly caCertificate: string; readonly caPrivateKey: string; readonly adminKubeconfig: string };
   readonly defaults?: WorkerDefaults;
@@ -70,6 +73,8 @@ export function machineNodeArgs(args: MachineProgramArgs): WorkerNodeArgs {
     serviceManager: d.serviceManager,
     installRoot: args.installRoot ?? d.installRoot,
     kubelet,
+    runtime: args.runtime,
+    containerd: d.containerd,
     preflight: d.preflight,
     readyTimeoutSeconds: d.readyTimeoutSeconds,
     certificateValidityHours: d.certificateValidityHours,

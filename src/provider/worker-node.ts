@@ -35,6 +35,8 @@ export async function constructWorkerNode(name: string, inputs: Inputs, opts: pu
     stepProvider: await known<WorkerNodeArgs["stepProvider"]>("stepProvider", inputs.stepProvider),
     allowUnknownHostKey: await known<boolean>("allowUnknownHostKey", inputs.allowUnknownHostKey),
     kubelet: await known<WorkerNodeArgs["kubelet"]>("kubelet", inputs.kubelet),
+    runtime: await known<WorkerNodeArgs["runtime"]>("runtime", inputs.runtime),
+    containerd: await known<WorkerNodeArgs["containerd"]>("containerd", inputs.containerd),
     preflight: await known<WorkerNodeArgs["preflight"]>("preflight", inputs.preflight),
     certificateValidityHours: await known<number>("certificateValidityHours", inputs.certificateValidityHours),
     readyTimeoutSeconds: await known<number>("readyTimeoutSeconds", inputs.readyTimeoutSeconds),

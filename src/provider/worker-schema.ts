@@ -44,6 +44,23 @@ export function workerNodeResource(collector: TypeCollector): Record<string, unk
       config: { type: "object", additionalProperties: { $ref: "pulumi.json#/Any" }, description: "Extra KubeletConfiguration fields; they override the generated ones." },
     },
   };
+  collector.types[typeToken("ContainerRuntime")] = {
+    type: "object",
+    properties: {
+      sandboxImage: str("The pod sandbox (pause) image. Default: registry.k8s.io/pause:3.10.2."),
+      registryMirrors: {
+        type: "object",
+        additionalProperties: { type: "array", items: { type: "string" } },
+        description: "Registry host[:port] -> mirror URLs tried in order (one certs.d/<registry>/hosts.toml each).",
+      },
+    },
+  };
+  collector.types[typeToken("ContainerdHost")] = {
+    type: "object",
+    properties: {
+      restrictOomScoreAdj: { type: "boolean", description: "No container gets a lower oom_score_adj than containerd's own (hosts without CAP_SYS_RESOURCE). Default: false." },
+    },
+  };
   collector.types[typeToken("Preflight")] = {
     type: "object",
     properties: {
@@ -61,6 +78,7 @@ export function workerNodeResource(collector: TypeCollector): Record<string, unk
       packages,
       credentials: ref("WorkerCredentials"),
       cluster: ref("WorkerCluster"),
+      runtime: ref("ContainerRuntime"),
       ...nodeOptions(),
       reinstall: { type: "integer", description: "A repair token: changing it re-runs every install step." },
     },
@@ -82,6 +100,7 @@ export function nodeOptions(): Record<string, Record<string, unknown>> {
     stepProvider: oneOf('What runs the steps. Default: "command" (needs the command provider plugin).', StepProvider),
     allowUnknownHostKey: { type: "boolean", description: "Accept a machine without ssh.hostKey. Default: false." },
     kubelet: ref("KubeletSettings"),
+    containerd: ref("ContainerdHost"),
     preflight: ref("Preflight"),
     certificateValidityHours: { type: "integer", description: "Validity of the kubelet's client certificate. Default: 8760." },
     readyTimeoutSeconds: { type: "integer", description: "Drain and Ready-gate timeout. Default: 600." },

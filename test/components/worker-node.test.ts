@@ -125,6 +125,32 @@ describe("WorkerNode", () => {
     expect(changed).toEqual(["kubelet", "verify"]);
   });
 
+  it("writes the runtime settings in the containerd step only, and refuses bad mirrors by path before creating anything", async () => {
+    recorder.reset();
+    new WorkerNode("plain", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster });
+    const runtime = { sandboxImage: "mirror.example.com/k8s/pause:3.10.2", registryMirrors: { "registry.k8s.io": ["https://mirror.example.com"] } };
+    new WorkerNode("mirrored", { machine: machine(), runtime, containerd: { restrictOomScoreAdj: true }, credentials: { privateKey: PRIVATE_KEY }, cluster });
+    await settle();
+    const steps = children("plain").filter((r) => r.type === "command:remote:Command").map((r) => role("plain", r));
+    const changed = steps.filter((s) => {
+      const a = recorder.named(`plain-${s}`).inputs;
+      const b = recorder.named(`mirrored-${s}`).inputs;
+      return JSON.stringify([a.create, a.triggers]) !== JSON.stringify([b.create, b.triggers]);
+    });
+    expect(changed).toEqual(["containerd"]);
+    const script = String(recorder.named("mirrored-containerd").inputs.create);
+    expect(script).toContain("certs.d/registry.k8s.io/hosts.toml");
+    expect(script).toContain("mirror.example.com/k8s/pause:3.10.2");
+    expect(script).toContain("restrict_oom_score_adj = true");
+    expect(String(recorder.named("plain-containerd").inputs.create)).toContain("registry.k8s.io/pause:3.10.2");
+
+    recorder.reset();
+    expect(
+      () => new WorkerNode("evil", { machine: machine(), runtime: { registryMirrors: { "../x": ["http://m"], "docker.io": ['http://m"\n[x]'] } }, credentials: { privateKey: PRIVATE_KEY }, cluster }),
+    ).toThrow(/runtime\.registryMirrors\["\.\.\/x"\][\s\S]*runtime\.registryMirrors\["docker\.io"\]\[0\]/);
+    expect(recorder.resources).toEqual([]);
+  });
+
   it("adds drain and the Ready gate when an admin kubeconfig is given, with the kubeconfig only on stdin", async () => {
     recorder.reset();
     const admin = cleanKubeconfig();

@@ -115,7 +115,7 @@ describe("a worker joins a real kube-apiserver", () => {
     };
     expect(node.status.conditions.find((c) => c.type === "Ready")?.status).toBe("True");
     expect(node.status.nodeInfo.kubeletVersion).toBe("v1.36.3");
-    expect(node.status.nodeInfo.containerRuntimeVersion).toMatch(/^containerd:\/\/1\.6\.20/);
+    expect(node.status.nodeInfo.containerRuntimeVersion).toBe("containerd://2.4.2");
     expect(node.metadata.labels).toMatchObject({ "topology.kubernetes.io/zone": "lo-a", pool: "it" });
     expect(result.outputs.observedVersions.value).toMatchObject({ kubelet: "v1.36.3" });
     const user = api.kubectl(["auth", "whoami", "--kubeconfig", path.join(hosts[0].root, "etc/kubernetes/kubelet.conf"), "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}"]);

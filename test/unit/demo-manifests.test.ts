@@ -9,9 +9,9 @@ const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0c3rT8b6y0d3kZ0u1mQ4fC9
 const hosts = [0, 1].map((i) => ({ name: `demo-${i}`, ip: `127.0.1.${10 + i}`, port: 2222, user: "root", hostKey: HOST_KEY, root: `/state/hosts/demo-${i}/root` }));
 const artifact = (name: string, version: string, digit: string) => ({ version, url: `http://127.0.0.1:18099/${name}`, sha256: digit.repeat(64) });
 const packages = {
-  containerd: artifact("containerd-1.6.20~ds1-linux-amd64.tar.gz", "1.6.20~ds1", "a"),
-  runc: artifact("runc-1.1.5+ds1.amd64", "1.1.5+ds1", "b"),
-  cni: artifact("cni-plugins-linux-amd64-v1.1.1.tgz", "v1.1.1", "c"),
+  containerd: artifact("containerd-2.4.2-linux-amd64.tar.gz", "2.4.2", "a"),
+  runc: artifact("runc.amd64", "1.5.3", "b"),
+  cni: artifact("cni-plugins-linux-amd64-v1.10.0.tgz", "v1.10.0", "c"),
   kubelet: artifact("kubelet-v1.35.4-linux-amd64", "v1.35.4", "d"),
 };
 

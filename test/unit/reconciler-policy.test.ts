@@ -189,6 +189,26 @@ describe("MachineReconciler refuses a hostile Machine", () => {
     expectRefused(await reconcileMachine(viaCatalog, { catalog }), "ClusterPackageVersion prod-a-v1.36: spec.packages.kubelet.version");
   });
 
+  it("a catalog whose registry mirrors lie outside allowedRegistries, or would break out of hosts.toml", async () => {
+    const catalog = (registryMirrors: Record<string, string[]>): PackageVersionObject => ({
+      apiVersion: "kubeonkube.io/v1alpha1",
+      kind: "ClusterPackageVersion",
+      metadata: { name: "prod-a-v1.36", namespace: "fleet", generation: 1 },
+      spec: { clusterRef: { name: "prod-a" }, packages: packages(), registryMirrors },
+    });
+    const viaCatalog = machine({ packageVersionRef: { name: "prod-a-v1.36" } });
+    delete (viaCatalog as Partial<MachineSpec>).packages;
+    expectRefused(
+      await reconcileMachine(viaCatalog, { catalog: catalog({ "registry.k8s.io": ["https://evil.example.com"] }) }),
+      'ClusterPackageVersion prod-a-v1.36: spec.registryMirrors["registry.k8s.io"][0]: "https://evil.example.com" is not under an allowed registry (registry.k8s.io) (admin policy: allowedRegistries)',
+    );
+    expectRefused(
+      await reconcileMachine(viaCatalog, { catalog: catalog({ "docker.io": ['https://registry.k8s.io"]\n[host."http://evil"]'] }) }),
+      'ClusterPackageVersion prod-a-v1.36: spec.registryMirrors["docker.io"][0]',
+      "is not a mirror URL",
+    );
+  });
+
   it("a host key with an extra @cert-authority line, and an option as the SSH user", async () => {
     expectRefused(
       await reconcileMachine(machine({ ssh: { ...machine().ssh, user: "-oProxyCommand=id", hostKey: `${HOST_KEY}\n@cert-authority * ${HOST_KEY}` } })),

@@ -14,6 +14,14 @@ import type {
 import type { ResourceRequirements, Toleration } from "./common";
 
 export const DEFAULT_IMAGE_REPOSITORY = "registry.k8s.io";
+/**
+ * The pause image version of the workers' pod sandboxes: the one the supported kubelets (v1.35,
+ * v1.36) and containerd 2.4 default to, and the one `kok images build` builds. A catalog's
+ * `spec.sandboxImage` overrides the whole reference.
+ */
+export const DEFAULT_PAUSE_VERSION = "3.10.2";
+/** `<imageRepository>/pause:<DEFAULT_PAUSE_VERSION>`. */
+export const defaultSandboxImage = (imageRepository: string = DEFAULT_IMAGE_REPOSITORY): string => `${imageRepository}/pause:${DEFAULT_PAUSE_VERSION}`;
 export const DEFAULT_SERVICE_CIDR = "10.96.0.0/12";
 export const DEFAULT_POD_CIDR = "10.244.0.0/16";
 export const DEFAULT_CLUSTER_DOMAIN = "cluster.local";

@@ -7,6 +7,7 @@ export * from "./validation";
 export * from "./versions";
 export * from "./machine";
 export * from "./package-version";
+export * from "./registry-mirrors";
 export * from "./machine-validation";
 export * from "./names";
 export * from "./patterns";

@@ -15,6 +15,7 @@ import {
 } from "./package-version";
 import { isDns1123Subdomain, labelProblems, preferSemantic, quoteShort, schemaProblems, type Problem } from "./validation";
 import { refusedAddressProblem } from "./addresses";
+import { registryMirrorsProblems } from "./registry-mirrors";
 import { matches, PACKAGE_VERSION_PATTERN, POSIX_USER_PATTERN } from "./patterns";
 
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -205,7 +206,10 @@ export function validateClusterPackageVersionSpec(spec: unknown, path = "spec"):
     problems.push(...validatePackages(s.packages, `${path}.packages`).filter(notSchemaDuplicate(problems)));
   }
   problems.push(...validateRollout(s.rollout, `${path}.rollout`).filter(notSchemaDuplicate(problems)));
-  return preferSemantic(problems);
+  // registryMirrors' own check covers every schema rule and names keys as ["registry.k8s.io"], not as path segments.
+  const mirrorsPath = `${path}.registryMirrors`;
+  const mirrorProblems = registryMirrorsProblems(s.registryMirrors, mirrorsPath);
+  return [...preferSemantic(problems).filter((p) => !(mirrorProblems.length && p.path.startsWith(mirrorsPath))), ...mirrorProblems];
 }
 
 /** Whether a machine's labels satisfy a selector (an empty selector matches every machine). */

@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import { Condition, LocalObjectReference, StringEnum, StringMap } from "./common";
+import { RegistryMirrors, SandboxImage } from "./registry-mirrors";
 import { ARTIFACT_URL_PATTERN, MAX_PACKAGE_VERSION_LENGTH, MAX_URL_LENGTH, PACKAGE_VERSION_PATTERN, SHA256_PATTERN } from "./patterns";
 
 /** One artifact on the package mirror. */
@@ -105,6 +106,8 @@ export const ClusterPackageVersionSpec = Type.Object(
     clusterRef: LocalObjectReference,
     packages: WorkerPackages,
     rollout: Type.Optional(RolloutSpec),
+    sandboxImage: Type.Optional(SandboxImage),
+    registryMirrors: Type.Optional(RegistryMirrors),
   },
   { additionalProperties: false },
 );

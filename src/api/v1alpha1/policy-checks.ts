@@ -9,6 +9,8 @@ import type { ClusterSpec } from "./cluster";
 import { DEFAULT_IMAGE_REPOSITORY } from "./cluster-defaults";
 import { DENIED_EXTRA_ARGS, type ResolvedAdminPolicy } from "./admin-policy";
 import type { MachineSpec } from "./machine";
+import type { ClusterPackageVersionSpec } from "./package-version";
+import { mirrorLocation } from "./registry-mirrors";
 import { parseQuantity } from "./quantity";
 import type { Problem } from "./validation";
 
@@ -172,4 +174,27 @@ export function machinePolicyProblems(spec: MachineSpec, policy: ResolvedAdminPo
     return [{ path: `${path}.ip`, rule: "sshTargets.allowed", message: `${spec.ip} is outside the ranges worker hosts may be in (${allowed.join(", ") || "none"})` }];
   }
   return [];
+}
+
+/**
+ * Every way a catalog's runtime settings exceed `policy`: a mirror is where the workers' images
+ * really come from, so each mirror (host[:port][/path]) and the sandbox image must lie under an
+ * allowed registry, as the masters' imageRepository must.
+ */
+export function packageVersionPolicyProblems(spec: Pick<ClusterPackageVersionSpec, "registryMirrors" | "sandboxImage">, policy: ResolvedAdminPolicy, path = "spec"): PolicyProblem[] {
+  const problems: PolicyProblem[] = [];
+  const registries = policy.allowedRegistries;
+  const registryText = registries.length ? registries.join(", ") : "none";
+  const allowed = (location: string) => registries.some((r) => underRegistry(location, r));
+  if (spec.sandboxImage !== undefined && !allowed(spec.sandboxImage)) {
+    problems.push({ path: `${path}.sandboxImage`, rule: "allowedRegistries", message: `"${spec.sandboxImage}" is not from an allowed registry (${registryText})` });
+  }
+  for (const [registry, urls] of Object.entries(spec.registryMirrors ?? {})) {
+    urls.forEach((url, i) => {
+      if (!allowed(mirrorLocation(url))) {
+        problems.push({ path: `${path}.registryMirrors[${JSON.stringify(registry)}][${i}]`, rule: "allowedRegistries", message: `"${url}" is not under an allowed registry (${registryText})` });
+      }
+    });
+  }
+  return problems;
 }

@@ -17,7 +17,9 @@ import {
   adminKubeconfigSecretOf,
   caSecretOf,
   caSecretRefProblem,
+  defaultSandboxImage,
   type ClusterObject,
+  type ContainerRuntimeSettings,
   type MachineObject,
   type PackageVersionObject,
   type WorkerPackages,
@@ -49,6 +51,8 @@ export interface MachineCatalog {
   readonly revision: string | undefined;
   /** Why these packages (for events): "the machine's own spec.packages", "catalog rev …", … */
   readonly packagesReason: string;
+  /** containerd's sandbox image and registry mirrors: the catalog's, else the Cluster's imageRepository's pause and none. */
+  readonly runtime: ContainerRuntimeSettings;
 }
 
 /** What only Secrets tell; read when an SSH or engine operation is about to use it. */
@@ -79,7 +83,8 @@ export function machineCatalog(machine: MachineObject, deps: MachineDependencies
   if (!endpoint) {
     return wait("WaitingForCluster", `Cluster ${ns}/${spec.clusterRef.name} is not Ready yet (phase ${cluster.status?.phase ?? "unknown"})`);
   }
-  const base = { clusterKey: `${ns}/${spec.clusterRef.name}`, cluster, endpoint };
+  const clusterRuntime = { sandboxImage: defaultSandboxImage(cluster.spec.imageRepository) };
+  const base = { clusterKey: `${ns}/${spec.clusterRef.name}`, cluster, endpoint, runtime: clusterRuntime };
   if (spec.packages) {
     return { ...base, packages: spec.packages, revision: packagesRevision(spec.packages), packagesReason: "the machine's own spec.packages" };
   }
@@ -90,7 +95,8 @@ export function machineCatalog(machine: MachineObject, deps: MachineDependencies
     return wait("PackageVersionMismatch", `ClusterPackageVersion ${ns}/${ref} is the catalog of Cluster ${cpv.spec.clusterRef.name}, not of ${spec.clusterRef.name}`);
   }
   const desired = desiredPackages(machine, cpv);
-  return { ...base, packages: desired.packages, revision: desired.revision, packagesReason: desired.reason };
+  const runtime = { sandboxImage: cpv.spec.sandboxImage ?? clusterRuntime.sandboxImage, registryMirrors: cpv.spec.registryMirrors };
+  return { ...base, runtime, packages: desired.packages, revision: desired.revision, packagesReason: desired.reason };
 }
 
 /** Reads the SSH credentials, the cluster CA and the admin kubeconfig, live, from their Secrets. */
@@ -139,6 +145,7 @@ export async function machineSecrets(machine: MachineObject, catalog: MachineCat
     // The server of the kubeconfig the stack wrote, not the Cluster's status (the tenant's to edit).
     endpoint: server,
     packagesReason: catalog.packagesReason,
+    runtime: catalog.runtime,
     packages,
     revision,
     cluster: { endpoint: server, caCertificate, caPrivateKey, adminKubeconfig },

@@ -29,6 +29,7 @@ export class MachineInstall {
         name: machine.metadata.name,
         spec: machine.spec,
         packages: ctx.packages,
+        runtime: ctx.runtime,
         credentials: ctx.credentials,
         cluster: ctx.cluster,
         defaults: this.s.o.defaults,

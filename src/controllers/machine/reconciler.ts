@@ -24,6 +24,8 @@ import {
   formatProblem,
   machineNameProblems,
   machinePolicyProblems,
+  packageVersionPolicyProblems,
+  registryMirrorsProblems,
   resolveAdminPolicy,
   stackNameOf,
   validateMachineSpec,
@@ -97,8 +99,14 @@ export class MachineReconciler {
     if ("waiting" in catalog) return this.waiting(machine, catalog);
     // A catalog stored before the CRD carried its patterns is checked again: its versions name
     // directories on the host.
-    const catalogProblems = catalog.packages && !machine.spec.packages ? validatePackages(catalog.packages, `ClusterPackageVersion ${machine.spec.packageVersionRef?.name}: spec.packages`) : [];
-    if (catalogProblems.length) return this.invalid(key, machine, catalogProblems.map(formatProblem));
+    const catalogAt = `ClusterPackageVersion ${machine.spec.packageVersionRef?.name}: spec`;
+    const catalogProblems = catalog.packages && !machine.spec.packages ? validatePackages(catalog.packages, `${catalogAt}.packages`) : [];
+    // The runtime settings reach a root shell on the host: checked here again, and against the policy.
+    const runtimeProblems = registryMirrorsProblems(catalog.runtime.registryMirrors, `${catalogAt}.registryMirrors`);
+    const runtimePolicy = runtimeProblems.length ? [] : packageVersionPolicyProblems(catalog.runtime, this.o.policy ?? resolveAdminPolicy(), catalogAt).map(formatPolicyProblem);
+    if (catalogProblems.length || runtimeProblems.length || runtimePolicy.length) {
+      return this.invalid(key, machine, [...[...catalogProblems, ...runtimeProblems].map(formatProblem), ...runtimePolicy]);
+    }
     const s = machine.status ?? {};
     // A rollout holding this host where it is (packages undefined): no install, only health care.
     const held = catalog.packages === undefined;

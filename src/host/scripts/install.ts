@@ -5,12 +5,14 @@
  * `current` link with one rename; a step that fails anywhere before that leaves the previous
  * version in place and running. A re-run with the version already active downloads nothing.
  */
-import type { PackageArtifact, PackageName } from "../../api/v1alpha1";
+import type { ContainerRuntimeSettings, PackageArtifact, PackageName } from "../../api/v1alpha1";
+import { containerdConfig, registryHostsLines, type CgroupDriver, type ContainerdHostSettings } from "./containerd";
 import YAML from "yaml";
 import { restartLines, serviceFunctions, type ServiceManager } from "./services";
 import { bashCommand, preamble, rootPrefix, shellQuote } from "./shell";
 
 export { ServiceManager } from "./services";
+export { containerdConfig, hostsToml, type CgroupDriver, type ContainerdHostSettings } from "./containerd";
 
 export interface HostLayout {
   /** "/" on a real host; a directory on a test host. */
@@ -79,24 +81,6 @@ ${shape.links}
 `;
 }
 
-/** containerd's config; every path under the install root, so one machine can hold several test hosts. */
-export function containerdConfig(installRoot: string, cgroupDriver: CgroupDriver = "systemd"): string {
-  const root = rootPrefix(installRoot);
-  return `version = 2
-root = "${root}/var/lib/containerd"
-state = "${root}/run/containerd"
-[grpc]
-  address = "${root}/run/containerd/containerd.sock"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-  SystemdCgroup = ${cgroupDriver === "systemd"}
-[plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "${root}/opt/cni/bin"
-  conf_dir = "${root}/etc/cni/net.d"
-`;
-}
-
 const CONTAINERD_UNIT = `[Unit]
 Description=containerd container runtime (kube-on-kube)
 After=network.target local-fs.target
@@ -128,8 +112,6 @@ RestartSec=5
 [Install]
 WantedBy=multi-user.target
 `;
-
-export type CgroupDriver = "systemd" | "cgroupfs";
 
 /** Settings of the kubelet's config file (KubeletConfiguration). */
 export interface KubeletSettings {
@@ -173,9 +155,13 @@ then changed=1; log "wrote ${path}"; fi
 `;
 }
 
-export function containerdScript(artifact: PackageArtifact, layout: HostLayout, cgroupDriver: CgroupDriver = "systemd"): string {
+/**
+ * containerd, its config (sandbox image, registry mirrors: `runtime`) and unit. `runtime` changes
+ * restart containerd like a new version does; running containers keep running (their shims stay).
+ */
+export function containerdScript(artifact: PackageArtifact, layout: HostLayout, cgroupDriver: CgroupDriver = "systemd", runtime: ContainerRuntimeSettings = {}, host: ContainerdHostSettings = {}): string {
   return bashCommand(`${preamble("containerd", layout.installRoot)}${serviceFunctions(layout.serviceManager)}${installArtifact("containerd", artifact)}
-${writeFileLines("/etc/containerd/config.toml", "0644", containerdConfig(layout.installRoot, cgroupDriver))}${writeFileLines("/etc/systemd/system/containerd.service", "0644", CONTAINERD_UNIT)}${restartLines(layout.serviceManager, "containerd", "changed-or-stopped")}`);
+${writeFileLines("/etc/containerd/config.toml", "0644", containerdConfig(layout.installRoot, cgroupDriver, runtime, host, artifact.version))}${registryHostsLines(runtime, writeFileLines)}${writeFileLines("/etc/systemd/system/containerd.service", "0644", CONTAINERD_UNIT)}${restartLines(layout.serviceManager, "containerd", "changed-or-stopped")}`);
 }
 
 export function runcScript(artifact: PackageArtifact, layout: HostLayout): string {

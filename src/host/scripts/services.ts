@@ -55,7 +55,9 @@ svc_start() {
   KUBELET_ARGS=""
   [ -f "$ROOT/etc/kubernetes/kubelet-flags.env" ] && . "$ROOT/etc/kubernetes/kubelet-flags.env"
   # 9>&-: the daemon must not inherit the restart lock (svc_locked), or it would hold it for life.
-  ROOT="$ROOT" KUBELET_ARGS="$KUBELET_ARGS" setsid bash -c "exec $*" >>"$ROOT/var/log/kube-on-kube/$name.log" 2>&1 < /dev/null 9>&- &
+  # The installed binaries first: containerd finds its shim and the shim finds runc on PATH, and a
+  # test host's are under its install root.
+  PATH="$ROOT/usr/local/sbin:$ROOT/usr/local/bin:$PATH" ROOT="$ROOT" KUBELET_ARGS="$KUBELET_ARGS" setsid bash -c "exec $*" >>"$ROOT/var/log/kube-on-kube/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$RUN_DIR/$name.pid"
 }
 `;

@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import type { ClusterObject, MachineObject, PackageVersionObject } from "../../src/api/v1alpha1";
+import { machineCatalog, type MachineDependencies } from "../../src/controllers/machine/context";
+import { packages } from "../support/worker-fixtures";
+
+const cluster = (imageRepository?: string) =>
+  ({ metadata: { name: "c", namespace: "t" }, spec: { mode: "minimal", kubernetesVersion: "v1.36.3", etcd: { version: "3.6.5" }, ...(imageRepository ? { imageRepository } : {}) }, status: { endpoint: "https://c:6443" } }) as unknown as ClusterObject;
+const machine = (own = false) =>
+  ({
+    metadata: { name: "m", namespace: "t" },
+    spec: { clusterRef: { name: "c" }, ...(own ? { packages: packages() } : { packageVersionRef: { name: "cat" } }), ip: "192.0.2.1", hostname: "m", ssh: {} },
+  }) as unknown as MachineObject;
+const catalog = (extra: Record<string, unknown>) => ({ metadata: { name: "cat", namespace: "t" }, spec: { clusterRef: { name: "c" }, packages: packages(), ...extra } }) as unknown as PackageVersionObject;
+const deps = (c: ClusterObject, cpv?: PackageVersionObject): MachineDependencies => ({
+  cluster: () => c,
+  packageVersion: () => cpv,
+  secret: () => Promise.resolve(undefined),
+  mastersNamespace: () => Promise.resolve("m"),
+});
+const runtimeOf = (m: MachineObject, d: MachineDependencies) => {
+  const result = machineCatalog(m, d);
+  if ("waiting" in result) throw new Error(result.message);
+  return result.runtime;
+};
+
+describe("a Machine's container runtime settings", () => {
+  it("take the sandbox image from the Cluster's imageRepository when the catalog names none", () => {
+    expect(runtimeOf(machine(), deps(cluster("registry.example.com/k8s"), catalog({})))).toEqual({ sandboxImage: "registry.example.com/k8s/pause:3.10.2", registryMirrors: undefined });
+    expect(runtimeOf(machine(true), deps(cluster()))).toEqual({ sandboxImage: "registry.k8s.io/pause:3.10.2" });
+  });
+
+  it("take the catalog's sandbox image and registry mirrors", () => {
+    const registryMirrors = { "registry.k8s.io": ["https://mirror.example.com"] };
+    expect(runtimeOf(machine(), deps(cluster(), catalog({ sandboxImage: "mirror.example.com/pause:3.10.2", registryMirrors })))).toEqual({
+      sandboxImage: "mirror.example.com/pause:3.10.2",
+      registryMirrors,
+    });
+  });
+});
