@@ -87,7 +87,7 @@ export async function runDemo(): Promise<number> {
   let operator: RunningOperator | undefined;
   let fleet: FleetHosts | undefined;
   try {
-    say("1/6 starting the local meta-cluster (etcd, kube-apiserver, controller-manager, scheduler, a node)");
+    say("1/6 starting the local meta-cluster (etcd, kube-apiserver, controller-manager, scheduler, a node: kubelet + containerd)");
     const config = loadConfig(DEFAULT_STATE_DIR) ?? defaultConfig(DEFAULT_STATE_DIR);
     saveConfig(config);
     await devUp(config, { withNode: true, log: (line) => say(`    ${line.trim()}`) });
@@ -220,6 +220,8 @@ function nextSteps(o: { kubeconfig: string; businessKubeconfig: string; release:
       ["kubectl get kc -A", "Mode, Version, Phase, Endpoint"],
       ["kubectl -n fleet get km,cpv", "Machines (Cluster, IP, Phase, Kubelet) and their catalog"],
       [`kubectl -n fleet describe km ${first}`, "conditions and events"],
+      [`kubectl -n ${mastersNamespaceOf(DEMO_CLUSTER)} get pods -o wide`, "the business cluster's masters: Pods on the meta-cluster's node"],
+      [`kubectl -n ${mastersNamespaceOf(DEMO_CLUSTER)} logs deployment/demo-controller-manager`, "a master's log (the node is a real kubelet)"],
       [`kubectl --kubeconfig ${o.businessKubeconfig} get nodes -o wide`, "the business cluster's Nodes"],
       [`curl -s http://${METRICS}/metrics | grep kube_on_kube_`, "the operator's metrics"],
     ]),

@@ -35,7 +35,7 @@ export interface DevUpFlags {
   readonly stateDir: string;
   readonly portBase?: string;
   readonly podCidr?: string;
-  /** false with `--no-node`; `agent` or `kubelet` with `--node KIND`; undefined: the state directory's kind, else the agent. */
+  /** false with `--no-node`; `agent` or `kubelet` with `--node KIND`; undefined: the real node, unless the state directory runs the agent. */
   readonly node?: boolean | string;
 }
 

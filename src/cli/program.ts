@@ -166,7 +166,7 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .addOption(stateDir())
     .option("--port-base <n>", `ports are N+2379/2380 (etcd), N+6443 (apiserver), N+10257, N+10259, N+5000 (registry), N+9000 (object store); fixed at a state dir's first up (default: ${DEFAULT_PORT_BASE})`)
     .option("--pod-cidr <cidr>", "addresses of the node's Pods; fixed at a state dir's first up (default: 10.88.0.0/16)")
-    .option("--node <kind>", "the node: `agent` (the node agent) or `kubelet` (kubelet + containerd 2 + runc + CNI; docs/dev-cluster.md); default: the state dir's, else agent")
+    .option("--node <kind>", "the node: `agent` (the node agent) or `kubelet` (kubelet + containerd 2 + runc + CNI; docs/dev-cluster.md); default: kubelet, unless the state dir runs the agent")
     .option("--no-node", "control plane only: no node, Pods stay Pending")
     .action(async (flags) => exit(await (await import("./dev")).devUpCommand(flags)));
   dev

@@ -91,9 +91,8 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
 
   const agentRuns = runningFromPidFile(nodeAgentPidFile(config)) !== undefined;
   const kubeletRuns = runningFromPidFile(realNodeLayout(config).containerd.pid) !== undefined;
-  // Without --node: the kind this state directory has (the real node keeps node/real/ across
-  // `down` and crashes, for its images), else the agent.
-  const kind = opts.nodeKind ?? (kubeletRuns || existsSync(realNodeLayout(config).dir) ? "kubelet" : "agent");
+  // Without --node: the real node, unless this state directory runs the node agent.
+  const kind = opts.nodeKind ?? (agentRuns && !kubeletRuns ? "agent" : "kubelet");
   if (opts.withNode && ((kind === "kubelet" && agentRuns) || (kind === "agent" && kubeletRuns))) {
     throw new Error(`the dev node runs as ${agentRuns ? "the node agent" : "a kubelet"}: \`kok dev down\` first to switch to --node ${kind}`);
   }

@@ -1,8 +1,11 @@
 /**
- * `kok dev` for real: the meta-cluster's processes, the node agent running a Deployment's Pod as
- * a local process in its own network namespace, DNS and NodePort through the agent, and `down`
- * leaving nothing behind. Needs root and the toolchain (`npm run toolchain`); fails, never skips,
- * without them.
+ * `kok dev` for real: `up` without `--node` brings up the meta-cluster's processes and the real
+ * node (kubelet + containerd; its workloads are tested in dev-real-node.test.ts), is idempotent
+ * and lists everything in status; then `--node agent`, asked for explicitly because those tests are
+ * about the agent's own mechanics (a Deployment's Pod as a local process in its own network
+ * namespace, DNS and NodePort through the agent, `kok dev logs`, the agent's restart, agent.pid),
+ * which a later `up` without `--node` keeps; `down` leaving nothing behind. Needs root, the
+ * toolchain (`npm run toolchain`) and the images; fails, never skips, without them.
  */
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
@@ -98,58 +101,59 @@ const deployment = {
   },
 };
 
-describe("kok dev", () => {
+const MASTERS_AND_SERVICES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "registry", "object store"];
+
+describe("kok dev up without --node: the real node", () => {
+  let real: DevCluster;
   let upOutput = "";
 
   beforeAll(async () => {
-    cluster = await newDevCluster();
-    tag = stateTag(cluster.stateDir);
-    NODE_PORT = await freeNodePort();
-    upOutput = (await devUp(cluster)).stdout;
+    real = await newDevCluster();
+    upOutput = (await devUp(real)).stdout;
   });
 
   afterAll(async () => {
-    if (!cluster) return;
-    // Whatever a failed test left running is stopped; the last test checks that down is clean.
-    await kok(["dev", "down", ...cluster.args, "--purge"]);
+    if (!real) return;
+    const down = await kok(["dev", "down", ...real.args, "--purge"]);
+    if (down.code !== 0) console.error(`kok dev down failed:\n${down.stdout}\n${down.stderr}`);
   });
 
-  it("brings up the meta-cluster and a Ready master node", async () => {
+  it("brings up the meta-cluster and a Ready master node run by a kubelet on containerd", async () => {
     expect(upOutput).toMatch(/kube-apiserver: healthy/);
     expect(upOutput).toMatch(/node kok-dev-node: Ready/);
-    const { core } = clientFor(cluster.kubeconfig);
+    expect(upOutput).not.toContain("node agent");
+    const { core } = clientFor(real.kubeconfig);
     const node = await core.readNode({ name: "kok-dev-node" });
     expect(node.metadata?.labels?.["node-role.kubeonkube.io/master"]).toBe("true");
     expect(node.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
     expect(Number(node.status?.capacity?.cpu)).toBeGreaterThan(0);
+    expect(node.status?.nodeInfo?.kubeletVersion).toBe("v1.36.3");
+    expect(node.status?.nodeInfo?.containerRuntimeVersion).toMatch(/^containerd:\/\//);
   });
 
   it("is idempotent: a second up finds everything running", async () => {
-    const again = await devUp(cluster);
-    for (const component of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "registry", "object store"]) {
-      expect(again.stdout).toContain(`${component}: already running`);
-    }
-    expect(again.stdout).toContain("node agent: already running");
+    const again = await devUp(real);
+    for (const component of [...MASTERS_AND_SERVICES, "containerd", "kubelet"]) expect(again.stdout).toContain(`${component}: already running`);
   });
 
   it("status lists every process as healthy", async () => {
-    const status = await kok(["dev", "status", ...cluster.args]);
+    const status = await kok(["dev", "status", ...real.args]);
     expect(status.code).toBe(0);
-    for (const name of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "registry", "object store", "node agent"]) {
+    for (const name of [...MASTERS_AND_SERVICES, "containerd", "kubelet", "node forwarder"]) {
       expect(status.stdout).toMatch(new RegExp(`^${name} +pid \\d+ +healthy$`, "m"));
     }
   });
 
   it("env prints the admin kubeconfig export first", async () => {
-    const env = await kok(["dev", "env", ...cluster.args]);
-    expect(env.stdout.split("\n")[0]).toBe(`export KUBECONFIG=${cluster.kubeconfig}`);
+    const env = await kok(["dev", "env", ...real.args]);
+    expect(env.stdout.split("\n")[0]).toBe(`export KUBECONFIG=${real.kubeconfig}`);
   });
 
   it("refuses a taken port, naming it and what to do", async () => {
     const other = await newDevCluster();
-    const result = await kok(["dev", "up", ...other.args, "--port-base", String(cluster.portBase), "--no-node"]);
+    const result = await kok(["dev", "up", ...other.args, "--port-base", String(real.portBase), "--no-node"]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain(`port ${cluster.portBase + 2379} (etcd) on 127.0.0.1 is in use`);
+    expect(result.stderr).toContain(`port ${real.portBase + 2379} (etcd) on 127.0.0.1 is in use`);
     expect(result.stderr).toContain("--port-base");
     rmSync(other.stateDir, { recursive: true, force: true });
   });
@@ -161,6 +165,40 @@ describe("kok dev", () => {
     expect(result.stderr).toMatch(/etcd not found at .*no-toolchain\/bin\/etcd: build it with `npm run toolchain`/);
     expect(result.stderr).toMatch(/kube-apiserver not found/);
     rmSync(other.stateDir, { recursive: true, force: true });
+  });
+});
+
+// Everything below is the node agent's own mechanics (per-Pod network namespaces on the machine,
+// `kok dev logs`, its supervisor, agent.pid): asked for with --node agent while it still exists.
+describe("kok dev up --node agent", () => {
+  let upOutput = "";
+
+  beforeAll(async () => {
+    cluster = await newDevCluster();
+    tag = stateTag(cluster.stateDir);
+    NODE_PORT = await freeNodePort();
+    upOutput = (await devUp(cluster, ["--node", "agent"])).stdout;
+  });
+
+  afterAll(async () => {
+    if (!cluster) return;
+    // Whatever a failed test left running is stopped; the last test checks that down is clean.
+    await kok(["dev", "down", ...cluster.args, "--purge"]);
+  });
+
+  it("brings up a Ready master node run by the agent", async () => {
+    expect(upOutput).toMatch(/node agent: started/);
+    expect(upOutput).toMatch(/node kok-dev-node: Ready/);
+    const node = await clientFor(cluster.kubeconfig).core.readNode({ name: "kok-dev-node" });
+    expect(node.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
+  });
+
+  it("a second up without --node keeps the running agent", async () => {
+    const again = await devUp(cluster);
+    for (const component of MASTERS_AND_SERVICES) expect(again.stdout).toContain(`${component}: already running`);
+    expect(again.stdout).toContain("node agent: already running");
+    const status = await kok(["dev", "status", ...cluster.args]);
+    expect(status.stdout).toMatch(/^node agent +pid \d+ +healthy$/m);
   });
 
   it("runs a Deployment's Pod through the node agent until the Deployment is Available", async () => {
