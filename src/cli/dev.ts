@@ -1,12 +1,16 @@
 /**
  * `kok dev up | down | env | status | logs`: the local meta-cluster (etcd, kube-apiserver,
- * kube-controller-manager, kube-scheduler on loopback) and its node agent. See docs/dev-cluster.md;
+ * kube-controller-manager, kube-scheduler on loopback), its registry and object store, and its node
+ * (a real kubelet, or the node agent with `--node agent`). See docs/dev-cluster.md;
  * program.ts declares the flags.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_PORT_BASE, defaultConfig, loadConfig, saveConfig, statePaths, type DevConfig } from "../dev/config";
 import { nodePaths } from "../dev/node-agent/cleanup";
+import { realNodeLayout } from "../dev/node/layout";
+import { toolchainBinary } from "../dev/toolchain";
 
 function requireConfig(stateDir: string): DevConfig {
   const config = loadConfig(stateDir);
@@ -15,6 +19,11 @@ function requireConfig(stateDir: string): DevConfig {
 }
 
 function printLogs(config: DevConfig, pod: string, namespace: string | undefined, container: string | undefined): number {
+  if (existsSync(realNodeLayout(config).dir)) {
+    // The real node's kubelet serves logs: this is `kubectl logs` with the admin kubeconfig.
+    const args = ["--kubeconfig", statePaths(config.stateDir).adminKubeconfig, "logs", ...(namespace ? ["-n", namespace] : []), pod, ...(container ? ["-c", container] : [])];
+    return spawnSync(toolchainBinary("kubectl"), args, { stdio: "inherit" }).status ?? 1;
+  }
   const dir = nodePaths(config).logs;
   const files = existsSync(dir) ? readdirSync(dir) : [];
   const matches = files.filter((f) => {
@@ -39,7 +48,7 @@ export interface DevUpFlags {
   readonly node?: boolean | string;
 }
 
-/** `kok dev up`: start (or finish starting) the meta-cluster and its node agent; waits until ready. */
+/** `kok dev up`: start (or finish starting) the meta-cluster and its node; waits until ready. */
 export async function devUpCommand(flags: DevUpFlags): Promise<number> {
   const { stateDir } = flags;
   if (typeof flags.node === "string" && flags.node !== "agent" && flags.node !== "kubelet") {
@@ -116,7 +125,7 @@ export async function devStatusCommand(flags: { readonly stateDir: string }): Pr
   return statuses.every((s) => s.healthy) ? 0 : 1;
 }
 
-/** `kok dev logs POD`: a Pod container's log from the node agent. */
+/** `kok dev logs POD`: a Pod container's log, from the real node's kubelet or the node agent's files. */
 export function devLogsCommand(pod: string, flags: { readonly stateDir: string; readonly namespace?: string; readonly container?: string }): number {
   return printLogs(requireConfig(flags.stateDir), pod, flags.namespace, flags.container);
 }

@@ -25,7 +25,7 @@ export type NodeKind = "agent" | "kubelet";
 
 export interface UpOptions {
   readonly withNode: boolean;
-  /** Default: the kind this state directory already has, else the agent. */
+  /** Default: the real node, unless this state directory runs the node agent. */
   readonly nodeKind?: NodeKind;
   readonly log: (line: string) => void;
 }

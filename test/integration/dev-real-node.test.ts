@@ -79,6 +79,8 @@ describe("kok dev up --node kubelet", () => {
     });
     expect(outcome).toBe("Succeeded");
     expect(kubectl("logs", "once").trim()).toBe("hello from once as 0");
+    // `kok dev logs` on the real node is the kubelet's log through kubectl.
+    expect((await kok(["dev", "logs", ...cluster.args, "once"])).stdout.trim()).toBe("hello from once as 0");
     const podIP = kubectl("get", "pod", "once", "-o", "jsonpath={.status.podIP}");
     expect(podIP.startsWith(cluster.podCIDR.split(".").slice(0, 2).join(".") + ".")).toBe(true);
   });
