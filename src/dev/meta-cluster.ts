@@ -9,7 +9,7 @@ import { componentPlans, pkiLeaves, type ComponentPlan } from "./components";
 import { statePaths, type DevConfig } from "./config";
 import { clientTls, httpsGet, waitFor } from "./health";
 import { cleanupNode } from "./node-agent/cleanup";
-import { nodeAgentPidFile, startNodeAgent, waitForNodeReady } from "./node-launcher";
+import { nodeAgentPidFile, startNodeAgent, waitForAgentNodeReady } from "./node-launcher";
 import { logTail } from "./log-tail";
 import { ensurePki } from "./pki";
 import { takenPorts } from "./ports";
@@ -104,7 +104,7 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
     const agent = runningFromPidFile(nodeAgentPidFile(config));
     if (agent) opts.log(`  node agent: already running`);
     else opts.log(`  node agent: started (log ${startNodeAgent(config)})`);
-    await waitForNodeReady(config, agent ? new Date(agent.startedAt) : new Date(), 120_000);
+    await waitForAgentNodeReady(config, agent ? new Date(agent.startedAt) : new Date(), 120_000);
     opts.log(`  node ${config.nodeName}: Ready (${elapsed()})`);
   }
   opts.log(`meta-cluster ready in ${elapsed()}: export KUBECONFIG=${statePaths(config.stateDir).adminKubeconfig}`);

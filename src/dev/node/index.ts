@@ -8,8 +8,9 @@ import { accessSync, constants, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { statePaths, type DevConfig } from "../config";
-import { clientTls, httpsGet, waitFor } from "../health";
+import { waitFor } from "../health";
 import { logTail } from "../log-tail";
+import { waitForNodeReady } from "../node-ready";
 import { ensurePki } from "../pki";
 import { runningFromPidFile, startBackground } from "../processes";
 import { toolchainDir } from "../toolchain";
@@ -122,7 +123,7 @@ export async function startRealNode(config: DevConfig, opts: RealNodeOptions): P
     log(`  kubelet: started on ${layout.nodeIP}:${layout.kubeletPort} (log ${layout.kubelet.log})`);
   }
   const since = kubelet ? new Date(kubelet.startedAt) : new Date();
-  await waitForKubeletNode(config, since, deadWith(layout.kubelet.pid, layout.kubelet.log, "the kubelet"));
+  await waitForNodeReady(config, since, { timeoutMs: 180_000, isDead: deadWith(layout.kubelet.pid, layout.kubelet.log, "the kubelet") });
   log(`  node ${config.nodeName}: Ready`);
   await applyAddons(config, layout, since, log);
 }
@@ -165,24 +166,4 @@ async function applyAddons(config: DevConfig, layout: RealNodeLayout, kubeletSin
     }
     log(`  ${what.split("/")[1]}: ready`);
   }
-}
-
-interface NodeJson {
-  status?: { conditions?: { type: string; status: string; lastHeartbeatTime?: string }[] };
-}
-
-async function waitForKubeletNode(config: DevConfig, since: Date, isDead: () => string | undefined): Promise<void> {
-  const tls = clientTls(join(config.stateDir, "pki"), "admin");
-  const url = `https://127.0.0.1:${config.ports.apiServer}/api/v1/nodes/${config.nodeName}`;
-  const sinceSecond = Math.floor(since.getTime() / 1000) * 1000;
-  await waitFor(
-    `node ${config.nodeName}`,
-    async () => {
-      const result = await httpsGet(url, tls);
-      if (result.status !== 200) return false;
-      const node = JSON.parse(result.body) as NodeJson;
-      return node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True" && Date.parse(c.lastHeartbeatTime ?? "") >= sinceSecond) ?? false;
-    },
-    { timeoutMs: 180_000, isDead },
-  );
 }
