@@ -70,10 +70,15 @@ export async function startBusinessApi(options: BusinessApiOptions = {}): Promis
     "--listen-client-urls", `http://127.0.0.1:${etcdPort}`, "--advertise-client-urls", `http://127.0.0.1:${etcdPort}`,
     "--listen-peer-urls", `http://127.0.0.1:${peerPort}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${peerPort}`,
     "--initial-cluster", `workers=http://127.0.0.1:${peerPort}`,
+    // A throwaway store, as envtest runs it: without this, every write waits for fsync, and while
+    // other tests write images and unpack layers the apiserver's bootstrap took minutes (worker-pods: 307 s).
+    "--unsafe-no-fsync=true",
   ]);
   const curlOk = (url: string, insecure = false) => {
     try {
-      execFileSync("curl", ["-fsS", ...(insecure ? ["-k", "-H", "Authorization: Bearer admin-token"] : []), url], { stdio: "pipe" });
+      // Bounded: curl's own default waits up to 300 s on a connection that does not answer (seen:
+      // worker-pods' setup took 307 s when one probe met the apiserver mid-start).
+      execFileSync("curl", ["-fsS", "--connect-timeout", "2", "--max-time", "5", ...(insecure ? ["-k", "-H", "Authorization: Bearer admin-token"] : []), url], { stdio: "pipe" });
       return true;
     } catch {
       return false;
