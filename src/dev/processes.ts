@@ -57,6 +57,23 @@ export function isAlive(record: PidRecord | undefined): record is PidRecord {
   return line !== undefined && line.includes(record.marker) && !isZombie(record.pid);
 }
 
+/**
+ * True once the process a pid file names has exited (or is a zombie). Unlike `isAlive` it does not
+ * read the command line, which is briefly empty while a process execs (nsenter → containerd): a
+ * wait that asks "did what we just started die?" must not take that moment for an exit (seen once
+ * in CI: "containerd exited" with an empty log, 0.2 s after the start).
+ */
+export function hasExited(pidFile: string): boolean {
+  const record = readPidFile(pidFile);
+  if (!record) return true;
+  try {
+    process.kill(record.pid, 0);
+  } catch {
+    return true;
+  }
+  return isZombie(record.pid);
+}
+
 export function runningFromPidFile(pidFile: string): PidRecord | undefined {
   const record = readPidFile(pidFile);
   return isAlive(record) ? record : undefined;

@@ -12,7 +12,7 @@ import { waitFor } from "../health";
 import { logTail } from "../log-tail";
 import { waitForNodeReady } from "../node-ready";
 import { ensurePki } from "../pki";
-import { runningFromPidFile, startBackground } from "../processes";
+import { hasExited, runningFromPidFile, startBackground } from "../processes";
 import { toolchainDir } from "../toolchain";
 import { ensureCgroupRoot } from "./cgroups";
 import { cleanupRealNode } from "./cleanup";
@@ -58,7 +58,7 @@ async function containerdAnswers(layout: RealNodeLayout): Promise<boolean> {
 }
 
 function deadWith(pidFile: string, log: string, what: string) {
-  return () => (runningFromPidFile(pidFile) ? undefined : `${what} exited; last lines of ${log}:\n${logTail(log)}`);
+  return () => (hasExited(pidFile) ? `${what} exited; last lines of ${log}:\n${logTail(log)}` : undefined);
 }
 
 /** The environment of containerd: the toolchain first on PATH (it starts containerd-shim-runc-v2 from there). */
