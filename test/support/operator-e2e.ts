@@ -98,7 +98,13 @@ export async function startMetaCluster(prefix: string): Promise<MetaCluster> {
       rmSync(work, { recursive: true, force: true });
     },
   };
-  await devUp(dev);
+  try {
+    await devUp(dev);
+  } catch (error) {
+    // A failed start leaves no half-started meta-cluster (processes, the node's namespace) behind.
+    await meta.down();
+    throw error;
+  }
   installCrds(dev, work);
   kubectl("create", "namespace", "fleet");
   mkdirSync(join(work, "state"), { recursive: true });
