@@ -64,6 +64,12 @@ export class TypeCollector {
         return withDescription({ type: "number" });
       case "Boolean":
         return withDescription({ type: "boolean" });
+      case "Literal": {
+        // A string enum of one value (TypeBox collapses a one-member union to its literal).
+        if (typeof schema.const !== "string") throw new Error(`${path}: a literal other than a string has no Pulumi schema type`);
+        this.unions.push(`${path}: ${JSON.stringify(schema.const)}`);
+        return { type: "string", description: describe(schema, `Only ${JSON.stringify(schema.const)}.`) };
+      }
       case "Array": {
         // The engine drops the descriptions of array items: keep them on the property.
         const { description: itemDescription, ...items } = this.property(schema.items as TSchema, `${path}[]`, nameHint);

@@ -12,6 +12,7 @@ import type {
   UserKubeconfigSpec,
 } from "./cluster";
 import type { ResourceRequirements, Toleration } from "./common";
+import { resolveAddons, type ResolvedAddons } from "./addons";
 
 export const DEFAULT_IMAGE_REPOSITORY = "registry.k8s.io";
 /**
@@ -72,6 +73,8 @@ export interface ResolvedClusterSpec {
   readonly controllerManager: ResolvedComponent;
   readonly scheduler: ResolvedComponent;
   readonly network: { readonly serviceCIDR: string; readonly podCIDR: string; readonly clusterDomain: string };
+  /** What the stack deploys into the business cluster (addons.ts). */
+  readonly addons: ResolvedAddons;
   readonly certificates: { readonly validityDays: number; readonly renewBeforeDays: number; readonly caValidityDays: number };
   readonly kubeconfigs: Required<UserKubeconfigSpec>[];
   readonly paused: boolean;
@@ -136,6 +139,7 @@ export function resolveClusterSpec(spec: ClusterSpec): ResolvedClusterSpec {
       podCIDR: spec.network?.podCIDR ?? DEFAULT_POD_CIDR,
       clusterDomain: spec.network?.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
     },
+    addons: resolveAddons(spec.addons, spec.kubernetesVersion, repo),
     certificates,
     kubeconfigs: (spec.kubeconfigs ?? []).map((k) => ({
       name: k.name,

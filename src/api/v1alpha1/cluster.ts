@@ -18,6 +18,7 @@ import {
   KUBERNETES_VERSION_PATTERN,
   QUANTITY_PATTERN,
 } from "./patterns";
+import { AddonsSpec } from "./addons";
 
 export const ClusterMode = { Standard: "standard", Minimal: "minimal" } as const;
 export type ClusterMode = (typeof ClusterMode)[keyof typeof ClusterMode];
@@ -211,6 +212,7 @@ export const ClusterSpec = Type.Object(
     controllerManager: Type.Optional(MasterComponentSpec),
     scheduler: Type.Optional(MasterComponentSpec),
     network: Type.Optional(NetworkSpec),
+    addons: Type.Optional(AddonsSpec),
     certificates: Type.Optional(CertificatesSpec),
     kubeconfigs: Type.Optional(Type.Array(UserKubeconfigSpec, { maxItems: 100 })),
     paused: Type.Optional(Type.Boolean({ description: "The operator makes no change while true." })),
