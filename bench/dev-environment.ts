@@ -1,8 +1,8 @@
 /**
  * One local meta-cluster (`kok dev up`: etcd, kube-apiserver and the real node — kubelet,
- * containerd, runc — that runs the masters' Pods in containers; `--node agent` for the node agent)
- * shared by the benchmarks that need real masters, started on first use and stopped when the run
- * ends. Each benchmark cleans up what it created.
+ * containerd, runc — that runs the masters' Pods in containers) shared by the benchmarks that
+ * need real masters, started on first use and stopped when the run ends. Each benchmark cleans up
+ * what it created.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -28,18 +28,11 @@ export interface DevEnvironment {
 }
 
 let shared: Promise<{ env: DevEnvironment; cluster: DevCluster }> | undefined;
-/** `kok dev up --node KIND` (bench's `--node`); undefined: dev up's default, the real node. */
-let nodeKind: string | undefined;
-
-export function setDevNodeKind(kind: string | undefined): void {
-  nodeKind = kind;
-}
-
 export function devEnvironment(log: (m: string) => void): Promise<DevEnvironment> {
   shared ??= (async () => {
     const cluster = await newDevCluster();
-    log(`  starting the local meta-cluster (kok dev up${nodeKind ? ` --node ${nodeKind}` : ""}, state ${cluster.stateDir})`);
-    await devUp(cluster, nodeKind ? ["--node", nodeKind] : []);
+    log(`  starting the local meta-cluster (kok dev up, state ${cluster.stateDir})`);
+    await devUp(cluster);
     const work = mkdtempSync(path.join(tmpdir(), "kok-bench-"));
     installCrds(cluster, work);
     const kubectl = (...args: string[]) =>

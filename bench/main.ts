@@ -1,13 +1,11 @@
 /**
- * `npm run bench [-- --quick] [--only scale,overhead] [--runs N] [--node agent] [--write-docs] [--no-docs] [id.param=value …]`
+ * `npm run bench [-- --quick] [--only scale,overhead] [--runs N] [--write-docs] [--no-docs] [id.param=value …]`
  *
  * Runs each benchmark at its size (`--quick`: small enough for CI on every landing; default: the
  * issue's full sizes; `scale.machines=2000` overrides one parameter), prints one table, writes
  * bench/results.json, and refreshes docs/benchmarks.md. The doc holds the latest *full* result of
  * each benchmark (bench/full-results.json, merged per benchmark): a quick run never writes it, a
  * partial or resized run only with `--write-docs`; a failed benchmark keeps its previous result.
- * `--node agent` runs the meta-cluster on the node agent instead of the real node (a comparison;
- * such a run never writes the doc).
  */
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -16,7 +14,7 @@ import { clusterRateBenchmark } from "./cluster-rate";
 import { driftSweepBenchmark } from "./drift-sweep";
 import { fleetInstallBenchmark } from "./fleet-install";
 import { stopFleetWorld } from "./fleet-world";
-import { setDevNodeKind, stopDevEnvironment } from "./dev-environment";
+import { stopDevEnvironment } from "./dev-environment";
 import type { Benchmark, Size } from "./harness";
 import { consoleTable, currentCommit, machineInfo, notes, recordFullResults, refreshDoc, writeResults, type BenchmarkResult } from "./report";
 import { scaleBenchmark } from "./scale";
@@ -25,7 +23,7 @@ const BENCHMARKS: readonly Benchmark[] = [clusterOverheadBenchmark, clusterRateB
 const ROOT = path.resolve(__dirname, "..");
 
 function usage(problem: string): never {
-  console.error(`npm run bench: ${problem}\nusage: npm run bench -- [--quick] [--only ${BENCHMARKS.map((b) => b.id).join(",")}] [--runs N] [--node agent|kubelet] [--write-docs|--no-docs] [id.param=value …]`);
+  console.error(`npm run bench: ${problem}\nusage: npm run bench -- [--quick] [--only ${BENCHMARKS.map((b) => b.id).join(",")}] [--runs N] [--write-docs|--no-docs] [id.param=value …]`);
   process.exit(2);
 }
 
@@ -36,7 +34,6 @@ async function main(): Promise<number> {
       quick: { type: "boolean", default: false },
       only: { type: "string" },
       runs: { type: "string" },
-      node: { type: "string" },
       "write-docs": { type: "boolean", default: false },
       "no-docs": { type: "boolean", default: false },
     },
@@ -54,8 +51,6 @@ async function main(): Promise<number> {
   }
   const runsOverride = values.runs === undefined ? undefined : Number(values.runs);
   if (runsOverride !== undefined && (!Number.isInteger(runsOverride) || runsOverride < 1)) usage(`--runs "${values.runs}" must be a positive integer`);
-  if (values.node !== undefined && values.node !== "agent" && values.node !== "kubelet") usage(`--node "${values.node}" must be agent or kubelet`);
-  setDevNodeKind(values.node);
   const mode = values.quick ? "quick" : "full";
   // A run of some benchmarks replaces only their rows in the doc; a resized or shortened one must ask.
   const partial = overrides.size > 0 || runsOverride !== undefined;
@@ -88,8 +83,7 @@ async function main(): Promise<number> {
   for (const note of notes(results)) console.log(`  · ${note}`);
   writeResults(path.join(ROOT, "bench", "results.json"), machine, mode, results);
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
-  // The doc holds the default node's figures: an agent run is a comparison, never written there.
-  const writeDoc = !values["no-docs"] && mode === "full" && values.node !== "agent" && (!partial || values["write-docs"]);
+  const writeDoc = !values["no-docs"] && mode === "full" && (!partial || values["write-docs"]);
   if (values["write-docs"] && mode === "quick") console.log("\n--write-docs ignored: docs/benchmarks.md holds full runs only");
   if (writeDoc) {
     const measured = results.filter((r) => !r.error);

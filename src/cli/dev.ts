@@ -1,15 +1,11 @@
 /**
  * `kok dev up | down | env | status | logs`: the local meta-cluster (etcd, kube-apiserver,
  * kube-controller-manager, kube-scheduler on loopback), its registry and object store, and its node
- * (a real kubelet, or the node agent with `--node agent`). See docs/dev-cluster.md;
+ * (a real kubelet on containerd 2). See docs/dev-cluster.md;
  * program.ts declares the flags.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { DEFAULT_PORT_BASE, defaultConfig, loadConfig, saveConfig, statePaths, type DevConfig } from "../dev/config";
-import { nodePaths } from "../dev/node-agent/cleanup";
-import { realNodeLayout } from "../dev/node/layout";
 import { toolchainBinary } from "../dev/toolchain";
 
 function requireConfig(stateDir: string): DevConfig {
@@ -18,24 +14,10 @@ function requireConfig(stateDir: string): DevConfig {
   return config;
 }
 
+/** The real node's kubelet serves logs: this is `kubectl logs` with the admin kubeconfig. */
 function printLogs(config: DevConfig, pod: string, namespace: string | undefined, container: string | undefined): number {
-  if (existsSync(realNodeLayout(config).dir)) {
-    // The real node's kubelet serves logs: this is `kubectl logs` with the admin kubeconfig.
-    const args = ["--kubeconfig", statePaths(config.stateDir).adminKubeconfig, "logs", ...(namespace ? ["-n", namespace] : []), pod, ...(container ? ["-c", container] : [])];
-    return spawnSync(toolchainBinary("kubectl"), args, { stdio: "inherit" }).status ?? 1;
-  }
-  const dir = nodePaths(config).logs;
-  const files = existsSync(dir) ? readdirSync(dir) : [];
-  const matches = files.filter((f) => {
-    const [ns, name, c] = f.replace(/\.log$/, "").split("_");
-    return name === pod && (!namespace || ns === namespace) && (!container || c === container);
-  });
-  if (matches.length !== 1) {
-    console.error(matches.length ? `several logs match: ${matches.join(", ")}; add --namespace/--container` : `no log of pod ${pod} in ${dir}`);
-    return 1;
-  }
-  process.stdout.write(readFileSync(join(dir, matches[0])));
-  return 0;
+  const args = ["--kubeconfig", statePaths(config.stateDir).adminKubeconfig, "logs", ...(namespace ? ["-n", namespace] : []), pod, ...(container ? ["-c", container] : [])];
+  return spawnSync(toolchainBinary("kubectl"), args, { stdio: "inherit" }).status ?? 1;
 }
 
 const log = (line: string) => console.log(line);
@@ -44,17 +26,13 @@ export interface DevUpFlags {
   readonly stateDir: string;
   readonly portBase?: string;
   readonly podCidr?: string;
-  /** false with `--no-node`; `agent` or `kubelet` with `--node KIND`; undefined: the real node, unless the state directory runs the agent. */
-  readonly node?: boolean | string;
+  /** false with `--no-node`: the control plane only. */
+  readonly node?: boolean;
 }
 
 /** `kok dev up`: start (or finish starting) the meta-cluster and its node; waits until ready. */
 export async function devUpCommand(flags: DevUpFlags): Promise<number> {
   const { stateDir } = flags;
-  if (typeof flags.node === "string" && flags.node !== "agent" && flags.node !== "kubelet") {
-    console.error(`kok dev up: --node ${flags.node}: want agent or kubelet`);
-    return 2;
-  }
   const withNode = flags.node !== false;
   if (withNode && process.getuid?.() !== 0) {
     throw new Error("the dev node runs Pods in network namespaces, which needs root: run as root, or pass --no-node for the control plane only");
@@ -73,9 +51,9 @@ export async function devUpCommand(flags: DevUpFlags): Promise<number> {
     saveConfig(config);
   }
   log(`kok dev up (state ${config.stateDir})`);
-  // Loaded on demand: the node agent process and `kok validate` need none of it (nor Pulumi's SDK).
+  // Loaded on demand: `kok validate` and the other commands need none of it (nor Pulumi's SDK).
   const { devUp } = await import("../dev/meta-cluster");
-  await devUp(config, { withNode, nodeKind: typeof flags.node === "string" ? flags.node : undefined, log });
+  await devUp(config, { withNode, log });
   return 0;
 }
 
@@ -125,7 +103,7 @@ export async function devStatusCommand(flags: { readonly stateDir: string }): Pr
   return statuses.every((s) => s.healthy) ? 0 : 1;
 }
 
-/** `kok dev logs POD`: a Pod container's log, from the real node's kubelet or the node agent's files. */
+/** `kok dev logs POD`: a Pod container's log, from the real node's kubelet. */
 export function devLogsCommand(pod: string, flags: { readonly stateDir: string; readonly namespace?: string; readonly container?: string }): number {
   return printLogs(requireConfig(flags.stateDir), pod, flags.namespace, flags.container);
 }

@@ -158,7 +158,7 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
   const dev = program
     .command("dev")
     .summary("the local meta-cluster and node for development: up, down, env, status, logs")
-    .description("The local meta-cluster (etcd, kube-apiserver, controller-manager, scheduler on loopback), its image registry and S3 object store, and its node (a real kubelet on containerd 2; the node agent with --node agent). See docs/dev-cluster.md.");
+    .description("The local meta-cluster (etcd, kube-apiserver, controller-manager, scheduler on loopback), its image registry and S3 object store, and its node (a real kubelet on containerd 2 + runc + CNI). See docs/dev-cluster.md.");
   const stateDir = () => new Option("--state-dir <dir>", "certificates, kubeconfig, data, logs and pid files").default(DEFAULT_STATE_DIR, DEFAULT_STATE_DIR.replace(homedir(), "~"));
   dev
     .command("up")
@@ -166,7 +166,6 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .addOption(stateDir())
     .option("--port-base <n>", `ports are N+2379/2380 (etcd), N+6443 (apiserver), N+10257, N+10259, N+5000 (registry), N+9000 (object store); fixed at a state dir's first up (default: ${DEFAULT_PORT_BASE})`)
     .option("--pod-cidr <cidr>", "addresses of the node's Pods; fixed at a state dir's first up (default: 10.88.0.0/16)")
-    .option("--node <kind>", "the node: `agent` (the node agent) or `kubelet` (kubelet + containerd 2 + runc + CNI; docs/dev-cluster.md); default: kubelet, unless the state dir runs the agent")
     .option("--no-node", "control plane only: no node, Pods stay Pending")
     .action(async (flags) => exit(await (await import("./dev")).devUpCommand(flags)));
   dev
@@ -187,7 +186,7 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .action(async (flags) => exit(await (await import("./dev")).devStatusCommand(flags)));
   dev
     .command("logs")
-    .description("print a Pod container's log (kubectl logs on the real node; the agent's log files with --node agent)")
+    .description("print a Pod container's log (kubectl logs through the real node's kubelet)")
     .argument("<pod>", "the Pod's name")
     .addOption(stateDir())
     .option("-n, --namespace <ns>", "the Pod's namespace, when the name is not unique")

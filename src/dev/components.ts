@@ -105,7 +105,7 @@ export function componentPlans(config: DevConfig): ComponentPlan[] {
         `--service-account-issuer=https://kubernetes.default.svc.${config.clusterDomain}`,
         `--service-account-key-file=${pki("sa.pub")}`,
         `--service-account-signing-key-file=${pki("sa.key")}`,
-        // Node: a real kubelet (--node kubelet) may touch only its own Node and its Pods' objects.
+        // Node: the real kubelet may touch only its own Node and its Pods' objects.
         "--authorization-mode=Node,RBAC",
         "--enable-admission-plugins=NodeRestriction",
         `--kubelet-client-certificate=${pki("apiserver-kubelet-client.crt")}`,

@@ -8,8 +8,6 @@ import { renderKubeconfig } from "../components/kubeconfig";
 import { componentPlans, pkiLeaves, type ComponentPlan } from "./components";
 import { statePaths, type DevConfig } from "./config";
 import { clientTls, httpsGet, waitFor } from "./health";
-import { cleanupNode } from "./node-agent/cleanup";
-import { nodeAgentPidFile, startNodeAgent, waitForAgentNodeReady } from "./node-launcher";
 import { logTail } from "./log-tail";
 import { ensurePki } from "./pki";
 import { takenPorts } from "./ports";
@@ -20,13 +18,9 @@ import { missingBinaries, toolchainBinary } from "./toolchain";
 import { cleanupRealNode, realNodeLayout, startRealNode } from "./node";
 import { registryAddress } from "./registry";
 
-/** `agent`: the node agent (node-agent/); `kubelet`: the real node (node/, docs/dev-cluster.md "The real node"). */
-export type NodeKind = "agent" | "kubelet";
-
 export interface UpOptions {
+  /** The real node (node/, docs/dev-cluster.md "The node: a real kubelet"); false: the control plane only. */
   readonly withNode: boolean;
-  /** Default: the real node, unless this state directory runs the node agent. */
-  readonly nodeKind?: NodeKind;
   readonly log: (line: string) => void;
 }
 
@@ -89,23 +83,10 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
   // The registry and the object store (services.ts): before the node, which pulls from the registry.
   await startServices(config, opts.log, elapsed);
 
-  const agentRuns = runningFromPidFile(nodeAgentPidFile(config)) !== undefined;
-  const kubeletRuns = runningFromPidFile(realNodeLayout(config).containerd.pid) !== undefined;
-  // Without --node: the real node, unless this state directory runs the node agent.
-  const kind = opts.nodeKind ?? (agentRuns && !kubeletRuns ? "agent" : "kubelet");
-  if (opts.withNode && ((kind === "kubelet" && agentRuns) || (kind === "agent" && kubeletRuns))) {
-    throw new Error(`the dev node runs as ${agentRuns ? "the node agent" : "a kubelet"}: \`kok dev down\` first to switch to --node ${kind}`);
-  }
-  if (opts.withNode && kind === "kubelet") {
+  if (opts.withNode) {
     await pushDevImages(config, opts.log);
     await startRealNode(config, { registry: registryAddress(config), log: opts.log });
     opts.log(`  node ${config.nodeName} (kubelet) with kube-proxy, CoreDNS and local-path-provisioner: ready (${elapsed()})`);
-  } else if (opts.withNode) {
-    const agent = runningFromPidFile(nodeAgentPidFile(config));
-    if (agent) opts.log(`  node agent: already running`);
-    else opts.log(`  node agent: started (log ${startNodeAgent(config)})`);
-    await waitForAgentNodeReady(config, agent ? new Date(agent.startedAt) : new Date(), 120_000);
-    opts.log(`  node ${config.nodeName}: Ready (${elapsed()})`);
   }
   opts.log(`meta-cluster ready in ${elapsed()}: export KUBECONFIG=${statePaths(config.stateDir).adminKubeconfig}`);
 }
@@ -116,7 +97,7 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
  */
 async function pushDevImages(config: DevConfig, log: (line: string) => void): Promise<void> {
   const started = Date.now();
-  // Loaded on demand: the agent's path and `kok dev status` need none of it.
+  // Loaded on demand: `--no-node` and `kok dev status` need none of it.
   const { buildImages, pushImages } = await import("../images");
   const images = await buildImages({ log: (line) => log(`  images: ${line.trim()}`) });
   const pushed = await pushImages({ registry: registryAddress(config), images });
@@ -127,14 +108,10 @@ async function pushDevImages(config: DevConfig, log: (line: string) => void): Pr
   log(`  registry: ${pushed.length} image tag(s) at ${registryAddress(config)}, ${uploaded} blob(s) uploaded (${((Date.now() - started) / 1000).toFixed(1)}s)`);
 }
 
-/** Stops the demo's worker hosts, the node agent (which stops its pods), then the masters in reverse order. */
+/** Stops the demo's worker hosts, the real node (its Pods, containerd, mounts, namespace), the registry and object store, then the masters in reverse order. */
 export async function devDown(config: DevConfig, opts: { purge: boolean; log: (line: string) => void }): Promise<void> {
   // Only what a killed demo left running: a demo that stopped normally stopped its hosts itself.
   for (const what of await stopKeptHosts(statePaths(config.stateDir).hosts)) opts.log(`  worker host ${what}: stopped`);
-  if (await stopFromPidFile(nodeAgentPidFile(config), 60_000)) opts.log("  node agent: stopped");
-  // Whatever a crashed agent left behind: pod processes, network namespaces, the bridge.
-  const leftovers = await cleanupNode(config);
-  if (leftovers) opts.log(`  node: removed ${leftovers} leftover pod process(es)/namespace(s)`);
   // A node that cannot be removed completely must not keep the masters running, nor be purged
   // (its state may still hold mounts): stop the rest, then report it.
   let nodeProblem: unknown;
@@ -172,15 +149,16 @@ export async function devStatus(config: DevConfig): Promise<ComponentStatus[]> {
     statuses.push({ name: plan.name, pid: record?.pid, healthy: ok });
   }
   statuses.push(...(await serviceStatuses(config)));
-  const agent = runningFromPidFile(nodeAgentPidFile(config));
   const layout = realNodeLayout(config);
+  if (!existsSync(layout.containerd.pid)) {
+    statuses.push({ name: "node", healthy: false, detail: "not started (`kok dev up` without --no-node starts it)" });
+    return statuses;
+  }
   const containerd = runningFromPidFile(layout.containerd.pid);
-  if (containerd || (!agent && existsSync(layout.containerd.pid))) {
-    const kubelet = runningFromPidFile(layout.kubelet.pid);
-    statuses.push({ name: "containerd", pid: containerd?.pid, healthy: containerd !== undefined });
-    statuses.push({ name: "kubelet", pid: kubelet?.pid, healthy: kubelet !== undefined });
-    const forwarder = runningFromPidFile(layout.forwarder.pid);
-    statuses.push({ name: "node forwarder", pid: forwarder?.pid, healthy: forwarder !== undefined });
-  } else statuses.push({ name: "node agent", pid: agent?.pid, healthy: agent !== undefined });
+  const kubelet = runningFromPidFile(layout.kubelet.pid);
+  const forwarder = runningFromPidFile(layout.forwarder.pid);
+  statuses.push({ name: "containerd", pid: containerd?.pid, healthy: containerd !== undefined });
+  statuses.push({ name: "kubelet", pid: kubelet?.pid, healthy: kubelet !== undefined });
+  statuses.push({ name: "node forwarder", pid: forwarder?.pid, healthy: forwarder !== undefined });
   return statuses;
 }

@@ -1,6 +1,6 @@
 /**
- * Waits for the dev node's Ready heartbeat newer than `since`, whichever node runs (the real
- * kubelet or the agent): a Ready left over from an earlier run does not count. `isDead` ends the
+ * Waits for the dev node's Ready heartbeat newer than `since`: a Ready left over from an earlier
+ * run (the Node object outlives its kubelet) does not count. `isDead` ends the
  * wait early with the reason when the process that should heartbeat has exited.
  */
 import { statePaths, type DevConfig } from "./config";

@@ -1,5 +1,5 @@
 /**
- * A `minimal` ControlPlane on the real dev node (`kok dev up --node kubelet`): its etcd
+ * A `minimal` ControlPlane on the real dev node (`kok dev up`): its etcd
  * StatefulSet with `claimTemplate` storage binds a PersistentVolumeClaim through
  * local-path-provisioner, the masters run from the registry's images (pulled by containerd 2.4
  * through the mirror config), the business apiserver answers /readyz?verbose through its NodePort
@@ -32,7 +32,7 @@ beforeAll(async () => {
   assertPlugins(CONTROL_PLANE_PLUGINS);
   cluster = await newDevCluster();
   const nodePort = await freeNodePort();
-  await devUp(cluster, ["--node", "kubelet"]);
+  await devUp(cluster);
   // The NodePort is served by kube-proxy in the node's namespace: reach it on the node's address.
   const nodeIP = realNodeLayout(defaultConfig(cluster.stateDir, cluster.portBase, cluster.podCIDR)).nodeIP;
   const spec: ClusterSpec = minimalSpec({

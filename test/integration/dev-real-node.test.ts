@@ -1,5 +1,5 @@
 /**
- * `kok dev up --node kubelet` for real: the toolchain's kubelet v1.36.3 on containerd 2.4 + runc
+ * `kok dev up` for real (its default node): the toolchain's kubelet v1.36.3 on containerd 2.4 + runc
  * 1.5 + the CNI plugins (cgroup v1, cgroupfs) in the node's own network namespace, pulling
  * through containerd's mirror config from the dev registry; a busybox Pod runs to completion and
  * `kubectl logs` reads it, `kubectl exec` runs in a running one; CoreDNS, kube-proxy and a
@@ -41,7 +41,7 @@ function processesMentioning(text: string): string[] {
 beforeAll(async () => {
   cluster = await newDevCluster();
   tag = stateTag(cluster.stateDir);
-  upOutput = (await devUp(cluster, ["--node", "kubelet"])).stdout;
+  upOutput = (await devUp(cluster)).stdout;
 });
 
 afterAll(async () => {
@@ -51,7 +51,7 @@ afterAll(async () => {
   if (down.code !== 0) console.error(`kok dev down failed:\n${down.stdout}\n${down.stderr}`);
 });
 
-describe("kok dev up --node kubelet", () => {
+describe("kok dev up: the real node", () => {
   it("registers a Ready node running containerd 2.4 and kubelet v1.36.3", async () => {
     expect(upOutput).toMatch(/node kok-dev-node: Ready/);
     expect(upOutput).toMatch(/node kok-dev-node \(kubelet\) with kube-proxy, CoreDNS and local-path-provisioner: ready/);

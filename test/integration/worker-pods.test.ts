@@ -9,7 +9,7 @@
  * worker-kubelet-joins: the cluster's network add-on is issue 16's.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
@@ -25,6 +25,7 @@ import { fixtureToolchain } from "../support/images-toolchain";
 import { startRegistry, type TestRegistry } from "../support/registry";
 import { startSshHosts, stopSshHosts, type SshHost } from "../support/sshd-hosts";
 import { engineStack, requireEngine, type EngineStack } from "../support/worker-engine";
+import { sandboxWorkerArgs, servedArtifact, testClusterCa, writeTestBridgeCni } from "../support/worker-fixtures";
 
 const work = mkdtempSync(path.join(tmpdir(), "kok-worker-pods-"));
 let registry: TestRegistry;
@@ -74,24 +75,13 @@ beforeAll(async () => {
   removeMirrorDir = mirrorDir.remove;
   const older: BuiltArtifact = { version: "v1.35.4", file: placeArtifact(kubernetesBinary("kubelet", "v1.35.4"), mirrorDir.dir, "kubelet-v1.35.4-linux-amd64") };
   mirror = await startMirror({ dir: mirrorDir.dir, host: "127.0.0.1", port: 0 });
-  const artifact = (a: BuiltArtifact): PackageArtifact => {
-    const served = mirror.artifacts.find((m) => m.name === path.basename(a.file))!;
-    return { version: a.version, url: served.url, sha256: served.sha256 };
-  };
-  const certFile = path.join(work, "ca.crt");
-  const keyFile = path.join(work, "ca.key");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", keyFile, "-out", certFile, "-subj", "/CN=kubernetes", "-days", "1"], { stdio: "pipe" });
-  api = await startBusinessApi({ ca: { certFile, keyFile } });
+  const artifact = (a: BuiltArtifact): PackageArtifact => servedArtifact(mirror, a);
+  const ca = testClusterCa(work);
+  api = await startBusinessApi({ ca });
   figures.apiStartedSeconds = since();
   hosts = await startSshHosts(KUBELETS.length, "podder");
   figures.hostsStartedSeconds = since();
-  hosts.forEach((host, i) => {
-    mkdirSync(path.join(host.root, "etc/cni/net.d"), { recursive: true });
-    writeFileSync(
-      path.join(host.root, "etc/cni/net.d/10-test-bridge.conflist"),
-      JSON.stringify({ cniVersion: "1.0.0", name: "test", plugins: [{ type: "bridge", bridge: `kokp${i}`, isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: `10.244.${20 + i}.0/24` }]] } }, { type: "loopback" }] }),
-    );
-  });
+  hosts.forEach((host, i) => writeTestBridgeCni(host.root, `kokp${i}`, `10.244.${20 + i}.0/24`));
   const base = { containerd: artifact(artifacts.containerd), runc: artifact(artifacts.runc), cni: artifact(artifacts.cni) };
   const kubelets: Record<string, PackageArtifact> = { "v1.36.3": artifact(artifacts.kubelet), "v1.35.4": artifact(older) };
   const local = `http://${registry.address}`;
@@ -99,23 +89,10 @@ beforeAll(async () => {
     const versions: Record<string, pulumi.Output<unknown>> = {};
     hosts.forEach((host, i) => {
       const node = new WorkerNode(`podder-${i}`, {
-        machine: { clusterRef: { name: "it" }, ip: host.ip, hostname: `podder-${i}`, ssh: { port: host.port, user: host.user, hostKey: host.hostKey } },
-        packages: { ...base, kubelet: kubelets[KUBELETS[i]] },
+        ...sandboxWorkerArgs({ host, hostname: `podder-${i}`, packages: { ...base, kubelet: kubelets[KUBELETS[i]] }, api, ca }),
         runtime: { registryMirrors: { "registry.k8s.io": [local], "docker.io": [local] } },
         // This machine grants no CAP_SYS_RESOURCE, so no sandbox may get the kubelet's -998 (containerd.ts).
         containerd: { restrictOomScoreAdj: true },
-        credentials: { privateKey: pulumi.secret(host.privateKey) },
-        cluster: { endpoint: api.endpoint, caCertificate: readFileSync(certFile, "utf8"), caPrivateKey: pulumi.secret(readFileSync(keyFile, "utf8")), adminKubeconfig: pulumi.secret(api.adminKubeconfig) },
-        installRoot: host.root,
-        serviceManager: "process",
-        stepProvider: "openssh",
-        preflight: { ignore: ["kernel", "swap", "ports"] },
-        readyTimeoutSeconds: 180,
-        kubelet: {
-          cgroupDriver: "cgroupfs",
-          // Bound to the host's own loopback address: two kubelets share this machine's network stack.
-          config: { failCgroupV1: false, cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false, address: host.ip, healthzBindAddress: host.ip, readOnlyPort: 0 },
-        },
       });
       versions[`podder-${i}`] = node.observedVersions;
     });

@@ -86,7 +86,7 @@ export async function newDevCluster(): Promise<DevCluster> {
   return { stateDir, portBase, podCIDR, kubeconfig: join(stateDir, "admin.kubeconfig"), args: ["--state-dir", stateDir] };
 }
 
-/** `kok dev up` (plus e.g. `--node kubelet`); throws with its output when it fails, so a broken setup names its cause. */
+/** `kok dev up` (plus e.g. `--no-node`); throws with its output when it fails, so a broken setup names its cause. */
 export async function devUp(cluster: DevCluster, extraArgs: readonly string[] = []): Promise<KokResult> {
   const result = await kok(["dev", "up", ...cluster.args, "--port-base", String(cluster.portBase), "--pod-cidr", cluster.podCIDR, ...extraArgs]);
   if (result.code !== 0) throw new Error(`kok dev up failed (${result.code}):\n${result.stdout}\n${result.stderr}`);

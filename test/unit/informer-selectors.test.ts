@@ -1,7 +1,7 @@
 /**
  * ResilientInformer's field selector and its view of a deleted object, over the real client-node
- * ListWatch and a tiny local HTTP server playing the watch endpoint. The dev node agent relies on
- * both: it watches only its own node's Pods, and reads "gone" from a delete.
+ * ListWatch and a tiny local HTTP server playing the watch endpoint: a watch of one node's Pods
+ * only, and "gone" read from a delete.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";

@@ -91,11 +91,11 @@ describe("the published package", () => {
     expect(foreign).toEqual([]);
   });
 
-  it("ships only the development modules the CLI runs (`kok dev`, `kok demo`) and the processes it starts (the node agent, the real node's forwarder)", () => {
+  it("ships only the development modules the CLI runs (`kok dev`, `kok demo`) and the process it starts (the real node's forwarder)", () => {
     const dev = pack.files.filter((f) => f.startsWith("dist/dev/") && f.endsWith(".js"));
     expect(dev.length).toBeGreaterThan(0);
-    // node-launcher.ts and node/forwarder.ts start these by their file paths, not by a require.
-    const used = reachable(["dist/cli/main.js", "dist/dev/node-agent/entry.js", "dist/dev/node/forwarder-entry.js"]);
+    // node/forwarder.ts starts it by its file path, not by a require.
+    const used = reachable(["dist/cli/main.js", "dist/dev/node/forwarder-entry.js"]);
     expect(dev.filter((f) => !used.has(f))).toEqual([]);
     expect(reachable([inPackage(manifest.main)]).has("dist/dev/config.js")).toBe(false);
   });

@@ -1,5 +1,5 @@
 /**
- * What the real dev node runs as Pods, applied by `kok dev up --node kubelet`: kube-proxy
+ * What the real dev node runs as Pods, applied by `kok dev up`: kube-proxy
  * (Service routing, in the node's own network namespace), CoreDNS (cluster DNS at the Service
  * range's 10th address) and local-path-provisioner as the default StorageClass (volumes under the
  * node's state directory). Images keep their upstream names; the node pulls them through the
@@ -33,6 +33,13 @@ const clusterBinding = (name: string, role: string, namespace: string, sa: strin
   subjects: [{ kind: "ServiceAccount", namespace, name: sa }],
 });
 const clusterRole = (name: string, rules: Obj[]): Obj => ({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name }, rules });
+/** One replica of `podSpec`, selected and labelled by `labels`. */
+const deployment = (namespace: string, name: string, labels: Record<string, string>, podSpec: Obj): Obj => ({
+  apiVersion: "apps/v1",
+  kind: "Deployment",
+  metadata: { namespace, name, labels },
+  spec: { replicas: 1, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: podSpec } },
+});
 
 function kubeProxy(config: DevConfig, layout: RealNodeLayout): Obj[] {
   const ns = "kube-system";
@@ -127,43 +134,31 @@ function coredns(config: DevConfig): Obj[] {
     ]),
     clusterBinding("kok-dev:coredns", "kok-dev:coredns", ns, "coredns"),
     { apiVersion: "v1", kind: "ConfigMap", metadata: { namespace: ns, name: "coredns" }, data: { Corefile: corefile } },
-    {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { namespace: ns, name: "coredns", labels },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels },
-          spec: {
-            serviceAccountName: "coredns",
-            priorityClassName: "system-cluster-critical",
-            tolerations: tolerateAll,
-            dnsPolicy: "Default",
-            containers: [
-              {
-                name: "coredns",
-                image: ADDON_IMAGES.coredns,
-                args: ["-conf", "/etc/coredns/Corefile"],
-                ports: [
-                  { name: "dns", containerPort: 53, protocol: "UDP" },
-                  { name: "dns-tcp", containerPort: 53, protocol: "TCP" },
-                  { name: "metrics", containerPort: 9153, protocol: "TCP" },
-                ],
-                resources: { requests: { cpu: "50m", memory: "70Mi" }, limits: { memory: "170Mi" } },
-                // The image runs as "nonroot" by name, which runAsNonRoot cannot check: the same user by number.
-                securityContext: { ...dropAll, capabilities: { add: ["NET_BIND_SERVICE"], drop: ["ALL"] }, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532 },
-                readinessProbe: { httpGet: { path: "/ready", port: 8181 }, periodSeconds: 2 },
-                livenessProbe: { httpGet: { path: "/health", port: 8080 }, initialDelaySeconds: 60, timeoutSeconds: 5 },
-                volumeMounts: [{ name: "config", mountPath: "/etc/coredns", readOnly: true }],
-              },
-            ],
-            volumes: [{ name: "config", configMap: { name: "coredns" } }],
-          },
+    deployment(ns, "coredns", labels, {
+      serviceAccountName: "coredns",
+      priorityClassName: "system-cluster-critical",
+      tolerations: tolerateAll,
+      dnsPolicy: "Default",
+      containers: [
+        {
+          name: "coredns",
+          image: ADDON_IMAGES.coredns,
+          args: ["-conf", "/etc/coredns/Corefile"],
+          ports: [
+            { name: "dns", containerPort: 53, protocol: "UDP" },
+            { name: "dns-tcp", containerPort: 53, protocol: "TCP" },
+            { name: "metrics", containerPort: 9153, protocol: "TCP" },
+          ],
+          resources: { requests: { cpu: "50m", memory: "70Mi" }, limits: { memory: "170Mi" } },
+          // The image runs as "nonroot" by name, which runAsNonRoot cannot check: the same user by number.
+          securityContext: { ...dropAll, capabilities: { add: ["NET_BIND_SERVICE"], drop: ["ALL"] }, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532 },
+          readinessProbe: { httpGet: { path: "/ready", port: 8181 }, periodSeconds: 2 },
+          livenessProbe: { httpGet: { path: "/health", port: 8080 }, initialDelaySeconds: 60, timeoutSeconds: 5 },
+          volumeMounts: [{ name: "config", mountPath: "/etc/coredns", readOnly: true }],
         },
-      },
-    },
+      ],
+      volumes: [{ name: "config", configMap: { name: "coredns" } }],
+    }),
     {
       apiVersion: "v1",
       kind: "Service",
@@ -214,35 +209,23 @@ function localPath(layout: RealNodeLayout): Obj[] {
         "helperPod.yaml": stringify(helperPod),
       },
     },
-    {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { namespace: ns, name: "local-path-provisioner", labels },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels },
-          spec: {
-            serviceAccountName: "local-path-provisioner-service-account",
-            tolerations: tolerateAll,
-            containers: [
-              {
-                name: "local-path-provisioner",
-                image: ADDON_IMAGES.localPath,
-                command: ["local-path-provisioner", "--debug", "start", "--config", "/etc/config/config.json"],
-                env: [
-                  { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
-                  { name: "CONFIG_MOUNT_PATH", value: "/etc/config/" },
-                ],
-                volumeMounts: [{ name: "config", mountPath: "/etc/config/" }],
-              },
-            ],
-            volumes: [{ name: "config", configMap: { name: "local-path-config" } }],
-          },
+    deployment(ns, "local-path-provisioner", labels, {
+      serviceAccountName: "local-path-provisioner-service-account",
+      tolerations: tolerateAll,
+      containers: [
+        {
+          name: "local-path-provisioner",
+          image: ADDON_IMAGES.localPath,
+          command: ["local-path-provisioner", "--debug", "start", "--config", "/etc/config/config.json"],
+          env: [
+            { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+            { name: "CONFIG_MOUNT_PATH", value: "/etc/config/" },
+          ],
+          volumeMounts: [{ name: "config", mountPath: "/etc/config/" }],
         },
-      },
-    },
+      ],
+      volumes: [{ name: "config", configMap: { name: "local-path-config" } }],
+    }),
     {
       apiVersion: "storage.k8s.io/v1",
       kind: "StorageClass",

@@ -1,7 +1,7 @@
 /**
- * `kok dev up --node kubelet`: the meta-cluster's node as a real kubelet + containerd 2 + runc +
- * CNI, started as background processes with pid files like the masters (see docs/dev-cluster.md,
- * "The real node"). Every binary is checked first and all missing ones are named at once.
+ * `kok dev up`'s node: the meta-cluster's node as a real kubelet + containerd 2 + runc + CNI,
+ * started as background processes with pid files like the masters (see docs/dev-cluster.md,
+ * "The node: a real kubelet"). Every binary is checked first and all missing ones are named at once.
  */
 import { execFile } from "node:child_process";
 import { accessSync, constants, existsSync, writeFileSync } from "node:fs";

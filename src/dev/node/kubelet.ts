@@ -12,7 +12,7 @@ import type { DevConfig } from "../config";
 import type { LeafRequest } from "../pki";
 import { clusterDnsAddress, type RealNodeLayout } from "./layout";
 
-/** The node role label docs/operations.md asks masters' nodes to carry (the agent sets it too). */
+/** The node role label docs/operations.md asks masters' nodes to carry. */
 export const NODE_LABELS = { "node-role.kubeonkube.io/master": "true" } as const;
 
 export function kubeletLeaves(config: DevConfig, layout: RealNodeLayout): LeafRequest[] {
