@@ -283,7 +283,7 @@ spec_flannel() {
   T_TAGS="netgo,osusergo"
   T_LDFLAGS+=" -X ${m}/pkg/version.Version=${FLANNEL_VERSION} -linkmode external -extldflags -static"
   T_KEY_EXTRA="$(gcc --version 2>/dev/null | head -n1); $(dpkg-query -W -f '${Package} ${Version}' libc6-dev 2>/dev/null)"
-  if ! command -v gcc >/dev/null 2>&1; then
+  if ! command -v gcc >/dev/null 2>&1 || [[ ! -f /usr/include/stdio.h ]]; then
     T_BLOCKED="flanneld's udp backend needs cgo on amd64: apt-get install gcc libc6-dev"
   fi
 }
