@@ -106,6 +106,8 @@ main() {
   check_version versitygw versitygw "Version  : ${VERSITYGW_VERSION}" "${bin}/versitygw" --version
   check_version coredns coredns "CoreDNS-${COREDNS_VERSION#v}" "${bin}/coredns" -version
   check_version local-path-provisioner local-path-provisioner "${LOCAL_PATH_PROVISIONER_VERSION}" "${bin}/local-path-provisioner" --version
+  # The business clusters' add-ons (issue 16). flanneld prints its version on stderr.
+  check_version flanneld flannel "${FLANNEL_VERSION}" "${bin}/flanneld" --version
 
   if (( ${#MISSING[@]} > 0 )); then
     local targets=() entry

@@ -9,19 +9,21 @@
  *   registry.k8s.io/coredns/coredns:v<version> /coredns (cap_net_bind_service), USER nonroot:nonroot
  *   docker.io/rancher/local-path-provisioner:<version>  /usr/bin/local-path-provisioner
  *   docker.io/library/busybox:<version>, :latest  Debian's busybox-static with its applet links
+ *   docker.io/flannel/flannel:<version>       /opt/bin/flanneld + kube-proxy's netfilter tools + busybox
  *
  * Versions come from the toolchain's binaries themselves (the k8s/<version>/ directories,
- * `etcd --version`, bin/pause.version, `coredns -version`, `local-path-provisioner --version`) and
+ * `etcd --version`, bin/pause.version, `coredns -version`, `local-path-provisioner --version`,
+ * `flanneld --version`) and
  * from apt (busybox), never from a second copy of the pins. docs/images.md has the reasons for
  * each choice.
  */
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { accessSync, constants, existsSync, readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import type { DebCache } from "./debs";
 import { parseReference, type ImageReference } from "./layout";
 import type { RunConfig } from "./oci";
-import { baseEntries, busyboxEntries, packageEntries } from "./rootfs";
+import { baseEntries, busyboxApplets, busyboxEntries, packageEntries } from "./rootfs";
 import type { TarEntry } from "./tar";
 
 export interface LayerPlan {
@@ -40,7 +42,7 @@ export interface ImagePlan {
 }
 
 /** Names `--only` accepts, in build order. */
-export const IMAGE_NAMES = ["pause", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "local-path-provisioner", "busybox"] as const;
+export const IMAGE_NAMES = ["pause", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "local-path-provisioner", "busybox", "flannel"] as const;
 export type ImageName = (typeof IMAGE_NAMES)[number];
 
 /** Everything that is missing, one line each, so one run names all of it. */
@@ -71,6 +73,7 @@ export interface PlanContext {
 class Inputs {
   readonly problems: string[] = [];
   private base?: LayerPlan;
+  private netfilter?: LayerPlan;
 
   constructor(readonly ctx: PlanContext) {}
 
@@ -86,15 +89,15 @@ class Inputs {
     }
   }
 
-  /** A version printed by a binary, matched by `pattern`'s first group. */
+  /** A version printed by a binary (on stdout or, as flanneld does, stderr), matched by `pattern`'s first group. */
   version(image: string, binary: string, args: string[], pattern: RegExp): string | undefined {
-    let output: string;
-    try {
-      output = execFileSync(binary, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-    } catch (error) {
-      this.problems.push(`${image}: \`${binary} ${args.join(" ")}\` failed (${(error as Error).message.split("\n")[0]}): rebuild it with the toolchain`);
+    const run = spawnSync(binary, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 30_000 });
+    if (run.error || run.status !== 0) {
+      const why = run.error ? run.error.message.split("\n")[0] : `exit ${run.status ?? run.signal}: ${run.stderr.trim().split("\n")[0] ?? ""}`;
+      this.problems.push(`${image}: \`${binary} ${args.join(" ")}\` failed (${why}): rebuild it with the toolchain`);
       return undefined;
     }
+    const output = `${run.stdout}${run.stderr}`;
     const found = pattern.exec(output)?.[1];
     if (!found) this.problems.push(`${image}: \`${binary} ${args.join(" ")}\` printed no version (${JSON.stringify(output.trim().slice(0, 80))})`);
     return found;
@@ -103,6 +106,12 @@ class Inputs {
   baseLayer(): LayerPlan {
     this.base ??= { comment: "base: users, groups, nsswitch.conf, CA certificates and time zones (Debian ca-certificates, tzdata)", entries: baseEntries(this.ctx.debs.get("ca-certificates"), this.ctx.debs.get("tzdata")) };
     return this.base;
+  }
+
+  /** One plan for kube-proxy's and flannel's images: the same layer bytes, stored once. */
+  netfilterLayer(): LayerPlan {
+    this.netfilter ??= netfilterLayer(this);
+    return this.netfilter;
   }
 }
 
@@ -133,7 +142,7 @@ function kubernetesImages(inputs: Inputs, name: ImageName): (ImagePlan | undefin
     const binary = inputs.file(`registry.k8s.io/${name}:${version}`, `k8s/${version}/bin/${name}`, minorTarget(version));
     if (!binary) return undefined;
     const layers = [inputs.baseLayer()];
-    if (name === "kube-proxy") layers.push(netfilterLayer(inputs));
+    if (name === "kube-proxy") layers.push(inputs.netfilterLayer());
     layers.push(binaryLayer(`${name} ${version}`, [[`usr/local/bin/${name}`, binary]]));
     // Upstream's entrypoint is /go-runner, a log-redirecting wrapper we do not build; Pod specs
     // name the command anyway. Without one, the binary itself is the nearest equivalent.
@@ -228,12 +237,44 @@ function busyboxImage(inputs: Inputs): ImagePlan {
   };
 }
 
+/** Applets the flannel DaemonSet's `install-cni` script runs (`/bin/sh -c`) to render the CNI conflist. */
+export const FLANNEL_SCRIPT_APPLETS = ["sh", "cat", "mv", "mkdir", "sleep", "sed", "grep", "cp", "rm", "test", "["] as const;
+
+/**
+ * flannel as upstream's image lays it out (/opt/bin/flanneld, the entrypoint), with what flanneld
+ * runs: iptables/ip6tables (its --ip-masq and forward rules, through go-iptables) and nft (the
+ * nftables mode) — kube-proxy's netfilter layer, so both images share it — and a shell with the
+ * usual utilities (upstream's is Alpine's busybox), here Debian's busybox-static with every
+ * applet linked in /bin as the busybox image has them, because the DaemonSet's `install-cni`
+ * container runs a POSIX sh script in this image.
+ */
+function flannelImage(inputs: Inputs): ImagePlan | undefined {
+  const image = "docker.io/flannel/flannel";
+  const binary = inputs.file(image, "bin/flanneld", "flannel");
+  if (!binary) return undefined;
+  const version = inputs.version(image, binary, ["--version"], /^(v\d+\.\d+\.\d+)\s*$/m);
+  if (!version) return undefined;
+  const deb = inputs.ctx.debs.get("busybox-static");
+  return {
+    name: "flannel",
+    refs: [parseReference(`${image}:${version}`)],
+    layers: [
+      inputs.baseLayer(),
+      inputs.netfilterLayer(),
+      { comment: `busybox applets (Debian busybox-static ${deb.version})`, entries: busyboxApplets(deb, FLANNEL_SCRIPT_APPLETS) },
+      binaryLayer(`flanneld ${version}`, [["opt/bin/flanneld", binary]]),
+    ],
+    run: { entrypoint: ["/opt/bin/flanneld"], env: [PATH, SSL] },
+  };
+}
+
 /** The plans of the chosen images (all by default); throws MissingInputsError naming every missing input. */
 export function planImages(ctx: PlanContext, only: readonly ImageName[] = IMAGE_NAMES): ImagePlan[] {
   const inputs = new Inputs(ctx);
   const chosen = IMAGE_NAMES.filter((n) => only.includes(n));
   // Every top-level package in one apt-cache call; only pause needs none.
-  if (chosen.some((n) => n !== "pause")) ctx.debs.resolve(["ca-certificates", "tzdata", ...(chosen.includes("busybox") ? ["busybox-static"] : []), ...(chosen.includes("kube-proxy") ? NETFILTER_PACKAGES : [])]);
+  const needs = (...names: ImageName[]) => names.some((n) => chosen.includes(n));
+  if (chosen.some((n) => n !== "pause")) ctx.debs.resolve(["ca-certificates", "tzdata", ...(needs("busybox", "flannel") ? ["busybox-static"] : []), ...(needs("kube-proxy", "flannel") ? NETFILTER_PACKAGES : [])]);
   const plans: (ImagePlan | undefined)[] = [];
   for (const name of chosen) {
     if (name === "pause") plans.push(pauseImage(inputs));
@@ -241,6 +282,7 @@ export function planImages(ctx: PlanContext, only: readonly ImageName[] = IMAGE_
     else if (name === "coredns") plans.push(corednsImage(inputs));
     else if (name === "local-path-provisioner") plans.push(localPathProvisionerImage(inputs));
     else if (name === "busybox") plans.push(busyboxImage(inputs));
+    else if (name === "flannel") plans.push(flannelImage(inputs));
     else plans.push(...kubernetesImages(inputs, name));
   }
   if (inputs.problems.length > 0) throw new MissingInputsError(inputs.problems);

