@@ -26,6 +26,7 @@ const TOOLCHAIN_TARGET: Readonly<Record<string, string>> = {
   runc: "runc",
   crane: "crane",
   coredns: "coredns",
+  flanneld: "flannel",
   pause: "pause",
   "local-path-provisioner": "local-path-provisioner",
 };
