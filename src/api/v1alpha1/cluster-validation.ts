@@ -17,7 +17,15 @@ import {
   schemaProblems,
   type Problem,
 } from "./validation";
-import { etcdSupportProblem, kubernetesSupportProblem, parseKubernetesVersion, parsePlainVersion } from "./versions";
+import {
+  etcdSupportProblem,
+  KUBE_PROXY_NFTABLES_MIN_MINOR,
+  kubeProxySkewProblem,
+  kubernetesSupportProblem,
+  parseKubernetesVersion,
+  parsePlainVersion,
+} from "./versions";
+import { CLUSTER_DNS_ADDRESS_INDEX } from "./addons";
 import { stackNameProblems } from "./name-limits";
 import type { ResourceRequirements } from "./common";
 
@@ -78,6 +86,7 @@ export function validateClusterSpec(spec: unknown, path = "spec"): Problem[] {
   }
 
   problems.push(...networkProblems(s.network, at("network")));
+  problems.push(...addonProblems(s.addons, s.kubernetesVersion, at("addons")));
   problems.push(...certificateProblems(s, path));
   return preferSemantic(problems);
 }
@@ -211,8 +220,13 @@ function networkProblems(network: ClusterSpec["network"], path: string): Problem
     const minPrefix = service.family === 4 ? 12 : 108;
     if (service.prefix < minPrefix) {
       problems.push({ path: `${path}.serviceCIDR`, message: `is too large: kube-apiserver needs a prefix of at least /${minPrefix}` });
-    } else if (cidrSize(service) < 8n) {
-      problems.push({ path: `${path}.serviceCIDR`, message: "is too small: it needs room for the kubernetes and DNS Services" });
+    } else if (cidrSize(service) <= BigInt(CLUSTER_DNS_ADDRESS_INDEX)) {
+      // The kubelets' clusterDNS is the 10th address whether or not our CoreDNS runs (a platform's own DNS takes it too).
+      const smallest = service.family === 4 ? 28 : 124;
+      problems.push({
+        path: `${path}.serviceCIDR`,
+        message: `is too small: it needs room for the kubernetes Service (1st address) and the cluster DNS Service (${CLUSTER_DNS_ADDRESS_INDEX}th); use /${smallest} or larger`,
+      });
     }
   }
   if (service && parsed.podCIDR && cidrsOverlap(service, parsed.podCIDR)) {
@@ -220,6 +234,26 @@ function networkProblems(network: ClusterSpec["network"], path: string): Problem
   }
   if (typeof network.clusterDomain === "string" && !isDns1123Subdomain(network.clusterDomain)) {
     problems.push({ path: `${path}.clusterDomain`, message: `"${network.clusterDomain}" is not a DNS domain like cluster.local` });
+  }
+  return problems;
+}
+
+/** The add-ons' versions against the masters' (skew policy) and kube-proxy's mode against its version. */
+function addonProblems(addons: Partial<ClusterSpec>["addons"], kubernetesVersion: unknown, path: string): Problem[] {
+  if (!addons || typeof addons !== "object") return [];
+  const problems: Problem[] = [];
+  const proxy = addons.kubeProxy;
+  if (!proxy || typeof proxy !== "object") return problems;
+  const masters = typeof kubernetesVersion === "string" ? parseKubernetesVersion(kubernetesVersion) : undefined;
+  const own = typeof proxy.version === "string" ? parseKubernetesVersion(proxy.version) : undefined;
+  const skew = own && masters && kubeProxySkewProblem(own, masters);
+  if (skew) problems.push({ path: `${path}.kubeProxy.version`, message: skew });
+  const running = own ?? masters;
+  if (proxy.mode === "nftables" && running && running.major === 1 && running.minor < KUBE_PROXY_NFTABLES_MIN_MINOR) {
+    problems.push({
+      path: `${path}.kubeProxy.mode`,
+      message: `nftables needs kube-proxy v1.${KUBE_PROXY_NFTABLES_MIN_MINOR} or later (this one runs v${running.major}.${running.minor}); use iptables`,
+    });
   }
   return problems;
 }
