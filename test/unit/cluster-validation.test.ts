@@ -93,6 +93,19 @@ describe("validateClusterSpec", () => {
     }
   });
 
+  it("refuses a Pod range the controller-manager cannot split into per-Node ranges (/24 IPv4, /64 IPv6, at most 2^16 of them)", () => {
+    const at = (podCIDR: string, extraArgs?: Record<string, string>) =>
+      validateClusterSpec(standardSpec({ network: { serviceCIDR: "172.16.0.0/16", podCIDR }, ...(extraArgs ? { controllerManager: { extraArgs } } : {}) }));
+    for (const ok of ["10.244.0.0/16", "11.0.0.0/8", "10.244.0.0/24", "fd00:244::/48", "fd00:244::/64"]) expect(at(ok), ok).toEqual([]);
+    expect(messageAt(at("10.244.0.0/25"), "spec.network.podCIDR")).toContain("each Node gets a /24 of it");
+    expect(messageAt(at("8.0.0.0/7"), "spec.network.podCIDR")).toContain("use /8 or smaller");
+    expect(messageAt(at("fd00::/32"), "spec.network.podCIDR")).toContain("use /48 or smaller");
+    expect(messageAt(at("fd00:244::/80"), "spec.network.podCIDR")).toContain("each Node gets a /64");
+    // The tenant's own --node-cidr-mask-size counts.
+    expect(at("10.244.0.0/26", { "node-cidr-mask-size-ipv4": "28" })).toEqual([]);
+    expect(paths(at("11.0.0.0/8", { "node-cidr-mask-size": "26" }))).toEqual(["spec.network.podCIDR"]);
+  });
+
   it("accepts add-ons switched off, overridden within the skew policy, or left out", () => {
     expect(validateClusterSpec(standardSpec({ addons: {} }))).toEqual([]);
     const own = { network: { enabled: false }, kubeProxy: { enabled: false }, coreDNS: { enabled: false } };

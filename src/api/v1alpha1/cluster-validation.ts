@@ -85,7 +85,7 @@ export function validateClusterSpec(spec: unknown, path = "spec"): Problem[] {
     }
   }
 
-  problems.push(...networkProblems(s.network, at("network")));
+  problems.push(...networkProblems(s.network, at("network"), s.controllerManager?.extraArgs));
   problems.push(...addonProblems(s.addons, s.kubernetesVersion, at("addons")));
   problems.push(...certificateProblems(s, path));
   return preferSemantic(problems);
@@ -199,7 +199,12 @@ function extraArgProblems(args: Record<string, string> | undefined, path: string
     .map((flag) => ({ path: `${path}["${flag}"]`, message: "flag names are lowercase words joined by '-', without leading dashes" }));
 }
 
-function networkProblems(network: ClusterSpec["network"], path: string): Problem[] {
+/** kube-controller-manager's default per-Node range (`--node-cidr-mask-size-ipv4/-ipv6`). */
+export const DEFAULT_NODE_CIDR_MASK = { 4: 24, 6: 64 } as const;
+/** At most this many bits between the Pod range and a Node's part of it (kube-controller-manager's cidrset). */
+export const MAX_NODE_CIDR_BITS = 16;
+
+function networkProblems(network: ClusterSpec["network"], path: string, controllerManagerArgs?: Record<string, string>): Problem[] {
   if (!network || typeof network !== "object") return [];
   const problems: Problem[] = [];
   const parsed: Record<string, Cidr> = {};
@@ -226,6 +231,20 @@ function networkProblems(network: ClusterSpec["network"], path: string): Problem
       problems.push({
         path: `${path}.serviceCIDR`,
         message: `is too small: it needs room for the kubernetes Service (1st address) and the cluster DNS Service (${CLUSTER_DNS_ADDRESS_INDEX}th); use /${smallest} or larger`,
+      });
+    }
+  }
+  const pods = parsed.podCIDR;
+  if (pods) {
+    // The controller-manager (--allocate-node-cidrs) gives each Node a part of the Pod range; it refuses to start on a range that cannot hold one, or that holds more than 2^16.
+    const override = controllerManagerArgs?.[`node-cidr-mask-size-ipv${pods.family}`] ?? controllerManagerArgs?.["node-cidr-mask-size"];
+    const nodeMask = override !== undefined && /^\d{1,3}$/.test(override) ? Number(override) : DEFAULT_NODE_CIDR_MASK[pods.family];
+    if (pods.prefix > nodeMask) {
+      problems.push({ path: `${path}.podCIDR`, message: `is too small: each Node gets a /${nodeMask} of it (kube-controller-manager --node-cidr-mask-size), so it must be /${nodeMask} or larger` });
+    } else if (nodeMask - pods.prefix > MAX_NODE_CIDR_BITS) {
+      problems.push({
+        path: `${path}.podCIDR`,
+        message: `is too large for per-Node ranges of /${nodeMask}: kube-controller-manager splits it into at most 2^${MAX_NODE_CIDR_BITS} of them, so use /${nodeMask - MAX_NODE_CIDR_BITS} or smaller`,
       });
     }
   }
