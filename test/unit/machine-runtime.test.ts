@@ -57,4 +57,12 @@ describe("a Machine's kubelet network", () => {
     expect(networkOf(machine(true), deps(cluster()))).toEqual({ serviceCIDR: "10.96.0.0/12", clusterDomain: "cluster.local" });
     expect(networkOf(machine(true), deps(cluster(undefined, { podCIDR: "10.244.0.0/16" })))).toEqual({ serviceCIDR: "10.96.0.0/12", clusterDomain: "cluster.local" });
   });
+
+  it("waits, naming the field, for a service range without a cluster DNS address", () => {
+    expect(machineCatalog(machine(true), deps(cluster(undefined, { serviceCIDR: "10.96.0.0/29" })))).toEqual({
+      waiting: true,
+      reason: "InvalidClusterNetwork",
+      message: "Cluster t/c: spec.network.serviceCIDR: 10.96.0.0/29 has no address number 10 for the cluster DNS Service",
+    });
+  });
 });

@@ -17,6 +17,7 @@ import {
   adminKubeconfigSecretOf,
   caSecretOf,
   caSecretRefProblem,
+  clusterDnsAddress,
   DEFAULT_CLUSTER_DOMAIN,
   DEFAULT_SERVICE_CIDR,
   defaultSandboxImage,
@@ -96,6 +97,12 @@ export function machineCatalog(machine: MachineObject, deps: MachineDependencies
     serviceCIDR: cluster.spec.network?.serviceCIDR ?? DEFAULT_SERVICE_CIDR,
     clusterDomain: cluster.spec.network?.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
   };
+  try {
+    clusterDnsAddress(network.serviceCIDR);
+  } catch (error) {
+    // A range the Cluster's validation refuses now (it was smaller once): no kubelet config fits it.
+    return wait("InvalidClusterNetwork", `Cluster ${ns}/${spec.clusterRef.name}: spec.network.serviceCIDR: ${(error as Error).message}`);
+  }
   const base = { clusterKey: `${ns}/${spec.clusterRef.name}`, cluster, endpoint, runtime: clusterRuntime, network };
   if (spec.packages) {
     return { ...base, packages: spec.packages, revision: packagesRevision(spec.packages), packagesReason: "the machine's own spec.packages" };
