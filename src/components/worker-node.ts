@@ -9,7 +9,6 @@
  * then cleans the host (the `host` step's delete).
  */
 import * as pulumi from "@pulumi/pulumi";
-import * as tls from "@pulumi/tls";
 import {
   SpecValidationError,
   validateMachineSpec,
@@ -29,13 +28,14 @@ import {
   type WorkerPackages,
 } from "../api/v1alpha1";
 import { containerdScript, cniScript, kubeletScript, runcScript, ServiceManager, type ContainerdHostSettings, type HostLayout, type KubeletSettings } from "../host/scripts/install";
-import { drainScript, kubeletKubeconfig, readyScript, removeNodeScript } from "../host/scripts/kubectl";
+import { drainScript, readyScript, removeNodeScript } from "../host/scripts/kubectl";
 import { cleanupScript, hostMarkerScript, joinScript, nodeLabels, verifyScript } from "../host/scripts/node";
 import { preflightScript, type PreflightCheck } from "../host/scripts/preflight";
 import { asRoot } from "../host/scripts/sudo";
 
 import { loadPulumiCommand, type RemoteConnectionArgs } from "./command-steps";
 import { SshStep } from "./ssh-step";
+import { kubeletCredentials, kubeletServingCertificate } from "./kubelet-certificates";
 import { trustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "./trusted-kubeconfig";
 import { componentType, withLegacyAlias } from "./type-tokens";
 
@@ -341,73 +341,4 @@ function clusterNetwork(args: WorkerNodeArgs): { clusterDNS?: string[]; clusterD
     ...(serviceCIDR === undefined ? {} : { clusterDNS: [clusterDnsAddress(serviceCIDR)] }),
     ...(clusterDomain === undefined ? {} : { clusterDomain }),
   };
-}
-
-/**
- * The kubelet's serving certificate and key (one PEM bundle, a secret), signed by the cluster CA
- * for the machine's IP and hostname: the apiserver verifies it (--kubelet-certificate-authority)
- * when it calls the kubelet for logs, exec and port-forward. Undefined with a bootstrap token.
- */
-function kubeletServingCertificate(name: string, parent: pulumi.Resource, args: WorkerNodeArgs): pulumi.Output<string> | undefined {
-  const { caCertificate, caPrivateKey } = args.cluster;
-  if (caPrivateKey === undefined) return undefined;
-  const m = args.machine;
-  const key = new tls.PrivateKey(`${name}-kubelet-serving-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent });
-  const csr = new tls.CertRequest(
-    `${name}-kubelet-serving-csr`,
-    {
-      privateKeyPem: key.privateKeyPem,
-      subject: { commonName: `system:node:${m.hostname}`, organization: "system:nodes" },
-      dnsNames: [m.hostname],
-      ipAddresses: [m.ip],
-    },
-    { parent },
-  );
-  const cert = new tls.LocallySignedCert(
-    `${name}-kubelet-serving-cert`,
-    {
-      certRequestPem: csr.certRequestPem,
-      caCertPem: caCertificate,
-      caPrivateKeyPem: pulumi.secret(caPrivateKey),
-      validityPeriodHours: args.certificateValidityHours ?? 8760,
-      earlyRenewalHours: 720,
-      allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
-    },
-    { parent },
-  );
-  return pulumi.secret(pulumi.all([cert.certPem, key.privateKeyPem]).apply(([certPem, keyPem]) => `${certPem.trimEnd()}\n${keyPem.trimEnd()}\n`));
-}
-
-/** The kubelet's kubeconfig (a secret): a certificate for system:node:<hostname> signed by the cluster CA, or the bootstrap token. */
-function kubeletCredentials(name: string, parent: pulumi.Resource, args: WorkerNodeArgs): pulumi.Output<string> {
-  const { endpoint, caCertificate, caPrivateKey, bootstrapToken } = args.cluster;
-  const user = `system:node:${args.machine.hostname}`;
-  if (bootstrapToken !== undefined) {
-    return pulumi.secret(
-      pulumi.all([endpoint, caCertificate, bootstrapToken]).apply(([e, ca, token]) => kubeletKubeconfig({ endpoint: e, caCertificate: ca, user: "kubelet-bootstrap", token })),
-    );
-  }
-  const key = new tls.PrivateKey(`${name}-kubelet-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent });
-  const csr = new tls.CertRequest(
-    `${name}-kubelet-csr`,
-    { privateKeyPem: key.privateKeyPem, subject: { commonName: user, organization: "system:nodes" } },
-    { parent },
-  );
-  const cert = new tls.LocallySignedCert(
-    `${name}-kubelet-cert`,
-    {
-      certRequestPem: csr.certRequestPem,
-      caCertPem: caCertificate,
-      caPrivateKeyPem: pulumi.secret(caPrivateKey as pulumi.Input<string>),
-      validityPeriodHours: args.certificateValidityHours ?? 8760,
-      earlyRenewalHours: 720,
-      allowedUses: ["digital_signature", "key_encipherment", "client_auth"],
-    },
-    { parent },
-  );
-  return pulumi.secret(
-    pulumi.all([endpoint, caCertificate, cert.certPem, key.privateKeyPem]).apply(([e, ca, certPem, keyPem]) =>
-      kubeletKubeconfig({ endpoint: e, caCertificate: ca, user, clientCertificate: certPem, clientKey: keyPem }),
-    ),
-  );
 }
