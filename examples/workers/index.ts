@@ -57,6 +57,9 @@ const pool = new NodePool("prod-a-general", {
     caPrivateKey: controlPlane.requireOutput("caPrivateKey") as pulumi.Output<string>,
     // With it, every kubelet upgrade is cordon → drain → install → Ready → uncordon.
     adminKubeconfig: controlPlane.requireOutput("adminKubeconfig") as pulumi.Output<string>,
+    // The control plane's spec.network: the kubelets' clusterDNS (the 10th address) and clusterDomain.
+    serviceCIDR: "10.96.0.0/12",
+    clusterDomain: "cluster.local",
   },
   // Where the official Pulumi CLI and its command plugin are installed, "command" works too.
   node: { stepProvider: "openssh" },

@@ -65,6 +65,9 @@ export function apiServerFlags(ctx: ClusterContext): string[] {
       "tls-private-key-file": `${PKI}/apiserver.key`,
       "kubelet-client-certificate": `${PKI}/apiserver-kubelet-client.crt`,
       "kubelet-client-key": `${PKI}/apiserver-kubelet-client.key`,
+      // Kubelets serve with a certificate the cluster CA signed (WorkerNode): logs, exec and
+      // port-forward verify it. The Node's InternalIP (the machine's IP) is that certificate's SAN.
+      "kubelet-certificate-authority": `${PKI}/ca.crt`,
       "kubelet-preferred-address-types": "InternalIP,ExternalIP,Hostname",
       "etcd-servers": etcdClientUrl(ctx),
       "etcd-cafile": `${PKI}/etcd-ca.crt`,

@@ -14,6 +14,16 @@
  *
  * etcd, the controller-manager and the scheduler are therefore reachable from their own namespace
  * only. Policies are additive: an admin may add rules (a monitoring namespace, say) beside these.
+ *
+ * The workers' side of the business cluster needs two paths, both left open here on purpose:
+ * - workers → apiserver: the kubelets, and flannel, kube-proxy and CoreDNS through the `kubernetes`
+ *   Service, whose endpoints are the apiservers' Pod IPs (advertise-address = POD_IP) on port 6443:
+ *   the entry-point rule admits that port from every source, in or outside the meta-cluster.
+ * - apiserver → kubelets on TCP 10250 (logs, exec, port-forward, metrics): egress. No policy here
+ *   isolates the masters' egress: one that did would have to list every destination (etcd, DNS,
+ *   every worker's kubelet, webhooks, OIDC issuers), since any Egress policy selecting a Pod denies
+ *   the rest. A platform that adds a default-deny egress policy to masters' namespaces must allow
+ *   the apiservers TCP 10250 to the workers' addresses (docs/operations.md, Network requirements).
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";

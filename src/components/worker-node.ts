@@ -9,14 +9,18 @@
  * then cleans the host (the `host` step's delete).
  */
 import * as pulumi from "@pulumi/pulumi";
-import * as tls from "@pulumi/tls";
 import {
   SpecValidationError,
   validateMachineSpec,
   validatePackages,
   registryMirrorsProblems,
+  CLUSTER_DNS_ADDRESS_INDEX,
   IMAGE_PATTERN,
+  cidrSize,
+  clusterDnsAddress,
+  isDns1123Subdomain,
   matches,
+  parseCidr,
   type ContainerRuntimeSettings,
   type MachineSpec,
   type ObservedVersions,
@@ -24,13 +28,14 @@ import {
   type WorkerPackages,
 } from "../api/v1alpha1";
 import { containerdScript, cniScript, kubeletScript, runcScript, ServiceManager, type ContainerdHostSettings, type HostLayout, type KubeletSettings } from "../host/scripts/install";
-import { drainScript, kubeletKubeconfig, readyScript, removeNodeScript } from "../host/scripts/kubectl";
+import { drainScript, readyScript, removeNodeScript } from "../host/scripts/kubectl";
 import { cleanupScript, hostMarkerScript, joinScript, nodeLabels, verifyScript } from "../host/scripts/node";
 import { preflightScript, type PreflightCheck } from "../host/scripts/preflight";
 import { asRoot } from "../host/scripts/sudo";
 
 import { loadPulumiCommand, type RemoteConnectionArgs } from "./command-steps";
 import { SshStep } from "./ssh-step";
+import { kubeletCredentials, kubeletServingCertificate } from "./kubelet-certificates";
 import { trustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "./trusted-kubeconfig";
 import { componentType, withLegacyAlias } from "./type-tokens";
 
@@ -60,6 +65,14 @@ export interface WorkerNodeArgs {
     readonly caPrivateKey?: pulumi.Input<string>;
     /** A bootstrap token (`<id>.<secret>`) instead of a signed certificate; the cluster must approve the kubelet's CSR. */
     readonly bootstrapToken?: pulumi.Input<string>;
+    /**
+     * The cluster's service range (its spec.network.serviceCIDR): the kubelet's clusterDNS is its
+     * tenth address, where the cluster DNS Service sits, unless `kubelet.clusterDNS` says otherwise.
+     * Default: none (clusterDNS 10.96.0.10, the tenth of the default 10.96.0.0/12).
+     */
+    readonly serviceCIDR?: string;
+    /** The cluster's DNS domain (spec.network.clusterDomain), unless `kubelet.clusterDomain` says otherwise. Default: cluster.local. */
+    readonly clusterDomain?: string;
     /**
      * An admin kubeconfig: enables drain before upgrades, the Ready gate, uncordon, and Node removal
      * on delete. Default none. Only its server, CA and client certificate (or token) are used:
@@ -93,7 +106,10 @@ export interface WorkerNodeArgs {
   /** Host-level containerd settings (restrictOomScoreAdj for hosts without CAP_SYS_RESOURCE). */
   readonly containerd?: ContainerdHostSettings;
   readonly preflight?: { readonly arch?: string; readonly minFreeDiskMiB?: number; readonly ignore?: readonly PreflightCheck[] };
-  /** Validity of the kubelet's client certificate. Default 8760 h (a year); re-issued 720 h before expiry on refresh. */
+  /**
+   * Validity of the kubelet's client and serving certificates (both signed by the cluster CA when
+   * caPrivateKey is given). Default 8760 h (a year); re-issued 720 h before expiry on refresh.
+   */
   readonly certificateValidityHours?: number;
   /** Drain and Ready-gate timeout. Default 600 s. */
   readonly readyTimeoutSeconds?: number;
@@ -122,6 +138,16 @@ export function workerNodeProblems(args: WorkerNodeArgs): Problem[] {
     problems.push({ path: "cluster", message: "endpoint and caCertificate are required" });
   } else if ((c.caPrivateKey === undefined) === (c.bootstrapToken === undefined)) {
     problems.push({ path: "cluster", message: "set exactly one of caPrivateKey (sign the kubelet certificate) or bootstrapToken" });
+  }
+  if (c?.serviceCIDR !== undefined) {
+    const cidr = parseCidr(c.serviceCIDR);
+    if (!cidr || cidr.hostBitsSet) problems.push({ path: "cluster.serviceCIDR", message: `${JSON.stringify(c.serviceCIDR)} is not a CIDR like 10.96.0.0/12 (without host bits)` });
+    else if (cidrSize(cidr) <= BigInt(CLUSTER_DNS_ADDRESS_INDEX)) {
+      problems.push({ path: "cluster.serviceCIDR", message: `${c.serviceCIDR} has no ${CLUSTER_DNS_ADDRESS_INDEX}th address for the cluster DNS Service` });
+    }
+  }
+  if (c?.clusterDomain !== undefined && !isDns1123Subdomain(c.clusterDomain)) {
+    problems.push({ path: "cluster.clusterDomain", message: `${JSON.stringify(c.clusterDomain)} is not a DNS domain like cluster.local` });
   }
   // A plain text is checked here with the rest; an Output when its value is known (trustedAdminKubeconfig).
   if (typeof c?.adminKubeconfig === "string") {
@@ -207,7 +233,18 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
   if (args.containerd?.restrictOomScoreAdj !== undefined) runtime.push({ containerd: args.containerd });
   remote("containerd", containerdScript(packages.containerd, layout, cgroupDriver, args.runtime, args.containerd), [packages.containerd, cgroupDriver, ...runtime, ...repair]);
   if (packages.runc) remote("runc", runcScript(packages.runc, layout), [packages.runc, ...repair]);
-  remote("kubelet", kubeletScript(packages.kubelet, args.kubelet ?? {}, layout), [packages.kubelet, args.kubelet ?? {}, ...repair]);
+  // The cluster's network joins the triggers only when given, so states written before it existed stay as they are.
+  const network = args.cluster.serviceCIDR !== undefined || args.cluster.clusterDomain !== undefined ? [{ network: clusterNetwork(args) }] : [];
+  const kubelet = { ...clusterNetwork(args), ...args.kubelet };
+  // The serving certificate needs the CA key; with a bootstrap token the kubelet keeps its self-signed one (see docs/workers.md).
+  const serving = kubeletServingCertificate(name, parent, args);
+  remote(
+    "kubelet",
+    kubeletScript(packages.kubelet, kubelet, layout, serving !== undefined),
+    [packages.kubelet, args.kubelet ?? {}, ...network, ...repair],
+    serving === undefined ? {} : { stdin: serving },
+    serving === undefined ? [] : ["stdin"],
+  );
   remote("cni", cniScript(packages.cni, layout), [packages.cni, ...repair]);
 
   const labels = nodeLabels(m.labels, m.idc);
@@ -297,36 +334,11 @@ function trustedAdminKubeconfig(name: string, text: pulumi.Input<string> | undef
   return pulumi.secret(pulumi.output(text).apply((t) => trustedKubeconfig(t, `WorkerNode "${name}": cluster.adminKubeconfig`)));
 }
 
-/** The kubelet's kubeconfig (a secret): a certificate for system:node:<hostname> signed by the cluster CA, or the bootstrap token. */
-function kubeletCredentials(name: string, parent: pulumi.Resource, args: WorkerNodeArgs): pulumi.Output<string> {
-  const { endpoint, caCertificate, caPrivateKey, bootstrapToken } = args.cluster;
-  const user = `system:node:${args.machine.hostname}`;
-  if (bootstrapToken !== undefined) {
-    return pulumi.secret(
-      pulumi.all([endpoint, caCertificate, bootstrapToken]).apply(([e, ca, token]) => kubeletKubeconfig({ endpoint: e, caCertificate: ca, user: "kubelet-bootstrap", token })),
-    );
-  }
-  const key = new tls.PrivateKey(`${name}-kubelet-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent });
-  const csr = new tls.CertRequest(
-    `${name}-kubelet-csr`,
-    { privateKeyPem: key.privateKeyPem, subject: { commonName: user, organization: "system:nodes" } },
-    { parent },
-  );
-  const cert = new tls.LocallySignedCert(
-    `${name}-kubelet-cert`,
-    {
-      certRequestPem: csr.certRequestPem,
-      caCertPem: caCertificate,
-      caPrivateKeyPem: pulumi.secret(caPrivateKey as pulumi.Input<string>),
-      validityPeriodHours: args.certificateValidityHours ?? 8760,
-      earlyRenewalHours: 720,
-      allowedUses: ["digital_signature", "key_encipherment", "client_auth"],
-    },
-    { parent },
-  );
-  return pulumi.secret(
-    pulumi.all([endpoint, caCertificate, cert.certPem, key.privateKeyPem]).apply(([e, ca, certPem, keyPem]) =>
-      kubeletKubeconfig({ endpoint: e, caCertificate: ca, user, clientCertificate: certPem, clientKey: keyPem }),
-    ),
-  );
+/** The kubelet's DNS settings from the cluster's network, where given (explicit kubelet settings win). */
+function clusterNetwork(args: WorkerNodeArgs): { clusterDNS?: string[]; clusterDomain?: string } {
+  const { serviceCIDR, clusterDomain } = args.cluster;
+  return {
+    ...(serviceCIDR === undefined ? {} : { clusterDNS: [clusterDnsAddress(serviceCIDR)] }),
+    ...(clusterDomain === undefined ? {} : { clusterDomain }),
+  };
 }

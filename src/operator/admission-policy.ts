@@ -8,7 +8,7 @@
  * Only CREATE and spec changes are matched: an object admitted under an older policy can still
  * get its finalizer removed and be deleted.
  */
-import { DEFAULT_IMAGE_REPOSITORY, DENIED_EXTRA_ARGS, type ResolvedAdminPolicy } from "../api/v1alpha1";
+import { DEFAULT_FLANNEL_IMAGE, DEFAULT_IMAGE_REPOSITORY, DENIED_EXTRA_ARGS, type ResolvedAdminPolicy } from "../api/v1alpha1";
 
 type Json = Record<string, unknown>;
 interface Validation {
@@ -43,6 +43,10 @@ function clusterValidations(policy: ResolvedAdminPolicy): Validation[] {
   v.push({
     expression: given("etcd.image", underAny("object.spec.etcd.image", registries)),
     message: `spec.etcd.image must be under ${registries.join(", ") || "no registry"} (admin policy: allowedRegistries)`,
+  });
+  v.push({
+    expression: given("addons.network.image", `object.spec.addons.network.image == '${DEFAULT_FLANNEL_IMAGE}' || ${underAny("object.spec.addons.network.image", registries)}`),
+    message: `spec.addons.network.image must be under ${registries.join(", ") || "no registry"} (admin policy: allowedRegistries)`,
   });
   const types = policy.etcdVolumeTypes;
   if (!types.includes("claimTemplate")) v.push({ expression: "!has(object.spec.etcd.storage.claimTemplate)", message: "spec.etcd.storage.claimTemplate is not an allowed etcd volume type (admin policy: etcdVolumeTypes)" });

@@ -39,7 +39,16 @@ export interface MachineProgramArgs {
   /** The catalog's sandbox image (else the Cluster's imageRepository's pause) and registry mirrors. */
   readonly runtime?: ContainerRuntimeSettings;
   readonly credentials: { readonly privateKey?: string; readonly password?: string };
-  readonly cluster: { readonly endpoint: string; readonly caCertificate: string; readonly caPrivateKey: string; readonly adminKubeconfig: string };
+  readonly cluster: {
+    readonly endpoint: string;
+    readonly caCertificate: string;
+    readonly caPrivateKey: string;
+    readonly adminKubeconfig: string;
+    /** The Cluster's spec.network.serviceCIDR: the kubelet's clusterDNS is its tenth address. */
+    readonly serviceCIDR?: string;
+    /** The Cluster's spec.network.clusterDomain: the kubelet's clusterDomain. */
+    readonly clusterDomain?: string;
+  };
   readonly defaults?: WorkerDefaults;
   /** Per-machine install root (test hosts that share one filesystem); wins over defaults.installRoot. */
   readonly installRoot?: string;
@@ -68,6 +77,8 @@ export function machineNodeArgs(args: MachineProgramArgs): WorkerNodeArgs {
       caCertificate: args.cluster.caCertificate,
       caPrivateKey: pulumi.secret(args.cluster.caPrivateKey),
       adminKubeconfig: pulumi.secret(args.cluster.adminKubeconfig),
+      serviceCIDR: args.cluster.serviceCIDR,
+      clusterDomain: args.cluster.clusterDomain,
     },
     stepProvider: "openssh",
     serviceManager: d.serviceManager,

@@ -8,7 +8,7 @@ import type { ClusterPackageVersionSpec, MachineSpec, WorkerPackages } from "../
 import { NodePool, type NodePoolArgs, type NodePoolMachine } from "../components/node-pool";
 import type { WorkerNodeArgs } from "../components/worker-node";
 import { known } from "./known";
-import { fieldsOf } from "./worker-node";
+import { clusterOf, fieldsOf } from "./worker-node";
 
 type Inputs = Record<string, unknown>;
 const CREDENTIAL_SECRETS = ["privateKey", "password"];
@@ -43,7 +43,7 @@ export async function constructNodePool(name: string, inputs: Inputs, opts: pulu
     previousPackages: await known<WorkerPackages>("previousPackages", inputs.previousPackages),
     resume: await known<boolean>("resume", inputs.resume),
     credentials: (await fieldsOf("credentials", inputs.credentials, CREDENTIAL_SECRETS)) as WorkerNodeArgs["credentials"],
-    cluster: (await fieldsOf("cluster", inputs.cluster, ["caPrivateKey", "bootstrapToken", "adminKubeconfig"])) as WorkerNodeArgs["cluster"],
+    cluster: await clusterOf(inputs.cluster),
     node: await known<NodePoolArgs["node"]>("node", inputs.node),
   };
   const pool = new NodePool(name, args, opts);

@@ -21,9 +21,21 @@ export async function fieldsOf(property: string, value: unknown, secretFields: r
   return Object.fromEntries(Object.entries(plain).map(([k, v]) => [k, secretFields.includes(k) ? pulumi.secret(v) : v]));
 }
 
+/**
+ * The `cluster` input: its credentials may be outputs (and stay secret), but the network fields
+ * must be known, as the kubelet's config is written from them at construct time.
+ */
+export async function clusterOf(value: unknown): Promise<WorkerNodeArgs["cluster"]> {
+  const cluster = (await fieldsOf("cluster", value, ["caPrivateKey", "bootstrapToken", "adminKubeconfig"])) as WorkerNodeArgs["cluster"];
+  if (!cluster) return cluster;
+  const serviceCIDR = await known<string>("cluster.serviceCIDR", cluster.serviceCIDR);
+  const clusterDomain = await known<string>("cluster.clusterDomain", cluster.clusterDomain);
+  return { ...cluster, serviceCIDR, clusterDomain };
+}
+
 export async function constructWorkerNode(name: string, inputs: Inputs, opts: pulumi.ComponentResourceOptions): Promise<pulumi.provider.ConstructResult> {
   const credentials = (await fieldsOf("credentials", inputs.credentials, ["privateKey", "password"])) as WorkerNodeArgs["credentials"];
-  const cluster = (await fieldsOf("cluster", inputs.cluster, ["caPrivateKey", "bootstrapToken", "adminKubeconfig"])) as WorkerNodeArgs["cluster"];
+  const cluster = await clusterOf(inputs.cluster);
   const dependsOn = opts.dependsOn === undefined ? [] : Array.isArray(opts.dependsOn) ? opts.dependsOn : [opts.dependsOn];
   const args: WorkerNodeArgs = {
     machine: (await known<MachineSpec>("machine", inputs.machine)) as MachineSpec,

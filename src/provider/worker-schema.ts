@@ -31,14 +31,20 @@ export function workerNodeResource(collector: TypeCollector): Record<string, unk
       caPrivateKey: secretStr("The cluster CA key (PEM): the kubelet's client certificate is signed with it. Mutually exclusive with bootstrapToken."),
       bootstrapToken: secretStr("A bootstrap token (<id>.<secret>) instead of a signed certificate."),
       adminKubeconfig: secretStr("An admin kubeconfig: enables drain, the Ready gate, uncordon and Node removal on delete."),
+      serviceCIDR: str("The cluster's service range (its network.serviceCIDR): the kubelet's clusterDNS is its tenth address, the cluster DNS Service's. Must be known at construct time."),
+      clusterDomain: str("The cluster's DNS domain (its network.clusterDomain): the kubelet's clusterDomain. Must be known at construct time."),
     },
     required: ["endpoint", "caCertificate"],
   };
   collector.types[typeToken("KubeletSettings")] = {
     type: "object",
     properties: {
-      clusterDNS: { type: "array", items: { type: "string" }, description: "Default: [\"10.96.0.10\"]." },
-      clusterDomain: str("Default: cluster.local."),
+      clusterDNS: {
+        type: "array",
+        items: { type: "string" },
+        description: "Default: the tenth address of cluster.serviceCIDR when given, else [\"10.96.0.10\"]. Set it for a node-local DNS cache.",
+      },
+      clusterDomain: str("Default: cluster.clusterDomain when given, else cluster.local."),
       maxPods: { type: "integer", description: "Default: 110." },
       cgroupDriver: str('Default: "systemd". One of "systemd", "cgroupfs".'),
       config: { type: "object", additionalProperties: { $ref: "pulumi.json#/Any" }, description: "Extra KubeletConfiguration fields; they override the generated ones." },

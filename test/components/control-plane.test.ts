@@ -134,6 +134,19 @@ describe("ControlPlane in standard mode", () => {
     expect(flag(etcd, "initial-cluster")?.split(",")).toHaveLength(3);
   });
 
+  it("verifies kubelets against the cluster CA it mounts, calling them by InternalIP first, with its own client certificate", async () => {
+    await deploy("prod-a", { spec: standardSpec(), namespace: "kok-prod-a" });
+    const api = byObjectName(K.deploy, "prod-a-apiserver");
+    expect(flag(api, "kubelet-certificate-authority")).toBe("/etc/kubernetes/pki/ca.crt");
+    expect(flag(api, "client-ca-file")).toBe("/etc/kubernetes/pki/ca.crt");
+    expect(flag(api, "kubelet-preferred-address-types")?.split(",")[0]).toBe("InternalIP");
+    expect(flag(api, "kubelet-client-certificate")).toBe("/etc/kubernetes/pki/apiserver-kubelet-client.crt");
+    const secretName = api.spec.template.spec.volumes.find((v: Obj) => v.secret)?.secret.secretName;
+    expect(Object.keys(plain<Obj>(byObjectName(K.secret, secretName).stringData))).toEqual(
+      expect.arrayContaining(["ca.crt", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key"]),
+    );
+  });
+
   it("exposes the apiserver through a headless Service and one of the requested type", async () => {
     await deploy("prod-a", { spec: standardSpec() });
     expect(byObjectName(K.svc, "prod-a-apiserver-headless").spec.clusterIP).toBe("None");

@@ -114,6 +114,29 @@ describe("master NetworkPolicies", () => {
     expect(entry.ingress).toEqual([{ ports: [{ protocol: "TCP", port: container(byObjectName(K.deploy, "prod-a-apiserver")).ports[0].containerPort }] }]);
   });
 
+  it("leave the masters' egress open, so the apiserver reaches the workers' kubelets (10250) for logs, exec and port-forward", async () => {
+    await deploy("prod-a", { spec: standardSpec(), operatorNamespace: "kok-system" });
+    const apiServerLabels: Record<string, string> = byObjectName(K.deploy, "prod-a-apiserver").spec.template.metadata.labels;
+    const selecting = policies().filter((p) => Object.entries(p.spec.podSelector.matchLabels ?? {}).every(([k, v]) => apiServerLabels[k] === v));
+    expect(selecting.length).toBeGreaterThan(0);
+    // Any policy of type Egress selecting the apiserver would deny every destination it does not list.
+    for (const p of policies()) {
+      expect(p.spec.policyTypes, p.metadata.name).toEqual(["Ingress"]);
+      expect(p.spec.egress, p.metadata.name).toBeUndefined();
+    }
+  });
+
+  it("admit workers to the apiserver port from outside the meta-cluster: the kubelets, and flannel, kube-proxy and CoreDNS through the kubernetes Service's endpoints (Pod IP:6443)", async () => {
+    await deploy("prod-a", { spec: standardSpec() });
+    const api = byObjectName(K.deploy, "prod-a-apiserver");
+    // The endpoints the business cluster publishes are the Pods' own addresses and port.
+    expect(container(api).command).toContain("--advertise-address=$(POD_IP)");
+    expect(container(api).command).toContain("--secure-port=6443");
+    const entry = byObjectName(K.netpol, "prod-a-apiserver-entry").spec;
+    for (const rule of entry.ingress) expect(rule.from).toBeUndefined();
+    expect(entry.ingress.flatMap((r: { ports: { port: number }[] }) => r.ports.map((p) => p.port))).toEqual([6443]);
+  });
+
   it("admit etcd, controller-manager and scheduler from their own namespace only", async () => {
     await deploy("prod-a", { spec: standardSpec(), operatorNamespace: "kok-system" });
     for (const w of workloads().filter((w) => w.metadata.name !== "prod-a-apiserver")) {

@@ -91,4 +91,19 @@ describe("NodePool", () => {
     expect(message).toContain("previousPackages: is required with rollout.pauseAfterCanary");
     expect(recorder.resources).toEqual([]);
   });
+
+  it("gives every node's kubelet the cluster's DNS address and domain, and a serving certificate for each machine", async () => {
+    recorder.reset();
+    new NodePool("dns", {
+      machines: machines(2),
+      packageVersion: cpv({ canary: { count: 1 } }),
+      credentials: { privateKey: "K" },
+      cluster: { ...cluster, serviceCIDR: "10.100.0.0/16", clusterDomain: "pool.local" },
+    });
+    await settle();
+    for (const m of ["w0", "w1"]) {
+      expect(String(recorder.named(`dns-${m}-kubelet`).inputs.create)).toContain("clusterDNS:\n  - 10.100.0.10\nclusterDomain: pool.local");
+    }
+    expect(recorder.named("dns-w1-kubelet-serving-csr").inputs).toMatchObject({ dnsNames: ["w1"], ipAddresses: ["192.0.2.11"] });
+  });
 });

@@ -43,7 +43,14 @@ describe("WorkerNode", () => {
     await settle();
     const remote = children("w1").filter((r) => r.type === "command:remote:Command").map((r) => role("w1", r));
     expect(remote).toEqual(["host", "preflight", "containerd", "kubelet", "cni", "join", "verify"]);
-    expect(children("w1").filter((r) => r.type.startsWith("tls:")).map((r) => role("w1", r)).sort()).toEqual(["kubelet-cert", "kubelet-csr", "kubelet-key"]);
+    expect(children("w1").filter((r) => r.type.startsWith("tls:")).map((r) => role("w1", r)).sort()).toEqual([
+      "kubelet-cert",
+      "kubelet-csr",
+      "kubelet-key",
+      "kubelet-serving-cert",
+      "kubelet-serving-csr",
+      "kubelet-serving-key",
+    ]);
     const order = ["host", "preflight", "containerd", "kubelet", "cni", "join", "verify"];
     for (let i = 1; i < order.length; i++) {
       const opts = capture.options.get(`w1-${order[i]}`);
@@ -100,6 +107,61 @@ describe("WorkerNode", () => {
     const certInputs = recorder.named("s-kubelet-csr").inputs.subject as Record<string, unknown>;
     expect(certInputs).toEqual({ commonName: "system:node:worker-0001", organization: "system:nodes" });
     expect(recorder.named("s-kubelet-cert").inputs.allowedUses).toEqual(["digital_signature", "key_encipherment", "client_auth"]);
+  });
+
+  it("issues a serving certificate from the cluster CA for the machine's IP and hostname, installed by the kubelet step from a secret stdin", async () => {
+    recorder.reset();
+    const node = new WorkerNode("sv", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster });
+    await settle();
+    expect(recorder.named("sv-kubelet-serving-csr").inputs).toMatchObject({
+      subject: { commonName: "system:node:worker-0001", organization: "system:nodes" },
+      dnsNames: ["worker-0001"],
+      ipAddresses: ["192.0.2.11"],
+    });
+    const cert = recorder.named("sv-kubelet-serving-cert").inputs;
+    expect(cert.allowedUses).toEqual(["digital_signature", "key_encipherment", "server_auth"]);
+    // Same validity and renewal as the client certificate.
+    expect([cert.validityPeriodHours, cert.earlyRenewalHours]).toEqual([recorder.named("sv-kubelet-cert").inputs.validityPeriodHours, 720]);
+    expect(secretInput(cert.caPrivateKeyPem)).toEqual({ secret: true, value: CA_KEY });
+    const kubelet = node.steps.kubelet as unknown as { stdin: pulumi.Output<string> };
+    expect(await isSecretOutput(kubelet.stdin)).toBe(true);
+    expect(await valueOf(kubelet.stdin)).toBe(
+      "-----BEGIN CERTIFICATE-----\nmock-sv-kubelet-serving-cert\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nmock-sv-kubelet-serving-key\n-----END PRIVATE KEY-----\n",
+    );
+    const script = String(recorder.named("sv-kubelet").inputs.create);
+    expect(script).not.toContain("mock-sv-kubelet-serving-key");
+    expect(script).toContain("tlsCertFile: /var/lib/kubelet/pki/kubelet-serving.crt");
+    expect(script).toContain("tlsPrivateKeyFile: /var/lib/kubelet/pki/kubelet-serving.key");
+    expect(script).toContain('write_file "$ROOT/var/lib/kubelet/pki/kubelet-serving.key" 0600');
+    expect(recorder.named("sv-kubelet").inputs.stdin).toBeDefined();
+  });
+
+  it("takes the kubelet's clusterDNS (10th address of serviceCIDR) and clusterDomain from the cluster; only the kubelet step changes", async () => {
+    recorder.reset();
+    new WorkerNode("n0", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster });
+    new WorkerNode("n1", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...cluster, serviceCIDR: "172.20.0.0/16", clusterDomain: "corp.internal" } });
+    new WorkerNode("n2", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...cluster, serviceCIDR: "fd00:10:96::/108" }, kubelet: { clusterDNS: ["169.254.20.10"] } });
+    await settle();
+    const config = (prefix: string) => String(recorder.named(`${prefix}-kubelet`).inputs.create);
+    expect(config("n0")).toContain("clusterDNS:\n  - 10.96.0.10\nclusterDomain: cluster.local");
+    expect(config("n1")).toContain("clusterDNS:\n  - 172.20.0.10\nclusterDomain: corp.internal");
+    // An explicit kubelet setting (a node-local DNS cache) wins over the derived address.
+    expect(config("n2")).toContain("clusterDNS:\n  - 169.254.20.10\nclusterDomain: cluster.local");
+    const steps = children("n0").filter((r) => r.type === "command:remote:Command").map((r) => role("n0", r));
+    const changed = steps.filter((s) => {
+      const a = recorder.named(`n0-${s}`).inputs;
+      const b = recorder.named(`n1-${s}`).inputs;
+      return JSON.stringify([a.create, a.update, a.triggers, a.delete]) !== JSON.stringify([b.create, b.update, b.triggers, b.delete]);
+    });
+    expect(changed).toEqual(["kubelet"]);
+    expect(recorder.named("n1-kubelet").inputs.triggers).toContainEqual({ network: { clusterDNS: ["172.20.0.10"], clusterDomain: "corp.internal" } });
+    expect(recorder.named("n0-kubelet").inputs.triggers).toHaveLength(2);
+
+    recorder.reset();
+    expect(() => new WorkerNode("bad", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...cluster, serviceCIDR: "10.96.0.0/29", clusterDomain: "Not A Domain" } })).toThrow(
+      /cluster\.serviceCIDR: 10\.96\.0\.0\/29 has no 10th address[\s\S]*cluster\.clusterDomain/,
+    );
+    expect(recorder.resources).toEqual([]);
   });
 
   it("labels the node from labels and idc, and registers its taints", async () => {
@@ -198,6 +260,9 @@ describe("WorkerNode", () => {
     const node = new WorkerNode("b", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...noKey, bootstrapToken: "abcdef.0123456789abcdef" } });
     await settle();
     expect(children("b").filter((r) => r.type.startsWith("tls:"))).toEqual([]);
+    // No CA key, no serving certificate: the kubelet keeps its self-signed one and reads nothing from stdin.
+    expect(String(recorder.named("b-kubelet").inputs.create)).not.toContain("tlsCertFile");
+    expect(recorder.named("b-kubelet").inputs.stdin).toBeUndefined();
     expect(String(recorder.named("b-join").inputs.create)).toContain("--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf");
     expect(await valueOf((node.steps.join as unknown as { stdin: pulumi.Output<string> }).stdin)).toContain("token: abcdef.0123456789abcdef");
   });

@@ -74,6 +74,7 @@ describe("the admin policy as a ValidatingAdmissionPolicy", () => {
     ["off the masters' pool", minimalSpec(), "(admin policy: masters.requiredNodeSelector)"],
     ["etcd storage over the cap", { ...base(), etcd: { version: "3.6.16", storage: { claimTemplate: { size: "10Ti" } } } }, "spec.etcd.storage.claimTemplate.size must be at most 100Gi (admin policy: caps.maxEtcdStorage)"],
     ["cpu over the cap", { ...base(), scheduler: { resources: { limits: { cpu: "100000" } } } }, "spec.scheduler.resources.limits.cpu must be at most 8 (admin policy: caps.maxCpu)"],
+    ["a foreign flannel image", { ...base(), addons: { network: { image: "evil.example.com/flannel:v1" } } }, "spec.addons.network.image must be under registry.k8s.io (admin policy: allowedRegistries)"],
     ["a load-balancer annotation", { ...base(), apiServer: { service: { type: "LoadBalancer", annotations: { "metallb.universe.tf/loadBalancerIPs": "203.0.113.1" } } } }, "spec.apiServer.service.annotations may only use no key (admin policy: apiServerService.allowedAnnotations)"],
   ])("refuses a Cluster with %s, naming the field and rule", async (_what, spec, expected) => {
     expect(await outcome(cluster("hostile", spec as Record<string, unknown>))).toContain(expected);

@@ -73,6 +73,19 @@ describe("CRDs on a real kube-apiserver", () => {
     expect(message).toContain("spec.network.serviceCIDR must be a CIDR");
   });
 
+  it("refuses a kube-proxy newer than the masters and a service range without a 10th address; accepts one 3 minors older", async () => {
+    const cluster = (name: string, spec: Record<string, unknown>) =>
+      ({ apiVersion: "kubeonkube.io/v1alpha1", kind: "Cluster", metadata: { name, namespace: "fleet" }, spec: { ...minimalSpec(), ...spec } }) as k8s.KubernetesObject;
+    const message = await rejection(cluster("skewed", { addons: { kubeProxy: { version: "v1.37.0" } }, network: { serviceCIDR: "10.96.0.0/29" } }));
+    expect(message).toContain("spec.addons.kubeProxy.version must be the masters' minor or up to 3 older");
+    expect(message).toContain("spec.network.serviceCIDR must be a /28 (IPv6: /124) or larger");
+    expect(await rejection(cluster("ancient", { addons: { kubeProxy: { version: "v1.32.0" } } }))).toContain("spec.addons.kubeProxy.version");
+    expect(await rejection(cluster("tiny6", { network: { serviceCIDR: "fd00::/125" } }))).toContain("spec.network.serviceCIDR must be a /28");
+    await expect(objects.create(cluster("older-proxy", { addons: { kubeProxy: { version: "v1.33.0", mode: "nftables" } }, network: { serviceCIDR: "fd00::/124" } }))).resolves.toMatchObject({
+      kind: "Cluster",
+    });
+  });
+
   it("keeps mode immutable", async () => {
     const cluster = samples("cluster.yaml")[0] as k8s.KubernetesObject & { spec: { mode: string } };
     const current = await objects.read({ apiVersion: cluster.apiVersion, kind: cluster.kind, metadata: { name: "prod-a", namespace: "fleet" } });

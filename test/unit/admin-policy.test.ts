@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   clusterPolicyProblems,
   DEFAULT_ADMIN_POLICY,
+  DEFAULT_FLANNEL_IMAGE,
   formatPolicyProblem,
   loadAdminPolicy,
   machinePolicyProblems,
@@ -69,6 +70,17 @@ describe("clusterPolicyProblems", () => {
     const mirror = resolveAdminPolicy({ allowedRegistries: ["mirror.corp:5000/k8s"] });
     expect(ruleAt(minimalSpec({ imageRepository: "mirror.corp:5000/k8s" }), mirror)).toEqual({});
     expect(ruleAt(minimalSpec(), mirror)).toEqual({ "spec.imageRepository": "allowedRegistries" });
+  });
+
+  it("refuses a flannel image outside allowedRegistries, but not the pinned default", () => {
+    expect(ruleAt(minimalSpec({ addons: { network: { image: "evil.example.com/flannel:v1" } } }))).toEqual({ "spec.addons.network.image": "allowedRegistries" });
+    expect(ruleAt(minimalSpec({ addons: { network: { image: "registry.k8s.io.evil.com/flannel:v1" } } }))).toEqual({ "spec.addons.network.image": "allowedRegistries" });
+    expect(ruleAt(minimalSpec({ addons: { network: { image: DEFAULT_FLANNEL_IMAGE } } }))).toEqual({});
+    expect(ruleAt(minimalSpec({ addons: { network: { image: "registry.k8s.io/flannel/flannel:v0.28.10" } } }))).toEqual({});
+    const problem = clusterPolicyProblems(minimalSpec({ addons: { network: { image: "evil.example.com/flannel:v1" } } }), policy)[0];
+    expect(formatPolicyProblem(problem)).toBe(
+      'spec.addons.network.image: "evil.example.com/flannel:v1" is not from an allowed registry (registry.k8s.io) (admin policy: allowedRegistries)',
+    );
   });
 
   it("refuses hostPath / unless listed and under a prefix", () => {

@@ -35,6 +35,10 @@ describe("admissionPolicies", () => {
         "spec.etcd.storage.volumeSource.hostPath.path must be under /srv/etcd (admin policy: hostPathPrefixes)",
       ]),
     );
+    const flannel = cluster.find((v) => v.message.startsWith("spec.addons.network.image"));
+    expect(flannel?.expression).toBe(
+      "!(has(object.spec.addons) && has(object.spec.addons.network) && has(object.spec.addons.network.image)) || object.spec.addons.network.image == 'docker.io/flannel/flannel:v0.28.10' || ['mirror.corp/k8s'].exists(r, object.spec.addons.network.image == r || object.spec.addons.network.image.startsWith(r + '/'))",
+    );
     expect(validations(resolveAdminPolicy(), "machines").map((v) => v.expression)).toEqual([
       "!isIP(object.spec.ip) || ['0.0.0.0/0', '::/0'].exists(c, cidr(c).containsIP(object.spec.ip))",
       "!isIP(object.spec.ip) || !['127.0.0.0/8', '::1/128'].exists(c, cidr(c).containsIP(object.spec.ip))",

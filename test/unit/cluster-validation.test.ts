@@ -82,6 +82,82 @@ describe("validateClusterSpec", () => {
     expect(validateClusterSpec(standardSpec({ network: { serviceCIDR: "fd00:10:96::/108", podCIDR: "10.244.0.0/16" } }))).toEqual([]);
   });
 
+  it("refuses a service range without a 10th address (the cluster DNS Service), IPv4 and IPv6", () => {
+    for (const small of ["10.96.0.0/29", "10.96.0.0/30", "10.96.0.0/32", "fd00:10:96::/125", "fd00:10:96::/128"]) {
+      const problems = validateClusterSpec(standardSpec({ network: { serviceCIDR: small, podCIDR: "10.244.0.0/16" } }));
+      expect(paths(problems), small).toEqual(["spec.network.serviceCIDR"]);
+      expect(messageAt(problems, "spec.network.serviceCIDR")).toMatch(/too small: .*cluster DNS Service \(10th\); use \/(28|124) or larger/);
+    }
+    for (const enough of ["10.96.0.0/28", "fd00:10:96::/124", "fd00:10:96::/108"]) {
+      expect(validateClusterSpec(standardSpec({ network: { serviceCIDR: enough, podCIDR: "10.244.0.0/16" } })), enough).toEqual([]);
+    }
+  });
+
+  it("refuses a Pod range the controller-manager cannot split into per-Node ranges (/24 IPv4, /64 IPv6, at most 2^16 of them)", () => {
+    const at = (podCIDR: string, extraArgs?: Record<string, string>) =>
+      validateClusterSpec(standardSpec({ network: { serviceCIDR: "172.16.0.0/16", podCIDR }, ...(extraArgs ? { controllerManager: { extraArgs } } : {}) }));
+    for (const ok of ["10.244.0.0/16", "11.0.0.0/8", "10.244.0.0/24", "fd00:244::/48", "fd00:244::/64"]) expect(at(ok), ok).toEqual([]);
+    expect(messageAt(at("10.244.0.0/25"), "spec.network.podCIDR")).toContain("each Node gets a /24 of it");
+    expect(messageAt(at("8.0.0.0/7"), "spec.network.podCIDR")).toContain("use /8 or smaller");
+    expect(messageAt(at("fd00::/32"), "spec.network.podCIDR")).toContain("use /48 or smaller");
+    expect(messageAt(at("fd00:244::/80"), "spec.network.podCIDR")).toContain("each Node gets a /64");
+    // The tenant's own --node-cidr-mask-size counts.
+    expect(at("10.244.0.0/26", { "node-cidr-mask-size-ipv4": "28" })).toEqual([]);
+    expect(paths(at("11.0.0.0/8", { "node-cidr-mask-size": "26" }))).toEqual(["spec.network.podCIDR"]);
+  });
+
+  it("accepts add-ons switched off, overridden within the skew policy, or left out", () => {
+    expect(validateClusterSpec(standardSpec({ addons: {} }))).toEqual([]);
+    const own = { network: { enabled: false }, kubeProxy: { enabled: false }, coreDNS: { enabled: false } };
+    expect(validateClusterSpec(standardSpec({ addons: own }))).toEqual([]);
+    for (const version of ["v1.36.3", "v1.36.9", "v1.35.0", "v1.33.2"]) {
+      expect(validateClusterSpec(standardSpec({ addons: { kubeProxy: { version, mode: "nftables" } } })), version).toEqual([]);
+    }
+    expect(validateClusterSpec(standardSpec({ addons: { network: { backend: "vxlan", image: "mirror.corp/flannel/flannel:v0.28.10" }, coreDNS: { replicas: 3, version: "v1.12.1" } } }))).toEqual([]);
+  });
+
+  it("refuses a kube-proxy newer than the masters or more than 3 minors older, with the field path", () => {
+    const newer = validateClusterSpec(standardSpec({ addons: { kubeProxy: { version: "v1.37.0" } } }));
+    expect(paths(newer)).toEqual(["spec.addons.kubeProxy.version"]);
+    expect(messageAt(newer, "spec.addons.kubeProxy.version")).toContain("v1.37.0 is newer than the masters' v1.36.3");
+    const older = validateClusterSpec(standardSpec({ addons: { kubeProxy: { version: "v1.32.9" } } }));
+    expect(messageAt(older, "spec.addons.kubeProxy.version")).toContain("4 minors older than the masters' v1.36.3: kube-proxy may be at most 3 older");
+    expect(paths(validateClusterSpec(standardSpec({ addons: { kubeProxy: { version: "v2.36.0" } } })))).toEqual(["spec.addons.kubeProxy.version"]);
+  });
+
+  it("refuses nftables for a kube-proxy older than v1.31", () => {
+    const spec = standardSpec({ kubernetesVersion: "v1.33.1", addons: { kubeProxy: { version: "v1.30.4", mode: "nftables" } } });
+    const problems = validateClusterSpec(spec);
+    expect(paths(problems)).toEqual(["spec.addons.kubeProxy.mode"]);
+    expect(messageAt(problems, "spec.addons.kubeProxy.mode")).toContain("nftables needs kube-proxy v1.31 or later (this one runs v1.30)");
+  });
+
+  it("reports bad add-on fields by path: unknown keys, plugin, backend, replicas, version tag and image", () => {
+    const problems = validateClusterSpec(
+      standardSpec({
+        addons: {
+          network: { plugin: "calico", backend: "ipip", image: "not an image" },
+          kubeProxy: { version: "1.36.3", mode: "ipvs" },
+          coreDNS: { replicas: 0, version: "latest" },
+          dashboard: {},
+        } as never,
+      }),
+    );
+    expect(paths(problems).sort()).toEqual(
+      [
+        "spec.addons.coreDNS.replicas",
+        "spec.addons.coreDNS.version",
+        "spec.addons.dashboard",
+        "spec.addons.kubeProxy.mode",
+        "spec.addons.kubeProxy.version",
+        "spec.addons.network.backend",
+        "spec.addons.network.image",
+        "spec.addons.network.plugin",
+      ].sort(),
+    );
+    expect(paths(validateClusterSpec(standardSpec({ addons: { coreDNS: { replicas: 11 } } })))).toEqual(["spec.addons.coreDNS.replicas"]);
+  });
+
   it("rejects a renewal window not shorter than the validity and leaves that outlive the CA", () => {
     const renew = validateClusterSpec(standardSpec({ certificates: { validityDays: 10, renewBeforeDays: 10 } }));
     expect(paths(renew)).toContain("spec.certificates.renewBeforeDays");

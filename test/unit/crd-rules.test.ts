@@ -67,6 +67,20 @@ describe("generated CRDs", () => {
     expect(at(crds.Cluster, "spec.etcd.storage.volumeSource.hostPath.type").enum).toEqual(["", "DirectoryOrCreate", "Directory"]);
   });
 
+  it("carry the add-on rules: kube-proxy's skew against the masters and a service range with a 10th address", () => {
+    const cluster = crds.Cluster;
+    const skew = rules(at(cluster, "spec"));
+    expect(skew).toHaveLength(1);
+    expect(skew[0]).toContain("int(self.addons.kubeProxy.version.split('.')[1]) <= int(self.kubernetesVersion.split('.')[1])");
+    expect(skew[0]).toContain("int(self.addons.kubeProxy.version.split('.')[1]) + 3 >= int(self.kubernetesVersion.split('.')[1])");
+    expect(rules(at(cluster, "spec.network"))).toContain(
+      "!has(self.serviceCIDR) || !isCIDR(self.serviceCIDR) || cidr(self.serviceCIDR).prefixLength() <= (cidr(self.serviceCIDR).ip().family() == 4 ? 28 : 124)",
+    );
+    expect(at(cluster, "spec.addons.network.image").pattern).toBe(IMAGE_PATTERN);
+    expect(at(cluster, "spec.addons.kubeProxy.mode").enum).toEqual(["iptables", "nftables"]);
+    expect(at(cluster, "spec.addons.coreDNS.replicas")).toMatchObject({ minimum: 1, maximum: 10 });
+  });
+
   it("bound every map and list a tenant fills", () => {
     expect(at(crds.Cluster, "spec.apiServer.extraArgs").maxProperties).toBe(64);
     expect(at(crds.Cluster, "spec.apiServer.certSANs").maxItems).toBe(100);

@@ -4,7 +4,9 @@ import {
   compareVersions,
   etcdUpgradeProblems,
   formatKubernetesVersion,
+  kubeProxySkewProblem,
   kubernetesUpgradeProblems,
+  MAX_KUBE_PROXY_SKEW,
   parseKubernetesVersion,
 } from "../../src/api/v1alpha1";
 
@@ -73,5 +75,22 @@ describe("etcdUpgradeProblems", () => {
     expect(etcdUpgradeProblems("3.5.21", "3.6.16")).toEqual([]);
     expect(etcdUpgradeProblems("3.6.16", "3.5.21")[0]).toContain("downgrade");
     expect(etcdUpgradeProblems("3.4.0", "3.6.16")[0]).toContain("skips");
+  });
+});
+
+describe("kubeProxySkewProblem", () => {
+  it("allows kube-proxy exactly from the masters' minor down to 3 older, same major (property)", () => {
+    fc.assert(
+      fc.property(version, version, (proxy, masters) => {
+        const allowed = kubeProxySkewProblem(proxy, masters) === undefined;
+        expect(allowed).toBe(proxy.minor <= masters.minor && masters.minor - proxy.minor <= MAX_KUBE_PROXY_SKEW);
+      }),
+    );
+    expect(kubeProxySkewProblem({ major: 2, minor: 36, patch: 0 }, { major: 1, minor: 36, patch: 0 })).toContain("another major version");
+  });
+
+  it("looks at minors only: a newer patch of the masters' minor is fine", () => {
+    expect(kubeProxySkewProblem({ major: 1, minor: 36, patch: 9 }, { major: 1, minor: 36, patch: 1 })).toBeUndefined();
+    expect(kubeProxySkewProblem({ major: 1, minor: 37, patch: 0 }, { major: 1, minor: 36, patch: 9 })).toContain("must never be newer than kube-apiserver");
   });
 });

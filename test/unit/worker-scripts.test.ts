@@ -1,4 +1,7 @@
 import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import fc from "fast-check";
 import YAML from "yaml";
 import { describe, expect, it } from "vitest";
@@ -40,6 +43,7 @@ describe("host scripts", () => {
     containerd: containerdScript(packages().containerd, layout),
     runc: runcScript({ version: "1.1.5", url: "http://m/runc", sha256: "f".repeat(64) }, layout),
     kubelet: kubeletScript(packages().kubelet, { clusterDNS: ["10.96.0.10"] }, layout),
+    kubeletServing: kubeletScript(packages().kubelet, { clusterDNS: ["10.96.0.10"] }, layout, true),
     cni: cniScript(packages().cni, layout),
     join: joinScript({ ip: "192.0.2.11", hostname: "worker-0001", labels: { a: "b" }, taints: [], caCertificate: "CA\n", credentials: "certificate" }, layout),
     verify: verifyScript(layout),
@@ -126,6 +130,33 @@ describe("node identity", () => {
     expect(config).toMatchObject({ kind: "KubeletConfiguration", cgroupDriver: "systemd", clusterDNS: ["10.0.0.10"], clusterDomain: "c.local", failSwapOn: true });
     expect(YAML.parse(kubeletConfig({ cgroupDriver: "cgroupfs", config: { failSwapOn: false, address: "127.0.0.9" } }))).toMatchObject({ cgroupDriver: "cgroupfs", failSwapOn: false, address: "127.0.0.9" });
   });
+
+  it("installs the kubelet's serving certificate (0644) and key (0600) from stdin, points its config at them, and changes nothing the second time", () => {
+    const root = mkdtempSync(path.join(tmpdir(), "kok-serving-"));
+    try {
+      const artifact = packages().kubelet;
+      // The kubelet version is already active, so the script neither downloads nor unpacks.
+      const vdir = path.join(root, "opt/kube-on-kube/kubelet", `${artifact.version}-${artifact.sha256.slice(0, 12)}`);
+      mkdirSync(vdir, { recursive: true });
+      writeFileSync(path.join(vdir, ".kube-on-kube-version"), `${artifact.version}\n`);
+      symlinkSync(path.basename(vdir), path.join(root, "opt/kube-on-kube/kubelet/current"));
+      const script = inner(kubeletScript(artifact, {}, { installRoot: root, serviceManager: "none" }, true));
+      const bundle = "-----BEGIN CERTIFICATE-----\nCERT\n-----END CERTIFICATE-----\n-----BEGIN EC PRIVATE KEY-----\nKEY\n-----END EC PRIVATE KEY-----\n";
+      const first = execFileSync("bash", ["-c", script], { input: bundle, encoding: "utf8" });
+      expect(first).toContain("wrote /var/lib/kubelet/pki/kubelet-serving.key");
+      expect(readFileSync(path.join(root, "var/lib/kubelet/pki/kubelet-serving.crt"), "utf8")).toBe("-----BEGIN CERTIFICATE-----\nCERT\n-----END CERTIFICATE-----\n");
+      expect(readFileSync(path.join(root, "var/lib/kubelet/pki/kubelet-serving.key"), "utf8")).toBe("-----BEGIN EC PRIVATE KEY-----\nKEY\n-----END EC PRIVATE KEY-----\n");
+      expect(statSync(path.join(root, "var/lib/kubelet/pki/kubelet-serving.key")).mode & 0o777).toBe(0o600);
+      expect(statSync(path.join(root, "var/lib/kubelet/pki/kubelet-serving.crt")).mode & 0o777).toBe(0o644);
+      const config = YAML.parse(readFileSync(path.join(root, "var/lib/kubelet/config.yaml"), "utf8"));
+      expect(config).toMatchObject({ tlsCertFile: `${root}/var/lib/kubelet/pki/kubelet-serving.crt`, tlsPrivateKeyFile: `${root}/var/lib/kubelet/pki/kubelet-serving.key` });
+      expect(execFileSync("bash", ["-c", script], { input: bundle, encoding: "utf8" })).not.toContain("wrote");
+      expect(() => execFileSync("bash", ["-c", script], { input: "", stdio: "pipe" })).toThrow(/no serving certificate and key arrived on stdin/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+    // Four bash runs: generous for a loaded 2-core machine.
+  }, 30_000);
 
   it("parses the verify step's output, and nothing when there is none", () => {
     expect(parseVerifyOutput('noise\n{"observedVersions":{"kubelet":"v1"},"binaries":{"kubelet":"Kubernetes v1"}}\n')).toEqual({ observedVersions: { kubelet: "v1" }, binaries: { kubelet: "Kubernetes v1" } });

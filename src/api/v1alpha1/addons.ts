@@ -31,7 +31,7 @@ export const NetworkAddonSpec = Type.Object(
         description: "flannel's backend: host-gw routes between workers on one L2 segment; vxlan tunnels across routed networks.",
       }),
     ),
-    image: Type.Optional(Type.String({ pattern: IMAGE_PATTERN, maxLength: 512, description: `Default: ${DEFAULT_FLANNEL_IMAGE}.` })),
+    image: Type.Optional(Type.String({ pattern: IMAGE_PATTERN, maxLength: 512, description: `Default: ${DEFAULT_FLANNEL_IMAGE}. Runs privileged on every worker; any other image must come from the admin policy's allowedRegistries.` })),
   },
   { additionalProperties: false },
 );
@@ -40,9 +40,9 @@ export type NetworkAddonSpec = Static<typeof NetworkAddonSpec>;
 export const KubeProxyAddonSpec = Type.Object(
   {
     enabled,
-    mode: Type.Optional(StringEnum(["iptables", "nftables"] as const, { default: "iptables" })),
+    mode: Type.Optional(StringEnum(["iptables", "nftables"] as const, { default: "iptables", description: "How Services are routed on the workers. nftables needs kube-proxy v1.31 or later." })),
     version: Type.Optional(
-      Type.String({ pattern: VERSION_TAG, maxLength: 64, description: "Default: kubernetesVersion. Never newer than the masters (version skew policy)." }),
+      Type.String({ pattern: VERSION_TAG, maxLength: 64, description: "Default: kubernetesVersion; image <imageRepository>/kube-proxy:<version>. The masters' minor or up to 3 minors older, never newer (version skew policy)." }),
     ),
   },
   { additionalProperties: false },
@@ -53,7 +53,7 @@ export const CoreDnsAddonSpec = Type.Object(
   {
     enabled,
     replicas: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_COREDNS_REPLICAS, default: DEFAULT_COREDNS_REPLICAS })),
-    version: Type.Optional(Type.String({ pattern: VERSION_TAG, maxLength: 64, description: `Default: ${DEFAULT_COREDNS_VERSION}.` })),
+    version: Type.Optional(Type.String({ pattern: VERSION_TAG, maxLength: 64, description: `Default: ${DEFAULT_COREDNS_VERSION}; image <imageRepository>/coredns/coredns:<version>. Its Service takes the 10th address of network.serviceCIDR, the kubelets' clusterDNS.` })),
   },
   { additionalProperties: false },
 );

@@ -25,7 +25,7 @@ export const AdminPolicy = Type.Object(
   {
     allowedRegistries: Type.Optional(
       Type.Array(Type.String({ pattern: IMAGE_REPOSITORY_PATTERN }), {
-        description: "Registry prefixes every master image must come from (imageRepository, etcd.image), matched at '/' boundaries. Default [registry.k8s.io].",
+        description: "Registry prefixes every image a tenant names must come from (imageRepository, which also serves kube-proxy and CoreDNS; etcd.image; addons.network.image unless it is the pinned default; a catalog's sandboxImage and registryMirrors), matched at '/' boundaries. Default [registry.k8s.io].",
       }),
     ),
     etcdVolumeTypes: Type.Optional(

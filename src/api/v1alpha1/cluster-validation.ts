@@ -17,7 +17,15 @@ import {
   schemaProblems,
   type Problem,
 } from "./validation";
-import { etcdSupportProblem, kubernetesSupportProblem, parseKubernetesVersion, parsePlainVersion } from "./versions";
+import {
+  etcdSupportProblem,
+  KUBE_PROXY_NFTABLES_MIN_MINOR,
+  kubeProxySkewProblem,
+  kubernetesSupportProblem,
+  parseKubernetesVersion,
+  parsePlainVersion,
+} from "./versions";
+import { CLUSTER_DNS_ADDRESS_INDEX } from "./addons";
 import { stackNameProblems } from "./name-limits";
 import type { ResourceRequirements } from "./common";
 
@@ -77,7 +85,8 @@ export function validateClusterSpec(spec: unknown, path = "spec"): Problem[] {
     }
   }
 
-  problems.push(...networkProblems(s.network, at("network")));
+  problems.push(...networkProblems(s.network, at("network"), s.controllerManager?.extraArgs));
+  problems.push(...addonProblems(s.addons, s.kubernetesVersion, at("addons")));
   problems.push(...certificateProblems(s, path));
   return preferSemantic(problems);
 }
@@ -190,7 +199,12 @@ function extraArgProblems(args: Record<string, string> | undefined, path: string
     .map((flag) => ({ path: `${path}["${flag}"]`, message: "flag names are lowercase words joined by '-', without leading dashes" }));
 }
 
-function networkProblems(network: ClusterSpec["network"], path: string): Problem[] {
+/** kube-controller-manager's default per-Node range (`--node-cidr-mask-size-ipv4/-ipv6`). */
+export const DEFAULT_NODE_CIDR_MASK = { 4: 24, 6: 64 } as const;
+/** At most this many bits between the Pod range and a Node's part of it (kube-controller-manager's cidrset). */
+export const MAX_NODE_CIDR_BITS = 16;
+
+function networkProblems(network: ClusterSpec["network"], path: string, controllerManagerArgs?: Record<string, string>): Problem[] {
   if (!network || typeof network !== "object") return [];
   const problems: Problem[] = [];
   const parsed: Record<string, Cidr> = {};
@@ -211,8 +225,27 @@ function networkProblems(network: ClusterSpec["network"], path: string): Problem
     const minPrefix = service.family === 4 ? 12 : 108;
     if (service.prefix < minPrefix) {
       problems.push({ path: `${path}.serviceCIDR`, message: `is too large: kube-apiserver needs a prefix of at least /${minPrefix}` });
-    } else if (cidrSize(service) < 8n) {
-      problems.push({ path: `${path}.serviceCIDR`, message: "is too small: it needs room for the kubernetes and DNS Services" });
+    } else if (cidrSize(service) <= BigInt(CLUSTER_DNS_ADDRESS_INDEX)) {
+      // The kubelets' clusterDNS is the 10th address whether or not our CoreDNS runs (a platform's own DNS takes it too).
+      const smallest = service.family === 4 ? 28 : 124;
+      problems.push({
+        path: `${path}.serviceCIDR`,
+        message: `is too small: it needs room for the kubernetes Service (1st address) and the cluster DNS Service (${CLUSTER_DNS_ADDRESS_INDEX}th); use /${smallest} or larger`,
+      });
+    }
+  }
+  const pods = parsed.podCIDR;
+  if (pods) {
+    // The controller-manager (--allocate-node-cidrs) gives each Node a part of the Pod range; it refuses to start on a range that cannot hold one, or that holds more than 2^16.
+    const override = controllerManagerArgs?.[`node-cidr-mask-size-ipv${pods.family}`] ?? controllerManagerArgs?.["node-cidr-mask-size"];
+    const nodeMask = override !== undefined && /^\d{1,3}$/.test(override) ? Number(override) : DEFAULT_NODE_CIDR_MASK[pods.family];
+    if (pods.prefix > nodeMask) {
+      problems.push({ path: `${path}.podCIDR`, message: `is too small: each Node gets a /${nodeMask} of it (kube-controller-manager --node-cidr-mask-size), so it must be /${nodeMask} or larger` });
+    } else if (nodeMask - pods.prefix > MAX_NODE_CIDR_BITS) {
+      problems.push({
+        path: `${path}.podCIDR`,
+        message: `is too large for per-Node ranges of /${nodeMask}: kube-controller-manager splits it into at most 2^${MAX_NODE_CIDR_BITS} of them, so use /${nodeMask - MAX_NODE_CIDR_BITS} or smaller`,
+      });
     }
   }
   if (service && parsed.podCIDR && cidrsOverlap(service, parsed.podCIDR)) {
@@ -220,6 +253,26 @@ function networkProblems(network: ClusterSpec["network"], path: string): Problem
   }
   if (typeof network.clusterDomain === "string" && !isDns1123Subdomain(network.clusterDomain)) {
     problems.push({ path: `${path}.clusterDomain`, message: `"${network.clusterDomain}" is not a DNS domain like cluster.local` });
+  }
+  return problems;
+}
+
+/** The add-ons' versions against the masters' (skew policy) and kube-proxy's mode against its version. */
+function addonProblems(addons: Partial<ClusterSpec>["addons"], kubernetesVersion: unknown, path: string): Problem[] {
+  if (!addons || typeof addons !== "object") return [];
+  const problems: Problem[] = [];
+  const proxy = addons.kubeProxy;
+  if (!proxy || typeof proxy !== "object") return problems;
+  const masters = typeof kubernetesVersion === "string" ? parseKubernetesVersion(kubernetesVersion) : undefined;
+  const own = typeof proxy.version === "string" ? parseKubernetesVersion(proxy.version) : undefined;
+  const skew = own && masters && kubeProxySkewProblem(own, masters);
+  if (skew) problems.push({ path: `${path}.kubeProxy.version`, message: skew });
+  const running = own ?? masters;
+  if (proxy.mode === "nftables" && running && running.major === 1 && running.minor < KUBE_PROXY_NFTABLES_MIN_MINOR) {
+    problems.push({
+      path: `${path}.kubeProxy.mode`,
+      message: `nftables needs kube-proxy v1.${KUBE_PROXY_NFTABLES_MIN_MINOR} or later (this one runs v${running.major}.${running.minor}); use iptables`,
+    });
   }
   return problems;
 }

@@ -149,9 +149,18 @@ export type MasterComponentSpec = Static<typeof MasterComponentSpec>;
 
 export const NetworkSpec = Type.Object(
   {
-    serviceCIDR: Type.Optional(Type.String({ default: "10.96.0.0/12" })),
-    podCIDR: Type.Optional(Type.String({ default: "10.244.0.0/16" })),
-    clusterDomain: Type.Optional(Type.String({ default: "cluster.local" })),
+    serviceCIDR: Type.Optional(
+      Type.String({
+        default: "10.96.0.0/12",
+        maxLength: 64,
+        description:
+          "The business cluster's Service range, /12 to /28 (IPv6 /108 to /124). The kubernetes Service takes its 1st address, the cluster DNS Service its 10th: the workers' kubelet clusterDNS.",
+      }),
+    ),
+    podCIDR: Type.Optional(
+      Type.String({ default: "10.244.0.0/16", maxLength: 64, description: "The Pod range; the controller-manager gives each Node a part of it (the pod network routes them)." }),
+    ),
+    clusterDomain: Type.Optional(Type.String({ default: "cluster.local", maxLength: 253, description: "The DNS domain of Services and Pods: the workers' kubelet clusterDomain." })),
   },
   { additionalProperties: false },
 );

@@ -15,6 +15,7 @@ import {
   MachineSpec,
   MachineStatus,
   MAX_CLUSTER_NAME_LENGTH,
+  MAX_KUBE_PROXY_SKEW,
   MAX_MACHINE_NAME_LENGTH,
   MAX_STACK_NAME_LENGTH,
   SUPPORTED_KUBERNETES_MINORS,
@@ -138,6 +139,10 @@ export function customResourceDefinition(def: KindDefinition): Json {
   };
 }
 
+/** The major and minor of a `vX.Y.Z` string field, as CEL ints. */
+const major = (field: string) => `int(${field}.split('.')[0].substring(1))`;
+const minor = (field: string) => `int(${field}.split('.')[1])`;
+
 const immutable = (what: string) => ({ rule: "self == oldSelf", message: `${what} is immutable; create a new resource instead` });
 
 /** Flag names only: no leading dashes, no `=`, nothing a shell or the argument list would split. */
@@ -161,6 +166,16 @@ export const CLUSTER_KIND: KindDefinition = {
     { name: "Endpoint", type: "string", jsonPath: ".status.endpoint" },
   ],
   specRules: {
+    // Cross-field: kube-proxy's minor against the masters' (the skew policy, versions.ts). Both
+    // fields already match `^v\d+\.\d+\.\d+`, so the splits are safe.
+    "": {
+      "x-kubernetes-validations": [
+        {
+          rule: `!has(self.addons) || !has(self.addons.kubeProxy) || !has(self.addons.kubeProxy.version) || (${minor("self.addons.kubeProxy.version")} <= ${minor("self.kubernetesVersion")} && ${minor("self.addons.kubeProxy.version")} + ${MAX_KUBE_PROXY_SKEW} >= ${minor("self.kubernetesVersion")} && ${major("self.addons.kubeProxy.version")} == ${major("self.kubernetesVersion")})`,
+          message: `spec.addons.kubeProxy.version must be the masters' minor or up to ${MAX_KUBE_PROXY_SKEW} older, never newer (version skew policy)`,
+        },
+      ],
+    },
     mode: { "x-kubernetes-validations": [immutable("spec.mode")] },
     kubernetesVersion: {
       "x-kubernetes-validations": [
@@ -209,6 +224,10 @@ export const CLUSTER_KIND: KindDefinition = {
       "x-kubernetes-validations": [
         { rule: "!has(self.serviceCIDR) || isCIDR(self.serviceCIDR)", message: "spec.network.serviceCIDR must be a CIDR like 10.96.0.0/12" },
         { rule: "!has(self.podCIDR) || isCIDR(self.podCIDR)", message: "spec.network.podCIDR must be a CIDR like 10.244.0.0/16" },
+        {
+          rule: "!has(self.serviceCIDR) || !isCIDR(self.serviceCIDR) || cidr(self.serviceCIDR).prefixLength() <= (cidr(self.serviceCIDR).ip().family() == 4 ? 28 : 124)",
+          message: "spec.network.serviceCIDR must be a /28 (IPv6: /124) or larger: the cluster DNS Service takes its 10th address",
+        },
         immutable("spec.network"),
       ],
     },

@@ -7,6 +7,7 @@ import { parseCidr, parseIP } from "./cidr";
 import { cidrContains } from "./addresses";
 import type { ClusterSpec } from "./cluster";
 import { DEFAULT_IMAGE_REPOSITORY } from "./cluster-defaults";
+import { DEFAULT_FLANNEL_IMAGE } from "./addons";
 import { DENIED_EXTRA_ARGS, type ResolvedAdminPolicy } from "./admin-policy";
 import type { MachineSpec } from "./machine";
 import type { ClusterPackageVersionSpec } from "./package-version";
@@ -49,6 +50,15 @@ export function clusterPolicyProblems(spec: ClusterSpec, policy: ResolvedAdminPo
   }
   if (spec.etcd.image !== undefined && !registries.some((r) => underRegistry(spec.etcd.image as string, r))) {
     add("etcd.image", "allowedRegistries", `"${spec.etcd.image}" is not from an allowed registry (${registryText})`);
+  }
+
+  // The pod network's image runs privileged on the workers. Those are the tenant's own hosts in
+  // the tenant's own cluster (its admin kubeconfig can run anything there), so this is not a wall
+  // between tenants: it keeps a chosen image where the platform's images come from, as for the
+  // sandbox image. The default, the release the platform pins (addons.ts), is not a tenant's choice.
+  const flannel = spec.addons?.network?.image;
+  if (flannel !== undefined && flannel !== DEFAULT_FLANNEL_IMAGE && !registries.some((r) => underRegistry(flannel, r))) {
+    add("addons.network.image", "allowedRegistries", `"${flannel}" is not from an allowed registry (${registryText})`);
   }
 
   problems.push(...storagePolicyProblems(spec.etcd.storage, policy, `${path}.etcd.storage`));

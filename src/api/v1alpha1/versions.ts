@@ -107,3 +107,23 @@ export function etcdSupportProblem(version: SemVer): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * kube-proxy's skew against the masters (https://kubernetes.io/releases/version-skew-policy/):
+ * never a newer minor than kube-apiserver, at most three minors older, same major.
+ */
+export const MAX_KUBE_PROXY_SKEW = 3;
+/** The first kube-proxy whose nftables mode is on by default (beta in v1.31, GA in v1.33). */
+export const KUBE_PROXY_NFTABLES_MIN_MINOR = 31;
+
+/** Why a kube-proxy of `proxy` cannot run against masters of `masters` (both parsed), or undefined. */
+export function kubeProxySkewProblem(proxy: SemVer, masters: SemVer): string | undefined {
+  const p = formatKubernetesVersion(proxy);
+  const m = formatKubernetesVersion(masters);
+  if (proxy.major !== masters.major) return `${p} is another major version than the masters' ${m}`;
+  if (proxy.minor > masters.minor) return `${p} is newer than the masters' ${m}: kube-proxy must never be newer than kube-apiserver (version skew policy)`;
+  if (masters.minor - proxy.minor > MAX_KUBE_PROXY_SKEW) {
+    return `${p} is ${masters.minor - proxy.minor} minors older than the masters' ${m}: kube-proxy may be at most ${MAX_KUBE_PROXY_SKEW} older (version skew policy)`;
+  }
+  return undefined;
+}

@@ -17,6 +17,9 @@ import {
   adminKubeconfigSecretOf,
   caSecretOf,
   caSecretRefProblem,
+  clusterDnsAddress,
+  DEFAULT_CLUSTER_DOMAIN,
+  DEFAULT_SERVICE_CIDR,
   defaultSandboxImage,
   type ClusterObject,
   type ContainerRuntimeSettings,
@@ -53,6 +56,12 @@ export interface MachineCatalog {
   readonly packagesReason: string;
   /** containerd's sandbox image and registry mirrors: the catalog's, else the Cluster's imageRepository's pause and none. */
   readonly runtime: ContainerRuntimeSettings;
+  /**
+   * The Cluster's service range and DNS domain: the kubelet's clusterDNS (the range's tenth
+   * address) and clusterDomain. The tenant writes them, but for the tenant's own cluster, validated
+   * and immutable (the CRD's rule), so a Machine never sees them change.
+   */
+  readonly network: { readonly serviceCIDR: string; readonly clusterDomain: string };
 }
 
 /** What only Secrets tell; read when an SSH or engine operation is about to use it. */
@@ -84,7 +93,17 @@ export function machineCatalog(machine: MachineObject, deps: MachineDependencies
     return wait("WaitingForCluster", `Cluster ${ns}/${spec.clusterRef.name} is not Ready yet (phase ${cluster.status?.phase ?? "unknown"})`);
   }
   const clusterRuntime = { sandboxImage: defaultSandboxImage(cluster.spec.imageRepository) };
-  const base = { clusterKey: `${ns}/${spec.clusterRef.name}`, cluster, endpoint, runtime: clusterRuntime };
+  const network = {
+    serviceCIDR: cluster.spec.network?.serviceCIDR ?? DEFAULT_SERVICE_CIDR,
+    clusterDomain: cluster.spec.network?.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
+  };
+  try {
+    clusterDnsAddress(network.serviceCIDR);
+  } catch (error) {
+    // A range the Cluster's validation refuses now (it was smaller once): no kubelet config fits it.
+    return wait("InvalidClusterNetwork", `Cluster ${ns}/${spec.clusterRef.name}: spec.network.serviceCIDR: ${(error as Error).message}`);
+  }
+  const base = { clusterKey: `${ns}/${spec.clusterRef.name}`, cluster, endpoint, runtime: clusterRuntime, network };
   if (spec.packages) {
     return { ...base, packages: spec.packages, revision: packagesRevision(spec.packages), packagesReason: "the machine's own spec.packages" };
   }
@@ -146,6 +165,7 @@ export async function machineSecrets(machine: MachineObject, catalog: MachineCat
     endpoint: server,
     packagesReason: catalog.packagesReason,
     runtime: catalog.runtime,
+    network: catalog.network,
     packages,
     revision,
     cluster: { endpoint: server, caCertificate, caPrivateKey, adminKubeconfig },

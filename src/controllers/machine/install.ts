@@ -31,7 +31,7 @@ export class MachineInstall {
         packages: ctx.packages,
         runtime: ctx.runtime,
         credentials: ctx.credentials,
-        cluster: ctx.cluster,
+        cluster: { ...ctx.cluster, ...ctx.network },
         defaults: this.s.o.defaults,
         installRoot: machine.metadata.annotations?.[INSTALL_ROOT_ANNOTATION],
         reinstall,

@@ -115,9 +115,13 @@ WantedBy=multi-user.target
 
 /** Settings of the kubelet's config file (KubeletConfiguration). */
 export interface KubeletSettings {
-  /** Default ["10.96.0.10"] (the tenth address of the default service CIDR). */
+  /**
+   * The cluster DNS Service's address(es). Default: the tenth address of the cluster's
+   * serviceCIDR when the WorkerNode is given it (cluster.serviceCIDR), else ["10.96.0.10"] (the
+   * tenth of the default 10.96.0.0/12). Set it for a node-local DNS cache.
+   */
   readonly clusterDNS?: readonly string[];
-  /** Default "cluster.local". */
+  /** Default: the cluster's clusterDomain when given (cluster.clusterDomain), else "cluster.local". */
   readonly clusterDomain?: string;
   /** Default 110. */
   readonly maxPods?: number;
@@ -127,7 +131,15 @@ export interface KubeletSettings {
   readonly config?: Readonly<Record<string, unknown>>;
 }
 
-export function kubeletConfig(settings: KubeletSettings = {}, installRoot = "/"): string {
+/**
+ * Where the kubelet's serving certificate (signed by the cluster CA, so the apiserver can verify
+ * the kubelet it calls for logs, exec and port-forward) and its key live, under the kubelet's pki
+ * directory; names of their own, apart from the self-signed kubelet.crt a kubelet makes without one.
+ */
+export const KUBELET_SERVING_CERT = "/var/lib/kubelet/pki/kubelet-serving.crt";
+export const KUBELET_SERVING_KEY = "/var/lib/kubelet/pki/kubelet-serving.key";
+
+export function kubeletConfig(settings: KubeletSettings = {}, installRoot = "/", servingCertificate = false): string {
   const root = rootPrefix(installRoot);
   return YAML.stringify({
     apiVersion: "kubelet.config.k8s.io/v1beta1",
@@ -141,6 +153,7 @@ export function kubeletConfig(settings: KubeletSettings = {}, installRoot = "/")
     maxPods: settings.maxPods ?? 110,
     failSwapOn: true,
     rotateCertificates: false,
+    ...(servingCertificate ? { tlsCertFile: `${root}${KUBELET_SERVING_CERT}`, tlsPrivateKeyFile: `${root}${KUBELET_SERVING_KEY}` } : {}),
     ...settings.config,
   });
 }
@@ -170,11 +183,26 @@ export function runcScript(artifact: PackageArtifact, layout: HostLayout): strin
 
 /**
  * The kubelet binary, its config file and unit. A running kubelet is restarted on change (an
- * upgrade); a fresh one is started by the join step once it has credentials.
+ * upgrade, a renewed serving certificate); a fresh one is started by the join step once it has
+ * credentials. With `servingCertificate`, stdin carries the serving certificate and its key (PEM,
+ * one after the other): the key is never part of the command text.
  */
-export function kubeletScript(artifact: PackageArtifact, settings: KubeletSettings, layout: HostLayout): string {
+export function kubeletScript(artifact: PackageArtifact, settings: KubeletSettings, layout: HostLayout, servingCertificate = false): string {
   return bashCommand(`${preamble("kubelet", layout.installRoot)}${serviceFunctions(layout.serviceManager)}${installArtifact("kubelet", artifact)}
-${writeFileLines("/var/lib/kubelet/config.yaml", "0644", kubeletConfig(settings, layout.installRoot))}${writeFileLines("/etc/systemd/system/kubelet.service", "0644", KUBELET_UNIT)}${restartLines(layout.serviceManager, "kubelet", "changed-and-running")}`);
+${servingCertificate ? servingCertificateLines() : ""}${writeFileLines("/var/lib/kubelet/config.yaml", "0644", kubeletConfig(settings, layout.installRoot, servingCertificate))}${writeFileLines("/etc/systemd/system/kubelet.service", "0644", KUBELET_UNIT)}${restartLines(layout.serviceManager, "kubelet", "changed-and-running")}`);
+}
+
+/** Splits the PEM bundle on stdin into the serving certificate (0644) and its key (0600). */
+function servingCertificateLines(): string {
+  const block = (begin: string, end: string) => `printf '%s\n' "$bundle" | sed -n '/^-----BEGIN ${begin}-----$/,/^-----END ${end}-----$/p'`;
+  return `bundle=$(cat)
+cert=$(${block("CERTIFICATE", "CERTIFICATE")})
+key=$(${block("[A-Z ]*PRIVATE KEY", "[A-Z ]*PRIVATE KEY")})
+[ -n "$cert" ] && [ -n "$key" ] || fail "no serving certificate and key arrived on stdin"
+if printf '%s\n' "$cert" | write_file "$ROOT${KUBELET_SERVING_CERT}" 0644; then changed=1; log "wrote ${KUBELET_SERVING_CERT}"; fi
+if printf '%s\n' "$key" | write_file "$ROOT${KUBELET_SERVING_KEY}" 0600; then changed=1; log "wrote ${KUBELET_SERVING_KEY}"; fi
+unset bundle key
+`;
 }
 
 export function cniScript(artifact: PackageArtifact, layout: HostLayout): string {
