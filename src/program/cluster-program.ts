@@ -1,11 +1,13 @@
 /**
- * The Pulumi program of one business cluster: a meta-cluster provider and a ControlPlane. The root
+ * The Pulumi program of one business cluster: a meta-cluster provider and a ControlPlane, then a
+ * provider for the business cluster's own apiserver and the ClusterAddons it runs. The root
  * `Pulumi.yaml` runs it from stack config; the operator runs the same function as an inline
  * Automation API program, so both front doors deploy exactly the same thing.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { ClusterSpec } from "../api/v1alpha1";
+import { resolveClusterSpec, type ClusterSpec } from "../api/v1alpha1";
+import { ClusterAddons } from "../components/addons/cluster-addons";
 import { ControlPlane, PATCH_FORCE_ANNOTATION, type ControlPlaneArgs } from "../components/control-plane";
 import { controlPlaneOutputs, type ControlPlaneOutputs, type Outputs } from "../components/control-plane-outputs";
 
@@ -83,9 +85,41 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
         { provider: metaCluster, dependsOn: [cp] },
       )
     : undefined;
+  deployAddons(args.name, args.spec, cp);
   return {
     ...controlPlaneOutputs(cp),
     adminKubeconfigCopy: copy?.metadata.name,
     etcdVersion: pulumi.output(args.spec.etcd.version),
   };
+}
+
+/**
+ * The add-ons, in the business cluster, after the masters (docs/architecture.md, "Add-ons in the
+ * Cluster's stack"). The provider waits for the whole ControlPlane, rollout gates included, and
+ * not only for its kubeconfig: pulumi-kubernetes contacts the apiserver once, when the provider is
+ * configured, and a provider that found no apiserver then fails every create of that run. The
+ * kubeconfig is known early (it needs only the PKI), so without `dependsOn` the provider would be
+ * configured before the first apiserver Pod exists. In a preview of the first `up` the kubeconfig
+ * is unknown and pulumi-kubernetes previews the add-ons without a cluster.
+ */
+function deployAddons(name: string, spec: ClusterSpec, cp: ControlPlane): ClusterAddons {
+  const resolved = resolveClusterSpec(spec);
+  const businessCluster = new k8s.Provider(
+    "business-cluster",
+    {
+      // The endpoint kubeconfig (the operator runs outside the meta-cluster's Pod network); a secret.
+      kubeconfig: cp.adminKubeconfig,
+      // Renewed admin certificates change the kubeconfig; that must not replace every add-on.
+      clusterIdentifier: "business-cluster",
+      // A refresh while the business apiserver is down (the masters being what drifted) keeps the
+      // add-ons' last state instead of failing, so the `up` that repairs the masters can run.
+      skipUpdateUnreachable: true,
+    },
+    { dependsOn: [cp] },
+  );
+  return new ClusterAddons(
+    `${name}-addons`,
+    { apiServerEndpoint: cp.endpoint, addons: resolved.addons, network: resolved.network },
+    { providers: [businessCluster], dependsOn: [cp] },
+  );
 }
