@@ -90,6 +90,18 @@ describe("the add-ons on a real apiserver", () => {
     expect(changed, preview.stdout).toEqual([]);
   }, 120_000);
 
+  it("lets an up with refresh run while the business apiserver is down (the masters being what drifted)", async () => {
+    await apiserver.stopApiserver();
+    try {
+      const result = await test.stack.up({ refresh: true });
+      const changed = Object.entries(result.summary.resourceChanges ?? {}).filter(([op, n]) => op !== "same" && n > 0);
+      expect(changed, result.stdout).toEqual([]);
+      expect(result.stdout + result.stderr).toMatch(/unreachable/);
+    } finally {
+      await apiserver.startApiserver();
+    }
+  }, 240_000);
+
   it("deletes an add-on switched off, and the rest on destroy", async () => {
     addons = { ...addons, coreDNS: { ...addons.coreDNS, enabled: false } };
     const result = await test.stack.up();
