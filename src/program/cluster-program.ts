@@ -6,8 +6,8 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { resolveClusterSpec, type ClusterSpec } from "../api/v1alpha1";
-import { ClusterAddons } from "../components/addons/cluster-addons";
+import { resolveClusterSpec, SpecValidationError, validateClusterSpec, type ClusterSpec } from "../api/v1alpha1";
+import { ClusterAddons, clusterAddonsProblems } from "../components/addons/cluster-addons";
 import { ControlPlane, PATCH_FORCE_ANNOTATION, type ControlPlaneArgs } from "../components/control-plane";
 import { controlPlaneOutputs, type ControlPlaneOutputs, type Outputs } from "../components/control-plane-outputs";
 
@@ -45,6 +45,13 @@ export type ClusterProgramOutputs = Outputs<ControlPlaneOutputs> & {
 export type ClusterProgramValues = ControlPlaneOutputs & { readonly etcdVersion: string; readonly adminKubeconfigCopy?: string };
 
 export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs {
+  // Before anything registers, as ControlPlane validates its own args: a spec the add-ons cannot
+  // serve must not leave half an update behind (an invalid spec is ControlPlane's to report).
+  if (validateClusterSpec(args.spec, "spec").length === 0) {
+    const resolved = resolveClusterSpec(args.spec);
+    const problems = clusterAddonsProblems(resolved.addons, resolved.network);
+    if (problems.length) throw new SpecValidationError(`Cluster "${args.name}"`, problems);
+  }
   const metaCluster = new k8s.Provider("meta-cluster", {
     // pulumi-kubernetes does not mark its kubeconfig input secret by itself.
     kubeconfig: args.metaKubeconfig === undefined ? undefined : pulumi.secret(args.metaKubeconfig),

@@ -186,6 +186,15 @@ describe("the add-ons in the cluster program", () => {
   });
 });
 
+describe("a spec the add-ons cannot serve", () => {
+  it("is refused by the program before anything registers", async () => {
+    const spec = minimalSpec({ network: { serviceCIDR: "fd00:96::/108", podCIDR: "fd00:244::/56", clusterDomain: "cluster.local" } });
+    expect(() => clusterProgram({ name: "dev", spec })).toThrow(/spec\.addons\.network\.enabled: the flannel add-on needs an IPv4 network\.podCIDR/);
+    await settle();
+    expect(recorder.resources).toEqual([]);
+  });
+});
+
 describe("ClusterAddons on its own", () => {
   const resolved = (spec: ClusterSpec) => {
     const r = resolveClusterSpec(spec);

@@ -9,7 +9,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { parseCidr, SpecValidationError, type ResolvedAddons } from "../../api/v1alpha1";
+import { parseCidr, SpecValidationError, type Problem, type ResolvedAddons } from "../../api/v1alpha1";
 import { componentType } from "../type-tokens";
 import { CoreDns } from "./coredns";
 import { FlannelNetwork } from "./flannel";
@@ -23,6 +23,17 @@ export interface ClusterAddonsArgs {
   readonly network: { readonly serviceCIDR: string; readonly podCIDR: string; readonly clusterDomain: string };
 }
 
+/**
+ * What the add-ons cannot do with this spec, with the Cluster's field paths. flannel's `Network`
+ * and the install-cni script are IPv4: an IPv6 Pod range brings its own CNI.
+ */
+export function clusterAddonsProblems(addons: ResolvedAddons, network: ClusterAddonsArgs["network"]): Problem[] {
+  if (addons.network.enabled && parseCidr(network.podCIDR)?.family !== 4) {
+    return [{ path: "spec.addons.network.enabled", message: `the flannel add-on needs an IPv4 network.podCIDR (got ${network.podCIDR}); set it to false and bring your own CNI` }];
+  }
+  return [];
+}
+
 export class ClusterAddons extends pulumi.ComponentResource {
   readonly network?: FlannelNetwork;
   readonly kubeProxy?: KubeProxy;
@@ -32,12 +43,8 @@ export class ClusterAddons extends pulumi.ComponentResource {
 
   constructor(name: string, args: ClusterAddonsArgs, opts?: pulumi.ComponentResourceOptions) {
     const { addons, network } = args;
-    // flannel's `Network` and the install-cni script are IPv4; an IPv6 Pod range brings its own CNI.
-    if (addons.network.enabled && parseCidr(network.podCIDR)?.family !== 4) {
-      throw new SpecValidationError(`ClusterAddons "${name}"`, [
-        { path: "spec.addons.network.enabled", message: `the flannel add-on needs an IPv4 network.podCIDR (got ${network.podCIDR}); set it to false and bring your own CNI` },
-      ]);
-    }
+    const problems = clusterAddonsProblems(addons, network);
+    if (problems.length) throw new SpecValidationError(`ClusterAddons "${name}"`, problems);
     if (!hasProvider(opts)) {
       throw new Error(`ClusterAddons "${name}": pass the business cluster's Kubernetes provider in opts.providers (or opts.provider); the ambient one is the meta-cluster`);
     }
