@@ -49,7 +49,7 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
   // serve must not leave half an update behind (an invalid spec is ControlPlane's to report).
   if (validateClusterSpec(args.spec, "spec").length === 0) {
     const resolved = resolveClusterSpec(args.spec);
-    const problems = clusterAddonsProblems(resolved.addons, resolved.network);
+    const problems = resolved.apiServer.service.externalHost ? clusterAddonsProblems(resolved.addons, resolved.network) : [];
     if (problems.length) throw new SpecValidationError(`Cluster "${args.name}"`, problems);
   }
   const metaCluster = new k8s.Provider("meta-cluster", {
@@ -108,9 +108,21 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
  * kubeconfig is known early (it needs only the PKI), so without `dependsOn` the provider would be
  * configured before the first apiserver Pod exists. In a preview of the first `up` the kubeconfig
  * is unknown and pulumi-kubernetes previews the add-ons without a cluster.
+ *
+ * Only for a cluster with an external endpoint (`apiServer.service.externalHost`): without one its
+ * endpoint is the apiserver Service's name inside the meta-cluster, which neither workers nor an
+ * engine outside the meta-cluster (the root program on a laptop, the operator run outside) can
+ * reach, so the add-ons could not serve a node and their first create would fail the update.
  */
-function deployAddons(name: string, spec: ClusterSpec, cp: ControlPlane): ClusterAddons {
+function deployAddons(name: string, spec: ClusterSpec, cp: ControlPlane): ClusterAddons | undefined {
   const resolved = resolveClusterSpec(spec);
+  if (!resolved.apiServer.service.externalHost) {
+    const { network, kubeProxy, coreDNS } = resolved.addons;
+    if (network.enabled || kubeProxy.enabled || coreDNS.enabled) {
+      void pulumi.log.warn(`Cluster "${name}": no add-ons deployed (spec.addons): spec.apiServer.service.externalHost is not set, so no node could reach the apiserver`);
+    }
+    return undefined;
+  }
   const businessCluster = new k8s.Provider(
     "business-cluster",
     {

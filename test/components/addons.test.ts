@@ -22,8 +22,12 @@ const byKind = (type: string, name: string): Obj => {
 };
 const container = (workload: Obj, name: string): Obj => workload.spec.template.spec.containers.find((c: Obj) => c.name === name);
 
+/** A spec with an external endpoint (add-ons are deployed only then), as workers reach it. */
+const reachable = (spec: ClusterSpec): ClusterSpec =>
+  spec.apiServer?.service?.externalHost ? spec : { ...spec, apiServer: { ...spec.apiServer, service: { type: "NodePort", externalHost: "192.0.2.10", nodePort: 30443 } } };
+
 async function program(spec: ClusterSpec) {
-  const out = clusterProgram({ name: "dev", spec, namespace: "kok-dev" });
+  const out = clusterProgram({ name: "dev", spec: reachable(spec), namespace: "kok-dev" });
   await valueOf(out.endpoint);
   await settle();
   return out;
@@ -186,10 +190,20 @@ describe("the add-ons in the cluster program", () => {
   });
 });
 
+describe("a cluster without an external endpoint", () => {
+  it("gets no add-ons and no business-cluster provider: neither nodes nor an engine outside the meta-cluster could reach it", async () => {
+    const out = clusterProgram({ name: "dev", spec: minimalSpec(), namespace: "kok-dev" });
+    await valueOf(out.endpoint);
+    await settle();
+    expect(recorder.resources.filter((r) => r.name === "business-cluster" || r.name.startsWith("dev-addons"))).toEqual([]);
+    expect(recorder.ofType("kubernetes:apps/v1:Deployment")).toHaveLength(3);
+  });
+});
+
 describe("a spec the add-ons cannot serve", () => {
   it("is refused by the program before anything registers", async () => {
     const spec = minimalSpec({ network: { serviceCIDR: "fd00:96::/108", podCIDR: "fd00:244::/56", clusterDomain: "cluster.local" } });
-    expect(() => clusterProgram({ name: "dev", spec })).toThrow(/spec\.addons\.network\.enabled: the flannel add-on needs an IPv4 network\.podCIDR/);
+    expect(() => clusterProgram({ name: "dev", spec: reachable(spec) })).toThrow(/spec\.addons\.network\.enabled: the flannel add-on needs an IPv4 network\.podCIDR/);
     await settle();
     expect(recorder.resources).toEqual([]);
   });
