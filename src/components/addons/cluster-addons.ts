@@ -4,8 +4,9 @@
  * business cluster through a Kubernetes provider for its apiserver, given in the `providers`
  * option (the cluster program makes it from the ControlPlane's admin kubeconfig, a secret, and
  * makes it wait for the masters; docs/architecture.md says why in the same stack). Without one,
- * the objects would go to the ambient cluster: the component refuses that. An add-on switched off renders nothing, so the stack deletes what it
- * deployed of it (a platform bringing its own CNI or DNS).
+ * the objects would go to the ambient cluster: the component refuses that. An add-on switched off
+ * renders nothing, so the stack deletes what it deployed of it (a platform bringing its own CNI or
+ * DNS).
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
