@@ -15,6 +15,10 @@ export { WorkerNode, workerNodeProblems, StepProvider, ServiceManager, type Work
 export { NodePool, nodePoolProblems, type NodePoolArgs, type NodePoolMachine } from "./components/node-pool";
 export { planRollout, type RolloutBatch } from "./components/rollout-plan";
 export { SshStep, type SshStepArgs, type SshConnection } from "./components/ssh-step";
+export { ClusterAddons, type ClusterAddonsArgs } from "./components/addons/cluster-addons";
+export { FlannelNetwork, type FlannelNetworkArgs } from "./components/addons/flannel";
+export { KubeProxy, type KubeProxyArgs } from "./components/addons/kube-proxy";
+export { CoreDns, type CoreDnsArgs } from "./components/addons/coredns";
 
 export {
   API_GROUP,

@@ -19,6 +19,10 @@ const LEGACY_MODULES = {
   NodePool: "workers",
   WorkerNode: "workers",
   ControlPlane: undefined,
+  ClusterAddons: undefined,
+  FlannelNetwork: undefined,
+  KubeProxy: undefined,
+  CoreDns: undefined,
 } as const;
 
 export type ComponentTypeName = keyof typeof LEGACY_MODULES;

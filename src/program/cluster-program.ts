@@ -1,11 +1,13 @@
 /**
- * The Pulumi program of one business cluster: a meta-cluster provider and a ControlPlane. The root
+ * The Pulumi program of one business cluster: a meta-cluster provider and a ControlPlane, then a
+ * provider for the business cluster's own apiserver and the ClusterAddons it runs. The root
  * `Pulumi.yaml` runs it from stack config; the operator runs the same function as an inline
  * Automation API program, so both front doors deploy exactly the same thing.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { ClusterSpec } from "../api/v1alpha1";
+import { resolveClusterSpec, SpecValidationError, validateClusterSpec, type ClusterSpec } from "../api/v1alpha1";
+import { ClusterAddons, clusterAddonsProblems } from "../components/addons/cluster-addons";
 import { ControlPlane, PATCH_FORCE_ANNOTATION, type ControlPlaneArgs } from "../components/control-plane";
 import { controlPlaneOutputs, type ControlPlaneOutputs, type Outputs } from "../components/control-plane-outputs";
 
@@ -43,6 +45,13 @@ export type ClusterProgramOutputs = Outputs<ControlPlaneOutputs> & {
 export type ClusterProgramValues = ControlPlaneOutputs & { readonly etcdVersion: string; readonly adminKubeconfigCopy?: string };
 
 export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs {
+  // Before anything registers, as ControlPlane validates its own args: a spec the add-ons cannot
+  // serve must not leave half an update behind (an invalid spec is ControlPlane's to report).
+  if (validateClusterSpec(args.spec, "spec").length === 0) {
+    const resolved = resolveClusterSpec(args.spec);
+    const problems = resolved.apiServer.service.externalHost ? clusterAddonsProblems(resolved.addons, resolved.network) : [];
+    if (problems.length) throw new SpecValidationError(`Cluster "${args.name}"`, problems);
+  }
   const metaCluster = new k8s.Provider("meta-cluster", {
     // pulumi-kubernetes does not mark its kubeconfig input secret by itself.
     kubeconfig: args.metaKubeconfig === undefined ? undefined : pulumi.secret(args.metaKubeconfig),
@@ -83,9 +92,53 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
         { provider: metaCluster, dependsOn: [cp] },
       )
     : undefined;
+  deployAddons(args.name, args.spec, cp);
   return {
     ...controlPlaneOutputs(cp),
     adminKubeconfigCopy: copy?.metadata.name,
     etcdVersion: pulumi.output(args.spec.etcd.version),
   };
+}
+
+/**
+ * The add-ons, in the business cluster, after the masters (docs/architecture.md, "Add-ons in the
+ * Cluster's stack"). The provider waits for the whole ControlPlane, rollout gates included, and
+ * not only for its kubeconfig: pulumi-kubernetes contacts the apiserver once, when the provider is
+ * configured, and a provider that found no apiserver then fails every create of that run. The
+ * kubeconfig is known early (it needs only the PKI), so without `dependsOn` the provider would be
+ * configured before the first apiserver Pod exists. In a preview of the first `up` the kubeconfig
+ * is unknown and pulumi-kubernetes previews the add-ons without a cluster.
+ *
+ * Only for a cluster with an external endpoint (`apiServer.service.externalHost`): without one its
+ * endpoint is the apiserver Service's name inside the meta-cluster, which neither workers nor an
+ * engine outside the meta-cluster (the root program on a laptop, the operator run outside) can
+ * reach, so the add-ons could not serve a node and their first create would fail the update.
+ */
+function deployAddons(name: string, spec: ClusterSpec, cp: ControlPlane): ClusterAddons | undefined {
+  const resolved = resolveClusterSpec(spec);
+  if (!resolved.apiServer.service.externalHost) {
+    const { network, kubeProxy, coreDNS } = resolved.addons;
+    if (network.enabled || kubeProxy.enabled || coreDNS.enabled) {
+      void pulumi.log.warn(`Cluster "${name}": no add-ons deployed (spec.addons): spec.apiServer.service.externalHost is not set, so no node could reach the apiserver`);
+    }
+    return undefined;
+  }
+  const businessCluster = new k8s.Provider(
+    "business-cluster",
+    {
+      // The endpoint kubeconfig (the operator runs outside the meta-cluster's Pod network); a secret.
+      kubeconfig: cp.adminKubeconfig,
+      // Renewed admin certificates change the kubeconfig; that must not replace every add-on.
+      clusterIdentifier: "business-cluster",
+      // A refresh while the business apiserver is down (the masters being what drifted) keeps the
+      // add-ons' last state instead of failing, so the `up` that repairs the masters can run.
+      skipUpdateUnreachable: true,
+    },
+    { dependsOn: [cp] },
+  );
+  return new ClusterAddons(
+    `${name}-addons`,
+    { apiServerEndpoint: cp.endpoint, addons: resolved.addons, network: resolved.network },
+    { providers: [businessCluster], dependsOn: [cp] },
+  );
 }

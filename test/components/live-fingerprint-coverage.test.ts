@@ -8,7 +8,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { objectsLocationOf } from "../../src/controllers/cluster/reconciler";
 import { CLUSTER_LABEL, MASTER_OBJECT_TYPES } from "../../src/controllers/cluster/live-fingerprint";
 import { clusterProgram } from "../../src/program/cluster-program";
-import { installMocks, plain, settle, valueOf } from "../support/pulumi-mocks";
+import { installMocks, managedBy, plain, settle, valueOf } from "../support/pulumi-mocks";
 import { minimalSpec, standardSpec } from "../support/specs";
 
 const recorder = installMocks();
@@ -33,7 +33,9 @@ describe("the live fingerprint covers, and the stack can take back, every object
       const out = clusterProgram({ name: "dev", spec, namespace: at.mastersNamespace, adminKubeconfigCopy: at.adminKubeconfigCopy });
       await valueOf(out.endpoint);
       await settle();
-      const objects = recorder.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:") && r.type !== "pulumi:providers:kubernetes");
+      // The meta-cluster's objects: the add-ons live in the business cluster, which the fingerprint
+      // does not read (a drift of them is found by the full preview).
+      const objects = recorder.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:") && r.type !== "pulumi:providers:kubernetes" && !managedBy(r, "business-cluster"));
       expect(objects.length).toBeGreaterThan(10);
       const uncovered: string[] = [];
       for (const r of objects) {

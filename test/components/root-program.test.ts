@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { installMocks, isSecretInput, settle, valueOf } from "../support/pulumi-mocks";
+import { installMocks, isSecretInput, managedBy, settle, valueOf } from "../support/pulumi-mocks";
 import { minimalSpec } from "../support/specs";
 
 const recorder = installMocks();
@@ -29,7 +29,11 @@ describe("the root Pulumi.yaml program", () => {
     await valueOf(program.adminKubeconfig);
     await settle();
     expect(isSecretInput(recorder.named("meta-cluster").inputs.kubeconfig)).toBe(true);
-    expect(recorder.ofType("kubernetes:apps/v1:Deployment")).toHaveLength(3);
+    const deployments = recorder.ofType("kubernetes:apps/v1:Deployment");
+    expect(deployments.filter((d) => managedBy(d, "meta-cluster")).map((d) => d.name).sort()).toEqual(["dev-apiserver-deployment", "dev-controller-manager-deployment", "dev-scheduler-deployment"]);
+    // No external endpoint in this config: no add-ons, whose provider and nodes could not reach
+    // the apiserver (test/components/addons.test.ts covers the program with one).
+    expect(recorder.resources.filter((r) => r.name === "business-cluster" || r.name.startsWith("dev-addons"))).toEqual([]);
     // The rollout gates read the meta-cluster through the same kubeconfig, as a secret.
     const gates = recorder.ofType("pulumi-nodejs:dynamic/kube-on-kube:RolloutGate");
     expect(gates.map((g) => g.name).sort()).toEqual(["dev-apiserver-rollout", "dev-etcd-rollout"]);

@@ -102,6 +102,11 @@ export function installMocks(options: { stackOutputs?: Record<string, unknown> }
   };
 }
 
+/** Whether the provider resource named `providerName` manages `r` (its reference is `urn::id`, the URN ending in `::<name>`). */
+export function managedBy(r: RecordedResource, providerName: string): boolean {
+  return r.provider !== undefined && r.provider.slice(0, r.provider.lastIndexOf("::")).endsWith(`::${providerName}`);
+}
+
 /** The value of an Output (or plain value) once the mock engine has resolved it. */
 export function valueOf<T>(output: pulumi.Input<T>): Promise<T> {
   return new Promise((resolve) => pulumi.output(output).apply((v) => resolve(v as T)));
