@@ -13,6 +13,7 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import * as path from "node:path";
+import { inHost, prepareHostDirs } from "./host-netns";
 import { stopFromPlainPidFile } from "./processes";
 
 export const SSHD = "/usr/sbin/sshd";
@@ -29,6 +30,8 @@ export interface SshHost {
   /** The host's root directory: the WorkerNode's installRoot. */
   readonly root: string;
   readonly dir: string;
+  /** A host with namespaces of its own (host-netns.ts): sshd runs in them. Absent: a loopback host. */
+  readonly netns?: { readonly path: string; readonly name: string };
   process?: ChildProcess;
 }
 
@@ -69,7 +72,11 @@ function keygen(file: string, comment: string): void {
 
 /** Starts (or restarts) the daemon of a host whose files exist. */
 export async function startSshd(host: SshHost): Promise<void> {
-  const child = spawn(SSHD, ["-D", "-e", "-f", path.join(host.dir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
+  const args = ["-D", "-e", "-f", path.join(host.dir, "sshd_config")];
+  // A network host's sshd runs in its namespaces, and so does everything started over SSH.
+  if (host.netns) prepareHostDirs(host.root);
+  const command = host.netns ? inHost(host.netns.path, host.name, host.root, SSHD, args) : { command: SSHD, args };
+  const child = spawn(command.command, command.args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
   host.process = child;
@@ -95,7 +102,7 @@ export async function stopSshd(host: SshHost): Promise<void> {
 export const SSH_PORT = 2222;
 
 /** Writes what a host's daemon needs into `dir`, keeping keys that are there already. */
-export function prepareHost(dir: string, name: string, ip: string): SshHost {
+export function prepareHost(dir: string, name: string, ip: string, port = SSH_PORT): SshHost {
   const root = path.join(dir, "root");
   mkdirSync(root, { recursive: true });
   const hostKeyFile = path.join(dir, "ssh_host_ed25519_key");
@@ -106,7 +113,7 @@ export function prepareHost(dir: string, name: string, ip: string): SshHost {
   writeFileSync(
     path.join(dir, "sshd_config"),
     [
-      `ListenAddress ${ip}:${SSH_PORT}`,
+      `ListenAddress ${ip}:${port}`,
       `HostKey ${hostKeyFile}`,
       `PidFile ${path.join(dir, "sshd.pid")}`,
       `AuthorizedKeysFile ${path.join(dir, "authorized_keys")}`,
@@ -123,7 +130,7 @@ export function prepareHost(dir: string, name: string, ip: string): SshHost {
   return {
     name,
     ip,
-    port: SSH_PORT,
+    port,
     user: "root",
     privateKey: readFileSync(clientKeyFile, "utf8"),
     hostKey: readFileSync(`${hostKeyFile}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" "),
