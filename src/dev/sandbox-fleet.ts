@@ -2,7 +2,12 @@
  * Worker hosts for Machines on this machine: real sshd hosts (sshd-hosts.ts), a real package
  * mirror serving the toolchain's containerd 2.4.2, runc 1.5.3, CNI plugins v1.10.0 and kubelets
  * (v1.35.4 and v1.36.3, so a catalog change is a real kubelet upgrade), and the host settings a sandbox needs (cgroupfs
- * on cgroup v1, no systemd, each kubelet bound to its host's own loopback address).
+ * on cgroup v1, no systemd; on loopback hosts each kubelet bound to its host's own address).
+ *
+ * Two kinds of hosts (HostSource.network): loopback hosts (127.x, the machine's network stack, a
+ * hand-written CNI config each) for the tests against a loopback business apiserver, and network
+ * hosts (`netnsHosts`, host-netns.ts) on the running dev cluster's real node, with namespaces of
+ * their own and the mirror on the machine's end of the node link, where they reach it.
  *
  * The demo (`npm start`) starts kept hosts (`keptHosts`) under a `home` directory (`<home>/<host>/`, and the mirror's files in `<home>/mirror/`): a host keeps its
  * address, keys and install from one start to the next, and its services start again with it, as

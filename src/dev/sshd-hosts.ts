@@ -1,7 +1,9 @@
 /**
- * Real SSH hosts on this machine: one Debian OpenSSH daemon per host on its own loopback address,
- * with its own host key, authorized client key, config and root directory (the WorkerNode's
- * installRoot). Loopback only: nothing listens on another address.
+ * Real SSH hosts on this machine: one Debian OpenSSH daemon per host with its own host key,
+ * authorized client key, config and root directory (the WorkerNode's installRoot). A loopback host
+ * listens on its own 127.x address and shares the machine's network stack; a network host
+ * (`netns` set, host-netns.ts) runs its daemon in its own network, mount and UTS namespaces on its
+ * address in the dev cluster's hosts subnet, port 22. Nothing listens on another address.
  *
  * The demo's hosts (`npm start`) are kept, on 127.0.1.x: each keeps its address, keys and root in
  * a directory of its own from one start to the next, as a machine keeps its disk across reboots.
