@@ -26,6 +26,7 @@ const run = promisify(execFile);
 
 /** A host's network namespace and its address. */
 export interface HostNetns {
+  /** The host's number in this dev cluster: its namespace, veth and address follow from it. */
   readonly index: number;
   readonly netns: string;
   readonly netnsPath: string;
@@ -67,6 +68,18 @@ async function ip(...args: string[]): Promise<string> {
   } catch (error) {
     throw new Error(`ip ${args.join(" ")}: ${(error as { stderr?: string }).stderr?.trim() || (error as Error).message}`);
   }
+}
+
+/**
+ * Takes the lowest free host index of this dev cluster by creating its namespace: `ip netns add`
+ * fails on a name that exists, so two fleets started at once never get the same index.
+ */
+export async function reserveHostIndex(config: DevConfig): Promise<number> {
+  for (let index = 0; index < 240; index++) {
+    if (existsSync(`/run/netns/${hostNetnsName(config, index)}`)) continue;
+    if (await quiet("netns", "add", hostNetnsName(config, index))) return index;
+  }
+  throw new Error(`no free host index in ${config.hostsCIDR}: 240 hosts of this dev cluster run already (\`ip netns list\`)`);
 }
 
 /**
@@ -185,10 +198,16 @@ export async function killHostProcesses(netns: string, graceMs = 5000): Promise<
   return pids.length;
 }
 
-/** Kills a host's processes and deletes its namespace (the veth goes with it). */
-export async function deleteHostNetns(netns: string): Promise<{ processes: number; links: number }> {
+/**
+ * Kills the i-th host's processes, deletes its veth (now: the kernel would only take it with the
+ * namespace once the last reference to that is gone) and its namespace.
+ */
+export async function deleteHostNetns(config: DevConfig, index: number): Promise<{ processes: number; links: number }> {
+  const netns = hostNetnsName(config, index);
   const processes = await killHostProcesses(netns);
-  const links = existsSync(`/run/netns/${netns}`) && (await quiet("netns", "del", netns)) ? 1 : 0;
+  const node = realNodeLayout(config);
+  let links = existsSync(node.netnsPath) && (await quiet("-n", node.netns, "link", "del", nodeEnd(index))) ? 1 : 0;
+  if (existsSync(`/run/netns/${netns}`) && (await quiet("netns", "del", netns))) links++;
   return { processes, links };
 }
 
@@ -197,7 +216,7 @@ export async function deleteAllHostNetns(config: DevConfig): Promise<{ processes
   let processes = 0;
   let links = 0;
   for (const index of existingHostNetns(config)) {
-    const removed = await deleteHostNetns(hostNetnsName(config, index));
+    const removed = await deleteHostNetns(config, index);
     processes += removed.processes;
     links += removed.links;
   }

@@ -23,7 +23,7 @@ import { startMirror, type Mirror } from "../cli/mirror";
 import { HostProbe } from "../host/host-probe";
 import type { WorkerDefaults } from "../program/machine-program";
 import type { DevConfig } from "./config";
-import { deleteHostNetns, ensureHostNetns, existingHostNetns, machineAddressForHosts, workersRegistry } from "./host-netns";
+import { deleteHostNetns, ensureHostNetns, machineAddressForHosts, reserveHostIndex, workersRegistry } from "./host-netns";
 import { stopFromPlainPidFile } from "./processes";
 import { prepareDaemons, prepareHost, startKeptSshHosts, startSshd, stopLeftoverSshd, stopSshd, type SshHost } from "./sshd-hosts";
 import { kubernetesBinary } from "./toolchain";
@@ -83,6 +83,12 @@ export function keptHosts(home: string): HostSource {
  * listens on that address's port 22. `stop` ends every process of the host and removes its namespace.
  */
 export function netnsHosts(config: DevConfig, home: string, opts: { readonly kept?: boolean } = {}): HostSource {
+  const stop = async (hosts: readonly SshHost[]) => {
+    for (const host of hosts) {
+      await stopSshd(host);
+      if (host.netns) await deleteHostNetns(config, host.netns.index);
+    }
+  };
   return {
     kept: opts.kept ?? false,
     network: "netns",
@@ -94,29 +100,23 @@ export function netnsHosts(config: DevConfig, home: string, opts: { readonly kep
       const hosts: SshHost[] = [];
       try {
         for (const name of names) {
-          const taken = new Set(existingHostNetns(config));
-          let index = 0;
-          while (taken.has(index)) index++;
-          const ns = await ensureHostNetns(config, index);
-          const host: SshHost = { ...prepareHost(path.join(home, name), name, ns.ip, 22), netns: { path: ns.netnsPath, name: ns.netns } };
+          const index = await reserveHostIndex(config);
+          const ns = await ensureHostNetns(config, index).catch(async (error: unknown) => {
+            await deleteHostNetns(config, index);
+            throw error;
+          });
+          const host: SshHost = { ...prepareHost(path.join(home, name), name, ns.ip, 22), netns: { path: ns.netnsPath, name: ns.netns, index } };
           hosts.push(host);
           await startSshd(host);
         }
       } catch (error) {
-        await stopNetnsHosts(hosts);
+        await stop(hosts);
         throw error;
       }
       return hosts;
     },
-    stop: stopNetnsHosts,
+    stop,
   };
-}
-
-async function stopNetnsHosts(hosts: readonly SshHost[]): Promise<void> {
-  for (const host of hosts) {
-    await stopSshd(host);
-    if (host.netns) await deleteHostNetns(host.netns.name);
-  }
 }
 
 export interface FleetHostOptions {

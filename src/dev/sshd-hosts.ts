@@ -33,7 +33,7 @@ export interface SshHost {
   readonly root: string;
   readonly dir: string;
   /** A host with namespaces of its own (host-netns.ts): sshd runs in them. Absent: a loopback host. */
-  readonly netns?: { readonly path: string; readonly name: string };
+  readonly netns?: { readonly path: string; readonly name: string; readonly index: number };
   process?: ChildProcess;
 }
 

@@ -3,7 +3,8 @@
  * meta-cluster, with nothing mocked: the operator (in this process) SSHes to the host's own
  * address, the install fetches from the mirror on the machine's end of the node link, containerd
  * and the kubelet run in the host's namespaces, and the kubelet reaches the business apiserver at
- * the node IP's NodePort. The host's CNI config is written here as a stand-in until the cluster's
+ * the node IP's NodePort; a Pod runs there with its images pulled through the catalog's registry
+ * mirror (the dev registry) and its log read through the apiserver. The host's CNI config is written here as a stand-in until the cluster's
  * network add-on (flannel) writes it on network hosts.
  */
 import { execFileSync } from "node:child_process";
@@ -43,9 +44,10 @@ beforeAll(async () => {
   fleet = await startNetnsFleetHosts(cluster.stateDir, 1, "nm");
   const host = fleet.hosts[0];
   // Stand-in for the network add-on: one bridge on the host (its own namespace, so `cni0` is its alone).
+  // No ipMasq: this machine has no iptables binary, and the bridge plugin's masquerade needs one.
   writeFileSync(
     join(host.root, "etc/cni/net.d/10-standin.conflist"),
-    JSON.stringify({ cniVersion: "1.0.0", name: "standin", plugins: [{ type: "bridge", bridge: "cni0", isGateway: true, ipMasq: true, ipam: { type: "host-local", ranges: [[{ subnet: "10.244.7.0/24" }]] } }, { type: "loopback" }] }),
+    JSON.stringify({ cniVersion: "1.0.0", name: "standin", plugins: [{ type: "bridge", bridge: "cni0", isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: "10.244.7.0/24" }]] } }, { type: "loopback" }] }),
   );
   kubectl("create", "namespace", "fleet");
   kubectl("-n", "fleet", "create", "secret", "generic", "ssh-0", `--from-literal=privateKey=${host.privateKey}`);
@@ -74,7 +76,7 @@ beforeAll(async () => {
     apiVersion: "kubeonkube.io/v1alpha1",
     kind: "ClusterPackageVersion",
     metadata: { name: "biz-workers", namespace: "fleet" },
-    spec: { clusterRef: { name: "biz" }, packages: fleet.packages("v1.36.3"), registryMirrors: { "registry.k8s.io": [`http://${fleet.registry}`] } },
+    spec: { clusterRef: { name: "biz" }, packages: fleet.packages("v1.36.3"), registryMirrors: { "registry.k8s.io": [`http://${fleet.registry}`], "docker.io": [`http://${fleet.registry}`] } },
   });
   apply("machine", {
     apiVersion: "kubeonkube.io/v1alpha1",
@@ -130,5 +132,16 @@ describe("a Machine on a network host", () => {
     };
     expect(node.status.addresses).toContainEqual({ type: "InternalIP", address: host.ip });
     expect(node.status.conditions.find((c) => c.type === "Ready")?.status).toBe("True");
+    // A Pod on it: the pause and busybox images come through the catalog's registry mirror (the dev
+    // registry on the machine's end of the node link); the apiserver reads its log from the kubelet.
+    const business = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8", stdio: "pipe" });
+    const podStarted = Date.now();
+    business("run", "hello", "--image=docker.io/library/busybox:1.35.0", "--restart=Never", "--overrides", JSON.stringify({ spec: { nodeName: host.name } }), "--command", "--", "sh", "-c", "echo hello from $(hostname); sleep 3600");
+    await eventually("Pod hello Ready", async () => (business("get", "pod", "hello", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}") === "True" ? true : undefined), 300_000).catch((error: Error) => {
+      throw new Error(`${error.message}\n${business("describe", "pod", "hello")}`);
+    });
+    console.log(`Pod on the network host Ready in ${((Date.now() - podStarted) / 1000).toFixed(0)}s`);
+    expect(business("get", "pod", "hello", "-o", "jsonpath={.status.podIP}")).toMatch(/^10\.244\.7\./);
+    expect(business("logs", "hello")).toBe("hello from hello\n");
   });
 });

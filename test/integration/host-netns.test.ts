@@ -8,12 +8,14 @@
  * namespace, veth, route or process. Needs root, the toolchain and the images; fails, never skips.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, type DevConfig } from "../../src/dev/config";
 import { ensureHostNetns, existingHostNetns, workersRegistry } from "../../src/dev/host-netns";
 import { realNodeLayout } from "../../src/dev/node/layout";
+import { netnsHosts } from "../../src/dev/sandbox-fleet";
 import { toolchainBinary } from "../../src/dev/toolchain";
 import { devUp, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 import { startNetnsFleetHosts, type FleetHosts } from "../support/fleet-hosts";
@@ -121,6 +123,13 @@ describe("network hosts on the real node", () => {
       await expect(ensureHostNetns({ ...config, hostsCIDR: `10.250.${third}.0/24` }, 0)).rejects.toThrow(`the hosts subnet 10.250.${third}.0/24 overlaps routes of this machine:\n  blackhole 10.250.${third}.0/25`);
     } finally {
       ip("route", "del", "blackhole", `10.250.${third}.0/25`);
+    }
+    // Through a fleet: the namespace it reserved for the host is gone again.
+    const home = mkdtempSync(join(tmpdir(), "kok-bad-hosts-"));
+    try {
+      await expect(netnsHosts({ ...config, hostsCIDR: insidePods }, home).start(["bad-0"])).rejects.toThrow("overlaps the meta-cluster's pod range");
+    } finally {
+      rmSync(home, { recursive: true, force: true });
     }
     expect(existingHostNetns(config)).toEqual([0, 1]);
   });
