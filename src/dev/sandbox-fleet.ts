@@ -79,7 +79,8 @@ export function keptHosts(home: string): HostSource {
 /**
  * Network hosts (host-netns.ts) on the real node of the running dev cluster `config`, their
  * directories under `home` (`<home>/<host>/`, the mirror's files in `<home>/mirror/`). Each host
- * takes the lowest free namespace index, so its address is the hosts subnet's 10th + index; sshd
+ * takes the lowest free namespace index (a kept host the one of its first start, in
+ * `<home>/<host>/host-index`), so its address is the hosts subnet's 10th + index; sshd
  * listens on that address's port 22. `stop` ends every process of the host and removes its namespace.
  */
 export function netnsHosts(config: DevConfig, home: string, opts: { readonly kept?: boolean } = {}): HostSource {
@@ -100,13 +101,18 @@ export function netnsHosts(config: DevConfig, home: string, opts: { readonly kep
       const hosts: SshHost[] = [];
       try {
         for (const name of names) {
-          const index = await reserveHostIndex(config);
+          // A kept host keeps its index, so its address: what an earlier run left in its namespace goes first.
+          const indexFile = path.join(home, name, "host-index");
+          const keptIndex = opts.kept && existsSync(indexFile) ? Number(readFileSync(indexFile, "utf8")) : undefined;
+          if (keptIndex !== undefined) await deleteHostNetns(config, keptIndex);
+          const index = keptIndex ?? (await reserveHostIndex(config));
           const ns = await ensureHostNetns(config, index).catch(async (error: unknown) => {
             await deleteHostNetns(config, index);
             throw error;
           });
           const host: SshHost = { ...prepareHost(path.join(home, name), name, ns.ip, 22), netns: { path: ns.netnsPath, name: ns.netns, index } };
           hosts.push(host);
+          writeFileSync(indexFile, `${index}\n`);
           await startSshd(host);
         }
       } catch (error) {

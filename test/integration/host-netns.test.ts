@@ -134,6 +134,23 @@ describe("network hosts on the real node", () => {
     expect(existingHostNetns(config)).toEqual([0, 1]);
   });
 
+  it("a kept host keeps its address and keys from one start to the next, also after its process was killed", async () => {
+    const home = mkdtempSync(join(tmpdir(), "kok-kept-hosts-"));
+    try {
+      const first = await netnsHosts(config, home, { kept: true }).start(["kept-0"]);
+      // No stop, as when the process that started it was killed: the next start takes over.
+      const again = await netnsHosts(config, home, { kept: true }).start(["kept-0"]);
+      expect(again[0].ip).toBe(first[0].ip);
+      expect(again[0].hostKey).toBe(first[0].hostKey);
+      expect(first[0].process?.exitCode !== null || first[0].process?.signalCode !== null).toBe(true);
+      expect((await sshRun(again[0], "cat /proc/sys/kernel/hostname")).stdout).toBe("kept-0\n");
+      await netnsHosts(config, home, { kept: true }).stop(again);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+    expect(existingHostNetns(config)).toEqual([0, 1]);
+  });
+
   it("stopping the hosts and `kok dev down` leave no namespace, veth, route or process", async () => {
     const layout = realNodeLayout(config);
     const dirs = fleet!.hosts.map((h) => h.dir);
