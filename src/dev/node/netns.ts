@@ -3,7 +3,8 @@
  * run there, so kube-proxy's iptables chains, the kubelet's ports and the CNI bridge are the
  * node's alone: two dev clusters on one machine (a developer's and a test's) never touch each
  * other's rules. A veth pair joins it to the machine; the machine routes the pod range to the
- * node's end. The only changes outside the namespace are that veth end and that route, both
+ * node's end. The only changes outside the namespace are that veth end and that route (and,
+ * once sandbox worker hosts start, the hosts subnet's route to the node: ensureHostsBridge), all
  * removed by cleanup; forwarding and bridge netfilter are switched on inside the namespace only.
  */
 import { execFile } from "node:child_process";
