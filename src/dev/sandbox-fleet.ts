@@ -127,7 +127,7 @@ export function netnsHosts(config: DevConfig, home: string, opts: { readonly kep
 
 export interface FleetHostOptions {
   readonly hosts: HostSource;
-  /** The mirror's port on 127.0.0.1. Default: a free one. */
+  /** The mirror's port (on the source's mirrorHost). Default: a free one. */
   readonly mirrorPort?: number;
   /** Told what a kept host's boot did. */
   readonly log?: (line: string) => void;
