@@ -4,11 +4,12 @@
  * address, the install fetches from the mirror on the machine's end of the node link, containerd
  * and the kubelet run in the host's namespaces, and the kubelet reaches the business apiserver at
  * the node IP's NodePort; a Pod runs there with its images pulled through the catalog's registry
- * mirror (the dev registry) and its log read through the apiserver. The host's CNI config is written here as a stand-in until the cluster's
+ * mirror (the dev registry) and its log read through the apiserver; `kok dev down` with all of it
+ * running ends every process of the host. The host's CNI config is written here as a stand-in until the cluster's
  * network add-on (flannel) writes it on network hosts.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -144,4 +145,43 @@ describe("a Machine on a network host", () => {
     expect(business("get", "pod", "hello", "-o", "jsonpath={.status.podIP}")).toMatch(/^10\.244\.7\./);
     expect(business("logs", "hello")).toBe("hello from hello\n");
   });
+
+  it("`kok dev down` with the host still running ends every process of it, its Pod's included", async () => {
+    await operator?.stop();
+    operator = undefined;
+    const netns = fleet!.hosts[0].netns!.name;
+    const pids = descendants(execFileSync("ip", ["netns", "pids", netns], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number));
+    // sshd, containerd, the kubelet, a shim, the Pod's pause and busybox at least.
+    expect(pids.length).toBeGreaterThanOrEqual(6);
+    const down = await kok(["dev", "down", ...cluster.args]);
+    expect(down.code, down.stderr).toBe(0);
+    expect(pids.filter(running)).toEqual([]);
+    expect(execFileSync("ip", ["netns", "list"], { encoding: "utf8" })).not.toContain(netns);
+  });
 });
+
+/** Whether a process runs (a zombie waiting for its parent does not). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/** `pids` and all their descendants (a Pod's processes live under its shim, in namespaces of their own). */
+function descendants(pids: number[]): number[] {
+  const children = new Map<number, number[]>();
+  for (const line of execFileSync("ps", ["-eo", "pid=,ppid="], { encoding: "utf8" }).split("\n").filter(Boolean)) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  }
+  const all = new Set<number>();
+  const visit = (pid: number): void => {
+    if (all.has(pid)) return;
+    all.add(pid);
+    (children.get(pid) ?? []).forEach(visit);
+  };
+  pids.forEach(visit);
+  return [...all];
+}
