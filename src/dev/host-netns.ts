@@ -44,6 +44,18 @@ export const hostNetnsName = (config: DevConfig, index: number) => `${hostNetnsP
 /** The node's end of the i-th host's veth (in the node's namespace; the host's end is `eth0`). */
 const nodeEnd = (index: number) => `h${index}`;
 
+/**
+ * The i-th host's `eth0` MAC: locally administered, from the tag and the index. A host started
+ * again keeps it, as a machine keeps its NIC across reboots, so the neighbour entries the node and
+ * the other hosts hold for its address stay right (with a new random MAC, a connection to a host
+ * restarted within the neighbour cache's lifetime went to the old one for a minute).
+ */
+export function hostMac(config: DevConfig, index: number): string {
+  const tag = realNodeLayout(config).tag;
+  const byte = (n: number) => n.toString(16).padStart(2, "0");
+  return ["02", "6b", tag.slice(0, 2), tag.slice(2, 4), byte((index >> 8) & 0xff), byte(index & 0xff)].join(":");
+}
+
 /** The address the workers reach the dev registry at: the forwarder on the machine's end of the node link. */
 export function workersRegistry(config: DevConfig): string {
   return `${realNodeLayout(config).link.host}:${config.ports.registry}`;
@@ -97,7 +109,7 @@ export async function ensureHostNetns(config: DevConfig, index: number): Promise
   if (!existsSync(netnsPath)) await ip("netns", "add", netns);
   if (!(await quiet("-n", layout.netns, "link", "show", "dev", nodeEnd(index)))) {
     // Made in the node's namespace with its peer put straight into the host's: no name is ever taken on the machine.
-    await ip("-n", layout.netns, "link", "add", nodeEnd(index), "type", "veth", "peer", "name", "eth0", "netns", netns);
+    await ip("-n", layout.netns, "link", "add", nodeEnd(index), "type", "veth", "peer", "name", "eth0", "address", hostMac(config, index), "netns", netns);
   }
   await ip("-n", layout.netns, "link", "set", nodeEnd(index), "master", HOSTS_BRIDGE, "up");
   const inHost = (...args: string[]) => ip("-n", netns, ...args);
@@ -171,13 +183,17 @@ const alive = (pid: number) => {
   }
 };
 
+/** The pids in a host's namespace (none when it does not exist). */
+export async function hostNetnsPids(netns: string): Promise<number[]> {
+  return (await ip("netns", "pids", netns).catch(() => ""))
+    .split("\n")
+    .filter(Boolean)
+    .map(Number);
+}
+
 /** Every process of a host's namespace and its descendants: SIGTERM, then SIGKILL after `graceMs`. Returns how many there were. */
 export async function killHostProcesses(netns: string, graceMs = 5000): Promise<number> {
-  const inNetns = async () =>
-    (await ip("netns", "pids", netns).catch(() => ""))
-      .split("\n")
-      .filter(Boolean)
-      .map(Number);
+  const inNetns = () => hostNetnsPids(netns);
   const pids = withDescendants(await inNetns());
   for (const pid of pids) {
     try {

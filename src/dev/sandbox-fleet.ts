@@ -23,7 +23,7 @@ import { startMirror, type Mirror } from "../cli/mirror";
 import { HostProbe } from "../host/host-probe";
 import type { WorkerDefaults } from "../program/machine-program";
 import type { DevConfig } from "./config";
-import { deleteHostNetns, ensureHostNetns, machineAddressForHosts, reserveHostIndex, workersRegistry } from "./host-netns";
+import { deleteHostNetns, ensureHostNetns, hostNetnsName, hostNetnsPids, machineAddressForHosts, reserveHostIndex, workersRegistry } from "./host-netns";
 import { stopFromPlainPidFile } from "./processes";
 import { prepareDaemons, prepareHost, startKeptSshHosts, startSshd, stopLeftoverSshd, stopSshd, type SshHost } from "./sshd-hosts";
 import { kubernetesBinary } from "./toolchain";
@@ -103,7 +103,7 @@ export function netnsHosts(config: DevConfig, home: string, opts: { readonly kep
         for (const name of names) {
           // A kept host keeps its index, so its address: what an earlier run left in its namespace goes first.
           const indexFile = path.join(home, name, "host-index");
-          const keptIndex = opts.kept && existsSync(indexFile) ? Number(readFileSync(indexFile, "utf8")) : undefined;
+          const keptIndex = opts.kept && existsSync(indexFile) ? await keptHostIndex(config, path.join(home, name), Number(readFileSync(indexFile, "utf8"))) : undefined;
           if (keptIndex !== undefined) await deleteHostNetns(config, keptIndex);
           const index = keptIndex ?? (await reserveHostIndex(config));
           const ns = await ensureHostNetns(config, index).catch(async (error: unknown) => {
@@ -123,6 +123,18 @@ export function netnsHosts(config: DevConfig, home: string, opts: { readonly kep
     },
     stop,
   };
+}
+
+/**
+ * A kept host's recorded index, unless another host took it meanwhile (its namespace runs
+ * processes and none is this host's sshd, by its pid file): the host then gets a new index.
+ */
+async function keptHostIndex(config: DevConfig, dir: string, index: number): Promise<number | undefined> {
+  const pids = await hostNetnsPids(hostNetnsName(config, index));
+  if (!pids.length) return index;
+  const pidFile = path.join(dir, "sshd.pid");
+  const sshd = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : undefined;
+  return sshd !== undefined && pids.includes(sshd) ? index : undefined;
 }
 
 export interface FleetHostOptions {

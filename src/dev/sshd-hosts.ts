@@ -53,9 +53,11 @@ function requireSshd(): void {
   if (!existsSync(SSHD)) throw new Error(`${SSHD} is still missing after installing openssh-server`);
 }
 
+/** Whether something accepts a TCP connection on ip:port within a second (an unanswered SYN counts as no). */
 export const canConnect = (ip: string, port: number) =>
   new Promise<boolean>((resolve) => {
     const socket = connect({ host: ip, port });
+    socket.setTimeout(1000, () => (socket.destroy(), resolve(false)));
     socket.once("connect", () => (socket.destroy(), resolve(true)));
     socket.once("error", () => resolve(false));
   });

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, type DevConfig } from "../../src/dev/config";
-import { ensureHostNetns, existingHostNetns, workersRegistry } from "../../src/dev/host-netns";
+import { ensureHostNetns, existingHostNetns, hostMac, workersRegistry } from "../../src/dev/host-netns";
 import { realNodeLayout } from "../../src/dev/node/layout";
 import { netnsHosts } from "../../src/dev/sandbox-fleet";
 import { toolchainBinary } from "../../src/dev/toolchain";
@@ -79,6 +79,8 @@ describe("network hosts on the real node", () => {
       const [hostname, addr] = (await onHost(i, "cat /proc/sys/kernel/hostname; ip -o -4 addr show dev eth0")).split("\n");
       expect(hostname).toBe(host.name);
       expect(addr).toContain(` ${host.ip}/24 `);
+      // Through netlink: /sys is still the machine's sysfs in a host (docs/dev-cluster.md).
+      expect(await onHost(i, "ip -o link show dev eth0")).toContain(`link/ether ${hostMac(config, host.netns!.index)} `);
       // Forwarding and bridged traffic through iptables, as a Kubernetes host has them.
       expect((await onHost(i, "cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/bridge/bridge-nf-call-iptables")).split("\n").slice(0, 2)).toEqual(["1", "1"]);
     }

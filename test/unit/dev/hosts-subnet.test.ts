@@ -7,7 +7,7 @@ import { cidrsOverlap, parseCidr } from "../../../src/api/v1alpha1/cidr";
 import { BUSINESS_DEFAULT_CIDRS, defaultConfig, hostsCidrFor, hostsCidrProblem, loadConfig, statePaths, type DevConfig } from "../../../src/dev/config";
 import { packageVersionPolicyProblems } from "../../../src/api/v1alpha1/policy-checks";
 import { devAdminPolicy } from "../../../src/dev/dev-policy";
-import { hostNetnsName, inHost, workersRegistry } from "../../../src/dev/host-netns";
+import { hostMac, hostNetnsName, inHost, workersRegistry } from "../../../src/dev/host-netns";
 import { hostsNetwork } from "../../../src/dev/node/netns";
 import { realNodeLayout } from "../../../src/dev/node/layout";
 
@@ -67,6 +67,10 @@ describe("a network host's names and command line", () => {
     const tag = realNodeLayout(config).tag;
     expect(hostNetnsName(config, 3)).toBe(`kokh-${tag}-3`);
     expect(workersRegistry(config)).toBe(`10.77.255.254:${config.ports.registry}`);
+    // A fixed, locally administered MAC per host: kept across restarts, unique per dev cluster and index.
+    expect(hostMac(config, 3)).toBe(`02:6b:${tag.slice(0, 2)}:${tag.slice(2)}:00:03`);
+    expect(hostMac(config, 300)).toMatch(/:01:2c$/);
+    expect(hostMac(defaultConfig("/tmp/kok-b", 20000), 3)).not.toBe(hostMac(config, 3));
   });
 
   it("runs a command in the host's network namespace with private mounts and its own hostname, passing paths as arguments", () => {
