@@ -9,7 +9,7 @@
  * network add-on (flannel) writes it on network hosts.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -103,6 +103,7 @@ afterAll(async () => {
   const failures: string[] = [];
   for (const [what, step] of steps) await step().catch((e: unknown) => failures.push(`${what}: ${(e as Error).message}`));
   if (failures.length) throw new Error(`teardown: ${failures.join("; ")}`);
+  rmSync(work, { recursive: true, force: true });
 }, 300_000);
 
 describe("a Machine on a network host", () => {
