@@ -2,7 +2,12 @@
  * Worker hosts for Machines on this machine: real sshd hosts (sshd-hosts.ts), a real package
  * mirror serving the toolchain's containerd 2.4.2, runc 1.5.3, CNI plugins v1.10.0 and kubelets
  * (v1.35.4 and v1.36.3, so a catalog change is a real kubelet upgrade), and the host settings a sandbox needs (cgroupfs
- * on cgroup v1, no systemd, each kubelet bound to its host's own loopback address).
+ * on cgroup v1, no systemd; on loopback hosts each kubelet bound to its host's own address).
+ *
+ * Two kinds of hosts (HostSource.network): loopback hosts (127.x, the machine's network stack, a
+ * hand-written CNI config each) for the tests against a loopback business apiserver, and network
+ * hosts (`netnsHosts`, host-netns.ts) on the running dev cluster's real node, with namespaces of
+ * their own and the mirror on the machine's end of the node link, where they reach it.
  *
  * The demo (`npm start`) starts kept hosts (`keptHosts`) under a `home` directory (`<home>/<host>/`, and the mirror's files in `<home>/mirror/`): a host keeps its
  * address, keys and install from one start to the next, and its services start again with it, as
@@ -17,8 +22,10 @@ import type { PackageArtifact, WorkerPackages } from "../api/v1alpha1";
 import { startMirror, type Mirror } from "../cli/mirror";
 import { HostProbe } from "../host/host-probe";
 import type { WorkerDefaults } from "../program/machine-program";
+import type { DevConfig } from "./config";
+import { deleteHostNetns, ensureHostNetns, hostNetnsName, hostNetnsPids, machineAddressForHosts, reserveHostIndex, workersRegistry } from "./host-netns";
 import { stopFromPlainPidFile } from "./processes";
-import { startKeptSshHosts, stopLeftoverSshd, stopSshd, type SshHost } from "./sshd-hosts";
+import { prepareDaemons, prepareHost, startKeptSshHosts, startSshd, stopLeftoverSshd, stopSshd, type SshHost } from "./sshd-hosts";
 import { kubernetesBinary } from "./toolchain";
 import { fillMirror, placeArtifact, workerArtifacts, type BuiltArtifact } from "./worker-artifacts";
 
@@ -30,6 +37,10 @@ export interface FleetHosts {
   readonly mirror: Mirror;
   /** The catalog with the kubelet of the given version. */
   packages(kubelet: SandboxKubelet): WorkerPackages;
+  /** The Machines' worker defaults for these hosts (SANDBOX_WORKER_DEFAULTS or NETNS_WORKER_DEFAULTS). */
+  readonly workerDefaults: WorkerDefaults;
+  /** Network hosts only: the dev registry as the workers reach it (host:port), for a catalog's registryMirrors. */
+  readonly registry?: string;
   stop(): Promise<void>;
 }
 
@@ -41,6 +52,16 @@ export interface HostSource {
   readonly mirrorDir: string;
   start(names: readonly string[]): Promise<SshHost[]>;
   stop(hosts: readonly SshHost[]): Promise<void>;
+  /**
+   * "loopback": sshd processes on 127.x addresses sharing the machine's network stack (the tests
+   * against a loopback business apiserver); "netns": network hosts on the real node (host-netns.ts).
+   * Default "loopback".
+   */
+  readonly network?: "loopback" | "netns";
+  /** Where the mirror listens, an address the hosts reach. Default 127.0.0.1. */
+  readonly mirrorHost?: string;
+  /** Network hosts only: the dev registry as the hosts reach it. */
+  readonly registry?: string;
 }
 
 /** The demo's hosts, kept under `home` (`<home>/<host>/`, the mirror's files in `<home>/mirror/`). */
@@ -55,9 +76,70 @@ export function keptHosts(home: string): HostSource {
   };
 }
 
+/**
+ * Network hosts (host-netns.ts) on the real node of the running dev cluster `config`, their
+ * directories under `home` (`<home>/<host>/`, the mirror's files in `<home>/mirror/`). Each host
+ * takes the lowest free namespace index (a kept host the one of its first start, in
+ * `<home>/<host>/host-index`), so its address is the hosts subnet's 10th + index; sshd
+ * listens on that address's port 22. `stop` ends every process of the host and removes its namespace.
+ */
+export function netnsHosts(config: DevConfig, home: string, opts: { readonly kept?: boolean } = {}): HostSource {
+  const stop = async (hosts: readonly SshHost[]) => {
+    for (const host of hosts) {
+      await stopSshd(host);
+      if (host.netns) await deleteHostNetns(config, host.netns.index);
+    }
+  };
+  return {
+    kept: opts.kept ?? false,
+    network: "netns",
+    mirrorDir: path.join(home, "mirror"),
+    mirrorHost: machineAddressForHosts(config),
+    registry: workersRegistry(config),
+    start: async (names) => {
+      prepareDaemons();
+      const hosts: SshHost[] = [];
+      try {
+        for (const name of names) {
+          // A kept host keeps its index, so its address: what an earlier run left in its namespace goes first.
+          const indexFile = path.join(home, name, "host-index");
+          const keptIndex = opts.kept && existsSync(indexFile) ? await keptHostIndex(config, path.join(home, name), Number(readFileSync(indexFile, "utf8"))) : undefined;
+          if (keptIndex !== undefined) await deleteHostNetns(config, keptIndex);
+          const index = keptIndex ?? (await reserveHostIndex(config));
+          const ns = await ensureHostNetns(config, index).catch(async (error: unknown) => {
+            await deleteHostNetns(config, index);
+            throw error;
+          });
+          const host: SshHost = { ...prepareHost(path.join(home, name), name, ns.ip, 22), netns: { path: ns.netnsPath, name: ns.netns, index } };
+          hosts.push(host);
+          writeFileSync(indexFile, `${index}\n`);
+          await startSshd(host);
+        }
+      } catch (error) {
+        await stop(hosts);
+        throw error;
+      }
+      return hosts;
+    },
+    stop,
+  };
+}
+
+/**
+ * A kept host's recorded index, unless another host took it meanwhile (its namespace runs
+ * processes and none is this host's sshd, by its pid file): the host then gets a new index.
+ */
+async function keptHostIndex(config: DevConfig, dir: string, index: number): Promise<number | undefined> {
+  const pids = await hostNetnsPids(hostNetnsName(config, index));
+  if (!pids.length) return index;
+  const pidFile = path.join(dir, "sshd.pid");
+  const sshd = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : undefined;
+  return sshd !== undefined && pids.includes(sshd) ? index : undefined;
+}
+
 export interface FleetHostOptions {
   readonly hosts: HostSource;
-  /** The mirror's port on 127.0.0.1. Default: a free one. */
+  /** The mirror's port (on the source's mirrorHost). Default: a free one. */
   readonly mirrorPort?: number;
   /** Told what a kept host's boot did. */
   readonly log?: (line: string) => void;
@@ -76,6 +158,9 @@ export const SANDBOX_WORKER_DEFAULTS: WorkerDefaults = {
     config: { failCgroupV1: false, cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false, readOnlyPort: 0 },
   },
 };
+
+/** What a Machine on a network host needs: the same, but its kubelet has a network stack of its own to bind in. */
+export const NETNS_WORKER_DEFAULTS: WorkerDefaults = { ...SANDBOX_WORKER_DEFAULTS, kubeletBindToMachineIp: false };
 
 const SERVICES = ["kubelet", "containerd"] as const;
 export type SandboxService = (typeof SERVICES)[number];
@@ -107,9 +192,10 @@ export async function startFleetHosts(count: number, prefix: string, options: Fl
   mkdirSync(dir, { recursive: true });
   fillMirror(artifacts, dir);
   const older = placeArtifact(kubernetesBinary("kubelet", "v1.35.4"), dir, "kubelet-v1.35.4-linux-amd64");
-  const mirror = await startMirror({ dir, host: "127.0.0.1", port: options.mirrorPort ?? 0 }).catch((error: NodeJS.ErrnoException) => {
+  const mirrorHost = source.mirrorHost ?? "127.0.0.1";
+  const mirror = await startMirror({ dir, host: mirrorHost, port: options.mirrorPort ?? 0 }).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== "EADDRINUSE") throw error;
-    throw new Error(`the package mirror needs 127.0.0.1:${options.mirrorPort}, and another process listens there: find it with \`ss -ltnp 'sport = :${options.mirrorPort}'\` and stop it`);
+    throw new Error(`the package mirror needs ${mirrorHost}:${options.mirrorPort}, and another process listens there: find it with \`ss -ltnp 'sport = :${options.mirrorPort}'\` and stop it`);
   });
   const served = (file: string, version: string): PackageArtifact => {
     const a = mirror.artifacts.find((m) => m.name === path.basename(file));
@@ -129,23 +215,30 @@ export async function startFleetHosts(count: number, prefix: string, options: Fl
     const base = { containerd: artifact(artifacts.containerd), runc: artifact(artifacts.runc), cni: artifact(artifacts.cni) };
     const kubelets = { "v1.36.3": artifact(artifacts.kubelet), "v1.35.4": served(older, "v1.35.4") };
     hosts = await source.start(names);
-    hosts.forEach((host, i) => {
-      // The cluster's network add-on would write this; a bridge per host keeps them apart.
-      const netd = path.join(host.root, "etc/cni/net.d");
-      mkdirSync(netd, { recursive: true });
-      const conflist = {
-        cniVersion: "1.0.0",
-        name: "sandbox",
-        plugins: [{ type: "bridge", bridge: `kokf${i}`, isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: `10.244.${100 + i}.0/24` }]] } }, { type: "loopback" }],
-      };
-      writeFileSync(path.join(netd, "10-sandbox.conflist"), JSON.stringify(conflist));
-    });
+    // Network hosts get theirs from the cluster's network add-on (flannel's install-cni).
+    if (source.network !== "netns") writeLoopbackCniConfig(hosts);
     if (source.kept) await bootServices(hosts, options.log ?? (() => {}));
-    return { hosts, mirror, packages: (kubelet) => ({ ...base, kubelet: kubelets[kubelet] }), stop };
+    const workerDefaults = source.network === "netns" ? NETNS_WORKER_DEFAULTS : SANDBOX_WORKER_DEFAULTS;
+    return { hosts, mirror, packages: (kubelet) => ({ ...base, kubelet: kubelets[kubelet] }), workerDefaults, registry: source.registry, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/** Loopback hosts share the machine's network stack: a hand-written bridge per host keeps their Pods apart. */
+function writeLoopbackCniConfig(hosts: readonly SshHost[]): void {
+  hosts.forEach((host, i) => {
+    // The cluster's network add-on would write this; a bridge per host keeps them apart.
+    const netd = path.join(host.root, "etc/cni/net.d");
+    mkdirSync(netd, { recursive: true });
+    const conflist = {
+      cniVersion: "1.0.0",
+      name: "sandbox",
+      plugins: [{ type: "bridge", bridge: `kokf${i}`, isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: `10.244.${100 + i}.0/24` }]] } }, { type: "loopback" }],
+    };
+    writeFileSync(path.join(netd, "10-sandbox.conflist"), JSON.stringify(conflist));
+  });
 }
 
 /** Starts containerd and the kubelet again on kept hosts that an earlier start installed them on. */

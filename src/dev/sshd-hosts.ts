@@ -1,7 +1,9 @@
 /**
- * Real SSH hosts on this machine: one Debian OpenSSH daemon per host on its own loopback address,
- * with its own host key, authorized client key, config and root directory (the WorkerNode's
- * installRoot). Loopback only: nothing listens on another address.
+ * Real SSH hosts on this machine: one Debian OpenSSH daemon per host with its own host key,
+ * authorized client key, config and root directory (the WorkerNode's installRoot). A loopback host
+ * listens on its own 127.x address and shares the machine's network stack; a network host
+ * (`netns` set, host-netns.ts) runs its daemon in its own network, mount and UTS namespaces on its
+ * address in the dev cluster's hosts subnet, port 22. Nothing listens on another address.
  *
  * The demo's hosts (`npm start`) are kept, on 127.0.1.x: each keeps its address, keys and root in
  * a directory of its own from one start to the next, as a machine keeps its disk across reboots.
@@ -13,6 +15,7 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import * as path from "node:path";
+import { inHost, prepareHostDirs } from "./host-netns";
 import { stopFromPlainPidFile } from "./processes";
 
 export const SSHD = "/usr/sbin/sshd";
@@ -29,6 +32,8 @@ export interface SshHost {
   /** The host's root directory: the WorkerNode's installRoot. */
   readonly root: string;
   readonly dir: string;
+  /** A host with namespaces of its own (host-netns.ts): sshd runs in them. Absent: a loopback host. */
+  readonly netns?: { readonly path: string; readonly name: string; readonly index: number };
   process?: ChildProcess;
 }
 
@@ -48,9 +53,11 @@ function requireSshd(): void {
   if (!existsSync(SSHD)) throw new Error(`${SSHD} is still missing after installing openssh-server`);
 }
 
+/** Whether something accepts a TCP connection on ip:port within a second (an unanswered SYN counts as no). */
 export const canConnect = (ip: string, port: number) =>
   new Promise<boolean>((resolve) => {
     const socket = connect({ host: ip, port });
+    socket.setTimeout(1000, () => (socket.destroy(), resolve(false)));
     socket.once("connect", () => (socket.destroy(), resolve(true)));
     socket.once("error", () => resolve(false));
   });
@@ -69,7 +76,11 @@ function keygen(file: string, comment: string): void {
 
 /** Starts (or restarts) the daemon of a host whose files exist. */
 export async function startSshd(host: SshHost): Promise<void> {
-  const child = spawn(SSHD, ["-D", "-e", "-f", path.join(host.dir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
+  const args = ["-D", "-e", "-f", path.join(host.dir, "sshd_config")];
+  // A network host's sshd runs in its namespaces, and so does everything started over SSH.
+  if (host.netns) prepareHostDirs(host.root);
+  const command = host.netns ? inHost(host.netns.path, host.name, host.root, SSHD, args) : { command: SSHD, args };
+  const child = spawn(command.command, command.args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
   host.process = child;
@@ -95,7 +106,7 @@ export async function stopSshd(host: SshHost): Promise<void> {
 export const SSH_PORT = 2222;
 
 /** Writes what a host's daemon needs into `dir`, keeping keys that are there already. */
-export function prepareHost(dir: string, name: string, ip: string): SshHost {
+export function prepareHost(dir: string, name: string, ip: string, port = SSH_PORT): SshHost {
   const root = path.join(dir, "root");
   mkdirSync(root, { recursive: true });
   const hostKeyFile = path.join(dir, "ssh_host_ed25519_key");
@@ -106,7 +117,7 @@ export function prepareHost(dir: string, name: string, ip: string): SshHost {
   writeFileSync(
     path.join(dir, "sshd_config"),
     [
-      `ListenAddress ${ip}:${SSH_PORT}`,
+      `ListenAddress ${ip}:${port}`,
       `HostKey ${hostKeyFile}`,
       `PidFile ${path.join(dir, "sshd.pid")}`,
       `AuthorizedKeysFile ${path.join(dir, "authorized_keys")}`,
@@ -123,7 +134,7 @@ export function prepareHost(dir: string, name: string, ip: string): SshHost {
   return {
     name,
     ip,
-    port: SSH_PORT,
+    port,
     user: "root",
     privateKey: readFileSync(clientKeyFile, "utf8"),
     hostKey: readFileSync(`${hostKeyFile}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" "),

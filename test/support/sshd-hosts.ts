@@ -44,7 +44,8 @@ export async function stopSshHosts(hosts: readonly SshHost[]): Promise<void> {
  */
 export function sshRun(host: SshHost, command: string, stdin = ""): Promise<{ status: number; stdout: string; stderr: string }> {
   const knownHosts = path.join(host.dir, "known_hosts");
-  writeFileSync(knownHosts, `[${host.ip}]:${host.port} ${host.hostKey}\n`);
+  // OpenSSH looks port 22 up by the bare address (network hosts, host-netns.ts).
+  writeFileSync(knownHosts, host.port === 22 ? `${host.ip} ${host.hostKey}\n` : `[${host.ip}]:${host.port} ${host.hostKey}\n`);
   const args = ["-i", path.join(host.dir, "client_key"), "-p", String(host.port), "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", `${host.user}@${host.ip}`, command];
   return new Promise((resolve, reject) => {
     const child = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });

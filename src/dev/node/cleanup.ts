@@ -3,7 +3,8 @@
  * process (by the node's cgroup tree), the containerd shims of this node's containerd (by their
  * `-address`), containerd itself, the forwarder, every mount under the node's state (Pods' network
  * namespaces, the kubelet's secret tmpfs, overlay root file systems), the node's network namespace
- * with its veth pair and route (and a bridge an older node left on the machine),
+ * with its veth pair and route (and a bridge an older node left on the machine), the sandbox
+ * worker hosts' namespaces with their processes and the hosts subnet's route (host-netns.ts),
  * the cgroup tree, and the kubelet's links in /var/log/containers. Run by `kok dev down`, and by
  * `kok dev up` before starting a node whose containerd is not running (after a crash).
  */
@@ -15,7 +16,8 @@ import { stopFromPidFile, stopProcess } from "../processes";
 import type { DevConfig } from "../config";
 import { removeCgroupRoot } from "./cgroups";
 import { realNodeLayout } from "./layout";
-import { deleteNodeNetns } from "./netns";
+import { deleteAllHostNetns } from "../host-netns";
+import { deleteHostsBridge, deleteNodeNetns } from "./netns";
 
 const run = promisify(execFile);
 
@@ -126,6 +128,13 @@ export async function cleanupRealNode(config: DevConfig, opts: { purgeState?: bo
       problems.push(`${what}: ${(error as Error).message}`);
     }
   };
+  // The sandbox worker hosts on the node's hosts bridge (host-netns.ts): every process in their
+  // namespaces (sshd, their containerd and kubelet, Pods under their shims), then the namespaces.
+  await step("worker hosts", async () => {
+    const removed = await deleteAllHostNetns(config);
+    processes += removed.processes;
+    links += removed.links + (await deleteHostsBridge(config, layout));
+  });
   await step("kubelet", async () => void ((await stopFromPidFile(layout.kubelet.pid, 30_000)) && processes++));
   // Containers first (they live in the node's cgroups), then their shims, then containerd.
   await step("containers", async () => void (processes += await removeCgroupRoot(layout.cgroupRoot)));

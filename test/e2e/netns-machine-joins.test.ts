@@ -1,0 +1,188 @@
+/**
+ * A Machine on a network host (src/dev/host-netns.ts) joins a business cluster of the local
+ * meta-cluster, with nothing mocked: the operator (in this process) SSHes to the host's own
+ * address, the install fetches from the mirror on the machine's end of the node link, containerd
+ * and the kubelet run in the host's namespaces, and the kubelet reaches the business apiserver at
+ * the node IP's NodePort; a Pod runs there with its images pulled through the catalog's registry
+ * mirror (the dev registry) and its log read through the apiserver; `kok dev down` with all of it
+ * running ends every process of the host. The host's CNI config is written here as a stand-in until the cluster's
+ * network add-on (flannel) writes it on network hosts.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { loadConfig } from "../../src/dev/config";
+import { devAdminPolicy } from "../../src/dev/dev-policy";
+import { realNodeLayout } from "../../src/dev/node/layout";
+import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
+import { startOperator, type RunningOperator } from "../../src/operator/operator";
+import { devUp, eventually, freeNodePort, installCrds, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
+import { startNetnsFleetHosts, type FleetHosts } from "../support/fleet-hosts";
+import { minimalSpec } from "../support/specs";
+import { sshRun } from "../support/sshd-hosts";
+
+const work = mkdtempSync(join(tmpdir(), "kok-netns-machine-"));
+let cluster: DevCluster;
+let fleet: FleetHosts | undefined;
+let operator: RunningOperator | undefined;
+const logs: string[] = [];
+let clusterApplied = 0;
+const kubectl = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args], { encoding: "utf8" });
+const apply = (name: string, object: unknown) => {
+  const file = join(work, `${name}.yaml`);
+  writeFileSync(file, stringify(object));
+  kubectl("apply", "-f", file);
+};
+
+beforeAll(async () => {
+  cluster = await newDevCluster();
+  await devUp(cluster);
+  const config = loadConfig(cluster.stateDir)!;
+  installCrds(cluster, work);
+  fleet = await startNetnsFleetHosts(cluster.stateDir, 1, "nm");
+  const host = fleet.hosts[0];
+  // Stand-in for the network add-on: one bridge on the host (its own namespace, so `cni0` is its alone).
+  // No ipMasq: this machine has no iptables binary, and the bridge plugin's masquerade needs one.
+  writeFileSync(
+    join(host.root, "etc/cni/net.d/10-standin.conflist"),
+    JSON.stringify({ cniVersion: "1.0.0", name: "standin", plugins: [{ type: "bridge", bridge: "cni0", isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: "10.244.7.0/24" }]] } }, { type: "loopback" }] }),
+  );
+  kubectl("create", "namespace", "fleet");
+  kubectl("-n", "fleet", "create", "secret", "generic", "ssh-0", `--from-literal=privateKey=${host.privateKey}`);
+  mkdirSync(join(work, "state"), { recursive: true });
+  operator = await startOperator({
+    kubeconfigPath: cluster.kubeconfig,
+    backendUrl: `file://${join(work, "state")}`,
+    workRoot: join(work, "work"),
+    resyncMs: 60_000,
+    concurrency: 2,
+    metricsAddr: "127.0.0.1:0",
+    engineEnv: toolchainEngineEnv("kok-netns-machine-e2e"),
+    workerDefaults: fleet.workerDefaults,
+    policy: devAdminPolicy(config),
+    log: (line) => void logs.push(JSON.stringify(line)),
+  });
+  const nodePort = await freeNodePort();
+  clusterApplied = Date.now();
+  apply("cluster", {
+    apiVersion: "kubeonkube.io/v1alpha1",
+    kind: "Cluster",
+    metadata: { name: "biz", namespace: "fleet" },
+    spec: minimalSpec({ apiServer: { service: { type: "NodePort", externalHost: realNodeLayout(config).nodeIP, nodePort, port: 6443 } } }),
+  });
+  apply("cpv", {
+    apiVersion: "kubeonkube.io/v1alpha1",
+    kind: "ClusterPackageVersion",
+    metadata: { name: "biz-workers", namespace: "fleet" },
+    spec: { clusterRef: { name: "biz" }, packages: fleet.packages("v1.36.3"), registryMirrors: { "registry.k8s.io": [`http://${fleet.registry}`], "docker.io": [`http://${fleet.registry}`] } },
+  });
+  apply("machine", {
+    apiVersion: "kubeonkube.io/v1alpha1",
+    kind: "Machine",
+    metadata: { name: "w0", namespace: "fleet", annotations: { "kubeonkube.io/install-root": host.root } },
+    spec: {
+      clusterRef: { name: "biz" },
+      ip: host.ip,
+      hostname: host.name,
+      idc: "netns",
+      ssh: { port: host.port, user: host.user, credentialsSecretRef: { name: "ssh-0" }, hostKey: host.hostKey },
+      packageVersionRef: { name: "biz-workers" },
+    },
+  });
+}, 900_000);
+
+afterAll(async () => {
+  const steps: [string, () => Promise<unknown>][] = [
+    ["stop the operator", async () => operator?.stop()],
+    ["stop the hosts", async () => fleet?.stop()],
+    ["stop the meta-cluster", async () => cluster && kok(["dev", "down", ...cluster.args, "--purge"])],
+  ];
+  const failures: string[] = [];
+  for (const [what, step] of steps) await step().catch((e: unknown) => failures.push(`${what}: ${(e as Error).message}`));
+  if (failures.length) throw new Error(`teardown: ${failures.join("; ")}`);
+  rmSync(work, { recursive: true, force: true });
+}, 300_000);
+
+describe("a Machine on a network host", () => {
+  it("installs, and its kubelet in the host's namespaces joins the business cluster through the node IP", async () => {
+    const m = await eventually(
+      "Machine w0 Ready",
+      async () => {
+        const machine = JSON.parse(kubectl("-n", "fleet", "get", "machine", "w0", "-o", "json")) as { status?: { phase?: string; lastOperation?: { message?: string } } };
+        if (machine.status?.phase === "Failed") throw new Error(`Machine w0 failed: ${JSON.stringify(machine.status)}`);
+        return machine.status?.phase === "Ready" ? machine : undefined;
+      },
+      1_200_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\noperator log tail:\n${logs.slice(-30).join("\n")}`);
+    });
+    console.log(`Cluster applied → Machine Ready (its Node Ready) in ${((Date.now() - clusterApplied) / 1000).toFixed(0)}s`);
+    expect(m.status?.phase).toBe("Ready");
+    const host = fleet!.hosts[0];
+    // The kubelet listens in the host's own stack on every address, as on a real host.
+    expect((await sshRun(host, "ss -Hltn 'sport = :10250'")).stdout).toMatch(/\*:10250|\[::\]:10250|0\.0\.0\.0:10250/);
+    // The host's /run/netns is its own: the machine's namespaces are not there.
+    expect((await sshRun(host, "ls -A /run/netns")).stdout).not.toContain("kokn-");
+    const secret = JSON.parse(kubectl("-n", "fleet", "get", "secret", "biz-admin-kubeconfig", "-o", "json")) as { data: { kubeconfig: string } };
+    const kubeconfig = join(work, "biz.kubeconfig");
+    writeFileSync(kubeconfig, Buffer.from(secret.data.kubeconfig, "base64"), { mode: 0o600 });
+    const node = JSON.parse(execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", kubeconfig, "get", "node", host.name, "-o", "json"], { encoding: "utf8" })) as {
+      status: { addresses: { type: string; address: string }[]; conditions: { type: string; status: string }[] };
+    };
+    expect(node.status.addresses).toContainEqual({ type: "InternalIP", address: host.ip });
+    expect(node.status.conditions.find((c) => c.type === "Ready")?.status).toBe("True");
+    // A Pod on it: the pause and busybox images come through the catalog's registry mirror (the dev
+    // registry on the machine's end of the node link); the apiserver reads its log from the kubelet.
+    const business = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8", stdio: "pipe" });
+    const podStarted = Date.now();
+    business("run", "hello", "--image=docker.io/library/busybox:1.35.0", "--restart=Never", "--overrides", JSON.stringify({ spec: { nodeName: host.name } }), "--command", "--", "sh", "-c", "echo hello from $(hostname); sleep 3600");
+    await eventually("Pod hello Ready", async () => (business("get", "pod", "hello", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}") === "True" ? true : undefined), 300_000).catch((error: Error) => {
+      throw new Error(`${error.message}\n${business("describe", "pod", "hello")}`);
+    });
+    console.log(`Pod on the network host Ready in ${((Date.now() - podStarted) / 1000).toFixed(0)}s`);
+    expect(business("get", "pod", "hello", "-o", "jsonpath={.status.podIP}")).toMatch(/^10\.244\.7\./);
+    expect(business("logs", "hello")).toBe("hello from hello\n");
+  });
+
+  it("`kok dev down` with the host still running ends every process of it, its Pod's included", async () => {
+    await operator?.stop();
+    operator = undefined;
+    const netns = fleet!.hosts[0].netns!.name;
+    const pids = descendants(execFileSync("ip", ["netns", "pids", netns], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number));
+    // sshd, containerd, the kubelet, a shim, the Pod's pause and busybox at least.
+    expect(pids.length).toBeGreaterThanOrEqual(6);
+    const down = await kok(["dev", "down", ...cluster.args]);
+    expect(down.code, down.stderr).toBe(0);
+    expect(pids.filter(running)).toEqual([]);
+    expect(execFileSync("ip", ["netns", "list"], { encoding: "utf8" })).not.toContain(netns);
+  });
+});
+
+/** Whether a process runs (a zombie waiting for its parent does not). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/** `pids` and all their descendants (a Pod's processes live under its shim, in namespaces of their own). */
+function descendants(pids: number[]): number[] {
+  const children = new Map<number, number[]>();
+  for (const line of execFileSync("ps", ["-eo", "pid=,ppid="], { encoding: "utf8" }).split("\n").filter(Boolean)) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  }
+  const all = new Set<number>();
+  const visit = (pid: number): void => {
+    if (all.has(pid)) return;
+    all.add(pid);
+    (children.get(pid) ?? []).forEach(visit);
+  };
+  pids.forEach(visit);
+  return [...all];
+}
