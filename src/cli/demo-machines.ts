@@ -75,8 +75,8 @@ export interface DemoContext {
   /** Where the hosts are kept (the meta-cluster's state directory's hosts/). */
   readonly hostsHome: string;
   readonly kubectl: (args: string[], input?: string) => Promise<string>;
-  /** kubectl against the business cluster. */
-  readonly business: (args: string[], input?: string) => Promise<string>;
+  /** kubectl against the business cluster; killed after `timeoutMs` when given. */
+  readonly business: (args: string[], input?: string, timeoutMs?: number) => Promise<string>;
   readonly say: (line: string) => void;
   readonly elapsed: () => string;
   /** Resolves (and stays resolved) once the user asked to stop. */
@@ -222,11 +222,14 @@ export async function followDemoMachines(ctx: DemoContext, fleet: FleetHosts): P
   return false;
 }
 
-/** Runs kubectl without blocking this process (the operator and the mirror live in it too). */
-export function runKubectl(binary: string, kubeconfig: string, args: string[], input?: string): Promise<string> {
+/**
+ * Runs kubectl without blocking this process (the operator and the mirror live in it too); with
+ * `timeoutMs`, kills it after that long (an exec whose command hangs).
+ */
+export function runKubectl(binary: string, kubeconfig: string, args: string[], input?: string, timeoutMs = 0): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(binary, ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`kubectl ${args.join(" ")}: ${stderr.trim() || error.message}`));
+    const child = execFile(binary, ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`kubectl ${args.join(" ")}: ${stderr.trim() || (error.killed ? `no answer within ${timeoutMs / 1000}s` : error.message)}`));
       else resolve(stdout);
     });
     child.stdin?.end(input ?? "");

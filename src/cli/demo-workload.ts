@@ -74,7 +74,8 @@ export async function runDemoWorkload(ctx: DemoContext, businessKubeconfig: stri
   // A few requests: kube-proxy spreads them over both replicas, so the answers usually name both nodes.
   for (let answered = 0; !stop && answers.size < 2 && answered < 6 && Date.now() - asked < ANSWER_TIMEOUT_MS; ) {
     try {
-      answers.add((await ctx.business(["exec", "deploy/hello", "--", "wget", "-qO-", "-T", "5", "http://hello"])).trim());
+      // No `wget -T`: this busybox's wget dies of SIGSEGV with it (exit 139); kubectl is given the time limit instead.
+      answers.add((await ctx.business(["exec", "deploy/hello", "--", "wget", "-qO-", "http://hello"], undefined, 15_000)).trim());
       answered++;
     } catch (error) {
       failure = (error as Error).message;

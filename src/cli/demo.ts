@@ -187,7 +187,7 @@ export async function runDemo(): Promise<number> {
     if (!adminKubeconfig) return 130;
     const businessKubeconfig = join(work, "demo.kubeconfig");
     writeFileSync(businessKubeconfig, Buffer.from(adminKubeconfig, "base64"), { mode: 0o600 });
-    const business = (args: string[], input?: string) => runKubectl(kubectlBinary, businessKubeconfig, args, input);
+    const business = (args: string[], input?: string, timeoutMs?: number) => runKubectl(kubectlBinary, businessKubeconfig, args, input, timeoutMs);
     // A Cluster Ready from an earlier run may still have its masters' Pods starting again.
     for (let waited = false; !(await business(["get", "--raw", "/readyz"]).then(() => true, () => false)); waited = true) {
       if (!waited) say("    waiting for the business cluster's apiserver to answer (its Pods are starting)");
