@@ -1,7 +1,9 @@
 /**
- * The demo's worker side: two kept sandbox hosts (real sshd on 127.0.1.10-11, see
- * dev/sandbox-fleet.ts) and the package mirror, their SSH Secrets, a ClusterPackageVersion with
- * kubelet v1.35.4 (canary 1, maxUnavailable 1) and one Machine per host, followed until every
+ * The demo's worker side: two kept network hosts on the meta-cluster's real node (each its own
+ * network namespace and address in the hosts subnet, sshd on port 22: dev/host-netns.ts,
+ * dev/sandbox-fleet.ts) and the package mirror on the machine's end of the node link, their SSH
+ * Secrets, a ClusterPackageVersion with kubelet v1.35.4 (canary 1, maxUnavailable 1; images pulled
+ * through the dev registry as its registryMirrors) and one Machine per host, followed until every
  * Machine and its Node are Ready. The manifests are written to the demo's directory, with a
  * catalog for each kubelet the mirror serves: applying the other one is a gray release.
  */
@@ -12,7 +14,8 @@ import { stringify } from "yaml";
 import { API_GROUP_VERSION, type WorkerPackages } from "../api/v1alpha1";
 import { INSTALL_ROOT_ANNOTATION } from "../controllers/machine/context";
 import { packagesRevision } from "../controllers/packageversion/revision";
-import { keptHosts, startFleetHosts, type FleetHosts, type SandboxKubelet } from "../dev/sandbox-fleet";
+import type { DevConfig } from "../dev/config";
+import { netnsHosts, startFleetHosts, type FleetHosts, type SandboxKubelet } from "../dev/sandbox-fleet";
 import type { SshHost } from "../dev/sshd-hosts";
 
 export const DEMO_MIRROR_PORT = 18099;
@@ -27,8 +30,14 @@ type DemoHost = Pick<SshHost, "name" | "ip" | "port" | "user" | "hostKey" | "roo
 
 const secretName = (host: Pick<SshHost, "name">) => `${host.name}-ssh`;
 
-/** The catalog: the mirror's packages with one of its kubelets; rolled out canary first, then one machine at a time. */
-export function demoCatalog(packages: WorkerPackages): Record<string, unknown> {
+/** What the hosts' containerd pulls through instead of the public registries: the dev registry, as the workers reach it. */
+export const demoRegistryMirrors = (registry: string): Record<string, string[]> => ({ "registry.k8s.io": [`http://${registry}`], "docker.io": [`http://${registry}`] });
+
+/**
+ * The catalog: the mirror's packages with one of its kubelets; rolled out canary first, then one
+ * machine at a time; images through `registry` (host:port) when given.
+ */
+export function demoCatalog(packages: WorkerPackages, registry?: string): Record<string, unknown> {
   return {
     apiVersion: API_GROUP_VERSION,
     kind: "ClusterPackageVersion",
@@ -36,6 +45,7 @@ export function demoCatalog(packages: WorkerPackages): Record<string, unknown> {
     spec: {
       clusterRef: { name: CLUSTER },
       packages,
+      ...(registry ? { registryMirrors: demoRegistryMirrors(registry) } : {}),
       rollout: { canary: { selector: { matchLabels: { canary: "true" } }, count: 1 }, maxUnavailable: 1, healthGate: { readyTimeoutSeconds: 300 }, haltOnFailure: true, rollbackOnFailure: true },
     },
   };
@@ -51,7 +61,7 @@ export function demoMachines(hosts: readonly DemoHost[]): Record<string, unknown
       clusterRef: { name: CLUSTER },
       ip: host.ip,
       hostname: host.name,
-      idc: "loopback",
+      idc: "netns",
       labels: { pool: "demo", ...(i === CANARY ? { canary: "true" } : {}) },
       ssh: { port: host.port, user: host.user, credentialsSecretRef: { name: secretName(host) }, hostKey: host.hostKey },
       packageVersionRef: { name: CATALOG },
@@ -65,8 +75,8 @@ export interface DemoContext {
   /** Where the hosts are kept (the meta-cluster's state directory's hosts/). */
   readonly hostsHome: string;
   readonly kubectl: (args: string[], input?: string) => Promise<string>;
-  /** kubectl against the business cluster. */
-  readonly business: (args: string[]) => Promise<string>;
+  /** kubectl against the business cluster; killed after `timeoutMs` when given. */
+  readonly business: (args: string[], input?: string, timeoutMs?: number) => Promise<string>;
   readonly say: (line: string) => void;
   readonly elapsed: () => string;
   /** Resolves (and stays resolved) once the user asked to stop. */
@@ -84,9 +94,10 @@ export interface DemoFleet {
 const KUBELETS: readonly SandboxKubelet[] = ["v1.35.4", "v1.36.3"];
 
 /** Starts the hosts and the mirror, applies the Secrets, the catalog and the Machines. */
-export async function startDemoFleet(ctx: DemoContext): Promise<DemoFleet> {
-  const fleet = await startFleetHosts(HOSTS, CLUSTER, { hosts: keptHosts(ctx.hostsHome), mirrorPort: DEMO_MIRROR_PORT, log: (line) => ctx.say(`    ${line}`) });
+export async function startDemoFleet(ctx: DemoContext, config: DevConfig): Promise<DemoFleet> {
+  const fleet = await startFleetHosts(HOSTS, CLUSTER, { hosts: netnsHosts(config, ctx.hostsHome, { kept: true }), mirrorPort: DEMO_MIRROR_PORT, log: (line) => ctx.say(`    ${line}`) });
   try {
+    await reportMovedMachines(ctx, fleet.hosts);
     ctx.say(`    hosts ${fleet.hosts.map((h) => `${h.name} (sshd ${h.ip}:${h.port})`).join(", ")}; mirror ${fleet.mirror.url} (${fleet.mirror.artifacts.length} artifacts)`);
     for (const host of fleet.hosts) {
       const secret = { apiVersion: "v1", kind: "Secret", metadata: { name: secretName(host), namespace: NAMESPACE }, type: "Opaque", stringData: { privateKey: host.privateKey } };
@@ -99,19 +110,35 @@ export async function startDemoFleet(ctx: DemoContext): Promise<DemoFleet> {
     const catalogFiles = Object.fromEntries(
       KUBELETS.map((kubelet) => {
         const file = join(ctx.work, `cpv-${kubelet}.yaml`);
-        writeFileSync(file, header(`The demo's catalog with kubelet ${kubelet}`, file) + stringify(demoCatalog(fleet.packages(kubelet))));
+        writeFileSync(file, header(`The demo's catalog with kubelet ${kubelet}`, file) + stringify(demoCatalog(fleet.packages(kubelet), fleet.registry)));
         return [kubelet, file];
       }),
     ) as Record<SandboxKubelet, string>;
     const kept = await keptCatalog(ctx, fleet);
     const kubelet = kept ?? "v1.35.4";
-    const files = kept ? [machinesFile] : [catalogFiles[kubelet], machinesFile];
-    ctx.say(`    kubectl apply ${files.map((f) => `-f ${f}`).join(" ")}${kept ? ` (the catalog of an earlier run is kept: kubelet ${kept})` : ""}`);
+    // Applied again when kept: the same packages, and the registry mirrors an older demo's catalog lacked.
+    const files = [catalogFiles[kubelet], machinesFile];
+    ctx.say(`    kubectl apply ${files.map((f) => `-f ${f}`).join(" ")}${kept ? ` (the kubelet of an earlier run's catalog is kept: ${kept})` : ""}`);
     await ctx.kubectl(["apply", ...files.flatMap((f) => ["-f", f])]);
     return { fleet, kubelet, catalogFiles };
   } catch (error) {
     await fleet.stop();
     throw error;
+  }
+}
+
+/**
+ * Machines an earlier demo left on other addresses (before the demo's hosts were network hosts,
+ * they were sshd on 127.0.1.10-11:2222): a Machine's ip and ssh port may change, and applying the
+ * new ones makes the operator install it again on the host's new address (its kept install root
+ * is the same directory). Said here, so the re-install that follows is no surprise.
+ */
+async function reportMovedMachines(ctx: DemoContext, hosts: readonly DemoHost[]): Promise<void> {
+  for (const host of hosts) {
+    const old = await ctx.kubectl(["-n", NAMESPACE, "get", "machine", host.name, "-o", "jsonpath={.spec.ip}:{.spec.ssh.port}"]).catch(() => "");
+    if (old && old !== `${host.ip}:${host.port}`) {
+      ctx.say(`    Machine ${NAMESPACE}/${host.name} was on ${old} (an earlier demo's host): applied again on ${host.ip}:${host.port}, the operator installs it there again`);
+    }
   }
 }
 
@@ -195,11 +222,14 @@ export async function followDemoMachines(ctx: DemoContext, fleet: FleetHosts): P
   return false;
 }
 
-/** Runs kubectl without blocking this process (the operator and the mirror live in it too). */
-export function runKubectl(binary: string, kubeconfig: string, args: string[], input?: string): Promise<string> {
+/**
+ * Runs kubectl without blocking this process (the operator and the mirror live in it too); with
+ * `timeoutMs`, kills it after that long (an exec whose command hangs).
+ */
+export function runKubectl(binary: string, kubeconfig: string, args: string[], input?: string, timeoutMs = 0): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(binary, ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`kubectl ${args.join(" ")}: ${stderr.trim() || error.message}`));
+    const child = execFile(binary, ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`kubectl ${args.join(" ")}: ${stderr.trim() || (error.killed ? `no answer within ${timeoutMs / 1000}s` : error.message)}`));
       else resolve(stdout);
     });
     child.stdin?.end(input ?? "");

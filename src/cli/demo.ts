@@ -1,26 +1,31 @@
 /**
  * `npm start` / `kok demo`: the whole product on this machine. Starts the local meta-cluster
  * (`kok dev up`), installs the CRDs, runs the operator in this process with a file:// backend,
- * applies examples/operator/cluster.yaml and follows the Cluster from Provisioning to Ready; then
- * starts two worker hosts (real sshd on loopback addresses) and a package mirror, applies a
+ * applies examples/operator/cluster.yaml (its apiserver at the real node's IP, where the worker
+ * hosts reach it) and follows the Cluster from Provisioning to Ready; then starts two worker hosts
+ * (network hosts on the real node, dev/host-netns.ts) and a package mirror, applies a
  * ClusterPackageVersion and two Machines (demo-machines.ts) and follows them until their Nodes are
- * Ready; then says how to look at everything and what to try next. Ctrl-C stops the operator and
- * the hosts (with their kubelets and containerd); the meta-cluster keeps running until `kok dev down`.
+ * Ready; then runs a small workload in the business cluster and asks it through its Service
+ * (demo-workload.ts); then says how to look at everything and what to try next. Ctrl-C stops the
+ * operator and the hosts (with their kubelets and containerd); the meta-cluster keeps running
+ * until `kok dev down`.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { legacyStackNameOf, mastersNamespaceOf } from "../api/v1alpha1";
 import { DEFAULT_STATE_DIR, defaultConfig, loadConfig, saveConfig, statePaths } from "../dev/config";
 import { devUp } from "../dev/meta-cluster";
-import { SANDBOX_WORKER_DEFAULTS, type FleetHosts } from "../dev/sandbox-fleet";
+import { realNodeLayout } from "../dev/node/layout";
+import { NETNS_WORKER_DEFAULTS, type FleetHosts } from "../dev/sandbox-fleet";
 import { toolchainBinary, toolchainEngineEnv } from "../dev/toolchain";
 import { allCustomResourceDefinitions } from "../api/v1alpha1/crds";
 import { startOperator, type RunningOperator } from "../operator/operator";
 import { devAdminPolicy } from "../dev/dev-policy";
 import { followDemoMachines, runKubectl, startDemoFleet, type DemoContext } from "./demo-machines";
+import { runDemoWorkload } from "./demo-workload";
 
 const REPO = resolve(__dirname, "..", "..");
 const METRICS = "127.0.0.1:18080";
@@ -46,6 +51,22 @@ function interruption(): Promise<void> {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
   });
+}
+
+/**
+ * examples/operator/cluster.yaml with its apiserver's externalHost set to this dev cluster's node
+ * IP (the example has the default config's), written to `work`: the worker hosts reach the
+ * business apiserver at the node IP's NodePort, and so does this machine.
+ */
+function demoClusterManifest(work: string, nodeIP: string): { file: string; changed: boolean } {
+  const example = join(REPO, "examples", "operator", "cluster.yaml");
+  const cluster = parse(readFileSync(example, "utf8")) as { spec: { apiServer: { service: { externalHost?: string } } } };
+  if (cluster.spec.apiServer.service.externalHost === nodeIP) return { file: example, changed: false };
+  cluster.spec.apiServer.service.externalHost = nodeIP;
+  const file = join(work, "cluster.yaml");
+  writeFileSync(file, `# examples/operator/cluster.yaml with externalHost = this dev cluster's node IP, written by \`npm start\`
+${stringify(cluster)}`);
+  return { file, changed: true };
 }
 
 /** The demo's Cluster, whose masters' namespace the hints name. */
@@ -87,7 +108,7 @@ export async function runDemo(): Promise<number> {
   let operator: RunningOperator | undefined;
   let fleet: FleetHosts | undefined;
   try {
-    say("1/6 starting the local meta-cluster (etcd, kube-apiserver, controller-manager, scheduler, a node: kubelet + containerd)");
+    say("1/7 starting the local meta-cluster (etcd, kube-apiserver, controller-manager, scheduler, a node: kubelet + containerd)");
     const config = loadConfig(DEFAULT_STATE_DIR) ?? defaultConfig(DEFAULT_STATE_DIR);
     saveConfig(config);
     await devUp(config, { withNode: true, log: (line) => say(`    ${line.trim()}`) });
@@ -96,7 +117,7 @@ export async function runDemo(): Promise<number> {
     const kubectl = (args: string[], input?: string) => runKubectl(kubectlBinary, kubeconfig, args, input);
     if (stopRequested) return 130;
 
-    say("2/6 installing the kube-on-kube CRDs");
+    say("2/7 installing the kube-on-kube CRDs");
     const crds = join(work, "crds.yaml");
     writeFileSync(crds, allCustomResourceDefinitions().map((d) => stringify(d)).join("---\n"));
     await kubectl(["apply", "-f", crds]);
@@ -104,7 +125,7 @@ export async function runDemo(): Promise<number> {
     await kubectl(["create", "namespace", "fleet"]).catch(() => "already there from an earlier run");
     await setAsideStaleState(work, kubectl);
 
-    say("3/6 starting the operator (file:// backend in ~/.kube-on-kube/demo)");
+    say("3/7 starting the operator (file:// backend in ~/.kube-on-kube/demo)");
     const passphraseFile = join(work, "passphrase");
     let passphrase: string;
     try {
@@ -122,8 +143,10 @@ export async function runDemo(): Promise<number> {
       concurrency: 2,
       metricsAddr: METRICS,
       engineEnv: toolchainEngineEnv(passphrase),
-      workerDefaults: SANDBOX_WORKER_DEFAULTS,
-      policy: devAdminPolicy(),
+      // What the fleet of network hosts (step 5) reports as its workerDefaults.
+      workerDefaults: NETNS_WORKER_DEFAULTS,
+      // The hosts subnet and the dev registry (the catalog's registryMirrors) are allowed here.
+      policy: devAdminPolicy(config),
       // Short enough to watch: a healthy Machine is looked at every 10 s, its host probed every
       // minute, and a Node NotReady for 20 s gets its services restarted.
       healthCheckMs: 10_000,
@@ -134,8 +157,14 @@ export async function runDemo(): Promise<number> {
       },
     });
 
-    say("4/6 kubectl apply -f examples/operator/cluster.yaml");
-    await kubectl(["apply", "-f", join(REPO, "examples", "operator", "cluster.yaml")]);
+    const nodeIP = realNodeLayout(config).nodeIP;
+    const clusterManifest = demoClusterManifest(work, nodeIP);
+    say(
+      clusterManifest.changed
+        ? `4/7 kubectl apply -f ${clusterManifest.file} (examples/operator/cluster.yaml with externalHost ${nodeIP}, this dev cluster's node IP)`
+        : `4/7 kubectl apply -f examples/operator/cluster.yaml (apiserver at the node IP ${nodeIP}, NodePort 31600)`,
+    );
+    await kubectl(["apply", "-f", clusterManifest.file]);
     let last = "";
     let adminKubeconfig: string | undefined;
     while (!stopRequested) {
@@ -158,7 +187,7 @@ export async function runDemo(): Promise<number> {
     if (!adminKubeconfig) return 130;
     const businessKubeconfig = join(work, "demo.kubeconfig");
     writeFileSync(businessKubeconfig, Buffer.from(adminKubeconfig, "base64"), { mode: 0o600 });
-    const business = (args: string[]) => runKubectl(kubectlBinary, businessKubeconfig, args);
+    const business = (args: string[], input?: string, timeoutMs?: number) => runKubectl(kubectlBinary, businessKubeconfig, args, input, timeoutMs);
     // A Cluster Ready from an earlier run may still have its masters' Pods starting again.
     for (let waited = false; !(await business(["get", "--raw", "/readyz"]).then(() => true, () => false)); waited = true) {
       if (!waited) say("    waiting for the business cluster's apiserver to answer (its Pods are starting)");
@@ -168,7 +197,7 @@ export async function runDemo(): Promise<number> {
     const clusterReady = elapsed();
     say(`    the business cluster is Ready after ${clusterReady}`);
 
-    say("5/6 starting 2 worker hosts (sshd on 127.0.1.10-11) and the package mirror");
+    say(`5/7 starting 2 worker hosts (network namespaces in ${config.hostsCIDR} on the node's hosts bridge, sshd on port 22) and the package mirror`);
     const ctx: DemoContext = {
       work,
       hostsHome: statePaths(DEFAULT_STATE_DIR).hosts,
@@ -178,13 +207,22 @@ export async function runDemo(): Promise<number> {
       elapsed,
       interrupted,
     };
-    const demoFleet = await startDemoFleet(ctx);
+    const demoFleet = await startDemoFleet(ctx, config);
     fleet = demoFleet.fleet;
 
-    say("6/6 following the Machines: install (containerd, runc, CNI, kubelet), join, Node Ready");
+    say("6/7 following the Machines: install (containerd, runc, CNI, kubelet), join, Node Ready");
     if (!(await followDemoMachines(ctx, fleet))) return 130;
     const hosts = fleet.hosts;
-    say(`the business cluster was Ready after ${clusterReady}, its ${hosts.length} Machines after ${elapsed()}:`);
+    const machinesReady = elapsed();
+
+    say("7/7 a workload in the business cluster: Deployment hello (2 busybox httpd Pods, one per Node), Services hello and hello-headless");
+    const workload = await runDemoWorkload(ctx, businessKubeconfig);
+    if (!workload) return 130;
+    say(
+      `the business cluster was Ready after ${clusterReady}, its ${hosts.length} Machines after ${machinesReady}, ${
+        workload.answered ? `its workload answered after ${elapsed()}` : "its workload did not answer (see above)"
+      }:`,
+    );
     console.log(
       nextSteps({
         kubeconfig,
@@ -192,6 +230,7 @@ export async function runDemo(): Promise<number> {
         release: Object.entries(demoFleet.catalogFiles).find(([kubelet]) => kubelet !== demoFleet.kubelet) as [string, string],
         kubeletPidFile: join(hosts[0].root, "run/kube-on-kube/kubelet.pid"),
         machines: hosts.map((h) => h.name),
+        hosts: hosts.map((h) => ({ name: h.name, ip: h.ip, netns: h.netns?.name ?? "" })),
       }),
     );
     await interrupted;
@@ -207,7 +246,7 @@ export async function runDemo(): Promise<number> {
 }
 
 /** Where to look and what to try, as aligned `command  # why` lines. */
-function nextSteps(o: { kubeconfig: string; businessKubeconfig: string; release: [kubelet: string, file: string]; kubeletPidFile: string; machines: string[] }): string {
+function nextSteps(o: { kubeconfig: string; businessKubeconfig: string; release: [kubelet: string, file: string]; kubeletPidFile: string; machines: string[]; hosts: { name: string; ip: string; netns: string }[] }): string {
   const [first, canary] = o.machines;
   const block = (rows: [string, string][]) => {
     const width = Math.min(60, Math.max(...rows.map(([command]) => command.length)));
@@ -225,6 +264,15 @@ function nextSteps(o: { kubeconfig: string; businessKubeconfig: string; release:
       [`kubectl --kubeconfig ${o.businessKubeconfig} get nodes -o wide`, "the business cluster's Nodes"],
       [`curl -s http://${METRICS}/metrics | grep kube_on_kube_`, "the operator's metrics"],
     ]),
+    "",
+    "The workload (Deployment and Services hello in the business cluster's default namespace):",
+    ...block([
+      [`kubectl --kubeconfig ${o.businessKubeconfig} get pods,svc -o wide -l app=hello`, "one Pod per Node, the Services"],
+      [`kubectl --kubeconfig ${o.businessKubeconfig} exec deploy/hello -- wget -qO- http://hello`, "through the Service name (CoreDNS, kube-proxy, the pod network)"],
+      [`kubectl --kubeconfig ${o.businessKubeconfig} port-forward svc/hello 8080:80`, "then, in another shell: curl -s http://127.0.0.1:8080"],
+      [`kubectl --kubeconfig ${o.businessKubeconfig} logs -l app=hello`, "httpd's access log of each Pod"],
+    ]),
+    `The worker hosts are network namespaces on the node's hosts bridge: ${o.hosts.map((h) => `${h.name} ${h.ip} (\`ip netns exec ${h.netns} ip addr\`)`).join(", ")}.`,
     "",
     "Try next (the operator keeps running here):",
     ...block([
