@@ -9,9 +9,10 @@
  * hosts (`netnsHosts`, host-netns.ts) on the running dev cluster's real node, with namespaces of
  * their own and the mirror on the machine's end of the node link, where they reach it.
  *
- * The demo (`npm start`) starts kept hosts (`keptHosts`) under a `home` directory (`<home>/<host>/`, and the mirror's files in `<home>/mirror/`): a host keeps its
- * address, keys and install from one start to the next, and its services start again with it, as
- * a machine's do when it boots. They run as long as the process that started them; `kok dev down`
+ * The demo (`npm start`) starts kept network hosts (`netnsHosts(config, home, { kept: true })`)
+ * under a `home` directory (`<home>/<host>/`, and the mirror's files in `<home>/mirror/`): a host
+ * keeps its address, keys and install from one start to the next, and its services start again
+ * with it, as a machine's do when it boots. They run as long as the process that started them; `kok dev down`
  * stops what a killed process left behind (stopKeptHosts). The operator e2e tests start throwaway
  * hosts through test/support/fleet-hosts.ts.
  */
@@ -25,7 +26,7 @@ import type { WorkerDefaults } from "../program/machine-program";
 import type { DevConfig } from "./config";
 import { deleteHostNetns, ensureHostNetns, hostNetnsName, hostNetnsPids, machineAddressForHosts, reserveHostIndex, workersRegistry } from "./host-netns";
 import { stopFromPlainPidFile } from "./processes";
-import { prepareDaemons, prepareHost, startKeptSshHosts, startSshd, stopLeftoverSshd, stopSshd, type SshHost } from "./sshd-hosts";
+import { prepareDaemons, prepareHost, startSshd, stopLeftoverSshd, stopSshd, type SshHost } from "./sshd-hosts";
 import { kubernetesBinary } from "./toolchain";
 import { fillMirror, placeArtifact, workerArtifacts, type BuiltArtifact } from "./worker-artifacts";
 
@@ -62,18 +63,6 @@ export interface HostSource {
   readonly mirrorHost?: string;
   /** Network hosts only: the dev registry as the hosts reach it. */
   readonly registry?: string;
-}
-
-/** The demo's hosts, kept under `home` (`<home>/<host>/`, the mirror's files in `<home>/mirror/`). */
-export function keptHosts(home: string): HostSource {
-  return {
-    kept: true,
-    mirrorDir: path.join(home, "mirror"),
-    start: (names) => startKeptSshHosts(home, names),
-    stop: async (hosts) => {
-      for (const host of hosts) await stopSshd(host);
-    },
-  };
 }
 
 /**

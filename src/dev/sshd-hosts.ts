@@ -5,11 +5,10 @@
  * (`netns` set, host-netns.ts) runs its daemon in its own network, mount and UTS namespaces on its
  * address in the dev cluster's hosts subnet, port 22. Nothing listens on another address.
  *
- * The demo's hosts (`npm start`) are kept, on 127.0.1.x: each keeps its address, keys and root in
- * a directory of its own from one start to the next, as a machine keeps its disk across reboots.
- *   const hosts = await startKeptSshHosts(home, ["demo-0", "demo-1"]);
- *   for (const host of hosts) await stopSshd(host);
- * The tests' throwaway hosts (test/support/sshd-hosts.ts) are built from the same parts.
+ * The demo's hosts (`npm start`) are kept network hosts (sandbox-fleet.ts `netnsHosts`): each keeps
+ * its keys and root in a directory of its own from one start to the next, as a machine keeps its
+ * disk across reboots. The tests' throwaway hosts (test/support/sshd-hosts.ts) are built from the
+ * same parts.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -149,29 +148,6 @@ export function prepareDaemons(): void {
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
 }
 
-/** The address of the i-th kept host: 127.0.1.10, 127.0.1.11, ... */
-export const keptHostAddress = (index: number) => `127.0.1.${10 + index}`;
-
-/**
- * Starts the hosts `names` kept under `home` (`home/<name>`), creating the ones that are not
- * there yet. A daemon an earlier start left running (its process was killed) is stopped first.
- */
-export async function startKeptSshHosts(home: string, names: readonly string[]): Promise<SshHost[]> {
-  prepareDaemons();
-  const hosts: SshHost[] = [];
-  for (const [i, name] of names.entries()) {
-    const dir = path.join(home, name);
-    await stopLeftoverSshd(dir);
-    const ip = keptHostAddress(i);
-    if (await canConnect(ip, SSH_PORT)) {
-      throw new Error(`host ${name} needs ${ip}:${SSH_PORT}, and another process listens there: find it with \`ss -ltnp 'src ${ip}'\` and stop it`);
-    }
-    const host = prepareHost(dir, name, ip);
-    await startSshd(host);
-    hosts.push(host);
-  }
-  return hosts;
-}
 
 /** Stops the daemon of a kept host by its pid file, if one of ours still runs. */
 export async function stopLeftoverSshd(dir: string): Promise<boolean> {
