@@ -110,8 +110,9 @@ export class FlannelNetwork extends pulumi.ComponentResource {
                   image: args.network.image,
                   command: ["/bin/sh", "-c", FLANNEL_INSTALL_CNI_SCRIPT],
                   resources: { requests: { cpu: "5m", memory: "8Mi" } },
-                  // Root, to write the node's CNI directory whoever owns it; nothing else.
-                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"], add: ["DAC_OVERRIDE"] } },
+                  // Root, to write the node's CNI directory whoever owns it, and to clear a stale
+                  // address off the node's cni0 bridge (flannel-cni-script.ts); nothing else.
+                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"], add: ["DAC_OVERRIDE", "NET_ADMIN"] } },
                   volumeMounts: [{ ...runFlannel, readOnly: true }, { name: "cni-conf", mountPath: "/etc/cni/net.d" }],
                 },
               ],
