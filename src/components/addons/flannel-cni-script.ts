@@ -18,6 +18,13 @@
  *   and renames it over the conflist: a runtime never reads half a file.
  * - Polls; re-renders when subnet.env changes (a new lease, another MTU) or the conflist was
  *   removed or edited on the host.
+ * - Removes the conflist when it is stopped (TERM). The conflist tells the kubelet that the node's
+ *   Pod network is ready; without flannel it is not, and after a Node is deleted (its Pods, this
+ *   one too, are removed) and registered again with another range, a conflist left from before
+ *   would make the node Ready at once and give its first Pods addresses of the old range, which no
+ *   other node routes. The node is NotReady from the stop until the next flannel Pod has written it
+ *   (a few seconds in a rolling update of the DaemonSet). flanneld's container removes its old
+ *   subnet.env as it starts (flannel.ts), so this script never renders the previous lease's range.
  * - Clears the addresses of the `cni0` bridge when they are not the node range's gateway. A Node
  *   deleted and registered again (a repaired machine) gets another Pod range, but the bridge keeps
  *   the old range's address, and the bridge plugin then fails every Pod with "cni0 already has an
@@ -141,6 +148,13 @@ gateway_of() {
   echo "${"${_addr%.*}"}.$(( ${"${_addr##*.}"} + 1 ))/$_len"
 }
 
+stop() {
+  rm -f "$conflist" "$tmp"
+  log "stopped: removed $conflist"
+  exit 0
+}
+trap stop TERM INT
+
 waiting=""
 while :; do
   if [ -f "$subnet_env" ]; then
@@ -162,6 +176,8 @@ while :; do
     waiting=1
   fi
   [ "${"${ONCE:-}"}" = 1 ] && exit 0
-  sleep "$poll"
+  # In the background, so that a TERM is handled at once, not after the sleep.
+  sleep "$poll" &
+  wait $! || :
 done
 `;

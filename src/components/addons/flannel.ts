@@ -97,7 +97,9 @@ export class FlannelNetwork extends pulumi.ComponentResource {
                 {
                   name: "kube-flannel",
                   image: args.network.image,
-                  command: ["/opt/bin/flanneld"],
+                  // The previous flanneld's subnet.env goes first: after the Node was deleted and
+                  // registered again its range is another, and install-cni must not render the old one.
+                  command: ["/bin/sh", "-c", 'rm -f /run/flannel/subnet.env && exec /opt/bin/flanneld "$@"', "flanneld"],
                   args: ["--ip-masq", "--kube-subnet-mgr"],
                   env: [fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"), fieldEnv("NODE_NAME", "spec.nodeName"), ...apiServerEnv],
                   resources: { requests: { cpu: "100m", memory: "50Mi" } },
