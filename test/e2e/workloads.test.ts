@@ -197,7 +197,15 @@ async function networkChecks(from: Pod, other: Pod): Promise<void> {
   const exec = (command: string) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", bizKubeconfig, "exec", from.metadata.name, "--", "sh", "-c", command], { encoding: "utf8", stdio: "pipe", timeout: 20_000 });
   const kubernetesIP = biz("get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}");
   // CoreDNS may still be starting or a fresh Pod's iptables rules still coming: a few tries.
-  const retry = <T>(what: string, check: () => T) => eventually(what, async () => check(), 60_000);
+  const retry = (what: string, check: () => void) =>
+    eventually(
+      what,
+      async () => {
+        check();
+        return true;
+      },
+      60_000,
+    );
   await retry("nslookup kubernetes.default.svc.cluster.local", () => expect(exec("nslookup kubernetes.default.svc.cluster.local")).toContain(kubernetesIP));
   await retry("wget http://hello", () => expect(exec("wget -qO- http://hello")).toMatch(/^hello from hello-/));
   await retry(`wget the other node's Pod ${other.status.podIP}`, () => expect(exec(`wget -qO- http://${other.status.podIP}:${HELLO_PORT}`)).toContain(`hello from ${other.metadata.name} on ${other.spec.nodeName}`));
