@@ -238,7 +238,7 @@ function busyboxImage(inputs: Inputs): ImagePlan {
 }
 
 /** Applets the flannel DaemonSet's `install-cni` script runs (`/bin/sh -c`) to render the CNI conflist. */
-export const FLANNEL_SCRIPT_APPLETS = ["sh", "cat", "mv", "mkdir", "sleep", "sed", "grep", "cp", "rm", "test", "["] as const;
+export const FLANNEL_SCRIPT_APPLETS = ["sh", "cat", "mv", "mkdir", "sleep", "sed", "grep", "cp", "rm", "test", "[", "ip"] as const;
 
 /**
  * flannel as upstream's image lays it out (/opt/bin/flanneld, the entrypoint), with what flanneld

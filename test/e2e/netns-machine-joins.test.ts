@@ -5,11 +5,11 @@
  * and the kubelet run in the host's namespaces, and the kubelet reaches the business apiserver at
  * the node IP's NodePort; a Pod runs there with its images pulled through the catalog's registry
  * mirror (the dev registry) and its log read through the apiserver; `kok dev down` with all of it
- * running ends every process of the host. The host's CNI config is written here as a stand-in until the cluster's
- * network add-on (flannel) writes it on network hosts.
+ * running ends every process of the host. The Pod's network is the Cluster's add-on's: flannel
+ * writes the host's CNI configuration (test/e2e/workloads.test.ts checks Pods across two hosts).
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -44,12 +44,6 @@ beforeAll(async () => {
   installCrds(cluster, work);
   fleet = await startNetnsFleetHosts(cluster.stateDir, 1, "nm");
   const host = fleet.hosts[0];
-  // Stand-in for the network add-on: one bridge on the host (its own namespace, so `cni0` is its alone).
-  // No ipMasq: this machine has no iptables binary, and the bridge plugin's masquerade needs one.
-  writeFileSync(
-    join(host.root, "etc/cni/net.d/10-standin.conflist"),
-    JSON.stringify({ cniVersion: "1.0.0", name: "standin", plugins: [{ type: "bridge", bridge: "cni0", isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: "10.244.7.0/24" }]] } }, { type: "loopback" }] }),
-  );
   kubectl("create", "namespace", "fleet");
   kubectl("-n", "fleet", "create", "secret", "generic", "ssh-0", `--from-literal=privateKey=${host.privateKey}`);
   mkdirSync(join(work, "state"), { recursive: true });
@@ -130,10 +124,13 @@ describe("a Machine on a network host", () => {
     const kubeconfig = join(work, "biz.kubeconfig");
     writeFileSync(kubeconfig, Buffer.from(secret.data.kubeconfig, "base64"), { mode: 0o600 });
     const node = JSON.parse(execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", kubeconfig, "get", "node", host.name, "-o", "json"], { encoding: "utf8" })) as {
+      spec: { podCIDR?: string };
       status: { addresses: { type: string; address: string }[]; conditions: { type: string; status: string }[] };
     };
     expect(node.status.addresses).toContainEqual({ type: "InternalIP", address: host.ip });
     expect(node.status.conditions.find((c) => c.type === "Ready")?.status).toBe("True");
+    // Ready because flannel wrote the host's CNI configuration (in the host's own directory).
+    expect(existsSync(join(host.root, "etc/cni/net.d/10-flannel.conflist"))).toBe(true);
     // A Pod on it: the pause and busybox images come through the catalog's registry mirror (the dev
     // registry on the machine's end of the node link); the apiserver reads its log from the kubelet.
     const business = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8", stdio: "pipe" });
@@ -143,7 +140,9 @@ describe("a Machine on a network host", () => {
       throw new Error(`${error.message}\n${business("describe", "pod", "hello")}`);
     });
     console.log(`Pod on the network host Ready in ${((Date.now() - podStarted) / 1000).toFixed(0)}s`);
-    expect(business("get", "pod", "hello", "-o", "jsonpath={.status.podIP}")).toMatch(/^10\.244\.7\./);
+    // An address of the node's range (the controller-manager's allocation, flannel's lease).
+    expect(node.spec.podCIDR).toMatch(/^10\.244\.\d+\.0\/24$/);
+    expect(business("get", "pod", "hello", "-o", "jsonpath={.status.podIP}").startsWith(node.spec.podCIDR!.replace(/0\/24$/, ""))).toBe(true);
     expect(business("logs", "hello")).toBe("hello from hello\n");
   });
 

@@ -23,14 +23,24 @@ type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
 describe("the rendered conflist under the real CNI plugins", () => {
   let dir: string;
   let conflist: Obj;
-  const plugin = (command: "ADD" | "DEL", config: Obj): Obj | undefined => {
-    const out = spawnSync("ip", ["netns", "exec", NODE_NS, path.join(CNI_BIN, config.type)], {
+  const runPlugin = (command: "ADD" | "DEL", config: Obj) =>
+    spawnSync("ip", ["netns", "exec", NODE_NS, path.join(CNI_BIN, config.type)], {
       input: JSON.stringify(config),
       encoding: "utf8",
       env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: "pod-1", CNI_NETNS: `/var/run/netns/${POD_NS}`, CNI_IFNAME: "eth0", CNI_PATH: CNI_BIN },
     });
+  const plugin = (command: "ADD" | "DEL", config: Obj): Obj | undefined => {
+    const out = runPlugin(command, config);
     expect(out.status, `${config.type} ${command}: ${out.stdout}${out.stderr}`).toBe(0);
     return out.stdout.trim() ? (JSON.parse(out.stdout) as Obj) : undefined;
+  };
+  /** The install-cni script once, in the node's namespace (it may clear the node's cni0). */
+  const installCni = (subnet: string) => {
+    writeFileSync(path.join(dir, "subnet.env"), `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=${subnet}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`);
+    const out = spawnSync("ip", ["netns", "exec", NODE_NS, "sh", "-c", FLANNEL_INSTALL_CNI_SCRIPT], { env: { PATH: process.env.PATH, SUBNET_ENV: path.join(dir, "subnet.env"), CNI_CONF_DIR: path.join(dir, "net.d"), ONCE: "1" }, encoding: "utf8" });
+    expect(out.status, out.stderr).toBe(0);
+    conflist = JSON.parse(readFileSync(path.join(dir, "net.d", FLANNEL_CONFLIST_NAME), "utf8")) as Obj;
+    return out.stderr;
   };
   /** What the runtime passes each plugin of a list: the list's name and version, the previous result. */
   const configOf = (index: number, prevResult?: Obj): Obj => {
@@ -45,11 +55,9 @@ describe("the rendered conflist under the real CNI plugins", () => {
     }
     if (process.getuid?.() !== 0) throw new Error("this test makes network namespaces: run it as root");
     dir = mkdtempSync(path.join(tmpdir(), "kok-flannel-cni-"));
-    writeFileSync(path.join(dir, "subnet.env"), "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n");
-    execFileSync("sh", ["-c", FLANNEL_INSTALL_CNI_SCRIPT], { env: { PATH: process.env.PATH, SUBNET_ENV: path.join(dir, "subnet.env"), CNI_CONF_DIR: path.join(dir, "net.d"), ONCE: "1" }, stdio: "ignore" });
-    conflist = JSON.parse(readFileSync(path.join(dir, "net.d", FLANNEL_CONFLIST_NAME), "utf8")) as Obj;
     execFileSync("ip", ["netns", "add", NODE_NS]);
     execFileSync("ip", ["netns", "add", POD_NS]);
+    installCni("10.244.7.1/24");
   });
   afterAll(() => {
     for (const ns of [POD_NS, NODE_NS]) spawnSync("ip", ["netns", "delete", ns]);
@@ -70,5 +78,26 @@ describe("the rendered conflist under the real CNI plugins", () => {
     plugin("DEL", configOf(1, result));
     plugin("DEL", configOf(0));
     expect(execFileSync("ip", ["netns", "exec", POD_NS, "ip", "-o", "link"], { encoding: "utf8" })).not.toContain("eth0");
+  });
+
+  it("clears cni0's address when the node's range changes (a Node registered again), so the next Pod gets the new range", () => {
+    // cni0 keeps 10.244.7.1/24 from the Pod above. The new range's conflist alone: the classic failure.
+    const stale = { ...conflist, plugins: conflist.plugins.map((p: Obj) => (p.ipam ? { ...p, ipam: { ...p.ipam, ranges: [[{ subnet: "10.244.9.0/24" }]] } } : p)) };
+    const [before, current] = [conflist, stale];
+    conflist = current;
+    const failed = runPlugin("ADD", configOf(0));
+    expect(failed.status).not.toBe(0);
+    expect(failed.stdout + failed.stderr).toMatch(/already has an IP address different from/);
+    // The plugin had made the Pod's veth before it failed on the bridge's address.
+    spawnSync("ip", ["netns", "exec", POD_NS, "ip", "link", "delete", "eth0"]);
+    conflist = before;
+    expect(installCni("10.244.9.1/24")).toContain("cni0 has 10.244.7.1/24, not 10.244.9.1/24");
+    const result = plugin("ADD", configOf(0))!;
+    // (.2 is leased to the failed attempt: host-local keeps it until a DEL.)
+    expect(result.ips).toEqual([expect.objectContaining({ address: expect.stringMatching(/^10\.244\.9\.\d+\/24$/) as unknown, gateway: "10.244.9.1" })]);
+    expect(execFileSync("ip", ["netns", "exec", NODE_NS, "ip", "-4", "-o", "addr", "show", "cni0"], { encoding: "utf8" })).not.toContain("10.244.7.1");
+    // The right address stays: a second run clears nothing.
+    expect(installCni("10.244.9.1/24")).not.toContain("clearing");
+    plugin("DEL", configOf(0));
   });
 });

@@ -32,7 +32,7 @@ describe.each(SHELLS)("install-cni script under %s", (_name, shell) => {
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), "kok-install-cni-"));
-    env = { PATH: process.env.PATH, SUBNET_ENV: join(dir, "subnet.env"), CNI_CONF_DIR: join(dir, "net.d"), POLL_SECONDS: "1" };
+    env = { PATH: process.env.PATH, SUBNET_ENV: join(dir, "subnet.env"), CNI_CONF_DIR: join(dir, "net.d"), POLL_SECONDS: "1", CNI_BRIDGE: "kok-test-none" };
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -111,6 +111,12 @@ describe.each(SHELLS)("install-cni script under %s", (_name, shell) => {
       writeFileSync(conflist(), "{}");
       await until("repair", () => mtu() === 1400);
       expect(child.exitCode).toBeNull();
+      // Stopped (its Pod deleted): the node's conflist goes with it, at once, not after a poll.
+      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(existsSync(conflist()), stderr).toBe(false);
+      expect(stderr).toContain("stopped: removed");
     } finally {
       child.kill();
     }

@@ -18,11 +18,24 @@
  *   and renames it over the conflist: a runtime never reads half a file.
  * - Polls; re-renders when subnet.env changes (a new lease, another MTU) or the conflist was
  *   removed or edited on the host.
+ * - Removes the conflist when it is stopped (TERM). The conflist tells the kubelet that the node's
+ *   Pod network is ready; without flannel it is not, and after a Node is deleted (its Pods, this
+ *   one too, are removed) and registered again with another range, a conflist left from before
+ *   would make the node Ready at once and give its first Pods addresses of the old range, which no
+ *   other node routes. The node is NotReady from the stop until the next flannel Pod has written it
+ *   (a few seconds in a rolling update of the DaemonSet). flanneld's container removes its old
+ *   subnet.env as it starts (flannel.ts), so this script never renders the previous lease's range.
+ * - Clears the addresses of the `cni0` bridge when they are not the node range's gateway. A Node
+ *   deleted and registered again (a repaired machine) gets another Pod range, but the bridge keeps
+ *   the old range's address, and the bridge plugin then fails every Pod with "cni0 already has an
+ *   IP address different from ..." (flannel's classic failure; upstream's plugin has it too). The
+ *   Pods that used the old range belonged to the deleted Node and are gone; the plugin puts the new
+ *   gateway address on the bridge at the next Pod.
  *
- * Only sh builtins and cat, mkdir, mv, sleep: the flannel image built here (src/images) carries
- * busybox with those applets. IPv4 only, as the add-on (an IPv6 pod range means bringing your own CNI).
+ * Only sh builtins and cat, mkdir, mv, sleep, sed, ip: the flannel image built here (src/images)
+ * carries busybox with those applets. IPv4 only, as the add-on (an IPv6 pod range means bringing your own CNI).
  * Knobs, as environment variables (the tests run the script in a temporary directory with them):
- * SUBNET_ENV, CNI_CONF_DIR, POLL_SECONDS, and ONCE=1 to render once and exit.
+ * SUBNET_ENV, CNI_CONF_DIR, POLL_SECONDS, CNI_BRIDGE, and ONCE=1 to render once and exit.
  */
 export const FLANNEL_CONFLIST_NAME = "10-flannel.conflist";
 /** The network name of the conflist, as upstream's (`cbr0`); the bridge device is `cni0`. */
@@ -32,6 +45,7 @@ export const FLANNEL_INSTALL_CNI_SCRIPT = String.raw`set -eu
 subnet_env=${"${SUBNET_ENV:-/run/flannel/subnet.env}"}
 conf_dir=${"${CNI_CONF_DIR:-/etc/cni/net.d}"}
 poll=${"${POLL_SECONDS:-5}"}
+bridge=${"${CNI_BRIDGE:-cni0}"}
 conflist="$conf_dir/${FLANNEL_CONFLIST_NAME}"
 tmp="$conf_dir/.${FLANNEL_CONFLIST_NAME}.tmp"
 
@@ -114,10 +128,39 @@ render() {
 EOF
 }
 
+# The bridge's IPv4 addresses are cleared when one is not $1 (the range's gateway, a.b.c.d/len).
+# No bridge (no Pod yet) or no ip tool: nothing to do.
+clear_stale_bridge() {
+  _addrs=$(ip -4 addr show dev "$bridge" 2>/dev/null | sed -n 's/^ *inet \([0-9./]*\) .*/\1/p') || return 0
+  for _a in $_addrs; do
+    if [ "$_a" != "$1" ]; then
+      log "$bridge has $_a, not $1, the gateway of this node's range: clearing its addresses"
+      ip addr flush dev "$bridge" || log "could not clear the addresses of $bridge"
+      return 0
+    fi
+  done
+}
+
+# a.b.c.d/len (a network) → its first address a.b.c.(d+1)/len, the bridge plugin's gateway.
+gateway_of() {
+  _len=${"${1#*/}"}
+  _addr=${"${1%/*}"}
+  echo "${"${_addr%.*}"}.$(( ${"${_addr##*.}"} + 1 ))/$_len"
+}
+
+stop() {
+  rm -f "$conflist" "$tmp"
+  log "stopped: removed $conflist"
+  exit 0
+}
+trap stop TERM INT
+
 waiting=""
 while :; do
   if [ -f "$subnet_env" ]; then
     if conf=$(render); then
+      range=$(printf '%s\n' "$conf" | sed -n 's/.*"subnet": "\([0-9./]*\)".*/\1/p')
+      clear_stale_bridge "$(gateway_of "$range")"
       current=""
       [ -f "$conflist" ] && current=$(cat "$conflist")
       if [ "$conf" != "$current" ]; then
@@ -133,6 +176,8 @@ while :; do
     waiting=1
   fi
   [ "${"${ONCE:-}"}" = 1 ] && exit 0
-  sleep "$poll"
+  # In the background, so that a TERM is handled at once, not after the sleep.
+  sleep "$poll" &
+  wait $! || :
 done
 `;

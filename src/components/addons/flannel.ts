@@ -97,7 +97,9 @@ export class FlannelNetwork extends pulumi.ComponentResource {
                 {
                   name: "kube-flannel",
                   image: args.network.image,
-                  command: ["/opt/bin/flanneld"],
+                  // The previous flanneld's subnet.env goes first: after the Node was deleted and
+                  // registered again its range is another, and install-cni must not render the old one.
+                  command: ["/bin/sh", "-c", 'rm -f /run/flannel/subnet.env && exec /opt/bin/flanneld "$@"', "flanneld"],
                   args: ["--ip-masq", "--kube-subnet-mgr"],
                   env: [fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"), fieldEnv("NODE_NAME", "spec.nodeName"), ...apiServerEnv],
                   resources: { requests: { cpu: "100m", memory: "50Mi" } },
@@ -110,8 +112,9 @@ export class FlannelNetwork extends pulumi.ComponentResource {
                   image: args.network.image,
                   command: ["/bin/sh", "-c", FLANNEL_INSTALL_CNI_SCRIPT],
                   resources: { requests: { cpu: "5m", memory: "8Mi" } },
-                  // Root, to write the node's CNI directory whoever owns it; nothing else.
-                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"], add: ["DAC_OVERRIDE"] } },
+                  // Root, to write the node's CNI directory whoever owns it, and to clear a stale
+                  // address off the node's cni0 bridge (flannel-cni-script.ts); nothing else.
+                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"], add: ["DAC_OVERRIDE", "NET_ADMIN"] } },
                   volumeMounts: [{ ...runFlannel, readOnly: true }, { name: "cni-conf", mountPath: "/etc/cni/net.d" }],
                 },
               ],
