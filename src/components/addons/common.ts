@@ -40,6 +40,34 @@ export function addonMetadata(name: string, opts: { labels?: Record<string, stri
 /** Node agents (network, Service routing) run on every node whatever its taints, as upstream's do. */
 export const TOLERATE_ALL = [{ operator: "Exists" }];
 
+type PodSpec = k8s.types.input.core.v1.PodSpec;
+
+/**
+ * The DaemonSet spec of a node agent (flannel, kube-proxy): on every Linux node whatever its
+ * taints, in the host's network namespace, node-critical, rolled one node at a time.
+ */
+export function nodeAgentDaemonSetSpec(
+  labels: Record<string, string>,
+  pod: { serviceAccountName: PodSpec["serviceAccountName"]; containers: PodSpec["containers"]; volumes: PodSpec["volumes"] },
+): k8s.types.input.apps.v1.DaemonSetSpec {
+  return {
+    selector: { matchLabels: labels },
+    updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+    template: {
+      metadata: { labels: { ...labels, ...PART_OF_LABEL } },
+      spec: {
+        serviceAccountName: pod.serviceAccountName,
+        hostNetwork: true,
+        priorityClassName: "system-node-critical",
+        tolerations: TOLERATE_ALL,
+        nodeSelector: { "kubernetes.io/os": "linux" },
+        containers: pod.containers,
+        volumes: pod.volumes,
+      },
+    },
+  };
+}
+
 /** An environment variable from the Pod's own fields (downward API). */
 export const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
 

@@ -16,7 +16,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ResolvedAddons } from "../../api/v1alpha1";
 import { componentType } from "../type-tokens";
-import { addonMetadata, fieldEnv, hostAndPort, TOLERATE_ALL, XTABLES_LOCK_VOLUME } from "./common";
+import { addonMetadata, fieldEnv, hostAndPort, nodeAgentDaemonSetSpec, XTABLES_LOCK_VOLUME } from "./common";
 import { FLANNEL_INSTALL_CNI_SCRIPT } from "./flannel-cni-script";
 
 export const FLANNEL_NAME = "flannel";
@@ -82,51 +82,40 @@ export class FlannelNetwork extends pulumi.ComponentResource {
       `${name}-daemonset`,
       {
         metadata: addonMetadata(FLANNEL_NAME, { labels, skipAwait: true }),
-        spec: {
-          selector: { matchLabels: SELECTOR },
-          updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
-          template: {
-            metadata: { labels: { ...labels, "app.kubernetes.io/part-of": "kube-on-kube" } },
-            spec: {
-              serviceAccountName: sa.metadata.name,
-              hostNetwork: true,
-              priorityClassName: "system-node-critical",
-              tolerations: TOLERATE_ALL,
-              nodeSelector: { "kubernetes.io/os": "linux" },
-              containers: [
-                {
-                  name: "kube-flannel",
-                  image: args.network.image,
-                  // The previous flanneld's subnet.env goes first: after the Node was deleted and
-                  // registered again its range is another, and install-cni must not render the old one.
-                  command: ["/bin/sh", "-c", 'rm -f /run/flannel/subnet.env && exec /opt/bin/flanneld "$@"', "flanneld"],
-                  args: ["--ip-masq", "--kube-subnet-mgr"],
-                  env: [fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"), fieldEnv("NODE_NAME", "spec.nodeName"), ...apiServerEnv],
-                  resources: { requests: { cpu: "100m", memory: "50Mi" } },
-                  // Routes, the VXLAN device and masquerade rules: what upstream's manifest grants, not privileged.
-                  securityContext: { privileged: false, capabilities: { add: ["NET_ADMIN", "NET_RAW"] } },
-                  volumeMounts: [runFlannel, { name: "flannel-cfg", mountPath: "/etc/kube-flannel/" }, { name: "xtables-lock", mountPath: "/run/xtables.lock" }],
-                },
-                {
-                  name: "install-cni",
-                  image: args.network.image,
-                  command: ["/bin/sh", "-c", FLANNEL_INSTALL_CNI_SCRIPT],
-                  resources: { requests: { cpu: "5m", memory: "8Mi" } },
-                  // Root, to write the node's CNI directory whoever owns it, and to clear a stale
-                  // address off the node's cni0 bridge (flannel-cni-script.ts); nothing else.
-                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"], add: ["DAC_OVERRIDE", "NET_ADMIN"] } },
-                  volumeMounts: [{ ...runFlannel, readOnly: true }, { name: "cni-conf", mountPath: "/etc/cni/net.d" }],
-                },
-              ],
-              volumes: [
-                { name: "run-flannel", hostPath: { path: "/run/flannel", type: "DirectoryOrCreate" } },
-                { name: "cni-conf", hostPath: { path: "/etc/cni/net.d", type: "DirectoryOrCreate" } },
-                { name: "flannel-cfg", configMap: { name: config.metadata.name } },
-                XTABLES_LOCK_VOLUME,
-              ],
+        spec: nodeAgentDaemonSetSpec(SELECTOR, {
+          serviceAccountName: sa.metadata.name,
+          containers: [
+            {
+              name: "kube-flannel",
+              image: args.network.image,
+              // The previous flanneld's subnet.env goes first: after the Node was deleted and
+              // registered again its range is another, and install-cni must not render the old one.
+              command: ["/bin/sh", "-c", 'rm -f /run/flannel/subnet.env && exec /opt/bin/flanneld "$@"', "flanneld"],
+              args: ["--ip-masq", "--kube-subnet-mgr"],
+              env: [fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"), fieldEnv("NODE_NAME", "spec.nodeName"), ...apiServerEnv],
+              resources: { requests: { cpu: "100m", memory: "50Mi" } },
+              // Routes, the VXLAN device and masquerade rules: what upstream's manifest grants, not privileged.
+              securityContext: { privileged: false, capabilities: { add: ["NET_ADMIN", "NET_RAW"] } },
+              volumeMounts: [runFlannel, { name: "flannel-cfg", mountPath: "/etc/kube-flannel/" }, { name: "xtables-lock", mountPath: "/run/xtables.lock" }],
             },
-          },
-        },
+            {
+              name: "install-cni",
+              image: args.network.image,
+              command: ["/bin/sh", "-c", FLANNEL_INSTALL_CNI_SCRIPT],
+              resources: { requests: { cpu: "5m", memory: "8Mi" } },
+              // Root, to write the node's CNI directory whoever owns it, and to clear a stale
+              // address off the node's cni0 bridge (flannel-cni-script.ts); nothing else.
+              securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"], add: ["DAC_OVERRIDE", "NET_ADMIN"] } },
+              volumeMounts: [{ ...runFlannel, readOnly: true }, { name: "cni-conf", mountPath: "/etc/cni/net.d" }],
+            },
+          ],
+          volumes: [
+            { name: "run-flannel", hostPath: { path: "/run/flannel", type: "DirectoryOrCreate" } },
+            { name: "cni-conf", hostPath: { path: "/etc/cni/net.d", type: "DirectoryOrCreate" } },
+            { name: "flannel-cfg", configMap: { name: config.metadata.name } },
+            XTABLES_LOCK_VOLUME,
+          ],
+        }),
       },
       { ...child, dependsOn: [binding] },
     );

@@ -11,7 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { stringify } from "yaml";
 import type { ResolvedAddons } from "../../api/v1alpha1";
 import { componentType } from "../type-tokens";
-import { addonMetadata, fieldEnv, TOLERATE_ALL, XTABLES_LOCK_VOLUME } from "./common";
+import { addonMetadata, fieldEnv, nodeAgentDaemonSetSpec, XTABLES_LOCK_VOLUME } from "./common";
 
 export const KUBE_PROXY_NAME = "kube-proxy";
 const SELECTOR = { "k8s-app": KUBE_PROXY_NAME };
@@ -88,41 +88,30 @@ export class KubeProxy extends pulumi.ComponentResource {
       `${name}-daemonset`,
       {
         metadata: addonMetadata(KUBE_PROXY_NAME, { labels, skipAwait: true }),
-        spec: {
-          selector: { matchLabels: SELECTOR },
-          updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
-          template: {
-            metadata: { labels: { ...labels, "app.kubernetes.io/part-of": "kube-on-kube" } },
-            spec: {
-              serviceAccountName: sa.metadata.name,
-              hostNetwork: true,
-              priorityClassName: "system-node-critical",
-              tolerations: TOLERATE_ALL,
-              nodeSelector: { "kubernetes.io/os": "linux" },
-              containers: [
-                {
-                  name: "kube-proxy",
-                  image: args.kubeProxy.image,
-                  command: ["/usr/local/bin/kube-proxy", `--config=${CONFIG_DIR}/config.conf`, "--hostname-override=$(NODE_NAME)"],
-                  env: [fieldEnv("NODE_NAME", "spec.nodeName")],
-                  resources: { requests: { cpu: "50m", memory: "50Mi" } },
-                  // The host's netfilter tables and sysctls, as kubeadm's kube-proxy.
-                  securityContext: { privileged: true },
-                  volumeMounts: [
-                    { name: "kube-proxy", mountPath: CONFIG_DIR, readOnly: true },
-                    { name: "xtables-lock", mountPath: "/run/xtables.lock" },
-                    { name: "lib-modules", mountPath: "/lib/modules", readOnly: true },
-                  ],
-                },
-              ],
-              volumes: [
-                { name: "kube-proxy", configMap: { name: config.metadata.name } },
-                XTABLES_LOCK_VOLUME,
-                { name: "lib-modules", hostPath: { path: "/lib/modules" } },
+        spec: nodeAgentDaemonSetSpec(SELECTOR, {
+          serviceAccountName: sa.metadata.name,
+          containers: [
+            {
+              name: "kube-proxy",
+              image: args.kubeProxy.image,
+              command: ["/usr/local/bin/kube-proxy", `--config=${CONFIG_DIR}/config.conf`, "--hostname-override=$(NODE_NAME)"],
+              env: [fieldEnv("NODE_NAME", "spec.nodeName")],
+              resources: { requests: { cpu: "50m", memory: "50Mi" } },
+              // The host's netfilter tables and sysctls, as kubeadm's kube-proxy.
+              securityContext: { privileged: true },
+              volumeMounts: [
+                { name: "kube-proxy", mountPath: CONFIG_DIR, readOnly: true },
+                { name: "xtables-lock", mountPath: "/run/xtables.lock" },
+                { name: "lib-modules", mountPath: "/lib/modules", readOnly: true },
               ],
             },
-          },
-        },
+          ],
+          volumes: [
+            { name: "kube-proxy", configMap: { name: config.metadata.name } },
+            XTABLES_LOCK_VOLUME,
+            { name: "lib-modules", hostPath: { path: "/lib/modules" } },
+          ],
+        }),
       },
       { ...child, dependsOn: [binding] },
     );
