@@ -152,8 +152,8 @@ describe("HostProbe over real SSH", () => {
     // The operator's repair and an install step (or two repairs) can restart the same host at
     // once; interleaved, both read the old pid and both start a daemon, and one is left orphaned.
     const host = hosts[0];
-    const daemons = (service: string) =>
-      readdirSync("/proc")
+    const daemons = (service: string) => {
+      const matching = readdirSync("/proc")
         .filter((d) => /^\d+$/.test(d))
         .filter((pid) => {
           try {
@@ -163,6 +163,17 @@ describe("HostProbe over real SSH", () => {
             return false;
           }
         });
+      // The stand-in's loop forks for each `sleep`: a child caught before its exec still shows
+      // the daemon's command line. It is that daemon, not a second one.
+      const parentOf = (pid: string) => {
+        try {
+          return readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[1];
+        } catch {
+          return undefined;
+        }
+      };
+      return matching.filter((pid) => !matching.includes(parentOf(pid) ?? ""));
+    };
     // Each restart waits up to 10 s for the stand-in runtime: two in a row need more than 30 s.
     const patient = new HostProbe({ timeoutSeconds: 120, credentialsDir });
     await Promise.all([1, 2].map(() => patient.restartServices(connectionOf(host), processLayout(host))));
