@@ -27,8 +27,11 @@
  */
 import { createHash } from "node:crypto";
 import * as k8s from "@kubernetes/client-node";
+import { ADDON_NAMESPACE, PART_OF_LABEL } from "../../components/addons/common";
 import { isNotFound } from "../../runtime/api-errors";
 import { loadKubeconfig } from "../machine/node-health";
+
+export { ADDON_NAMESPACE };
 
 /** Pulumi types of the namespaced objects the cluster program creates for the masters. */
 export const MASTER_OBJECT_TYPES = [
@@ -59,11 +62,10 @@ export const ADDON_OBJECT_TYPES = [
   "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
 ] as const;
 
-/** Where the namespaced add-on objects live in the business cluster (addons/common.ts ADDON_NAMESPACE). */
-export const ADDON_NAMESPACE = "kube-system";
-
-/** Label of every add-on object (addons/common.ts PART_OF_LABEL). */
-export const ADDON_LABEL = "app.kubernetes.io/part-of=kube-on-kube";
+/** Selector of the add-on objects: the label every one of them carries (addonMetadata). */
+export const ADDON_LABEL = Object.entries(PART_OF_LABEL)
+  .map(([k, v]) => `${k}=${v}`)
+  .join(",");
 
 /** Default bound of the whole business-cluster read of one Cluster. */
 export const DEFAULT_BUSINESS_TIMEOUT_MS = 10_000;
