@@ -101,6 +101,18 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
 }
 
 /**
+ * Whether the program puts add-on objects into the business cluster (deployAddons): the cluster has
+ * an external endpoint and at least one add-on is enabled. The drift check reads them then
+ * (live-fingerprint.ts). False for a spec that does not validate: the program deploys nothing of it.
+ */
+export function deploysAddons(spec: ClusterSpec): boolean {
+  if (validateClusterSpec(spec, "spec").length) return false;
+  const resolved = resolveClusterSpec(spec);
+  const { network, kubeProxy, coreDNS } = resolved.addons;
+  return Boolean(resolved.apiServer.service.externalHost) && (network.enabled || kubeProxy.enabled || coreDNS.enabled);
+}
+
+/**
  * The add-ons, in the business cluster, after the masters (docs/architecture.md, "Add-ons in the
  * Cluster's stack"). The provider waits for the whole ControlPlane, rollout gates included, and
  * not only for its kubeconfig: pulumi-kubernetes contacts the apiserver once, when the provider is

@@ -6,7 +6,7 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import { objectsLocationOf } from "../../src/controllers/cluster/reconciler";
-import { CLUSTER_LABEL, MASTER_OBJECT_TYPES } from "../../src/controllers/cluster/live-fingerprint";
+import { ADDON_LABEL, ADDON_NAMESPACE, ADDON_OBJECT_TYPES, CLUSTER_LABEL, MASTER_OBJECT_TYPES } from "../../src/controllers/cluster/live-fingerprint";
 import { clusterProgram } from "../../src/program/cluster-program";
 import { installMocks, managedBy, plain, settle, valueOf } from "../support/pulumi-mocks";
 import { minimalSpec, standardSpec } from "../support/specs";
@@ -28,13 +28,12 @@ describe("the live fingerprint covers, and the stack can take back, every object
     ["standard", standardSpec()],
   ] as const) {
     it(`${mode}: every Kubernetes object is a fingerprinted kind, in a place it reads, labelled with the Cluster`, async () => {
-      const cluster = { metadata: { namespace: "fleet", name: "dev" } };
+      const cluster = { metadata: { namespace: "fleet", name: "dev" }, spec };
       const at = objectsLocationOf(cluster);
       const out = clusterProgram({ name: "dev", spec, namespace: at.mastersNamespace, adminKubeconfigCopy: at.adminKubeconfigCopy });
       await valueOf(out.endpoint);
       await settle();
-      // The meta-cluster's objects: the add-ons live in the business cluster, which the fingerprint
-      // does not read (a drift of them is found by the full preview).
+      // The meta-cluster's objects (the add-ons, in the business cluster, are checked below).
       const objects = recorder.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:") && r.type !== "pulumi:providers:kubernetes" && !managedBy(r, "business-cluster"));
       expect(objects.length).toBeGreaterThan(10);
       const uncovered: string[] = [];
@@ -55,6 +54,37 @@ describe("the live fingerprint covers, and the stack can take back, every object
       // tenant's, on the copy next to its Cluster) made another manager's.
       const notForced = objects.filter((r) => plain<Metadata>(r.inputs.metadata ?? {}).annotations?.["pulumi.com/patchForce"] !== "true").map((r) => r.name);
       expect(notForced).toEqual([]);
+    });
+
+    it(`${mode}: the fingerprint reads the add-ons exactly when the program deploys them, every one of them`, async () => {
+      const at = objectsLocationOf({ metadata: { namespace: "fleet", name: "dev" }, spec });
+      clusterProgram({ name: "dev", spec, namespace: at.mastersNamespace, adminKubeconfigCopy: at.adminKubeconfigCopy });
+      await settle();
+      const addons = recorder.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:") && managedBy(r, "business-cluster"));
+      // Standard has an externalHost (add-ons deployed), minimal none.
+      expect(addons.length > 0, "add-ons deployed").toBe(mode === "standard");
+      if (mode === "minimal") {
+        expect(at.addons).toBeUndefined();
+        return;
+      }
+      // Read through the stack's admin kubeconfig in the masters' namespace, never the tenant's copy.
+      expect(at.addons?.adminKubeconfig).toEqual({ namespace: at.mastersNamespace, name: "dev-admin-kubeconfig", key: "kubeconfig" });
+      const [labelKey, labelValue] = ADDON_LABEL.split("=");
+      const uncovered: string[] = [];
+      for (const r of addons) {
+        const metadata = plain<Metadata>(r.inputs.metadata ?? {});
+        const clusterScoped = r.type.endsWith(":ClusterRole") || r.type.endsWith(":ClusterRoleBinding");
+        if (!(ADDON_OBJECT_TYPES as readonly string[]).includes(r.type)) uncovered.push(`${r.name}: type ${r.type} is not listed`);
+        if (metadata.namespace !== (clusterScoped ? undefined : ADDON_NAMESPACE)) uncovered.push(`${r.name}: namespace ${metadata.namespace}`);
+        if (metadata.labels?.[labelKey!] !== labelValue) uncovered.push(`${r.name}: label ${labelKey} is ${metadata.labels?.[labelKey!]}`);
+      }
+      expect(uncovered).toEqual([]);
+      expect(ADDON_OBJECT_TYPES.filter((t) => t.endsWith(":Secret")), "no Secret of the business cluster is read").toEqual([]);
+    });
+
+    it(`${mode}: with every add-on disabled, no add-on is read`, () => {
+      const off = { ...spec, addons: { network: { enabled: false }, kubeProxy: { enabled: false }, coreDNS: { enabled: false } } };
+      expect(objectsLocationOf({ metadata: { namespace: "fleet", name: "dev" }, spec: off }).addons).toBeUndefined();
     });
   }
 });

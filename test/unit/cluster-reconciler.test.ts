@@ -8,6 +8,7 @@ import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterObject, type Cl
 import { CLUSTER_FINALIZER, ClusterReconciler, describeChanges, type ClusterReconcilerOptions, type ClusterStacks } from "../../src/controllers/cluster/reconciler";
 import { TerminalError } from "../../src/runtime/controller";
 import { StackOperationError, type OperationProgress, type StateResource } from "../../src/runtime/stack-runner";
+import type { ClusterObjectsLocation } from "../../src/controllers/cluster/live-fingerprint";
 import { minimalSpec } from "../support/specs";
 
 /** The derived masters' namespace of Cluster fleet/dev. */
@@ -459,6 +460,38 @@ describe("ClusterReconciler drift checks with a live fingerprint", () => {
     fh.advance(300_000);
     await fh.reconciler.reconcile("fleet/dev");
     expect(previews(fh.calls)).toBe(2);
+  });
+
+  it("reads the add-ons through the stack's admin kubeconfig when they are deployed; a business apiserver down sends the check to the preview", async () => {
+    const at: (ClusterObjectsLocation | undefined)[] = [];
+    let businessDown = false;
+    const fh = harness({
+      liveFingerprint: async (location) => {
+        at.push(location);
+        if (location.addons && businessDown) throw new Error("the business apiserver does not answer");
+        return "fp-1";
+      },
+    });
+    const withAddons = minimalSpec({ apiServer: { service: { type: "NodePort", externalHost: "dev.k8s.example.com" } } });
+    fh.put(withAddons);
+    await fh.reconciler.reconcile("fleet/dev");
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    // Never the tenant's copy next to the Cluster: the Secret the stack keeps in the masters' namespace.
+    expect(at[0]?.addons).toEqual({ adminKubeconfig: { namespace: MASTERS, name: "dev-admin-kubeconfig", key: "kubeconfig" } });
+    expect(previews(fh.calls)).toBe(1);
+    businessDown = true;
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    expect(previews(fh.calls)).toBe(2);
+    // All add-ons disabled (a new generation): nothing is read in the business cluster any more.
+    fh.put({ ...withAddons, addons: { network: { enabled: false }, kubeProxy: { enabled: false }, coreDNS: { enabled: false } } }, 2);
+    await fh.reconciler.reconcile("fleet/dev");
+    fh.advance(300_000);
+    await fh.reconciler.reconcile("fleet/dev");
+    expect(at.at(-1)?.addons).toBeUndefined();
   });
 
   it("previews again after a new generation, and for a new leader that has verified nothing yet", async () => {

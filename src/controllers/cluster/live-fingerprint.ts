@@ -15,10 +15,23 @@
  * MASTER_OBJECT_KINDS in it labelled `kubeonkube.io/cluster=<name>` (test/components checks the
  * program creates no other kind and no unlabelled object), and the admin kubeconfig copy next to the
  * Cluster. Only metadata enters the fingerprint; Secret contents are never kept or logged.
+ *
+ * And, for a Cluster whose add-ons are deployed (`location.addons`), the add-on objects in the
+ * business cluster: every object of ADDON_OBJECT_TYPES labelled `app.kubernetes.io/part-of=
+ * kube-on-kube`, in kube-system or cluster-scoped (ClusterRoles, ClusterRoleBindings). They are read
+ * through the admin kubeconfig the stack wrote into the masters' namespace (only the operator's
+ * stacks write there; never the tenant's copy), rebuilt from its server, CA and credentials only
+ * (trusted-kubeconfig.ts), each read bounded by `businessTimeoutMs`. No Secret of the business
+ * cluster is read (the add-ons have none). A business apiserver that does not answer fails the
+ * read, and the drift check falls back to the full preview.
  */
 import { createHash } from "node:crypto";
 import * as k8s from "@kubernetes/client-node";
+import { ADDON_NAMESPACE, PART_OF_LABEL } from "../../components/addons/common";
 import { isNotFound } from "../../runtime/api-errors";
+import { loadKubeconfig } from "../machine/node-health";
+
+export { ADDON_NAMESPACE };
 
 /** Pulumi types of the namespaced objects the cluster program creates for the masters. */
 export const MASTER_OBJECT_TYPES = [
@@ -34,8 +47,33 @@ export const MASTER_OBJECT_TYPES = [
 /** Label every master object carries, valued with the Cluster's name (componentLabels). */
 export const CLUSTER_LABEL = "kubeonkube.io/cluster";
 
+/**
+ * Pulumi types of the add-on objects the cluster program creates in the business cluster (kube-system
+ * and cluster-scoped), all labelled ADDON_LABEL. No Secret among them: none is ever read there.
+ */
+export const ADDON_OBJECT_TYPES = [
+  "kubernetes:apps/v1:DaemonSet",
+  "kubernetes:apps/v1:Deployment",
+  "kubernetes:core/v1:Service",
+  "kubernetes:core/v1:ConfigMap",
+  "kubernetes:core/v1:ServiceAccount",
+  "kubernetes:policy/v1:PodDisruptionBudget",
+  "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
+  "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+] as const;
+
+/** Selector of the add-on objects: the label every one of them carries (addonMetadata). */
+export const ADDON_LABEL = Object.entries(PART_OF_LABEL)
+  .map(([k, v]) => `${k}=${v}`)
+  .join(",");
+
+/** Default bound of the whole business-cluster read of one Cluster. */
+export const DEFAULT_BUSINESS_TIMEOUT_MS = 10_000;
+
 /** What the fingerprint is made of: identity and write counter of one live object. */
 export interface LiveObjectMeta {
+  /** "business" for an object of the business cluster; absent for the meta-cluster's. */
+  readonly cluster?: "business";
   readonly kind: string;
   readonly namespace?: string;
   readonly name: string;
@@ -49,26 +87,97 @@ export interface ClusterObjectsLocation {
   readonly cluster: string;
   readonly mastersNamespace: string;
   readonly adminKubeconfigCopy?: { readonly namespace: string; readonly name: string };
+  /**
+   * Set when the stack deploys add-ons into the business cluster: the Secret (in the masters'
+   * namespace, written by the stack) whose `key` holds the admin kubeconfig to read them with.
+   */
+  readonly addons?: { readonly adminKubeconfig: { readonly namespace: string; readonly name: string; readonly key: string } };
 }
 
 /** One order-independent hash of the objects' identities and resourceVersions. */
 export function fingerprintOf(objects: readonly LiveObjectMeta[]): string {
-  const lines = objects.map((o) => `${o.kind}/${o.namespace ?? ""}/${o.name} ${o.uid ?? ""} ${o.resourceVersion ?? ""}`).sort();
+  const lines = objects.map((o) => `${o.cluster ? `${o.cluster}:` : ""}${o.kind}/${o.namespace ?? ""}/${o.name} ${o.uid ?? ""} ${o.resourceVersion ?? ""}`).sort();
   return createHash("sha256").update(lines.join("\n")).digest("hex");
 }
 
 type Lister = (namespace: string, labelSelector: string) => Promise<{ items: k8s.KubernetesObject[] }>;
 
+/** One label-selected list of add-on objects of one kind (namespaced kinds: in ADDON_NAMESPACE). */
+export type AddonLister = (labelSelector: string) => Promise<{ items: k8s.KubernetesObject[] }>;
+
+/** "kubernetes:apps/v1:Deployment" → "Deployment". */
+const kindOf = (type: string) => type.slice(type.lastIndexOf(":") + 1);
+
+/** The listers of ADDON_OBJECT_TYPES through a client of the business cluster, by kind. */
+export function addonListers(business: k8s.KubeConfig): ReadonlyArray<readonly [string, AddonLister]> {
+  const apps = business.makeApiClient(k8s.AppsV1Api);
+  const core = business.makeApiClient(k8s.CoreV1Api);
+  const policy = business.makeApiClient(k8s.PolicyV1Api);
+  const rbac = business.makeApiClient(k8s.RbacAuthorizationV1Api);
+  const namespace = ADDON_NAMESPACE;
+  const byType: Record<(typeof ADDON_OBJECT_TYPES)[number], AddonLister> = {
+    "kubernetes:apps/v1:DaemonSet": (labelSelector) => apps.listNamespacedDaemonSet({ namespace, labelSelector }),
+    "kubernetes:apps/v1:Deployment": (labelSelector) => apps.listNamespacedDeployment({ namespace, labelSelector }),
+    "kubernetes:core/v1:Service": (labelSelector) => core.listNamespacedService({ namespace, labelSelector }),
+    "kubernetes:core/v1:ConfigMap": (labelSelector) => core.listNamespacedConfigMap({ namespace, labelSelector }),
+    "kubernetes:core/v1:ServiceAccount": (labelSelector) => core.listNamespacedServiceAccount({ namespace, labelSelector }),
+    "kubernetes:policy/v1:PodDisruptionBudget": (labelSelector) => policy.listNamespacedPodDisruptionBudget({ namespace, labelSelector }),
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole": (labelSelector) => rbac.listClusterRole({ labelSelector }),
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": (labelSelector) => rbac.listClusterRoleBinding({ labelSelector }),
+  };
+  return Object.entries(byType).map(([type, list]) => [kindOf(type), list] as const);
+}
+
+/** The metadata of every add-on object that exists now, one list per kind. */
+export async function readAddonObjects(listers: ReadonlyArray<readonly [string, AddonLister]>): Promise<LiveObjectMeta[]> {
+  const parts = await Promise.all(
+    listers.map(async ([kind, list]) =>
+      (await list(ADDON_LABEL)).items.map(
+        (o): LiveObjectMeta => ({
+          cluster: "business",
+          kind,
+          namespace: o.metadata?.namespace,
+          name: o.metadata?.name ?? "",
+          uid: o.metadata?.uid,
+          resourceVersion: o.metadata?.resourceVersion,
+        }),
+      ),
+    ),
+  );
+  return parts.flat();
+}
+
+/** `kubeConfig`, every request of which is aborted by `signal` (an apiserver that never answers). */
+export function abortedBy(kubeConfig: k8s.KubeConfig, signal: AbortSignal): k8s.KubeConfig {
+  const apply = kubeConfig.applySecurityAuthentication.bind(kubeConfig);
+  kubeConfig.applySecurityAuthentication = async (context) => {
+    await apply(context);
+    context.setSignal(signal);
+  };
+  return kubeConfig;
+}
+
+export interface LiveClusterObjectsOptions {
+  /** Bound of the whole business-cluster read of one Cluster; default DEFAULT_BUSINESS_TIMEOUT_MS. */
+  readonly businessTimeoutMs?: number;
+  /** How the add-on objects are listed through a business cluster's client; default addonListers (tests). */
+  readonly addonListers?: (business: k8s.KubeConfig) => ReadonlyArray<readonly [string, AddonLister]>;
+}
+
 /**
  * Reads the live objects of a Cluster from the meta-cluster: one list per kind in the masters'
  * namespace (label-selected), a GET of the Namespace and of the admin kubeconfig copy. A missing
- * object is simply absent from the result (and so changes the fingerprint).
+ * object is simply absent from the result (and so changes the fingerprint). With `at.addons`, also
+ * the add-on objects from the business cluster (see the top of this file).
  */
 export class LiveClusterObjects {
   private readonly listers: ReadonlyArray<readonly [string, Lister]>;
   private readonly core: k8s.CoreV1Api;
 
-  constructor(kubeConfig: k8s.KubeConfig) {
+  constructor(
+    kubeConfig: k8s.KubeConfig,
+    private readonly opts: LiveClusterObjectsOptions = {},
+  ) {
     const apps = kubeConfig.makeApiClient(k8s.AppsV1Api);
     const core = (this.core = kubeConfig.makeApiClient(k8s.CoreV1Api));
     const policy = kubeConfig.makeApiClient(k8s.PolicyV1Api);
@@ -82,8 +191,7 @@ export class LiveClusterObjects {
       "kubernetes:policy/v1:PodDisruptionBudget": (namespace, labelSelector) => policy.listNamespacedPodDisruptionBudget({ namespace, labelSelector }),
       "kubernetes:networking.k8s.io/v1:NetworkPolicy": (namespace, labelSelector) => networking.listNamespacedNetworkPolicy({ namespace, labelSelector }),
     };
-    // "kubernetes:apps/v1:Deployment" → "Deployment", "kubernetes:networking.k8s.io/v1:NetworkPolicy" → "NetworkPolicy"
-    this.listers = Object.entries(byKind).map(([type, list]) => [type.slice(type.lastIndexOf(":") + 1), list] as const);
+    this.listers = Object.entries(byKind).map(([type, list]) => [kindOf(type), list] as const);
   }
 
   /** The metadata of every object of the Cluster's stack that exists now. */
@@ -108,8 +216,23 @@ export class LiveClusterObjects {
       ...this.listers.map(async ([kind, list]) => (await list(at.mastersNamespace, selector)).items.map((o) => meta(kind, o))),
       orAbsent("Namespace", () => this.core.readNamespace({ name: at.mastersNamespace })),
       at.adminKubeconfigCopy ? orAbsent("Secret", () => this.core.readNamespacedSecret(at.adminKubeconfigCopy!)) : Promise.resolve([]),
+      at.addons ? this.readAddons(at.cluster, at.addons.adminKubeconfig) : Promise.resolve([]),
     ]);
     return parts.flat();
+  }
+
+  /**
+   * The add-on objects of the business cluster, through the admin kubeconfig in `ref` (the
+   * stack's, in the masters' namespace). Throws when that Secret is missing or refused, or the
+   * business apiserver fails or does not answer within the bound: the preview decides then.
+   */
+  private async readAddons(cluster: string, ref: NonNullable<ClusterObjectsLocation["addons"]>["adminKubeconfig"]): Promise<LiveObjectMeta[]> {
+    const where = `the admin kubeconfig of Cluster ${cluster} (Secret ${ref.namespace}/${ref.name}, key ${ref.key})`;
+    const data = (await this.core.readNamespacedSecret({ namespace: ref.namespace, name: ref.name })).data?.[ref.key];
+    if (!data) throw new Error(`${where} is missing: the add-ons cannot be read`);
+    const signal = AbortSignal.timeout(this.opts.businessTimeoutMs ?? DEFAULT_BUSINESS_TIMEOUT_MS);
+    const business = abortedBy(loadKubeconfig(cluster, Buffer.from(data, "base64").toString("utf8")), signal);
+    return readAddonObjects((this.opts.addonListers ?? addonListers)(business));
   }
 
   /** fingerprintOf(read(at)). */

@@ -20,6 +20,7 @@
 import type { PulumiFn } from "@pulumi/pulumi/automation";
 import {
   adminKubeconfigCopyOf,
+  adminKubeconfigSecretOf,
   clusterNameProblems,
   clusterPolicyProblems,
   formatPolicyProblem,
@@ -31,10 +32,11 @@ import {
   mastersNamespaceOf,
   validateClusterSpec,
   type ClusterObject,
+  type ClusterSpec,
   type ClusterStatus,
   type LastOperation,
 } from "../../api/v1alpha1";
-import { clusterProgram, type ClusterProgramValues } from "../../program/cluster-program";
+import { clusterProgram, deploysAddons, type ClusterProgramValues } from "../../program/cluster-program";
 import { statusPatch, type ConditionInput } from "../../runtime/conditions";
 import { trackOperation, type OperationTracker } from "../../runtime/operation-progress";
 import type { ClusterObjectsLocation } from "./live-fingerprint";
@@ -116,12 +118,15 @@ export interface ClusterReconcilerOptions {
 /**
  * Where the objects of a Cluster's stack live (what its program creates and the fingerprint reads).
  * `mastersNamespace`: the placement's (a migrated stack keeps its legacy one); default the derived name.
+ * With a spec whose add-ons are deployed, also the business cluster's add-ons, read through the
+ * admin kubeconfig the stack keeps in the masters' namespace (never the tenant's copy).
  */
-export function objectsLocationOf(c: Pick<ClusterObject, "metadata">, mastersNamespace = mastersNamespaceOf(c)): ClusterObjectsLocation {
+export function objectsLocationOf(c: Pick<ClusterObject, "metadata"> & { readonly spec?: ClusterSpec }, mastersNamespace = mastersNamespaceOf(c)): ClusterObjectsLocation {
   return {
     cluster: c.metadata.name,
     mastersNamespace,
     adminKubeconfigCopy: adminKubeconfigCopyOf(c),
+    ...(c.spec && deploysAddons(c.spec) ? { addons: { adminKubeconfig: adminKubeconfigSecretOf(c, mastersNamespace) } } : {}),
   };
 }
 
@@ -169,7 +174,7 @@ export class ClusterReconciler {
         metaKubeconfig: this.o.metaKubeconfig,
         operatorNamespace: this.o.operatorNamespace,
         running: { kubernetesVersion: running },
-        adminKubeconfigCopy: objectsLocationOf(cluster).adminKubeconfigCopy,
+        adminKubeconfigCopy: adminKubeconfigCopyOf(cluster),
       }) as unknown as Record<string, unknown>;
   }
 
