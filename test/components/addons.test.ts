@@ -95,6 +95,10 @@ describe("the add-ons in the cluster program", () => {
     expect(kubeconfig.users[0].name).toBe("kubernetes-admin");
     expect(provider.inputs.clusterIdentifier).toBe("business-cluster");
     expect(provider.inputs.skipUpdateUnreachable).toBe("true");
+    // No input: it follows PULUMI_K8S_DELETE_UNREACHABLE, which only a destroy sets; the
+    // meta-cluster's provider pins it off, so that variable never drops a master's object.
+    expect(provider.inputs).not.toHaveProperty("deleteUnreachable");
+    expect(recorder.named("meta-cluster").inputs.deleteUnreachable).toBe("false");
     // pulumi-kubernetes contacts the apiserver once, when configured: after every master is done.
     for (const dependency of ["dev-apiserver-rollout", "dev-etcd-rollout", "dev-controller-manager-deployment", "dev-scheduler-deployment"]) {
       expect(provider.dependsOn, dependency).toContain(dependency);
