@@ -345,6 +345,7 @@ describe("ClusterReconciler", () => {
     h.objects.set("fleet/dev", { ...h.get(), metadata: { ...h.get().metadata, deletionTimestamp: new Date("2026-11-25T13:00:00Z") } });
     await h.reconciler.reconcile("fleet/dev");
     expect(h.engine.destroyEnv).toEqual([undefined]);
+    expect(h.progressing).toContainEqual(expect.stringMatching(/^destroying stack fleet\.dev; add-ons cannot be abandoned .*meta-cluster/));
     expect(h.events.some((e) => e.reason === "AddonsAbandoned")).toBe(false);
     expect(h.engine.destroyed).toEqual(["fleet.dev"]);
   });

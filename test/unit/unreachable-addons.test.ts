@@ -25,14 +25,14 @@ describe("abandonDecision", () => {
   it("never sets it while another Kubernetes provider has no deleteUnreachable: false in the state", () => {
     for (const meta of [provider("meta-cluster"), provider("meta-cluster", "true"), provider("meta-cluster", true)]) {
       const decision = abandonDecision([...masters, meta, provider("business-cluster")]);
-      expect(decision).toEqual({ allow: false, reason: expect.stringContaining("meta-cluster") });
+      expect(decision).toEqual({ allow: false, addons: true, reason: expect.stringContaining("meta-cluster") });
     }
     // A default provider (a resource registered without one) follows the variable as well.
     expect(abandonDecision([...masters, provider("meta-cluster", "false"), provider("default_4_25_0"), provider("business-cluster")])).toMatchObject({ allow: false, reason: expect.stringContaining("default_4_25_0") });
   });
 
   it("has nothing to abandon without add-ons, or without a stack", () => {
-    expect(abandonDecision([...masters, provider("meta-cluster", "false")])).toMatchObject({ allow: false, reason: expect.stringContaining("no add-ons") });
+    expect(abandonDecision([...masters, provider("meta-cluster", "false")])).toMatchObject({ allow: false, addons: false, reason: expect.stringContaining("no add-ons") });
     expect(abandonDecision(undefined).allow).toBe(false);
     // Not fooled by a resource of another type with the provider's name.
     expect(abandonDecision([...masters, { type: "kubernetes:core/v1:Secret", name: "business-cluster" }]).allow).toBe(false);

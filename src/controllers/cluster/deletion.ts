@@ -38,11 +38,12 @@ export async function finalizeCluster(s: DeletionSteps, key: string, cluster: Cl
   }
   // A legacy stack is renamed first, so the destroy finds what this Cluster created.
   const { stack, mastersNamespace } = await s.placement(key, cluster);
-  await s.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stack}` }]);
   // With the business apiserver unreachable (the masters broken: often why the Cluster is being
   // deleted) the add-ons are dropped from the state instead of failing the destroy forever; only
   // when the state shows nothing but the business cluster can be dropped (unreachable-addons.ts).
   const decision = abandonDecision(await s.o.stacks.resources(stack, { inputs: [DELETE_UNREACHABLE_INPUT] }));
+  const caveat = !decision.allow && decision.addons ? `; add-ons cannot be abandoned if the business cluster is unreachable: ${decision.reason}` : "";
+  await s.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stack}${caveat}` }]);
   const abandoned = new AbandonedResources();
   const progress = s.trackProgress(cluster, "Deleting", mastersNamespace);
   try {

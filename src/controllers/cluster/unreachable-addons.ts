@@ -20,8 +20,11 @@ export const DELETE_UNREACHABLE_INPUT = "deleteUnreachable";
 export type AbandonDecision =
   /** Set the variable: only the business cluster's provider follows it. */
   | { readonly allow: true; readonly env: Readonly<Record<string, string>> }
-  /** A plain destroy: nothing to abandon, or setting it could drop other objects (`reason`). */
-  | { readonly allow: false; readonly reason: string };
+  /**
+   * A plain destroy: nothing to abandon (`addons` false), or setting it could drop other objects
+   * (`addons` true: an unreachable business cluster fails this destroy; `reason` says why).
+   */
+  | { readonly allow: false; readonly addons: boolean; readonly reason: string };
 
 const pinnedOff = (r: StateResource) => {
   const v = r.inputs?.[DELETE_UNREACHABLE_INPUT];
@@ -34,11 +37,12 @@ const pinnedOff = (r: StateResource) => {
  */
 export function abandonDecision(state: readonly StateResource[] | undefined): AbandonDecision {
   const providers = (state ?? []).filter((r) => r.type === KUBERNETES_PROVIDER_TYPE);
-  if (!providers.some((p) => p.name === BUSINESS_CLUSTER_PROVIDER)) return { allow: false, reason: "the stack has no add-ons in the business cluster" };
+  if (!providers.some((p) => p.name === BUSINESS_CLUSTER_PROVIDER)) return { allow: false, addons: false, reason: "the stack has no add-ons in the business cluster" };
   const unpinned = providers.filter((p) => p.name !== BUSINESS_CLUSTER_PROVIDER && !pinnedOff(p)).map((p) => p.name);
   if (unpinned.length) {
     return {
       allow: false,
+      addons: true,
       reason: `provider(s) ${unpinned.join(", ")} in the stack's state have no deleteUnreachable: false (state written before it was pinned); an update of the Cluster writes it`,
     };
   }
