@@ -85,7 +85,24 @@ export function businessClusterProviderArgs(adminKubeconfig: pulumi.Input<string
   };
 }
 
+/**
+ * PULUMI_K8S_DELETE_UNREACHABLE is for a destroy's engine only, which does not run the program.
+ * A program that sees it runs for an `up`, preview or refresh, where @pulumi/kubernetes would
+ * record it as the business-cluster provider's `deleteUnreachable` input (its SDK reads the
+ * variable for a missing input), and every later refresh with that apiserver down would drop the
+ * add-ons from the state.
+ */
+export function assertNoDeleteUnreachable(env: NodeJS.ProcessEnv = process.env): void {
+  if (env.PULUMI_K8S_DELETE_UNREACHABLE !== undefined) {
+    throw new Error(
+      "PULUMI_K8S_DELETE_UNREACHABLE is set: it is meant for `pulumi destroy` only (docs/operations.md, deleting a Cluster); " +
+        "an update with it would record it in the business-cluster provider's state. Unset it and run again.",
+    );
+  }
+}
+
 export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs {
+  assertNoDeleteUnreachable();
   // Before anything registers, as ControlPlane validates its own args: a spec the add-ons cannot
   // serve must not leave half an update behind (an invalid spec is ControlPlane's to report).
   if (validateClusterSpec(args.spec, "spec").length === 0) {

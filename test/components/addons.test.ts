@@ -35,6 +35,18 @@ async function program(spec: ClusterSpec) {
 
 beforeEach(() => recorder.reset());
 
+describe("PULUMI_K8S_DELETE_UNREACHABLE (meant for a destroy's engine, which runs no program)", () => {
+  it("stops the program before anything registers, rather than recording it in the business provider's inputs", () => {
+    process.env.PULUMI_K8S_DELETE_UNREACHABLE = "true";
+    try {
+      expect(() => clusterProgram({ name: "dev", spec: reachable(standardSpec()) })).toThrow(/PULUMI_K8S_DELETE_UNREACHABLE is set: it is meant for `pulumi destroy` only/);
+    } finally {
+      delete process.env.PULUMI_K8S_DELETE_UNREACHABLE;
+    }
+    expect(recorder.resources).toEqual([]);
+  });
+});
+
 describe("the add-ons in the cluster program", () => {
   it("renders the pod network, kube-proxy and CoreDNS under stable names", async () => {
     await program(standardSpec());
