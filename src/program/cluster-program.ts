@@ -44,7 +44,65 @@ export type ClusterProgramOutputs = Outputs<ControlPlaneOutputs> & {
 /** A Cluster stack's outputs once applied, as plain values (what the operator reads back). */
 export type ClusterProgramValues = ControlPlaneOutputs & { readonly etcdVersion: string; readonly adminKubeconfigCopy?: string };
 
+/** Logical names of the program's two Kubernetes providers (their state is read before a destroy). */
+export const META_CLUSTER_PROVIDER = "meta-cluster";
+export const BUSINESS_CLUSTER_PROVIDER = "business-cluster";
+
+/**
+ * The meta-cluster provider's inputs. `deleteUnreachable: false` is pinned: an explicit input
+ * overrides PULUMI_K8S_DELETE_UNREACHABLE, which a destroy sets for the business cluster's sake
+ * (docs/architecture.md, "Destroying with the business apiserver down"), so an unreachable
+ * meta-cluster fails the destroy instead of dropping the masters' objects from the state.
+ */
+export function metaClusterProviderArgs(metaKubeconfig?: pulumi.Input<string>): k8s.ProviderArgs {
+  return {
+    // pulumi-kubernetes does not mark its kubeconfig input secret by itself.
+    kubeconfig: metaKubeconfig === undefined ? undefined : pulumi.secret(metaKubeconfig),
+    // Moving to another kubeconfig file or context must not replace every object.
+    clusterIdentifier: META_CLUSTER_PROVIDER,
+    // Renewed certificates update their Secrets in place instead of delete-and-recreate.
+    enableSecretMutable: true,
+    deleteUnreachable: false,
+  };
+}
+
+/**
+ * The business-cluster provider's inputs. `deleteUnreachable` is left unset on purpose: the
+ * provider then follows PULUMI_K8S_DELETE_UNREACHABLE, which only a destroy sets (an input here
+ * would be in force on every refresh too, and a refresh with it drops the add-ons from the state
+ * whenever the apiserver is briefly down; a destroy without `--run-program` uses the inputs in the
+ * state, not the program's, so a destroy-only input could not reach it anyway).
+ */
+export function businessClusterProviderArgs(adminKubeconfig: pulumi.Input<string>): k8s.ProviderArgs {
+  return {
+    // The endpoint kubeconfig (the operator runs outside the meta-cluster's Pod network); a secret.
+    kubeconfig: adminKubeconfig,
+    // Renewed admin certificates change the kubeconfig; that must not replace every add-on.
+    clusterIdentifier: BUSINESS_CLUSTER_PROVIDER,
+    // A refresh while the business apiserver is down (the masters being what drifted) keeps the
+    // add-ons' last state instead of failing, so the `up` that repairs the masters can run.
+    skipUpdateUnreachable: true,
+  };
+}
+
+/**
+ * PULUMI_K8S_DELETE_UNREACHABLE is for a destroy's engine only, which does not run the program.
+ * A program that sees it runs for an `up`, preview or refresh, where @pulumi/kubernetes would
+ * record it as the business-cluster provider's `deleteUnreachable` input (its SDK reads the
+ * variable for a missing input), and every later refresh with that apiserver down would drop the
+ * add-ons from the state.
+ */
+export function assertNoDeleteUnreachable(env: NodeJS.ProcessEnv = process.env): void {
+  if (env.PULUMI_K8S_DELETE_UNREACHABLE !== undefined) {
+    throw new Error(
+      "PULUMI_K8S_DELETE_UNREACHABLE is set: it is meant for `pulumi destroy` only (docs/operations.md, deleting a Cluster); " +
+        "an update with it would record it in the business-cluster provider's state. Unset it and run again.",
+    );
+  }
+}
+
 export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs {
+  assertNoDeleteUnreachable();
   // Before anything registers, as ControlPlane validates its own args: a spec the add-ons cannot
   // serve must not leave half an update behind (an invalid spec is ControlPlane's to report).
   if (validateClusterSpec(args.spec, "spec").length === 0) {
@@ -52,14 +110,7 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
     const problems = resolved.apiServer.service.externalHost ? clusterAddonsProblems(resolved.addons, resolved.network) : [];
     if (problems.length) throw new SpecValidationError(`Cluster "${args.name}"`, problems);
   }
-  const metaCluster = new k8s.Provider("meta-cluster", {
-    // pulumi-kubernetes does not mark its kubeconfig input secret by itself.
-    kubeconfig: args.metaKubeconfig === undefined ? undefined : pulumi.secret(args.metaKubeconfig),
-    // Moving to another kubeconfig file or context must not replace every object.
-    clusterIdentifier: "meta-cluster",
-    // Renewed certificates update their Secrets in place instead of delete-and-recreate.
-    enableSecretMutable: true,
-  });
+  const metaCluster = new k8s.Provider(META_CLUSTER_PROVIDER, metaClusterProviderArgs(args.metaKubeconfig));
   const cp = new ControlPlane(
     args.name,
     {
@@ -135,19 +186,7 @@ function deployAddons(name: string, spec: ClusterSpec, cp: ControlPlane): Cluste
     }
     return undefined;
   }
-  const businessCluster = new k8s.Provider(
-    "business-cluster",
-    {
-      // The endpoint kubeconfig (the operator runs outside the meta-cluster's Pod network); a secret.
-      kubeconfig: cp.adminKubeconfig,
-      // Renewed admin certificates change the kubeconfig; that must not replace every add-on.
-      clusterIdentifier: "business-cluster",
-      // A refresh while the business apiserver is down (the masters being what drifted) keeps the
-      // add-ons' last state instead of failing, so the `up` that repairs the masters can run.
-      skipUpdateUnreachable: true,
-    },
-    { dependsOn: [cp] },
-  );
+  const businessCluster = new k8s.Provider(BUSINESS_CLUSTER_PROVIDER, businessClusterProviderArgs(cp.adminKubeconfig), { dependsOn: [cp] });
   return new ClusterAddons(
     `${name}-addons`,
     { apiServerEndpoint: cp.endpoint, addons: resolved.addons, network: resolved.network },

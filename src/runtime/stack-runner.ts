@@ -73,6 +73,33 @@ export interface StateResource {
   readonly type: string;
   readonly name: string;
   readonly id?: string;
+  /**
+   * The inputs asked for by name (`resources(stack, { inputs })`) that the state holds as plain
+   * strings, numbers or booleans; a secret or structured input is never copied.
+   */
+  readonly inputs?: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** A provider's diagnostic about one resource during an operation, as one plain line. */
+export interface ResourceDiagnostic {
+  readonly severity: string;
+  /** Pulumi type token of the resource. */
+  readonly type: string;
+  /** The resource's logical name (the last part of its URN). */
+  readonly name: string;
+  /** plainDiagnostic() of what the provider said. Not redacted here: whoever shows it redacts it. */
+  readonly message: string;
+}
+
+/** What a destroy may add to a plain one. */
+export interface DestroyOptions {
+  /**
+   * More environment for this destroy's engine and provider processes only (e.g. a provider's
+   * switch that must not be in force for any other operation); it overrides the runner's `env`.
+   */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Told every diagnostic a provider reports about a resource (not the Stack's own output). */
+  readonly onDiagnostic?: (diagnostic: ResourceDiagnostic) => void;
 }
 
 export interface OperationProgress {
@@ -155,9 +182,9 @@ export class StackRunner {
     return this.cli;
   }
 
-  private async stack(stackName: string, program: PulumiFn): Promise<Stack>;
+  private async stack(stackName: string, program: PulumiFn, opts?: { env?: Readonly<Record<string, string>> }): Promise<Stack>;
   private async stack(stackName: string, program: PulumiFn, opts: { create: false }): Promise<Stack | undefined>;
-  private async stack(stackName: string, program: PulumiFn, opts: { create?: boolean } = {}): Promise<Stack | undefined> {
+  private async stack(stackName: string, program: PulumiFn, opts: { create?: boolean; env?: Readonly<Record<string, string>> } = {}): Promise<Stack | undefined> {
     const workDir = path.join(this.options.workRoot, stackName);
     mkdirSync(workDir, { recursive: true });
     const args: InlineProgramArgs = { projectName: this.options.projectName, stackName, program };
@@ -165,7 +192,7 @@ export class StackRunner {
       pulumiCommand: await this.pulumiCommand(),
       workDir,
       projectSettings: { name: this.options.projectName, runtime: "nodejs", backend: { url: this.options.backendUrl } },
-      envVars: this.options.env,
+      envVars: { ...this.options.env, ...opts.env },
       secretsProvider: this.options.secretsProvider,
     };
     if (opts.create !== false) return LocalWorkspace.createOrSelectStack(args, options);
@@ -277,15 +304,28 @@ export class StackRunner {
     );
   }
 
-  /** Destroys every resource of the stack, then removes the stack and its history. */
-  async destroyAndRemove(stackName: string, program: PulumiFn, onProgress?: (p: OperationProgress) => void): Promise<void> {
+  /**
+   * Destroys every resource of the stack, then removes the stack and its history. Never with a
+   * refresh: `opts.env` may hold switches meant for deletes only.
+   */
+  async destroyAndRemove(stackName: string, program: PulumiFn, onProgress?: (p: OperationProgress) => void, opts: DestroyOptions = {}): Promise<void> {
     return this.serialize(stackName, () =>
       this.run(
         stackName,
         "destroy",
         async () => {
-          const stack = await this.stack(stackName, program);
-          await stack.destroy({ onEvent: this.progress(stackName, "destroy", onProgress) });
+          const stack = await this.stack(stackName, program, { env: opts.env });
+          const progress = this.progress(stackName, "destroy", onProgress);
+          const onDiagnostic = opts.onDiagnostic;
+          await stack.destroy({
+            onEvent: (event) => {
+              progress(event);
+              const d = event.diagnosticEvent;
+              if (!onDiagnostic || !d?.urn || d.urn.endsWith("::pulumi:pulumi:Stack")) return;
+              const urnType = d.urn.split("::").at(-2) ?? "";
+              onDiagnostic({ severity: d.severity, type: urnType.slice(urnType.lastIndexOf("$") + 1), name: d.urn.slice(d.urn.lastIndexOf("::") + 2), message: plainDiagnostic(d.message) });
+            },
+          });
           await stack.workspace.removeStack(stackName);
         },
         onProgress,
@@ -318,13 +358,16 @@ export class StackRunner {
    * The resources a stack's state records (type, name, id only), or undefined when the stack does
    * not exist. What the operator wrote itself: the migration of legacy stack names trusts it.
    */
-  async resources(stackName: string): Promise<StateResource[] | undefined> {
+  async resources(stackName: string, opts: { inputs?: readonly string[] } = {}): Promise<StateResource[] | undefined> {
     return this.serialize(stackName, () =>
       this.run(stackName, "export", async () => {
         const stack = await this.stack(stackName, async () => ({}), { create: false });
         if (!stack) return undefined;
-        const deployment = (await stack.exportStack()).deployment as { resources?: { urn: string; type: string; id?: string }[] };
-        return (deployment.resources ?? []).map((r) => ({ type: r.type, name: r.urn.slice(r.urn.lastIndexOf("::") + 2), ...(r.id ? { id: r.id } : {}) }));
+        const deployment = (await stack.exportStack()).deployment as { resources?: { urn: string; type: string; id?: string; inputs?: Record<string, unknown> }[] };
+        return (deployment.resources ?? []).map((r) => {
+          const inputs = plainInputs(r.inputs, opts.inputs ?? []);
+          return { type: r.type, name: r.urn.slice(r.urn.lastIndexOf("::") + 2), ...(r.id ? { id: r.id } : {}), ...(inputs ? { inputs } : {}) };
+        });
       }),
     );
   }
@@ -364,6 +407,15 @@ export class StackRunner {
     });
     return (await ws.listStacks()).map((s) => s.name);
   }
+}
+
+/** The named inputs that are plain scalars (a secret is an object in an exported state: never copied). */
+function plainInputs(inputs: Record<string, unknown> | undefined, names: readonly string[]): Record<string, string | number | boolean> | undefined {
+  const picked = names.flatMap((n) => {
+    const v = inputs?.[n];
+    return typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? [[n, v] as const] : [];
+  });
+  return picked.length ? Object.fromEntries(picked) : undefined;
 }
 
 function countsOf(changes: OpMap | Record<string, number> | undefined): Record<string, number> {

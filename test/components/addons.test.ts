@@ -35,6 +35,18 @@ async function program(spec: ClusterSpec) {
 
 beforeEach(() => recorder.reset());
 
+describe("PULUMI_K8S_DELETE_UNREACHABLE (meant for a destroy's engine, which runs no program)", () => {
+  it("stops the program before anything registers, rather than recording it in the business provider's inputs", () => {
+    process.env.PULUMI_K8S_DELETE_UNREACHABLE = "true";
+    try {
+      expect(() => clusterProgram({ name: "dev", spec: reachable(standardSpec()) })).toThrow(/PULUMI_K8S_DELETE_UNREACHABLE is set: it is meant for `pulumi destroy` only/);
+    } finally {
+      delete process.env.PULUMI_K8S_DELETE_UNREACHABLE;
+    }
+    expect(recorder.resources).toEqual([]);
+  });
+});
+
 describe("the add-ons in the cluster program", () => {
   it("renders the pod network, kube-proxy and CoreDNS under stable names", async () => {
     await program(standardSpec());
@@ -95,6 +107,10 @@ describe("the add-ons in the cluster program", () => {
     expect(kubeconfig.users[0].name).toBe("kubernetes-admin");
     expect(provider.inputs.clusterIdentifier).toBe("business-cluster");
     expect(provider.inputs.skipUpdateUnreachable).toBe("true");
+    // No input: it follows PULUMI_K8S_DELETE_UNREACHABLE, which only a destroy sets; the
+    // meta-cluster's provider pins it off, so that variable never drops a master's object.
+    expect(provider.inputs).not.toHaveProperty("deleteUnreachable");
+    expect(recorder.named("meta-cluster").inputs.deleteUnreachable).toBe("false");
     // pulumi-kubernetes contacts the apiserver once, when configured: after every master is done.
     for (const dependency of ["dev-apiserver-rollout", "dev-etcd-rollout", "dev-controller-manager-deployment", "dev-scheduler-deployment"]) {
       expect(provider.dependsOn, dependency).toContain(dependency);

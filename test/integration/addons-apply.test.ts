@@ -2,8 +2,14 @@
  * ClusterAddons applied by the real engine and pulumi-kubernetes to a real kube-apiserver (no
  * nodes, no controllers: what a business cluster is before its first Machine). The apiserver
  * accepts every object as rendered; the update does not wait for Pods that cannot run; a second
- * preview is quiet; disabling an add-on deletes its objects; a destroy removes the rest.
+ * preview is quiet; disabling an add-on deletes its objects; a destroy removes the rest. Then the
+ * operator's destroy of a Cluster whose business apiserver is gone: the add-ons are abandoned,
+ * the meta-cluster's objects really deleted, and never dropped while the meta-cluster is down.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { AppsV1Api, CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -11,8 +17,11 @@ import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveClusterSpec, type ResolvedAddons } from "../../src/api/v1alpha1";
 import { ClusterAddons } from "../../src/components/addons/cluster-addons";
+import { abandonDecision, AbandonedResources, DELETE_UNREACHABLE_INPUT } from "../../src/controllers/cluster/unreachable-addons";
+import { BUSINESS_CLUSTER_PROVIDER, businessClusterProviderArgs, META_CLUSTER_PROVIDER, metaClusterProviderArgs } from "../../src/program/cluster-program";
+import { StackRunner } from "../../src/runtime/stack-runner";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
-import { assertPlugins, newTestStack, type TestStack } from "../support/engine";
+import { assertPlugins, engineEnv, newTestStack, type TestStack } from "../support/engine";
 import { minimalSpec } from "../support/specs";
 
 // The test apiserver's --service-cluster-ip-range.
@@ -29,6 +38,46 @@ function backgroundDeletion(args: pulumi.ResourceTransformationArgs): pulumi.Res
   const props = args.props as { metadata?: pulumi.Input<{ annotations?: Record<string, string> }> };
   const metadata = pulumi.output(props.metadata ?? {}).apply((m) => ({ ...m, annotations: { ...m.annotations, "pulumi.com/deletionPropagationPolicy": "background" } }));
   return { props: { ...props, metadata }, opts: args.opts };
+}
+
+/**
+ * A TCP relay to the apiserver on a port of its own: one apiserver serves as both clusters, each
+ * reached through its own relay, and closing a relay makes that cluster unreachable (connection
+ * refused, as a stopped apiserver) while the other one stays up.
+ */
+async function relay(target: string): Promise<{ url: string; close(): Promise<void>; open(): Promise<void> }> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  let listenPort = 0;
+  const open = () =>
+    new Promise<void>((resolve, reject) => {
+      server = createServer((client) => {
+        const upstream = connect(Number(port), hostname);
+        for (const s of [client, upstream]) {
+          sockets.add(s);
+          s.on("close", () => sockets.delete(s));
+          s.on("error", () => (s === client ? upstream : client).destroy());
+        }
+        client.pipe(upstream).pipe(client);
+      });
+      server.on("error", reject);
+      server.listen(listenPort, "127.0.0.1", () => {
+        const address = server!.address();
+        listenPort = typeof address === "object" && address ? address.port : 0;
+        resolve();
+      });
+    });
+  await open();
+  return {
+    url: `https://127.0.0.1:${listenPort}`,
+    open,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server?.close(() => resolve());
+      }),
+  };
 }
 
 describe("the add-ons on a real apiserver", () => {
@@ -113,4 +162,76 @@ describe("the add-ons on a real apiserver", () => {
     expect(await gone(() => apps.readNamespacedDaemonSet({ namespace: "kube-system", name: "flannel" }))).toBe(true);
     expect(await gone(() => rbac.readClusterRoleBinding({ name: "kube-on-kube:node-proxier" }))).toBe(true);
   }, 240_000);
+
+  // After the destroy above: the add-ons' names in kube-system are free again.
+  it("destroys a Cluster's stack with its business apiserver down: add-ons abandoned, meta-cluster objects deleted, never dropped", async () => {
+    const root = mkdtempSync(path.join(tmpdir(), "kok-addons-destroy-"));
+    const [metaRelay, businessRelay] = [await relay(apiserver.url), await relay(apiserver.url)];
+    try {
+      const kubeconfigVia = (url: string) => apiserver.kubeConfig().exportConfig().replace(apiserver.url, url);
+      const [metaKubeconfig, businessKubeconfig] = [kubeconfigVia(metaRelay.url), kubeconfigVia(businessRelay.url)];
+      const runner = new StackRunner({ projectName: "kok-addons-destroy", backendUrl: `file://${root}`, workRoot: path.join(root, "work"), env: engineEnv() });
+      const STACK = "fleet.dev";
+      // The cluster program's two providers, with the masters' objects stood in for by two
+      // meta-cluster objects (a namespace would wait for a namespace controller this apiserver lacks).
+      const program = async () => {
+        const opts = { transformations: [backgroundDeletion] };
+        const metaCluster = new k8s.Provider(META_CLUSTER_PROVIDER, metaClusterProviderArgs(metaKubeconfig));
+        const masters = [
+          new k8s.core.v1.ConfigMap("dev-masters", { metadata: { name: "dev-masters", namespace: "default" }, data: { role: "masters" } }, { ...opts, provider: metaCluster }),
+          new k8s.core.v1.Secret("dev-admin-kubeconfig", { metadata: { name: "dev-admin-kubeconfig", namespace: "default" }, stringData: { kubeconfig: "x" } }, { ...opts, provider: metaCluster }),
+        ];
+        const businessCluster = new k8s.Provider(BUSINESS_CLUSTER_PROVIDER, businessClusterProviderArgs(businessKubeconfig), { dependsOn: masters });
+        new ClusterAddons("dev-addons", { apiServerEndpoint: ENDPOINT, addons, network: NETWORK }, { ...opts, providers: [businessCluster], dependsOn: masters });
+      };
+      await runner.up(STACK, program);
+      const state = () => runner.resources(STACK, { inputs: [DELETE_UNREACHABLE_INPUT] });
+      const addonsInState = async () => (await state())!.filter((r) => r.type.startsWith("kubernetes:") && r.name.startsWith("dev-addons-")).length;
+      const addonCount = await addonsInState();
+      expect(addonCount).toBeGreaterThan(5);
+      const metaObjectsLive = async () => [
+        !(await gone(() => core.readNamespacedConfigMap({ namespace: "default", name: "dev-masters" }))),
+        !(await gone(() => core.readNamespacedSecret({ namespace: "default", name: "dev-admin-kubeconfig" }))),
+      ];
+
+      await businessRelay.close();
+      // A refresh (the operator's crash recovery; the drift check's is a preview with refresh)
+      // with the business apiserver down keeps the add-ons: no switch outside a destroy.
+      await runner.refresh(STACK, program);
+      expect(await addonsInState()).toBe(addonCount);
+
+      // Without the switch: the destroy fails on the add-ons, before any meta-cluster object.
+      await expect(runner.destroyAndRemove(STACK, program)).rejects.toThrow(/unreachable/);
+      expect(await metaObjectsLive()).toEqual([true, true]);
+      expect(await addonsInState()).toBe(addonCount);
+
+      const decision = abandonDecision(await state());
+      expect(decision.allow, JSON.stringify(decision)).toBe(true);
+      const env = decision.allow ? decision.env : {};
+      const abandoned = new AbandonedResources();
+
+      // With the switch and the meta-cluster down as well: its provider's pinned input wins over
+      // the variable, so its deletes fail and its objects stay in the state.
+      await metaRelay.close();
+      await expect(runner.destroyAndRemove(STACK, program, undefined, { env, onDiagnostic: abandoned.onDiagnostic })).rejects.toThrow(/unreachable/);
+      expect((await state())!.filter((r) => r.name === "dev-masters" || r.name === "dev-admin-kubeconfig").map((r) => r.type).sort()).toEqual([
+        "kubernetes:core/v1:ConfigMap",
+        "kubernetes:core/v1:Secret",
+      ]);
+
+      // The meta-cluster back, the business cluster still gone: the destroy succeeds.
+      await metaRelay.open();
+      await runner.destroyAndRemove(STACK, program, undefined, { env, onDiagnostic: abandoned.onDiagnostic });
+      expect(await metaObjectsLive()).toEqual([false, false]);
+      expect(abandoned.list).toHaveLength(addonCount);
+      expect(abandoned.list.filter((r) => r.startsWith("DaemonSet dev-addons-"))).toHaveLength(2);
+      // Abandoned, not deleted: the objects are still in the (here still running) business cluster.
+      expect(await gone(() => apps.readNamespacedDaemonSet({ namespace: "kube-system", name: "flannel" }))).toBe(false);
+      expect(await runner.listStacks(program)).toEqual([]);
+    } finally {
+      await metaRelay.close();
+      await businessRelay.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 480_000);
 });

@@ -7,7 +7,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterObject, type ClusterStatus } from "../../src/api/v1alpha1";
 import { CLUSTER_FINALIZER, ClusterReconciler, describeChanges, type ClusterReconcilerOptions, type ClusterStacks } from "../../src/controllers/cluster/reconciler";
 import { TerminalError } from "../../src/runtime/controller";
-import { StackOperationError, type OperationProgress, type StateResource } from "../../src/runtime/stack-runner";
+import { StackOperationError, type OperationProgress, type ResourceDiagnostic, type StateResource } from "../../src/runtime/stack-runner";
 import type { ClusterObjectsLocation } from "../../src/controllers/cluster/live-fingerprint";
 import { minimalSpec } from "../support/specs";
 
@@ -37,7 +37,7 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
   /** The stacks' states, and the meta-cluster's namespaces with their labels. */
   const states = new Map<string, StateResource[]>();
   const namespaces = new Map<string, Record<string, string>>();
-  const engine = { renamed: [] as string[], progress: [] as (OperationProgress | number)[], whileRunning: undefined as (() => Promise<void>) | undefined, drift: {} as Record<string, number>, failWith: undefined as Error | undefined, previewFailWith: undefined as Error | undefined, destroyed: [] as string[] };
+  const engine = { renamed: [] as string[], progress: [] as (OperationProgress | number)[], whileRunning: undefined as (() => Promise<void>) | undefined, drift: {} as Record<string, number>, failWith: undefined as Error | undefined, previewFailWith: undefined as Error | undefined, destroyed: [] as string[], destroyEnv: [] as (Readonly<Record<string, string>> | undefined)[], destroyDiagnostics: [] as ResourceDiagnostic[] };
   /** What the hooks were told, in order, as the metrics would see it. */
   const observed: string[] = [];
   const stacks: ClusterStacks = {
@@ -75,8 +75,10 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
       }
       return { same: 30, ...engine.drift };
     },
-    async destroyAndRemove(stack) {
+    async destroyAndRemove(stack, _program, _progress, opts) {
       calls.push({ op: "destroy", stack });
+      engine.destroyEnv.push(opts?.env);
+      for (const d of engine.destroyDiagnostics) opts?.onDiagnostic?.(d);
       engine.destroyed.push(stack);
       states.delete(stack);
     },
@@ -303,6 +305,50 @@ describe("ClusterReconciler", () => {
     await h.reconciler.reconcile("fleet/dev");
     expect(h.engine.destroyed).toEqual(["fleet.dev"]);
     expect(h.get().metadata.finalizers).toEqual([]);
+  });
+
+  it("lets the destroy abandon add-ons of an unreachable business cluster only when the state allows it, and says so", async () => {
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    const deleting = () => h.objects.set("fleet/dev", { ...h.get(), metadata: { ...h.get().metadata, deletionTimestamp: new Date("2026-11-25T13:00:00Z") } });
+    const withAddons: StateResource[] = [
+      ...h.states.get("fleet.dev")!,
+      { type: "pulumi:providers:kubernetes", name: "meta-cluster", inputs: { deleteUnreachable: "false" } },
+      { type: "pulumi:providers:kubernetes", name: "business-cluster" },
+      { type: "kubernetes:apps/v1:DaemonSet", name: "dev-addons-flannel" },
+    ];
+    h.states.set("fleet.dev", withAddons);
+    h.engine.destroyDiagnostics = [
+      { severity: "warning", type: "kubernetes:apps/v1:DaemonSet", name: "dev-addons-flannel", message: "configured Kubernetes cluster is unreachable: unable to load schema information from the API server: connection refused" },
+      {
+        severity: "info",
+        type: "kubernetes:apps/v1:DaemonSet",
+        name: "dev-addons-flannel",
+        message: "configured Kubernetes cluster is unreachable and the `deleteUnreachable` option is enabled. Deleting the unreachable resource from Pulumi state",
+      },
+    ];
+    deleting();
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.engine.destroyEnv).toEqual([{ PULUMI_K8S_DELETE_UNREACHABLE: "true" }]);
+    expect(h.events.find((e) => e.reason === "AddonsAbandoned")).toMatchObject({ type: "Warning", message: expect.stringMatching(/^1 add-on object\(s\) abandoned.*unreachable \(DaemonSet dev-addons-flannel\)/) });
+    expect(h.progressing.at(-1)).toMatch(/stack fleet\.dev destroyed: 1 add-on object/);
+    expect(h.get().metadata.finalizers).toEqual([]);
+  });
+
+  it("destroys without the switch when a meta-cluster provider in the state lacks the pin", async () => {
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    h.states.set("fleet.dev", [
+      ...h.states.get("fleet.dev")!,
+      { type: "pulumi:providers:kubernetes", name: "meta-cluster" },
+      { type: "pulumi:providers:kubernetes", name: "business-cluster" },
+    ]);
+    h.objects.set("fleet/dev", { ...h.get(), metadata: { ...h.get().metadata, deletionTimestamp: new Date("2026-11-25T13:00:00Z") } });
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.engine.destroyEnv).toEqual([undefined]);
+    expect(h.progressing).toContainEqual(expect.stringMatching(/^destroying stack fleet\.dev; add-ons cannot be abandoned .*meta-cluster/));
+    expect(h.events.some((e) => e.reason === "AddonsAbandoned")).toBe(false);
+    expect(h.engine.destroyed).toEqual(["fleet.dev"]);
   });
 
   it("waits for the cluster's Machines to be deleted before destroying its masters", async () => {

@@ -9,6 +9,7 @@ import type { OperationTracker } from "../../runtime/operation-progress";
 import type { Placement } from "./masters-namespace";
 import type { ClusterReconcilerOptions } from "./reconciler";
 import type { ClusterObject } from "../../api/v1alpha1";
+import { abandonDecision, abandonedMessage, AbandonedResources, DELETE_UNREACHABLE_INPUT } from "./unreachable-addons";
 
 export const CLUSTER_FINALIZER = "kubeonkube.io/cluster-stack";
 
@@ -37,14 +38,25 @@ export async function finalizeCluster(s: DeletionSteps, key: string, cluster: Cl
   }
   // A legacy stack is renamed first, so the destroy finds what this Cluster created.
   const { stack, mastersNamespace } = await s.placement(key, cluster);
-  await s.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stack}` }]);
+  // With the business apiserver unreachable (the masters broken: often why the Cluster is being
+  // deleted) the add-ons are dropped from the state instead of failing the destroy forever; only
+  // when the state shows nothing but the business cluster can be dropped (unreachable-addons.ts).
+  const decision = abandonDecision(await s.o.stacks.resources(stack, { inputs: [DELETE_UNREACHABLE_INPUT] }));
+  const caveat = !decision.allow && decision.addons ? `; add-ons cannot be abandoned if the business cluster is unreachable: ${decision.reason}` : "";
+  await s.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stack}${caveat}` }]);
+  const abandoned = new AbandonedResources();
   const progress = s.trackProgress(cluster, "Deleting", mastersNamespace);
   try {
-    await s.o.stacks.destroyAndRemove(stack, s.program(cluster, mastersNamespace), progress.onProgress);
+    await s.o.stacks.destroyAndRemove(stack, s.program(cluster, mastersNamespace), progress.onProgress, decision.allow ? { env: decision.env, onDiagnostic: abandoned.onDiagnostic } : {});
   } finally {
     await progress.stop();
   }
   s.forgetPlacement(key);
+  if (abandoned.list.length) {
+    const message = abandonedMessage(abandoned.list);
+    await s.o.events.record(cluster, "Warning", "AddonsAbandoned", message);
+    await s.status(cluster, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "AddonsAbandoned", message: `stack ${stack} destroyed: ${message}` }]);
+  }
   await s.o.events.record(cluster, "Normal", "Deleted", `stack ${stack} destroyed and removed`);
   // The status writes above moved the resourceVersion on: patch what is there now, or the
   // optimistic patch conflicts and the release waits for the key's (by then long) backoff.
