@@ -6,19 +6,18 @@
  * kubelet's config carries the cluster DNS address derived from the service range.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PackageArtifact } from "../../src/api/v1alpha1";
 import { startMirror, type Mirror } from "../../src/cli/mirror";
 import { WorkerNode } from "../../src/components/worker-node";
 import { mirrorDirectory, workerArtifacts, type BuiltArtifact, TOOLCHAIN_KUBELET } from "../support/artifacts";
 import { startBusinessApi, type BusinessApi } from "../support/business-api";
 import { startSshHosts, stopSshHosts, type SshHost } from "../support/sshd-hosts";
 import { engineStack, requireEngine, type EngineStack } from "../support/worker-engine";
+import { sandboxWorkerArgs, servedArtifact, testClusterCa, writeTestBridgeCni } from "../support/worker-fixtures";
 
 let mirror: Mirror;
 let api: BusinessApi;
@@ -39,46 +38,17 @@ beforeAll(async () => {
   const mirrorDir = mirrorDirectory(artifacts);
   removeMirrorDir = mirrorDir.remove;
   mirror = await startMirror({ dir: mirrorDir.dir, host: "127.0.0.1", port: 0 });
-  const artifact = (a: BuiltArtifact): PackageArtifact => {
-    const served = mirror.artifacts.find((m) => m.name === path.basename(a.file))!;
-    return { version: a.version, url: served.url, sha256: served.sha256 };
-  };
+  const artifact = (a: BuiltArtifact) => servedArtifact(mirror, a);
   caDir = mkdtempSync(path.join(tmpdir(), "kok-ca-"));
-  const certFile = path.join(caDir, "ca.crt");
-  const keyFile = path.join(caDir, "ca.key");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", keyFile, "-out", certFile, "-subj", "/CN=kubernetes", "-days", "1"], { stdio: "pipe" });
-  api = await startBusinessApi({ ca: { certFile, keyFile } });
+  const ca = testClusterCa(caDir);
+  api = await startBusinessApi({ ca });
   hosts = await startSshHosts(1, "serving");
   const host = hosts[0];
-  mkdirSync(path.join(host.root, "etc/cni/net.d"), { recursive: true });
-  writeFileSync(
-    path.join(host.root, "etc/cni/net.d/10-test-bridge.conflist"),
-    JSON.stringify({ cniVersion: "1.0.0", name: "test", plugins: [{ type: "bridge", bridge: "kok1", isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: "10.244.8.0/24" }]] } }, { type: "loopback" }] }),
-  );
+  writeTestBridgeCni(host.root, "kok1", "10.244.8.0/24");
   const packages = { containerd: artifact(artifacts.containerd), runc: artifact(artifacts.runc), kubelet: artifact(artifacts.kubelet), cni: artifact(artifacts.cni) };
   target = await engineStack("serving", async () => {
-    const node = new WorkerNode("serving", {
-      machine: { clusterRef: { name: "it" }, ip: host.ip, hostname: "serving-0", ssh: { port: host.port, user: host.user, hostKey: host.hostKey } },
-      packages,
-      credentials: { privateKey: pulumi.secret(host.privateKey) },
-      cluster: {
-        endpoint: api.endpoint,
-        caCertificate: readFileSync(certFile, "utf8"),
-        caPrivateKey: pulumi.secret(readFileSync(keyFile, "utf8")),
-        adminKubeconfig: pulumi.secret(api.adminKubeconfig),
-        serviceCIDR: "172.20.0.0/16",
-        clusterDomain: "serving.local",
-      },
-      installRoot: host.root,
-      serviceManager: "process",
-      stepProvider: "openssh",
-      preflight: { ignore: ["kernel", "swap", "ports"] },
-      readyTimeoutSeconds: 180,
-      kubelet: {
-        cgroupDriver: "cgroupfs",
-        config: { failCgroupV1: false, cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false, address: host.ip, healthzBindAddress: "127.0.0.1", readOnlyPort: 0 },
-      },
-    });
+    const args = sandboxWorkerArgs({ host, hostname: "serving-0", packages, api, ca });
+    const node = new WorkerNode("serving", { ...args, cluster: { ...args.cluster, serviceCIDR: "172.20.0.0/16", clusterDomain: "serving.local" } });
     return { nodeName: node.nodeName };
   });
 });
