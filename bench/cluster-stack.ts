@@ -102,14 +102,17 @@ function reveal(value: unknown): unknown {
 }
 
 /**
- * The Kubernetes objects a stack created, from its state, in the order the engine created them
+ * The meta-cluster objects a stack created, from its state, in the order the engine created them
  * (namespaces first): exactly what `kubectl apply` needs to produce the same masters, with the
- * certificates and keys the engine generated already filled in.
+ * certificates and keys the engine generated already filled in. The add-ons in the business
+ * cluster are not part of this floor (the operator's side deploys them too, a few seconds).
  */
 export async function renderedObjects(stack: Stack): Promise<object[]> {
   const state = await stack.exportStack();
-  const resources = ((state.deployment as { resources?: { type: string; inputs?: Record<string, unknown> }[] }).resources ?? []).filter(
-    (r) => r.type.startsWith("kubernetes:") && r.inputs?.kind,
+  // The meta-cluster's objects only: the add-ons (through the `business-cluster` provider) live in
+  // the business cluster, and applied to the meta-cluster they would collide with its own kube-dns.
+  const resources = ((state.deployment as { resources?: { type: string; provider?: string; inputs?: Record<string, unknown> }[] }).resources ?? []).filter(
+    (r) => r.type.startsWith("kubernetes:") && r.inputs?.kind && r.provider?.includes("::meta-cluster::"),
   );
   const objects = resources.map((r) => reveal(r.inputs) as { kind: string });
   return [...objects.filter((o) => o.kind === "Namespace"), ...objects.filter((o) => o.kind !== "Namespace")];
