@@ -195,7 +195,7 @@ export async function startFleetHosts(count: number, prefix: string, options: Fl
   const names = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
   let hosts: SshHost[] = [];
   const stop = async () => {
-    for (const host of hosts) await stopServices(host.root);
+    for (const host of hosts) await stopSandboxServices(host.root);
     await mirror.close();
     await source.stop(hosts);
     rmSync(dir, { recursive: true, force: true });
@@ -250,7 +250,7 @@ async function bootServices(hosts: readonly SshHost[], log: (line: string) => vo
  * mounted under the host's root (the kubelet bind-mounts its root directory onto itself; the
  * next kubelet does it again), so that the host's directory can be removed.
  */
-async function stopServices(root: string): Promise<string[]> {
+export async function stopSandboxServices(root: string): Promise<string[]> {
   const stopped: string[] = [];
   for (const service of SERVICES) {
     if (await stopFromPlainPidFile(servicePidFile(root, service), path.join(root, "usr/local/bin", service))) stopped.push(service);
@@ -287,7 +287,7 @@ export async function stopKeptHosts(home: string): Promise<string[]> {
   for (const name of readdirSync(home).sort()) {
     const dir = path.join(home, name);
     if (!existsSync(path.join(dir, "sshd_config"))) continue;
-    for (const service of await stopServices(path.join(dir, "root"))) stopped.push(`${name} ${service}`);
+    for (const service of await stopSandboxServices(path.join(dir, "root"))) stopped.push(`${name} ${service}`);
     if (await stopLeftoverSshd(dir)) stopped.push(`${name} sshd`);
   }
   return stopped;

@@ -18,6 +18,7 @@ import { startBusinessApi, type BusinessApi } from "../support/business-api";
 import { startSshHosts, stopSshHosts, type SshHost } from "../support/sshd-hosts";
 import { engineStack, requireEngine, type EngineStack } from "../support/worker-engine";
 import { sandboxWorkerArgs, servedArtifact, testClusterCa, writeTestBridgeCni } from "../support/worker-fixtures";
+import { stopSandboxServices } from "../../src/dev/sandbox-fleet";
 
 let mirror: Mirror;
 let api: BusinessApi;
@@ -26,10 +27,6 @@ let target: EngineStack;
 let caDir: string;
 let removeMirrorDir: (() => void) | undefined;
 
-const pidOf = (host: SshHost, service: string) => {
-  const file = path.join(host.root, "run/kube-on-kube", `${service}.pid`);
-  return existsSync(file) ? Number(readFileSync(file, "utf8").trim()) : undefined;
-};
 
 beforeAll(async () => {
   requireEngine(["tls-5.3.0"]);
@@ -59,16 +56,8 @@ afterAll(async () => {
   } catch {
     // Stopped below in any case.
   }
-  for (const host of hosts) {
-    for (const service of ["kubelet", "containerd"]) {
-      const pid = pidOf(host, service);
-      try {
-        if (pid) process.kill(pid, "SIGTERM");
-      } catch {
-        // Already gone.
-      }
-    }
-  }
+  // The product's own stop: kubelet, then containerd, waited for, and their mounts under the root.
+  for (const host of hosts) await stopSandboxServices(host.root);
   await mirror?.close();
   removeMirrorDir?.();
   target?.remove();

@@ -19,6 +19,7 @@ import { startBusinessApi, type BusinessApi } from "../support/business-api";
 import { startSshHosts, stopSshHosts, type SshHost } from "../support/sshd-hosts";
 import { engineStack, requireEngine, type EngineStack } from "../support/worker-engine";
 import { sandboxWorkerArgs, servedArtifact, testClusterCa, writeTestBridgeCni } from "../support/worker-fixtures";
+import { stopSandboxServices } from "../../src/dev/sandbox-fleet";
 
 let mirror: Mirror;
 let api: BusinessApi;
@@ -63,12 +64,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const host of hosts) {
-    for (const service of ["kubelet", "containerd"]) {
-      const pid = pidOf(host, service);
-      if (alive(pid)) process.kill(pid!, "SIGTERM");
-    }
-  }
+  // The product's own stop: kubelet, then containerd, waited for, and their mounts under the root.
+  for (const host of hosts) await stopSandboxServices(host.root);
   await mirror?.close();
   removeMirrorDir?.();
   target?.remove();

@@ -9,7 +9,7 @@
  * worker-kubelet-joins: the cluster's network add-on is issue 16's.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
@@ -26,6 +26,7 @@ import { startRegistry, type TestRegistry } from "../support/registry";
 import { startSshHosts, stopSshHosts, type SshHost } from "../support/sshd-hosts";
 import { engineStack, requireEngine, type EngineStack } from "../support/worker-engine";
 import { sandboxWorkerArgs, servedArtifact, testClusterCa, writeTestBridgeCni } from "../support/worker-fixtures";
+import { stopSandboxServices } from "../../src/dev/sandbox-fleet";
 
 const work = mkdtempSync(path.join(tmpdir(), "kok-worker-pods-"));
 let registry: TestRegistry;
@@ -40,10 +41,6 @@ const PAUSE = `registry.k8s.io/pause:${DEFAULT_PAUSE_VERSION}`;
 /** The kubelet of each host, in host order. */
 const KUBELETS = ["v1.36.3", "v1.35.4"] as const;
 
-const pidOf = (host: SshHost, service: string) => {
-  const file = path.join(host.root, "run/kube-on-kube", `${service}.pid`);
-  return existsSync(file) ? Number(readFileSync(file, "utf8").trim()) : undefined;
-};
 const ctr = (host: SshHost, ...args: string[]) =>
   execFileSync(path.join(host.root, "usr/local/bin/ctr"), ["--address", path.join(host.root, "run/containerd/containerd.sock"), ...args], { encoding: "utf8", timeout: 60_000 });
 
@@ -109,18 +106,8 @@ afterAll(async () => {
   } catch (error) {
     console.log(`destroy failed: ${error instanceof Error ? error.message : String(error)}`);
   }
-  for (const host of hosts) {
-    for (const service of ["kubelet", "containerd"]) {
-      const pid = pidOf(host, service);
-      if (pid) {
-        try {
-          process.kill(pid, "SIGTERM");
-        } catch {
-          // Already gone (destroy stopped it).
-        }
-      }
-    }
-  }
+  // The product's own stop: kubelet, then containerd, waited for, and their mounts under the root.
+  for (const host of hosts) await stopSandboxServices(host.root);
   await mirror?.close();
   removeMirrorDir?.();
   target?.remove();
