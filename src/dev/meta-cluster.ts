@@ -8,7 +8,7 @@ import { renderKubeconfig } from "../components/kubeconfig";
 import { componentPlans, pkiLeaves, type ComponentPlan } from "./components";
 import { statePaths, type DevConfig } from "./config";
 import { clientTls, httpsGet, waitFor } from "./health";
-import { logTail } from "./log-tail";
+import { exitedWithLog } from "./log-tail";
 import { ensurePki } from "./pki";
 import { takenPorts } from "./ports";
 import { runningFromPidFile, startBackground, stopFromPidFile } from "./processes";
@@ -76,7 +76,7 @@ export async function devUp(config: DevConfig, opts: UpOptions): Promise<void> {
     }
     await waitFor(`${plan.name} (${plan.health.url})`, () => healthy(config, plan), {
       timeoutMs: 120_000,
-      isDead: () => (runningFromPidFile(pids) ? undefined : `exited; last lines of ${logs}:\n${logTail(logs)}`),
+      isDead: exitedWithLog(pids, logs),
     });
     opts.log(`  ${plan.name}: healthy (${elapsed()})`);
   }

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { statePaths, type DevConfig } from "./config";
 import { waitFor } from "./health";
-import { logTail } from "./log-tail";
+import { exitedWithLog } from "./log-tail";
 import { objectStoreService } from "./object-store";
 import { runningFromPidFile, startBackground, stopFromPidFile } from "./processes";
 import { registryService } from "./registry";
@@ -103,7 +103,7 @@ export async function startServices(config: DevConfig, log: (line: string) => vo
         timeoutMs: 60_000,
         isDead: () => {
           if (last?.fatal) return last.detail;
-          return runningFromPidFile(pids) ? undefined : `exited; last lines of ${logs}:\n${logTail(logs)}`;
+          return exitedWithLog(pids, logs)();
         },
       },
     );

@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { statePaths, type DevConfig } from "../config";
 import { waitFor } from "../health";
-import { logTail } from "../log-tail";
+import { exitedWithLog } from "../log-tail";
 import { waitForNodeReady } from "../node-ready";
 import { ensurePki } from "../pki";
-import { hasExited, runningFromPidFile, startBackground } from "../processes";
+import { runningFromPidFile, startBackground } from "../processes";
 import { toolchainDir } from "../toolchain";
 import { ensureCgroupRoot } from "./cgroups";
 import { cleanupRealNode } from "./cleanup";
@@ -57,9 +57,6 @@ async function containerdAnswers(layout: RealNodeLayout): Promise<boolean> {
   }
 }
 
-function deadWith(pidFile: string, log: string, what: string) {
-  return () => (hasExited(pidFile) ? `${what} exited; last lines of ${log}:\n${logTail(log)}` : undefined);
-}
 
 /** The environment of containerd: the toolchain first on PATH (it starts containerd-shim-runc-v2 from there). */
 function nodeEnv(): NodeJS.ProcessEnv {
@@ -108,7 +105,7 @@ export async function startRealNode(config: DevConfig, opts: RealNodeOptions): P
     });
     log(`  containerd: started in network namespace ${layout.netns} (socket ${layout.containerd.socket}, log ${layout.containerd.log})`);
   }
-  await waitFor("containerd", () => containerdAnswers(layout), { timeoutMs: 60_000, isDead: deadWith(layout.containerd.pid, layout.containerd.log, "containerd") });
+  await waitFor("containerd", () => containerdAnswers(layout), { timeoutMs: 60_000, isDead: exitedWithLog(layout.containerd.pid, layout.containerd.log, "containerd") });
 
   const kubelet = runningFromPidFile(layout.kubelet.pid);
   if (kubelet) log("  kubelet: already running");
@@ -123,7 +120,7 @@ export async function startRealNode(config: DevConfig, opts: RealNodeOptions): P
     log(`  kubelet: started on ${layout.nodeIP}:${layout.kubeletPort} (log ${layout.kubelet.log})`);
   }
   const since = kubelet ? new Date(kubelet.startedAt) : new Date();
-  await waitForNodeReady(config, since, { timeoutMs: 180_000, isDead: deadWith(layout.kubelet.pid, layout.kubelet.log, "the kubelet") });
+  await waitForNodeReady(config, since, { timeoutMs: 180_000, isDead: exitedWithLog(layout.kubelet.pid, layout.kubelet.log, "the kubelet") });
   log(`  node ${config.nodeName}: Ready`);
   await applyAddons(config, layout, since, log);
 }
