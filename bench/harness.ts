@@ -3,6 +3,8 @@
  * samples with their same-run baselines, and the small statistics the table shows. Timings are
  * only ever printed and recorded; nothing here asserts on them.
  */
+import { eventually } from "../test/support/poll";
+
 export type Size = Record<string, number>;
 
 export interface Figure {
@@ -87,18 +89,7 @@ export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: 
   return results;
 }
 
-/** Polls until `check` yields a value; the deadline only bounds a broken run. */
-export async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, deadlineMs: number, everyMs = 200): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > end) throw new Error(`${what}: not reached in ${Math.round(deadlineMs / 1000)} s${last ? ` (last error: ${last instanceof Error ? last.message : String(last)})` : ""}`);
-    await sleep(everyMs);
-  }
+/** Polls through errors until `check` yields a value; the deadline only bounds a broken run. */
+export function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, deadlineMs: number, everyMs = 200): Promise<T> {
+  return eventually(what, check, { timeoutMs: deadlineMs, everyMs, retryErrors: true });
 }

@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostProbe, type HostConnection, type HostLayoutLike } from "../../src/host/host-probe";
 import { startSshd, startSshHosts, stopSshd, stopSshHosts, type SshHost } from "../support/sshd-hosts";
+import { eventually } from "../support/poll";
 
 let hosts: SshHost[];
 const operations: Array<[string, string]> = [];
@@ -75,15 +76,6 @@ function runs(pid: number | undefined): boolean {
   } catch {
     return false;
   }
-}
-
-/** Polls `check` every 50 ms; fails after 10 s naming `what`. */
-async function eventually(what: string, check: () => boolean): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 beforeAll(async () => {

@@ -18,6 +18,7 @@ import { allCustomResourceDefinitions } from "../../src/api/v1alpha1/crds";
 import { startOperator, type RunningOperator } from "../../src/operator/operator";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 import { exportedNames, familiesOf, metricNamesOf, missingMetrics } from "../support/promql";
+import { eventually } from "../support/poll";
 
 const REPO = path.join(__dirname, "..", "..");
 const MONITORING = path.join(REPO, "docs", "monitoring");
@@ -26,16 +27,6 @@ let api: TestApiserver;
 let dir: string;
 let operator: RunningOperator | undefined;
 const lines: Record<string, unknown>[] = [];
-
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const scrape = async () => (await fetch(`http://127.0.0.1:${operator!.server.address.port}/metrics`)).text();
 

@@ -10,21 +10,12 @@ import { CoreV1Api, type V1Node, type V1NodeCondition } from "@kubernetes/client
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BusinessNodeWatches, nodeInformer } from "../../src/controllers/machine/node-health";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
+import { eventually } from "../support/poll";
 
 const CLUSTER = "fleet/prod-a";
 let apiserver: TestApiserver;
 let core: CoreV1Api;
 let adminKubeconfig: string;
-
-async function eventually<T>(what: string, check: () => T | Promise<T>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** The admin kubeconfig as one YAML text with the CA embedded, as the operator stores it. */
 function kubeconfigText(): string {

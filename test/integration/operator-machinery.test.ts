@@ -21,23 +21,13 @@ import { LeaderElector } from "../../src/runtime/leader-election";
 import { Manager } from "../../src/runtime/manager";
 import { StatusWriter } from "../../src/runtime/status-writer";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
+import { eventually } from "../support/poll";
 
 const NS = "kok-machinery";
 
 let apiserver: TestApiserver;
 let kc: KubeConfig;
 let core: CoreV1Api;
-
-/** Polls `check` every 50 ms until it is truthy; fails after `timeoutMs` naming `what`. */
-async function eventually<T>(what: string, check: () => T | Promise<T>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function configMapInformer(extra: Partial<ConstructorParameters<typeof ResilientInformer<V1ConfigMap>>[0]> = {}) {
   const informer = new ResilientInformer<V1ConfigMap>({

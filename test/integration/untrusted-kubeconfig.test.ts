@@ -25,6 +25,7 @@ import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 import { TOOLCHAIN_DIR } from "../support/engine";
 import { execEntry, pem, tokenKubeconfig, withFields } from "../support/kubeconfigs";
 import { machine } from "../support/worker-fixtures";
+import { eventually } from "../support/poll";
 
 let apiserver: TestApiserver;
 let core: CoreV1Api;
@@ -36,16 +37,6 @@ let token: string;
 
 /** The clean kubeconfig with its token replaced by an exec entry that creates `marker`. */
 const hostile = (marker: string) => withFields(clean, "user", { token: undefined, exec: execEntry(path.join(markers, marker), token) });
-
-async function eventually<T>(what: string, check: () => T | Promise<T>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Runs a kubectl step script as WorkerNode's local step does: bash, the kubeconfig on stdin. */
 function runStep(script: string, stdin: string) {

@@ -12,6 +12,7 @@ import { stringify } from "yaml";
 import { isPortFree } from "../../src/dev/ports";
 import { toolchainBinary } from "../../src/dev/toolchain";
 import { allCustomResourceDefinitions } from "../../src/api/v1alpha1/crds";
+import { eventually as poll } from "./poll";
 
 const ROOT = resolve(__dirname, "..", "..");
 const TSX = join(ROOT, "node_modules", ".bin", "tsx");
@@ -99,25 +100,10 @@ export function clientFor(kubeconfigPath: string) {
   return { kc, core: kc.makeApiClient(k8s.CoreV1Api), apps: kc.makeApiClient(k8s.AppsV1Api) };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/**
- * Polls until `check` yields a value. The deadline only bounds a broken run; no assertion is
- * about how long anything took.
- */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined>, deadlineMs = 300_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > end) throw new Error(`${what}: gave up${last ? ` (last error: ${last instanceof Error ? last.message : String(last)})` : ""}`);
-    await sleep(500);
-  }
+/** Polls every 500 ms, through errors, until `check` yields a value (test/support/poll.ts). */
+export function eventually<T>(what: string, check: () => Promise<T | undefined>, deadlineMs = 300_000): Promise<T> {
+  return poll(what, check, { timeoutMs: deadlineMs, everyMs: 500, retryErrors: true });
 }
 
 /** Installs the kube-on-kube CRDs with kubectl, as users do, and waits until they are served. */

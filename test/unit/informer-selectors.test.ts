@@ -8,14 +8,10 @@ import type { AddressInfo } from "node:net";
 import { KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { ResilientInformer } from "../../src/runtime/informer";
+import { eventually } from "../support/poll";
 
 let server: Server | undefined;
 afterEach(() => new Promise<void>((resolve) => (server ? (server.close(() => resolve()), server.closeAllConnections()) : resolve())));
-
-async function eventually(what: string, check: () => boolean): Promise<void> {
-  for (let i = 0; i < 400 && !check(); i++) await new Promise((r) => setTimeout(r, 25));
-  if (!check()) throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("ResilientInformer selectors and deletes", () => {
   it("sends its field selector on the watch, and a delete is reported after the object left the cache", async () => {

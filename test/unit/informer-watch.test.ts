@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { ResilientInformer } from "../../src/runtime/informer";
+import { eventually } from "../support/poll";
 
 class FlakyCredentials extends KubeConfig {
   failing = false;
@@ -19,11 +20,6 @@ class FlakyCredentials extends KubeConfig {
 
 let server: Server | undefined;
 afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
-
-async function eventually(what: string, check: () => boolean): Promise<void> {
-  for (let i = 0; i < 400 && !check(); i++) await new Promise((r) => setTimeout(r, 25));
-  if (!check()) throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("ResilientInformer over the real ListWatch", () => {
   it("spaces re-watches after clean closes, and restarts after a credential failure instead of crashing", async () => {
