@@ -6,45 +6,26 @@
  * kubelet's config carries the cluster DNS address derived from the service range.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMirror, type Mirror } from "../../src/cli/mirror";
 import { WorkerNode } from "../../src/components/worker-node";
-import { mirrorDirectory, workerArtifacts, type BuiltArtifact, TOOLCHAIN_KUBELET } from "../support/artifacts";
-import { startBusinessApi, type BusinessApi } from "../support/business-api";
-import { startSshHosts, stopSshHosts, type SshHost } from "../support/sshd-hosts";
 import { engineStack, requireEngine, type EngineStack } from "../support/worker-engine";
-import { sandboxWorkerArgs, servedArtifact, testClusterCa, writeTestBridgeCni } from "../support/worker-fixtures";
-import { stopSandboxServices } from "../../src/dev/sandbox-fleet";
+import { sandboxWorkerArgs, writeTestBridgeCni } from "../support/worker-fixtures";
+import { startWorkerTestbed, type WorkerTestbed } from "../support/worker-testbed";
 
-let mirror: Mirror;
-let api: BusinessApi;
-let hosts: SshHost[] = [];
+let bed: WorkerTestbed;
 let target: EngineStack;
-let caDir: string;
-let removeMirrorDir: (() => void) | undefined;
 
 
 beforeAll(async () => {
   requireEngine(["tls-5.3.0"]);
-  if (!existsSync(TOOLCHAIN_KUBELET)) throw new Error(`${TOOLCHAIN_KUBELET} is missing: build it with \`npm run toolchain\``);
-  const artifacts = workerArtifacts();
-  const mirrorDir = mirrorDirectory(artifacts);
-  removeMirrorDir = mirrorDir.remove;
-  mirror = await startMirror({ dir: mirrorDir.dir, host: "127.0.0.1", port: 0 });
-  const artifact = (a: BuiltArtifact) => servedArtifact(mirror, a);
-  caDir = mkdtempSync(path.join(tmpdir(), "kok-ca-"));
-  const ca = testClusterCa(caDir);
-  api = await startBusinessApi({ ca });
-  hosts = await startSshHosts(1, "serving");
-  const host = hosts[0];
+  bed = await startWorkerTestbed({ prefix: "serving", hosts: 1 });
+  const host = bed.hosts[0];
   writeTestBridgeCni(host.root, "kok1", "10.244.8.0/24");
-  const packages = { containerd: artifact(artifacts.containerd), runc: artifact(artifacts.runc), kubelet: artifact(artifacts.kubelet), cni: artifact(artifacts.cni) };
   target = await engineStack("serving", async () => {
-    const args = sandboxWorkerArgs({ host, hostname: "serving-0", packages, api, ca });
+    const args = sandboxWorkerArgs({ host, hostname: "serving-0", packages: bed.packages(), api: bed.api, ca: bed.ca });
     const node = new WorkerNode("serving", { ...args, cluster: { ...args.cluster, serviceCIDR: "172.20.0.0/16", clusterDomain: "serving.local" } });
     return { nodeName: node.nodeName };
   });
@@ -56,21 +37,15 @@ afterAll(async () => {
   } catch {
     // Stopped below in any case.
   }
-  // The product's own stop: kubelet, then containerd, waited for, and their mounts under the root.
-  for (const host of hosts) await stopSandboxServices(host.root);
-  await mirror?.close();
-  removeMirrorDir?.();
   target?.remove();
-  await api?.stop();
-  await stopSshHosts(hosts);
-  if (caDir) rmSync(caDir, { recursive: true, force: true });
+  await bed?.stop();
 });
 
 describe("the kubelet's serving certificate", () => {
   it("is signed by the cluster CA for the machine's IP, so a client trusting only that CA reaches the kubelet; the key is 0600", async () => {
     const result = await target.stack.up();
     expect(result.summary.result).toBe("succeeded");
-    const host = hosts[0];
+    const host = bed.hosts[0];
     const pki = path.join(host.root, "var/lib/kubelet/pki");
     expect(statSync(path.join(pki, "kubelet-serving.key")).mode & 0o777).toBe(0o600);
     const text = execFileSync("openssl", ["x509", "-in", path.join(pki, "kubelet-serving.crt"), "-noout", "-text"], { encoding: "utf8" });
@@ -81,7 +56,7 @@ describe("the kubelet's serving certificate", () => {
     // then answers 401 (no credentials), which shows the handshake succeeded.
     const code = execFileSync(
       "curl",
-      ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout", "5", "--max-time", "10", "--cacert", path.join(caDir, "ca.crt"), `https://${host.ip}:10250/healthz`],
+      ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout", "5", "--max-time", "10", "--cacert", bed.ca.certFile, `https://${host.ip}:10250/healthz`],
       { encoding: "utf8" },
     );
     expect(code).toBe("401");

@@ -8,22 +8,16 @@
  * kubelet bound to the host's loopback address, and a bridge CNI config written by the test in
  * place of the cluster's network add-on.
  */
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMirror, type Mirror } from "../../src/cli/mirror";
 import { WorkerNode } from "../../src/components/worker-node";
-import { mirrorDirectory, workerArtifacts, type BuiltArtifact, TOOLCHAIN_KUBELET } from "../support/artifacts";
-import { startBusinessApi, type BusinessApi } from "../support/business-api";
-import { startSshHosts, stopSshHosts, type SshHost } from "../support/sshd-hosts";
+import type { SshHost } from "../support/sshd-hosts";
 import { engineStack, requireEngine, type EngineStack } from "../support/worker-engine";
-import { sandboxWorkerArgs, servedArtifact, testClusterCa, writeTestBridgeCni } from "../support/worker-fixtures";
-import { stopSandboxServices } from "../../src/dev/sandbox-fleet";
+import { sandboxWorkerArgs, writeTestBridgeCni } from "../support/worker-fixtures";
+import { startWorkerTestbed, type WorkerTestbed } from "../support/worker-testbed";
 
-let mirror: Mirror;
-let api: BusinessApi;
-let hosts: SshHost[] = [];
+let bed: WorkerTestbed;
 let target: EngineStack;
 const figures: Record<string, string> = {};
 
@@ -41,36 +35,20 @@ const alive = (pid: number | undefined) => {
   }
 };
 
-let removeMirrorDir: (() => void) | undefined;
-
 beforeAll(async () => {
   requireEngine(["tls-5.3.0"]);
-  if (!existsSync(TOOLCHAIN_KUBELET)) throw new Error(`${TOOLCHAIN_KUBELET} is missing: build it with \`npm run toolchain\``);
-  const artifacts = workerArtifacts();
-  const mirrorDir = mirrorDirectory(artifacts);
-  removeMirrorDir = mirrorDir.remove;
-  mirror = await startMirror({ dir: mirrorDir.dir, host: "127.0.0.1", port: 0 });
-  const artifact = (a: BuiltArtifact) => servedArtifact(mirror, a);
-  const ca = testClusterCa(mkdtempSync(path.join(tmpdir(), "kok-ca-")));
-  api = await startBusinessApi({ ca });
-  hosts = await startSshHosts(1, "joiner");
-  const host = hosts[0];
+  bed = await startWorkerTestbed({ prefix: "joiner", hosts: 1 });
+  const host = bed.hosts[0];
   writeTestBridgeCni(host.root, "kok0", "10.244.7.0/24");
-  const packages = { containerd: artifact(artifacts.containerd), runc: artifact(artifacts.runc), kubelet: artifact(artifacts.kubelet), cni: artifact(artifacts.cni) };
   target = await engineStack("joins", async () => {
-    const node = new WorkerNode("joiner", sandboxWorkerArgs({ host, hostname: "joiner-0", packages, api, ca, machine: { idc: "lo-a", labels: { pool: "it" } } }));
+    const node = new WorkerNode("joiner", sandboxWorkerArgs({ host, hostname: "joiner-0", packages: bed.packages(), api: bed.api, ca: bed.ca, machine: { idc: "lo-a", labels: { pool: "it" } } }));
     return { observedVersions: node.observedVersions };
   });
 });
 
 afterAll(async () => {
-  // The product's own stop: kubelet, then containerd, waited for, and their mounts under the root.
-  for (const host of hosts) await stopSandboxServices(host.root);
-  await mirror?.close();
-  removeMirrorDir?.();
   target?.remove();
-  await api?.stop();
-  await stopSshHosts(hosts);
+  await bed?.stop();
   console.log(`kubelet join figures: ${JSON.stringify(figures)}`);
 });
 
@@ -80,7 +58,7 @@ describe("a worker joins a real kube-apiserver", () => {
     const result = await target.stack.up();
     figures.installToReadySeconds = (Number(process.hrtime.bigint() - started) / 1e9).toFixed(1);
     expect(result.summary.result).toBe("succeeded");
-    const node = JSON.parse(api.kubectl(["get", "node", "joiner-0", "-o", "json"])) as {
+    const node = JSON.parse(bed.api.kubectl(["get", "node", "joiner-0", "-o", "json"])) as {
       metadata: { labels: Record<string, string> };
       status: { conditions: { type: string; status: string }[]; nodeInfo: { kubeletVersion: string; containerRuntimeVersion: string } };
     };
@@ -89,16 +67,16 @@ describe("a worker joins a real kube-apiserver", () => {
     expect(node.status.nodeInfo.containerRuntimeVersion).toBe("containerd://2.4.2");
     expect(node.metadata.labels).toMatchObject({ "topology.kubernetes.io/zone": "lo-a", pool: "it" });
     expect(result.outputs.observedVersions.value).toMatchObject({ kubelet: "v1.36.3" });
-    const user = api.kubectl(["auth", "whoami", "--kubeconfig", path.join(hosts[0].root, "etc/kubernetes/kubelet.conf"), "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}"]);
+    const user = bed.api.kubectl(["auth", "whoami", "--kubeconfig", path.join(bed.hosts[0].root, "etc/kubernetes/kubelet.conf"), "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}"]);
     expect(user).toContain("system:node:joiner-0");
     expect(user).toContain("system:nodes");
   });
 
   it("destroy removes the Node and stops the daemons", async () => {
-    const pids = ["kubelet", "containerd"].map((s) => pidOf(hosts[0], s));
+    const pids = ["kubelet", "containerd"].map((s) => pidOf(bed.hosts[0], s));
     expect(pids.every(alive)).toBe(true);
     await target.stack.destroy();
-    expect(() => api.kubectl(["get", "node", "joiner-0"])).toThrow(/NotFound|not found/);
+    expect(() => bed.api.kubectl(["get", "node", "joiner-0"])).toThrow(/NotFound|not found/);
     expect(pids.map(alive)).toEqual([false, false]);
   });
 });

@@ -6,7 +6,8 @@
  * each Node runs to completion, its sandbox being `registry.k8s.io/pause:3.10.2` pulled through the
  * mirror under its upstream name (nothing upstream is reachable from here, so a pull that
  * succeeds came through the mirror). The bridge CNI config is written by the test, as in
- * worker-kubelet-joins: the cluster's network add-on is issue 16's.
+ * worker-kubelet-joins: these workers join a bare apiserver, with no business cluster and so no
+ * network add-on; where there is one, flannel writes it (test/e2e/workloads.test.ts).
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -15,27 +16,22 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_PAUSE_VERSION, type PackageArtifact } from "../../src/api/v1alpha1";
-import { startMirror, type Mirror } from "../../src/cli/mirror";
 import { WorkerNode } from "../../src/components/worker-node";
 import { buildImages, defaultImagesDir, pushImages, type BuiltImage } from "../../src/images";
 import { kubernetesBinary } from "../../src/dev/toolchain";
-import { mirrorDirectory, placeArtifact, workerArtifacts, type BuiltArtifact } from "../support/artifacts";
-import { startBusinessApi, type BusinessApi } from "../support/business-api";
+import { placeArtifact, type BuiltArtifact } from "../support/artifacts";
 import { fixtureToolchain } from "../support/images-toolchain";
 import { startRegistry, type TestRegistry } from "../support/registry";
-import { startSshHosts, stopSshHosts, type SshHost } from "../support/sshd-hosts";
+import type { SshHost } from "../support/sshd-hosts";
 import { engineStack, requireEngine, type EngineStack } from "../support/worker-engine";
-import { sandboxWorkerArgs, servedArtifact, testClusterCa, writeTestBridgeCni } from "../support/worker-fixtures";
-import { stopSandboxServices } from "../../src/dev/sandbox-fleet";
+import { sandboxWorkerArgs, writeTestBridgeCni } from "../support/worker-fixtures";
+import { startWorkerTestbed, type WorkerTestbed } from "../support/worker-testbed";
 
 const work = mkdtempSync(path.join(tmpdir(), "kok-worker-pods-"));
 let registry: TestRegistry;
-let mirror: Mirror;
-let api: BusinessApi;
-let hosts: SshHost[] = [];
+let bed: WorkerTestbed;
 let target: EngineStack;
 let built: BuiltImage[];
-let removeMirrorDir: (() => void) | undefined;
 const figures: Record<string, string> = {};
 const PAUSE = `registry.k8s.io/pause:${DEFAULT_PAUSE_VERSION}`;
 /** The kubelet of each host, in host order. */
@@ -49,11 +45,11 @@ async function podUntil(name: string, host: number, done: (phase: string) => boo
   const until = Date.now() + deadlineMs;
   let pod: { status?: { phase?: string } } = {};
   while (Date.now() < until) {
-    pod = JSON.parse(api.kubectl(["get", "pod", name, "-o", "json"])) as typeof pod;
+    pod = JSON.parse(bed.api.kubectl(["get", "pod", name, "-o", "json"])) as typeof pod;
     if (done(pod.status?.phase ?? "")) return pod as Record<string, unknown>;
     await new Promise((r) => setTimeout(r, 1000));
   }
-  const log = readFileSync(path.join(hosts[host].root, "var/log/kube-on-kube/kubelet.log"), "utf8").slice(-3000);
+  const log = readFileSync(path.join(bed.hosts[host].root, "var/log/kube-on-kube/kubelet.log"), "utf8").slice(-3000);
   throw new Error(`Pod ${name} did not get there: ${JSON.stringify(pod.status)}\nkubelet log:\n${log}`);
 }
 
@@ -67,26 +63,22 @@ beforeAll(async () => {
   await pushImages({ registry: registry.address, images: built });
   figures.imagesBuiltAndPushedSeconds = since();
 
-  const artifacts = workerArtifacts();
-  const mirrorDir = mirrorDirectory(artifacts);
-  removeMirrorDir = mirrorDir.remove;
-  const older: BuiltArtifact = { version: "v1.35.4", file: placeArtifact(kubernetesBinary("kubelet", "v1.35.4"), mirrorDir.dir, "kubelet-v1.35.4-linux-amd64") };
-  mirror = await startMirror({ dir: mirrorDir.dir, host: "127.0.0.1", port: 0 });
-  const artifact = (a: BuiltArtifact): PackageArtifact => servedArtifact(mirror, a);
-  const ca = testClusterCa(work);
-  api = await startBusinessApi({ ca });
-  figures.apiStartedSeconds = since();
-  hosts = await startSshHosts(KUBELETS.length, "podder");
-  figures.hostsStartedSeconds = since();
-  hosts.forEach((host, i) => writeTestBridgeCni(host.root, `kokp${i}`, `10.244.${20 + i}.0/24`));
-  const base = { containerd: artifact(artifacts.containerd), runc: artifact(artifacts.runc), cni: artifact(artifacts.cni) };
-  const kubelets: Record<string, PackageArtifact> = { "v1.36.3": artifact(artifacts.kubelet), "v1.35.4": artifact(older) };
+  let older: BuiltArtifact | undefined;
+  bed = await startWorkerTestbed({
+    prefix: "podder",
+    hosts: KUBELETS.length,
+    extraArtifacts: (dir) => (older = { version: "v1.35.4", file: placeArtifact(kubernetesBinary("kubelet", "v1.35.4"), dir, "kubelet-v1.35.4-linux-amd64") }),
+  });
+  figures.apiAndHostsStartedSeconds = since();
+  bed.hosts.forEach((host, i) => writeTestBridgeCni(host.root, `kokp${i}`, `10.244.${20 + i}.0/24`));
+  const served = bed.packages();
+  const kubelets: Record<string, PackageArtifact> = { "v1.36.3": served.kubelet, "v1.35.4": bed.artifact(older!) };
   const local = `http://${registry.address}`;
   target = await engineStack("pods", async () => {
     const versions: Record<string, pulumi.Output<unknown>> = {};
-    hosts.forEach((host, i) => {
+    bed.hosts.forEach((host, i) => {
       const node = new WorkerNode(`podder-${i}`, {
-        ...sandboxWorkerArgs({ host, hostname: `podder-${i}`, packages: { ...base, kubelet: kubelets[KUBELETS[i]] }, api, ca }),
+        ...sandboxWorkerArgs({ host, hostname: `podder-${i}`, packages: { ...served, kubelet: kubelets[KUBELETS[i]] }, api: bed.api, ca: bed.ca }),
         runtime: { registryMirrors: { "registry.k8s.io": [local], "docker.io": [local] } },
         // This machine grants no CAP_SYS_RESOURCE, so no sandbox may get the kubelet's -998 (containerd.ts).
         containerd: { restrictOomScoreAdj: true },
@@ -101,18 +93,13 @@ beforeAll(async () => {
 afterAll(async () => {
   try {
     // The Pod first, so the kubelet tears its sandbox down (network namespace, veth) before the host is cleaned.
-    api?.kubectl(["delete", "pod", "hello-0", "hello-1", "--ignore-not-found", "--wait=true", "--timeout=60s"]);
+    bed?.api.kubectl(["delete", "pod", "hello-0", "hello-1", "--ignore-not-found", "--wait=true", "--timeout=60s"]);
     if (target) await target.stack.destroy();
   } catch (error) {
     console.log(`destroy failed: ${error instanceof Error ? error.message : String(error)}`);
   }
-  // The product's own stop: kubelet, then containerd, waited for, and their mounts under the root.
-  for (const host of hosts) await stopSandboxServices(host.root);
-  await mirror?.close();
-  removeMirrorDir?.();
   target?.remove();
-  await api?.stop();
-  await stopSshHosts(hosts);
+  await bed?.stop();
   await registry?.stop();
   // The test's bridge CNI config made this bridge; nothing of the product owns it.
   for (const i of KUBELETS.keys()) execFileSync("bash", ["-c", `ip link show kokp${i} >/dev/null 2>&1 && ip link delete kokp${i} || true`]);
@@ -126,8 +113,8 @@ describe("workers with registry mirrors run Pods", () => {
     const result = await target.stack.up();
     figures.installToReadySeconds = (Number(process.hrtime.bigint() - started) / 1e9).toFixed(1);
     expect(result.summary.result).toBe("succeeded");
-    hosts.forEach((host, i) => {
-      const node = JSON.parse(api.kubectl(["get", "node", `podder-${i}`, "-o", "json"])) as { status: { nodeInfo: { containerRuntimeVersion: string; kubeletVersion: string } } };
+    bed.hosts.forEach((host, i) => {
+      const node = JSON.parse(bed.api.kubectl(["get", "node", `podder-${i}`, "-o", "json"])) as { status: { nodeInfo: { containerRuntimeVersion: string; kubeletVersion: string } } };
       expect(node.status.nodeInfo).toMatchObject({ containerRuntimeVersion: "containerd://2.4.2", kubeletVersion: KUBELETS[i] });
       expect(readFileSync(path.join(host.root, "etc/containerd/config.toml"), "utf8")).toContain(`sandbox = "${PAUSE}"`);
       expect(readFileSync(path.join(host.root, "etc/containerd/certs.d/docker.io/hosts.toml"), "utf8")).toContain(`[host."http://${registry.address}"]`);
@@ -137,7 +124,7 @@ describe("workers with registry mirrors run Pods", () => {
   it.each(KUBELETS.map((version, i) => ({ version, i })))("runs a busybox Pod to completion under kubelet $version, its sandbox image pulled through the mirror", async ({ i }) => {
     const busybox = built.find((b) => b.name === "busybox")!.refs.find((r) => !r.endsWith(":latest"))!;
     // No controller-manager here: the ServiceAccount admission wants the namespace's default account to exist.
-    if (i === 0) api.kubectl(["create", "serviceaccount", "default", "--namespace", "default"]);
+    if (i === 0) bed.api.kubectl(["create", "serviceaccount", "default", "--namespace", "default"]);
     const name = `hello-${i}`;
     const pod = {
       apiVersion: "v1",
@@ -151,13 +138,13 @@ describe("workers with registry mirrors run Pods", () => {
       },
     };
     const started = process.hrtime.bigint();
-    api.kubectl(["apply", "-f", "-"], JSON.stringify(pod));
+    bed.api.kubectl(["apply", "-f", "-"], JSON.stringify(pod));
     const done = await podUntil(name, i, (phase) => phase === "Succeeded" || phase === "Failed");
     figures[`${name}CreatedToSucceededSeconds`] = (Number(process.hrtime.bigint() - started) / 1e9).toFixed(1);
     const status = done.status as { phase: string; containerStatuses: { state: { terminated?: { exitCode: number } } }[] };
     expect(status.phase).toBe("Succeeded");
     expect(status.containerStatuses[0].state.terminated?.exitCode).toBe(0);
-    const images = ctr(hosts[i], "--namespace", "k8s.io", "images", "ls", "-q");
+    const images = ctr(bed.hosts[i], "--namespace", "k8s.io", "images", "ls", "-q");
     expect(images).toContain(PAUSE);
     expect(images).toContain(busybox);
   });
