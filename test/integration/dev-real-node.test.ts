@@ -17,26 +17,13 @@ import { mountsUnder } from "../../src/dev/node/cleanup";
 import { realNodeLayout } from "../../src/dev/node/layout";
 import { toolchainBinary } from "../../src/dev/toolchain";
 import { clientFor, devUp, eventually, freeNodePort, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
+import { processesMentioning } from "../support/proc";
 
 let cluster: DevCluster;
 let tag: string;
 let upOutput = "";
 
 const kubectl = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args], { encoding: "utf8", stdio: "pipe" });
-
-/** Live processes whose command line mentions `text` (the state directory is in every path our processes take). */
-function processesMentioning(text: string): string[] {
-  return readdirSync("/proc")
-    .filter((e) => /^\d+$/.test(e))
-    .flatMap((pid) => {
-      try {
-        const line = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
-        return line.includes(text) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8")) ? [`${pid}: ${line}`] : [];
-      } catch {
-        return [];
-      }
-    });
-}
 
 beforeAll(async () => {
   cluster = await newDevCluster();

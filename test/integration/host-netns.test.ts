@@ -8,7 +8,7 @@
  * namespace, veth, route or process. Needs root, the toolchain and the images; fails, never skips.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,6 +20,7 @@ import { toolchainBinary } from "../../src/dev/toolchain";
 import { devUp, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 import { startNetnsFleetHosts, type FleetHosts } from "../support/fleet-hosts";
 import { sshRun } from "../support/sshd-hosts";
+import { processesMentioning } from "../support/proc";
 
 let cluster: DevCluster;
 let config: DevConfig;
@@ -38,19 +39,6 @@ async function onHost(i: number, command: string): Promise<string> {
 
 /** A TCP connect from host i to ip:port within 5 s (bash's /dev/tcp: no ping or nc needed). */
 const tcpFrom = (i: number, address: string, port: number) => onHost(i, `timeout 5 bash -c 'exec 3<>/dev/tcp/${address}/${port}' && echo connected`);
-
-function processesMentioning(text: string): string[] {
-  return readdirSync("/proc")
-    .filter((e) => /^\d+$/.test(e))
-    .flatMap((pid) => {
-      try {
-        const line = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
-        return line.includes(text) ? [`${pid}: ${line}`] : [];
-      } catch {
-        return [];
-      }
-    });
-}
 
 beforeAll(async () => {
   cluster = await newDevCluster();
