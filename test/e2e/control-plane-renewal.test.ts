@@ -4,29 +4,23 @@
  * leaves on `refresh` + `up`; the Secrets change, the checksum annotation rolls the masters, the
  * apiserver serves the new certificate, and the business cluster keeps answering.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { connect } from "node:tls";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterProgram } from "../../src/program/cluster-program";
 import { kubectl } from "../support/business-cluster";
-import { devUp, eventually, freeNodePort, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
-import { assertPlugins, CONTROL_PLANE_PLUGINS, newTestStack, type TestStack } from "../support/engine";
+import { upClusterStack, type ClusterStackWorld } from "../support/cluster-stack";
+import { eventually } from "../support/dev-cluster";
 import { minimalSpec } from "../support/specs";
 
-let cluster: DevCluster;
-let test: TestStack;
-let nodePort: number;
-const work = mkdtempSync(join(tmpdir(), "kok-e2e-renewal-"));
-const adminKubeconfig = join(work, "admin.kubeconfig");
+let world: ClusterStackWorld;
 const log = (line: string) => process.stdout.write(line);
-const meta = (...args: string[]) => kubectl(cluster.kubeconfig, ...args);
+const meta = (...args: string[]) => world.meta(...args);
 
 /** Serial number of the certificate the business apiserver presents. */
 function servedSerial(): Promise<string> {
   return new Promise((done, fail) => {
-    const socket = connect({ host: "127.0.0.1", port: nodePort, rejectUnauthorized: false }, () => {
+    const socket = connect({ host: "127.0.0.1", port: world.nodePort, rejectUnauthorized: false }, () => {
       done(socket.getPeerCertificate().serialNumber);
       socket.end();
     });
@@ -39,33 +33,27 @@ const checksum = (deployment: string) =>
 
 describe("certificate renewal on a ControlPlane", () => {
   beforeAll(async () => {
-    assertPlugins(CONTROL_PLANE_PLUGINS);
-    cluster = await newDevCluster();
-    nodePort = await freeNodePort();
-    await devUp(cluster);
-    const metaKubeconfig = readFileSync(cluster.kubeconfig, "utf8");
-    const spec = minimalSpec({ apiServer: { service: { type: "NodePort", externalHost: "127.0.0.1", nodePort, port: 6443 } } });
-    const program = async () => clusterProgram({ name: "rot", spec, metaKubeconfig, rotationDrill: { validityHours: 2, renewBeforeHours: 3 } });
-    test = await newTestStack("kok-e2e-renewal", program, "rot");
-    const result = await test.stack.up({ onOutput: log });
-    writeFileSync(adminKubeconfig, String(result.outputs.adminKubeconfig.value), { mode: 0o600 });
+    world = await upClusterStack({
+      name: "renewal",
+      stackName: "rot",
+      what: "a minimal ControlPlane with a rotation drill",
+      program: ({ nodePort, metaKubeconfig }) => {
+        const spec = minimalSpec({ apiServer: { service: { type: "NodePort", externalHost: "127.0.0.1", nodePort, port: 6443 } } });
+        return async () => clusterProgram({ name: "rot", spec, metaKubeconfig, rotationDrill: { validityHours: 2, renewBeforeHours: 3 } });
+      },
+    });
   });
 
-  afterAll(async () => {
-    if (test) await test.stack.destroy({ onOutput: log }).catch((error: unknown) => console.error(error));
-    test?.dispose();
-    if (cluster) await kok(["dev", "down", ...cluster.args, "--purge"]);
-    rmSync(work, { recursive: true, force: true });
-  });
+  afterAll(() => world?.stop());
 
   it("re-issues the leaves after a refresh inside the window and rolls the masters onto them", async () => {
     const before = { serial: await servedSerial(), apiserver: checksum("rot-apiserver"), scheduler: checksum("rot-scheduler") };
-    const refreshed = await test.stack.refresh({ onOutput: log });
+    const refreshed = await world.test.stack.refresh({ onOutput: log });
     expect(refreshed.summary.resourceChanges?.update ?? 0, "refresh saw leaves ready for renewal").toBeGreaterThan(0);
-    const result = await test.stack.up({ onOutput: log });
+    const result = await world.test.stack.up({ onOutput: log });
     // The nine leaves of a cluster without user kubeconfigs (the CAs keep their validity).
     expect(result.summary.resourceChanges?.replace ?? 0, "leaves replaced").toBe(9);
-    writeFileSync(adminKubeconfig, String(result.outputs.adminKubeconfig.value), { mode: 0o600 });
+    writeFileSync(world.adminKubeconfig, String(result.outputs.adminKubeconfig.value), { mode: 0o600 });
 
     expect(checksum("rot-apiserver")).not.toBe(before.apiserver);
     expect(checksum("rot-scheduler")).not.toBe(before.scheduler);
@@ -74,6 +62,6 @@ describe("certificate renewal on a ControlPlane", () => {
       return now && now !== before.serial ? now : undefined;
     });
     expect(serial).not.toBe(before.serial);
-    expect(kubectl(adminKubeconfig, "get", "--raw", "/readyz").trim()).toBe("ok");
+    expect(kubectl(world.adminKubeconfig, "get", "--raw", "/readyz").trim()).toBe("ok");
   });
 });
