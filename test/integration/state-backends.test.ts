@@ -4,7 +4,7 @@
  * - s3:// against the dev object store (versitygw started by the dev services' own code, in a
  *   throwaway state directory): a stack is created, its state object lands in the bucket under the
  *   operator's prefix, it is destroyed and removed; the credentials reach the engine through its
- *   environment only and appear in nothing the operator gets back, nor in the stored state; a
+ *   environment only and appear in nothing the operator gets back, nor in any stored object; a
  *   wrong secret fails the operation with a message that does not carry it.
  * - file:// history pruning after real updates: the newest N updates' history and backups stay,
  *   the stack's state is untouched and keeps working, and a stack whose update is running is left
@@ -99,6 +99,13 @@ describe("state in the dev object store (s3://)", () => {
     expect(await runner.up("s3-a", keyProgram(2))).toMatchObject({ changes: { same: expect.any(Number) } });
     console.log(`s3 backend: up (no resource change) ${Date.now() - started} ms`);
     expect(await runner.listStacks(async () => ({}))).toContain("s3-a");
+    // Nor in any object the engine wrote: the history records which variables were set, never their values.
+    const keys = await listKeys(config, `${prefix}/`);
+    expect(keys.some((k) => k.startsWith(`${prefix}/.pulumi/history/${PROJECT}/s3-a/`))).toBe(true);
+    for (const key of keys) {
+      const object = (await s3Request(objectStoreTarget(config), { method: "GET", path: `/${OBJECT_STORE_BUCKET}/${key}` })).body.toString("utf8");
+      for (const credential of [env.AWS_ACCESS_KEY_ID, env.AWS_SECRET_ACCESS_KEY]) expect(object, key).not.toContain(credential);
+    }
 
     started = Date.now();
     await runner.destroyAndRemove("s3-a", keyProgram(2));
