@@ -27,7 +27,7 @@ const HISTORY_FILE = /-(\d+)\.(?:checkpoint|history)\.json(?:\.gz)?(?:\.attrs)?$
 const BACKUP_FILE = /\.(\d+)\.json(?:\.gz)?(?:\.attrs)?$/;
 
 export interface StackPruneResult {
-  /** `<project>/<stack>`, or `<stack>` in a backend of the old layout. */
+  /** `<project>/<stack>`. */
   readonly stack: string;
   readonly removedFiles: number;
   readonly removedBytes: number;
@@ -40,15 +40,16 @@ export interface PruneResult {
 }
 
 /**
- * The backend's layout: since Pulumi 3.61 (`meta.yaml` version 1) stacks are per project,
- * `history/<project>/<stack>` and `locks/organization/<project>/<stack>`; before, `history/<stack>`
- * and `locks/<stack>`.
+ * The backend's layout version (`meta.yaml`): 1 is the per-project layout the operator's engine
+ * writes, `history/<project>/<stack>` and `locks/organization/<project>/<stack>`. An older,
+ * unscoped backend is not pruned (where its locks live was not checked against the engine):
+ * `pulumi state upgrade` converts it. No meta.yaml yet: no stack either.
  */
-function projectScoped(root: string): boolean {
+function layoutVersion(root: string): number | undefined {
   const meta = path.join(root, "meta.yaml");
-  if (!existsSync(meta)) return true;
+  if (!existsSync(meta)) return undefined;
   const version = /^version:\s*(\d+)/m.exec(readFileSync(meta, "utf8"))?.[1];
-  return version !== undefined && Number(version) >= 1;
+  return version === undefined ? 0 : Number(version);
 }
 
 function directories(dir: string): string[] {
@@ -58,21 +59,19 @@ function directories(dir: string): string[] {
     .map((e) => e.name);
 }
 
-/** The stacks that have history or backups, as paths under history/ and backups/. */
-function stacksOf(root: string, scoped: boolean): string[] {
+/** The stacks that have history or backups, as `<project>/<stack>` paths under history/ and backups/. */
+function stacksOf(root: string): string[] {
   const found = new Set<string>();
   for (const area of ["history", "backups"]) {
     const base = path.join(root, area);
-    for (const first of directories(base)) {
-      if (!scoped) found.add(first);
-      else for (const stack of directories(path.join(base, first))) found.add(`${first}/${stack}`);
-    }
+    for (const project of directories(base)) for (const stack of directories(path.join(base, project))) found.add(`${project}/${stack}`);
   }
   return [...found].sort();
 }
 
-function isLocked(root: string, stack: string, scoped: boolean): boolean {
-  const dir = scoped ? path.join(root, "locks", "organization", stack) : path.join(root, "locks", stack);
+/** An update (or any other operation) holds the stack: the engine's lock file is there. */
+function isLocked(root: string, stack: string): boolean {
+  const dir = path.join(root, "locks", "organization", stack);
   return existsSync(dir) && readdirSync(dir).some((f) => f.endsWith(".json"));
 }
 
@@ -113,11 +112,13 @@ function pruneDir(dir: string, pattern: RegExp, keep: number): { files: number; 
 export function pruneStateHistory(backendDir: string, keep: number): PruneResult {
   if (!Number.isInteger(keep) || keep < 1) throw new Error(`state history: keep must be a positive integer, got ${keep}`);
   const root = path.join(backendDir, ".pulumi");
-  const scoped = projectScoped(root);
+  const version = layoutVersion(root);
+  if (version === undefined) return { pruned: [], locked: [] };
+  if (version !== 1) throw new Error(`${path.join(root, "meta.yaml")}: state layout version ${version} is not pruned; \`pulumi state upgrade\` converts it to version 1`);
   const pruned: StackPruneResult[] = [];
   const locked: string[] = [];
-  for (const stack of stacksOf(root, scoped)) {
-    if (isLocked(root, stack, scoped)) {
+  for (const stack of stacksOf(root)) {
+    if (isLocked(root, stack)) {
       locked.push(stack);
       continue;
     }
