@@ -5,8 +5,13 @@
  * `--policy FILE` is the admin policy (docs/operations.md): what tenants' Clusters and Machines
  * may ask for. Without it the built-in policy applies; a bad file stops the start, naming every
  * problem.
+ *
+ * `--backend-url` is checked here too (state-backend.ts: scheme, bucket, parameters, no credentials
+ * in it); with a file:// backend, `--state-history-keep` bounds each stack's history
+ * (state-history.ts).
  */
 import * as path from "node:path";
+import { homedir } from "node:os";
 import { existsSync, readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { withdrawFromEnvironment } from "../host/credentials-dir";
@@ -15,6 +20,12 @@ import type { LogLevel } from "./program";
 import type { WorkerDefaults } from "../program/machine-program";
 import { DEFAULT_REMEDIATION_POLICY } from "../controllers/machine/remediation";
 import { loadAdminPolicy, resolveAdminPolicy, type ResolvedAdminPolicy } from "../api/v1alpha1";
+import { checkStateBackend, printableBackendUrl, type StateBackend } from "../runtime/state-backend";
+import { DEFAULT_HISTORY_KEEP, HistoryPruner } from "../runtime/state-history";
+import { createLogger } from "../runtime/logger";
+
+/** Time between two sweeps of a file backend's history: an update's history is pruned within it. */
+export const HISTORY_SWEEP_MS = 60_000;
 
 /** `90s`, `5m`, `1h` → milliseconds. */
 export function parseDuration(text: string, flag: string): number {
@@ -45,12 +56,18 @@ export interface OperatorFlags {
   readonly maxRepairs: string;
   readonly maxUnhealthy: string;
   readonly policy?: string;
+  /** Updates of history and backups kept per stack in a file:// backend; "0" keeps all (default DEFAULT_HISTORY_KEEP). */
+  readonly stateHistoryKeep?: string;
   readonly logLevel: LogLevel;
 }
 
 /** What the flags mean, once checked. */
 export interface OperatorSettings {
   readonly backendUrl: string;
+  /** `backendUrl` parsed (undefined when it has a problem). */
+  readonly backend?: StateBackend;
+  /** Updates kept per stack by the history pruning; 0: no pruning. */
+  readonly stateHistoryKeep: number;
   readonly workRoot: string;
   readonly resyncMs: number;
   readonly fullDriftCheckMs: number;
@@ -66,7 +83,7 @@ export interface OperatorSettings {
 }
 
 /** The flags checked and converted; every bad one is a problem (none stops the others' checks). */
-export function operatorSettings(flags: OperatorFlags): { settings: OperatorSettings; problems: string[] } {
+export function operatorSettings(flags: OperatorFlags, env: Readonly<Record<string, string | undefined>> = {}): { settings: OperatorSettings; problems: string[]; notes: string[] } {
   const problems: string[] = [];
   const integer = (flag: string, raw: string, min: number) => {
     const n = Number(raw);
@@ -100,8 +117,13 @@ export function operatorSettings(flags: OperatorFlags): { settings: OperatorSett
       problems.push(`--policy: ${(e as Error).message}`);
     }
   }
+  const backendUrl = flags.backendUrl ?? `file://${path.join(flags.stateDir, "state")}`;
+  const backend = checkStateBackend(backendUrl, env, homedir());
+  problems.push(...backend.problems);
   const settings: OperatorSettings = {
-    backendUrl: flags.backendUrl ?? `file://${path.join(flags.stateDir, "state")}`,
+    backendUrl,
+    backend: backend.backend,
+    stateHistoryKeep: integer("state-history-keep", flags.stateHistoryKeep ?? String(DEFAULT_HISTORY_KEEP), 0),
     workRoot: path.join(flags.stateDir, "work"),
     resyncMs: duration("resync-interval", flags.resyncInterval),
     fullDriftCheckMs: duration("full-drift-check-interval", flags.fullDriftCheckInterval),
@@ -115,7 +137,7 @@ export function operatorSettings(flags: OperatorFlags): { settings: OperatorSett
     workerDefaults,
     policy,
   };
-  return { settings, problems };
+  return { settings, problems, notes: backend.notes };
 }
 
 /**
@@ -133,8 +155,8 @@ export function nodeModulesOfPulumiSdk(): string {
  * ready (preflight.ts) a failure (1). Both kinds are named in one message.
  */
 export async function runOperator(flags: OperatorFlags): Promise<number> {
-  const { settings, problems } = operatorSettings(flags);
   const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+  const { settings, problems, notes } = operatorSettings(flags, env);
   const engineEnv = {
     ...env,
     PULUMI_SKIP_UPDATE_CHECK: "true",
@@ -147,7 +169,7 @@ export async function runOperator(flags: OperatorFlags): Promise<number> {
     console.error(formatProblems("kok operator", [...problems, ...engine.problems], engine.hints));
     return problems.length ? 2 : 1;
   }
-  for (const note of engine.notes) console.error(`kok operator: note: ${note}`);
+  for (const note of [...notes, ...engine.notes]) console.error(`kok operator: note: ${note}`);
   // The passphrase reaches the engine only (engineEnv below): no other child of the operator inherits it.
   withdrawFromEnvironment(["PULUMI_CONFIG_PASSPHRASE"]);
   // Loaded once the checks pass: a refused start need not load the Kubernetes client and Pulumi.
@@ -179,11 +201,34 @@ export async function runOperator(flags: OperatorFlags): Promise<number> {
     engineEnv,
     logLevel: flags.logLevel,
   });
+  const pruner = historyPruner(settings, flags.logLevel);
+  pruner?.start();
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
+  pruner?.stop();
   await operator.stop();
   return 0;
+}
+
+/**
+ * The file backend's history pruning, or undefined (an object store: its lifecycle rules do it,
+ * docs/operations.md "State backends"; or `--state-history-keep 0`). It logs what it freed and
+ * which stacks it left for an update in flight; paths and counts only.
+ */
+function historyPruner(settings: OperatorSettings, level: LogLevel): HistoryPruner | undefined {
+  if (settings.backend?.kind !== "file" || settings.stateHistoryKeep === 0) return undefined;
+  const log = createLogger({ level }).child({ component: "state-history", backend: printableBackendUrl(settings.backendUrl) });
+  return new HistoryPruner({
+    backendDir: settings.backend.dir,
+    keep: settings.stateHistoryKeep,
+    intervalMs: HISTORY_SWEEP_MS,
+    onResult: ({ pruned, locked }) => {
+      for (const p of pruned) log.info("pruned state history", { stack: p.stack, keep: settings.stateHistoryKeep, removedFiles: p.removedFiles, removedBytes: p.removedBytes });
+      if (locked.length) log.debug("state history: stacks locked by an update, pruned at a later sweep", { stacks: locked });
+    },
+    onError: (error) => log.warn("state history pruning failed; the next sweep tries again", { error: error.message }),
+  });
 }

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { DEFAULT_PORT_BASE, DEFAULT_STATE_DIR } from "../dev/config";
 import { DEFAULT_TERMINATION_GRACE_SECONDS } from "../operator/install-manifests";
+import { DEFAULT_HISTORY_KEEP } from "../runtime/state-history";
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -108,6 +109,7 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .option("--operator-namespace <ns>", "the operator's own namespace, admitted to the masters' apiservers (default: $POD_NAMESPACE)")
     .addOption(new Option("--state-dir <dir>", "work directories and, with the default backend, the Pulumi state").default(path.join(homedir(), ".kube-on-kube", "operator"), "~/.kube-on-kube/operator"))
     .option("--backend-url <url>", "Pulumi state backend: file:///dir or an object store such as s3://bucket/prefix (default: file://<state-dir>/state)")
+    .option("--state-history-keep <n>", "file:// backend: updates of history and backups kept per stack, older ones pruned (0 keeps all)", String(DEFAULT_HISTORY_KEEP))
     .option("--secrets-provider <url>", "encrypt stack secrets with a KMS (e.g. awskms://...) instead of the passphrase")
     .option("--resync-interval <duration>", "how often a reconciled Cluster is checked for drift and a Machine's health looked at", "5m")
     .option("--full-drift-check-interval <duration>", "a Cluster's full preview --refresh at least this often", "24h")

@@ -61,17 +61,24 @@ export function objectStoreTarget(config: DevConfig): S3Target {
 }
 
 /**
- * The variables S3 clients read, plus Pulumi's state backend URL for this store: gocloud's s3
- * opener (AWS SDK v2) takes the endpoint with its scheme and needs path-style addressing, since
- * `kok-dev.127.0.0.1` resolves nowhere.
+ * Pulumi's state backend URL for this store (`kok operator --backend-url`), under `prefix` when
+ * given (several operators or tests share the bucket): gocloud's s3 opener (AWS SDK v2) takes the
+ * endpoint with its scheme and needs path-style addressing, since `kok-dev.127.0.0.1` resolves
+ * nowhere. No credentials: the engine reads them from AWS_* (objectStoreEnv).
  */
+export function objectStoreBackendUrl(config: DevConfig, prefix = ""): string {
+  const path = prefix.replace(/^\/+|\/+$/g, "");
+  return `s3://${OBJECT_STORE_BUCKET}${path ? `/${path}` : ""}?endpoint=${objectStoreEndpoint(config)}&region=${OBJECT_STORE_REGION}&use_path_style=true`;
+}
+
+/** The variables S3 clients read, plus the state backend URL for this store (objectStoreBackendUrl). */
 export function objectStoreEnv(config: DevConfig): Record<string, string> {
   const { accessKeyId, secretAccessKey } = readObjectStoreCredentials(config);
   const endpoint = objectStoreEndpoint(config);
   return {
     KOK_S3_ENDPOINT: endpoint,
     KOK_S3_BUCKET: OBJECT_STORE_BUCKET,
-    KOK_S3_BACKEND_URL: `s3://${OBJECT_STORE_BUCKET}?endpoint=${endpoint}&region=${OBJECT_STORE_REGION}&use_path_style=true`,
+    KOK_S3_BACKEND_URL: objectStoreBackendUrl(config),
     AWS_ACCESS_KEY_ID: accessKeyId,
     AWS_SECRET_ACCESS_KEY: secretAccessKey,
     AWS_REGION: OBJECT_STORE_REGION,

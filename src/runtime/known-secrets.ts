@@ -23,8 +23,11 @@ export const PLATFORM_SCOPE = "";
  */
 const MAX_VALUES_PER_SCOPE = 4096;
 
-/** Names of environment variables that hold credentials (AWS_SECRET_ACCESS_KEY, PULUMI_ACCESS_TOKEN, ...). */
-const SECRET_VARIABLE = /(SECRET|TOKEN|PASSWORD|PASSPHRASE|PRIVATE_KEY|ACCESS_KEY)/;
+/**
+ * Names of environment variables that hold credentials (AWS_SECRET_ACCESS_KEY, PULUMI_ACCESS_TOKEN,
+ * and the state backends' AZURE_STORAGE_KEY and GOOGLE_CREDENTIALS: state-backend.ts).
+ */
+const SECRET_VARIABLE = /(SECRET|TOKEN|PASSWORD|PASSPHRASE|PRIVATE_KEY|ACCESS_KEY|STORAGE_KEY|ACCOUNT_KEY|^GOOGLE_CREDENTIALS$)/;
 
 export class KnownSecrets {
   private readonly scopes = new Map<string, Set<string>>();

@@ -52,6 +52,21 @@ describe("KnownSecrets", () => {
     expect(secretValuesOfEnvironment({ PULUMI_CONFIG_PASSPHRASE: "p", AWS_SECRET_ACCESS_KEY: "a", PULUMI_ACCESS_TOKEN: "t", PATH: "/bin", HOME: "/root" }).sort()).toEqual(["a", "p", "t"]);
   });
 
+  it("finds the object stores' credentials a state backend reads (state-backend.ts), not their names or places", () => {
+    const env = {
+      AWS_ACCESS_KEY_ID: "id",
+      AWS_SECRET_ACCESS_KEY: "s3",
+      AWS_SESSION_TOKEN: "st",
+      AZURE_STORAGE_ACCOUNT: "account-name",
+      AZURE_STORAGE_KEY: "az",
+      AZURE_STORAGE_SAS_TOKEN: "sas",
+      GOOGLE_CREDENTIALS: "gcp",
+      GOOGLE_APPLICATION_CREDENTIALS: "/var/run/gcp.json",
+      AWS_REGION: "us-east-1",
+    };
+    expect(secretValuesOfEnvironment(env).sort()).toEqual(["az", "gcp", "id", "s3", "sas", "st"]);
+  });
+
   it("reads a passphrase given as a file, so the file's content is redacted, not only its path", () => {
     const files: Record<string, string> = { "/run/secrets/passphrase": "correct-horse-battery\n" };
     const read = (p: string) => {
