@@ -1,5 +1,6 @@
 /** Sample ClusterSpecs shared by the tests. */
 import type { ClusterSpec } from "../../src/api/v1alpha1";
+import type { OperatorFlags } from "../../src/cli/operator";
 
 export function standardSpec(overrides: Partial<ClusterSpec> = {}): ClusterSpec {
   return {
@@ -27,6 +28,23 @@ export function minimalSpec(overrides: Partial<ClusterSpec> = {}): ClusterSpec {
     mode: "minimal",
     kubernetesVersion: "v1.36.3",
     etcd: { version: "3.6.16", storage: { volumeSource: { emptyDir: {} } } },
+    ...overrides,
+  };
+}
+
+/** `kok operator`'s flags as the command line gives them, every one set: tests change one at a time. */
+export function operatorFlags(overrides: Partial<OperatorFlags> = {}): OperatorFlags {
+  return {
+    stateDir: "/var/lib/kok",
+    resyncInterval: "90s",
+    fullDriftCheckInterval: "24h",
+    concurrency: "4",
+    metricsAddr: ":8080",
+    probeInterval: "10m",
+    repairAfter: "5m",
+    maxRepairs: "3",
+    maxUnhealthy: "40%",
+    logLevel: "info",
     ...overrides,
   };
 }

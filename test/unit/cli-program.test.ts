@@ -7,9 +7,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { stringify } from "yaml";
-import { operatorSettings, type OperatorFlags } from "../../src/cli/operator";
+import { operatorSettings } from "../../src/cli/operator";
 import { allCommands, buildProgram, commandPath, EXIT, runKok, runProgram, type Output } from "../../src/cli/program";
 import { installManifests } from "../../src/operator/install-manifests";
+import { operatorFlags } from "../support/specs";
 
 const PACKAGE = JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")) as { version: string };
 
@@ -122,18 +123,7 @@ describe("flags reach the commands", () => {
   });
 
   it("operatorSettings: durations, shares and the default backend", () => {
-    const flags: OperatorFlags = {
-      stateDir: "/var/lib/kok",
-      resyncInterval: "90s",
-      fullDriftCheckInterval: "24h",
-      concurrency: "4",
-      metricsAddr: ":8080",
-      probeInterval: "10m",
-      repairAfter: "5m",
-      maxRepairs: "3",
-      maxUnhealthy: "40%",
-      logLevel: "info",
-    };
+    const flags = operatorFlags();
     const { settings, problems } = operatorSettings(flags);
     expect(problems).toEqual([]);
     expect(settings).toMatchObject({

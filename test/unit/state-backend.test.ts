@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { operatorSettings, type OperatorFlags } from "../../src/cli/operator";
+import { operatorSettings } from "../../src/cli/operator";
 import { checkStateBackend, printableBackendUrl, S3_PARAMETERS } from "../../src/runtime/state-backend";
 import { DEFAULT_HISTORY_KEEP } from "../../src/runtime/state-history";
+import { operatorFlags } from "../support/specs";
 
 const CREDENTIALS = { AWS_ACCESS_KEY_ID: "KOKEXAMPLEKEYID00000", AWS_SECRET_ACCESS_KEY: "example-secret-access-key-value" };
 
@@ -64,18 +65,7 @@ describe("checkStateBackend (--backend-url)", () => {
 });
 
 describe("kok operator's --backend-url and --state-history-keep", () => {
-  const flags: OperatorFlags = {
-    stateDir: "/var/lib/kok",
-    resyncInterval: "90s",
-    fullDriftCheckInterval: "24h",
-    concurrency: "4",
-    metricsAddr: ":8080",
-    probeInterval: "10m",
-    repairAfter: "5m",
-    maxRepairs: "3",
-    maxUnhealthy: "40%",
-    logLevel: "info",
-  };
+  const flags = operatorFlags();
 
   it("keeps DEFAULT_HISTORY_KEEP updates of the default file backend; 0 keeps all; a negative count is a problem", () => {
     expect(operatorSettings(flags).settings).toMatchObject({ backend: { kind: "file", dir: "/var/lib/kok/state" }, stateHistoryKeep: DEFAULT_HISTORY_KEEP });
