@@ -1,9 +1,10 @@
 /**
  * `kok images build [--only NAMES] [--registry HOST:PORT] [--force]`: the images of docs/images.md
  * built as OCI layouts under the images directory and, with a registry, pushed into it.
+ * `kok images bom`: the operator image's bill of materials, as its build wrote it.
  * program.ts declares the flags.
  */
-import { buildImages, defaultImagesDir, pushImages } from "../images";
+import { buildImages, defaultImagesDir, operatorBom, pushImages } from "../images";
 import { UnknownImageError } from "../images/build";
 import { MissingInputsError } from "../images/definitions";
 import { checkRegistry } from "../images/push";
@@ -53,5 +54,16 @@ export async function imagesBuildCommand(flags: ImagesBuildFlags): Promise<numbe
       return 1;
     }
     throw error;
+  }
+}
+
+/** Prints the built operator image's bill of materials (exit 1 when it is not built). */
+export function imagesBomCommand(flags: { readonly imagesDir?: string }): number {
+  try {
+    process.stdout.write(operatorBom(flags.imagesDir ?? defaultImagesDir()));
+    return 0;
+  } catch (error) {
+    console.error(`kok images bom: ${(error as Error).message}`);
+    return 1;
   }
 }
