@@ -6,7 +6,7 @@
  */
 import { buildImages, defaultImagesDir, operatorBom, pushImages } from "../images";
 import { UnknownImageError } from "../images/build";
-import { MissingInputsError } from "../images/definitions";
+import { IMAGE_NAMES, MissingInputsError } from "../images/definitions";
 import { checkRegistry } from "../images/push";
 
 export interface ImagesBuildFlags {
@@ -19,10 +19,11 @@ export interface ImagesBuildFlags {
 const log = (line: string) => console.log(line);
 
 export async function imagesBuildCommand(flags: ImagesBuildFlags): Promise<number> {
+  // Without --only, every image: the operator's too (buildImages alone leaves it out, for `kok dev up`).
   const only = flags.only
     ?.split(",")
     .map((n) => n.trim())
-    .filter(Boolean);
+    .filter(Boolean) ?? [...IMAGE_NAMES];
   const registry = flags.registry ?? process.env.KOK_REGISTRY;
   if (registry) {
     // Before building: a registry that can never be pushed to is a usage error, not a failed build.

@@ -13,7 +13,7 @@ import { homedir } from "node:os";
 import * as path from "node:path";
 import { BOM_FILE, renderBom } from "./bom";
 import { DebCache } from "./debs";
-import { IMAGE_NAMES, planImages, type ImageName, type ImagePlan } from "./definitions";
+import { DEFAULT_IMAGE_NAMES, IMAGE_NAMES, planImages, type ImageName, type ImagePlan } from "./definitions";
 import { formatReference, layoutDirOf, writeLayoutIndex } from "./layout";
 import { imageConfig, imageManifest, MEDIA_TYPES, writeBlob, writeLayer } from "./oci";
 import { normalizeEntries, type TarEntry } from "./tar";
@@ -35,7 +35,7 @@ export interface BuildOptions {
   readonly imagesDir?: string;
   /** Default: $KOK_TOOLCHAIN_DIR or ~/.cache/kube-on-kube/toolchain. */
   readonly toolchainDir?: string;
-  /** Image names (IMAGE_NAMES) to build; default all. */
+  /** Image names (IMAGE_NAMES) to build; default DEFAULT_IMAGE_NAMES (all but the operator). */
   readonly only?: readonly string[];
   /** Where downloaded Debian packages are kept. Default: <imagesDir>/debs. */
   readonly debsDir?: string;
@@ -176,7 +176,7 @@ export const formatSize = (bytes: number) => (bytes >= 1e6 ? `${(bytes / 1e6).to
  */
 export async function buildImages(opts: BuildOptions = {}): Promise<BuiltImage[]> {
   const imagesDir = opts.imagesDir ?? defaultImagesDir();
-  const only = opts.only ? checkOnly(opts.only) : undefined;
+  const only = opts.only ? checkOnly(opts.only) : DEFAULT_IMAGE_NAMES;
   const log = opts.log ?? (() => undefined);
   const plans = planImages(
     { toolchainDir: opts.toolchainDir ?? defaultToolchainDir(), debs: new DebCache(opts.debsDir ?? path.join(imagesDir, "debs"), log), stagesDir: path.join(imagesDir, "operator-app"), log },

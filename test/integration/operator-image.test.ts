@@ -5,15 +5,18 @@
  * (so the committed copy fails this test when it is stale); and a smoke run of the image's root
  * file system without a container runtime: the layers extracted, then, in new mount and PID
  * namespaces, the root bound read-only, tmpfs volumes on the image's VOLUMEs and chroot as
- * 65532:65532, the image's Entrypoint (tini → kok) and its Pulumi CLI are run.
+ * 65532:65532, the image's Entrypoint (tini → kok) and its Pulumi CLI are run. Last, pushed to a
+ * local registry as kube-on-kube/operator:<version>, crane validates it.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildImages, defaultImagesDir, type BuiltImage } from "../../src/images";
+import { toolchainDir } from "../../src/dev/toolchain";
+import { buildImages, defaultImagesDir, pushImages, type BuiltImage } from "../../src/images";
 import { checkLayout, listLayer, type CheckedImage } from "../support/oci-layout";
+import { startRegistry } from "../support/registry";
 
 const repo = path.resolve(__dirname, "..", "..");
 const work = mkdtempSync(path.join(tmpdir(), "kok-operator-image-"));
@@ -35,7 +38,8 @@ beforeAll(async () => {
   for (const layer of image.layers) execFileSync("tar", ["-xpzf", layer, "-C", rootfs]);
   // What a runtime mounts before it makes the root read-only.
   for (const dir of ["proc", "dev"]) mkdirSync(path.join(rootfs, dir));
-});
+  // Two builds of about 700 MB of layers each (at 2-5 min apiece on the shared 2-core machine).
+}, 1_500_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const config = () => image.config.config as { User: string; Entrypoint: string[]; Cmd: string[]; Env: string[]; Volumes: Record<string, unknown>; WorkingDir: string };
@@ -129,5 +133,17 @@ describe("the operator image", () => {
     expect(run.status).toBe(1);
     expect(run.stderr).toContain("no state passphrase");
     expect(run.stderr).not.toMatch(/Pulumi CLI|did not print a version|not installed|cannot be created or written/);
+  });
+
+  it("is pushed to a registry as kube-on-kube/operator:<version>, and crane validates it there", async () => {
+    const registry = await startRegistry(path.join(work, "registry"));
+    try {
+      const [pushed] = await pushImages({ registry: registry.address, images: [first] });
+      expect(pushed).toMatchObject({ target: `${registry.address}/kube-on-kube/operator:${first.refs[0]!.split(":").at(-1)}`, digest: first.digest });
+      const crane = path.join(toolchainDir(), "bin", "crane");
+      expect(execFileSync(crane, ["validate", "--insecure", "--remote", pushed!.target], { encoding: "utf8" })).toBe(`PASS: ${pushed!.target}\n`);
+    } finally {
+      await registry.stop();
+    }
   });
 });
