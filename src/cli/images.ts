@@ -1,11 +1,12 @@
 /**
  * `kok images build [--only NAMES] [--registry HOST:PORT] [--force]`: the images of docs/images.md
  * built as OCI layouts under the images directory and, with a registry, pushed into it.
+ * `kok images bom`: the operator image's bill of materials, as its build wrote it.
  * program.ts declares the flags.
  */
-import { buildImages, defaultImagesDir, pushImages } from "../images";
+import { buildImages, defaultImagesDir, operatorBom, pushImages } from "../images";
 import { UnknownImageError } from "../images/build";
-import { MissingInputsError } from "../images/definitions";
+import { IMAGE_NAMES, MissingInputsError } from "../images/definitions";
 import { checkRegistry } from "../images/push";
 
 export interface ImagesBuildFlags {
@@ -18,10 +19,11 @@ export interface ImagesBuildFlags {
 const log = (line: string) => console.log(line);
 
 export async function imagesBuildCommand(flags: ImagesBuildFlags): Promise<number> {
+  // Without --only, every image: the operator's too (buildImages alone leaves it out, for `kok dev up`).
   const only = flags.only
     ?.split(",")
     .map((n) => n.trim())
-    .filter(Boolean);
+    .filter(Boolean) ?? [...IMAGE_NAMES];
   const registry = flags.registry ?? process.env.KOK_REGISTRY;
   if (registry) {
     // Before building: a registry that can never be pushed to is a usage error, not a failed build.
@@ -53,5 +55,16 @@ export async function imagesBuildCommand(flags: ImagesBuildFlags): Promise<numbe
       return 1;
     }
     throw error;
+  }
+}
+
+/** Prints the built operator image's bill of materials (exit 1 when it is not built). */
+export function imagesBomCommand(flags: { readonly imagesDir?: string }): number {
+  try {
+    process.stdout.write(operatorBom(flags.imagesDir ?? defaultImagesDir()));
+    return 0;
+  } catch (error) {
+    console.error(`kok images bom: ${(error as Error).message}`);
+    return 1;
   }
 }

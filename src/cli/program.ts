@@ -151,11 +151,16 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
       "build the images as OCI layouts (skipping those whose inputs did not change) and push them to a registry on loopback when one is given; " +
         "registry.k8s.io/kube-apiserver:v1.36.3 is pushed as HOST:PORT/kube-apiserver:v1.36.3",
     )
-    .option("--only <names>", "comma-separated image names: pause, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, coredns, local-path-provisioner, busybox, flannel (default: all)")
+    .option("--only <names>", "comma-separated image names: pause, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, coredns, local-path-provisioner, busybox, flannel, operator (default: all)")
     .option("--registry <host:port>", "push to this registry over plain HTTP, loopback only (default: $KOK_REGISTRY; none: no push)")
     .option("--images-dir <dir>", "where the OCI layouts are written (default: $KOK_IMAGES_DIR or ~/.cache/kube-on-kube/images)")
     .option("--force", "rebuild every chosen image even when its inputs did not change")
     .action(async (flags) => exit(await (await import("./images")).imagesBuildCommand(flags)));
+  images
+    .command("bom")
+    .description("print the bill of materials of the built operator image (kube-on-kube/operator:<version>): each binary and package with its version")
+    .option("--images-dir <dir>", "where the OCI layouts are (default: $KOK_IMAGES_DIR or ~/.cache/kube-on-kube/images)")
+    .action(async (flags) => exit((await import("./images")).imagesBomCommand(flags)));
 
   const dev = program
     .command("dev")

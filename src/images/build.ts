@@ -11,8 +11,9 @@ import { createReadStream, existsSync, readdirSync, readFileSync, statSync } fro
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import * as path from "node:path";
+import { BOM_FILE, renderBom } from "./bom";
 import { DebCache } from "./debs";
-import { IMAGE_NAMES, planImages, type ImageName, type ImagePlan } from "./definitions";
+import { DEFAULT_IMAGE_NAMES, IMAGE_NAMES, planImages, type ImageName, type ImagePlan } from "./definitions";
 import { formatReference, layoutDirOf, writeLayoutIndex } from "./layout";
 import { imageConfig, imageManifest, MEDIA_TYPES, writeBlob, writeLayer } from "./oci";
 import { normalizeEntries, type TarEntry } from "./tar";
@@ -34,7 +35,7 @@ export interface BuildOptions {
   readonly imagesDir?: string;
   /** Default: $KOK_TOOLCHAIN_DIR or ~/.cache/kube-on-kube/toolchain. */
   readonly toolchainDir?: string;
-  /** Image names (IMAGE_NAMES) to build; default all. */
+  /** Image names (IMAGE_NAMES) to build; default DEFAULT_IMAGE_NAMES (all but the operator). */
   readonly only?: readonly string[];
   /** Where downloaded Debian packages are kept. Default: <imagesDir>/debs. */
   readonly debsDir?: string;
@@ -106,7 +107,8 @@ export async function cacheKey(plan: ImagePlan): Promise<string> {
     for (const entry of normalizeEntries(layer.entries)) entries.push(await entryKey(entry));
     layers.push({ comment: layer.comment, entries });
   }
-  const material = { format: BUILD_FORMAT, zlib: process.versions.zlib, refs: plan.refs.map(formatReference), run: plan.run, layers };
+  // The bill of materials is part of the key: a layout's bom.md is always the one of its build.
+  const material = { format: BUILD_FORMAT, zlib: process.versions.zlib, refs: plan.refs.map(formatReference), run: plan.run, layers, ...(plan.bom ? { bom: plan.bom } : {}) };
   return createHash("sha256").update(JSON.stringify(material)).digest("hex");
 }
 
@@ -157,6 +159,7 @@ async function writeImage(plan: ImagePlan, layoutDir: string, key: string): Prom
       size: manifest.size + config.size + layers.reduce((sum, l) => sum + l.size, 0),
     };
     await writeFile(path.join(work, RECORD), `${JSON.stringify(record, null, 2)}\n`);
+    if (plan.bom) await writeFile(path.join(work, BOM_FILE), renderBom(record.refs, plan.bom));
     await rm(layoutDir, { recursive: true, force: true });
     await rename(work, layoutDir);
     return record;
@@ -173,9 +176,12 @@ export const formatSize = (bytes: number) => (bytes >= 1e6 ? `${(bytes / 1e6).to
  */
 export async function buildImages(opts: BuildOptions = {}): Promise<BuiltImage[]> {
   const imagesDir = opts.imagesDir ?? defaultImagesDir();
-  const only = opts.only ? checkOnly(opts.only) : undefined;
+  const only = opts.only ? checkOnly(opts.only) : DEFAULT_IMAGE_NAMES;
   const log = opts.log ?? (() => undefined);
-  const plans = planImages({ toolchainDir: opts.toolchainDir ?? defaultToolchainDir(), debs: new DebCache(opts.debsDir ?? path.join(imagesDir, "debs"), log) }, only);
+  const plans = planImages(
+    { toolchainDir: opts.toolchainDir ?? defaultToolchainDir(), debs: new DebCache(opts.debsDir ?? path.join(imagesDir, "debs"), log), stagesDir: path.join(imagesDir, "operator-app"), log },
+    only,
+  );
   const built: BuiltImage[] = [];
   for (const plan of plans) {
     const started = process.hrtime.bigint();

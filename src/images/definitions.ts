@@ -10,6 +10,7 @@
  *   docker.io/rancher/local-path-provisioner:<version>  /usr/bin/local-path-provisioner
  *   docker.io/library/busybox:<version>, :latest  Debian's busybox-static with its applet links
  *   docker.io/flannel/flannel:<version>       /opt/bin/flanneld + kube-proxy's netfilter tools + busybox
+ *   docker.io/kube-on-kube/operator:<package version>  the operator itself (operator.ts)
  *
  * Versions come from the toolchain's binaries themselves (the k8s/<version>/ directories,
  * `etcd --version`, bin/pause.version, `coredns -version`, `local-path-provisioner --version`,
@@ -20,8 +21,10 @@
 import { spawnSync } from "node:child_process";
 import { accessSync, constants, existsSync, readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
+import type { BomEntry } from "./bom";
 import type { DebCache } from "./debs";
 import { parseReference, type ImageReference } from "./layout";
+import { OPERATOR_PACKAGES, operatorImage } from "./operator";
 import type { RunConfig } from "./oci";
 import { baseEntries, busyboxApplets, busyboxEntries, packageEntries } from "./rootfs";
 import type { TarEntry } from "./tar";
@@ -39,11 +42,20 @@ export interface ImagePlan {
   readonly refs: readonly ImageReference[];
   readonly layers: readonly LayerPlan[];
   readonly run: RunConfig;
+  /** Each part with its version, where the image has a bill of materials (the operator's). */
+  readonly bom?: readonly BomEntry[];
 }
 
 /** Names `--only` accepts, in build order. */
-export const IMAGE_NAMES = ["pause", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "local-path-provisioner", "busybox", "flannel"] as const;
+export const IMAGE_NAMES = ["pause", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "local-path-provisioner", "busybox", "flannel", "operator"] as const;
 export type ImageName = (typeof IMAGE_NAMES)[number];
+/**
+ * What `buildImages` builds when not told (`kok dev up`): the images the real node runs. The
+ * operator's own image costs a build and production install of this package and about 190 MB of
+ * layers, redone at every source change: `kok images build` (all of IMAGE_NAMES) or
+ * `--only operator` makes it.
+ */
+export const DEFAULT_IMAGE_NAMES: readonly ImageName[] = IMAGE_NAMES.filter((n) => n !== "operator");
 
 /** Everything that is missing, one line each, so one run names all of it. */
 export class MissingInputsError extends Error {
@@ -67,7 +79,13 @@ export function netBindServiceCapability(): Buffer {
 export interface PlanContext {
   readonly toolchainDir: string;
   readonly debs: DebCache;
+  /** Where the operator image's production install is staged (app-stage.ts). */
+  readonly stagesDir: string;
+  readonly log?: (line: string) => void;
 }
+
+/** What an image definition in another file (operator.ts) uses of the plan's inputs. */
+export type PlanInputs = Pick<Inputs, "problems" | "ctx" | "file" | "version" | "baseLayer">;
 
 /** Looks binaries up, collecting every missing one instead of stopping at the first. */
 class Inputs {
@@ -274,7 +292,9 @@ export function planImages(ctx: PlanContext, only: readonly ImageName[] = IMAGE_
   const chosen = IMAGE_NAMES.filter((n) => only.includes(n));
   // Every top-level package in one apt-cache call; only pause needs none.
   const needs = (...names: ImageName[]) => names.some((n) => chosen.includes(n));
-  if (chosen.some((n) => n !== "pause")) ctx.debs.resolve(["ca-certificates", "tzdata", ...(needs("busybox", "flannel") ? ["busybox-static"] : []), ...(needs("kube-proxy", "flannel") ? NETFILTER_PACKAGES : [])]);
+  if (chosen.some((n) => n !== "pause")) {
+    ctx.debs.resolve(["ca-certificates", "tzdata", ...(needs("busybox", "flannel") ? ["busybox-static"] : []), ...(needs("kube-proxy", "flannel") ? NETFILTER_PACKAGES : []), ...(needs("operator") ? OPERATOR_PACKAGES : [])]);
+  }
   const plans: (ImagePlan | undefined)[] = [];
   for (const name of chosen) {
     if (name === "pause") plans.push(pauseImage(inputs));
@@ -283,6 +303,7 @@ export function planImages(ctx: PlanContext, only: readonly ImageName[] = IMAGE_
     else if (name === "local-path-provisioner") plans.push(localPathProvisionerImage(inputs));
     else if (name === "busybox") plans.push(busyboxImage(inputs));
     else if (name === "flannel") plans.push(flannelImage(inputs));
+    else if (name === "operator") plans.push(operatorImage(inputs, { stagesDir: ctx.stagesDir, log: ctx.log ?? (() => undefined) }));
     else plans.push(...kubernetesImages(inputs, name));
   }
   if (inputs.problems.length > 0) throw new MissingInputsError(inputs.problems);

@@ -6,3 +6,4 @@
 export { buildImages, defaultImagesDir, type BuildOptions, type BuiltImage } from "./build";
 export { IMAGE_NAMES, MissingInputsError, type ImageName } from "./definitions";
 export { mirrorReference, pushImages, type PushedImage, type PushOptions } from "./push";
+export { operatorBom, operatorReference } from "./operator-bom";

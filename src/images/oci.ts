@@ -97,6 +97,9 @@ export interface RunConfig {
   readonly user?: string;
   readonly workingDir?: string;
   readonly exposedPorts?: readonly string[];
+  /** Paths a runtime should put on volumes (the operator's writable directories). */
+  readonly volumes?: readonly string[];
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 /** The image config JSON. `history` says, per layer, what it holds (shown by `crane config`). */
@@ -108,6 +111,9 @@ export function imageConfig(run: RunConfig, layers: readonly { diffId: string; c
   if (run.entrypoint) config.Entrypoint = [...run.entrypoint];
   if (run.cmd) config.Cmd = [...run.cmd];
   if (run.workingDir !== undefined) config.WorkingDir = run.workingDir;
+  // Only when given: the images without them keep their bytes.
+  if (run.volumes?.length) config.Volumes = Object.fromEntries([...run.volumes].sort().map((v) => [v, {}]));
+  if (run.labels) config.Labels = Object.fromEntries(Object.keys(run.labels).sort().map((k) => [k, run.labels![k]]));
   return Buffer.from(
     JSON.stringify({
       created: EPOCH,
