@@ -24,6 +24,7 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { realClock, type Clock } from "./clock";
 import type { Term } from "./leader-election";
 
 /** Set in every engine process's environment; its value is the owning fence's marker. */
@@ -108,11 +109,15 @@ export class EngineFence {
   readonly marker: string;
   private term: Term | undefined;
   private isOpen: boolean;
+  /** No operation may start at or after this (the lease may have passed on); unset: no limit. */
+  private startBefore: number | undefined;
   private readonly running = new Set<AbortController>();
+  private readonly clock: Clock;
 
-  constructor(options: { identity: string; open?: boolean }) {
+  constructor(options: { identity: string; open?: boolean; clock?: Clock }) {
     this.marker = `${options.identity}/${randomUUID()}`;
     this.isOpen = options.open ?? false;
+    this.clock = options.clock ?? realClock;
   }
 
   /** The environment entries every engine process must carry. */
@@ -124,6 +129,16 @@ export class EngineFence {
   open(term: Term | undefined): void {
     this.term = term;
     this.isOpen = true;
+    this.startBefore = undefined;
+  }
+
+  /**
+   * A renewal succeeded: operations may start until `startBefore` (our clock). A replica that was
+   * frozen past its lease and wakes up still believing it leads starts nothing new: its elector
+   * has not noticed the loss yet, but this check has.
+   */
+  renewed(startBefore: number): void {
+    this.startBefore = startBefore;
   }
 
   isOpened(): boolean {
@@ -137,7 +152,7 @@ export class EngineFence {
 
   /** Lets one operation run, or throws FencedError when no term is open. */
   admit(what: string): AdmittedOperation {
-    if (!this.isOpen) throw new FencedError(what);
+    if (!this.isOpen || (this.startBefore !== undefined && this.clock.now() >= this.startBefore)) throw new FencedError(what);
     const controller = new AbortController();
     this.running.add(controller);
     return { signal: controller.signal, term: this.term, done: () => void this.running.delete(controller) };

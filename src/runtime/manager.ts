@@ -230,12 +230,13 @@ export class Manager {
 
   /** A renewal succeeded: engines may run until `fenceBy`; the watchdog kills them a little before. */
   private rearm(fenceBy: number): void {
-    if (!this.options.watchdog) return;
     const clock = this.options.clock ?? realClock;
     const lease = this.options.election?.leaseDurationMs ?? 15_000;
     const renew = this.options.election?.renewDeadlineMs ?? 10_000;
     // Half the slack between giving up and the lease passing on, at most 1 s, before fenceBy.
-    this.options.watchdog.arm(fenceBy - clock.now() - Math.min(1000, (lease - renew) / 2));
+    const margin = Math.min(1000, (lease - renew) / 2);
+    this.options.fence?.renewed(fenceBy - margin);
+    this.options.watchdog?.arm(fenceBy - clock.now() - margin);
   }
 
   /** A leadership term begins: open the fence, clean up (retrying), recover, start the controllers. */

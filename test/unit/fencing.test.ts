@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { FakeClock } from "../support/fake-clock";
 import { decideLock, EngineFence, engineProcesses, FencedError, FenceWatchdog, holderRecordsFor, killEngines, ENGINE_OWNER_VARIABLE, WATCHDOG_SOURCE } from "../../src/runtime/fencing";
 
 const started: number[] = [];
@@ -71,6 +72,19 @@ describe("fencing: engine processes", () => {
     for (const pid of engine) expect(alive(pid)).toBe(false);
     expect(() => fence.admit("up of stack ns.a")).toThrow(/does not lead/);
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("EngineFence: a replica that wakes up past its last renewal's deadline starts nothing new", async () => {
+    const clock = new FakeClock();
+    const fence = new EngineFence({ identity: "replica-a", clock });
+    fence.open({ identity: "replica-a", transitions: 0, acquiredAt: clock.now() });
+    fence.renewed(clock.now() + 14_000);
+    expect(() => fence.admit("up of stack ns.a").done()).not.toThrow();
+    // Frozen past the deadline: the elector has not noticed yet, the fence has.
+    await clock.advance(14_000);
+    expect(() => fence.admit("up of stack ns.a")).toThrow(FencedError);
+    fence.renewed(clock.now() + 14_000);
+    expect(() => fence.admit("up of stack ns.a").done()).not.toThrow();
   });
 
   it("FenceWatchdog: kills the engines when not re-armed in time and when told to; a clean stop kills nothing", async () => {
