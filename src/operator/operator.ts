@@ -2,8 +2,10 @@
  * The composition root: one operator process. It connects to the meta-cluster, builds what every
  * kind shares (informers, metrics, events, redaction, the manager with its leader Lease and the
  * HTTP server), and hands them to each kind's registration (src/controllers/<kind>/register.ts).
- * On becoming leader, and before any update, each kind recovers its stacks (stale locks of a dead
- * predecessor, pending operations of a killed update).
+ * On becoming leader, and before any update of an object, its stacks are recovered (locks of an
+ * ended term, pending operations of a killed update), each object on its own: one that fails is
+ * reported on its object and retried, the others are reconciled. Losing the lease kills every
+ * engine of this replica before the lease can pass on (fencing.ts; docs/operator.md, "Fencing").
  */
 import { hostname } from "node:os";
 import * as k8s from "@kubernetes/client-node";
@@ -11,6 +13,7 @@ import type { ResolvedAdminPolicy } from "../api/v1alpha1";
 import { ClusterMetrics } from "../controllers/cluster/metrics";
 import { registerClusterController } from "../controllers/cluster/register";
 import { CLUSTERS, customObjectInformer, MACHINES, PACKAGE_VERSIONS, type ControllerContext, type KindInformers, type Registered } from "../controllers/context";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { FleetMetrics } from "../controllers/machine/metrics";
 import { registerMachineController } from "../controllers/machine/register";
 import type { RemediationPolicy } from "../controllers/machine/remediation";
@@ -18,6 +21,8 @@ import { registerPackageVersionController } from "../controllers/packageversion/
 import { credentialsDirOf, resetCredentialsDir, SSH_DIR_VARIABLE } from "../host/credentials-dir";
 import type { WorkerDefaults } from "../program/machine-program";
 import { EventRecorder } from "../runtime/events";
+import { EngineFence, FenceWatchdog } from "../runtime/fencing";
+import type { StackRecoveries } from "../runtime/recovery";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "../runtime/http-server";
 import { KnownSecrets, PLATFORM_SCOPE, secretValuesOfEnvironment } from "../runtime/known-secrets";
 import { Manager } from "../runtime/manager";
@@ -110,6 +115,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const controllerLog = (kind: string) => controllerLoggers.get(kind) ?? controllerLoggers.set(kind, logger.child({ controller: kind })).get(kind)!;
   const log = (line: Record<string, unknown>) => logLine(logger, line);
   const kubeConfig = metaClusterConfig(options.kubeconfigPath);
+  // This replica's name in the Lease, in its engines' marker and in its own logs, so they can be matched.
+  const identity = `${hostname()}-${process.pid}`;
   const self = kubeConfig.getCurrentUser();
   knownSecrets.add(PLATFORM_SCOPE, [...secretValuesOfEnvironment(options.engineEnv), self?.token, self?.password]);
   const passphrase = options.engineEnv.PULUMI_CONFIG_PASSPHRASE;
@@ -120,8 +127,6 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const credentialsDir = resetCredentialsDir(credentialsDirOf(options.workRoot));
 
   const metrics = new OperatorMetrics();
-  // This replica's name in the Lease and in its own logs, so the two can be matched.
-  const identity = `${hostname()}-${process.pid}`;
   const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
   const customObjects = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   const recorder = new EventRecorder({
@@ -136,7 +141,13 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     machines: customObjectInformer(watchOptions, MACHINES),
     packageVersions: customObjectInformer(watchOptions, PACKAGE_VERSIONS),
   };
-  const kinds: Registered[] = [];
+  const kinds: (Registered & Partial<StackRecoveries>)[] = [];
+  // Every engine this replica starts carries the fence's marker; the watchdog kills them if the
+  // operator is frozen or dies while they run (fencing.ts).
+  const fence = new EngineFence({ identity });
+  const watchdog = new FenceWatchdog(fence.marker);
+  const objectOf = (kind: string, key: string): KubernetesObject | undefined =>
+    kind === "Cluster" ? informers.clusters.get(key) : kind === "Machine" ? informers.machines.get(key) : undefined;
   const manager = new Manager({
     metrics,
     name: LEASE_NAME,
@@ -150,12 +161,31 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
           onError: (err) => logger.warn("leader election error", { error: brief(err) }),
         }
       : undefined,
-    // Before any update of a new term: a predecessor killed mid-update left locks and pending
-    // operations on the stacks it was working on.
-    beforeReconciling: async (termEnded) => {
-      for (const kind of kinds) await kind.recover?.(termEnded);
-      if (termEnded.aborted) return;
-      logger.info("leading: reconciling", { clusters: informers.clusters.list().length, machines: informers.machines.list().length });
+    fence,
+    watchdog,
+    onFenceFailed: (reason) => {
+      logger.error("fencing failed after losing the lease: exiting so that the next leader is safe", { reason });
+      process.exit(70);
+    },
+    // Before any update of an object in a new term: a predecessor killed or fenced mid-update
+    // left locks and pending operations on the stacks it was working on.
+    recoveries: (_termEnded, term) => {
+      logger.info("leading: recovering stacks", { clusters: informers.clusters.list().length, machines: informers.machines.list().length });
+      return kinds.flatMap((kind) => kind.recoveries?.(term) ?? []);
+    },
+    onRecoveryFailed: ({ recovery, error, attempt, retryInMs }) => {
+      const why = brief(error);
+      logger.warn("stack recovery failed; the object waits for it, the others go on", { kind: recovery.kind, key: recovery.key, attempt, retryInMs, error: why });
+      const object = objectOf(recovery.kind, recovery.key);
+      if (object) {
+        void recorder.warning(object, "StackRecoveryFailed", `recovering its stacks after a leader change failed (try ${attempt}; next in ${Math.round(retryInMs / 1000)} s); it is not reconciled until this succeeds: ${why}`);
+      }
+    },
+    onRecovered: (recovery, attempts) => {
+      if (attempts <= 1) return;
+      logger.info("stack recovery succeeded", { kind: recovery.kind, key: recovery.key, attempts });
+      const object = objectOf(recovery.kind, recovery.key);
+      if (object) void recorder.normal(object, "StackRecovered", `its stacks were recovered after ${attempts} tries; reconciling`);
     },
     // A failed reconcile is an error; a terminal one (an invalid spec) is the object owner's to
     // fix, told in its status and Events, so a warning here.
@@ -192,6 +222,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const fleetMetrics = new FleetMetrics(metrics.registry, () => informers.machines.list());
   kinds.push(
     registerClusterController(ctx, {
+      fence,
       clusterMetrics: new ClusterMetrics(metrics.registry),
       workers: options.clusterWorkers,
       resyncMs: options.resyncMs,
@@ -200,6 +231,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       kubeconfigPath: options.kubeconfigPath,
     }),
     registerMachineController(ctx, {
+      fence,
       fleetMetrics,
       workers: options.machineWorkers,
       workerDefaults: options.workerDefaults,
@@ -211,7 +243,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     registerPackageVersionController(ctx, { fleetMetrics }),
   );
 
-  const server = await startOperatorServer({ address: parseListenAddress(options.metricsAddr), registry: metrics.registry, readiness: manager.readiness() });
+  const server = await startOperatorServer({ address: parseListenAddress(options.metricsAddr), registry: metrics.registry, readiness: manager.readiness(), describe: () => manager.describe() });
   await manager.start();
   logger.info("operator started", { identity, metrics: `${server.address.host}:${server.address.port}`, backend: options.backendUrl.replace(/\/\/[^@/]*@/, "//***@") });
 
@@ -220,6 +252,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     async stop() {
       await manager.stop();
       for (const kind of kinds) await kind.stop?.();
+      await watchdog.stop();
       await server.close();
     },
   };

@@ -2,8 +2,12 @@
  * The operator's HTTP endpoint for Kubernetes probes and Prometheus:
  * - `/healthz`: 200 while the process serves HTTP at all (liveness: restart only a hung process;
  *   a lost meta-cluster connection is not fixed by a restart).
- * - `/readyz`: 200 once the informer caches have synced and, with leader election on, the
- *   replica is either leading or standing by; 503 with the reason otherwise.
+ * - `/readyz`: 200 when the informer caches have synced and the replica either leads with its
+ *   controllers running, or stands by knowing who leads; 503 with the reason otherwise (caches
+ *   not synced, no leader seen yet, or leading while the term's first stack recoveries run).
+ *   The body says which: `ok: leading as <identity>; controllers running: Cluster, …` or
+ *   `ok: standby; leader: <identity>`, and the objects still waiting for their stack recovery
+ *   (those are reported on each object and retried; they do not make the replica unready).
  * - `/metrics`: the Prometheus text format.
  */
 import { createServer, type Server } from "node:http";
@@ -43,6 +47,8 @@ export async function startOperatorServer(options: {
   readonly address: ListenAddress;
   readonly registry: Registry;
   readonly readiness: ReadinessCheck;
+  /** The 200 body's detail (`ok: <describe()>`): role, controllers, objects awaiting recovery. */
+  readonly describe?: () => string;
 }): Promise<OperatorServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
@@ -61,7 +67,14 @@ export async function startOperatorServer(options: {
         } catch (err) {
           reason = `readiness check failed: ${err instanceof Error ? err.message : String(err)}`;
         }
-        return reason === undefined ? reply(200, "ok\n") : reply(503, `not ready: ${reason}\n`);
+        if (reason !== undefined) return reply(503, `not ready: ${reason}\n`);
+        let detail = "";
+        try {
+          detail = options.describe ? `: ${options.describe()}` : "";
+        } catch {
+          // The detail is for people; readiness was decided above.
+        }
+        return reply(200, `ok${detail}\n`);
       }
       case "/metrics":
         options.registry.metrics().then(
@@ -101,10 +114,16 @@ export async function startOperatorServer(options: {
 export function operatorReadiness(parts: {
   readonly cachesSynced: () => boolean;
   readonly election?: { isLeader(): boolean; leader(): string | undefined };
+  /** This replica leads (always true without election once started). */
+  readonly leading?: () => boolean;
+  /** The term's controllers run (its first stack recoveries are over). */
+  readonly reconciling?: () => boolean;
 }): ReadinessCheck {
   return () => {
     if (!parts.cachesSynced()) return "informer caches have not synced yet";
-    if (parts.election && !parts.election.isLeader() && parts.election.leader() === undefined) {
+    const leading = parts.leading?.() ?? parts.election?.isLeader() ?? false;
+    if (leading && parts.reconciling && !parts.reconciling()) return "leading, but the controllers are not running yet (recovering stacks)";
+    if (parts.election && !leading && parts.election.leader() === undefined) {
       return "leader election has not observed a leader yet";
     }
     return undefined;

@@ -16,11 +16,41 @@
  * - When a term ends, the signal aborts, the elector waits for `onStartedLeading` to return, and
  *   then runs `onStoppedLeading` (which drains the controllers). On `stop()` the lease is released
  *   only after that, so the next leader never overlaps with our last reconcile.
+ * - A term *lost* (renewals failed past the deadline) aborts the signal with a `TermLost` reason
+ *   carrying `fenceBy`: the time, on our clock, before which we must have stopped every engine.
+ *   It is `leaseDuration` after the start of the last renewal that succeeded: the write landed
+ *   after that start, and a candidate waits `leaseDuration` from when it *saw* the write, so no
+ *   one can take the lease earlier (clock rates equal, as client-go also assumes). With the
+ *   defaults that leaves 5 s between giving up (renew deadline) and the lease being takeable.
  */
 import type { CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
 import { V1MicroTime } from "@kubernetes/client-node";
 import { isConflict, isNotFound } from "./api-errors";
 import { realClock, sleep, type Clock } from "./clock";
+
+/** Why a term's signal aborted when the lease was lost (not on a clean `stop()`). */
+export class TermLost extends Error {
+  constructor(
+    /** On the elector's clock: every engine must be gone before this (the lease may be taken then). */
+    readonly fenceBy: number,
+  ) {
+    super("leader election: lost the lease");
+    this.name = "TermLost";
+  }
+}
+
+/** The `TermLost` reason of an aborted term signal, or undefined (still leading, or a clean stop). */
+export function termLost(signal: AbortSignal): TermLost | undefined {
+  return signal.aborted && signal.reason instanceof TermLost ? signal.reason : undefined;
+}
+
+/** A leadership term: who holds the lease and which transition of it this is (a fencing token). */
+export interface Term {
+  readonly identity: string;
+  /** The Lease's `leaseTransitions` when we took it, and its `acquireTime` (ms): unique per term. */
+  readonly transitions: number;
+  readonly acquiredAt: number;
+}
 
 export type LeaseApi = Pick<CoordinationV1Api, "readNamespacedLease" | "createNamespacedLease" | "replaceNamespacedLease">;
 
@@ -38,10 +68,18 @@ export interface LeaderElectionOptions {
   /** Pause between attempts. Default 2 s. */
   readonly retryPeriodMs?: number;
   readonly clock?: Clock;
-  /** Became leader: start controllers. `termEnded` aborts when leadership ends; check it before acting. */
-  readonly onStartedLeading: (termEnded: AbortSignal) => void | Promise<void>;
+  /**
+   * Became leader: start controllers. `termEnded` aborts when leadership ends (reason `TermLost`
+   * when the lease was lost rather than given up); check it before acting.
+   */
+  readonly onStartedLeading: (termEnded: AbortSignal, term: Term) => void | Promise<void>;
   /** No longer leader (lost or stopping): stop controllers and wait for them to drain. */
   readonly onStoppedLeading: () => void | Promise<void>;
+  /**
+   * The lease was acquired or renewed: every engine of ours must be gone before `fenceBy` (our
+   * clock) unless another renewal comes first. The fence's watchdog is re-armed with it.
+   */
+  readonly onRenewed?: (fenceBy: number) => void;
   /** Someone (maybe us) holds the lease now; for logs. */
   readonly onNewLeader?: (identity: string) => void;
   /** A lease read or write failed; for logs. */
@@ -61,6 +99,8 @@ export class LeaderElector {
   private held = false;
   private observedRecord = "";
   private observedTime = 0;
+  /** The lease as we last wrote it (our term's token). */
+  private written: Term | undefined;
   private lastLeader: string | undefined;
   /** The current term: its end signal and its onStartedLeading still running. */
   private term: { readonly ended: AbortController; readonly starting: Promise<void> } | undefined;
@@ -80,6 +120,11 @@ export class LeaderElector {
 
   start(): void {
     this.loop ??= this.run();
+  }
+
+  /** The current term while leading, else undefined. */
+  currentTerm(): Term | undefined {
+    return this.leading ? this.written : undefined;
   }
 
   isLeader(): boolean {
@@ -110,30 +155,48 @@ export class LeaderElector {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      while (!this.stopped && !(await this.attempt())) await sleep(this.clock, this.retryPeriodMs, this.abort.signal);
+      // Times are taken *before* each write: it landed after that, so the lease is ours until
+      // at least then + leaseDuration in any candidate's eyes.
+      let lastRenewal = this.clock.now();
+      while (!this.stopped && !(await this.attempt())) {
+        await sleep(this.clock, this.retryPeriodMs, this.abort.signal);
+        lastRenewal = this.clock.now();
+      }
       if (this.stopped) return;
       this.leading = true;
+      this.renewed(lastRenewal);
       const ended = new AbortController();
-      this.term = { ended, starting: this.callback(() => this.options.onStartedLeading(ended.signal)) };
-      let lastRenewal = this.clock.now();
+      const term = this.written!;
+      this.term = { ended, starting: this.callback(() => this.options.onStartedLeading(ended.signal, term)) };
       while (!this.stopped) {
         await sleep(this.clock, this.retryPeriodMs, this.abort.signal);
         if (this.stopped) return;
-        if (await this.attempt(lastRenewal + this.renewDeadlineMs - this.clock.now())) lastRenewal = this.clock.now();
-        else if (this.clock.now() - lastRenewal >= this.renewDeadlineMs) break;
+        const tried = this.clock.now();
+        if (await this.attempt(lastRenewal + this.renewDeadlineMs - tried)) {
+          lastRenewal = tried;
+          this.renewed(lastRenewal);
+        } else if (this.clock.now() - lastRenewal >= this.renewDeadlineMs) break;
       }
       // Renewal failed past the deadline: another replica may take the lease once it expires,
-      // and we must have stopped acting by then.
+      // and we must have stopped acting by then (fenceBy).
       this.held = false;
-      await this.endTerm();
+      await this.endTerm(new TermLost(lastRenewal + this.leaseDurationMs));
     }
   }
 
-  private async endTerm(): Promise<void> {
+  private renewed(lastRenewal: number): void {
+    try {
+      this.options.onRenewed?.(lastRenewal + this.leaseDurationMs);
+    } catch (err) {
+      this.report(err);
+    }
+  }
+
+  private async endTerm(reason?: TermLost): Promise<void> {
     this.leading = false;
     const term = this.term;
     this.term = undefined;
-    term?.ended.abort();
+    term?.ended.abort(reason);
     await term?.starting;
     await this.callback(this.options.onStoppedLeading);
   }
@@ -196,10 +259,13 @@ export class LeaderElector {
   private spec(current: V1Lease | undefined): V1Lease["spec"] {
     const now = new V1MicroTime(this.clock.now());
     const wasOurs = current?.spec?.holderIdentity === this.options.identity;
+    // A new term even when we take back our own lease after losing it: acquireTime is the term's
+    // fencing token, and records of the lost term must not look like the new term's.
+    const renewing = wasOurs && this.leading;
     return {
       holderIdentity: this.options.identity,
       leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
-      acquireTime: wasOurs && current?.spec?.acquireTime ? current.spec.acquireTime : now,
+      acquireTime: renewing && current?.spec?.acquireTime ? current.spec.acquireTime : now,
       renewTime: now,
       leaseTransitions: (current?.spec?.leaseTransitions ?? 0) + (current && !wasOurs ? 1 : 0),
     };
@@ -207,6 +273,9 @@ export class LeaderElector {
 
   private observe(lease: V1Lease): void {
     const spec = lease.spec ?? {};
+    if (spec.holderIdentity === this.options.identity) {
+      this.written = { identity: this.options.identity, transitions: spec.leaseTransitions ?? 0, acquiredAt: spec.acquireTime ? new Date(spec.acquireTime as unknown as string | Date).getTime() : 0 };
+    }
     const record = JSON.stringify([spec.holderIdentity, spec.renewTime, spec.acquireTime, spec.leaseTransitions, spec.leaseDurationSeconds]);
     if (record !== this.observedRecord) {
       this.observedRecord = record;

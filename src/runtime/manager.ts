@@ -4,11 +4,15 @@
  * 1. Start every informer and wait for their caches (all replicas do this, so a standby that
  *    takes over already knows every object).
  * 2. With leader election, campaign; without it, lead at once.
- * 3. On becoming leader: run `beforeReconciling` (the crash-safety step: clear stale stack locks
- *    and pending operations before any update), then start one Controller per kind and enqueue
- *    every cached key, since the previous leader's queue died with it.
- * 4. On losing leadership or stopping: stop the controllers and wait for in-flight reconciles,
- *    then (election) release the lease.
+ * 3. On becoming leader: open the engine fence (fencing.ts), run `beforeReconciling`, start the
+ *    term's per-object recoveries (recovery.ts: each object is held until its own stacks are
+ *    recovered), then start one Controller per kind and enqueue every cached key, since the
+ *    previous leader's queue died with it.
+ * 4. On *losing* the lease: at once, stop taking keys and close the fence (abort and kill every
+ *    engine), all before `fenceBy`; if engines survive the kill, `onFenceFailed` (the operator
+ *    exits). Then wait for in-flight reconciles to return.
+ * 5. On stopping: stop the controllers and wait for in-flight reconciles (their engines finish),
+ *    close the fence, then (election) release the lease.
  *
  * Controllers are created anew for each leadership term: a stopped WorkQueue cannot restart, and
  * a fresh queue means no stale backoff or delayed key survives a lost term.
@@ -18,7 +22,9 @@ import { operatorReadiness, type ReadinessCheck } from "./http-server";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { KeySource, ObjectSource } from "./informer";
 import type { ObjectChange, Predicate } from "./predicates";
-import { LeaderElector, type LeaderElectionOptions } from "./leader-election";
+import { LeaderElector, termLost, type LeaderElectionOptions, type Term } from "./leader-election";
+import type { EngineFence, FenceWatchdog } from "./fencing";
+import { TermRecovery, type RecoveryFailure, type StackRecovery } from "./recovery";
 import type { OperatorMetrics } from "./metrics";
 import { objectKey } from "./keys";
 import { exponentialDelay, type BackoffOptions, type TokenBucketOptions } from "./rate-limiter";
@@ -70,7 +76,27 @@ export interface ManagerOptions {
    */
   readonly name?: string;
   /** Leader election; absent: this process always leads (a single replica, or tests). */
-  readonly election?: Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading">;
+  readonly election?: Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading" | "onRenewed">;
+  /** The engines' fence: opened for each term, closed (engines killed) when it ends. */
+  readonly fence?: EngineFence;
+  /** Re-armed at every renewal (a little before the lease could pass on); told to kill on loss. */
+  readonly watchdog?: Pick<FenceWatchdog, "arm" | "kill">;
+  /**
+   * The lease was lost and engines outlived the kill (`pids`), or the kill did not finish
+   * before `fenceBy`. Default: exit the process at once (its engines are orphaned to the
+   * watchdog, which kills them), since another replica may lead any moment now.
+   */
+  readonly onFenceFailed?: (reason: string) => void;
+  /**
+   * The term's per-object recoveries (recovery.ts), asked at each term's start after
+   * `beforeReconciling`. An object is not reconciled until its own recovery succeeded.
+   */
+  readonly recoveries?: (termEnded: AbortSignal, term: Term | undefined) => readonly StackRecovery[];
+  /** A recovery failed and is retried in `retryInMs` (report it on the object). */
+  readonly onRecoveryFailed?: (failure: RecoveryFailure) => void;
+  readonly onRecovered?: (recovery: StackRecovery, attempts: number) => void;
+  /** Controllers start after this even if some recoveries' first tries still run; default 60 s. */
+  readonly recoveryFirstPassMs?: number;
   /**
    * Runs on becoming leader, before any reconcile (crash-safety cleanup). If it throws it is
    * retried with backoff (1 s doubling to 1 min) while this replica still leads; no controller
@@ -93,6 +119,10 @@ export class Manager {
   private controllers = new Map<string, Controller>();
   private leading = false;
   private started = false;
+  /** The current term's recoveries, while leading. */
+  private recovery: TermRecovery | undefined;
+  /** Controllers of the current term are running (not recovering, not stopped). */
+  private reconciling = false;
   /** Without leader election: the one term, ended by stop(), and its start-up. */
   private soleTerm: { readonly ended: AbortController; readonly starting: Promise<void> } | undefined;
 
@@ -105,8 +135,9 @@ export class Manager {
         ...options.election,
         // The elector runs this beside its renewals, aborts the signal when the term ends, and
         // waits for this to return before calling onStoppedLeading.
-        onStartedLeading: (termEnded) => this.lead(termEnded),
+        onStartedLeading: (termEnded, term) => this.lead(termEnded, term),
         onStoppedLeading: () => this.stopLeading(),
+        onRenewed: (fenceBy) => this.rearm(fenceBy),
       });
     }
   }
@@ -143,12 +174,32 @@ export class Manager {
     return this.leading;
   }
 
-  /** For `/readyz`: caches synced, and leading or knowing who leads. */
+  /** For `/readyz`: caches synced, and leading with controllers running, or standing by knowing who leads. */
   readiness(): ReadinessCheck {
     return operatorReadiness({
       cachesSynced: () => [...this.sources].every((informer) => informer.hasSynced()),
       election: this.elector,
+      leading: () => this.leading,
+      reconciling: () => this.reconciling,
     });
+  }
+
+  /** One line for `/readyz`'s body: the role, the controllers, the objects awaiting recovery. */
+  describe(): string {
+    const waiting = this.recovery?.waiting() ?? [];
+    const role = !this.leading
+      ? `standby; leader: ${this.elector?.leader() ?? "unknown"}`
+      : this.elector
+        ? `leading as ${this.elector.currentTerm()?.identity ?? "?"}`
+        : "leading (no leader election)";
+    const controllers = this.reconciling ? `controllers running: ${[...this.controllers.keys()].join(", ")}` : "controllers not running";
+    const held = waiting.length ? `; ${waiting.length} object(s) awaiting stack recovery: ${waiting.slice(0, 5).map((w) => `${w.kind} ${w.key}`).join(", ")}${waiting.length > 5 ? ", …" : ""}` : "";
+    return `${role}; ${controllers}${held}`;
+  }
+
+  /** The current term's recovery state (tests, logs). */
+  recoveryState(): ReturnType<TermRecovery["waiting"]> {
+    return this.recovery?.waiting() ?? [];
   }
 
   /** Starts informers, waits for their caches, then leads or campaigns. Resolves once that began. */
@@ -161,7 +212,7 @@ export class Manager {
       this.elector.start();
     } else {
       const ended = new AbortController();
-      this.soleTerm = { ended, starting: this.lead(ended.signal) };
+      this.soleTerm = { ended, starting: this.lead(ended.signal, undefined) };
     }
   }
 
@@ -177,10 +228,24 @@ export class Manager {
     await Promise.all([...this.sources].map((informer) => informer.stop()));
   }
 
-  /** A leadership term begins: clean up (retrying), then start one controller per kind. */
-  private async lead(term: AbortSignal): Promise<void> {
+  /** A renewal succeeded: engines may run until `fenceBy`; the watchdog kills them a little before. */
+  private rearm(fenceBy: number): void {
+    const clock = this.options.clock ?? realClock;
+    const lease = this.options.election?.leaseDurationMs ?? 15_000;
+    const renew = this.options.election?.renewDeadlineMs ?? 10_000;
+    // Half the slack between giving up and the lease passing on, at most 1 s, before fenceBy.
+    const margin = Math.min(1000, (lease - renew) / 2);
+    this.options.fence?.renewed(fenceBy - margin);
+    this.options.watchdog?.arm(fenceBy - clock.now() - margin);
+  }
+
+  /** A leadership term begins: open the fence, clean up (retrying), recover, start the controllers. */
+  private async lead(term: AbortSignal, token: Term | undefined): Promise<void> {
     this.leading = true;
     this.options.metrics?.setLeader(this.name, true);
+    this.options.fence?.open(token);
+    // Lost (not given up): fence at once, beside whatever the term is still doing.
+    term.addEventListener("abort", () => void this.fenceLostTerm(term), { once: true });
     const clock = this.options.clock ?? realClock;
     for (let attempt = 0; this.options.beforeReconciling; attempt++) {
       try {
@@ -192,6 +257,20 @@ export class Manager {
       }
     }
     if (term.aborted) return;
+    const recovery = new TermRecovery({
+      recoveries: this.options.recoveries?.(term, token) ?? [],
+      termEnded: term,
+      clock: this.options.clock,
+      firstPassMs: this.options.recoveryFirstPassMs,
+      onFailure: (failure) => this.options.onRecoveryFailed?.(failure),
+      onRecovered: (r, attempts) => {
+        this.options.onRecovered?.(r, attempts);
+        this.enqueue(r.kind, r.key);
+      },
+    });
+    this.recovery = recovery;
+    await recovery.firstPass;
+    if (term.aborted) return;
     const { metrics } = this.options;
     for (const registration of this.kinds.values()) {
       const queue = new WorkQueue({
@@ -201,9 +280,11 @@ export class Manager {
         ...metrics?.queueHooks(registration.kind),
       });
       const recordMetrics = metrics?.reconcileHook();
+      const kind = registration.kind;
       const controller = new Controller({
-        kind: registration.kind,
-        reconcile: registration.reconcile,
+        kind,
+        // An object whose stacks are not recovered yet waits: its recovery enqueues it when done.
+        reconcile: (key) => (recovery.isHeld(kind, key) ? Promise.resolve() : registration.reconcile(key)),
         concurrency: registration.concurrency,
         queue,
         clock: this.options.clock,
@@ -212,19 +293,46 @@ export class Manager {
           this.options.onReconcile?.(event);
         },
       });
-      this.controllers.set(registration.kind, controller);
+      this.controllers.set(kind, controller);
       controller.start();
       // The previous leader's queue died with it: look at everything once.
       for (const obj of registration.informer.list()) controller.enqueue(objectKey(obj));
+    }
+    this.reconciling = true;
+  }
+
+  /**
+   * The lease was lost: no key is handed out any more, every engine is aborted and killed, all
+   * before `fenceBy`. A kill that leaves processes behind, or ends too late, calls onFenceFailed.
+   */
+  private async fenceLostTerm(term: AbortSignal): Promise<void> {
+    const lost = termLost(term);
+    if (!lost) return;
+    this.reconciling = false;
+    for (const controller of this.controllers.values()) controller.queue.shutDown();
+    this.options.watchdog?.kill();
+    const fence = this.options.fence;
+    if (!fence) return;
+    const clock = this.options.clock ?? realClock;
+    const left = await fence.close();
+    const late = clock.now() >= lost.fenceBy;
+    if (left.length > 0 || late) {
+      const reason = left.length > 0 ? `engine processes ${left.join(", ")} survived SIGKILL` : `the engines were stopped ${clock.now() - lost.fenceBy} ms after the lease could pass on`;
+      this.report(new Error(`fencing failed after losing the lease: ${reason}`));
+      (this.options.onFenceFailed ?? defaultFenceFailed)(reason);
     }
   }
 
   private async stopLeading(): Promise<void> {
     this.leading = false;
+    this.reconciling = false;
+    this.recovery = undefined;
     this.options.metrics?.setLeader(this.name, false);
     const running = [...this.controllers.values()];
     this.controllers = new Map();
     await Promise.all(running.map((c) => c.stop()));
+    // A clean stop let the reconciles finish; a lost term was fenced already (closing is idempotent).
+    await this.options.fence?.close();
   }
 
   private report(err: unknown): void {
@@ -234,4 +342,10 @@ export class Manager {
       // Logging must not break the manager.
     }
   }
+}
+
+/** Exits at once: a replica that cannot prove its engines gone must not live on beside the next leader. */
+function defaultFenceFailed(reason: string): never {
+  process.stderr.write(`kube-on-kube operator: fencing failed (${reason}); exiting so the next leader is safe\n`);
+  process.exit(70);
 }

@@ -7,7 +7,10 @@
  *   KMS provider URL, pinned plugins (automatic downloads off);
  * - engine events summarized into progress callbacks (resource counts), never raw diffs that could
  *   hold secret values;
- * - engine errors classified so the controller knows whether to wait, retry or give up.
+ * - engine errors classified so the controller knows whether to wait, retry or give up;
+ * - with a fence (fencing.ts): no operation outside a leadership term, every engine process marked
+ *   as ours (so a lost term can kill them all), and a holder record per running operation, so
+ *   the next leader's recovery can tell a stale lock from a live one.
  */
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import * as path from "node:path";
@@ -23,6 +26,8 @@ import {
   type Stack,
 } from "@pulumi/pulumi/automation";
 import { classifyEngineError, StackOperationError, summarizeEngineError, type StackOperation } from "./engine-errors";
+import { decideLock, holderRecordsFor, type AdmittedOperation, type EngineFence, type HolderRecord, type HolderRecords, type LockDecision } from "./fencing";
+import type { Term } from "./leader-election";
 import { Semaphore } from "./semaphore";
 
 export { classifyEngineError, StackOperationError, summarizeEngineError, type FailureKind, type StackOperation } from "./engine-errors";
@@ -65,6 +70,21 @@ export interface StackRunnerOptions {
   readonly maxConcurrentOperations?: number;
   /** Told about every finished engine operation (metrics). */
   readonly onOperation?: (operation: StackOperation, result: "success" | "error", durationMs: number) => void;
+  /**
+   * The replica's fence (fencing.ts): operations run only while it is open, their processes
+   * carry its marker, and they are aborted and killed when it closes. Absent: no fencing (tests).
+   */
+  readonly fence?: EngineFence;
+  /** Where holder records go; default: beside a `file://` backend's stacks (holderRecordsFor). */
+  readonly holders?: HolderRecords;
+}
+
+/** What `recover` found and did on one stack. */
+export interface RecoveryOutcome {
+  /** The lock decision from the stack's holder record (fencing.ts `decideLock`). */
+  readonly lock: LockDecision;
+  /** Pending operations were found and cleared with a refresh. */
+  readonly clearedPending: boolean;
 }
 
 
@@ -147,9 +167,21 @@ export interface OperationResult {
 export class StackRunner {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly slots: Semaphore | undefined;
+  private readonly holders: HolderRecords | undefined;
 
   constructor(private readonly options: StackRunnerOptions) {
     this.slots = options.maxConcurrentOperations === undefined ? undefined : new Semaphore(options.maxConcurrentOperations);
+    this.holders = options.holders ?? (options.fence ? holderRecordsFor(options.backendUrl) : undefined);
+  }
+
+  /** The stack's holder record, if any (fencing.ts): an operation of some term ran and did not end by itself. */
+  holderRecord(stackName: string): HolderRecord | undefined {
+    return this.holders?.read(this.options.projectName, stackName);
+  }
+
+  /** The engine environment: the runner's, the fence's marker, then the operation's own. */
+  private engineEnv(extra?: Readonly<Record<string, string>>): Record<string, string> {
+    return { ...this.options.env, ...this.options.fence?.env(), ...extra };
   }
 
   /** Runs `fn` with the stack once no other operation of this runner holds it. */
@@ -192,7 +224,7 @@ export class StackRunner {
       pulumiCommand: await this.pulumiCommand(),
       workDir,
       projectSettings: { name: this.options.projectName, runtime: "nodejs", backend: { url: this.options.backendUrl } },
-      envVars: { ...this.options.env, ...opts.env },
+      envVars: this.engineEnv(opts.env),
       secretsProvider: this.options.secretsProvider,
     };
     if (opts.create !== false) return LocalWorkspace.createOrSelectStack(args, options);
@@ -225,7 +257,7 @@ export class StackRunner {
     };
   }
 
-  private async run<T>(stackName: string, operation: StackOperation, fn: () => Promise<T>, onProgress?: (p: OperationProgress) => void): Promise<T> {
+  private async run<T>(stackName: string, operation: StackOperation, fn: (signal?: AbortSignal) => Promise<T>, onProgress?: (p: OperationProgress) => void): Promise<T> {
     if (!this.slots) return this.timed(stackName, operation, fn);
     const { active } = this.slots.state;
     if (active >= this.slots.limit) onProgress?.({ stack: stackName, operation, phase: "queued", slots: { active, limit: this.slots.limit }, counts: {} });
@@ -235,16 +267,38 @@ export class StackRunner {
     });
   }
 
-  private async timed<T>(stackName: string, operation: StackOperation, fn: () => Promise<T>): Promise<T> {
+  private async timed<T>(stackName: string, operation: StackOperation, fn: (signal?: AbortSignal) => Promise<T>): Promise<T> {
+    // Refused (FencedError) when this replica does not lead: checked once the slot is ours, so
+    // an operation queued when the term ended never starts.
+    const admitted = this.options.fence?.admit(`${operation} of stack ${stackName}`);
+    const recorded = operation !== "export" && this.recordHolder(stackName, operation, admitted);
     const started = Date.now();
     try {
-      const result = await fn();
+      const result = await fn(admitted?.signal);
       this.options.onOperation?.(operation, "success", Date.now() - started);
       return result;
     } catch (error) {
       this.options.onOperation?.(operation, "error", Date.now() - started);
       throw new StackOperationError(stackName, operation, classifyEngineError(error), summarizeEngineError(error));
+    } finally {
+      admitted?.done();
+      // An operation killed by the fence keeps its record: the lock it left is the next
+      // leader's to clear, and the record is what proves it stale.
+      if (recorded && !admitted?.signal.aborted) this.holders?.remove(this.options.projectName, stackName);
     }
+  }
+
+  /** Writes who runs this operation (the term), before the engine can take the stack's lock. */
+  private recordHolder(stackName: string, operation: StackOperation, admitted: AdmittedOperation | undefined): boolean {
+    if (!this.holders || !this.options.fence) return false;
+    this.holders.write(this.options.projectName, stackName, {
+      identity: admitted?.term?.identity ?? this.options.fence.marker,
+      acquiredAt: admitted?.term?.acquiredAt ?? 0,
+      operation,
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+    });
+    return true;
   }
 
   /**
@@ -262,9 +316,9 @@ export class StackRunner {
       this.run(
         stackName,
         "up",
-        async () => {
+        async (signal) => {
           const stack = await this.stack(stackName, program);
-          const result = await stack.up({ refresh: opts.refresh, onEvent: this.progress(stackName, "up", onProgress) });
+          const result = await stack.up({ refresh: opts.refresh, onEvent: this.progress(stackName, "up", onProgress), signal });
           return { changes: countsOf(result.summary.resourceChanges), outputs: result.outputs };
         },
         onProgress,
@@ -284,11 +338,11 @@ export class StackRunner {
     opts: { refresh?: boolean; onChange?: (change: PlannedChange) => void } = {},
   ): Promise<Record<string, number>> {
     return this.serialize(stackName, () =>
-      this.run(stackName, "preview", async () => {
+      this.run(stackName, "preview", async (signal) => {
         const stack = await this.stack(stackName, program);
         const onChange = opts.onChange;
         const onEvent = onChange ? (e: EngineEvent) => plannedChangeOf(e, onChange) : undefined;
-        const result = await stack.preview({ refresh: opts.refresh, onEvent });
+        const result = await stack.preview({ refresh: opts.refresh, onEvent, signal });
         return countsOf(result.changeSummary);
       }),
     );
@@ -296,9 +350,9 @@ export class StackRunner {
 
   async refresh(stackName: string, program: PulumiFn, opts: { clearPendingCreates?: boolean } = {}): Promise<Record<string, number>> {
     return this.serialize(stackName, () =>
-      this.run(stackName, "refresh", async () => {
+      this.run(stackName, "refresh", async (signal) => {
         const stack = await this.stack(stackName, program);
-        const result = await stack.refresh({ clearPendingCreates: opts.clearPendingCreates });
+        const result = await stack.refresh({ clearPendingCreates: opts.clearPendingCreates, signal });
         return countsOf(result.summary.resourceChanges);
       }),
     );
@@ -313,11 +367,12 @@ export class StackRunner {
       this.run(
         stackName,
         "destroy",
-        async () => {
+        async (signal) => {
           const stack = await this.stack(stackName, program, { env: opts.env });
           const progress = this.progress(stackName, "destroy", onProgress);
           const onDiagnostic = opts.onDiagnostic;
           await stack.destroy({
+            signal,
             onEvent: (event) => {
               progress(event);
               const d = event.diagnosticEvent;
@@ -334,24 +389,35 @@ export class StackRunner {
   }
 
   /**
-   * Crash recovery for one stack, on becoming leader and before any update: delete a lock left by
-   * a dead process, and when the state records operations that never finished (the process was
-   * killed mid-update), refresh with pending creates cleared so the next `up` starts clean.
-   * Returns whether pending operations were found. A stack that does not exist yet is left alone.
+   * Crash recovery for one stack, on becoming leader and before any update of the term: clear a
+   * lock that is provably stale, and when the state records operations that never finished (the
+   * process was killed mid-update), refresh with pending creates cleared so the next `up` starts
+   * clean. A stack that does not exist yet is left alone.
+   *
+   * With a fence, the lock is cleared only when the stack's holder record names an ended term
+   * (fencing.ts `decideLock`); a lock without a record is someone else's and stays (the refresh
+   * then fails with `concurrent-update`, and the caller reports the stack). Without a fence the
+   * caller vouches that nothing else runs engines on these stacks (a single replica, tests).
    */
-  async recover(stackName: string, program: PulumiFn): Promise<boolean> {
-    return this.serialize(stackName, () =>
-      this.run(stackName, "refresh", async () => {
+  async recover(stackName: string, program: PulumiFn, term?: Term): Promise<RecoveryOutcome> {
+    return this.serialize(stackName, async () => {
+      // Read before this recovery writes its own record over it.
+      const record = this.holders?.read(this.options.projectName, stackName);
+      const lock: LockDecision = this.options.fence
+        ? decideLock(record, term)
+        : { action: "clear", reason: "no fence: the caller vouches that no other engine runs" };
+      if (lock.action === "live") return { lock, clearedPending: false };
+      return this.run(stackName, "refresh", async (signal) => {
         const stack = await this.stack(stackName, program, { create: false });
-        if (!stack) return false;
-        await stack.cancel();
+        if (!stack) return { lock, clearedPending: false };
+        if (lock.action === "clear") await stack.cancel();
         // exportStack() holds decrypted secrets: read one field and let it go.
         const pending = ((await stack.exportStack()).deployment as { pending_operations?: unknown[] }).pending_operations ?? [];
-        if (pending.length === 0) return false;
-        await stack.refresh({ clearPendingCreates: true });
-        return true;
-      }),
-    );
+        if (pending.length === 0) return { lock, clearedPending: false };
+        await stack.refresh({ clearPendingCreates: true, signal });
+        return { lock, clearedPending: true };
+      });
+    });
   }
 
   /**
@@ -403,7 +469,7 @@ export class StackRunner {
       workDir,
       program,
       projectSettings: { name: this.options.projectName, runtime: "nodejs", backend: { url: this.options.backendUrl } },
-      envVars: this.options.env,
+      envVars: this.engineEnv(),
     });
     return (await ws.listStacks()).map((s) => s.name);
   }

@@ -7,6 +7,7 @@ import { resolveClusterSpec } from "../../src/api/v1alpha1";
 import { ClusterPki } from "../../src/components/pki";
 import { StackOperationError, StackRunner, type OperationProgress } from "../../src/runtime/stack-runner";
 import { adoptLegacyStack } from "../../src/controllers/legacy-stacks";
+import { EngineFence, engineProcesses } from "../../src/runtime/fencing";
 import { engineEnv } from "../support/engine";
 import { minimalSpec } from "../support/specs";
 
@@ -70,7 +71,7 @@ describe("StackRunner with the real engine", () => {
     mkdirSync(locks, { recursive: true });
     writeFileSync(path.join(locks, "dead-process.json"), JSON.stringify({ pid: 999999, username: "x", hostname: "gone", timestamp: new Date().toISOString() }));
     await expect(runner.up("fleet-b", pkiProgram("b"))).rejects.toMatchObject({ kind: "concurrent-update" });
-    expect(await runner.recover("fleet-b", pkiProgram("b"))).toBe(false);
+    expect((await runner.recover("fleet-b", pkiProgram("b"))).clearedPending).toBe(false);
     expect(readdirSync(locks)).toEqual([]);
     await expect(runner.up("fleet-b", pkiProgram("b"))).resolves.toBeDefined();
   });
@@ -78,10 +79,56 @@ describe("StackRunner with the real engine", () => {
   it("recovers an existing stack (lock cleared, no pending operations) and leaves an unknown one alone", async () => {
     const locks = path.join(root, "state", ".pulumi", "locks", "organization", "kok-runner-test", "fleet-b");
     writeFileSync(path.join(locks, "dead-again.json"), JSON.stringify({ pid: 999998, username: "x", hostname: "gone", timestamp: new Date().toISOString() }));
-    expect(await runner.recover("fleet-b", pkiProgram("b"))).toBe(false);
+    expect((await runner.recover("fleet-b", pkiProgram("b"))).clearedPending).toBe(false);
     expect(readdirSync(locks)).toEqual([]);
-    expect(await runner.recover("fleet-unknown", pkiProgram("u"))).toBe(false);
+    expect((await runner.recover("fleet-unknown", pkiProgram("u"))).clearedPending).toBe(false);
     expect(await runner.listStacks(pkiProgram("x"))).not.toContain("fleet-unknown");
+  });
+
+  it("fenced: a lost term kills its engine mid-up and keeps its holder record; the next term clears that lock only", async () => {
+    const backendUrl = `file://${path.join(root, "state")}`;
+    const env = engineEnv();
+    const fenceA = new EngineFence({ identity: "replica-a" });
+    fenceA.open({ identity: "replica-a", transitions: 0, acquiredAt: 1_000 });
+    const runnerA = new StackRunner({ projectName: "kok-fence-test", backendUrl, workRoot: path.join(root, "work-a"), env, fence: fenceA });
+    await runnerA.up("fleet-f", pkiProgram("f"));
+    expect(runnerA.holderRecord("fleet-f")).toBeUndefined();
+    // An update that is inside its program (the stack locked) when the term is lost.
+    let entered!: () => void;
+    const inProgram = new Promise<void>((resolve) => (entered = resolve));
+    let letGo!: () => void;
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    const running = runnerA.up("fleet-f", async () => {
+      entered();
+      await held;
+      return {};
+    }).catch((e: unknown) => e);
+    await inProgram;
+    expect(engineProcesses(fenceA.marker).length).toBeGreaterThan(0);
+    expect(await fenceA.close()).toEqual([]);
+    expect(await running).toBeInstanceOf(StackOperationError);
+    letGo();
+    expect(engineProcesses(fenceA.marker)).toEqual([]);
+    expect(runnerA.holderRecord("fleet-f")).toMatchObject({ identity: "replica-a", acquiredAt: 1_000, operation: "up" });
+    const locks = path.join(root, "state", ".pulumi", "locks", "organization", "kok-fence-test", "fleet-f");
+    expect(readdirSync(locks).filter((f) => f.endsWith(".json"))).toHaveLength(1);
+    await expect(runnerA.up("fleet-f", pkiProgram("f"))).rejects.toThrow(/does not lead/);
+
+    // The next term (another replica): the record names an ended term, so the lock goes.
+    const termB = { identity: "replica-b", transitions: 1, acquiredAt: 2_000 };
+    const fenceB = new EngineFence({ identity: "replica-b" });
+    fenceB.open(termB);
+    const runnerB = new StackRunner({ projectName: "kok-fence-test", backendUrl, workRoot: path.join(root, "work-b"), env, fence: fenceB });
+    expect((await runnerB.recover("fleet-f", pkiProgram("f"), termB)).lock.action).toBe("clear");
+    expect(readdirSync(locks)).toEqual([]);
+    expect(runnerB.holderRecord("fleet-f")).toBeUndefined();
+    await expect(runnerB.up("fleet-f", pkiProgram("f"))).resolves.toBeDefined();
+
+    // A lock nobody recorded (a person's `pulumi up`, say) is not this operator's to clear.
+    writeFileSync(path.join(locks, "someone.json"), JSON.stringify({ pid: 999997, username: "x", hostname: "laptop", timestamp: new Date().toISOString() }));
+    expect((await runnerB.recover("fleet-f", pkiProgram("f"), termB)).lock.action).toBe("keep");
+    await expect(runnerB.up("fleet-f", pkiProgram("f"))).rejects.toMatchObject({ kind: "concurrent-update" });
+    rmSync(path.join(locks, "someone.json"));
   });
 
   it("reports a failing program with the stack, the operation and the error, as an engine failure", async () => {

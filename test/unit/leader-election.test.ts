@@ -1,42 +1,7 @@
-import type { V1Lease } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { LeaderElector, type LeaseApi } from "../../src/runtime/leader-election";
+import { LeaderElector, termLost, type Term } from "../../src/runtime/leader-election";
+import { MemoryLeases } from "../support/memory-leases";
 import { FakeClock } from "../support/fake-clock";
-
-/** An in-memory Lease endpoint with the apiserver's optimistic concurrency (404, 409 by resourceVersion). */
-class MemoryLeases {
-  lease: V1Lease | undefined;
-  version = 0;
-  /** When set, every call fails as if the apiserver were unreachable. */
-  down = false;
-
-  api(): LeaseApi {
-    const fail = (code: number) => Object.assign(new Error(`HTTP ${code}`), { code });
-    const check = () => {
-      if (this.down) throw fail(503);
-    };
-    const copy = (l: V1Lease): V1Lease => JSON.parse(JSON.stringify(l)) as V1Lease;
-    return {
-      readNamespacedLease: async () => {
-        check();
-        if (!this.lease) throw fail(404);
-        return copy(this.lease);
-      },
-      createNamespacedLease: async ({ body }: { body: V1Lease }) => {
-        check();
-        if (this.lease) throw fail(409);
-        this.lease = { ...copy(body), metadata: { ...body.metadata, resourceVersion: String(++this.version) } };
-        return copy(this.lease);
-      },
-      replaceNamespacedLease: async ({ body }: { body: V1Lease }) => {
-        check();
-        if (body.metadata?.resourceVersion !== this.lease?.metadata?.resourceVersion) throw fail(409);
-        this.lease = { ...copy(body), metadata: { ...body.metadata, resourceVersion: String(++this.version) } };
-        return copy(this.lease);
-      },
-    } as unknown as LeaseApi;
-  }
-}
 
 function elector(store: MemoryLeases, clock: FakeClock, identity: string, log: string[]) {
   return new LeaderElector({
@@ -170,6 +135,58 @@ describe("LeaderElector", () => {
     await run(clock, 250, [a]);
     expect(log).toEqual(["start-up saw the term end", "stopped"]);
     await a.stop();
+  });
+
+  it("ends a lost term with a TermLost whose fenceBy no other replica can lead before; a regained lease is a new term", async () => {
+    const store = new MemoryLeases();
+    const clock = new FakeClock();
+    const terms: { term: Term; signal: AbortSignal }[] = [];
+    const renewals: number[] = [];
+    const options = {
+      api: store.api(),
+      namespace: "kok-system",
+      name: "kube-on-kube-operator",
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      clock,
+      onStoppedLeading: () => undefined,
+    };
+    const a = new LeaderElector({ ...options, identity: "a", onStartedLeading: (signal, term) => void terms.push({ term, signal }), onRenewed: (fenceBy) => void renewals.push(fenceBy) });
+    const b = new LeaderElector({ ...options, identity: "b", onStartedLeading: () => undefined });
+    a.start();
+    await run(clock, 500, [a]);
+    b.start();
+    await run(clock, 4_000, [a, b]);
+    expect(a.currentTerm()).toEqual(terms[0].term);
+    // Only a's link to the apiserver fails: b keeps reading the lease a can no longer renew.
+    const aApi = store.api();
+    let aDown = false;
+    const flaky = Object.fromEntries(
+      Object.entries(aApi).map(([k, fn]) => [k, async (...args: unknown[]) => {
+        if (aDown) throw Object.assign(new Error("HTTP 503"), { code: 503 });
+        return (fn as (...a: unknown[]) => unknown)(...args);
+      }]),
+    );
+    Object.assign(aApi, flaky);
+    // Rebuild a with the flaky api sharing the store: the same identity takes its lease back.
+    await a.stop({ release: false });
+    const a2 = new LeaderElector({ ...options, api: aApi, identity: "a", onStartedLeading: (signal, term) => void terms.push({ term, signal }), onRenewed: (fenceBy) => void renewals.push(fenceBy) });
+    a2.start();
+    while (!a2.isLeader()) await run(clock, 250, [a2, b]);
+    const second = terms[1];
+    expect(second.term.identity).toBe("a");
+    expect(second.term.acquiredAt).not.toBe(terms[0].term.acquiredAt);
+    aDown = true;
+    const lastFenceBy = () => renewals[renewals.length - 1];
+    while (a2.isLeader()) await run(clock, 250, [a2, b]);
+    const lost = termLost(second.signal);
+    expect(lost?.fenceBy).toBe(lastFenceBy());
+    // b leads only at or after fenceBy: a's engines had until then to be gone.
+    while (!b.isLeader()) await run(clock, 250, [a2, b]);
+    expect(clock.now()).toBeGreaterThanOrEqual(lost!.fenceBy);
+    await a2.stop({ release: false });
+    await b.stop();
   });
 
   it("refuses timings that could let two replicas lead", () => {

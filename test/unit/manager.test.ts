@@ -43,7 +43,8 @@ describe("Manager (no leader election)", () => {
     manager.register({ kind: "ConfigMap", informer, reconcile: async (key) => void reconciled.push(key) });
     expect(manager.readiness()()).toMatch(/not synced/);
     await manager.start();
-    expect(manager.readiness()()).toBeUndefined();
+    // Leading, but no controller runs until the cleanup succeeds: not ready.
+    expect(manager.readiness()()).toMatch(/controllers are not running/);
     await flush();
     expect(reconciled).toEqual([]);
     await clock.advance(1000);
@@ -52,6 +53,8 @@ describe("Manager (no leader election)", () => {
     expect(cleanups).toBe(3);
     expect(errors).toHaveLength(2);
     expect(reconciled.sort()).toEqual(["ns/a", "ns/b"]);
+    expect(manager.readiness()()).toBeUndefined();
+    expect(manager.describe()).toBe("leading (no leader election); controllers running: ConfigMap");
 
     fake().put(cm("c"));
     await flush();

@@ -7,6 +7,8 @@ import * as path from "node:path";
 import { legacyStackNameOf, stackNameOf, type ClusterObject, type ClusterStatus } from "../../api/v1alpha1";
 import { CustomObjectStore } from "../../runtime/object-store";
 import { specOrLifecycleChanged } from "../../runtime/predicates";
+import type { EngineFence } from "../../runtime/fencing";
+import { recoveryLogLine, type StackRecoveries } from "../../runtime/recovery";
 import { StackRunner } from "../../runtime/stack-runner";
 import { CLUSTERS, type Cached, type ControllerContext, type Registered } from "../context";
 import { LiveClusterObjects } from "./live-fingerprint";
@@ -16,6 +18,8 @@ import { namespaceLabelsReader } from "./masters-namespace";
 import { ClusterReconciler, type ClusterStore } from "./reconciler";
 
 export interface ClusterControllerOptions {
+  /** The replica's engine fence (fencing.ts): the stacks' operations run only while it leads. */
+  readonly fence?: EngineFence;
   /** Drift and certificate metrics of Clusters. */
   readonly clusterMetrics: ClusterMetrics;
   /** Reconciles at once; default 4 × concurrency (engine operations stay capped at `concurrency`). */
@@ -29,7 +33,7 @@ export interface ClusterControllerOptions {
   readonly kubeconfigPath?: string;
 }
 
-export function registerClusterController(ctx: ControllerContext, o: ClusterControllerOptions): Registered {
+export function registerClusterController(ctx: ControllerContext, o: ClusterControllerOptions): Registered & StackRecoveries {
   const { informers, metrics } = ctx;
   const runner = new StackRunner({
     projectName: "kube-on-kube-clusters",
@@ -38,6 +42,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     env: { ...ctx.engineEnv, ...(o.kubeconfigPath ? { KUBECONFIG: o.kubeconfigPath } : {}) },
     secretsProvider: ctx.secretsProvider,
     maxConcurrentOperations: ctx.concurrency,
+    fence: o.fence,
     onOperation: (operation, result, durationMs) => metrics.recordStackOperation("Cluster", operation, result, durationMs),
   });
   const objects = new CustomObjectStore<Cached<ClusterObject>, ClusterStatus>({
@@ -77,16 +82,18 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
   });
 
   return {
-    async recover(termEnded) {
-      // A stack not yet migrated from its legacy name is recovered under that name: the rename needs its lock.
-      for (const cluster of informers.clusters.list()) {
-        for (const stack of [stackNameOf(cluster), legacyStackNameOf(cluster)]) {
-          if (termEnded.aborted) return;
-          if (await runner.recover(stack, reconciler.program(cluster))) ctx.log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack });
-          else ctx.log({ level: "debug", msg: "no interrupted update to clear", stack });
-        }
-      }
-    },
+    // Each Cluster recovers on its own (recovery.ts): a stack not yet migrated from its legacy
+    // name is recovered under that name too, since the rename needs its lock.
+    recoveries: (term) =>
+      informers.clusters.list().map((cluster) => ({
+        kind: "Cluster",
+        key: `${cluster.metadata.namespace}/${cluster.metadata.name}`,
+        run: async (termEnded) => {
+          for (const stack of [stackNameOf(cluster), legacyStackNameOf(cluster)]) {
+            if (termEnded.aborted) return;
+            ctx.log(recoveryLogLine(stack, await runner.recover(stack, reconciler.program(cluster), term)));
+          }
+        },
+      })),
   };
 }
-

@@ -14,6 +14,8 @@ import { PLATFORM_SCOPE, secretValuesOf } from "../../runtime/known-secrets";
 import { watch } from "../../runtime/manager";
 import { CustomObjectStore } from "../../runtime/object-store";
 import { annotationChanged, changed, or, specOrLifecycleChanged } from "../../runtime/predicates";
+import type { EngineFence } from "../../runtime/fencing";
+import { recoveryLogLine, type StackRecoveries } from "../../runtime/recovery";
 import { StackRunner } from "../../runtime/stack-runner";
 import type { WorkerDefaults } from "../../program/machine-program";
 import { mastersNamespaceFor, namespaceLabelsReader } from "../cluster/masters-namespace";
@@ -26,6 +28,8 @@ import type { RemediationPolicy } from "./remediation";
 import { isNotFound } from "../../runtime/api-errors";
 
 export interface MachineControllerOptions {
+  /** The replica's engine fence (fencing.ts): the stacks' operations run only while it leads. */
+  readonly fence?: EngineFence;
   readonly fleetMetrics: FleetMetrics;
   /** Reconciles at once (`--machine-workers`); default 4 × concurrency. Probes, health and status need no engine slot. */
   readonly workers?: number;
@@ -45,7 +49,7 @@ export const clusterChangedForMachines = changed<Cached<ClusterObject>>((c) => [
 /** What the Machine reconciler acts on: spec, lifecycle, the catalog's admission of this Machine. */
 export const machineChanged = or(specOrLifecycleChanged, annotationChanged(PACKAGES_REVISION_ANNOTATION));
 
-export function registerMachineController(ctx: ControllerContext, o: MachineControllerOptions): Registered {
+export function registerMachineController(ctx: ControllerContext, o: MachineControllerOptions): Registered & StackRecoveries {
   const { informers } = ctx;
   const machines = informers.machines;
   const runner = new StackRunner({
@@ -55,6 +59,7 @@ export function registerMachineController(ctx: ControllerContext, o: MachineCont
     env: ctx.engineEnv,
     secretsProvider: ctx.secretsProvider,
     maxConcurrentOperations: ctx.concurrency,
+    fence: o.fence,
     onOperation: (operation, result, durationMs) => ctx.metrics.recordStackOperation("Machine", operation, result, durationMs),
   });
   const objects = new CustomObjectStore<Cached<MachineObject>, MachineStatus>({ api: ctx.customObjects, resource: MACHINES, informer: machines, secrets: (ns) => ctx.knownSecrets.for(ns) });
@@ -131,18 +136,23 @@ export function registerMachineController(ctx: ControllerContext, o: MachineCont
   });
 
   return {
-    async recover(termEnded) {
-      // Only machines whose status says an update was running can hold a lock or pending
-      // operations: a fleet of thousands is not a thousand engine calls at every failover.
-      for (const machine of machines.list()) {
-        if (termEnded.aborted) return;
-        if (machine.status?.lastOperation?.result !== "running") continue;
-        for (const stack of [stackNameOf(machine), legacyStackNameOf(machine)]) {
-          if (await runner.recover(stack, async () => ({}))) ctx.log({ level: "warn", msg: "cleared pending operations of an interrupted update", stack });
-          else ctx.log({ level: "debug", msg: "no interrupted update to clear", stack });
-        }
-      }
-    },
+    // Only Machines whose status says an update was running, or whose stacks hold a holder record
+    // (an update cut short before its status said so), can hold a lock or pending operations: a
+    // fleet of thousands is not a thousand engine calls at every failover.
+    recoveries: (term) =>
+      machines
+        .list()
+        .filter((m) => m.status?.lastOperation?.result === "running" || [stackNameOf(m), legacyStackNameOf(m)].some((s) => runner.holderRecord(s)))
+        .map((machine) => ({
+          kind: "Machine",
+          key: keyOf(machine),
+          run: async (termEnded) => {
+            for (const stack of [stackNameOf(machine), legacyStackNameOf(machine)]) {
+              if (termEnded.aborted) return;
+              ctx.log(recoveryLogLine(stack, await runner.recover(stack, async () => ({}), term)));
+            }
+          },
+        })),
     stop: () => nodes.stopAll(),
   };
 }
