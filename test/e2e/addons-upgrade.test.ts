@@ -9,12 +9,17 @@
  * masters got there first, and a sample with the new image but any older master (read before it)
  * would prove the opposite. After it: kube-proxy v1.36.3 on both nodes, CoreDNS where it was (its
  * version does not follow kubernetesVersion: DEFAULT_COREDNS_VERSION, src/api/v1alpha1/addons.ts),
- * the v1.35.4 kubelets Ready under v1.36.3 masters, and `hello` still answering by name.
+ * the v1.35.4 kubelets Ready under v1.36.3 masters, and `hello` still answering by name. A `wget
+ * http://hello` from the hello Pods runs all along; every one from the new kube-proxy template on
+ * must answer (kube-proxy replaced node by node leaves Service routing in place).
  */
 import { VersionApi } from "@kubernetes/client-node";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_COREDNS_VERSION, mastersNamespaceOf } from "../../src/api/v1alpha1";
 import { helloWorkload } from "../../src/dev/hello-workload";
+import { toolchainBinary } from "../../src/dev/toolchain";
 import { businessView, FLEET_NAMESPACE, helloSpread, ready, startBusinessFleet, wgetHello, type BusinessFleet, type BusinessView, type PodJson } from "../support/business-fleet";
 import { clientFor, eventually } from "../support/dev-cluster";
 
@@ -27,6 +32,14 @@ const seconds = (from: number, to = Date.now()) => `${((to - from) / 1000).toFix
 let world: BusinessFleet | undefined;
 let biz: BusinessView;
 let kubeconfig = "";
+
+/** One `wget http://hello` from a hello Pod during the upgrade: when it started, and its answer or error. */
+interface Probe {
+  readonly at: number;
+  readonly from: string;
+  readonly ok: boolean;
+  readonly answer: string;
+}
 
 /** "registry.k8s.io/kube-proxy:v1.36.3" → 36 (the minor of a v1.x tag). */
 const minorOf = (imageOrVersion: string) => Number(/v1\.(\d+)\.\d+/.exec(imageOrVersion)?.[1] ?? NaN);
@@ -109,6 +122,22 @@ describe(`a business cluster with workers and add-ons, upgraded ${FROM} → ${TO
       }
     })();
 
+    // `hello` by its Service name from each node in turn, through the whole upgrade (not blocking
+    // the sampler: an exec is a child process). The exec goes through the apiserver, so a failure
+    // while it rolls says nothing of the Service; from the new kube-proxy template on, it does.
+    const probes: Probe[] = [];
+    const probing = (async () => {
+      for (let i = 0; sampling; i++) {
+        const from = pods[i % pods.length].metadata.name;
+        const at = Date.now();
+        await promisify(execFile)(toolchainBinary("kubectl"), ["--kubeconfig", kubeconfig, "exec", from, "--", "wget", "-qO-", "http://hello"], { encoding: "utf8", timeout: 20_000 }).then(
+          ({ stdout }) => void probes.push({ at, from, ok: /^hello from hello-/.test(stdout), answer: stdout.trim() }),
+          (e: Error) => void probes.push({ at, from, ok: false, answer: e.message.split("\n").slice(0, 3).join(" ") }),
+        );
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+
     const applied = Date.now();
     w.kubectl("-n", FLEET_NAMESPACE, "patch", "cluster", NAME, "--type=merge", "-p", JSON.stringify({ spec: { kubernetesVersion: TO } }));
     const generation = Number(w.kubectl("-n", FLEET_NAMESPACE, "get", "cluster", NAME, "-o", "jsonpath={.metadata.generation}"));
@@ -147,7 +176,7 @@ describe(`a business cluster with workers and add-ons, upgraded ${FROM} → ${TO
     });
     const proxyRolled = Date.now();
     sampling = false;
-    await sampler;
+    await Promise.all([sampler, probing]);
     const last = await sample();
     samples.push(last);
 
@@ -163,6 +192,11 @@ describe(`a business cluster with workers and add-ons, upgraded ${FROM} → ${TO
       `upgrade applied → /version ${TO} ${at(firstVersion)} → all masters ${TO} ${at(firstMasters)} → kube-proxy template ${TO} ${at(firstTemplate)} → first kube-proxy Pod ${TO} ${at(firstProxyPod)} → ` +
         `Cluster Ready ${seconds(applied, clusterReady)} → kube-proxy rolled on both nodes ${seconds(applied, proxyRolled)} ` +
         `(${samples.length} samples, ${between.length} with the masters done and the old kube-proxy; ${failedReads.length} failed reads)`,
+    );
+    const duringProxyRoll = probes.filter((p) => firstTemplate && p.at >= firstTemplate.at);
+    console.log(
+      `wget http://hello during the upgrade: ${probes.filter((p) => p.ok).length}/${probes.length} answered; ` +
+        `while kube-proxy rolled: ${duringProxyRoll.filter((p) => p.ok).length}/${duringProxyRoll.length}`,
     );
     const describeSample = (s: Sample) => JSON.stringify({ ...s, at: seconds(applied, s.at) });
 
@@ -185,6 +219,11 @@ describe(`a business cluster with workers and add-ons, upgraded ${FROM} → ${TO
     // Both Nodes Ready in every sample: the kubelets (FROM) keep serving through the masters' roll.
     const notReady = samples.filter((s) => Object.keys(s.nodes).length !== 2 || Object.values(s.nodes).some((r) => !r));
     expect(notReady.map(describeSample), "samples with a Node missing or not Ready").toEqual([]);
+
+    // Service routing holds while kube-proxy is replaced node by node (its rules stay in place
+    // between the old Pod and the new one): every probe from the new template on answered.
+    expect(duringProxyRoll.length, "no wget while kube-proxy rolled").toBeGreaterThan(0);
+    expect(duringProxyRoll.filter((p) => !p.ok).map((p) => ({ ...p, at: seconds(applied, p.at) })), "wget http://hello failed while kube-proxy rolled").toEqual([]);
 
     expect(last).toMatchObject({ version: TO, template: expect.stringMatching(new RegExp(`/kube-proxy:${TO}$`)) });
     expect(last.proxies.map((i) => i.replace(/^.*:/, ""))).toEqual([TO, TO]);

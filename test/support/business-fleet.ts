@@ -17,7 +17,7 @@ import { loadConfig } from "../../src/dev/config";
 import { devAdminPolicy } from "../../src/dev/dev-policy";
 import { realNodeLayout } from "../../src/dev/node/layout";
 import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
-import { startOperator, type RunningOperator } from "../../src/operator/operator";
+import { startOperator, type OperatorOptions, type RunningOperator } from "../../src/operator/operator";
 import { devUp, eventually, freeNodePort, installCrds, kok, newDevCluster, type DevCluster } from "./dev-cluster";
 import { startNetnsFleetHosts, type FleetHosts, type SandboxKubelet } from "./fleet-hosts";
 import { minimalSpec } from "./specs";
@@ -59,6 +59,10 @@ export interface BusinessFleetOptions {
   readonly kubelet: SandboxKubelet;
   /** Default 2. */
   readonly machines?: number;
+  /** More of the Cluster's spec (its apiServer.service is the fleet's: a NodePort on the real node). */
+  readonly spec?: Partial<ClusterSpec>;
+  /** More operator options, e.g. `remediation` for a test that repairs Machines. */
+  readonly operator?: Partial<Pick<OperatorOptions, "remediation" | "resyncMs" | "concurrency">>;
 }
 
 export interface BusinessFleet {
@@ -66,6 +70,8 @@ export interface BusinessFleet {
   readonly fleet: FleetHosts;
   /** Scratch space: manifests, kubeconfigs, the operator's state. */
   readonly work: string;
+  /** The real node's address, where the hosts reach a business apiserver's NodePort. */
+  readonly nodeIP: string;
   /** When the Cluster was applied (Date.now()). */
   readonly clusterApplied: number;
   /** The Machines' names, one per host. */
@@ -133,11 +139,12 @@ export async function startBusinessFleet(options: BusinessFleetOptions): Promise
       workerDefaults: fleet.workerDefaults,
       policy: devAdminPolicy(config),
       log: (line) => void logs.push(JSON.stringify(line)),
+      ...options.operator,
     });
     const nodeIP = realNodeLayout(config).nodeIP;
     const nodePort = await freeNodePort();
     const clusterApplied = Date.now();
-    const spec: ClusterSpec = minimalSpec({ kubernetesVersion: options.kubernetesVersion, apiServer: { service: { type: "NodePort", externalHost: nodeIP, nodePort, port: 6443 } } });
+    const spec: ClusterSpec = minimalSpec({ ...options.spec, kubernetesVersion: options.kubernetesVersion, apiServer: { service: { type: "NodePort", externalHost: nodeIP, nodePort, port: 6443 } } });
     apply("cluster", [{ apiVersion: "kubeonkube.io/v1alpha1", kind: "Cluster", metadata: { name: options.name, namespace: FLEET_NAMESPACE }, spec }]);
     const catalog = `${options.name}-workers`;
     const mirror = [`http://${fleet.registry}`];
@@ -173,6 +180,7 @@ export async function startBusinessFleet(options: BusinessFleetOptions): Promise
       meta,
       fleet,
       work,
+      nodeIP,
       clusterApplied,
       machines,
       kubectl,
