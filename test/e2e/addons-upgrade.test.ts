@@ -89,6 +89,8 @@ describe(`a business cluster with workers and add-ons, upgraded ${FROM} → ${TO
   });
 
   it(`rolls the masters to ${TO} first, then kube-proxy, never newer than the apiserver`, async () => {
+    // The steps share the cluster: without the first one's Pods there is nothing to upgrade under.
+    if (!pods) throw new Error("the first step brought no hello Pods up: see its failure");
     const w = world!;
     const business = clientFor(kubeconfig);
     const metaCore = clientFor(w.meta.kubeconfig).core;
