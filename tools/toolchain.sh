@@ -14,7 +14,7 @@
 #
 # Targets (tools/lib/targets.sh): pulumi kubernetes-provider command-provider tls-provider etcd
 #          kube-1.36 kube-1.35 yaml-language containerd runc cni-plugins pause registry crane
-#          versitygw coredns local-path-provisioner flannel
+#          versitygw coredns local-path-provisioner flannel helm
 #
 # Each target is a small wrapper Go module of ours under tools/go/<target>/ that pins exact
 # versions (go.mod + go.sum committed). Output is cached outside the work tree:
