@@ -200,11 +200,11 @@ function operatorDeployment(o: DeploymentOptions): Json {
                 // The masters' NetworkPolicies admit the operator's namespace to the apiservers.
                 { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
                 ...(o.secretsProvider === undefined ? [{ name: "PULUMI_CONFIG_PASSPHRASE", valueFrom: { secretKeyRef: { name: o.passphraseSecret, key: "passphrase" } } }] : []),
-                ...(o.objectStoreCredentialsSecret === undefined ? [] : objectStoreEnv(o.objectStoreCredentialsSecret)),
                 { name: "NODE_OPTIONS", value: `--max-old-space-size=${o.operatorHeapMb ?? DEFAULT_OPERATOR_HEAP_MB}` },
                 { name: "HOME", value: OPERATOR_PATHS.home },
                 { name: "PULUMI_HOME", value: `${OPERATOR_PATHS.home}/.pulumi` },
                 { name: "TMPDIR", value: OPERATOR_PATHS.tmp },
+                ...(o.objectStoreCredentialsSecret === undefined ? [] : objectStoreEnv(o.objectStoreCredentialsSecret)),
               ],
               ports: [{ name: "metrics", containerPort: 8080 }],
               livenessProbe: { httpGet: { path: "/healthz", port: "metrics" }, periodSeconds: 20 },
