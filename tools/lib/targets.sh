@@ -309,8 +309,8 @@ spec_helm() {
   local m=helm.sh/helm/v4
   T_VERSIONS="helm ${HELM_VERSION}"
   T_BINARIES=("helm ${m}/cmd/helm")
-  # What upstream's Makefile stamps for a tagged build: the version, no "unreleased" metadata,
-  # and the commit (a module zip has none: its go.sum hash names the source instead). Without the
+  # What upstream's Makefile stamps for a tagged build (metadata stays empty: no "unreleased"):
+  # the version and the commit (a module zip has none: its go.sum hash names the source instead). Without the
   # version `helm version` prints "v4.3" and charts' helmVersion constraints see no patch.
   T_LDFLAGS+=" -X ${m}/internal/version.version=${HELM_VERSION}"
   T_LDFLAGS+=" -X ${m}/internal/version.gitCommit=$(module_sum "${m}" "${HELM_VERSION}")"
