@@ -5,8 +5,9 @@
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { parse, parseAllDocuments } from "yaml";
+import { runManifests, type ManifestsFlags } from "../../src/cli/manifests";
 import { chartSources, CHART_DIR, renderHelmChart } from "../../src/operator/helm-chart";
 import { FILE_BACKEND_ONE_REPLICA, installManifests, packageVersion } from "../../src/operator/install-manifests";
 
@@ -48,5 +49,34 @@ describe("installManifests: the values the chart parameterises", () => {
   it("defaults the image tag to the package version", () => {
     const deployment = installManifests().find((o) => o.kind === "Deployment") as { spec: { template: { spec: { containers: Array<{ image: string }> } } } };
     expect(deployment.spec.template.spec.containers[0].image).toBe(`kube-on-kube/operator:${packageVersion()}`);
+  });
+});
+
+describe("runManifests: the chart's values as flags", () => {
+  afterEach(() => vi.restoreAllMocks());
+  const base: ManifestsFlags = { namespace: "kube-on-kube-system", passphraseSecret: "p", operatorHeapMb: "512", terminationGraceSeconds: "1800" };
+  const capture = () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => (out.push(String(chunk)), true));
+    vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => void err.push(args.join(" ")));
+    return { out, err };
+  };
+
+  it("prints what installManifests gives for the same options", async () => {
+    const { out } = capture();
+    const flags = { ...base, backendUrl: "s3://b", replicas: "3", concurrency: "8", clusterWorkers: "16", machineWorkers: "32", secretsProvider: "awskms://k", objectStoreSecret: "s" };
+    expect(await runManifests(flags)).toBe(0);
+    const expected = installManifests({ passphraseSecret: "p", backendUrl: "s3://b", replicas: 3, concurrency: 8, clusterWorkers: 16, machineWorkers: 32, secretsProvider: "awskms://k", objectStoreCredentialsSecret: "s" });
+    expect(parseAllDocuments(out.join("")).map((d) => d.toJS() as unknown)).toEqual(JSON.parse(JSON.stringify(expected)));
+  });
+
+  it("refuses a bad count and two replicas on the file backend, naming them, and prints nothing", async () => {
+    const { out, err } = capture();
+    expect(await runManifests({ ...base, machineWorkers: "0" })).toBe(2);
+    expect(await runManifests({ ...base, replicas: "2" })).toBe(2);
+    expect(out).toEqual([]);
+    expect(err[0]).toBe('kok manifests: --machine-workers "0" must be an integer of at least 1');
+    expect(err[1]).toContain(FILE_BACKEND_ONE_REPLICA);
   });
 });
