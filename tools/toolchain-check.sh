@@ -108,6 +108,8 @@ main() {
   check_version local-path-provisioner local-path-provisioner "${LOCAL_PATH_PROVISIONER_VERSION}" "${bin}/local-path-provisioner" --version
   # The business clusters' add-ons (issue 16). flanneld prints its version on stderr.
   check_version flanneld flannel "${FLANNEL_VERSION}" "${bin}/flanneld" --version
+  # The operator's Helm chart (issue 17; docs/helm.md).
+  check_version helm helm "Version:\"${HELM_VERSION}\"" "${bin}/helm" version
 
   if (( ${#MISSING[@]} > 0 )); then
     local targets=() entry

@@ -2,7 +2,7 @@
 # Builds the project's real toolchain from Go modules: the Pulumi CLI, its provider plugins,
 # Kubernetes control-plane binaries (two adjacent minors), etcd, and a real node's parts: containerd,
 # runc, CNI plugins, pause, a registry, crane, an S3 object store, CoreDNS, local-path-provisioner,
-# and flanneld (the business clusters' pod network).
+# flanneld (the business clusters' pod network), and helm (the operator's chart, docs/helm.md).
 #
 #   bash tools/toolchain.sh                       # every available target
 #   bash tools/toolchain.sh pulumi etcd           # only these
@@ -14,7 +14,7 @@
 #
 # Targets (tools/lib/targets.sh): pulumi kubernetes-provider command-provider tls-provider etcd
 #          kube-1.36 kube-1.35 yaml-language containerd runc cni-plugins pause registry crane
-#          versitygw coredns local-path-provisioner flannel
+#          versitygw coredns local-path-provisioner flannel helm
 #
 # Each target is a small wrapper Go module of ours under tools/go/<target>/ that pins exact
 # versions (go.mod + go.sum committed). Output is cached outside the work tree:
@@ -28,7 +28,7 @@
 #   $KOK_TOOLCHAIN_DIR/pulumi-home                  (PULUMI_HOME with the provider plugins)
 #   $KOK_TOOLCHAIN_DIR/bin/pulumi-language-yaml     (target yaml-language; runs Pulumi.yaml programs)
 #   $KOK_TOOLCHAIN_DIR/bin/{containerd,ctr,containerd-shim-runc-v2,runc,pause,pause.version,registry,
-#                            crane,versitygw,coredns,local-path-provisioner,flanneld}
+#                            crane,versitygw,coredns,local-path-provisioner,flanneld,helm}
 #   $KOK_TOOLCHAIN_DIR/cni/bin/{bridge,host-local,loopback,portmap,bandwidth,firewall,tuning}
 set -euo pipefail
 

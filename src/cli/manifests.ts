@@ -20,6 +20,20 @@ export interface ManifestsFlags {
   readonly operatorHeapMb: string;
   readonly terminationGraceSeconds: string;
   readonly policy?: string;
+  /** The chart's values as flags (docs/helm.md): declared in program.ts once wired there. */
+  readonly replicas?: string;
+  readonly concurrency?: string;
+  readonly clusterWorkers?: string;
+  readonly machineWorkers?: string;
+  readonly secretsProvider?: string;
+  readonly objectStoreSecret?: string;
+}
+
+/** An optional count flag: undefined when not given, else an integer of at least 1 (or the error). */
+function count(name: string, value: string | undefined): number | undefined | string {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 1 ? n : `kok manifests: --${name} "${value}" must be an integer of at least 1`;
 }
 
 /** Exit codes: 0, or 2 for a bad flag or policy file (nothing is printed on stdout then). */
@@ -45,19 +59,41 @@ export async function runManifests(flags: ManifestsFlags): Promise<number> {
     console.error(`kok manifests: --termination-grace-seconds "${flags.terminationGraceSeconds}" must be an integer of at least 30`);
     return 2;
   }
-  const objects = installManifests({
-    namespace: flags.namespace,
-    image: flags.image,
-    backendUrl: flags.backendUrl,
-    passphraseSecret: flags.passphraseSecret,
-    operatorHeapMb: heap,
-    terminationGracePeriodSeconds: grace,
-    policyText,
-  })
-    .concat(admission)
-    .filter((o) => !flags.crdsOnly || o.kind === "CustomResourceDefinition");
+  const counts: Record<string, number | undefined> = {};
+  for (const [name, value] of [["replicas", flags.replicas], ["concurrency", flags.concurrency], ["cluster-workers", flags.clusterWorkers], ["machine-workers", flags.machineWorkers]] as const) {
+    const n = count(name, value);
+    if (typeof n === "string") {
+      console.error(n);
+      return 2;
+    }
+    counts[name] = n;
+  }
+  let objects: Record<string, unknown>[];
+  try {
+    objects = installManifests({
+      namespace: flags.namespace,
+      image: flags.image,
+      backendUrl: flags.backendUrl,
+      passphraseSecret: flags.passphraseSecret,
+      operatorHeapMb: heap,
+      terminationGracePeriodSeconds: grace,
+      policyText,
+      replicas: counts.replicas,
+      concurrency: counts.concurrency,
+      clusterWorkers: counts["cluster-workers"],
+      machineWorkers: counts["machine-workers"],
+      secretsProvider: flags.secretsProvider,
+      objectStoreCredentialsSecret: flags.objectStoreSecret,
+    })
+      .concat(admission)
+      .filter((o) => !flags.crdsOnly || o.kind === "CustomResourceDefinition");
+  } catch (error) {
+    // Two replicas on the file backend (FILE_BACKEND_ONE_REPLICA).
+    console.error(`kok manifests: ${(error as Error).message}`);
+    return 2;
+  }
   process.stdout.write(objects.map((o) => stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })).join("---\n"));
-  if (!flags.crdsOnly) {
+  if (!flags.crdsOnly && flags.secretsProvider === undefined) {
     const ns = flags.namespace;
     console.error(
       `# Before applying: create the state passphrase Secret, e.g.\n` +

@@ -6,6 +6,8 @@
  * written path on a volume, seccomp RuntimeDefault, no capabilities, and a termination grace that
  * lets an update in flight finish. docs/security.md explains each choice.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { allCustomResourceDefinitions } from "../api/v1alpha1/crds";
 import { operatorAdmissionPolicy } from "./operator-admission-policy";
 import { OPERATOR_NAME, operatorRbac, tenantRoles } from "./rbac";
@@ -16,12 +18,31 @@ type Json = Record<string, unknown>;
 export interface ManifestOptions {
   /** Namespace of the operator. Default kube-on-kube-system. */
   readonly namespace?: string;
-  /** Operator image. */
+  /** Operator image. Default OPERATOR_IMAGE_REPOSITORY:<package version> (docs/images.md). */
   readonly image?: string;
   /** Pulumi state backend; default a file:// directory on the state volume. */
   readonly backendUrl?: string;
   /** Secret holding the state passphrase under the key `passphrase`. */
   readonly passphraseSecret?: string;
+  /**
+   * `kok operator --secrets-provider`: a KMS (awskms://, gcpkms://, azurekeyvault://, hashivault://)
+   * encrypts the stacks' secrets instead of the passphrase, which is then not mounted at all.
+   */
+  readonly secretsProvider?: string;
+  /**
+   * Secret with the object store's credentials under AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,
+   * the names the engine's s3:// backend reads (MinIO-class stores too; the endpoint and region are
+   * in the backend URL). Default none: the Pod's own identity (IRSA, workload identity).
+   */
+  readonly objectStoreCredentialsSecret?: string;
+  /** Operator Pods. Default 1 with a file backend (a ReadWriteOnce volume), 2 with an object store. */
+  readonly replicas?: number;
+  /** The operator container's resources. Default DEFAULT_OPERATOR_RESOURCES. */
+  readonly resources?: Json;
+  /** `kok operator --concurrency`, `--cluster-workers`, `--machine-workers`; default the operator's own. */
+  readonly concurrency?: number;
+  readonly clusterWorkers?: number;
+  readonly machineWorkers?: number;
   /** PersistentVolumeClaim size of the state volume when the backend is the file directory. */
   readonly stateVolumeSize?: string;
   /**
@@ -42,6 +63,17 @@ export interface ManifestOptions {
 
 /** The ConfigMap holding the admin policy, and where the operator reads it. */
 export const POLICY_CONFIGMAP = { name: `${OPERATOR_NAME}-admin-policy`, key: "policy.yaml", mountPath: "/etc/kube-on-kube" } as const;
+
+/** The operator image's repository; its tag is the package version by default. */
+export const OPERATOR_IMAGE_REPOSITORY = "kube-on-kube/operator";
+
+/** The package's version, from the package.json two levels up (src/operator or dist/operator). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")) as { version: string }).version;
+}
+
+/** Requests what a cold start of a large fleet used (docs/benchmarks.md); the limit leaves room past the heap cap. */
+export const DEFAULT_OPERATOR_RESOURCES: Json = { requests: { cpu: "500m", memory: "512Mi" }, limits: { memory: "2Gi" } };
 
 const NAME = OPERATOR_NAME;
 const LABELS = { "app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "kube-on-kube" };
@@ -69,12 +101,24 @@ export const OPERATOR_PATHS = {
   tmp: "/tmp",
 } as const;
 
+/** `--max-old-space-size` of the operator (ManifestOptions.operatorHeapMb says why). */
+export const DEFAULT_OPERATOR_HEAP_MB = 512;
+
+/** The state volume's default size. */
+export const DEFAULT_STATE_VOLUME_SIZE = "10Gi";
+
+/** The file backend's default directory, on the state volume. */
+export const DEFAULT_FILE_BACKEND_URL = `file://${OPERATOR_PATHS.data}/state`;
+
 export function installManifests(options: ManifestOptions = {}): Json[] {
   const namespace = options.namespace ?? "kube-on-kube-system";
-  const image = options.image ?? "kube-on-kube/operator:0.1.0";
+  const image = options.image ?? `${OPERATOR_IMAGE_REPOSITORY}:${packageVersion()}`;
   const passphraseSecret = options.passphraseSecret ?? `${NAME}-state-passphrase`;
   const fileBackend = (options.backendUrl ?? "file://").startsWith("file://");
-  const backendUrl = options.backendUrl ?? `file://${OPERATOR_PATHS.data}/state`;
+  const backendUrl = options.backendUrl ?? DEFAULT_FILE_BACKEND_URL;
+  const replicas = options.replicas ?? (fileBackend ? 1 : 2);
+  // The chart's template fails with the same words (src/operator/helm-chart.ts).
+  if (fileBackend && replicas > 1) throw new Error(`replicas ${replicas}: ${FILE_BACKEND_ONE_REPLICA}`);
   const meta = (name: string, ns = true) => ({ name, ...(ns ? { namespace } : {}), labels: LABELS });
   return [
     ...allCustomResourceDefinitions(),
@@ -94,16 +138,30 @@ export function installManifests(options: ManifestOptions = {}): Json[] {
             apiVersion: "v1",
             kind: "PersistentVolumeClaim",
             metadata: meta(`${NAME}-state`),
-            spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: options.stateVolumeSize ?? "10Gi" } } },
+            spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: options.stateVolumeSize ?? DEFAULT_STATE_VOLUME_SIZE } } },
           },
         ]
       : []),
     ...(options.policyText === undefined ? [] : [{ apiVersion: "v1", kind: "ConfigMap", metadata: meta(POLICY_CONFIGMAP.name), data: { [POLICY_CONFIGMAP.key]: options.policyText } }]),
-    operatorDeployment({ ...options, namespace, image, passphraseSecret, backendUrl, fileBackend }),
+    operatorDeployment({ ...options, namespace, image, passphraseSecret, backendUrl, fileBackend, replicas }),
   ];
 }
 
-function operatorDeployment(o: ManifestOptions & { namespace: string; image: string; passphraseSecret: string; backendUrl: string; fileBackend: boolean }): Json {
+/** Why a file backend takes one replica (the error of `installManifests` and of the chart). */
+export const FILE_BACKEND_ONE_REPLICA = "a file:// backend lives on a ReadWriteOnce volume and takes exactly one operator Pod; use an object-store backend URL (s3://...) for a standby";
+
+/** The operator's flags that tune its throughput, when set (else the operator's defaults apply). */
+export function throughputArgs(o: Pick<ManifestOptions, "concurrency" | "clusterWorkers" | "machineWorkers">): string[] {
+  const args: string[] = [];
+  if (o.concurrency !== undefined) args.push(`--concurrency=${o.concurrency}`);
+  if (o.clusterWorkers !== undefined) args.push(`--cluster-workers=${o.clusterWorkers}`);
+  if (o.machineWorkers !== undefined) args.push(`--machine-workers=${o.machineWorkers}`);
+  return args;
+}
+
+type DeploymentOptions = ManifestOptions & { namespace: string; image: string; passphraseSecret: string; backendUrl: string; fileBackend: boolean; replicas: number };
+
+function operatorDeployment(o: DeploymentOptions): Json {
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -111,7 +169,7 @@ function operatorDeployment(o: ManifestOptions & { namespace: string; image: str
     spec: {
       // With an object-store backend a second replica stands by for fast failover (the Lease
       // keeps one active); a file backend on a ReadWriteOnce volume allows only one pod.
-      replicas: o.fileBackend ? 1 : 2,
+      replicas: o.replicas,
       selector: { matchLabels: { "app.kubernetes.io/name": NAME } },
       // A file backend lives on a ReadWriteOnce volume: never two pods on it at once.
       strategy: o.fileBackend ? { type: "Recreate" } : undefined,
@@ -135,20 +193,23 @@ function operatorDeployment(o: ManifestOptions & { namespace: string; image: str
                 "--metrics-addr=:8080",
                 `--leader-election-namespace=${o.namespace}`,
                 ...(o.policyText === undefined ? [] : [`--policy=${POLICY_CONFIGMAP.mountPath}/${POLICY_CONFIGMAP.key}`]),
+                ...(o.secretsProvider === undefined ? [] : [`--secrets-provider=${o.secretsProvider}`]),
+                ...throughputArgs(o),
               ],
               env: [
                 // The masters' NetworkPolicies admit the operator's namespace to the apiservers.
                 { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
-                { name: "PULUMI_CONFIG_PASSPHRASE", valueFrom: { secretKeyRef: { name: o.passphraseSecret, key: "passphrase" } } },
-                { name: "NODE_OPTIONS", value: `--max-old-space-size=${o.operatorHeapMb ?? 512}` },
+                ...(o.secretsProvider === undefined ? [{ name: "PULUMI_CONFIG_PASSPHRASE", valueFrom: { secretKeyRef: { name: o.passphraseSecret, key: "passphrase" } } }] : []),
+                { name: "NODE_OPTIONS", value: `--max-old-space-size=${o.operatorHeapMb ?? DEFAULT_OPERATOR_HEAP_MB}` },
                 { name: "HOME", value: OPERATOR_PATHS.home },
                 { name: "PULUMI_HOME", value: `${OPERATOR_PATHS.home}/.pulumi` },
                 { name: "TMPDIR", value: OPERATOR_PATHS.tmp },
+                ...(o.objectStoreCredentialsSecret === undefined ? [] : objectStoreEnv(o.objectStoreCredentialsSecret)),
               ],
               ports: [{ name: "metrics", containerPort: 8080 }],
               livenessProbe: { httpGet: { path: "/healthz", port: "metrics" }, periodSeconds: 20 },
               readinessProbe: { httpGet: { path: "/readyz", port: "metrics" }, periodSeconds: 10 },
-              resources: { requests: { cpu: "500m", memory: "512Mi" }, limits: { memory: "2Gi" } },
+              resources: o.resources ?? DEFAULT_OPERATOR_RESOURCES,
               volumeMounts: [
                 { name: "data", mountPath: OPERATOR_PATHS.data },
                 { name: "home", mountPath: OPERATOR_PATHS.home },
@@ -169,4 +230,9 @@ function operatorDeployment(o: ManifestOptions & { namespace: string; image: str
       },
     },
   };
+}
+
+/** The object store's credentials, from a Secret whose keys are the variables' names. */
+export function objectStoreEnv(secret: string): Json[] {
+  return ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"].map((key) => ({ name: key, valueFrom: { secretKeyRef: { name: secret, key } } }));
 }

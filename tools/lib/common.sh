@@ -30,6 +30,8 @@ COREDNS_VERSION="v1.15.0"                  # github.com/coredns/coredns
 LOCAL_PATH_PROVISIONER_VERSION="v0.0.30"   # github.com/rancher/local-path-provisioner
 # The business clusters' add-ons (issue 16).
 FLANNEL_VERSION="v0.28.10"                 # github.com/flannel-io/flannel (flanneld; newest the proxy serves)
+# The operator's Helm chart (issue 17): `helm lint` / `helm template` in CI, `helm install` in docs.
+HELM_VERSION="v4.3.2"                      # helm.sh/helm/v4 (cmd/helm)
 # pause comes from build/pause/linux/pause.c of the default minor's k8s.io/kubernetes module.
 # Node.js for the project and its tests (tools/node.sh). The machines ship Node 20; @pulumi/pulumi
 # >= 3.249 needs 22, which comes from the npm registry as a package that carries the binary.

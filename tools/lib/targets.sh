@@ -5,7 +5,7 @@
 # waits for them.
 ALL_TARGETS=(pulumi kubernetes-provider tls-provider command-provider etcd kube-1.36 kube-1.35 yaml-language
              containerd runc cni-plugins pause registry crane versitygw coredns local-path-provisioner
-             flannel)
+             flannel helm)
 
 # --- target definitions -----------------------------------------------------------------------
 # target_spec TARGET sets, for the target:
@@ -89,7 +89,7 @@ target_spec() {
       T_LDFLAGS+=" -X github.com/pulumi/pulumi-yaml/pkg/version.Version=${YAML_LANGUAGE_VERSION}"
       ;;
     containerd | runc | cni-plugins | pause | registry | crane | versitygw | coredns | local-path-provisioner \
-      | flannel)
+      | flannel | helm)
       T_LINK_DIR=bin
       "spec_${1//-/_}"
       ;;
@@ -302,4 +302,17 @@ prebuild_flannel() {
     grep -v -F "${import}" "${file}" > "${src_dir}/$(basename "${file}")"
   done
   ls "${src_dir}"/*.go
+}
+
+# --- the operator's Helm chart (issue 17) -------------------------------------------------------
+spec_helm() {
+  local m=helm.sh/helm/v4
+  T_VERSIONS="helm ${HELM_VERSION}"
+  T_BINARIES=("helm ${m}/cmd/helm")
+  # What upstream's Makefile stamps for a tagged build (metadata stays empty: no "unreleased"):
+  # the version and the commit (a module zip has none: its go.sum hash names the source instead). Without the
+  # version `helm version` prints "v4.3" and charts' helmVersion constraints see no patch.
+  T_LDFLAGS+=" -X ${m}/internal/version.version=${HELM_VERSION}"
+  T_LDFLAGS+=" -X ${m}/internal/version.gitCommit=$(module_sum "${m}" "${HELM_VERSION}")"
+  T_LDFLAGS+=" -X ${m}/internal/version.gitTreeState=archive"
 }
