@@ -27,6 +27,7 @@ import type { DevConfig } from "./config";
 import { deleteHostNetns, ensureHostNetns, hostNetnsName, hostNetnsPids, machineAddressForHosts, reserveHostIndex, workersRegistry } from "./host-netns";
 import { stopFromPlainPidFile } from "./processes";
 import { prepareDaemons, prepareHost, startSshd, stopLeftoverSshd, stopSshd, type SshHost } from "./sshd-hosts";
+import { SHARED_DISK_KUBELET } from "./node/kubelet";
 import { kubernetesBinary } from "./toolchain";
 import { fillMirror, placeArtifact, workerArtifacts, type BuiltArtifact } from "./worker-artifacts";
 
@@ -144,7 +145,7 @@ export const SANDBOX_WORKER_DEFAULTS: WorkerDefaults = {
   containerd: { restrictOomScoreAdj: true },
   kubelet: {
     cgroupDriver: "cgroupfs",
-    config: { failCgroupV1: false, cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false, readOnlyPort: 0 },
+    config: { failCgroupV1: false, cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false, readOnlyPort: 0, ...SHARED_DISK_KUBELET },
   },
 };
 

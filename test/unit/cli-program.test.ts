@@ -37,7 +37,8 @@ describe("kok", () => {
   const commands = allCommands(buildProgram()).map((c) => commandPath(c).split(" ").slice(1));
 
   it("has the commands of the docs, dev's subcommands included", () => {
-    expect(commands.map((c) => c.join(" "))).toEqual(["", "demo", "validate", "mirror", "operator", "manifests", "images", "images build", "dev", "dev up", "dev down", "dev env", "dev status", "dev logs"]);
+    expect(commands.map((c) => c.join(" "))).toEqual(["", "demo", "validate", "mirror", "operator", "manifests", "images", "images build",
+      "images bom", "dev", "dev up", "dev down", "dev env", "dev status", "dev logs"]);
   });
 
   it.each(commands.map((c) => [c.join(" ") || "(root)", c]))("%s --help prints its usage, exits 0 and runs nothing", async (_name, path) => {

@@ -46,7 +46,8 @@ function wordsUntilOperator(text: string): string[] {
       if (inWord) words.push(word);
       word = "";
       inWord = false;
-    } else if ("|;&)`".includes(c) || (c === "#" && !inWord)) {
+    } else if ("|;&)`".includes(c) || ((c === "#" || c === ">") && !inWord)) {
+      // A pipe, list, comment or output redirection ends the command's words (`<pod>` is a placeholder).
       break;
     } else {
       word += c;

@@ -23,8 +23,10 @@ const FORBIDDEN: Record<Layer, readonly Layer[]> = {
   operator: ["provider", "cli", "dev", "images", "index"],
   cli: ["index"],
   dev: ["index"],
-  // Images are built by `kok images build` and `kok dev up`; they need nothing of ours.
-  images: ["api", "components", "host", "program", "provider", "runtime", "controllers", "operator", "cli", "dev", "index"],
+  // Images are built by `kok images build` and `kok dev up`. The operator image takes from the
+  // operator, components and cli layers only what it must agree on with the operator's Deployment
+  // (paths, user, the plugins preflight asks for); the other images need nothing of ours.
+  images: ["api", "host", "program", "provider", "runtime", "controllers", "dev", "index"],
   index: ["dev", "cli", "operator", "provider", "images"],
 };
 

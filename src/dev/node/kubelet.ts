@@ -15,6 +15,19 @@ import { clusterDnsAddress, type RealNodeLayout } from "./layout";
 /** The node role label docs/operations.md asks masters' nodes to carry. */
 export const NODE_LABELS = { "node-role.kubeonkube.io/master": "true" } as const;
 
+/**
+ * Every kubelet of the local environment (the meta-cluster's node and each sandbox worker host)
+ * shares this machine's disk with everything else on it: the default thresholds (15% of the disk
+ * free for images, 10% for the node) evicted tenants' Pods and tainted both business Nodes with
+ * disk-pressure at 17% free of a 252 GB disk that other processes were filling. Evict and collect
+ * images only when the disk is really full.
+ */
+export const SHARED_DISK_KUBELET = {
+  evictionHard: { "memory.available": "100Mi", "nodefs.available": "2%", "imagefs.available": "2%", "nodefs.inodesFree": "2%" },
+  imageGCHighThresholdPercent: 98,
+  imageGCLowThresholdPercent: 95,
+} as const;
+
 export function kubeletLeaves(config: DevConfig, layout: RealNodeLayout): LeafRequest[] {
   const user = `system:node:${config.nodeName}`;
   return [
@@ -49,10 +62,7 @@ export function kubeletConfiguration(config: DevConfig, layout: RealNodeLayout):
     podLogsDir: layout.kubelet.podLogs,
     // A developer's machine may have swap; Pods get none (LimitedSwap is not asked for).
     failSwapOn: false,
-    // The dev disk is shared with everything else: evict only when it is really full.
-    evictionHard: { "memory.available": "100Mi", "nodefs.available": "2%", "imagefs.available": "2%", "nodefs.inodesFree": "2%" },
-    imageGCHighThresholdPercent: 98,
-    imageGCLowThresholdPercent: 95,
+    ...SHARED_DISK_KUBELET,
     serializeImagePulls: false,
     registerNode: true,
     rotateCertificates: false,
