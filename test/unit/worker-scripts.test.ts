@@ -75,6 +75,10 @@ describe("host scripts", () => {
     expect(join).toContain('setsid bash -c "exec $*"');
     expect(join).toContain("svc_start kubelet");
     expect(inner(all(layouts[2]).cleanup)).toContain("svc_stop kubelet");
+    // The Pods' containers outlive containerd: ended after the kubelet, before containerd.
+    const cleanup = inner(all(layouts[2]).cleanup);
+    expect(cleanup.indexOf("svc_stop kubelet")).toBeLessThan(cleanup.indexOf("tasks kill -a -s SIGTERM"));
+    expect(cleanup.indexOf("tasks delete -f")).toBeLessThan(cleanup.indexOf("svc_stop containerd"));
     expect(inner(all(layouts[2]).verify)).toContain('svc_running "$svc"');
   });
 
