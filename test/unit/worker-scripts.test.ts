@@ -89,6 +89,9 @@ describe("host scripts", () => {
     expect(config).toContain("SystemdCgroup = false");
     expect(containerdConfig("/")).toContain('root = "/var/lib/containerd"');
     expect(YAML.parse(kubeletConfig({}, "/srv/h")).containerRuntimeEndpoint).toBe("unix:///srv/h/run/containerd/containerd.sock");
+    // Kubelets sharing a filesystem would remove each other's Pod logs.
+    expect(YAML.parse(kubeletConfig({}, "/srv/h")).podLogsDir).toBe("/srv/h/var/log/pods");
+    expect(YAML.parse(kubeletConfig({})).podLogsDir).toBeUndefined();
   });
 
   it("check the sha256 before unpacking and switch versions with a rename", () => {

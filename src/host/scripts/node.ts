@@ -148,7 +148,7 @@ systemctl daemon-reload
 fi
 rm -f ${links}
 [ -d "$ROOT/opt/cni/bin.before-kube-on-kube" ] && mv -T "$ROOT/opt/cni/bin.before-kube-on-kube" "$ROOT/opt/cni/bin"
-rm -rf "$ROOT/var/lib/kubelet" "$ROOT/etc/containerd/config.toml" "$ROOT${PACKAGE_HOME}" "$ROOT/run/kube-on-kube"
+rm -rf "$ROOT/var/lib/kubelet" "$ROOT/etc/containerd/config.toml"${rootPrefix(layout.installRoot) ? ' "$ROOT/var/log/pods"' : ""} "$ROOT${PACKAGE_HOME}" "$ROOT/run/kube-on-kube"
 rm -f "$ROOT/etc/kubernetes/kubelet.conf" "$ROOT/etc/kubernetes/bootstrap-kubelet.conf" "$ROOT/etc/kubernetes/kubelet-flags.env" "$ROOT/etc/kubernetes/pki/ca.crt"
 log "removed kube-on-kube's files from the host"
 `);
