@@ -9,6 +9,8 @@ import { CLUSTER_FINALIZER, ClusterReconciler, describeChanges, type ClusterReco
 import { TerminalError } from "../../src/runtime/controller";
 import { StackOperationError, type OperationProgress, type ResourceDiagnostic, type StateResource } from "../../src/runtime/stack-runner";
 import type { ClusterObjectsLocation } from "../../src/controllers/cluster/live-fingerprint";
+import type { AddonWorkloads } from "../../src/controllers/cluster/addons-readiness";
+import type * as k8s from "@kubernetes/client-node";
 import { minimalSpec } from "../support/specs";
 
 /** The derived masters' namespace of Cluster fleet/dev. */
@@ -538,6 +540,68 @@ describe("ClusterReconciler drift checks with a live fingerprint", () => {
     fh.advance(300_000);
     await fh.reconciler.reconcile("fleet/dev");
     expect(at.at(-1)?.addons).toBeUndefined();
+  });
+
+  it("reports the add-ons' readiness after the up and on each drift check, with an Event per transition, and leaves Ready to the masters", async () => {
+    let live: AddonWorkloads | Error = { daemonSets: [], deployments: [], hasNodes: false };
+    const ah = harness({
+      addonWorkloads: async () => {
+        if (live instanceof Error) throw live;
+        return live;
+      },
+    });
+    const ds = (name: string, available: number): k8s.V1DaemonSet => ({
+      metadata: { name, generation: 1 },
+      status: { desiredNumberScheduled: 2, numberAvailable: available, updatedNumberScheduled: 2, currentNumberScheduled: 2, numberMisscheduled: 0, numberReady: available, observedGeneration: 1 },
+    });
+    const coredns: k8s.V1Deployment = { metadata: { name: "coredns", generation: 1 }, spec: { replicas: 2, selector: {}, template: {} }, status: { availableReplicas: 2, updatedReplicas: 2, replicas: 2, observedGeneration: 1 } };
+    const addonEvents = () => ah.events.filter((e) => e.reason.startsWith("Addons")).map((e) => `${e.type} ${e.reason}: ${e.message}`);
+    ah.put(minimalSpec({ apiServer: { service: { type: "NodePort", externalHost: "dev.k8s.example.com" } } }));
+    await ah.reconciler.reconcile("fleet/dev");
+    // The workloads exist, no Machine has joined yet.
+    expect(ah.condition("AddonsReady")).toMatchObject({ status: "False", reason: "Missing" });
+    live = { daemonSets: [ds("flannel", 0), ds("kube-proxy", 0)], deployments: [coredns], hasNodes: false };
+    ah.advance(300_000);
+    await ah.reconciler.reconcile("fleet/dev");
+    expect(ah.condition("AddonsReady")).toMatchObject({ status: "False", reason: "NoNodes", message: "no Nodes yet: add Machines" });
+    expect(ah.condition("Ready")?.status).toBe("True");
+    live = { daemonSets: [ds("flannel", 2), ds("kube-proxy", 1)], deployments: [coredns], hasNodes: true };
+    ah.advance(300_000);
+    await ah.reconciler.reconcile("fleet/dev");
+    expect(ah.condition("AddonsReady")).toMatchObject({ status: "False", reason: "NotReady", message: "kube-proxy 1/2 available" });
+    live = { daemonSets: [ds("flannel", 2), ds("kube-proxy", 2)], deployments: [coredns], hasNodes: true };
+    ah.advance(300_000);
+    await ah.reconciler.reconcile("fleet/dev");
+    expect(ah.condition("AddonsReady")).toMatchObject({ status: "True", reason: "Ready" });
+    live = new Error("This operation was aborted");
+    ah.advance(300_000);
+    await ah.reconciler.reconcile("fleet/dev");
+    expect(ah.condition("AddonsReady")).toMatchObject({ status: "Unknown", reason: "Unreachable" });
+    expect(ah.condition("Ready")?.status).toBe("True");
+    // A second check that finds the same: no new Event.
+    ah.advance(300_000);
+    await ah.reconciler.reconcile("fleet/dev");
+    expect(addonEvents()).toEqual([
+      "Warning AddonsNotReady: not found in kube-system: DaemonSet flannel, DaemonSet kube-proxy, Deployment coredns (the next drift check puts it back)",
+      "Warning AddonsNotReady: no Nodes yet: add Machines",
+      "Warning AddonsNotReady: kube-proxy 1/2 available",
+      "Normal AddonsReady: available: flannel 2/2, kube-proxy 2/2, coredns 2/2",
+      "Warning AddonsUnknown: the business cluster's apiserver could not be read: This operation was aborted",
+    ]);
+  });
+
+  it("says the add-ons are Disabled without reading the business cluster when the spec turns them all off", async () => {
+    let reads = 0;
+    const ah = harness({
+      addonWorkloads: async () => {
+        reads++;
+        return { daemonSets: [], deployments: [], hasNodes: true };
+      },
+    });
+    ah.put(minimalSpec({ apiServer: { service: { type: "NodePort", externalHost: "dev.k8s.example.com" } }, addons: { network: { enabled: false }, kubeProxy: { enabled: false }, coreDNS: { enabled: false } } }));
+    await ah.reconciler.reconcile("fleet/dev");
+    expect(ah.condition("AddonsReady")).toMatchObject({ status: "True", reason: "Disabled" });
+    expect(reads).toBe(0);
   });
 
   it("previews again after a new generation, and for a new leader that has verified nothing yet", async () => {

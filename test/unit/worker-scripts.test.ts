@@ -75,6 +75,10 @@ describe("host scripts", () => {
     expect(join).toContain('setsid bash -c "exec $*"');
     expect(join).toContain("svc_start kubelet");
     expect(inner(all(layouts[2]).cleanup)).toContain("svc_stop kubelet");
+    // The Pods' containers outlive containerd: ended after the kubelet, before containerd.
+    const cleanup = inner(all(layouts[2]).cleanup);
+    expect(cleanup.indexOf("svc_stop kubelet")).toBeLessThan(cleanup.indexOf("tasks kill -a -s SIGTERM"));
+    expect(cleanup.indexOf("tasks delete -f")).toBeLessThan(cleanup.indexOf("svc_stop containerd"));
     expect(inner(all(layouts[2]).verify)).toContain('svc_running "$svc"');
   });
 
@@ -85,6 +89,9 @@ describe("host scripts", () => {
     expect(config).toContain("SystemdCgroup = false");
     expect(containerdConfig("/")).toContain('root = "/var/lib/containerd"');
     expect(YAML.parse(kubeletConfig({}, "/srv/h")).containerRuntimeEndpoint).toBe("unix:///srv/h/run/containerd/containerd.sock");
+    // Kubelets sharing a filesystem would remove each other's Pod logs.
+    expect(YAML.parse(kubeletConfig({}, "/srv/h")).podLogsDir).toBe("/srv/h/var/log/pods");
+    expect(YAML.parse(kubeletConfig({})).podLogsDir).toBeUndefined();
   });
 
   it("check the sha256 before unpacking and switch versions with a rename", () => {

@@ -3,7 +3,8 @@
  * first (live-fingerprint.ts), the full preview with refresh only when the fingerprint changed,
  * on the first check after a start or an update, inside the certificate renewal window, and at
  * least every `fullDriftCheckMs`. Drift is told as an Event naming what differs, then corrected
- * by an `up` (the reconciler's `apply`).
+ * by an `up` (the reconciler's `apply`). Each check also refreshes the AddonsReady condition
+ * (addons-readiness.ts): the add-ons become ready when Machines join, with no change to the Cluster.
  */
 import type { PulumiFn } from "@pulumi/pulumi/automation";
 import type { ClusterStatus, Condition } from "../../api/v1alpha1";
@@ -35,6 +36,8 @@ export interface DriftCheckSteps {
   status(cluster: ClusterObject, fields: Partial<ClusterStatus>, conditions: Omit<Condition, "lastTransitionTime" | "observedGeneration">[]): Promise<void>;
   /** The `up` that puts the live objects back. */
   correct(key: string, cluster: ClusterObject, placement: Placement): Promise<{ requeueAfter: number }>;
+  /** Reads the add-ons' readiness in the business cluster again (AddonsReady), on this cadence. */
+  refreshAddons(cluster: ClusterObject, placement: Placement): Promise<void>;
 }
 
 export class ClusterDriftCheck {
@@ -63,6 +66,8 @@ export class ClusterDriftCheck {
     const { o, hooks } = this.s;
     const since = this.s.now().getTime() - (this.lastDriftCheck.get(key) ?? 0);
     if (since < o.resyncMs) return { requeueAfter: o.resyncMs - since };
+    // Workloads become ready without any change to the Cluster (Machines join): looked at every period.
+    await this.s.refreshAddons(cluster, placement);
     // Taken before the preview: a change after this read moves it, so the next check sees it.
     const fingerprint = await this.readFingerprint(cluster, placement);
     if (fingerprint !== undefined && !this.needsFullCheck(key, cluster, fingerprint)) {

@@ -23,13 +23,15 @@
  * stacks write there; never the tenant's copy), rebuilt from its server, CA and credentials only
  * (trusted-kubeconfig.ts), each read bounded by `businessTimeoutMs`. No Secret of the business
  * cluster is read (the add-ons have none). A business apiserver that does not answer fails the
- * read, and the drift check falls back to the full preview.
+ * read, and the drift check falls back to the full preview. The same client reads the add-on
+ * workloads' status for the AddonsReady condition (addonWorkloads, addons-readiness.ts).
  */
 import { createHash } from "node:crypto";
 import * as k8s from "@kubernetes/client-node";
 import { ADDON_NAMESPACE, PART_OF_LABEL } from "../../components/addons/common";
 import { isNotFound } from "../../runtime/api-errors";
 import { loadKubeconfig } from "../machine/node-health";
+import type { AddonWorkloads } from "./addons-readiness";
 
 export { ADDON_NAMESPACE };
 
@@ -127,6 +129,8 @@ export function addonListers(business: k8s.KubeConfig): ReadonlyArray<readonly [
   };
   return Object.entries(byType).map(([type, list]) => [kindOf(type), list] as const);
 }
+
+type AdminKubeconfigRef = NonNullable<ClusterObjectsLocation["addons"]>["adminKubeconfig"];
 
 /** The metadata of every add-on object that exists now, one list per kind. */
 export async function readAddonObjects(listers: ReadonlyArray<readonly [string, AddonLister]>): Promise<LiveObjectMeta[]> {
@@ -226,13 +230,39 @@ export class LiveClusterObjects {
    * stack's, in the masters' namespace). Throws when that Secret is missing or refused, or the
    * business apiserver fails or does not answer within the bound: the preview decides then.
    */
-  private async readAddons(cluster: string, ref: NonNullable<ClusterObjectsLocation["addons"]>["adminKubeconfig"]): Promise<LiveObjectMeta[]> {
+  private async readAddons(cluster: string, ref: AdminKubeconfigRef): Promise<LiveObjectMeta[]> {
+    return readAddonObjects((this.opts.addonListers ?? addonListers)(await this.business(cluster, ref)));
+  }
+
+  /**
+   * A client of the business cluster from the admin kubeconfig in `ref` (the stack's, in the
+   * masters' namespace), every request of which is aborted after `businessTimeoutMs`. Throws when
+   * that Secret is missing or refused.
+   */
+  private async business(cluster: string, ref: AdminKubeconfigRef): Promise<k8s.KubeConfig> {
     const where = `the admin kubeconfig of Cluster ${cluster} (Secret ${ref.namespace}/${ref.name}, key ${ref.key})`;
     const data = (await this.core.readNamespacedSecret({ namespace: ref.namespace, name: ref.name })).data?.[ref.key];
     if (!data) throw new Error(`${where} is missing: the add-ons cannot be read`);
     const signal = AbortSignal.timeout(this.opts.businessTimeoutMs ?? DEFAULT_BUSINESS_TIMEOUT_MS);
-    const business = abortedBy(loadKubeconfig(cluster, Buffer.from(data, "base64").toString("utf8")), signal);
-    return readAddonObjects((this.opts.addonListers ?? addonListers)(business));
+    return abortedBy(loadKubeconfig(cluster, Buffer.from(data, "base64").toString("utf8")), signal);
+  }
+
+  /**
+   * The add-on workloads' status and whether any Node is registered (addons-readiness.ts), through
+   * the same client and bound as the fingerprint's read. Throws as that read does (the condition is
+   * Unknown then); `at` without add-ons has none to read.
+   */
+  async addonWorkloads(at: ClusterObjectsLocation): Promise<AddonWorkloads> {
+    if (!at.addons) throw new Error(`Cluster ${at.cluster} deploys no add-ons: nothing to read`);
+    const business = await this.business(at.cluster, at.addons.adminKubeconfig);
+    const apps = business.makeApiClient(k8s.AppsV1Api);
+    const core = business.makeApiClient(k8s.CoreV1Api);
+    const [daemonSets, deployments, nodes] = await Promise.all([
+      apps.listNamespacedDaemonSet({ namespace: ADDON_NAMESPACE, labelSelector: ADDON_LABEL }),
+      apps.listNamespacedDeployment({ namespace: ADDON_NAMESPACE, labelSelector: ADDON_LABEL }),
+      core.listNode({ limit: 1 }),
+    ]);
+    return { daemonSets: daemonSets.items, deployments: deployments.items, hasNodes: nodes.items.length > 0 };
   }
 
   /** fingerprintOf(read(at)). */

@@ -13,7 +13,8 @@
  *                        fingerprint of the live objects first (live-fingerprint.ts) and runs the
  *                        full preview with refresh only when it changed, on the first check after
  *                        a start or an update, inside the certificate renewal window, and at
- *                        least every `fullDriftCheckMs`
+ *                        least every `fullDriftCheckMs`; and the add-ons' readiness in the business
+ *                        cluster is read again (AddonsReady, addons-readiness.ts), also after each `up`
  *
  * What it finds is also told to `hooks` (metrics), so the reconciler itself stays free of them.
  */
@@ -40,6 +41,7 @@ import { clusterProgram, deploysAddons, type ClusterProgramValues } from "../../
 import { statusPatch, type ConditionInput } from "../../runtime/conditions";
 import { trackOperation, type OperationTracker } from "../../runtime/operation-progress";
 import type { ClusterObjectsLocation } from "./live-fingerprint";
+import { ADDONS_READY, evaluateAddons, expectedAddons, isTransition, notDeployedCondition, transitionEvent, unreachableCondition, type AddonWorkloads } from "./addons-readiness";
 import { namespaceConflict, placeMasters, type NamespaceLabels, type Placement } from "./masters-namespace";
 import { TerminalError } from "../../runtime/controller";
 import type { ObjectStore } from "../../runtime/object-store";
@@ -89,6 +91,12 @@ export interface ClusterReconcilerOptions {
    * drift check is a full preview with refresh.
    */
   readonly liveFingerprint?: (at: ClusterObjectsLocation) => Promise<string>;
+  /**
+   * The add-on workloads' status in a Cluster's business cluster (LiveClusterObjects.addonWorkloads),
+   * read on the drift check's cadence and after each `up` for the AddonsReady condition. Without
+   * it the condition is not written.
+   */
+  readonly addonWorkloads?: (at: ClusterObjectsLocation) => Promise<AddonWorkloads>;
   /**
    * What is stuck on the Pods of a masters' namespace (master-pods.ts), polled every
    * `troublesCheckMs` (default 15 s) while an update or deletion runs and told in `Progressing`.
@@ -151,6 +159,7 @@ export class ClusterReconciler {
       objectsLocation: objectsLocationOf,
       status,
       correct: (key, cluster, placement) => this.apply(key, cluster, placement, "CorrectingDrift", { correctingDrift: true }),
+      refreshAddons: (cluster, placement) => this.refreshAddons(cluster, placement.mastersNamespace),
     });
     this.deletion = {
       o,
@@ -308,7 +317,34 @@ export class ClusterReconciler {
           : { type: "CertificatesExpiring", status: "False", reason: "Valid", message: `the earliest certificate expires at ${expiresAt}` },
       ],
     );
+    await this.refreshAddons(cluster, mastersNamespace);
     return { requeueAfter: this.o.resyncMs };
+  }
+
+  /**
+   * Writes AddonsReady from what the business cluster reports now (addons-readiness.ts), only when
+   * it changed, with an Event when its status or reason changed. `Ready` stays the masters' word:
+   * the add-ons need Nodes, which a Cluster does not own.
+   */
+  private async refreshAddons(cluster: ClusterObject, mastersNamespace: string): Promise<void> {
+    const read = this.o.addonWorkloads;
+    if (!read) return;
+    const expected = expectedAddons(cluster.spec);
+    let condition: ConditionInput;
+    if (!expected.deployed) condition = notDeployedCondition(expected);
+    else {
+      try {
+        condition = evaluateAddons(expected, await read(objectsLocationOf(cluster, mastersNamespace)));
+      } catch (error) {
+        condition = unreachableCondition(error);
+      }
+    }
+    const before = cluster.status?.conditions?.find((c) => c.type === ADDONS_READY);
+    if (before && before.status === condition.status && before.reason === condition.reason && before.message === condition.message) return;
+    await this.status(cluster, {}, [condition]);
+    if (!isTransition(before, condition)) return;
+    const event = transitionEvent(condition);
+    await this.o.events.record(cluster, event.type, event.reason, condition.message);
   }
 
   private async failed(cluster: ClusterObject, startedAt: string, error: unknown): Promise<{ requeueAfter: number }> {

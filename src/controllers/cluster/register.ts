@@ -67,6 +67,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     operatorNamespace: o.operatorNamespace,
     resyncMs: o.resyncMs,
     liveFingerprint: (at) => liveObjects.fingerprint(at),
+    addonWorkloads: (at) => liveObjects.addonWorkloads(at),
     masterPodTroubles: (namespace) => masterPods.troubles(namespace),
     fullDriftCheckMs: o.fullDriftCheckMs,
     hooks: o.clusterMetrics.hooks("Cluster"),

@@ -154,6 +154,9 @@ export function kubeletConfig(settings: KubeletSettings = {}, installRoot = "/",
     failSwapOn: true,
     rotateCertificates: false,
     ...(servingCertificate ? { tlsCertFile: `${root}${KUBELET_SERVING_CERT}`, tlsPrivateKeyFile: `${root}${KUBELET_SERVING_KEY}` } : {}),
+    // Under an install root (hosts sharing one filesystem), each kubelet its own Pod log directory:
+    // a kubelet removes the log directories of Pods it does not know, i.e. every other kubelet's.
+    ...(root ? { podLogsDir: `${root}/var/log/pods` } : {}),
     ...settings.config,
   });
 }

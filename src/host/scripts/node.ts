@@ -96,23 +96,59 @@ export function verifyScript(layout: HostLayout): string {
 `);
 }
 
-/** Run when the WorkerNode is deleted (after the node was drained and removed): stops the services and removes what kube-on-kube installed. */
+/**
+ * The cleanup's lines that end the Pods' containers, between the kubelet's stop and containerd's.
+ * A container outlives containerd (its shim is a process of its own), so without them a removed
+ * Machine kept running its last Pods: flanneld and kube-proxy of a Node that no longer exists,
+ * rewriting routes and iptables rules, and the tenant's workloads. TERM first, as the kubelet
+ * stops a Pod, so that flannel's install-cni removes its CNI configuration (flannel-cni-script.ts;
+ * a configuration left behind would make the next Node on this host Ready before its network
+ * is); whatever still runs after 10 s is killed. Through containerd's own client (`ctr`, in its
+ * package) in the kubelet's namespace `k8s.io` only.
+ */
+export function stopPodsLines(): string {
+  return `CTR="$ROOT/usr/local/bin/ctr"; CTR_SOCK="$ROOT/run/containerd/containerd.sock"
+ctr_k8s() { "$CTR" --address "$CTR_SOCK" --timeout 10s -n k8s.io "$@"; }
+if [ -x "$CTR" ] && [ -S "$CTR_SOCK" ] && ctr_k8s version >/dev/null 2>&1; then
+  tasks=$(ctr_k8s tasks ls -q 2>/dev/null || true)
+  for t in $tasks; do ctr_k8s tasks kill -a -s SIGTERM "$t" >/dev/null 2>&1 || true; done
+  for _ in $(seq 1 100); do
+    running=$( (ctr_k8s tasks ls 2>/dev/null || true) | awk 'NR > 1 && $3 == "RUNNING"' | wc -l)
+    [ "$running" -eq 0 ] && break
+    sleep 0.1
+  done
+  for t in $(ctr_k8s tasks ls -q 2>/dev/null || true); do ctr_k8s tasks delete -f "$t" >/dev/null 2>&1 || true; done
+  for c in $(ctr_k8s containers ls -q 2>/dev/null || true); do ctr_k8s containers delete "$c" >/dev/null 2>&1 || true; done
+  left=$( (ctr_k8s tasks ls -q 2>/dev/null || true) | wc -l)
+  [ "$left" -eq 0 ] && log "stopped the Pods' containers" || log "$left Pod container(s) could not be removed"
+fi
+`;
+}
+
+/** Run when the WorkerNode is deleted (after the node was drained and removed): stops the kubelet, the Pods' containers and containerd, and removes what kube-on-kube installed. */
 export function cleanupScript(layout: HostLayout): string {
   // The kubelet bind-mounts its root directory onto itself and mounts pod volumes below it.
   const unmount = `awk -v d="$ROOT/var/lib/kubelet" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount "$m" || true; done\n`;
+  // The kubelet first (it would start the Pods again), then the Pods, then containerd.
+  const pods =
+    layout.serviceManager === ServiceManager.Systemd
+      ? `systemctl disable --now kubelet >/dev/null 2>&1 || true\n${stopPodsLines()}`
+      : layout.serviceManager === ServiceManager.Process
+        ? `svc_stop kubelet\n${stopPodsLines()}`
+        : "";
   const stop =
     layout.serviceManager === ServiceManager.Systemd
-      ? `${stopLines(layout.serviceManager)}${unmount}rm -f /etc/systemd/system/kubelet.service /etc/systemd/system/containerd.service /etc/modules-load.d/kube-on-kube.conf /etc/sysctl.d/99-kube-on-kube.conf
+      ? `${pods}${stopLines(layout.serviceManager)}${unmount}rm -f /etc/systemd/system/kubelet.service /etc/systemd/system/containerd.service /etc/modules-load.d/kube-on-kube.conf /etc/sysctl.d/99-kube-on-kube.conf
 systemctl daemon-reload
 `
-      : `${stopLines(layout.serviceManager)}${layout.serviceManager === ServiceManager.Process ? unmount : ""}rm -f "$ROOT/etc/systemd/system/kubelet.service" "$ROOT/etc/systemd/system/containerd.service"\n`;
+      : `${pods}${stopLines(layout.serviceManager)}${layout.serviceManager === ServiceManager.Process ? unmount : ""}rm -f "$ROOT/etc/systemd/system/kubelet.service" "$ROOT/etc/systemd/system/containerd.service"\n`;
   const links = ["usr/local/bin/kubelet", "usr/local/sbin/runc", "opt/cni/bin"].map((l) => `"$ROOT/${l}"`).join(" ");
   return bashCommand(`${preamble("cleanup", layout.installRoot)}${serviceFunctions(layout.serviceManager)}${stop}if [ -d "$PKG_HOME/containerd/current/bin" ]; then
   for f in "$PKG_HOME/containerd/current/bin/"*; do rm -f "$ROOT/usr/local/bin/\${f##*/}"; done
 fi
 rm -f ${links}
 [ -d "$ROOT/opt/cni/bin.before-kube-on-kube" ] && mv -T "$ROOT/opt/cni/bin.before-kube-on-kube" "$ROOT/opt/cni/bin"
-rm -rf "$ROOT/var/lib/kubelet" "$ROOT/etc/containerd/config.toml" "$ROOT${PACKAGE_HOME}" "$ROOT/run/kube-on-kube"
+rm -rf "$ROOT/var/lib/kubelet" "$ROOT/etc/containerd/config.toml"${rootPrefix(layout.installRoot) ? ' "$ROOT/var/log/pods"' : ""} "$ROOT${PACKAGE_HOME}" "$ROOT/run/kube-on-kube"
 rm -f "$ROOT/etc/kubernetes/kubelet.conf" "$ROOT/etc/kubernetes/bootstrap-kubelet.conf" "$ROOT/etc/kubernetes/kubelet-flags.env" "$ROOT/etc/kubernetes/pki/ca.crt"
 log "removed kube-on-kube's files from the host"
 `);
