@@ -12,6 +12,7 @@ import type { KnownSecrets } from "../runtime/known-secrets";
 import type { Manager } from "../runtime/manager";
 import type { OperatorMetrics } from "../runtime/metrics";
 import type { CustomResource } from "../runtime/object-store";
+import type { StackRecoveries } from "../runtime/recovery";
 
 export const CLUSTERS = { group: API_GROUP, version: API_VERSION, plural: "clusters" } as const satisfies CustomResource;
 export const MACHINES = { group: API_GROUP, version: API_VERSION, plural: "machines" } as const satisfies CustomResource;
@@ -56,10 +57,10 @@ export interface ControllerContext {
 /** What a registration hands back to the composition root. */
 export interface Registered {
   /**
-   * Crash-safety at the start of a leadership term, before any reconcile: clear what a killed
-   * predecessor left on this kind's stacks. Stops early when `termEnded` aborts.
+   * Crash-safety at the start of a leadership term, one recovery per object (runtime/recovery.ts):
+   * clear what a killed predecessor left on its stacks before the object is reconciled.
    */
-  recover?(termEnded: AbortSignal): Promise<void>;
+  recoveries?: StackRecoveries["recoveries"];
   /** Releases what the registration holds beyond the manager (watches of business clusters). */
   stop?(): Promise<void>;
 }

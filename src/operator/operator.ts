@@ -22,7 +22,6 @@ import { credentialsDirOf, resetCredentialsDir, SSH_DIR_VARIABLE } from "../host
 import type { WorkerDefaults } from "../program/machine-program";
 import { EventRecorder } from "../runtime/events";
 import { EngineFence, FenceWatchdog } from "../runtime/fencing";
-import type { StackRecoveries } from "../runtime/recovery";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "../runtime/http-server";
 import { KnownSecrets, PLATFORM_SCOPE, secretValuesOfEnvironment } from "../runtime/known-secrets";
 import { Manager } from "../runtime/manager";
@@ -141,7 +140,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     machines: customObjectInformer(watchOptions, MACHINES),
     packageVersions: customObjectInformer(watchOptions, PACKAGE_VERSIONS),
   };
-  const kinds: (Registered & Partial<StackRecoveries>)[] = [];
+  const kinds: Registered[] = [];
   // Every engine this replica starts carries the fence's marker; the watchdog kills them if the
   // operator is frozen or dies while they run (fencing.ts).
   const fence = new EngineFence({ identity });
