@@ -20,7 +20,7 @@ export interface ManifestsFlags {
   readonly operatorHeapMb: string;
   readonly terminationGraceSeconds: string;
   readonly policy?: string;
-  /** The chart's values as flags (docs/helm.md): declared in program.ts once wired there. */
+  /** The chart's values that are flags too (docs/helm.md). */
   readonly replicas?: string;
   readonly concurrency?: string;
   readonly clusterWorkers?: string;

@@ -139,6 +139,12 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .option("--operator-heap-mb <mb>", "V8 heap cap of the operator process", "512")
     .option("--termination-grace-seconds <s>", "grace between SIGTERM and SIGKILL: an update in flight may finish", String(DEFAULT_TERMINATION_GRACE_SECONDS))
     .option("--policy <file>", "the admin policy to install with it")
+    .option("--replicas <n>", "operator replicas (more than one needs an object-store backend: one leads, the others stand by)")
+    .option("--concurrency <n>", "the operator's --concurrency (engine operations at once per stack project)")
+    .option("--cluster-workers <n>", "the operator's Cluster workers")
+    .option("--machine-workers <n>", "the operator's Machine workers")
+    .option("--secrets-provider <url>", "a KMS secrets provider URL for the state (instead of the passphrase Secret)")
+    .option("--object-store-secret <name>", "the Secret with the object store's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (given to the operator as its environment)")
     .action(async (flags) => exit(await (await import("./manifests")).runManifests(flags)));
 
   const images = program
