@@ -186,6 +186,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       const object = objectOf(recovery.kind, recovery.key);
       if (object) void recorder.normal(object, "StackRecovered", `its stacks were recovered after ${attempts} tries; reconciling`);
     },
+    onReconciling: () => logger.info("leading: reconciling", { clusters: informers.clusters.list().length, machines: informers.machines.list().length }),
     // A failed reconcile is an error; a terminal one (an invalid spec) is the object owner's to
     // fix, told in its status and Events, so a warning here.
     onReconcile: (event) =>

@@ -104,6 +104,8 @@ export interface ManagerOptions {
    */
   readonly beforeReconciling?: (termEnded: AbortSignal) => Promise<void>;
   /** Every reconcile outcome (logs); metrics are recorded already when `metrics` is set. */
+  /** Told once per term, when its controllers start handing out keys (after the recoveries' first try). */
+  readonly onReconciling?: () => void;
   readonly onReconcile?: (event: ReconcileEvent) => void;
   readonly onError?: (err: unknown) => void;
   readonly clock?: Clock;
@@ -299,6 +301,7 @@ export class Manager {
       for (const obj of registration.informer.list()) controller.enqueue(objectKey(obj));
     }
     this.reconciling = true;
+    this.options.onReconciling?.();
   }
 
   /**

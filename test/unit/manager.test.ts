@@ -32,9 +32,11 @@ describe("Manager (no leader election)", () => {
     let cleanups = 0;
     const errors: unknown[] = [];
     const metrics = new OperatorMetrics({ processMetrics: false });
+    let reconcilingTold = 0;
     const manager = new Manager({
       clock,
       metrics,
+      onReconciling: () => reconcilingTold++,
       onError: (e) => errors.push(e),
       beforeReconciling: async () => {
         if (++cleanups < 3) throw new Error("stack lock still held");
@@ -47,12 +49,14 @@ describe("Manager (no leader election)", () => {
     expect(manager.readiness()()).toMatch(/controllers are not running/);
     await flush();
     expect(reconciled).toEqual([]);
+    expect(reconcilingTold).toBe(0);
     await clock.advance(1000);
     expect(cleanups).toBe(2);
     await clock.advance(2000);
     expect(cleanups).toBe(3);
     expect(errors).toHaveLength(2);
     expect(reconciled.sort()).toEqual(["ns/a", "ns/b"]);
+    expect(reconcilingTold).toBe(1);
     expect(manager.readiness()()).toBeUndefined();
     expect(manager.describe()).toBe("leading (no leader election); controllers running: ConfigMap");
 
