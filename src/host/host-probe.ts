@@ -18,6 +18,7 @@ import { performance } from "node:perf_hooks";
 import type { ObservedVersions } from "../api/v1alpha1";
 import { childEnv, privateRunDir, scrubCredentials, sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "./ssh-client";
 import { JOINED_FUNCTION, observedVersionLines } from "./scripts/node";
+import { stopPodsLines } from "./scripts/node";
 import { lockedLines, restartLines, runningCheckLines, runningStatusLines, serviceFunctions, ServiceManager } from "./scripts/services";
 import { bashCommand, preamble } from "./scripts/shell";
 import { asRoot } from "./scripts/sudo";
@@ -66,11 +67,17 @@ export function probeScript(layout: HostLayoutLike): string {
 `);
 }
 
-/** Restarts containerd, then the kubelet (which needs the runtime), and fails unless both run afterwards. */
-export function restartScript(layout: HostLayoutLike): string {
+/**
+ * Restarts containerd, then the kubelet (which needs the runtime), and fails unless both run
+ * afterwards. With `stopPods` (the machine's Node was deleted) the kubelet is stopped first and the
+ * Pods' containers ended, as the Machine's cleanup does, so the kubelet registers a clean host.
+ */
+export function restartScript(layout: HostLayoutLike, opts: { stopPods?: boolean } = {}): string {
   const m = layout.serviceManager;
+  const stopKubelet = m === ServiceManager.Systemd ? "systemctl stop kubelet >/dev/null 2>&1 || true\n" : "svc_stop kubelet\n";
+  const pods = opts.stopPods && m !== ServiceManager.None ? `${stopKubelet}${stopPodsLines()}` : "";
   return bashCommand(`${preamble("restart", layout.installRoot)}${serviceFunctions(m)}changed=1
-${lockedLines(m, `${restartLines(m, "containerd", "changed", { locked: false })}${restartLines(m, "kubelet", "changed", { locked: false })}${runningCheckLines(m)}`)}`);
+${lockedLines(m, `${pods}${restartLines(m, "containerd", "changed", { locked: false })}${restartLines(m, "kubelet", "changed", { locked: false })}${runningCheckLines(m)}`)}`);
 }
 
 /** The probe's result line; throws naming what was wrong (the caller adds the host). */
@@ -120,12 +127,12 @@ export class HostProbe {
    * with systemd, the pid-file functions of the install scripts with `process`. With `none`
    * kube-on-kube starts nothing, so this refuses.
    */
-  async restartServices(conn: HostConnection, layout: HostLayoutLike): Promise<void> {
+  async restartServices(conn: HostConnection, layout: HostLayoutLike, opts: { stopPods?: boolean } = {}): Promise<void> {
     await this.measure("restart", conn, async () => {
       if (layout.serviceManager === ServiceManager.None) {
         throw new Error(`cannot restart services on ${sshDestination(conn)}: its serviceManager is none, so kube-on-kube does not run containerd or the kubelet there`);
       }
-      await this.run("restart", conn, restartScript(layout));
+      await this.run("restart", conn, restartScript(layout, opts));
     });
   }
 

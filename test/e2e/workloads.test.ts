@@ -355,9 +355,11 @@ describe("a business cluster with its add-ons", () => {
       .sort((a, b) => a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp))
       .slice(1);
     for (const p of extra) biz("delete", "pod", p.metadata.name, "--wait=false");
+    // Ready on both nodes, each Pod in its node's range: the one on B in B's new range. Whether it is
+    // a new Pod or the old one in a new sandbox depends on whether the Pod garbage collector removed
+    // the deleted Node's Pods before the kubelet registered again; the repair ended their containers
+    // either way (a deleted Node's Pods belong to no Node), so none keeps an address of the old range.
     const pods = await helloSpread(`hello Pods Ready on both nodes after ${nodeB} came back`);
-    // The Pod on B is a new one (the deleted Node's Pods were removed), in B's new range.
-    expect(pods.map((p) => p.metadata.name)).not.toContain(podB.metadata.name);
     console.log(`Node deleted → its hello Pod back Ready in ${seconds(deleted)}`);
     const a = pods.find((p) => p.spec.nodeName !== nodeB)!;
     const b = pods.find((p) => p.spec.nodeName === nodeB)!;

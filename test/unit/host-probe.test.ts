@@ -35,6 +35,19 @@ describe("the probe script", () => {
     expect(withPids).toContain("is not running");
     const systemd = restartScript({ installRoot: "/", serviceManager: "systemd" });
     expect(systemd.indexOf("systemctl restart containerd")).toBeLessThan(systemd.indexOf("systemctl restart kubelet"));
+    expect(withPids).not.toContain("tasks kill");
+  });
+
+  it("with stopPods ends the Pods' containers after the kubelet stops and before containerd restarts", () => {
+    for (const serviceManager of ["process", "systemd"] as const) {
+      const script = restartScript({ installRoot: "/", serviceManager }, { stopPods: true });
+      const stop = script.indexOf(serviceManager === "process" ? "svc_stop kubelet" : "systemctl stop kubelet");
+      const kill = script.indexOf("tasks kill -a -s SIGTERM");
+      const restart = script.indexOf(serviceManager === "process" ? "svc_start containerd" : "systemctl restart containerd");
+      expect(stop, serviceManager).toBeGreaterThanOrEqual(0);
+      expect(kill, serviceManager).toBeGreaterThan(stop);
+      expect(restart, serviceManager).toBeGreaterThan(kill);
+    }
   });
 });
 

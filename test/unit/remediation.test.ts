@@ -50,6 +50,8 @@ describe("decideRemediation: the cases", () => {
       action: "restart-services",
       reason: "node worker-0001 has been NotReady (KubeletNotReady) for 5m30s; kubelet is not running on the host: restarting containerd and the kubelet (repair 1 of 3)",
       remediationCount: 1,
+      // The Node exists: its Pods keep running through the restart.
+      stopPods: false,
     });
   });
 
@@ -109,7 +111,12 @@ describe("decideRemediation: the cases", () => {
       recheckAfterMs: 4 * MIN,
       reason: "node worker-0007 has been missing from the business cluster for 1m; it is repaired once unhealthy for 5m",
     });
-    expect(decideRemediation({ ...missing, now: at(5 * MIN) })).toMatchObject({ action: "restart-services" });
+    // A deleted Node's Pods belong to no Node: they are ended before the kubelet registers again.
+    expect(decideRemediation({ ...missing, now: at(5 * MIN) })).toMatchObject({
+      action: "restart-services",
+      stopPods: true,
+      reason: expect.stringContaining("ending its Pods' containers and restarting containerd and the kubelet"),
+    });
     // Without any time, it was just noticed: the whole timeout is ahead.
     expect(decideRemediation(input({ node: undefined, now: at(MIN) }))).toMatchObject({ action: "wait", recheckAfterMs: 5 * MIN });
     expect(decideRemediation(input({ node: { name: "new", ready: false }, now: at(MIN) }))).toMatchObject({

@@ -168,7 +168,9 @@ export class MachineHealth {
         const full = await secrets();
         if ("waiting" in full) return this.s.waiting(machine, full);
         // While a rollout holds the host there is no catalog to reinstall: restarting is all we may do.
-        if (decision.action === "restart-services" || catalog.packages === undefined) return this.restartServices(machine, full, decision.reason, decision.remediationCount);
+        if (decision.action === "restart-services" || catalog.packages === undefined) {
+          return this.restartServices(machine, full, decision.reason, decision.remediationCount, decision.action === "restart-services" && decision.stopPods);
+        }
         await this.remediating(machine, "reinstall", decision.reason, decision.remediationCount);
         return this.s.install(machine, full, "reinstall", decision.reason);
       }
@@ -207,11 +209,11 @@ export class MachineHealth {
     );
   }
 
-  private async restartServices(machine: MachineObject, ctx: MachineContext, reason: string, remediationCount: number): Promise<Requeue> {
+  private async restartServices(machine: MachineObject, ctx: MachineContext, reason: string, remediationCount: number, stopPods = false): Promise<Requeue> {
     await this.remediating(machine, "restart-services", reason, remediationCount);
     const at = machine.status?.lastRemediation?.at ?? this.s.now().toISOString();
     try {
-      await this.s.o.hosts.restartServices(this.connection(machine, ctx), this.layout(machine));
+      await this.s.o.hosts.restartServices(this.connection(machine, ctx), this.layout(machine), { stopPods });
       this.s.o.onAction?.("restart-services", "success");
       await this.s.status(machine, { lastRemediation: { at, reason, action: "restart-services", result: "succeeded" } }, []);
       await this.s.o.events.record(machine, "Normal", "ServicesRestarted", `containerd and the kubelet were restarted on ${machine.spec.ip}`);

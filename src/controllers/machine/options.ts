@@ -41,7 +41,7 @@ export interface HostLayout {
 /** Short SSH operations outside the engine (see host-probe.ts). */
 export interface HostOperations {
   probe(conn: HostConnection, layout: HostLayout): Promise<ProbeResult>;
-  restartServices(conn: HostConnection, layout: HostLayout): Promise<void>;
+  restartServices(conn: HostConnection, layout: HostLayout, opts?: { stopPods?: boolean }): Promise<void>;
 }
 
 export type MachineStacks = Pick<StackRunner, "up" | "destroyAndRemove" | "resources" | "rename">;

@@ -43,7 +43,17 @@ export const DEFAULT_REMEDIATION_POLICY: RemediationPolicy = Object.freeze({
 export type RemediationDecision =
   | { action: "healthy" }
   | { action: "wait"; recheckAfterMs: number; reason: string }
-  | { action: "restart-services"; reason: string; remediationCount: number }
+  | {
+      action: "restart-services";
+      reason: string;
+      remediationCount: number;
+      /**
+       * The Node is gone (deleted): the host's Pods belong to no Node any more. They are ended before
+       * the kubelet starts again, so that it registers with a clean host: a CNI configuration left by
+       * the old network Pod would make the new Node Ready at once with the old Pod range.
+       */
+      stopPods: boolean;
+    }
   | { action: "reinstall"; reason: string; remediationCount: number }
   | { action: "short-circuit"; reason: string }
   | { action: "give-up"; reason: string };
@@ -124,7 +134,9 @@ export function decideRemediation(input: RemediationInput): RemediationDecision 
       remediationCount,
     };
   }
-  return { action: "restart-services", reason: `${what}: restarting containerd and the kubelet (${attempt})`, remediationCount };
+  const stopPods = node === undefined;
+  const restarting = stopPods ? "ending its Pods' containers and restarting containerd and the kubelet" : "restarting containerd and the kubelet";
+  return { action: "restart-services", reason: `${what}: ${restarting} (${attempt})`, remediationCount, stopPods };
 }
 
 function describe(name: string, node: NodeView | undefined, elapsedMs: number, services: RemediationInput["services"]): string {
