@@ -18,7 +18,7 @@ import { performance } from "node:perf_hooks";
 import type { ObservedVersions } from "../api/v1alpha1";
 import { childEnv, privateRunDir, scrubCredentials, sshDestination, sshFailureReason, sshInvocation, type SshConnection } from "./ssh-client";
 import { JOINED_FUNCTION, observedVersionLines } from "./scripts/node";
-import { stopPodsLines } from "./scripts/node";
+import { stopKubeletAndPodsLines } from "./scripts/node";
 import { lockedLines, restartLines, runningCheckLines, runningStatusLines, serviceFunctions, ServiceManager } from "./scripts/services";
 import { bashCommand, preamble } from "./scripts/shell";
 import { asRoot } from "./scripts/sudo";
@@ -74,8 +74,7 @@ export function probeScript(layout: HostLayoutLike): string {
  */
 export function restartScript(layout: HostLayoutLike, opts: { stopPods?: boolean } = {}): string {
   const m = layout.serviceManager;
-  const stopKubelet = m === ServiceManager.Systemd ? "systemctl stop kubelet >/dev/null 2>&1 || true\n" : "svc_stop kubelet\n";
-  const pods = opts.stopPods && m !== ServiceManager.None ? `${stopKubelet}${stopPodsLines()}` : "";
+  const pods = opts.stopPods ? stopKubeletAndPodsLines(m) : "";
   return bashCommand(`${preamble("restart", layout.installRoot)}${serviceFunctions(m)}changed=1
 ${lockedLines(m, `${pods}${restartLines(m, "containerd", "changed", { locked: false })}${restartLines(m, "kubelet", "changed", { locked: false })}${runningCheckLines(m)}`)}`);
 }

@@ -125,17 +125,23 @@ fi
 `;
 }
 
+/**
+ * Stops the kubelet (it would start the Pods again), then ends the Pods' containers
+ * (stopPodsLines): the Machine's cleanup (`disable`: the unit is being removed) and the repair of
+ * a deleted Node. Nothing where kube-on-kube runs no services.
+ */
+export function stopKubeletAndPodsLines(manager: ServiceManager, opts: { disable?: boolean } = {}): string {
+  if (manager === ServiceManager.Systemd) return `systemctl ${opts.disable ? "disable --now" : "stop"} kubelet >/dev/null 2>&1 || true\n${stopPodsLines()}`;
+  if (manager === ServiceManager.Process) return `svc_stop kubelet\n${stopPodsLines()}`;
+  return "";
+}
+
 /** Run when the WorkerNode is deleted (after the node was drained and removed): stops the kubelet, the Pods' containers and containerd, and removes what kube-on-kube installed. */
 export function cleanupScript(layout: HostLayout): string {
   // The kubelet bind-mounts its root directory onto itself and mounts pod volumes below it.
   const unmount = `awk -v d="$ROOT/var/lib/kubelet" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount "$m" || true; done\n`;
   // The kubelet first (it would start the Pods again), then the Pods, then containerd.
-  const pods =
-    layout.serviceManager === ServiceManager.Systemd
-      ? `systemctl disable --now kubelet >/dev/null 2>&1 || true\n${stopPodsLines()}`
-      : layout.serviceManager === ServiceManager.Process
-        ? `svc_stop kubelet\n${stopPodsLines()}`
-        : "";
+  const pods = stopKubeletAndPodsLines(layout.serviceManager, { disable: true });
   const stop =
     layout.serviceManager === ServiceManager.Systemd
       ? `${pods}${stopLines(layout.serviceManager)}${unmount}rm -f /etc/systemd/system/kubelet.service /etc/systemd/system/containerd.service /etc/modules-load.d/kube-on-kube.conf /etc/sysctl.d/99-kube-on-kube.conf
