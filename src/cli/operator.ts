@@ -16,6 +16,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { withdrawFromEnvironment } from "../host/credentials-dir";
 import { checkEngine, formatProblems } from "./preflight";
+import { untilStopSignal } from "./stop-signal";
 import type { LogLevel } from "./program";
 import type { WorkerDefaults } from "../program/machine-program";
 import { DEFAULT_REMEDIATION_POLICY } from "../controllers/machine/remediation";
@@ -203,11 +204,9 @@ export async function runOperator(flags: OperatorFlags): Promise<number> {
   });
   const pruner = historyPruner(settings, flags.logLevel);
   pruner?.start();
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
+  // Not process.once: execa's signal-exit would then re-raise the signal (stop-signal.ts).
+  const signal = await untilStopSignal({ onRepeat: (s) => console.error(`kok operator: ${s} again: still waiting for the updates in flight`) });
+  console.error(`kok operator: ${signal}: stopping after the updates in flight`);
   pruner?.stop();
   await operator.stop();
   return 0;
