@@ -142,12 +142,21 @@ export class LeaderElector {
    * (`release: false` is what a crash looks like; tests use it.)
    */
   async stop(options: { release?: boolean } = {}): Promise<void> {
+    this.stopping = true;
+    // A leader drains (onStoppedLeading waits for the updates in flight, maybe for minutes) while
+    // its loop still renews: a lease left to run out under the drain would let the next leader
+    // take the stacks, and the fence's watchdog would kill the engines the drain waits for (found
+    // with `helm upgrade` of the operator's Pod: the `pulumi up` in flight was killed 15 s after SIGTERM).
+    if (this.leading) await this.endTerm();
     this.abort.abort();
     await this.loop;
     if (this.leading) await this.endTerm();
     if (this.held && options.release !== false) await this.release();
     this.held = false;
   }
+
+  /** stop() was called: campaign no more (a leader's loop renews until its drain is over). */
+  private stopping = false;
 
   private get stopped(): boolean {
     return this.abort.signal.aborted;
@@ -158,11 +167,11 @@ export class LeaderElector {
       // Times are taken *before* each write: it landed after that, so the lease is ours until
       // at least then + leaseDuration in any candidate's eyes.
       let lastRenewal = this.clock.now();
-      while (!this.stopped && !(await this.attempt())) {
+      while (!this.stopped && !this.stopping && !(await this.attempt())) {
         await sleep(this.clock, this.retryPeriodMs, this.abort.signal);
         lastRenewal = this.clock.now();
       }
-      if (this.stopped) return;
+      if (this.stopped || this.stopping) return;
       this.leading = true;
       this.renewed(lastRenewal);
       const ended = new AbortController();
@@ -180,6 +189,9 @@ export class LeaderElector {
       // Renewal failed past the deadline: another replica may take the lease once it expires,
       // and we must have stopped acting by then (fenceBy).
       this.held = false;
+      // Lost while stop() drains the term: no renewal re-arms the fence's watchdog any more, which
+      // kills the engines before fenceBy as for a frozen operator; the drain then ends.
+      if (this.stopping) return;
       await this.endTerm(new TermLost(lastRenewal + this.leaseDurationMs));
     }
   }

@@ -189,6 +189,47 @@ describe("LeaderElector", () => {
     await b.stop();
   });
 
+  it("keeps renewing while a clean stop drains for longer than the lease, then releases it", async () => {
+    const store = new MemoryLeases();
+    const clock = new FakeClock();
+    const log: string[] = [];
+    let drained!: () => void;
+    const drain = new Promise<void>((resolve) => (drained = resolve));
+    const renewals: number[] = [];
+    const a = new LeaderElector({
+      api: store.api(),
+      namespace: "kok-system",
+      name: "kube-on-kube-operator",
+      identity: "a",
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      clock,
+      onStartedLeading: () => void log.push("a started"),
+      // The updates in flight: they end when the test says so, long after the lease duration.
+      onStoppedLeading: () => (log.push("a draining"), drain),
+      onRenewed: (fenceBy) => void renewals.push(fenceBy),
+    });
+    const b = elector(store, clock, "b", log);
+    a.start();
+    await run(clock, 500, [a]);
+    b.start();
+    await run(clock, 5000, [a, b]);
+    const stopped = a.stop();
+    const since = clock.now();
+    await run(clock, 60_000, [a, b]);
+    // Four lease durations later: still a's lease, renewed all along; b never led.
+    expect(store.lease?.spec?.holderIdentity).toBe("a");
+    expect(renewals.filter((fenceBy) => fenceBy > since + 15_000).length).toBeGreaterThanOrEqual(20);
+    expect(b.isLeader()).toBe(false);
+    drained();
+    await stopped;
+    expect(store.lease?.spec?.holderIdentity).toBe("");
+    while (!b.isLeader()) await run(clock, 250, [a, b]);
+    expect(log).toEqual(["a started", "a draining", "b started"]);
+    await b.stop();
+  });
+
   it("refuses timings that could let two replicas lead", () => {
     const store = new MemoryLeases();
     expect(
