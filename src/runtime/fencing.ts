@@ -141,6 +141,14 @@ export class EngineFence {
     this.startBefore = startBefore;
   }
 
+  /**
+   * No renewal came in time: the watchdog (armed for the same moment) may have killed engines
+   * that this process never aborted. Their operations must keep their holder records.
+   */
+  isExpired(): boolean {
+    return this.startBefore !== undefined && this.clock.now() >= this.startBefore;
+  }
+
   isOpened(): boolean {
     return this.isOpen;
   }
@@ -152,7 +160,7 @@ export class EngineFence {
 
   /** Lets one operation run, or throws FencedError when no term is open. */
   admit(what: string): AdmittedOperation {
-    if (!this.isOpen || (this.startBefore !== undefined && this.clock.now() >= this.startBefore)) throw new FencedError(what);
+    if (!this.isOpen || this.isExpired()) throw new FencedError(what);
     const controller = new AbortController();
     this.running.add(controller);
     return { signal: controller.signal, term: this.term, done: () => void this.running.delete(controller) };

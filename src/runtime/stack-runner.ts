@@ -154,8 +154,10 @@ export class StackRunner {
     } finally {
       admitted?.done();
       // An operation killed by the fence keeps its record: the lock it left is the next
-      // leader's to clear, and the record is what proves it stale.
-      if (recorded && !admitted?.signal.aborted) this.holders?.remove(this.options.projectName, stackName);
+      // leader's to clear, and the record is what proves it stale. So does one that ended after
+      // the renewals stopped: the watchdog may have killed its engine without this process
+      // aborting it (seen in a Pod: the lock stayed and no leader could ever clear it).
+      if (recorded && !admitted?.signal.aborted && !this.options.fence?.isExpired()) this.holders?.remove(this.options.projectName, stackName);
     }
   }
 

@@ -80,10 +80,14 @@ describe("fencing: engine processes", () => {
     fence.open({ identity: "replica-a", transitions: 0, acquiredAt: clock.now() });
     fence.renewed(clock.now() + 14_000);
     expect(() => fence.admit("up of stack ns.a").done()).not.toThrow();
-    // Frozen past the deadline: the elector has not noticed yet, the fence has.
+    expect(fence.isExpired()).toBe(false);
+    // Frozen past the deadline: the elector has not noticed yet, the fence has (and the
+    // watchdog, armed for the same moment, may have killed engines: their records stay).
     await clock.advance(14_000);
+    expect(fence.isExpired()).toBe(true);
     expect(() => fence.admit("up of stack ns.a")).toThrow(FencedError);
     fence.renewed(clock.now() + 14_000);
+    expect(fence.isExpired()).toBe(false);
     expect(() => fence.admit("up of stack ns.a").done()).not.toThrow();
   });
 
