@@ -1,0 +1,172 @@
+/**
+ * The operator in a Pod of the meta-cluster, as a platform team installs it (issue 17): the
+ * operator image built here and pushed into the dev registry (containerd pulls it as
+ * docker.io/kube-on-kube/operator:<version>), `helm install` of charts/kube-on-kube with default
+ * values (state on a PVC of local-path-provisioner, one replica), a Cluster → Ready reconciled by
+ * that Pod; then `helm upgrade` to another image tag while an update of the Cluster runs: the old
+ * Pod finishes that update before it goes (SIGTERM, grace period), hands the lease over, and the
+ * new Pod finds no lock to recover.
+ *
+ * The figures (build, push, operator Ready, Cluster Ready, upgrade) are printed, never asserted.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mastersNamespaceOf } from "../../src/api/v1alpha1";
+import { toolchainBinary } from "../../src/dev/toolchain";
+import { buildImages, pushImages } from "../../src/images";
+import { eventually } from "../support/dev-cluster";
+import { startMetaCluster, type MetaCluster } from "../support/operator-e2e";
+import { minimalSpec } from "../support/specs";
+
+const REPO = resolve(__dirname, "..", "..");
+const CHART = join(REPO, "charts", "kube-on-kube");
+const VERSION = (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string }).version;
+const NS = "kube-on-kube-system";
+const LEASE = "kube-on-kube-operator";
+const MASTERS = mastersNamespaceOf({ metadata: { namespace: "fleet", name: "ops" } });
+/** The tag `helm upgrade` moves to: the same image under a second name, as a rebuilt release would be. */
+const UPGRADE_TAG = `${VERSION}-upgrade`;
+
+let meta: MetaCluster;
+let registry: string;
+const figures: Record<string, string> = {};
+const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+
+function helm(...args: string[]): string {
+  const run = spawnSync(toolchainBinary("helm"), [...args, "--kubeconfig", meta.dev.kubeconfig], { encoding: "utf8" });
+  if (run.status !== 0) throw new Error(`helm ${args.join(" ")} failed (${run.status}): ${run.stderr}${run.stdout}`);
+  return run.stdout;
+}
+
+interface PodJson {
+  metadata: { name: string; deletionTimestamp?: string };
+  spec: { containers: { image: string }[] };
+  status: { phase: string; containerStatuses?: { ready: boolean }[] };
+}
+
+/** The operator's Pods that are not being deleted. */
+function operatorPods(): PodJson[] {
+  return meta.json<{ items: PodJson[] }>("-n", NS, "get", "pods", "-l", "app.kubernetes.io/name=kube-on-kube-operator").items.filter((p) => !p.metadata.deletionTimestamp);
+}
+
+function leaseHolder(): string {
+  return meta.json<{ spec?: { holderIdentity?: string } }>("-n", NS, "get", "lease", LEASE).spec?.holderIdentity ?? "";
+}
+
+/** Follows a Pod's log until its container ends (`kubectl logs -f`). */
+function follow(pod: string): { text: () => string; ended: Promise<void>; child: ChildProcess } {
+  const child = spawn(toolchainBinary("kubectl"), ["--kubeconfig", meta.dev.kubeconfig, "-n", NS, "logs", "-f", pod], { stdio: ["ignore", "pipe", "pipe"] });
+  let text = "";
+  child.stdout?.on("data", (c: Buffer) => (text += c.toString()));
+  child.stderr?.on("data", (c: Buffer) => (text += c.toString()));
+  return { text: () => text, ended: new Promise((done) => child.once("close", () => done())), child };
+}
+
+/** Puts the manifest of kube-on-kube/operator:<from> under <to> in the registry (OCI distribution API). */
+async function retag(from: string, to: string): Promise<void> {
+  const type = "application/vnd.oci.image.manifest.v1+json";
+  const url = (tag: string) => `http://${registry}/v2/kube-on-kube/operator/manifests/${tag}`;
+  const manifest = await fetch(url(from), { headers: { accept: type } });
+  if (!manifest.ok) throw new Error(`GET ${url(from)}: ${manifest.status}`);
+  const put = await fetch(url(to), { method: "PUT", headers: { "content-type": type }, body: Buffer.from(await manifest.arrayBuffer()) });
+  if (!put.ok) throw new Error(`PUT ${url(to)}: ${put.status} ${await put.text()}`);
+}
+
+beforeAll(async () => {
+  meta = await startMetaCluster("kok-in-cluster-e2e");
+  registry = `127.0.0.1:${meta.dev.portBase + 5000}`;
+  // The image `kok images build` keeps (CI builds it before the tests): up to date here unless
+  // the checkout changed since; then this is the build a developer's `kok images build` does.
+  let since = Date.now();
+  const images = await buildImages({ only: ["operator"] });
+  figures["image build"] = `${seconds(since)} (${images[0]!.cached ? "up to date" : "built"})`;
+  since = Date.now();
+  await pushImages({ registry, images });
+  figures["image push into the empty dev registry"] = seconds(since);
+});
+
+afterAll(async () => {
+  console.log(`operator in a Pod, figures: ${JSON.stringify(figures)}`);
+  await meta?.down();
+});
+
+describe("the operator installed by helm, in a Pod of the meta-cluster", () => {
+  let pod: PodJson;
+
+  it("installs with default values and runs from the image in the dev registry, its state on a PVC", () => {
+    const since = Date.now();
+    helm("install", "kube-on-kube", CHART, "--namespace", "default", "--wait", "--timeout", "5m");
+    figures["helm install → operator Ready"] = seconds(since);
+    const pods = operatorPods();
+    expect(pods).toHaveLength(1);
+    pod = pods[0]!;
+    expect(pod.spec.containers[0]!.image).toBe(`kube-on-kube/operator:${VERSION}`);
+    expect(pod.status.containerStatuses?.[0]?.ready).toBe(true);
+    const pvc = meta.json<{ spec: { storageClassName: string }; status: { phase: string } }>("-n", NS, "get", "pvc", "kube-on-kube-operator-state");
+    expect(pvc).toMatchObject({ spec: { storageClassName: "local-path" }, status: { phase: "Bound" } });
+    // etcdctl and etcdutl are in the image (the etcd backups run `kok etcd ...` there).
+    expect(meta.kubectl("-n", NS, "exec", pod.metadata.name, "--", "etcdutl", "version")).toMatch(/^etcdutl version: \d+\.\d+\.\d+/);
+  });
+
+  it("brings a Cluster to Ready from that Pod, with the stack in the PVC", async () => {
+    const since = Date.now();
+    meta.applyCluster("ops", minimalSpec());
+    const ready = await meta.waitForCluster("ops", "Ready", (c) => c.status?.phase === "Ready");
+    figures["Cluster applied → Ready"] = seconds(since);
+    expect(ready.status).toMatchObject({ observedGeneration: ready.metadata.generation, lastOperation: { kind: "up", result: "succeeded" } });
+    // The Pod leads (its identity is its name and a suffix); nothing else runs an operator here.
+    expect(leaseHolder().startsWith(`${pod.metadata.name}-`)).toBe(true);
+    const stacks = meta.kubectl("-n", NS, "exec", pod.metadata.name, "--", "ls", "/var/lib/kube-on-kube/state/.pulumi/stacks/kube-on-kube-clusters");
+    expect(stacks.split(/\s+/)).toContain("fleet.ops.json");
+  });
+
+  it("finishes an update in flight across helm upgrade to a new image tag; the new Pod finds no lock to recover", async () => {
+    await retag(VERSION, UPGRADE_TAG);
+    const old = follow(pod.metadata.name);
+    const before = meta.getCluster("ops");
+    meta.kubectl("-n", "fleet", "patch", "cluster", "ops", "--type", "merge", "-p", JSON.stringify({ spec: { apiServer: { extraArgs: { "audit-log-maxage": "9" } } } }));
+    // The update of the new generation is running (the apiserver rolls behind its gate: tens of seconds).
+    const inFlight = await eventually("the update of the new generation running", async () => {
+      const c = meta.getCluster("ops");
+      const op = c.status?.lastOperation as { result: string; startedAt?: string } | undefined;
+      return c.metadata.generation > before.metadata.generation && op?.result === "running" && op.startedAt !== (before.status?.lastOperation as { startedAt?: string }).startedAt ? op : undefined;
+    });
+    const since = Date.now();
+    helm("upgrade", "kube-on-kube", CHART, "--namespace", "default", "--set", `image.tag=${UPGRADE_TAG}`, "--wait", "--timeout", "10m");
+    figures["helm upgrade during the update → new Pod Ready"] = seconds(since);
+    await old.ended;
+
+    // The update that was in flight finished (the same operation, not a re-run by the new Pod).
+    const done = meta.getCluster("ops");
+    expect(done.status?.lastOperation).toMatchObject({ kind: "up", result: "succeeded", startedAt: inFlight.startedAt });
+    expect(done.status?.observedGeneration).toBe(done.metadata.generation);
+    const apiserver = meta.json<{ spec: { template: { spec: { containers: { command?: string[]; args?: string[] }[] } } } }>("-n", MASTERS, "get", "deployment", "ops-apiserver");
+    const container = apiserver.spec.template.spec.containers[0]!;
+    expect([...(container.command ?? []), ...(container.args ?? [])]).toContain("--audit-log-maxage=9");
+    // The old Pod stopped because of the signal, after its reconcile, and exited cleanly.
+    const oldLog = old.text();
+    expect(oldLog).toContain("SIGTERM: stopping after the updates in flight");
+    expect(oldLog.indexOf("SIGTERM")).toBeLessThan(oldLog.lastIndexOf('"msg":"reconciled"'));
+
+    const pods = operatorPods();
+    expect(pods).toHaveLength(1);
+    const next = pods[0]!;
+    expect(next.metadata.name).not.toBe(pod.metadata.name);
+    expect(next.spec.containers[0]!.image).toBe(`kube-on-kube/operator:${UPGRADE_TAG}`);
+    await eventually("the new Pod leads", async () => (leaseHolder().startsWith(`${next.metadata.name}-`) ? true : undefined), 120_000);
+    await eventually("the new Pod reconciling", async () => (meta.kubectl("-n", NS, "logs", next.metadata.name).includes("leading: reconciling") ? true : undefined), 120_000);
+    const nextLog = meta.kubectl("-n", NS, "logs", next.metadata.name);
+    // No interrupted update to recover: the old Pod left no lock and no pending operation.
+    expect(nextLog).not.toContain("recovered an interrupted update");
+    expect(meta.events("ops").map((e) => e.reason)).not.toContain("StackRecoveryFailed");
+
+    // No passphrase in any Pod's log.
+    const secret = meta.json<{ data: { passphrase: string } }>("-n", NS, "get", "secret", "kube-on-kube-operator-state-passphrase");
+    const passphrase = Buffer.from(secret.data.passphrase, "base64").toString();
+    expect(passphrase.length).toBeGreaterThan(20);
+    expect(oldLog).not.toContain(passphrase);
+    expect(nextLog).not.toContain(passphrase);
+  });
+});
