@@ -9,6 +9,8 @@
  *   /usr/local/bin/pulumi-resource-<name>               each plugin the installed SDKs ask for, at
  *                                                       that exact version (ambient: PULUMI_HOME is a volume)
  *   /usr/local/bin/kubectl                              the toolchain's, default minor
+ *   /usr/local/bin/{etcdctl,etcdutl}                    the toolchain's etcd tools: the etcd backup
+ *                                                       Jobs and restore init containers run this image
  *   /usr/lib/kube-on-kube + /usr/local/bin/kok          the production install (app-stage.ts)
  *   /usr/local/bin/pulumi-resource-pulumi-nodejs        tools/bin's dynamic-provider launcher
  *
@@ -38,6 +40,8 @@ const SKIPPED_PACKAGES = ["adduser", "passwd"];
 /** Where the production install lives in the image. */
 export const APP_DIR = "usr/lib/kube-on-kube";
 const LAUNCHER = "pulumi-resource-pulumi-nodejs";
+/** etcd's client tools: the etcd backup Jobs and restore init containers (issue 18) run this image and call them. */
+const ETCD_TOOLS = ["etcdctl", "etcdutl"] as const;
 
 /** NODE_VERSION and KOK_NODE_BIN as tools/lib/common.sh sets them: the one place the Node pin lives. */
 function nodePin(inputs: PlanInputs): { version: string; bin: string } | undefined {
@@ -66,14 +70,16 @@ export function operatorImage(inputs: PlanInputs, ctx: OperatorContext): ImagePl
   const pin = nodePin(inputs);
   const pulumi = inputs.file(image, "bin/pulumi", "pulumi");
   const kubectl = inputs.file(image, "bin/kubectl", "kube-1.36");
+  const etcdTools = ETCD_TOOLS.map((name) => ({ name, binary: inputs.file(image, `bin/${name}`, "etcd") }));
   const node = pin ? path.join(pin.bin, "node") : undefined;
   if (pin && !existsSync(node!)) inputs.problems.push(`${image}: Node ${pin.version} not found at ${node}: install it with \`bash tools/node.sh\``);
-  if (!pin || !pulumi || !kubectl || !existsSync(node!)) return undefined;
+  if (!pin || !pulumi || !kubectl || etcdTools.some((t) => !t.binary) || !existsSync(node!)) return undefined;
   const nodeVersion = inputs.version(image, node!, ["--version"], /^v(\d+\.\d+\.\d+)\s*$/);
   const pulumiVersion = inputs.version(image, pulumi, ["version"], /^v?(\d+\.\d+\.\d+)\s*$/);
   const kubectlVersion = inputs.version(image, kubectl, ["version", "--client"], /Client Version:\s*(v\d+\.\d+\.\d+)/);
+  const etcdVersions = etcdTools.map((t) => ({ ...t, version: inputs.version(image, t.binary!, ["version"], new RegExp(`^${t.name} version:\\s*(\\d+\\.\\d+\\.\\d+)`, "m")) }));
   if (nodeVersion && nodeVersion !== pin.version) inputs.problems.push(`${image}: ${node} is Node ${nodeVersion}, tools/lib/common.sh pins ${pin.version}: run \`bash tools/node.sh\``);
-  if (!nodeVersion || !pulumiVersion || !kubectlVersion || nodeVersion !== pin.version) return undefined;
+  if (!nodeVersion || !pulumiVersion || !kubectlVersion || etcdVersions.some((t) => !t.version) || nodeVersion !== pin.version) return undefined;
 
   const app = stageApp(ctx.stagesDir, node!, ctx.log);
   // The plugins the installed SDKs ask for (their package.json `pulumi` blocks), as preflight checks them.
@@ -110,6 +116,7 @@ export function operatorImage(inputs: PlanInputs, ctx: OperatorContext): ImagePl
     { part: "Pulumi CLI", version: pulumiVersion, source: "toolchain `pulumi`", at: "/usr/local/bin/pulumi" },
     ...plugins.map((p) => ({ part: `Pulumi plugin ${p.name}`, version: p.version, source: `toolchain, asked for by ${p.sdk}`, at: `/usr/local/bin/pulumi-resource-${p.name}` })),
     { part: "kubectl", version: kubectlVersion, source: "toolchain `kubectl`", at: "/usr/local/bin/kubectl" },
+    ...etcdVersions.map((t) => ({ part: t.name, version: t.version!, source: `toolchain \`${t.name}\` (etcd target)`, at: `/usr/local/bin/${t.name}` })),
     { part: "dynamic-provider launcher", version: app.version, source: `tools/bin/${LAUNCHER}`, at: `/usr/local/bin/${LAUNCHER}` },
     { part: app.name, version: app.version, source: "npm pack of this checkout, npm install --omit=dev", at: `/${APP_DIR}` },
     ...[inputs.ctx.debs.get("ca-certificates"), inputs.ctx.debs.get("tzdata")].map((d) => debianEntry(d, "base layer")),
@@ -126,6 +133,7 @@ export function operatorImage(inputs: PlanInputs, ctx: OperatorContext): ImagePl
       layer(`pulumi ${pulumiVersion}`, [file("usr/local/bin/pulumi", pulumi)]),
       layer(`pulumi plugins: ${plugins.map((p) => `${p.name} ${p.version}`).join(", ")}`, plugins.map((p) => file(`usr/local/bin/pulumi-resource-${p.name}`, p.binary!))),
       layer(`kubectl ${kubectlVersion}`, [file("usr/local/bin/kubectl", kubectl)]),
+      layer(`etcd tools: ${etcdVersions.map((t) => `${t.name} ${t.version}`).join(", ")}`, etcdVersions.map((t) => file(`usr/local/bin/${t.name}`, t.binary!))),
       layer(`${app.name} ${app.version}: production install`, appEntries),
     ],
     run: {

@@ -117,10 +117,10 @@ describe("the operator image", () => {
     expect(help.status).toBe(0);
   });
 
-  it("has the Pulumi CLI, Node, kubectl and ssh the bill of materials names, and a root it cannot write", () => {
+  it("has the Pulumi CLI, Node, kubectl, ssh, etcdctl and etcdutl the bill of materials names, and a root it cannot write", () => {
     const bom = readFileSync(path.join(first.layout, "bom.md"), "utf8");
     const version = (part: string) => new RegExp(`^\\| ${part} \\| (\\S+) \\|`, "m").exec(bom)?.[1];
-    const run = inImage(["sh", "-c", "pulumi version; node --version; kubectl version --client; ssh -V 2>&1; id -u; touch /usr/local/bin/x 2>&1 || true"]);
+    const run = inImage(["sh", "-c", "pulumi version; node --version; kubectl version --client; ssh -V 2>&1; id -u; etcdctl version; etcdutl version; touch /usr/local/bin/x 2>&1 || true"]);
     expect(run.status).toBe(0);
     const lines = run.stdout.split("\n");
     expect(lines[0]).toBe(`v${version("Pulumi CLI")}`);
@@ -128,6 +128,9 @@ describe("the operator image", () => {
     expect(lines[2]).toBe(`Client Version: ${version("kubectl")}`);
     expect(run.stdout).toContain(`OpenSSH_${version("Debian openssh-client")!.replace(/^1:/, "").replace(/-.*$/, "")}`);
     expect(run.stdout).toContain("\n65532\n");
+    // The etcd backups run `kok etcd backup|restore` in this image, which call these two.
+    expect(run.stdout).toContain(`etcdctl version: ${version("etcdctl")}\n`);
+    expect(run.stdout).toContain(`etcdutl version: ${version("etcdutl")}\n`);
     expect(run.stdout).toContain("Read-only file system");
   });
 
