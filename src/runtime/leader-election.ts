@@ -157,6 +157,8 @@ export class LeaderElector {
 
   /** stop() was called: campaign no more (a leader's loop renews until its drain is over). */
   private stopping = false;
+  /** The renew loop of a term runs (also while stop() drains it): writes keep the term's acquireTime. */
+  private renewing = false;
 
   private get stopped(): boolean {
     return this.abort.signal.aborted;
@@ -173,18 +175,23 @@ export class LeaderElector {
       }
       if (this.stopped || this.stopping) return;
       this.leading = true;
+      this.renewing = true;
       this.renewed(lastRenewal);
       const ended = new AbortController();
       const term = this.written!;
       this.term = { ended, starting: this.callback(() => this.options.onStartedLeading(ended.signal, term)) };
-      while (!this.stopped) {
-        await sleep(this.clock, this.retryPeriodMs, this.abort.signal);
-        if (this.stopped) return;
-        const tried = this.clock.now();
-        if (await this.attempt(lastRenewal + this.renewDeadlineMs - tried)) {
-          lastRenewal = tried;
-          this.renewed(lastRenewal);
-        } else if (this.clock.now() - lastRenewal >= this.renewDeadlineMs) break;
+      try {
+        while (!this.stopped) {
+          await sleep(this.clock, this.retryPeriodMs, this.abort.signal);
+          if (this.stopped) return;
+          const tried = this.clock.now();
+          if (await this.attempt(lastRenewal + this.renewDeadlineMs - tried)) {
+            lastRenewal = tried;
+            this.renewed(lastRenewal);
+          } else if (this.clock.now() - lastRenewal >= this.renewDeadlineMs) break;
+        }
+      } finally {
+        this.renewing = false;
       }
       // Renewal failed past the deadline: another replica may take the lease once it expires,
       // and we must have stopped acting by then (fenceBy).
@@ -273,7 +280,7 @@ export class LeaderElector {
     const wasOurs = current?.spec?.holderIdentity === this.options.identity;
     // A new term even when we take back our own lease after losing it: acquireTime is the term's
     // fencing token, and records of the lost term must not look like the new term's.
-    const renewing = wasOurs && this.leading;
+    const renewing = wasOurs && this.renewing;
     return {
       holderIdentity: this.options.identity,
       leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),

@@ -215,11 +215,13 @@ describe("LeaderElector", () => {
     await run(clock, 500, [a]);
     b.start();
     await run(clock, 5000, [a, b]);
+    const acquired = store.lease?.spec?.acquireTime;
     const stopped = a.stop();
     const since = clock.now();
     await run(clock, 60_000, [a, b]);
-    // Four lease durations later: still a's lease, renewed all along; b never led.
+    // Four lease durations later: still a's lease and a's term, renewed all along; b never led.
     expect(store.lease?.spec?.holderIdentity).toBe("a");
+    expect(store.lease?.spec?.acquireTime).toEqual(acquired);
     expect(renewals.filter((fenceBy) => fenceBy > since + 15_000).length).toBeGreaterThanOrEqual(20);
     expect(b.isLeader()).toBe(false);
     drained();
