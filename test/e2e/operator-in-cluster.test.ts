@@ -134,6 +134,7 @@ describe("the operator installed by helm, in a Pod of the meta-cluster", () => {
       return c.metadata.generation > before.metadata.generation && op?.result === "running" && op.startedAt !== (before.status?.lastOperation as { startedAt?: string }).startedAt ? op : undefined;
     });
     const since = Date.now();
+    const upgrading = new Date().toISOString();
     helm("upgrade", "kube-on-kube", CHART, "--namespace", "default", "--set", `image.tag=${UPGRADE_TAG}`, "--wait", "--timeout", "10m");
     figures["helm upgrade during the update → new Pod Ready"] = seconds(since);
     await old.ended;
@@ -141,11 +142,14 @@ describe("the operator installed by helm, in a Pod of the meta-cluster", () => {
     // The update that was in flight finished (the same operation, not a re-run by the new Pod).
     const done = meta.getCluster("ops");
     expect(done.status?.lastOperation).toMatchObject({ kind: "up", result: "succeeded", startedAt: inFlight.startedAt });
+    // It was still running when the upgrade began (same machine, same clock): the old Pod got its
+    // SIGTERM in the middle of it.
+    expect((done.status?.lastOperation as { finishedAt?: string }).finishedAt! > upgrading).toBe(true);
     expect(done.status?.observedGeneration).toBe(done.metadata.generation);
     const apiserver = meta.json<{ spec: { template: { spec: { containers: { command?: string[]; args?: string[] }[] } } } }>("-n", MASTERS, "get", "deployment", "ops-apiserver");
     const container = apiserver.spec.template.spec.containers[0]!;
     expect([...(container.command ?? []), ...(container.args ?? [])]).toContain("--audit-log-maxage=9");
-    // The old Pod stopped because of the signal, after its reconcile, and exited cleanly.
+    // The old Pod was told to stop and reconciled once more after that: the update in flight.
     const oldLog = old.text();
     expect(oldLog).toContain("SIGTERM: stopping after the updates in flight");
     expect(oldLog.indexOf("SIGTERM")).toBeLessThan(oldLog.lastIndexOf('"msg":"reconciled"'));
