@@ -232,6 +232,56 @@ describe("LeaderElector", () => {
     await b.stop();
   });
 
+  it("a lease lost during a clean stop's drain: no renewal after it, no second drain, and the next leader keeps its lease", async () => {
+    const store = new MemoryLeases();
+    const clock = new FakeClock();
+    const log: string[] = [];
+    let drained!: () => void;
+    const drain = new Promise<void>((resolve) => (drained = resolve));
+    const renewals: number[] = [];
+    // a's own way to the apiserver, cut during its drain; b's stays up.
+    let cut = false;
+    const inner = store.api();
+    const guarded = <A extends unknown[], R>(call: (...args: A) => Promise<R>) => (...args: A) => (cut ? Promise.reject(Object.assign(new Error("HTTP 503"), { code: 503 })) : call(...args));
+    const api = {
+      readNamespacedLease: guarded(inner.readNamespacedLease.bind(inner)),
+      createNamespacedLease: guarded(inner.createNamespacedLease.bind(inner)),
+      replaceNamespacedLease: guarded(inner.replaceNamespacedLease.bind(inner)),
+    } as unknown as typeof inner;
+    const a = new LeaderElector({
+      api,
+      namespace: "kok-system",
+      name: "kube-on-kube-operator",
+      identity: "a",
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      clock,
+      onStartedLeading: () => void log.push("a started"),
+      onStoppedLeading: () => (log.push("a draining"), drain),
+      onRenewed: (fenceBy) => void renewals.push(fenceBy),
+    });
+    const b = elector(store, clock, "b", log);
+    a.start();
+    await run(clock, 500, [a]);
+    b.start();
+    await run(clock, 5000, [a, b]);
+    const stopped = a.stop();
+    await run(clock, 4000, [a, b]);
+    cut = true;
+    while (!b.isLeader()) await run(clock, 250, [a, b]);
+    // b led only after a's last renewal's fenceBy: a's engines were to be gone by then (watchdog).
+    expect(clock.now()).toBeGreaterThanOrEqual(renewals.at(-1)!);
+    const renewed = renewals.length;
+    await run(clock, 20_000, [a, b]);
+    expect(renewals).toHaveLength(renewed);
+    drained();
+    await stopped;
+    expect(log).toEqual(["a started", "a draining", "b started"]);
+    expect(store.lease?.spec?.holderIdentity).toBe("b");
+    await b.stop();
+  });
+
   it("refuses timings that could let two replicas lead", () => {
     const store = new MemoryLeases();
     expect(
