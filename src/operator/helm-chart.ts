@@ -65,6 +65,20 @@ class Holes {
 
 const toYaml = (o: unknown) => stringify(o, { lineWidth: 0, aliasDuplicateObjects: false });
 
+/**
+ * Helm's annotation that makes `helm uninstall` leave an object. The operator's namespace and the
+ * state volume carry it as the passphrase Secret does: uninstalling deleted the namespace, and with
+ * it the "kept" passphrase and the PVC holding every stack (the business clusters ran on, and no
+ * operator could manage them again). `kok manifests` prints the objects without it (no Helm there).
+ */
+export const HELM_KEEP = { "helm.sh/resource-policy": "keep" } as const;
+
+function kept(object: Json): Json {
+  const copy = structuredClone(object) as Json & { metadata: { annotations?: Record<string, string> } };
+  copy.metadata.annotations = { ...copy.metadata.annotations, ...HELM_KEEP };
+  return copy;
+}
+
 /** `yaml` (a block, no trailing newline) indented to `indent`, under a `{{- if }}`. */
 function when(condition: string, indent: string, yaml: string): string {
   const body = yaml.replace(/\n$/, "").split("\n").map((l) => indent + l).join("\n");
@@ -121,12 +135,12 @@ export function renderHelmChart(sources: ChartSources): Map<string, string> {
       case "CustomResourceDefinition":
         break;
       case "Namespace":
-        add("namespace.yaml", `{{- if .Values.namespace.create }}\n${holes.render(object)}{{- end }}\n`);
+        add("namespace.yaml", `{{- if .Values.namespace.create }}\n# Kept by helm uninstall: the state volume and the passphrase Secret are in it.\n${holes.render(kept(object))}{{- end }}\n`);
         break;
       case "PersistentVolumeClaim": {
-        const pvc = structuredClone(object) as { spec: { resources: { requests: { storage: string } } } };
+        const pvc = kept(object) as unknown as { spec: { resources: { requests: { storage: string } } } };
         pvc.spec.resources.requests.storage = holes.inline("{{ .Values.stateVolume.size | quote }}");
-        add("state-volume.yaml", `{{- if ${IS_FILE} }}\n${holes.render(pvc)}{{- end }}\n`);
+        add("state-volume.yaml", `{{- if ${IS_FILE} }}\n# Kept by helm uninstall: every stack's state is on it.\n${holes.render(pvc)}{{- end }}\n`);
         break;
       }
       case "ConfigMap": {

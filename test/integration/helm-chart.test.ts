@@ -2,8 +2,9 @@
  * charts/kube-on-kube with the toolchain's helm (tools/toolchain.sh helm) against a dev
  * meta-cluster (`kok dev up --no-node`): `helm lint`; `helm template` with default values gives the
  * objects `kok manifests` prints, and with overrides what installManifests gives for the same
- * options; bad values fail naming the value; `helm install` puts the operator on the meta-cluster
- * and `helm template | kubectl apply --dry-run=server` is accepted by its apiserver.
+ * options; bad values fail naming the value; `helm install` puts the operator on the meta-cluster,
+ * `helm uninstall` leaves its namespace, state volume and passphrase, and `helm template | kubectl
+ * apply --dry-run=server` is accepted by its apiserver.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -12,7 +13,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments, stringify } from "yaml";
 import { toolchainBinary } from "../../src/dev/toolchain";
-import { CHART_DIR } from "../../src/operator/helm-chart";
+import { CHART_DIR, HELM_KEEP } from "../../src/operator/helm-chart";
 import { FILE_BACKEND_ONE_REPLICA, installManifests, type ManifestOptions } from "../../src/operator/install-manifests";
 import { devUp, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 
@@ -42,8 +43,20 @@ function template(values: Json = {}, extra: string[] = []): Json[] {
   return objectsOf(result.stdout);
 }
 
-/** What the chart has that `kok manifests` leaves to the user: the generated passphrase Secret. */
-const withoutChartOnly = (objects: Json[]) => objects.filter((o) => !(o.kind === "Secret" && (o.metadata as { name: string }).name.endsWith("-state-passphrase")));
+/**
+ * What the chart has that `kok manifests` leaves to the user: the generated passphrase Secret, and
+ * Helm's keep policy on the namespace and the state volume (HELM_KEEP).
+ */
+const withoutChartOnly = (objects: Json[]) =>
+  objects
+    .filter((o) => !(o.kind === "Secret" && (o.metadata as { name: string }).name.endsWith("-state-passphrase")))
+    .map((o) => {
+      const meta = o.metadata as { annotations?: Record<string, string> };
+      if (!meta.annotations || !(o.kind === "Namespace" || o.kind === "PersistentVolumeClaim")) return o;
+      const { [Object.keys(HELM_KEEP)[0]!]: keep, ...annotations } = meta.annotations;
+      expect(keep).toBe("keep");
+      return { ...o, metadata: { ...meta, annotations: Object.keys(annotations).length ? annotations : undefined } };
+    });
 const deploymentOf = (objects: Json[]) =>
   objects.find((o) => o.kind === "Deployment") as { spec: { replicas: number; template: { spec: { containers: Array<{ image: string; args: string[]; resources: unknown }> } } } };
 
@@ -70,6 +83,9 @@ describe("charts/kube-on-kube", () => {
     expect(printed.code).toBe(0);
     const chart = template();
     expect(byKey(withoutChartOnly(chart))).toEqual(byKey(objectsOf(printed.stdout)));
+    // What `helm uninstall` must leave: the namespace, the state volume and the passphrase.
+    const keptKinds = chart.filter((o) => (o.metadata as { annotations?: Record<string, string> }).annotations?.["helm.sh/resource-policy"] === "keep").map(key);
+    expect(keptKinds.sort()).toEqual(["Namespace//kube-on-kube-system", "PersistentVolumeClaim/kube-on-kube-system/kube-on-kube-operator-state", "Secret/kube-on-kube-system/kube-on-kube-operator-state-passphrase"]);
     expect(chart.filter((o) => o.kind === "Secret").map(key)).toEqual(["Secret/kube-on-kube-system/kube-on-kube-operator-state-passphrase"]);
   });
 
@@ -146,7 +162,7 @@ describe("charts/kube-on-kube", () => {
     expect(() => template({ imag: { tag: "x" } })).toThrow(/additional properties 'imag'/);
   });
 
-  it("installs on the meta-cluster with default values, and the apiserver accepts every rendering (dry run)", () => {
+  it("installs on the meta-cluster with default values, upgrades, uninstalls keeping the state, and the apiserver accepts every rendering (dry run)", () => {
     const kubeconfig = cluster!.kubeconfig;
     const install = run(helm, ["install", "kube-on-kube", CHART, "--kubeconfig", kubeconfig, "--namespace", "default"]);
     expect(install.stderr).toBe("");
@@ -158,6 +174,15 @@ describe("charts/kube-on-kube", () => {
     // An upgrade keeps the generated passphrase: the stacks' secrets stay readable.
     const passphrase = get("-n", "kube-on-kube-system", "get", "secret/kube-on-kube-operator-state-passphrase", "-o", "jsonpath={.data.passphrase}");
     expect(run(helm, ["upgrade", "kube-on-kube", CHART, "--kubeconfig", kubeconfig, "--namespace", "default"]).status).toBe(0);
+    expect(get("-n", "kube-on-kube-system", "get", "secret/kube-on-kube-operator-state-passphrase", "-o", "jsonpath={.data.passphrase}")).toBe(passphrase);
+    // Uninstall leaves the namespace, the state and the passphrase (it used to delete the
+    // namespace, and the "kept" Secret and the state volume with it); a re-install under the same
+    // release name takes them back as they are.
+    expect(run(helm, ["uninstall", "kube-on-kube", "--kubeconfig", kubeconfig, "--namespace", "default", "--wait", "--timeout", "2m"]).status).toBe(0);
+    expect(get("get", "namespace/kube-on-kube-system", "-o", "jsonpath={.status.phase}")).toBe("Active");
+    expect(get("-n", "kube-on-kube-system", "get", "pvc/kube-on-kube-operator-state", "secret/kube-on-kube-operator-state-passphrase", "-o", "name").split("\n").filter(Boolean)).toHaveLength(2);
+    expect(get("-n", "kube-on-kube-system", "get", "deployments", "-o", "name")).toBe("");
+    expect(run(helm, ["install", "kube-on-kube", CHART, "--kubeconfig", kubeconfig, "--namespace", "default"]).status).toBe(0);
     expect(get("-n", "kube-on-kube-system", "get", "secret/kube-on-kube-operator-state-passphrase", "-o", "jsonpath={.data.passphrase}")).toBe(passphrase);
 
     // In the installed namespace (a dry run creates no Namespace for the objects after it), with the
