@@ -5,7 +5,7 @@
  * values (state on a PVC of local-path-provisioner, one replica), a Cluster → Ready reconciled by
  * that Pod; then `helm upgrade` to another image tag while an update of the Cluster runs: the old
  * Pod finishes that update before it goes (SIGTERM, grace period), hands the lease over, and the
- * new Pod finds no lock to recover.
+ * new Pod finds no lock to recover; `helm uninstall` leaves the CRDs and the business cluster.
  *
  * The figures (build, push, operator Ready, Cluster Ready, upgrade) are printed, never asserted.
  */
@@ -172,5 +172,17 @@ describe("the operator installed by helm, in a Pod of the meta-cluster", () => {
     expect(passphrase.length).toBeGreaterThan(20);
     expect(oldLog).not.toContain(passphrase);
     expect(nextLog).not.toContain(passphrase);
+  });
+
+  it("helm uninstall takes the operator away and leaves the CRDs, the Cluster, its masters and the passphrase", async () => {
+    helm("uninstall", "kube-on-kube", "--namespace", "default", "--wait", "--timeout", "5m");
+    await eventually("no operator Pod", async () => (operatorPods().length === 0 ? true : undefined), 120_000);
+    expect(meta.kubectl("get", "crd", "-o", "name")).toContain("customresourcedefinition.apiextensions.k8s.io/clusters.kubeonkube.io");
+    expect(meta.getCluster("ops").status?.phase).toBe("Ready");
+    const masters = meta.json<{ items: { status: { phase: string } }[] }>("-n", MASTERS, "get", "pods").items;
+    expect(masters.length).toBeGreaterThanOrEqual(4);
+    expect(masters.every((p) => p.status.phase === "Running")).toBe(true);
+    // Kept (helm.sh/resource-policy: keep): the stacks' secrets are encrypted with it.
+    expect(meta.kubectl("-n", NS, "get", "secret", "-o", "name")).toContain("secret/kube-on-kube-operator-state-passphrase");
   });
 });
