@@ -37,6 +37,7 @@ import {
   type ClusterStatus,
   type LastOperation,
 } from "../../api/v1alpha1";
+import { KUBELET_SKEW_RECHECK_MS, upgradeHeldByKubelets, type MachineKubelet } from "./kubelet-skew";
 import { clusterProgram, deploysAddons, type ClusterProgramValues } from "../../program/cluster-program";
 import { statusPatch, type ConditionInput } from "../../runtime/conditions";
 import { trackOperation, type OperationTracker } from "../../runtime/operation-progress";
@@ -118,6 +119,8 @@ export interface ClusterReconcilerOptions {
    * deletion drains and removes their Nodes through this cluster's masters.
    */
   readonly machinesOf?: (namespace: string, cluster: string) => readonly string[];
+  /** The Machines of a Cluster and their reported kubelets: a masters upgrade that would strand them waits. */
+  readonly machineKubelets?: (namespace: string, cluster: string) => readonly MachineKubelet[];
   readonly hooks?: ClusterReconcilerHooks;
   /** What the platform lets a Cluster ask for (admin-policy.ts); default the built-in policy. */
   readonly policy?: ResolvedAdminPolicy;
@@ -215,6 +218,13 @@ export class ClusterReconciler {
       ]);
       await this.o.events.record(cluster, "Warning", "InvalidSpec", message);
       throw new TerminalError(`Cluster ${key}: ${message}`);
+    }
+    const held = upgradeHeldByKubelets(cluster, this.o.machineKubelets?.(namespace, name) ?? []);
+    if (held) {
+      const told = cluster.status?.conditions?.some((c) => c.type === "Progressing" && c.reason === "VersionSkew" && c.message === held);
+      await this.status(cluster, {}, [{ type: "Progressing", status: "False", reason: "VersionSkew", message: held }]);
+      if (!told) await this.o.events.record(cluster, "Warning", "VersionSkew", held);
+      return { requeueAfter: KUBELET_SKEW_RECHECK_MS };
     }
     const placement = await this.placement(key, cluster);
     const generation = cluster.metadata.generation ?? 0;

@@ -60,6 +60,11 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
         .list()
         .filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster)
         .map((m) => m.metadata.name),
+    machineKubelets: (namespace, cluster) =>
+      informers.machines
+        .list()
+        .filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster)
+        .map((m) => ({ name: m.metadata.name, kubelet: m.status?.observedVersions?.kubelet })),
     store,
     events: { record: (cluster, type, reason, message) => ctx.recorder.record(cluster, type, reason, message) },
     stacks: runner,
