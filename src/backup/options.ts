@@ -87,6 +87,13 @@ export function prefixProblem(prefix: string): string | undefined {
   return undefined;
 }
 
+/** A snapshot's key: a prefix as above and a name ending in .db (a `..` segment would leave the bucket once the URL is normalised). */
+function snapshotKeyProblem(key: string): string | undefined {
+  if (!key.endsWith(SNAPSHOT_SUFFIX) || key.length === SNAPSHOT_SUFFIX.length) return `the key ends with ${SNAPSHOT_SUFFIX}`;
+  const problem = prefixProblem(key);
+  return problem ? `key: ${problem}` : undefined;
+}
+
 function endpointProblem(endpoint: string): string | undefined {
   let url: URL;
   try {
@@ -238,7 +245,7 @@ export function restoreOptions(flags: RawFlags, env: NodeJS.ProcessEnv): Restore
   const c = new Checker(flags);
   const snapshot = c.required("snapshot", "snapshot");
   const location = parseS3Url(snapshot);
-  c.check("snapshot", snapshot, !location ? "want s3://<bucket>/<key>" : (bucketProblem(location.bucket) ?? (location.key.endsWith(SNAPSHOT_SUFFIX) ? undefined : `the key ends with ${SNAPSHOT_SUFFIX}`)));
+  c.check("snapshot", snapshot, !location ? "want s3://<bucket>/<key>" : (bucketProblem(location.bucket) ?? snapshotKeyProblem(location.key)));
   const store = storeOptions(c, env);
   const dataDir = c.required("data-dir", "dataDir");
   c.check("data-dir", dataDir, isAbsolute(dataDir) ? undefined : "want an absolute path");

@@ -48,7 +48,8 @@ export async function runRestore(options: RestoreOptions, log: (line: string) =>
 
     const file = join(scratch, "snapshot.db");
     let started = Date.now();
-    const size = await s3.getFile(options.bucket, options.key, file);
+    // Never more than the sidecar announced: the download lands on the member's volume.
+    const size = await s3.getFile(options.bucket, options.key, file, sidecar.size);
     const sha256 = await sha256File(file);
     if (size !== sidecar.size || sha256 !== sidecar.sha256) {
       throw new Error(`${snapshot} does not match its sidecar: ${size} bytes with SHA-256 ${sha256}, the sidecar says ${sidecar.size} bytes with ${sidecar.sha256}; refusing to restore it`);

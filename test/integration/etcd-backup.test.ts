@@ -250,6 +250,8 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
     console.log(`snapshot of ${KEYS} keys: ${body.length} bytes, revision ${String(result.revision)}, etcd storage ${String(sidecar.etcdVersion)}`);
 
     const left = await keysUnder(`${prefix}/`);
+    // The client's listing follows continuation tokens: pages of 2 list the same keys.
+    expect((await s3.list(OBJECT_STORE_BUCKET, `${prefix}/`, 2)).map((o) => o.key).sort()).toEqual(left);
     expect(left).toEqual([key, key.replace(/\.db$/, ".json"), ...seeded.kept, ...seeded.halfWritten, ...seeded.notABackup].sort());
     // The snapshot was written only to the work dir, and removed from it.
     expect(readdir(flags.workDir)).toEqual([]);
@@ -318,7 +320,7 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
     expect(readdir(flags.workDir)).toEqual([]);
   }, 60_000);
 
-  it("refuses to restore a snapshot altered in the bucket, and a corrupted one whose sidecar was made to match", async () => {
+  it("refuses to restore a snapshot altered in the bucket, one bigger than its sidecar says, and a corrupted one whose sidecar was made to match", async () => {
     const good = await s3.getBytes(OBJECT_STORE_BUCKET, location.replace(`s3://${OBJECT_STORE_BUCKET}/`, ""));
     const sidecar = JSON.parse((await s3.getBytes(OBJECT_STORE_BUCKET, location.replace(`s3://${OBJECT_STORE_BUCKET}/`, "").replace(/\.db$/, ".json"))).toString("utf8")) as Record<string, unknown>;
     const corrupted = Buffer.from(good);
@@ -344,6 +346,15 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
     console.log(`altered snapshot: ${outcome.message}`);
     expect(outcome).toMatchObject({ code: 1, memberLeft: false, scratchLeft: false });
     expect(outcome.message).toContain(`s3://${OBJECT_STORE_BUCKET}/${altered} does not match its sidecar`);
+
+    // Bigger than its sidecar says: the download stops there (it lands on the member's volume).
+    const grown = `${prefix}/grown/2026-01-01T00-00-00Z.db`;
+    await s3.putBytes(OBJECT_STORE_BUCKET, grown, good, "application/octet-stream");
+    await s3.putBytes(OBJECT_STORE_BUCKET, grown.replace(/\.db$/, ".json"), Buffer.from(JSON.stringify({ ...sidecar, size: 4096 })), "application/json");
+    outcome = await restore(grown);
+    console.log(`bigger than announced: ${outcome.message}`);
+    expect(outcome).toMatchObject({ code: 1, memberLeft: false, scratchLeft: false });
+    expect(outcome.message).toContain("larger than the 4096 bytes expected");
 
     // Corrupted before the upload (the sidecar matches the bytes): etcd's own checks refuse it.
     const corrupt = `${prefix}/corrupt/2026-01-01T00-00-00Z.db`;

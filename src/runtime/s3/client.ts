@@ -31,6 +31,8 @@ export interface S3ClientOptions {
   readonly credentials: S3Credentials;
   /** Per request without progress (connect, or no byte for this long); default 60 s. */
   readonly timeoutMs?: number;
+  /** Longest whole request, body included; default 30 min (a snapshot of etcd's 8 GiB limit at ~5 MB/s). */
+  readonly deadlineMs?: number;
   readonly now?: () => Date;
 }
 
@@ -63,10 +65,17 @@ export function parseS3Url(url: string): { bucket: string; key: string } | undef
   return m ? { bucket: m[1], key: m[2] } : undefined;
 }
 
-/** S3's error code from an XML error body; `HTTP <status>` when it has none (HEAD answers carry no body). */
+/**
+ * S3's error code from an XML error body; `HTTP <status>` when it has none (HEAD answers carry no
+ * body) or when it is not shaped like one: the endpoint is the tenant's, and what it answers ends
+ * up in a message the operator shows.
+ */
 export function s3ErrorCodeOf(status: number, body: Buffer): string {
-  return /<Code>([^<]{1,100})<\/Code>/.exec(body.toString("utf8"))?.[1] ?? `HTTP ${status}`;
+  return /<Code>([A-Za-z0-9._-]{1,64})<\/Code>/.exec(body.toString("utf8"))?.[1] ?? `HTTP ${status}`;
 }
+
+/** Pages of a listing followed at most (1,000 keys each: a million objects); a server that never ends its listing is cut off. */
+export const MAX_LIST_PAGES = 1000;
 
 const XML_ENTITIES: Readonly<Record<string, string>> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 
@@ -95,6 +104,7 @@ export function parseListPage(xml: string): { objects: S3Object[]; next?: string
 export class S3Client {
   private readonly endpoint: string;
   private readonly timeoutMs: number;
+  private readonly deadlineMs: number;
   private readonly now: () => Date;
 
   constructor(private readonly options: S3ClientOptions) {
@@ -102,6 +112,7 @@ export class S3Client {
     if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error(`S3 endpoint ${options.endpoint}: want http:// or https://`);
     this.endpoint = `${url.protocol}//${url.host}`;
     this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.deadlineMs = options.deadlineMs ?? 30 * 60_000;
     this.now = options.now ?? (() => new Date());
   }
 
@@ -121,11 +132,15 @@ export class S3Client {
     this.expect(answer, [200], "PutObject", bucket, key);
   }
 
-  /** Downloads an object into `file` (through `<file>.part`, renamed when complete); returns its size. */
-  async getFile(bucket: string, key: string, file: string): Promise<number> {
+  /**
+   * Downloads an object into `file` (through `<file>.part`, renamed when complete); returns its
+   * size. `maxBytes` stops a download that grows past it (a restore knows the size to expect, and
+   * the volume it writes to is the etcd member's).
+   */
+  async getFile(bucket: string, key: string, file: string, maxBytes = Number.MAX_SAFE_INTEGER): Promise<number> {
     const part = `${file}.part`;
     try {
-      await this.send("GET", bucket, key, {}, {}, EMPTY_SHA256, undefined, part);
+      await this.send("GET", bucket, key, {}, {}, EMPTY_SHA256, undefined, { file: part, maxBytes });
       renameSync(part, file);
       return statSync(file).size;
     } finally {
@@ -139,20 +154,26 @@ export class S3Client {
     return answer.body;
   }
 
-  /** Every object under `prefix`, following continuation tokens. */
-  async list(bucket: string, prefix: string): Promise<S3Object[]> {
+  /** Every object under `prefix`, following continuation tokens (`pageSize`: S3's max-keys, 1000 when not given). */
+  async list(bucket: string, prefix: string, pageSize?: number): Promise<S3Object[]> {
     const objects: S3Object[] = [];
+    const seen = new Set<string>();
     let token: string | undefined;
-    do {
+    for (let pages = 0; ; pages++) {
+      if (pages === MAX_LIST_PAGES) throw new S3Error(`ListObjectsV2 s3://${bucket}/${prefix}* at ${this.endpoint}: still truncated after ${MAX_LIST_PAGES} pages`, "TooManyPages", 200);
       const query: Record<string, string> = { "list-type": "2", prefix };
+      if (pageSize) query["max-keys"] = String(pageSize);
       if (token) query["continuation-token"] = token;
       const answer = await this.send("GET", bucket, "", query, {}, EMPTY_SHA256);
       this.expect(answer, [200], "ListObjectsV2", bucket, `${prefix}*`);
       const page = parseListPage(answer.body.toString("utf8"));
       objects.push(...page.objects);
+      if (!page.next) return objects;
+      // A token seen before would list the same pages forever.
+      if (seen.has(page.next)) throw new S3Error(`ListObjectsV2 s3://${bucket}/${prefix}* at ${this.endpoint}: the server repeated a continuation token`, "BadContinuation", 200);
+      seen.add(page.next);
       token = page.next;
-    } while (token);
-    return objects;
+    }
   }
 
   async delete(bucket: string, key: string): Promise<void> {
@@ -188,7 +209,7 @@ export class S3Client {
     headers: Readonly<Record<string, string>>,
     payloadHash: string,
     body?: () => Readable | Buffer,
-    toFile?: string,
+    toFile?: { file: string; maxBytes: number },
   ): Promise<Answer> {
     const path = `/${uriEncode(bucket)}${key ? `/${key.split("/").map(uriEncode).join("/")}` : ""}`;
     const search = Object.keys(query).length ? `?${new URLSearchParams(query as Record<string, string>).toString()}` : "";
@@ -205,7 +226,11 @@ export class S3Client {
       const req = request(url, { method, headers: signed.headers, timeout: this.timeoutMs }, (res: IncomingMessage) => {
         const status = res.statusCode ?? 0;
         if (toFile && status === 200) {
-          pipeline(res, createWriteStream(toFile, { mode: 0o600 })).then(() => resolve({ status, body: Buffer.alloc(0) }), fail);
+          let received = 0;
+          res.on("data", (c: Buffer) => {
+            if ((received += c.length) > toFile.maxBytes) res.destroy(new Error(`larger than the ${toFile.maxBytes} bytes expected`));
+          });
+          pipeline(res, createWriteStream(toFile.file, { mode: 0o600 })).then(() => resolve({ status, body: Buffer.alloc(0) }), fail);
           return;
         }
         const chunks: Buffer[] = [];
@@ -225,6 +250,10 @@ export class S3Client {
         res.on("error", fail);
       });
       req.on("timeout", () => req.destroy(new Error(`no answer within ${this.timeoutMs / 1000} s`)));
+      // The socket timeout bounds silence; this bounds a server that answers a byte at a time.
+      const deadline = setTimeout(() => req.destroy(new Error(`not done within ${this.deadlineMs / 1000} s`)), this.deadlineMs);
+      deadline.unref();
+      req.on("close", () => clearTimeout(deadline));
       req.on("error", fail);
       const payload = body?.();
       if (payload === undefined || Buffer.isBuffer(payload)) req.end(payload);
