@@ -109,6 +109,15 @@ export async function snapshotStatus(etcdutl: string, file: string, timeoutMs: n
   return parseSnapshotStatus(result.stdout);
 }
 
+/**
+ * How far a restore moves the revision forward (etcdutl's --bump-revision, with --mark-compacted),
+ * as the Kubernetes documentation advises for restoring a cluster's etcd: clients that survived the
+ * loss (a worker's kubelet, kube-proxy, flannel) hold watches at revisions of the old etcd; past
+ * them, and with everything before compacted, their watches fail and they list again instead of
+ * waiting for revisions that will never mean the same thing.
+ */
+export const RESTORE_BUMP_REVISION = 1_000_000_000;
+
 export interface RestoreMember {
   readonly name: string;
   readonly initialCluster: string;
@@ -119,7 +128,7 @@ export interface RestoreMember {
 /**
  * `etcdutl snapshot restore` into `dataDir` (which must not exist). etcdutl checks the hash etcd
  * appended to the snapshot, and writes a new cluster ID and member IDs from the flags: every
- * member restored with the same flags agrees on them.
+ * member restored with the same flags agrees on them. The revision moves RESTORE_BUMP_REVISION on.
  */
 export async function snapshotRestore(etcdutl: string, file: string, dataDir: string, member: RestoreMember, timeoutMs: number): Promise<void> {
   const args = [
@@ -131,6 +140,8 @@ export async function snapshotRestore(etcdutl: string, file: string, dataDir: st
     `--initial-cluster=${member.initialCluster}`,
     `--initial-cluster-token=${member.initialClusterToken}`,
     `--initial-advertise-peer-urls=${member.initialAdvertisePeerUrls}`,
+    `--bump-revision=${RESTORE_BUMP_REVISION}`,
+    "--mark-compacted",
   ];
   const result = await runTool(etcdutl, args, timeoutMs);
   if (result.code !== 0) throw new Error(`etcdutl snapshot restore: ${toolFailure(result.stderr || result.stdout, `exit ${result.code}`)}`);

@@ -5,8 +5,9 @@
  *
  * Happy path: keys written → a backup (the real `kok` process, etcdctl and etcdutl found on PATH,
  * credentials from the environment) → the snapshot and its sidecar in the bucket, matching →
- * retention pruned exactly what the rules say and nothing else → restored into a fresh data dir →
- * an etcd started there serves every key under a new cluster ID → a second restore does nothing.
+ * retention pruned exactly what the rules say and nothing else → three members restored in
+ * parallel into fresh data dirs → the etcd they form serves every key under one new cluster ID,
+ * at a revision past the old one's → a second restore does nothing.
  * Bad paths: wrong credentials, a missing bucket, an unreachable etcd, a client certificate of
  * another CA, a snapshot altered in the bucket (refused against its sidecar) and a corrupted
  * snapshot whose sidecar was made to match (refused by etcd's own checks). None leaves an object
@@ -25,6 +26,7 @@ import { etcdBackupCommand, etcdRestoreCommand, type EtcdCommandIo } from "../..
 import { defaultConfig, type DevConfig } from "../../src/dev/config";
 import { OBJECT_STORE_BUCKET, OBJECT_STORE_REGION, objectStoreEndpoint, readObjectStoreCredentials } from "../../src/dev/object-store";
 import { ensurePki } from "../../src/dev/pki";
+import { isPortFree } from "../../src/dev/ports";
 import { startServices, stopServices } from "../../src/dev/services";
 import { toolchainBinary, toolchainDir } from "../../src/dev/toolchain";
 import { backupStamp } from "../../src/backup/keys";
@@ -110,10 +112,21 @@ function agentFor(pki: string, client = "backup-client"): Agent {
   return new Agent({ ca: readFileSync(`${pki}/ca.crt`), cert: readFileSync(`${pki}/${client}.crt`), key: readFileSync(`${pki}/${client}.key`), keepAlive: true, maxSockets: 16 });
 }
 
-/** The number of keys under `k/` and the cluster ID that answered. */
-async function countKeys(etcd: Etcd, agent: Agent): Promise<{ count: number; clusterId: string }> {
+/** The number of keys under `k/`, the cluster ID and the revision of the member that answered. */
+async function countKeys(etcd: Etcd, agent: Agent): Promise<{ count: number; clusterId: string; revision: number }> {
   const answer = await gateway(etcd, "kv/range", { key: b64("k/"), range_end: b64("k0"), count_only: true }, agent);
-  return { count: Number(answer.count ?? 0), clusterId: String((answer.header as Record<string, unknown>).cluster_id) };
+  const header = answer.header as Record<string, unknown>;
+  return { count: Number(answer.count ?? 0), clusterId: String(header.cluster_id), revision: Number(header.revision) };
+}
+
+/** `n` distinct free ports below the kernel's ephemeral range (see freePortBase). */
+async function freePorts(n: number): Promise<number[]> {
+  const found = new Set<number>();
+  while (found.size < n) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    if (!found.has(port) && (await isPortFree(port))) found.add(port);
+  }
+  return [...found];
 }
 
 interface Captured {
@@ -134,11 +147,11 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
   let otherPki: string;
   let config: DevConfig;
   let etcd: Etcd | undefined;
-  let restored: Etcd | undefined;
+  let restored: Etcd[] = [];
   let agent: Agent;
   let s3: S3Client;
   let env: NodeJS.ProcessEnv;
-  let ports: { client: number; peer: number; restoredClient: number; restoredPeer: number };
+  let ports: { client: number; peer: number; unused: number; restored: { client: number; peer: number }[] };
   const prefix = `etcd-backups/run-${process.pid}`;
   let flags: Record<string, string>;
   let location = "";
@@ -160,8 +173,9 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
 
     const base = await freePortBase();
     config = defaultConfig(path.join(root, "dev"), base);
-    // The dev config's ports that nothing in this test starts: etcd's pair, then the apiserver's and controller-manager's for the restored etcd.
-    ports = { client: base + 2379, peer: base + 2380, restoredClient: base + 6443, restoredPeer: base + 10257 };
+    // The dev config's etcd ports (this test starts no dev etcd), then free ones below the ephemeral range.
+    const free = await freePorts(7);
+    ports = { client: base + 2379, peer: base + 2380, unused: free[6], restored: [0, 1, 2].map((i) => ({ client: free[2 * i], peer: free[2 * i + 1] })) };
     let started = Date.now();
     await startServices(config, () => undefined, () => "");
     console.log(`object store up in ${Date.now() - started} ms`);
@@ -199,7 +213,7 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
 
   afterAll(async () => {
     agent?.destroy();
-    await stopEtcd(restored);
+    await Promise.all(restored.map(stopEtcd));
     await stopEtcd(etcd);
     if (config) await stopServices(config, () => undefined);
     if (root) rmSync(root, { recursive: true, force: true });
@@ -257,35 +271,59 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
     expect(readdir(flags.workDir)).toEqual([]);
   }, 60_000);
 
-  it("restores into a fresh data dir: an etcd started there serves every key under a new cluster ID; a second restore does nothing", async () => {
+  it("restores three members from it: they form one cluster with a new ID and every key, past the old revisions; a second restore does nothing", async () => {
     expect(location).not.toBe("");
-    const dataDir = path.join(root, "restored", "member-0");
-    const peer = `http://127.0.0.1:${ports.restoredPeer}`;
-    const member = { name: "restored-0", initialCluster: `restored-0=${peer}`, initialClusterToken: "restored-token", initialAdvertisePeerUrls: peer };
-    const restoreFlags = { snapshot: location, s3Endpoint: flags.s3Endpoint, region: flags.region, dataDir, ...member, etcdutl: flags.etcdutl };
-    let run = capture(env);
+    const names = ["restored-0", "restored-1", "restored-2"];
+    const peerUrl = (i: number) => `http://127.0.0.1:${ports.restored[i].peer}`;
+    const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(",");
+    const restoreFlags = (i: number) => ({
+      snapshot: location,
+      s3Endpoint: flags.s3Endpoint,
+      region: flags.region,
+      dataDir: path.join(root, "restored", names[i]),
+      name: names[i],
+      initialCluster,
+      initialClusterToken: "restored-token",
+      initialAdvertisePeerUrls: peerUrl(i),
+      etcdutl: flags.etcdutl,
+    });
+    // Each member's init container, as the StatefulSet's Pods start them: in parallel.
     let started = Date.now();
-    expect(await etcdRestoreCommand(restoreFlags, run.io), run.err.join("")).toBe(0);
-    console.log(`restore in ${Date.now() - started} ms: ${run.err.join("").trim()}`);
-    expect(JSON.parse(run.out.join(""))).toMatchObject({ restored: true, snapshot: location, dataDir });
-    expect(readdir(dataDir)).toEqual(["member"]);
+    const runs = names.map(() => capture(env));
+    const codes = await Promise.all(names.map((_, i) => etcdRestoreCommand(restoreFlags(i), runs[i].io)));
+    console.log(`3 members restored in parallel in ${Date.now() - started} ms; member 0: ${runs[0].err.join("").trim()}`);
+    expect(codes, runs.map((r) => r.err.join("")).join("\n")).toEqual([0, 0, 0]);
+    for (const [i, run] of runs.entries()) {
+      expect(JSON.parse(run.out.join(""))).toMatchObject({ restored: true, snapshot: location, dataDir: restoreFlags(i).dataDir });
+      expect(readdir(restoreFlags(i).dataDir)).toEqual(["member"]);
+    }
 
     started = Date.now();
-    restored = startEtcd(root, "restored-0", dataDir, ports.restoredClient, ports.restoredPeer, pki, { cluster: member.initialCluster, token: member.initialClusterToken });
-    const after = await serving(restored, agent);
-    console.log(`restored etcd serving in ${Date.now() - started} ms`);
+    restored = names.map((name, i) => startEtcd(root, name, restoreFlags(i).dataDir, ports.restored[i].client, ports.restored[i].peer, pki, { cluster: initialCluster, token: "restored-token" }));
+    const answers = await Promise.all(restored.map((member) => serving(member, agent)));
+    console.log(`restored 3-member etcd serving in ${Date.now() - started} ms`);
     const before = await countKeys(etcd!, agent);
-    expect(after.count).toBe(KEYS);
     expect(before.count).toBe(KEYS);
-    expect(after.clusterId).not.toBe(before.clusterId);
-    const value = await gateway(restored, "kv/range", { key: b64("k/01999") }, agent);
+    expect(answers.map((a) => a.count)).toEqual([KEYS, KEYS, KEYS]);
+    // One cluster (the same ID on every member, from the same flags), not the source's.
+    expect(new Set(answers.map((a) => a.clusterId)).size).toBe(1);
+    expect(answers[0].clusterId).not.toBe(before.clusterId);
+    const members = (await gateway(restored[1], "cluster/member/list", {}, agent)).members as { name: string }[];
+    expect(members.map((m) => m.name).sort()).toEqual(names);
+    // The revision jumped past anything a surviving client (a worker's kubelet) saw before, so its watches relist.
+    expect(answers[2].revision).toBeGreaterThan(before.revision + 999_999_999);
+    const value = await gateway(restored[2], "kv/range", { key: b64("k/01999") }, agent);
     expect(Buffer.from(String((value.kvs as { value: string }[])[0].value), "base64").toString()).toBe(VALUE);
+    // A write through one member is read through another: a working quorum.
+    await gateway(restored[0], "kv/put", { key: b64("after-restore"), value: b64("yes") }, agent);
+    const read = await gateway(restored[2], "kv/range", { key: b64("after-restore") }, agent);
+    expect((read.kvs as unknown[]).length).toBe(1);
 
     // Every Pod start runs the init container again: the member's data must stay as it is.
-    run = capture(env);
-    expect(await etcdRestoreCommand(restoreFlags, run.io), run.err.join("")).toBe(0);
-    expect(JSON.parse(run.out.join(""))).toEqual({ restored: false, snapshot: location, dataDir });
-    expect((await countKeys(restored, agent)).count).toBe(KEYS);
+    const again = capture(env);
+    expect(await etcdRestoreCommand(restoreFlags(0), again.io), again.err.join("")).toBe(0);
+    expect(JSON.parse(again.out.join(""))).toEqual({ restored: false, snapshot: location, dataDir: restoreFlags(0).dataDir });
+    expect((await countKeys(restored[0], agent)).count).toBe(KEYS);
   }, 60_000);
 
   it("fails with one clear line and leaves nothing for wrong credentials, a missing bucket, an unreachable etcd or a foreign client certificate", async () => {
@@ -294,7 +332,7 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
     const cases: { name: string; flags: Record<string, string>; env: NodeJS.ProcessEnv; expect: RegExp }[] = [
       { name: "wrong credentials", flags, env: { ...env, AWS_SECRET_ACCESS_KEY: wrongSecret }, expect: /HeadBucket kok-dev: AccessDenied/ },
       { name: "missing bucket", flags: { ...flags, bucket: "no-such-bucket-here" }, env, expect: /HeadBucket no-such-bucket-here: NoSuchBucket/ },
-      { name: "unreachable etcd", flags: { ...flags, endpoints: `https://127.0.0.1:${ports.restoredPeer + 1}` }, env, expect: new RegExp(`etcd member https://127\\.0\\.0\\.1:${ports.restoredPeer + 1} is not healthy: .*ECONNREFUSED`) },
+      { name: "unreachable etcd", flags: { ...flags, endpoints: `https://127.0.0.1:${ports.unused}` }, env, expect: new RegExp(`etcd member https://127\\.0\\.0\\.1:${ports.unused} is not healthy: .*ECONNREFUSED`) },
       {
         name: "client certificate of another CA",
         flags: { ...flags, cert: `${otherPki}/backup-client.crt`, key: `${otherPki}/backup-client.key` },
@@ -330,7 +368,7 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
     const restore = async (key: string) => {
       const dataDir = path.join(root, `refused-${path.basename(key, ".db")}`);
       const run = capture(env);
-      const peer = `http://127.0.0.1:${ports.restoredPeer}`;
+      const peer = `http://127.0.0.1:${ports.unused}`;
       const code = await etcdRestoreCommand(
         { snapshot: `s3://${OBJECT_STORE_BUCKET}/${key}`, s3Endpoint: flags.s3Endpoint, region: flags.region, dataDir, name: "m", initialCluster: `m=${peer}`, initialClusterToken: "t", initialAdvertisePeerUrls: peer, etcdutl: flags.etcdutl },
         run.io,
@@ -367,7 +405,7 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
   }, 60_000);
 
   it("takes the snapshot from the next member when the first does not answer", async () => {
-    const down = `https://127.0.0.1:${ports.restoredPeer + 1}`;
+    const down = `https://127.0.0.1:${ports.unused}`;
     const run = capture(env, new Date(Date.now() + 20_000));
     expect(await etcdBackupCommand({ ...flags, endpoints: `${down},${etcd!.url}` }, run.io), run.err.join("")).toBe(0);
     const log = run.err.join("");
