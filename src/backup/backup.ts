@@ -69,6 +69,9 @@ export async function runBackup(options: BackupOptions, deps: BackupDeps): Promi
 
     started = Date.now();
     const key = snapshotKey(options.prefix, time);
+    // Keys have a second's resolution: an on-demand Job may start in the scheduled one's second. The
+    // later run fails rather than mixing its snapshot with the other's sidecar.
+    if (await s3.exists(options.bucket, key)) throw new Error(`s3://${options.bucket}/${key} already exists: another backup ran in the same second`);
     const sha256 = await s3.putFile(options.bucket, key, file);
     const sidecar: Sidecar = { time: isoSeconds(time), revision: status.revision, size, sha256, etcdVersion: status.version, cluster: options.cluster };
     await s3.putBytes(options.bucket, sidecarKey(key), Buffer.from(JSON.stringify(sidecar) + "\n"), "application/json");

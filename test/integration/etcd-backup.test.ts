@@ -29,7 +29,7 @@ import { ensurePki } from "../../src/dev/pki";
 import { isPortFree } from "../../src/dev/ports";
 import { startServices, stopServices } from "../../src/dev/services";
 import { toolchainBinary, toolchainDir } from "../../src/dev/toolchain";
-import { backupStamp } from "../../src/backup/keys";
+import { backupStamp, parseBackupStamp } from "../../src/backup/keys";
 import { S3Client } from "../../src/runtime/s3/client";
 import { freePortBase, kok } from "../support/dev-cluster";
 import { eventually } from "../support/poll";
@@ -326,10 +326,11 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
     expect((await countKeys(restored[0], agent)).count).toBe(KEYS);
   }, 60_000);
 
-  it("fails with one clear line and leaves nothing for wrong credentials, a missing bucket, an unreachable etcd or a foreign client certificate", async () => {
+  it("fails with one clear line and leaves nothing for wrong credentials, a missing bucket, an unreachable etcd, a foreign client certificate or a key already taken", async () => {
     const before = await keysUnder(`${prefix}/`);
     const wrongSecret = "a-wrong-secret-the-store-refuses-000001";
-    const cases: { name: string; flags: Record<string, string>; env: NodeJS.ProcessEnv; expect: RegExp }[] = [
+    const taken = parseBackupStamp(path.basename(location, ".db"))!;
+    const cases: { name: string; flags: Record<string, string>; env: NodeJS.ProcessEnv; expect: RegExp; now?: Date }[] = [
       { name: "wrong credentials", flags, env: { ...env, AWS_SECRET_ACCESS_KEY: wrongSecret }, expect: /HeadBucket kok-dev: AccessDenied/ },
       { name: "missing bucket", flags: { ...flags, bucket: "no-such-bucket-here" }, env, expect: /HeadBucket no-such-bucket-here: NoSuchBucket/ },
       { name: "unreachable etcd", flags: { ...flags, endpoints: `https://127.0.0.1:${ports.unused}` }, env, expect: new RegExp(`etcd member https://127\\.0\\.0\\.1:${ports.unused} is not healthy: .*ECONNREFUSED`) },
@@ -339,10 +340,12 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
         env,
         expect: new RegExp(`etcd member ${etcd!.url.replace(/\./g, "\\.")} is not healthy: .*(alert|certificate)`),
       },
+      // An on-demand run in the same second as the first backup: its key is taken.
+      { name: "same second as another backup", flags, env, now: new Date(taken.getTime() + 999), expect: new RegExp(`${location.replace(/\./g, "\\.")} already exists: another backup ran in the same second`) },
     ];
     for (const c of cases) {
       const resultFile = path.join(root, `result-${c.name.replace(/ /g, "-")}`);
-      const run = capture(c.env, new Date(Date.now() + 10_000));
+      const run = capture(c.env, c.now ?? new Date(Date.now() + 10_000));
       const started = Date.now();
       const code = await etcdBackupCommand({ ...c.flags, resultFile }, run.io);
       const message = readFileSync(resultFile, "utf8");

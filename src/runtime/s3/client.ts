@@ -181,6 +181,14 @@ export class S3Client {
     this.expect(answer, [200, 204], "DeleteObject", bucket, key);
   }
 
+  /** HeadObject: whether `key` exists (a 404 is "no"; any other refusal throws). */
+  async exists(bucket: string, key: string): Promise<boolean> {
+    const answer = await this.send("HEAD", bucket, key, {}, {}, EMPTY_SHA256);
+    if (answer.status === 404) return false;
+    this.expect(answer, [200], "HeadObject", bucket, key);
+    return true;
+  }
+
   /** HeadBucket: fails with the code (`NoSuchBucket`, `HTTP 403`) when the bucket is missing or refused. */
   async headBucket(bucket: string): Promise<void> {
     const answer = await this.send("HEAD", bucket, "", {}, {}, EMPTY_SHA256);
