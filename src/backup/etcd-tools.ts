@@ -110,9 +110,8 @@ export async function snapshotStatus(etcdutl: string, file: string, timeoutMs: n
 }
 
 /**
- * How far a restore moves the revision forward (etcdutl's --bump-revision, with --mark-compacted),
- * as the Kubernetes documentation advises for restoring a cluster's etcd: clients that survived the
- * loss (a worker's kubelet, kube-proxy, flannel) hold watches at revisions of the old etcd; past
+ * How far a restore moves the revision forward (etcdutl's --bump-revision, with --mark-compacted):
+ * clients that survived the loss (a worker's kubelet, kube-proxy, flannel) hold watches at revisions of the old etcd; past
  * them, and with everything before compacted, their watches fail and they list again instead of
  * waiting for revisions that will never mean the same thing.
  */
