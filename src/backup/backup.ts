@@ -22,6 +22,9 @@ import type { BackupOptions } from "./options";
 import { keysToPrune } from "./retention";
 import { isoSeconds, type BackupResult, type Sidecar } from "./sidecar";
 
+/** S3's limit for one PutObject; etcd's recommended maximum database is 8 GiB, its default quota 2 GiB. */
+export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
+
 export interface BackupDeps {
   /** The backup's time (its key); tests give the times they want. */
   readonly now: () => Date;
@@ -64,6 +67,7 @@ export async function runBackup(options: BackupOptions, deps: BackupDeps): Promi
     // Verified before anything is uploaded: etcdutl opens the file as etcd would.
     const status = await snapshotStatus(options.etcdutl, file, options.timeoutMs);
     const size = statSync(file).size;
+    if (size > MAX_SINGLE_PUT) throw new Error(`snapshot from ${from} is ${size} bytes: one S3 PUT takes at most 5 GiB, and multipart uploads are not implemented`);
     if (status.revision < 1 || size === 0) throw new Error(`snapshot from ${from} is empty (revision ${status.revision}, ${size} bytes)`);
     deps.log(`snapshot from ${from}: revision ${status.revision}, ${status.totalKey} keys, ${size} bytes in ${snapshotMs} ms`);
 
@@ -88,7 +92,8 @@ export async function runBackup(options: BackupOptions, deps: BackupDeps): Promi
       { count: options.keep, maxAgeMs: options.maxAgeMs },
     );
     for (const old of doomed) await s3.delete(options.bucket, old);
-    const pruned = doomed.filter((k) => k.endsWith(".db")).length;
+    // Backups, not objects: a half-written one is one backup of one object.
+    const pruned = new Set(doomed.map((k) => k.replace(/\.(db|json)$/, ""))).size;
     if (doomed.length) deps.log(`pruned ${pruned} backups (${doomed.length} objects): keep ${options.keep}, max age ${options.maxAgeMs / 3_600_000} h`);
 
     return { time: sidecar.time, location, revision: status.revision, size, sha256, pruned };
