@@ -74,6 +74,9 @@ export function s3ErrorCodeOf(status: number, body: Buffer): string {
   return /<Code>([A-Za-z0-9._-]{1,64})<\/Code>/.exec(body.toString("utf8"))?.[1] ?? `HTTP ${status}`;
 }
 
+/** `NoSuchKey (HTTP 404)`, or only `HTTP 404` when that is all there is. */
+const withStatus = (code: string, status: number) => (code.startsWith("HTTP ") ? code : `${code} (HTTP ${status})`);
+
 /** Pages of a listing followed at most (1,000 keys each: a million objects); a server that never ends its listing is cut off. */
 export const MAX_LIST_PAGES = 1000;
 
@@ -202,7 +205,7 @@ export class S3Client {
     if (ok.includes(answer.status)) return;
     const code = s3ErrorCodeOf(answer.status, answer.body);
     const where = key ? `s3://${bucket}/${key}` : `bucket ${bucket}`;
-    throw new S3Error(`${operation} ${where} at ${this.endpoint}: ${code} (HTTP ${answer.status})`, code, answer.status);
+    throw new S3Error(`${operation} ${where} at ${this.endpoint}: ${withStatus(code, answer.status)}`, code, answer.status);
   }
 
   /**
@@ -252,7 +255,7 @@ export class S3Client {
           const answer = { status, body: Buffer.concat(chunks) };
           if (toFile) {
             const code = s3ErrorCodeOf(status, answer.body);
-            reject(new S3Error(`GetObject s3://${bucket}/${key} at ${this.endpoint}: ${code} (HTTP ${status})`, code, status));
+            reject(new S3Error(`GetObject s3://${bucket}/${key} at ${this.endpoint}: ${withStatus(code, status)}`, code, status));
           } else resolve(answer);
         });
         res.on("error", fail);
