@@ -39,7 +39,7 @@ export async function sha256File(file: string): Promise<string> {
 }
 
 export async function runBackup(options: BackupOptions, deps: BackupDeps): Promise<BackupResult> {
-  const s3 = new S3Client({ endpoint: options.store.endpoint, region: options.store.region, credentials: options.store.credentials });
+  const s3 = new S3Client(options.store);
   await s3.headBucket(options.bucket);
 
   const time = new Date(Math.floor(deps.now().getTime() / 1000) * 1000);

@@ -4,7 +4,7 @@
  * run, not one per retry). The commands run in a Pod from a spec the stack renders, so a problem
  * here is a bug or a hand edit; the message says which flag and why, never a credential.
  */
-import { accessSync, constants, statSync } from "node:fs";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { delimiter, isAbsolute, join } from "node:path";
 import { parseS3Url } from "../runtime/s3/client";
 import type { S3Credentials } from "../runtime/s3/client";
@@ -24,6 +24,8 @@ export interface StoreOptions {
   readonly endpoint: string;
   readonly region: string;
   readonly credentials: S3Credentials;
+  /** AWS_CA_BUNDLE's certificates: a store whose certificate a private CA issued. */
+  readonly ca?: Buffer;
 }
 
 export interface BackupOptions {
@@ -158,7 +160,15 @@ function storeOptions(c: Checker, env: NodeJS.ProcessEnv): StoreOptions {
   if (!accessKeyId) c.problems.push("AWS_ACCESS_KEY_ID is not set (the store Secret's accessKeyId)");
   if (!secretAccessKey) c.problems.push("AWS_SECRET_ACCESS_KEY is not set (the store Secret's secretAccessKey)");
   const sessionToken = env.AWS_SESSION_TOKEN || undefined;
-  return { endpoint: endpoint.replace(/\/$/, ""), region, credentials: { accessKeyId, secretAccessKey, sessionToken } };
+  // AWS_CA_BUNDLE: the variable AWS's own clients read for the same purpose.
+  const bundle = env.AWS_CA_BUNDLE || undefined;
+  let ca: Buffer | undefined;
+  if (bundle) {
+    const problem = readableFile(bundle);
+    if (problem) c.problems.push(`AWS_CA_BUNDLE ${JSON.stringify(bundle)}: ${problem}`);
+    else ca = readFileSync(bundle);
+  }
+  return { endpoint: endpoint.replace(/\/$/, ""), region, credentials: { accessKeyId, secretAccessKey, sessionToken }, ...(ca ? { ca } : {}) };
 }
 
 function timeout(c: Checker, flags: RawFlags, fallback: string): number {

@@ -40,7 +40,7 @@ export async function runRestore(options: RestoreOptions, log: (line: string) =>
   rmSync(scratch, { recursive: true, force: true });
   mkdirSync(scratch, { recursive: true, mode: 0o700 });
   try {
-    const s3 = new S3Client({ endpoint: options.store.endpoint, region: options.store.region, credentials: options.store.credentials });
+    const s3 = new S3Client(options.store);
     const sidecarLocation = `s3://${options.bucket}/${sidecarKey(options.key)}`;
     const text = await s3.getBytes(options.bucket, sidecarKey(options.key));
     if (text.length > MAX_SIDECAR_BYTES) throw new Error(`${sidecarLocation}: ${text.length} bytes, not a sidecar`);

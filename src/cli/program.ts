@@ -173,7 +173,8 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .summary("a Cluster's etcd backups: take one into an S3 bucket, restore a member from one (docs/backups.md)")
     .description(
       "What a Cluster's backup CronJob and its etcd members' restore init containers run (in the operator image). The store's credentials " +
-        "come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN when set), never from a flag. Every bad flag is named at once (exit 2).",
+        "come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN when set), never from a flag; AWS_CA_BUNDLE names a private " +
+        "CA's PEM for an https store. Every bad flag is named at once (exit 2).",
     );
   etcd
     .command("backup")

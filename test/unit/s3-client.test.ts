@@ -8,10 +8,12 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensurePki } from "../../src/dev/pki";
 import { MAX_LIST_PAGES, S3Client, S3Error } from "../../src/runtime/s3/client";
 import { sha256Hex } from "../../src/runtime/s3/sign";
 
@@ -144,5 +146,23 @@ describe("S3 client against a hostile endpoint", () => {
     };
     const error = await failure(client().list("my-bucket", "p/"));
     expect(error.message).toBe(`GET s3://my-bucket at ${endpoint}: answer larger than 16 MiB`);
+  });
+});
+
+describe("S3 client over https", () => {
+  it("checks the store's certificate: against a private CA when given one, else Node's roots refuse it", async () => {
+    const pki = join(dir, "pki");
+    await ensurePki(pki, [{ file: "store", commonName: "store", usage: "server", ipAddresses: ["127.0.0.1"] }]);
+    const tlsServer = createHttpsServer({ cert: readFileSync(join(pki, "store.crt")), key: readFileSync(join(pki, "store.key")) }, (_req, res) => res.end());
+    await new Promise<void>((resolve) => tlsServer.listen(0, "127.0.0.1", resolve));
+    const url = `https://127.0.0.1:${(tlsServer.address() as AddressInfo).port}`;
+    try {
+      await new S3Client({ endpoint: url, region: "us-east-1", credentials, ca: readFileSync(join(pki, "ca.crt")) }).headBucket("my-bucket");
+      const error = await failure(new S3Client({ endpoint: url, region: "us-east-1", credentials }).headBucket("my-bucket"));
+      expect(error.message).toMatch(new RegExp(`^HEAD s3://my-bucket at ${url}: (unable to verify|self-signed|unable to get local issuer)`));
+    } finally {
+      tlsServer.closeAllConnections();
+      await new Promise((resolve) => tlsServer.close(resolve));
+    }
   });
 });

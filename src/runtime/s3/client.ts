@@ -29,6 +29,8 @@ export interface S3ClientOptions {
   readonly endpoint: string;
   readonly region: string;
   readonly credentials: S3Credentials;
+  /** PEM CA certificates an https endpoint is checked against instead of Node's built-in roots (a private store's CA). */
+  readonly ca?: Buffer;
   /** Per request without progress (connect, or no byte for this long); default 60 s. */
   readonly timeoutMs?: number;
   /** Longest whole request, body included; default 30 min (a snapshot of etcd's 8 GiB limit at ~5 MB/s). */
@@ -234,7 +236,8 @@ export class S3Client {
 
     return new Promise<Answer>((resolve, reject) => {
       const fail = (error: Error) => reject(new Error(`${where}: ${error.message}`));
-      const req = request(url, { method, headers: signed.headers, timeout: this.timeoutMs }, (res: IncomingMessage) => {
+      const tls = this.options.ca && url.startsWith("https:") ? { ca: this.options.ca } : {};
+      const req = request(url, { method, headers: signed.headers, timeout: this.timeoutMs, ...tls }, (res: IncomingMessage) => {
         const status = res.statusCode ?? 0;
         if (toFile && status === 200) {
           let received = 0;

@@ -56,6 +56,11 @@ describe("kok etcd backup flags", () => {
     expect(options.store).toEqual({ endpoint: "https://s3.example.com", region: "eu-west-1", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: undefined } });
   });
 
+  it("check a store's private CA from AWS_CA_BUNDLE", () => {
+    expect(backupOptions(good, { ...env, AWS_CA_BUNDLE: join(dir, "ca.crt") }).store.ca?.toString()).toBe("x");
+    expect(problems(() => backupOptions(good, { ...env, AWS_CA_BUNDLE: join(dir, "nope.pem") }))).toEqual([`AWS_CA_BUNDLE "${join(dir, "nope.pem")}": cannot read it (ENOENT)`]);
+  });
+
   it("take the tools from a flag or KOK_ETCDCTL/KOK_ETCDUTL before PATH", () => {
     const tool = join(dir, "bin", "etcdctl");
     expect(backupOptions({ ...good, etcdutl: tool }, { ...env, PATH: "", KOK_ETCDCTL: tool })).toMatchObject({ etcdctl: tool, etcdutl: tool });
