@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { statePaths, type DevConfig } from "./config";
 import { httpRequest, type HttpResponse } from "./http";
-import { sha256Hex, signV4, uriEncode, type SigV4Credentials } from "./s3-sign";
+import { sha256Hex, signV4, uriEncode, type SigV4Credentials } from "../runtime/s3/sign";
 import type { DevService, Probe } from "./services";
 
 export const OBJECT_STORE_BUCKET = "kok-dev";
