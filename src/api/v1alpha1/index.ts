@@ -1,5 +1,6 @@
 export * from "./common";
 export * from "./cluster";
+export * from "./etcd-backup";
 export * from "./addons";
 export * from "./cluster-defaults";
 export * from "./cluster-validation";
