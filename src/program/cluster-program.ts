@@ -32,6 +32,11 @@ export interface ClusterProgramArgs {
    * resource, where its users look for it). Part of the stack, so a destroy removes it.
    */
   readonly adminKubeconfigCopy?: { readonly namespace: string; readonly name: string };
+  /**
+   * The backup store's credentials (secrets), the backup image and the Cluster's `<namespace>/<name>`,
+   * for a spec with `etcd.backup` or `etcd.restore` (ControlPlaneArgs.etcdBackup).
+   */
+  readonly etcdBackup?: ControlPlaneArgs["etcdBackup"];
 }
 
 /** ControlPlane's outputs (ControlPlaneOutputs), and what the program adds to them. */
@@ -120,6 +125,7 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
       running: args.running,
       rotationDrill: args.rotationDrill,
       operatorNamespace: args.operatorNamespace,
+      etcdBackup: args.etcdBackup,
       // The rollout gates read the meta-cluster through the same kubeconfig as the provider.
       metaKubeconfig: args.metaKubeconfig,
     },
