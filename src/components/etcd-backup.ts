@@ -20,8 +20,6 @@
  * The Pod is "restricted" (non-root, read-only root, no capabilities), mounts no ServiceAccount
  * token, and runs on the masters' nodes.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {
@@ -38,6 +36,8 @@ import type { PemPair } from "./pki";
 import { MASTER_CONTAINER_SECURITY_CONTEXT, MASTER_POD_SECURITY_CONTEXT } from "./pod-security";
 import { componentType } from "./type-tokens";
 
+export { BACKUP_IMAGE_REPOSITORY, defaultBackupImage } from "./backup-image";
+
 export interface EtcdBackupArgs {
   readonly cluster: ClusterContext;
   readonly backup: ResolvedEtcdBackup;
@@ -52,15 +52,6 @@ export interface EtcdBackupArgs {
 export interface BackupStoreCredentials {
   readonly accessKeyId: pulumi.Input<string>;
   readonly secretAccessKey: pulumi.Input<string>;
-}
-
-/** The operator image's repository; the backup and restore containers run it. */
-export const BACKUP_IMAGE_REPOSITORY = "docker.io/kube-on-kube/operator";
-
-/** `docker.io/kube-on-kube/operator:<version of this package>`: the operator image of this release. */
-export function defaultBackupImage(): string {
-  const { version } = JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")) as { version: string };
-  return `${BACKUP_IMAGE_REPOSITORY}:${version}`;
 }
 
 /** Where the backup Pod finds its client certificate and keeps the snapshot while it uploads it. */
