@@ -22,7 +22,7 @@ let objects: k8s.KubernetesObjectApi;
 const POLICY = resolveAdminPolicy({
   sshTargets: { allowed: ["10.0.0.0/8", "192.0.2.0/24"] },
   masters: { requiredNodeSelector: { pool: "masters" } },
-  allowedBackupEndpoints: [{ host: "s3.example.com" }, { host: "*.r2.example.net" }, { cidr: "10.20.0.0/16", plainHttp: true }, { cidr: "0.0.0.0/0" }],
+  allowedBackupEndpoints: [{ host: "s3.example.com" }, { host: "*.r2.example.net" }, { cidr: "10.20.0.0/16", plainHttp: true }, { host: "2001:db8::9" }, { cidr: "198.51.100.0/24" }],
 });
 
 const cluster = (name: string, spec: Record<string, unknown>) =>
@@ -98,15 +98,16 @@ describe("the admin policy as a ValidatingAdmissionPolicy", () => {
   it.each([
     ["the metadata service", "http://169.254.169.254", "is a loopback, link-local or metadata address"],
     ["loopback", "https://127.0.0.1:9000", "is a loopback, link-local or metadata address"],
-    ["an unlisted store", "https://s3.evil.example.org", "spec.etcd.backup.store.s3.endpoint must be one of s3.example.com, *.r2.example.net, 10.20.0.0/16 (http), 0.0.0.0/0 (admin policy: allowedBackupEndpoints)"],
+    ["an unlisted store", "https://s3.evil.example.org", "spec.etcd.backup.store.s3.endpoint must be one of s3.example.com, *.r2.example.net, 10.20.0.0/16 (http), 2001:db8::9, 198.51.100.0/24 (admin policy: allowedBackupEndpoints)"],
     ["the bare wildcard suffix", "https://r2.example.net", "must be one of"],
+    ["an unlisted address", "https://203.0.113.7", "must be one of"],
     ["plain http to a https-only entry", "http://s3.example.com", "must use https"],
   ])("refuses a backup endpoint: %s", async (_what, endpoint, expected) => {
     expect(await outcome(cluster("hostile-backup", withBackup(endpoint)))).toContain(expected);
   });
 
   it("admits backup endpoints the policy lists, and a restore only with its store", async () => {
-    for (const endpoint of ["https://s3.example.com", "https://acct.r2.example.net:443", "http://10.20.1.2:9000", "https://203.0.113.7"]) {
+    for (const endpoint of ["https://s3.example.com", "https://acct.r2.example.net:443", "http://10.20.1.2:9000", "https://198.51.100.7", "https://[2001:db8::9]:9000"]) {
       expect(await outcome(cluster("backup", withBackup(endpoint))), endpoint).toBe("accepted");
     }
     expect(await outcome(cluster("restore", withBackup("https://s3.example.com", "s3://kok-backups/fleet/old/2026-12-04T06-00-00Z.db")))).toBe("accepted");
