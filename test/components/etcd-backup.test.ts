@@ -11,7 +11,8 @@ import { minimalSpec, standardSpec } from "../support/specs";
 import { ControlPlane } from "../../src/components/control-plane";
 import { etcdFlags } from "../../src/components/etcd";
 import { defaultBackupImage, storeIpBlocks } from "../../src/components/etcd-backup";
-import { resolveClusterSpec, SpecValidationError, type ClusterSpec, type EtcdBackupSpec } from "../../src/api/v1alpha1";
+import { MAX_CLUSTER_NAME_LENGTH, resolveClusterSpec, SpecValidationError, type ClusterSpec, type EtcdBackupSpec } from "../../src/api/v1alpha1";
+import { objectNames } from "../../src/components/cluster-context";
 
 const recorder = installMocks();
 
@@ -152,6 +153,13 @@ describe("EtcdBackup in a ControlPlane", () => {
     ]);
     expect(storeIpBlocks("http://10.88.0.1:9000")).toEqual([{ cidr: "10.88.0.1/32" }]);
     expect(storeIpBlocks("https://[2001:db8::5]:9000")).toEqual([{ cidr: "2001:db8::5/128" }]);
+  });
+
+  it("keeps the CronJob's name within the 52 characters Kubernetes allows (its Jobs append a suffix), for the longest cluster name", () => {
+    const names = objectNames("c".repeat(MAX_CLUSTER_NAME_LENGTH));
+    expect(names.etcdBackup.length).toBeLessThanOrEqual(52);
+    expect(names.etcdBackupClient.length).toBeLessThanOrEqual(253);
+    expect(names.etcdBackupStore.length).toBeLessThanOrEqual(253);
   });
 
   it("adds nothing to a cluster without backups", async () => {
