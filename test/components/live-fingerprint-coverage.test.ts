@@ -41,7 +41,7 @@ describe("the live fingerprint covers, and the stack can take back, every object
       await valueOf(out.endpoint);
       await settle();
       // The backup CronJob is read exactly when the program renders one.
-      expect(at.etcdBackup === true, "etcdBackup read").toBe(recorder.ofType("kubernetes:batch/v1:CronJob").length > 0);
+      expect(at.etcdBackup?.credentials, "etcdBackup read").toEqual(recorder.ofType("kubernetes:batch/v1:CronJob").length > 0 ? { namespace: "fleet", name: "store" } : undefined);
       // The meta-cluster's objects (the add-ons, in the business cluster, are checked below).
       const objects = recorder.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:") && r.type !== "pulumi:providers:kubernetes" && !managedBy(r, "business-cluster"));
       expect(objects.length).toBeGreaterThan(10);

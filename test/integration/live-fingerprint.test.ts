@@ -108,9 +108,12 @@ describe("LiveClusterObjects", () => {
     const job = { spec: { template: { spec: { restartPolicy: "Never", containers: [{ name: "c", image: "registry.invalid/none:1" }] } } } };
     const body: V1CronJob = { metadata: { name, namespace, labels: { ...labels, "app.kubernetes.io/component": "etcd-backup" } }, spec: { schedule: "0 */6 * * *", timeZone: "Etc/UTC", jobTemplate: job } };
     await batch.createNamespacedCronJob({ namespace, body });
-    const withBackups: ClusterObjectsLocation = { ...AT, etcdBackup: true };
+    await core.createNamespacedSecret({ namespace: "fleet", body: { metadata: { name: "store", namespace: "fleet" }, stringData: { accessKeyId: "TEST-ONLY-a", secretAccessKey: "TEST-ONLY-b" } } });
+    const withBackups: ClusterObjectsLocation = { ...AT, etcdBackup: { credentials: { namespace: "fleet", name: "store" } } };
     expect((await live.read(AT)).filter((o) => o.kind === "CronJob")).toEqual([]);
     expect((await live.read(withBackups)).filter((o) => o.kind === "CronJob").map((o) => o.name)).toEqual([name]);
+    expect((await live.read(withBackups)).filter((o) => o.namespace === "fleet" && o.name === "store")).toHaveLength(1);
+    expect(JSON.stringify(await live.read(withBackups))).not.toContain("TEST-ONLY");
 
     const steady = await live.fingerprint(withBackups);
     // What the CronJob controller writes at each run: status only, a new resourceVersion.
@@ -129,6 +132,10 @@ describe("LiveClusterObjects", () => {
     await batch.createNamespacedCronJob({ namespace, body });
     const recreated = await live.fingerprint(withBackups);
     expect([steady, edited, deleted], "re-created (new uid)").not.toContain(recreated);
+    // The tenant's new credentials: the next check previews, and the update copies them.
+    await core.replaceNamespacedSecret({ namespace: "fleet", name: "store", body: { metadata: { name: "store", namespace: "fleet" }, stringData: { accessKeyId: "TEST-ONLY-c", secretAccessKey: "TEST-ONLY-d" } } });
+    expect([steady, edited, deleted, recreated], "store credentials changed").not.toContain(await live.fingerprint(withBackups));
     await batch.deleteNamespacedCronJob({ namespace, name });
+    await core.deleteNamespacedSecret({ namespace: "fleet", name: "store" });
   });
 });

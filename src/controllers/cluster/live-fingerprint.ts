@@ -108,8 +108,11 @@ export interface ClusterObjectsLocation {
    * namespace, written by the stack) whose `key` holds the admin kubeconfig to read them with.
    */
   readonly addons?: { readonly adminKubeconfig: { readonly namespace: string; readonly name: string; readonly key: string } };
-  /** Set when the stack renders the etcd backup CronJob (spec.etcd.backup). */
-  readonly etcdBackup?: boolean;
+  /**
+   * Set when the stack renders the etcd backup CronJob (spec.etcd.backup): then the CronJob is read,
+   * and the tenant's store Secret the stack copies, so new credentials reach the next update.
+   */
+  readonly etcdBackup?: { readonly credentials: { readonly namespace: string; readonly name: string } };
 }
 
 /** One order-independent hash of the objects' identities and resourceVersions. */
@@ -241,6 +244,7 @@ export class LiveClusterObjects {
       orAbsent("Namespace", () => this.core.readNamespace({ name: at.mastersNamespace })),
       at.adminKubeconfigCopy ? orAbsent("Secret", () => this.core.readNamespacedSecret(at.adminKubeconfigCopy!)) : Promise.resolve([]),
       at.addons ? this.readAddons(at.cluster, at.addons.adminKubeconfig) : Promise.resolve([]),
+      at.etcdBackup ? orAbsent("Secret", () => this.core.readNamespacedSecret(at.etcdBackup!.credentials)) : Promise.resolve([]),
     ]);
     return parts.flat();
   }

@@ -140,7 +140,7 @@ export function objectsLocationOf(c: Pick<ClusterObject, "metadata"> & { readonl
     mastersNamespace,
     adminKubeconfigCopy: adminKubeconfigCopyOf(c),
     ...(c.spec && deploysAddons(c.spec) ? { addons: { adminKubeconfig: adminKubeconfigSecretOf(c, mastersNamespace) } } : {}),
-    ...(c.spec?.etcd?.backup ? { etcdBackup: true } : {}),
+    ...(c.spec?.etcd?.backup ? { etcdBackup: { credentials: { namespace: c.metadata.namespace, name: c.spec.etcd.backup.store.s3.credentialsSecretRef.name } } } : {}),
   };
 }
 
