@@ -222,7 +222,8 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
     const kubeconfigFor = (userName: string, pair: PemPair, server: string) =>
       kubeconfigOutput({ clusterName: name, server, caCertPem: pki.clusterCa.certPem, userName, clientCertPem: pair.certPem, clientKeyPem: pair.keyPem });
 
-    const backupImage = args.etcdBackup?.image ?? defaultBackupImage();
+    // Read only for a cluster with backups: the default names this package's version.
+    const backupImage = spec.etcd.backup ? (args.etcdBackup?.image ?? defaultBackupImage()) : "";
     const backup =
       spec.etcd.backup && pki.etcdBackupClient && args.etcdBackup?.credentials
         ? new EtcdBackup(
