@@ -137,7 +137,7 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
 }
 
 /** The etcdBackup args a spec with backups or a restore needs. */
-function etcdBackupArgProblems(args: ControlPlaneArgs | undefined): Problem[] {
+export function etcdBackupArgProblems(args: Pick<ControlPlaneArgs, "spec" | "etcdBackup"> | undefined): Problem[] {
   const problems: Problem[] = [];
   const backup = args?.etcdBackup;
   const etcd = args?.spec?.etcd as Partial<ClusterSpec["etcd"]> | undefined;

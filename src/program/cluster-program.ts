@@ -8,7 +8,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { resolveClusterSpec, SpecValidationError, validateClusterSpec, type ClusterSpec } from "../api/v1alpha1";
 import { ClusterAddons, clusterAddonsProblems } from "../components/addons/cluster-addons";
-import { ControlPlane, PATCH_FORCE_ANNOTATION, type ControlPlaneArgs } from "../components/control-plane";
+import { ControlPlane, etcdBackupArgProblems, PATCH_FORCE_ANNOTATION, type ControlPlaneArgs } from "../components/control-plane";
 import { controlPlaneOutputs, type ControlPlaneOutputs, type Outputs } from "../components/control-plane-outputs";
 
 export interface ClusterProgramArgs {
@@ -112,7 +112,7 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
   // serve must not leave half an update behind (an invalid spec is ControlPlane's to report).
   if (validateClusterSpec(args.spec, "spec").length === 0) {
     const resolved = resolveClusterSpec(args.spec);
-    const problems = resolved.apiServer.service.externalHost ? clusterAddonsProblems(resolved.addons, resolved.network) : [];
+    const problems = [...(resolved.apiServer.service.externalHost ? clusterAddonsProblems(resolved.addons, resolved.network) : []), ...etcdBackupArgProblems(args)];
     if (problems.length) throw new SpecValidationError(`Cluster "${args.name}"`, problems);
   }
   const metaCluster = new k8s.Provider(META_CLUSTER_PROVIDER, metaClusterProviderArgs(args.metaKubeconfig));
