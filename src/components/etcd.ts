@@ -54,34 +54,32 @@ export function etcdFlags(ctx: ClusterContext): string[] {
 function generatedEtcdFlags(ctx: ClusterContext): Record<string, string> {
   const names = objectNames(ctx.name);
   const self = `$(POD_NAME).${names.etcdPeerService}.${ctx.namespace}.svc`;
-  return (
-    {
-      name: "$(POD_NAME)",
-      // One directory per member: a hostPath shared by members that land on one node stays safe.
-      "data-dir": `${DATA}/$(POD_NAME)`,
-      "listen-client-urls": `https://0.0.0.0:${ETCD_CLIENT_PORT}`,
-      "advertise-client-urls": `https://${self}:${ETCD_CLIENT_PORT}`,
-      "listen-peer-urls": `https://0.0.0.0:${ETCD_PEER_PORT}`,
-      "initial-advertise-peer-urls": `https://${self}:${ETCD_PEER_PORT}`,
-      // Plain HTTP: loopback only (the probes use the TLS client port, see etcdProbe).
-      "listen-metrics-urls": `http://127.0.0.1:${ETCD_METRICS_PORT}`,
-      "tls-min-version": "TLS1.2",
-      "initial-cluster": etcdInitialCluster(ctx),
-      "initial-cluster-state": "new",
-      "initial-cluster-token": `${ctx.namespace}-${names.etcd}`,
-      "client-cert-auth": "true",
-      "trusted-ca-file": `${PKI}/ca.crt`,
-      "cert-file": `${PKI}/server.crt`,
-      "key-file": `${PKI}/server.key`,
-      "peer-client-cert-auth": "true",
-      "peer-trusted-ca-file": `${PKI}/ca.crt`,
-      "peer-cert-file": `${PKI}/peer.crt`,
-      "peer-key-file": `${PKI}/peer.key`,
-      "snapshot-count": "10000",
-      "auto-compaction-mode": "periodic",
-      "auto-compaction-retention": "8h",
-    }
-  );
+  return {
+    name: "$(POD_NAME)",
+    // One directory per member: a hostPath shared by members that land on one node stays safe.
+    "data-dir": `${DATA}/$(POD_NAME)`,
+    "listen-client-urls": `https://0.0.0.0:${ETCD_CLIENT_PORT}`,
+    "advertise-client-urls": `https://${self}:${ETCD_CLIENT_PORT}`,
+    "listen-peer-urls": `https://0.0.0.0:${ETCD_PEER_PORT}`,
+    "initial-advertise-peer-urls": `https://${self}:${ETCD_PEER_PORT}`,
+    // Plain HTTP: loopback only (the probes use the TLS client port, see etcdProbe).
+    "listen-metrics-urls": `http://127.0.0.1:${ETCD_METRICS_PORT}`,
+    "tls-min-version": "TLS1.2",
+    "initial-cluster": etcdInitialCluster(ctx),
+    "initial-cluster-state": "new",
+    "initial-cluster-token": `${ctx.namespace}-${names.etcd}`,
+    "client-cert-auth": "true",
+    "trusted-ca-file": `${PKI}/ca.crt`,
+    "cert-file": `${PKI}/server.crt`,
+    "key-file": `${PKI}/server.key`,
+    "peer-client-cert-auth": "true",
+    "peer-trusted-ca-file": `${PKI}/ca.crt`,
+    "peer-cert-file": `${PKI}/peer.crt`,
+    "peer-key-file": `${PKI}/peer.key`,
+    "snapshot-count": "10000",
+    "auto-compaction-mode": "periodic",
+    "auto-compaction-retention": "8h",
+  };
 }
 
 /**
@@ -106,6 +104,9 @@ export function etcdRestoreArgs(ctx: ClusterContext): string[] {
   ];
 }
 
+/** The restore container's scratch directory (the root file system is read-only). */
+const RESTORE_TMP = "/tmp";
+
 /** The init container that restores a member's data directory from `spec.etcd.restore` (etcdRestoreArgs). */
 export function etcdRestoreInitContainer(ctx: ClusterContext, image: string, dataVolumeName: string): k8s.types.input.core.v1.Container {
   return {
@@ -122,7 +123,6 @@ export function etcdRestoreInitContainer(ctx: ClusterContext, image: string, dat
     ],
   };
 }
-const RESTORE_TMP = "/tmp";
 
 /**
  * A probe that reads key `health` through the member's TLS client port on loopback: linearizable
