@@ -124,6 +124,7 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .option("--max-repairs <n>", "repairs of a Machine before it is Failed", "3")
     .option("--max-unhealthy <percent>", "no repairs while more than this share of a cluster's Machines is unhealthy", "40%")
     .option("--policy <file>", "the admin policy: what tenants' Clusters and Machines may ask for (default: the built-in one)")
+    .option("--backup-image <image>", "the image of Clusters' etcd backup jobs and restore init containers, with kok, etcdctl and etcdutl (default: docker.io/kube-on-kube/operator:<version>)")
     .addOption(new Option("--log-level <level>", "the least severe log lines written").choices(LOG_LEVELS).default("info"))
     .action(async (flags) => exit(await (await import("./operator")).runOperator(flags)));
 

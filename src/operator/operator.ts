@@ -73,6 +73,8 @@ export interface OperatorOptions {
   readonly remediation?: RemediationPolicy;
   /** The admin policy (`--policy FILE`); default the built-in one (admin-policy.ts). */
   readonly policy?: ResolvedAdminPolicy;
+  /** The image of Clusters' etcd backup and restore containers (`--backup-image`); default the operator image of this release. */
+  readonly backupImage?: string;
 }
 
 export interface RunningOperator {
@@ -232,6 +234,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       fullDriftCheckMs: options.fullDriftCheckMs,
       operatorNamespace: options.operatorNamespace,
       kubeconfigPath: options.kubeconfigPath,
+      backupImage: options.backupImage,
     }),
     registerMachineController(ctx, {
       fence,

@@ -140,6 +140,20 @@ describe("flags reach the commands", () => {
     expect(operatorSettings({ ...flags, backendUrl: "s3://b/p" }).settings.backendUrl).toBe("s3://b/p");
   });
 
+  it("operatorSettings: --backup-image defaults to this release's operator image and must be an image reference", () => {
+    const flags = operatorFlags();
+    const version = (JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")) as { version: string }).version;
+    expect(operatorSettings(flags).settings.backupImage).toBe(`docker.io/kube-on-kube/operator:${version}`);
+    expect(operatorSettings({ ...flags, backupImage: "registry.example.com/kok/operator:1.2.3" }).settings.backupImage).toBe("registry.example.com/kok/operator:1.2.3");
+    expect(operatorSettings({ ...flags, backupImage: "not an image; rm -rf /" }).problems).toEqual(['--backup-image "not an image; rm -rf /" is not an image reference like docker.io/kube-on-kube/operator:0.1.0']);
+  });
+
+  it("kok operator --backup-image reaches the flags", async () => {
+    const { program, ran } = recordingProgram();
+    await runProgram(program, ["operator", "--backup-image", "registry.example.com/kok/operator:1.2.3"], capture(), () => 0);
+    expect(ran[0]).toMatchObject({ command: "kok operator", args: [{ backupImage: "registry.example.com/kok/operator:1.2.3" }] });
+  });
+
   it("kok manifests with no flags prints what installManifests() gives with its own defaults", async () => {
     const written: string[] = [];
     vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => (written.push(String(chunk)), true));

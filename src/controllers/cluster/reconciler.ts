@@ -50,6 +50,7 @@ import type { OperationResult, StackRunner } from "../../runtime/stack-runner";
 import { StackOperationError } from "../../runtime/stack-runner";
 import { CLUSTER_FINALIZER, finalizeCluster, type DeletionSteps } from "./deletion";
 import { ClusterDriftCheck, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges, IN_SYNC } from "./drift-check";
+import { etcdBackupProgramArgs, type SecretReader } from "./backup-credentials";
 
 export { CLUSTER_FINALIZER, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges };
 
@@ -124,6 +125,10 @@ export interface ClusterReconcilerOptions {
   readonly hooks?: ClusterReconcilerHooks;
   /** What the platform lets a Cluster ask for (admin-policy.ts); default the built-in policy. */
   readonly policy?: ResolvedAdminPolicy;
+  /** Reads a tenant's Secret: the backup store's credentials (backup-credentials.ts). */
+  readonly readSecret?: SecretReader;
+  /** The image of the etcd backup and restore containers (`--backup-image`); default the components' own. */
+  readonly backupImage?: string;
 }
 
 /**
@@ -138,6 +143,7 @@ export function objectsLocationOf(c: Pick<ClusterObject, "metadata"> & { readonl
     mastersNamespace,
     adminKubeconfigCopy: adminKubeconfigCopyOf(c),
     ...(c.spec && deploysAddons(c.spec) ? { addons: { adminKubeconfig: adminKubeconfigSecretOf(c, mastersNamespace) } } : {}),
+    ...(c.spec?.etcd?.backup ? { etcdBackup: { credentials: { namespace: c.metadata.namespace, name: c.spec.etcd.backup.store.s3.credentialsSecretRef.name } } } : {}),
   };
 }
 
@@ -179,6 +185,8 @@ export class ClusterReconciler {
     const running = cluster.status?.version;
     return async () =>
       clusterProgram({
+        // Read at each run, so new credentials in the tenant's Secret reach the next update.
+        etcdBackup: await etcdBackupProgramArgs(cluster, this.o.readSecret, this.o.backupImage),
         name: cluster.metadata.name,
         spec: cluster.spec,
         namespace: mastersNamespace,

@@ -16,6 +16,9 @@ import type { ClusterMetrics } from "./metrics";
 import { MasterPods } from "./master-pods";
 import { namespaceLabelsReader } from "./masters-namespace";
 import { ClusterReconciler, type ClusterStore } from "./reconciler";
+import type { SecretReader } from "./backup-credentials";
+import { secretValuesOf } from "../../runtime/known-secrets";
+import { isNotFound } from "../../runtime/api-errors";
 
 export interface ClusterControllerOptions {
   /** The replica's engine fence (fencing.ts): the stacks' operations run only while it leads. */
@@ -31,6 +34,26 @@ export interface ClusterControllerOptions {
   readonly operatorNamespace?: string;
   /** The engine's KUBECONFIG for the meta-cluster provider, when not in-cluster. */
   readonly kubeconfigPath?: string;
+  /** The image of the etcd backup and restore containers (`--backup-image`). */
+  readonly backupImage?: string;
+}
+
+/**
+ * Reads a Secret in a Cluster's namespace (the backup store's credentials); its values are then
+ * redacted from whatever the operator writes about that tenant (known-secrets.ts).
+ */
+function tenantSecretReader(ctx: ControllerContext): SecretReader {
+  return async (namespace, name) => {
+    try {
+      const secret = await ctx.core.readNamespacedSecret({ namespace, name });
+      const data = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+      ctx.knownSecrets.add(namespace, secretValuesOf(data));
+      return data;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  };
 }
 
 export function registerClusterController(ctx: ControllerContext, o: ClusterControllerOptions): Registered & StackRecoveries {
@@ -77,6 +100,8 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     fullDriftCheckMs: o.fullDriftCheckMs,
     hooks: o.clusterMetrics.hooks("Cluster"),
     policy: ctx.policy,
+    readSecret: tenantSecretReader(ctx),
+    backupImage: o.backupImage,
   });
 
   ctx.manager.register({
