@@ -37,6 +37,10 @@ export function objectNames(cluster: string) {
     adminKubeconfig: adminKubeconfigSecretName(cluster),
     userKubeconfig: (user: string) => `${cluster}-kubeconfig-${user}`,
     networkPolicy: (role: string) => `${cluster}-${role}`,
+    // etcd backups (docs/backups.md): the stack writes these three, the operator reads the CronJob.
+    etcdBackup: `${cluster}-etcd-backup`,
+    etcdBackupClientCerts: `${cluster}-etcd-backup-client`,
+    etcdBackupStore: `${cluster}-etcd-backup-store`,
   };
 }
 

@@ -14,7 +14,9 @@
  *                        full preview with refresh only when it changed, on the first check after
  *                        a start or an update, inside the certificate renewal window, and at
  *                        least every `fullDriftCheckMs`; and the add-ons' readiness in the business
- *                        cluster is read again (AddonsReady, addons-readiness.ts), also after each `up`
+ *                        cluster is read again (AddonsReady, addons-readiness.ts), also after each `up`;
+ *                        and first, on every such reconcile and after each `up`, the etcd backups:
+ *                        the backup-now annotation, lastBackup, EtcdBackupHealthy (etcd-backup-check.ts)
  *
  * What it finds is also told to `hooks` (metrics), so the reconciler itself stays free of them.
  */
@@ -50,6 +52,7 @@ import type { OperationResult, StackRunner } from "../../runtime/stack-runner";
 import { StackOperationError } from "../../runtime/stack-runner";
 import { CLUSTER_FINALIZER, finalizeCluster, type DeletionSteps } from "./deletion";
 import { ClusterDriftCheck, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges, IN_SYNC } from "./drift-check";
+import type { EtcdBackupCheck } from "./etcd-backup-check";
 
 export { CLUSTER_FINALIZER, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges };
 
@@ -124,6 +127,11 @@ export interface ClusterReconcilerOptions {
   readonly hooks?: ClusterReconcilerHooks;
   /** What the platform lets a Cluster ask for (admin-policy.ts); default the built-in policy. */
   readonly policy?: ResolvedAdminPolicy;
+  /**
+   * The etcd backup check (etcd-backup-check.ts): on-demand backups, status.etcd.lastBackup,
+   * EtcdBackupHealthy. Without it none of these is written.
+   */
+  readonly etcdBackups?: Pick<EtcdBackupCheck, "check" | "forget">;
 }
 
 /**
@@ -197,11 +205,15 @@ export class ClusterReconciler {
       this.drift.forget(key);
       this.placements.delete(key);
       this.hooks.certificatesExpireAt?.(namespace, name, undefined);
+      this.o.etcdBackups?.forget(namespace, name);
       return;
     }
     // A new leader learns the expiry of Clusters it will not update for a while from their status.
     this.reportCertificates(cluster);
-    if (cluster.metadata.deletionTimestamp) return finalizeCluster(this.deletion, key, cluster);
+    if (cluster.metadata.deletionTimestamp) {
+      this.o.etcdBackups?.forget(namespace, name);
+      return finalizeCluster(this.deletion, key, cluster);
+    }
     if (!cluster.metadata.finalizers?.includes(CLUSTER_FINALIZER)) {
       cluster = await this.o.store.setFinalizers(cluster, [...(cluster.metadata.finalizers ?? []), CLUSTER_FINALIZER]);
     }
@@ -229,7 +241,11 @@ export class ClusterReconciler {
     const placement = await this.placement(key, cluster);
     const generation = cluster.metadata.generation ?? 0;
     const reconciled = cluster.status?.observedGeneration === generation && cluster.status?.lastOperation?.result === "succeeded";
-    if (reconciled) return this.drift.check(key, cluster, placement);
+    if (reconciled) {
+      // First: quick, and the drift check may go on to a long `up`.
+      const backups = await this.checkBackups(cluster, placement.mastersNamespace);
+      return soonest(await this.drift.check(key, cluster, placement), backups);
+    }
     return this.apply(key, cluster, placement, "Reconciling");
   }
 
@@ -328,7 +344,12 @@ export class ClusterReconciler {
       ],
     );
     await this.refreshAddons(cluster, mastersNamespace);
-    return { requeueAfter: this.o.resyncMs };
+    return soonest({ requeueAfter: this.o.resyncMs }, await this.checkBackups(cluster, mastersNamespace));
+  }
+
+  /** The etcd backup check; its failure is the condition's to tell, never the reconcile's. */
+  private async checkBackups(cluster: ClusterObject, mastersNamespace: string): Promise<{ requeueAfter?: number }> {
+    return (await this.o.etcdBackups?.check(cluster, mastersNamespace)) ?? {};
   }
 
   /**
@@ -395,6 +416,11 @@ export class ClusterReconciler {
     const live = expiresAt !== undefined && !cluster.metadata.deletionTimestamp;
     this.hooks.certificatesExpireAt?.(cluster.metadata.namespace, cluster.metadata.name, live ? new Date(expiresAt) : undefined);
   }
+}
+
+/** The earlier of two requeues. */
+function soonest(a: { requeueAfter: number }, b: { requeueAfter?: number }): { requeueAfter: number } {
+  return b.requeueAfter !== undefined && b.requeueAfter < a.requeueAfter ? { requeueAfter: b.requeueAfter } : a;
 }
 
 function formatCounts(counts: Record<string, number>): string {

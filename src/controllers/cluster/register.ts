@@ -1,21 +1,25 @@
 /**
  * The Cluster kind: its reconciler, its stack project (`kube-on-kube-clusters`, one stack per
- * Cluster) and its registration. Clusters wake on their own spec, deletion and finalizer changes
- * and on resyncs (the drift check); no other kind's change concerns a Cluster's masters.
+ * Cluster) and its registration. Clusters wake on their own spec, deletion and finalizer changes,
+ * on a new `kubeonkube.io/backup-now` value (an on-demand etcd backup) and on resyncs (the drift
+ * check); no other kind's change concerns a Cluster's masters.
  */
 import * as path from "node:path";
 import { legacyStackNameOf, stackNameOf, type ClusterObject, type ClusterStatus } from "../../api/v1alpha1";
 import { CustomObjectStore } from "../../runtime/object-store";
-import { specOrLifecycleChanged } from "../../runtime/predicates";
+import { annotationChanged, or, specOrLifecycleChanged } from "../../runtime/predicates";
 import type { EngineFence } from "../../runtime/fencing";
 import { recoveryLogLine, type StackRecoveries } from "../../runtime/recovery";
 import { StackRunner } from "../../runtime/stack-runner";
 import { CLUSTERS, type Cached, type ControllerContext, type Registered } from "../context";
+import { KubeEtcdBackupApi } from "./etcd-backup-api";
+import { EtcdBackupCheck } from "./etcd-backup-check";
+import { BACKUP_NOW_ANNOTATION } from "./etcd-backups";
 import { LiveClusterObjects } from "./live-fingerprint";
 import type { ClusterMetrics } from "./metrics";
 import { MasterPods } from "./master-pods";
 import { namespaceLabelsReader } from "./masters-namespace";
-import { ClusterReconciler, type ClusterStore } from "./reconciler";
+import { ClusterReconciler, type ClusterReconcilerOptions, type ClusterStore } from "./reconciler";
 
 export interface ClusterControllerOptions {
   /** The replica's engine fence (fencing.ts): the stacks' operations run only while it leads. */
@@ -54,6 +58,8 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
   const store: ClusterStore = objects;
   const liveObjects = new LiveClusterObjects(ctx.kubeConfig);
   const masterPods = new MasterPods(ctx.kubeConfig);
+  const events: ClusterReconcilerOptions["events"] = { record: (cluster, type, reason, message) => ctx.recorder.record(cluster, type, reason, message) };
+  const etcdBackups = new EtcdBackupCheck({ api: new KubeEtcdBackupApi(ctx.kubeConfig), store, events, now: () => new Date(), hooks: o.clusterMetrics.backupHooks() });
   const reconciler = new ClusterReconciler({
     machinesOf: (namespace, cluster) =>
       informers.machines
@@ -66,7 +72,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
         .filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster)
         .map((m) => ({ name: m.metadata.name, kubelet: m.status?.observedVersions?.kubelet })),
     store,
-    events: { record: (cluster, type, reason, message) => ctx.recorder.record(cluster, type, reason, message) },
+    events,
     stacks: runner,
     namespaceLabels: namespaceLabelsReader(ctx.core),
     operatorNamespace: o.operatorNamespace,
@@ -77,6 +83,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     fullDriftCheckMs: o.fullDriftCheckMs,
     hooks: o.clusterMetrics.hooks("Cluster"),
     policy: ctx.policy,
+    etcdBackups,
   });
 
   ctx.manager.register({
@@ -84,7 +91,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     informer: informers.clusters,
     reconcile: (key) => reconciler.reconcile(key),
     concurrency: o.workers ?? 4 * ctx.concurrency,
-    predicate: specOrLifecycleChanged,
+    predicate: or(specOrLifecycleChanged, annotationChanged(BACKUP_NOW_ANNOTATION)),
   });
 
   return {
