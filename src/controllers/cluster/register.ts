@@ -21,6 +21,9 @@ import { MasterPods } from "./master-pods";
 import { namespaceLabelsReader } from "./masters-namespace";
 import { ClusterReconciler, type ClusterReconcilerOptions, type ClusterStore } from "./reconciler";
 
+/** What wakes a Cluster: its spec, deletion and finalizers, resyncs, and a new backup-now token. */
+export const clusterWakes = or(specOrLifecycleChanged, annotationChanged(BACKUP_NOW_ANNOTATION));
+
 export interface ClusterControllerOptions {
   /** The replica's engine fence (fencing.ts): the stacks' operations run only while it leads. */
   readonly fence?: EngineFence;
@@ -91,7 +94,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     informer: informers.clusters,
     reconcile: (key) => reconciler.reconcile(key),
     concurrency: o.workers ?? 4 * ctx.concurrency,
-    predicate: or(specOrLifecycleChanged, annotationChanged(BACKUP_NOW_ANNOTATION)),
+    predicate: clusterWakes,
   });
 
   return {
