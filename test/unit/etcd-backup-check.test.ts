@@ -162,6 +162,16 @@ describe("without spec.etcd.backup", () => {
     expect(h.jobs.size).toBe(0);
   });
 
+  it("refuses a token too long once, not at every check", async () => {
+    h.withBackups();
+    h.annotate("x".repeat(300));
+    await h.check();
+    await h.check();
+    expect(h.events.map((e) => e.reason)).toEqual(["BackupRefused"]);
+    expect(h.etcd.lastBackupToken).toBe("x".repeat(253));
+    expect(h.jobs.size).toBe(0);
+  });
+
   it("removes EtcdBackupHealthy once backups are removed from the spec", async () => {
     h.withBackups();
     await h.check();

@@ -165,7 +165,8 @@ export interface OnDemandInput {
 /** Decides on the annotation `kubeonkube.io/backup-now`: a new token is one backup, once. */
 export function onDemandDecision(i: OnDemandInput): OnDemand {
   const token = i.annotation;
-  if (token === undefined || token === i.lastToken) return { action: "none" };
+  // A token too long is recorded cut: compared cut too, or it would be refused again at every check.
+  if (token === undefined || token.slice(0, MAX_TOKEN_LENGTH) === i.lastToken) return { action: "none" };
   if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
     return { action: "refuse", token: token.slice(0, MAX_TOKEN_LENGTH), reason: "BackupRefused", message: `${BACKUP_NOW_ANNOTATION} must be 1 to ${MAX_TOKEN_LENGTH} characters (it has ${token.length}): no backup taken` };
   }
