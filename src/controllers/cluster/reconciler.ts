@@ -45,6 +45,7 @@ import { statusPatch, type ConditionInput } from "../../runtime/conditions";
 import { trackOperation, type OperationTracker } from "../../runtime/operation-progress";
 import type { ClusterObjectsLocation } from "./live-fingerprint";
 import { ADDONS_READY, evaluateAddons, expectedAddons, isTransition, notDeployedCondition, transitionEvent, unreachableCondition, type AddonWorkloads } from "./addons-readiness";
+import type { EtcdBackupCheck } from "./etcd-backup-check";
 import { namespaceConflict, placeMasters, type NamespaceLabels, type Placement } from "./masters-namespace";
 import { TerminalError } from "../../runtime/controller";
 import type { ObjectStore } from "../../runtime/object-store";
@@ -52,7 +53,6 @@ import type { OperationResult, StackRunner } from "../../runtime/stack-runner";
 import { StackOperationError } from "../../runtime/stack-runner";
 import { CLUSTER_FINALIZER, finalizeCluster, type DeletionSteps } from "./deletion";
 import { ClusterDriftCheck, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges, IN_SYNC } from "./drift-check";
-import type { EtcdBackupCheck } from "./etcd-backup-check";
 
 export { CLUSTER_FINALIZER, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges };
 
@@ -107,6 +107,11 @@ export interface ClusterReconcilerOptions {
    */
   readonly masterPodTroubles?: (mastersNamespace: string) => Promise<string[]>;
   readonly troublesCheckMs?: number;
+  /**
+   * The etcd backup check (etcd-backup-check.ts): on-demand backups, status.etcd.lastBackup,
+   * EtcdBackupHealthy. Without it none of these is written.
+   */
+  readonly etcdBackups?: Pick<EtcdBackupCheck, "check" | "forget">;
   /** A full preview at least this often, even when the fingerprint is unchanged. Default 24 h. */
   readonly fullDriftCheckMs?: number;
   /**
@@ -127,11 +132,6 @@ export interface ClusterReconcilerOptions {
   readonly hooks?: ClusterReconcilerHooks;
   /** What the platform lets a Cluster ask for (admin-policy.ts); default the built-in policy. */
   readonly policy?: ResolvedAdminPolicy;
-  /**
-   * The etcd backup check (etcd-backup-check.ts): on-demand backups, status.etcd.lastBackup,
-   * EtcdBackupHealthy. Without it none of these is written.
-   */
-  readonly etcdBackups?: Pick<EtcdBackupCheck, "check" | "forget">;
 }
 
 /**

@@ -13,13 +13,14 @@ import { recoveryLogLine, type StackRecoveries } from "../../runtime/recovery";
 import { StackRunner } from "../../runtime/stack-runner";
 import { CLUSTERS, type Cached, type ControllerContext, type Registered } from "../context";
 import { KubeEtcdBackupApi } from "./etcd-backup-api";
+import type { EventSink } from "./reconciler";
 import { EtcdBackupCheck } from "./etcd-backup-check";
 import { BACKUP_NOW_ANNOTATION } from "./etcd-backups";
 import { LiveClusterObjects } from "./live-fingerprint";
 import type { ClusterMetrics } from "./metrics";
 import { MasterPods } from "./master-pods";
 import { namespaceLabelsReader } from "./masters-namespace";
-import { ClusterReconciler, type ClusterReconcilerOptions, type ClusterStore } from "./reconciler";
+import { ClusterReconciler, type ClusterStore } from "./reconciler";
 
 /** What wakes a Cluster: its spec, deletion and finalizers, resyncs, and a new backup-now token. */
 export const clusterWakes = or(specOrLifecycleChanged, annotationChanged(BACKUP_NOW_ANNOTATION));
@@ -61,7 +62,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
   const store: ClusterStore = objects;
   const liveObjects = new LiveClusterObjects(ctx.kubeConfig);
   const masterPods = new MasterPods(ctx.kubeConfig);
-  const events: ClusterReconcilerOptions["events"] = { record: (cluster, type, reason, message) => ctx.recorder.record(cluster, type, reason, message) };
+  const events: EventSink = { record: (cluster, type, reason, message) => ctx.recorder.record(cluster, type, reason, message) };
   const etcdBackups = new EtcdBackupCheck({ api: new KubeEtcdBackupApi(ctx.kubeConfig), store, events, now: () => new Date(), hooks: o.clusterMetrics.backupHooks() });
   const reconciler = new ClusterReconciler({
     machinesOf: (namespace, cluster) =>
@@ -83,10 +84,10 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     liveFingerprint: (at) => liveObjects.fingerprint(at),
     addonWorkloads: (at) => liveObjects.addonWorkloads(at),
     masterPodTroubles: (namespace) => masterPods.troubles(namespace),
+    etcdBackups,
     fullDriftCheckMs: o.fullDriftCheckMs,
     hooks: o.clusterMetrics.hooks("Cluster"),
     policy: ctx.policy,
-    etcdBackups,
   });
 
   ctx.manager.register({
