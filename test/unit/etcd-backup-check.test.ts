@@ -88,11 +88,11 @@ function harness() {
     advance: (ms: number) => (time += ms),
     at: (iso: string) => (time = Date.parse(iso)),
     /** The stack wrote the CronJob (spec.etcd.backup is set and an up ran). */
-    withBackups(created = "2026-12-04T05:00:00Z") {
+    withBackups(created = "2026-12-04T05:00:00Z", schedule = BACKUP.schedule) {
       cluster.object = { ...cluster.object, spec: { ...minimalSpec(), etcd: { ...minimalSpec().etcd, backup: BACKUP } } as ClusterObject["spec"] };
       cronJobs.set(`${MASTERS}/ops-etcd-backup`, {
         metadata: { name: "ops-etcd-backup", namespace: MASTERS, uid: "cj-uid", creationTimestamp: new Date(created) },
-        spec: { schedule: BACKUP.schedule, jobTemplate: { metadata: { labels: { "app.kubernetes.io/component": "etcd-backup" } }, spec: { template: { spec: { containers: [{ name: "backup" }] } } } } },
+        spec: { schedule, jobTemplate: { metadata: { labels: { "app.kubernetes.io/component": "etcd-backup" } }, spec: { template: { spec: { containers: [{ name: "backup" }] } } } } },
       });
     },
     /** The spec asks for backups; the update that writes the CronJob has not run yet. */
@@ -332,6 +332,16 @@ describe("lateness", () => {
     await h.check();
     expect(h.condition).toMatchObject({ status: "False", reason: "Late", message: 'no successful backup since 2026-12-04T06:00:00Z: schedule "0 */6 * * *" (UTC) was due at 2026-12-04T12:00:00Z' });
     expect(h.events.filter((e) => e.reason === "BackupLate")).toHaveLength(1);
+  });
+
+  it("reads the schedule the CronJob runs: daily there, late only after two days", async () => {
+    h.withBackups("2026-12-04T05:00:00Z", "0 0 * * *");
+    h.at("2026-12-06T23:59:00Z");
+    await h.check();
+    expect(h.condition).toMatchObject({ status: "Unknown", reason: "NotYetSucceeded", message: "no backup has completed yet; the first is due at 2026-12-05T00:00:00Z" });
+    h.at("2026-12-07T00:01:00Z");
+    await h.check();
+    expect(h.condition).toMatchObject({ status: "False", reason: "Late" });
   });
 
   it("counts from the CronJob's creation before the first backup", async () => {

@@ -24,6 +24,7 @@ import {
   onDemandJobName,
   ownedJobs,
   parseBackupResult,
+  scheduleOf,
   terminationMessage,
   type BackupJob,
   type OnDemandInput,
@@ -318,6 +319,15 @@ describe("a finished Job's Event", () => {
     expect(event.type).toBe("Warning");
     expect(event.message).toContain("succeeded but its result was refused (location is not s3://backups/fleet/ops/2026-12-04T06-00-00Z.db)");
     expect(event.message).not.toContain("attacker");
+  });
+});
+
+describe("the schedule", () => {
+  const spec = { store: { s3: STORE } };
+  it("is the CronJob's, else the spec's, else every six hours", () => {
+    expect(scheduleOf({ ...spec, schedule: "0 0 * * *" }, cronJob())).toBe("0 */6 * * *");
+    expect(scheduleOf({ ...spec, schedule: "0 0 * * *" }, undefined)).toBe("0 0 * * *");
+    expect(scheduleOf(spec, undefined)).toBe("0 */6 * * *");
   });
 });
 

@@ -31,6 +31,7 @@ import {
   onDemandDecision,
   ownedJobs,
   parseBackupResult,
+  scheduleOf,
   terminationMessage,
   timeOf,
   type BackupJob,
@@ -190,7 +191,7 @@ export class EtcdBackupCheck {
     const newestParsed = newest && parsed.get(newest.name);
     const newestFailed = newest && (newest.state === "failed" || !newestParsed?.ok) && (lastSuccess === undefined || newest.at > lastSuccess);
     const condition = backupHealth({
-      schedule: spec.schedule,
+      schedule: scheduleOf(spec, cronJob),
       configuredAt: timeOf(cronJob?.metadata?.creationTimestamp),
       lastSuccess,
       lastBackup,

@@ -43,7 +43,8 @@ export const MAX_FAILURE_MESSAGE = 300;
  * TypeBox types (src/api/v1alpha1) are the authority and replace this at merge.
  */
 export interface EtcdBackupSpec {
-  readonly schedule: string;
+  /** Default DEFAULT_BACKUP_SCHEDULE. */
+  readonly schedule?: string;
   readonly retention?: { readonly count?: number; readonly maxAge?: string };
   readonly store: {
     readonly s3: {
@@ -54,6 +55,17 @@ export interface EtcdBackupSpec {
       readonly credentialsSecretRef: { readonly name: string };
     };
   };
+}
+
+/** The schedule of a backup spec without one (the API's default). */
+export const DEFAULT_BACKUP_SCHEDULE = "0 */6 * * *";
+
+/**
+ * The schedule backups run on: the CronJob's (what the stack resolved and Kubernetes runs), else
+ * the spec's, else the default.
+ */
+export function scheduleOf(spec: EtcdBackupSpec, cronJob: k8s.V1CronJob | undefined): string {
+  return cronJob?.spec?.schedule ?? spec.schedule ?? DEFAULT_BACKUP_SCHEDULE;
 }
 
 /** status.etcd.lastBackup (fixed names of issue 18). */
