@@ -23,6 +23,7 @@ import { BACKUP_NOW_ANNOTATION, BACKUP_REPORTED_ANNOTATION, JOB_NAME_LABEL, etcd
 import { installManifests } from "../../src/operator/install-manifests";
 import { OPERATOR_NAME } from "../../src/operator/rbac";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
+import { writeGated } from "../../src/runtime/write-gate";
 import { TOOLCHAIN_DIR } from "../support/engine";
 import { minimalSpec } from "../support/specs";
 
@@ -200,6 +201,15 @@ describe("the etcd backup check on a real apiserver, as the operator", () => {
     await h.check();
     expect(h.events.filter((e) => e.includes("BackupSucceeded"))).toHaveLength(1);
     expect(h.events.filter((e) => e.includes("BackupRequested"))).toHaveLength(1);
+  });
+
+  it("writes nothing once this replica's term ended (the write gate), and still reads", async () => {
+    const fenced = new KubeEtcdBackupApi(operatorConfig, (a, what) => writeGated(a, () => false, what));
+    const cron = await fenced.cronJob(MASTERS, "ops-etcd-backup");
+    expect(cron?.metadata?.uid).toBeDefined();
+    await expect(fenced.createJob(jobFromCronJob(cron!, "ops-etcd-backup-fenced"))).rejects.toThrow(/BatchV1Api.createNamespacedJob/);
+    await expect(fenced.markReported(MASTERS, "ops-etcd-backup-fenced")).rejects.toThrow(/BatchV1Api.patchNamespacedJob/);
+    expect((await fenced.jobs(MASTERS)).map((j) => j.metadata?.name)).not.toContain("ops-etcd-backup-fenced");
   });
 
   it("is refused a Job outside the namespaces it manages", async () => {

@@ -3,6 +3,7 @@
  * CronJob, the Jobs and their Pods in a masters' namespace, one list call each; the on-demand Job
  * created and each finished Job annotated as reported. RBAC: src/operator/rbac.ts (batch cronjobs
  * and jobs, Pods read), writes confined to masters' namespaces by operator-admission-policy.ts.
+ * Its writes go through `gate` (the operator's write-gate.ts: none once this replica's term ended).
  */
 import * as k8s from "@kubernetes/client-node";
 import { isConflict, isNotFound } from "../../runtime/api-errors";
@@ -13,8 +14,8 @@ export class KubeEtcdBackupApi implements EtcdBackupApi {
   private readonly batch: k8s.BatchV1Api;
   private readonly core: k8s.CoreV1Api;
 
-  constructor(kubeConfig: k8s.KubeConfig) {
-    this.batch = kubeConfig.makeApiClient(k8s.BatchV1Api);
+  constructor(kubeConfig: k8s.KubeConfig, gate: <T extends object>(api: T, what: string) => T = (api) => api) {
+    this.batch = gate(kubeConfig.makeApiClient(k8s.BatchV1Api), "BatchV1Api");
     this.core = kubeConfig.makeApiClient(k8s.CoreV1Api);
   }
 

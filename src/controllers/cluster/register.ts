@@ -11,6 +11,7 @@ import { annotationChanged, or, specOrLifecycleChanged } from "../../runtime/pre
 import type { EngineFence } from "../../runtime/fencing";
 import { recoveryLogLine, type StackRecoveries } from "../../runtime/recovery";
 import { StackRunner } from "../../runtime/stack-runner";
+import { writeGated } from "../../runtime/write-gate";
 import { CLUSTERS, type Cached, type ControllerContext, type Registered } from "../context";
 import { KubeEtcdBackupApi } from "./etcd-backup-api";
 import type { EventSink } from "./reconciler";
@@ -63,7 +64,9 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
   const liveObjects = new LiveClusterObjects(ctx.kubeConfig);
   const masterPods = new MasterPods(ctx.kubeConfig);
   const events: EventSink = { record: (cluster, type, reason, message) => ctx.recorder.record(cluster, type, reason, message) };
-  const etcdBackups = new EtcdBackupCheck({ api: new KubeEtcdBackupApi(ctx.kubeConfig), store, events, now: () => new Date(), hooks: o.clusterMetrics.backupHooks() });
+  // Jobs created and annotated only while this replica leads, as statuses and Events (write-gate.ts).
+  const backupApi = new KubeEtcdBackupApi(ctx.kubeConfig, (api, what) => writeGated(api, () => o.fence?.mayWrite() ?? true, what));
+  const etcdBackups = new EtcdBackupCheck({ api: backupApi, store, events, now: () => new Date(), hooks: o.clusterMetrics.backupHooks() });
   const reconciler = new ClusterReconciler({
     machinesOf: (namespace, cluster) =>
       informers.machines
