@@ -309,6 +309,16 @@ describe("results", () => {
     expect(h.etcd.lastBackup?.time).toBe("2026-12-04T12:00:00Z");
   });
 
+  it("takes the newest snapshot, not the Job that finished last", async () => {
+    h.withBackups();
+    h.finish("ops-etcd-backup-new", "Complete", "2026-12-04T12:01:00Z", resultAt("2026-12-04T12:00:00Z"));
+    h.finish("ops-etcd-backup-slow", "Complete", "2026-12-04T12:02:00Z", resultAt("2026-12-04T06:00:00Z"));
+    h.at("2026-12-04T12:05:00Z");
+    await h.check();
+    expect(h.etcd.lastBackup?.time).toBe("2026-12-04T12:00:00Z");
+    expect(h.condition).toMatchObject({ status: "True", reason: "Succeeded" });
+  });
+
   it("ignores Jobs the CronJob does not control", async () => {
     h.withBackups();
     h.finish("impostor", "Complete", "2026-12-04T06:01:00Z", resultAt("2026-12-04T06:00:00Z"), "someone-else");

@@ -173,16 +173,13 @@ export class EtcdBackupCheck {
       await this.o.api.markReported(mastersNamespace, j.name);
     }
 
-    // 3. The newest good backup: the status's, or a newer Job's.
+    // 3. The newest good backup by snapshot time (a Job that finished last may hold an older one):
+    // the status's, or a newer Job's.
     let lastBackup: LastBackup | undefined = etcd.lastBackup;
-    for (const j of jobs) {
-      const p = parsed.get(j.name);
-      if (!p?.ok) continue;
-      if (!lastBackup || Date.parse(p.result.time) > Date.parse(lastBackup.time)) {
-        const { time: t, location, revision, size } = p.result;
-        lastBackup = { time: t, location, revision, size };
-      }
-      break;
+    for (const p of parsed.values()) {
+      if (!p.ok || (lastBackup && Date.parse(p.result.time) <= Date.parse(lastBackup.time))) continue;
+      const { time: t, location, revision, size } = p.result;
+      lastBackup = { time: t, location, revision, size };
     }
     const lastSuccess = timeOf(lastBackup?.time);
 
