@@ -14,7 +14,9 @@
  *                        full preview with refresh only when it changed, on the first check after
  *                        a start or an update, inside the certificate renewal window, and at
  *                        least every `fullDriftCheckMs`; and the add-ons' readiness in the business
- *                        cluster is read again (AddonsReady, addons-readiness.ts), also after each `up`
+ *                        cluster is read again (AddonsReady, addons-readiness.ts), also after each `up`;
+ *                        and first, on every such reconcile and after each `up`, the etcd backups:
+ *                        the backup-now annotation, lastBackup, EtcdBackupHealthy (etcd-backup-check.ts)
  *
  * What it finds is also told to `hooks` (metrics), so the reconciler itself stays free of them.
  */
@@ -43,6 +45,7 @@ import { statusPatch, type ConditionInput } from "../../runtime/conditions";
 import { trackOperation, type OperationTracker } from "../../runtime/operation-progress";
 import type { ClusterObjectsLocation } from "./live-fingerprint";
 import { ADDONS_READY, evaluateAddons, expectedAddons, isTransition, notDeployedCondition, transitionEvent, unreachableCondition, type AddonWorkloads } from "./addons-readiness";
+import type { EtcdBackupCheck } from "./etcd-backup-check";
 import { namespaceConflict, placeMasters, type NamespaceLabels, type Placement } from "./masters-namespace";
 import { TerminalError } from "../../runtime/controller";
 import type { ObjectStore } from "../../runtime/object-store";
@@ -105,6 +108,11 @@ export interface ClusterReconcilerOptions {
    */
   readonly masterPodTroubles?: (mastersNamespace: string) => Promise<string[]>;
   readonly troublesCheckMs?: number;
+  /**
+   * The etcd backup check (etcd-backup-check.ts): on-demand backups, status.etcd.lastBackup,
+   * EtcdBackupHealthy. Without it none of these is written.
+   */
+  readonly etcdBackups?: Pick<EtcdBackupCheck, "check" | "forget">;
   /** A full preview at least this often, even when the fingerprint is unchanged. Default 24 h. */
   readonly fullDriftCheckMs?: number;
   /**
@@ -205,11 +213,15 @@ export class ClusterReconciler {
       this.drift.forget(key);
       this.placements.delete(key);
       this.hooks.certificatesExpireAt?.(namespace, name, undefined);
+      this.o.etcdBackups?.forget(namespace, name);
       return;
     }
     // A new leader learns the expiry of Clusters it will not update for a while from their status.
     this.reportCertificates(cluster);
-    if (cluster.metadata.deletionTimestamp) return finalizeCluster(this.deletion, key, cluster);
+    if (cluster.metadata.deletionTimestamp) {
+      this.o.etcdBackups?.forget(namespace, name);
+      return finalizeCluster(this.deletion, key, cluster);
+    }
     if (!cluster.metadata.finalizers?.includes(CLUSTER_FINALIZER)) {
       cluster = await this.o.store.setFinalizers(cluster, [...(cluster.metadata.finalizers ?? []), CLUSTER_FINALIZER]);
     }
@@ -237,7 +249,11 @@ export class ClusterReconciler {
     const placement = await this.placement(key, cluster);
     const generation = cluster.metadata.generation ?? 0;
     const reconciled = cluster.status?.observedGeneration === generation && cluster.status?.lastOperation?.result === "succeeded";
-    if (reconciled) return this.drift.check(key, cluster, placement);
+    if (reconciled) {
+      // First: quick, and the drift check may go on to a long `up`.
+      const backups = await this.checkBackups(cluster, placement.mastersNamespace);
+      return soonest(await this.drift.check(key, cluster, placement), backups);
+    }
     return this.apply(key, cluster, placement, "Reconciling");
   }
 
@@ -336,7 +352,12 @@ export class ClusterReconciler {
       ],
     );
     await this.refreshAddons(cluster, mastersNamespace);
-    return { requeueAfter: this.o.resyncMs };
+    return soonest({ requeueAfter: this.o.resyncMs }, await this.checkBackups(cluster, mastersNamespace));
+  }
+
+  /** The etcd backup check; its failure is the condition's to tell, never the reconcile's. */
+  private async checkBackups(cluster: ClusterObject, mastersNamespace: string): Promise<{ requeueAfter?: number }> {
+    return (await this.o.etcdBackups?.check(cluster, mastersNamespace)) ?? {};
   }
 
   /**
@@ -403,6 +424,11 @@ export class ClusterReconciler {
     const live = expiresAt !== undefined && !cluster.metadata.deletionTimestamp;
     this.hooks.certificatesExpireAt?.(cluster.metadata.namespace, cluster.metadata.name, live ? new Date(expiresAt) : undefined);
   }
+}
+
+/** The earlier of two requeues. */
+function soonest(a: { requeueAfter: number }, b: { requeueAfter?: number }): { requeueAfter: number } {
+  return b.requeueAfter !== undefined && b.requeueAfter < a.requeueAfter ? { requeueAfter: b.requeueAfter } : a;
 }
 
 function formatCounts(counts: Record<string, number>): string {
