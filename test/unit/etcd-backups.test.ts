@@ -168,7 +168,6 @@ describe("a backup result", () => {
   it("is the key the store's bucket, prefix and the time name, whatever slashes the prefix has", () => {
     expect(expectedLocation(STORE, "2026-12-04T06:00:00Z")).toBe("s3://backups/fleet/ops/2026-12-04T06-00-00Z.db");
     expect(expectedLocation({ ...STORE, prefix: "/fleet/ops/" }, "2026-12-04T06:00:00Z")).toBe("s3://backups/fleet/ops/2026-12-04T06-00-00Z.db");
-    expect(expectedLocation({ ...STORE, prefix: undefined }, "2026-12-04T06:00:00Z")).toBe("s3://backups/2026-12-04T06-00-00Z.db");
     expect(parseBackupResult(line({ ...good, location: "s3://backups/2026-12-04T06-00-00Z.db" }), { ...STORE, prefix: "" }, NOW).ok).toBe(true);
   });
 
@@ -333,8 +332,9 @@ describe("the schedule", () => {
 
 describe("the backup spec", () => {
   it("is spec.etcd.backup, undefined when absent", () => {
-    expect(backupSpecOf({ etcd: { version: "3.6.16" } })).toBeUndefined();
+    const storage = { volumeSource: { emptyDir: {} } };
+    expect(backupSpecOf({ etcd: { version: "3.6.16", storage } })).toBeUndefined();
     expect(backupSpecOf(undefined)).toBeUndefined();
-    expect(backupSpecOf({ etcd: { backup: { schedule: "0 * * * *", store: { s3: STORE } } } })?.store.s3.bucket).toBe("backups");
+    expect(backupSpecOf({ etcd: { version: "3.6.16", storage, backup: { schedule: "0 * * * *", store: { s3: STORE } } } })?.store.s3.bucket).toBe("backups");
   });
 });

@@ -21,12 +21,22 @@
 import { createHash } from "node:crypto";
 import type * as k8s from "@kubernetes/client-node";
 import { Cron } from "croner";
+import {
+  BACKUP_NOW_ANNOTATION,
+  DEFAULT_BACKUP_SCHEDULE,
+  ETCD_BACKUP_HEALTHY_CONDITION,
+  type ClusterSpec,
+  type ClusterStatus,
+  type EtcdBackupRecord,
+  type EtcdBackupSpec,
+  type EtcdStatus,
+} from "../../api/v1alpha1";
 import { objectNames } from "../../components/cluster-context";
 import type { ConditionInput } from "../../runtime/conditions";
 
-export const ETCD_BACKUP_HEALTHY = "EtcdBackupHealthy";
-/** On the Cluster: a new value asks for one backup now. */
-export const BACKUP_NOW_ANNOTATION = "kubeonkube.io/backup-now";
+export const ETCD_BACKUP_HEALTHY = ETCD_BACKUP_HEALTHY_CONDITION;
+export { BACKUP_NOW_ANNOTATION, DEFAULT_BACKUP_SCHEDULE };
+export type { EtcdStatus };
 /** On a backup Job: its BackupSucceeded/BackupFailed Event was recorded (once per Job, across restarts). */
 export const BACKUP_REPORTED_ANNOTATION = "kubeonkube.io/backup-reported";
 /** On an on-demand Job: it was started from the CronJob by hand, as `kubectl create job --from` marks it. */
@@ -39,28 +49,6 @@ export const MAX_TOKEN_LENGTH = 253;
 export const MAX_FAILURE_MESSAGE = 300;
 
 /**
- * spec.etcd.backup as the operator reads it. Mirrors the fixed names of issue 18; the API's
- * TypeBox types (src/api/v1alpha1) are the authority and replace this at merge.
- */
-export interface EtcdBackupSpec {
-  /** Default DEFAULT_BACKUP_SCHEDULE. */
-  readonly schedule?: string;
-  readonly retention?: { readonly count?: number; readonly maxAge?: string };
-  readonly store: {
-    readonly s3: {
-      readonly bucket: string;
-      readonly prefix?: string;
-      readonly endpoint: string;
-      readonly region?: string;
-      readonly credentialsSecretRef: { readonly name: string };
-    };
-  };
-}
-
-/** The schedule of a backup spec without one (the API's default). */
-export const DEFAULT_BACKUP_SCHEDULE = "0 */6 * * *";
-
-/**
  * The schedule backups run on: the CronJob's (what the stack resolved and Kubernetes runs), else
  * the spec's, else the default.
  */
@@ -68,20 +56,8 @@ export function scheduleOf(spec: EtcdBackupSpec, cronJob: k8s.V1CronJob | undefi
   return cronJob?.spec?.schedule ?? spec.schedule ?? DEFAULT_BACKUP_SCHEDULE;
 }
 
-/** status.etcd.lastBackup (fixed names of issue 18). */
-export interface LastBackup {
-  readonly time: string;
-  readonly location: string;
-  readonly revision: number;
-  readonly size: number;
-}
-
-/** status.etcd as the operator writes it (fixed names of issue 18; `members` is not this file's). */
-export interface EtcdStatus {
-  readonly members?: unknown;
-  readonly lastBackup?: LastBackup;
-  readonly lastBackupToken?: string;
-}
+/** status.etcd.lastBackup. */
+export type LastBackup = EtcdBackupRecord;
 
 /** A backup's result line, as `kok etcd backup` writes it to its termination message. */
 export interface BackupResult extends LastBackup {
@@ -90,14 +66,13 @@ export interface BackupResult extends LastBackup {
 }
 
 /** The backup spec of a Cluster object, or undefined when none is configured. */
-export function backupSpecOf(spec: unknown): EtcdBackupSpec | undefined {
-  const etcd = (spec as { etcd?: { backup?: EtcdBackupSpec } } | undefined)?.etcd;
-  return etcd?.backup ?? undefined;
+export function backupSpecOf(spec: Pick<ClusterSpec, "etcd"> | undefined): EtcdBackupSpec | undefined {
+  return spec?.etcd?.backup;
 }
 
 /** status.etcd of a Cluster's status, whatever else it holds. */
-export function etcdStatusOf(status: unknown): EtcdStatus {
-  return (status as { etcd?: EtcdStatus } | undefined)?.etcd ?? {};
+export function etcdStatusOf(status: Pick<ClusterStatus, "etcd"> | undefined): EtcdStatus {
+  return status?.etcd ?? {};
 }
 
 /** The name of the stack's backup CronJob in the masters' namespace. */
