@@ -20,7 +20,8 @@ import { untilStopSignal } from "./stop-signal";
 import type { LogLevel } from "./program";
 import type { WorkerDefaults } from "../program/machine-program";
 import { DEFAULT_REMEDIATION_POLICY } from "../controllers/machine/remediation";
-import { loadAdminPolicy, resolveAdminPolicy, type ResolvedAdminPolicy } from "../api/v1alpha1";
+import { IMAGE_PATTERN, loadAdminPolicy, resolveAdminPolicy, type ResolvedAdminPolicy } from "../api/v1alpha1";
+import { defaultBackupImage } from "../components/backup-image";
 import { checkStateBackend, printableBackendUrl, type StateBackend } from "../runtime/state-backend";
 import { DEFAULT_HISTORY_KEEP, HistoryPruner } from "../runtime/state-history";
 import { createLogger } from "../runtime/logger";
@@ -60,6 +61,8 @@ export interface OperatorFlags {
   /** Updates of history and backups kept per stack in a file:// backend; "0" keeps all (default DEFAULT_HISTORY_KEEP). */
   readonly stateHistoryKeep?: string;
   readonly logLevel: LogLevel;
+  /** The image of the Clusters' etcd backup CronJobs and restore init containers. */
+  readonly backupImage?: string;
 }
 
 /** What the flags mean, once checked. */
@@ -81,6 +84,8 @@ export interface OperatorSettings {
   readonly maxUnhealthyShare: number;
   readonly workerDefaults?: WorkerDefaults;
   readonly policy: ResolvedAdminPolicy;
+  /** `--backup-image`, default docker.io/kube-on-kube/operator:<package version>. */
+  readonly backupImage: string;
 }
 
 /** The flags checked and converted; every bad one is a problem (none stops the others' checks). */
@@ -118,6 +123,8 @@ export function operatorSettings(flags: OperatorFlags, env: Readonly<Record<stri
       problems.push(`--policy: ${(e as Error).message}`);
     }
   }
+  const backupImage = flags.backupImage ?? defaultBackupImage();
+  if (!new RegExp(IMAGE_PATTERN).test(backupImage)) problems.push(`--backup-image "${backupImage}" is not an image reference like docker.io/kube-on-kube/operator:0.1.0`);
   const backendUrl = flags.backendUrl ?? `file://${path.join(flags.stateDir, "state")}`;
   const backend = checkStateBackend(backendUrl, env, homedir());
   problems.push(...backend.problems);
@@ -137,6 +144,7 @@ export function operatorSettings(flags: OperatorFlags, env: Readonly<Record<stri
     maxUnhealthyShare: Number(share?.[1] ?? 40) / 100,
     workerDefaults,
     policy,
+    backupImage,
   };
   return { settings, problems, notes: backend.notes };
 }
@@ -192,6 +200,7 @@ export async function runOperator(flags: OperatorFlags): Promise<number> {
     secretsProvider: flags.secretsProvider,
     workerDefaults: settings.workerDefaults,
     policy: settings.policy,
+    backupImage: settings.backupImage,
     probeIntervalMs: settings.probeIntervalMs,
     remediation: {
       ...DEFAULT_REMEDIATION_POLICY,

@@ -124,6 +124,7 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .option("--max-repairs <n>", "repairs of a Machine before it is Failed", "3")
     .option("--max-unhealthy <percent>", "no repairs while more than this share of a cluster's Machines is unhealthy", "40%")
     .option("--policy <file>", "the admin policy: what tenants' Clusters and Machines may ask for (default: the built-in one)")
+    .option("--backup-image <image>", "the image of Clusters' etcd backup jobs and restore init containers, with kok, etcdctl and etcdutl (default: docker.io/kube-on-kube/operator:<version>)")
     .addOption(new Option("--log-level <level>", "the least severe log lines written").choices(LOG_LEVELS).default("info"))
     .action(async (flags) => exit(await (await import("./operator")).runOperator(flags)));
 
@@ -167,6 +168,56 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .description("print the bill of materials of the built operator image (kube-on-kube/operator:<version>): each binary and package with its version")
     .option("--images-dir <dir>", "where the OCI layouts are (default: $KOK_IMAGES_DIR or ~/.cache/kube-on-kube/images)")
     .action(async (flags) => exit((await import("./images")).imagesBomCommand(flags)));
+
+  const etcd = program
+    .command("etcd")
+    .summary("a Cluster's etcd backups: take one into an S3 bucket, restore a member from one (docs/backups.md)")
+    .description(
+      "What a Cluster's backup CronJob and its etcd members' restore init containers run (in the operator image). The store's credentials " +
+        "come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN when set), never from a flag; AWS_CA_BUNDLE names a private " +
+        "CA's PEM for an https store. Every bad flag is named at once (exit 2).",
+    );
+  etcd
+    .command("backup")
+    .description(
+      "snapshot one member (the first of --endpoints that answers) with etcdctl, verify it with etcdutl, upload <prefix>/<time>.db and its .json sidecar, " +
+        "prune by --keep and --max-age; prints one JSON line {time, location, revision, size, sha256, pruned}",
+    )
+    .option("--cluster <ns/name>", "the Cluster, recorded in the sidecar")
+    .option("--endpoints <urls>", "etcd client URLs, comma-separated (https://host:2379)")
+    .option("--cacert <file>", "the etcd CA certificate")
+    .option("--cert <file>", "the client certificate")
+    .option("--key <file>", "the client certificate's key")
+    .option("--s3-endpoint <url>", "the object store (https://host[:port]; path-style requests)")
+    .option("--region <region>", "the store's region")
+    .option("--bucket <bucket>", "the bucket")
+    .option("--prefix <prefix>", "key prefix inside the bucket (default: none)")
+    .option("--keep <n>", "complete backups kept (1-1000)")
+    .option("--max-age <duration>", "backups older than this are pruned (Go duration: 168h)")
+    .option("--work-dir <dir>", "where the snapshot is written before upload (needs room for one snapshot)")
+    .option("--result-file <file>", "also write the result line, or the failure's one line, here (/dev/termination-log)")
+    .option("--etcdctl <path>", "etcdctl binary (default: $KOK_ETCDCTL, or etcdctl on PATH)")
+    .option("--etcdutl <path>", "etcdutl binary (default: $KOK_ETCDUTL, or etcdutl on PATH)")
+    .option("--timeout <duration>", "longest snapshot or verification", "10m")
+    .action(async (flags) => exit(await (await import("./etcd")).etcdBackupCommand(flags)));
+  etcd
+    .command("restore")
+    .description(
+      "restore one member's data dir from a backup: does nothing when DIR/member exists; else downloads the snapshot and its sidecar, checks size, " +
+        "SHA-256 and revision, and runs etcdutl snapshot restore (a new cluster ID)",
+    )
+    .option("--snapshot <s3-url>", "the backup: s3://<bucket>/<key>.db")
+    .option("--s3-endpoint <url>", "the object store (https://host[:port])")
+    .option("--region <region>", "the store's region")
+    .option("--data-dir <dir>", "the member's etcd data dir")
+    .option("--name <name>", "the member's name")
+    .option("--initial-cluster <list>", "name=peer-url,... of every member, as etcd's flag")
+    .option("--initial-cluster-token <token>", "the new cluster's token, as etcd's flag")
+    .option("--initial-advertise-peer-urls <urls>", "this member's peer URLs, as etcd's flag")
+    .option("--result-file <file>", "also write the result line, or the failure's one line, here")
+    .option("--etcdutl <path>", "etcdutl binary (default: $KOK_ETCDUTL, or etcdutl on PATH)")
+    .option("--timeout <duration>", "longest verification or restore", "10m")
+    .action(async (flags) => exit(await (await import("./etcd")).etcdRestoreCommand(flags)));
 
   const dev = program
     .command("dev")

@@ -24,6 +24,10 @@ export function objectNames(cluster: string) {
     etcdPeerService: `${cluster}-etcd`,
     etcdClientService: `${cluster}-etcd-client`,
     etcdCerts: `${cluster}-etcd-certs`,
+    // The operator reads these three by name (the on-demand backup copies the CronJob's jobTemplate).
+    etcdBackup: `${cluster}-etcd-backup`,
+    etcdBackupClient: `${cluster}-etcd-backup-client`,
+    etcdBackupStore: `${cluster}-etcd-backup-store`,
     apiServer: `${cluster}-apiserver`,
     apiServerService: `${cluster}-apiserver`,
     apiServerHeadlessService: `${cluster}-apiserver-headless`,

@@ -10,6 +10,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {
+  IMAGE_PATTERN,
   clusterNameProblems,
   etcdUpgradeProblems,
   isDns1123Label,
@@ -27,6 +28,7 @@ import { externalApiServerUrl, internalApiServerUrl, objectNames, type ClusterCo
 import { controlPlaneOutputs, type ControlPlaneOutputs, type Outputs } from "./control-plane-outputs";
 import { ControllerManager } from "./controller-manager";
 import { Etcd } from "./etcd";
+import { defaultBackupImage, EtcdBackup, type BackupStoreCredentials } from "./etcd-backup";
 import { kubeconfigOutput } from "./kubeconfig";
 import { masterSecret } from "./master-workload";
 import { MastersNetworkPolicies } from "./network-policies";
@@ -80,6 +82,20 @@ export interface ControlPlaneArgs {
    * rotates the key in one `up` (src/components/apiserver-config.ts). Default: 1.
    */
   readonly encryptionKeyGeneration?: number;
+  /**
+   * What `spec.etcd.backup` and `spec.etcd.restore` need besides the spec (src/components/etcd-backup.ts).
+   * - `credentials`: the store's keys (required with either field); kept as Pulumi secrets, copied
+   *   to the Secret `<name>-etcd-backup-store` the backup and restore containers read.
+   * - `image`: the image with `kok etcd backup|restore` (the operator's). Default
+   *   docker.io/kube-on-kube/operator:<version of this package>.
+   * - `clusterRef`: `<namespace>/<name>` written into each snapshot's sidecar. Default
+   *   `<namespace>/<name>` of this component.
+   */
+  readonly etcdBackup?: {
+    readonly credentials?: BackupStoreCredentials;
+    readonly image?: string;
+    readonly clusterRef?: string;
+  };
 }
 
 /** Every problem of a ControlPlane's name and args, with field paths. */
@@ -99,6 +115,7 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
     problems.push({ path: "metaClusterDomain", message: `"${args.metaClusterDomain}" is not a DNS domain` });
   }
   problems.push(...labelProblems(args?.namespaceLabels, "namespaceLabels"));
+  problems.push(...etcdBackupArgProblems(args));
   const drill = args?.rotationDrill;
   if (drill !== undefined) {
     for (const key of ["validityHours", "renewBeforeHours"] as const) {
@@ -115,6 +132,23 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
     for (const message of etcdUpgradeProblems(running.etcdVersion, args.spec.etcd.version)) {
       problems.push({ path: "spec.etcd.version", message });
     }
+  }
+  return problems;
+}
+
+/** The etcdBackup args a spec with backups or a restore needs. */
+export function etcdBackupArgProblems(args: Pick<ControlPlaneArgs, "spec" | "etcdBackup"> | undefined): Problem[] {
+  const problems: Problem[] = [];
+  const backup = args?.etcdBackup;
+  const etcd = args?.spec?.etcd as Partial<ClusterSpec["etcd"]> | undefined;
+  if (etcd && typeof etcd === "object" && (etcd.backup || etcd.restore) && !backup?.credentials) {
+    problems.push({ path: "etcdBackup.credentials", message: "spec.etcd.backup needs the store's credentials (accessKeyId, secretAccessKey of its credentialsSecretRef)" });
+  }
+  if (backup?.image !== undefined && !new RegExp(IMAGE_PATTERN).test(backup.image)) {
+    problems.push({ path: "etcdBackup.image", message: `"${backup.image}" is not an image reference like docker.io/kube-on-kube/operator:0.1.0` });
+  }
+  if (backup?.clusterRef !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(backup.clusterRef)) {
+    problems.push({ path: "etcdBackup.clusterRef", message: `"${backup.clusterRef}" must be <namespace>/<name>` });
   }
   return problems;
 }
@@ -188,7 +222,26 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
     const kubeconfigFor = (userName: string, pair: PemPair, server: string) =>
       kubeconfigOutput({ clusterName: name, server, caCertPem: pki.clusterCa.certPem, userName, clientCertPem: pair.certPem, clientKeyPem: pair.keyPem });
 
-    const { controllerManager } = createMasters({ name, ctx, pki, parent: this, namespace: ns, metaKubeconfig: args.metaKubeconfig, encryptionKeyGeneration: args.encryptionKeyGeneration, kubeconfigFor, internalUrl });
+    // Read only for a cluster with backups: the default names this package's version.
+    const backupImage = spec.etcd.backup ? (args.etcdBackup?.image ?? defaultBackupImage()) : "";
+    const backup =
+      spec.etcd.backup && pki.etcdBackupClient && args.etcdBackup?.credentials
+        ? new EtcdBackup(
+            `${name}-etcd-backup`,
+            {
+              cluster: ctx,
+              backup: spec.etcd.backup,
+              image: backupImage,
+              clusterRef: args.etcdBackup.clusterRef ?? `${namespace}/${name}`,
+              client: { caCertPem: pki.etcdCa.certPem, cert: pki.etcdBackupClient },
+              credentials: args.etcdBackup.credentials,
+            },
+            inNamespace,
+          )
+        : undefined;
+    // A restoring member reads the store's credentials from the backup's Secret.
+    const restore = spec.etcd.restore && backup ? { image: backupImage, dependsOn: [backup.storeSecret] } : undefined;
+    const { controllerManager } = createMasters({ name, ctx, pki, parent: this, namespace: ns, metaKubeconfig: args.metaKubeconfig, encryptionKeyGeneration: args.encryptionKeyGeneration, kubeconfigFor, internalUrl, restore });
 
     const adminKubeconfig = kubeconfigFor("kubernetes-admin", pki.admin, externalUrl);
     masterSecret(
@@ -237,14 +290,16 @@ interface MastersArgs {
   readonly encryptionKeyGeneration: ControlPlaneArgs["encryptionKeyGeneration"];
   readonly kubeconfigFor: (userName: string, pair: PemPair, server: string) => pulumi.Output<string>;
   readonly internalUrl: string;
+  /** With spec.etcd.restore: the restore container's image and what the members wait for. */
+  readonly restore?: { readonly image: string; readonly dependsOn: pulumi.Resource[] };
 }
 
 /** The masters in their upgrade order: etcd, then the apiservers, then the controller-manager and the scheduler. */
-function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encryptionKeyGeneration, kubeconfigFor, internalUrl }: MastersArgs): { controllerManager: ControllerManager } {
+function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encryptionKeyGeneration, kubeconfigFor, internalUrl, restore }: MastersArgs): { controllerManager: ControllerManager } {
   const etcd = new Etcd(
     `${name}-etcd`,
-    { cluster: ctx, certificates: { ca: pki.etcdCa, server: pki.etcdServer, peer: pki.etcdPeer }, metaKubeconfig },
-    { parent, dependsOn: namespace ? [namespace] : [] },
+    { cluster: ctx, certificates: { ca: pki.etcdCa, server: pki.etcdServer, peer: pki.etcdPeer }, metaKubeconfig, restoreImage: restore?.image },
+    { parent, dependsOn: [...(namespace ? [namespace] : []), ...(restore?.dependsOn ?? [])] },
   );
   const apiServer = new ApiServer(
     `${name}-apiserver`,

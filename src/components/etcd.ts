@@ -18,6 +18,7 @@ import {
   type ClusterContext,
 } from "./cluster-context";
 import { CHECKSUM_ANNOTATION, disruptionBudget, masterPodBasics, masterSecret, podPlacement, secretChecksum, secretVolume } from "./master-workload";
+import { storeCredentialEnv } from "./etcd-backup";
 import { MASTER_CONTAINER_SECURITY_CONTEXT } from "./pod-security";
 import type { PemPair } from "./pki";
 import { RolloutGate, RolloutKind, specRevision } from "./rollout-gate";
@@ -31,6 +32,11 @@ export interface EtcdArgs {
    * one the Kubernetes provider uses. Default: the engine's ambient kubeconfig.
    */
   readonly metaKubeconfig?: pulumi.Input<string>;
+  /**
+   * The image of `kok etcd restore` (the operator's), for a spec with `etcd.restore`: each
+   * member's init container fills its empty data directory from the snapshot.
+   */
+  readonly restoreImage?: string;
 }
 
 const PKI = "/etc/kubernetes/pki/etcd";
@@ -41,37 +47,81 @@ export const ETCD_METRICS_PORT = 2381;
 
 /** etcd's flags; `$(POD_NAME)` is expanded by the kubelet from the pod's env. */
 export function etcdFlags(ctx: ClusterContext): string[] {
+  return renderFlags(generatedEtcdFlags(ctx), ctx.spec.etcd.extraArgs);
+}
+
+/** The flags the platform sets (extraArgs aside). */
+function generatedEtcdFlags(ctx: ClusterContext): Record<string, string> {
   const names = objectNames(ctx.name);
   const self = `$(POD_NAME).${names.etcdPeerService}.${ctx.namespace}.svc`;
-  return renderFlags(
-    {
-      name: "$(POD_NAME)",
-      // One directory per member: a hostPath shared by members that land on one node stays safe.
-      "data-dir": `${DATA}/$(POD_NAME)`,
-      "listen-client-urls": `https://0.0.0.0:${ETCD_CLIENT_PORT}`,
-      "advertise-client-urls": `https://${self}:${ETCD_CLIENT_PORT}`,
-      "listen-peer-urls": `https://0.0.0.0:${ETCD_PEER_PORT}`,
-      "initial-advertise-peer-urls": `https://${self}:${ETCD_PEER_PORT}`,
-      // Plain HTTP: loopback only (the probes use the TLS client port, see etcdProbe).
-      "listen-metrics-urls": `http://127.0.0.1:${ETCD_METRICS_PORT}`,
-      "tls-min-version": "TLS1.2",
-      "initial-cluster": etcdInitialCluster(ctx),
-      "initial-cluster-state": "new",
-      "initial-cluster-token": `${ctx.namespace}-${names.etcd}`,
-      "client-cert-auth": "true",
-      "trusted-ca-file": `${PKI}/ca.crt`,
-      "cert-file": `${PKI}/server.crt`,
-      "key-file": `${PKI}/server.key`,
-      "peer-client-cert-auth": "true",
-      "peer-trusted-ca-file": `${PKI}/ca.crt`,
-      "peer-cert-file": `${PKI}/peer.crt`,
-      "peer-key-file": `${PKI}/peer.key`,
-      "snapshot-count": "10000",
-      "auto-compaction-mode": "periodic",
-      "auto-compaction-retention": "8h",
-    },
-    ctx.spec.etcd.extraArgs,
-  );
+  return {
+    name: "$(POD_NAME)",
+    // One directory per member: a hostPath shared by members that land on one node stays safe.
+    "data-dir": `${DATA}/$(POD_NAME)`,
+    "listen-client-urls": `https://0.0.0.0:${ETCD_CLIENT_PORT}`,
+    "advertise-client-urls": `https://${self}:${ETCD_CLIENT_PORT}`,
+    "listen-peer-urls": `https://0.0.0.0:${ETCD_PEER_PORT}`,
+    "initial-advertise-peer-urls": `https://${self}:${ETCD_PEER_PORT}`,
+    // Plain HTTP: loopback only (the probes use the TLS client port, see etcdProbe).
+    "listen-metrics-urls": `http://127.0.0.1:${ETCD_METRICS_PORT}`,
+    "tls-min-version": "TLS1.2",
+    "initial-cluster": etcdInitialCluster(ctx),
+    "initial-cluster-state": "new",
+    "initial-cluster-token": `${ctx.namespace}-${names.etcd}`,
+    "client-cert-auth": "true",
+    "trusted-ca-file": `${PKI}/ca.crt`,
+    "cert-file": `${PKI}/server.crt`,
+    "key-file": `${PKI}/server.key`,
+    "peer-client-cert-auth": "true",
+    "peer-trusted-ca-file": `${PKI}/ca.crt`,
+    "peer-cert-file": `${PKI}/peer.crt`,
+    "peer-key-file": `${PKI}/peer.key`,
+    "snapshot-count": "10000",
+    "auto-compaction-mode": "periodic",
+    "auto-compaction-retention": "8h",
+  };
+}
+
+/**
+ * `kok etcd restore` for one member: the snapshot, the store, and the member's own identity
+ * flags exactly as etcd gets them (etcdFlags), so the restored data directory is the one etcd
+ * opens and its membership is the one etcd starts with. It does nothing when the member's data
+ * directory already exists.
+ */
+export function etcdRestoreArgs(ctx: ClusterContext): string[] {
+  const restore = ctx.spec.etcd.restore;
+  const s3 = ctx.spec.etcd.backup?.store.s3;
+  if (!restore || !s3) throw new Error("etcdRestoreArgs: spec.etcd.restore needs spec.etcd.backup.store");
+  const flags = { ...generatedEtcdFlags(ctx), ...ctx.spec.etcd.extraArgs };
+  const pick = ["data-dir", "name", "initial-cluster", "initial-cluster-token", "initial-advertise-peer-urls"];
+  return [
+    "etcd",
+    "restore",
+    `--snapshot=${restore.snapshot}`,
+    `--s3-endpoint=${s3.endpoint}`,
+    `--region=${s3.region}`,
+    ...pick.map((flag) => `--${flag}=${flags[flag]}`),
+  ];
+}
+
+/** The restore container's scratch directory (the root file system is read-only). */
+const RESTORE_TMP = "/tmp";
+
+/** The init container that restores a member's data directory from `spec.etcd.restore` (etcdRestoreArgs). */
+export function etcdRestoreInitContainer(ctx: ClusterContext, image: string, dataVolumeName: string): k8s.types.input.core.v1.Container {
+  return {
+    name: "restore",
+    image,
+    // The image's entrypoint is `kok` (src/images/operator.ts).
+    args: etcdRestoreArgs(ctx),
+    env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }, ...storeCredentialEnv(ctx.name), { name: "TMPDIR", value: RESTORE_TMP }],
+    resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "1Gi" } },
+    securityContext: MASTER_CONTAINER_SECURITY_CONTEXT,
+    volumeMounts: [
+      { name: dataVolumeName, mountPath: DATA },
+      { name: "restore-tmp", mountPath: RESTORE_TMP },
+    ],
+  };
 }
 
 /**
@@ -148,7 +198,7 @@ export class Etcd extends pulumi.ComponentResource {
       child,
     );
 
-    const statefulSetSpec = etcdStatefulSetSpec(ctx, files);
+    const statefulSetSpec = etcdStatefulSetSpec(ctx, files, args.restoreImage);
     this.statefulSet = new k8s.apps.v1.StatefulSet(
       `${name}-statefulset`,
       { metadata: { name: names.etcd, namespace: ctx.namespace, labels }, spec: statefulSetSpec },
@@ -170,7 +220,7 @@ export class Etcd extends pulumi.ComponentResource {
 }
 
 /** The members' StatefulSet: started together, probed through their TLS client port (etcdProbe), data on the spec's storage. */
-function etcdStatefulSetSpec(ctx: ClusterContext, files: Record<string, pulumi.Input<string>>): k8s.types.input.apps.v1.StatefulSetSpec {
+function etcdStatefulSetSpec(ctx: ClusterContext, files: Record<string, pulumi.Input<string>>, restoreImage?: string): k8s.types.input.apps.v1.StatefulSetSpec {
   const spec = ctx.spec.etcd;
   const names = objectNames(ctx.name);
   const labels = componentLabels(ctx.name, "etcd");
@@ -178,6 +228,9 @@ function etcdStatefulSetSpec(ctx: ClusterContext, files: Record<string, pulumi.I
   const pki = secretVolume(names.etcdCerts, PKI);
   const dataVolumeName = "data";
   const storage = spec.storage;
+  if (spec.restore && !restoreImage) throw new Error(`Etcd of cluster ${ctx.name}: spec.etcd.restore needs the restore image (EtcdArgs.restoreImage)`);
+  // Only a restore adds an init container: the template of every other cluster is unchanged.
+  const restore = spec.restore && restoreImage ? { container: etcdRestoreInitContainer(ctx, restoreImage, dataVolumeName), volume: { name: "restore-tmp", emptyDir: {} } } : undefined;
   return {
     serviceName: names.etcdPeerService,
     replicas: spec.replicas,
@@ -191,6 +244,7 @@ function etcdStatefulSetSpec(ctx: ClusterContext, files: Record<string, pulumi.I
       spec: {
         ...podPlacement(ctx, "etcd"),
         ...masterPodBasics(),
+        ...(restore ? { initContainers: [restore.container] } : {}),
         containers: [
           {
             name: "etcd",
@@ -212,6 +266,7 @@ function etcdStatefulSetSpec(ctx: ClusterContext, files: Record<string, pulumi.I
         volumes: [
           pki.volume,
           ...(storage.volumeSource ? [{ name: dataVolumeName, ...storage.volumeSource }] : []),
+          ...(restore ? [restore.volume] : []),
         ],
       },
     },

@@ -6,6 +6,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
+import { ETCD_BACKUP_CLIENT_CN } from "../api/v1alpha1";
 import { apiServerSANs, etcdSANs, type ClusterContext, type SubjectAltNames } from "./cluster-context";
 import { componentType, withLegacyAlias } from "./type-tokens";
 
@@ -63,6 +64,8 @@ export class ClusterPki extends pulumi.ComponentResource {
   readonly controllerManager: PemPair;
   readonly scheduler: PemPair;
   readonly admin: PemPair;
+  /** The backup job's etcd client (a leaf of the etcd CA); only with `spec.etcd.backup`. */
+  readonly etcdBackupClient?: PemPair;
   /** One per `spec.kubeconfigs` entry, keyed by its name. */
   readonly users: Record<string, PemPair>;
   /** The earliest expiry among the leaves (RFC 3339). */
@@ -90,6 +93,10 @@ export class ClusterPki extends pulumi.ComponentResource {
     const etcdNames = etcdSANs(cluster);
     this.etcdServer = issue("etcd-server", this.etcdCa, { commonName: `${cluster.name}-etcd`, usage: "peer", sans: etcdNames });
     this.etcdPeer = issue("etcd-peer", this.etcdCa, { commonName: `${cluster.name}-etcd-peer`, usage: "peer", sans: etcdNames });
+    // Only when backups are configured: a cluster without them gets no new resources.
+    if (cluster.spec.etcd.backup) {
+      this.etcdBackupClient = issue("etcd-backup-client", this.etcdCa, { commonName: ETCD_BACKUP_CLIENT_CN, usage: "client" });
+    }
     this.frontProxyClient = issue("front-proxy-client", this.frontProxyCa, { commonName: "front-proxy-client", usage: "client" });
     this.controllerManager = issue("controller-manager", ca, { commonName: "system:kube-controller-manager", usage: "client" });
     this.scheduler = issue("scheduler", ca, { commonName: "system:kube-scheduler", usage: "client" });

@@ -19,6 +19,7 @@ const LEGACY_MODULES = {
   NodePool: "workers",
   WorkerNode: "workers",
   ControlPlane: undefined,
+  EtcdBackup: undefined,
   ClusterAddons: undefined,
   FlannelNetwork: undefined,
   KubeProxy: undefined,

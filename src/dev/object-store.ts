@@ -3,12 +3,16 @@
  * under <state>/object-store), on 127.0.0.1, one bucket `kok-dev` for state and backups. Its root
  * credentials are generated once per state directory and kept 0600 beside it; they reach the
  * process through its environment, and only `kok dev env` prints them (docs/dev-cluster.md).
+ * Pods on the real node reach it at the machine's end of the node link, through the node's
+ * forwarder (node/forwarder.ts), as they reach the registry: that is a Cluster's etcd backup
+ * endpoint in the dev environment (KOK_S3_POD_ENDPOINT), allowed by the dev admin policy.
  */
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { statePaths, type DevConfig } from "./config";
+import { nodeLink } from "./node/layout";
 import { httpRequest, type HttpResponse } from "./http";
-import { sha256Hex, signV4, uriEncode, type SigV4Credentials } from "./s3-sign";
+import { sha256Hex, signV4, uriEncode, type SigV4Credentials } from "../runtime/s3/sign";
 import type { DevService, Probe } from "./services";
 
 export const OBJECT_STORE_BUCKET = "kok-dev";
@@ -23,6 +27,14 @@ export interface S3Target {
 
 export function objectStoreEndpoint(config: DevConfig): string {
   return `http://127.0.0.1:${config.ports.objectStore}`;
+}
+
+/**
+ * The store as Pods on the real node reach it: the machine's end of the node link, forwarded to
+ * the loopback listener. Plain http, as on loopback: the link never leaves the machine.
+ */
+export function objectStorePodEndpoint(config: DevConfig): string {
+  return `http://${nodeLink(config.podCIDR).host}:${config.ports.objectStore}`;
 }
 
 const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -77,6 +89,8 @@ export function objectStoreEnv(config: DevConfig): Record<string, string> {
   const endpoint = objectStoreEndpoint(config);
   return {
     KOK_S3_ENDPOINT: endpoint,
+    // What a Cluster's spec.etcd.backup.store.s3.endpoint names: the backup job runs in a Pod.
+    KOK_S3_POD_ENDPOINT: objectStorePodEndpoint(config),
     KOK_S3_BUCKET: OBJECT_STORE_BUCKET,
     KOK_S3_BACKEND_URL: objectStoreBackendUrl(config),
     AWS_ACCESS_KEY_ID: accessKeyId,

@@ -8,7 +8,7 @@
  * Only CREATE and spec changes are matched: an object admitted under an older policy can still
  * get its finalizer removed and be deleted.
  */
-import { DEFAULT_FLANNEL_IMAGE, DEFAULT_IMAGE_REPOSITORY, DENIED_EXTRA_ARGS, type ResolvedAdminPolicy } from "../api/v1alpha1";
+import { DEFAULT_FLANNEL_IMAGE, DEFAULT_IMAGE_REPOSITORY, DENIED_EXTRA_ARGS, isIP, type BackupEndpointRule, type ResolvedAdminPolicy } from "../api/v1alpha1";
 
 type Json = Record<string, unknown>;
 interface Validation {
@@ -116,7 +116,42 @@ function clusterValidations(policy: ResolvedAdminPolicy): Validation[] {
     expression: given("masterTolerations", `object.spec.masterTolerations.all(t, has(t.key) && t.key in ${list(allowedTolerationKeys)})`),
     message: `spec.masterTolerations may only name ${allowedTolerationKeys.join(", ") || "no taint"} (admin policy: masters.allowedTolerationKeys)`,
   });
+  v.push(...backupEndpointValidations(policy.allowedBackupEndpoints));
   return v;
+}
+
+const BACKUP_HOST = "url(object.spec.etcd.backup.store.s3.endpoint).getHostname()";
+/** The CEL test of one allowedBackupEndpoints entry against the endpoint's host (backup-endpoints.ts ruleMatches). */
+function backupRuleTest(rule: BackupEndpointRule): string {
+  if (rule.cidr !== undefined) return `(isIP(${BACKUP_HOST}) && cidr('${rule.cidr}').containsIP(${BACKUP_HOST}))`;
+  const host = (rule.host ?? "").toLowerCase();
+  if (host.startsWith("*.")) return `(!isIP(${BACKUP_HOST}) && ${BACKUP_HOST}.endsWith('${host.slice(1)}'))`;
+  return isIP(host) ? `(isIP(${BACKUP_HOST}) && ip(${BACKUP_HOST}) == ip('${host}'))` : `${BACKUP_HOST} == '${host}'`;
+}
+
+/**
+ * The backup endpoint gate (backup-endpoints.ts): addresses no policy opens, then the listed
+ * entries, then plain http only where an entry allows it. The CRD's pattern has already made the
+ * endpoint a URL, so `url()` parses it.
+ */
+function backupEndpointValidations(rules: readonly BackupEndpointRule[]): Validation[] {
+  const anyOf = (list: readonly BackupEndpointRule[]) => (list.length ? list.map(backupRuleTest).join(" || ") : "false");
+  const listed = rules.map((r) => `${r.host ?? r.cidr}${r.plainHttp ? " (http)" : ""}`).join(", ") || "none";
+  const never = ["localhost", "metadata", "metadata.google.internal", "instance-data", "instance-data.ec2.internal", "metadata.azure.internal", "100.100.100.200", "fd00:ec2::254"];
+  return [
+    {
+      expression: given("etcd.backup", `(!isIP(${BACKUP_HOST}) || ip(${BACKUP_HOST}).isGlobalUnicast()) && !(${BACKUP_HOST} in ${list(never)}) && !${BACKUP_HOST}.endsWith('.localhost')`),
+      message: "spec.etcd.backup.store.s3.endpoint is a loopback, link-local or metadata address, which no policy allows (admin policy: allowedBackupEndpoints)",
+    },
+    {
+      expression: given("etcd.backup", anyOf(rules)),
+      message: `spec.etcd.backup.store.s3.endpoint must be one of ${listed} (admin policy: allowedBackupEndpoints)`,
+    },
+    {
+      expression: given("etcd.backup", `url(object.spec.etcd.backup.store.s3.endpoint).getScheme() == 'https' || ${anyOf(rules.filter((r) => r.plainHttp === true))}`),
+      message: "spec.etcd.backup.store.s3.endpoint must use https: no allowedBackupEndpoints entry for its host allows plain http (admin policy: allowedBackupEndpoints)",
+    },
+  ];
 }
 
 /** `has(object.spec.<field>)`-guarded test, where an absent field passes only if its default does. */

@@ -22,6 +22,7 @@ import { credentialsDirOf, resetCredentialsDir, SSH_DIR_VARIABLE } from "../host
 import type { WorkerDefaults } from "../program/machine-program";
 import { EventRecorder } from "../runtime/events";
 import { EngineFence, FenceWatchdog } from "../runtime/fencing";
+import { writeGated } from "../runtime/write-gate";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "../runtime/http-server";
 import { KnownSecrets, PLATFORM_SCOPE, secretValuesOfEnvironment } from "../runtime/known-secrets";
 import { Manager } from "../runtime/manager";
@@ -72,6 +73,8 @@ export interface OperatorOptions {
   readonly remediation?: RemediationPolicy;
   /** The admin policy (`--policy FILE`); default the built-in one (admin-policy.ts). */
   readonly policy?: ResolvedAdminPolicy;
+  /** The image of Clusters' etcd backup and restore containers (`--backup-image`); default the operator image of this release. */
+  readonly backupImage?: string;
 }
 
 export interface RunningOperator {
@@ -126,8 +129,14 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const credentialsDir = resetCredentialsDir(credentialsDirOf(options.workRoot));
 
   const metrics = new OperatorMetrics();
-  const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
-  const customObjects = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  // Every engine this replica starts carries the fence's marker; the watchdog kills them if the
+  // operator is frozen or dies while they run (fencing.ts).
+  const fence = new EngineFence({ identity });
+  const watchdog = new FenceWatchdog(fence.marker);
+  // Statuses, Events and finalizers are written only while this replica leads (write-gate.ts).
+  const gated = <T extends object>(api: T, what: string) => writeGated(api, () => fence.mayWrite(), what);
+  const core = gated(kubeConfig.makeApiClient(k8s.CoreV1Api), "CoreV1Api");
+  const customObjects = gated(kubeConfig.makeApiClient(k8s.CustomObjectsApi), "CustomObjectsApi");
   const recorder = new EventRecorder({
     api: core,
     instance: hostname(),
@@ -141,10 +150,6 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     packageVersions: customObjectInformer(watchOptions, PACKAGE_VERSIONS),
   };
   const kinds: Registered[] = [];
-  // Every engine this replica starts carries the fence's marker; the watchdog kills them if the
-  // operator is frozen or dies while they run (fencing.ts).
-  const fence = new EngineFence({ identity });
-  const watchdog = new FenceWatchdog(fence.marker);
   const objectOf = (kind: string, key: string): KubernetesObject | undefined =>
     kind === "Cluster" ? informers.clusters.get(key) : kind === "Machine" ? informers.machines.get(key) : undefined;
   const manager = new Manager({
@@ -229,6 +234,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       fullDriftCheckMs: options.fullDriftCheckMs,
       operatorNamespace: options.operatorNamespace,
       kubeconfigPath: options.kubeconfigPath,
+      backupImage: options.backupImage,
     }),
     registerMachineController(ctx, {
       fence,

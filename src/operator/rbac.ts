@@ -52,8 +52,12 @@ export function mastersRules(): Json[] {
     { apiGroups: ["apps"], resources: ["statefulsets", "deployments"], verbs: [...READ, ...WRITE] },
     { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: [...READ, ...WRITE] },
     { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: [...READ, ...WRITE] },
-    // Read only: the rollout gates and the master Pods' troubles (master-pods.ts), and the
-    // Kubernetes provider's await of Deployments (ReplicaSets, Pods, PVCs) and Services (Endpoints).
+    // etcd backups (docs/backups.md): the stack writes the CronJob; the operator creates the
+    // on-demand Jobs from it, reads the Jobs' results and annotates each once it told it.
+    { apiGroups: ["batch"], resources: ["cronjobs", "jobs"], verbs: [...READ, ...WRITE] },
+    // Read only: the rollout gates and the master Pods' troubles (master-pods.ts), the backup
+    // Pods' termination messages (etcd-backup-api.ts), and the Kubernetes provider's await of
+    // Deployments (ReplicaSets, Pods, PVCs) and Services (Endpoints).
     // The etcd PVCs are created by the StatefulSet controller and go with the namespace.
     { apiGroups: [""], resources: ["pods", "endpoints", "persistentvolumeclaims"], verbs: READ },
     { apiGroups: ["apps"], resources: ["replicasets"], verbs: READ },

@@ -8,7 +8,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { resolveClusterSpec, SpecValidationError, validateClusterSpec, type ClusterSpec } from "../api/v1alpha1";
 import { ClusterAddons, clusterAddonsProblems } from "../components/addons/cluster-addons";
-import { ControlPlane, PATCH_FORCE_ANNOTATION, type ControlPlaneArgs } from "../components/control-plane";
+import { ControlPlane, etcdBackupArgProblems, PATCH_FORCE_ANNOTATION, type ControlPlaneArgs } from "../components/control-plane";
 import { controlPlaneOutputs, type ControlPlaneOutputs, type Outputs } from "../components/control-plane-outputs";
 
 export interface ClusterProgramArgs {
@@ -32,6 +32,11 @@ export interface ClusterProgramArgs {
    * resource, where its users look for it). Part of the stack, so a destroy removes it.
    */
   readonly adminKubeconfigCopy?: { readonly namespace: string; readonly name: string };
+  /**
+   * The backup store's credentials (secrets), the backup image and the Cluster's `<namespace>/<name>`,
+   * for a spec with `etcd.backup` or `etcd.restore` (ControlPlaneArgs.etcdBackup).
+   */
+  readonly etcdBackup?: ControlPlaneArgs["etcdBackup"];
 }
 
 /** ControlPlane's outputs (ControlPlaneOutputs), and what the program adds to them. */
@@ -107,7 +112,7 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
   // serve must not leave half an update behind (an invalid spec is ControlPlane's to report).
   if (validateClusterSpec(args.spec, "spec").length === 0) {
     const resolved = resolveClusterSpec(args.spec);
-    const problems = resolved.apiServer.service.externalHost ? clusterAddonsProblems(resolved.addons, resolved.network) : [];
+    const problems = [...(resolved.apiServer.service.externalHost ? clusterAddonsProblems(resolved.addons, resolved.network) : []), ...etcdBackupArgProblems(args)];
     if (problems.length) throw new SpecValidationError(`Cluster "${args.name}"`, problems);
   }
   const metaCluster = new k8s.Provider(META_CLUSTER_PROVIDER, metaClusterProviderArgs(args.metaKubeconfig));
@@ -120,6 +125,7 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
       running: args.running,
       rotationDrill: args.rotationDrill,
       operatorNamespace: args.operatorNamespace,
+      etcdBackup: args.etcdBackup,
       // The rollout gates read the meta-cluster through the same kubeconfig as the provider.
       metaKubeconfig: args.metaKubeconfig,
     },

@@ -6,6 +6,9 @@
  *   kube-on-kube:namespace        meta-cluster namespace (default: the name)
  *   kube-on-kube:kubeconfig       meta-cluster kubeconfig, set with --secret (default: $KUBECONFIG)
  *   kube-on-kube:runningVersion   the version that runs now, to guard upgrades (optional)
+ *   kube-on-kube:etcdBackupCredentials  with spec.etcd.backup: { accessKeyId, secretAccessKey }
+ *                                 of the store, set with --secret --path
+ *   kube-on-kube:backupImage      the image of `kok etcd backup|restore` (default: the operator's)
  */
 import * as pulumi from "@pulumi/pulumi";
 import { SpecValidationError, validateClusterSpec, type ClusterSpec } from "../api/v1alpha1";
@@ -24,7 +27,17 @@ const outputs = clusterProgram({
   namespace: config.get("namespace"),
   metaKubeconfig: config.getSecret("kubeconfig"),
   running: { kubernetesVersion: config.get("runningVersion") },
+  etcdBackup: backupArgs(),
 });
+
+/** The store's credentials as secrets, when configured; ControlPlane names what is missing. */
+function backupArgs() {
+  const credentials = config.getSecretObject<{ accessKeyId: string; secretAccessKey: string }>("etcdBackupCredentials");
+  return {
+    credentials: credentials && { accessKeyId: credentials.apply((c) => c.accessKeyId), secretAccessKey: credentials.apply((c) => c.secretAccessKey) },
+    image: config.get("backupImage"),
+  };
+}
 
 export const namespace = outputs.namespace;
 export const endpoint = outputs.endpoint;

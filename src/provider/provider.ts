@@ -31,6 +31,27 @@ function asInputErrors(error: unknown): unknown {
 
 type Inputs = Record<string, unknown>;
 
+/** The etcdBackup input: the keys stay Inputs (secrets, possibly another resource's outputs); the rest must be known. */
+async function etcdBackupInput(input: unknown): Promise<ControlPlaneArgs["etcdBackup"]> {
+  if (input === undefined || input === null) return undefined;
+  if (pulumi.Output.isInstance(input)) {
+    // The whole object is one Output (another resource's): its keys are taken from it, kept secret.
+    const whole = input as pulumi.Output<{ accessKeyId: string; secretAccessKey: string; image?: string; clusterRef?: string }>;
+    return {
+      credentials: { accessKeyId: pulumi.secret(whole.apply((b) => b.accessKeyId)), secretAccessKey: pulumi.secret(whole.apply((b) => b.secretAccessKey)) },
+      image: await known<string>("etcdBackup.image", whole.apply((b) => b.image)),
+      clusterRef: await known<string>("etcdBackup.clusterRef", whole.apply((b) => b.clusterRef)),
+    };
+  }
+  const given = input as { accessKeyId?: pulumi.Input<string>; secretAccessKey?: pulumi.Input<string>; image?: unknown; clusterRef?: unknown };
+  const { accessKeyId, secretAccessKey } = given;
+  return {
+    credentials: accessKeyId !== undefined && secretAccessKey !== undefined ? { accessKeyId: pulumi.secret(accessKeyId), secretAccessKey: pulumi.secret(secretAccessKey) } : undefined,
+    image: await known<string>("etcdBackup.image", given.image),
+    clusterRef: await known<string>("etcdBackup.clusterRef", given.clusterRef),
+  };
+}
+
 async function constructControlPlane(name: string, inputs: Inputs, opts: pulumi.ComponentResourceOptions): Promise<pulumi.provider.ConstructResult> {
   const args: ControlPlaneArgs = {
     spec: (await known<ClusterSpec>("spec", inputs.spec)) as ClusterSpec,
@@ -44,6 +65,7 @@ async function constructControlPlane(name: string, inputs: Inputs, opts: pulumi.
     rotationDrill: await known<ControlPlaneArgs["rotationDrill"]>("rotationDrill", inputs.rotationDrill),
     operatorNamespace: await known<string>("operatorNamespace", inputs.operatorNamespace),
     encryptionKeyGeneration: await known<number>("encryptionKeyGeneration", inputs.encryptionKeyGeneration),
+    etcdBackup: await etcdBackupInput(inputs.etcdBackup),
   };
   const cp = new ControlPlane(name, args, opts);
   return {

@@ -36,6 +36,16 @@ export function packageSchema(version: string): PackageSchema {
     properties: { validityHours: { type: "integer" }, renewBeforeHours: { type: "integer" } },
     required: ["validityHours", "renewBeforeHours"],
   };
+  collector.types[typeToken("EtcdBackupArgs")] = {
+    type: "object",
+    description: "What spec.etcd.backup and spec.etcd.restore need besides the spec.",
+    properties: {
+      accessKeyId: secretStr("The store's access key id (of spec.etcd.backup.store.s3.credentialsSecretRef); required with backups."),
+      secretAccessKey: secretStr("The store's secret access key; required with backups."),
+      image: str("The image of the backup and restore containers (kok, etcdctl, etcdutl). Default: docker.io/kube-on-kube/operator:<version>."),
+      clusterRef: str("<namespace>/<name> written into each snapshot's sidecar. Default: <namespace>/<resource name>."),
+    },
+  };
   const specDescription = { ...spec, description: "The business cluster, exactly as in a Cluster resource's spec (docs/api.md)." };
   const resources = {
     [componentType("ControlPlane")]: {
@@ -52,6 +62,7 @@ export function packageSchema(version: string): PackageSchema {
         rotationDrill: ref("RotationDrill"),
         operatorNamespace: str("Meta-cluster namespace of the operator, admitted to the apiserver by the masters' NetworkPolicies."),
         encryptionKeyGeneration: { type: "integer", description: "Generation of the key that encrypts Secrets at rest; raise by one to rotate. Default: 1." },
+        etcdBackup: ref("EtcdBackupArgs"),
       },
       requiredInputs: ["spec"],
       properties: {

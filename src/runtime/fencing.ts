@@ -32,8 +32,8 @@ export const ENGINE_OWNER_VARIABLE = "KOK_ENGINE_OWNER";
 
 /** An operation refused or aborted because this replica no longer leads. */
 export class FencedError extends Error {
-  constructor(what: string) {
-    super(`${what}: this replica does not lead (its lease was lost or it is stopping); no engine may run`);
+  constructor(what: string, consequence = "no engine may run") {
+    super(`${what}: this replica does not lead (its lease was lost or it is stopping); ${consequence}`);
     this.name = "FencedError";
   }
 }
@@ -153,6 +153,15 @@ export class EngineFence {
     return this.isOpen;
   }
 
+  /**
+   * Whether this replica may still write to the meta-cluster (write-gate.ts): the same test as an
+   * engine's admission, so a term that ended, or a frozen replica past its renewal deadline, writes
+   * no status, Event or finalizer beside the next leader.
+   */
+  mayWrite(): boolean {
+    return this.isOpen && !this.isExpired();
+  }
+
   /** Engine operations running now. */
   runningCount(): number {
     return this.running.size;
@@ -160,7 +169,7 @@ export class EngineFence {
 
   /** Lets one operation run, or throws FencedError when no term is open. */
   admit(what: string): AdmittedOperation {
-    if (!this.isOpen || this.isExpired()) throw new FencedError(what);
+    if (!this.mayWrite()) throw new FencedError(what);
     const controller = new AbortController();
     this.running.add(controller);
     return { signal: controller.signal, term: this.term, done: () => void this.running.delete(controller) };

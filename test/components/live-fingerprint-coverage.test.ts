@@ -23,16 +23,25 @@ interface Metadata {
 }
 
 describe("the live fingerprint covers, and the stack can take back, every object of the cluster program", () => {
+  const withBackup = (base: ReturnType<typeof standardSpec>) => ({
+    ...base,
+    etcd: { ...base.etcd, backup: { store: { s3: { bucket: "kok-backups", prefix: "fleet/dev", endpoint: "https://s3.example.com", credentialsSecretRef: { name: "store" } } } } },
+  });
+  // Credentials for the specs with backups; ignored by the others.
+  const etcdBackup = { credentials: { accessKeyId: "TEST-ONLY-id", secretAccessKey: "TEST-ONLY-secret" } };
   for (const [mode, spec] of [
     ["minimal", minimalSpec()],
     ["standard", standardSpec()],
+    ["standard with etcd backups", withBackup(standardSpec())],
   ] as const) {
     it(`${mode}: every Kubernetes object is a fingerprinted kind, in a place it reads, labelled with the Cluster`, async () => {
       const cluster = { metadata: { namespace: "fleet", name: "dev" }, spec };
       const at = objectsLocationOf(cluster);
-      const out = clusterProgram({ name: "dev", spec, namespace: at.mastersNamespace, adminKubeconfigCopy: at.adminKubeconfigCopy });
+      const out = clusterProgram({ name: "dev", spec, namespace: at.mastersNamespace, adminKubeconfigCopy: at.adminKubeconfigCopy, etcdBackup });
       await valueOf(out.endpoint);
       await settle();
+      // The backup CronJob is read exactly when the program renders one.
+      expect(at.etcdBackup?.credentials, "etcdBackup read").toEqual(recorder.ofType("kubernetes:batch/v1:CronJob").length > 0 ? { namespace: "fleet", name: "store" } : undefined);
       // The meta-cluster's objects (the add-ons, in the business cluster, are checked below).
       const objects = recorder.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:") && r.type !== "pulumi:providers:kubernetes" && !managedBy(r, "business-cluster"));
       expect(objects.length).toBeGreaterThan(10);
@@ -58,11 +67,11 @@ describe("the live fingerprint covers, and the stack can take back, every object
 
     it(`${mode}: the fingerprint reads the add-ons exactly when the program deploys them, every one of them`, async () => {
       const at = objectsLocationOf({ metadata: { namespace: "fleet", name: "dev" }, spec });
-      clusterProgram({ name: "dev", spec, namespace: at.mastersNamespace, adminKubeconfigCopy: at.adminKubeconfigCopy });
+      clusterProgram({ name: "dev", spec, namespace: at.mastersNamespace, adminKubeconfigCopy: at.adminKubeconfigCopy, etcdBackup });
       await settle();
       const addons = recorder.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:") && managedBy(r, "business-cluster"));
       // Standard has an externalHost (add-ons deployed), minimal none.
-      expect(addons.length > 0, "add-ons deployed").toBe(mode === "standard");
+      expect(addons.length > 0, "add-ons deployed").toBe(mode !== "minimal");
       if (mode === "minimal") {
         expect(at.addons).toBeUndefined();
         return;

@@ -27,7 +27,16 @@ function groupAndResource(type: string): { group: string; resource: string } {
 
 describe("the operator's RBAC", () => {
   it("grants every verb an up needs on every kind the cluster program creates", async () => {
-    const out = clusterProgram({ name: "dev", spec: standardSpec(), namespace: "kok-dev", operatorNamespace: "kube-on-kube-system" });
+    // With etcd backups, so their CronJob is among the kinds (a Cluster with backups must not fail its first up).
+    const spec = standardSpec();
+    const backup = { store: { s3: { bucket: "kok-backups", prefix: "dev", endpoint: "https://s3.example.com", region: "us-east-1", credentialsSecretRef: { name: "store" } } } };
+    const out = clusterProgram({
+      name: "dev",
+      spec: { ...spec, etcd: { ...spec.etcd, backup } },
+      namespace: "kok-dev",
+      operatorNamespace: "kube-on-kube-system",
+      etcdBackup: { credentials: { accessKeyId: "TEST-ONLY-id", secretAccessKey: "TEST-ONLY-secret" } },
+    });
     await valueOf(out.endpoint);
     await settle();
     // In the meta-cluster only: the add-ons go to the business cluster with its admin kubeconfig.
@@ -35,6 +44,7 @@ describe("the operator's RBAC", () => {
     expect(metaObjects.length).toBeLessThan(recorder.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:")).length);
     const types = new Set(metaObjects.map((r) => r.type));
     expect(types).toContain("kubernetes:networking.k8s.io/v1:NetworkPolicy");
+    expect(types).toContain("kubernetes:batch/v1:CronJob");
     const rules = installManifests()
       .filter((o) => o.kind === "ClusterRole" || o.kind === "Role")
       .flatMap((o) => (o as { rules: Rule[] }).rules);

@@ -40,6 +40,38 @@ describe("the root Pulumi.yaml program", () => {
     for (const gate of gates) expect(isSecretInput(gate.inputs.kubeconfig), gate.name).toBe(true);
   });
 
+  it("takes the backup store's keys from secret config, and the backup image", async () => {
+    const base = minimalSpec();
+    const spec = { ...base, etcd: { ...base.etcd, backup: { store: { s3: { bucket: "kok-backups", prefix: "dev", endpoint: "https://s3.example.com", credentialsSecretRef: { name: "store" } } } } } };
+    setStackConfig(
+      {
+        "kube-on-kube:cluster": spec,
+        "kube-on-kube:name": "dev",
+        "kube-on-kube:etcdBackupCredentials": { accessKeyId: "TEST-ONLY-id", secretAccessKey: "TEST-ONLY-secret" },
+        "kube-on-kube:backupImage": "registry.example.com/kok/operator:2.0.0",
+      },
+      ["kube-on-kube:etcdBackupCredentials"],
+    );
+    const program = await import("../../src/program/main");
+    await valueOf(program.adminKubeconfig);
+    await settle();
+    const store = recorder.resources.find((r) => r.type === "kubernetes:core/v1:Secret" && (r.inputs.metadata as { name?: string }).name === "dev-etcd-backup-store");
+    expect(isSecretInput(store?.inputs.stringData)).toBe(true);
+    const cron = recorder.ofType("kubernetes:batch/v1:CronJob")[0].inputs as { spec: { jobTemplate: { spec: { template: { spec: { containers: { image: string; args: string[] }[] } } } } } };
+    const [container] = cron.spec.jobTemplate.spec.template.spec.containers;
+    expect(container.image).toBe("registry.example.com/kok/operator:2.0.0");
+    expect(container.args).toContain("--cluster=dev/dev");
+  });
+
+  it("refuses backups without the store's keys in config, naming what is missing", async () => {
+    const base = minimalSpec();
+    const spec = { ...base, etcd: { ...base.etcd, backup: { store: { s3: { bucket: "kok-backups", prefix: "dev", endpoint: "https://s3.example.com", credentialsSecretRef: { name: "store" } } } } } };
+    setStackConfig({ "kube-on-kube:cluster": spec, "kube-on-kube:name": "dev" });
+    await expect(import("../../src/program/main")).rejects.toThrow(/etcdBackup\.credentials/);
+    await settle();
+    expect(recorder.resources.filter((r) => r.custom)).toHaveLength(0);
+  });
+
   it("rejects bad stack config naming every config path, and registers nothing", async () => {
     setStackConfig({ "kube-on-kube:cluster": { ...minimalSpec(), mode: "huge", kubernetesVersion: "1.36" } });
     await expect(import("../../src/program/main")).rejects.toThrow(

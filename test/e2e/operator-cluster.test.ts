@@ -6,11 +6,15 @@
  * Cluster destroys the stack and its namespace before the finalizer lets go.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { mastersNamespaceOf } from "../../src/api/v1alpha1";
+import { mastersNamespaceOf, type ClusterSpec } from "../../src/api/v1alpha1";
+import { loadConfig, type DevConfig } from "../../src/dev/config";
+import { devAdminPolicy } from "../../src/dev/dev-policy";
+import { OBJECT_STORE_BUCKET, OBJECT_STORE_REGION, objectStorePodEndpoint, objectStoreTarget } from "../../src/dev/object-store";
+import { S3Client, parseS3Url } from "../../src/runtime/s3/client";
 import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
 import { startOperator, type RunningOperator } from "../../src/operator/operator";
 import { eventually } from "../support/dev-cluster";
@@ -18,6 +22,8 @@ import { startMetaCluster, type MetaCluster } from "../support/operator-e2e";
 import { minimalSpec } from "../support/specs";
 
 const NODE_PORT = 31644;
+/** The Cluster restored from ops' backup answers here. */
+const RESTORED_NODE_PORT = 31645;
 /** The masters' namespace of Cluster fleet/ops (src/api/v1alpha1/names.ts). */
 const MASTERS = mastersNamespaceOf({ metadata: { namespace: "fleet", name: "ops" } });
 let meta: MetaCluster;
@@ -25,6 +31,8 @@ const kubectl = (...args: string[]) => meta.kubectl(...args);
 const json = <T>(...args: string[]) => meta.json<T>(...args);
 
 let operator: RunningOperator | undefined;
+let devConfig: DevConfig;
+const readFileSyncUtf8 = (file: string) => readFileSync(file, "utf8");
 const metricsText = async () => {
   const { host, port } = operator!.server.address;
   return (await fetch(`http://${host}:${port}/metrics`)).text();
@@ -32,7 +40,10 @@ const metricsText = async () => {
 
 beforeAll(async () => {
   meta = await startMetaCluster("kok-operator-e2e");
+  devConfig = loadConfig(meta.dev.stateDir)!;
   operator = await startOperator({
+    // The dev policy: its one backup endpoint is the dev object store as Pods reach it.
+    policy: devAdminPolicy(devConfig),
     kubeconfigPath: meta.dev.kubeconfig,
     backendUrl: meta.backendUrl,
     workRoot: join(meta.work, "work"),
@@ -137,6 +148,64 @@ describe("the operator reconciles a Cluster resource", () => {
     }
     expect(message).toContain("spec.etcd.replicas must be odd");
     expect(message).toContain("set exactly one of claimTemplate or volumeSource");
+  });
+
+  it("backs etcd up on demand into the object store, and a new Cluster restored from it holds the same objects", async () => {
+    const admin = meta.adminKubeconfig("ops");
+    const business = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", admin, ...args], { encoding: "utf8" });
+    // What the tenant's cluster holds before the backup: it must come back in the restored one.
+    for (let i = 0; i < 5; i++) business("-n", "default", "create", "configmap", `keep-${i}`, `--from-literal=value=before-backup-${i}`);
+    // The tenant's Secret with the store's keys, in the Cluster's namespace (the spec names it).
+    const credentials = objectStoreTarget(devConfig).credentials;
+    kubectl("-n", "fleet", "create", "secret", "generic", "backup-store", `--from-literal=accessKeyId=${credentials.accessKeyId}`, `--from-literal=secretAccessKey=${credentials.secretAccessKey}`);
+    const store = { bucket: OBJECT_STORE_BUCKET, prefix: "e2e/ops", endpoint: objectStorePodEndpoint(devConfig), region: OBJECT_STORE_REGION, credentialsSecretRef: { name: "backup-store" } };
+    const current = meta.getCluster("ops");
+    const spec = current.spec as ClusterSpec;
+    meta.applyCluster("ops", { ...spec, etcd: { ...spec.etcd, backup: { schedule: "0 3 * * *", retention: { count: 3, maxAge: "24h" }, store: { s3: store } } } });
+    const generation = meta.getCluster("ops").metadata.generation;
+    await meta.waitForCluster("ops", "Ready with backups configured", (c) => c.status?.observedGeneration === generation && c.status?.phase === "Ready");
+    expect(kubectl("-n", MASTERS, "get", "cronjob", "ops-etcd-backup", "-o", "jsonpath={.spec.schedule} {.spec.timeZone}")).toBe("0 3 * * * Etc/UTC");
+
+    kubectl("-n", "fleet", "annotate", "cluster", "ops", "kubeonkube.io/backup-now=first");
+    const backedUp = await meta.waitForCluster(
+      "ops",
+      "backed up on demand",
+      (c) => (c.status as { etcd?: { lastBackupToken?: string; lastBackup?: unknown } }).etcd?.lastBackup !== undefined,
+      600_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\n${kubectl("-n", MASTERS, "get", "jobs,pods", "-o", "wide")}\n${kubectl("-n", MASTERS, "describe", "pods", "-l", "app.kubernetes.io/component=etcd-backup")}`);
+    });
+    const etcd = (backedUp.status as { etcd: { lastBackupToken?: string; lastBackup: { time: string; location: string; revision: number; size: number } } }).etcd;
+    expect(etcd.lastBackupToken).toBe("first");
+    expect(etcd.lastBackup.location).toMatch(/^s3:\/\/kok-dev\/e2e\/ops\/\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z\.db$/);
+    expect(etcd.lastBackup.revision).toBeGreaterThan(0);
+    expect(backedUp.status?.conditions?.find((c) => c.type === "EtcdBackupHealthy")).toMatchObject({ status: "True", reason: "Succeeded" });
+    expect(meta.events("ops").map((e) => e.reason)).toEqual(expect.arrayContaining(["BackupRequested", "BackupSucceeded"]));
+    // The snapshot and its sidecar are in the bucket, at the size the status says.
+    const target = objectStoreTarget(devConfig);
+    const objects = await new S3Client({ endpoint: target.endpoint, region: target.region, credentials: target.credentials }).list(OBJECT_STORE_BUCKET, "e2e/ops/");
+    const { key } = parseS3Url(etcd.lastBackup.location)!;
+    expect(objects.find((o) => o.key === key)?.size).toBe(etcd.lastBackup.size);
+    expect(objects.map((o) => o.key)).toContain(key.replace(/\.db$/, ".json"));
+    // No secret of the store in the Cluster's status or Events.
+    const told = JSON.stringify({ status: meta.getCluster("ops").status, events: meta.events("ops") });
+    expect(told).not.toContain(credentials.secretAccessKey);
+
+    const restoredSpec: ClusterSpec = {
+      ...spec,
+      apiServer: { service: { type: "NodePort", externalHost: "127.0.0.1", nodePort: RESTORED_NODE_PORT, port: 6443 } },
+      etcd: { ...spec.etcd, backup: { store: { s3: store } }, restore: { snapshot: etcd.lastBackup.location } },
+    };
+    meta.applyCluster("restored", restoredSpec);
+    await meta.waitForCluster("restored", "Ready from the snapshot", (c) => c.status?.phase === "Ready");
+    const restored = meta.adminKubeconfig("restored");
+    const values = execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", restored, "-n", "default", "get", "configmaps", "-o", "jsonpath={range .items[*]}{.metadata.name}={.data.value}{\"\\n\"}{end}"], { encoding: "utf8" });
+    for (let i = 0; i < 5; i++) expect(values).toContain(`keep-${i}=before-backup-${i}`);
+    // A new cluster of its own: its masters answer with their own certificates, not ops'.
+    expect(readFileSyncUtf8(restored)).not.toBe(readFileSyncUtf8(admin));
+
+    kubectl("-n", "fleet", "delete", "cluster", "restored", "--wait=false");
+    await eventually("Cluster fleet/restored gone", async () => (kubectl("-n", "fleet", "get", "clusters", "-o", "name").includes("cluster.kubeonkube.io/restored") ? undefined : true), 900_000);
   });
 
   it("destroys the stack and the masters' namespace when the Cluster is deleted", async () => {

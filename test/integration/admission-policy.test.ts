@@ -19,7 +19,11 @@ import { machine } from "../support/worker-fixtures";
 
 let api: TestApiserver;
 let objects: k8s.KubernetesObjectApi;
-const POLICY = resolveAdminPolicy({ sshTargets: { allowed: ["10.0.0.0/8", "192.0.2.0/24"] }, masters: { requiredNodeSelector: { pool: "masters" } } });
+const POLICY = resolveAdminPolicy({
+  sshTargets: { allowed: ["10.0.0.0/8", "192.0.2.0/24"] },
+  masters: { requiredNodeSelector: { pool: "masters" } },
+  allowedBackupEndpoints: [{ host: "s3.example.com" }, { host: "*.r2.example.net" }, { cidr: "10.20.0.0/16", plainHttp: true }, { host: "2001:db8::9" }, { cidr: "198.51.100.0/24" }],
+});
 
 const cluster = (name: string, spec: Record<string, unknown>) =>
   ({ apiVersion: "kubeonkube.io/v1alpha1", kind: "Cluster", metadata: { name, namespace: "fleet" }, spec }) as k8s.KubernetesObject;
@@ -78,6 +82,61 @@ describe("the admin policy as a ValidatingAdmissionPolicy", () => {
     ["a load-balancer annotation", { ...base(), apiServer: { service: { type: "LoadBalancer", annotations: { "metallb.universe.tf/loadBalancerIPs": "203.0.113.1" } } } }, "spec.apiServer.service.annotations may only use no key (admin policy: apiServerService.allowedAnnotations)"],
   ])("refuses a Cluster with %s, naming the field and rule", async (_what, spec, expected) => {
     expect(await outcome(cluster("hostile", spec as Record<string, unknown>))).toContain(expected);
+  });
+
+  const withBackup = (endpoint: string, restore?: string) => {
+    const spec = base();
+    return {
+      ...spec,
+      etcd: {
+        ...spec.etcd,
+        backup: { store: { s3: { bucket: "kok-backups", prefix: "fleet/c", endpoint, credentialsSecretRef: { name: "store" } } } },
+        ...(restore ? { restore: { snapshot: restore } } : {}),
+      },
+    };
+  };
+  it.each([
+    ["the metadata service", "http://169.254.169.254", "is a loopback, link-local or metadata address"],
+    ["loopback", "https://127.0.0.1:9000", "is a loopback, link-local or metadata address"],
+    ["an unlisted store", "https://s3.evil.example.org", "spec.etcd.backup.store.s3.endpoint must be one of s3.example.com, *.r2.example.net, 10.20.0.0/16 (http), 2001:db8::9, 198.51.100.0/24 (admin policy: allowedBackupEndpoints)"],
+    ["the bare wildcard suffix", "https://r2.example.net", "must be one of"],
+    ["an unlisted address", "https://203.0.113.7", "must be one of"],
+    ["plain http to a https-only entry", "http://s3.example.com", "must use https"],
+  ])("refuses a backup endpoint: %s", async (_what, endpoint, expected) => {
+    expect(await outcome(cluster("hostile-backup", withBackup(endpoint)))).toContain(expected);
+  });
+
+  it("admits backup endpoints the policy lists, and a restore only with its store", async () => {
+    for (const endpoint of ["https://s3.example.com", "https://acct.r2.example.net:443", "http://10.20.1.2:9000", "https://198.51.100.7", "https://[2001:db8::9]:9000"]) {
+      expect(await outcome(cluster("backup", withBackup(endpoint))), endpoint).toBe("accepted");
+    }
+    expect(await outcome(cluster("restore", withBackup("https://s3.example.com", "s3://kok-backups/fleet/old/2026-12-04T06-00-00Z.db")))).toBe("accepted");
+    const noStore = { ...base(), etcd: { ...base().etcd, restore: { snapshot: "s3://kok-backups/a.db" } } };
+    expect(await outcome(cluster("restore-alone", noStore))).toContain("spec.etcd.restore needs spec.etcd.backup.store");
+  });
+
+  it("refuses adding, changing or dropping a restore after creation (the CRD's transition rules)", async () => {
+    const created = await objects.create(cluster("restored", withBackup("https://s3.example.com", "s3://kok-backups/fleet/a.db")));
+    const update = async (spec: Record<string, unknown>) => {
+      const live = (await objects.read(created as k8s.KubernetesObject & { metadata: { name: string; namespace: string } })) as k8s.KubernetesObject & { spec: unknown };
+      try {
+        await objects.replace({ ...live, spec } as k8s.KubernetesObject);
+        return "accepted";
+      } catch (error) {
+        return String((error as { body?: string }).body ?? error);
+      }
+    };
+    expect(await update(withBackup("https://s3.example.com", "s3://kok-backups/fleet/b.db"))).toContain("spec.etcd.restore is immutable");
+    expect(await update(withBackup("https://s3.example.com"))).toContain("spec.etcd.restore is set only when the Cluster is created");
+    // The backup itself may change.
+    expect(await update(withBackup("https://other.r2.example.net", "s3://kok-backups/fleet/a.db"))).toBe("accepted");
+    const plain = await objects.create(cluster("plain", withBackup("https://s3.example.com")));
+    const live = (await objects.read(plain as k8s.KubernetesObject & { metadata: { name: string; namespace: string } })) as k8s.KubernetesObject;
+    const added = await objects.replace({ ...live, spec: withBackup("https://s3.example.com", "s3://kok-backups/fleet/a.db") } as k8s.KubernetesObject).then(
+      () => "accepted",
+      (error: { body?: string }) => String(error.body ?? error),
+    );
+    expect(added).toContain("spec.etcd.restore is set only when the Cluster is created");
   });
 
   it("admits a Cluster within the policy", async () => {

@@ -14,7 +14,7 @@ import { httpRequest } from "../../src/dev/http";
 import { OBJECT_STORE_BUCKET, objectStoreTarget, readObjectStoreCredentials, s3ErrorCode, s3Request } from "../../src/dev/object-store";
 import { readPidFile, isAlive } from "../../src/dev/processes";
 import { registryAddress } from "../../src/dev/registry";
-import { sha256Hex } from "../../src/dev/s3-sign";
+import { sha256Hex } from "../../src/runtime/s3/sign";
 import { toolchainBinary, toolchainDir } from "../../src/dev/toolchain";
 import { kok, newDevCluster, type DevCluster, type KokResult } from "../support/dev-cluster";
 

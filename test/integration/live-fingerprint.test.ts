@@ -4,7 +4,7 @@
  * copy), its fingerprint stays put while nothing is written, and moves on every kind of change the
  * drift check must not miss: a label removed, a spec edited, an object deleted or re-created.
  */
-import { AppsV1Api, CoreV1Api, PolicyV1Api, type KubeConfig } from "@kubernetes/client-node";
+import { AppsV1Api, BatchV1Api, CoreV1Api, PolicyV1Api, type KubeConfig, type V1CronJob } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LiveClusterObjects, type ClusterObjectsLocation } from "../../src/controllers/cluster/live-fingerprint";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
@@ -99,5 +99,43 @@ describe("LiveClusterObjects", () => {
 
   it("reports a missing masters' namespace as no objects, not as an error", async () => {
     expect(await live.read({ cluster: "gone", mastersNamespace: "fleet-gone" })).toEqual([]);
+  });
+
+  it("reads the etcd backup CronJob only for a Cluster with backups, by generation: a scheduled run moves nothing, an edit or a re-creation does", async () => {
+    const batch = kc.makeApiClient(BatchV1Api);
+    const namespace = AT.mastersNamespace;
+    const name = "dev-etcd-backup";
+    const job = { spec: { template: { spec: { restartPolicy: "Never", containers: [{ name: "c", image: "registry.invalid/none:1" }] } } } };
+    const body: V1CronJob = { metadata: { name, namespace, labels: { ...labels, "app.kubernetes.io/component": "etcd-backup" } }, spec: { schedule: "0 */6 * * *", timeZone: "Etc/UTC", jobTemplate: job } };
+    await batch.createNamespacedCronJob({ namespace, body });
+    await core.createNamespacedSecret({ namespace: "fleet", body: { metadata: { name: "store", namespace: "fleet" }, stringData: { accessKeyId: "TEST-ONLY-a", secretAccessKey: "TEST-ONLY-b" } } });
+    const withBackups: ClusterObjectsLocation = { ...AT, etcdBackup: { credentials: { namespace: "fleet", name: "store" } } };
+    expect((await live.read(AT)).filter((o) => o.kind === "CronJob")).toEqual([]);
+    expect((await live.read(withBackups)).filter((o) => o.kind === "CronJob").map((o) => o.name)).toEqual([name]);
+    expect((await live.read(withBackups)).filter((o) => o.namespace === "fleet" && o.name === "store")).toHaveLength(1);
+    expect(JSON.stringify(await live.read(withBackups))).not.toContain("TEST-ONLY");
+
+    const steady = await live.fingerprint(withBackups);
+    // What the CronJob controller writes at each run: status only, a new resourceVersion.
+    const before = await batch.readNamespacedCronJob({ namespace, name });
+    await batch.replaceNamespacedCronJobStatus({ namespace, name, body: { ...before, status: { lastScheduleTime: new Date("2026-12-05T06:00:00Z") } } });
+    const after = await batch.readNamespacedCronJob({ namespace, name });
+    expect(after.metadata?.resourceVersion).not.toBe(before.metadata?.resourceVersion);
+    expect(await live.fingerprint(withBackups)).toBe(steady);
+
+    await batch.replaceNamespacedCronJob({ namespace, name, body: { ...after, spec: { ...after.spec!, schedule: "0 0 * * *" } } });
+    const edited = await live.fingerprint(withBackups);
+    expect(edited, "schedule edited").not.toBe(steady);
+    await batch.deleteNamespacedCronJob({ namespace, name });
+    const deleted = await live.fingerprint(withBackups);
+    expect(deleted, "CronJob deleted").not.toBe(edited);
+    await batch.createNamespacedCronJob({ namespace, body });
+    const recreated = await live.fingerprint(withBackups);
+    expect([steady, edited, deleted], "re-created (new uid)").not.toContain(recreated);
+    // The tenant's new credentials: the next check previews, and the update copies them.
+    await core.replaceNamespacedSecret({ namespace: "fleet", name: "store", body: { metadata: { name: "store", namespace: "fleet" }, stringData: { accessKeyId: "TEST-ONLY-c", secretAccessKey: "TEST-ONLY-d" } } });
+    expect([steady, edited, deleted, recreated], "store credentials changed").not.toContain(await live.fingerprint(withBackups));
+    await batch.deleteNamespacedCronJob({ namespace, name });
+    await core.deleteNamespacedSecret({ namespace: "fleet", name: "store" });
   });
 });

@@ -44,4 +44,19 @@ describe("admissionPolicies", () => {
       "!isIP(object.spec.ip) || !['127.0.0.0/8', '::1/128'].exists(c, cidr(c).containsIP(object.spec.ip))",
     ]);
   });
+
+  it("gates the backup endpoint with the policy's entries: special addresses, listed hosts, http only where allowed", () => {
+    const rules = validations(resolveAdminPolicy({ allowedBackupEndpoints: [{ host: "s3.example.com" }, { host: "*.r2.example.net" }, { cidr: "10.20.0.0/16", plainHttp: true }, { host: "192.0.2.9" }] }));
+    const backup = rules.filter((r) => r.message.includes("allowedBackupEndpoints"));
+    expect(backup).toHaveLength(3);
+    const host = "url(object.spec.etcd.backup.store.s3.endpoint).getHostname()";
+    expect(backup[0].expression).toContain(`ip(${host}).isGlobalUnicast()`);
+    expect(backup[0].expression).toContain("'metadata.google.internal'");
+    expect(backup[1].expression).toBe(
+      `!(has(object.spec.etcd) && has(object.spec.etcd.backup)) || ${host} == 's3.example.com' || (!isIP(${host}) && ${host}.endsWith('.r2.example.net')) || (isIP(${host}) && cidr('10.20.0.0/16').containsIP(${host})) || (isIP(${host}) && ip(${host}) == ip('192.0.2.9'))`,
+    );
+    expect(backup[2].expression).toBe(`!(has(object.spec.etcd) && has(object.spec.etcd.backup)) || url(object.spec.etcd.backup.store.s3.endpoint).getScheme() == 'https' || (isIP(${host}) && cidr('10.20.0.0/16').containsIP(${host}))`);
+    // Nothing listed (the default): every backup endpoint is refused.
+    expect(validations().find((r) => r.message.includes("endpoint must be one of"))?.expression).toBe("!(has(object.spec.etcd) && has(object.spec.etcd.backup)) || false");
+  });
 });

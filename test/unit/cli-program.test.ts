@@ -38,7 +38,7 @@ describe("kok", () => {
 
   it("has the commands of the docs, dev's subcommands included", () => {
     expect(commands.map((c) => c.join(" "))).toEqual(["", "demo", "validate", "mirror", "operator", "manifests", "images", "images build",
-      "images bom", "dev", "dev up", "dev down", "dev env", "dev status", "dev logs"]);
+      "images bom", "etcd", "etcd backup", "etcd restore", "dev", "dev up", "dev down", "dev env", "dev status", "dev logs"]);
   });
 
   it.each(commands.map((c) => [c.join(" ") || "(root)", c]))("%s --help prints its usage, exits 0 and runs nothing", async (_name, path) => {
@@ -138,6 +138,20 @@ describe("flags reach the commands", () => {
       maxUnhealthyShare: 0.4,
     });
     expect(operatorSettings({ ...flags, backendUrl: "s3://b/p" }).settings.backendUrl).toBe("s3://b/p");
+  });
+
+  it("operatorSettings: --backup-image defaults to this release's operator image and must be an image reference", () => {
+    const flags = operatorFlags();
+    const version = (JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")) as { version: string }).version;
+    expect(operatorSettings(flags).settings.backupImage).toBe(`docker.io/kube-on-kube/operator:${version}`);
+    expect(operatorSettings({ ...flags, backupImage: "registry.example.com/kok/operator:1.2.3" }).settings.backupImage).toBe("registry.example.com/kok/operator:1.2.3");
+    expect(operatorSettings({ ...flags, backupImage: "not an image; rm -rf /" }).problems).toEqual(['--backup-image "not an image; rm -rf /" is not an image reference like docker.io/kube-on-kube/operator:0.1.0']);
+  });
+
+  it("kok operator --backup-image reaches the flags", async () => {
+    const { program, ran } = recordingProgram();
+    await runProgram(program, ["operator", "--backup-image", "registry.example.com/kok/operator:1.2.3"], capture(), () => 0);
+    expect(ran[0]).toMatchObject({ command: "kok operator", args: [{ backupImage: "registry.example.com/kok/operator:1.2.3" }] });
   });
 
   it("kok manifests with no flags prints what installManifests() gives with its own defaults", async () => {

@@ -3,6 +3,7 @@
  * (the real ones are exercised by the e2e suite): finalizer, pause, invalid spec, first apply,
  * no-op resync, drift, upgrade preview, failure, deletion, and what the metrics hooks are told.
  */
+import { KUBELET_SKEW_RECHECK_MS, upgradeHeldByKubelets } from "../../src/controllers/cluster/kubelet-skew";
 import { beforeEach, describe, expect, it } from "vitest";
 import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterObject, type ClusterStatus } from "../../src/api/v1alpha1";
 import { CLUSTER_FINALIZER, ClusterReconciler, describeChanges, type ClusterReconcilerOptions, type ClusterStacks } from "../../src/controllers/cluster/reconciler";
@@ -261,6 +262,44 @@ describe("ClusterReconciler", () => {
     expect(h.calls.map((c) => c.op)).toEqual(["up", "preview", "up"]);
     expect(h.events.find((e) => e.reason === "UpgradePreview")?.message).toMatch(/^v1\.35\.4 → v1\.36\.3: /);
     expect(h.get().status?.observedGeneration).toBe(2);
+  });
+
+  it("holds a masters upgrade that would leave a Machine's kubelet outside the skew policy, until that Machine is upgraded", async () => {
+    const kubelets = [
+      { name: "worker-0", kubelet: "v1.33.2" },
+      { name: "worker-1", kubelet: "v1.36.3" },
+      { name: "worker-2" },
+    ];
+    h = harness({ machineKubelets: (ns, cluster) => (ns === "fleet" && cluster === "dev" ? kubelets : []) });
+    h.put(minimalSpec({ kubernetesVersion: "v1.36.3" }));
+    await h.reconciler.reconcile("fleet/dev");
+    h.objects.set("fleet/dev", { ...h.get(), status: { ...h.get().status, version: "v1.36.3" } });
+    h.put(minimalSpec({ kubernetesVersion: "v1.37.0" }), 2);
+    expect(await h.reconciler.reconcile("fleet/dev")).toEqual({ requeueAfter: KUBELET_SKEW_RECHECK_MS });
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.calls.map((c) => c.op)).toEqual(["up"]);
+    const message =
+      "the masters stay at v1.36.3: v1.37.0 would leave 1 Machine kubelet(s) outside the version-skew policy: Machine worker-0 (kubelet v1.33.2 is 4 minors older than the masters' v1.37.0: kubelet may be at most 3 older (version skew policy)); upgrade those Machines' packages first";
+    expect(h.condition("Progressing")).toMatchObject({ status: "False", reason: "VersionSkew", message });
+    expect(h.get().status?.version).toBe("v1.36.3");
+    // One Event for the hold, not one per look.
+    expect(h.events.filter((e) => e.reason === "VersionSkew")).toEqual([{ type: "Warning", reason: "VersionSkew", message }]);
+    // The Machine's catalog moved it on: the upgrade goes ahead without a change of the Cluster.
+    kubelets[0] = { name: "worker-0", kubelet: "v1.34.1" };
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.calls.map((c) => c.op)).toEqual(["up", "preview", "up"]);
+    expect(h.get().status?.observedGeneration).toBe(2);
+  });
+
+  it("never holds a Cluster at its version because of the hosts it already serves", () => {
+    const cluster = { spec: minimalSpec({ kubernetesVersion: "v1.36.3" }), status: { version: "v1.36.3" } };
+    expect(upgradeHeldByKubelets(cluster, [{ name: "old", kubelet: "v1.30.0" }])).toBeUndefined();
+    const upgrading = { ...cluster, spec: minimalSpec({ kubernetesVersion: "v1.37.0" }) };
+    const many = Array.from({ length: 7 }, (_, i) => ({ name: `w-${i}`, kubelet: "v1.33.0" }));
+    expect(upgradeHeldByKubelets(upgrading, many)).toContain("7 Machine kubelet(s)");
+    expect(upgradeHeldByKubelets(upgrading, many)).toContain("Machine w-4 (");
+    expect(upgradeHeldByKubelets(upgrading, many)).not.toContain("Machine w-5 (");
+    expect(upgradeHeldByKubelets(upgrading, many)).toContain(" and 2 more; upgrade those Machines' packages first");
   });
 
   it("refuses a minor skip as a terminal error, touching nothing", async () => {

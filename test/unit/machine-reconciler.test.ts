@@ -298,6 +298,42 @@ describe("MachineReconciler", () => {
     expect(h.current().status?.packagesRevision).toBe(packagesRevision(packages()));
   });
 
+  it("installs no kubelet that breaks the version-skew policy against its masters, and keeps caring for a host already running", async () => {
+    const h = harness();
+    h.readyCluster();
+    const masters = (target: string, running: string) => {
+      const cluster = h.clusters.get("fleet/prod-a")!;
+      h.clusters.set("fleet/prod-a", { ...cluster, spec: { ...cluster.spec, kubernetesVersion: target }, status: { ...cluster.status, version: running } });
+    };
+    masters("v1.35.4", "v1.35.4");
+    h.put(machineSpec({ packages: packages("v1.36.3") }));
+    await h.reconciler.reconcile("fleet/worker-0001");
+    const skew = h.current().status?.conditions?.find((c) => c.type === "Progressing");
+    expect(skew).toMatchObject({ status: "False", reason: "VersionSkew" });
+    expect(skew?.message).toContain("the machine's own spec.packages cannot run against the masters of Cluster fleet/prod-a: kubelet v1.36.3 is newer than the masters' v1.35.4");
+    expect(h.ups).toHaveLength(0);
+    expect(h.secretReads).toEqual([]);
+    // The Cluster's masters upgrade: while the old ones still answer, the kubelet still waits.
+    masters("v1.36.3", "v1.35.4");
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.current().status?.conditions?.find((c) => c.type === "Progressing")).toMatchObject({ reason: "VersionSkew" });
+    expect(h.ups).toHaveLength(0);
+    // Once the stack reports the new masters, the install goes ahead.
+    masters("v1.36.3", "v1.36.3");
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.ups).toHaveLength(1);
+    expect(h.current().status?.packagesRevision).toBe(packagesRevision(packages("v1.36.3")));
+    // A host already at its packages keeps its health care (no install, no skew wait) whatever
+    // the masters say now.
+    h.nodes.set("worker-0001", { name: "worker-0001", ready: true, kubeletVersion: "v1.36.3" });
+    h.probes.versions = { containerd: "1.7.22", kubelet: "v1.36.3", cni: "v1.5.1" };
+    masters("v1.35.4", "v1.35.4");
+    await h.reconciler.reconcile("fleet/worker-0001");
+    expect(h.ups).toHaveLength(1);
+    expect(h.current().status?.phase).toBe("Ready");
+    expect(h.current().status?.conditions?.some((c) => c.reason === "VersionSkew")).toBe(false);
+  });
+
   it("makes no change and no repair while paused", async () => {
     const h = harness();
     h.readyCluster();

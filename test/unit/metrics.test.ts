@@ -121,6 +121,23 @@ describe("ClusterMetrics", () => {
     text = await registry.metrics();
     expect(text).not.toContain("kube_on_kube_certificates_expire_at_seconds{");
   });
+
+  it("keeps a Cluster's last etcd backup time and failure count, the count from zero, both dropped when its backups go", async () => {
+    const registry = new Registry();
+    const hooks = new ClusterMetrics(registry).backupHooks();
+    hooks.lastSuccess("fleet", "a", undefined);
+    let text = await registry.metrics();
+    expect(text).toContain('kube_on_kube_etcd_backup_failures_total{namespace="fleet",name="a"} 0');
+    expect(text).not.toContain("kube_on_kube_etcd_backup_last_success_timestamp_seconds{");
+    hooks.failed("fleet", "a");
+    hooks.lastSuccess("fleet", "a", new Date("2026-12-04T06:00:00Z"));
+    text = await registry.metrics();
+    expect(text).toContain('kube_on_kube_etcd_backup_failures_total{namespace="fleet",name="a"} 1');
+    expect(text).toContain('kube_on_kube_etcd_backup_last_success_timestamp_seconds{namespace="fleet",name="a"} 1796364000');
+    hooks.gone("fleet", "a");
+    text = await registry.metrics();
+    expect(text).not.toContain('name="a"');
+  });
 });
 
 describe("operator HTTP server", () => {

@@ -5,6 +5,7 @@ import {
   etcdUpgradeProblems,
   formatKubernetesVersion,
   kubeProxySkewProblem,
+  kubeletSkewProblems,
   kubernetesUpgradeProblems,
   MAX_KUBE_PROXY_SKEW,
   parseKubernetesVersion,
@@ -92,5 +93,35 @@ describe("kubeProxySkewProblem", () => {
   it("looks at minors only: a newer patch of the masters' minor is fine", () => {
     expect(kubeProxySkewProblem({ major: 1, minor: 36, patch: 9 }, { major: 1, minor: 36, patch: 1 })).toBeUndefined();
     expect(kubeProxySkewProblem({ major: 1, minor: 37, patch: 0 }, { major: 1, minor: 36, patch: 9 })).toContain("must never be newer than kube-apiserver");
+  });
+});
+
+describe("kubeletSkewProblems", () => {
+  it("allows the masters' minor and up to three older, against both the running and the target masters", () => {
+    expect(kubeletSkewProblems("v1.36.3", { running: "v1.36.3", target: "v1.36.3" })).toEqual([]);
+    expect(kubeletSkewProblems("v1.33.0", { running: "v1.36.3", target: "v1.36.3" })).toEqual([]);
+    // Mid-upgrade both masters answer: a kubelet of either minor is fine.
+    expect(kubeletSkewProblems("v1.35.4", { running: "v1.35.4", target: "v1.36.3" })).toEqual([]);
+    expect(kubeletSkewProblems("v1.36.3", { target: "v1.36.3" })).toEqual([]);
+  });
+
+  it("refuses a kubelet newer than the older masters while they upgrade, naming them", () => {
+    expect(kubeletSkewProblems("v1.37.0", { running: "v1.36.3", target: "v1.36.3" })).toEqual([
+      "kubelet v1.37.0 is newer than the masters' v1.36.3: kubelet must never be newer than kube-apiserver (version skew policy)",
+    ]);
+    expect(kubeletSkewProblems("v1.36.3", { running: "v1.35.4", target: "v1.36.3" })).toEqual([
+      "kubelet v1.36.3 is newer than the masters' v1.35.4: kubelet must never be newer than kube-apiserver (version skew policy)",
+    ]);
+  });
+
+  it("refuses a kubelet more than three minors behind the newer masters, and one of another major", () => {
+    expect(kubeletSkewProblems("v1.32.9", { running: "v1.35.4", target: "v1.36.3" })).toEqual([
+      "kubelet v1.32.9 is 4 minors older than the masters' v1.36.3: kubelet may be at most 3 older (version skew policy)",
+    ]);
+    expect(kubeletSkewProblems("v2.36.0", { target: "v1.36.3" })[0]).toContain("another major version");
+  });
+
+  it("refuses a version it cannot read instead of letting it through unchecked", () => {
+    expect(kubeletSkewProblems("1.36.3", { target: "v1.36.3" })[0]).toContain('kubelet version "1.36.3" is not a Kubernetes version like v1.36.3');
   });
 });

@@ -12,6 +12,7 @@ import { StringEnum } from "./common";
 import { parseCidr } from "./cidr";
 import { isNormalAbsolutePath } from "./cluster-validation";
 import { IMAGE_REPOSITORY_PATTERN, QUANTITY_PATTERN } from "./patterns";
+import { backupEndpointRuleProblems, type BackupEndpointRule } from "./backup-endpoints";
 import { preferSemantic, SpecValidationError, schemaProblems, type Problem } from "./validation";
 
 export const ETCD_VOLUME_TYPES = ["claimTemplate", "emptyDir", "hostPath"] as const;
@@ -90,6 +91,22 @@ export const AdminPolicy = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    allowedBackupEndpoints: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            host: Type.Optional(Type.String({ minLength: 1, maxLength: 253, description: "A DNS name as written in the endpoint, a `*.` suffix, or an IP address." })),
+            cidr: Type.Optional(Type.String({ minLength: 1, description: "A range an endpoint written as an IP address may be in." })),
+            plainHttp: Type.Optional(Type.Boolean({ description: "Allow http:// to this entry (credentials and snapshots travel in clear). Default false." })),
+          },
+          { additionalProperties: false },
+        ),
+        {
+          description:
+            "Object stores a Cluster's spec.etcd.backup.store.s3.endpoint may name (the backup job dials it from the masters' namespace). Loopback, link-local and metadata addresses are refused regardless. Default none: no backups until the platform lists its stores.",
+        },
+      ),
+    ),
     sshTargets: Type.Optional(
       Type.Object(
         {
@@ -141,6 +158,7 @@ export const DEFAULT_ADMIN_POLICY = {
     allowedAnnotations: [] as string[],
   },
   sshTargets: { allowed: ["0.0.0.0/0", "::/0"], denied: ["127.0.0.0/8", "::1/128"] },
+  allowedBackupEndpoints: [] as BackupEndpointRule[],
 };
 
 /** A policy with every default filled in: what the checks read. */
@@ -164,6 +182,7 @@ export function resolveAdminPolicy(policy: AdminPolicy = {}): ResolvedAdminPolic
       allowedAnnotations: policy.apiServerService?.allowedAnnotations ?? d.apiServerService.allowedAnnotations,
     },
     sshTargets: { allowed: policy.sshTargets?.allowed ?? d.sshTargets.allowed, denied: policy.sshTargets?.denied ?? d.sshTargets.denied },
+    allowedBackupEndpoints: policy.allowedBackupEndpoints ?? d.allowedBackupEndpoints,
   };
 }
 
@@ -187,6 +206,7 @@ export function adminPolicyProblems(policy: unknown): Problem[] {
       problems.push({ path: `policy.hostPathPrefixes[${i}]`, message: `"${prefix}" must be an absolute directory other than "/", without "." or ".." segments or a trailing "/"` });
     }
   });
+  problems.push(...backupEndpointRuleProblems(p.allowedBackupEndpoints));
   if (Array.isArray(p.etcdVolumeTypes) && p.etcdVolumeTypes.includes("hostPath") && !(p.hostPathPrefixes?.length)) {
     problems.push({ path: "policy.hostPathPrefixes", message: "hostPath is in etcdVolumeTypes: list the directories hostPath volumes may use" });
   }

@@ -13,6 +13,40 @@ import type {
 } from "./cluster";
 import type { ResourceRequirements, Toleration } from "./common";
 import { resolveAddons, type ResolvedAddons } from "./addons";
+import {
+  DEFAULT_BACKUP_REGION,
+  DEFAULT_BACKUP_RETENTION,
+  DEFAULT_BACKUP_SCHEDULE,
+  type EtcdBackupSpec,
+  type EtcdRestoreSpec,
+} from "./etcd-backup";
+
+/** spec.etcd.backup with its defaults filled in. */
+export interface ResolvedEtcdBackup {
+  readonly schedule: string;
+  readonly retention: { readonly count: number; readonly maxAge: string };
+  readonly store: {
+    readonly s3: { readonly bucket: string; readonly prefix: string; readonly endpoint: string; readonly region: string; readonly credentialsSecretRef: { readonly name: string } };
+  };
+}
+
+export function resolveEtcdBackup(backup: EtcdBackupSpec): ResolvedEtcdBackup {
+  const s3 = backup.store.s3;
+  return {
+    schedule: backup.schedule ?? DEFAULT_BACKUP_SCHEDULE,
+    retention: { count: backup.retention?.count ?? DEFAULT_BACKUP_RETENTION.count, maxAge: backup.retention?.maxAge ?? DEFAULT_BACKUP_RETENTION.maxAge },
+    store: {
+      s3: {
+        bucket: s3.bucket,
+        prefix: s3.prefix,
+        // A trailing "/" is allowed in the spec; the key is `<prefix>/<time>.db` whichever way it is written.
+        endpoint: s3.endpoint.replace(/\/$/, ""),
+        region: s3.region ?? DEFAULT_BACKUP_REGION,
+        credentialsSecretRef: { name: s3.credentialsSecretRef.name },
+      },
+    },
+  };
+}
 
 export const DEFAULT_IMAGE_REPOSITORY = "registry.k8s.io";
 /**
@@ -58,7 +92,14 @@ export interface ResolvedClusterSpec {
   readonly masterAntiAffinity: AntiAffinity;
   /** Standard mode: PodDisruptionBudgets and host spreading. */
   readonly highAvailability: boolean;
-  readonly etcd: ResolvedComponent & { readonly version: string; readonly storage: EtcdStorage };
+  readonly etcd: ResolvedComponent & {
+    readonly version: string;
+    readonly storage: EtcdStorage;
+    /** Scheduled snapshots; absent: no backup objects are rendered. */
+    readonly backup?: ResolvedEtcdBackup;
+    /** The snapshot every member starts from when its data directory is empty. */
+    readonly restore?: EtcdRestoreSpec;
+  };
   readonly apiServer: ResolvedComponent & {
     readonly service: {
       readonly type: ServiceType;
@@ -106,6 +147,8 @@ export function resolveClusterSpec(spec: ClusterSpec): ResolvedClusterSpec {
       storage: spec.etcd.storage,
       resources: spec.etcd.resources ?? DEFAULT_RESOURCES.etcd,
       extraArgs: { ...(spec.etcd.extraArgs ?? {}) },
+      ...(spec.etcd.backup ? { backup: resolveEtcdBackup(spec.etcd.backup) } : {}),
+      ...(spec.etcd.restore ? { restore: { snapshot: spec.etcd.restore.snapshot } } : {}),
     },
     apiServer: {
       replicas: spec.apiServer?.replicas ?? replicas.apiServer,

@@ -27,6 +27,7 @@ import {
 } from "./versions";
 import { CLUSTER_DNS_ADDRESS_INDEX } from "./addons";
 import { stackNameProblems } from "./name-limits";
+import { etcdBackupProblems } from "./etcd-backup-validation";
 import type { ResourceRequirements } from "./common";
 
 /** Longest cluster name: derived object names (`<name>-apiserver-headless`) must stay DNS labels. */
@@ -112,6 +113,7 @@ function etcdProblems(etcd: Partial<ClusterSpec>["etcd"], path: string): Problem
   problems.push(...storageProblems(etcd.storage, at("storage")));
   problems.push(...resourceProblems(etcd.resources, at("resources")));
   problems.push(...extraArgProblems(etcd.extraArgs, at("extraArgs")));
+  problems.push(...etcdBackupProblems(etcd, path));
   return problems;
 }
 

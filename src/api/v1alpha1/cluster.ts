@@ -19,6 +19,7 @@ import {
   QUANTITY_PATTERN,
 } from "./patterns";
 import { AddonsSpec } from "./addons";
+import { EtcdBackupSpec, EtcdRestoreSpec, EtcdStatus } from "./etcd-backup";
 
 export const ClusterMode = { Standard: "standard", Minimal: "minimal" } as const;
 export type ClusterMode = (typeof ClusterMode)[keyof typeof ClusterMode];
@@ -99,6 +100,8 @@ export const EtcdSpec = Type.Object(
     storage: EtcdStorage,
     resources: Type.Optional(ResourceRequirements),
     extraArgs,
+    backup: Type.Optional(EtcdBackupSpec),
+    restore: Type.Optional(EtcdRestoreSpec),
   },
   { additionalProperties: false },
 );
@@ -269,6 +272,7 @@ export const ClusterStatus = Type.Object(
     adminKubeconfigSecret: Type.Optional(Type.String()),
     caSecretRef: Type.Optional(CaSecretReference),
     lastOperation: Type.Optional(LastOperation),
+    etcd: Type.Optional(EtcdStatus),
   },
   { additionalProperties: false },
 );

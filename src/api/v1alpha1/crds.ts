@@ -192,6 +192,15 @@ export const CLUSTER_KIND: KindDefinition = {
         { rule: "self == oldSelf", message: "spec.etcd.replicas cannot change after creation (etcd membership changes are not automated)" },
       ],
     },
+    // A restore is a way to create a Cluster: adding one to a running cluster, or changing or
+    // dropping it, would make any member whose volume is later lost start from the snapshot.
+    etcd: {
+      "x-kubernetes-validations": [
+        { rule: "has(self.restore) == has(oldSelf.restore)", message: "spec.etcd.restore is set only when the Cluster is created" },
+        { rule: "!has(self.restore) || has(self.backup)", message: "spec.etcd.restore needs spec.etcd.backup.store: the snapshot is read from that store" },
+      ],
+    },
+    "etcd.restore": { "x-kubernetes-validations": [immutable("spec.etcd.restore")] },
     "etcd.storage": {
       "x-kubernetes-validations": [
         { rule: "has(self.claimTemplate) != has(self.volumeSource)", message: "set exactly one of claimTemplate or volumeSource" },

@@ -9,6 +9,7 @@ import type { ClusterSpec } from "./cluster";
 import { DEFAULT_IMAGE_REPOSITORY } from "./cluster-defaults";
 import { DEFAULT_FLANNEL_IMAGE } from "./addons";
 import { DENIED_EXTRA_ARGS, type ResolvedAdminPolicy } from "./admin-policy";
+import { backupEndpointPolicyProblems } from "./backup-endpoints";
 import type { MachineSpec } from "./machine";
 import type { ClusterPackageVersionSpec } from "./package-version";
 import { mirrorLocation } from "./registry-mirrors";
@@ -98,6 +99,7 @@ export function clusterPolicyProblems(spec: ClusterSpec, policy: ResolvedAdminPo
       add(`masterTolerations[${i}].key`, "masters.allowedTolerationKeys", `"${t.key}" is not a taint the masters may tolerate (${allowedTolerationKeys.join(", ") || "none"})`);
     }
   });
+  problems.push(...backupEndpointPolicyProblems(spec, policy.allowedBackupEndpoints, path));
   return problems;
 }
 

@@ -118,12 +118,44 @@ export const KUBE_PROXY_NFTABLES_MIN_MINOR = 31;
 
 /** Why a kube-proxy of `proxy` cannot run against masters of `masters` (both parsed), or undefined. */
 export function kubeProxySkewProblem(proxy: SemVer, masters: SemVer): string | undefined {
-  const p = formatKubernetesVersion(proxy);
+  return nodeComponentSkewProblem("kube-proxy", proxy, masters);
+}
+
+/**
+ * The kubelet's skew against the masters: the same rule as kube-proxy's since Kubernetes v1.28
+ * (never newer than kube-apiserver, at most three minors older).
+ */
+export const MAX_KUBELET_SKEW = 3;
+
+/**
+ * Why a kubelet of `kubelet` (a package version as the host reports it, e.g. v1.36.3) cannot run
+ * against these masters, or an empty list. `running` is the version the masters' stack last
+ * reported (the Cluster's status.version), `target` the spec's; while the masters move from one
+ * to the other both answer, so the kubelet must be no newer than the older one and no more than
+ * three minors behind the newer one.
+ */
+export function kubeletSkewProblems(kubelet: string, masters: { readonly running?: string; readonly target: string }): string[] {
+  const own = parseKubernetesVersion(kubelet);
+  if (!own) return [`kubelet version "${kubelet}" is not a Kubernetes version like v1.36.3, so its skew against the masters cannot be checked`];
+  const versions = [masters.running, masters.target].flatMap((v) => (v ? [parseKubernetesVersion(v)] : [])).filter((v): v is SemVer => v !== undefined);
+  if (versions.length === 0) return [];
+  const oldest = versions.reduce((a, b) => (compareVersions(a, b) <= 0 ? a : b));
+  const newest = versions.reduce((a, b) => (compareVersions(a, b) >= 0 ? a : b));
+  // Newer than the older masters, or too old for the newer: each checked against the one it concerns.
+  const newer = own.major !== oldest.major || own.minor > oldest.minor ? nodeComponentSkewProblem("kubelet", own, oldest) : undefined;
+  const older = own.major === newest.major && own.minor <= newest.minor ? nodeComponentSkewProblem("kubelet", own, newest) : undefined;
+  return [...new Set([newer, older].filter((p): p is string => p !== undefined))];
+}
+
+/** The shared rule of the node components: same major, never a newer minor, at most three older. */
+function nodeComponentSkewProblem(name: "kubelet" | "kube-proxy", own: SemVer, masters: SemVer): string | undefined {
+  const p = formatKubernetesVersion(own);
   const m = formatKubernetesVersion(masters);
-  if (proxy.major !== masters.major) return `${p} is another major version than the masters' ${m}`;
-  if (proxy.minor > masters.minor) return `${p} is newer than the masters' ${m}: kube-proxy must never be newer than kube-apiserver (version skew policy)`;
-  if (masters.minor - proxy.minor > MAX_KUBE_PROXY_SKEW) {
-    return `${p} is ${masters.minor - proxy.minor} minors older than the masters' ${m}: kube-proxy may be at most ${MAX_KUBE_PROXY_SKEW} older (version skew policy)`;
+  const max = name === "kubelet" ? MAX_KUBELET_SKEW : MAX_KUBE_PROXY_SKEW;
+  if (own.major !== masters.major) return `${name} ${p} is another major version than the masters' ${m}`;
+  if (own.minor > masters.minor) return `${name} ${p} is newer than the masters' ${m}: ${name} must never be newer than kube-apiserver (version skew policy)`;
+  if (masters.minor - own.minor > max) {
+    return `${name} ${p} is ${masters.minor - own.minor} minors older than the masters' ${m}: ${name} may be at most ${max} older (version skew policy)`;
   }
   return undefined;
 }

@@ -44,7 +44,21 @@ export const MASTER_OBJECT_TYPES = [
   "kubernetes:core/v1:ConfigMap",
   "kubernetes:policy/v1:PodDisruptionBudget",
   "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+  // Only for a Cluster with spec.etcd.backup (ClusterObjectsLocation.etcdBackup).
+  "kubernetes:batch/v1:CronJob",
 ] as const;
+
+/**
+ * Kinds read only where the stack renders them: the etcd backup CronJob, so a Cluster without
+ * backups costs no list (and an operator whose RBAC predates backups can still check it).
+ */
+const ONLY_WITH_BACKUPS = new Set(["CronJob"]);
+/**
+ * Kinds whose controller writes their status through the object's resourceVersion: their spec's
+ * `generation` stands in for it (the CronJob controller records every scheduled run, which would
+ * send each Cluster with backups to a full preview after every backup).
+ */
+const BY_GENERATION = new Set(["CronJob"]);
 
 /** Label every master object carries, valued with the Cluster's name (componentLabels). */
 export const CLUSTER_LABEL = "kubeonkube.io/cluster";
@@ -94,6 +108,11 @@ export interface ClusterObjectsLocation {
    * namespace, written by the stack) whose `key` holds the admin kubeconfig to read them with.
    */
   readonly addons?: { readonly adminKubeconfig: { readonly namespace: string; readonly name: string; readonly key: string } };
+  /**
+   * Set when the stack renders the etcd backup CronJob (spec.etcd.backup): then the CronJob is read,
+   * and the tenant's store Secret the stack copies, so new credentials reach the next update.
+   */
+  readonly etcdBackup?: { readonly credentials: { readonly namespace: string; readonly name: string } };
 }
 
 /** One order-independent hash of the objects' identities and resourceVersions. */
@@ -186,6 +205,7 @@ export class LiveClusterObjects {
     const core = (this.core = kubeConfig.makeApiClient(k8s.CoreV1Api));
     const policy = kubeConfig.makeApiClient(k8s.PolicyV1Api);
     const networking = kubeConfig.makeApiClient(k8s.NetworkingV1Api);
+    const batch = kubeConfig.makeApiClient(k8s.BatchV1Api);
     const byKind: Record<(typeof MASTER_OBJECT_TYPES)[number], Lister> = {
       "kubernetes:apps/v1:Deployment": (namespace, labelSelector) => apps.listNamespacedDeployment({ namespace, labelSelector }),
       "kubernetes:apps/v1:StatefulSet": (namespace, labelSelector) => apps.listNamespacedStatefulSet({ namespace, labelSelector }),
@@ -194,6 +214,7 @@ export class LiveClusterObjects {
       "kubernetes:core/v1:ConfigMap": (namespace, labelSelector) => core.listNamespacedConfigMap({ namespace, labelSelector }),
       "kubernetes:policy/v1:PodDisruptionBudget": (namespace, labelSelector) => policy.listNamespacedPodDisruptionBudget({ namespace, labelSelector }),
       "kubernetes:networking.k8s.io/v1:NetworkPolicy": (namespace, labelSelector) => networking.listNamespacedNetworkPolicy({ namespace, labelSelector }),
+      "kubernetes:batch/v1:CronJob": (namespace, labelSelector) => batch.listNamespacedCronJob({ namespace, labelSelector }),
     };
     this.listers = Object.entries(byKind).map(([type, list]) => [kindOf(type), list] as const);
   }
@@ -206,7 +227,7 @@ export class LiveClusterObjects {
       namespace: o.metadata?.namespace,
       name: o.metadata?.name ?? "",
       uid: o.metadata?.uid,
-      resourceVersion: o.metadata?.resourceVersion,
+      resourceVersion: BY_GENERATION.has(kind) ? `generation ${o.metadata?.generation ?? ""}` : o.metadata?.resourceVersion,
     });
     const orAbsent = async (kind: string, get: () => Promise<k8s.KubernetesObject>): Promise<LiveObjectMeta[]> => {
       try {
@@ -217,10 +238,13 @@ export class LiveClusterObjects {
       }
     };
     const parts = await Promise.all([
-      ...this.listers.map(async ([kind, list]) => (await list(at.mastersNamespace, selector)).items.map((o) => meta(kind, o))),
+      ...this.listers
+        .filter(([kind]) => at.etcdBackup || !ONLY_WITH_BACKUPS.has(kind))
+        .map(async ([kind, list]) => (await list(at.mastersNamespace, selector)).items.map((o) => meta(kind, o))),
       orAbsent("Namespace", () => this.core.readNamespace({ name: at.mastersNamespace })),
       at.adminKubeconfigCopy ? orAbsent("Secret", () => this.core.readNamespacedSecret(at.adminKubeconfigCopy!)) : Promise.resolve([]),
       at.addons ? this.readAddons(at.cluster, at.addons.adminKubeconfig) : Promise.resolve([]),
+      at.etcdBackup ? orAbsent("Secret", () => this.core.readNamespacedSecret(at.etcdBackup!.credentials)) : Promise.resolve([]),
     ]);
     return parts.flat();
   }

@@ -1,16 +1,20 @@
 /**
  * Metrics of Clusters, in the operator's registry (runtime/metrics.ts): drift checks and
- * corrections, and certificate expiry. Expiry is the one series per Cluster: Clusters are dozens,
- * and an alert has to name the Cluster whose certificates run out.
+ * corrections, certificate expiry and etcd backups. Expiry and backups are the series per Cluster:
+ * Clusters are dozens, and an alert has to name the Cluster whose certificates run out or whose
+ * backups stopped.
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 import { METRIC_PREFIX } from "../../runtime/metrics";
+import type { EtcdBackupHooks } from "./etcd-backup-check";
 import type { ClusterReconcilerHooks, DriftCheckResult } from "./reconciler";
 
 export class ClusterMetrics {
   readonly driftChecks: Counter<"kind" | "method" | "result">;
   readonly driftCorrections: Counter<"kind">;
   readonly certificatesExpireAt: Gauge<"namespace" | "name">;
+  readonly etcdBackupLastSuccess: Gauge<"namespace" | "name">;
+  readonly etcdBackupFailures: Counter<"namespace" | "name">;
 
   constructor(registry: Registry) {
     this.driftChecks = new Counter({
@@ -31,6 +35,37 @@ export class ClusterMetrics {
       labelNames: ["namespace", "name"] as const,
       registers: [registry],
     });
+    this.etcdBackupLastSuccess = new Gauge({
+      name: `${METRIC_PREFIX}etcd_backup_last_success_timestamp_seconds`,
+      help: "Unix time of a Cluster's newest successful etcd backup (status.etcd.lastBackup.time), by Cluster with backups configured.",
+      labelNames: ["namespace", "name"] as const,
+      registers: [registry],
+    });
+    this.etcdBackupFailures = new Counter({
+      name: `${METRIC_PREFIX}etcd_backup_failures_total`,
+      help: "etcd backup Jobs of a Cluster that failed or whose result the operator refused, by Cluster (counted once per Job by this process).",
+      labelNames: ["namespace", "name"] as const,
+      registers: [registry],
+    });
+  }
+
+  /**
+   * EtcdBackupCheck hooks. A Cluster's failure counter starts at zero once it has backups, so
+   * `increase()` works before the first failure; both series go when its backups or it do.
+   */
+  backupHooks(): Required<EtcdBackupHooks> {
+    return {
+      lastSuccess: (namespace, name, at) => {
+        this.etcdBackupFailures.inc({ namespace, name }, 0);
+        if (at === undefined) this.etcdBackupLastSuccess.remove({ namespace, name });
+        else this.etcdBackupLastSuccess.set({ namespace, name }, at.getTime() / 1000);
+      },
+      failed: (namespace, name) => this.etcdBackupFailures.inc({ namespace, name }),
+      gone: (namespace, name) => {
+        this.etcdBackupLastSuccess.remove({ namespace, name });
+        this.etcdBackupFailures.remove({ namespace, name });
+      },
+    };
   }
 
   /** Every ClusterReconciler hook: drift checks and corrections of `kind`, certificate expiry. */

@@ -14,7 +14,9 @@
  *                        full preview with refresh only when it changed, on the first check after
  *                        a start or an update, inside the certificate renewal window, and at
  *                        least every `fullDriftCheckMs`; and the add-ons' readiness in the business
- *                        cluster is read again (AddonsReady, addons-readiness.ts), also after each `up`
+ *                        cluster is read again (AddonsReady, addons-readiness.ts), also after each `up`;
+ *                        and first, on every such reconcile and after each `up`, the etcd backups:
+ *                        the backup-now annotation, lastBackup, EtcdBackupHealthy (etcd-backup-check.ts)
  *
  * What it finds is also told to `hooks` (metrics), so the reconciler itself stays free of them.
  */
@@ -37,11 +39,13 @@ import {
   type ClusterStatus,
   type LastOperation,
 } from "../../api/v1alpha1";
+import { KUBELET_SKEW_RECHECK_MS, upgradeHeldByKubelets, type MachineKubelet } from "./kubelet-skew";
 import { clusterProgram, deploysAddons, type ClusterProgramValues } from "../../program/cluster-program";
 import { statusPatch, type ConditionInput } from "../../runtime/conditions";
 import { trackOperation, type OperationTracker } from "../../runtime/operation-progress";
 import type { ClusterObjectsLocation } from "./live-fingerprint";
 import { ADDONS_READY, evaluateAddons, expectedAddons, isTransition, notDeployedCondition, transitionEvent, unreachableCondition, type AddonWorkloads } from "./addons-readiness";
+import type { EtcdBackupCheck } from "./etcd-backup-check";
 import { namespaceConflict, placeMasters, type NamespaceLabels, type Placement } from "./masters-namespace";
 import { TerminalError } from "../../runtime/controller";
 import type { ObjectStore } from "../../runtime/object-store";
@@ -49,6 +53,7 @@ import type { OperationResult, StackRunner } from "../../runtime/stack-runner";
 import { StackOperationError } from "../../runtime/stack-runner";
 import { CLUSTER_FINALIZER, finalizeCluster, type DeletionSteps } from "./deletion";
 import { ClusterDriftCheck, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges, IN_SYNC } from "./drift-check";
+import { etcdBackupProgramArgs, type SecretReader } from "./backup-credentials";
 
 export { CLUSTER_FINALIZER, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges };
 
@@ -103,6 +108,11 @@ export interface ClusterReconcilerOptions {
    */
   readonly masterPodTroubles?: (mastersNamespace: string) => Promise<string[]>;
   readonly troublesCheckMs?: number;
+  /**
+   * The etcd backup check (etcd-backup-check.ts): on-demand backups, status.etcd.lastBackup,
+   * EtcdBackupHealthy. Without it none of these is written.
+   */
+  readonly etcdBackups?: Pick<EtcdBackupCheck, "check" | "forget">;
   /** A full preview at least this often, even when the fingerprint is unchanged. Default 24 h. */
   readonly fullDriftCheckMs?: number;
   /**
@@ -118,9 +128,15 @@ export interface ClusterReconcilerOptions {
    * deletion drains and removes their Nodes through this cluster's masters.
    */
   readonly machinesOf?: (namespace: string, cluster: string) => readonly string[];
+  /** The Machines of a Cluster and their reported kubelets: a masters upgrade that would strand them waits. */
+  readonly machineKubelets?: (namespace: string, cluster: string) => readonly MachineKubelet[];
   readonly hooks?: ClusterReconcilerHooks;
   /** What the platform lets a Cluster ask for (admin-policy.ts); default the built-in policy. */
   readonly policy?: ResolvedAdminPolicy;
+  /** Reads a tenant's Secret: the backup store's credentials (backup-credentials.ts). */
+  readonly readSecret?: SecretReader;
+  /** The image of the etcd backup and restore containers (`--backup-image`); default the components' own. */
+  readonly backupImage?: string;
 }
 
 /**
@@ -135,6 +151,7 @@ export function objectsLocationOf(c: Pick<ClusterObject, "metadata"> & { readonl
     mastersNamespace,
     adminKubeconfigCopy: adminKubeconfigCopyOf(c),
     ...(c.spec && deploysAddons(c.spec) ? { addons: { adminKubeconfig: adminKubeconfigSecretOf(c, mastersNamespace) } } : {}),
+    ...(c.spec?.etcd?.backup ? { etcdBackup: { credentials: { namespace: c.metadata.namespace, name: c.spec.etcd.backup.store.s3.credentialsSecretRef.name } } } : {}),
   };
 }
 
@@ -176,6 +193,8 @@ export class ClusterReconciler {
     const running = cluster.status?.version;
     return async () =>
       clusterProgram({
+        // Read at each run, so new credentials in the tenant's Secret reach the next update.
+        etcdBackup: await etcdBackupProgramArgs(cluster, this.o.readSecret, this.o.backupImage),
         name: cluster.metadata.name,
         spec: cluster.spec,
         namespace: mastersNamespace,
@@ -194,11 +213,15 @@ export class ClusterReconciler {
       this.drift.forget(key);
       this.placements.delete(key);
       this.hooks.certificatesExpireAt?.(namespace, name, undefined);
+      this.o.etcdBackups?.forget(namespace, name);
       return;
     }
     // A new leader learns the expiry of Clusters it will not update for a while from their status.
     this.reportCertificates(cluster);
-    if (cluster.metadata.deletionTimestamp) return finalizeCluster(this.deletion, key, cluster);
+    if (cluster.metadata.deletionTimestamp) {
+      this.o.etcdBackups?.forget(namespace, name);
+      return finalizeCluster(this.deletion, key, cluster);
+    }
     if (!cluster.metadata.finalizers?.includes(CLUSTER_FINALIZER)) {
       cluster = await this.o.store.setFinalizers(cluster, [...(cluster.metadata.finalizers ?? []), CLUSTER_FINALIZER]);
     }
@@ -216,10 +239,21 @@ export class ClusterReconciler {
       await this.o.events.record(cluster, "Warning", "InvalidSpec", message);
       throw new TerminalError(`Cluster ${key}: ${message}`);
     }
+    const held = upgradeHeldByKubelets(cluster, this.o.machineKubelets?.(namespace, name) ?? []);
+    if (held) {
+      const told = cluster.status?.conditions?.some((c) => c.type === "Progressing" && c.reason === "VersionSkew" && c.message === held);
+      await this.status(cluster, {}, [{ type: "Progressing", status: "False", reason: "VersionSkew", message: held }]);
+      if (!told) await this.o.events.record(cluster, "Warning", "VersionSkew", held);
+      return { requeueAfter: KUBELET_SKEW_RECHECK_MS };
+    }
     const placement = await this.placement(key, cluster);
     const generation = cluster.metadata.generation ?? 0;
     const reconciled = cluster.status?.observedGeneration === generation && cluster.status?.lastOperation?.result === "succeeded";
-    if (reconciled) return this.drift.check(key, cluster, placement);
+    if (reconciled) {
+      // First: quick, and the drift check may go on to a long `up`.
+      const backups = await this.checkBackups(cluster, placement.mastersNamespace);
+      return soonest(await this.drift.check(key, cluster, placement), backups);
+    }
     return this.apply(key, cluster, placement, "Reconciling");
   }
 
@@ -318,7 +352,12 @@ export class ClusterReconciler {
       ],
     );
     await this.refreshAddons(cluster, mastersNamespace);
-    return { requeueAfter: this.o.resyncMs };
+    return soonest({ requeueAfter: this.o.resyncMs }, await this.checkBackups(cluster, mastersNamespace));
+  }
+
+  /** The etcd backup check; its failure is the condition's to tell, never the reconcile's. */
+  private async checkBackups(cluster: ClusterObject, mastersNamespace: string): Promise<{ requeueAfter?: number }> {
+    return (await this.o.etcdBackups?.check(cluster, mastersNamespace)) ?? {};
   }
 
   /**
@@ -385,6 +424,11 @@ export class ClusterReconciler {
     const live = expiresAt !== undefined && !cluster.metadata.deletionTimestamp;
     this.hooks.certificatesExpireAt?.(cluster.metadata.namespace, cluster.metadata.name, live ? new Date(expiresAt) : undefined);
   }
+}
+
+/** The earlier of two requeues. */
+function soonest(a: { requeueAfter: number }, b: { requeueAfter?: number }): { requeueAfter: number } {
+  return b.requeueAfter !== undefined && b.requeueAfter < a.requeueAfter ? { requeueAfter: b.requeueAfter } : a;
 }
 
 function formatCounts(counts: Record<string, number>): string {

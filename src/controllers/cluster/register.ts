@@ -1,21 +1,33 @@
 /**
  * The Cluster kind: its reconciler, its stack project (`kube-on-kube-clusters`, one stack per
- * Cluster) and its registration. Clusters wake on their own spec, deletion and finalizer changes
- * and on resyncs (the drift check); no other kind's change concerns a Cluster's masters.
+ * Cluster) and its registration. Clusters wake on their own spec, deletion and finalizer changes,
+ * on a new `kubeonkube.io/backup-now` value (an on-demand etcd backup) and on resyncs (the drift
+ * check); no other kind's change concerns a Cluster's masters.
  */
 import * as path from "node:path";
 import { legacyStackNameOf, stackNameOf, type ClusterObject, type ClusterStatus } from "../../api/v1alpha1";
 import { CustomObjectStore } from "../../runtime/object-store";
-import { specOrLifecycleChanged } from "../../runtime/predicates";
+import { annotationChanged, or, specOrLifecycleChanged } from "../../runtime/predicates";
 import type { EngineFence } from "../../runtime/fencing";
 import { recoveryLogLine, type StackRecoveries } from "../../runtime/recovery";
 import { StackRunner } from "../../runtime/stack-runner";
+import { writeGated } from "../../runtime/write-gate";
 import { CLUSTERS, type Cached, type ControllerContext, type Registered } from "../context";
+import { KubeEtcdBackupApi } from "./etcd-backup-api";
+import type { EventSink } from "./reconciler";
+import { EtcdBackupCheck } from "./etcd-backup-check";
+import { BACKUP_NOW_ANNOTATION } from "./etcd-backups";
 import { LiveClusterObjects } from "./live-fingerprint";
 import type { ClusterMetrics } from "./metrics";
 import { MasterPods } from "./master-pods";
 import { namespaceLabelsReader } from "./masters-namespace";
 import { ClusterReconciler, type ClusterStore } from "./reconciler";
+import type { SecretReader } from "./backup-credentials";
+import { secretValuesOf } from "../../runtime/known-secrets";
+import { isNotFound } from "../../runtime/api-errors";
+
+/** What wakes a Cluster: its spec, deletion and finalizers, resyncs, and a new backup-now token. */
+export const clusterWakes = or(specOrLifecycleChanged, annotationChanged(BACKUP_NOW_ANNOTATION));
 
 export interface ClusterControllerOptions {
   /** The replica's engine fence (fencing.ts): the stacks' operations run only while it leads. */
@@ -31,6 +43,26 @@ export interface ClusterControllerOptions {
   readonly operatorNamespace?: string;
   /** The engine's KUBECONFIG for the meta-cluster provider, when not in-cluster. */
   readonly kubeconfigPath?: string;
+  /** The image of the etcd backup and restore containers (`--backup-image`). */
+  readonly backupImage?: string;
+}
+
+/**
+ * Reads a Secret in a Cluster's namespace (the backup store's credentials); its values are then
+ * redacted from whatever the operator writes about that tenant (known-secrets.ts).
+ */
+function tenantSecretReader(ctx: ControllerContext): SecretReader {
+  return async (namespace, name) => {
+    try {
+      const secret = await ctx.core.readNamespacedSecret({ namespace, name });
+      const data = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+      ctx.knownSecrets.add(namespace, secretValuesOf(data));
+      return data;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  };
 }
 
 export function registerClusterController(ctx: ControllerContext, o: ClusterControllerOptions): Registered & StackRecoveries {
@@ -54,14 +86,23 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
   const store: ClusterStore = objects;
   const liveObjects = new LiveClusterObjects(ctx.kubeConfig);
   const masterPods = new MasterPods(ctx.kubeConfig);
+  const events: EventSink = { record: (cluster, type, reason, message) => ctx.recorder.record(cluster, type, reason, message) };
+  // Jobs created and annotated only while this replica leads, as statuses and Events (write-gate.ts).
+  const backupApi = new KubeEtcdBackupApi(ctx.kubeConfig, (api, what) => writeGated(api, () => o.fence?.mayWrite() ?? true, what));
+  const etcdBackups = new EtcdBackupCheck({ api: backupApi, store, events, now: () => new Date(), hooks: o.clusterMetrics.backupHooks() });
   const reconciler = new ClusterReconciler({
     machinesOf: (namespace, cluster) =>
       informers.machines
         .list()
         .filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster)
         .map((m) => m.metadata.name),
+    machineKubelets: (namespace, cluster) =>
+      informers.machines
+        .list()
+        .filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster)
+        .map((m) => ({ name: m.metadata.name, kubelet: m.status?.observedVersions?.kubelet })),
     store,
-    events: { record: (cluster, type, reason, message) => ctx.recorder.record(cluster, type, reason, message) },
+    events,
     stacks: runner,
     namespaceLabels: namespaceLabelsReader(ctx.core),
     operatorNamespace: o.operatorNamespace,
@@ -69,9 +110,12 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     liveFingerprint: (at) => liveObjects.fingerprint(at),
     addonWorkloads: (at) => liveObjects.addonWorkloads(at),
     masterPodTroubles: (namespace) => masterPods.troubles(namespace),
+    etcdBackups,
     fullDriftCheckMs: o.fullDriftCheckMs,
     hooks: o.clusterMetrics.hooks("Cluster"),
     policy: ctx.policy,
+    readSecret: tenantSecretReader(ctx),
+    backupImage: o.backupImage,
   });
 
   ctx.manager.register({
@@ -79,7 +123,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     informer: informers.clusters,
     reconcile: (key) => reconciler.reconcile(key),
     concurrency: o.workers ?? 4 * ctx.concurrency,
-    predicate: specOrLifecycleChanged,
+    predicate: clusterWakes,
   });
 
   return {

@@ -21,6 +21,7 @@ import {
   DEFAULT_CLUSTER_DOMAIN,
   DEFAULT_SERVICE_CIDR,
   defaultSandboxImage,
+  kubeletSkewProblems,
   type ClusterObject,
   type ContainerRuntimeSettings,
   type MachineObject,
@@ -116,6 +117,26 @@ export function machineCatalog(machine: MachineObject, deps: MachineDependencies
   const desired = desiredPackages(machine, cpv);
   const runtime = { sandboxImage: cpv.spec.sandboxImage ?? clusterRuntime.sandboxImage, registryMirrors: cpv.spec.registryMirrors };
   return { ...base, runtime, packages: desired.packages, revision: desired.revision, packagesReason: desired.reason };
+}
+
+/**
+ * The version-skew policy between the kubelet about to be installed and the masters: a kubelet
+ * newer than kube-apiserver, or more than three minors older, is refused before anything reaches
+ * the host (the host keeps what it runs). The masters' versions are the Cluster's running one
+ * (status.version) and its target (spec.kubernetesVersion): during a masters upgrade both answer.
+ * Asked only before an install or upgrade: a host already running its packages keeps its health
+ * care whatever the masters do. A rollout holding the host (packages undefined) installs nothing.
+ */
+export function kubeletSkewWait(catalog: MachineCatalog): Waiting | undefined {
+  const { cluster, packages } = catalog;
+  if (!packages) return undefined;
+  const problems = kubeletSkewProblems(packages.kubelet.version, { running: cluster.status?.version, target: cluster.spec.kubernetesVersion });
+  if (problems.length === 0) return undefined;
+  const { namespace, name } = cluster.metadata;
+  return wait(
+    "VersionSkew",
+    `${catalog.packagesReason} cannot run against the masters of Cluster ${namespace}/${name}: ${problems.join("; ")}; nothing is installed until the packages or the Cluster's spec.kubernetesVersion agree`,
+  );
 }
 
 /** Reads the SSH credentials, the cluster CA and the admin kubeconfig, live, from their Secrets. */

@@ -35,7 +35,7 @@ import {
 } from "../../api/v1alpha1";
 import { statusPatch } from "../../runtime/conditions";
 import { TerminalError } from "../../runtime/controller";
-import { machineCatalog, machineSecrets, type MachineCatalog, type MachineContext, type Waiting } from "./context";
+import { kubeletSkewWait, machineCatalog, machineSecrets, type MachineCatalog, type MachineContext, type Waiting } from "./context";
 import { adoptLegacyStack } from "../legacy-stacks";
 import { MachineHealth } from "./health";
 import { MachineInstall } from "./install";
@@ -112,6 +112,8 @@ export class MachineReconciler {
     const held = catalog.packages === undefined;
     const current = held || (s.packagesRevision === catalog.revision && s.observedGeneration === machine.metadata.generation && s.lastOperation?.result === "succeeded");
     if (!current) {
+      const skew = kubeletSkewWait(catalog);
+      if (skew) return this.waiting(machine, skew);
       const ctx = await machineSecrets(machine, catalog, this.o.store);
       if ("waiting" in ctx) return this.waiting(machine, ctx);
       return this.installer.install(machine, ctx, s.packagesRevision ? "upgrade" : "install");

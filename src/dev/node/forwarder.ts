@@ -4,10 +4,15 @@ import { statePaths, type DevConfig } from "../config";
 import { startBackground } from "../processes";
 import type { RealNodeLayout } from "./layout";
 
-/** What the node reaches on the machine's end of the link: the apiserver and the registry. */
+/** What the node reaches on the machine's end of the link: the apiserver, the registry and the object store (etcd backups). */
 export function forwards(config: DevConfig, layout: RealNodeLayout, registry: string): string[] {
   const registryPort = Number(registry.split(":").at(-1));
-  return [`${layout.link.host}:${config.ports.apiServer}=127.0.0.1:${config.ports.apiServer}`, `${layout.link.host}:${registryPort}=127.0.0.1:${registryPort}`];
+  const objectStorePort = config.ports.objectStore;
+  return [
+    `${layout.link.host}:${config.ports.apiServer}=127.0.0.1:${config.ports.apiServer}`,
+    `${layout.link.host}:${registryPort}=127.0.0.1:${registryPort}`,
+    `${layout.link.host}:${objectStorePort}=127.0.0.1:${objectStorePort}`,
+  ];
 }
 
 export function startForwarder(config: DevConfig, layout: RealNodeLayout, registry: string): void {

@@ -10,6 +10,10 @@ import { devAdminPolicy } from "../../../src/dev/dev-policy";
 import { hostMac, hostNetnsName, inHost, workersRegistry } from "../../../src/dev/host-netns";
 import { hostsNetwork } from "../../../src/dev/node/netns";
 import { realNodeLayout } from "../../../src/dev/node/layout";
+import { forwards } from "../../../src/dev/node/forwarder";
+import { objectStoreEndpoint, objectStorePodEndpoint } from "../../../src/dev/object-store";
+import { backupEndpointPolicyProblems } from "../../../src/api/v1alpha1/backup-endpoints";
+import { minimalSpec } from "../../support/specs";
 
 describe("the sandbox hosts' subnet", () => {
   it("is a /24 in 10.250.0.0/16 derived from the port base: the default base and every test base differ", () => {
@@ -100,5 +104,28 @@ describe("the dev admin policy and network hosts", () => {
     expect(packageVersionPolicyProblems({ registryMirrors: mirrors }, policy)).toEqual([]);
     expect(packageVersionPolicyProblems({ registryMirrors: mirrors }, devAdminPolicy())).toHaveLength(2);
     expect(policy.allowedRegistries).toContain("registry.k8s.io");
+  });
+
+  it("allows the object store as Pods reach it as an etcd backup endpoint, over plain http, and nothing else", () => {
+    const withEndpoint = (endpoint: string) => ({ etcd: { ...minimalSpec().etcd, backup: { store: { s3: { bucket: "kok-dev", prefix: "backups", endpoint, credentialsSecretRef: { name: "store" } } } } } });
+    const policy = devAdminPolicy(config);
+    expect(objectStorePodEndpoint(config)).toBe("http://10.77.255.254:29000");
+    expect(backupEndpointPolicyProblems(withEndpoint(objectStorePodEndpoint(config)), policy.allowedBackupEndpoints)).toEqual([]);
+    // The loopback listener itself is never a backup endpoint; neither is another address of the pod range.
+    for (const endpoint of [objectStoreEndpoint(config), "http://10.77.0.5:29000", "http://169.254.169.254"]) {
+      expect(backupEndpointPolicyProblems(withEndpoint(endpoint), policy.allowedBackupEndpoints), endpoint).toHaveLength(1);
+    }
+    // Without the dev cluster's config, no endpoint is known: none is allowed.
+    expect(devAdminPolicy().allowedBackupEndpoints).toEqual([]);
+  });
+
+  it("forwards the object store's port from the node link's machine end, next to the apiserver and the registry", () => {
+    const layout = realNodeLayout(config);
+    expect(forwards(config, layout, `127.0.0.1:${config.ports.registry}`)).toEqual([
+      `10.77.255.254:${config.ports.apiServer}=127.0.0.1:${config.ports.apiServer}`,
+      `10.77.255.254:${config.ports.registry}=127.0.0.1:${config.ports.registry}`,
+      `10.77.255.254:${config.ports.objectStore}=127.0.0.1:${config.ports.objectStore}`,
+    ]);
+    expect(objectStorePodEndpoint(config)).toBe(`http://${layout.link.host}:${config.ports.objectStore}`);
   });
 });

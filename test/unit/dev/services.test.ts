@@ -72,6 +72,7 @@ describe("object store credentials", () => {
     const { accessKeyId, secretAccessKey } = ensureObjectStoreCredentials(config);
     expect(objectStoreEnv(config)).toEqual({
       KOK_S3_ENDPOINT: "http://127.0.0.1:29000",
+      KOK_S3_POD_ENDPOINT: "http://10.88.255.254:29000",
       KOK_S3_BUCKET: "kok-dev",
       KOK_S3_BACKEND_URL: "s3://kok-dev?endpoint=http://127.0.0.1:29000&region=us-east-1&use_path_style=true",
       AWS_ACCESS_KEY_ID: accessKeyId,

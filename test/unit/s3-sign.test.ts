@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { amzDate, EMPTY_SHA256, sha256Hex, signV4, uriEncode } from "../../../src/dev/s3-sign";
+import { amzDate, EMPTY_SHA256, sha256Hex, signV4, uriEncode } from "../../src/runtime/s3/sign";
 
 describe("SigV4 signer", () => {
   // AWS's Signature Version 4 test suite, case "get-vanilla": a generic service, no payload header.

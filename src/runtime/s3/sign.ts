@@ -1,8 +1,9 @@
 /**
- * AWS Signature Version 4 for the dev object store's S3 calls (create the bucket, health checks,
- * the tests' PUT/GET). A few dozen lines of node:crypto instead of an AWS SDK: the dev cluster
- * needs four S3 calls, not a client with hundreds of dependencies. Pure: the unit tests check it
- * against AWS's published examples, the integration test against a real S3 server.
+ * AWS Signature Version 4 for our S3 calls: the dev object store's (create the bucket, health
+ * checks, the tests' PUT/GET) and the etcd backups' client (client.ts). A few dozen lines of
+ * node:crypto instead of an AWS SDK: we need a handful of S3 calls, not a client with hundreds of
+ * dependencies. Pure: the unit tests check it against AWS's published examples, the integration
+ * tests against a real S3 server.
  */
 import { createHash, createHmac } from "node:crypto";
 
