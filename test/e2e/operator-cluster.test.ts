@@ -18,7 +18,7 @@ import { S3Client, parseS3Url } from "../../src/runtime/s3/client";
 import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
 import { startOperator, type RunningOperator } from "../../src/operator/operator";
 import { eventually } from "../support/dev-cluster";
-import { startMetaCluster, type MetaCluster } from "../support/operator-e2e";
+import { pushOperatorImage, startMetaCluster, type MetaCluster } from "../support/operator-e2e";
 import { minimalSpec } from "../support/specs";
 
 const NODE_PORT = 31644;
@@ -41,6 +41,8 @@ const metricsText = async () => {
 beforeAll(async () => {
   meta = await startMetaCluster("kok-operator-e2e");
   devConfig = loadConfig(meta.dev.stateDir)!;
+  // The etcd backup Jobs run the operator image.
+  await pushOperatorImage(meta);
   operator = await startOperator({
     // The dev policy: its one backup endpoint is the dev object store as Pods reach it.
     policy: devAdminPolicy(devConfig),

@@ -11,6 +11,7 @@ import { stringify } from "yaml";
 import type { ClusterSpec } from "../../src/api/v1alpha1";
 import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
 import { writeDevAdminPolicy } from "../../src/dev/dev-policy";
+import { buildImages, pushImages } from "../../src/images";
 import { devUp, eventually, installCrds, kok, newDevCluster, type DevCluster } from "./dev-cluster";
 
 const REPO = resolve(__dirname, "..", "..");
@@ -175,4 +176,16 @@ export function startOperatorProcess(meta: MetaCluster, name: string, resyncInte
         process.kill(-child.pid, "SIGKILL");
       }),
   };
+}
+
+/**
+ * The operator image (docker.io/kube-on-kube/operator:<package version>) into the meta-cluster's
+ * registry, where its node pulls it through the docker.io mirror: the operator's Pod and the etcd
+ * backup Jobs run it. `kok dev up` does not build it (50–100 s after each source change); CI builds
+ * it before the tests, so here it is only hashed (a few seconds), unless the checkout changed since.
+ */
+export async function pushOperatorImage(meta: MetaCluster): Promise<{ cached: boolean }> {
+  const images = await buildImages({ only: ["operator"] });
+  await pushImages({ registry: `127.0.0.1:${meta.dev.portBase + 5000}`, images });
+  return { cached: images[0]!.cached };
 }
