@@ -5,6 +5,7 @@ import { minimalSpec, standardSpec } from "../support/specs";
 
 import { ControlPlane } from "../../src/components/control-plane";
 import { SpecValidationError } from "../../src/api/v1alpha1";
+import { deployControlPlane as deploy } from "../support/control-plane-deploy";
 
 // Installed before any resource is constructed (importing the components registers nothing).
 const recorder = installMocks();
@@ -36,13 +37,6 @@ const byObjectName = (type: string, name: string) => {
 };
 const command = (w: Obj): string[] => w.spec.template.spec.containers[0].command;
 const flag = (w: Obj, name: string) => command(w).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-
-async function deploy(name: string, args: ConstructorParameters<typeof ControlPlane>[1]) {
-  const cp = new ControlPlane(name, args);
-  await valueOf(cp.adminKubeconfig);
-  await settle();
-  return cp;
-}
 
 beforeEach(() => recorder.reset());
 

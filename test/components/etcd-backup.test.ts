@@ -5,7 +5,7 @@
  * egress only to etcd, DNS and the store, and nothing new for a cluster without backups.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { installMocks, isSecretInput, plain, settle, valueOf, type RecordedResource } from "../support/pulumi-mocks";
+import { installMocks, isSecretInput, plain, type RecordedResource } from "../support/pulumi-mocks";
 import { minimalSpec, standardSpec } from "../support/specs";
 
 import { ControlPlane } from "../../src/components/control-plane";
@@ -13,6 +13,7 @@ import { etcdFlags } from "../../src/components/etcd";
 import { defaultBackupImage, storeIpBlocks } from "../../src/components/etcd-backup";
 import { MAX_CLUSTER_NAME_LENGTH, resolveClusterSpec, SpecValidationError, type ClusterSpec, type EtcdBackupSpec } from "../../src/api/v1alpha1";
 import { objectNames } from "../../src/components/cluster-context";
+import { deployControlPlane as deploy } from "../support/control-plane-deploy";
 
 const recorder = installMocks();
 
@@ -39,13 +40,6 @@ const backup = (s3: Partial<EtcdBackupSpec["store"]["s3"]> = {}): EtcdBackupSpec
   store: { s3: { bucket: "kok-backups", prefix: "team-a/prod", endpoint: "https://s3.eu-west-1.amazonaws.com", region: "eu-west-1", credentialsSecretRef: { name: "store" }, ...s3 } },
 });
 const withBackup = (spec: ClusterSpec, extra: Partial<ClusterSpec["etcd"]> = {}): ClusterSpec => ({ ...spec, etcd: { ...spec.etcd, backup: backup(), ...extra } });
-
-async function deploy(name: string, args: ConstructorParameters<typeof ControlPlane>[1]) {
-  const cp = new ControlPlane(name, args);
-  await valueOf(cp.adminKubeconfig);
-  await settle();
-  return cp;
-}
 
 beforeEach(() => recorder.reset());
 

@@ -5,11 +5,12 @@
  */
 import { parse } from "yaml";
 import { beforeEach, describe, expect, it } from "vitest";
-import { installMocks, isSecretInput, plain, settle, valueOf, type RecordedResource } from "../support/pulumi-mocks";
+import { installMocks, isSecretInput, plain, type RecordedResource } from "../support/pulumi-mocks";
 import { minimalSpec, standardSpec } from "../support/specs";
 
 import { ControlPlane } from "../../src/components/control-plane";
 import { SpecValidationError } from "../../src/api/v1alpha1";
+import { deployControlPlane as deploy } from "../support/control-plane-deploy";
 
 const recorder = installMocks();
 
@@ -33,13 +34,6 @@ const byObjectName = (type: string, name: string) => {
 const container = (w: Obj): Obj => w.spec.template.spec.containers[0];
 const flag = (w: Obj, name: string) => (container(w).command as string[]).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const policies = () => recorder.ofType(K.netpol).map(inputs);
-
-async function deploy(name: string, args: ConstructorParameters<typeof ControlPlane>[1]) {
-  const cp = new ControlPlane(name, args);
-  await valueOf(cp.adminKubeconfig);
-  await settle();
-  return cp;
-}
 
 /** The files a volume of the Pod template mounts at `mountPath`, read from the object it names. */
 function mountedFile(w: Obj, path: string): string {
