@@ -27,6 +27,8 @@ export interface ClusterObject {
   readonly metadata: ReconciledMetadata & {
     // client-node parses timestamps into Dates; a raw read keeps the string.
     readonly deletionTimestamp?: Date;
+    /** The user's requests that are not spec, e.g. kubeonkube.io/backup-now. */
+    readonly annotations?: Readonly<Record<string, string>>;
   };
   readonly spec: ClusterSpec;
   status?: ClusterStatus;

@@ -109,8 +109,7 @@ export class EtcdBackupCheck {
     const { namespace, name } = cluster.metadata;
     const spec = backupSpecOf(cluster.spec);
     const etcd = etcdStatusOf(cluster.status);
-    // ClusterObject's metadata type lists no annotations; the object read from the API has them.
-    const annotation = (cluster.metadata as { readonly annotations?: Record<string, string> }).annotations?.[BACKUP_NOW_ANNOTATION];
+    const annotation = cluster.metadata.annotations?.[BACKUP_NOW_ANNOTATION];
     const now = this.o.now().getTime();
 
     if (!spec) {
