@@ -183,6 +183,11 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
   readonly certificatesExpireAt: pulumi.Output<string>;
   /** PEM key of the cluster CA; a secret, not an output. Workers' kubelet certificates are signed with it. */
   readonly caPrivateKey: pulumi.Output<string>;
+  /**
+   * Each spec.kubeconfigs entry's kubeconfig (by entry name), for `endpoint`; secrets, not outputs.
+   * The Cluster program copies them next to the Cluster, for their users.
+   */
+  readonly userKubeconfigs: Readonly<Record<string, pulumi.Output<string>>>;
   readonly pki: ClusterPki;
 
   constructor(name: string, args: ControlPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -252,16 +257,13 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
       { kubeconfig: adminKubeconfig, "kubeconfig-internal": kubeconfigFor("kubernetes-admin", pki.admin, internalUrl) },
       inNamespace,
     );
+    const userKubeconfigs: Record<string, pulumi.Output<string>> = {};
     for (const user of spec.kubeconfigs) {
-      masterSecret(
-        `${name}-kubeconfig-${user.name}`,
-        ctx,
-        names.userKubeconfig(user.name),
-        "kube-apiserver",
-        { kubeconfig: kubeconfigFor(user.user, pki.users[user.name], externalUrl) },
-        inNamespace,
-      );
+      const kubeconfig = kubeconfigFor(user.user, pki.users[user.name], externalUrl);
+      masterSecret(`${name}-kubeconfig-${user.name}`, ctx, names.userKubeconfig(user.name), "kube-apiserver", { kubeconfig }, inNamespace);
+      userKubeconfigs[user.name] = pulumi.secret(kubeconfig);
     }
+    this.userKubeconfigs = userKubeconfigs;
 
     this.namespace = ns ? ns.metadata.name : pulumi.output(namespace);
     this.endpoint = pulumi.output(externalUrl);

@@ -11,15 +11,16 @@
  *   operator's own, label or not;
  * - a namespaced object of the masters' kinds may be written only in such a namespace
  *   (`namespaceObject`, the namespace as stored, not as the request claims);
- * - except the admin kubeconfig copy: an Opaque Secret named `*-admin-kubeconfig`, which the
- *   Cluster stack writes next to the Cluster in the tenant's namespace. Opaque, so the operator
- *   cannot mint a ServiceAccount token Secret in a tenant's namespace under that name.
+ * - except the kubeconfig copies: Opaque Secrets named `*-admin-kubeconfig` (the admin's) or
+ *   `<cluster>.kubeconfig.<entry>` (each spec.kubeconfigs entry's), which the Cluster stack writes
+ *   next to the Cluster in the tenant's namespace. Opaque, so the operator cannot mint a
+ *   ServiceAccount token Secret in a tenant's namespace under such a name.
  *
  * Events, Leases and the kube-on-kube kinds are not matched: RBAC alone bounds them.
  */
 // The label every masters' namespace carries, and the names the operator may write an admin
 // kubeconfig copy under outside masters' namespaces: derived in the api, nowhere else.
-import { ADMIN_KUBECONFIG_SUFFIX, MANAGED_BY as MANAGED_BY_VALUE, MANAGED_BY_LABEL } from "../api/v1alpha1";
+import { ADMIN_KUBECONFIG_SUFFIX, MANAGED_BY as MANAGED_BY_VALUE, MANAGED_BY_LABEL, USER_KUBECONFIG_COPY_PATTERN } from "../api/v1alpha1";
 
 type Json = Record<string, unknown>;
 
@@ -70,7 +71,7 @@ export function operatorAdmissionPolicy(options: { namespace: string; serviceAcc
           {
             name: "isKubeconfigCopy",
             expression:
-              `request.resource.group == '' && request.resource.resource == 'secrets' && request.name.endsWith(${cel(ADMIN_KUBECONFIG_SUFFIX)}) && ` +
+              `request.resource.group == '' && request.resource.resource == 'secrets' && (request.name.endsWith(${cel(ADMIN_KUBECONFIG_SUFFIX)}) || request.name.matches(${cel(USER_KUBECONFIG_COPY_PATTERN)})) && ` +
               `(request.operation == 'DELETE' || (has(object.type) && object.type == 'Opaque'))`,
           },
         ],
@@ -84,7 +85,7 @@ export function operatorAdmissionPolicy(options: { namespace: string; serviceAcc
             expression: `(${isNamespace}) || (!variables.inProtectedNamespace && (variables.inMastersNamespace || variables.isKubeconfigCopy))`,
             messageExpression:
               `'kube-on-kube operator: ' + request.operation + ' of ' + request.resource.resource + ' ' + request.namespace + '/' + request.name + ` +
-              `' refused: it writes only in the namespaces of hosted masters (labelled ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}) and Opaque Secrets named *${ADMIN_KUBECONFIG_SUFFIX} next to a Cluster'`,
+              `' refused: it writes only in the namespaces of hosted masters (labelled ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}) and Opaque Secrets named *${ADMIN_KUBECONFIG_SUFFIX} or <cluster>.kubeconfig.<entry> next to a Cluster'`,
             reason: "Forbidden",
           },
         ],

@@ -6,7 +6,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { resolveClusterSpec, SpecValidationError, validateClusterSpec, type ClusterSpec } from "../api/v1alpha1";
+import { resolveClusterSpec, SpecValidationError, userKubeconfigCopyOf, validateClusterSpec, type ClusterSpec } from "../api/v1alpha1";
 import { ClusterAddons, clusterAddonsProblems } from "../components/addons/cluster-addons";
 import { ControlPlane, etcdBackupArgProblems, PATCH_FORCE_ANNOTATION, type ControlPlaneArgs } from "../components/control-plane";
 import { controlPlaneOutputs, type ControlPlaneOutputs, type Outputs } from "../components/control-plane-outputs";
@@ -149,6 +149,29 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
         { provider: metaCluster, dependsOn: [cp] },
       )
     : undefined;
+  // Each user kubeconfig next to its Cluster too, one Secret per entry, so RBAC of the tenant's
+  // namespace can give each user their own (resourceNames); an entry removed from the spec takes
+  // its copy with it. Like the admin copy, the tenant's to edit and never read back.
+  if (args.adminKubeconfigCopy) {
+    const tenant = args.adminKubeconfigCopy.namespace;
+    for (const [entry, kubeconfig] of Object.entries(cp.userKubeconfigs)) {
+      const at = userKubeconfigCopyOf({ metadata: { namespace: tenant, name: args.name } }, entry);
+      new k8s.core.v1.Secret(
+        `${args.name}-kubeconfig-${entry}-copy`,
+        {
+          metadata: {
+            name: at.name,
+            namespace: at.namespace,
+            labels: { "kubeonkube.io/cluster": args.name, "kubeonkube.io/kubeconfig": entry, "app.kubernetes.io/part-of": "kube-on-kube" },
+            annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
+          },
+          type: "Opaque",
+          stringData: pulumi.secret(kubeconfig.apply((k) => ({ kubeconfig: k }))),
+        },
+        { provider: metaCluster, dependsOn: [cp] },
+      );
+    }
+  }
   deployAddons(args.name, args.spec, cp);
   return {
     ...controlPlaneOutputs(cp),

@@ -184,6 +184,18 @@ describe("the admission policy, as the operator's ServiceAccount", () => {
     expect([system.ok, POLICY_MESSAGE.test(system.output)], system.output).toEqual([false, true]);
   });
 
+  it("writes the user kubeconfig copies (<cluster>.kubeconfig.<entry>) there too, and no other dotted name", () => {
+    const copy = create(secret("tenant-a", "prod-a.kubeconfig.ops-viewer"));
+    expect(copy.ok, copy.output).toBe(true);
+    expect(asOperator(["delete", "secret", "-n", "tenant-a", "prod-a.kubeconfig.ops-viewer"]).ok).toBe(true);
+    for (const name of ["prod-a.kubeconfig.ops.viewer", "registry.kubeconfig", "a.b.kubeconfig.c"]) {
+      const refused = create(secret("tenant-a", name));
+      expect([name, refused.ok, POLICY_MESSAGE.test(refused.output)], refused.output).toEqual([name, false, true]);
+    }
+    const system = create(secret("kube-system", "prod-a.kubeconfig.ops-viewer"));
+    expect([system.ok, POLICY_MESSAGE.test(system.output)], system.output).toEqual([false, true]);
+  });
+
   it("binds to the operator only: the platform's admin is not affected", () => {
     expect(kubectl(["create", "-f", "-"], { input: JSON.stringify(secret("tenant-a", "worker-ssh")) }).ok).toBe(true);
     expect(kubectl(["label", "namespace", "tenant-a", "team=a"]).ok).toBe(true);

@@ -183,7 +183,7 @@ export type CertificatesSpec = Static<typeof CertificatesSpec>;
 
 export const UserKubeconfigSpec = Type.Object(
   {
-    name: Type.String({ maxLength: 40, description: "Unique; the Secret is <cluster>-kubeconfig-<name>." }),
+    name: Type.String({ maxLength: 40, description: "Unique; the kubeconfig is the Secret <cluster>.kubeconfig.<name> (key kubeconfig) next to the Cluster, and <cluster>-kubeconfig-<name> in the masters' namespace." }),
     user: Type.String({ minLength: 1, maxLength: 256, description: "The certificate's common name (the Kubernetes user); not a system: user." }),
     groups: Type.Optional(
       Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {

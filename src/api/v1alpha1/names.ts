@@ -111,6 +111,18 @@ export const adminKubeconfigSecretOf = (o: WithKey, mastersNamespace: string) =>
 /** The copy of the admin kubeconfig next to the Cluster, for its users; the tenant's to edit, never read back. */
 export const adminKubeconfigCopyOf = (o: WithKey): ObjectKey => ({ namespace: o.metadata.namespace, name: adminKubeconfigSecretName(o.metadata.name) });
 
+const USER_KUBECONFIG_INFIX = ".kubeconfig.";
+
+/**
+ * The copy of a user kubeconfig (spec.kubeconfigs[].name) next to the Cluster, for that user:
+ * `<cluster>.kubeconfig.<entry>`. Dots, because Cluster and entry names are DNS labels, which have
+ * none: joined with hyphens, Cluster `a` entry `b-c` and Cluster `a-b` entry `c` would be one Secret,
+ * and two stacks would take it from each other.
+ */
+export const userKubeconfigCopyOf = (o: WithKey, entry: string): ObjectKey => ({ namespace: o.metadata.namespace, name: `${o.metadata.name}${USER_KUBECONFIG_INFIX}${entry}` });
+/** Every name userKubeconfigCopyOf gives (two DNS labels around the infix): what the operator may write next to a Cluster. */
+export const USER_KUBECONFIG_COPY_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?[.]kubeconfig[.][a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
 /**
  * Where a Cluster's CA is: the reference its stack output and the operator recorded in
  * `status.caSecretRef`. A Cluster whose status predates that field (last applied by an older

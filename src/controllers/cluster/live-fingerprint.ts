@@ -103,6 +103,8 @@ export interface ClusterObjectsLocation {
   readonly cluster: string;
   readonly mastersNamespace: string;
   readonly adminKubeconfigCopy?: { readonly namespace: string; readonly name: string };
+  /** The copies of the user kubeconfigs (spec.kubeconfigs) next to the Cluster. */
+  readonly userKubeconfigCopies?: readonly { readonly namespace: string; readonly name: string }[];
   /**
    * Set when the stack deploys add-ons into the business cluster: the Secret (in the masters'
    * namespace, written by the stack) whose `key` holds the admin kubeconfig to read them with.
@@ -243,6 +245,7 @@ export class LiveClusterObjects {
         .map(async ([kind, list]) => (await list(at.mastersNamespace, selector)).items.map((o) => meta(kind, o))),
       orAbsent("Namespace", () => this.core.readNamespace({ name: at.mastersNamespace })),
       at.adminKubeconfigCopy ? orAbsent("Secret", () => this.core.readNamespacedSecret(at.adminKubeconfigCopy!)) : Promise.resolve([]),
+      ...(at.userKubeconfigCopies ?? []).map((copy) => orAbsent("Secret", () => this.core.readNamespacedSecret(copy))),
       at.addons ? this.readAddons(at.cluster, at.addons.adminKubeconfig) : Promise.resolve([]),
       at.etcdBackup ? orAbsent("Secret", () => this.core.readNamespacedSecret(at.etcdBackup!.credentials)) : Promise.resolve([]),
     ]);

@@ -23,6 +23,7 @@
 import type { PulumiFn } from "@pulumi/pulumi/automation";
 import {
   adminKubeconfigCopyOf,
+  userKubeconfigCopyOf,
   adminKubeconfigSecretOf,
   clusterNameProblems,
   clusterPolicyProblems,
@@ -150,6 +151,7 @@ export function objectsLocationOf(c: Pick<ClusterObject, "metadata"> & { readonl
     cluster: c.metadata.name,
     mastersNamespace,
     adminKubeconfigCopy: adminKubeconfigCopyOf(c),
+    ...(c.spec?.kubeconfigs?.length ? { userKubeconfigCopies: c.spec.kubeconfigs.map((k) => userKubeconfigCopyOf(c, k.name)) } : {}),
     ...(c.spec && deploysAddons(c.spec) ? { addons: { adminKubeconfig: adminKubeconfigSecretOf(c, mastersNamespace) } } : {}),
     ...(c.spec?.etcd?.backup ? { etcdBackup: { credentials: { namespace: c.metadata.namespace, name: c.spec.etcd.backup.store.s3.credentialsSecretRef.name } } } : {}),
   };
