@@ -163,7 +163,9 @@ describe("the operator reconciles a Cluster resource", () => {
     const store = { bucket: OBJECT_STORE_BUCKET, prefix: "e2e/ops", endpoint: objectStorePodEndpoint(devConfig), region: OBJECT_STORE_REGION, credentialsSecretRef: { name: "backup-store" } };
     const current = meta.getCluster("ops");
     const spec = current.spec as ClusterSpec;
-    meta.applyCluster("ops", { ...spec, etcd: { ...spec.etcd, backup: { schedule: "0 3 * * *", retention: { count: 3, maxAge: "24h" }, store: { s3: store } } } });
+    // With a user kubeconfig too (one update for both; the next test uses it).
+    const kubeconfigs = [{ name: "viewer", user: "jane", groups: ["viewers"], validityDays: 30 }];
+    meta.applyCluster("ops", { ...spec, kubeconfigs, etcd: { ...spec.etcd, backup: { schedule: "0 3 * * *", retention: { count: 3, maxAge: "24h" }, store: { s3: store } } } });
     const generation = meta.getCluster("ops").metadata.generation;
     await meta.waitForCluster("ops", "Ready with backups configured", (c) => c.status?.observedGeneration === generation && c.status?.phase === "Ready");
     expect(kubectl("-n", MASTERS, "get", "cronjob", "ops-etcd-backup", "-o", "jsonpath={.spec.schedule} {.spec.timeZone}")).toBe("0 3 * * * Etc/UTC");
@@ -208,6 +210,31 @@ describe("the operator reconciles a Cluster resource", () => {
 
     kubectl("-n", "fleet", "delete", "cluster", "restored", "--wait=false");
     await eventually("Cluster fleet/restored gone", async () => (kubectl("-n", "fleet", "get", "clusters", "-o", "name").includes("cluster.kubeonkube.io/restored") ? undefined : true), 900_000);
+  });
+
+  it("delivers a user kubeconfig next to the Cluster that gets exactly what RBAC grants its group", () => {
+    const secret = json<{ data: { kubeconfig: string } }>("-n", "fleet", "get", "secret", "ops.kubeconfig.viewer");
+    const file = join(meta.work, "viewer.kubeconfig");
+    writeFileSync(file, Buffer.from(secret.data.kubeconfig, "base64"), { mode: 0o600 });
+    const asViewer = (...args: string[]) => {
+      try {
+        return { ok: true, out: execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", file, ...args], { encoding: "utf8", stdio: "pipe" }) };
+      } catch (error) {
+        return { ok: false, out: String((error as { stderr?: string }).stderr ?? error) };
+      }
+    };
+    // Authenticated as jane of group viewers, and nothing granted yet.
+    const before = asViewer("-n", "default", "get", "configmaps");
+    expect(before).toMatchObject({ ok: false });
+    expect(before.out).toContain('User "jane" cannot list resource "configmaps"');
+    // The business cluster's admin binds the group to `view` in default, as a platform would.
+    execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", meta.adminKubeconfig("ops"), "-n", "default", "create", "rolebinding", "viewers", "--clusterrole=view", "--group=viewers"]);
+    const after = asViewer("-n", "default", "get", "configmaps", "-o", "name");
+    expect(after.ok, after.out).toBe(true);
+    expect(after.out).toContain("configmap/keep-0");
+    expect(asViewer("-n", "default", "auth", "can-i", "create", "configmaps").out.trim()).toBe("no");
+    expect(asViewer("-n", "default", "get", "secrets")).toMatchObject({ ok: false });
+    expect(asViewer("-n", "kube-system", "get", "configmaps")).toMatchObject({ ok: false });
   });
 
   it("destroys the stack and the masters' namespace when the Cluster is deleted", async () => {
