@@ -232,7 +232,9 @@ describe("the operator reconciles a Cluster resource", () => {
     const after = asViewer("-n", "default", "get", "configmaps", "-o", "name");
     expect(after.ok, after.out).toBe(true);
     expect(after.out).toContain("configmap/keep-0");
-    expect(asViewer("-n", "default", "auth", "can-i", "create", "configmaps").out.trim()).toBe("no");
+    const write = asViewer("-n", "default", "create", "configmap", "not-allowed", "--from-literal=a=b");
+    expect(write).toMatchObject({ ok: false });
+    expect(write.out).toContain('User "jane" cannot create resource "configmaps"');
     expect(asViewer("-n", "default", "get", "secrets")).toMatchObject({ ok: false });
     expect(asViewer("-n", "kube-system", "get", "configmaps")).toMatchObject({ ok: false });
   });
