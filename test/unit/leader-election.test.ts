@@ -3,7 +3,8 @@ import { LeaderElector, termLost, type Term } from "../../src/runtime/leader-ele
 import { MemoryLeases } from "../support/memory-leases";
 import { FakeClock } from "../support/fake-clock";
 
-function elector(store: MemoryLeases, clock: FakeClock, identity: string, log: string[]) {
+/** A replica with the operator's timings; `overrides` replace its API or its callbacks. */
+function elector(store: MemoryLeases, clock: FakeClock, identity: string, log: string[], overrides: Partial<ConstructorParameters<typeof LeaderElector>[0]> = {}) {
   return new LeaderElector({
     api: store.api(),
     namespace: "kok-system",
@@ -15,6 +16,7 @@ function elector(store: MemoryLeases, clock: FakeClock, identity: string, log: s
     clock,
     onStartedLeading: () => void log.push(`${identity} started`),
     onStoppedLeading: () => void log.push(`${identity} stopped`),
+    ...overrides,
   });
 }
 
@@ -196,16 +198,7 @@ describe("LeaderElector", () => {
     let drained!: () => void;
     const drain = new Promise<void>((resolve) => (drained = resolve));
     const renewals: number[] = [];
-    const a = new LeaderElector({
-      api: store.api(),
-      namespace: "kok-system",
-      name: "kube-on-kube-operator",
-      identity: "a",
-      leaseDurationMs: 15_000,
-      renewDeadlineMs: 10_000,
-      retryPeriodMs: 2_000,
-      clock,
-      onStartedLeading: () => void log.push("a started"),
+    const a = elector(store, clock, "a", log, {
       // The updates in flight: they end when the test says so, long after the lease duration.
       onStoppedLeading: () => (log.push("a draining"), drain),
       onRenewed: (fenceBy) => void renewals.push(fenceBy),
@@ -248,16 +241,8 @@ describe("LeaderElector", () => {
       createNamespacedLease: guarded(inner.createNamespacedLease.bind(inner)),
       replaceNamespacedLease: guarded(inner.replaceNamespacedLease.bind(inner)),
     } as unknown as typeof inner;
-    const a = new LeaderElector({
+    const a = elector(store, clock, "a", log, {
       api,
-      namespace: "kok-system",
-      name: "kube-on-kube-operator",
-      identity: "a",
-      leaseDurationMs: 15_000,
-      renewDeadlineMs: 10_000,
-      retryPeriodMs: 2_000,
-      clock,
-      onStartedLeading: () => void log.push("a started"),
       onStoppedLeading: () => (log.push("a draining"), drain),
       onRenewed: (fenceBy) => void renewals.push(fenceBy),
     });
