@@ -4,13 +4,13 @@
  * on two network hosts (src/dev/host-netns.ts); the product alone gives them a pod network (flannel
  * writes each host's CNI configuration), Services and DNS. `hello` (src/dev/hello-workload.ts) runs
  * a Pod on each node, and from the Pod on one node: DNS, the Service by name, the other node's Pod
- * by IP, the headless Service and the `kubernetes` Service; `kubectl logs` and `exec` reach the
+ * by IP, the headless Service and the `kubernetes` Service; `kubectl logs`, `exec` and `port-forward` reach the
  * kubelet of each node; the Cluster's AddonsReady turns True. A Node deleted and its Machine
  * repaired by the operator keeps all of it working, and so does a Machine deleted (its teardown
  * leaves no container of the removed Node running on the host) and applied again: a reinstall of
  * the host. A second Cluster with its add-ons disabled has none of them.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -277,6 +277,28 @@ function logsAndExec(pods: Pod[]): void {
   }
 }
 
+/**
+ * `kubectl port-forward` to a hello Pod: the apiserver's stream to the kubelet, and from it into
+ * the Pod's network namespace (containerd's own forwarder). A local port of kubectl's choosing,
+ * read from its first line; the page is the Pod's own.
+ */
+async function portForwarded(pod: Pod): Promise<string> {
+  const child = spawn(toolchainBinary("kubectl"), ["--kubeconfig", bizKubeconfig, "port-forward", `pod/${pod.metadata.name}`, `:${HELLO_PORT}`], { stdio: ["ignore", "pipe", "pipe"] });
+  let said = "";
+  child.stdout.on("data", (c: Buffer) => (said += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (said += c.toString()));
+  try {
+    const port = await eventually(`kubectl port-forward to ${pod.metadata.name} listening`, async () => {
+      if (child.exitCode !== null) throw new Error(`kubectl port-forward exited ${child.exitCode}: ${said}`);
+      return /Forwarding from 127\.0\.0\.1:(\d+) ->/.exec(said)?.[1];
+    }, 60_000);
+    const answer = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(20_000) });
+    return await answer.text();
+  } finally {
+    child.kill("SIGTERM");
+  }
+}
+
 describe("a business cluster with its add-ons", () => {
   let podA: Pod;
   let podB: Pod;
@@ -325,8 +347,9 @@ describe("a business cluster with its add-ons", () => {
     await networkChecks(podB, podA);
   });
 
-  it("reads logs and execs in a Pod on each node", () => {
+  it("reads logs, execs and port-forwards to a Pod on each node", async () => {
     logsAndExec([podA, podB]);
+    for (const pod of [podA, podB]) expect(await portForwarded(pod)).toBe(`hello from ${pod.metadata.name} on ${pod.spec.nodeName}\n`);
   });
 
   it("keeps the network working after a Node is deleted and its Machine repaired", async () => {
