@@ -64,11 +64,7 @@ export async function etcdBackupCommand(flags: RawFlags, io: EtcdCommandIo = pro
     writeResult(options.resultFile, line, io);
     return EXIT.ok;
   } catch (error) {
-    const usage = error instanceof UsageError;
-    const message = oneLine(`etcd backup failed: ${usage ? "bad flags: " : ""}${(error as Error).message}`, secrets);
-    io.stderr(`kok: ${message}\n`);
-    writeResult(flags.resultFile, message, io);
-    return usage ? EXIT.usage : EXIT.failure;
+    return failed("backup", error, flags, io, secrets);
   }
 }
 
@@ -82,10 +78,15 @@ export async function etcdRestoreCommand(flags: RawFlags, io: EtcdCommandIo = pr
     writeResult(flags.resultFile, line, io);
     return EXIT.ok;
   } catch (error) {
-    const usage = error instanceof UsageError;
-    const message = oneLine(`etcd restore failed: ${usage ? "bad flags: " : ""}${(error as Error).message}`, secrets);
-    io.stderr(`kok: ${message}\n`);
-    writeResult(flags.resultFile, message, io);
-    return usage ? EXIT.usage : EXIT.failure;
+    return failed("restore", error, flags, io, secrets);
   }
+}
+
+/** One redacted line on stderr and in the result file (the termination message); the exit code says whether the flags were the problem. */
+function failed(what: "backup" | "restore", error: unknown, flags: RawFlags, io: EtcdCommandIo, secrets: ReturnType<typeof credentialsOf>): number {
+  const usage = error instanceof UsageError;
+  const message = oneLine(`etcd ${what} failed: ${usage ? "bad flags: " : ""}${(error as Error).message}`, secrets);
+  io.stderr(`kok: ${message}\n`);
+  writeResult(flags.resultFile, message, io);
+  return usage ? EXIT.usage : EXIT.failure;
 }
