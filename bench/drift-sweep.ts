@@ -44,7 +44,7 @@ async function withCpu<T>(fn: () => Promise<T>): Promise<{ ms: number; cpuMs: nu
 export const driftSweepBenchmark: Benchmark = {
   id: "drift",
   title: "(4) Drift sweep, steady state",
-  sizes: { quick: { machines: 10 }, full: { machines: 50 } },
+  sizes: { quick: { machines: 5 }, full: { machines: 50 } },
   runs: { quick: 2, full: 3 },
   async run(size, ctx) {
     const w = await fleetWorld(size.machines, ctx.log);

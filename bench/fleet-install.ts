@@ -11,7 +11,7 @@ import { fleetWorld } from "./fleet-world";
 export const fleetInstallBenchmark: Benchmark = {
   id: "fleet",
   title: "(3) Fleet install",
-  sizes: { quick: { machines: 10 }, full: { machines: 50 } },
+  sizes: { quick: { machines: 5 }, full: { machines: 50 } },
   // One install per host: a repetition would need a fresh fleet.
   runs: { quick: 1, full: 1 },
   async run(size, ctx) {
