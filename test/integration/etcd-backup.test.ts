@@ -16,8 +16,8 @@
  * Needs the toolchain (etcd, etcdctl, etcdutl, versitygw, registry); fails, never skips, without it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:https";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -156,6 +156,7 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
   let flags: Record<string, string>;
   let location = "";
 
+  const s3Options = () => ({ endpoint: objectStoreEndpoint(config), region: OBJECT_STORE_REGION, credentials: readObjectStoreCredentials(config) });
   const keysUnder = async (p: string) => (await s3.list(OBJECT_STORE_BUCKET, p)).map((o) => o.key).sort();
 
   beforeAll(async () => {
@@ -181,7 +182,7 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
     console.log(`object store up in ${Date.now() - started} ms`);
     const credentials = readObjectStoreCredentials(config);
     env = { PATH: process.env.PATH, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey };
-    s3 = new S3Client({ endpoint: objectStoreEndpoint(config), region: OBJECT_STORE_REGION, credentials });
+    s3 = new S3Client(s3Options());
 
     etcd = startEtcd(root, "source", path.join(root, "source.etcd"), ports.client, ports.peer, pki);
     agent = agentFor(pki);
@@ -421,6 +422,24 @@ describe("kok etcd backup / restore with a real etcd and object store", () => {
     const result = JSON.parse(run.out.join("").trim()) as { location: string; revision: number };
     expect(result.revision).toBeGreaterThanOrEqual(KEYS + 1);
     expect(await keysUnder(`${prefix}/`)).toContain(result.location.replace(`s3://${OBJECT_STORE_BUCKET}/`, ""));
+  }, 60_000);
+
+  it("uploads a file over the multipart threshold in parts that versitygw assembles byte for byte", async () => {
+    const MIB = 1024 * 1024;
+    // The real store checks each part's signed SHA-256 and the 5 MiB minimum of all but the last part.
+    const parts = new S3Client({ ...s3Options(), multipartThresholdBytes: 6 * MIB, partBytes: 5 * MIB });
+    const file = path.join(root, "big.db");
+    const content = randomBytes(11 * MIB + 17);
+    writeFileSync(file, content);
+    const key = `${prefix}/multipart/big.db`;
+    const digest = await parts.putFile(OBJECT_STORE_BUCKET, key, file);
+    expect(digest).toBe(createHash("sha256").update(content).digest("hex"));
+    const [object] = await s3.list(OBJECT_STORE_BUCKET, key);
+    expect(object).toMatchObject({ key, size: content.length });
+    const back = path.join(root, "big.back");
+    expect(await s3.getFile(OBJECT_STORE_BUCKET, key, back)).toBe(content.length);
+    expect(readFileSync(back).equals(content)).toBe(true);
+    await s3.delete(OBJECT_STORE_BUCKET, key);
   }, 60_000);
 });
 

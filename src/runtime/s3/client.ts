@@ -6,7 +6,8 @@
  *
  * Bodies are streamed: a snapshot can be gigabytes, and the backup Pod's memory is small. S3 wants
  * the payload's SHA-256 in `x-amz-content-sha256` before the body, so a PUT reads the file twice
- * (hash, then send); a signed hash also lets the server refuse a body altered on the way.
+ * (hash, then send); a signed hash also lets the server refuse a body altered on the way. Files
+ * over `multipartThresholdBytes` go up in parts (multipart.ts): one PUT stops at 5 GiB.
  *
  * Every error names the operation, the bucket and key and S3's error code; never a credential
  * (the signature header is not echoed, and messages carry no header).
@@ -17,6 +18,7 @@ import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_BYTES, checkEtag, completeUploadError, completeUploadXml, parseUploadId, uploadInParts, type PartPlan } from "./multipart";
 import { EMPTY_SHA256, sha256Hex, signV4, uriEncode, type SigV4Credentials } from "./sign";
 
 export interface S3Credentials extends SigV4Credentials {
@@ -35,6 +37,10 @@ export interface S3ClientOptions {
   readonly timeoutMs?: number;
   /** Longest whole request, body included; default 30 min (a snapshot of etcd's 8 GiB limit at ~5 MB/s). */
   readonly deadlineMs?: number;
+  /** Files larger than this are uploaded in parts; default 256 MiB, at most 5 GiB (S3's single-PUT limit). */
+  readonly multipartThresholdBytes?: number;
+  /** Size of each part; default 64 MiB, at least 5 MiB (S3's minimum). */
+  readonly partBytes?: number;
   readonly now?: () => Date;
 }
 
@@ -59,7 +65,14 @@ export class S3Error extends Error {
 interface Answer {
   readonly status: number;
   readonly body: Buffer;
+  readonly etag?: string;
 }
+
+/** S3's 5 GiB limit on one PUT. */
+const MAX_SINGLE_PUT = 5 * 1024 * 1024 * 1024;
+
+/** Marks an error as one a resend may cure: the network, a 5xx, a throttle. */
+const retryable = <E extends Error>(error: E): E => Object.assign(error, { retryable: true });
 
 /** `s3://bucket/key/with/slashes` → its parts; undefined for anything else. */
 export function parseS3Url(url: string): { bucket: string; key: string } | undefined {
@@ -111,6 +124,8 @@ export class S3Client {
   private readonly timeoutMs: number;
   private readonly deadlineMs: number;
   private readonly now: () => Date;
+  private readonly multipartThreshold: number;
+  private readonly partBytes: number;
 
   constructor(private readonly options: S3ClientOptions) {
     const url = new URL(options.endpoint);
@@ -119,10 +134,14 @@ export class S3Client {
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.deadlineMs = options.deadlineMs ?? 30 * 60_000;
     this.now = options.now ?? (() => new Date());
+    this.multipartThreshold = Math.min(options.multipartThresholdBytes ?? DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT);
+    this.partBytes = options.partBytes ?? DEFAULT_PART_BYTES;
   }
 
   /** Uploads a file; returns its SHA-256 (hex), which the server checked against the signed header. */
   async putFile(bucket: string, key: string, file: string, contentType = "application/octet-stream"): Promise<string> {
+    const fileSize = statSync(file).size;
+    if (fileSize > this.multipartThreshold) return this.putInParts(bucket, key, file, fileSize, contentType);
     const hash = createHash("sha256");
     await pipeline(createReadStream(file), hash);
     const digest = hash.digest("hex");
@@ -130,6 +149,45 @@ export class S3Client {
     const answer = await this.send("PUT", bucket, key, {}, { "content-type": contentType, "content-length": String(size) }, digest, () => createReadStream(file));
     this.expect(answer, [200], "PutObject", bucket, key);
     return digest;
+  }
+
+  private putInParts(bucket: string, key: string, file: string, size: number, contentType: string): Promise<string> {
+    const uploadQuery = (uploadId: string) => ({ uploadId });
+    return uploadInParts(
+      {
+        initiate: async () => {
+          const answer = await this.send("POST", bucket, key, { uploads: "" }, { "content-type": contentType }, EMPTY_SHA256);
+          this.expect(answer, [200], "CreateMultipartUpload", bucket, key);
+          return parseUploadId(answer.body.toString("utf8"));
+        },
+        uploadPart: async (uploadId: string, part: PartPlan, sha256: string) => {
+          const query = { partNumber: String(part.number), uploadId };
+          const length = String(part.end - part.start + 1);
+          const answer = await this.send("PUT", bucket, key, query, { "content-length": length }, sha256, () => createReadStream(file, { start: part.start, end: part.end }));
+          try {
+            this.expect(answer, [200], `UploadPart ${part.number}`, bucket, key);
+          } catch (error) {
+            throw answer.status >= 500 || answer.status === 429 ? retryable(error as Error) : error;
+          }
+          return checkEtag(answer.etag, part.number);
+        },
+        complete: async (uploadId: string, parts: readonly { number: number; etag: string }[]) => {
+          const xml = Buffer.from(completeUploadXml(parts));
+          const answer = await this.send("POST", bucket, key, uploadQuery(uploadId), { "content-type": "application/xml", "content-length": String(xml.length) }, sha256Hex(xml), () => xml);
+          this.expect(answer, [200], "CompleteMultipartUpload", bucket, key);
+          const refused = completeUploadError(answer.body.toString("utf8"));
+          if (refused) throw new S3Error(`CompleteMultipartUpload s3://${bucket}/${key} at ${this.endpoint}: ${refused}`, refused, 200);
+        },
+        abort: async (uploadId: string) => {
+          const answer = await this.send("DELETE", bucket, key, uploadQuery(uploadId), {}, EMPTY_SHA256);
+          this.expect(answer, [200, 204], "AbortMultipartUpload", bucket, key);
+        },
+      },
+      file,
+      size,
+      this.partBytes,
+      `s3://${bucket}/${key}`,
+    );
   }
 
   async putBytes(bucket: string, key: string, body: Buffer, contentType: string): Promise<void> {
@@ -235,7 +293,7 @@ export class S3Client {
     const request = url.startsWith("https:") ? httpsRequest : httpRequest;
 
     return new Promise<Answer>((resolve, reject) => {
-      const fail = (error: Error) => reject(new Error(`${where}: ${error.message}`));
+      const fail = (error: Error) => reject(retryable(new Error(`${where}: ${error.message}`)));
       const tls = this.options.ca && url.startsWith("https:") ? { ca: this.options.ca } : {};
       const req = request(url, { method, headers: signed.headers, timeout: this.timeoutMs, ...tls }, (res: IncomingMessage) => {
         const status = res.statusCode ?? 0;
@@ -255,7 +313,8 @@ export class S3Client {
           chunks.push(c);
         });
         res.on("end", () => {
-          const answer = { status, body: Buffer.concat(chunks) };
+          const etag = res.headers.etag;
+          const answer = { status, body: Buffer.concat(chunks), etag: typeof etag === "string" ? etag : undefined };
           if (toFile) {
             const code = s3ErrorCodeOf(status, answer.body);
             reject(new S3Error(`GetObject s3://${bucket}/${key} at ${this.endpoint}: ${withStatus(code, status)}`, code, status));
