@@ -302,7 +302,14 @@ export class S3Client {
           res.on("data", (c: Buffer) => {
             if ((received += c.length) > toFile.maxBytes) res.destroy(new Error(`larger than the ${toFile.maxBytes} bytes expected`));
           });
-          pipeline(res, createWriteStream(toFile.file, { mode: 0o600 })).then(() => resolve({ status, body: Buffer.alloc(0) }), fail);
+          const out = createWriteStream(toFile.file, { mode: 0o600 });
+          // Settle only once the file is closed: a failure can come before the file is even
+          // opened, and the caller removes it as soon as this settles.
+          const settled = (settle: () => void) => (out.closed ? settle() : out.once("close", settle));
+          pipeline(res, out).then(
+            () => settled(() => resolve({ status, body: Buffer.alloc(0) })),
+            (error: Error) => settled(() => fail(error)),
+          );
           return;
         }
         const chunks: Buffer[] = [];
