@@ -3,11 +3,15 @@
  * SIGKILL — its Pulumi CLI children included — in the middle of a Cluster's first `pulumi up`,
  * and a new operator process takes over. It must clear the dead process's stack lock and pending
  * operations before updating, and converge: the Cluster Ready, each master object exactly once.
+ *
+ * Then the masters' namespace is deleted under the running Cluster (etcd's volumes go with it):
+ * the operator must not put the masters back empty on its own (MastersLost, no `up`), and does so
+ * only once the recreate-masters annotation names that namespace, then removes the annotation.
  */
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mastersNamespaceOf } from "../../src/api/v1alpha1";
+import { mastersNamespaceOf, RECREATE_MASTERS_ANNOTATION } from "../../src/api/v1alpha1";
 import { eventually } from "../support/dev-cluster";
 import { startMetaCluster, startOperatorProcess, type MetaCluster, type OperatorProcess } from "../support/operator-e2e";
 import { minimalSpec } from "../support/specs";
@@ -58,5 +62,42 @@ describe("an operator killed in the middle of an update", () => {
       "statefulset.apps/crash-etcd",
     ]);
     expect(locks()).toBe("");
+  });
+});
+
+describe("a Cluster whose masters' namespace was deleted", () => {
+  it("is not re-created empty until the annotation names the namespace; then it is, and the annotation goes", async () => {
+    const before = meta.getCluster("crash").status?.lastOperation?.startedAt;
+    let since = Date.now();
+    meta.kubectl("delete", "namespace", MASTERS, "--wait=true", "--timeout=5m");
+    const deleted = (Date.now() - since) / 1000;
+    const lost = await eventually(
+      "Cluster fleet/crash reports MastersLost",
+      async () => {
+        const c = meta.getCluster("crash");
+        return c.status?.conditions?.find((x) => x.type === "Ready" && x.reason === "MastersLost") ? c : undefined;
+      },
+      300_000,
+    );
+    expect(lost.status?.phase).toBe("Failed");
+    expect(lost.status?.lastOperation?.startedAt, "no update ran against the lost masters").toBe(before);
+    expect(meta.kubectl("get", "namespace", MASTERS, "--ignore-not-found", "-o", "name").trim()).toBe("");
+    const events = meta.kubectl("-n", "fleet", "get", "events", "--field-selector", "involvedObject.name=crash,reason=MastersLost", "-o", "jsonpath={.items[*].message}");
+    expect(events).toContain(`${RECREATE_MASTERS_ANNOTATION}=${MASTERS}`);
+
+    since = Date.now();
+    meta.kubectl("-n", "fleet", "annotate", "cluster", "crash", `${RECREATE_MASTERS_ANNOTATION}=${MASTERS}`);
+    const back = await eventually(
+      "Cluster fleet/crash Ready again with new masters",
+      async () => {
+        const c = meta.getCluster("crash");
+        return c.status?.phase === "Ready" && c.status.lastOperation?.startedAt !== before && c.status.lastOperation?.result === "succeeded" ? c : undefined;
+      },
+      900_000,
+    );
+    const recreated = (Date.now() - since) / 1000;
+    expect(back.metadata.annotations?.[RECREATE_MASTERS_ANNOTATION]).toBeUndefined();
+    expect(meta.kubectl("-n", MASTERS, "get", "statefulsets", "-o", "name").trim()).toBe("statefulset.apps/crash-etcd");
+    console.log(`masters' namespace deleted in ${deleted.toFixed(0)} s; re-created and Ready ${recreated.toFixed(0)} s after the annotation`);
   });
 });

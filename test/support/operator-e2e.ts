@@ -18,7 +18,7 @@ const REPO = resolve(__dirname, "..", "..");
 
 /** What the tests read of a Cluster resource (`kubectl get cluster -o json`). */
 export interface ClusterJson {
-  metadata: { generation: number; finalizers?: string[] };
+  metadata: { generation: number; finalizers?: string[]; annotations?: Record<string, string> };
   spec: ClusterSpec;
   status?: {
     phase?: string;
@@ -28,7 +28,7 @@ export interface ClusterJson {
     adminKubeconfigSecret?: string;
     certificatesExpireAt?: string;
     conditions?: { type: string; status: string; reason: string; observedGeneration?: number }[];
-    lastOperation?: { kind: string; result: string; changes?: Record<string, number> };
+    lastOperation?: { kind: string; result: string; startedAt?: string; changes?: Record<string, number> };
   };
 }
 

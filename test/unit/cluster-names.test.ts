@@ -7,7 +7,7 @@
  * test/integration/stack-runner.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterObject, type ClusterStatus } from "../../src/api/v1alpha1";
+import { mastersNamespaceLabels, mastersNamespaceOf, RECREATE_MASTERS_ANNOTATION, type ClusterObject, type ClusterStatus } from "../../src/api/v1alpha1";
 import { ClusterReconciler, type ClusterStacks } from "../../src/controllers/cluster/reconciler";
 import { TerminalError } from "../../src/runtime/controller";
 import { decideLegacyStack } from "../../src/controllers/legacy-stacks";
@@ -27,14 +27,15 @@ function world() {
   const objects = new Map<string, ClusterObject>();
   const states = new Map<string, StateResource[]>();
   const namespaces = new Map<string, Record<string, string>>();
+  const terminating = new Set<string>();
   /** Every stack operation, as `op stack`; reads of a state are not operations. */
   const ops: string[] = [];
   const events: { reason: string; message: string }[] = [];
   const fingerprintReads: string[] = [];
   const objectOf = (stack: string) => objects.get(stack.replace(".", "/"))!;
   const stacks: ClusterStacks = {
-    async up(stack) {
-      ops.push(`up ${stack}`);
+    async up(stack, _program, _progress, opts) {
+      ops.push(opts?.refresh ? `up --refresh ${stack}` : `up ${stack}`);
       if (!states.has(stack)) {
         const c = objectOf(stack);
         const ns = mastersNamespaceOf(c);
@@ -69,6 +70,16 @@ function world() {
         objects.set(key, { ...objects.get(key)!, metadata: { ...objects.get(key)!.metadata, finalizers } });
         return structuredClone(objects.get(key)!);
       },
+      annotate: async (c, annotations) => {
+        const key = `${c.metadata.namespace}/${c.metadata.name}`;
+        const merged: Record<string, string> = { ...objects.get(key)!.metadata.annotations };
+        for (const [k, v] of Object.entries(annotations)) {
+          if (v === null) delete merged[k];
+          else merged[k] = v;
+        }
+        objects.set(key, { ...objects.get(key)!, metadata: { ...objects.get(key)!.metadata, annotations: merged } });
+        return structuredClone(objects.get(key)!);
+      },
       writeStatus: async (c, compute: (fresh: ClusterStatus | undefined) => ClusterStatus) => {
         const key = `${c.metadata.namespace}/${c.metadata.name}`;
         objects.set(key, { ...objects.get(key)!, status: structuredClone(compute(objects.get(key)!.status)) });
@@ -77,6 +88,7 @@ function world() {
     events: { record: async (_c, _type, reason, message) => void events.push({ reason, message }) },
     stacks,
     namespaceLabels: async (name) => structuredClone(namespaces.get(name)),
+    namespacePresence: async (name) => (terminating.has(name) ? "terminating" : namespaces.has(name) ? "active" : "absent"),
     liveFingerprint: async (at) => (fingerprintReads.push(at.mastersNamespace), "fp"),
     resyncMs: 300_000,
     now: () => new Date(time),
@@ -90,7 +102,7 @@ function world() {
       spec: minimalSpec(),
     });
   const condition = (key: string, type: string) => objects.get(key)!.status?.conditions?.find((c) => c.type === type);
-  return { objects, states, namespaces, ops, events, fingerprintReads, reconciler, fresh: () => new ClusterReconciler(options), put, condition, advance: (ms: number) => (time += ms) };
+  return { objects, states, namespaces, terminating, ops, events, fingerprintReads, reconciler, fresh: () => new ClusterReconciler(options), put, condition, advance: (ms: number) => (time += ms) };
 }
 
 describe("Cluster names that cannot collide", () => {
@@ -170,6 +182,65 @@ describe("A namespace the Cluster's own stack created", () => {
     w.objects.set("fleet/dev", { ...w.objects.get("fleet/dev")!, metadata: { ...w.objects.get("fleet/dev")!.metadata, generation: 2 } });
     await w.reconciler.reconcile("fleet/dev");
     expect(w.ops).toEqual(["up fleet.dev", "up fleet.dev"]);
+  });
+});
+
+describe("Masters lost with their namespace", () => {
+  const ns = mastersNamespaceOf({ metadata: { namespace: "fleet", name: "dev" } });
+  const edit = (w: ReturnType<typeof world>, change: (c: ClusterObject) => ClusterObject) => w.objects.set("fleet/dev", change(w.objects.get("fleet/dev")!));
+  const bumpGeneration = (c: ClusterObject) => ({ ...c, metadata: { ...c.metadata, generation: (c.metadata.generation ?? 1) + 1 } });
+  const annotated = (value: string) => (c: ClusterObject) => ({ ...c, metadata: { ...c.metadata, annotations: { ...c.metadata.annotations, [RECREATE_MASTERS_ANNOTATION]: value } } });
+
+  async function readyThenLost(how: "deleted" | "terminating") {
+    const w = world();
+    w.put("fleet", "dev");
+    await w.reconciler.reconcile("fleet/dev");
+    if (how === "deleted") w.namespaces.delete(ns);
+    else w.terminating.add(ns);
+    return w;
+  }
+
+  for (const how of ["deleted", "terminating"] as const) {
+    it(`applies nothing when the namespace its stack created is ${how}, neither on resync nor on an edit, and says what to do (once)`, async () => {
+      const w = await readyThenLost(how);
+      w.advance(300_000);
+      await w.reconciler.reconcile("fleet/dev");
+      edit(w, bumpGeneration);
+      await w.reconciler.reconcile("fleet/dev");
+      await w.fresh().reconcile("fleet/dev");
+      expect(w.ops).toEqual(["up fleet.dev"]);
+      const ready = w.condition("fleet/dev", "Ready");
+      expect(ready).toMatchObject({ status: "False", reason: "MastersLost" });
+      expect(ready?.message).toContain(`the masters' namespace "${ns}" is ${how === "deleted" ? "gone" : "being deleted"}, and etcd's data with it`);
+      expect(ready?.message).toContain(`kubectl annotate cluster dev ${RECREATE_MASTERS_ANNOTATION}=${ns}`);
+      expect(w.objects.get("fleet/dev")!.status?.phase).toBe("Failed");
+      expect(w.events.filter((e) => e.reason === "MastersLost")).toHaveLength(1);
+      expect(w.namespaces.has(ns)).toBe(how === "terminating");
+    });
+  }
+
+  it("re-creates the masters, with a refresh, only when the annotation names the lost namespace, then removes the annotation", async () => {
+    const w = await readyThenLost("deleted");
+    edit(w, annotated("true"));
+    await w.reconciler.reconcile("fleet/dev");
+    edit(w, annotated("kok-fleet-other-0123456789"));
+    await w.reconciler.reconcile("fleet/dev");
+    expect(w.ops).toEqual(["up fleet.dev"]);
+    edit(w, annotated(ns));
+    await w.reconciler.reconcile("fleet/dev");
+    expect(w.ops).toEqual(["up fleet.dev", `up --refresh fleet.dev`]);
+    expect(w.namespaces.has(ns)).toBe(true);
+    expect(w.objects.get("fleet/dev")!.metadata.annotations?.[RECREATE_MASTERS_ANNOTATION]).toBeUndefined();
+    expect(w.condition("fleet/dev", "Ready")).toMatchObject({ status: "True", reason: "Applied" });
+    expect(w.events.find((e) => e.reason === "RecreatingMasters")?.message).toContain("EMPTY etcd volumes");
+  });
+
+  it("is no loss before the stack created the namespace: a first up creates it", async () => {
+    const w = world();
+    w.put("fleet", "dev");
+    await w.reconciler.reconcile("fleet/dev");
+    expect(w.ops).toEqual(["up fleet.dev"]);
+    expect(w.events.some((e) => e.reason === "MastersLost")).toBe(false);
   });
 });
 

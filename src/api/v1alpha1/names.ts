@@ -75,6 +75,11 @@ function readable(part: string, length: number): string {
 export const MASTERS_CLUSTER_UID_LABEL = "kubeonkube.io/cluster-uid";
 /** Label on a masters' namespace: the Cluster's own namespace (its name is `kubeonkube.io/cluster`). */
 export const MASTERS_CLUSTER_NAMESPACE_LABEL = "kubeonkube.io/cluster-namespace";
+/**
+ * Annotation on a Cluster whose masters' namespace was lost: its value, the name of that
+ * namespace, lets the operator re-create the masters with empty etcd volumes (masters-lost.ts).
+ */
+export const RECREATE_MASTERS_ANNOTATION = "kubeonkube.io/recreate-masters";
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY = "kube-on-kube";
 

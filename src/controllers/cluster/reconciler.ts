@@ -7,6 +7,8 @@
  *   paused?            → no change at all; say so in a condition
  *   invalid spec?      → Failed, an Event listing every problem, a TerminalError (no retry)
  *   legacy stack?      → renamed to the new name once, masters left where they are (masters-namespace.ts)
+ *   masters lost?      → the namespace its stack created is gone: MastersLost, nothing applied until
+ *                        a human chooses (masters-lost.ts)
  *   foreign namespace? → before any `up`: Failed, NamespaceConflict, a TerminalError, nothing applied
  *   new generation?    → preview as an Event (upgrades), `up`, status from the outputs
  *   same generation?   → every resync: drift check (drift-check.ts); drift → Event + `up`. It compares a
@@ -34,6 +36,7 @@ import {
   kubernetesUpgradeProblems,
   mastersNamespaceLabels,
   mastersNamespaceOf,
+  RECREATE_MASTERS_ANNOTATION,
   validateClusterSpec,
   type ClusterObject,
   type ClusterSpec,
@@ -48,6 +51,7 @@ import type { ClusterObjectsLocation } from "./live-fingerprint";
 import { ADDONS_READY, evaluateAddons, expectedAddons, isTransition, notDeployedCondition, transitionEvent, unreachableCondition, type AddonWorkloads } from "./addons-readiness";
 import type { EtcdBackupCheck } from "./etcd-backup-check";
 import { namespaceConflict, placeMasters, type NamespaceLabels, type Placement } from "./masters-namespace";
+import { mastersVerdict, type NamespacePresence } from "./masters-lost";
 import { TerminalError } from "../../runtime/controller";
 import type { ObjectStore } from "../../runtime/object-store";
 import type { OperationResult, StackRunner } from "../../runtime/stack-runner";
@@ -58,8 +62,13 @@ import { etcdBackupProgramArgs, type SecretReader } from "./backup-credentials";
 
 export { CLUSTER_FINALIZER, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges };
 
-/** Reads and writes Cluster objects; the implementation retries status writes on conflict. */
-export type ClusterStore = ObjectStore<ClusterObject, ClusterStatus>;
+/**
+ * Reads and writes Cluster objects; the implementation retries status writes on conflict. With
+ * `annotate`, the recreate-masters annotation is removed once it was acted on.
+ */
+export type ClusterStore = ObjectStore<ClusterObject, ClusterStatus> & {
+  annotate?(object: ClusterObject, annotations: Record<string, string | null>): Promise<ClusterObject>;
+};
 
 export interface EventSink {
   record(cluster: ClusterObject, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
@@ -90,6 +99,12 @@ export interface ClusterReconcilerOptions {
   readonly stacks: ClusterStacks;
   /** The labels of a meta-cluster namespace (undefined: none such), for the ownership check before an `up`. */
   readonly namespaceLabels: NamespaceLabels;
+  /**
+   * Whether a meta-cluster namespace exists or is being deleted, to stop before an `up` that would
+   * re-create lost masters empty (masters-lost.ts). Default: from `namespaceLabels` (no
+   * "terminating").
+   */
+  readonly namespacePresence?: NamespacePresence;
   /** How often a reconciled Cluster is checked for drift. */
   readonly resyncMs: number;
   /**
@@ -249,6 +264,15 @@ export class ClusterReconciler {
       return { requeueAfter: KUBELET_SKEW_RECHECK_MS };
     }
     const placement = await this.placement(key, cluster);
+    const lost = mastersVerdict(cluster, placement, await this.presence(placement.mastersNamespace));
+    if (lost.lost && !lost.recreate) return this.mastersLost(cluster, lost.message);
+    if (lost.lost) {
+      await this.o.events.record(cluster, "Warning", "RecreatingMasters", lost.message);
+      // With a refresh: the state still lists every object the namespace took with it.
+      const applied = await this.apply(key, cluster, placement, "RecreatingMasters", { refresh: true });
+      await this.o.store.annotate?.(cluster, { [RECREATE_MASTERS_ANNOTATION]: null });
+      return applied;
+    }
     const generation = cluster.metadata.generation ?? 0;
     const reconciled = cluster.status?.observedGeneration === generation && cluster.status?.lastOperation?.result === "succeeded";
     if (reconciled) {
@@ -273,6 +297,23 @@ export class ClusterReconciler {
     return placement;
   }
 
+  private async presence(namespace: string): Promise<"active" | "terminating" | "absent"> {
+    if (this.o.namespacePresence) return this.o.namespacePresence(namespace);
+    return (await this.o.namespaceLabels(namespace)) === undefined ? "absent" : "active";
+  }
+
+  /** Stops a Cluster whose masters were lost: condition and Event (once), no stack operation. */
+  private async mastersLost(cluster: ClusterObject, message: string): Promise<{ requeueAfter: number }> {
+    const told = cluster.status?.conditions?.some((c) => c.type === "Ready" && c.reason === "MastersLost" && c.message === message);
+    await this.status(cluster, { phase: "Failed" }, [
+      { type: "Ready", status: "False", reason: "MastersLost", message },
+      { type: "Degraded", status: "True", reason: "MastersLost", message: "the business cluster's etcd data is gone with its masters' namespace" },
+      { type: "Progressing", status: "False", reason: "MastersLost", message: "nothing is applied until a human chooses: restore into a new Cluster, or re-create this one empty" },
+    ]);
+    if (!told) await this.o.events.record(cluster, "Warning", "MastersLost", message);
+    return { requeueAfter: this.o.resyncMs };
+  }
+
   /** Refuses, before the engine runs, a masters' namespace the operator did not create for this Cluster. */
   private async refuseForeignNamespace(cluster: ClusterObject, placement: Placement): Promise<void> {
     const conflict = namespaceConflict(cluster, placement, await this.o.namespaceLabels(placement.mastersNamespace));
@@ -295,7 +336,7 @@ export class ClusterReconciler {
     return problems;
   }
 
-  private async apply(key: string, cluster: ClusterObject, placement: Placement, reason: string, opts: { correctingDrift?: boolean } = {}): Promise<{ requeueAfter: number }> {
+  private async apply(key: string, cluster: ClusterObject, placement: Placement, reason: string, opts: { correctingDrift?: boolean; refresh?: boolean } = {}): Promise<{ requeueAfter: number }> {
     await this.refuseForeignNamespace(cluster, placement);
     const { stack, mastersNamespace } = placement;
     const program = this.program(cluster, mastersNamespace);
@@ -316,7 +357,7 @@ export class ClusterReconciler {
     const progress = this.trackProgress(cluster, reason, mastersNamespace);
     try {
       // Drift correction must read the live objects first: the state still lists what was deleted.
-      result = await this.o.stacks.up(stack, program, progress.onProgress, { refresh: opts.correctingDrift });
+      result = await this.o.stacks.up(stack, program, progress.onProgress, { refresh: opts.correctingDrift || opts.refresh });
     } catch (error) {
       await progress.stop();
       return this.failed(cluster, startedAt, error);

@@ -21,6 +21,7 @@ import { LiveClusterObjects } from "./live-fingerprint";
 import type { ClusterMetrics } from "./metrics";
 import { MasterPods } from "./master-pods";
 import { namespaceLabelsReader } from "./masters-namespace";
+import { namespacePresenceReader } from "./masters-lost";
 import { ClusterReconciler, type ClusterStore } from "./reconciler";
 import type { SecretReader } from "./backup-credentials";
 import { secretValuesOf } from "../../runtime/known-secrets";
@@ -105,6 +106,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     events,
     stacks: runner,
     namespaceLabels: namespaceLabelsReader(ctx.core),
+    namespacePresence: namespacePresenceReader(ctx.core),
     operatorNamespace: o.operatorNamespace,
     resyncMs: o.resyncMs,
     liveFingerprint: (at) => liveObjects.fingerprint(at),
