@@ -133,12 +133,13 @@ export class TermRecovery {
 
 /** What a kind's registration hands the operator: one recovery per object, asked at each term's start. */
 export interface StackRecoveries {
-  recoveries(term: Term | undefined): StackRecovery[];
+  recoveries(term: Term | undefined): StackRecovery[] | Promise<StackRecovery[]>;
 }
 
 /** The log line of one recovered stack: what was found and done (debug when nothing was). */
 export function recoveryLogLine(stack: string, outcome: RecoveryOutcome): Record<string, unknown> {
-  const { lock, clearedPending } = outcome;
+  const { lock, clearedPending, stateUnreadable } = outcome;
+  if (stateUnreadable) return { level: "warn", msg: "stack state unreadable: its object reports it and is not updated until it is restored", stack, lock: lock.action, why: lock.reason, error: stateUnreadable };
   const acted = lock.action === "clear" || clearedPending;
   return { level: acted ? "warn" : "debug", msg: acted ? "recovered an interrupted update" : "no interrupted update to clear", stack, lock: lock.action, why: lock.reason, clearedPending };
 }
