@@ -22,7 +22,7 @@
 import { createHash } from "node:crypto";
 import type { CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
 import { httpStatus } from "./api-errors";
-import { parseHolderRecord, type HolderRecord, type HolderRecords } from "./fencing";
+import { FencedError, parseHolderRecord, type HolderRecord, type HolderRecords } from "./fencing";
 
 /** The annotations' prefix: `<prefix>/<hash of project and stack>`. */
 export const HOLDER_ANNOTATION_PREFIX = "holders.kubeonkube.io";
@@ -95,6 +95,8 @@ export function leaseHolderRecords(options: LeaseHolderRecordsOptions): HolderRe
         }
         return;
       } catch (error) {
+        // Refused by the write gate: this replica does not lead, say so as such.
+        if (error instanceof FencedError) throw error;
         // 409: another writer changed (or created) it since our read; read again.
         if (httpStatus(error) !== 409 || attempt >= attempts) throw new Error(`holder records: ${what} in ${where} failed: ${brief(error)}`);
         await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 20 * attempt)));
