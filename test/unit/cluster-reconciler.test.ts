@@ -365,6 +365,18 @@ describe("ClusterReconciler", () => {
     expect(h.condition("Degraded")).toMatchObject({ status: "True", reason: "StackStateUnreadable" });
   });
 
+  it("says a stack's state is unreadable when a drift check finds it so, on a Cluster that was Ready", async () => {
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.get().status?.phase).toBe("Ready");
+    h.advance(300_000);
+    h.engine.previewFailWith = new StackOperationError("fleet.dev", "preview", "state-unreadable", "failed to load checkpoint: unexpected end of JSON input");
+    await expect(h.reconciler.reconcile("fleet/dev")).rejects.toBe(h.engine.previewFailWith);
+    expect(h.get().status?.phase).toBe("Degraded");
+    expect(h.condition("Drifted")).toMatchObject({ status: "Unknown", reason: "DriftCheckFailed" });
+    expect(h.condition("Ready")).toMatchObject({ status: "False", reason: "StackStateUnreadable", message: expect.stringContaining("stack fleet.dev") });
+  });
+
   it("destroys and removes the stack before releasing its finalizer", async () => {
     h.put();
     await h.reconciler.reconcile("fleet/dev");
