@@ -1,9 +1,10 @@
 /**
  * Recovery at the start of a leadership term, one stack (one object) at a time: what a killed or
  * fenced predecessor left on an object's stacks is cleared before that object is reconciled, and
- * only that object waits for it. A stack that cannot be recovered (a corrupt checkpoint, an
- * unreachable backend, a lock nobody can prove stale) is reported on its object and retried with
- * backoff; every other object is reconciled meanwhile.
+ * only that object waits for it. A stack that cannot be recovered (an unreachable backend, a lock
+ * nobody can prove stale) is reported on its object and retried with backoff; every other object
+ * is reconciled meanwhile. A corrupt checkpoint is not a recovery failure (retrying would not mend
+ * it): the recovery says so and the object's reconcile reports it (stack-runner.ts `recover`).
  *
  * - Every object with a recovery is *held* from the term's start: its reconciles are skipped until
  *   its recovery succeeds, and then its key is enqueued.

@@ -292,6 +292,9 @@ export class StackRunner {
    * (fencing.ts `decideLock`); a lock without a record is someone else's and stays (the refresh
    * then fails with `concurrent-update`, and the caller reports the stack). Without a fence the
    * caller vouches that nothing else runs engines on these stacks (a single replica, tests).
+   *
+   * A checkpoint that cannot be loaded ends the recovery with `stateUnreadable` rather than an
+   * error: the lock decision was carried out, and no retry of the recovery would mend the state.
    */
   async recover(stackName: string, program: PulumiFn, term?: Term): Promise<RecoveryOutcome> {
     return this.serialize(stackName, async () => {
