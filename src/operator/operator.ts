@@ -21,7 +21,8 @@ import { registerPackageVersionController } from "../controllers/packageversion/
 import { credentialsDirOf, resetCredentialsDir, SSH_DIR_VARIABLE } from "../host/credentials-dir";
 import type { WorkerDefaults } from "../program/machine-program";
 import { EventRecorder } from "../runtime/events";
-import { EngineFence, FenceWatchdog } from "../runtime/fencing";
+import { EngineFence, FenceWatchdog, holderRecordsFor, type HolderRecords } from "../runtime/fencing";
+import { leaseHolderRecords } from "../runtime/holder-leases";
 import { writeGated } from "../runtime/write-gate";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "../runtime/http-server";
 import { KnownSecrets, PLATFORM_SCOPE, secretValuesOfEnvironment } from "../runtime/known-secrets";
@@ -29,6 +30,7 @@ import { Manager } from "../runtime/manager";
 import { OperatorMetrics } from "../runtime/metrics";
 import { createLogger, logLine, type Logger, type LogLevel } from "../runtime/logger";
 import { MIN_SECRET_LENGTH } from "../runtime/redact";
+import { HOLDERS_LEASE_NAME } from "./rbac";
 
 export interface OperatorOptions {
   readonly kubeconfigPath?: string;
@@ -131,10 +133,11 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const metrics = new OperatorMetrics();
   // Every engine this replica starts carries the fence's marker; the watchdog kills them if the
   // operator is frozen or dies while they run (fencing.ts).
-  const fence = new EngineFence({ identity });
+  // Statuses, Events, finalizers and holder records are written only while this replica leads (write-gate.ts).
+  const mayWrite = (): boolean => fence.mayWrite();
+  const gated = <T extends object>(api: T, what: string): T => writeGated(api, mayWrite, what);
+  const fence: EngineFence = new EngineFence({ identity, holders: objectStoreHolders(options, kubeConfig, gated, logger) });
   const watchdog = new FenceWatchdog(fence.marker);
-  // Statuses, Events and finalizers are written only while this replica leads (write-gate.ts).
-  const gated = <T extends object>(api: T, what: string) => writeGated(api, () => fence.mayWrite(), what);
   const core = gated(kubeConfig.makeApiClient(k8s.CoreV1Api), "CoreV1Api");
   const customObjects = gated(kubeConfig.makeApiClient(k8s.CustomObjectsApi), "CustomObjectsApi");
   const recorder = new EventRecorder({
@@ -173,9 +176,9 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     },
     // Before any update of an object in a new term: a predecessor killed or fenced mid-update
     // left locks and pending operations on the stacks it was working on.
-    recoveries: (_termEnded, term) => {
+    recoveries: async (_termEnded, term) => {
       logger.info("leading: recovering stacks", { clusters: informers.clusters.list().length, machines: informers.machines.list().length });
-      return kinds.flatMap((kind) => kind.recoveries?.(term) ?? []);
+      return (await Promise.all(kinds.map((kind) => kind.recoveries?.(term) ?? []))).flat();
     },
     onRecoveryFailed: ({ recovery, error, attempt, retryInMs }) => {
       const why = brief(error);
@@ -262,4 +265,26 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       await server.close();
     },
   };
+}
+
+/**
+ * Where the holder records of a backend other than `file://` go (fencing.ts): a Lease in the
+ * operator's namespace (holder-leases.ts says why not the bucket). Without a namespace to put it
+ * in (no leader election, no operator namespace: a process on a laptop) there are none, and a
+ * lock left by a killed update needs `pulumi cancel` by hand.
+ */
+function objectStoreHolders(
+  options: OperatorOptions,
+  kubeConfig: k8s.KubeConfig,
+  gated: <T extends object>(api: T, what: string) => T,
+  logger: Logger,
+): HolderRecords | undefined {
+  if (holderRecordsFor(options.backendUrl)) return undefined;
+  const namespace = options.leaderElectionNamespace ?? options.operatorNamespace;
+  if (!namespace) {
+    logger.warn("no namespace for the holder records of this backend (--leader-election-namespace or --operator-namespace): a lock left by a killed update is never cleared automatically");
+    return undefined;
+  }
+  const api = gated(kubeConfig.makeApiClient(k8s.CoordinationV1Api), "CoordinationV1Api");
+  return leaseHolderRecords({ api, namespace, name: HOLDERS_LEASE_NAME, labels: { "app.kubernetes.io/name": "kube-on-kube-operator", "app.kubernetes.io/part-of": "kube-on-kube" } });
 }

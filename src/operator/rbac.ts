@@ -17,6 +17,11 @@ type Json = Record<string, unknown>;
 export const OPERATOR_NAME = "kube-on-kube-operator";
 /** Name of the Lease the replicas elect a leader with (src/operator/operator.ts). */
 export const LEADER_LEASE_NAME = "kube-on-kube-operator";
+/**
+ * Name of the Lease that holds who runs each stack's update, for state backends other than
+ * `file://` (src/runtime/holder-leases.ts), in the same namespace.
+ */
+export const HOLDERS_LEASE_NAME = "kube-on-kube-operator-holders";
 
 const READ = ["get", "list", "watch"];
 const WRITE = ["create", "update", "patch", "delete"];
@@ -64,11 +69,14 @@ export function mastersRules(): Json[] {
   ];
 }
 
-/** Leader election in the operator's own namespace: create the Lease, then read and renew only it. */
+/**
+ * Leader election in the operator's own namespace: create the Lease, then read and renew only it;
+ * the same for the holder records' Lease (fencing with an object store).
+ */
 export function leaderElectionRules(): Json[] {
   return [
     { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
-    { apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: [LEADER_LEASE_NAME], verbs: ["get", "update"] },
+    { apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: [LEADER_LEASE_NAME, HOLDERS_LEASE_NAME], verbs: ["get", "update"] },
   ];
 }
 

@@ -7,8 +7,18 @@ import { ConcurrentUpdateError, StackNotFoundError } from "@pulumi/pulumi/automa
 
 export type StackOperation = "up" | "preview" | "refresh" | "destroy" | "export" | "rename";
 
-/** Why an engine operation failed, for the controller's retry decision. */
-export type FailureKind = "concurrent-update" | "stack-not-found" | "engine";
+/**
+ * Why an engine operation failed, for the controller's retry decision. `state-unreadable`: the
+ * stack's checkpoint in the backend cannot be loaded (corrupt, truncated, not a checkpoint); no
+ * operation of that stack can run until a person restores it, and no other stack is concerned.
+ */
+export type FailureKind = "concurrent-update" | "stack-not-found" | "state-unreadable" | "engine";
+
+/**
+ * What the CLI says when it cannot load a stack's checkpoint (`failed to load checkpoint: <json
+ * error>`, seen with the toolchain's CLI on file:// and s3:// backends), or decode one it read.
+ */
+const STATE_UNREADABLE = /failed to load checkpoint|could not deserialize deployment|could not deserialize (?:the )?checkpoint/i;
 
 export class StackOperationError extends Error {
   constructor(
@@ -48,5 +58,6 @@ export function summarizeEngineError(error: unknown): string {
 export function classifyEngineError(error: unknown): FailureKind {
   if (error instanceof ConcurrentUpdateError) return "concurrent-update";
   if (error instanceof StackNotFoundError) return "stack-not-found";
+  if (STATE_UNREADABLE.test(error instanceof Error ? error.message : String(error))) return "state-unreadable";
   return "engine";
 }

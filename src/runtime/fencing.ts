@@ -17,7 +17,9 @@
  *   otherwise run on while a new leader clears their locks.
  * - Each engine operation that may take a stack's lock first writes a holder record (the term's
  *   identity and acquire time); it is removed when the operation ends by itself and kept when the
- *   operation was killed. `decideLock` reads it at recovery (below).
+ *   operation was killed. `decideLock` reads it at recovery (below). The records live beside a
+ *   `file://` backend's stacks, and in Leases of the operator's namespace for an object store
+ *   (holder-leases.ts), so a new leader can prove a lock stale with any backend.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -113,9 +115,16 @@ export class EngineFence {
   private startBefore: number | undefined;
   private readonly running = new Set<AbortController>();
   private readonly clock: Clock;
+  /**
+   * Where this replica's operations record who holds each stack, for a backend that has no place
+   * of its own for them (holder-leases.ts); the runners default to it. The records are the fence's
+   * evidence: a new leader clears a lock only on their word.
+   */
+  readonly holders: HolderRecords | undefined;
 
-  constructor(options: { identity: string; open?: boolean; clock?: Clock }) {
+  constructor(options: { identity: string; open?: boolean; clock?: Clock; holders?: HolderRecords }) {
     this.marker = `${options.identity}/${randomUUID()}`;
+    this.holders = options.holders;
     this.isOpen = options.open ?? false;
     this.clock = options.clock ?? realClock;
   }
@@ -198,39 +207,85 @@ export interface HolderRecord {
   readonly startedAt: string;
 }
 
-/** Where holder records are kept: beside the stacks, so every replica sees the same ones. */
+/**
+ * Where holder records are kept, where every replica sees the same ones: beside a `file://`
+ * backend's stacks (holderRecordsFor), or one Lease per stack in the operator's namespace for the
+ * other backends (holder-leases.ts). Asynchronous: a record is an API call away. `held` lists the
+ * stacks of a project that have one, in one call, so a failover does not read a record per object.
+ */
 export interface HolderRecords {
-  read(project: string, stack: string): HolderRecord | undefined;
-  write(project: string, stack: string, record: HolderRecord): void;
-  remove(project: string, stack: string): void;
+  read(project: string, stack: string): Promise<HolderRecord | undefined>;
+  write(project: string, stack: string, record: HolderRecord): Promise<void>;
+  remove(project: string, stack: string): Promise<void>;
+  held(project: string): Promise<ReadonlyMap<string, HolderRecord>>;
+}
+
+/**
+ * A record as read back, or undefined when it is not one (edited by hand, written by another
+ * version): an unreadable record proves nothing, so the lock it would speak for is kept.
+ */
+export function parseHolderRecord(text: string | undefined): HolderRecord | undefined {
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const r = value as Record<string, unknown>;
+  const ok =
+    typeof r.identity === "string" &&
+    r.identity.length > 0 &&
+    typeof r.acquiredAt === "number" &&
+    Number.isFinite(r.acquiredAt) &&
+    typeof r.operation === "string" &&
+    typeof r.pid === "number" &&
+    typeof r.startedAt === "string";
+  return ok ? { identity: r.identity as string, acquiredAt: r.acquiredAt as number, operation: r.operation as string, pid: r.pid as number, startedAt: r.startedAt as string } : undefined;
 }
 
 /**
  * Holder records in a `file://` backend's directory (`.kube-on-kube/holders/<project>/<stack>.json`,
- * beside Pulumi's own `.pulumi/`); undefined for other backends, whose locks are then never
- * cleared automatically (docs/operator.md, "Fencing").
+ * beside Pulumi's own `.pulumi/`); undefined for other backends (the operator keeps theirs in
+ * Leases: holder-leases.ts).
  */
 export function holderRecordsFor(backendUrl: string): HolderRecords | undefined {
   if (!backendUrl.startsWith("file://")) return undefined;
   const root = path.join(fileURLToPath(backendUrl.replace(/\?.*$/, "")), ".kube-on-kube", "holders");
   const file = (project: string, stack: string) => path.join(root, project, `${stack}.json`);
+  const readText = (f: string) => {
+    try {
+      return readFileSync(f, "utf8");
+    } catch {
+      return undefined;
+    }
+  };
   return {
-    read(project, stack) {
-      try {
-        return JSON.parse(readFileSync(file(project, stack), "utf8")) as HolderRecord;
-      } catch {
-        return undefined;
-      }
-    },
-    write(project, stack, record) {
+    read: async (project, stack) => parseHolderRecord(readText(file(project, stack))),
+    async write(project, stack, record) {
       mkdirSync(path.join(root, project), { recursive: true });
       // Written whole then renamed: a reader never sees half a record.
       const tmp = `${file(project, stack)}.${process.pid}.tmp`;
       writeFileSync(tmp, JSON.stringify(record));
       renameSync(tmp, file(project, stack));
     },
-    remove(project, stack) {
+    async remove(project, stack) {
       rmSync(file(project, stack), { force: true });
+    },
+    async held(project) {
+      let names: string[];
+      try {
+        names = readdirSync(path.join(root, project));
+      } catch {
+        return new Map();
+      }
+      const held = new Map<string, HolderRecord>();
+      for (const name of names.filter((n) => n.endsWith(".json"))) {
+        const record = parseHolderRecord(readText(path.join(root, project, name)));
+        if (record) held.set(name.slice(0, -".json".length), record);
+      }
+      return held;
     },
   };
 }

@@ -91,7 +91,7 @@ export interface ManagerOptions {
    * The term's per-object recoveries (recovery.ts), asked at each term's start after
    * `beforeReconciling`. An object is not reconciled until its own recovery succeeded.
    */
-  readonly recoveries?: (termEnded: AbortSignal, term: Term | undefined) => readonly StackRecovery[];
+  readonly recoveries?: (termEnded: AbortSignal, term: Term | undefined) => readonly StackRecovery[] | Promise<readonly StackRecovery[]>;
   /** A recovery failed and is retried in `retryInMs` (report it on the object). */
   readonly onRecoveryFailed?: (failure: RecoveryFailure) => void;
   readonly onRecovered?: (recovery: StackRecovery, attempts: number) => void;
@@ -259,8 +259,20 @@ export class Manager {
       }
     }
     if (term.aborted) return;
+    // Which objects need a recovery may take a read (the holder records of a non-file backend).
+    let recoveries: readonly StackRecovery[] = [];
+    for (let attempt = 0; this.options.recoveries; attempt++) {
+      try {
+        recoveries = await this.options.recoveries(term, token);
+        break;
+      } catch (err) {
+        this.report(err);
+        if (!(await sleep(clock, exponentialDelay(attempt, 1000, 60_000), term))) return;
+      }
+    }
+    if (term.aborted) return;
     const recovery = new TermRecovery({
-      recoveries: this.options.recoveries?.(term, token) ?? [],
+      recoveries,
       termEnded: term,
       clock: this.options.clock,
       firstPassMs: this.options.recoveryFirstPassMs,

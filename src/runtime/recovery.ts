@@ -1,9 +1,10 @@
 /**
  * Recovery at the start of a leadership term, one stack (one object) at a time: what a killed or
  * fenced predecessor left on an object's stacks is cleared before that object is reconciled, and
- * only that object waits for it. A stack that cannot be recovered (a corrupt checkpoint, an
- * unreachable backend, a lock nobody can prove stale) is reported on its object and retried with
- * backoff; every other object is reconciled meanwhile.
+ * only that object waits for it. A stack that cannot be recovered (an unreachable backend, a lock
+ * nobody can prove stale) is reported on its object and retried with backoff; every other object
+ * is reconciled meanwhile. A corrupt checkpoint is not a recovery failure (retrying would not mend
+ * it): the recovery says so and the object's reconcile reports it (stack-runner.ts `recover`).
  *
  * - Every object with a recovery is *held* from the term's start: its reconciles are skipped until
  *   its recovery succeeds, and then its key is enqueued.
@@ -133,12 +134,13 @@ export class TermRecovery {
 
 /** What a kind's registration hands the operator: one recovery per object, asked at each term's start. */
 export interface StackRecoveries {
-  recoveries(term: Term | undefined): StackRecovery[];
+  recoveries(term: Term | undefined): StackRecovery[] | Promise<StackRecovery[]>;
 }
 
 /** The log line of one recovered stack: what was found and done (debug when nothing was). */
 export function recoveryLogLine(stack: string, outcome: RecoveryOutcome): Record<string, unknown> {
-  const { lock, clearedPending } = outcome;
+  const { lock, clearedPending, stateUnreadable } = outcome;
+  if (stateUnreadable) return { level: "warn", msg: "stack state unreadable: its object reports it and is not updated until it is restored", stack, lock: lock.action, why: lock.reason, error: stateUnreadable };
   const acted = lock.action === "clear" || clearedPending;
   return { level: acted ? "warn" : "debug", msg: acted ? "recovered an interrupted update" : "no interrupted update to clear", stack, lock: lock.action, why: lock.reason, clearedPending };
 }

@@ -60,6 +60,12 @@ export interface RecoveryOutcome {
   readonly lock: LockDecision;
   /** Pending operations were found and cleared with a refresh. */
   readonly clearedPending: boolean;
+  /**
+   * The stack's checkpoint cannot be loaded (a corrupt state): the lock decision was carried out,
+   * pending operations could not be looked at. Not a recovery failure: no operation can run on
+   * that stack until a person restores it, and its object's reconcile says so (a condition).
+   */
+  readonly stateUnreadable?: string;
 }
 
 

@@ -42,12 +42,18 @@ export class StackRunner {
 
   constructor(private readonly options: StackRunnerOptions) {
     this.slots = options.maxConcurrentOperations === undefined ? undefined : new Semaphore(options.maxConcurrentOperations);
-    this.holders = options.holders ?? (options.fence ? holderRecordsFor(options.backendUrl) : undefined);
+    // Beside a file backend's stacks; for another backend, where the fence keeps them (a Lease).
+    this.holders = options.holders ?? (options.fence ? (holderRecordsFor(options.backendUrl) ?? options.fence.holders) : undefined);
   }
 
   /** The stack's holder record, if any (fencing.ts): an operation of some term ran and did not end by itself. */
-  holderRecord(stackName: string): HolderRecord | undefined {
+  async holderRecord(stackName: string): Promise<HolderRecord | undefined> {
     return this.holders?.read(this.options.projectName, stackName);
+  }
+
+  /** The stacks of this runner's project that hold a holder record, in one read. */
+  async heldStacks(): Promise<ReadonlySet<string>> {
+    return new Set((await this.holders?.held(this.options.projectName))?.keys());
   }
 
   /** The engine environment: the runner's, the fence's marker, then the operation's own. */
@@ -142,9 +148,11 @@ export class StackRunner {
     // Refused (FencedError) when this replica does not lead: checked once the slot is ours, so
     // an operation queued when the term ended never starts.
     const admitted = this.options.fence?.admit(`${operation} of stack ${stackName}`);
-    const recorded = operation !== "export" && this.recordHolder(stackName, operation, admitted);
+    let recorded = false;
     const started = Date.now();
     try {
+      // No engine without its record: a lock it left could never be proven stale.
+      if (operation !== "export") recorded = await this.recordHolder(stackName, operation, admitted);
       const result = await fn(admitted?.signal);
       this.options.onOperation?.(operation, "success", Date.now() - started);
       return result;
@@ -157,14 +165,27 @@ export class StackRunner {
       // leader's to clear, and the record is what proves it stale. So does one that ended after
       // the renewals stopped: the watchdog may have killed its engine without this process
       // aborting it (seen in a Pod: the lock stayed and no leader could ever clear it).
-      if (recorded && !admitted?.signal.aborted && !this.options.fence?.isExpired()) this.holders?.remove(this.options.projectName, stackName);
+      if (recorded && !admitted?.signal.aborted && !this.options.fence?.isExpired()) await this.removeHolder(stackName);
+    }
+  }
+
+  /**
+   * A record that cannot be removed (the meta-cluster unreachable, the term ended meanwhile) stays:
+   * the operation's own result stands, and a later leader may cancel a lock that is no longer
+   * there, which changes nothing.
+   */
+  private async removeHolder(stackName: string): Promise<void> {
+    try {
+      await this.holders?.remove(this.options.projectName, stackName);
+    } catch {
+      // Kept, as above.
     }
   }
 
   /** Writes who runs this operation (the term), before the engine can take the stack's lock. */
-  private recordHolder(stackName: string, operation: StackOperation, admitted: AdmittedOperation | undefined): boolean {
+  private async recordHolder(stackName: string, operation: StackOperation, admitted: AdmittedOperation | undefined): Promise<boolean> {
     if (!this.holders || !this.options.fence) return false;
-    this.holders.write(this.options.projectName, stackName, {
+    await this.holders.write(this.options.projectName, stackName, {
       identity: admitted?.term?.identity ?? this.options.fence.marker,
       acquiredAt: admitted?.term?.acquiredAt ?? 0,
       operation,
@@ -271,11 +292,14 @@ export class StackRunner {
    * (fencing.ts `decideLock`); a lock without a record is someone else's and stays (the refresh
    * then fails with `concurrent-update`, and the caller reports the stack). Without a fence the
    * caller vouches that nothing else runs engines on these stacks (a single replica, tests).
+   *
+   * A checkpoint that cannot be loaded ends the recovery with `stateUnreadable` rather than an
+   * error: the lock decision was carried out, and no retry of the recovery would mend the state.
    */
   async recover(stackName: string, program: PulumiFn, term?: Term): Promise<RecoveryOutcome> {
     return this.serialize(stackName, async () => {
       // Read before this recovery writes its own record over it.
-      const record = this.holders?.read(this.options.projectName, stackName);
+      const record = await this.holders?.read(this.options.projectName, stackName);
       const lock: LockDecision = this.options.fence
         ? decideLock(record, term)
         : { action: "clear", reason: "no fence: the caller vouches that no other engine runs" };
@@ -285,7 +309,15 @@ export class StackRunner {
         if (!stack) return { lock, clearedPending: false };
         if (lock.action === "clear") await stack.cancel();
         // exportStack() holds decrypted secrets: read one field and let it go.
-        const pending = ((await stack.exportStack()).deployment as { pending_operations?: unknown[] }).pending_operations ?? [];
+        let exported: Awaited<ReturnType<Stack["exportStack"]>>;
+        try {
+          exported = await stack.exportStack();
+        } catch (error) {
+          // A corrupt checkpoint holds only this object; retrying the recovery would not mend it.
+          if (classifyEngineError(error) !== "state-unreadable") throw error;
+          return { lock, clearedPending: false, stateUnreadable: summarizeEngineError(error) };
+        }
+        const pending = (exported.deployment as { pending_operations?: unknown[] }).pending_operations ?? [];
         if (pending.length === 0) return { lock, clearedPending: false };
         await stack.refresh({ clearPendingCreates: true, signal });
         return { lock, clearedPending: true };

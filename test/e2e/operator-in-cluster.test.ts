@@ -7,13 +7,22 @@
  * Pod finishes that update before it goes (SIGTERM, grace period), hands the lease over, and the
  * new Pod finds no lock to recover; `helm uninstall` leaves the CRDs and the business cluster.
  *
- * The figures (build, push, operator Ready, Cluster Ready, upgrade) are printed, never asserted.
+ * Then the same chart with the `s3://` backend on the dev object store (two replicas, one
+ * leading): a Cluster Ready with its stack in the bucket; a Cluster whose checkpoint in the bucket
+ * is corrupt fails alone, with a condition that says so; the leader Pod deleted without a grace
+ * period in the middle of an update: the standby takes the lease, clears the lock its holder record
+ * (in the holders Lease) proves stale, and the update converges; no lock and no record remain; no
+ * passphrase, object-store secret or private key in any Pod's log.
+ *
+ * The figures (build, push, operator Ready, Cluster Ready, upgrade, failover) are printed, never asserted.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mastersNamespaceOf } from "../../src/api/v1alpha1";
+import { loadConfig } from "../../src/dev/config";
+import { OBJECT_STORE_BUCKET, OBJECT_STORE_REGION, objectStorePodEndpoint, objectStoreTarget, readObjectStoreCredentials, s3Request } from "../../src/dev/object-store";
 import { toolchainBinary } from "../../src/dev/toolchain";
 import { eventually } from "../support/dev-cluster";
 import { pushOperatorImage, startMetaCluster, type MetaCluster } from "../support/operator-e2e";
@@ -180,5 +189,119 @@ describe("the operator installed by helm, in a Pod of the meta-cluster", () => {
     expect(masters.every((p) => p.status.phase === "Running")).toBe(true);
     // Kept (helm.sh/resource-policy: keep): the stacks' secrets are encrypted with it.
     expect(meta.kubectl("-n", NS, "get", "secret", "-o", "name")).toContain("secret/kube-on-kube-operator-state-passphrase");
+  });
+});
+
+/** The stacks' prefix in the dev bucket for the s3:// install. */
+const PREFIX = "in-cluster";
+const STACKS = `${PREFIX}/.pulumi/stacks/kube-on-kube-clusters`;
+
+async function bucketKeys(prefix: string): Promise<string[]> {
+  const res = await s3Request(objectStoreTarget(loadConfig(meta.dev.stateDir)!), { method: "GET", path: `/${OBJECT_STORE_BUCKET}`, query: { "list-type": "2", prefix } });
+  if (res.status !== 200) throw new Error(`listing ${prefix}: HTTP ${res.status}`);
+  return [...res.body.toString("utf8").matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]!);
+}
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+const conditionOf = (name: string, type: string) => (meta.getCluster(name).status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
+
+describe("the same chart with the s3:// backend: two replicas, a corrupt stack, the leader Pod deleted mid-update", () => {
+  const logs: string[] = [];
+  let objectStoreSecret = "";
+
+  it("installs with the dev object store as backend: two Pods, one leads", () => {
+    // The file-backend install's Cluster has its stack on the PVC, not in the bucket: let it go
+    // (no operator runs to finalize it) so that this install does not take it over.
+    meta.kubectl("-n", "fleet", "patch", "cluster", "ops", "--type", "merge", "-p", JSON.stringify({ metadata: { finalizers: [] } }));
+    meta.kubectl("-n", "fleet", "delete", "cluster", "ops", "--wait=false");
+    meta.kubectl("delete", "namespace", MASTERS, "--wait=false");
+    const config = loadConfig(meta.dev.stateDir)!;
+    const credentials = readObjectStoreCredentials(config);
+    objectStoreSecret = credentials.secretAccessKey;
+    const secret = { apiVersion: "v1", kind: "Secret", metadata: { name: "kok-state-store", namespace: NS }, stringData: { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey } };
+    execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", meta.dev.kubeconfig, "apply", "-f", "-"], { input: JSON.stringify(secret), stdio: ["pipe", "ignore", "pipe"] });
+    const values = join(meta.work, "s3-values.json");
+    const backendUrl = `s3://${OBJECT_STORE_BUCKET}/${PREFIX}?endpoint=${objectStorePodEndpoint(config)}&region=${OBJECT_STORE_REGION}&use_path_style=true`;
+    writeFileSync(values, JSON.stringify({ backendUrl, objectStore: { credentialsSecret: "kok-state-store" } }));
+    const since = Date.now();
+    helm("install", "kube-on-kube", CHART, "--namespace", "default", "-f", values, "--wait", "--timeout", "5m");
+    figures["s3: helm install → operator Pods Ready"] = seconds(since);
+    expect(operatorPods()).toHaveLength(2);
+  });
+
+  it("brings a Cluster to Ready with its stack in the bucket; a Cluster whose checkpoint is corrupt fails alone, saying so", async () => {
+    const since = Date.now();
+    meta.applyCluster("alpha", minimalSpec());
+    // The corrupt checkpoint goes in once the backend is set up (its first stack written).
+    await eventually("the stack of alpha in the bucket", async () => ((await bucketKeys(`${STACKS}/`)).includes(`${STACKS}/fleet.alpha.json`) ? true : undefined), 300_000);
+    const put = await s3Request(objectStoreTarget(loadConfig(meta.dev.stateDir)!), { method: "PUT", path: `/${OBJECT_STORE_BUCKET}/${STACKS}/fleet.broken.json`, body: '{"version": 3, "checkpoint": {"stack": "organization/kube-on-kube-clusters/fleet.broken", "latest": {"manifest' });
+    expect(put.status).toBe(200);
+    meta.applyCluster("broken", minimalSpec());
+    const failing = await eventually("broken's condition", async () => (conditionOf("broken", "Ready")?.reason === "StackStateUnreadable" ? conditionOf("broken", "Ready") : undefined), 300_000);
+    expect(failing).toMatchObject({ status: "False", message: expect.stringContaining("fleet.broken") });
+    expect(failing.message).toContain("failed to load checkpoint");
+    expect(meta.getCluster("broken").status?.phase).toBe("Failed");
+    expect(meta.events("broken").map((e) => e.reason)).toContain("StackStateUnreadable");
+    const ready = await meta.waitForCluster("alpha", "Ready", (c) => c.status?.phase === "Ready");
+    figures["s3: Cluster applied → Ready"] = seconds(since);
+    expect(ready.status).toMatchObject({ observedGeneration: ready.metadata.generation, lastOperation: { kind: "up", result: "succeeded" } });
+    // Nothing of the broken one was applied: its masters' namespace was never created.
+    expect(meta.kubectl("get", "namespaces", "-o", "name")).not.toContain(mastersNamespaceOf({ metadata: { namespace: "fleet", name: "broken" } }));
+  });
+
+  it("the leader Pod deleted without grace in the middle of an update: the standby leads, clears the stale lock, the update converges", async () => {
+    const leader = operatorPods().find((p) => leaseHolder().startsWith(`${p.metadata.name}-`))!;
+    expect(leader).toBeDefined();
+    const standby = operatorPods().find((p) => p.metadata.name !== leader.metadata.name)!;
+    const old = follow(leader.metadata.name);
+    const before = meta.getCluster("alpha");
+    meta.kubectl("-n", "fleet", "patch", "cluster", "alpha", "--type", "merge", "-p", JSON.stringify({ spec: { apiServer: { extraArgs: { "audit-log-maxage": "9" } } } }));
+    await eventually("the update of the new generation running", async () => {
+      const c = meta.getCluster("alpha");
+      const op = c.status?.lastOperation as { result: string; startedAt?: string } | undefined;
+      return c.metadata.generation > before.metadata.generation && op?.result === "running" && op.startedAt !== (before.status?.lastOperation as { startedAt?: string }).startedAt ? op : undefined;
+    });
+    // The engine holds the stack's lock in the bucket, and its holder record is in the Lease.
+    await eventually("alpha's lock in the bucket", async () => ((await bucketKeys(`${PREFIX}/.pulumi/locks/`)).some((k) => k.includes("/fleet.alpha/")) ? true : undefined), 60_000);
+    const since = Date.now();
+    meta.kubectl("-n", NS, "delete", "pod", leader.metadata.name, "--grace-period=0", "--force");
+    await old.ended;
+    logs.push(old.text());
+    await eventually("the standby leads", async () => (leaseHolder().startsWith(`${standby.metadata.name}-`) ? true : undefined), 120_000);
+    figures["s3: leader Pod deleted → standby holds the lease"] = seconds(since);
+    const recovered = await eventually(
+      "the standby recovered alpha's stack",
+      async () => meta.kubectl("-n", NS, "logs", standby.metadata.name).split("\n").find((l) => l.includes("recovered an interrupted update") && l.includes("fleet.alpha")),
+      120_000,
+    );
+    figures["s3: leader Pod deleted → stale lock cleared"] = seconds(since);
+    expect(JSON.parse(recovered)).toMatchObject({ lock: "clear", why: expect.stringContaining(`held by an ended term, ${leader.metadata.name}-`) });
+    const done = await meta.waitForCluster("alpha", "the new generation applied", (c) => c.status?.observedGeneration === c.metadata.generation && c.status?.lastOperation?.result === "succeeded", 600_000);
+    figures["s3: leader Pod deleted → update converged"] = seconds(since);
+    expect(done.status?.phase).toBe("Ready");
+    const masters = mastersNamespaceOf({ metadata: { namespace: "fleet", name: "alpha" } });
+    const apiserver = meta.json<{ spec: { template: { spec: { containers: { command?: string[]; args?: string[] }[] } } } }>("-n", masters, "get", "deployment", "alpha-apiserver");
+    const container = apiserver.spec.template.spec.containers[0]!;
+    expect([...(container.command ?? []), ...(container.args ?? [])]).toContain("--audit-log-maxage=9");
+
+    // No stale lock, no holder record left for alpha; broken is still told, and only it.
+    expect((await bucketKeys(`${PREFIX}/.pulumi/locks/`)).filter((k) => k.includes("/fleet.alpha/"))).toEqual([]);
+    const holders = meta.json<{ metadata: { annotations?: Record<string, string> } }>("-n", NS, "get", "lease", "kube-on-kube-operator-holders");
+    expect(Object.values(holders.metadata.annotations ?? {}).filter((v) => v.includes('"stack":"fleet.alpha"'))).toEqual([]);
+    expect(conditionOf("broken", "Ready")?.reason).toBe("StackStateUnreadable");
+
+    // No passphrase, object-store secret or private key in any Pod's log (the killed leader's included).
+    for (const pod of operatorPods()) logs.push(meta.kubectl("-n", NS, "logs", pod.metadata.name));
+    const passphrase = Buffer.from(meta.json<{ data: { passphrase: string } }>("-n", NS, "get", "secret", "kube-on-kube-operator-state-passphrase").data.passphrase, "base64").toString();
+    for (const log of logs) {
+      expect(log).not.toContain(passphrase);
+      expect(log).not.toContain(objectStoreSecret);
+      expect(log).not.toContain("PRIVATE KEY");
+    }
   });
 });

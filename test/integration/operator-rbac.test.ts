@@ -130,6 +130,9 @@ describe("the operator's RBAC on a real apiserver", () => {
     for (const [verb, resource, options] of denied) if (await allowed(verb, resource, options)) granted.push(`${verb} ${resource} ${JSON.stringify(options ?? {})}`);
     expect(granted).toEqual([]);
     expect(await allowed("update", "leases", { group: "coordination.k8s.io", namespace: NS, name: "kube-on-kube-operator" })).toBe(true);
+    // The holder records of an object-store backend (src/runtime/holder-leases.ts), and no other Lease.
+    expect(await allowed("update", "leases", { group: "coordination.k8s.io", namespace: NS, name: "kube-on-kube-operator-holders" })).toBe(true);
+    expect(await allowed("delete", "leases", { group: "coordination.k8s.io", namespace: NS, name: "kube-on-kube-operator-holders" })).toBe(false);
   });
 });
 

@@ -92,7 +92,7 @@ describe("StackRunner with the real engine", () => {
     fenceA.open({ identity: "replica-a", transitions: 0, acquiredAt: 1_000 });
     const runnerA = new StackRunner({ projectName: "kok-fence-test", backendUrl, workRoot: path.join(root, "work-a"), env, fence: fenceA });
     await runnerA.up("fleet-f", pkiProgram("f"));
-    expect(runnerA.holderRecord("fleet-f")).toBeUndefined();
+    expect(await runnerA.holderRecord("fleet-f")).toBeUndefined();
     // An update that is inside its program (the stack locked) when the term is lost.
     let entered!: () => void;
     const inProgram = new Promise<void>((resolve) => (entered = resolve));
@@ -109,7 +109,7 @@ describe("StackRunner with the real engine", () => {
     expect(await running).toBeInstanceOf(StackOperationError);
     letGo();
     expect(engineProcesses(fenceA.marker)).toEqual([]);
-    expect(runnerA.holderRecord("fleet-f")).toMatchObject({ identity: "replica-a", acquiredAt: 1_000, operation: "up" });
+    expect(await runnerA.holderRecord("fleet-f")).toMatchObject({ identity: "replica-a", acquiredAt: 1_000, operation: "up" });
     const locks = path.join(root, "state", ".pulumi", "locks", "organization", "kok-fence-test", "fleet-f");
     expect(readdirSync(locks).filter((f) => f.endsWith(".json"))).toHaveLength(1);
     await expect(runnerA.up("fleet-f", pkiProgram("f"))).rejects.toThrow(/does not lead/);
@@ -121,7 +121,7 @@ describe("StackRunner with the real engine", () => {
     const runnerB = new StackRunner({ projectName: "kok-fence-test", backendUrl, workRoot: path.join(root, "work-b"), env, fence: fenceB });
     expect((await runnerB.recover("fleet-f", pkiProgram("f"), termB)).lock.action).toBe("clear");
     expect(readdirSync(locks)).toEqual([]);
-    expect(runnerB.holderRecord("fleet-f")).toBeUndefined();
+    expect(await runnerB.holderRecord("fleet-f")).toBeUndefined();
     await expect(runnerB.up("fleet-f", pkiProgram("f"))).resolves.toBeDefined();
 
     // A lock nobody recorded (a person's `pulumi up`, say) is not this operator's to clear.

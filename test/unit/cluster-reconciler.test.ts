@@ -40,7 +40,7 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
   /** The stacks' states, and the meta-cluster's namespaces with their labels. */
   const states = new Map<string, StateResource[]>();
   const namespaces = new Map<string, Record<string, string>>();
-  const engine = { renamed: [] as string[], progress: [] as (OperationProgress | number)[], whileRunning: undefined as (() => Promise<void>) | undefined, drift: {} as Record<string, number>, failWith: undefined as Error | undefined, previewFailWith: undefined as Error | undefined, destroyed: [] as string[], destroyEnv: [] as (Readonly<Record<string, string>> | undefined)[], destroyDiagnostics: [] as ResourceDiagnostic[] };
+  const engine = { renamed: [] as string[], progress: [] as (OperationProgress | number)[], whileRunning: undefined as (() => Promise<void>) | undefined, drift: {} as Record<string, number>, failWith: undefined as Error | undefined, resourcesFailWith: undefined as Error | undefined, previewFailWith: undefined as Error | undefined, destroyed: [] as string[], destroyEnv: [] as (Readonly<Record<string, string>> | undefined)[], destroyDiagnostics: [] as ResourceDiagnostic[] };
   /** What the hooks were told, in order, as the metrics would see it. */
   const observed: string[] = [];
   const stacks: ClusterStacks = {
@@ -85,7 +85,10 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
       engine.destroyed.push(stack);
       states.delete(stack);
     },
-    resources: async (stack) => structuredClone(states.get(stack)),
+    resources: async (stack) => {
+      if (engine.resourcesFailWith) throw engine.resourcesFailWith;
+      return structuredClone(states.get(stack));
+    },
     async rename(from, to) {
       engine.renamed.push(`${from} → ${to}`);
       states.set(to, states.get(from)!);
@@ -337,6 +340,41 @@ describe("ClusterReconciler", () => {
     expect(h.condition("Degraded")?.status).toBe("True");
     h.engine.failWith = new StackOperationError("fleet.dev", "up", "concurrent-update", "locked");
     expect(await h.reconciler.reconcile("fleet/dev")).toEqual({ requeueAfter: 30_000 });
+  });
+
+  it("fails only with a condition that names the stack when its state cannot be read, applying nothing, and retries", async () => {
+    h.put();
+    const unreadable = new StackOperationError("fleet.dev", "export", "state-unreadable", "failed to load checkpoint: place 1: invalid character");
+    h.engine.resourcesFailWith = unreadable;
+    await expect(h.reconciler.reconcile("fleet/dev")).rejects.toBe(unreadable);
+    expect(h.calls).toEqual([]);
+    expect(h.get().status?.phase).toBe("Failed");
+    expect(h.condition("Ready")).toMatchObject({ status: "False", reason: "StackStateUnreadable", message: expect.stringContaining("the state of stack fleet.dev in the state backend cannot be read") });
+    expect(h.condition("Ready")?.message).toContain("failed to load checkpoint");
+    expect(h.events).toEqual([expect.objectContaining({ type: "Warning", reason: "StackStateUnreadable" })]);
+
+    // Restored by a person: the next try applies it. Broken again later, mid-update: said the same way.
+    h.engine.resourcesFailWith = undefined;
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.get().status?.phase).toBe("Ready");
+    h.put(minimalSpec(), 2);
+    h.engine.failWith = new StackOperationError("fleet.dev", "up", "state-unreadable", "failed to load checkpoint: unexpected end of JSON input");
+    await expect(h.reconciler.reconcile("fleet/dev")).rejects.toBe(h.engine.failWith);
+    expect(h.get().status).toMatchObject({ phase: "Degraded", lastOperation: { result: "failed" } });
+    expect(h.condition("Ready")).toMatchObject({ status: "False", reason: "StackStateUnreadable" });
+    expect(h.condition("Degraded")).toMatchObject({ status: "True", reason: "StackStateUnreadable" });
+  });
+
+  it("says a stack's state is unreadable when a drift check finds it so, on a Cluster that was Ready", async () => {
+    h.put();
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.get().status?.phase).toBe("Ready");
+    h.advance(300_000);
+    h.engine.previewFailWith = new StackOperationError("fleet.dev", "preview", "state-unreadable", "failed to load checkpoint: unexpected end of JSON input");
+    await expect(h.reconciler.reconcile("fleet/dev")).rejects.toBe(h.engine.previewFailWith);
+    expect(h.get().status?.phase).toBe("Degraded");
+    expect(h.condition("Drifted")).toMatchObject({ status: "Unknown", reason: "DriftCheckFailed" });
+    expect(h.condition("Ready")).toMatchObject({ status: "False", reason: "StackStateUnreadable", message: expect.stringContaining("stack fleet.dev") });
   });
 
   it("destroys and removes the stack before releasing its finalizer", async () => {

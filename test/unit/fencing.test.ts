@@ -1,10 +1,10 @@
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { FakeClock } from "../support/fake-clock";
-import { decideLock, EngineFence, engineProcesses, FencedError, FenceWatchdog, holderRecordsFor, killEngines, ENGINE_OWNER_VARIABLE, WATCHDOG_SOURCE } from "../../src/runtime/fencing";
+import { decideLock, EngineFence, engineProcesses, FencedError, FenceWatchdog, holderRecordsFor, killEngines, parseHolderRecord, ENGINE_OWNER_VARIABLE, WATCHDOG_SOURCE } from "../../src/runtime/fencing";
 
 const started: number[] = [];
 
@@ -135,18 +135,40 @@ describe("fencing: an operator that dies", () => {
 });
 
 describe("fencing: holder records and the lock decision", () => {
-  it("keeps records beside a file backend's stacks, and none for other backends", () => {
+  it("keeps records beside a file backend's stacks, and none for other backends", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "kok-holders-"));
     const records = holderRecordsFor(`file://${dir}`)!;
     const record = { identity: "replica-a", acquiredAt: 1, operation: "up", pid: 42, startedAt: "2026-12-05T00:00:00.000Z" };
-    expect(records.read("kube-on-kube-clusters", "ns.a")).toBeUndefined();
-    records.write("kube-on-kube-clusters", "ns.a", record);
-    expect(records.read("kube-on-kube-clusters", "ns.a")).toEqual(record);
+    expect(await records.read("kube-on-kube-clusters", "ns.a")).toBeUndefined();
+    expect(await records.held("kube-on-kube-clusters")).toEqual(new Map());
+    await records.write("kube-on-kube-clusters", "ns.a", record);
+    expect(await records.read("kube-on-kube-clusters", "ns.a")).toEqual(record);
+    expect(await records.held("kube-on-kube-clusters")).toEqual(new Map([["ns.a", record]]));
     expect(existsSync(path.join(dir, ".kube-on-kube", "holders", "kube-on-kube-clusters", "ns.a.json"))).toBe(true);
-    records.remove("kube-on-kube-clusters", "ns.a");
-    expect(records.read("kube-on-kube-clusters", "ns.a")).toBeUndefined();
+    // A file that is not a whole record (edited, truncated) proves nothing: no record.
+    writeFileSync(path.join(dir, ".kube-on-kube", "holders", "kube-on-kube-clusters", "ns.b.json"), '{"identity":"replica-a","acquiredAt":');
+    expect(await records.read("kube-on-kube-clusters", "ns.b")).toBeUndefined();
+    expect([...(await records.held("kube-on-kube-clusters")).keys()]).toEqual(["ns.a"]);
+    await records.remove("kube-on-kube-clusters", "ns.a");
+    expect(await records.read("kube-on-kube-clusters", "ns.a")).toBeUndefined();
     expect(holderRecordsFor("s3://bucket/state")).toBeUndefined();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("reads only whole records: every field present and typed, else none", () => {
+    const record = { identity: "replica-a", acquiredAt: 1, operation: "up", pid: 42, startedAt: "2026-12-05T00:00:00.000Z" };
+    expect(parseHolderRecord(JSON.stringify(record))).toEqual(record);
+    expect(parseHolderRecord(JSON.stringify({ ...record, extra: "x" }))).toEqual(record);
+    expect(parseHolderRecord(undefined)).toBeUndefined();
+    expect(parseHolderRecord("not json")).toBeUndefined();
+    expect(parseHolderRecord("null")).toBeUndefined();
+    expect(parseHolderRecord(JSON.stringify({ ...record, identity: "" }))).toBeUndefined();
+    expect(parseHolderRecord(JSON.stringify({ ...record, acquiredAt: "1" }))).toBeUndefined();
+    for (const field of Object.keys(record)) {
+      const partial: Record<string, unknown> = { ...record };
+      delete partial[field];
+      expect(parseHolderRecord(JSON.stringify(partial)), field).toBeUndefined();
+    }
   });
 
   it("clears only a lock recorded by another term; never the current term's; never one without a record", () => {

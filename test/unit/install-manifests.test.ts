@@ -112,7 +112,7 @@ describe("installManifests: RBAC", () => {
     const leaseRules = roles.flatMap((r) => r.rules);
     expect(leaseRules).toEqual([
       { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
-      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: ["kube-on-kube-operator"], verbs: ["get", "update"] },
+      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: ["kube-on-kube-operator", "kube-on-kube-operator-holders"], verbs: ["get", "update"] },
     ]);
     expect(clusterRules(objects).some((r) => r.resources.includes("leases"))).toBe(false);
   });

@@ -109,6 +109,36 @@ describe("Manager: per-object recovery and fencing", () => {
     await manager.stop();
   });
 
+  it("retries the read of which objects need a recovery (the holder records) with backoff; no controller starts before it succeeds", async () => {
+    const clock = new FakeClock();
+    const informer = fakeInformer(clock, [cm("a"), cm("held")]);
+    const reconciled: string[] = [];
+    const errors: string[] = [];
+    const runs: string[] = [];
+    let reads = 0;
+    const manager = new Manager({
+      clock,
+      // The holder records' Lease cannot be read at first (the apiserver restarting, say).
+      recoveries: async () => {
+        if (++reads === 1) throw new Error("holder records: reading Lease kok/kube-on-kube-operator-holders failed: HTTP 503");
+        return [flaky("ns/held", 0, runs)];
+      },
+      onError: (err) => void errors.push(String(err)),
+    });
+    manager.register({ kind: "ConfigMap", informer, reconcile: async (key) => void reconciled.push(key) });
+    await manager.start();
+    await flush();
+    expect(errors).toEqual(["Error: holder records: reading Lease kok/kube-on-kube-operator-holders failed: HTTP 503"]);
+    // Reconciling now could update an object whose stack holds a stale lock: nothing runs yet.
+    expect(reconciled).toEqual([]);
+    expect(manager.describe()).toMatch(/controllers not running/);
+    await clock.advance(1000);
+    expect(reads).toBe(2);
+    expect(runs).toEqual(["ns/held"]);
+    expect(reconciled.sort()).toEqual(["ns/a", "ns/held"]);
+    await manager.stop();
+  });
+
   it("on losing the lease: stops handing out keys and closes the fence at once, without waiting for the running reconcile", async () => {
     const clock = new FakeClock();
     const store = new MemoryLeases();

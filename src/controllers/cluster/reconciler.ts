@@ -56,6 +56,7 @@ import { TerminalError } from "../../runtime/controller";
 import type { ObjectStore } from "../../runtime/object-store";
 import type { OperationResult, StackRunner } from "../../runtime/stack-runner";
 import { StackOperationError } from "../../runtime/stack-runner";
+import { STACK_STATE_UNREADABLE, unreadableStateConditions } from "./stack-state";
 import { CLUSTER_FINALIZER, finalizeCluster, type DeletionSteps } from "./deletion";
 import { ClusterDriftCheck, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges, IN_SYNC } from "./drift-check";
 import { etcdBackupProgramArgs, type SecretReader } from "./backup-credentials";
@@ -263,7 +264,7 @@ export class ClusterReconciler {
       if (!told) await this.o.events.record(cluster, "Warning", "VersionSkew", held);
       return { requeueAfter: KUBELET_SKEW_RECHECK_MS };
     }
-    const placement = await this.placement(key, cluster);
+    const placement = await this.placement(key, cluster).catch((error: unknown) => this.unreadableState(cluster, error));
     const lost = mastersVerdict(cluster, placement, await this.presence(placement.mastersNamespace));
     if (lost.lost && !lost.recreate) return this.mastersLost(cluster, lost.message);
     if (lost.lost) {
@@ -432,14 +433,25 @@ export class ClusterReconciler {
   private async failed(cluster: ClusterObject, startedAt: string, error: unknown): Promise<{ requeueAfter: number }> {
     const message = error instanceof Error ? error.message : String(error);
     const lastOperation: LastOperation = { kind: "up", result: "failed", startedAt, finishedAt: this.now().toISOString(), message };
-    await this.status(cluster, { phase: cluster.status?.version ? "Degraded" : "Failed", lastOperation }, [
+    const conditions = unreadableStateConditions(error) ?? [
       { type: "Ready", status: "False", reason: "UpdateFailed", message },
       { type: "Degraded", status: "True", reason: "UpdateFailed", message },
       { type: "Progressing", status: "False", reason: "UpdateFailed", message: "retrying with backoff" },
-    ]);
-    await this.o.events.record(cluster, "Warning", "UpdateFailed", message);
+    ];
+    await this.status(cluster, { phase: cluster.status?.version ? "Degraded" : "Failed", lastOperation }, conditions);
+    await this.o.events.record(cluster, "Warning", conditions[0]!.reason, message);
     // Another update holds the stack (e.g. a previous leader's): look again later, no backoff growth.
     if (error instanceof StackOperationError && error.kind === "concurrent-update") return { requeueAfter: 30_000 };
+    throw error;
+  }
+
+  /** A stack whose state cannot be read fails its Cluster only, saying so (stack-state.ts); any other error passes on. */
+  private async unreadableState(cluster: ClusterObject, error: unknown): Promise<never> {
+    const conditions = unreadableStateConditions(error);
+    if (conditions) {
+      await this.status(cluster, { phase: cluster.status?.version ? "Degraded" : "Failed" }, conditions);
+      await this.o.events.record(cluster, "Warning", STACK_STATE_UNREADABLE, conditions[0]!.message);
+    }
     throw error;
   }
 

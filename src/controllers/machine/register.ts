@@ -139,10 +139,11 @@ export function registerMachineController(ctx: ControllerContext, o: MachineCont
     // Only Machines whose status says an update was running, or whose stacks hold a holder record
     // (an update cut short before its status said so), can hold a lock or pending operations: a
     // fleet of thousands is not a thousand engine calls at every failover.
-    recoveries: (term) =>
-      machines
+    recoveries: async (term) => {
+      const held = await runner.heldStacks();
+      return machines
         .list()
-        .filter((m) => m.status?.lastOperation?.result === "running" || [stackNameOf(m), legacyStackNameOf(m)].some((s) => runner.holderRecord(s)))
+        .filter((m) => m.status?.lastOperation?.result === "running" || [stackNameOf(m), legacyStackNameOf(m)].some((s) => held.has(s)))
         .map((machine) => ({
           kind: "Machine",
           key: keyOf(machine),
@@ -152,7 +153,8 @@ export function registerMachineController(ctx: ControllerContext, o: MachineCont
               ctx.log(recoveryLogLine(stack, await runner.recover(stack, async () => ({}), term)));
             }
           },
-        })),
+        }));
+    },
     stop: () => nodes.stopAll(),
   };
 }
