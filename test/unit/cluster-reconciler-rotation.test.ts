@@ -41,6 +41,7 @@ function harness() {
   const events: string[] = [];
   let machines: MachineCertificateReport[] = [];
   let failUp = false;
+  let outputs: CertificateAuthorityPems | undefined;
   let stored: ClusterObject = {
     apiVersion: "kubeonkube.io/v1alpha1",
     kind: "Cluster",
@@ -60,7 +61,7 @@ function harness() {
         // What status says when the update starts is the step the program deploys.
         calls.push(`up at ${stored.status?.certificates?.rotation?.phase ?? "none"}`);
         if (failUp) throw new Error("engine killed");
-        return { changes: { update: 3 }, outputs: { certificateAuthorities: { value: pems, secret: false }, version: { value: stored.spec.kubernetesVersion, secret: false } } };
+        return { changes: { update: 3 }, outputs: { certificateAuthorities: { value: outputs ?? pems, secret: false }, version: { value: stored.spec.kubernetesVersion, secret: false } } };
       },
       preview: async () => {
         calls.push("preview");
@@ -86,6 +87,7 @@ function harness() {
     set: (f: (c: ClusterObject) => ClusterObject) => (stored = f(stored)),
     machines: (m: MachineCertificateReport[]) => (machines = m),
     failUp: (fail: boolean) => (failUp = fail),
+    outputs: (o: CertificateAuthorityPems) => (outputs = o),
   };
 }
 const condition = (c: ClusterObject) => c.status?.conditions?.find((x) => x.type === "CertificateRotation");
@@ -135,6 +137,19 @@ describe("a CA rotation through the Cluster reconciler", () => {
     await h.reconciler.reconcile("fleet/dev");
     expect(h.calls).toEqual(["up at Preparing", "up at Preparing"]);
     expect(h.get().status?.certificates?.rotation).toMatchObject({ token: "r1", phase: "WaitingForMachines" });
+  });
+
+  it("writes no authorities from outputs it cannot read, and phase 2 then waits for the Machines instead of trusting stale ones", async () => {
+    const h = harness();
+    h.set((c) => ({ ...c, status: { ...c.status, certificates: { trustBundle: bundleFingerprint(pems.etcd), authorities: [{ name: "cluster", fingerprint: certificateFingerprint(pems.etcd) }] } } }));
+    h.outputs({ ...pems, clusterBundle: "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n" });
+    h.machines([{ name: "w1", certificates: { trustBundle: bundleFingerprint(pems.etcd), kubeletClient: { issuer: certificateFingerprint(pems.etcd) } } }]);
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.get().status?.certificates).toEqual({ rotation: expect.objectContaining({ phase: "WaitingForMachines" }) });
+    h.calls.length = 0;
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.calls.filter((c) => c.startsWith("up"))).toEqual([]);
+    expect(condition(h.get())?.message).toContain("the new CA's fingerprint is not in status yet");
   });
 
   it("does not rotate a paused Cluster, and tells a refused token once", async () => {

@@ -83,7 +83,7 @@ export async function checkRotation(d: CaRotationDeps, cluster: ClusterObject): 
 /**
  * `status.certificates` once an update of `applied` (the rotation in status when it started)
  * succeeded, with the condition and Event of a phase that moved on. The authorities come from the
- * stack's outputs; without them (a stack of an older program) the last known are kept.
+ * stack's outputs; without them none are written, and phase 2 waits.
  */
 export function certificatesAfterUpdate(
   cluster: ClusterObject,
@@ -92,10 +92,11 @@ export function certificatesAfterUpdate(
   now: Date,
 ): { certificates: CertificatesStatus; condition?: ConditionInput; event?: { reason: string; message: string } } {
   const rotation = afterUpdate(applied, now, serviceAccountKeyRetentionMs(cluster.spec));
-  const authorities = pems ? authoritiesOf(pems) : undefined;
-  const previous = cluster.status?.certificates;
+  const authorities = pems ? readAuthorities(pems) : undefined;
+  // Never the previous authorities: after a step they would name the old CA and bundle, and the
+  // Machines' gate would let phase 2 through on stale reports.
   const certificates: CertificatesStatus = {
-    ...(authorities ? { authorities: authorities.list, trustBundle: authorities.trustBundle } : { authorities: previous?.authorities, trustBundle: previous?.trustBundle }),
+    ...(authorities ? { authorities: authorities.list, trustBundle: authorities.trustBundle } : {}),
     ...(rotation ? { rotation } : {}),
   };
   if (!rotation || rotation.phase === applied?.phase) return { certificates };
@@ -111,6 +112,18 @@ function phaseMessage(rotation: RotationStatus): string {
       return `phase 2 applied: CA generation ${rotation.generation} alone is trusted; the old service-account public key verifies tokens until ${rotation.serviceAccountKeyRetiresAt}`;
     default:
       return `rotation to CA generation ${rotation.generation} completed (started ${rotation.startedAt})`;
+  }
+}
+
+/**
+ * The authorities, or undefined when an output cannot be read: the update did succeed, and failing
+ * the reconcile here would only run it again. Phase 2 then waits (no fingerprint to compare with).
+ */
+function readAuthorities(pems: CertificateAuthorityPems): ReturnType<typeof authoritiesOf> | undefined {
+  try {
+    return authoritiesOf(pems);
+  } catch {
+    return undefined;
   }
 }
 
