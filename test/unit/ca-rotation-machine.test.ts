@@ -108,6 +108,9 @@ describe("the CA rotation's phases", () => {
       requeueAfterMs: HOUR,
       message: "phase 2 applied; the old service-account public key verifies tokens until 2026-12-05T14:00:00.000Z",
     });
+    // A retention of weeks is looked at again hourly.
+    const far = statusOf({ generation: 1, trusting: false, previousServiceAccountKey: true }, afterUpdate(rotation("Completing"), T0, 30 * 24 * HOUR));
+    expect(decideRotation(observe({ certificates: far }))).toMatchObject({ kind: "wait", requeueAfterMs: HOUR });
     const asked = decideRotation(observe({ token: "t2", certificates, now: new Date(T0.getTime() + HOUR) }));
     expect(asked.kind === "wait" && asked.message).toContain("asks for another rotation, which starts once this one completed");
     expect(decideRotation(observe({ certificates, now: new Date(T0.getTime() + 2 * HOUR) }))).toMatchObject({ kind: "step", rotation: { phase: "DroppingOldServiceAccountKey" } });

@@ -26,6 +26,8 @@ export const MACHINES_RECHECK_MS = 30_000;
  * lifetime and at least every 24 hours, so by then no running Pod holds a token of the old key.
  */
 export const DEFAULT_SERVICE_ACCOUNT_KEY_RETENTION_MS = 24 * 3_600_000;
+/** The longest requeue of a waiting rotation (a retention of weeks would overflow a timer). */
+const MAX_WAIT_MS = 3_600_000;
 /** At most this many Machines are named in a message; the rest are counted. */
 const NAMED = 5;
 
@@ -108,7 +110,7 @@ export function decideRotation(o: RotationObservation): RotationDecision {
   const retiresAt = Date.parse(rotation.serviceAccountKeyRetiresAt ?? "");
   const left = Number.isNaN(retiresAt) ? 0 : retiresAt - o.now.getTime();
   if (left > 0) {
-    return { kind: "wait", requeueAfterMs: left, message: `phase 2 applied; the old service-account public key verifies tokens until ${rotation.serviceAccountKeyRetiresAt}${queued}` };
+    return { kind: "wait", requeueAfterMs: Math.min(left, MAX_WAIT_MS), message: `phase 2 applied; the old service-account public key verifies tokens until ${rotation.serviceAccountKeyRetiresAt}${queued}` };
   }
   return {
     kind: "step",
