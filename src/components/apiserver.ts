@@ -24,13 +24,16 @@ import { componentType, withLegacyAlias } from "./type-tokens";
 export interface ApiServerArgs {
   readonly cluster: ClusterContext;
   readonly certificates: {
-    readonly ca: PemPair;
+    /** Every cluster CA trusted now (PEM): the apiserver's client CA and kubelet CA. */
+    readonly trustBundle: pulumi.Input<string>;
     readonly serving: PemPair;
     readonly kubeletClient: PemPair;
     readonly etcdCa: pulumi.Input<string>;
     readonly etcdClient: PemPair;
+    /** Every front-proxy CA trusted now (PEM). */
     readonly frontProxyCa: pulumi.Input<string>;
     readonly frontProxyClient: PemPair;
+    /** Every service-account public key that verifies tokens (PEM, one or two around a rotation). */
     readonly serviceAccountPublicKey: pulumi.Input<string>;
     readonly serviceAccountPrivateKey: pulumi.Input<string>;
   };
@@ -167,7 +170,8 @@ export class ApiServer extends pulumi.ComponentResource {
 function apiServerFiles(name: string, args: ApiServerArgs, parent: pulumi.Resource): Record<string, pulumi.Input<string>> {
   const c = args.certificates;
   return {
-    "ca.crt": c.ca.certPem,
+    // A bundle: during a CA rotation both CAs (ca-rotation.ts).
+    "ca.crt": c.trustBundle,
     "apiserver.crt": c.serving.certPem,
     "apiserver.key": c.serving.keyPem,
     "apiserver-kubelet-client.crt": c.kubeletClient.certPem,

@@ -29,6 +29,20 @@ export interface ControlPlaneOutputs {
   readonly version: string;
   /** Earliest expiry of the leaf certificates (RFC 3339). */
   readonly certificatesExpireAt: string;
+  /** The public halves of the authorities, for status.certificates (PEM; nothing secret). */
+  readonly certificateAuthorities: CertificateAuthorityPems;
+}
+
+/** PEM of each signing authority, and the cluster trust bundle. */
+export interface CertificateAuthorityPems {
+  /** The signing cluster CA (the CA Secret's certificate). */
+  readonly cluster: string;
+  /** Every cluster CA trusted now (the CA Secret's ca-bundle.crt). */
+  readonly clusterBundle: string;
+  readonly etcd: string;
+  readonly frontProxy: string;
+  /** The public key that verifies the tokens the apiserver signs now. */
+  readonly serviceAccount: string;
 }
 
 /** The same fields as Pulumi outputs, as a component or a program holds them. */
@@ -45,6 +59,7 @@ const OUTPUT_NAMES: Record<keyof ControlPlaneOutputs, true> = {
   adminKubeconfigSecret: true,
   version: true,
   certificatesExpireAt: true,
+  certificateAuthorities: true,
 };
 
 /** The outputs of `cp` alone (a ControlPlane also has children and secrets that are not outputs). */

@@ -24,8 +24,9 @@ import {
   type Problem,
 } from "../api/v1alpha1";
 import { ApiServer } from "./apiserver";
+import { caRotationProblems, type CaRotationInput } from "./ca-rotation";
 import { externalApiServerUrl, internalApiServerUrl, objectNames, type ClusterContext } from "./cluster-context";
-import { controlPlaneOutputs, type ControlPlaneOutputs, type Outputs } from "./control-plane-outputs";
+import { controlPlaneOutputs, type CertificateAuthorityPems, type ControlPlaneOutputs, type Outputs } from "./control-plane-outputs";
 import { ControllerManager } from "./controller-manager";
 import { Etcd } from "./etcd";
 import { defaultBackupImage, EtcdBackup, type BackupStoreCredentials } from "./etcd-backup";
@@ -96,6 +97,11 @@ export interface ControlPlaneArgs {
     readonly image?: string;
     readonly clusterRef?: string;
   };
+  /**
+   * The step of a CA and service-account key rotation (src/components/ca-rotation.ts); the
+   * operator derives it from status.certificates.rotation. Default: never rotated (generation 0).
+   */
+  readonly caRotation?: CaRotationInput;
 }
 
 /** Every problem of a ControlPlane's name and args, with field paths. */
@@ -116,6 +122,7 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
   }
   problems.push(...labelProblems(args?.namespaceLabels, "namespaceLabels"));
   problems.push(...etcdBackupArgProblems(args));
+  problems.push(...caRotationProblems(args?.caRotation, "caRotation"));
   const drill = args?.rotationDrill;
   if (drill !== undefined) {
     for (const key of ["validityHours", "renewBeforeHours"] as const) {
@@ -181,6 +188,7 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
   readonly adminKubeconfigSecret: pulumi.Output<string>;
   readonly version: pulumi.Output<string>;
   readonly certificatesExpireAt: pulumi.Output<string>;
+  readonly certificateAuthorities: pulumi.Output<CertificateAuthorityPems>;
   /** PEM key of the cluster CA; a secret, not an output. Workers' kubelet certificates are signed with it. */
   readonly caPrivateKey: pulumi.Output<string>;
   /**
@@ -220,12 +228,12 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
 
     const drill = args.rotationDrill;
     const leafHours = drill ? { validity: drill.validityHours, renewBefore: drill.renewBeforeHours } : undefined;
-    const pki = new ClusterPki(`${name}-pki`, { cluster: ctx, leafHours }, { parent: this });
+    const pki = new ClusterPki(`${name}-pki`, { cluster: ctx, leafHours, rotation: args.caRotation }, { parent: this });
     this.pki = pki;
     const internalUrl = internalApiServerUrl(ctx);
     const externalUrl = externalApiServerUrl(ctx);
     const kubeconfigFor = (userName: string, pair: PemPair, server: string) =>
-      kubeconfigOutput({ clusterName: name, server, caCertPem: pki.clusterCa.certPem, userName, clientCertPem: pair.certPem, clientKeyPem: pair.keyPem });
+      kubeconfigOutput({ clusterName: name, server, caCertPem: pki.clusterTrustBundle, userName, clientCertPem: pair.certPem, clientKeyPem: pair.keyPem });
 
     // Read only for a cluster with backups: the default names this package's version.
     const backupImage = spec.etcd.backup ? (args.etcdBackup?.image ?? defaultBackupImage()) : "";
@@ -246,8 +254,11 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
         : undefined;
     // A restoring member reads the store's credentials from the backup's Secret.
     const restore = spec.etcd.restore && backup ? { image: backupImage, dependsOn: [backup.storeSecret] } : undefined;
-    const { controllerManager } = createMasters({ name, ctx, pki, parent: this, namespace: ns, metaKubeconfig: args.metaKubeconfig, encryptionKeyGeneration: args.encryptionKeyGeneration, kubeconfigFor, internalUrl, restore });
+    const { controllerManager, apiServer } = createMasters({ name, ctx, pki, parent: this, namespace: ns, metaKubeconfig: args.metaKubeconfig, encryptionKeyGeneration: args.encryptionKeyGeneration, kubeconfigFor, internalUrl, restore });
 
+    // Kubeconfigs reach their users only once every apiserver trusts the CA of their certificate
+    // (a rotation's phase 1 re-issues them from the new CA in the same update).
+    const afterApiServer: pulumi.CustomResourceOptions = { ...inNamespace, dependsOn: [...(ns ? [ns] : []), apiServer.rollout] };
     const adminKubeconfig = kubeconfigFor("kubernetes-admin", pki.admin, externalUrl);
     masterSecret(
       `${name}-admin-kubeconfig`,
@@ -255,12 +266,12 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
       names.adminKubeconfig,
       "kube-apiserver",
       { kubeconfig: adminKubeconfig, "kubeconfig-internal": kubeconfigFor("kubernetes-admin", pki.admin, internalUrl) },
-      inNamespace,
+      afterApiServer,
     );
     const userKubeconfigs: Record<string, pulumi.Output<string>> = {};
     for (const user of spec.kubeconfigs) {
       const kubeconfig = kubeconfigFor(user.user, pki.users[user.name], externalUrl);
-      masterSecret(`${name}-kubeconfig-${user.name}`, ctx, names.userKubeconfig(user.name), "kube-apiserver", { kubeconfig }, inNamespace);
+      masterSecret(`${name}-kubeconfig-${user.name}`, ctx, names.userKubeconfig(user.name), "kube-apiserver", { kubeconfig }, afterApiServer);
       userKubeconfigs[user.name] = pulumi.secret(kubeconfig);
     }
     this.userKubeconfigs = userKubeconfigs;
@@ -277,6 +288,9 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
     this.adminKubeconfigSecret = pulumi.output(names.adminKubeconfig);
     this.version = pulumi.output(spec.kubernetesVersion);
     this.certificatesExpireAt = pki.certificatesExpireAt;
+    this.certificateAuthorities = pulumi
+      .all([pki.clusterCa.certPem, pki.clusterTrustBundle, pki.etcdCa.certPem, pki.frontProxyCa.certPem, pki.serviceAccount.signingPublicKeyPem])
+      .apply(([cluster, clusterBundle, etcd, frontProxy, serviceAccount]) => ({ cluster, clusterBundle, etcd, frontProxy, serviceAccount }));
     this.registerOutputs(controlPlaneOutputs(this));
   }
 }
@@ -297,7 +311,7 @@ interface MastersArgs {
 }
 
 /** The masters in their upgrade order: etcd, then the apiservers, then the controller-manager and the scheduler. */
-function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encryptionKeyGeneration, kubeconfigFor, internalUrl, restore }: MastersArgs): { controllerManager: ControllerManager } {
+function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encryptionKeyGeneration, kubeconfigFor, internalUrl, restore }: MastersArgs): { controllerManager: ControllerManager; apiServer: ApiServer } {
   const etcd = new Etcd(
     `${name}-etcd`,
     { cluster: ctx, certificates: { ca: pki.etcdCa, server: pki.etcdServer, peer: pki.etcdPeer }, metaKubeconfig, restoreImage: restore?.image },
@@ -308,12 +322,12 @@ function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encr
     {
       cluster: ctx,
       certificates: {
-        ca: pki.clusterCa,
+        trustBundle: pki.clusterTrustBundle,
         serving: pki.apiServer,
         kubeletClient: pki.apiServerKubeletClient,
         etcdCa: pki.etcdCa.certPem,
         etcdClient: pki.apiServerEtcdClient,
-        frontProxyCa: pki.frontProxyCa.certPem,
+        frontProxyCa: pki.frontProxyTrustBundle,
         frontProxyClient: pki.frontProxyClient,
         serviceAccountPublicKey: pki.serviceAccount.publicKeyPem,
         serviceAccountPrivateKey: pki.serviceAccount.privateKeyPem,
@@ -330,7 +344,8 @@ function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encr
     {
       cluster: ctx,
       clusterCa: pki.clusterCa,
-      frontProxyCa: pki.frontProxyCa.certPem,
+      clusterTrustBundle: pki.clusterTrustBundle,
+      frontProxyCa: pki.frontProxyTrustBundle,
       serviceAccountPrivateKey: pki.serviceAccount.privateKeyPem,
       kubeconfig: kubeconfigFor("system:kube-controller-manager", pki.controllerManager, internalUrl),
     },
@@ -341,5 +356,5 @@ function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encr
     { cluster: ctx, kubeconfig: kubeconfigFor("system:kube-scheduler", pki.scheduler, internalUrl) },
     { parent, dependsOn: [apiServer.rollout] },
   );
-  return { controllerManager };
+  return { controllerManager, apiServer };
 }

@@ -14,6 +14,9 @@ export interface ControllerManagerArgs {
   readonly cluster: ClusterContext;
   /** The cluster CA with its key: the controller-manager signs kubelet and CSR certificates. */
   readonly clusterCa: PemPair;
+  /** Every cluster CA trusted now (PEM): the root CA published to Pods (kube-root-ca.crt) and the CA Secret's bundle. */
+  readonly clusterTrustBundle: pulumi.Input<string>;
+  /** Every front-proxy CA trusted now (PEM). */
   readonly frontProxyCa: pulumi.Input<string>;
   readonly serviceAccountPrivateKey: pulumi.Input<string>;
   /** Kubeconfig of `system:kube-controller-manager` (a Pulumi secret). */
@@ -24,6 +27,8 @@ const PKI = "/etc/kubernetes/pki";
 /** The cluster CA's files in the controller-manager's Secret (kubeadm's names). */
 const CA_CERT = "ca.crt";
 const CA_KEY = "ca.key";
+/** The cluster trust bundle in the CA Secret: the signing CA and, during a rotation, the other one. */
+export const CA_BUNDLE_KEY = "ca-bundle.crt";
 export const CONTROLLER_MANAGER_PORT = 10257;
 
 export function controllerManagerFlags(ctx: ClusterContext): string[] {
@@ -39,7 +44,9 @@ export function controllerManagerFlags(ctx: ClusterContext): string[] {
       "cluster-name": ctx.name,
       "cluster-signing-cert-file": `${PKI}/${CA_CERT}`,
       "cluster-signing-key-file": `${PKI}/${CA_KEY}`,
-      "root-ca-file": `${PKI}/${CA_CERT}`,
+      // What Pods trust the apiserver with: both CAs during a rotation, so its serving
+      // certificate may switch CA in phase 2 (ca-rotation.ts).
+      "root-ca-file": `${PKI}/${CA_BUNDLE_KEY}`,
       "requestheader-client-ca-file": `${PKI}/front-proxy-ca.crt`,
       "service-account-private-key-file": `${PKI}/sa.key`,
       "use-service-account-credentials": "true",
@@ -69,6 +76,7 @@ export class ControllerManager extends pulumi.ComponentResource {
     const files = {
       [CA_CERT]: args.clusterCa.certPem,
       [CA_KEY]: args.clusterCa.keyPem,
+      [CA_BUNDLE_KEY]: args.clusterTrustBundle,
       "front-proxy-ca.crt": args.frontProxyCa,
       "sa.key": args.serviceAccountPrivateKey,
       kubeconfig: args.kubeconfig,

@@ -7,6 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { ETCD_BACKUP_CLIENT_CN } from "../api/v1alpha1";
+import { generationRole, NO_ROTATION, pemBundle, rotationPlan, type CaRotationInput } from "./ca-rotation";
 import { apiServerSANs, etcdSANs, type ClusterContext, type SubjectAltNames } from "./cluster-context";
 import { componentType, withLegacyAlias } from "./type-tokens";
 
@@ -20,6 +21,8 @@ export interface ClusterPkiArgs {
   readonly cluster: ClusterContext;
   /** Leaf lifetimes in hours, overriding `spec.certificates` (see ControlPlaneArgs.rotationDrill). */
   readonly leafHours?: { readonly validity: number; readonly renewBefore: number };
+  /** The step of a CA rotation (ca-rotation.ts). Default: none ever, generation 0. */
+  readonly rotation?: CaRotationInput;
 }
 
 type Usage = "server" | "client" | "peer";
@@ -49,12 +52,28 @@ interface LeafRequest {
 }
 
 export class ClusterPki extends pulumi.ComponentResource {
-  /** Signs every business-cluster certificate, including kubelets' (the WorkerNode needs it). */
+  /**
+   * The newest cluster CA: signs the certificates the apiserver checks, kubelets' included (the CA
+   * Secret hands it to Machines). During phase 1 of a rotation the previous CA still signs the
+   * apiserver's serving and kubelet-client certificates (ca-rotation.ts).
+   */
   readonly clusterCa: PemPair;
+  /** Every cluster CA trusted now (PEM, the newest first): apiserver client and kubelet CA, kubeconfigs' CA data. */
+  readonly clusterTrustBundle: pulumi.Output<string>;
   readonly etcdCa: PemPair;
+  /** The newest front-proxy CA. */
   readonly frontProxyCa: PemPair;
-  /** Signs and verifies ServiceAccount tokens. */
-  readonly serviceAccount: { readonly publicKeyPem: pulumi.Output<string>; readonly privateKeyPem: pulumi.Output<string> };
+  /** Every front-proxy CA trusted now: the requestheader client CA of the apiserver and controller-manager. */
+  readonly frontProxyTrustBundle: pulumi.Output<string>;
+  /**
+   * Signs ServiceAccount tokens (`privateKeyPem`); `publicKeyPem` holds every public key that
+   * verifies them (one, or two around a rotation); `signingPublicKeyPem` is the signer's alone.
+   */
+  readonly serviceAccount: {
+    readonly publicKeyPem: pulumi.Output<string>;
+    readonly privateKeyPem: pulumi.Output<string>;
+    readonly signingPublicKeyPem: pulumi.Output<string>;
+  };
   readonly apiServer: PemPair;
   readonly apiServerKubeletClient: PemPair;
   readonly apiServerEtcdClient: PemPair;
@@ -76,15 +95,32 @@ export class ClusterPki extends pulumi.ComponentResource {
     const { cluster } = args;
     const { newKey, newCa, issue, expiries } = certificateIssuer(name, this, args);
 
-    this.clusterCa = newCa("ca", `${cluster.name}-ca`);
+    const plan = rotationPlan(args.rotation ?? NO_ROTATION);
+    // One CA per generation the step holds, under its generation's stable name (ca-rotation.ts).
+    const generations = (base: string) => new Map(plan.caGenerations.map((g) => [g, newCa(generationRole(base, g), `${cluster.name}-${generationRole(base, g)}`)]));
+    const clusterCas = generations("ca");
+    const frontProxyCas = generations("front-proxy-ca");
+    const bundle = (cas: Map<number, PemPair>) => pulumi.all(plan.trusted.map((g) => cas.get(g)!.certPem)).apply(pemBundle);
+    this.clusterCa = clusterCas.get(plan.clientSigner)!;
+    this.clusterTrustBundle = bundle(clusterCas);
     this.etcdCa = newCa("etcd-ca", `${cluster.name}-etcd-ca`);
-    this.frontProxyCa = newCa("front-proxy-ca", `${cluster.name}-front-proxy-ca`);
-    const saKey = newKey("service-account");
-    this.serviceAccount = { publicKeyPem: saKey.publicKeyPem, privateKeyPem: pulumi.secret(saKey.privateKeyPem) };
+    this.frontProxyCa = frontProxyCas.get(plan.clientSigner)!;
+    this.frontProxyTrustBundle = bundle(frontProxyCas);
+    const saKeys = new Map(plan.serviceAccountKeys.map((g) => [g, newKey(generationRole("service-account", g))]));
+    const saSigner = saKeys.get(plan.serviceAccountSigner)!;
+    this.serviceAccount = {
+      publicKeyPem: pulumi.all([...saKeys.values()].map((k) => k.publicKeyPem)).apply(pemBundle),
+      privateKeyPem: pulumi.secret(saSigner.privateKeyPem),
+      signingPublicKeyPem: saSigner.publicKeyPem,
+    };
 
+    // Checked by the apiserver, which trusts the new CA in the same update: the newest CA.
     const ca = this.clusterCa;
-    this.apiServer = issue("apiserver", ca, { commonName: "kube-apiserver", usage: "server", sans: apiServerSANs(cluster) });
-    this.apiServerKubeletClient = issue("apiserver-kubelet-client", ca, {
+    // Checked by clients, kubelets and aggregated apiservers that may not trust it yet: the
+    // previous CA until phase 2.
+    const serverCa = clusterCas.get(plan.serverSigner)!;
+    this.apiServer = issue("apiserver", serverCa, { commonName: "kube-apiserver", usage: "server", sans: apiServerSANs(cluster) });
+    this.apiServerKubeletClient = issue("apiserver-kubelet-client", serverCa, {
       commonName: "kube-apiserver-kubelet-client",
       organization: "system:masters",
       usage: "client",
@@ -97,7 +133,7 @@ export class ClusterPki extends pulumi.ComponentResource {
     if (cluster.spec.etcd.backup) {
       this.etcdBackupClient = issue("etcd-backup-client", this.etcdCa, { commonName: ETCD_BACKUP_CLIENT_CN, usage: "client" });
     }
-    this.frontProxyClient = issue("front-proxy-client", this.frontProxyCa, { commonName: "front-proxy-client", usage: "client" });
+    this.frontProxyClient = issue("front-proxy-client", frontProxyCas.get(plan.serverSigner)!, { commonName: "front-proxy-client", usage: "client" });
     this.controllerManager = issue("controller-manager", ca, { commonName: "system:kube-controller-manager", usage: "client" });
     this.scheduler = issue("scheduler", ca, { commonName: "system:kube-scheduler", usage: "client" });
     this.admin = issue("admin", ca, { commonName: "kubernetes-admin", organization: "system:masters", usage: "client" });

@@ -37,6 +37,8 @@ export interface ClusterProgramArgs {
    * for a spec with `etcd.backup` or `etcd.restore` (ControlPlaneArgs.etcdBackup).
    */
   readonly etcdBackup?: ControlPlaneArgs["etcdBackup"];
+  /** The step of a CA rotation, from the Cluster's status (ControlPlaneArgs.caRotation). */
+  readonly caRotation?: ControlPlaneArgs["caRotation"];
 }
 
 /** ControlPlane's outputs (ControlPlaneOutputs), and what the program adds to them. */
@@ -126,6 +128,7 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
       rotationDrill: args.rotationDrill,
       operatorNamespace: args.operatorNamespace,
       etcdBackup: args.etcdBackup,
+      caRotation: args.caRotation,
       // The rollout gates read the meta-cluster through the same kubeconfig as the provider.
       metaKubeconfig: args.metaKubeconfig,
     },

@@ -9,9 +9,13 @@
  *   kube-on-kube:etcdBackupCredentials  with spec.etcd.backup: { accessKeyId, secretAccessKey }
  *                                 of the store, set with --secret --path
  *   kube-on-kube:backupImage      the image of `kok etcd backup|restore` (default: the operator's)
+ *   kube-on-kube:caRotation       the step of a CA rotation: { generation, trusting,
+ *                                 previousServiceAccountKey } (src/components/ca-rotation.ts;
+ *                                 default: never rotated)
  */
 import * as pulumi from "@pulumi/pulumi";
 import { SpecValidationError, validateClusterSpec, type ClusterSpec } from "../api/v1alpha1";
+import type { CaRotationInput } from "../components/ca-rotation";
 import { clusterProgram } from "./cluster-program";
 
 const config = new pulumi.Config("kube-on-kube");
@@ -28,6 +32,7 @@ const outputs = clusterProgram({
   metaKubeconfig: config.getSecret("kubeconfig"),
   running: { kubernetesVersion: config.get("runningVersion") },
   etcdBackup: backupArgs(),
+  caRotation: config.getObject<CaRotationInput>("caRotation"),
 });
 
 /** The store's credentials as secrets, when configured; ControlPlane names what is missing. */

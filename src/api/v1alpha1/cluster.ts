@@ -19,6 +19,7 @@ import {
   QUANTITY_PATTERN,
 } from "./patterns";
 import { AddonsSpec } from "./addons";
+import { CertificatesStatus } from "./certificates";
 import { EtcdBackupSpec, EtcdRestoreSpec, EtcdStatus } from "./etcd-backup";
 
 export const ClusterMode = { Standard: "standard", Minimal: "minimal" } as const;
@@ -273,6 +274,7 @@ export const ClusterStatus = Type.Object(
     caSecretRef: Type.Optional(CaSecretReference),
     lastOperation: Type.Optional(LastOperation),
     etcd: Type.Optional(EtcdStatus),
+    certificates: Type.Optional(CertificatesStatus),
   },
   { additionalProperties: false },
 );

@@ -19,6 +19,9 @@
  *                        cluster is read again (AddonsReady, addons-readiness.ts), also after each `up`;
  *                        and first, on every such reconcile and after each `up`, the etcd backups:
  *                        the backup-now annotation, lastBackup, EtcdBackupHealthy (etcd-backup-check.ts)
+ *   CA rotation?       → before both: the rotate-ca annotation or a pending phase runs an `up` of the
+ *                        rotation's step; Machines and the old key's retention are waited for
+ *                        (ca-rotation.ts, ca-rotation-machine.ts)
  *
  * What it finds is also told to `hooks` (metrics), so the reconciler itself stays free of them.
  */
@@ -42,7 +45,10 @@ import {
   type ClusterSpec,
   type ClusterStatus,
   type LastOperation,
+  type MachineCertificateReport,
 } from "../../api/v1alpha1";
+import { checkRotation, certificatesAfterUpdate, type CaRotationDeps } from "./ca-rotation";
+import { stackInputOf } from "./ca-rotation-machine";
 import { KUBELET_SKEW_RECHECK_MS, upgradeHeldByKubelets, type MachineKubelet } from "./kubelet-skew";
 import { clusterProgram, deploysAddons, type ClusterProgramValues } from "../../program/cluster-program";
 import { statusPatch, type ConditionInput } from "../../runtime/conditions";
@@ -147,6 +153,8 @@ export interface ClusterReconcilerOptions {
   readonly machinesOf?: (namespace: string, cluster: string) => readonly string[];
   /** The Machines of a Cluster and their reported kubelets: a masters upgrade that would strand them waits. */
   readonly machineKubelets?: (namespace: string, cluster: string) => readonly MachineKubelet[];
+  /** The Machines of a Cluster and their certificates: phase 2 of a CA rotation waits for every one. */
+  readonly machineCertificates?: (namespace: string, cluster: string) => readonly MachineCertificateReport[];
   readonly hooks?: ClusterReconcilerHooks;
   /** What the platform lets a Cluster ask for (admin-policy.ts); default the built-in policy. */
   readonly policy?: ResolvedAdminPolicy;
@@ -180,6 +188,7 @@ export class ClusterReconciler {
   private readonly placements = new Map<string, { readonly uid?: string; readonly placement: Placement }>();
   private readonly now: () => Date;
   private readonly hooks: ClusterReconcilerHooks;
+  private readonly rotation: CaRotationDeps;
 
   constructor(private readonly o: ClusterReconcilerOptions) {
     this.now = o.now ?? (() => new Date());
@@ -196,6 +205,7 @@ export class ClusterReconciler {
       correct: (key, cluster, placement) => this.apply(key, cluster, placement, "CorrectingDrift", { correctingDrift: true }),
       refreshAddons: (cluster, placement) => this.refreshAddons(cluster, placement.mastersNamespace),
     });
+    this.rotation = { now: this.now, status, event: (cluster, type, reason, message) => o.events.record(cluster, type, reason, message), machines: o.machineCertificates };
     this.deletion = {
       o,
       program,
@@ -209,8 +219,11 @@ export class ClusterReconciler {
   /** The inline program of a Cluster: the same program as the root Pulumi.yaml. */
   program(cluster: ClusterObject, mastersNamespace = mastersNamespaceOf(cluster)): PulumiFn {
     const running = cluster.status?.version;
+    // The rotation step as status says now (ca-rotation-machine.ts); apply() completes that step.
+    const caRotation = stackInputOf(cluster.status?.certificates?.rotation);
     return async () =>
       clusterProgram({
+        caRotation,
         // Read at each run, so new credentials in the tenant's Secret reach the next update.
         etcdBackup: await etcdBackupProgramArgs(cluster, this.o.readSecret, this.o.backupImage),
         name: cluster.metadata.name,
@@ -274,12 +287,14 @@ export class ClusterReconciler {
       await this.o.store.annotate?.(cluster, { [RECREATE_MASTERS_ANNOTATION]: null });
       return applied;
     }
+    const rotation = await checkRotation(this.rotation, cluster);
+    if (rotation.update) return this.apply(key, cluster, placement, "RotatingCertificates");
     const generation = cluster.metadata.generation ?? 0;
     const reconciled = cluster.status?.observedGeneration === generation && cluster.status?.lastOperation?.result === "succeeded";
     if (reconciled) {
       // First: quick, and the drift check may go on to a long `up`.
       const backups = await this.checkBackups(cluster, placement.mastersNamespace);
-      return soonest(await this.drift.check(key, cluster, placement), backups);
+      return soonest(soonest(await this.drift.check(key, cluster, placement), backups), rotation);
     }
     return this.apply(key, cluster, placement, "Reconciling");
   }
@@ -340,6 +355,8 @@ export class ClusterReconciler {
   private async apply(key: string, cluster: ClusterObject, placement: Placement, reason: string, opts: { correctingDrift?: boolean; refresh?: boolean } = {}): Promise<{ requeueAfter: number }> {
     await this.refuseForeignNamespace(cluster, placement);
     const { stack, mastersNamespace } = placement;
+    // The rotation step this update deploys (program() reads the same status).
+    const rotationApplied = cluster.status?.certificates?.rotation;
     const program = this.program(cluster, mastersNamespace);
     // The update moves every resourceVersion it touches: the next check is a full one again.
     this.drift.updating(key);
@@ -371,6 +388,7 @@ export class ClusterReconciler {
     const expiresAt = out("certificatesExpireAt");
     const renewBeforeMs = (cluster.spec.certificates?.renewBeforeDays ?? 30) * 86_400_000;
     const expiring = expiresAt !== undefined && new Date(expiresAt).getTime() - this.now().getTime() < renewBeforeMs;
+    const certificates = certificatesAfterUpdate(cluster, rotationApplied, out("certificateAuthorities"), this.now());
     await this.o.events.record(cluster, "Normal", "Applied", `stack ${stack}: ${formatCounts(result.changes)}`);
     await this.status(
       cluster,
@@ -383,6 +401,7 @@ export class ClusterReconciler {
         adminKubeconfigSecret: out("adminKubeconfigCopy"),
         // Where Machines read the cluster CA from (machine/context.ts): the stack's word, not a name we derive.
         caSecretRef: out("caSecret"),
+        certificates: certificates.certificates,
         lastOperation: { kind: "up", result: "succeeded", startedAt, finishedAt: this.now().toISOString(), changes: result.changes },
       },
       [
@@ -393,10 +412,14 @@ export class ClusterReconciler {
         expiring
           ? { type: "CertificatesExpiring", status: "True", reason: "InsideRenewalWindow", message: `the earliest certificate expires at ${expiresAt}; the next drift check re-issues it` }
           : { type: "CertificatesExpiring", status: "False", reason: "Valid", message: `the earliest certificate expires at ${expiresAt}` },
+        ...(certificates.condition ? [certificates.condition] : []),
       ],
     );
+    if (certificates.event) await this.o.events.record(cluster, "Normal", certificates.event.reason, certificates.event.message);
     await this.refreshAddons(cluster, mastersNamespace);
-    return soonest({ requeueAfter: this.o.resyncMs }, await this.checkBackups(cluster, mastersNamespace));
+    // A rotation that moved on looks at its next step soon, not at the next resync.
+    const rotationNext = certificates.event ? { requeueAfter: 1_000 } : {};
+    return soonest(soonest({ requeueAfter: this.o.resyncMs }, await this.checkBackups(cluster, mastersNamespace)), rotationNext);
   }
 
   /** The etcd backup check; its failure is the condition's to tell, never the reconcile's. */

@@ -5,7 +5,7 @@
  * check); no other kind's change concerns a Cluster's masters.
  */
 import * as path from "node:path";
-import { legacyStackNameOf, stackNameOf, type ClusterObject, type ClusterStatus } from "../../api/v1alpha1";
+import { legacyStackNameOf, ROTATE_CA_ANNOTATION, stackNameOf, type ClusterObject, type ClusterStatus, type MachineCertificateReport } from "../../api/v1alpha1";
 import { CustomObjectStore } from "../../runtime/object-store";
 import { annotationChanged, or, specOrLifecycleChanged } from "../../runtime/predicates";
 import type { EngineFence } from "../../runtime/fencing";
@@ -27,8 +27,8 @@ import type { SecretReader } from "./backup-credentials";
 import { secretValuesOf } from "../../runtime/known-secrets";
 import { isNotFound } from "../../runtime/api-errors";
 
-/** What wakes a Cluster: its spec, deletion and finalizers, resyncs, and a new backup-now token. */
-export const clusterWakes = or(specOrLifecycleChanged, annotationChanged(BACKUP_NOW_ANNOTATION));
+/** What wakes a Cluster: its spec, deletion and finalizers, resyncs, and a new backup-now or rotate-ca token. */
+export const clusterWakes = or(specOrLifecycleChanged, annotationChanged(BACKUP_NOW_ANNOTATION), annotationChanged(ROTATE_CA_ANNOTATION));
 
 export interface ClusterControllerOptions {
   /** The replica's engine fence (fencing.ts): the stacks' operations run only while it leads. */
@@ -102,6 +102,12 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
         .list()
         .filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster)
         .map((m) => ({ name: m.metadata.name, kubelet: m.status?.observedVersions?.kubelet })),
+    machineCertificates: (namespace, cluster) =>
+      informers.machines
+        .list()
+        .filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster)
+        // status.certificates is the machine controller's (its schema in machine.ts).
+        .map((m) => ({ name: m.metadata.name, deleting: Boolean(m.metadata.deletionTimestamp), certificates: (m.status as { certificates?: MachineCertificateReport["certificates"] } | undefined)?.certificates })),
     store,
     events,
     stacks: runner,
