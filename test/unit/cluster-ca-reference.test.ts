@@ -92,7 +92,7 @@ describe("the cluster CA of a Machine's install", () => {
     const w = world({ namespace: MASTERS, name: "prod-a-apiserver-certs", certificateKey: "sa.key", privateKeyKey: "sa.key" });
     const ctx = await w.load();
     expect(ctx).toMatchObject({ waiting: true, reason: "UntrustedCaReference" });
-    expect((ctx as Waiting).message).toContain(`the CA of Cluster fleet/prod-a (Secret ${MASTERS}/prod-a-apiserver-certs, keys sa.key and sa.key) is not the CA of its admin kubeconfig`);
+    expect((ctx as Waiting).message).toContain(`the CA of Cluster fleet/prod-a (Secret ${MASTERS}/prod-a-apiserver-certs, keys sa.key and sa.key) is not a CA of its admin kubeconfig`);
     expect(JSON.stringify(ctx)).not.toContain(Buffer.from("service-account-signing-key").toString("base64"));
   });
 
