@@ -26,10 +26,20 @@ export function kubeletTrustBundle(args: WorkerNodeArgs): pulumi.Output<string> 
   return pulumi.output(args.cluster.trustBundle ?? args.cluster.caCertificate);
 }
 
+/**
+ * The TLS provider's own early renewal: a refresh or `up` inside it re-issues. 720 h (30 days) for
+ * the default year, at most a third of a shorter validity, so a short one (tests) is not re-issued
+ * by every `up`: the operator renews such certificates with the renewal token, when it planned to.
+ */
+export function earlyRenewalHours(validityHours: number): number {
+  return Math.min(720, Math.floor(validityHours / 3));
+}
+
 /** One key, CSR and certificate signed by the cluster CA; `renewal` (when set) replaces the key and so the rest. */
 function signedCertificate(name: string, parent: pulumi.Resource, args: WorkerNodeArgs, subject: tls.types.input.CertRequestSubject, extra: { dnsNames?: string[]; ipAddresses?: string[] }, usage: string) {
   // Only a set token is given to the engine, so states written before it existed stay as they are.
   const renewal = args.renewal ? { replacementTrigger: { renewal: args.renewal } } : {};
+  const validity = args.certificateValidityHours ?? 8760;
   const key = new tls.PrivateKey(`${name}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent, ...renewal });
   const csr = new tls.CertRequest(`${name}-csr`, { privateKeyPem: key.privateKeyPem, subject, ...extra }, { parent });
   const cert = new tls.LocallySignedCert(
@@ -38,8 +48,8 @@ function signedCertificate(name: string, parent: pulumi.Resource, args: WorkerNo
       certRequestPem: csr.certRequestPem,
       caCertPem: args.cluster.caCertificate,
       caPrivateKeyPem: pulumi.secret(args.cluster.caPrivateKey as pulumi.Input<string>),
-      validityPeriodHours: args.certificateValidityHours ?? 8760,
-      earlyRenewalHours: 720,
+      validityPeriodHours: validity,
+      earlyRenewalHours: earlyRenewalHours(validity),
       allowedUses: ["digital_signature", "key_encipherment", usage],
     },
     { parent },
