@@ -37,8 +37,10 @@ export function earlyRenewalHours(validityHours: number): number {
 
 /** One key, CSR and certificate signed by the cluster CA; `renewal` (when set) replaces the key and so the rest. */
 function signedCertificate(name: string, parent: pulumi.Resource, args: WorkerNodeArgs, subject: tls.types.input.CertRequestSubject, extra: { dnsNames?: string[]; ipAddresses?: string[] }, usage: string) {
-  // Only a set token is given to the engine, so states written before it existed stay as they are.
-  const renewal = args.renewal ? { replacementTrigger: { renewal: args.renewal } } : {};
+  // Always given: the engine replaces on a change of a recorded trigger, but not when a state
+  // recorded none (so states written before it stay as they are; the first renewal of such a state
+  // is the first `up` that records it, and the next token replaces).
+  const renewal = { replacementTrigger: { renewal: args.renewal ?? 0 } };
   const validity = args.certificateValidityHours ?? 8760;
   const key = new tls.PrivateKey(`${name}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent, ...renewal });
   const csr = new tls.CertRequest(`${name}-csr`, { privateKeyPem: key.privateKeyPem, subject, ...extra }, { parent });

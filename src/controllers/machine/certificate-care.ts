@@ -36,12 +36,15 @@ export class CertificateCare {
   private readonly compared = new Map<string, string>();
   /** Machines whose certificates a `record` up was run for: once per process, never in a loop. */
   private readonly recorded = new Set<string>();
+  /** The certificates (their notAfter) each Machine's last renewal `up` started from: a renewal that re-issued nothing is not repeated. */
+  private readonly renewedFrom = new Map<string, string>();
 
   constructor(private readonly s: CertificateCareOptions) {}
 
   forget(key: string): void {
     this.compared.delete(key);
     this.recorded.delete(key);
+    this.renewedFrom.delete(key);
   }
 
   async look(key: string, machine: MachineObject, catalog: MachineCatalog, secrets: () => Promise<MachineContext | Waiting>, secretsRead: boolean): Promise<CertificateLook> {
@@ -65,6 +68,17 @@ export class CertificateCare {
     if (ctx) this.compared.set(key, mark);
     if (decision.action === "record" && this.recorded.has(key)) decision = { action: "none" };
     if (decision.action === "record") this.recorded.add(key);
+    const fromOf = (c: typeof certs) => `${c?.kubeletClient?.notAfter} ${c?.kubeletServing?.notAfter}`;
+    const from = fromOf(certs);
+    // Compared on a live read: the cache may not have the last renewal's status yet.
+    if (decision.action === "renew" && this.renewedFrom.get(key) === from && fromOf((await this.s.o.store.getLive(machine.metadata.namespace, machine.metadata.name))?.status?.certificates) === from) {
+      // The last renewal `up` succeeded but the stack reports the same certificates: running it
+      // again would not change that. Said once; a new operator process tries once more.
+      await this.s.status(machine, {}, [
+        { type: "CertificatesCurrent", status: "False", reason: "RenewalIneffective", message: `a renewal \`up\` succeeded but the stack reports the same certificates (client until ${certs?.kubeletClient?.notAfter})` },
+      ]);
+      return { recheckAfterMs: 3_600_000 };
+    }
     if (decision.action === "none") {
       if (decision.renewAfter !== certs?.renewAfter && certs) await this.s.status(machine, { certificates: { ...certs, renewAfter: decision.renewAfter } }, []);
       const left = decision.renewAfter ? Date.parse(decision.renewAfter) - this.s.now().getTime() : undefined;
@@ -86,6 +100,7 @@ export class CertificateCare {
     }
     running.add(key);
     this.running.set(cluster, running);
+    if (decision.action === "renew" || decision.action === "reissue") this.renewedFrom.set(key, from);
     try {
       return { ran: await this.s.install(machine, ctx, decision.reason, decision.action === "renew" || decision.action === "reissue") };
     } finally {
