@@ -190,7 +190,9 @@ export async function machineSecrets(machine: MachineObject, catalog: MachineCat
       bundle: `Secret ${caRef.namespace}/${caRef.name}, key ${CA_BUNDLE_KEY}`,
     });
     if (refused) return wait("UntrustedCaReference", `${refused}; nothing runs until the stack of the Cluster writes them again`);
-    trustBundle = ca?.[CA_BUNDLE_KEY] && bundleFingerprint(ca[CA_BUNDLE_KEY]) !== bundleFingerprint(caCertificate) ? ca[CA_BUNDLE_KEY] : caCertificate;
+    // Rebuilt from its certificates only: whatever else the key held (a private key's PEM) never reaches the host's 0644 ca.crt.
+    const bundle = ca?.[CA_BUNDLE_KEY];
+    trustBundle = bundle && bundleFingerprint(bundle) !== bundleFingerprint(caCertificate) ? parseCertificates(bundle, CA_BUNDLE_KEY).map((c) => c.toString()).join("") : caCertificate;
   } catch (error) {
     if (error instanceof UntrustedKubeconfigError) return wait("UntrustedKubeconfig", `${error.message}; nothing runs until the stack of the Cluster writes it again`);
     throw error;
