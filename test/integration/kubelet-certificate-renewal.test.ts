@@ -2,8 +2,9 @@
  * The kubelet's certificates with the real engine and @pulumi/tls (no host: only the certificate
  * resources of kubelet-certificates.ts): with a validity of one hour, an `up` with the same inputs
  * keeps them (the provider's own early renewal is off for so short a validity), a new renewal token
- * re-issues both with new keys, the same token again keeps them, and a new signing CA re-issues
- * them signed by it. This is what the operator's planned renewal and a CA rotation rely on.
+ * re-issues both with new keys, the same token again keeps them, a state that recorded no token
+ * keeps its key when the token first appears (the engine compares only recorded triggers: an
+ * operator upgrade re-issues nothing), and a new signing CA re-issues them signed by it. This is what the operator's planned renewal and a CA rotation rely on.
  */
 import { X509Certificate } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
@@ -16,8 +17,9 @@ import { engineStack, requireEngine, type EngineStack } from "../support/worker-
 import { machine } from "../support/worker-fixtures";
 
 /** What the next `up` is given. */
-const inputs = { renewal: undefined as number | undefined, ca: "a" as "a" | "b" };
+const inputs = { renewal: undefined as number | undefined, ca: "a" as "a" | "b", legacyTrigger: false };
 let target: EngineStack;
+let legacyKey = "";
 
 interface Issued {
   client: string;
@@ -30,6 +32,7 @@ async function up(): Promise<Issued> {
   const result = await target.stack.up();
   expect(result.summary.result).toBe("succeeded");
   const out = result.outputs;
+  legacyKey = out.legacy.value as string;
   return { client: out.client.value as string, clientCa: out.clientCa.value as string, serving: out.serving.value as string, servingCa: out.servingCa.value as string };
 }
 
@@ -56,9 +59,11 @@ beforeAll(async () => {
       certificateValidityHours: 1,
       renewal: inputs.renewal,
     };
+    // A key as states before the renewal token recorded it (no trigger), and then with one.
+    const legacy = new tls.PrivateKey("legacy-key", { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent, ...(inputs.legacyTrigger ? { replacementTrigger: { renewal: 0 } } : {}) });
     const client = kubeletCredentials("renewal", parent, args).issued!;
     const serving = kubeletServingCertificate("renewal", parent, args)!.issued;
-    return { client: client.certPem, clientCa: client.caCertPem, serving: serving.certPem, servingCa: serving.caCertPem };
+    return { client: client.certPem, clientCa: client.caCertPem, serving: serving.certPem, servingCa: serving.caCertPem, legacy: legacy.publicKeyPem };
   });
 }, 120_000);
 
@@ -87,6 +92,14 @@ describe("the kubelet's certificates under the renewal token", () => {
     expect(publicKey(renewed.serving)).not.toBe(publicKey(first.serving));
     expect(renewed.clientCa).toBe(first.clientCa);
     expect(await up()).toEqual(renewed);
+  }, 300_000);
+
+  it("are kept when a state recorded before the token first records it (an operator upgrade re-issues nothing)", async () => {
+    await up();
+    const before = legacyKey;
+    inputs.legacyTrigger = true;
+    await up();
+    expect(legacyKey).toBe(before);
   }, 300_000);
 
   it("are re-issued by a new signing CA, signed by it", async () => {
