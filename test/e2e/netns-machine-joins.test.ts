@@ -8,7 +8,8 @@
  * running ends every process of the host. The Pod's network is the Cluster's add-on's: flannel
  * writes the host's CNI configuration (test/e2e/workloads.test.ts checks Pods across two hosts).
  * The kubelet's certificates (valid one hour here) are in the Machine's status as the host has
- * them, and a renewal at the planned point re-issues both while the Node stays Ready.
+ * them, a renewal at the planned point re-issues both while the Node stays Ready, and a trust
+ * bundle added to the CA Secret (a CA rotation's first phase) is installed on the host.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -27,6 +28,7 @@ import { devUp, eventually, freeNodePort, installCrds, kok, newDevCluster, type 
 import { startNetnsFleetHosts, type FleetHosts } from "../support/fleet-hosts";
 import { minimalSpec } from "../support/specs";
 import { sshRun } from "../support/sshd-hosts";
+import { testCa } from "../support/test-pki";
 
 const work = mkdtempSync(join(tmpdir(), "kok-netns-machine-"));
 let cluster: DevCluster;
@@ -187,7 +189,8 @@ describe("a Machine on a network host", () => {
 
     // The same operator with a window that opened 72 s into the hour: the renewal is due at once.
     await operator!.stop();
-    operator = await startOperator({ ...operatorOptions, workerDefaults: { ...operatorOptions.workerDefaults, certificateRenewal: { windowStart: 0.02, spread: 0.01 } } });
+    // The SSH probe (which reads the CA Secret) every 15 s, for the trust bundle below.
+    operator = await startOperator({ ...operatorOptions, probeIntervalMs: 15_000, workerDefaults: { ...operatorOptions.workerDefaults, certificateRenewal: { windowStart: 0.02, spread: 0.01 } } });
     const renewing = Date.now();
     const after = await eventually(
       "Machine w0 renewed its kubelet certificates",
@@ -213,6 +216,29 @@ describe("a Machine on a network host", () => {
     // The Node stays Ready, and the apiserver still reads a log from the kubelet (its new serving certificate).
     const business = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", join(work, "biz.kubeconfig"), ...args], { encoding: "utf8", stdio: "pipe" });
     await eventually("Node Ready on its renewed certificates", async () => (business("get", "node", host.name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}") === "True" ? true : undefined), 120_000);
+    expect(business("logs", "hello")).toBe("hello from hello\n");
+
+    // A CA rotation's first phase as the Cluster side writes it: the CA Secret's bundle adds a
+    // second CA (the signing CA stays). The host installs it: ca.crt and the kubeconfig's CA data.
+    const bundle = `${ca}${(await testCa("kubernetes-ca-next")).pem}`;
+    kubectl("-n", ref.namespace, "patch", "secret", ref.name, "--type", "merge", "-p", JSON.stringify({ data: { "ca-bundle.crt": Buffer.from(bundle).toString("base64") } }));
+    const trusting = Date.now();
+    const trusted = await eventually(
+      "Machine w0 installed the trust bundle",
+      async () => {
+        const s = machineStatus();
+        return s.certificates?.trustBundle === bundleFingerprint(bundle) && s.conditions?.find((c) => c.type === "CertificatesCurrent")?.status === "True" ? s.certificates : undefined;
+      },
+      240_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\noperator log tail:\n${logs.slice(-30).join("\n")}`);
+    });
+    console.log(`trust bundle installed on the host (Secret patched → status) in ${((Date.now() - trusting) / 1000).toFixed(0)}s`);
+    const third = onHost();
+    expect(bundleFingerprint(third.clientCa)).toBe(bundleFingerprint(bundle));
+    expect(bundleFingerprint(third.trust)).toBe(bundleFingerprint(bundle));
+    expect(trusted.kubeletClient!.issuer).toBe(certificateFingerprint(ca));
+    await eventually("Node Ready trusting both CAs", async () => (business("get", "node", host.name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}") === "True" ? true : undefined), 120_000);
     expect(business("logs", "hello")).toBe("hello from hello\n");
   });
 
