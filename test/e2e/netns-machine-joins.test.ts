@@ -189,8 +189,8 @@ describe("a Machine on a network host", () => {
 
     // The same operator with a window that opened 72 s into the hour: the renewal is due at once.
     await operator!.stop();
-    // The SSH probe (which reads the CA Secret) every 15 s, for the trust bundle below.
-    operator = await startOperator({ ...operatorOptions, probeIntervalMs: 15_000, workerDefaults: { ...operatorOptions.workerDefaults, certificateRenewal: { windowStart: 0.02, spread: 0.01 } } });
+    // A look at the Machine, and the SSH probe (which reads the CA Secret), every 15 s: for the trust bundle below.
+    operator = await startOperator({ ...operatorOptions, healthCheckMs: 15_000, probeIntervalMs: 15_000, workerDefaults: { ...operatorOptions.workerDefaults, certificateRenewal: { windowStart: 0.02, spread: 0.01 } } });
     const renewing = Date.now();
     const after = await eventually(
       "Machine w0 renewed its kubelet certificates",

@@ -101,7 +101,9 @@ export class MachineInstall {
       { type: "CertificatesCurrent", status: "True", reason: "Issued", message: `${client}, ${serving}` },
       { type: "Progressing", status: "False", reason: "CertificatesRenewed", message: formatCounts(result.changes) },
     ]);
-    return { requeueAfter: o.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS };
+    // Looked at again by the next renewal at the latest (a short validity renews before the next health check).
+    const next = certificates.renewAfter ? Math.max(1_000, Date.parse(certificates.renewAfter) - this.s.now().getTime()) : Infinity;
+    return { requeueAfter: Math.min(o.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS, next) };
   }
 
   /**
