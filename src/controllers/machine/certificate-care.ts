@@ -67,7 +67,6 @@ export class CertificateCare {
     }
     if (ctx) this.compared.set(key, mark);
     if (decision.action === "record" && this.recorded.has(key)) decision = { action: "none" };
-    if (decision.action === "record") this.recorded.add(key);
     const fromOf = (c: typeof certs) => `${c?.kubeletClient?.notAfter} ${c?.kubeletServing?.notAfter}`;
     const from = fromOf(certs);
     // Compared on a live read: the cache may not have the last renewal's status yet.
@@ -80,7 +79,12 @@ export class CertificateCare {
       return { recheckAfterMs: 3_600_000 };
     }
     if (decision.action === "none") {
-      if (decision.renewAfter !== certs?.renewAfter && certs) await this.s.status(machine, { certificates: { ...certs, renewAfter: decision.renewAfter } }, []);
+      if (certs?.kubeletClient || certs?.kubeletServing) {
+        const until = [certs.kubeletClient, certs.kubeletServing].filter((c) => c !== undefined).map((c) => c.notAfter).sort()[0];
+        await this.s.status(machine, decision.renewAfter !== certs.renewAfter ? { certificates: { ...certs, renewAfter: decision.renewAfter } } : {}, [
+          { type: "CertificatesCurrent", status: "True", reason: "Current", message: `valid until ${until}, renewal planned at ${decision.renewAfter}` },
+        ]);
+      }
       const left = decision.renewAfter ? Date.parse(decision.renewAfter) - this.s.now().getTime() : undefined;
       return left === undefined ? {} : { recheckAfterMs: Math.max(1_000, left) };
     }
@@ -93,15 +97,17 @@ export class CertificateCare {
       ]);
       return { recheckAfterMs: 30_000 };
     }
-    if (!ctx) {
-      const loaded = await secrets();
-      if ("waiting" in loaded) return { ran: await this.s.waiting(machine, loaded) };
-      ctx = loaded;
-    }
+    // Counted before anything is awaited, so concurrent looks cannot pass the bound together.
     running.add(key);
     this.running.set(cluster, running);
-    if (decision.action === "renew" || decision.action === "reissue") this.renewedFrom.set(key, from);
     try {
+      if (!ctx) {
+        const loaded = await secrets();
+        if ("waiting" in loaded) return { ran: await this.s.waiting(machine, loaded) };
+        ctx = loaded;
+      }
+      if (decision.action === "record") this.recorded.add(key);
+      if (decision.action === "renew" || decision.action === "reissue") this.renewedFrom.set(key, from);
       return { ran: await this.s.install(machine, ctx, decision.reason, decision.action === "renew" || decision.action === "reissue") };
     } finally {
       running.delete(key);
