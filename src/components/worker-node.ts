@@ -35,7 +35,7 @@ import { asRoot } from "../host/scripts/sudo";
 
 import { loadPulumiCommand, type RemoteConnectionArgs } from "./command-steps";
 import { SshStep } from "./ssh-step";
-import { kubeletCredentials, kubeletServingCertificate } from "./kubelet-certificates";
+import { kubeletCredentials, kubeletServingCertificate, kubeletTrustBundle } from "./kubelet-certificates";
 import { trustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "./trusted-kubeconfig";
 import { componentType, withLegacyAlias } from "./type-tokens";
 
@@ -61,6 +61,12 @@ export interface WorkerNodeArgs {
     readonly endpoint: pulumi.Input<string>;
     /** The cluster CA certificate (PEM). */
     readonly caCertificate: pulumi.Input<string>;
+    /**
+     * What the kubelet trusts (PEM, one or more CAs): its kubeconfig's CA data (the apiserver's
+     * serving certificate) and its --client-ca-file (the apiserver's client certificate when it
+     * calls the kubelet). During a CA rotation the old and the new CA. Default: caCertificate.
+     */
+    readonly trustBundle?: pulumi.Input<string>;
     /** The cluster CA key (PEM): the kubelet's client certificate is signed with it. Mutually exclusive with bootstrapToken. */
     readonly caPrivateKey?: pulumi.Input<string>;
     /** A bootstrap token (`<id>.<secret>`) instead of a signed certificate; the cluster must approve the kubelet's CSR. */
@@ -111,6 +117,11 @@ export interface WorkerNodeArgs {
    * caPrivateKey is given). Default 8760 h (a year); re-issued 720 h before expiry on refresh.
    */
   readonly certificateValidityHours?: number;
+  /**
+   * A renewal token: changing it replaces the kubelet's keys and so re-issues both certificates
+   * now, whatever their expiry. The operator bumps it at the Machine's planned renewal. Default none.
+   */
+  readonly renewal?: number;
   /** Drain and Ready-gate timeout. Default 600 s. */
   readonly readyTimeoutSeconds?: number;
   /**
@@ -174,6 +185,9 @@ export function workerNodeProblems(args: WorkerNodeArgs): Problem[] {
   if (args.reinstall !== undefined && !(Number.isInteger(args.reinstall) && args.reinstall >= 0)) {
     problems.push({ path: "reinstall", message: `must be a non-negative integer (got ${JSON.stringify(args.reinstall)})` });
   }
+  if (args.renewal !== undefined && !(Number.isInteger(args.renewal) && args.renewal >= 0)) {
+    problems.push({ path: "renewal", message: `must be a non-negative integer (got ${JSON.stringify(args.renewal)})` });
+  }
   return problems;
 }
 
@@ -191,6 +205,11 @@ export class WorkerNode extends pulumi.ComponentResource {
   /** The first line each installed binary prints for --version. */
   readonly binaryVersions: pulumi.Output<Record<string, string>>;
   readonly nodeName: pulumi.Output<string>;
+  /**
+   * The kubelet's certificates as issued (public PEMs, never a key) with the CA that signed each,
+   * and the trust bundle installed on the host; no certificate with a bootstrap token.
+   */
+  readonly certificates: pulumi.Output<WorkerCertificates>;
   /** The step a later batch waits for: `ready` when the cluster is reachable, else `verify`. */
   readonly healthGate: pulumi.Resource;
   /** Every step by its role, for dependsOn and tests. */
@@ -206,7 +225,8 @@ export class WorkerNode extends pulumi.ComponentResource {
     this.observedVersions = created.verify.stdout.apply((out) => parseVerifyOutput(out).observedVersions);
     this.binaryVersions = created.verify.stdout.apply((out) => parseVerifyOutput(out).binaries);
     this.nodeName = pulumi.output(args.machine.hostname);
-    this.registerOutputs({ observedVersions: this.observedVersions, binaryVersions: this.binaryVersions, nodeName: this.nodeName });
+    this.certificates = created.certificates;
+    this.registerOutputs({ observedVersions: this.observedVersions, binaryVersions: this.binaryVersions, nodeName: this.nodeName, certificates: this.certificates });
   }
 }
 
@@ -242,24 +262,42 @@ function createWorkerNode(name: string, parent: pulumi.Resource, args: WorkerNod
     "kubelet",
     kubeletScript(packages.kubelet, kubelet, layout, serving !== undefined),
     [packages.kubelet, args.kubelet ?? {}, ...network, ...repair],
-    serving === undefined ? {} : { stdin: serving },
+    serving === undefined ? {} : { stdin: serving.stdin },
     serving === undefined ? [] : ["stdin"],
   );
   remote("cni", cniScript(packages.cni, layout), [packages.cni, ...repair]);
 
   const labels = nodeLabels(m.labels, m.idc);
-  const kubeconfig = kubeletCredentials(name, parent, args);
-  const caCertificate = pulumi.output(args.cluster.caCertificate);
+  const credentials = kubeletCredentials(name, parent, args);
+  // The trust bundle is the join step's `caCertificate`: ca.crt (--client-ca-file) and the
+  // kubeconfig's CA data. Without a rotation it is the CA itself, so states before it stay as they are.
+  const caCertificate = kubeletTrustBundle(args);
   const join = caCertificate.apply((ca) =>
     joinScript(
       { ip: m.ip, hostname: m.hostname, labels, taints: m.taints ?? [], caCertificate: ca, credentials: args.cluster.bootstrapToken !== undefined ? "bootstrapToken" : "certificate" },
       layout,
     ),
   );
-  remote("join", join, [m.ip, m.hostname, labels, m.taints ?? [], caCertificate, ...repair], { stdin: kubeconfig }, ["stdin", "stdout", "stderr"]);
+  remote("join", join, [m.ip, m.hostname, labels, m.taints ?? [], caCertificate, ...repair], { stdin: credentials.kubeconfig }, ["stdin", "stdout", "stderr"]);
   const verify = remote("verify", verifyScript(layout), [packages, ...repair]);
   const ready = admin !== undefined ? local("ready", readyScript(m.hostname, timeout), [packages, labels, m.taints ?? [], ...repair], admin) : undefined;
-  return { steps, verify, healthGate: ready ?? verify };
+  // Reported once the join step installed them: the host has what the outputs say.
+  const certificates = pulumi
+    .all([credentials.issued?.certPem, credentials.issued?.caCertPem, serving?.issued.certPem, serving?.issued.caCertPem, caCertificate, steps.join.urn])
+    .apply(([clientPem, clientCa, servingPem, servingCa, trustBundle]): WorkerCertificates => ({
+      ...(clientPem && clientCa ? { kubeletClient: { certPem: clientPem, caCertPem: clientCa } } : {}),
+      ...(servingPem && servingCa ? { kubeletServing: { certPem: servingPem, caCertPem: servingCa } } : {}),
+      trustBundle,
+    }));
+  return { steps, verify, healthGate: ready ?? verify, certificates };
+}
+
+/** What a WorkerNode reports of its kubelet's certificates: public PEMs only. */
+export interface WorkerCertificates {
+  readonly kubeletClient?: { readonly certPem: string; readonly caCertPem: string };
+  readonly kubeletServing?: { readonly certPem: string; readonly caCertPem: string };
+  /** The trust bundle installed on the host (ca.crt and the kubelet kubeconfig's CA data). */
+  readonly trustBundle: string;
 }
 
 /**

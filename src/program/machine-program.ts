@@ -10,7 +10,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { ContainerRuntimeSettings, MachineSpec, ObservedVersions, WorkerPackages } from "../api/v1alpha1";
-import { WorkerNode, type WorkerNodeArgs } from "../components/worker-node";
+import { WorkerNode, type WorkerCertificates, type WorkerNodeArgs } from "../components/worker-node";
 
 /**
  * Host settings the operator applies to every Machine (`kok operator --worker-defaults FILE`):
@@ -24,6 +24,13 @@ export interface WorkerDefaults {
   readonly preflight?: WorkerNodeArgs["preflight"];
   readonly readyTimeoutSeconds?: number;
   readonly certificateValidityHours?: number;
+  /**
+   * When the operator renews the kubelet's certificates, as fractions of their validity: the
+   * renewal window opens at `windowStart` (default 0.7) and each Machine's point is spread over
+   * the next `spread` (default 0.15) by its uid; at most `maxConcurrentPerCluster` renewals or
+   * trust re-installs run at once per Cluster (default a tenth of its Machines, at least 1).
+   */
+  readonly certificateRenewal?: { readonly windowStart?: number; readonly spread?: number; readonly maxConcurrentPerCluster?: number };
   /**
    * Bind the kubelet's API and health endpoints to the machine's IP instead of all addresses:
    * several kubelets sharing one network stack (test hosts on 127.0.0.x) must not collide.
@@ -42,6 +49,8 @@ export interface MachineProgramArgs {
   readonly cluster: {
     readonly endpoint: string;
     readonly caCertificate: string;
+    /** What the host trusts (the CA Secret's ca-bundle.crt); default caCertificate. */
+    readonly trustBundle?: string;
     readonly caPrivateKey: string;
     readonly adminKubeconfig: string;
     /** The Cluster's spec.network.serviceCIDR: the kubelet's clusterDNS is its tenth address. */
@@ -54,11 +63,15 @@ export interface MachineProgramArgs {
   readonly installRoot?: string;
   /** WorkerNodeArgs.reinstall: bumped by a repair that re-runs the install. */
   readonly reinstall?: number;
+  /** WorkerNodeArgs.renewal: bumped at the Machine's planned certificate renewal. */
+  readonly renewal?: number;
 }
 
 export interface MachineProgramOutputs {
   readonly observedVersions: pulumi.Output<ObservedVersions>;
   readonly nodeName: pulumi.Output<string>;
+  /** The kubelet's certificates (public PEMs) and the trust bundle on the host (worker-node.ts, WorkerCertificates). */
+  readonly certificates: pulumi.Output<WorkerCertificates>;
 }
 
 /** The WorkerNode arguments of a Machine (exported for the component tests). */
@@ -75,6 +88,7 @@ export function machineNodeArgs(args: MachineProgramArgs): WorkerNodeArgs {
     cluster: {
       endpoint: args.cluster.endpoint,
       caCertificate: args.cluster.caCertificate,
+      ...(args.cluster.trustBundle === undefined ? {} : { trustBundle: args.cluster.trustBundle }),
       caPrivateKey: pulumi.secret(args.cluster.caPrivateKey),
       adminKubeconfig: pulumi.secret(args.cluster.adminKubeconfig),
       serviceCIDR: args.cluster.serviceCIDR,
@@ -90,10 +104,11 @@ export function machineNodeArgs(args: MachineProgramArgs): WorkerNodeArgs {
     readyTimeoutSeconds: d.readyTimeoutSeconds,
     certificateValidityHours: d.certificateValidityHours,
     reinstall: args.reinstall,
+    renewal: args.renewal,
   };
 }
 
 export function machineProgram(args: MachineProgramArgs): MachineProgramOutputs {
   const node = new WorkerNode(args.name, machineNodeArgs(args));
-  return { observedVersions: node.observedVersions, nodeName: node.nodeName };
+  return { observedVersions: node.observedVersions, nodeName: node.nodeName, certificates: node.certificates };
 }

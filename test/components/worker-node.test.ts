@@ -306,4 +306,34 @@ describe("WorkerNode", () => {
     }
     expect(String(recorder.named("r-host").inputs.delete)).toMatch(/^\/bin\/bash -c '/);
   });
+
+  it("installs the trust bundle as ca.crt and the kubeconfig's CA data, reports the certificates with the CA that signed each (no key), and makes the renewal token each key's replacement trigger", async () => {
+    recorder.reset();
+    const capture = captureOptions();
+    const bundle = `${cluster.caCertificate}-----BEGIN CERTIFICATE-----\nNEW-CA\n-----END CERTIFICATE-----\n`;
+    const node = new WorkerNode("tb", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...cluster, trustBundle: bundle }, renewal: 2 }, { transformations: capture.transformations });
+    await settle();
+    expect(String(recorder.named("tb-join").inputs.create)).toContain(`${bundle}KUBE_ON_KUBE_EOF\nthen changed=1; log "wrote /etc/kubernetes/pki/ca.crt"`);
+    const kubeconfig = parse(await valueOf((node.steps.join as unknown as { stdin: pulumi.Output<string> }).stdin)) as { clusters: { cluster: Record<string, string> }[] };
+    expect(Buffer.from(kubeconfig.clusters[0].cluster["certificate-authority-data"], "base64").toString()).toBe(bundle);
+    // The certificates are still signed by the CA, not the bundle.
+    expect(recorder.named("tb-kubelet-cert").inputs.caCertPem).toBe(cluster.caCertificate);
+    const reported = await valueOf(node.certificates);
+    expect(reported).toEqual({
+      kubeletClient: { certPem: "-----BEGIN CERTIFICATE-----\nmock-tb-kubelet-cert\n-----END CERTIFICATE-----\n", caCertPem: cluster.caCertificate },
+      kubeletServing: { certPem: "-----BEGIN CERTIFICATE-----\nmock-tb-kubelet-serving-cert\n-----END CERTIFICATE-----\n", caCertPem: cluster.caCertificate },
+      trustBundle: bundle,
+    });
+    expect(JSON.stringify(reported)).not.toContain("PRIVATE KEY");
+    expect(capture.options.get("tb-kubelet-key")?.replacementTrigger).toEqual({ renewal: 2 });
+    expect(capture.options.get("tb-kubelet-serving-key")?.replacementTrigger).toEqual({ renewal: 2 });
+
+    recorder.reset();
+    const plain = captureOptions();
+    const without = new WorkerNode("nb", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster }, { transformations: plain.transformations });
+    await settle();
+    expect((await valueOf(without.certificates)).trustBundle).toBe(cluster.caCertificate);
+    expect(plain.options.get("nb-kubelet-key")?.replacementTrigger).toEqual({ renewal: 0 });
+    expect(() => new WorkerNode("bad", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster, renewal: -1 })).toThrow(/renewal: must be a non-negative integer \(got -1\)/);
+  });
 });

@@ -7,13 +7,18 @@
  * mirror (the dev registry) and its log read through the apiserver; `kok dev down` with all of it
  * running ends every process of the host. The Pod's network is the Cluster's add-on's: flannel
  * writes the host's CNI configuration (test/e2e/workloads.test.ts checks Pods across two hosts).
+ * The kubelet's certificates (valid one hour here) are in the Machine's status as the host has
+ * them, a renewal at the planned point re-issues both while the Node stays Ready, and a trust
+ * bundle added to the CA Secret (a CA rotation's first phase) is installed on the host.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
+import type { MachineStatus } from "../../src/api/v1alpha1";
+import { bundleFingerprint, certificateFingerprint, certificateNotAfter } from "../../src/runtime/certificates";
 import { loadConfig } from "../../src/dev/config";
 import { devAdminPolicy } from "../../src/dev/dev-policy";
 import { realNodeLayout } from "../../src/dev/node/layout";
@@ -23,6 +28,7 @@ import { devUp, eventually, freeNodePort, installCrds, kok, newDevCluster, type 
 import { startNetnsFleetHosts, type FleetHosts } from "../support/fleet-hosts";
 import { minimalSpec } from "../support/specs";
 import { sshRun } from "../support/sshd-hosts";
+import { testCa } from "../support/test-pki";
 
 const work = mkdtempSync(join(tmpdir(), "kok-netns-machine-"));
 let cluster: DevCluster;
@@ -30,6 +36,7 @@ let fleet: FleetHosts | undefined;
 let operator: RunningOperator | undefined;
 const logs: string[] = [];
 let clusterApplied = 0;
+let operatorOptions: Parameters<typeof startOperator>[0];
 const kubectl = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args], { encoding: "utf8" });
 const apply = (name: string, object: unknown) => {
   const file = join(work, `${name}.yaml`);
@@ -47,7 +54,7 @@ beforeAll(async () => {
   kubectl("create", "namespace", "fleet");
   kubectl("-n", "fleet", "create", "secret", "generic", "ssh-0", `--from-literal=privateKey=${host.privateKey}`);
   mkdirSync(join(work, "state"), { recursive: true });
-  operator = await startOperator({
+  operatorOptions = {
     kubeconfigPath: cluster.kubeconfig,
     backendUrl: `file://${join(work, "state")}`,
     workRoot: join(work, "work"),
@@ -55,10 +62,13 @@ beforeAll(async () => {
     concurrency: 2,
     metricsAddr: "127.0.0.1:0",
     engineEnv: toolchainEngineEnv("kok-netns-machine-e2e"),
-    workerDefaults: fleet.workerDefaults,
+    // An hour: short enough that a renewal re-issues only because the operator asked for it
+    // (the TLS provider's own early renewal is then 0 h, kubelet-certificates.ts).
+    workerDefaults: { ...fleet.workerDefaults, certificateValidityHours: 1 },
     policy: devAdminPolicy(config),
     log: (line) => void logs.push(JSON.stringify(line)),
-  });
+  };
+  operator = await startOperator(operatorOptions);
   const nodePort = await freeNodePort();
   clusterApplied = Date.now();
   apply("cluster", {
@@ -143,6 +153,92 @@ describe("a Machine on a network host", () => {
     // An address of the node's range (the controller-manager's allocation, flannel's lease).
     expect(node.spec.podCIDR).toMatch(/^10\.244\.\d+\.0\/24$/);
     expect(business("get", "pod", "hello", "-o", "jsonpath={.status.podIP}").startsWith(node.spec.podCIDR!.replace(/0\/24$/, ""))).toBe(true);
+    expect(business("logs", "hello")).toBe("hello from hello\n");
+  });
+
+  it("reports the kubelet's certificates as the host has them, and renews them at the planned point with the Node staying Ready", async () => {
+    const host = fleet!.hosts[0];
+    type Certs = MachineStatus["certificates"];
+    const machineStatus = () => (JSON.parse(kubectl("-n", "fleet", "get", "machine", "w0", "-o", "json")) as { status: MachineStatus }).status;
+    const before = machineStatus().certificates as NonNullable<Certs>;
+    // The CA the Cluster's stack recorded (status.caSecretRef, in the masters' namespace).
+    const ref = (JSON.parse(kubectl("-n", "fleet", "get", "cluster", "biz", "-o", "json")) as { status: { caSecretRef: { namespace: string; name: string; certificateKey: string } } }).status.caSecretRef;
+    const caData = (JSON.parse(kubectl("-n", ref.namespace, "get", "secret", ref.name, "-o", "json")) as { data: Record<string, string> }).data;
+    const ca = Buffer.from(caData[ref.certificateKey], "base64").toString("utf8");
+    const onHost = () => {
+      const kubeconfig = parse(readFileSync(join(host.root, "etc/kubernetes/kubelet.conf"), "utf8")) as { users: { user: Record<string, string> }[]; clusters: { cluster: Record<string, string> }[] };
+      return {
+        client: Buffer.from(kubeconfig.users[0].user["client-certificate-data"], "base64").toString("utf8"),
+        trust: Buffer.from(kubeconfig.clusters[0].cluster["certificate-authority-data"], "base64").toString("utf8"),
+        clientCa: readFileSync(join(host.root, "etc/kubernetes/pki/ca.crt"), "utf8"),
+        serving: readFileSync(join(host.root, "var/lib/kubelet/pki/kubelet-serving.crt"), "utf8"),
+      };
+    };
+    const first = onHost();
+    expect(before.kubeletClient).toEqual({ notBefore: expect.any(String), notAfter: certificateNotAfter(first.client), issuer: certificateFingerprint(ca) });
+    expect(before.kubeletServing).toEqual({ notBefore: expect.any(String), notAfter: certificateNotAfter(first.serving), issuer: certificateFingerprint(ca) });
+    expect(Date.parse(before.kubeletClient!.notAfter) - Date.parse(before.kubeletClient!.notBefore!)).toBe(3_600_000);
+    expect(before.trustBundle).toBe(bundleFingerprint(first.trust));
+    expect(bundleFingerprint(first.clientCa)).toBe(bundleFingerprint(ca));
+    // Planned inside the default window: 70–85 % of the hour.
+    const planned = Date.parse(before.renewAfter!) - Date.parse(before.kubeletClient!.notBefore!);
+    expect(planned).toBeGreaterThanOrEqual(0.7 * 3_600_000 - 1000);
+    expect(planned).toBeLessThan(0.85 * 3_600_000);
+    const scrape = await (await fetch(`http://${operator!.server.address.host}:${operator!.server.address.port}/metrics`)).text();
+    expect(scrape).toContain(`kube_on_kube_machine_certificate_expiry_timestamp_seconds{namespace="fleet",name="w0",cluster="biz",certificate="client"} ${Date.parse(before.kubeletClient!.notAfter) / 1000}`);
+
+    // The same operator with a window that opened 72 s into the hour: the renewal is due at once.
+    await operator!.stop();
+    // A look at the Machine, and the SSH probe (which reads the CA Secret), every 15 s: for the trust bundle below.
+    operator = await startOperator({ ...operatorOptions, healthCheckMs: 15_000, probeIntervalMs: 15_000, workerDefaults: { ...operatorOptions.workerDefaults, certificateRenewal: { windowStart: 0.02, spread: 0.01 } } });
+    const renewing = Date.now();
+    const after = await eventually(
+      "Machine w0 renewed its kubelet certificates",
+      async () => {
+        const s = machineStatus();
+        const current = s.conditions?.find((c) => c.type === "CertificatesCurrent");
+        if (current?.reason === "RenewalFailed") throw new Error(`renewal failed: ${current.message}`);
+        return (s.certificates?.renewals ?? 0) >= 1 && current?.status === "True" ? s.certificates! : undefined;
+      },
+      300_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\noperator log tail:\n${logs.slice(-30).join("\n")}`);
+    });
+    console.log(`kubelet certificates renewed (operator restart → status) in ${((Date.now() - renewing) / 1000).toFixed(0)}s`);
+    const second = onHost();
+    expect(certificateFingerprint(second.client)).not.toBe(certificateFingerprint(first.client));
+    expect(certificateFingerprint(second.serving)).not.toBe(certificateFingerprint(first.serving));
+    expect(Date.parse(after.kubeletClient!.notAfter)).toBeGreaterThan(Date.parse(before.kubeletClient!.notAfter));
+    expect(after.kubeletClient!.issuer).toBe(certificateFingerprint(ca));
+    expect(after.trustBundle).toBe(before.trustBundle);
+    const events = kubectl("-n", "fleet", "get", "events", "--field-selector", "involvedObject.name=w0", "-o", "jsonpath={.items[*].reason}");
+    expect(events).toContain("CertificatesRenewed");
+    // The Node stays Ready, and the apiserver still reads a log from the kubelet (its new serving certificate).
+    const business = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", join(work, "biz.kubeconfig"), ...args], { encoding: "utf8", stdio: "pipe" });
+    await eventually("Node Ready on its renewed certificates", async () => (business("get", "node", host.name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}") === "True" ? true : undefined), 120_000);
+    expect(business("logs", "hello")).toBe("hello from hello\n");
+
+    // A CA rotation's first phase as the Cluster side writes it: the CA Secret's bundle adds a
+    // second CA (the signing CA stays). The host installs it: ca.crt and the kubeconfig's CA data.
+    const bundle = `${ca}${(await testCa("kubernetes-ca-next")).pem}`;
+    kubectl("-n", ref.namespace, "patch", "secret", ref.name, "--type", "merge", "-p", JSON.stringify({ data: { "ca-bundle.crt": Buffer.from(bundle).toString("base64") } }));
+    const trusting = Date.now();
+    const trusted = await eventually(
+      "Machine w0 installed the trust bundle",
+      async () => {
+        const s = machineStatus();
+        return s.certificates?.trustBundle === bundleFingerprint(bundle) && s.conditions?.find((c) => c.type === "CertificatesCurrent")?.status === "True" ? s.certificates : undefined;
+      },
+      240_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\noperator log tail:\n${logs.slice(-30).join("\n")}`);
+    });
+    console.log(`trust bundle installed on the host (Secret patched → status) in ${((Date.now() - trusting) / 1000).toFixed(0)}s`);
+    const third = onHost();
+    expect(bundleFingerprint(third.clientCa)).toBe(bundleFingerprint(bundle));
+    expect(bundleFingerprint(third.trust)).toBe(bundleFingerprint(bundle));
+    expect(trusted.kubeletClient!.issuer).toBe(certificateFingerprint(ca));
+    await eventually("Node Ready trusting both CAs", async () => (business("get", "node", host.name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}") === "True" ? true : undefined), 120_000);
     expect(business("logs", "hello")).toBe("hello from hello\n");
   });
 

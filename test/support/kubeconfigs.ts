@@ -8,7 +8,19 @@ import { renderKubeconfig } from "../../src/components/kubeconfig";
 
 export const pem = (label: string, body: string) => `-----BEGIN ${label}-----\n${Buffer.from(body).toString("base64")}\n-----END ${label}-----\n`;
 
-export const TEST_CA = pem("CERTIFICATE", "test-only-ca");
+/** A real self-signed test CA (P-256, CN test-only-ca, 100 years; key discarded): the Machine side parses it (runtime/certificates.ts). */
+export const TEST_CA = `-----BEGIN CERTIFICATE-----
+MIIBhjCCASugAwIBAgIUYp+V3LkkQcOdf02/fpLlGBEwax4wCgYIKoZIzj0EAwIw
+FzEVMBMGA1UEAwwMdGVzdC1vbmx5LWNhMCAXDTI2MTIwNTIxMjYzOVoYDzIxMjYx
+MTExMjEyNjM5WjAXMRUwEwYDVQQDDAx0ZXN0LW9ubHktY2EwWTATBgcqhkjOPQIB
+BggqhkjOPQMBBwNCAAQV32FKwaRypiOCbdqhJnFD5oBMtFG7ozOUOMpPBppnwZY1
+0hBFzLinNtlG8aHh3DYnzBSWoLoVN1qx5ZYkYjwfo1MwUTAdBgNVHQ4EFgQUzl3i
+o55jf7OG4flE4p5z2lIr2uIwHwYDVR0jBBgwFoAUzl3io55jf7OG4flE4p5z2lIr
+2uIwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEAuXnSvUkjplTy
+l0IondPKRysnSKRl08AetjNiWFjgmMkCIQC4UWXuuFySZR084dGkRwI16uJ5hV0p
+qhcBO30lP2larw==
+-----END CERTIFICATE-----
+`;
 export const TEST_CLIENT_KEY_MARK = "test-only-client-key-material";
 
 export function cleanKubeconfig(server = "https://127.0.0.1:30443", extra: { caCertPem?: string } = {}): string {

@@ -5,10 +5,12 @@
  * status predates the reference, the Secret ControlPlane kept the CA in before. The Machine
  * context runs as the reconciler calls it, over an in-memory Secret store.
  */
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { caSecretOf, caSecretRefProblem, mastersNamespaceOf, type CaSecretReference, type ClusterObject, type MachineObject } from "../../src/api/v1alpha1";
 import { machineCatalog, machineSecrets, type MachineContext, type MachineDependencies, type Waiting } from "../../src/controllers/machine/context";
 import { cleanKubeconfig, pem, TEST_CA } from "../support/kubeconfigs";
+import { bundleFingerprint } from "../../src/runtime/certificates";
+import { testCa, type TestCa } from "../support/test-pki";
 import { machine, packages } from "../support/worker-fixtures";
 
 const MASTERS = mastersNamespaceOf({ metadata: { namespace: "fleet", name: "prod-a" } });
@@ -92,7 +94,7 @@ describe("the cluster CA of a Machine's install", () => {
     const w = world({ namespace: MASTERS, name: "prod-a-apiserver-certs", certificateKey: "sa.key", privateKeyKey: "sa.key" });
     const ctx = await w.load();
     expect(ctx).toMatchObject({ waiting: true, reason: "UntrustedCaReference" });
-    expect((ctx as Waiting).message).toContain(`the CA of Cluster fleet/prod-a (Secret ${MASTERS}/prod-a-apiserver-certs, keys sa.key and sa.key) is not the CA of its admin kubeconfig`);
+    expect((ctx as Waiting).message).toContain(`the CA of Cluster fleet/prod-a (Secret ${MASTERS}/prod-a-apiserver-certs, keys sa.key and sa.key) is not a CA of its admin kubeconfig`);
     expect(JSON.stringify(ctx)).not.toContain(Buffer.from("service-account-signing-key").toString("base64"));
   });
 
@@ -119,5 +121,63 @@ describe("caSecretOf and caSecretRefProblem", () => {
 
   it("derive the name ControlPlane used before the reference, in the namespace they are given", () => {
     expect(caSecretOf(cluster(), "fleet-prod-a")).toEqual({ namespace: "fleet-prod-a", name: "prod-a-controller-manager-certs", certificateKey: "ca.crt", privateKeyKey: "ca.key" });
+  });
+});
+
+describe("the trust bundle of a Machine's install (a CA rotation's ca-bundle.crt)", () => {
+  let rotated: TestCa;
+  let foreign: TestCa;
+  beforeAll(async () => {
+    [rotated, foreign] = await Promise.all([testCa("kubernetes-ca-g1"), testCa("another-tenants-ca")]);
+  });
+  /** The CA Secret and admin kubeconfig as a rotation's phase 1 writes them: the new CA signs, both are trusted. */
+  const rotating = (w: ReturnType<typeof world>, secret: Record<string, string>, adminCa = `${TEST_CA}${rotated.pem}`) => {
+    w.secrets.set(`${MASTERS}/prod-a-cluster-ca`, secret);
+    w.secrets.set(`${MASTERS}/prod-a-admin-kubeconfig`, { kubeconfig: cleanKubeconfig(undefined, { caCertPem: adminCa }) });
+  };
+
+  it("is the CA alone while the Secret has no bundle (stacks before rotations)", async () => {
+    const ctx = loaded(await world(REF).load());
+    expect(ctx.cluster.trustBundle).toBe(TEST_CA);
+  });
+
+  it("is the Secret's bundle during a rotation, with the new CA signing, when the admin kubeconfig trusts the signing CA", async () => {
+    const w = world(REF);
+    rotating(w, { "tls.crt": rotated.pem, "tls.key": CA_KEY, "ca-bundle.crt": `${TEST_CA}${rotated.pem}` });
+    const ctx = loaded(await w.load());
+    expect(ctx.cluster.caCertificate).toBe(rotated.pem);
+    expect(ctx.cluster.trustBundle).toBe(`${TEST_CA}${rotated.pem}`);
+  });
+
+  it("is the CA's own text when the bundle holds just that CA, so hosts re-run nothing for it", async () => {
+    const w = world(REF);
+    w.secrets.set(`${MASTERS}/prod-a-cluster-ca`, { "tls.crt": TEST_CA, "tls.key": CA_KEY, "ca-bundle.crt": `\n${TEST_CA}${TEST_CA}` });
+    expect(loaded(await w.load()).cluster.trustBundle).toBe(TEST_CA);
+  });
+
+  it("refuses a signing CA that the admin kubeconfig does not trust, even with a bundle that holds it", async () => {
+    const w = world(REF);
+    rotating(w, { "tls.crt": foreign.pem, "tls.key": CA_KEY, "ca-bundle.crt": `${TEST_CA}${foreign.pem}` });
+    const ctx = await w.load();
+    expect(ctx).toMatchObject({ waiting: true, reason: "UntrustedCaReference" });
+    expect((ctx as Waiting).message).toContain(`the CA of Cluster fleet/prod-a (Secret ${MASTERS}/prod-a-cluster-ca, keys tls.crt and tls.key) is not a CA of its admin kubeconfig`);
+  });
+
+  it("refuses a bundle without the signing CA (the kubelet would refuse its own certificates' CA), and a bundle that is no certificate, never quoting it", async () => {
+    const w = world(REF);
+    rotating(w, { "tls.crt": rotated.pem, "tls.key": CA_KEY, "ca-bundle.crt": TEST_CA });
+    expect(((await w.load()) as Waiting).message).toContain(`the trust bundle (Secret ${MASTERS}/prod-a-cluster-ca, key ca-bundle.crt) does not hold the CA of Cluster fleet/prod-a`);
+    // A private key's PEM in the bundle: only the certificates reach the host (its ca.crt is 0644).
+    rotating(w, { "tls.crt": rotated.pem, "tls.key": CA_KEY, "ca-bundle.crt": `${TEST_CA}${CA_KEY}${rotated.pem}` });
+    const trust = loaded(await w.load()).cluster.trustBundle;
+    expect(bundleFingerprint(trust)).toBe(bundleFingerprint(`${TEST_CA}${rotated.pem}`));
+    expect(trust).not.toContain("PRIVATE KEY");
+    expect(trust).not.toContain(Buffer.from("unit-test-ca-key").toString("base64"));
+    const broken = pem("CERTIFICATE", "unit-test-ca-key-material");
+    rotating(w, { "tls.crt": rotated.pem, "tls.key": CA_KEY, "ca-bundle.crt": `${rotated.pem}${broken}` });
+    const ctx = await w.load();
+    expect(ctx).toMatchObject({ waiting: true, reason: "UntrustedCaReference" });
+    expect((ctx as Waiting).message).toContain("certificate 2 of 2 is not a valid X.509 certificate");
+    expect(JSON.stringify(ctx)).not.toContain(Buffer.from("unit-test-ca-key-material").toString("base64"));
   });
 });

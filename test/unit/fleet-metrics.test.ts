@@ -23,4 +23,23 @@ describe("FleetMetrics", () => {
     expect(text).toContain('kube_on_kube_machines{phase="Failed"} 1');
     expect(text).not.toContain("prod-a-v1.36");
   });
+
+  it("exports each Machine's kubelet certificate expiry from the cache at scrape time, and nothing for a Machine gone", async () => {
+    const registry = new Registry();
+    const issuer = `sha256:${"a".repeat(64)}`;
+    const machine = (name: string, client?: string, serving?: string) => ({
+      metadata: { namespace: "fleet", name },
+      spec: { clusterRef: { name: "prod-a" } },
+      status: { phase: "Ready", certificates: { ...(client ? { kubeletClient: { notAfter: client, issuer } } : {}), ...(serving ? { kubeletServing: { notAfter: serving, issuer } } : {}) } },
+    });
+    const machines = [machine("w0", "2027-12-05T12:00:00Z", "2027-12-06T12:00:00Z"), machine("w1")];
+    new FleetMetrics(registry, () => machines);
+    let text = await registry.metrics();
+    expect(text).toContain(`kube_on_kube_machine_certificate_expiry_timestamp_seconds{namespace="fleet",name="w0",cluster="prod-a",certificate="client"} ${Date.parse("2027-12-05T12:00:00Z") / 1000}`);
+    expect(text).toContain(`kube_on_kube_machine_certificate_expiry_timestamp_seconds{namespace="fleet",name="w0",cluster="prod-a",certificate="serving"} ${Date.parse("2027-12-06T12:00:00Z") / 1000}`);
+    expect(text).not.toContain('name="w1"');
+    machines.shift();
+    text = await registry.metrics();
+    expect(text).not.toContain('name="w0"');
+  });
 });

@@ -57,7 +57,12 @@ function harness() {
       ups.push({ stack, program });
       if (engine.failWith) throw engine.failWith;
       const kubelet = current().status?.targetRevision === packagesRevision(packages()) ? "v1.36.3" : "v1.35.4";
-      return { changes: { create: 12 }, outputs: { observedVersions: { value: { containerd: "1.7.22", kubelet, cni: "v1.5.1" }, secret: false }, nodeName: { value: "worker-0001", secret: false } } };
+      // The stack reports its kubelet certificates (public PEMs); the test CA stands in for both.
+      const certificates = { kubeletClient: { certPem: TEST_CA, caCertPem: TEST_CA }, kubeletServing: { certPem: TEST_CA, caCertPem: TEST_CA }, trustBundle: TEST_CA };
+      return {
+        changes: { create: 12 },
+        outputs: { observedVersions: { value: { containerd: "1.7.22", kubelet, cni: "v1.5.1" }, secret: false }, nodeName: { value: "worker-0001", secret: false }, certificates: { value: certificates, secret: false } },
+      };
     },
     async destroyAndRemove(stack) {
       engine.destroyed.push(stack);

@@ -95,6 +95,35 @@ export const ObservedVersions = Type.Object(
 );
 export type ObservedVersions = Static<typeof ObservedVersions>;
 
+const FINGERPRINT_PATTERN = "^sha256:[0-9a-f]{64}$";
+
+export const IssuedCertificate = Type.Object(
+  {
+    notBefore: Type.Optional(Type.String({ format: "date-time", description: "The start of the certificate's validity (the renewal window is a fraction of the lifetime)." })),
+    notAfter: Type.String({ format: "date-time", description: "The end of the certificate's validity." }),
+    issuer: Type.String({ pattern: FINGERPRINT_PATTERN, description: "sha256 fingerprint of the CA certificate that signed it (the same string as the Cluster's status.certificates.authorities[].fingerprint)." }),
+  },
+  { additionalProperties: false },
+);
+export type IssuedCertificate = Static<typeof IssuedCertificate>;
+
+export const MachineCertificates = Type.Object(
+  {
+    kubeletClient: Type.Optional(IssuedCertificate),
+    kubeletServing: Type.Optional(IssuedCertificate),
+    trustBundle: Type.Optional(
+      Type.String({
+        pattern: FINGERPRINT_PATTERN,
+        description: "sha256 fingerprint of the trust bundle installed on the host (the kubelet kubeconfig's CA data and its --client-ca-file): the sorted fingerprints of its CAs.",
+      }),
+    ),
+    renewAfter: Type.Optional(Type.String({ format: "date-time", description: "When the `up` that renews the kubelet's certificates is planned: a point of the renewal window spread by the Machine's uid." })),
+    renewals: Type.Optional(Type.Integer({ minimum: 0, description: "Renewals run so far; an input of the install (a new value re-issues both certificates and their keys)." })),
+  },
+  { additionalProperties: false, description: "The kubelet's certificates as the Machine's stack issued them (read from its outputs, never a key) and their planned renewal." },
+);
+export type MachineCertificates = Static<typeof MachineCertificates>;
+
 export const MachineStatus = Type.Object(
   {
     phase: Type.Optional(MachinePhase),
@@ -122,6 +151,7 @@ export const MachineStatus = Type.Object(
     ),
     targetRevision: Type.Optional(Type.String({ description: "Revision of the catalog of the last install or upgrade attempt." })),
     lastOperation: Type.Optional(LastOperation),
+    certificates: Type.Optional(MachineCertificates),
   },
   { additionalProperties: false },
 );

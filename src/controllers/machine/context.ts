@@ -10,8 +10,10 @@
  * Cluster program for the tenant to read); it is never read back, and the kubeconfig is rebuilt
  * from its server, CA and client certificate only (trusted-kubeconfig.ts) before anything uses it.
  * The CA's Secret is the one the Cluster's status names (recorded from its stack's outputs), read
- * only inside the masters' namespace, and its certificate must be the CA of that admin
- * kubeconfig: the certificate goes onto the host, so no other Secret value may pass for it.
+ * only inside the masters' namespace, and its certificate must be a CA of that admin
+ * kubeconfig (during a CA rotation the kubeconfig's CA data is the trust bundle of both): the
+ * certificate goes onto the host, so no other Secret value may pass for it. The trust bundle the
+ * host installs is the same Secret's `ca-bundle.crt` (absent: the CA alone) and must hold the CA.
  */
 import {
   adminKubeconfigSecretOf,
@@ -28,6 +30,7 @@ import {
   type PackageVersionObject,
   type WorkerPackages,
 } from "../../api/v1alpha1";
+import { bundleFingerprint, certificateFingerprint, parseCertificates } from "../../runtime/certificates";
 import { renderTrustedKubeconfig, trustedKubeconfigParts, UntrustedKubeconfigError } from "../../components/trusted-kubeconfig";
 import { desiredPackages } from "../packageversion/rollout";
 import { packagesRevision } from "../packageversion/revision";
@@ -67,11 +70,22 @@ export interface MachineCatalog {
 
 /** What only Secrets tell; read when an SSH or engine operation is about to use it. */
 export interface MachineSecrets {
-  readonly cluster: { readonly endpoint: string; readonly caCertificate: string; readonly caPrivateKey: string; readonly adminKubeconfig: string };
+  readonly cluster: {
+    readonly endpoint: string;
+    /** The signing cluster CA. */
+    readonly caCertificate: string;
+    /** What the host trusts: the CA Secret's `ca-bundle.crt`, or caCertificate itself when they hold the same CAs. */
+    readonly trustBundle: string;
+    readonly caPrivateKey: string;
+    readonly adminKubeconfig: string;
+  };
   readonly credentials: { readonly privateKey?: string; readonly password?: string };
 }
 
 export type MachineContext = Omit<MachineCatalog, "cluster" | "packages" | "revision"> & MachineSecrets & { readonly packages: WorkerPackages; readonly revision: string };
+
+/** The CA Secret's key for the cluster trust bundle (the signing CA and, during a rotation, the other). */
+export const CA_BUNDLE_KEY = "ca-bundle.crt";
 
 export interface Waiting {
   readonly waiting: true;
@@ -164,16 +178,21 @@ export async function machineSecrets(machine: MachineObject, catalog: MachineCat
   if (!admin) return wait("WaitingForCluster", `the admin kubeconfig of Cluster ${ns}/${clusterName} (${adminAt}) is not there yet`);
   let adminKubeconfig: string;
   let server: string;
+  let trustBundle: string;
   try {
     const what = `the admin kubeconfig of Cluster ${ns}/${clusterName} (${adminAt})`;
     const parts = trustedKubeconfigParts(admin, what);
     adminKubeconfig = renderTrustedKubeconfig(parts);
     server = parts.server;
-    if (caCertificate.trim() !== parts.caCertPem.trim()) {
-      // Never quote either value: the one from the CA Secret may be anything the reference named.
-      const message = `the CA of Cluster ${ns}/${clusterName} (${caAt}) is not the CA of its admin kubeconfig (${adminAt})`;
-      return wait("UntrustedCaReference", `${message}; nothing runs until the stack of the Cluster writes them again`);
-    }
+    const refused = trustProblem(caCertificate, ca?.[CA_BUNDLE_KEY], parts.caCertPem, {
+      ca: `the CA of Cluster ${ns}/${clusterName} (${caAt})`,
+      admin: `its admin kubeconfig (${adminAt})`,
+      bundle: `Secret ${caRef.namespace}/${caRef.name}, key ${CA_BUNDLE_KEY}`,
+    });
+    if (refused) return wait("UntrustedCaReference", `${refused}; nothing runs until the stack of the Cluster writes them again`);
+    // Rebuilt from its certificates only: whatever else the key held (a private key's PEM) never reaches the host's 0644 ca.crt.
+    const bundle = ca?.[CA_BUNDLE_KEY];
+    trustBundle = bundle && bundleFingerprint(bundle) !== bundleFingerprint(caCertificate) ? parseCertificates(bundle, CA_BUNDLE_KEY).map((c) => c.toString()).join("") : caCertificate;
   } catch (error) {
     if (error instanceof UntrustedKubeconfigError) return wait("UntrustedKubeconfig", `${error.message}; nothing runs until the stack of the Cluster writes it again`);
     throw error;
@@ -189,7 +208,37 @@ export async function machineSecrets(machine: MachineObject, catalog: MachineCat
     network: catalog.network,
     packages,
     revision,
-    cluster: { endpoint: server, caCertificate, caPrivateKey, adminKubeconfig },
+    cluster: { endpoint: server, caCertificate, trustBundle, caPrivateKey, adminKubeconfig },
     credentials: { privateKey: credentials.privateKey || undefined, password: credentials.password || undefined },
   };
+}
+
+/**
+ * Why the CA Secret's certificate and bundle may not go onto a host, or undefined: the signing CA
+ * must be one of the admin kubeconfig's CAs (the stack wrote both; a CA reference naming another
+ * Secret cannot pass a certificate of its choosing), and the bundle must hold it (a bundle without
+ * it would make the kubelet refuse the certificates signed by it). Never quotes a value.
+ */
+export function trustProblem(caCertificate: string, bundle: string | undefined, adminCaPem: string, at: { ca: string; admin: string; bundle: string }): string | undefined {
+  const fingerprints = (pem: string, what: string) => new Set(parseCertificates(pem, what).map((c) => certificateFingerprint(c.toString())));
+  let admin: Set<string>;
+  try {
+    admin = fingerprints(adminCaPem, `the CA data of ${at.admin}`);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  let signing: string | undefined;
+  try {
+    signing = certificateFingerprint(caCertificate, at.ca);
+  } catch {
+    signing = undefined;
+  }
+  if (signing === undefined || !admin.has(signing)) return `${at.ca} is not a CA of ${at.admin}`;
+  if (bundle === undefined || bundle === "") return undefined;
+  try {
+    if (!fingerprints(bundle, `the trust bundle (${at.bundle})`).has(signing)) return `the trust bundle (${at.bundle}) does not hold ${at.ca}`;
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return undefined;
 }

@@ -6,6 +6,7 @@
  */
 import type { ObservedVersions, PackageName, WorkerPackages } from "../../api/v1alpha1";
 import type { HostConnection, ProbeResult } from "../../host/host-probe";
+import type { CertificateCare } from "./certificate-care";
 import { INSTALL_ROOT_ANNOTATION, machineSecrets, type MachineCatalog, type MachineContext, type Waiting } from "./context";
 import type { MachineObject } from "../../api/v1alpha1";
 import { decideRemediation, type RemediationDecision, type RemediationPolicy } from "./remediation";
@@ -13,6 +14,8 @@ import { DEFAULT_HEALTH_CHECK_MS, machineKey, type HostLayout, type InstallActio
 
 export interface MachineHealthOptions extends MachineSteps {
   readonly policy: RemediationPolicy;
+  /** The kubelet certificates of a healthy Machine (certificate-care.ts). */
+  readonly certificates: CertificateCare;
   install(machine: MachineObject, ctx: MachineContext, action: InstallAction, why: string): Promise<{ requeueAfter: number }>;
 }
 
@@ -42,6 +45,7 @@ export class MachineHealth {
     this.lastProbe.delete(key);
     this.unhealthySince.delete(key);
     this.correctedDrift.delete(key);
+    this.s.certificates.forget(key);
   }
 
   /** An install succeeded: an incident before it is over. */
@@ -86,7 +90,12 @@ export class MachineHealth {
       unhealthySince: this.unhealthySince.get(key),
       nodeName,
     });
-    return this.act(machine, catalog, decision, nodeName, secrets);
+    if (decision.action !== "healthy") return this.act(machine, catalog, decision, nodeName, secrets);
+    // A healthy host's certificates: renewed, re-issued or re-trusted now, or looked at again when due.
+    const look = await this.s.certificates.look(key, machine, catalog, secrets, loaded !== undefined);
+    if ("ran" in look) return look.ran;
+    const requeue = await this.act(machine, catalog, decision, nodeName, secrets);
+    return look.recheckAfterMs === undefined ? requeue : { requeueAfter: Math.min(requeue.requeueAfter, look.recheckAfterMs) };
   }
 
   /** Starts the watch of the machine's cluster's Nodes; a requeue until it has synced. */

@@ -8,8 +8,9 @@ import type { ObservedVersions } from "../../api/v1alpha1";
 import { machineProgram } from "../../program/machine-program";
 import type { OperationResult } from "../../runtime/stack-runner";
 import { StackOperationError } from "../../runtime/stack-runner";
+import { observedCertificates, renewAfter, type RenewalPolicy, type ReportedCertificates } from "./certificate-renewal";
 import { INSTALL_ROOT_ANNOTATION, type MachineContext } from "./context";
-import type { MachineObject } from "../../api/v1alpha1";
+import type { MachineCertificates, MachineObject } from "../../api/v1alpha1";
 import { DEFAULT_HEALTH_CHECK_MS, machineKey, type InstallAction, type MachineSteps } from "./options";
 
 export interface MachineInstallOptions extends MachineSteps {
@@ -17,13 +18,15 @@ export interface MachineInstallOptions extends MachineSteps {
   stackOf(machine: MachineObject): Promise<string>;
   /** Told when an install succeeded: the machine's health is judged afresh from here. */
   installed(key: string): void;
+  /** When the certificates an `up` reported are renewed (status.certificates.renewAfter). */
+  readonly renewal: RenewalPolicy;
 }
 
 export class MachineInstall {
   constructor(private readonly s: MachineInstallOptions) {}
 
   /** The inline program of a Machine with these inputs. */
-  program(machine: MachineObject, ctx: MachineContext, reinstall: number): PulumiFn {
+  program(machine: MachineObject, ctx: MachineContext, reinstall: number, renewal = machine.status?.certificates?.renewals ?? 0): PulumiFn {
     return async () =>
       machineProgram({
         name: machine.metadata.name,
@@ -32,17 +35,21 @@ export class MachineInstall {
         runtime: ctx.runtime,
         credentials: ctx.credentials,
         cluster: { ...ctx.cluster, ...ctx.network },
+        renewal,
         defaults: this.s.o.defaults,
         installRoot: machine.metadata.annotations?.[INSTALL_ROOT_ANNOTATION],
         reinstall,
       }) as unknown as Record<string, unknown>;
   }
 
-  async install(machine: MachineObject, ctx: MachineContext, action: InstallAction, why?: string): Promise<{ requeueAfter: number }> {
+  /** One `up`; `renew` (a certificates action) bumps the renewal token, so both kubelet keys and certificates are new. */
+  async install(machine: MachineObject, ctx: MachineContext, action: InstallAction, why?: string, renew = false): Promise<{ requeueAfter: number }> {
     const { o } = this.s;
     const stack = await this.s.stackOf(machine);
     const reinstalls = (machine.status?.reinstalls ?? 0) + (action === "reinstall" || action === "drift" ? 1 : 0);
+    const renewals = (machine.status?.certificates?.renewals ?? 0) + (renew ? 1 : 0);
     const startedAt = this.s.now().toISOString();
+    if (action === "certificates") return this.certificates(machine, ctx, stack, why ?? "", renewals, startedAt);
     const phase = action === "install" ? "Installing" : action === "upgrade" ? "Upgrading" : "Remediating";
     const versions = `containerd ${ctx.packages.containerd.version}, kubelet ${ctx.packages.kubelet.version}, cni ${ctx.packages.cni.version}`;
     await o.events.record(machine, "Normal", phase, `${why ? `${why}; ` : ""}${versions} on ${machine.spec.ip} (${ctx.packagesReason})`);
@@ -51,16 +58,73 @@ export class MachineInstall {
     ]);
     let result: OperationResult;
     try {
-      result = await o.stacks.up(stack, this.program(machine, ctx, reinstalls));
+      result = await o.stacks.up(stack, this.program(machine, ctx, reinstalls, renewals));
     } catch (error) {
       o.onAction?.(action, "error");
       return this.failed(machine, ctx, startedAt, error);
     }
     o.onAction?.(action, "success");
-    return this.succeeded(machine, ctx, action, startedAt, result);
+    return this.succeeded(machine, ctx, action, startedAt, result, renewals);
   }
 
-  private async succeeded(machine: MachineObject, ctx: MachineContext, action: InstallAction, startedAt: string, result: OperationResult): Promise<{ requeueAfter: number }> {
+  /**
+   * The `up` of a certificates action: the host keeps its phase (it stays Ready; the kubelet only
+   * restarts on its new files) and the outcome is told by the condition CertificatesCurrent.
+   */
+  private async certificates(machine: MachineObject, ctx: MachineContext, stack: string, why: string, renewals: number, startedAt: string): Promise<{ requeueAfter: number }> {
+    const { o } = this.s;
+    await o.events.record(machine, "Normal", "RenewingCertificates", `${why}; pulumi up of stack ${stack}`);
+    await this.s.status(machine, { lastOperation: { kind: "up", result: "running", startedAt } }, [
+      { type: "CertificatesCurrent", status: "False", reason: "Renewing", message: why },
+      { type: "Progressing", status: "True", reason: "RenewingCertificates", message: `pulumi up of stack ${stack}: ${why}` },
+    ]);
+    let result: OperationResult;
+    try {
+      result = await o.stacks.up(stack, this.program(machine, ctx, machine.status?.reinstalls ?? 0, renewals));
+    } catch (error) {
+      o.onAction?.("certificates", "error");
+      const message = error instanceof Error ? error.message : String(error);
+      await this.s.status(machine, { lastOperation: { kind: "up", result: "failed", startedAt, finishedAt: this.s.now().toISOString(), message } }, [
+        { type: "CertificatesCurrent", status: "False", reason: "RenewalFailed", message },
+        { type: "Progressing", status: "False", reason: "RenewalFailed", message: "retrying with backoff" },
+      ]);
+      await o.events.record(machine, "Warning", "RenewalFailed", message);
+      if (error instanceof StackOperationError && error.kind === "concurrent-update") return { requeueAfter: 30_000 };
+      throw error;
+    }
+    o.onAction?.("certificates", "success");
+    const certificates = (await this.reported(machine, result, renewals)) ?? {};
+    const client = certificates.kubeletClient ? `client until ${certificates.kubeletClient.notAfter}` : "no client certificate";
+    const serving = certificates.kubeletServing ? `serving until ${certificates.kubeletServing.notAfter}` : "no serving certificate";
+    await o.events.record(machine, "Normal", "CertificatesRenewed", `${client}, ${serving}; next renewal ${certificates.renewAfter ?? "not planned"}`);
+    await this.s.status(machine, { certificates, lastOperation: { kind: "up", result: "succeeded", startedAt, finishedAt: this.s.now().toISOString(), changes: result.changes } }, [
+      { type: "CertificatesCurrent", status: "True", reason: "Issued", message: `${client}, ${serving}` },
+      { type: "Progressing", status: "False", reason: "CertificatesRenewed", message: formatCounts(result.changes) },
+    ]);
+    // Looked at again by the next renewal at the latest (a short validity renews before the next health check).
+    const next = certificates.renewAfter ? Math.max(1_000, Date.parse(certificates.renewAfter) - this.s.now().getTime()) : Infinity;
+    return { requeueAfter: Math.min(o.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS, next) };
+  }
+
+  /**
+   * status.certificates from the stack's outputs; the previous ones when the stack reports none
+   * (a program before them) or they cannot be read (said in an Event).
+   */
+  private async reported(machine: MachineObject, result: OperationResult, renewals: number): Promise<MachineCertificates | undefined> {
+    const reported = result.outputs.certificates?.value as ReportedCertificates | undefined;
+    if (!reported) return machine.status?.certificates;
+    try {
+      const observed = observedCertificates(reported, `Machine ${machineKey(machine)}: stack outputs`);
+      const certificates = { ...observed, ...(renewals ? { renewals } : {}) };
+      const at = renewAfter(certificates, this.s.renewal, machine.metadata.uid ?? machineKey(machine));
+      return { ...certificates, ...(at ? { renewAfter: at } : {}) };
+    } catch (error) {
+      await this.s.o.events.record(machine, "Warning", "CertificatesUnreadable", (error as Error).message);
+      return { ...machine.status?.certificates, ...(renewals ? { renewals } : {}) };
+    }
+  }
+
+  private async succeeded(machine: MachineObject, ctx: MachineContext, action: InstallAction, startedAt: string, result: OperationResult, renewals: number): Promise<{ requeueAfter: number }> {
     const observed = (result.outputs.observedVersions?.value ?? {}) as ObservedVersions;
     const nodeName = (result.outputs.nodeName?.value as string | undefined) ?? machine.spec.hostname;
     this.s.installed(machineKey(machine));
@@ -76,6 +140,7 @@ export class MachineInstall {
         packagesRevision: ctx.revision,
         lastRemediation,
         lastOperation: { kind: "up", result: "succeeded", startedAt, finishedAt: this.s.now().toISOString(), changes: result.changes },
+        certificates: await this.reported(machine, result, renewals),
       },
       [
         { type: "Ready", status: "True", reason: "Installed", message: `Node ${nodeName} is Ready on ${formatVersions(observed)}` },

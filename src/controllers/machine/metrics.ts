@@ -2,20 +2,29 @@
  * Metrics of the worker fleet, in the operator's registry: machines by phase (computed from the
  * informer cache at scrape time, so they are never stale and cost nothing between scrapes),
  * installs and repairs by action and result, SSH probe durations, and each rollout's progress.
- * Rollout series are per ClusterPackageVersion (tens per meta-cluster), never per Machine.
+ * Rollout series are per ClusterPackageVersion (tens per meta-cluster), never per Machine. The
+ * kubelet certificates' expiry is per Machine (two series each), since the alert must name the
+ * host; it too is read from the cache at scrape time, so a deleted Machine leaves no series.
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import { MachinePhase } from "../../api/v1alpha1";
+import { MachinePhase, type MachineCertificates } from "../../api/v1alpha1";
 import { METRIC_PREFIX } from "../../runtime/metrics";
 
 const PHASES = (MachinePhase as unknown as { anyOf: { const: string }[] }).anyOf?.map((s) => s.const) ?? [];
+
+/** What the fleet's gauges read of a cached Machine. */
+export interface FleetMachine {
+  readonly metadata?: { readonly namespace: string; readonly name: string };
+  readonly spec?: { readonly clusterRef: { readonly name: string } };
+  readonly status?: { readonly phase?: string; readonly certificates?: MachineCertificates };
+}
 
 export class FleetMetrics {
   private readonly actions: Counter<"action" | "result">;
   private readonly ssh: Histogram<"operation" | "result">;
   private readonly rollout: Gauge<"namespace" | "name" | "state">;
 
-  constructor(registry: Registry, machines: () => readonly { status?: { phase?: string } }[]) {
+  constructor(registry: Registry, machines: () => readonly FleetMachine[]) {
     new Gauge({
       name: `${METRIC_PREFIX}machines`,
       help: "Machines by phase (Pending, Installing, Ready, NotReady, Remediating, Failed, ...).",
@@ -30,9 +39,25 @@ export class FleetMetrics {
         for (const [phase, n] of counts) this.set({ phase }, n);
       },
     });
+    new Gauge({
+      name: `${METRIC_PREFIX}machine_certificate_expiry_timestamp_seconds`,
+      help: "When a Machine's kubelet certificate (client or serving) expires, as its stack issued it (status.certificates).",
+      labelNames: ["namespace", "name", "cluster", "certificate"] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const m of machines()) {
+          const certs = m.status?.certificates;
+          for (const [certificate, c] of [["client", certs?.kubeletClient], ["serving", certs?.kubeletServing]] as const) {
+            const at = c ? Date.parse(c.notAfter) : NaN;
+            if (m.metadata && !Number.isNaN(at)) this.set({ namespace: m.metadata.namespace, name: m.metadata.name, cluster: m.spec?.clusterRef.name ?? "", certificate }, at / 1000);
+          }
+        }
+      },
+    });
     this.actions = new Counter({
       name: `${METRIC_PREFIX}machine_actions_total`,
-      help: "Machine installs, upgrades, drift corrections and repairs (restart-services, reinstall), by result.",
+      help: "Machine installs, upgrades, drift corrections, repairs (restart-services, reinstall) and certificate renewals (certificates), by result.",
       labelNames: ["action", "result"] as const,
       registers: [registry],
     });

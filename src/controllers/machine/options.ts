@@ -46,8 +46,8 @@ export interface HostOperations {
 
 export type MachineStacks = Pick<StackRunner, "up" | "destroyAndRemove" | "resources" | "rename">;
 
-/** What an install runs for: the first install, a new catalog, a repair, or drift seen on the host. */
-export type InstallAction = "install" | "upgrade" | "reinstall" | "drift";
+/** What an install runs for: the first install, a new catalog, a repair, drift seen on the host, or the kubelet's certificates. */
+export type InstallAction = "install" | "upgrade" | "reinstall" | "drift" | "certificates";
 
 export interface MachineReconcilerOptions {
   readonly store: MachineStore;

@@ -13,7 +13,9 @@
  *   else                         → cheap health check (health.ts): the business cluster's Node (from one
  *                                  watch per cluster), a short SSH probe on a slower period;
  *                                  drift → reinstall; NotReady too long → repair, unless too many
- *                                  machines of the cluster are unhealthy (an outage, not a node)
+ *                                  machines of the cluster are unhealthy (an outage, not a node);
+ *                                  Ready → the kubelet's certificates (certificate-care.ts): renewed
+ *                                  at their planned point, re-issued / re-trusted on a CA change
  *
  * No full `pulumi refresh` of machine stacks ever runs on a timer: a fleet's steady state costs
  * no engine process at all.
@@ -41,6 +43,8 @@ import { MachineHealth } from "./health";
 import { MachineInstall } from "./install";
 import type { ConditionInput, MachineReconcilerOptions, MachineSteps } from "./options";
 import { remediationPolicy } from "./remediation";
+import { CertificateCare } from "./certificate-care";
+import { renewalPolicy } from "./certificate-renewal";
 
 export type { HostOperations, MachineEvents, MachineReconcilerOptions, MachineStacks, MachineStore, NodeSource } from "./options";
 export { versionDrift } from "./health";
@@ -66,8 +70,10 @@ export class MachineReconciler {
     };
     // A bad override fails here, when the operator starts, naming every problem.
     const policy = remediationPolicy(o.remediation);
-    this.installer = new MachineInstall({ ...steps, stackOf: (machine) => this.stackOf(machine), installed: (key) => this.health.installed(key) });
-    this.health = new MachineHealth({ ...steps, policy, install: (machine, ctx, action, why) => this.installer.install(machine, ctx, action, why) });
+    const renewal = renewalPolicy(o.defaults?.certificateRenewal);
+    this.installer = new MachineInstall({ ...steps, renewal, stackOf: (machine) => this.stackOf(machine), installed: (key) => this.health.installed(key) });
+    const certificates = new CertificateCare({ ...steps, policy: renewal, install: (machine, ctx, why, renew) => this.installer.install(machine, ctx, "certificates", why, renew) });
+    this.health = new MachineHealth({ ...steps, policy, certificates, install: (machine, ctx, action, why) => this.installer.install(machine, ctx, action, why) });
   }
 
   async reconcile(key: string): Promise<{ requeueAfter?: number } | void> {

@@ -2,8 +2,9 @@
  * The Machine kind: worker hosts installed, checked and repaired over SSH, one stack each in the
  * project `kube-on-kube-machines`. A Machine is woken by
  * - its own spec, deletion, finalizers and catalog admission (the revision annotation), and resyncs;
- * - its Cluster turning Ready, changing endpoint or being deleted (not every Cluster status write:
- *   with thousands of Machines per Cluster that would be thousands of reconciles each time);
+ * - its Cluster turning Ready, changing endpoint, changing status.certificates (a CA rotation) or
+ *   being deleted (not every Cluster status write: with thousands of Machines per Cluster that
+ *   would be thousands of reconciles each time);
  * - any change of the catalog (ClusterPackageVersion) it installs;
  * - a change of its Node in the business cluster (a watch per business cluster, node-health.ts).
  */
@@ -23,6 +24,7 @@ import { MACHINES, type Cached, type ControllerContext, type Registered } from "
 import { PACKAGES_REVISION_ANNOTATION } from "../packageversion/revision";
 import type { FleetMetrics } from "./metrics";
 import { BusinessNodeWatches } from "./node-health";
+import { clusterCertificatesMark } from "./certificate-care";
 import { MachineReconciler, type MachineStore } from "./reconciler";
 import type { RemediationPolicy } from "./remediation";
 import { isNotFound } from "../../runtime/api-errors";
@@ -44,7 +46,13 @@ export interface MachineControllerOptions {
 const keyOf = (o: { metadata: { namespace: string; name: string } }) => `${o.metadata.namespace}/${o.metadata.name}`;
 
 /** What a Machine uses of its Cluster: only these changing wakes the Cluster's Machines. */
-export const clusterChangedForMachines = changed<Cached<ClusterObject>>((c) => [c.status?.endpoint, c.status?.phase === "Ready", Boolean(c.metadata.deletionTimestamp)]);
+export const clusterChangedForMachines = changed<Cached<ClusterObject>>((c) => [
+  c.status?.endpoint,
+  c.status?.phase === "Ready",
+  Boolean(c.metadata.deletionTimestamp),
+  // A CA rotation moving on (rare): each Machine compares its certificates with the CA Secret (certificate-care.ts).
+  clusterCertificatesMark(c),
+]);
 
 /** What the Machine reconciler acts on: spec, lifecycle, the catalog's admission of this Machine. */
 export const machineChanged = or(specOrLifecycleChanged, annotationChanged(PACKAGES_REVISION_ANNOTATION));
