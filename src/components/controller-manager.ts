@@ -4,7 +4,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { CaSecretReference } from "../api/v1alpha1";
+import { CA_BUNDLE_KEY, type CaSecretReference } from "../api/v1alpha1";
 import { objectNames, renderFlags, type ClusterContext } from "./cluster-context";
 import { disruptionBudget, httpProbe, masterDeployment, masterSecret } from "./master-workload";
 import type { PemPair } from "./pki";
@@ -27,8 +27,6 @@ const PKI = "/etc/kubernetes/pki";
 /** The cluster CA's files in the controller-manager's Secret (kubeadm's names). */
 const CA_CERT = "ca.crt";
 const CA_KEY = "ca.key";
-/** The cluster trust bundle in the CA Secret: the signing CA and, during a rotation, the other one. */
-export const CA_BUNDLE_KEY = "ca-bundle.crt";
 export const CONTROLLER_MANAGER_PORT = 10257;
 
 export function controllerManagerFlags(ctx: ClusterContext): string[] {

@@ -78,7 +78,7 @@ describe("the Machine registration's predicates and watches", () => {
     expect(clusterChangedForMachines(update(ready, cluster({ phase: "Ready", endpoint: "https://10.0.0.2:6443" })))).toBe(true);
     expect(clusterChangedForMachines({ key: "fleet/prod", type: "resync", old: ready, new: ready })).toBe(false);
     // A CA rotation moving on (the Cluster's status.certificates) wakes them to compare their certificates.
-    const rotating = cluster({ phase: "Ready", endpoint: "https://10.0.0.1:6443", certificates: { rotation: { token: "t1", phase: "TrustNew" } } } as ClusterObject["status"]);
+    const rotating = cluster({ phase: "Ready", endpoint: "https://10.0.0.1:6443", certificates: { rotation: { token: "t1", phase: "WaitingForMachines", generation: 1, startedAt: "2026-12-05T12:00:00Z" } } } as ClusterObject["status"]);
     expect(clusterChangedForMachines(update(ready, rotating))).toBe(true);
     expect(clusterChangedForMachines(update(rotating, { ...rotating, status: { ...rotating.status, version: "v1.36.3" } } as typeof rotating))).toBe(false);
     const all = [machine("w1", "prod"), machine("w2", "other"), machine("w3", "prod")];

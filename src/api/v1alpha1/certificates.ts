@@ -9,6 +9,11 @@ import { StringEnum } from "./common";
 
 /** Annotation on a Cluster: a value different from `status.certificates.rotation.token` starts a rotation. */
 export const ROTATE_CA_ANNOTATION = "kubeonkube.io/rotate-ca";
+/**
+ * The key of the CA Secret (status.caSecretRef) that holds the cluster trust bundle: the signing
+ * CA and, during a rotation, the other one. Written by the Cluster's stack, read by Machines.
+ */
+export const CA_BUNDLE_KEY = "ca-bundle.crt";
 /** Condition type on a rotated Cluster: True while a rotation runs, False once it completed. */
 export const CERTIFICATE_ROTATION_CONDITION = "CertificateRotation";
 

@@ -5,7 +5,7 @@
  * check); no other kind's change concerns a Cluster's masters.
  */
 import * as path from "node:path";
-import { legacyStackNameOf, ROTATE_CA_ANNOTATION, stackNameOf, type ClusterObject, type ClusterStatus, type MachineCertificateReport } from "../../api/v1alpha1";
+import { legacyStackNameOf, ROTATE_CA_ANNOTATION, stackNameOf, type ClusterObject, type ClusterStatus } from "../../api/v1alpha1";
 import { CustomObjectStore } from "../../runtime/object-store";
 import { annotationChanged, or, specOrLifecycleChanged } from "../../runtime/predicates";
 import type { EngineFence } from "../../runtime/fencing";
@@ -107,7 +107,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
         .list()
         .filter((m) => m.metadata.namespace === namespace && m.spec.clusterRef.name === cluster)
         // status.certificates is the machine controller's (its schema in machine.ts).
-        .map((m) => ({ name: m.metadata.name, deleting: Boolean(m.metadata.deletionTimestamp), certificates: (m.status as { certificates?: MachineCertificateReport["certificates"] } | undefined)?.certificates })),
+        .map((m) => ({ name: m.metadata.name, deleting: Boolean(m.metadata.deletionTimestamp), certificates: m.status?.certificates })),
     store,
     events,
     stacks: runner,

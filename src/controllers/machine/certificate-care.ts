@@ -26,7 +26,7 @@ export type CertificateLook = { readonly ran: { requeueAfter: number } } | { rea
 
 /** The Cluster's status.certificates (the Cluster side's rotation and authorities) as a comparable text. */
 export function clusterCertificatesMark(cluster: ClusterObject): string {
-  return JSON.stringify((cluster.status as { certificates?: unknown } | undefined)?.certificates ?? null);
+  return JSON.stringify(cluster.status?.certificates ?? null);
 }
 
 export class CertificateCare {

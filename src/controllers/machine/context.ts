@@ -17,6 +17,7 @@
  */
 import {
   adminKubeconfigSecretOf,
+  CA_BUNDLE_KEY,
   caSecretOf,
   caSecretRefProblem,
   clusterDnsAddress,
@@ -84,8 +85,6 @@ export interface MachineSecrets {
 
 export type MachineContext = Omit<MachineCatalog, "cluster" | "packages" | "revision"> & MachineSecrets & { readonly packages: WorkerPackages; readonly revision: string };
 
-/** The CA Secret's key for the cluster trust bundle (the signing CA and, during a rotation, the other). */
-export const CA_BUNDLE_KEY = "ca-bundle.crt";
 
 export interface Waiting {
   readonly waiting: true;
