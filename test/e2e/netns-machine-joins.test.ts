@@ -8,17 +8,21 @@
  * running ends every process of the host. The Pod's network is the Cluster's add-on's: flannel
  * writes the host's CNI configuration (test/e2e/workloads.test.ts checks Pods across two hosts).
  * The kubelet's certificates (valid one hour here) are in the Machine's status as the host has
- * them, a renewal at the planned point re-issues both while the Node stays Ready, and a trust
- * bundle added to the CA Secret (a CA rotation's first phase) is installed on the host.
+ * them, and a renewal at the planned point re-issues both while the Node stays Ready. A rotation
+ * of the cluster CA (`kubeonkube.io/rotate-ca`) runs with the worker: phase 1 trusts both CAs
+ * everywhere, the worker re-issues its kubelet certificates from the new CA and installs the
+ * bundle, phase 2 waits for it and takes the old CA away, the Node stays Ready throughout, and a
+ * `kubectl get` loop with the phase-1 kubeconfig never fails.
  */
 import { execFileSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import type { MachineStatus } from "../../src/api/v1alpha1";
-import { bundleFingerprint, certificateFingerprint, certificateNotAfter } from "../../src/runtime/certificates";
+import { ROTATE_CA_ANNOTATION, type CertificatesStatus, type ClusterObject, type MachineStatus } from "../../src/api/v1alpha1";
+import { bundleFingerprint, certificateFingerprint, certificateNotAfter, parseCertificates } from "../../src/runtime/certificates";
 import { loadConfig } from "../../src/dev/config";
 import { devAdminPolicy } from "../../src/dev/dev-policy";
 import { realNodeLayout } from "../../src/dev/node/layout";
@@ -26,9 +30,9 @@ import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
 import { startOperator, type RunningOperator } from "../../src/operator/operator";
 import { devUp, eventually, freeNodePort, installCrds, kok, newDevCluster, type DevCluster } from "../support/dev-cluster";
 import { startNetnsFleetHosts, type FleetHosts } from "../support/fleet-hosts";
+import { caDataOf, kubectlLoop, type KubectlTry } from "../support/kubectl-loop";
 import { minimalSpec } from "../support/specs";
 import { sshRun } from "../support/sshd-hosts";
-import { testCa } from "../support/test-pki";
 
 const work = mkdtempSync(join(tmpdir(), "kok-netns-machine-"));
 let cluster: DevCluster;
@@ -217,29 +221,90 @@ describe("a Machine on a network host", () => {
     const business = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", join(work, "biz.kubeconfig"), ...args], { encoding: "utf8", stdio: "pipe" });
     await eventually("Node Ready on its renewed certificates", async () => (business("get", "node", host.name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}") === "True" ? true : undefined), 120_000);
     expect(business("logs", "hello")).toBe("hello from hello\n");
+  });
 
-    // A CA rotation's first phase as the Cluster side writes it: the CA Secret's bundle adds a
-    // second CA (the signing CA stays). The host installs it: ca.crt and the kubeconfig's CA data.
-    const bundle = `${ca}${(await testCa("kubernetes-ca-next")).pem}`;
-    kubectl("-n", ref.namespace, "patch", "secret", ref.name, "--type", "merge", "-p", JSON.stringify({ data: { "ca-bundle.crt": Buffer.from(bundle).toString("base64") } }));
-    const trusting = Date.now();
-    const trusted = await eventually(
-      "Machine w0 installed the trust bundle",
-      async () => {
-        const s = machineStatus();
-        return s.certificates?.trustBundle === bundleFingerprint(bundle) && s.conditions?.find((c) => c.type === "CertificatesCurrent")?.status === "True" ? s.certificates : undefined;
-      },
-      240_000,
-    ).catch((error: Error) => {
+  it("rotates the cluster CA in two phases: the worker re-issues its kubelet certificates from the new CA and trusts both, stays Ready; a client with the phase-1 kubeconfig never fails, one with the old kubeconfig is refused after phase 2", async () => {
+    const host = fleet!.hosts[0];
+    const machineStatus = () => (JSON.parse(kubectl("-n", "fleet", "get", "machine", "w0", "-o", "json")) as { status: MachineStatus }).status;
+    const clusterStatus = () => (JSON.parse(kubectl("-n", "fleet", "get", "cluster", "biz", "-o", "json")) as ClusterObject).status;
+    const adminKubeconfig = (file: string) => {
+      const secret = JSON.parse(kubectl("-n", "fleet", "get", "secret", "biz-admin-kubeconfig", "-o", "json")) as { data: { kubeconfig: string } };
+      writeFileSync(file, Buffer.from(secret.data.kubeconfig, "base64"), { mode: 0o600 });
+      return file;
+    };
+    const authority = (c: CertificatesStatus | undefined, name: string) => c?.authorities?.find((a) => a.name === name)?.fingerprint;
+    const oldKubeconfig = adminKubeconfig(join(work, "before-rotation.kubeconfig"));
+    const before = clusterStatus()?.certificates;
+    const oldLoop = kubectlLoop(oldKubeconfig);
+    const started = Date.now();
+    kubectl("-n", "fleet", "annotate", "cluster", "biz", `${ROTATE_CA_ANNOTATION}=r1`);
+    const failFast = (error: Error) => {
       throw new Error(`${error.message}\noperator log tail:\n${logs.slice(-30).join("\n")}`);
-    });
-    console.log(`trust bundle installed on the host (Secret patched → status) in ${((Date.now() - trusting) / 1000).toFixed(0)}s`);
-    const third = onHost();
-    expect(bundleFingerprint(third.clientCa)).toBe(bundleFingerprint(bundle));
-    expect(bundleFingerprint(third.trust)).toBe(bundleFingerprint(bundle));
-    expect(trusted.kubeletClient!.issuer).toBe(certificateFingerprint(ca));
-    await eventually("Node Ready trusting both CAs", async () => (business("get", "node", host.name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}") === "True" ? true : undefined), 120_000);
+    };
+
+    // Phase 1 applied: the kubeconfig it wrote trusts both CAs.
+    const phase1 = await eventually("phase 1 of the rotation applied", async () => {
+      const c = clusterStatus()?.certificates;
+      return ["WaitingForMachines", "Completing", "KeepingOldServiceAccountKey"].includes(c?.rotation?.phase ?? "") ? c! : undefined;
+    }, 600_000).catch(failFast);
+    const phase1At = Date.now();
+    expect(phase1.rotation).toMatchObject({ token: "r1", generation: 1 });
+    const newKubeconfig = adminKubeconfig(join(work, "phase-1.kubeconfig"));
+    const newLoop = kubectlLoop(newKubeconfig);
+    const trusted = parseCertificates(caDataOf(newKubeconfig), "the phase-1 CA data");
+    expect(trusted).toHaveLength(2);
+
+    // The worker: kubelet certificates of the new CA, the two-CA bundle installed.
+    const newCa = authority(phase1, "cluster")!;
+    expect(newCa).not.toBe(authority(before, "cluster"));
+    const reissued = await eventually("Machine w0 re-issued its kubelet certificates from the new CA and trusts the bundle", async () => {
+      const s = machineStatus();
+      const c = s.certificates;
+      return c?.kubeletClient?.issuer === newCa && c.kubeletServing?.issuer === newCa && c.trustBundle === phase1.trustBundle ? c : undefined;
+    }, 600_000).catch(failFast);
+    const machineAt = Date.now();
+    const kubeletConf = parse(readFileSync(join(host.root, "etc/kubernetes/kubelet.conf"), "utf8")) as { users: { user: Record<string, string> }[]; clusters: { cluster: Record<string, string> }[] };
+    // The client certificate on the host is signed by the new CA (the CA Secret's signing CA now).
+    const ref = clusterStatus()!.caSecretRef!;
+    const signing = Buffer.from((JSON.parse(kubectl("-n", ref.namespace, "get", "secret", ref.name, "-o", "json")) as { data: Record<string, string> }).data[ref.certificateKey], "base64").toString("utf8");
+    expect(certificateFingerprint(signing)).toBe(newCa);
+    const client = new X509Certificate(Buffer.from(kubeletConf.users[0].user["client-certificate-data"], "base64").toString("utf8"));
+    expect(client.verify(new X509Certificate(signing).publicKey)).toBe(true);
+    expect(bundleFingerprint(Buffer.from(kubeletConf.clusters[0].cluster["certificate-authority-data"], "base64").toString("utf8"))).toBe(phase1.trustBundle);
+    expect(bundleFingerprint(readFileSync(join(host.root, "etc/kubernetes/pki/ca.crt"), "utf8"))).toBe(phase1.trustBundle);
+    expect(reissued.kubeletClient?.notAfter).toBe(certificateNotAfter(Buffer.from(kubeletConf.users[0].user["client-certificate-data"], "base64").toString("utf8")));
+
+    // Phase 2 waited for the Machine, then took the old CA away.
+    const done = await eventually("phase 2 of the rotation applied", async () => {
+      const c = clusterStatus()?.certificates;
+      return c?.rotation?.phase === "KeepingOldServiceAccountKey" ? c : undefined;
+    }, 600_000).catch(failFast);
+    const phase2At = Date.now();
+    const finalKubeconfig = adminKubeconfig(join(work, "after-rotation.kubeconfig"));
+    const business = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", finalKubeconfig, ...args], { encoding: "utf8", stdio: "pipe" });
+    await eventually("Node Ready after the rotation", async () => (business("get", "node", host.name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}") === "True" ? true : undefined), 120_000);
+    // The apiserver still reads a log from the kubelet: it trusts the kubelet's new serving certificate.
     expect(business("logs", "hello")).toBe("hello from hello\n");
+    // The clients keep asking a little after the apiserver's last rollout.
+    await new Promise((r) => setTimeout(r, 10_000));
+    await Promise.all([oldLoop.stop(), newLoop.stop()]);
+    const failed = (tries: KubectlTry[]) => tries.filter((t) => !t.ok);
+    console.log(
+      `CA rotation with a worker: phase 1 applied ${((phase1At - started) / 1000).toFixed(0)} s after the annotation, the worker re-issued ${((machineAt - phase1At) / 1000).toFixed(0)} s later, ` +
+        `phase 2 applied ${((phase2At - started) / 1000).toFixed(0)} s after the annotation; phase-1 kubeconfig ${newLoop.tries.length} tries, ${failed(newLoop.tries).length} failed; ` +
+        `old kubeconfig ${oldLoop.tries.length} tries, first failure: ${failed(oldLoop.tries)[0]?.error ?? "none"}`,
+    );
+    expect(failed(newLoop.tries)).toEqual([]);
+    expect(newLoop.tries.length).toBeGreaterThan(10);
+    // The old kubeconfig: fine through phase 1 (the server still on the old CA), refused once phase 2 took the old CA away.
+    expect(failed(oldLoop.tries.filter((t) => t.at < phase1At))).toEqual([]);
+    expect(oldLoop.tries.at(-1)?.ok).toBe(false);
+    expect(authority(done, "service-account")).not.toBe(authority(before, "service-account"));
+    expect(authority(done, "front-proxy")).not.toBe(authority(before, "front-proxy"));
+    expect(authority(done, "etcd")).toBe(authority(before, "etcd"));
+    expect(parseCertificates(caDataOf(finalKubeconfig), "the final CA data").map((c) => c.fingerprint256)).toEqual([trusted[0].fingerprint256]);
+    const events = kubectl("-n", "fleet", "get", "events", "--field-selector", "involvedObject.name=biz", "-o", "jsonpath={.items[*].reason}");
+    for (const reason of ["RotationPreparing", "RotationWaitingForMachines", "RotationCompleting", "RotationKeepingOldServiceAccountKey"]) expect(events).toContain(reason);
   });
 
   it("`kok dev down` with the host still running ends every process of it, its Pod's included", async () => {

@@ -8,23 +8,12 @@
  *   adopts the Cluster (same objects, same uids: nothing re-created);
  * - unpaused, the new leader records an `UpgradePreview` Event and upgrades: Upgrading → Ready,
  *   the business cluster answers /version with v1.36.3;
- * - its metrics carry the drift and certificate-expiry series of the Cluster;
- * - `kubeonkube.io/rotate-ca` rotates the cluster CA in two phases while two `kubectl get` loops
- *   run: one with the admin kubeconfig from before, which works through phase 1 (both CAs
- *   trusted, the server still on the old one) and is refused after phase 2; one with the
- *   kubeconfig written by phase 1, which never fails. This world has no Machine: the Machines'
- *   gate is the unit tests' (test/unit/ca-rotation-machine.test.ts).
+ * - its metrics carry the drift and certificate-expiry series of the Cluster.
  *
  * The tests run in order and share the Cluster.
  */
-import { execFile } from "node:child_process";
-import { copyFileSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mastersNamespaceOf, type CertificatesStatus } from "../../src/api/v1alpha1";
-import { parseCertificates } from "../../src/runtime/certificates";
-import { toolchainBinary } from "../../src/dev/toolchain";
+import { mastersNamespaceOf } from "../../src/api/v1alpha1";
 import { serverVersion } from "../support/business-cluster";
 import { eventually, freeNodePort } from "../support/dev-cluster";
 import { leaseHolder, startMetaCluster, startOperatorProcess, type MetaCluster, type OperatorProcess } from "../support/operator-e2e";
@@ -158,82 +147,5 @@ describe("two operator replicas and an upgrade", () => {
     const expiresAt = Date.parse(meta.getCluster(NAME).status?.certificatesExpireAt ?? "");
     expect(text).toContain(`kube_on_kube_certificates_expire_at_seconds{namespace="fleet",name="${NAME}"} ${expiresAt / 1000}`);
     expect(text).toContain('leader_election_master_status{name="kube-on-kube-operator"} 1');
-  });
-});
-
-/** A `kubectl get` every half second with one kubeconfig, each try's time and outcome kept. */
-function kubectlLoop(kubeconfig: string) {
-  const tries: { at: number; ok: boolean; error?: string }[] = [];
-  let stopped = false;
-  const done = (async () => {
-    while (!stopped) {
-      const at = Date.now();
-      try {
-        await promisify(execFile)(toolchainBinary("kubectl"), ["--kubeconfig", kubeconfig, "--request-timeout=10s", "get", "namespaces", "-o", "name"], { encoding: "utf8" });
-        tries.push({ at, ok: true });
-      } catch (error) {
-        tries.push({ at, ok: false, error: String((error as { stderr?: string }).stderr ?? error).trim().split("\n")[0] });
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  })();
-  return { tries, stop: async () => ((stopped = true), await done) };
-}
-
-const caDataOf = (kubeconfig: string) => Buffer.from(/certificate-authority-data: (\S+)/.exec(readFileSync(kubeconfig, "utf8"))![1], "base64").toString("utf8");
-const certificatesOf = (c: { status?: unknown }) => (c.status as { certificates?: CertificatesStatus } | undefined)?.certificates;
-
-describe("CA rotation", () => {
-  it("rotates the cluster CA in two phases; a client with the phase-1 kubeconfig never fails, one with the old kubeconfig works until phase 2", async () => {
-    const oldKubeconfig = join(meta.work, "before-rotation.kubeconfig");
-    copyFileSync(meta.adminKubeconfig(NAME), oldKubeconfig);
-    expect(parseCertificates(caDataOf(oldKubeconfig), "the old CA data")).toHaveLength(1);
-    const before = certificatesOf(meta.getCluster(NAME));
-    const oldLoop = kubectlLoop(oldKubeconfig);
-    const started = Date.now();
-    meta.kubectl("-n", "fleet", "annotate", "cluster", NAME, "kubeonkube.io/rotate-ca=r1");
-
-    // Phase 1 applied: the kubeconfig it wrote trusts both CAs.
-    const phase1 = await meta.waitForCluster(NAME, "phase 1 of the rotation applied", (c) => ["WaitingForMachines", "Completing", "KeepingOldServiceAccountKey"].includes(certificatesOf(c)?.rotation?.phase ?? ""));
-    const phase1At = Date.now();
-    expect(certificatesOf(phase1)?.rotation).toMatchObject({ token: "r1", generation: 1 });
-    console.log(`CA rotation: phase 1 applied ${((phase1At - started) / 1000).toFixed(1)} s after the annotation`);
-    const newKubeconfig = join(meta.work, "phase-1.kubeconfig");
-    copyFileSync(meta.adminKubeconfig(NAME), newKubeconfig);
-    const newLoop = kubectlLoop(newKubeconfig);
-    const trusted = parseCertificates(caDataOf(newKubeconfig), "the phase-1 CA data");
-    expect(trusted).toHaveLength(2);
-
-    const done = await meta.waitForCluster(NAME, "phase 2 of the rotation applied", (c) => certificatesOf(c)?.rotation?.phase === "KeepingOldServiceAccountKey");
-    const phase2At = Date.now();
-    console.log(`CA rotation: phase 2 applied ${((phase2At - started) / 1000).toFixed(1)} s after the annotation`);
-    // The clients keep asking a little after the apiserver's last rollout.
-    await new Promise((r) => setTimeout(r, 10_000));
-    await Promise.all([oldLoop.stop(), newLoop.stop()]);
-
-    const failed = (tries: typeof newLoop.tries) => tries.filter((t) => !t.ok);
-    console.log(
-      `CA rotation: phase-1 kubeconfig ${newLoop.tries.length} tries, ${failed(newLoop.tries).length} failed; old kubeconfig ${oldLoop.tries.length} tries, ` +
-        `${failed(oldLoop.tries.filter((t) => t.at < phase1At)).length} failed before phase 1 was seen applied, first failure ${failed(oldLoop.tries)[0]?.error ?? "none"}`,
-    );
-    expect(failed(newLoop.tries)).toEqual([]);
-    expect(newLoop.tries.length).toBeGreaterThan(10);
-    // The old kubeconfig: fine through phase 1, refused once phase 2 took the old CA away.
-    expect(failed(oldLoop.tries.filter((t) => t.at < phase1At))).toEqual([]);
-    expect(oldLoop.tries.at(-1)?.ok).toBe(false);
-
-    const after = certificatesOf(done)!;
-    const fingerprint = (c: CertificatesStatus | undefined, name: string) => c?.authorities?.find((a) => a.name === name)?.fingerprint;
-    expect(fingerprint(after, "cluster")).not.toBe(fingerprint(before, "cluster"));
-    expect(fingerprint(after, "front-proxy")).not.toBe(fingerprint(before, "front-proxy"));
-    expect(fingerprint(after, "service-account")).not.toBe(fingerprint(before, "service-account"));
-    expect(fingerprint(after, "etcd")).toBe(fingerprint(before, "etcd"));
-    expect(after.rotation).toMatchObject({ token: "r1", generation: 1 });
-    expect(Date.parse(after.rotation?.serviceAccountKeyRetiresAt ?? "")).toBeGreaterThan(Date.now());
-    expect(meta.events(NAME).map((e) => e.reason)).toEqual(expect.arrayContaining(["RotationPreparing", "RotationWaitingForMachines", "RotationCompleting", "RotationKeepingOldServiceAccountKey"]));
-    // The admin kubeconfig now trusts the new CA alone, and works.
-    const final = meta.adminKubeconfig(NAME);
-    expect(parseCertificates(caDataOf(final), "the final CA data").map((c) => c.fingerprint256)).toEqual([trusted[0].fingerprint256]);
-    expect(serverVersion(final)).toBe("v1.36.3");
   });
 });
