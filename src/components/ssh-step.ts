@@ -29,6 +29,12 @@ export interface SshStepArgs {
   readonly delete?: pulumi.Input<string>;
   readonly stdin?: pulumi.Input<string>;
   readonly triggers?: pulumi.Input<unknown[]>;
+  /**
+   * `stdin` is a credential (a kubeconfig), not the step's content: a new one is stored for the
+   * next run (and the delete script) without running the step again — a rotated CA or client
+   * certificate is no reason to drain a node.
+   */
+  readonly stdinIsCredential?: pulumi.Input<boolean>;
   /** Kill the script after this many seconds. Default 900. */
   readonly timeoutSeconds?: pulumi.Input<number>;
 }
@@ -40,6 +46,7 @@ interface StepInputs {
   delete?: string;
   stdin?: string;
   triggers?: unknown[];
+  stdinIsCredential?: boolean;
   timeoutSeconds?: number;
 }
 
@@ -65,7 +72,8 @@ export const sshStepDynamicProvider: pulumi.dynamic.ResourceProvider = {
   },
   async update(_id: string, olds: StepInputs & { stdout?: string; stderr?: string }, news: StepInputs) {
     // A new address or credential for the same host is no reason to run the step again.
-    const rerun = (["create", "update", "stdin", "triggers"] as const).some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
+    const compared = news.stdinIsCredential ? (["create", "update", "triggers"] as const) : (["create", "update", "stdin", "triggers"] as const);
+    const rerun = compared.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
     if (!rerun) return { outs: { ...news, stdout: olds.stdout ?? "", stderr: olds.stderr ?? "" } };
     const out = await runStep(news, news.update ?? news.create);
     return { outs: { ...news, ...out } };

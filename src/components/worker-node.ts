@@ -355,7 +355,8 @@ function stepChain(name: string, parent: pulumi.Resource, args: WorkerNodeArgs) 
           { create, update: create, delete: del, triggers, stdin: pulumi.secret(stdin), interpreter: ["/bin/bash", "-c"], addPreviousOutputInEnv: false },
           { parent, dependsOn: dependsOn(), additionalSecretOutputs: ["stdin"] },
         )
-      : new SshStep(`${name}-${role}`, { create, update: create, delete: del, triggers, stdin: pulumi.secret(stdin) }, { parent, dependsOn: dependsOn() });
+      : // stdin is the admin kubeconfig: a rotated one is stored, not a reason to drain again.
+        new SshStep(`${name}-${role}`, { create, update: create, delete: del, triggers, stdin: pulumi.secret(stdin), stdinIsCredential: true }, { parent, dependsOn: dependsOn() });
     steps[role] = previous = step;
     return step;
   };
