@@ -90,6 +90,12 @@ export function apiServerFlags(ctx: ClusterContext): string[] {
       "service-account-signing-key-file": `${PKI}/sa.key`,
       "service-cluster-ip-range": spec.network.serviceCIDR,
       "endpoint-reconciler-type": "lease",
+      // A rollout (an upgrade, a CA rotation) deletes the old Pod while the Service still sends
+      // it connections until its endpoint is gone everywhere: it keeps serving 5 s after SIGTERM,
+      // then answers what still arrives with a 429 and Retry-After (clients retry) instead of a
+      // refused connection.
+      "shutdown-delay-duration": "5s",
+      "shutdown-send-retry-after": "true",
       "tls-min-version": "VersionTLS12",
       profiling: "false",
       "audit-policy-file": `${AUDIT}/${AUDIT_POLICY_FILE}`,
