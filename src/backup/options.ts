@@ -124,7 +124,7 @@ export function findBinary(name: string, flag: string | undefined, envName: stri
   return { problem: given ? `${given} is not an executable file` : `${name} not found on PATH (give --${name} or ${envName})` };
 }
 
-function readableFile(path: string): string | undefined {
+export function readableFile(path: string): string | undefined {
   try {
     accessSync(path, constants.R_OK);
     return statSync(path).isFile() ? undefined : "not a regular file";
@@ -134,7 +134,7 @@ function readableFile(path: string): string | undefined {
 }
 
 /** Collects problems as `--flag "value": why` (the value only for non-secret flags). */
-class Checker {
+export class Checker {
   readonly problems: string[] = [];
   constructor(private readonly flags: RawFlags) {}
 

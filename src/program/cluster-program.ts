@@ -37,6 +37,8 @@ export interface ClusterProgramArgs {
    * for a spec with `etcd.backup` or `etcd.restore` (ControlPlaneArgs.etcdBackup).
    */
   readonly etcdBackup?: ControlPlaneArgs["etcdBackup"];
+  /** See ControlPlaneArgs.etcdMembership. */
+  readonly etcdMembership?: ControlPlaneArgs["etcdMembership"];
 }
 
 /** ControlPlane's outputs (ControlPlaneOutputs), and what the program adds to them. */
@@ -126,6 +128,7 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
       rotationDrill: args.rotationDrill,
       operatorNamespace: args.operatorNamespace,
       etcdBackup: args.etcdBackup,
+      etcdMembership: args.etcdMembership,
       // The rollout gates read the meta-cluster through the same kubeconfig as the provider.
       metaKubeconfig: args.metaKubeconfig,
     },

@@ -1,6 +1,7 @@
 export * from "./common";
 export * from "./cluster";
 export * from "./etcd-backup";
+export * from "./etcd-membership";
 export * from "./etcd-backup-validation";
 export * from "./backup-endpoints";
 export * from "./addons";

@@ -55,6 +55,7 @@ import { StackOperationError } from "../../runtime/stack-runner";
 import { CLUSTER_FINALIZER, finalizeCluster, type DeletionSteps } from "./deletion";
 import { ClusterDriftCheck, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges, IN_SYNC } from "./drift-check";
 import { etcdBackupProgramArgs, type SecretReader } from "./backup-credentials";
+import type { EtcdMembershipCheck } from "./etcd-membership-check";
 
 export { CLUSTER_FINALIZER, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges };
 
@@ -138,6 +139,11 @@ export interface ClusterReconcilerOptions {
   readonly readSecret?: SecretReader;
   /** The image of the etcd backup and restore containers (`--backup-image`); default the components' own. */
   readonly backupImage?: string;
+  /**
+   * The etcd membership check (etcd-membership-check.ts): spec.etcd.replicas reached one member at
+   * a time, lost members replaced. Without it the StatefulSet keeps the spec's count as rendered.
+   */
+  readonly etcdMembership?: Pick<EtcdMembershipCheck, "check" | "renderFor">;
 }
 
 /**
@@ -197,6 +203,8 @@ export class ClusterReconciler {
       clusterProgram({
         // Read at each run, so new credentials in the tenant's Secret reach the next update.
         etcdBackup: await etcdBackupProgramArgs(cluster, this.o.readSecret, this.o.backupImage),
+        // The members etcd has, not the spec's count: the membership check moves one at a time.
+        etcdMembership: await this.o.etcdMembership?.renderFor(cluster, mastersNamespace),
         name: cluster.metadata.name,
         spec: cluster.spec,
         namespace: mastersNamespace,
@@ -254,7 +262,8 @@ export class ClusterReconciler {
     if (reconciled) {
       // First: quick, and the drift check may go on to a long `up`.
       const backups = await this.checkBackups(cluster, placement.mastersNamespace);
-      return soonest(await this.drift.check(key, cluster, placement), backups);
+      const membership = (await this.o.etcdMembership?.check(cluster, placement.mastersNamespace, () => this.apply(key, cluster!, placement, "EtcdMembership"))) ?? {};
+      return soonest(soonest(await this.drift.check(key, cluster, placement), backups), membership);
     }
     return this.apply(key, cluster, placement, "Reconciling");
   }
