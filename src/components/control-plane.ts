@@ -254,7 +254,7 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
     const restore = spec.etcd.restore && backup ? { image: backupImage, dependsOn: [backup.storeSecret] } : undefined;
     const membership = args.etcdMembership;
     const { controllerManager } = createMasters({ name, ctx, pki, parent: this, namespace: ns, metaKubeconfig: args.metaKubeconfig, encryptionKeyGeneration: args.encryptionKeyGeneration, kubeconfigFor, internalUrl, restore, membership });
-    new EtcdMembership(`${name}-etcd-membership`, { cluster: ctx, etcdCa: pki.etcdCa }, inNamespace);
+    new EtcdMembership(`${name}-etcd-membership`, { cluster: ctx, etcdCa: pki.etcdCa, leafHours }, inNamespace);
 
     const adminKubeconfig = kubeconfigFor("kubernetes-admin", pki.admin, externalUrl);
     masterSecret(

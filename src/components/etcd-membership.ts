@@ -28,6 +28,8 @@ export interface EtcdMembershipArgs {
   readonly cluster: ClusterContext;
   /** The etcd CA: it signs the Jobs' client leaf. */
   readonly etcdCa: PemPair;
+  /** Leaf lifetimes in hours (ClusterPkiArgs.leafHours, a rotation drill). */
+  readonly leafHours?: { readonly validity: number; readonly renewBefore: number };
 }
 
 /** Where a membership Job's Pod finds its client certificate. */
@@ -79,8 +81,8 @@ export class EtcdMembership extends pulumi.ComponentResource {
         certRequestPem: csr.certRequestPem,
         caCertPem: args.etcdCa.certPem,
         caPrivateKeyPem: args.etcdCa.keyPem,
-        validityPeriodHours: certs.validityDays * HOURS_PER_DAY,
-        earlyRenewalHours: renewalWindowDays(certs.validityDays, certs.renewBeforeDays) * HOURS_PER_DAY,
+        validityPeriodHours: args.leafHours?.validity ?? certs.validityDays * HOURS_PER_DAY,
+        earlyRenewalHours: args.leafHours?.renewBefore ?? renewalWindowDays(certs.validityDays, certs.renewBeforeDays) * HOURS_PER_DAY,
         allowedUses: ["digital_signature", "key_encipherment", "client_auth"],
       },
       child,
