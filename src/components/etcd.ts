@@ -221,7 +221,9 @@ export class Etcd extends pulumi.ComponentResource {
     this.clientService = new k8s.core.v1.Service(
       `${name}-client`,
       {
-        metadata: { name: names.etcdClientService, namespace: ctx.namespace, labels },
+        // skipAwait: pulumi-kubernetes waits for the endpoints to settle, which they never do while
+        // a member being replaced restarts; the rollout gate waits for the members instead.
+        metadata: { name: names.etcdClientService, namespace: ctx.namespace, labels, annotations: { [SKIP_AWAIT_ANNOTATION]: "true" } },
         spec: { type: "ClusterIP", selector, ports: [ports[0]] },
       },
       child,

@@ -63,9 +63,14 @@ export class EtcdMembershipCheck {
     return sts?.spec?.replicas !== undefined ? { members: sts.spec.replicas, state: "new" } : undefined;
   }
 
-  /** One pass; `apply` runs the stack's `up` (the reconciler's). Errors go to the condition. */
-  async check(cluster: ClusterObject, mastersNamespace: string, apply: () => Promise<unknown>): Promise<{ requeueAfter?: number }> {
-    const soon = { requeueAfter: this.o.activeCheckMs ?? 3000 };
+  /**
+   * One pass; `apply` runs the stack's `up` (the reconciler's). `busy`: a step is under way (a Job
+   * runs or was just started, an `up` was just run, a member's Pod is going away): the reconciler
+   * starts no other update now — an `up` for something else would wait on the member that is
+   * changing. Errors go to the condition, never to the reconcile.
+   */
+  async check(cluster: ClusterObject, mastersNamespace: string, apply: () => Promise<unknown>): Promise<{ requeueAfter?: number; busy: boolean }> {
+    const soon = { requeueAfter: this.o.activeCheckMs ?? 3000, busy: true };
     try {
       const step = await this.run(cluster, mastersNamespace);
       if (step === "busy") return soon;
@@ -74,13 +79,14 @@ export class EtcdMembershipCheck {
         await apply();
         return soon;
       }
-      if (step.kind === "stable" || step.kind === "incident") return {};
+      if (step.kind === "stable" || step.kind === "incident") return { busy: false };
       await this.startJob(cluster, mastersNamespace, step.kind === "observe" ? "list" : step.kind, "member" in step ? step.member : undefined);
-      return soon;
+      // Looking again at an unhealthy member holds nothing else up: it may stay unhealthy for long.
+      return step.kind === "observe" && step.reason === "Observing" && cluster.status?.etcd?.memberList ? { requeueAfter: 30_000, busy: false } : soon;
     } catch (error) {
       const message = `the membership could not be checked: ${(error instanceof Error ? error.message : String(error)).slice(0, 300)}`;
       await this.write(cluster, {}, { type: ETCD_MEMBERSHIP_CONDITION, status: "Unknown", reason: "CheckFailed", message }).catch(() => undefined);
-      return { requeueAfter: 30_000 };
+      return { requeueAfter: 30_000, busy: false };
     }
   }
 
@@ -90,6 +96,8 @@ export class EtcdMembershipCheck {
     const jobs = (await this.o.api.jobs(ns, membershipJobSelector(name))).map((job) => ({ job, ...jobState(job) }));
     if (jobs.some((j) => j.state === "active")) return "busy";
     const [pods, claims] = await Promise.all([this.o.api.memberPods(ns, name), this.o.api.memberClaims(ns, name)]);
+    // A member's Pod going away may take its data with it (an emptyDir): decide once it is back.
+    if (pods.some((p) => p.metadata?.deletionTimestamp && memberOrdinal(name, p.metadata.name ?? "") !== undefined)) return "busy";
     const volumes = volumesOf(name, pods, claims);
     const newest = jobs.sort((a, b) => b.at - a.at)[0];
     const etcd = cluster.status?.etcd ?? {};

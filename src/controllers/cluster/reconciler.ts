@@ -257,15 +257,22 @@ export class ClusterReconciler {
       return { requeueAfter: KUBELET_SKEW_RECHECK_MS };
     }
     const placement = await this.placement(key, cluster);
+    // A cluster that exists: its etcd membership first, before any other update (etcd-membership-check.ts).
+    let membership: { requeueAfter?: number } = {};
+    if (cluster.status?.version && this.o.etcdMembership) {
+      const applied = cluster;
+      const m = await this.o.etcdMembership.check(applied, placement.mastersNamespace, () => this.apply(key, applied, placement, "EtcdMembership"));
+      if (m.busy) return { requeueAfter: m.requeueAfter ?? 3000 };
+      membership = m;
+    }
     const generation = cluster.metadata.generation ?? 0;
     const reconciled = cluster.status?.observedGeneration === generation && cluster.status?.lastOperation?.result === "succeeded";
     if (reconciled) {
       // First: quick, and the drift check may go on to a long `up`.
       const backups = await this.checkBackups(cluster, placement.mastersNamespace);
-      const membership = (await this.o.etcdMembership?.check(cluster, placement.mastersNamespace, () => this.apply(key, cluster!, placement, "EtcdMembership"))) ?? {};
       return soonest(soonest(await this.drift.check(key, cluster, placement), backups), membership);
     }
-    return this.apply(key, cluster, placement, "Reconciling");
+    return soonest(await this.apply(key, cluster, placement, "Reconciling"), membership);
   }
 
   /** The Cluster's stack and masters' namespace; a legacy stack is renamed on the first call. */
