@@ -132,6 +132,8 @@ export function etcdRestoreInitContainer(ctx: ClusterContext, image: string, dat
     // The image's entrypoint is `kok` (src/images/operator.ts).
     args: etcdRestoreArgs(ctx),
     env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }, ...storeCredentialEnv(ctx.name), { name: "TMPDIR", value: RESTORE_TMP }],
+    // ETCD_INITIAL_CLUSTER_STATE: a member that joins later (scaling, a replacement) restores nothing.
+    envFrom: [{ configMapRef: { name: objectNames(ctx.name).etcdMembership } }],
     resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "1Gi" } },
     securityContext: MASTER_CONTAINER_SECURITY_CONTEXT,
     volumeMounts: [

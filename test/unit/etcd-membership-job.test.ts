@@ -8,7 +8,11 @@
 import type * as k8s from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { memberOptions, parseEndpointStatus, parseMemberList, quoteIds } from "../../src/backup/member";
-import { UsageError } from "../../src/backup/options";
+import { UsageError, type RestoreOptions } from "../../src/backup/options";
+import { runRestore } from "../../src/backup/restore";
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { volumesOf } from "../../src/controllers/cluster/etcd-membership-check";
 import { memberJob, memberJobName, parseMemberResult } from "../../src/controllers/cluster/etcd-membership-job";
 
@@ -124,5 +128,29 @@ describe("volumesOf", () => {
     ];
     const claims: k8s.V1PersistentVolumeClaim[] = [{ metadata: { name: "data-ops-etcd-0", uid: "c0" } }];
     expect(volumesOf("ops", pods, claims)).toEqual({ "ops-etcd-0": "c0", "ops-etcd-1": "p1" });
+  });
+});
+
+describe("a restored cluster's member that joins later", () => {
+  it("restores nothing from the snapshot when the membership ConfigMap says existing: its data comes from the members", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "kok-join-"));
+    const options: RestoreOptions = {
+      joining: true,
+      bucket: "b",
+      key: "k.db",
+      // Never dialled: a joining member must not read the snapshot at all.
+      store: { endpoint: "https://127.0.0.1:1", region: "r", credentials: { accessKeyId: "a", secretAccessKey: "s" } },
+      dataDir,
+      name: "ops-etcd-1",
+      initialCluster: "ops-etcd-0=https://a:2380,ops-etcd-1=https://b:2380",
+      initialClusterToken: "t",
+      initialAdvertisePeerUrls: "https://b:2380",
+      etcdutl: "/nonexistent/etcdutl",
+      timeoutMs: 1000,
+    };
+    const lines: string[] = [];
+    expect(await runRestore(options, (l) => lines.push(l))).toEqual({ restored: false, snapshot: "s3://b/k.db", dataDir });
+    expect(readdirSync(dataDir)).toEqual([]);
+    expect(lines.join("\n")).toMatch(/joins the running cluster/);
   });
 });
