@@ -240,7 +240,7 @@ describe("the operator reconciles a Cluster resource", () => {
     expect(asViewer("-n", "kube-system", "get", "configmaps")).toMatchObject({ ok: false });
   });
 
-  it("scales etcd 1 → 3 → 1 one member at a time under a writing client, and replaces a member whose volume was lost", async () => {
+  it("scales etcd 1 → 3 → 5 → 3 one member at a time under a writing client, and replaces a member whose volume was lost", async () => {
     const admin = meta.adminKubeconfig("ops");
     // A client writing all along, never blocking the operator that runs in this process.
     const run = promisify(execFile);
@@ -293,9 +293,12 @@ describe("the operator reconciles a Cluster resource", () => {
     expect(etcdOf(replaced).memberList!.every((m) => !m.learner && m.healthy)).toBe(true);
     expect(meta.events("ops").some((e) => e.reason === "MemberRemoved" && e.message.includes("ops-etcd-1"))).toBe(true);
 
-    const one = await scale(1);
-    expect(etcdOf(one).memberList?.map((m) => m.name)).toEqual(["ops-etcd-0"]);
-    await eventually("the StatefulSet at 1 Pod", async () => (kubectl("-n", MASTERS, "get", "pods", "-l", "kubeonkube.io/component=etcd", "-o", "name").trim().split("\n").length === 1 ? true : undefined), 300_000);
+    const five = await scale(5);
+    expect(etcdOf(five).memberList?.map((m) => m.name)).toEqual([0, 1, 2, 3, 4].map((i) => `ops-etcd-${i}`));
+    const back = await scale(3);
+    expect(etcdOf(back).memberList?.map((m) => m.name)).toEqual(["ops-etcd-0", "ops-etcd-1", "ops-etcd-2"]);
+    // The removed members' Pods and volumes are gone with them.
+    await eventually("the StatefulSet at 3 Pods", async () => (kubectl("-n", MASTERS, "get", "pods", "-l", "kubeonkube.io/component=etcd", "-o", "name").trim().split("\n").length === 3 ? true : undefined), 300_000);
 
     writing = false;
     await writer;
