@@ -213,3 +213,18 @@ describe("the membership state machine against a model of etcd", () => {
     );
   });
 });
+
+describe("the Cluster CRD", () => {
+  it("lets spec.etcd.replicas change among odd counts up to 7, and records the observed members in status", async () => {
+    const { allCustomResourceDefinitions } = await import("../../src/api/v1alpha1/crds");
+    type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const cluster = (allCustomResourceDefinitions() as Json[]).find((c) => c.spec.names.kind === "Cluster")!.spec.versions[0].schema.openAPIV3Schema as Json;
+    const replicas = cluster.properties.spec.properties.etcd.properties.replicas;
+    const rules = (replicas["x-kubernetes-validations"] as { rule: string }[]).map((r) => r.rule);
+    expect(rules).toEqual(["self % 2 == 1"]);
+    expect(replicas.maximum).toBe(7);
+    const member = cluster.properties.status.properties.etcd.properties.memberList.items;
+    expect(Object.keys(member.properties).sort()).toEqual(["healthy", "id", "learner", "name", "started", "volumeUid"]);
+    expect(member.properties.id.pattern).toBe("^[0-9a-f]{1,16}$");
+  });
+});
