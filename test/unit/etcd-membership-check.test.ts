@@ -96,10 +96,11 @@ function harness(replicas: number, members: EtcdMemberRecord[] | undefined, desi
 describe("EtcdMembershipCheck", () => {
   it("observes a cluster it knows nothing of, records what the Job saw with the volumes, then has the stack render it", async () => {
     const h = harness(1, undefined);
-    expect(await h.pass()).toMatchObject({ busy: true });
+    // Reading the members holds no other update up (an image that cannot be pulled must not stop the Cluster).
+    expect(await h.pass()).toMatchObject({ busy: false });
     expect(h.calls.filter((c) => c.startsWith("create"))).toEqual([expect.stringMatching(/^create list ops-etcd-member-[0-9a-f]{10}$/)]);
     // Still running: nothing new started.
-    expect(await h.pass()).toMatchObject({ busy: true });
+    expect(await h.pass()).toMatchObject({ busy: false });
     expect(h.jobs.size).toBe(1);
     h.finish(JSON.stringify({ action: "list", member: "", done: true, message: "1 member(s)", members: observed([member(0)]) }));
     expect(await h.pass()).toMatchObject({ busy: true });
@@ -108,10 +109,23 @@ describe("EtcdMembershipCheck", () => {
     expect(h.applies()).toBe(1);
   });
 
+  it("tells a failed Job once and waits a while before reading again, holding nothing else up", async () => {
+    const h = harness(1, undefined);
+    await h.pass();
+    h.finish("etcd member failed: etcdctl member list: context deadline exceeded (connect: connection refused)", "Failed");
+    expect(await h.pass()).toEqual({ requeueAfter: 60_000, busy: false });
+    expect(h.jobs.size).toBe(1);
+    expect(h.events.filter((e) => e.reason === "MembershipJobFailed")).toEqual([expect.objectContaining({ type: "Warning", message: expect.stringContaining("connection refused") })]);
+    expect(h.cluster.object.status?.etcd?.memberList).toBeUndefined();
+  });
+
   it("adds a learner for a larger spec, tells the result once, even to a new process", async () => {
     const h = harness(1, [member(0)], 3);
-    await h.pass();
+    expect(await h.pass()).toMatchObject({ busy: true });
     expect(h.calls.at(-1)).toMatch(/^create add /);
+    // A change under way holds every other update.
+    expect(await h.pass()).toMatchObject({ busy: true });
+    expect(h.jobs.size).toBe(1);
     h.finish(JSON.stringify({ action: "add", member: "ops-etcd-1", done: true, message: "added ops-etcd-1 as a learner", members: observed([member(0), member(1, { learner: true, started: false, healthy: false })]) }));
     await h.pass();
     await h.pass();

@@ -17,7 +17,7 @@ import type { EtcdMembershipRender } from "../../components/etcd";
 import { setCondition, type ConditionInput } from "../../runtime/conditions";
 import { jobState, terminationMessage } from "./etcd-backups";
 import { memberOrdinal, nextMembershipStep, recordMembers, renderOf, type MembershipStep } from "./etcd-membership";
-import { memberJob, memberJobName, membershipJobSelector, parseMemberResult, type MemberJobAction } from "./etcd-membership-job";
+import { ACTION_LABEL, memberJob, memberJobName, membershipJobSelector, parseMemberResult, type MemberJobAction } from "./etcd-membership-job";
 import type { ClusterStore, EventSink } from "./reconciler";
 
 /** What the check reads and writes in a masters' namespace (etcd-membership-api.ts is the real one). */
@@ -48,6 +48,9 @@ export interface EtcdMembershipCheckOptions {
 /** The data volume name of the etcd StatefulSet's claim template (src/components/etcd.ts). */
 const DATA_VOLUME = "data";
 
+/** How long a reading waits after a failed membership Job. */
+const FAILED_JOB_BACKOFF_MS = 60_000;
+
 export class EtcdMembershipCheck {
   constructor(private readonly o: EtcdMembershipCheckOptions) {}
 
@@ -72,17 +75,25 @@ export class EtcdMembershipCheck {
   async check(cluster: ClusterObject, mastersNamespace: string, apply: () => Promise<unknown>): Promise<{ requeueAfter?: number; busy: boolean }> {
     const soon = { requeueAfter: this.o.activeCheckMs ?? 3000, busy: true };
     try {
-      const step = await this.run(cluster, mastersNamespace);
+      const { step, lastFailure } = await this.run(cluster, mastersNamespace);
       if (step === "busy") return soon;
+      // Only reading the members (a list Job runs): nothing changes, other updates go on.
+      if (step === "reading") return { requeueAfter: this.o.activeCheckMs ?? 3000, busy: false };
       await this.condition(cluster, step);
       if (step.kind === "apply") {
         await apply();
         return soon;
       }
       if (step.kind === "stable" || step.kind === "incident") return { busy: false };
+      // The last Job failed (an image that cannot be pulled, an etcd that does not answer): only a
+      // reading waits a while before the next try, so a broken path does not fill the namespace.
+      if (step.kind === "observe" && lastFailure !== undefined && this.o.now().getTime() - lastFailure < FAILED_JOB_BACKOFF_MS) {
+        return { requeueAfter: FAILED_JOB_BACKOFF_MS, busy: step.reason !== "Observing" };
+      }
       await this.startJob(cluster, mastersNamespace, step.kind === "observe" ? "list" : step.kind, "member" in step ? step.member : undefined);
-      // Looking again at an unhealthy member holds nothing else up: it may stay unhealthy for long.
-      return step.kind === "observe" && step.reason === "Observing" && cluster.status?.etcd?.memberList ? { requeueAfter: 30_000, busy: false } : soon;
+      // Reading the members holds nothing else up: the first reading of a cluster, or a member
+      // that may stay unhealthy for long (or a Job image that cannot be pulled).
+      return step.kind === "observe" && step.reason === "Observing" ? { requeueAfter: cluster.status?.etcd?.memberList ? 30_000 : soon.requeueAfter, busy: false } : soon;
     } catch (error) {
       const message = `the membership could not be checked: ${(error instanceof Error ? error.message : String(error)).slice(0, 300)}`;
       await this.write(cluster, {}, { type: ETCD_MEMBERSHIP_CONDITION, status: "Unknown", reason: "CheckFailed", message }).catch(() => undefined);
@@ -90,14 +101,16 @@ export class EtcdMembershipCheck {
     }
   }
 
-  private async run(cluster: ClusterObject, ns: string): Promise<MembershipStep | "busy"> {
+  /** The next step, and when the newest membership Job failed (if it did). */
+  private async run(cluster: ClusterObject, ns: string): Promise<{ step: MembershipStep | "busy" | "reading"; lastFailure?: number }> {
     const name = cluster.metadata.name;
     const names = objectNames(name);
     const jobs = (await this.o.api.jobs(ns, membershipJobSelector(name))).map((job) => ({ job, ...jobState(job) }));
-    if (jobs.some((j) => j.state === "active")) return "busy";
+    const active = jobs.filter((j) => j.state === "active");
+    if (active.length) return { step: active.every((j) => j.job.metadata?.labels?.[ACTION_LABEL] === "list") ? "reading" : "busy" };
     const [pods, claims] = await Promise.all([this.o.api.memberPods(ns, name), this.o.api.memberClaims(ns, name)]);
     // A member's Pod going away may take its data with it (an emptyDir): decide once it is back.
-    if (pods.some((p) => p.metadata?.deletionTimestamp && memberOrdinal(name, p.metadata.name ?? "") !== undefined)) return "busy";
+    if (pods.some((p) => p.metadata?.deletionTimestamp && memberOrdinal(name, p.metadata.name ?? "") !== undefined)) return { step: "busy" };
     const volumes = volumesOf(name, pods, claims);
     const newest = jobs.sort((a, b) => b.at - a.at)[0];
     const etcd = cluster.status?.etcd ?? {};
@@ -105,13 +118,15 @@ export class EtcdMembershipCheck {
 
     const [sts, config] = await Promise.all([this.o.api.statefulSet(ns, names.etcd), this.o.api.configMap(ns, names.etcdMembership)]);
     const initial = config?.data?.ETCD_INITIAL_CLUSTER;
-    return nextMembershipStep({
+    const lastFailure = newest?.state === "failed" ? newest.at : undefined;
+    const step = nextMembershipStep({
       cluster: name,
       desired: resolveClusterSpec(cluster.spec).etcd.replicas,
       members: cluster.status?.etcd?.memberList,
       rendered: sts?.spec?.replicas !== undefined && initial !== undefined ? { replicas: sts.spec.replicas, configMembers: initial.split(",").length, state: config?.data?.ETCD_INITIAL_CLUSTER_STATE ?? "" } : undefined,
       volumes,
     });
+    return { step, lastFailure };
   }
 
   /** Reads a finished Job's result into the status, with its Event (told once: the Job's name is recorded). */

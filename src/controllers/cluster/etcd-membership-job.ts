@@ -15,6 +15,8 @@ import { MASTER_CONTAINER_SECURITY_CONTEXT, MASTER_POD_SECURITY_CONTEXT } from "
 import { memberOrdinal } from "./etcd-membership";
 
 export type MemberJobAction = "list" | "add" | "promote" | "remove";
+/** On each membership Job: its action (a running `list` holds no other update up). */
+export const ACTION_LABEL = "kubeonkube.io/etcd-member-action";
 
 /** A label selector of a cluster's membership Jobs. */
 export const membershipJobSelector = (cluster: string): string => `kubeonkube.io/cluster=${cluster},${ETCD_MEMBERSHIP_COMPONENT_LABEL.key}=${ETCD_MEMBERSHIP_COMPONENT_LABEL.value}`;
@@ -65,7 +67,7 @@ export function memberJob(i: MemberJobInput): k8s.V1Job {
   return {
     apiVersion: "batch/v1",
     kind: "Job",
-    metadata: { name: i.name, namespace: i.mastersNamespace, labels: { ...labels, "kubeonkube.io/etcd-member-action": i.action } },
+    metadata: { name: i.name, namespace: i.mastersNamespace, labels: { ...labels, [ACTION_LABEL]: i.action } },
     spec: {
       // The operator decides again from the result; a failed Pod is not retried here.
       backoffLimit: 0,
