@@ -2,7 +2,8 @@
  * The operator's front door, end to end: `kubectl apply` of a Cluster resource on the local
  * meta-cluster → the operator (in this process, real engine, real informer, real Lease) runs the
  * stack → the masters really run on the dev node → status Ready with the endpoint, the admin
- * kubeconfig Secret next to the resource works, Events and metrics tell what happened; deleting the
+ * kubeconfig Secret next to the resource works, Events and metrics tell what happened; etcd scaled
+ * 1 → 3 → 5 → 3 and a member whose volume was lost replaced, under a writing client; deleting the
  * Cluster destroys the stack and its namespace before the finalizer lets go.
  */
 import { execFile, execFileSync } from "node:child_process";
