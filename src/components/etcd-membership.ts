@@ -60,8 +60,6 @@ export function etcdMembershipNetworkPolicySpec(cluster: string): k8s.types.inpu
 export class EtcdMembership extends pulumi.ComponentResource {
   readonly clientSecret: k8s.core.v1.Secret;
   readonly networkPolicy: k8s.networking.v1.NetworkPolicy;
-  /** The client leaf's end of validity (RFC 3339), among the cluster's certificate expiries. */
-  readonly clientExpiresAt: pulumi.Output<string>;
 
   constructor(name: string, args: EtcdMembershipArgs, opts?: pulumi.ComponentResourceOptions) {
     super(componentType("EtcdMembership"), name, {}, opts);
@@ -72,7 +70,8 @@ export class EtcdMembership extends pulumi.ComponentResource {
     const certs = ctx.spec.certificates;
 
     // Issued here rather than in ClusterPki: only these Jobs use it, as pki.ts issues the
-    // backup's leaf only for the backup. Same key type and renewal window as every leaf there.
+    // backup's leaf only for the backup. Same key type and renewal window as every leaf there;
+    // the full drift check's refresh (at least daily) re-issues it inside its window.
     const key = new tls.PrivateKey(`${name}-client-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, child);
     const csr = new tls.CertRequest(`${name}-client-csr`, { privateKeyPem: key.privateKeyPem, subject: { commonName: ETCD_MEMBER_CLIENT_CN } }, child);
     const cert = new tls.LocallySignedCert(
@@ -87,7 +86,6 @@ export class EtcdMembership extends pulumi.ComponentResource {
       },
       child,
     );
-    this.clientExpiresAt = cert.validityEndTime;
     const files: Record<string, pulumi.Input<string>> = { "ca.crt": args.etcdCa.certPem, "tls.crt": cert.certPem, "tls.key": key.privateKeyPem };
     this.clientSecret = new k8s.core.v1.Secret(
       `${name}-client-secret`,
