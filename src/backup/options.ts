@@ -47,6 +47,12 @@ export interface BackupOptions {
 }
 
 export interface RestoreOptions {
+  /**
+   * The member joins a cluster that exists (ETCD_INITIAL_CLUSTER_STATE=existing from the membership
+   * ConfigMap, src/components/etcd.ts): a member added by scaling or a replacement takes its data
+   * from the other members, never from the snapshot.
+   */
+  readonly joining?: boolean;
   readonly bucket: string;
   readonly key: string;
   readonly store: StoreOptions;
@@ -124,7 +130,7 @@ export function findBinary(name: string, flag: string | undefined, envName: stri
   return { problem: given ? `${given} is not an executable file` : `${name} not found on PATH (give --${name} or ${envName})` };
 }
 
-function readableFile(path: string): string | undefined {
+export function readableFile(path: string): string | undefined {
   try {
     accessSync(path, constants.R_OK);
     return statSync(path).isFile() ? undefined : "not a regular file";
@@ -134,7 +140,7 @@ function readableFile(path: string): string | undefined {
 }
 
 /** Collects problems as `--flag "value": why` (the value only for non-secret flags). */
-class Checker {
+export class Checker {
   readonly problems: string[] = [];
   constructor(private readonly flags: RawFlags) {}
 
@@ -273,5 +279,5 @@ export function restoreOptions(flags: RawFlags, env: NodeJS.ProcessEnv): Restore
   const timeoutMs = timeout(c, flags, "10m");
 
   if (c.problems.length) throw new UsageError(c.problems);
-  return { bucket: location!.bucket, key: location!.key, store, dataDir, name, initialCluster, initialClusterToken, initialAdvertisePeerUrls, etcdutl: etcdutl.path!, timeoutMs };
+  return { joining: env.ETCD_INITIAL_CLUSTER_STATE === "existing", bucket: location!.bucket, key: location!.key, store, dataDir, name, initialCluster, initialClusterToken, initialAdvertisePeerUrls, etcdutl: etcdutl.path!, timeoutMs };
 }

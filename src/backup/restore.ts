@@ -36,6 +36,10 @@ export async function runRestore(options: RestoreOptions, log: (line: string) =>
     log(`${member} exists: this member has data, nothing to restore`);
     return { restored: false, snapshot, dataDir: options.dataDir };
   }
+  if (options.joining) {
+    log("ETCD_INITIAL_CLUSTER_STATE is existing: this member joins the running cluster and takes its data from the members, nothing to restore");
+    return { restored: false, snapshot, dataDir: options.dataDir };
+  }
   const scratch = join(options.dataDir, SCRATCH_DIR);
   rmSync(scratch, { recursive: true, force: true });
   mkdirSync(scratch, { recursive: true, mode: 0o700 });

@@ -14,6 +14,7 @@ import { writeFileSync } from "node:fs";
 import { backupOptions, restoreOptions, UsageError, type RawFlags } from "../backup/options";
 import { runBackup } from "../backup/backup";
 import { runRestore } from "../backup/restore";
+import { memberOptions, runMemberStep } from "../backup/member";
 import { redact } from "../runtime/redact";
 import { EXIT } from "./program";
 
@@ -82,8 +83,25 @@ export async function etcdRestoreCommand(flags: RawFlags, io: EtcdCommandIo = pr
   }
 }
 
+/**
+ * `kok etcd member <action>`: one membership step (src/backup/member.ts). Its result line has
+ * `done: false` when etcd refused the step; only a membership it could not read fails it.
+ */
+export async function etcdMemberCommand(action: string | undefined, flags: RawFlags, io: EtcdCommandIo = processIo()): Promise<number> {
+  try {
+    const options = memberOptions(action, flags, io.env);
+    const result = await runMemberStep(options, (line) => io.stderr(`${oneLine(line, [])}\n`));
+    const line = JSON.stringify(result);
+    io.stdout(`${line}\n`);
+    writeResult(options.resultFile, line, io);
+    return EXIT.ok;
+  } catch (error) {
+    return failed("member", error, flags, io, []);
+  }
+}
+
 /** One redacted line on stderr and in the result file (the termination message); the exit code says whether the flags were the problem. */
-function failed(what: "backup" | "restore", error: unknown, flags: RawFlags, io: EtcdCommandIo, secrets: ReturnType<typeof credentialsOf>): number {
+function failed(what: "backup" | "restore" | "member", error: unknown, flags: RawFlags, io: EtcdCommandIo, secrets: ReturnType<typeof credentialsOf>): number {
   const usage = error instanceof UsageError;
   const message = oneLine(`etcd ${what} failed: ${usage ? "bad flags: " : ""}${(error as Error).message}`, secrets);
   io.stderr(`kok: ${message}\n`);

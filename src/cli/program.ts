@@ -171,7 +171,7 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
 
   const etcd = program
     .command("etcd")
-    .summary("a Cluster's etcd backups: take one into an S3 bucket, restore a member from one (docs/backups.md)")
+    .summary("a Cluster's etcd: take a backup into an S3 bucket, restore a member from one (docs/backups.md), change the membership one step")
     .description(
       "What a Cluster's backup CronJob and its etcd members' restore init containers run (in the operator image). The store's credentials " +
         "come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN when set), never from a flag; AWS_CA_BUNDLE names a private " +
@@ -218,6 +218,22 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .option("--etcdutl <path>", "etcdutl binary (default: $KOK_ETCDUTL, or etcdutl on PATH)")
     .option("--timeout <duration>", "longest verification or restore", "10m")
     .action(async (flags) => exit(await (await import("./etcd")).etcdRestoreCommand(flags)));
+  etcd
+    .command("member")
+    .argument("<action>", "list, add, promote or remove")
+    .description(
+      "one step of a Cluster's etcd membership (what the operator's membership Jobs run): add a learner, promote it, remove a member (leadership " +
+        "moved away first), or only list; then prints one JSON line {action, member, done, message, members} with each member's status",
+    )
+    .option("--member <name>", "the member (its Pod's name) to add, promote or remove")
+    .option("--peer-url <url>", "the added member's peer URL (https://<member>.<peer service>:2380)")
+    .option("--endpoints <urls>", "etcd client URLs, comma-separated (https://host:2379)")
+    .option("--cacert <file>", "the etcd CA certificate")
+    .option("--cert <file>", "the client certificate")
+    .option("--key <file>", "the client certificate's key")
+    .option("--result-file <file>", "also write the result line, or the failure's one line, here (/dev/termination-log)")
+    .option("--etcdctl <path>", "etcdctl binary (default: $KOK_ETCDCTL, or etcdctl on PATH)")
+    .action(async (action, flags) => exit(await (await import("./etcd")).etcdMemberCommand(action, flags)));
 
   const dev = program
     .command("dev")

@@ -3,7 +3,7 @@
  * namespace it lives in, the resolved spec, and the names derived from them. Pure functions, so the
  * names, DNS names and certificate SANs are unit-tested without Pulumi.
  */
-import { adminKubeconfigSecretName, nthAddress, parseCidr, isIP, type ResolvedClusterSpec } from "../api/v1alpha1";
+import { adminKubeconfigSecretName, MAX_ETCD_MEMBERS, nthAddress, parseCidr, isIP, type ResolvedClusterSpec } from "../api/v1alpha1";
 
 export interface ClusterContext {
   /** The business cluster's name; prefixes every object so a namespace could host several. */
@@ -28,6 +28,10 @@ export function objectNames(cluster: string) {
     etcdBackup: `${cluster}-etcd-backup`,
     etcdBackupClient: `${cluster}-etcd-backup-client`,
     etcdBackupStore: `${cluster}-etcd-backup-store`,
+    // The membership's ConfigMap (the joining member's --initial-cluster), the membership Jobs'
+    // client certificate and NetworkPolicy (src/components/etcd-membership.ts).
+    etcdMembership: `${cluster}-etcd-membership`,
+    etcdMemberClient: `${cluster}-etcd-member-client`,
     apiServer: `${cluster}-apiserver`,
     apiServerService: `${cluster}-apiserver`,
     apiServerHeadlessService: `${cluster}-apiserver-headless`,
@@ -71,8 +75,9 @@ export function etcdMemberHost(ctx: ClusterContext, i: number): string {
   return `${names.etcd}-${i}.${names.etcdPeerService}.${ctx.namespace}.svc`;
 }
 
-export function etcdInitialCluster(ctx: ClusterContext): string {
-  const members = Array.from({ length: ctx.spec.etcd.replicas }, (_, i) => `${objectNames(ctx.name).etcd}-${i}=https://${etcdMemberHost(ctx, i)}:2380`);
+/** `--initial-cluster` of the first `count` members (default the spec's), as etcd wants it. */
+export function etcdInitialCluster(ctx: ClusterContext, count = ctx.spec.etcd.replicas): string {
+  const members = Array.from({ length: count }, (_, i) => `${objectNames(ctx.name).etcd}-${i}=https://${etcdMemberHost(ctx, i)}:2380`);
   return members.join(",");
 }
 
@@ -139,7 +144,9 @@ export function apiServerSANs(ctx: ClusterContext): SubjectAltNames {
 /** etcd serving and peer certificate: every member's name and the client Service. */
 export function etcdSANs(ctx: ClusterContext): SubjectAltNames {
   const names = objectNames(ctx.name);
-  const members = Array.from({ length: ctx.spec.etcd.replicas }, (_, i) => etcdMemberHost(ctx, i));
+  // Every member the spec may ever ask for (etcd.replicas is mutable up to 7): scaling then
+  // needs no new certificate, which would roll every member.
+  const members = Array.from({ length: MAX_ETCD_MEMBERS }, (_, i) => etcdMemberHost(ctx, i));
   return splitHosts([
     ...members,
     ...members.map((m) => `${m}.${ctx.metaClusterDomain}`),

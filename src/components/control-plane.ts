@@ -28,7 +28,8 @@ import { caRotationProblems, type CaRotationInput } from "./ca-rotation";
 import { externalApiServerUrl, internalApiServerUrl, objectNames, type ClusterContext } from "./cluster-context";
 import { controlPlaneOutputs, type CertificateAuthorityPems, type ControlPlaneOutputs, type Outputs } from "./control-plane-outputs";
 import { ControllerManager } from "./controller-manager";
-import { Etcd } from "./etcd";
+import { Etcd, type EtcdMembershipRender } from "./etcd";
+import { EtcdMembership } from "./etcd-membership";
 import { defaultBackupImage, EtcdBackup, type BackupStoreCredentials } from "./etcd-backup";
 import { kubeconfigOutput } from "./kubeconfig";
 import { masterSecret } from "./master-workload";
@@ -102,6 +103,11 @@ export interface ControlPlaneArgs {
    * operator derives it from status.certificates.rotation. Default: never rotated (generation 0).
    */
   readonly caRotation?: CaRotationInput;
+  /**
+   * The etcd membership the operator observed (EtcdArgs.membership): the StatefulSet's replicas
+   * follow it, not `spec.etcd.replicas`. Default: the spec's count, a new cluster.
+   */
+  readonly etcdMembership?: EtcdMembershipRender;
 }
 
 /** Every problem of a ControlPlane's name and args, with field paths. */
@@ -254,7 +260,9 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
         : undefined;
     // A restoring member reads the store's credentials from the backup's Secret.
     const restore = spec.etcd.restore && backup ? { image: backupImage, dependsOn: [backup.storeSecret] } : undefined;
-    const { controllerManager, apiServer } = createMasters({ name, ctx, pki, parent: this, namespace: ns, metaKubeconfig: args.metaKubeconfig, encryptionKeyGeneration: args.encryptionKeyGeneration, kubeconfigFor, internalUrl, restore });
+    const membership = args.etcdMembership;
+    const { controllerManager, apiServer } = createMasters({ name, ctx, pki, parent: this, namespace: ns, metaKubeconfig: args.metaKubeconfig, encryptionKeyGeneration: args.encryptionKeyGeneration, kubeconfigFor, internalUrl, restore, membership });
+    new EtcdMembership(`${name}-etcd-membership`, { cluster: ctx, etcdCa: pki.etcdCa, leafHours }, inNamespace);
 
     // Kubeconfigs reach their users only once every apiserver trusts the CA of their certificate
     // (a rotation's phase 1 re-issues them from the new CA in the same update).
@@ -308,13 +316,14 @@ interface MastersArgs {
   readonly internalUrl: string;
   /** With spec.etcd.restore: the restore container's image and what the members wait for. */
   readonly restore?: { readonly image: string; readonly dependsOn: pulumi.Resource[] };
+  readonly membership?: EtcdMembershipRender;
 }
 
 /** The masters in their upgrade order: etcd, then the apiservers, then the controller-manager and the scheduler. */
-function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encryptionKeyGeneration, kubeconfigFor, internalUrl, restore }: MastersArgs): { controllerManager: ControllerManager; apiServer: ApiServer } {
+function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encryptionKeyGeneration, kubeconfigFor, internalUrl, restore, membership }: MastersArgs): { controllerManager: ControllerManager; apiServer: ApiServer } {
   const etcd = new Etcd(
     `${name}-etcd`,
-    { cluster: ctx, certificates: { ca: pki.etcdCa, server: pki.etcdServer, peer: pki.etcdPeer }, metaKubeconfig, restoreImage: restore?.image },
+    { cluster: ctx, certificates: { ca: pki.etcdCa, server: pki.etcdServer, peer: pki.etcdPeer }, metaKubeconfig, restoreImage: restore?.image, membership },
     { parent, dependsOn: [...(namespace ? [namespace] : []), ...(restore?.dependsOn ?? [])] },
   );
   const apiServer = new ApiServer(

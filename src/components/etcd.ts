@@ -37,7 +37,22 @@ export interface EtcdArgs {
    * member's init container fills its empty data directory from the snapshot.
    */
   readonly restoreImage?: string;
+  /**
+   * The membership the operator observed (src/controllers/cluster/etcd-membership.ts): the
+   * StatefulSet runs members 0..members-1 and a member that starts with an empty data directory
+   * joins them (`existing`). Default: the spec's replica count, forming a `new` cluster.
+   */
+  readonly membership?: EtcdMembershipRender;
 }
+
+/** What the StatefulSet and the membership ConfigMap render (etcdMembershipEnv). */
+export interface EtcdMembershipRender {
+  readonly members: number;
+  readonly state: "new" | "existing";
+}
+
+/** Annotation that makes pulumi-kubernetes not wait for a workload's readiness. */
+const SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait";
 
 const PKI = "/etc/kubernetes/pki/etcd";
 const DATA = "/var/lib/etcd";
@@ -65,8 +80,9 @@ function generatedEtcdFlags(ctx: ClusterContext): Record<string, string> {
     // Plain HTTP: loopback only (the probes use the TLS client port, see etcdProbe).
     "listen-metrics-urls": `http://127.0.0.1:${ETCD_METRICS_PORT}`,
     "tls-min-version": "TLS1.2",
-    "initial-cluster": etcdInitialCluster(ctx),
-    "initial-cluster-state": "new",
+    // --initial-cluster and --initial-cluster-state come from the membership ConfigMap's
+    // ETCD_INITIAL_CLUSTER(_STATE) (etcdMembershipEnv): they change with every membership step,
+    // and a flag in the Pod template would roll every member for each.
     "initial-cluster-token": `${ctx.namespace}-${names.etcd}`,
     "client-cert-auth": "true",
     "trusted-ca-file": `${PKI}/ca.crt`,
@@ -92,7 +108,8 @@ export function etcdRestoreArgs(ctx: ClusterContext): string[] {
   const restore = ctx.spec.etcd.restore;
   const s3 = ctx.spec.etcd.backup?.store.s3;
   if (!restore || !s3) throw new Error("etcdRestoreArgs: spec.etcd.restore needs spec.etcd.backup.store");
-  const flags = { ...generatedEtcdFlags(ctx), ...ctx.spec.etcd.extraArgs };
+  // A restore creates the cluster: every member of the spec, restored into one new cluster.
+  const flags: Record<string, string> = { ...generatedEtcdFlags(ctx), "initial-cluster": etcdInitialCluster(ctx), ...ctx.spec.etcd.extraArgs };
   const pick = ["data-dir", "name", "initial-cluster", "initial-cluster-token", "initial-advertise-peer-urls"];
   return [
     "etcd",
@@ -115,6 +132,8 @@ export function etcdRestoreInitContainer(ctx: ClusterContext, image: string, dat
     // The image's entrypoint is `kok` (src/images/operator.ts).
     args: etcdRestoreArgs(ctx),
     env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }, ...storeCredentialEnv(ctx.name), { name: "TMPDIR", value: RESTORE_TMP }],
+    // ETCD_INITIAL_CLUSTER_STATE: a member that joins later (scaling, a replacement) restores nothing.
+    envFrom: [{ configMapRef: { name: objectNames(ctx.name).etcdMembership } }],
     resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "1Gi" } },
     securityContext: MASTER_CONTAINER_SECURITY_CONTEXT,
     volumeMounts: [
@@ -150,6 +169,18 @@ export function etcdProbe(consistency: "linearizable" | "serializable", failureT
     timeoutSeconds: 5,
     failureThreshold,
   };
+}
+
+/**
+ * The membership ConfigMap's data, read by etcd as ETCD_INITIAL_CLUSTER and
+ * ETCD_INITIAL_CLUSTER_STATE (env, not flags: a flag on the command line would shadow them).
+ * etcd reads them only when its data directory is empty: when the cluster is created (`new`, every
+ * member) and when a member joins one that exists (`existing`: etcd checks that the list is exactly
+ * the current membership, the joining learner included, which the operator added just before).
+ * A ConfigMap read at the container's start changes no Pod template, so no member rolls.
+ */
+export function etcdMembershipEnv(ctx: ClusterContext, membership: EtcdMembershipRender): Record<string, string> {
+  return { ETCD_INITIAL_CLUSTER: etcdInitialCluster(ctx, membership.members), ETCD_INITIAL_CLUSTER_STATE: membership.state };
 }
 
 export class Etcd extends pulumi.ComponentResource {
@@ -192,23 +223,36 @@ export class Etcd extends pulumi.ComponentResource {
     this.clientService = new k8s.core.v1.Service(
       `${name}-client`,
       {
-        metadata: { name: names.etcdClientService, namespace: ctx.namespace, labels },
+        // skipAwait: pulumi-kubernetes waits for the endpoints to settle, which they never do while
+        // a member being replaced restarts; the rollout gate waits for the members instead.
+        metadata: { name: names.etcdClientService, namespace: ctx.namespace, labels, annotations: { [SKIP_AWAIT_ANNOTATION]: "true" } },
         spec: { type: "ClusterIP", selector, ports: [ports[0]] },
       },
       child,
     );
 
-    const statefulSetSpec = etcdStatefulSetSpec(ctx, files, args.restoreImage);
+    const membership = args.membership ?? { members: ctx.spec.etcd.replicas, state: "new" };
+    const membershipConfig = new k8s.core.v1.ConfigMap(
+      `${name}-membership`,
+      { metadata: { name: names.etcdMembership, namespace: ctx.namespace, labels }, data: etcdMembershipEnv(ctx, membership) },
+      child,
+    );
+    const statefulSetSpec = etcdStatefulSetSpec(ctx, files, args.restoreImage, membership.members);
     this.statefulSet = new k8s.apps.v1.StatefulSet(
       `${name}-statefulset`,
-      { metadata: { name: names.etcd, namespace: ctx.namespace, labels }, spec: statefulSetSpec },
-      { parent: this, dependsOn: [secret, this.peerService] },
+      // skipAwait: a learner is never Ready (it serves no linearizable read) until the operator
+      // promotes it, after this update; the gate below waits for what must be waited for.
+      { metadata: { name: names.etcd, namespace: ctx.namespace, labels, annotations: { [SKIP_AWAIT_ANNOTATION]: "true" } }, spec: statefulSetSpec },
+      { parent: this, dependsOn: [secret, this.peerService, membershipConfig] },
     );
+    // The replica count is left out of the gate's revision: a membership step (one learner more,
+    // one member fewer) is the operator's to follow; a new template is waited for.
+    const gated = Object.fromEntries(Object.entries(statefulSetSpec).filter(([field]) => field !== "replicas"));
     this.rollout = new RolloutGate(
       `${name}-rollout`,
       {
         workload: { kind: RolloutKind.StatefulSet, namespace: ctx.namespace, name: names.etcd },
-        revision: specRevision(statefulSetSpec),
+        revision: specRevision(gated),
         kubeconfig: args.metaKubeconfig,
       },
       { parent: this, dependsOn: [this.statefulSet] },
@@ -220,7 +264,7 @@ export class Etcd extends pulumi.ComponentResource {
 }
 
 /** The members' StatefulSet: started together, probed through their TLS client port (etcdProbe), data on the spec's storage. */
-function etcdStatefulSetSpec(ctx: ClusterContext, files: Record<string, pulumi.Input<string>>, restoreImage?: string): k8s.types.input.apps.v1.StatefulSetSpec {
+function etcdStatefulSetSpec(ctx: ClusterContext, files: Record<string, pulumi.Input<string>>, restoreImage: string | undefined, members: number): k8s.types.input.apps.v1.StatefulSetSpec {
   const spec = ctx.spec.etcd;
   const names = objectNames(ctx.name);
   const labels = componentLabels(ctx.name, "etcd");
@@ -233,7 +277,11 @@ function etcdStatefulSetSpec(ctx: ClusterContext, files: Record<string, pulumi.I
   const restore = spec.restore && restoreImage ? { container: etcdRestoreInitContainer(ctx, restoreImage, dataVolumeName), volume: { name: "restore-tmp", emptyDir: {} } } : undefined;
   return {
     serviceName: names.etcdPeerService,
-    replicas: spec.replicas,
+    // The membership step, not the spec: the operator adds and removes members one at a time.
+    replicas: members,
+    // A member removed by scaling down leaves no volume behind: one day its ordinal joins again,
+    // as a new member, and old data would make it start as the removed one.
+    persistentVolumeClaimRetentionPolicy: { whenScaled: "Delete", whenDeleted: "Retain" },
     // All members start together: an ordered start would wait forever for member 0 to be
     // Ready, which it cannot be before a quorum exists.
     podManagementPolicy: "Parallel",
@@ -251,6 +299,7 @@ function etcdStatefulSetSpec(ctx: ClusterContext, files: Record<string, pulumi.I
             image: spec.image,
             command: ["etcd", ...etcdFlags(ctx)],
             env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }],
+            envFrom: [{ configMapRef: { name: names.etcdMembership } }],
             ports: [
               { name: "client", containerPort: ETCD_CLIENT_PORT },
               { name: "peer", containerPort: ETCD_PEER_PORT },

@@ -20,6 +20,7 @@ const LEGACY_MODULES = {
   WorkerNode: "workers",
   ControlPlane: undefined,
   EtcdBackup: undefined,
+  EtcdMembership: undefined,
   ClusterAddons: undefined,
   FlannelNetwork: undefined,
   KubeProxy: undefined,

@@ -64,7 +64,10 @@ export function mastersRules(): Json[] {
     // Pods' termination messages (etcd-backup-api.ts), and the Kubernetes provider's await of
     // Deployments (ReplicaSets, Pods, PVCs) and Services (Endpoints).
     // The etcd PVCs are created by the StatefulSet controller and go with the namespace.
-    { apiGroups: [""], resources: ["pods", "endpoints", "persistentvolumeclaims"], verbs: READ },
+    { apiGroups: [""], resources: ["endpoints"], verbs: READ },
+    // And delete: an etcd member whose volume was lost is wiped and re-added (its Pod and PVC,
+    // etcd-membership-api.ts); the admission policy confines deletes to masters' namespaces.
+    { apiGroups: [""], resources: ["pods", "persistentvolumeclaims"], verbs: [...READ, "delete"] },
     { apiGroups: ["apps"], resources: ["replicasets"], verbs: READ },
   ];
 }

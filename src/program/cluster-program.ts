@@ -39,6 +39,8 @@ export interface ClusterProgramArgs {
   readonly etcdBackup?: ControlPlaneArgs["etcdBackup"];
   /** The step of a CA rotation, from the Cluster's status (ControlPlaneArgs.caRotation). */
   readonly caRotation?: ControlPlaneArgs["caRotation"];
+  /** See ControlPlaneArgs.etcdMembership. */
+  readonly etcdMembership?: ControlPlaneArgs["etcdMembership"];
 }
 
 /** ControlPlane's outputs (ControlPlaneOutputs), and what the program adds to them. */
@@ -129,6 +131,7 @@ export function clusterProgram(args: ClusterProgramArgs): ClusterProgramOutputs 
       operatorNamespace: args.operatorNamespace,
       etcdBackup: args.etcdBackup,
       caRotation: args.caRotation,
+      etcdMembership: args.etcdMembership,
       // The rollout gates read the meta-cluster through the same kubeconfig as the provider.
       metaKubeconfig: args.metaKubeconfig,
     },

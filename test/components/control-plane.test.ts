@@ -56,8 +56,8 @@ describe("ControlPlane in standard mode", () => {
     expect(count(K.deploy)).toBe(3);
     expect(count(K.svc)).toBe(4);
     expect(count(K.pdb)).toBe(4);
-    // etcd, apiserver, controller-manager, scheduler, admin kubeconfig, one user kubeconfig
-    expect(count(K.secret)).toBe(6);
+    // etcd, apiserver, controller-manager, scheduler, admin kubeconfig, one user kubeconfig, the etcd membership client
+    expect(count(K.secret)).toBe(7);
     expect(byObjectName(K.sts, "prod-a-etcd").spec.replicas).toBe(3);
     expect(byObjectName(K.deploy, "prod-a-apiserver").spec.replicas).toBe(3);
     expect(byObjectName(K.deploy, "prod-a-controller-manager").spec.replicas).toBe(2);
@@ -86,6 +86,8 @@ describe("ControlPlane in standard mode", () => {
         "system:kube-scheduler",
         "kubernetes-admin",
         "ops",
+        // The etcd membership Jobs' client (src/components/etcd-membership.ts).
+        "kube-on-kube-etcd-membership",
       ].sort(),
     );
     expect(count(K.leaf)).toBe(leaves.length);
@@ -125,7 +127,9 @@ describe("ControlPlane in standard mode", () => {
     expect(flag(cm, "service-cluster-ip-range")).toBe("10.96.0.0/12");
     const etcd = byObjectName(K.sts, "prod-a-etcd");
     expect(etcd.spec.serviceName).toBe(byObjectName(K.svc, "prod-a-etcd").metadata.name);
-    expect(flag(etcd, "initial-cluster")?.split(",")).toHaveLength(3);
+    // The first members, from the membership ConfigMap the container reads (src/components/etcd.ts).
+    expect(etcd.spec.template.spec.containers[0].envFrom).toEqual([{ configMapRef: { name: "prod-a-etcd-membership" } }]);
+    expect(byObjectName(K.cm, "prod-a-etcd-membership").data.ETCD_INITIAL_CLUSTER.split(",")).toHaveLength(3);
   });
 
   it("verifies kubelets against the cluster CA it mounts, calling them by InternalIP first, with its own client certificate", async () => {

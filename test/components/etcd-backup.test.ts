@@ -10,6 +10,7 @@ import { minimalSpec, standardSpec } from "../support/specs";
 
 import { ControlPlane } from "../../src/components/control-plane";
 import { etcdFlags } from "../../src/components/etcd";
+import { etcdInitialCluster } from "../../src/components/cluster-context";
 import { defaultBackupImage, storeIpBlocks } from "../../src/components/etcd-backup";
 import { MAX_CLUSTER_NAME_LENGTH, resolveClusterSpec, SpecValidationError, type ClusterSpec, type EtcdBackupSpec } from "../../src/api/v1alpha1";
 import { objectNames } from "../../src/components/cluster-context";
@@ -193,13 +194,16 @@ describe("restore init container", () => {
       "--region=eu-west-1",
       memberFlag("data-dir"),
       memberFlag("name"),
-      memberFlag("initial-cluster"),
+      // Every member of the spec: a restore creates the cluster (the membership ConfigMap is for members that join later).
+      `--initial-cluster=${etcdInitialCluster(ctx)}`,
       memberFlag("initial-cluster-token"),
       memberFlag("initial-advertise-peer-urls"),
     ]);
     expect(restore.args).toContain("--data-dir=/var/lib/etcd/$(POD_NAME)");
     expect(restore.args).toContain("--name=$(POD_NAME)");
     expect(restore.env.map((e: Obj) => e.name)).toEqual(["POD_NAME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TMPDIR"]);
+    // ETCD_INITIAL_CLUSTER_STATE: a member added later joins the members instead of restoring the snapshot.
+    expect(restore.envFrom).toEqual([{ configMapRef: { name: "prod-a-etcd-membership" } }]);
     const etcdMount = pod.containers[0].volumeMounts.find((m: Obj) => m.mountPath === "/var/lib/etcd");
     expect(restore.volumeMounts).toContainEqual({ name: etcdMount.name, mountPath: "/var/lib/etcd" });
     expect(restore.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });

@@ -33,7 +33,9 @@ const byObjectName = (type: string, name: string) => {
 };
 const container = (w: Obj): Obj => w.spec.template.spec.containers[0];
 const flag = (w: Obj, name: string) => (container(w).command as string[]).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-const policies = () => recorder.ofType(K.netpol).map(inputs);
+const allPolicies = () => recorder.ofType(K.netpol).map(inputs);
+/** The masters' policies: not the etcd membership Jobs' own (egress-only, selecting those Jobs' Pods alone). */
+const policies = () => allPolicies().filter((p) => p.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] !== "etcd-membership");
 
 /** The files a volume of the Pod template mounts at `mountPath`, read from the object it names. */
 function mountedFile(w: Obj, path: string): string {
@@ -117,6 +119,12 @@ describe("master NetworkPolicies", () => {
     for (const p of policies()) {
       expect(p.spec.policyTypes, p.metadata.name).toEqual(["Ingress"]);
       expect(p.spec.egress, p.metadata.name).toBeUndefined();
+    }
+    // The one Egress policy selects the membership Jobs by a label no master carries.
+    const jobs = allPolicies().filter((p) => !policies().includes(p));
+    expect(jobs.map((p) => p.metadata.name)).toEqual(["prod-a-etcd-membership"]);
+    for (const w of [...recorder.ofType(K.deploy), ...recorder.ofType(K.sts)].map(inputs)) {
+      expect(w.spec.template.metadata.labels["app.kubernetes.io/component"], w.metadata.name).not.toBe("etcd-membership");
     }
   });
 

@@ -2,10 +2,12 @@
  * The operator's front door, end to end: `kubectl apply` of a Cluster resource on the local
  * meta-cluster → the operator (in this process, real engine, real informer, real Lease) runs the
  * stack → the masters really run on the dev node → status Ready with the endpoint, the admin
- * kubeconfig Secret next to the resource works, Events and metrics tell what happened; deleting the
+ * kubeconfig Secret next to the resource works, Events and metrics tell what happened; etcd scaled
+ * 1 → 3 → 5 → 3 and a member whose volume was lost replaced, under a writing client; deleting the
  * Cluster destroys the stack and its namespace before the finalizer lets go.
  */
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -237,6 +239,75 @@ describe("the operator reconciles a Cluster resource", () => {
     expect(write.out).toContain('User "jane" cannot create resource "configmaps"');
     expect(asViewer("-n", "default", "get", "secrets")).toMatchObject({ ok: false });
     expect(asViewer("-n", "kube-system", "get", "configmaps")).toMatchObject({ ok: false });
+  });
+
+  it("scales etcd 1 → 3 → 5 → 3 one member at a time under a writing client, and replaces a member whose volume was lost", async () => {
+    const admin = meta.adminKubeconfig("ops");
+    // A client writing all along, never blocking the operator that runs in this process.
+    const run = promisify(execFile);
+    const writes = { ok: 0, failed: 0, errors: [] as string[] };
+    let writing = true;
+    const writer = (async () => {
+      for (let n = 0; writing; n++) {
+        try {
+          await run(toolchainBinary("kubectl"), ["--kubeconfig", admin, "--request-timeout=10s", "-n", "default", "create", "configmap", `w-${n}`, `--from-literal=n=${n}`]);
+          writes.ok++;
+        } catch (error) {
+          writes.failed++;
+          writes.errors.push(String((error as { stderr?: string }).stderr ?? error).trim().slice(0, 200));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    })();
+    type Etcd = { members?: number; memberList?: { name: string; id: string; learner: boolean; healthy: boolean }[] };
+    const etcdOf = (c: { status?: unknown }) => ((c.status as { etcd?: Etcd }).etcd ?? {}) as Etcd;
+    const stableWith = (n: number) => (c: { status?: { conditions?: { type: string; status: string }[] } }) =>
+      c.status?.conditions?.some((x) => x.type === "EtcdMembership" && x.status === "True") === true && etcdOf(c).members === n && etcdOf(c).memberList?.length === n;
+    const describe = () => `${kubectl("-n", MASTERS, "get", "pods,jobs", "-o", "wide")}\n${meta.events("ops").filter((e) => /Member|Membership|Quorum/.test(e.reason)).map((e) => `${e.reason}: ${e.message}`).join("\n")}`;
+    const scale = async (replicas: number) => {
+      const spec = meta.getCluster("ops").spec as ClusterSpec;
+      const started = Date.now();
+      meta.applyCluster("ops", { ...spec, etcd: { ...spec.etcd, replicas } });
+      const done = await meta.waitForCluster("ops", `etcd at ${replicas} voting members`, stableWith(replicas), 900_000).catch((error: Error) => {
+        throw new Error(`${error.message}\n${describe()}`);
+      });
+      console.log(`etcd scaled to ${replicas} in ${Math.round((Date.now() - started) / 1000)} s`);
+      return done;
+    };
+    // The first observation of a running cluster: one voter.
+    await meta.waitForCluster("ops", "etcd membership observed", stableWith(1), 600_000);
+
+    const three = await scale(3);
+    expect(etcdOf(three).memberList?.map((m) => m.name)).toEqual(["ops-etcd-0", "ops-etcd-1", "ops-etcd-2"]);
+    expect(json<{ spec: { replicas: number } }>("-n", MASTERS, "get", "statefulset", "ops-etcd").spec.replicas).toBe(3);
+    const reasons = meta.events("ops").map((e) => e.reason);
+    expect(reasons).toEqual(expect.arrayContaining(["MemberAdded", "MemberPromoted", "MembershipStable"]));
+
+    // Member 1 loses its data (an emptyDir goes with its Pod): removed and added back, as a new member.
+    const before = etcdOf(three).memberList!.find((m) => m.name === "ops-etcd-1")!;
+    const lostAt = Date.now();
+    kubectl("-n", MASTERS, "delete", "pod", "ops-etcd-1", "--wait=false");
+    const replaced = await meta.waitForCluster("ops", "member ops-etcd-1 replaced", (c) => stableWith(3)(c) && etcdOf(c).memberList!.some((m) => m.name === "ops-etcd-1" && m.id !== before.id), 900_000).catch((error: Error) => {
+      throw new Error(`${error.message}\n${describe()}`);
+    });
+    console.log(`etcd member replaced in ${Math.round((Date.now() - lostAt) / 1000)} s`);
+    expect(etcdOf(replaced).memberList!.every((m) => !m.learner && m.healthy)).toBe(true);
+    expect(meta.events("ops").some((e) => e.reason === "MemberRemoved" && e.message.includes("ops-etcd-1"))).toBe(true);
+
+    const five = await scale(5);
+    expect(etcdOf(five).memberList?.map((m) => m.name)).toEqual([0, 1, 2, 3, 4].map((i) => `ops-etcd-${i}`));
+    const back = await scale(3);
+    expect(etcdOf(back).memberList?.map((m) => m.name)).toEqual(["ops-etcd-0", "ops-etcd-1", "ops-etcd-2"]);
+    // The removed members' Pods and volumes are gone with them.
+    await eventually("the StatefulSet at 3 Pods", async () => (kubectl("-n", MASTERS, "get", "pods", "-l", "kubeonkube.io/component=etcd", "-o", "name").trim().split("\n").length === 3 ? true : undefined), 300_000);
+
+    writing = false;
+    await writer;
+    console.log(`writes during the membership changes: ${writes.ok} succeeded, ${writes.failed} failed${writes.errors.length ? `: ${[...new Set(writes.errors)].slice(0, 5).join(" | ")}` : ""}`);
+    expect(writes.ok).toBeGreaterThan(0);
+    // Every write that succeeded is still there after the members came and went.
+    const names = execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", admin, "-n", "default", "get", "configmaps", "-o", "name"], { encoding: "utf8" });
+    expect(names.split("\n").filter((l) => l.startsWith("configmap/w-")).length).toBeGreaterThanOrEqual(writes.ok);
   });
 
   it("destroys the stack and the masters' namespace when the Cluster is deleted", async () => {

@@ -38,7 +38,7 @@ describe("kok", () => {
 
   it("has the commands of the docs, dev's subcommands included", () => {
     expect(commands.map((c) => c.join(" "))).toEqual(["", "demo", "validate", "mirror", "operator", "manifests", "images", "images build",
-      "images bom", "etcd", "etcd backup", "etcd restore", "dev", "dev up", "dev down", "dev env", "dev status", "dev logs"]);
+      "images bom", "etcd", "etcd backup", "etcd restore", "etcd member", "dev", "dev up", "dev down", "dev env", "dev status", "dev logs"]);
   });
 
   it.each(commands.map((c) => [c.join(" ") || "(root)", c]))("%s --help prints its usage, exits 0 and runs nothing", async (_name, path) => {

@@ -97,7 +97,7 @@ export const EtcdSpec = Type.Object(
     image: Type.Optional(
       Type.String({ pattern: IMAGE_PATTERN, maxLength: 512, description: "Default: <imageRepository>/etcd:<version>-0. Only from the admin policy's allowedRegistries." }),
     ),
-    replicas: replicas("Members; odd. Default: 3 in standard mode, 1 in minimal."),
+    replicas: replicas("Members: 1, 3, 5 or 7; may change, the operator adds or removes one member at a time (status.etcd). Default: 3 in standard mode, 1 in minimal."),
     storage: EtcdStorage,
     resources: Type.Optional(ResourceRequirements),
     extraArgs,

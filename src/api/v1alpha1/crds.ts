@@ -189,7 +189,6 @@ export const CLUSTER_KIND: KindDefinition = {
       maximum: 7,
       "x-kubernetes-validations": [
         { rule: "self % 2 == 1", message: "spec.etcd.replicas must be odd" },
-        { rule: "self == oldSelf", message: "spec.etcd.replicas cannot change after creation (etcd membership changes are not automated)" },
       ],
     },
     // A restore is a way to create a Cluster: adding one to a running cluster, or changing or

@@ -5,6 +5,7 @@
  * backup-endpoints.ts. docs/backups.md describes how a backup runs.
  */
 import { Type, type Static } from "@sinclair/typebox";
+import { EtcdMemberList } from "./etcd-membership";
 
 /** Annotation on a Cluster: a value different from `status.etcd.lastBackupToken` asks for one backup now. */
 export const BACKUP_NOW_ANNOTATION = "kubeonkube.io/backup-now";
@@ -136,7 +137,9 @@ export type EtcdBackupRecord = Static<typeof EtcdBackupRecord>;
 
 export const EtcdStatus = Type.Object(
   {
-    members: Type.Optional(Type.Integer({ minimum: 0, description: "etcd members." })),
+    members: Type.Optional(Type.Integer({ minimum: 0, description: "Voting etcd members, as last observed." })),
+    memberList: Type.Optional(EtcdMemberList),
+    membershipJob: Type.Optional(Type.String({ maxLength: 63, description: "The last membership Job whose result was read (src/controllers/cluster/etcd-membership.ts)." })),
     lastBackup: Type.Optional(EtcdBackupRecord),
     lastBackupToken: Type.Optional(Type.String({ maxLength: 256, description: "The last kubeonkube.io/backup-now value handled." })),
   },

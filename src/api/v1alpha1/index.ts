@@ -2,6 +2,7 @@ export * from "./common";
 export * from "./cluster";
 export * from "./etcd-backup";
 export * from "./certificates";
+export * from "./etcd-membership";
 export * from "./etcd-backup-validation";
 export * from "./backup-endpoints";
 export * from "./addons";

@@ -66,6 +66,7 @@ import { STACK_STATE_UNREADABLE, unreadableStateConditions } from "./stack-state
 import { CLUSTER_FINALIZER, finalizeCluster, type DeletionSteps } from "./deletion";
 import { ClusterDriftCheck, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges, IN_SYNC } from "./drift-check";
 import { etcdBackupProgramArgs, type SecretReader } from "./backup-credentials";
+import type { EtcdMembershipCheck } from "./etcd-membership-check";
 
 export { CLUSTER_FINALIZER, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges };
 
@@ -162,6 +163,11 @@ export interface ClusterReconcilerOptions {
   readonly readSecret?: SecretReader;
   /** The image of the etcd backup and restore containers (`--backup-image`); default the components' own. */
   readonly backupImage?: string;
+  /**
+   * The etcd membership check (etcd-membership-check.ts): spec.etcd.replicas reached one member at
+   * a time, lost members replaced. Without it the StatefulSet keeps the spec's count as rendered.
+   */
+  readonly etcdMembership?: Pick<EtcdMembershipCheck, "check" | "renderFor">;
 }
 
 /**
@@ -226,6 +232,8 @@ export class ClusterReconciler {
         caRotation,
         // Read at each run, so new credentials in the tenant's Secret reach the next update.
         etcdBackup: await etcdBackupProgramArgs(cluster, this.o.readSecret, this.o.backupImage),
+        // The members etcd has, not the spec's count: the membership check moves one at a time.
+        etcdMembership: await this.o.etcdMembership?.renderFor(cluster, mastersNamespace),
         name: cluster.metadata.name,
         spec: cluster.spec,
         namespace: mastersNamespace,
@@ -287,6 +295,14 @@ export class ClusterReconciler {
       await this.o.store.annotate?.(cluster, { [RECREATE_MASTERS_ANNOTATION]: null });
       return applied;
     }
+    // A cluster that exists: its etcd membership first, before any other update (etcd-membership-check.ts).
+    let membership: { requeueAfter?: number } = {};
+    if (cluster.status?.version && this.o.etcdMembership) {
+      const applied = cluster;
+      const m = await this.o.etcdMembership.check(applied, placement.mastersNamespace, () => this.apply(key, applied, placement, "EtcdMembership"));
+      if (m.busy) return { requeueAfter: m.requeueAfter ?? 3000 };
+      membership = m;
+    }
     const rotation = await checkRotation(this.rotation, cluster);
     if (rotation.update) return this.apply(key, cluster, placement, "RotatingCertificates");
     const generation = cluster.metadata.generation ?? 0;
@@ -294,9 +310,9 @@ export class ClusterReconciler {
     if (reconciled) {
       // First: quick, and the drift check may go on to a long `up`.
       const backups = await this.checkBackups(cluster, placement.mastersNamespace);
-      return soonest(soonest(await this.drift.check(key, cluster, placement), backups), rotation);
+      return soonest(soonest(soonest(await this.drift.check(key, cluster, placement), backups), rotation), membership);
     }
-    return this.apply(key, cluster, placement, "Reconciling");
+    return soonest(await this.apply(key, cluster, placement, "Reconciling"), membership);
   }
 
   /** The Cluster's stack and masters' namespace; a legacy stack is renamed on the first call. */

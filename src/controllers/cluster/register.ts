@@ -16,6 +16,9 @@ import { CLUSTERS, type Cached, type ControllerContext, type Registered } from "
 import { KubeEtcdBackupApi } from "./etcd-backup-api";
 import type { EventSink } from "./reconciler";
 import { EtcdBackupCheck } from "./etcd-backup-check";
+import { KubeEtcdMembershipApi } from "./etcd-membership-api";
+import { EtcdMembershipCheck } from "./etcd-membership-check";
+import { defaultBackupImage } from "../../components/etcd-backup";
 import { BACKUP_NOW_ANNOTATION } from "./etcd-backups";
 import { LiveClusterObjects } from "./live-fingerprint";
 import type { ClusterMetrics } from "./metrics";
@@ -91,6 +94,8 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
   // Jobs created and annotated only while this replica leads, as statuses and Events (write-gate.ts).
   const backupApi = new KubeEtcdBackupApi(ctx.kubeConfig, (api, what) => writeGated(api, () => o.fence?.mayWrite() ?? true, what));
   const etcdBackups = new EtcdBackupCheck({ api: backupApi, store, events, now: () => new Date(), hooks: o.clusterMetrics.backupHooks() });
+  const membershipApi = new KubeEtcdMembershipApi(ctx.kubeConfig, (api, what) => writeGated(api, () => o.fence?.mayWrite() ?? true, what));
+  const etcdMembership = new EtcdMembershipCheck({ api: membershipApi, store, events, now: () => new Date(), image: o.backupImage ?? defaultBackupImage() });
   const reconciler = new ClusterReconciler({
     machinesOf: (namespace, cluster) =>
       informers.machines
@@ -119,6 +124,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     addonWorkloads: (at) => liveObjects.addonWorkloads(at),
     masterPodTroubles: (namespace) => masterPods.troubles(namespace),
     etcdBackups,
+    etcdMembership,
     fullDriftCheckMs: o.fullDriftCheckMs,
     hooks: o.clusterMetrics.hooks("Cluster"),
     policy: ctx.policy,
