@@ -130,7 +130,13 @@ describe("the operator installed by helm, in a Pod of the meta-cluster", () => {
   it("finishes an update in flight across helm upgrade to a new image tag; the new Pod finds no lock to recover", async () => {
     await retag(VERSION, UPGRADE_TAG);
     const old = follow(pod.metadata.name);
-    const before = meta.getCluster("ops");
+    // Settled first: the first reading of the etcd membership is followed by one update of its
+    // own (the membership ConfigMap turns to "existing"), which must not be taken for the one below.
+    const before = await meta.waitForCluster(
+      "ops",
+      "etcd membership read and stable, no update running",
+      (c) => c.status?.conditions?.some((x) => x.type === "EtcdMembership" && x.status === "True") === true && c.status?.lastOperation?.result === "succeeded",
+    );
     meta.kubectl("-n", "fleet", "patch", "cluster", "ops", "--type", "merge", "-p", JSON.stringify({ spec: { apiServer: { extraArgs: { "audit-log-maxage": "9" } } } }));
     // The update of the new generation is running (the apiserver rolls behind its gate: tens of seconds).
     const inFlight = await eventually("the update of the new generation running", async () => {
@@ -184,7 +190,8 @@ describe("the operator installed by helm, in a Pod of the meta-cluster", () => {
     await eventually("no operator Pod", async () => (operatorPods().length === 0 ? true : undefined), 120_000);
     expect(meta.kubectl("get", "crd", "-o", "name")).toContain("customresourcedefinition.apiextensions.k8s.io/clusters.kubeonkube.io");
     expect(meta.getCluster("ops").status?.phase).toBe("Ready");
-    const masters = meta.json<{ items: { status: { phase: string } }[] }>("-n", MASTERS, "get", "pods").items;
+    // The masters' own Pods: the membership and backup Jobs' Pods have ended (Succeeded).
+    const masters = meta.json<{ items: { status: { phase: string } }[] }>("-n", MASTERS, "get", "pods", "-l", "!job-name").items;
     expect(masters.length).toBeGreaterThanOrEqual(4);
     expect(masters.every((p) => p.status.phase === "Running")).toBe(true);
     // Kept (helm.sh/resource-policy: keep): the stacks' secrets are encrypted with it.
