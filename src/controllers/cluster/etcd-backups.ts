@@ -33,6 +33,9 @@ import {
 } from "../../api/v1alpha1";
 import { objectNames } from "../../components/cluster-context";
 import type { ConditionInput } from "../../runtime/conditions";
+import { MAX_RESULT_BYTES, parseTerminationJson } from "./termination-message";
+
+export { MAX_RESULT_BYTES };
 
 export const ETCD_BACKUP_HEALTHY = ETCD_BACKUP_HEALTHY_CONDITION;
 export { BACKUP_NOW_ANNOTATION, DEFAULT_BACKUP_SCHEDULE };
@@ -41,8 +44,6 @@ export type { EtcdStatus };
 export const BACKUP_REPORTED_ANNOTATION = "kubeonkube.io/backup-reported";
 /** On an on-demand Job: it was started from the CronJob by hand, as `kubectl create job --from` marks it. */
 export const INSTANTIATE_ANNOTATION = "cronjob.kubernetes.io/instantiate";
-/** A termination message is at most 4 KiB (the kubelet cuts it there); a result is one line well below. */
-export const MAX_RESULT_BYTES = 4096;
 /** The longest token recorded in status.etcd.lastBackupToken; a longer one is refused, not cut. */
 export const MAX_TOKEN_LENGTH = 253;
 /** How long a failure message may be in the condition and Events. */
@@ -220,19 +221,9 @@ export function expectedLocation(store: EtcdBackupSpec["store"]["s3"], resultTim
  * else — too long, several lines, other keys, another bucket or prefix — is refused with why.
  */
 export function parseBackupResult(message: string | undefined, store: EtcdBackupSpec["store"]["s3"], now: number): ParsedResult {
-  if (message === undefined || message.trim() === "") return { ok: false, why: "no termination message" };
-  const bytes = Buffer.byteLength(message, "utf8");
-  if (bytes > MAX_RESULT_BYTES) return { ok: false, why: `the termination message is ${bytes} bytes, more than ${MAX_RESULT_BYTES}` };
-  const line = message.trim();
-  if (/[\r\n]/.test(line)) return { ok: false, why: "the termination message is not one line" };
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    return { ok: false, why: "the termination message is not JSON" };
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return { ok: false, why: "the result is not a JSON object" };
-  const o = value as Record<string, unknown>;
+  const parsed = parseTerminationJson(message);
+  if (!parsed.ok) return parsed;
+  const o = parsed.object;
   const keys = Object.keys(o).sort();
   const unknown = keys.filter((k) => !RESULT_KEYS.includes(k));
   const missing = RESULT_KEYS.filter((k) => !(k in o));

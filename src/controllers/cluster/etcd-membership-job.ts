@@ -13,6 +13,7 @@ import { ETCD_CLIENT_PORT, ETCD_PEER_PORT } from "../../components/etcd";
 import { etcdMembershipLabels, MEMBER_CLIENT_DIR } from "../../components/etcd-membership";
 import { MASTER_CONTAINER_SECURITY_CONTEXT, MASTER_POD_SECURITY_CONTEXT } from "../../components/pod-security";
 import { memberOrdinal } from "./etcd-membership";
+import { parseTerminationJson } from "./termination-message";
 
 export type MemberJobAction = "list" | "add" | "promote" | "remove";
 /** On each membership Job: its action (a running `list` holds no other update up). */
@@ -124,18 +125,9 @@ const MAX_MESSAGE = 300;
 
 /** Parses a membership Job's termination message strictly, or says why it was refused. */
 export function parseMemberResult(message: string | undefined, cluster: string): { ok: true; result: MemberJobResult } | { ok: false; why: string } {
-  if (message === undefined || message.trim() === "") return { ok: false, why: "no termination message" };
-  if (Buffer.byteLength(message, "utf8") > 4096) return { ok: false, why: "the termination message is longer than 4096 bytes" };
-  const line = message.trim();
-  if (/[\r\n]/.test(line)) return { ok: false, why: "the termination message is not one line" };
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    return { ok: false, why: "the termination message is not JSON" };
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return { ok: false, why: "the result is not a JSON object" };
-  const o = value as Record<string, unknown>;
+  const parsed = parseTerminationJson(message);
+  if (!parsed.ok) return parsed;
+  const o = parsed.object;
   if (Object.keys(o).sort().join() !== RESULT_KEYS.join()) return { ok: false, why: `the result must have exactly the fields ${RESULT_KEYS.join(", ")}` };
   if (!["list", "add", "promote", "remove"].includes(o.action as string)) return { ok: false, why: "action is not list, add, promote or remove" };
   if (typeof o.done !== "boolean") return { ok: false, why: "done is not a boolean" };
