@@ -14,6 +14,7 @@
  * Names come from the peer URLs (`https://<name>.<peer-service>...`): a learner added but not yet
  * started has no name of its own in etcd's list.
  */
+import type { ObservedMember } from "../api/v1alpha1";
 import { runTool, toolFailure, type TlsFiles } from "./etcd-tools";
 import { Checker, findBinary, readableFile, UsageError, type RawFlags } from "./options";
 
@@ -33,13 +34,7 @@ export interface MemberOptions {
   readonly timeoutMs: number;
 }
 
-export interface ObservedMember {
-  readonly name: string;
-  readonly id: string;
-  readonly learner: boolean;
-  readonly started: boolean;
-  readonly healthy: boolean;
-}
+export type { ObservedMember };
 
 export interface MemberResult {
   readonly action: MemberAction;

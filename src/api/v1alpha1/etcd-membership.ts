@@ -15,6 +15,15 @@ export const ETCD_MEMBER_CLIENT_CN = "kube-on-kube-etcd-membership";
 /** app.kubernetes.io/component of the membership Jobs and their Pods. */
 export const ETCD_MEMBERSHIP_COMPONENT_LABEL = { key: "app.kubernetes.io/component", value: "etcd-membership" } as const;
 
+/** One member as a `kok etcd member` Job reports it (its result's `members`), parsed strictly by the operator. */
+export interface ObservedMember {
+  readonly name: string;
+  readonly id: string;
+  readonly learner: boolean;
+  readonly started: boolean;
+  readonly healthy: boolean;
+}
+
 export const EtcdMemberRecord = Type.Object(
   {
     name: Type.String({ maxLength: 63, description: "The member's name: its Pod's (`<cluster>-etcd-<ordinal>`)." }),

@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import type * as k8s from "@kubernetes/client-node";
-import { ETCD_MEMBERSHIP_COMPONENT_LABEL, type ResolvedClusterSpec } from "../../api/v1alpha1";
+import { ETCD_MEMBERSHIP_COMPONENT_LABEL, type ObservedMember, type ResolvedClusterSpec } from "../../api/v1alpha1";
 import { objectNames } from "../../components/cluster-context";
 import { ETCD_CLIENT_PORT, ETCD_PEER_PORT } from "../../components/etcd";
 import { etcdMembershipLabels, MEMBER_CLIENT_DIR } from "../../components/etcd-membership";
@@ -103,13 +103,7 @@ export function memberJob(i: MemberJobInput): k8s.V1Job {
   } as k8s.V1Job;
 }
 
-export interface ObservedMember {
-  readonly name: string;
-  readonly id: string;
-  readonly learner: boolean;
-  readonly started: boolean;
-  readonly healthy: boolean;
-}
+export type { ObservedMember };
 
 export interface MemberJobResult {
   readonly action: MemberJobAction;
