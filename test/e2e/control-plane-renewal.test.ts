@@ -51,8 +51,9 @@ describe("certificate renewal on a ControlPlane", () => {
     const refreshed = await world.test.stack.refresh({ onOutput: log });
     expect(refreshed.summary.resourceChanges?.update ?? 0, "refresh saw leaves ready for renewal").toBeGreaterThan(0);
     const result = await world.test.stack.up({ onOutput: log });
-    // The nine leaves of a cluster without user kubeconfigs (the CAs keep their validity).
-    expect(result.summary.resourceChanges?.replace ?? 0, "leaves replaced").toBe(9);
+    // The ten leaves of a cluster without user kubeconfigs (the CAs keep their validity): the
+    // masters' nine and the etcd membership Jobs' client.
+    expect(result.summary.resourceChanges?.replace ?? 0, "leaves replaced").toBe(10);
     writeFileSync(world.adminKubeconfig, String(result.outputs.adminKubeconfig.value), { mode: 0o600 });
 
     expect(checksum("rot-apiserver")).not.toBe(before.apiserver);
