@@ -99,7 +99,7 @@ describe(`a business cluster with workers and add-ons, upgraded ${FROM} → ${TO
     const failedReads: string[] = [];
     let sampling = true;
     const sample = async (): Promise<Sample> => {
-      const masterPods = (await metaCore.listNamespacedPod({ namespace: MASTERS, labelSelector: "kubeonkube.io/component!=etcd" })).items;
+      const masterPods = (await metaCore.listNamespacedPod({ namespace: MASTERS, labelSelector: "kubeonkube.io/component!=etcd,!job-name" })).items;
       const gitVersion = (await version.getCode()).gitVersion;
       const ds = await business.apps.readNamespacedDaemonSet({ namespace: "kube-system", name: "kube-proxy" });
       const proxies = (await business.core.listNamespacedPod({ namespace: "kube-system", labelSelector: "k8s-app=kube-proxy" })).items;

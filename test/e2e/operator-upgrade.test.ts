@@ -128,7 +128,7 @@ describe("two operator replicas and an upgrade", () => {
     expect(serverVersion(meta.adminKubeconfig(NAME))).toBe("v1.36.3");
     // The rollout may outlive the `up` briefly (pulumi-kubernetes#2941; docs/architecture.md).
     await eventually("only v1.36.3 masters running", async () => {
-      const images = meta.kubectl("-n", MASTERS, "get", "pods", "-l", "kubeonkube.io/component!=etcd", "-o", "jsonpath={.items[*].spec.containers[0].image}").split(" ");
+      const images = meta.kubectl("-n", MASTERS, "get", "pods", "-l", "kubeonkube.io/component!=etcd,!job-name", "-o", "jsonpath={.items[*].spec.containers[0].image}").split(" ");
       return images.length === 3 && images.every((i) => i.endsWith(":v1.36.3")) ? true : undefined;
     });
     // An upgrade updates in place: the same StatefulSet, Deployments, Services and Secrets.
