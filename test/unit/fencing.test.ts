@@ -112,7 +112,8 @@ describe("fencing: engine processes", () => {
     await calm.stop();
     for (const pid of third) expect(alive(pid)).toBe(true);
     rmSync(dir, { recursive: true, force: true });
-  });
+    // Its waits allow 20 s each (processes to scan and kill on a busy machine): so does the test.
+  }, 60_000);
 });
 
 describe("fencing: an operator that dies", () => {
@@ -131,7 +132,7 @@ describe("fencing: an operator that dies", () => {
     await vi.waitFor(() => expect(engine.filter(alive)).toEqual([]), { timeout: 20_000, interval: 50 });
     await vi.waitFor(() => expect(alive(watchdogPid)).toBe(false), { timeout: 20_000, interval: 50 });
     rmSync(dir, { recursive: true, force: true });
-  });
+  }, 60_000);
 });
 
 describe("fencing: holder records and the lock decision", () => {
