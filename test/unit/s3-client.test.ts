@@ -6,7 +6,7 @@
  * bucket and key, never a credential. The well-behaved paths are tested against versitygw in
  * test/integration/etcd-backup.test.ts.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -99,6 +99,15 @@ describe("S3 client against a hostile endpoint", () => {
     expect(error.message).toBe(`GET s3://my-bucket/p/x.db at ${endpoint}: larger than the 1000 bytes expected`);
     expect(() => readFileSync(file)).toThrow();
     expect(() => readFileSync(`${file}.part`)).toThrow();
+    // The request, the response and the file each see the failure, in an order that varies: the
+    // call returns only once its file is closed, so none is created after it was removed.
+    const left: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const each = join(dir, `download-${i}.db`);
+      await client().getFile("my-bucket", "p/x.db", each, 1000).catch(() => undefined);
+      if (existsSync(`${each}.part`)) left.push(each);
+    }
+    expect(left).toEqual([]);
   });
 
   it("does not follow a redirect (the endpoint must not send us to another address)", async () => {

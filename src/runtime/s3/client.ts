@@ -293,7 +293,16 @@ export class S3Client {
     const request = url.startsWith("https:") ? httpsRequest : httpRequest;
 
     return new Promise<Answer>((resolve, reject) => {
-      const fail = (error: Error) => reject(retryable(new Error(`${where}: ${error.message}`)));
+      // The file a 200 body streams into: whatever fails (the response, the request, the socket:
+      // one error may reach all three), the promise settles only once that file is closed, as
+      // the caller removes it then — before, the file could be created after its removal.
+      let out: ReturnType<typeof createWriteStream> | undefined;
+      const afterFile = (settle: () => void) => {
+        if (!out || out.closed) return settle();
+        out.once("close", settle);
+        out.destroy();
+      };
+      const fail = (error: Error) => afterFile(() => reject(retryable(new Error(`${where}: ${error.message}`))));
       const tls = this.options.ca && url.startsWith("https:") ? { ca: this.options.ca } : {};
       const req = request(url, { method, headers: signed.headers, timeout: this.timeoutMs, ...tls }, (res: IncomingMessage) => {
         const status = res.statusCode ?? 0;
@@ -302,14 +311,8 @@ export class S3Client {
           res.on("data", (c: Buffer) => {
             if ((received += c.length) > toFile.maxBytes) res.destroy(new Error(`larger than the ${toFile.maxBytes} bytes expected`));
           });
-          const out = createWriteStream(toFile.file, { mode: 0o600 });
-          // Settle only once the file is closed: a failure can come before the file is even
-          // opened, and the caller removes it as soon as this settles.
-          const settled = (settle: () => void) => (out.closed ? settle() : out.once("close", settle));
-          pipeline(res, out).then(
-            () => settled(() => resolve({ status, body: Buffer.alloc(0) })),
-            (error: Error) => settled(() => fail(error)),
-          );
+          out = createWriteStream(toFile.file, { mode: 0o600 });
+          pipeline(res, out).then(() => afterFile(() => resolve({ status, body: Buffer.alloc(0) })), fail);
           return;
         }
         const chunks: Buffer[] = [];
