@@ -124,7 +124,8 @@ describe("Pod Security on the masters' namespace", () => {
 describe("the masters' NetworkPolicies", () => {
   it("are accepted by the apiserver as rendered", async () => {
     const policies = rendered("kubernetes:networking.k8s.io/v1:NetworkPolicy");
-    expect(policies.map((p) => p.metadata.name).sort()).toEqual(["prod-a-apiserver-entry", "prod-a-default-deny-ingress", "prod-a-operator", "prod-a-same-namespace"]);
+    // The masters' four, and the membership Jobs' egress-only policy.
+    expect(policies.map((p) => p.metadata.name).sort()).toEqual(["prod-a-apiserver-entry", "prod-a-default-deny-ingress", "prod-a-etcd-membership", "prod-a-operator", "prod-a-same-namespace"]);
     for (const p of policies) {
       const created = await networking.createNamespacedNetworkPolicy({ namespace: NS, body: { metadata: { name: p.metadata.name, namespace: NS }, spec: p.spec }, dryRun: "All" });
       expect(created.spec?.podSelector, p.metadata.name).toEqual(p.spec.podSelector);
