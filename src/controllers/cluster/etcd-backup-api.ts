@@ -37,14 +37,7 @@ export class KubeEtcdBackupApi implements EtcdBackupApi {
   }
 
   async createJob(job: k8s.V1Job): Promise<"created" | "exists"> {
-    try {
-      await this.batch.createNamespacedJob({ namespace: job.metadata!.namespace!, body: job });
-      return "created";
-    } catch (error) {
-      // 409 AlreadyExists: the same token's Job, created before a restart.
-      if (isConflict(error)) return "exists";
-      throw error;
-    }
+    return createJobOnce(this.batch, job);
   }
 
   async markReported(namespace: string, name: string): Promise<void> {
@@ -57,5 +50,19 @@ export class KubeEtcdBackupApi implements EtcdBackupApi {
       // Removed by the CronJob's history limit meanwhile: nothing left to tell twice.
       if (!isNotFound(error)) throw error;
     }
+  }
+}
+
+/**
+ * Creates a Job whose name says which step it is: a 409 AlreadyExists is the same step's Job,
+ * created before a restart, not an error (the backup-now token's, a membership step's).
+ */
+export async function createJobOnce(batch: Pick<k8s.BatchV1Api, "createNamespacedJob">, job: k8s.V1Job): Promise<"created" | "exists"> {
+  try {
+    await batch.createNamespacedJob({ namespace: job.metadata!.namespace!, body: job });
+    return "created";
+  } catch (error) {
+    if (isConflict(error)) return "exists";
+    throw error;
   }
 }

@@ -6,8 +6,9 @@
  * Its writes go through `gate` (the operator's write-gate.ts: none once this replica's term ended).
  */
 import * as k8s from "@kubernetes/client-node";
-import { isConflict, isNotFound } from "../../runtime/api-errors";
+import { isNotFound } from "../../runtime/api-errors";
 import { selectorLabels } from "../../components/cluster-context";
+import { createJobOnce } from "./etcd-backup-api";
 import type { EtcdMembershipApi } from "./etcd-membership-check";
 
 const notFoundIsUndefined = async <T>(read: () => Promise<T>): Promise<T | undefined> => {
@@ -62,14 +63,7 @@ export class KubeEtcdMembershipApi implements EtcdMembershipApi {
   }
 
   async createJob(job: k8s.V1Job): Promise<"created" | "exists"> {
-    try {
-      await this.batch.createNamespacedJob({ namespace: job.metadata!.namespace!, body: job });
-      return "created";
-    } catch (error) {
-      // The same step's Job, created before a restart.
-      if (isConflict(error)) return "exists";
-      throw error;
-    }
+    return createJobOnce(this.batch, job);
   }
 
   async wipeMember(namespace: string, pod: string, claim: string | undefined): Promise<void> {
