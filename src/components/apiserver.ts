@@ -24,8 +24,13 @@ import { componentType, withLegacyAlias } from "./type-tokens";
 export interface ApiServerArgs {
   readonly cluster: ClusterContext;
   readonly certificates: {
-    /** Every cluster CA trusted now (PEM): the apiserver's client CA and kubelet CA. */
+    /** Every cluster CA trusted now (PEM): the CA of kubelets' serving certificates. */
     readonly trustBundle: pulumi.Input<string>;
+    /**
+     * Every CA a client certificate may come from (PEM): the trust bundle and each user
+     * kubeconfig's own CA (pki.ts, `clientCaBundle`). Default: the trust bundle alone.
+     */
+    readonly clientCaBundle?: pulumi.Input<string>;
     readonly serving: PemPair;
     readonly kubeletClient: PemPair;
     readonly etcdCa: pulumi.Input<string>;
@@ -52,6 +57,8 @@ export const APISERVER_PORT = 6443;
 /** The file names inside the apiserver's Secret and audit ConfigMap. */
 export const ENCRYPTION_CONFIG_FILE = "encryption-config.yaml";
 export const AUDIT_POLICY_FILE = "policy.yaml";
+/** The apiserver's --client-ca-file: ca.crt and the user kubeconfigs' CAs (pki.ts). */
+export const CLIENT_CA_FILE = "client-ca.crt";
 
 export function apiServerFlags(ctx: ClusterContext): string[] {
   const { spec } = ctx;
@@ -63,7 +70,7 @@ export function apiServerFlags(ctx: ClusterContext): string[] {
       "authorization-mode": "Node,RBAC",
       "enable-admission-plugins": "NodeRestriction",
       "enable-bootstrap-token-auth": "true",
-      "client-ca-file": `${PKI}/ca.crt`,
+      "client-ca-file": `${PKI}/${CLIENT_CA_FILE}`,
       "tls-cert-file": `${PKI}/apiserver.crt`,
       "tls-private-key-file": `${PKI}/apiserver.key`,
       "kubelet-client-certificate": `${PKI}/apiserver-kubelet-client.crt`,
@@ -178,6 +185,7 @@ function apiServerFiles(name: string, args: ApiServerArgs, parent: pulumi.Resour
   return {
     // A bundle: during a CA rotation both CAs (ca-rotation.ts).
     "ca.crt": c.trustBundle,
+    [CLIENT_CA_FILE]: c.clientCaBundle ?? c.trustBundle,
     "apiserver.crt": c.serving.certPem,
     "apiserver.key": c.serving.keyPem,
     "apiserver-kubelet-client.crt": c.kubeletClient.certPem,

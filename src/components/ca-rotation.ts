@@ -9,7 +9,7 @@
  * Two phases, after Gardener's GEP-18: a certificate may only be issued by a CA that everyone who
  * checks it already trusts.
  * - Phase 1 (`trusting`): generation G joins every bundle next to G-1. Certificates checked by the
- *   apiserver (admin, controller-manager, scheduler, users, and the kubelets' client certificates,
+ *   apiserver (admin, controller-manager, scheduler, and the kubelets' client certificates,
  *   via the CA Secret) are issued by G: the apiserver trusts G in the same update, and the
  *   kubeconfigs holding them are written only after its rollout. Certificates checked by someone
  *   who may not trust G yet keep G-1: the apiserver's serving certificate (every client's old
@@ -21,6 +21,9 @@
  * apiserver Pod of the old revision could not verify a token of G during the rollout); in phase 2
  * G signs and G-1 still verifies (`previousServiceAccountKey`) until the tokens it signed expired,
  * then an update drops it.
+ *
+ * User kubeconfigs' certificates come from each entry's own CA (pki.ts, `userCas`), which no
+ * rotation touches: their kubeconfigs change only in the CA data they trust the apiserver with.
  *
  * Resource names are stable per generation: `ca` for generation 0 (what every stack has today),
  * `ca-g<N>` after, so a step adds or removes whole generations and never renames one.

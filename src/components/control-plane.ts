@@ -265,7 +265,8 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
     new EtcdMembership(`${name}-etcd-membership`, { cluster: ctx, etcdCa: pki.etcdCa, leafHours }, inNamespace);
 
     // Kubeconfigs reach their users only once every apiserver trusts the CA of their certificate
-    // (a rotation's phase 1 re-issues them from the new CA in the same update).
+    // (a rotation's phase 1 re-issues the admin's from the new CA in the same update; a new user
+    // entry's CA joins the apiserver's client CA bundle in the same update).
     const afterApiServer: pulumi.CustomResourceOptions = { ...inNamespace, dependsOn: [...(ns ? [ns] : []), apiServer.rollout] };
     const adminKubeconfig = kubeconfigFor("kubernetes-admin", pki.admin, externalUrl);
     masterSecret(
@@ -332,6 +333,7 @@ function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encr
       cluster: ctx,
       certificates: {
         trustBundle: pki.clusterTrustBundle,
+        clientCaBundle: pki.clientCaBundle,
         serving: pki.apiServer,
         kubeletClient: pki.apiServerKubeletClient,
         etcdCa: pki.etcdCa.certPem,

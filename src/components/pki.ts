@@ -85,8 +85,19 @@ export class ClusterPki extends pulumi.ComponentResource {
   readonly admin: PemPair;
   /** The backup job's etcd client (a leaf of the etcd CA); only with `spec.etcd.backup`. */
   readonly etcdBackupClient?: PemPair;
-  /** One per `spec.kubeconfigs` entry, keyed by its name. */
+  /** One per `spec.kubeconfigs` entry, keyed by its name, each signed by that entry's own CA. */
   readonly users: Record<string, PemPair>;
+  /**
+   * One CA per `spec.kubeconfigs` entry, keyed by its name: it signs that entry's certificate and
+   * nothing else. Kubernetes has no revocation of client certificates (no CRL, no OCSP), so the
+   * apiserver trusts an entry's CA only while the entry exists (`clientCaBundle`): removing the
+   * entry removes its CA, the apiserver rolls with the smaller bundle, and every certificate the
+   * entry ever had is refused, without rotating the cluster CA under every other client. Its key
+   * stays in the stack's encrypted state, as the cluster CA's does.
+   */
+  readonly userCas: Record<string, PemPair>;
+  /** What the apiserver accepts client certificates from (--client-ca-file): the cluster trust bundle, then each entry's CA by name. */
+  readonly clientCaBundle: pulumi.Output<string>;
   /** The earliest expiry among the leaves (RFC 3339). */
   readonly certificatesExpireAt: pulumi.Output<string>;
 
@@ -137,12 +148,18 @@ export class ClusterPki extends pulumi.ComponentResource {
     this.controllerManager = issue("controller-manager", ca, { commonName: "system:kube-controller-manager", usage: "client" });
     this.scheduler = issue("scheduler", ca, { commonName: "system:kube-scheduler", usage: "client" });
     this.admin = issue("admin", ca, { commonName: "kubernetes-admin", organization: "system:masters", usage: "client" });
+    // `users-ca-<entry>`: no leaf role (`user-<entry>`) can spell it, whatever the entry's name.
+    const entries = [...cluster.spec.kubeconfigs].sort((a, b) => a.name.localeCompare(b.name));
+    this.userCas = Object.fromEntries(entries.map((k) => [k.name, newCa(`users-ca-${k.name}`, `${cluster.name}-user-${k.name}`)]));
     this.users = Object.fromEntries(
-      cluster.spec.kubeconfigs.map((k) => [
+      entries.map((k) => [
         k.name,
-        issue(`user-${k.name}`, ca, { commonName: k.user, organization: k.groups[0], usage: "client", validityDays: k.validityDays }),
+        issue(`user-${k.name}`, this.userCas[k.name], { commonName: k.user, organization: k.groups[0], usage: "client", validityDays: k.validityDays }),
       ]),
     );
+    this.clientCaBundle = pulumi
+      .all([this.clusterTrustBundle, ...entries.map((k) => this.userCas[k.name].certPem)])
+      .apply(([trusted, ...users]) => pemBundle([trusted, ...users]));
     this.certificatesExpireAt = pulumi.all(expiries).apply((ends) => [...ends].sort()[0]);
 
     this.registerOutputs({ clusterCaCertificate: this.clusterCa.certPem, certificatesExpireAt: this.certificatesExpireAt });

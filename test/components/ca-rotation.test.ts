@@ -37,7 +37,7 @@ const at = (caRotation?: CaRotationInput) => deploy("p", { spec: spec(), caRotat
 describe("CA rotation steps of a ControlPlane", () => {
   it("never rotated: one CA of each kind under the names every stack has, the bundle is that CA", async () => {
     await at();
-    expect(names(CA)).toEqual(["p-pki-ca", "p-pki-etcd-ca", "p-pki-front-proxy-ca"]);
+    expect(names(CA)).toEqual(["p-pki-ca", "p-pki-etcd-ca", "p-pki-front-proxy-ca", "p-pki-users-ca-viewer"]);
     expect(names(KEY)).toContain("p-pki-service-account-key");
     const cm = secretData("p-controller-manager-certs");
     expect(mockNames(cm["ca-bundle.crt"])).toEqual(["p-pki-ca"]);
@@ -51,13 +51,16 @@ describe("CA rotation steps of a ControlPlane", () => {
 
   it("phase 1 trusts both CAs everywhere, issues what the apiserver checks from the new one and keeps the old one for what others check", async () => {
     const cp = await at({ generation: 1, trusting: true, previousServiceAccountKey: false });
-    expect(names(CA)).toEqual(["p-pki-ca", "p-pki-ca-g1", "p-pki-etcd-ca", "p-pki-front-proxy-ca", "p-pki-front-proxy-ca-g1"]);
+    expect(names(CA)).toEqual(["p-pki-ca", "p-pki-ca-g1", "p-pki-etcd-ca", "p-pki-front-proxy-ca", "p-pki-front-proxy-ca-g1", "p-pki-users-ca-viewer"]);
     const both = ["p-pki-ca", "p-pki-ca-g1"];
     const apiserver = secretData("p-apiserver-certs");
     expect(mockNames(apiserver["ca.crt"])).toEqual(both);
+    // Client certificates: both cluster CAs and the user entry's own CA, which no rotation touches.
+    expect(mockNames(apiserver["client-ca.crt"])).toEqual([...both, "p-pki-users-ca-viewer"]);
+    expect(issuerOf("user-viewer")).toEqual(["p-pki-users-ca-viewer"]);
     expect(mockNames(apiserver["front-proxy-ca.crt"])).toEqual(["p-pki-front-proxy-ca", "p-pki-front-proxy-ca-g1"]);
     // Clients of the apiserver: the new CA.
-    for (const leaf of ["admin", "controller-manager", "scheduler", "user-viewer"]) expect(issuerOf(leaf), leaf).toEqual(["p-pki-ca-g1"]);
+    for (const leaf of ["admin", "controller-manager", "scheduler"]) expect(issuerOf(leaf), leaf).toEqual(["p-pki-ca-g1"]);
     // Checked by every client's old kubeconfig, by kubelets and aggregated apiservers: the old CA.
     expect(issuerOf("apiserver")).toEqual(["p-pki-ca"]);
     expect(issuerOf("apiserver-kubelet-client")).toEqual(["p-pki-ca"]);
@@ -91,11 +94,13 @@ describe("CA rotation steps of a ControlPlane", () => {
 
   it("phase 2 drops the old CA, issues every certificate from the new one, and the new service-account key signs while the old one verifies", async () => {
     const cp = await at({ generation: 1, trusting: false, previousServiceAccountKey: true });
-    expect(names(CA)).toEqual(["p-pki-ca-g1", "p-pki-etcd-ca", "p-pki-front-proxy-ca-g1"]);
-    for (const leaf of ["admin", "controller-manager", "scheduler", "user-viewer", "apiserver", "apiserver-kubelet-client"]) expect(issuerOf(leaf), leaf).toEqual(["p-pki-ca-g1"]);
+    expect(names(CA)).toEqual(["p-pki-ca-g1", "p-pki-etcd-ca", "p-pki-front-proxy-ca-g1", "p-pki-users-ca-viewer"]);
+    for (const leaf of ["admin", "controller-manager", "scheduler", "apiserver", "apiserver-kubelet-client"]) expect(issuerOf(leaf), leaf).toEqual(["p-pki-ca-g1"]);
+    expect(issuerOf("user-viewer")).toEqual(["p-pki-users-ca-viewer"]);
     expect(issuerOf("front-proxy-client")).toEqual(["p-pki-front-proxy-ca-g1"]);
     const apiserver = secretData("p-apiserver-certs");
     expect(mockNames(apiserver["ca.crt"])).toEqual(["p-pki-ca-g1"]);
+    expect(mockNames(apiserver["client-ca.crt"])).toEqual(["p-pki-ca-g1", "p-pki-users-ca-viewer"]);
     expect(mockNames(kubeconfigCa(secretData("p-admin-kubeconfig").kubeconfig))).toEqual(["p-pki-ca-g1"]);
     expect(mockNames(secretData("p-controller-manager-certs")["ca-bundle.crt"])).toEqual(["p-pki-ca-g1"]);
     expect(mockNames(apiserver["sa.pub"])).toEqual(["p-pki-service-account-g1-key", "p-pki-service-account-key"]);
@@ -109,7 +114,7 @@ describe("CA rotation steps of a ControlPlane", () => {
     expect(mockNames(secretData("p-apiserver-certs")["sa.pub"])).toEqual(["p-pki-service-account-g1-key"]);
     recorder.reset();
     await at({ generation: 2, trusting: true, previousServiceAccountKey: false });
-    expect(names(CA)).toEqual(["p-pki-ca-g1", "p-pki-ca-g2", "p-pki-etcd-ca", "p-pki-front-proxy-ca-g1", "p-pki-front-proxy-ca-g2"]);
+    expect(names(CA)).toEqual(["p-pki-ca-g1", "p-pki-ca-g2", "p-pki-etcd-ca", "p-pki-front-proxy-ca-g1", "p-pki-front-proxy-ca-g2", "p-pki-users-ca-viewer"]);
     expect(issuerOf("apiserver")).toEqual(["p-pki-ca-g1"]);
     expect(issuerOf("admin")).toEqual(["p-pki-ca-g2"]);
   });

@@ -70,9 +70,10 @@ describe("ControlPlane in standard mode", () => {
     for (const pdb of recorder.ofType(K.pdb).map(inputs)) expect(pdb.spec.maxUnavailable).toBe(1);
   });
 
-  it("issues three CAs, a service-account key and every leaf certificate", async () => {
+  it("issues three CAs and one per user kubeconfig, a service-account key and every leaf certificate", async () => {
     await deploy("prod-a", { spec: standardSpec() });
-    expect(count(K.ca)).toBe(3);
+    // Cluster, etcd and front-proxy, and the one of standardSpec's user entry.
+    expect(count(K.ca)).toBe(4);
     const leaves = recorder.ofType(K.csr).map((r) => inputs(r).subject.commonName).sort();
     expect(leaves).toEqual(
       [
@@ -91,9 +92,12 @@ describe("ControlPlane in standard mode", () => {
       ].sort(),
     );
     expect(count(K.leaf)).toBe(leaves.length);
-    // + 3 CAs, the service-account key, and the seeds of the Secret encryption keys 1 and 2 (announced).
-    expect(count(K.key)).toBe(leaves.length + 3 + 1 + 2);
+    // + 4 CAs, the service-account key, and the seeds of the Secret encryption keys 1 and 2 (announced).
+    expect(count(K.key)).toBe(leaves.length + 4 + 1 + 2);
     const user = recorder.named("prod-a-pki-user-ops-viewer");
+    // Signed by its entry's own CA, which the apiserver trusts for clients only while the entry exists.
+    expect(String(inputs(user).caCertPem)).toContain("mock-prod-a-pki-users-ca-ops-viewer");
+    expect(inputs(recorder.named("prod-a-pki-users-ca-ops-viewer")).subject.commonName).toBe("prod-a-user-ops-viewer");
     for (const leaf of recorder.ofType(K.leaf).filter((r) => r !== user)) {
       expect(inputs(leaf).validityPeriodHours).toBe(365 * 24);
       expect(inputs(leaf).earlyRenewalHours).toBe(30 * 24);
@@ -136,12 +140,13 @@ describe("ControlPlane in standard mode", () => {
     await deploy("prod-a", { spec: standardSpec(), namespace: "kok-prod-a" });
     const api = byObjectName(K.deploy, "prod-a-apiserver");
     expect(flag(api, "kubelet-certificate-authority")).toBe("/etc/kubernetes/pki/ca.crt");
-    expect(flag(api, "client-ca-file")).toBe("/etc/kubernetes/pki/ca.crt");
+    // Client certificates: the cluster CA and each user kubeconfig's own CA (pki.ts).
+    expect(flag(api, "client-ca-file")).toBe("/etc/kubernetes/pki/client-ca.crt");
     expect(flag(api, "kubelet-preferred-address-types")?.split(",")[0]).toBe("InternalIP");
     expect(flag(api, "kubelet-client-certificate")).toBe("/etc/kubernetes/pki/apiserver-kubelet-client.crt");
     const secretName = api.spec.template.spec.volumes.find((v: Obj) => v.secret)?.secret.secretName;
     expect(Object.keys(plain<Obj>(byObjectName(K.secret, secretName).stringData))).toEqual(
-      expect.arrayContaining(["ca.crt", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key"]),
+      expect.arrayContaining(["ca.crt", "client-ca.crt", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key"]),
     );
   });
 

@@ -1,7 +1,8 @@
 /**
  * The user kubeconfigs of spec.kubeconfigs reach their users: the Cluster program copies each one
  * next to the Cluster (its own Secret, so the tenant's RBAC can give each user theirs), as a secret,
- * with the same kubeconfig as the masters' namespace keeps; an entry removed takes its copy along.
+ * with the same kubeconfig as the masters' namespace keeps; an entry removed takes its copy along,
+ * and its CA out of the apiserver's client CA bundle.
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import { userKubeconfigCopyOf } from "../../src/api/v1alpha1";
@@ -53,6 +54,27 @@ describe("user kubeconfigs", () => {
     recorder.reset();
     await run([]);
     expect(secrets().filter((s) => s.metadata.namespace === "team-a").map((s) => s.metadata.name)).toEqual(["prod-admin-kubeconfig"]);
+  });
+
+  it("are each signed by the entry's own CA, which the apiserver trusts for clients only while the entry exists", async () => {
+    const clientCas = () => {
+      const certs = secrets().find((s) => s.metadata.name === "prod-apiserver-certs")!;
+      const pem = plain<Obj>(certs.r.inputs.stringData ?? certs.r.inputs.data)["client-ca.crt"] as string;
+      return [...pem.matchAll(/mock-([\w-]+)/g)].map((m) => m[1]);
+    };
+    await run([
+      { name: "ops-viewer", user: "ops" },
+      { name: "ci", user: "ci-bot" },
+    ]);
+    expect(clientCas()).toEqual(["prod-pki-ca", "prod-pki-users-ca-ci", "prod-pki-users-ca-ops-viewer"]);
+    for (const entry of ["ops-viewer", "ci"]) {
+      expect(String(recorder.named(`prod-pki-user-${entry}`).inputs.caCertPem)).toContain(`mock-prod-pki-users-ca-${entry}`);
+    }
+    // The entry removed: its CA leaves the bundle (and the stack), so its certificates are refused.
+    recorder.reset();
+    await run([{ name: "ci", user: "ci-bot" }]);
+    expect(clientCas()).toEqual(["prod-pki-ca", "prod-pki-users-ca-ci"]);
+    expect(recorder.resources.map((r) => r.name)).not.toContain("prod-pki-users-ca-ops-viewer");
   });
 
   it("have names no two Clusters of one namespace can share", () => {

@@ -241,6 +241,28 @@ describe("the operator reconciles a Cluster resource", () => {
     expect(asViewer("-n", "kube-system", "get", "configmaps")).toMatchObject({ ok: false });
   });
 
+  it("revokes a user kubeconfig whose entry is removed: refused once the apiservers have rolled, its Secret gone", async () => {
+    const file = join(meta.work, "viewer.kubeconfig"); // the previous test's copy, as a departed user keeps it
+    const asViewer = () => {
+      try {
+        return { ok: true, out: execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", file, "-n", "default", "get", "configmaps", "-o", "name"], { encoding: "utf8", stdio: "pipe" }) };
+      } catch (error) {
+        return { ok: false, out: String((error as { stderr?: string }).stderr ?? error) };
+      }
+    };
+    expect(asViewer().ok).toBe(true);
+    const spec = meta.getCluster("ops").spec as ClusterSpec;
+    meta.applyCluster("ops", { ...spec, kubeconfigs: [] });
+    const generation = meta.getCluster("ops").metadata.generation;
+    await meta.waitForCluster("ops", "Ready without the viewer entry", (c) => c.status?.observedGeneration === generation && c.status?.phase === "Ready");
+    const after = asViewer();
+    expect(after.ok, after.out).toBe(false);
+    expect(after.out).toContain("Unauthorized");
+    expect(kubectl("-n", "fleet", "get", "secrets", "-o", "name")).not.toContain("ops.kubeconfig.viewer");
+    // Everyone else is untouched: the admin's kubeconfig still answers.
+    expect(execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", meta.adminKubeconfig("ops"), "get", "--raw", "/readyz"], { encoding: "utf8" })).toBe("ok");
+  });
+
   it("scales etcd 1 → 3 → 5 → 3 one member at a time under a writing client, and replaces a member whose volume was lost", async () => {
     const admin = meta.adminKubeconfig("ops");
     // A client writing all along, never blocking the operator that runs in this process.
