@@ -227,7 +227,12 @@ export const ClusterSpec = Type.Object(
     network: Type.Optional(NetworkSpec),
     addons: Type.Optional(AddonsSpec),
     certificates: Type.Optional(CertificatesSpec),
-    kubeconfigs: Type.Optional(Type.Array(UserKubeconfigSpec, { maxItems: 100 })),
+    kubeconfigs: Type.Optional(
+      Type.Array(UserKubeconfigSpec, {
+        maxItems: 100,
+        description: "Client certificates for people and tools, each from a CA of its own entry: removing an entry revokes its certificate (the apiservers roll without it).",
+      }),
+    ),
     paused: Type.Optional(Type.Boolean({ description: "The operator makes no change while true." })),
   },
   { additionalProperties: false },
