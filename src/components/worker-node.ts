@@ -160,6 +160,11 @@ export function workerNodeProblems(args: WorkerNodeArgs): Problem[] {
   if (c?.clusterDomain !== undefined && !isDns1123Subdomain(c.clusterDomain)) {
     problems.push({ path: "cluster.clusterDomain", message: `${JSON.stringify(c.clusterDomain)} is not a DNS domain like cluster.local` });
   }
+  // A trust bundle given as a value must hold a certificate; an Output (a ControlPlane's bundle) is PEM its CAs made.
+  const bundle = c?.trustBundle;
+  if (bundle !== undefined && !pulumi.Output.isInstance(bundle) && !(bundle instanceof Promise) && !(typeof bundle === "string" && bundle.includes("-----BEGIN CERTIFICATE-----"))) {
+    problems.push({ path: "cluster.trustBundle", message: "must be PEM text holding one or more CA certificates (-----BEGIN CERTIFICATE-----)" });
+  }
   // A plain text is checked here with the rest; an Output when its value is known (trustedAdminKubeconfig).
   if (typeof c?.adminKubeconfig === "string") {
     try {

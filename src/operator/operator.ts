@@ -231,7 +231,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   kinds.push(
     registerClusterController(ctx, {
       fence,
-      clusterMetrics: new ClusterMetrics(metrics.registry),
+      clusterMetrics: new ClusterMetrics(metrics.registry, () => informers.clusters.list()),
       workers: options.clusterWorkers,
       resyncMs: options.resyncMs,
       fullDriftCheckMs: options.fullDriftCheckMs,

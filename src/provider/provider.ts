@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { resolveClusterSpec, SpecValidationError, validateClusterSpec, type ClusterSpec } from "../api/v1alpha1";
+import { caRotationProblems, type CaRotationInput } from "../components/ca-rotation";
 import { ControlPlane, type ControlPlaneArgs } from "../components/control-plane";
 import { ClusterPki } from "../components/pki";
 import { componentType } from "../components/type-tokens";
@@ -66,6 +67,8 @@ async function constructControlPlane(name: string, inputs: Inputs, opts: pulumi.
     operatorNamespace: await known<string>("operatorNamespace", inputs.operatorNamespace),
     encryptionKeyGeneration: await known<number>("encryptionKeyGeneration", inputs.encryptionKeyGeneration),
     etcdBackup: await etcdBackupInput(inputs.etcdBackup),
+    // Validated by ControlPlane with the rest of its args (caRotation.<field> in the errors).
+    caRotation: await known<CaRotationInput>("caRotation", inputs.caRotation),
   };
   const cp = new ControlPlane(name, args, opts);
   return {
@@ -80,21 +83,24 @@ async function constructControlPlane(name: string, inputs: Inputs, opts: pulumi.
       adminKubeconfigSecret: cp.adminKubeconfigSecret,
       version: cp.version,
       certificatesExpireAt: cp.certificatesExpireAt,
+      certificateAuthorities: cp.certificateAuthorities,
     },
   };
 }
 
 async function constructClusterPki(name: string, inputs: Inputs, opts: pulumi.ComponentResourceOptions): Promise<pulumi.provider.ConstructResult> {
   const spec = (await known<ClusterSpec>("spec", inputs.spec)) as ClusterSpec;
-  const problems = validateClusterSpec(spec, "spec");
+  const rotation = await known<CaRotationInput>("caRotation", inputs.caRotation);
+  const problems = [...validateClusterSpec(spec, "spec"), ...caRotationProblems(rotation, "caRotation")];
   if (problems.length) throw new SpecValidationError(`ClusterPki "${name}"`, problems);
   const namespace = (await known<string>("namespace", inputs.namespace)) ?? name;
   const metaClusterDomain = (await known<string>("metaClusterDomain", inputs.metaClusterDomain)) ?? "cluster.local";
-  const pki = new ClusterPki(name, { cluster: { name, namespace, spec: resolveClusterSpec(spec), metaClusterDomain } }, opts);
+  const pki = new ClusterPki(name, { cluster: { name, namespace, spec: resolveClusterSpec(spec), metaClusterDomain }, rotation }, opts);
   return {
     urn: pki.urn,
     state: {
       clusterCaCertificate: pki.clusterCa.certPem,
+      clusterTrustBundle: pki.clusterTrustBundle,
       clusterCaPrivateKey: pki.clusterCa.keyPem,
       adminCertificate: pki.admin.certPem,
       adminPrivateKey: pki.admin.keyPem,

@@ -46,6 +46,29 @@ export function packageSchema(version: string): PackageSchema {
       clusterRef: str("<namespace>/<name> written into each snapshot's sidecar. Default: <namespace>/<resource name>."),
     },
   };
+  collector.types[typeToken("CaRotation")] = {
+    type: "object",
+    description:
+      "The step of a CA and service-account key rotation (docs/operations.md, \"Rotating CAs\"): phase 1 is { generation: N, trusting: true }, phase 2 { generation: N, trusting: false, previousServiceAccountKey: true }, then the same with previousServiceAccountKey: false. Default: never rotated (generation 0).",
+    properties: {
+      generation: { type: "integer", description: "The newest CA generation; 0 is the cluster's first CA." },
+      trusting: { type: "boolean", description: "Phase 1: generation - 1 is still trusted and still signs what others than the apiserver check." },
+      previousServiceAccountKey: { type: "boolean", description: "After phase 2: the service-account public key of generation - 1 still verifies tokens." },
+    },
+    required: ["generation", "trusting", "previousServiceAccountKey"],
+  };
+  collector.types[typeToken("CertificateAuthorities")] = {
+    type: "object",
+    description: "The public halves of the signing authorities (PEM; nothing secret).",
+    properties: {
+      cluster: str("The signing cluster CA (the CA Secret's certificate)."),
+      clusterBundle: str("Every cluster CA trusted now (the CA Secret's ca-bundle.crt): during a rotation the old and the new one. Give it to workers as cluster.trustBundle."),
+      etcd: str("The etcd CA."),
+      frontProxy: str("The signing front-proxy CA."),
+      serviceAccount: str("The public key that verifies the tokens the apiserver signs now."),
+    },
+    required: ["cluster", "clusterBundle", "etcd", "frontProxy", "serviceAccount"],
+  };
   const specDescription = { ...spec, description: "The business cluster, exactly as in a Cluster resource's spec (docs/api.md)." };
   const resources = {
     [componentType("ControlPlane")]: {
@@ -63,6 +86,7 @@ export function packageSchema(version: string): PackageSchema {
         operatorNamespace: str("Meta-cluster namespace of the operator, admitted to the apiserver by the masters' NetworkPolicies."),
         encryptionKeyGeneration: { type: "integer", description: "Generation of the key that encrypts Secrets at rest; raise by one to rotate. Default: 1." },
         etcdBackup: ref("EtcdBackupArgs"),
+        caRotation: ref("CaRotation"),
       },
       requiredInputs: ["spec"],
       properties: {
@@ -75,8 +99,9 @@ export function packageSchema(version: string): PackageSchema {
         adminKubeconfigSecret: str("Name of the Secret (in namespace) holding the admin kubeconfig."),
         version: str("The Kubernetes version the masters run once this update completes."),
         certificatesExpireAt: str("Earliest expiry of the leaf certificates (RFC 3339)."),
+        certificateAuthorities: ref("CertificateAuthorities"),
       },
-      required: ["namespace", "endpoint", "internalEndpoint", "caCertificate", "caPrivateKey", "adminKubeconfig", "adminKubeconfigSecret", "version", "certificatesExpireAt"],
+      required: ["namespace", "endpoint", "internalEndpoint", "caCertificate", "caPrivateKey", "adminKubeconfig", "adminKubeconfigSecret", "version", "certificatesExpireAt", "certificateAuthorities"],
     },
     [componentType("ClusterPki")]: {
       isComponent: true,
@@ -85,16 +110,18 @@ export function packageSchema(version: string): PackageSchema {
         spec: specDescription,
         namespace: str("Meta-cluster namespace the masters would live in (part of the servers' names). Default: the resource's name."),
         metaClusterDomain: str("DNS domain of the meta-cluster. Default: cluster.local."),
+        caRotation: ref("CaRotation"),
       },
       requiredInputs: ["spec"],
       properties: {
-        clusterCaCertificate: str("PEM of the cluster CA."),
+        clusterCaCertificate: str("PEM of the signing cluster CA."),
+        clusterTrustBundle: str("Every cluster CA trusted now (PEM, the newest first): during a rotation the old and the new one."),
         clusterCaPrivateKey: secretStr("PEM key of the cluster CA."),
         adminCertificate: str("PEM of kubernetes-admin's client certificate (group system:masters)."),
         adminPrivateKey: secretStr("PEM key of kubernetes-admin's client certificate."),
         certificatesExpireAt: str("Earliest expiry of the leaf certificates (RFC 3339)."),
       },
-      required: ["clusterCaCertificate", "clusterCaPrivateKey", "adminCertificate", "adminPrivateKey", "certificatesExpireAt"],
+      required: ["clusterCaCertificate", "clusterTrustBundle", "clusterCaPrivateKey", "adminCertificate", "adminPrivateKey", "certificatesExpireAt"],
     },
     [componentType("WorkerNode")]: workerNodeResource(collector),
     [componentType("NodePool")]: nodePoolResource(collector),

@@ -1,8 +1,8 @@
 /**
  * `construct` of WorkerNode for the component provider (provider.ts). The machine, packages and
  * options must be known (they are validated before anything is registered); the credentials and
- * the cluster's fields may be outputs of other resources (a ControlPlane's endpoint, CA and key)
- * and keep their secrecy. The resources a node waits for come as the `dependsOn` option.
+ * the cluster's fields may be outputs of other resources (a ControlPlane's endpoint, CA, key and
+ * trust bundle) and keep their secrecy. The resources a node waits for come as the `dependsOn` option.
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { MachineSpec, WorkerPackages } from "../api/v1alpha1";
@@ -53,9 +53,10 @@ export async function constructWorkerNode(name: string, inputs: Inputs, opts: pu
     certificateValidityHours: await known<number>("certificateValidityHours", inputs.certificateValidityHours),
     readyTimeoutSeconds: await known<number>("readyTimeoutSeconds", inputs.readyTimeoutSeconds),
     reinstall: await known<number>("reinstall", inputs.reinstall),
+    renewal: await known<number>("renewal", inputs.renewal),
     // The first step waits for what the node depends on, as NodePool's batches do.
     after: dependsOn as pulumi.Input<pulumi.Resource>[],
   };
   const node = new WorkerNode(name, args, opts);
-  return { urn: node.urn, state: { nodeName: node.nodeName, observedVersions: node.observedVersions, binaryVersions: node.binaryVersions } };
+  return { urn: node.urn, state: { nodeName: node.nodeName, observedVersions: node.observedVersions, binaryVersions: node.binaryVersions, certificates: node.certificates } };
 }

@@ -28,6 +28,9 @@ export function workerNodeResource(collector: TypeCollector): Record<string, unk
     properties: {
       endpoint: str("The kube-apiserver URL the kubelet connects to."),
       caCertificate: str("The cluster CA certificate (PEM)."),
+      trustBundle: str(
+        "What the kubelet trusts (PEM, one or more CAs): its kubeconfig's CA data and its --client-ca-file. During a CA rotation the old and the new CA (a ControlPlane's certificateAuthorities.clusterBundle). Default: caCertificate.",
+      ),
       caPrivateKey: secretStr("The cluster CA key (PEM): the kubelet's client certificate is signed with it. Mutually exclusive with bootstrapToken."),
       bootstrapToken: secretStr("A bootstrap token (<id>.<secret>) instead of a signed certificate."),
       adminKubeconfig: secretStr("An admin kubeconfig: enables drain, the Ready gate, uncordon and Node removal on delete."),
@@ -76,6 +79,22 @@ export function workerNodeResource(collector: TypeCollector): Record<string, unk
       ignore: { type: "array", items: { type: "string" }, description: oneOf("Checks reported as warnings instead of failing.", PreflightCheck).description },
     },
   };
+  collector.types[typeToken("KubeletCertificate")] = {
+    type: "object",
+    description: "A kubelet certificate as issued (public PEMs, never a key).",
+    properties: { certPem: str("The certificate."), caCertPem: str("The CA that signed it.") },
+    required: ["certPem", "caCertPem"],
+  };
+  collector.types[typeToken("WorkerCertificates")] = {
+    type: "object",
+    description: "The kubelet's certificates with the CA that signed each, and the trust bundle installed on the host; no certificate with a bootstrap token.",
+    properties: {
+      kubeletClient: ref("KubeletCertificate"),
+      kubeletServing: ref("KubeletCertificate"),
+      trustBundle: str("The trust bundle installed on the host (ca.crt and the kubelet kubeconfig's CA data)."),
+    },
+    required: ["trustBundle"],
+  };
   return {
     isComponent: true,
     description: "One worker host joined to a business cluster over SSH: preflight, containerd, kubelet, CNI, join, verify.",
@@ -87,14 +106,16 @@ export function workerNodeResource(collector: TypeCollector): Record<string, unk
       runtime: ref("ContainerRuntime"),
       ...nodeOptions(),
       reinstall: { type: "integer", description: "A repair token: changing it re-runs every install step." },
+      renewal: { type: "integer", description: "A renewal token (≥ 0): changing it replaces the kubelet's keys and so re-issues both certificates now, whatever their expiry." },
     },
     requiredInputs: ["machine", "credentials", "cluster"],
     properties: {
       nodeName: str("The Node's name (the machine's hostname)."),
       observedVersions: { type: "object", additionalProperties: { type: "string" }, description: "Versions read back from the host." },
       binaryVersions: { type: "object", additionalProperties: { type: "string" }, description: "The first line each installed binary prints for --version." },
+      certificates: ref("WorkerCertificates"),
     },
-    required: ["nodeName", "observedVersions", "binaryVersions"],
+    required: ["nodeName", "observedVersions", "binaryVersions", "certificates"],
   };
 }
 

@@ -335,5 +335,6 @@ describe("WorkerNode", () => {
     expect((await valueOf(without.certificates)).trustBundle).toBe(cluster.caCertificate);
     expect(plain.options.get("nb-kubelet-key")?.replacementTrigger).toEqual({ renewal: 0 });
     expect(() => new WorkerNode("bad", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster, renewal: -1 })).toThrow(/renewal: must be a non-negative integer \(got -1\)/);
+    expect(() => new WorkerNode("bad", { machine: machine(), credentials: { privateKey: PRIVATE_KEY }, cluster: { ...cluster, trustBundle: "" } })).toThrow(/cluster\.trustBundle: must be PEM text holding one or more CA certificates/);
   });
 });

@@ -89,7 +89,7 @@ describe("OperatorMetrics", () => {
 describe("ClusterMetrics", () => {
   it("starts the drift series at zero and counts checks and corrections per kind", async () => {
     const registry = new Registry();
-    const hooks = new ClusterMetrics(registry).hooks("Cluster");
+    const hooks = new ClusterMetrics(registry, () => []).hooks("Cluster");
     let text = await registry.metrics();
     expect(text).toContain('kube_on_kube_drift_corrections_total{kind="Cluster"} 0');
     for (const result of ["in-sync", "drifted", "error"]) expect(text).toContain(`kube_on_kube_drift_checks_total{kind="Cluster",method="preview",result="${result}"} 0`);
@@ -108,7 +108,7 @@ describe("ClusterMetrics", () => {
 
   it("keeps one certificate-expiry series per Cluster, in unix seconds, and drops it when told the Cluster is gone", async () => {
     const registry = new Registry();
-    const { certificatesExpireAt: set } = new ClusterMetrics(registry).hooks("Cluster");
+    const { certificatesExpireAt: set } = new ClusterMetrics(registry, () => []).hooks("Cluster");
     set("fleet", "a", new Date("2027-11-25T00:00:00Z"));
     set("fleet", "b", new Date("2027-12-01T00:00:00Z"));
     set("fleet", "a", new Date("2028-11-25T00:00:00Z"));
@@ -122,9 +122,46 @@ describe("ClusterMetrics", () => {
     expect(text).not.toContain("kube_on_kube_certificates_expire_at_seconds{");
   });
 
+  it("exports each Cluster's CA expiry by authority from the cache at scrape time, and nothing for a Cluster gone", async () => {
+    const registry = new Registry();
+    const fingerprint = `sha256:${"b".repeat(64)}`;
+    const cluster = (name: string, authorities?: { name: "cluster" | "etcd" | "front-proxy" | "service-account"; notAfter?: string }[]) => ({
+      metadata: { namespace: "fleet", name },
+      status: authorities ? { certificates: { authorities: authorities.map((a) => ({ ...a, fingerprint })) } } : {},
+    });
+    const clusters = [
+      cluster("a", [
+        { name: "cluster", notAfter: "2036-12-01T00:00:00Z" },
+        { name: "etcd", notAfter: "2036-12-02T00:00:00Z" },
+        { name: "front-proxy", notAfter: "2036-12-03T00:00:00Z" },
+        { name: "service-account" },
+      ]),
+      cluster("b"),
+      cluster("c", [{ name: "cluster", notAfter: "not a date" }]),
+    ];
+    new ClusterMetrics(registry, () => clusters);
+    let text = await registry.metrics();
+    expect(text).toContain(`kube_on_kube_cluster_ca_expiry_timestamp_seconds{namespace="fleet",cluster="a",authority="cluster"} ${Date.parse("2036-12-01T00:00:00Z") / 1000}`);
+    expect(text).toContain(`kube_on_kube_cluster_ca_expiry_timestamp_seconds{namespace="fleet",cluster="a",authority="etcd"} ${Date.parse("2036-12-02T00:00:00Z") / 1000}`);
+    expect(text).toContain(`kube_on_kube_cluster_ca_expiry_timestamp_seconds{namespace="fleet",cluster="a",authority="front-proxy"} ${Date.parse("2036-12-03T00:00:00Z") / 1000}`);
+    expect(text).not.toContain('authority="service-account"');
+    expect(text).not.toContain('cluster="b"');
+    expect(text).not.toContain('cluster="c"');
+    // A rotation's phase 2 moves the signing CA: the next scrape reads the new expiry.
+    clusters[0] = cluster("a", [{ name: "cluster", notAfter: "2037-01-01T00:00:00Z" }]);
+    text = await registry.metrics();
+    expect(text).toContain(`kube_on_kube_cluster_ca_expiry_timestamp_seconds{namespace="fleet",cluster="a",authority="cluster"} ${Date.parse("2037-01-01T00:00:00Z") / 1000}`);
+    expect(text).not.toContain('authority="etcd"');
+    clusters.shift();
+    text = await registry.metrics();
+    expect(text).not.toContain("kube_on_kube_cluster_ca_expiry_timestamp_seconds{");
+    // The family is still exported, so the alert's metric is found before any Cluster has CAs (test/integration/monitoring.test.ts).
+    expect(text).toContain("# TYPE kube_on_kube_cluster_ca_expiry_timestamp_seconds gauge");
+  });
+
   it("keeps a Cluster's last etcd backup time and failure count, the count from zero, both dropped when its backups go", async () => {
     const registry = new Registry();
-    const hooks = new ClusterMetrics(registry).backupHooks();
+    const hooks = new ClusterMetrics(registry, () => []).backupHooks();
     hooks.lastSuccess("fleet", "a", undefined);
     let text = await registry.metrics();
     expect(text).toContain('kube_on_kube_etcd_backup_failures_total{namespace="fleet",name="a"} 0');

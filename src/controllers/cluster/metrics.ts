@@ -1,13 +1,21 @@
 /**
  * Metrics of Clusters, in the operator's registry (runtime/metrics.ts): drift checks and
- * corrections, certificate expiry and etcd backups. Expiry and backups are the series per Cluster:
- * Clusters are dozens, and an alert has to name the Cluster whose certificates run out or whose
- * backups stopped.
+ * corrections, certificate and CA expiry and etcd backups. Expiry and backups are the series per
+ * Cluster: Clusters are dozens, and an alert has to name the Cluster whose certificates run out or
+ * whose backups stopped. The CAs' expiry is read from the informer cache at scrape time (like the
+ * Machines' kubelet certificates, machine/metrics.ts), so a deleted Cluster leaves no series.
  */
 import { Counter, Gauge, type Registry } from "prom-client";
+import type { CertificatesStatus } from "../../api/v1alpha1";
 import { METRIC_PREFIX } from "../../runtime/metrics";
 import type { EtcdBackupHooks } from "./etcd-backup-check";
 import type { ClusterReconcilerHooks, DriftCheckResult } from "./reconciler";
+
+/** What the CA expiry gauge reads of a cached Cluster. */
+export interface MeteredCluster {
+  readonly metadata?: { readonly namespace?: string; readonly name?: string };
+  readonly status?: { readonly certificates?: CertificatesStatus };
+}
 
 export class ClusterMetrics {
   readonly driftChecks: Counter<"kind" | "method" | "result">;
@@ -16,7 +24,8 @@ export class ClusterMetrics {
   readonly etcdBackupLastSuccess: Gauge<"namespace" | "name">;
   readonly etcdBackupFailures: Counter<"namespace" | "name">;
 
-  constructor(registry: Registry) {
+  /** `clusters` lists the cached Clusters, read at each scrape for their CAs' expiry. */
+  constructor(registry: Registry, clusters: () => readonly MeteredCluster[]) {
     this.driftChecks = new Counter({
       name: `${METRIC_PREFIX}drift_checks_total`,
       help: "Drift checks of reconciled objects, by kind, method (fingerprint: the live objects were unchanged; preview: a full preview with refresh) and result (in-sync, drifted, error).",
@@ -34,6 +43,24 @@ export class ClusterMetrics {
       help: "Unix time at which the earliest certificate of a Cluster expires (status.certificatesExpireAt), by Cluster.",
       labelNames: ["namespace", "name"] as const,
       registers: [registry],
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}cluster_ca_expiry_timestamp_seconds`,
+      help: "When a Cluster's signing CA (cluster, etcd, front-proxy) expires, as its last update wrote it (status.certificates.authorities), by Cluster and authority.",
+      labelNames: ["namespace", "cluster", "authority"] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const c of clusters()) {
+          const { namespace, name } = c.metadata ?? {};
+          if (namespace === undefined || name === undefined) continue;
+          // The service-account key has no expiry (no notAfter), so it has no series.
+          for (const authority of c.status?.certificates?.authorities ?? []) {
+            const at = authority.notAfter ? Date.parse(authority.notAfter) : Number.NaN;
+            if (!Number.isNaN(at)) this.set({ namespace, cluster: name, authority: authority.name }, at / 1000);
+          }
+        }
+      },
     });
     this.etcdBackupLastSuccess = new Gauge({
       name: `${METRIC_PREFIX}etcd_backup_last_success_timestamp_seconds`,
