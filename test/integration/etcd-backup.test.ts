@@ -15,131 +15,26 @@
  *
  * Needs the toolchain (etcd, etcdctl, etcdutl, versitygw, registry); fails, never skips, without it.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { Agent, request } from "node:https";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { Agent } from "node:https";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { etcdBackupCommand, etcdRestoreCommand, type EtcdCommandIo } from "../../src/cli/etcd";
+import { etcdBackupCommand, etcdRestoreCommand } from "../../src/cli/etcd";
 import { defaultConfig, type DevConfig } from "../../src/dev/config";
 import { OBJECT_STORE_BUCKET, OBJECT_STORE_REGION, objectStoreEndpoint, readObjectStoreCredentials } from "../../src/dev/object-store";
 import { ensurePki } from "../../src/dev/pki";
-import { isPortFree } from "../../src/dev/ports";
 import { startServices, stopServices } from "../../src/dev/services";
 import { toolchainBinary, toolchainDir } from "../../src/dev/toolchain";
 import { backupStamp, parseBackupStamp } from "../../src/backup/keys";
 import { S3Client } from "../../src/runtime/s3/client";
 import { freePortBase, kok } from "../support/dev-cluster";
-import { eventually } from "../support/poll";
+import { agentFor, b64, capture, countKeys, freePorts, gateway, serving, startEtcd, stopEtcd, type Etcd } from "../support/etcd";
 
 const KEYS = 2000;
 const VALUE = "v".repeat(1024);
 const HOUR = 3_600_000;
-
-interface Etcd {
-  readonly url: string;
-  readonly process: ChildProcess;
-  readonly log: string;
-}
-
-function startEtcd(dir: string, name: string, dataDir: string, clientPort: number, peerPort: number, pki: string, initial?: { cluster: string; token: string }): Etcd {
-  const url = `https://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const log = path.join(dir, `${name}.log`);
-  const fd = openSync(log, "a");
-  const args = [
-    `--name=${name}`,
-    `--data-dir=${dataDir}`,
-    `--listen-client-urls=${url}`,
-    `--advertise-client-urls=${url}`,
-    `--listen-peer-urls=${peer}`,
-    `--initial-advertise-peer-urls=${peer}`,
-    `--initial-cluster=${initial?.cluster ?? `${name}=${peer}`}`,
-    `--initial-cluster-token=${initial?.token ?? `${name}-token`}`,
-    "--client-cert-auth",
-    `--trusted-ca-file=${pki}/ca.crt`,
-    `--cert-file=${pki}/etcd-server.crt`,
-    `--key-file=${pki}/etcd-server.key`,
-    "--listen-metrics-urls=",
-  ];
-  const child = spawn(toolchainBinary("etcd"), args, { stdio: ["ignore", fd, fd] });
-  closeSync(fd);
-  return { url, process: child, log };
-}
-
-/** Polls until etcd serves; an etcd that exited fails at once with its log. */
-function serving(etcd: Etcd, agent: Agent) {
-  return eventually(
-    `etcd ${etcd.url} answers over TLS`,
-    async () => {
-      if (etcd.process.exitCode !== null) throw new Error(`etcd exited with ${etcd.process.exitCode}: ${readFileSync(etcd.log, "utf8").split("\n").slice(-5).join("\n")}`);
-      return countKeys(etcd, agent).catch(() => undefined);
-    },
-    { timeoutMs: 30_000 },
-  );
-}
-
-async function stopEtcd(etcd: Etcd | undefined, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-  if (!etcd || etcd.process.exitCode !== null || etcd.process.signalCode !== null) return;
-  const exited = new Promise((resolve) => etcd.process.once("exit", resolve));
-  etcd.process.kill(signal);
-  await exited;
-}
-
-/** etcd's JSON gateway (/v3/...) with the backup client's certificate: what an etcd client reads. */
-function gateway(etcd: Etcd, api: string, body: unknown, agent: Agent): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${etcd.url}/v3/${api}`, { method: "POST", agent, headers: { "content-type": "application/json" }, timeout: 5000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        if (res.statusCode !== 200) reject(new Error(`${api}: HTTP ${res.statusCode} ${text}`));
-        else resolve(JSON.parse(text) as Record<string, unknown>);
-      });
-    });
-    req.on("timeout", () => req.destroy(new Error(`${api}: timed out`)));
-    req.on("error", reject);
-    req.end(JSON.stringify(body));
-  });
-}
-
-const b64 = (text: string) => Buffer.from(text).toString("base64");
-
-function agentFor(pki: string, client = "backup-client"): Agent {
-  return new Agent({ ca: readFileSync(`${pki}/ca.crt`), cert: readFileSync(`${pki}/${client}.crt`), key: readFileSync(`${pki}/${client}.key`), keepAlive: true, maxSockets: 16 });
-}
-
-/** The number of keys under `k/`, the cluster ID and the revision of the member that answered. */
-async function countKeys(etcd: Etcd, agent: Agent): Promise<{ count: number; clusterId: string; revision: number }> {
-  const answer = await gateway(etcd, "kv/range", { key: b64("k/"), range_end: b64("k0"), count_only: true }, agent);
-  const header = answer.header as Record<string, unknown>;
-  return { count: Number(answer.count ?? 0), clusterId: String(header.cluster_id), revision: Number(header.revision) };
-}
-
-/** `n` distinct free ports below the kernel's ephemeral range (see freePortBase). */
-async function freePorts(n: number): Promise<number[]> {
-  const found = new Set<number>();
-  while (found.size < n) {
-    const port = 20000 + Math.floor(Math.random() * 10000);
-    if (!found.has(port) && (await isPortFree(port))) found.add(port);
-  }
-  return [...found];
-}
-
-interface Captured {
-  readonly io: EtcdCommandIo;
-  readonly out: string[];
-  readonly err: string[];
-}
-
-function capture(env: NodeJS.ProcessEnv, now: Date = new Date()): Captured {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { io: { env, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t), now: () => now }, out, err };
-}
 
 describe("kok etcd backup / restore with a real etcd and object store", () => {
   let root: string;
