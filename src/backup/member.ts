@@ -8,14 +8,16 @@
  * Whatever the action, the command then lists the members and asks each started one for its
  * status, and prints ONE JSON line (and writes it to --result-file, the termination message):
  *   {"action","member","done","message","members":[{"name","id","learner","started","healthy"}]}
- * `done: false` with a message when etcd refused the step (a learner not caught up yet); exit 1
- * only when the membership could not be read at all.
+ * `done: false` with a message when etcd refused the step (a learner not caught up yet, a voter
+ * removed within seconds of its connection to the member asked); exit 1 only when the membership
+ * could not be read at all.
  *
  * Names come from the peer URLs (`https://<name>.<peer-service>...`): a learner added but not yet
  * started has no name of its own in etcd's list.
  */
 import type { ObservedMember } from "../api/v1alpha1";
 import { runTool, toolFailure, type TlsFiles } from "./etcd-tools";
+import { memberHealth } from "./member-health";
 import { Checker, findBinary, readableFile, UsageError, type RawFlags } from "./options";
 
 export const MEMBER_ACTIONS = ["list", "add", "promote", "remove"] as const;
@@ -139,8 +141,11 @@ async function etcdctl(o: MemberOptions, endpoints: readonly string[], args: str
 
 async function list(o: MemberOptions): Promise<ListedMember[]> {
   const r = await etcdctl(o, o.endpoints, ["member", "list", "-w", "json"]);
-  if (!r.ok) throw new Error(`etcdctl member list: ${r.why}`);
-  return parseMemberList(r.stdout);
+  if (r.ok) return parseMemberList(r.stdout);
+  // etcdctl says `context deadline exceeded` for any failure to connect, the cause (a refused client
+  // certificate) not always in its logs: the endpoints say where, and Node's TLS client says why.
+  const causes = await Promise.all(o.endpoints.map((endpoint) => memberHealth(endpoint, o.tls).then(() => "", (error: Error) => error.message)));
+  throw new Error([`etcdctl member list at ${o.endpoints.join(", ")}: ${r.why}`, ...causes.filter(Boolean)].join("; "));
 }
 
 /** Each started member's status, asked at its own client URL (a learner answers too). */
