@@ -8,9 +8,10 @@
  * endpoint and the client certificate's paths changed to this test's, and its one JSON line must
  * be one the operator's strict parser (parseMemberResult) accepts.
  *
- * The scale-up and scale-down runbook (docs/operations.md): list → add a learner → start it →
- * promote it (asked again while etcd says it has not caught up, as the operator does) → add again
- * changes nothing → remove it while it leads (leadership moved away first) → the cluster still
+ * The scale-up and scale-down runbook (docs/operations.md): list → add a learner (twice: nothing
+ * twice) → start it → promote it while it is stopped and behind (refused: done false) → promote it
+ * (asked again while etcd refuses, as the operator does) → add again changes nothing → remove it
+ * while it leads (leadership moved away first; asked again while etcd refuses) → the cluster still
  * takes writes → remove again changes nothing. Bad paths: an endpoint nobody listens on and a
  * client certificate of another CA fail with one line naming the endpoint and no key material.
  *
@@ -226,6 +227,19 @@ describe("kok etcd member with a real etcd", () => {
     console.log(`${joining} started and synced in ${Date.now() - t} ms`);
     const listed = await step("list");
     expect(listed.result.members.find((m) => m.name === joining)).toEqual({ name: joining, id, learner: true, started: true, healthy: true });
+
+    // A learner fallen behind (its process stopped while writes go on): etcd refuses to promote it,
+    // and the step says so as an answer (done: false, exit 0), not as a failure.
+    members[1]!.process.kill("SIGSTOP");
+    try {
+      for (let i = 0; i < 50; i++) await gateway(members[0]!, "kv/put", { key: b64(`while-stopped/${i}`), value: b64("x") }, agent);
+      const behind = await step("promote", joining);
+      expect(behind.result).toMatchObject({ action: "promote", member: joining, done: false, message: expect.stringMatching(/^etcdctl member promote: .*in sync with leader/) });
+      // It does not answer its status either.
+      expect(behind.result.members.find((m) => m.name === joining)).toEqual({ name: joining, id, learner: true, started: true, healthy: false });
+    } finally {
+      members[1]!.process.kill("SIGCONT");
+    }
 
     // As the operator does: promote until etcd says it is done; "not caught up" is an answer, not a failure.
     const refusals: string[] = [];
