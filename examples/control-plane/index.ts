@@ -28,6 +28,8 @@ const metaCluster = new k8s.Provider("meta-cluster", {
   kubeconfig: metaKubeconfig,
   clusterIdentifier: "meta-cluster",
   enableSecretMutable: true,
+  // The etcd membership ConfigMap and the audit policy change in place, never briefly missing.
+  enableConfigMapMutable: true,
 });
 
 // The rollout gates read the meta-cluster with the provider's kubeconfig (or $KUBECONFIG, like it).

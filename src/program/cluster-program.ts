@@ -71,6 +71,11 @@ export function metaClusterProviderArgs(metaKubeconfig?: pulumi.Input<string>): 
     clusterIdentifier: META_CLUSTER_PROVIDER,
     // Renewed certificates update their Secrets in place instead of delete-and-recreate.
     enableSecretMutable: true,
+    // ConfigMaps too: by default a change of data replaces a ConfigMap, and with a fixed name
+    // that is delete-then-create, so the etcd membership ConfigMap (read at each member's start)
+    // and the audit policy (mounted by the apiservers) were briefly missing on each change. A
+    // changed option is an update of the provider, not a replacement (only another cluster is).
+    enableConfigMapMutable: true,
     deleteUnreachable: false,
   };
 }
@@ -91,6 +96,9 @@ export function businessClusterProviderArgs(adminKubeconfig: pulumi.Input<string
     // A refresh while the business apiserver is down (the masters being what drifted) keeps the
     // add-ons' last state instead of failing, so the `up` that repairs the masters can run.
     skipUpdateUnreachable: true,
+    // The add-ons' ConfigMaps (Corefile, kube-proxy and flannel configuration) change in place,
+    // never missing between a delete and a create (see metaClusterProviderArgs).
+    enableConfigMapMutable: true,
   };
 }
 

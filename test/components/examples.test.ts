@@ -11,7 +11,7 @@ describe("examples/control-plane", () => {
     await settle();
     const provider = recorder.named("meta-cluster");
     expect(provider.type).toBe("pulumi:providers:kubernetes");
-    expect(provider.inputs).toMatchObject({ clusterIdentifier: "meta-cluster", enableSecretMutable: "true" });
+    expect(provider.inputs).toMatchObject({ clusterIdentifier: "meta-cluster", enableSecretMutable: "true", enableConfigMapMutable: "true" });
     const workloads = [...recorder.ofType("kubernetes:apps/v1:StatefulSet"), ...recorder.ofType("kubernetes:apps/v1:Deployment")];
     expect(workloads.map((w) => (w.inputs as { metadata: { namespace: string } }).metadata.namespace)).toEqual(Array(4).fill("kok-prod-a"));
     for (const w of workloads) expect(w.provider).toMatch(/::meta-cluster::/);

@@ -115,8 +115,10 @@ describe("the add-ons on a real apiserver", () => {
   });
 
   it("creates every object in kube-system without waiting for Pods (there is no node)", async () => {
+    // No Pod can run here: an update that waited for the workloads would have failed at
+    // pulumi-kubernetes' await timeout, so the `up` having succeeded is the proof. Its time is
+    // printed, not asserted (speed belongs in the benchmarks).
     console.log(`first up of the add-ons: ${firstUpSeconds.toFixed(1)} s`);
-    expect(firstUpSeconds).toBeLessThan(120);
     const flannel = await apps.readNamespacedDaemonSet({ namespace: "kube-system", name: "flannel" });
     expect(flannel.spec?.template.spec?.containers.map((c) => c.name)).toEqual(["kube-flannel", "install-cni"]);
     expect(flannel.metadata?.annotations?.["pulumi.com/skipAwait"]).toBe("true");
