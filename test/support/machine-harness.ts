@@ -25,7 +25,8 @@ const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nunit-test-secret-key\n
 export const CA_KEY = "-----BEGIN EC PRIVATE KEY-----\nunit-test-ca-key\n-----END EC PRIVATE KEY-----";
 const CA_REF = { namespace: MASTERS, name: "prod-a-cluster-ca", certificateKey: "tls.crt", privateKeyKey: "tls.key" };
 
-export function harness() {
+/** `stacks`: a real StackRunner in place of the fake engine (integration tests); `ups` and `engine` then see nothing. */
+export function harness(o: { stacks?: MachineStacks } = {}) {
   let time = Date.parse("2026-11-25T12:00:00Z");
   const machines = new Map<string, MachineObject>();
   const clusters = new Map<string, ClusterObject>();
@@ -96,7 +97,7 @@ export function harness() {
   const bump = () => String(++version);
   const reconciler = new MachineReconciler({
     now: () => new Date(time),
-    stacks,
+    stacks: o.stacks ?? stacks,
     events: { record: async (_m, type, reason, message) => void events.push({ type, reason, message }) },
     nodes: {
       ensure: (clusterKey, kubeconfig) => {
