@@ -14,6 +14,7 @@ import { leaseHolderRecords, type HolderLeaseApi } from "../../src/runtime/holde
 import { pruneLogLine, pruneOrphanHolders, type PrunableStacks } from "../../src/runtime/holder-pruning";
 import { StackRunner } from "../../src/runtime/stack-runner";
 import { writeGated } from "../../src/runtime/write-gate";
+import { flush } from "../support/fake-clock";
 import { MemoryLeases } from "../support/memory-leases";
 
 const PROJECT = "kube-on-kube-machines";
@@ -100,14 +101,15 @@ describe.each(variants)("pruning orphan holder records: %s", (_name, make) => {
   it("reads the record under the stack's mutex: one an operation of this term wrote meanwhile stays", async () => {
     const w = world(make);
     await w.holders.write(PROJECT, "fleet.busy", ENDED);
-    // An operation of this term holds the stack: it replaces the record, and its removal fails.
+    // An operation of this term holds the stack; later it replaces the record, and its removal fails.
     let finish!: () => void;
     const operation = w.s.exclusive("fleet.busy", async () => {
-      await w.holders.write(PROJECT, "fleet.busy", CURRENT);
       await new Promise<void>((resolve) => (finish = resolve));
+      await w.holders.write(PROJECT, "fleet.busy", CURRENT);
     });
     const pruning = pruneOrphanHolders(w.s, { term: TERM, inUse: () => false });
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    // Every step the pruning could take without the mutex is done by now.
+    await flush();
     expect(w.asked).toEqual([]);
     finish();
     await operation;
