@@ -9,6 +9,7 @@ import { API_GROUP, API_VERSION, type ClusterObject, type MachineObject, type Pa
 import type { EventRecorder } from "../runtime/events";
 import { listInPages, ResilientInformer } from "../runtime/informer";
 import type { KnownSecrets } from "../runtime/known-secrets";
+import type { Term } from "../runtime/leader-election";
 import type { Manager } from "../runtime/manager";
 import type { OperatorMetrics } from "../runtime/metrics";
 import type { CustomResource } from "../runtime/object-store";
@@ -61,6 +62,11 @@ export interface Registered {
    * clear what a killed predecessor left on its stacks before the object is reconciled.
    */
   recoveries?: StackRecoveries["recoveries"];
+  /**
+   * Once per term, after the recoveries' first pass: removes the holder records of stacks that
+   * no object names and the backend no longer has (runtime/holder-pruning.ts), and logs each.
+   */
+  pruneHolders?(term: Term | undefined, termEnded: AbortSignal): Promise<void>;
   /** Releases what the registration holds beyond the manager (watches of business clusters). */
   stop?(): Promise<void>;
 }

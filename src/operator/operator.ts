@@ -21,7 +21,8 @@ import { registerPackageVersionController } from "../controllers/packageversion/
 import { credentialsDirOf, resetCredentialsDir, SSH_DIR_VARIABLE } from "../host/credentials-dir";
 import type { WorkerDefaults } from "../program/machine-program";
 import { EventRecorder } from "../runtime/events";
-import { EngineFence, FenceWatchdog, holderRecordsFor, type HolderRecords } from "../runtime/fencing";
+import { EngineFence, FenceWatchdog, type HolderRecords } from "../runtime/fencing";
+import { holderRecordsFor } from "../runtime/holder-files";
 import { leaseHolderRecords } from "../runtime/holder-leases";
 import { writeGated } from "../runtime/write-gate";
 import { parseListenAddress, startOperatorServer, type OperatorServer } from "../runtime/http-server";
@@ -194,7 +195,11 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       const object = objectOf(recovery.kind, recovery.key);
       if (object) void recorder.normal(object, "StackRecovered", `its stacks were recovered after ${attempts} tries; reconciling`);
     },
-    onReconciling: () => logger.info("leading: reconciling", { clusters: informers.clusters.list().length, machines: informers.machines.list().length }),
+    onReconciling: (term, termEnded) => {
+      logger.info("leading: reconciling", { clusters: informers.clusters.list().length, machines: informers.machines.list().length });
+      // In the background: each record of a stack without an object may take an engine call.
+      for (const kind of kinds) void kind.pruneHolders?.(term, termEnded).catch((err: unknown) => logger.warn("pruning holder records failed; the next term tries again", { error: brief(err) }));
+    },
     // A failed reconcile is an error; a terminal one (an invalid spec) is the object owner's to
     // fix, told in its status and Events, so a warning here.
     onReconcile: (event) =>

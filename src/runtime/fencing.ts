@@ -18,14 +18,14 @@
  * - Each engine operation that may take a stack's lock first writes a holder record (the term's
  *   identity and acquire time); it is removed when the operation ends by itself and kept when the
  *   operation was killed. `decideLock` reads it at recovery (below). The records live beside a
- *   `file://` backend's stacks, and in Leases of the operator's namespace for an object store
- *   (holder-leases.ts), so a new leader can prove a lock stale with any backend.
+ *   `file://` backend's stacks (holder-files.ts), and in a Lease of the operator's namespace for
+ *   an object store (holder-leases.ts), so a new leader can prove a lock stale with any backend.
+ *   Records of stacks that no longer exist are pruned by a new leader (holder-pruning.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { realClock, type Clock } from "./clock";
 import type { Term } from "./leader-election";
 
@@ -209,15 +209,23 @@ export interface HolderRecord {
 
 /**
  * Where holder records are kept, where every replica sees the same ones: beside a `file://`
- * backend's stacks (holderRecordsFor), or one Lease per stack in the operator's namespace for the
- * other backends (holder-leases.ts). Asynchronous: a record is an API call away. `held` lists the
- * stacks of a project that have one, in one call, so a failover does not read a record per object.
+ * backend's stacks (holder-files.ts), or annotations of one Lease in the operator's namespace for
+ * the other backends (holder-leases.ts). Asynchronous: a record is an API call away. `held` lists
+ * the stacks of a project that have one, in one call, so a failover does not read a record per
+ * object. `remove` with `expected` removes the record only while it is still that one: a record
+ * another operation wrote since it was read stays (the pruning of orphans, holder-pruning.ts).
  */
 export interface HolderRecords {
   read(project: string, stack: string): Promise<HolderRecord | undefined>;
   write(project: string, stack: string, record: HolderRecord): Promise<void>;
-  remove(project: string, stack: string): Promise<void>;
+  remove(project: string, stack: string, expected?: HolderRecord): Promise<void>;
   held(project: string): Promise<ReadonlyMap<string, HolderRecord>>;
+}
+
+/** Whether two records are the same operation's: every field equal. */
+export function sameHolderRecord(a: HolderRecord | undefined, b: HolderRecord | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.identity === b.identity && a.acquiredAt === b.acquiredAt && a.operation === b.operation && a.pid === b.pid && a.startedAt === b.startedAt;
 }
 
 /**
@@ -243,51 +251,6 @@ export function parseHolderRecord(text: string | undefined): HolderRecord | unde
     typeof r.pid === "number" &&
     typeof r.startedAt === "string";
   return ok ? { identity: r.identity as string, acquiredAt: r.acquiredAt as number, operation: r.operation as string, pid: r.pid as number, startedAt: r.startedAt as string } : undefined;
-}
-
-/**
- * Holder records in a `file://` backend's directory (`.kube-on-kube/holders/<project>/<stack>.json`,
- * beside Pulumi's own `.pulumi/`); undefined for other backends (the operator keeps theirs in
- * Leases: holder-leases.ts).
- */
-export function holderRecordsFor(backendUrl: string): HolderRecords | undefined {
-  if (!backendUrl.startsWith("file://")) return undefined;
-  const root = path.join(fileURLToPath(backendUrl.replace(/\?.*$/, "")), ".kube-on-kube", "holders");
-  const file = (project: string, stack: string) => path.join(root, project, `${stack}.json`);
-  const readText = (f: string) => {
-    try {
-      return readFileSync(f, "utf8");
-    } catch {
-      return undefined;
-    }
-  };
-  return {
-    read: async (project, stack) => parseHolderRecord(readText(file(project, stack))),
-    async write(project, stack, record) {
-      mkdirSync(path.join(root, project), { recursive: true });
-      // Written whole then renamed: a reader never sees half a record.
-      const tmp = `${file(project, stack)}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify(record));
-      renameSync(tmp, file(project, stack));
-    },
-    async remove(project, stack) {
-      rmSync(file(project, stack), { force: true });
-    },
-    async held(project) {
-      let names: string[];
-      try {
-        names = readdirSync(path.join(root, project));
-      } catch {
-        return new Map();
-      }
-      const held = new Map<string, HolderRecord>();
-      for (const name of names.filter((n) => n.endsWith(".json"))) {
-        const record = parseHolderRecord(readText(path.join(root, project, name)));
-        if (record) held.set(name.slice(0, -".json".length), record);
-      }
-      return held;
-    },
-  };
 }
 
 export type LockDecision =

@@ -13,16 +13,18 @@
  *   not on every Lease of its namespace; a ConfigMap there would also need an exception in the
  *   operator's admission policy, which confines ConfigMaps to masters' namespaces.
  * The cost: one object for all records, so writers race on its resourceVersion (retried on 409);
- * records exist only while an operation runs (at most the engine slots) or after one was killed,
- * so the object stays small: annotations may total 256 KiB, a record takes about 250 bytes.
+ * records exist only while an operation runs (at most the engine slots) or after one was killed
+ * (until the next recovery, or pruning), so the object stays small: annotations may total 256 KiB, a record takes about 250 bytes.
  *
  * The Lease's writes go through the operator's write gate (write-gate.ts): a replica whose term
- * ended cannot write or remove a record.
+ * ended cannot write or remove a record. Records of stacks that no longer exist (their objects
+ * deleted) are pruned by a new leader (holder-pruning.ts), so what crashes leave behind does not
+ * pile up.
  */
 import { createHash } from "node:crypto";
 import type { CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
 import { httpStatus } from "./api-errors";
-import { FencedError, parseHolderRecord, type HolderRecord, type HolderRecords } from "./fencing";
+import { FencedError, parseHolderRecord, sameHolderRecord, type HolderRecord, type HolderRecords } from "./fencing";
 
 /** The annotations' prefix: `<prefix>/<hash of project and stack>`. */
 export const HOLDER_ANNOTATION_PREFIX = "holders.kubeonkube.io";
@@ -122,10 +124,12 @@ export function leaseHolderRecords(options: LeaseHolderRecordsOptions): HolderRe
         annotations[holderAnnotationKey(project, stack)] = JSON.stringify({ project, stack, record });
         return true;
       }),
-    remove: (project, stack) =>
+    remove: (project, stack, expected) =>
       update(`removing the record of stack ${stack}`, (annotations) => {
         const key = holderAnnotationKey(project, stack);
         if (!(key in annotations)) return false;
+        // Checked on each read of the read-modify-write: a record written since stays.
+        if (expected && !sameHolderRecord(parseEntry(annotations[key])?.record, expected)) return false;
         delete annotations[key];
         return true;
       }),

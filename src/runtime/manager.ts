@@ -104,8 +104,11 @@ export interface ManagerOptions {
    */
   readonly beforeReconciling?: (termEnded: AbortSignal) => Promise<void>;
   /** Every reconcile outcome (logs); metrics are recorded already when `metrics` is set. */
-  /** Told once per term, when its controllers start handing out keys (after the recoveries' first try). */
-  readonly onReconciling?: () => void;
+  /**
+   * Told once per term, when its controllers start handing out keys (after the recoveries' first
+   * try), with the term and its end (the operator prunes orphan holder records then).
+   */
+  readonly onReconciling?: (term: Term | undefined, termEnded: AbortSignal) => void;
   readonly onReconcile?: (event: ReconcileEvent) => void;
   readonly onError?: (err: unknown) => void;
   readonly clock?: Clock;
@@ -313,7 +316,7 @@ export class Manager {
       for (const obj of registration.informer.list()) controller.enqueue(objectKey(obj));
     }
     this.reconciling = true;
-    this.options.onReconciling?.();
+    this.options.onReconciling?.(token, term);
   }
 
   /**

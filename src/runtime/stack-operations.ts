@@ -3,7 +3,7 @@
  * report, a preview's planned changes and a provider's diagnostic as one plain line. Apart from
  * the runner so that callers and tests name these without the engine's wiring.
  */
-import type { EngineEvent } from "@pulumi/pulumi/automation";
+import type { EngineEvent, OpMap } from "@pulumi/pulumi/automation";
 import type { StackOperation } from "./engine-errors";
 import type { EngineFence, HolderRecords, LockDecision } from "./fencing";
 
@@ -50,7 +50,7 @@ export interface StackRunnerOptions {
    * carry its marker, and they are aborted and killed when it closes. Absent: no fencing (tests).
    */
   readonly fence?: EngineFence;
-  /** Where holder records go; default: beside a `file://` backend's stacks (holderRecordsFor). */
+  /** Where holder records go; default: beside a `file://` backend's stacks (holder-files.ts). */
   readonly holders?: HolderRecords;
 }
 
@@ -143,4 +143,17 @@ export function plainDiagnostic(message: string): string {
 export interface OperationResult {
   readonly changes: Record<string, number>;
   readonly outputs: Record<string, { value: unknown; secret: boolean }>;
+}
+
+/** The named inputs that are plain scalars (a secret is an object in an exported state: never copied). */
+export function plainInputs(inputs: Record<string, unknown> | undefined, names: readonly string[]): Record<string, string | number | boolean> | undefined {
+  const picked = names.flatMap((n) => {
+    const v = inputs?.[n];
+    return typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? [[n, v] as const] : [];
+  });
+  return picked.length ? Object.fromEntries(picked) : undefined;
+}
+
+export function countsOf(changes: OpMap | Record<string, number> | undefined): Record<string, number> {
+  return Object.fromEntries(Object.entries(changes ?? {}).filter(([, n]) => typeof n === "number" && n > 0)) as Record<string, number>;
 }

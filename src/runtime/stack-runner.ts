@@ -21,15 +21,16 @@ import {
   type EngineEvent,
   type InlineProgramArgs,
   type LocalWorkspaceOptions,
-  type OpMap,
   type PulumiFn,
   type Stack,
 } from "@pulumi/pulumi/automation";
 import { classifyEngineError, StackOperationError, summarizeEngineError, type StackOperation } from "./engine-errors";
-import { decideLock, holderRecordsFor, type AdmittedOperation, type HolderRecord, type HolderRecords, type LockDecision } from "./fencing";
+import { decideLock, type AdmittedOperation, type HolderRecord, type HolderRecords, type LockDecision } from "./fencing";
+import { holderRecordsFor } from "./holder-files";
+import { pruneOrphanHolders, type PruneOutcome } from "./holder-pruning";
 import type { Term } from "./leader-election";
 import { Semaphore } from "./semaphore";
-import { plannedChangeOf, plainDiagnostic, type DestroyOptions, type OperationProgress, type OperationResult, type PlannedChange, type RecoveryOutcome, type StackRunnerOptions, type StateResource } from "./stack-operations";
+import { countsOf, plainInputs, plannedChangeOf, plainDiagnostic, type DestroyOptions, type OperationProgress, type OperationResult, type PlannedChange, type RecoveryOutcome, type StackRunnerOptions, type StateResource } from "./stack-operations";
 
 export { classifyEngineError, StackOperationError, summarizeEngineError, type FailureKind, type StackOperation } from "./engine-errors";
 
@@ -365,6 +366,28 @@ export class StackRunner {
     );
   }
 
+  /**
+   * Removes the holder records of stacks that no object names (`inUse`) and the backend no longer
+   * has, each under the stack's mutex (holder-pruning.ts says when a record may go, and why only
+   * at a term's start). Without a fence there are no records.
+   */
+  async pruneHolderRecords(inUse: (stack: string) => boolean, term: Term | undefined, termEnded?: AbortSignal): Promise<PruneOutcome[]> {
+    const { fence, projectName } = this.options;
+    if (!this.holders || !fence) return [];
+    return pruneOrphanHolders(
+      {
+        project: projectName,
+        holders: this.holders,
+        exclusive: (stack, fn) => this.serialize(stack, fn),
+        // An export's admission: no holder record of its own, refused outside the term.
+        exists: (stack) => this.run(stack, "export", async () => (await this.stack(stack, async () => ({}), { create: false })) !== undefined),
+        mayWrite: () => fence.mayWrite(),
+      },
+      // Without leader election the process is the term: its records carry the fence's marker.
+      { inUse, term: term ?? { identity: fence.marker, transitions: 0, acquiredAt: 0 }, termEnded },
+    );
+  }
+
   /** Names of the stacks of this project in the backend. */
   async listStacks(program: PulumiFn): Promise<string[]> {
     const workDir = path.join(this.options.workRoot, "_list");
@@ -378,17 +401,4 @@ export class StackRunner {
     });
     return (await ws.listStacks()).map((s) => s.name);
   }
-}
-
-/** The named inputs that are plain scalars (a secret is an object in an exported state: never copied). */
-function plainInputs(inputs: Record<string, unknown> | undefined, names: readonly string[]): Record<string, string | number | boolean> | undefined {
-  const picked = names.flatMap((n) => {
-    const v = inputs?.[n];
-    return typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? [[n, v] as const] : [];
-  });
-  return picked.length ? Object.fromEntries(picked) : undefined;
-}
-
-function countsOf(changes: OpMap | Record<string, number> | undefined): Record<string, number> {
-  return Object.fromEntries(Object.entries(changes ?? {}).filter(([, n]) => typeof n === "number" && n > 0)) as Record<string, number>;
 }

@@ -10,6 +10,9 @@
  *   bucket; the next term clears that lock (and only a lock it has a record for), and updates.
  * - A corrupt checkpoint in the bucket: its stack's recovery reports it without failing, its
  *   updates fail as `state-unreadable`; another stack of the same backend recovers and updates.
+ *   A Machine whose stack it is says `Ready=False/StackStateUnreadable` with the engine's words.
+ * - Orphan holder records: the record of a stack the bucket no longer has is pruned from the
+ *   Lease; that of a stack it still has is kept.
  *
  * Needs the toolchain (kube-apiserver, etcd, pulumi, the tls plugin, versitygw); fails, never skips, without it.
  */
@@ -30,6 +33,7 @@ import { writeGated } from "../../src/runtime/write-gate";
 import { startTestApiserver, type TestApiserver } from "../support/apiserver";
 import { freePortBase } from "../support/dev-cluster";
 import { engineEnv } from "../support/engine";
+import { harness } from "../support/machine-harness";
 
 const NS = "kok-holders";
 const LEASE = "kube-on-kube-operator-holders";
@@ -233,5 +237,46 @@ describe("fencing and recovery on the s3:// backend", () => {
     expect(await runner.holderRecord("bad")).toBeUndefined();
     await expect(runner.up("good", keyProgram(2))).resolves.toBeDefined();
     expect(await runner.resources("bad").catch((e: unknown) => e)).toMatchObject({ kind: "state-unreadable" });
+  }, 300_000);
+
+  it("a Machine whose stack's checkpoint is corrupt says StackStateUnreadable with the engine's words, once, and applies nothing", async () => {
+    const fence = new EngineFence({ identity: "replica-d" });
+    fence.open({ identity: "replica-d", transitions: 3, acquiredAt: 4_000 });
+    const runner = runnerOf("work-d", fence);
+    const stack = "fleet.worker-0001";
+    await runner.up(stack, keyProgram(1));
+    const stateKey = `${prefix}/.pulumi/stacks/${PROJECT}/${stack}.json`;
+    const put = await s3Request(objectStoreTarget(config), { method: "PUT", path: `/${OBJECT_STORE_BUCKET}/${stateKey}`, body: '{"version": 3, "checkpoint": {"stack": "organization/x/w", "latest": {"manif' });
+    expect(put.status).toBe(200);
+    // The Machine reconciler of the unit tests, on this runner: its first engine call reads the state.
+    const h = harness({ stacks: runner });
+    h.readyCluster();
+    h.put();
+    const error = await h.reconciler.reconcile("fleet/worker-0001").catch((e: unknown) => e);
+    expect(error).toMatchObject({ kind: "state-unreadable", stackName: stack });
+    const ready = h.current().status?.conditions?.find((c) => c.type === "Ready");
+    expect(ready).toMatchObject({ status: "False", reason: "StackStateUnreadable", message: expect.stringContaining(`stack ${stack}`) });
+    expect(ready?.message).toContain("failed to load checkpoint");
+    expect(h.events).toEqual([{ type: "Warning", reason: "StackStateUnreadable", message: ready?.message }]);
+    expect(await runner.holderRecord(stack)).toBeUndefined();
+  }, 300_000);
+
+  it("prunes the Lease's record of a stack the bucket no longer has, and keeps that of a stack it still has", async () => {
+    const term = { identity: "replica-e", transitions: 4, acquiredAt: 5_000 };
+    const fence = new EngineFence({ identity: "replica-e" });
+    fence.open(term);
+    const runner = runnerOf("work-e", fence);
+    await runner.up("orphan-kept", keyProgram(1));
+    await holders.write(PROJECT, "orphan-kept", record("replica-a", 1_000));
+    await holders.write(PROJECT, "orphan-gone", record("replica-a", 1_000));
+    await holders.write(PROJECT, "orphan-mine", record("replica-e", 5_000));
+    const named = new Set(["good"]);
+    const outcomes = await runner.pruneHolderRecords((s) => named.has(s), term);
+    expect(outcomes).toContainEqual({ stack: "orphan-gone", action: "pruned", record: record("replica-a", 1_000) });
+    expect(outcomes).toContainEqual({ stack: "orphan-kept", action: "kept", reason: expect.stringContaining("still exists") });
+    expect(outcomes).toContainEqual({ stack: "orphan-mine", action: "kept", reason: expect.stringContaining("current term") });
+    expect(await runner.holderRecord("orphan-gone")).toBeUndefined();
+    expect(await runner.holderRecord("orphan-kept")).toEqual(record("replica-a", 1_000));
+    for (const stack of ["orphan-kept", "orphan-mine"]) await holders.remove(PROJECT, stack);
   }, 300_000);
 });

@@ -8,6 +8,7 @@ import { ClusterPki } from "../../src/components/pki";
 import { StackOperationError, StackRunner, type OperationProgress } from "../../src/runtime/stack-runner";
 import { adoptLegacyStack } from "../../src/controllers/legacy-stacks";
 import { EngineFence, engineProcesses } from "../../src/runtime/fencing";
+import { holderRecordsFor } from "../../src/runtime/holder-files";
 import { engineEnv } from "../support/engine";
 import { minimalSpec } from "../support/specs";
 
@@ -129,6 +130,28 @@ describe("StackRunner with the real engine", () => {
     expect((await runnerB.recover("fleet-f", pkiProgram("f"), termB)).lock.action).toBe("keep");
     await expect(runnerB.up("fleet-f", pkiProgram("f"))).rejects.toMatchObject({ kind: "concurrent-update" });
     rmSync(path.join(locks, "someone.json"));
+  });
+
+  it("prunes an ended term's holder record of a stack the backend no longer has, beside the file backend's stacks; keeps one of a stack it has", async () => {
+    const backendUrl = `file://${path.join(root, "state")}`;
+    const term = { identity: "replica-c", transitions: 2, acquiredAt: 3_000 };
+    const fence = new EngineFence({ identity: "replica-c" });
+    fence.open(term);
+    const pruner = new StackRunner({ projectName: "kok-prune-test", backendUrl, workRoot: path.join(root, "work-prune"), env: engineEnv(), fence });
+    await pruner.up("fleet-kept", pkiProgram("k"));
+    await pruner.up("fleet-gone", pkiProgram("g"));
+    await pruner.destroyAndRemove("fleet-gone", pkiProgram("g"));
+    // What a killed operation of an ended term left beside each.
+    const ended = { identity: "replica-a", acquiredAt: 1_000, operation: "destroy", pid: 7, startedAt: "2026-12-05T00:00:00.000Z" };
+    const holders = holderRecordsFor(backendUrl)!;
+    for (const stack of ["fleet-kept", "fleet-gone"]) await holders.write("kok-prune-test", stack, ended);
+    const outcomes = await pruner.pruneHolderRecords(() => false, term);
+    expect(outcomes).toContainEqual({ stack: "fleet-gone", action: "pruned", record: ended });
+    expect(outcomes).toContainEqual({ stack: "fleet-kept", action: "kept", reason: expect.stringContaining("still exists") });
+    expect(await pruner.holderRecord("fleet-gone")).toBeUndefined();
+    expect(await pruner.holderRecord("fleet-kept")).toEqual(ended);
+    await holders.remove("kok-prune-test", "fleet-kept");
+    await pruner.destroyAndRemove("fleet-kept", pkiProgram("k"));
   });
 
   it("reports a failing program with the stack, the operation and the error, as an engine failure", async () => {

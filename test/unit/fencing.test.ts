@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { FakeClock } from "../support/fake-clock";
-import { decideLock, EngineFence, engineProcesses, FencedError, FenceWatchdog, holderRecordsFor, killEngines, parseHolderRecord, ENGINE_OWNER_VARIABLE, WATCHDOG_SOURCE } from "../../src/runtime/fencing";
+import { decideLock, EngineFence, engineProcesses, FencedError, FenceWatchdog, killEngines, parseHolderRecord, ENGINE_OWNER_VARIABLE, WATCHDOG_SOURCE } from "../../src/runtime/fencing";
+import { holderRecordsFor } from "../../src/runtime/holder-files";
 
 const started: number[] = [];
 

@@ -33,10 +33,14 @@ describe("Manager (no leader election)", () => {
     const errors: unknown[] = [];
     const metrics = new OperatorMetrics({ processMetrics: false });
     let reconcilingTold = 0;
+    let toldTerm: { term: unknown; ended: boolean } | undefined;
     const manager = new Manager({
       clock,
       metrics,
-      onReconciling: () => reconcilingTold++,
+      onReconciling: (term, termEnded) => {
+        reconcilingTold++;
+        toldTerm = { term, ended: termEnded.aborted };
+      },
       onError: (e) => errors.push(e),
       beforeReconciling: async () => {
         if (++cleanups < 3) throw new Error("stack lock still held");
@@ -57,6 +61,8 @@ describe("Manager (no leader election)", () => {
     expect(errors).toHaveLength(2);
     expect(reconciled.sort()).toEqual(["ns/a", "ns/b"]);
     expect(reconcilingTold).toBe(1);
+    // Without leader election there is no term token; its end is still told (holder pruning stops on it).
+    expect(toldTerm).toEqual({ term: undefined, ended: false });
     expect(manager.readiness()()).toBeUndefined();
     expect(manager.describe()).toBe("leading (no leader election); controllers running: ConfigMap");
 

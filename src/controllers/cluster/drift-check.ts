@@ -13,7 +13,7 @@ import type { Placement } from "./masters-namespace";
 import type { ClusterObjectsLocation } from "./live-fingerprint";
 import type { ClusterReconcilerHooks, ClusterReconcilerOptions } from "./reconciler";
 import type { ClusterObject } from "../../api/v1alpha1";
-import { unreadableStateConditions } from "./stack-state";
+import { unreadableStateConditions } from "../stack-state";
 
 export const DEFAULT_FULL_DRIFT_CHECK_MS = 24 * 3_600_000;
 
@@ -86,8 +86,8 @@ export class ClusterDriftCheck {
       hooks.driftChecked?.("error", "preview");
       // Said where users look: a drift check that cannot run means drift goes uncorrected.
       const message = `the drift check failed: ${error instanceof Error ? error.message : String(error)}`;
-      // A state that cannot be read stops every update too: Ready says so (stack-state.ts).
-      const unreadable = unreadableStateConditions(error);
+      // A state that cannot be read stops every update too: Ready says so (controllers/stack-state.ts).
+      const unreadable = unreadableStateConditions(error, { degraded: true });
       await this.s.status(cluster, unreadable ? { phase: "Degraded" } : {}, [{ type: "Drifted", status: "Unknown", reason: "DriftCheckFailed", message }, ...(unreadable ?? [])]);
       await o.events.record(cluster, "Warning", "DriftCheckFailed", message);
       throw error;

@@ -54,7 +54,7 @@ import { mastersVerdict } from "./masters-lost";
 import { TerminalError } from "../../runtime/controller";
 import type { OperationResult } from "../../runtime/stack-runner";
 import { StackOperationError } from "../../runtime/stack-runner";
-import { STACK_STATE_UNREADABLE, unreadableStateConditions } from "./stack-state";
+import { STACK_STATE_UNREADABLE, unreadableStateConditions } from "../stack-state";
 import { CLUSTER_FINALIZER, finalizeCluster, type DeletionSteps } from "./deletion";
 import { ClusterDriftCheck, DEFAULT_FULL_DRIFT_CHECK_MS, describeChanges, IN_SYNC } from "./drift-check";
 import { etcdBackupProgramArgs } from "./backup-credentials";
@@ -349,7 +349,7 @@ export class ClusterReconciler {
   private async failed(cluster: ClusterObject, startedAt: string, error: unknown): Promise<{ requeueAfter: number }> {
     const message = error instanceof Error ? error.message : String(error);
     const lastOperation: LastOperation = { kind: "up", result: "failed", startedAt, finishedAt: this.now().toISOString(), message };
-    const conditions = unreadableStateConditions(error) ?? [
+    const conditions = unreadableStateConditions(error, { degraded: true }) ?? [
       { type: "Ready", status: "False", reason: "UpdateFailed", message },
       { type: "Degraded", status: "True", reason: "UpdateFailed", message },
       { type: "Progressing", status: "False", reason: "UpdateFailed", message: "retrying with backoff" },
@@ -361,9 +361,9 @@ export class ClusterReconciler {
     throw error;
   }
 
-  /** A stack whose state cannot be read fails its Cluster only, saying so (stack-state.ts); any other error passes on. */
+  /** A stack whose state cannot be read fails its Cluster only, saying so (controllers/stack-state.ts); any other error passes on. */
   private async unreadableState(cluster: ClusterObject, error: unknown): Promise<never> {
-    const conditions = unreadableStateConditions(error);
+    const conditions = unreadableStateConditions(error, { degraded: true });
     if (conditions) {
       await this.status(cluster, { phase: cluster.status?.version ? "Degraded" : "Failed" }, conditions);
       await this.o.events.record(cluster, "Warning", STACK_STATE_UNREADABLE, conditions[0]!.message);

@@ -10,6 +10,7 @@ import { CustomObjectStore } from "../../runtime/object-store";
 import { annotationChanged, or, specOrLifecycleChanged } from "../../runtime/predicates";
 import type { EngineFence } from "../../runtime/fencing";
 import { recoveryLogLine, type StackRecoveries } from "../../runtime/recovery";
+import { pruneLogLine } from "../../runtime/holder-pruning";
 import { StackRunner } from "../../runtime/stack-runner";
 import { writeGated } from "../../runtime/write-gate";
 import { CLUSTERS, type Cached, type ControllerContext, type Registered } from "../context";
@@ -154,5 +155,10 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
           }
         },
       })),
+    // The stacks a Cluster may name: its own and its legacy one (until the rename), as recovered above.
+    pruneHolders: async (term, termEnded) => {
+      const inUse = (stack: string) => informers.clusters.list().some((c) => stackNameOf(c) === stack || legacyStackNameOf(c) === stack);
+      for (const outcome of await runner.pruneHolderRecords(inUse, term, termEnded)) ctx.log(pruneLogLine(outcome));
+    },
   };
 }

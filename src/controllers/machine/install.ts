@@ -10,8 +10,10 @@ import type { OperationResult } from "../../runtime/stack-runner";
 import { StackOperationError } from "../../runtime/stack-runner";
 import { observedCertificates, renewAfter, type RenewalPolicy, type ReportedCertificates } from "./certificate-renewal";
 import { INSTALL_ROOT_ANNOTATION, type MachineContext } from "./context";
-import type { MachineCertificates, MachineObject } from "../../api/v1alpha1";
-import { DEFAULT_HEALTH_CHECK_MS, machineKey, type InstallAction, type MachineSteps } from "./options";
+import type { MachineCertificates, MachineObject, MachineStatus } from "../../api/v1alpha1";
+import { DEFAULT_HEALTH_CHECK_MS, machineKey, type ConditionInput, type InstallAction, type MachineSteps } from "./options";
+import { STACK_STATE_UNREADABLE } from "../stack-state";
+import { reportUnreadableState } from "./stack-state";
 
 export interface MachineInstallOptions extends MachineSteps {
   /** The machine's stack name (a legacy stack renamed first). */
@@ -45,10 +47,17 @@ export class MachineInstall {
   /** One `up`; `renew` (a certificates action) bumps the renewal token, so both kubelet keys and certificates are new. */
   async install(machine: MachineObject, ctx: MachineContext, action: InstallAction, why?: string, renew = false): Promise<{ requeueAfter: number }> {
     const { o } = this.s;
-    const stack = await this.s.stackOf(machine);
+    const startedAt = this.s.now().toISOString();
+    // Finding the stack may read its state (a legacy stack's migration): a state that cannot be
+    // read is told as the `up`'s failure would be; any other error passes on untold, as before.
+    const stack = await this.s.stackOf(machine).catch(async (error: unknown) => {
+      const message = error instanceof Error ? error.message : String(error);
+      if (action === "certificates") await reportUnreadableState(this.s, machine, error, this.renewalFailure(startedAt, message), renewalConditions);
+      else await reportUnreadableState(this.s, machine, error, this.installFailure(machine, ctx, startedAt, message));
+      throw error;
+    });
     const reinstalls = (machine.status?.reinstalls ?? 0) + (action === "reinstall" || action === "drift" ? 1 : 0);
     const renewals = (machine.status?.certificates?.renewals ?? 0) + (renew ? 1 : 0);
-    const startedAt = this.s.now().toISOString();
     if (action === "certificates") return this.certificates(machine, ctx, stack, why ?? "", renewals, startedAt);
     const phase = action === "install" ? "Installing" : action === "upgrade" ? "Upgrading" : "Remediating";
     const versions = `containerd ${ctx.packages.containerd.version}, kubelet ${ctx.packages.kubelet.version}, cni ${ctx.packages.cni.version}`;
@@ -84,11 +93,14 @@ export class MachineInstall {
     } catch (error) {
       o.onAction?.("certificates", "error");
       const message = error instanceof Error ? error.message : String(error);
-      await this.s.status(machine, { lastOperation: { kind: "up", result: "failed", startedAt, finishedAt: this.s.now().toISOString(), message } }, [
-        { type: "CertificatesCurrent", status: "False", reason: "RenewalFailed", message },
-        { type: "Progressing", status: "False", reason: "RenewalFailed", message: "retrying with backoff" },
-      ]);
-      await o.events.record(machine, "Warning", "RenewalFailed", message);
+      const fields = this.renewalFailure(startedAt, message);
+      if (!(await reportUnreadableState(this.s, machine, error, fields, renewalConditions))) {
+        await this.s.status(machine, fields, [
+          { type: "CertificatesCurrent", status: "False", reason: "RenewalFailed", message },
+          { type: "Progressing", status: "False", reason: "RenewalFailed", message: "retrying with backoff" },
+        ]);
+        await o.events.record(machine, "Warning", "RenewalFailed", message);
+      }
       if (error instanceof StackOperationError && error.kind === "concurrent-update") return { requeueAfter: 30_000 };
       throw error;
     }
@@ -151,23 +163,35 @@ export class MachineInstall {
     return { requeueAfter: this.s.o.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS };
   }
 
+  /** The status fields of a failed install: rollouts read its phase, target revision and message (rollout-step.ts). */
+  private installFailure(machine: MachineObject, ctx: MachineContext, startedAt: string, message: string): Partial<MachineStatus> {
+    const lastRemediation = machine.status?.lastRemediation?.result === "running" ? { ...machine.status.lastRemediation, result: "failed" as const } : machine.status?.lastRemediation;
+    return { phase: "Failed", targetRevision: ctx.revision, lastRemediation, lastOperation: { kind: "up", result: "failed", startedAt, finishedAt: this.s.now().toISOString(), message } };
+  }
+
+  /** The status fields of a failed renewal: the host keeps its phase (it still runs). */
+  private renewalFailure(startedAt: string, message: string): Partial<MachineStatus> {
+    return { lastOperation: { kind: "up", result: "failed", startedAt, finishedAt: this.s.now().toISOString(), message } };
+  }
+
   private async failed(machine: MachineObject, ctx: MachineContext, startedAt: string, error: unknown): Promise<{ requeueAfter: number }> {
     const message = error instanceof Error ? error.message : String(error);
-    const lastRemediation = machine.status?.lastRemediation?.result === "running" ? { ...machine.status.lastRemediation, result: "failed" as const } : machine.status?.lastRemediation;
-    await this.s.status(
-      machine,
-      { phase: "Failed", targetRevision: ctx.revision, lastRemediation, lastOperation: { kind: "up", result: "failed", startedAt, finishedAt: this.s.now().toISOString(), message } },
-      [
+    const fields = this.installFailure(machine, ctx, startedAt, message);
+    if (!(await reportUnreadableState(this.s, machine, error, fields))) {
+      await this.s.status(machine, fields, [
         { type: "Ready", status: "False", reason: "InstallFailed", message },
         { type: "Progressing", status: "False", reason: "InstallFailed", message: "retrying with backoff" },
-      ],
-    );
-    await this.s.o.events.record(machine, "Warning", "InstallFailed", message);
+      ]);
+      await this.s.o.events.record(machine, "Warning", "InstallFailed", message);
+    }
     // Another update holds the stack (e.g. a previous leader's): look again later, no backoff growth.
     if (error instanceof StackOperationError && error.kind === "concurrent-update") return { requeueAfter: 30_000 };
     throw error;
   }
 }
+
+/** A renewal stopped by its stack's state: the certificates are not current, and say why. */
+const renewalConditions = (message: string): ConditionInput[] => [{ type: "CertificatesCurrent", status: "False", reason: STACK_STATE_UNREADABLE, message }];
 
 function formatVersions(v: ObservedVersions): string {
   return Object.entries(v).map(([k, ver]) => `${k} ${ver}`).join(", ") || "no versions reported";

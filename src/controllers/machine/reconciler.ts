@@ -16,6 +16,8 @@
  *                                  machines of the cluster are unhealthy (an outage, not a node);
  *                                  Ready → the kubelet's certificates (certificate-care.ts): renewed
  *                                  at their planned point, re-issued / re-trusted on a CA change
+ *   stack state unreadable?      → on any of these paths: Ready=False/StackStateUnreadable, one
+ *                                  Warning Event, retried with backoff (stack-state.ts)
  *
  * No full `pulumi refresh` of machine stacks ever runs on a timer: a fleet's steady state costs
  * no engine process at all.
@@ -45,6 +47,7 @@ import type { ConditionInput, MachineReconcilerOptions, MachineSteps } from "./o
 import { remediationPolicy } from "./remediation";
 import { CertificateCare } from "./certificate-care";
 import { renewalPolicy } from "./certificate-renewal";
+import { reportUnreadableState } from "./stack-state";
 
 export type { HostOperations, MachineEvents, MachineReconcilerOptions, MachineStacks, MachineStore, NodeSource } from "./options";
 export { versionDrift } from "./health";
@@ -163,11 +166,17 @@ export class MachineReconciler {
 
   private async finalize(machine: MachineObject): Promise<void> {
     if (!machine.metadata.finalizers?.includes(MACHINE_FINALIZER)) return;
-    const stack = await this.stackOf(machine);
+    // A state that cannot be read keeps the finalizer (the host is not cleaned), says so, and is
+    // retried with backoff: the deletion goes on once a person restored the state.
+    const unreadable = async (error: unknown): Promise<never> => {
+      await reportUnreadableState({ o: this.o, status: (m, fields, conditions) => this.status(m, fields, conditions) }, machine, error, { phase: "Deleting" });
+      throw error;
+    };
+    const stack = await this.stackOf(machine).catch(unreadable);
     await this.status(machine, { phase: "Deleting" }, [{ type: "Progressing", status: "True", reason: "Deleting", message: `destroying stack ${stack}: drain, remove the Node, clean the host` }]);
     // The destroy runs every step's delete from the inputs recorded in the state (encrypted): it
     // needs neither the Cluster nor the Secret to still exist.
-    await this.o.stacks.destroyAndRemove(stack, async () => ({}));
+    await this.o.stacks.destroyAndRemove(stack, async () => ({})).catch(unreadable);
     this.adopted.delete(`${machine.metadata.namespace}/${machine.metadata.name}`);
     await this.o.events.record(machine, "Normal", "Deleted", `stack ${stack} destroyed: Node removed and host cleaned`);
     this.health.reprobe(`${machine.metadata.namespace}/${machine.metadata.name}`);

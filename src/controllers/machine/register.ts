@@ -17,6 +17,7 @@ import { CustomObjectStore } from "../../runtime/object-store";
 import { annotationChanged, changed, or, specOrLifecycleChanged } from "../../runtime/predicates";
 import type { EngineFence } from "../../runtime/fencing";
 import { recoveryLogLine, type StackRecoveries } from "../../runtime/recovery";
+import { pruneLogLine } from "../../runtime/holder-pruning";
 import { StackRunner } from "../../runtime/stack-runner";
 import type { WorkerDefaults } from "../../program/machine-program";
 import { mastersNamespaceFor, namespaceLabelsReader } from "../cluster/masters-namespace";
@@ -162,6 +163,11 @@ export function registerMachineController(ctx: ControllerContext, o: MachineCont
             }
           },
         }));
+    },
+    // The stacks a Machine may name: its own and its legacy one (until the rename), as recovered above.
+    pruneHolders: async (term, termEnded) => {
+      const inUse = (stack: string) => machines.list().some((m) => stackNameOf(m) === stack || legacyStackNameOf(m) === stack);
+      for (const outcome of await runner.pruneHolderRecords(inUse, term, termEnded)) ctx.log(pruneLogLine(outcome));
     },
     stop: () => nodes.stopAll(),
   };
