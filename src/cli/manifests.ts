@@ -2,10 +2,10 @@
  * `kok manifests`: install YAML on stdout (program.ts declares the flags). With
  * `--policy`, also that admin policy as a ConfigMap the operator reads (`kok operator --policy`)
  * and as ValidatingAdmissionPolicies (admission-policy.ts), so the apiserver refuses what the
- * operator would.
+ * operator would. With `--worker-defaults`, that file as a ConfigMap the operator reads.
  */
 import { readFileSync } from "node:fs";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { loadAdminPolicy } from "../api/v1alpha1";
 import { admissionPolicies } from "../operator/admission-policy";
 import { installManifests } from "../operator/install-manifests";
@@ -20,6 +20,8 @@ export interface ManifestsFlags {
   readonly operatorHeapMb: string;
   readonly terminationGraceSeconds: string;
   readonly policy?: string;
+  /** `kok operator --worker-defaults`'s file, shipped as a ConfigMap (the chart's workerDefaults). */
+  readonly workerDefaults?: string;
   /** The chart's values that are flags too (docs/helm.md). */
   readonly replicas?: string;
   readonly concurrency?: string;
@@ -46,6 +48,17 @@ export async function runManifests(flags: ManifestsFlags): Promise<number> {
       admission = admissionPolicies(loadAdminPolicy(policyText, flags.policy));
     } catch (error) {
       console.error(`kok manifests: --policy: ${(error as Error).message}`);
+      return 2;
+    }
+  }
+  let workerDefaultsText: string | undefined;
+  if (flags.workerDefaults) {
+    try {
+      workerDefaultsText = readFileSync(flags.workerDefaults, "utf8");
+      const parsed: unknown = parse(workerDefaultsText);
+      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not a YAML mapping of worker settings");
+    } catch (error) {
+      console.error(`kok manifests: --worker-defaults ${flags.workerDefaults}: ${(error as Error).message}`);
       return 2;
     }
   }
@@ -78,6 +91,7 @@ export async function runManifests(flags: ManifestsFlags): Promise<number> {
       operatorHeapMb: heap,
       terminationGracePeriodSeconds: grace,
       policyText,
+      workerDefaultsText,
       replicas: counts.replicas,
       concurrency: counts.concurrency,
       clusterWorkers: counts["cluster-workers"],

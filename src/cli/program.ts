@@ -140,6 +140,7 @@ export function buildProgram(exit: (code: number) => void = () => undefined): Co
     .option("--operator-heap-mb <mb>", "V8 heap cap of the operator process", "512")
     .option("--termination-grace-seconds <s>", "grace between SIGTERM and SIGKILL: an update in flight may finish", String(DEFAULT_TERMINATION_GRACE_SECONDS))
     .option("--policy <file>", "the admin policy to install with it")
+    .option("--worker-defaults <file>", "the operator's --worker-defaults (host settings for every Machine) to install with it")
     .option("--replicas <n>", "operator replicas (more than one needs an object-store backend: one leads, the others stand by)")
     .option("--concurrency <n>", "the operator's --concurrency (engine operations at once per stack project)")
     .option("--cluster-workers <n>", "the operator's Cluster workers")

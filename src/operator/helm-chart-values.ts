@@ -77,6 +77,11 @@ objectStore:
 # The admin policy's YAML text (kok operator --policy; docs/security.md). Empty: the built-in one.
 adminPolicy: ""
 
+# The worker defaults' YAML text (kok operator --worker-defaults; docs/operations.md): host settings
+# for every Machine, e.g. serviceManager, kubelet.cgroupDriver, preflight.ignore. Empty: the
+# operator's defaults (systemd hosts). E.g. --set-file workerDefaults=worker-defaults.yaml
+workerDefaults: ""
+
 # The Prometheus Operator's objects and the Grafana dashboard of docs/monitoring.
 monitoring:
   serviceMonitor:
@@ -128,6 +133,7 @@ export function chartValuesSchema(): Json {
       secretsProvider: { type: "string", pattern: "^$|^(awskms|gcpkms|azurekeyvault|hashivault)://" },
       objectStore: { type: "object", additionalProperties: false, properties: { credentialsSecret: str } },
       adminPolicy: str,
+      workerDefaults: str,
       monitoring: {
         type: "object",
         additionalProperties: false,

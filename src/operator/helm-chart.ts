@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { allCustomResourceDefinitions } from "../api/v1alpha1/crds";
-import { DEFAULT_FILE_BACKEND_URL, FILE_BACKEND_ONE_REPLICA, installManifests, POLICY_CONFIGMAP, packageVersion } from "./install-manifests";
+import { DEFAULT_FILE_BACKEND_URL, FILE_BACKEND_ONE_REPLICA, installManifests, POLICY_CONFIGMAP, packageVersion, WORKER_DEFAULTS_CONFIGMAP } from "./install-manifests";
 import { OPERATOR_NAME } from "./rbac";
 import { chartValues, chartValuesSchema } from "./helm-chart-values";
 
@@ -116,11 +116,12 @@ export function renderHelmChart(sources: ChartSources): Map<string, string> {
   files.set("templates/_helpers.tpl", HELPERS);
 
   // The file-backend default, and a variant with every optional part, to take those parts from.
-  const base = installManifests({ namespace: NS, policyText: "@@policy@@" });
+  const base = installManifests({ namespace: NS, policyText: "@@policy@@", workerDefaultsText: "@@workerdefaults@@" });
   const full = installManifests({
     namespace: NS,
     backendUrl: "s3://bucket",
     policyText: "@@policy@@",
+    workerDefaultsText: "@@workerdefaults@@",
     secretsProvider: "@@kms@@",
     objectStoreCredentialsSecret: "@@objectstore@@",
     concurrency: 1,
@@ -144,7 +145,13 @@ export function renderHelmChart(sources: ChartSources): Map<string, string> {
         break;
       }
       case "ConfigMap": {
-        const cm = structuredClone(object) as { data: Record<string, string> };
+        const cm = structuredClone(object) as { metadata: { name: string }; data: Record<string, string> };
+        if (cm.metadata.name === WORKER_DEFAULTS_CONFIGMAP.name) {
+          cm.data[WORKER_DEFAULTS_CONFIGMAP.key] = holes.inline("{{ .Values.workerDefaults | quote }}");
+          add("worker-defaults.yaml", `{{- if .Values.workerDefaults }}\n${holes.render(cm)}{{- end }}\n`);
+          break;
+        }
+        if (cm.metadata.name !== POLICY_CONFIGMAP.name) throw new Error(`helm chart: installManifests gives a ConfigMap ${cm.metadata.name}, which the chart generator does not place`);
         cm.data[POLICY_CONFIGMAP.key] = holes.inline("{{ .Values.adminPolicy | quote }}");
         add("admin-policy.yaml", `{{- if .Values.adminPolicy }}\n${holes.render(cm)}{{- end }}\n`);
         break;
@@ -205,9 +212,11 @@ function deploymentTemplate(base: Deployment, full: Deployment, holes: Holes): D
   const argLine = (prefix: string, expr: string) => holes.line((i) => `${i}- {{ printf "${prefix}%s" ${expr} | quote }}`);
   c.args = c.args.map((a) => (a.startsWith("--backend-url=") ? argLine("--backend-url=", '(include "kok.backendUrl" .)') : a));
   const policyArg = arg(fc.args, "--policy=");
-  c.args.splice(c.args.indexOf(policyArg), 1);
+  const workerDefaultsArg = arg(fc.args, "--worker-defaults=");
+  c.args = c.args.filter((a) => a !== policyArg && a !== workerDefaultsArg);
   c.args.push(
     holes.line((i) => when(".Values.adminPolicy", i, `- ${policyArg}`)),
+    holes.line((i) => when(".Values.workerDefaults", i, `- ${workerDefaultsArg}`)),
     holes.line((i) => when(".Values.secretsProvider", i, `- {{ printf "${arg(fc.args, "--secrets-provider=").replace("@@kms@@", "%s")}" .Values.secretsProvider | quote }}`)),
   );
   for (const [flag, value] of [["--concurrency=", "concurrency"], ["--cluster-workers=", "clusterWorkers"], ["--machine-workers=", "machineWorkers"]]) {
@@ -238,10 +247,17 @@ function deploymentTemplate(base: Deployment, full: Deployment, holes: Holes): D
   volumes[volumes.indexOf(fileData)] = holes.line(
     (i) => `${i}{{- if ${IS_FILE} }}\n${indented(toYaml([fileData]), i)}\n${i}{{- else }}\n${indented(toYaml([scratchData]), i)}\n${i}{{- end }}`,
   ) as unknown as Json;
-  c.volumeMounts = c.volumeMounts.filter((m) => m.name !== "admin-policy");
-  c.volumeMounts.push(holes.line((i) => when(".Values.adminPolicy", i, toYaml([named(fc.volumeMounts, "admin-policy")]))) as unknown as Json);
-  d.spec.template.spec.volumes = volumes.filter((v) => v.name !== "admin-policy");
-  d.spec.template.spec.volumes.push(holes.line((i) => when(".Values.adminPolicy", i, toYaml([named(full.spec.template.spec.volumes, "admin-policy")]))) as unknown as Json);
+  // The ConfigMap volumes, each there only when its value is set.
+  const optional = [
+    ["admin-policy", ".Values.adminPolicy"],
+    ["worker-defaults", ".Values.workerDefaults"],
+  ] as const;
+  c.volumeMounts = c.volumeMounts.filter((m) => !optional.some(([name]) => m.name === name));
+  d.spec.template.spec.volumes = volumes.filter((v) => !optional.some(([name]) => v.name === name));
+  for (const [name, value] of optional) {
+    c.volumeMounts.push(holes.line((i) => when(value, i, toYaml([named(fc.volumeMounts, name)]))) as unknown as Json);
+    d.spec.template.spec.volumes.push(holes.line((i) => when(value, i, toYaml([named(full.spec.template.spec.volumes, name)]))) as unknown as Json);
+  }
   return d;
 }
 

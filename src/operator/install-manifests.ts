@@ -59,10 +59,22 @@ export interface ManifestOptions {
    * operator's built-in policy applies.
    */
   readonly policyText?: string;
+  /**
+   * The worker defaults file's text (`kok operator --worker-defaults`): host settings for every
+   * Machine (service manager, kubelet cgroup driver, preflight checks to skip, ...), shipped as a
+   * ConfigMap and mounted read-only. Default none: the operator's defaults (systemd hosts).
+   */
+  readonly workerDefaultsText?: string;
 }
 
 /** The ConfigMap holding the admin policy, and where the operator reads it. */
 export const POLICY_CONFIGMAP = { name: `${OPERATOR_NAME}-admin-policy`, key: "policy.yaml", mountPath: "/etc/kube-on-kube" } as const;
+
+/**
+ * The ConfigMap holding the worker defaults, and where the operator reads them: a directory of its
+ * own, since the admin policy's ConfigMap volume (read-only) takes POLICY_CONFIGMAP.mountPath.
+ */
+export const WORKER_DEFAULTS_CONFIGMAP = { name: `${OPERATOR_NAME}-worker-defaults`, key: "worker-defaults.yaml", mountPath: "/etc/kube-on-kube-workers" } as const;
 
 /** The operator image's repository; its tag is the package version by default. */
 export const OPERATOR_IMAGE_REPOSITORY = "kube-on-kube/operator";
@@ -143,6 +155,9 @@ export function installManifests(options: ManifestOptions = {}): Json[] {
         ]
       : []),
     ...(options.policyText === undefined ? [] : [{ apiVersion: "v1", kind: "ConfigMap", metadata: meta(POLICY_CONFIGMAP.name), data: { [POLICY_CONFIGMAP.key]: options.policyText } }]),
+    ...(options.workerDefaultsText === undefined
+      ? []
+      : [{ apiVersion: "v1", kind: "ConfigMap", metadata: meta(WORKER_DEFAULTS_CONFIGMAP.name), data: { [WORKER_DEFAULTS_CONFIGMAP.key]: options.workerDefaultsText } }]),
     operatorDeployment({ ...options, namespace, image, passphraseSecret, backendUrl, fileBackend, replicas }),
   ];
 }
@@ -193,6 +208,7 @@ function operatorDeployment(o: DeploymentOptions): Json {
                 "--metrics-addr=:8080",
                 `--leader-election-namespace=${o.namespace}`,
                 ...(o.policyText === undefined ? [] : [`--policy=${POLICY_CONFIGMAP.mountPath}/${POLICY_CONFIGMAP.key}`]),
+                ...(o.workerDefaultsText === undefined ? [] : [`--worker-defaults=${WORKER_DEFAULTS_CONFIGMAP.mountPath}/${WORKER_DEFAULTS_CONFIGMAP.key}`]),
                 ...(o.secretsProvider === undefined ? [] : [`--secrets-provider=${o.secretsProvider}`]),
                 ...throughputArgs(o),
               ],
@@ -215,6 +231,7 @@ function operatorDeployment(o: DeploymentOptions): Json {
                 { name: "home", mountPath: OPERATOR_PATHS.home },
                 { name: "tmp", mountPath: OPERATOR_PATHS.tmp },
                 ...(o.policyText === undefined ? [] : [{ name: "admin-policy", mountPath: POLICY_CONFIGMAP.mountPath, readOnly: true }]),
+                ...(o.workerDefaultsText === undefined ? [] : [{ name: "worker-defaults", mountPath: WORKER_DEFAULTS_CONFIGMAP.mountPath, readOnly: true }]),
               ],
               securityContext: RESTRICTED_CONTAINER_SECURITY_CONTEXT,
             },
@@ -225,6 +242,7 @@ function operatorDeployment(o: DeploymentOptions): Json {
             { name: "home", emptyDir: { sizeLimit: "1Gi" } },
             { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
             ...(o.policyText === undefined ? [] : [{ name: "admin-policy", configMap: { name: POLICY_CONFIGMAP.name } }]),
+            ...(o.workerDefaultsText === undefined ? [] : [{ name: "worker-defaults", configMap: { name: WORKER_DEFAULTS_CONFIGMAP.name } }]),
           ],
         },
       },

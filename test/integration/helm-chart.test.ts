@@ -126,6 +126,11 @@ describe("charts/kube-on-kube", () => {
       values: { secretsProvider: "awskms://alias/kok?region=eu-west-1", adminPolicy: "sshTargets:\n  allowed: [10.0.0.0/8]\n", stateVolume: { size: "50Gi" } },
       options: { secretsProvider: "awskms://alias/kok?region=eu-west-1", policyText: "sshTargets:\n  allowed: [10.0.0.0/8]\n", stateVolumeSize: "50Gi" },
     },
+    {
+      what: "the worker defaults beside the admin policy",
+      values: { adminPolicy: "sshTargets:\n  allowed: [10.0.0.0/8]\n", workerDefaults: "serviceManager: process\nkubelet:\n  cgroupDriver: cgroupfs\n" },
+      options: { policyText: "sshTargets:\n  allowed: [10.0.0.0/8]\n", workerDefaultsText: "serviceManager: process\nkubelet:\n  cgroupDriver: cgroupfs\n" },
+    },
   ];
   for (const c of cases) {
     it(`with ${c.what}: what installManifests gives for the same options`, () => {
@@ -187,7 +192,7 @@ describe("charts/kube-on-kube", () => {
 
     // In the installed namespace (a dry run creates no Namespace for the objects after it), with the
     // installed claim's size (a claim's size is immutable until it is bound).
-    for (const values of [{}, { ...cases[0].values, namespace: { name: "kube-on-kube-system" } }, { ...cases[1].values, stateVolume: undefined }]) {
+    for (const values of [{}, { ...cases[0].values, namespace: { name: "kube-on-kube-system" } }, { ...cases[1].values, stateVolume: undefined }, cases[2].values]) {
       const text = template(values).map((o) => stringify(o)).join("---\n");
       const dryRun = run(kubectl, ["--kubeconfig", kubeconfig, "apply", "--dry-run=server", "-f", "-"], text);
       // kubectl warns that helm's objects lack its last-applied annotation; nothing else may be said.

@@ -3,7 +3,8 @@
  * the generator renders now, so a change to installManifests without `npx tsx tools/gen-chart.ts` fails here.
  * test/integration/helm-chart.test.ts renders the chart with helm and compares the objects.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
@@ -78,5 +79,22 @@ describe("runManifests: the chart's values as flags", () => {
     expect(out).toEqual([]);
     expect(err[0]).toBe('kok manifests: --machine-workers "0" must be an integer of at least 1');
     expect(err[1]).toContain(FILE_BACKEND_ONE_REPLICA);
+  });
+
+  it("ships --worker-defaults' file as installManifests' workerDefaultsText, and refuses one that is no YAML mapping", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kok-manifests-"));
+    const good = join(dir, "worker-defaults.yaml");
+    writeFileSync(good, "serviceManager: process\npreflight:\n  ignore: [swap]\n");
+    const bad = join(dir, "bad.yaml");
+    writeFileSync(bad, "- serviceManager: process\n");
+    const { out, err } = capture();
+    expect(await runManifests({ ...base, workerDefaults: good })).toBe(0);
+    const expected = installManifests({ passphraseSecret: "p", workerDefaultsText: "serviceManager: process\npreflight:\n  ignore: [swap]\n" });
+    expect(parseAllDocuments(out.join("")).map((d) => d.toJS() as unknown)).toEqual(JSON.parse(JSON.stringify(expected)));
+    out.length = 0;
+    expect(await runManifests({ ...base, workerDefaults: bad })).toBe(2);
+    expect(out).toEqual([]);
+    expect(err.at(-1)).toBe(`kok manifests: --worker-defaults ${bad}: not a YAML mapping of worker settings`);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

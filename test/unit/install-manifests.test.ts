@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_ROLLOUT_TIMEOUT_SECONDS } from "../../src/components/rollout-gate";
-import { DEFAULT_TERMINATION_GRACE_SECONDS, installManifests, OPERATOR_PATHS, POLICY_CONFIGMAP } from "../../src/operator/install-manifests";
+import { DEFAULT_TERMINATION_GRACE_SECONDS, installManifests, OPERATOR_PATHS, POLICY_CONFIGMAP, WORKER_DEFAULTS_CONFIGMAP } from "../../src/operator/install-manifests";
 import { CONFINED_RESOURCES } from "../../src/operator/operator-admission-policy";
 
 type Objects = ReturnType<typeof installManifests>;
@@ -215,5 +215,33 @@ describe("installManifests: the admin policy", () => {
 
   it("tells the operator its namespace, for the masters' NetworkPolicies", () => {
     expect(operatorContainer(installManifests()).env).toContainEqual({ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } });
+  });
+});
+
+describe("installManifests: the worker defaults", () => {
+  type ConfigMapJson = { metadata: { name: string; namespace: string }; data: Record<string, string> };
+  type PodSpecJson = { spec: { template: { spec: { volumes: { name: string; configMap?: { name: string } }[] } } } };
+  const text = "serviceManager: process\nkubelet:\n  cgroupDriver: cgroupfs\n";
+
+  it("ships them as a ConfigMap of their own, mounted read-only beside the admin policy's and passed to --worker-defaults", () => {
+    const objects = installManifests({ policyText: "sshTargets:\n  allowed: [10.0.0.0/8]\n", workerDefaultsText: text });
+    const configMaps = objects.filter((o) => o.kind === "ConfigMap") as ConfigMapJson[];
+    expect(configMaps.map((c) => c.metadata.name).sort()).toEqual([POLICY_CONFIGMAP.name, WORKER_DEFAULTS_CONFIGMAP.name].sort());
+    const defaults = configMaps.find((c) => c.metadata.name === WORKER_DEFAULTS_CONFIGMAP.name)!;
+    expect(defaults.metadata.namespace).toBe("kube-on-kube-system");
+    expect(defaults.data).toEqual({ [WORKER_DEFAULTS_CONFIGMAP.key]: text });
+    const container = operatorContainer(objects);
+    expect(container.args).toContain(`--worker-defaults=${WORKER_DEFAULTS_CONFIGMAP.mountPath}/${WORKER_DEFAULTS_CONFIGMAP.key}`);
+    expect(container.volumeMounts).toContainEqual({ name: "worker-defaults", mountPath: WORKER_DEFAULTS_CONFIGMAP.mountPath, readOnly: true });
+    // Not under the policy's read-only volume, where no mount point can be made.
+    expect(WORKER_DEFAULTS_CONFIGMAP.mountPath.startsWith(`${POLICY_CONFIGMAP.mountPath}/`)).toBe(false);
+    const deployment = objects.find((o) => o.kind === "Deployment") as unknown as PodSpecJson;
+    expect(deployment.spec.template.spec.volumes).toContainEqual({ name: "worker-defaults", configMap: { name: WORKER_DEFAULTS_CONFIGMAP.name } });
+  });
+
+  it("passes no --worker-defaults without them (the operator's defaults apply)", () => {
+    const objects = installManifests();
+    expect(operatorContainer(objects).args.some((a) => a.startsWith("--worker-defaults"))).toBe(false);
+    expect(operatorContainer(objects).volumeMounts.some((m) => m.name === "worker-defaults")).toBe(false);
   });
 });
