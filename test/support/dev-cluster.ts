@@ -74,8 +74,12 @@ export async function freeNodePort(): Promise<number> {
 /** A 10.X.0.0/16 pod range no interface of this machine has an address in. */
 export function freePodCidr(): string {
   const used = execFileSync("ip", ["-o", "-4", "addr", "show"], { encoding: "utf8" });
+  // 10.112–10.243: clear of the business clusters' default Service range (10.96.0.0/12 is
+  // 10.96–10.111) and Pod range (10.244.0.0/16, BUSINESS_DEFAULT_CIDRS). A meta-cluster Pod whose
+  // address fell in either was routed or rewritten by the workers' own rules (seen once: the
+  // hosts' Pod routes cut off the operator Pod).
   for (;;) {
-    const second = 100 + Math.floor(Math.random() * 150);
+    const second = 112 + Math.floor(Math.random() * 132);
     if (!used.includes(` 10.${second}.`)) return `10.${second}.0.0/16`;
   }
 }
