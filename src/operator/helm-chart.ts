@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { allCustomResourceDefinitions } from "../api/v1alpha1/crds";
-import { DEFAULT_FILE_BACKEND_URL, FILE_BACKEND_ONE_REPLICA, installManifests, POLICY_CONFIGMAP, packageVersion, WORKER_DEFAULTS_CONFIGMAP } from "./install-manifests";
+import { CONFIG_CHECKSUM_ANNOTATION, DEFAULT_FILE_BACKEND_URL, FILE_BACKEND_ONE_REPLICA, installManifests, POLICY_CONFIGMAP, packageVersion, WORKER_DEFAULTS_CONFIGMAP } from "./install-manifests";
 import { OPERATOR_NAME } from "./rbac";
 import { chartValues, chartValuesSchema } from "./helm-chart-values";
 
@@ -98,7 +98,11 @@ interface Container {
 }
 interface Deployment {
   metadata: Json;
-  spec: { replicas: unknown; strategy?: unknown; template: { spec: { terminationGracePeriodSeconds: unknown; containers: Container[]; volumes: Json[] } } };
+  spec: {
+    replicas: unknown;
+    strategy?: unknown;
+    template: { metadata: { annotations: Record<string, string> }; spec: { terminationGracePeriodSeconds: unknown; containers: Container[]; volumes: Json[] } };
+  };
 }
 
 /** Every file of the chart, by path under charts/kube-on-kube. */
@@ -201,6 +205,10 @@ function deploymentTemplate(base: Deployment, full: Deployment, holes: Holes): D
   d.spec.replicas = holes.inline('{{ include "kok.replicas" . }}');
   d.spec.strategy = holes.line((i) => when(IS_FILE, i, toYaml({ strategy: base.spec.strategy })));
   d.spec.template.spec.terminationGracePeriodSeconds = holes.inline("{{ int .Values.terminationGracePeriodSeconds }}");
+  // The same sum installManifests computes (configChecksum): a `helm upgrade` that changes only
+  // the admin policy or the worker defaults rolls the operator, which reads them at start.
+  if (d.spec.template.metadata.annotations[CONFIG_CHECKSUM_ANNOTATION] === undefined) throw new Error("helm chart: installManifests gave no config checksum");
+  d.spec.template.metadata.annotations[CONFIG_CHECKSUM_ANNOTATION] = holes.inline('{{ printf "%s\\n%s" .Values.adminPolicy .Values.workerDefaults | sha256sum | quote }}');
   c.image = holes.inline('{{ include "kok.image" . | quote }}');
   c.resources = holes.line((i) => `${i}resources:\n${i}  {{- toYaml .Values.resources | nindent ${i.length + 2} }}`);
 

@@ -6,6 +6,7 @@
  * written path on a volume, seccomp RuntimeDefault, no capabilities, and a termination grace that
  * lets an update in flight finish. docs/security.md explains each choice.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { allCustomResourceDefinitions } from "../api/v1alpha1/crds";
@@ -174,6 +175,17 @@ export function throughputArgs(o: Pick<ManifestOptions, "concurrency" | "cluster
   return args;
 }
 
+/** The operator Pods' annotation that follows the files it reads at start. */
+export const CONFIG_CHECKSUM_ANNOTATION = "kubeonkube.io/config-checksum";
+
+/**
+ * sha256 (hex) of the admin policy's text and the worker defaults' text joined by a newline, an
+ * absent one as empty: the chart computes the same with `printf "%s\n%s" | sha256sum`.
+ */
+export function configChecksum(policyText: string | undefined, workerDefaultsText: string | undefined): string {
+  return createHash("sha256").update(`${policyText ?? ""}\n${workerDefaultsText ?? ""}`).digest("hex");
+}
+
 type DeploymentOptions = ManifestOptions & { namespace: string; image: string; passphraseSecret: string; backendUrl: string; fileBackend: boolean; replicas: number };
 
 function operatorDeployment(o: DeploymentOptions): Json {
@@ -189,7 +201,9 @@ function operatorDeployment(o: DeploymentOptions): Json {
       // A file backend lives on a ReadWriteOnce volume: never two pods on it at once.
       strategy: o.fileBackend ? { type: "Recreate" } : undefined,
       template: {
-        metadata: { labels: LABELS },
+        // The operator reads its admin policy and worker defaults only at start: a change of
+        // either changes this annotation, which rolls the Pods (`helm upgrade` and `kubectl apply` alike).
+        metadata: { labels: LABELS, annotations: { [CONFIG_CHECKSUM_ANNOTATION]: configChecksum(o.policyText, o.workerDefaultsText) } },
         spec: {
           serviceAccountName: NAME,
           // The operator talks to the meta-cluster's API with this token; nothing else in the Pod.

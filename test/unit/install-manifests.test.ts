@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_ROLLOUT_TIMEOUT_SECONDS } from "../../src/components/rollout-gate";
-import { DEFAULT_TERMINATION_GRACE_SECONDS, installManifests, OPERATOR_PATHS, POLICY_CONFIGMAP, WORKER_DEFAULTS_CONFIGMAP } from "../../src/operator/install-manifests";
+import { CONFIG_CHECKSUM_ANNOTATION, DEFAULT_TERMINATION_GRACE_SECONDS, installManifests, OPERATOR_PATHS, POLICY_CONFIGMAP, WORKER_DEFAULTS_CONFIGMAP } from "../../src/operator/install-manifests";
 import { CONFINED_RESOURCES } from "../../src/operator/operator-admission-policy";
 
 type Objects = ReturnType<typeof installManifests>;
@@ -211,6 +211,17 @@ describe("installManifests: the admin policy", () => {
     const objects = installManifests();
     expect(objects.some((o) => o.kind === "ConfigMap")).toBe(false);
     expect(operatorContainer(objects).args.some((a) => a.startsWith("--policy"))).toBe(false);
+  });
+
+  it("rolls the operator when the policy or the worker defaults change: they are read at start", () => {
+    const checksum = (policyText?: string, workerDefaultsText?: string) => {
+      const deployment = installManifests({ policyText, workerDefaultsText }).find((o) => o.kind === "Deployment") as unknown as { spec: { template: { metadata: { annotations: Record<string, string> } } } };
+      return deployment.spec.template.metadata.annotations[CONFIG_CHECKSUM_ANNOTATION];
+    };
+    const sums = [checksum(), checksum("sshTargets: {}\n"), checksum("sshTargets: { allowed: [10.0.0.0/8] }\n"), checksum(undefined, "serviceManager: process\n"), checksum("sshTargets: {}\n", "serviceManager: process\n")];
+    expect(sums.every((s) => /^[0-9a-f]{64}$/.test(s))).toBe(true);
+    expect(new Set(sums).size).toBe(sums.length);
+    expect(checksum("sshTargets: {}\n")).toBe(checksum("sshTargets: {}\n"));
   });
 
   it("tells the operator its namespace, for the masters' NetworkPolicies", () => {
