@@ -108,7 +108,7 @@ describe("S3 client against a hostile endpoint", () => {
       if (existsSync(`${each}.part`)) left.push(each);
     }
     expect(left).toEqual([]);
-  });
+  }, 60_000);
 
   it("does not follow a redirect (the endpoint must not send us to another address)", async () => {
     let followed = false;
