@@ -93,6 +93,11 @@ describe("ControlPlane on the local meta-cluster", () => {
 
   it("repairs drift made by hand with refresh and up", async () => {
     meta("-n", "e2e", "delete", "deployment", "e2e-apiserver", "--wait=true");
+    // The Deployment goes at once; its Pod keeps serving through --shutdown-delay-duration and
+    // its grace period. A preview that began meanwhile found the business apiserver reachable,
+    // then lost it mid-refresh (EOF, not the unreachable cluster the add-ons are kept through).
+    // The drift this test makes is "the apiservers are gone": wait until they are.
+    meta("-n", "e2e", "wait", "--for=delete", "pod", "-l", "kubeonkube.io/component=kube-apiserver", "--timeout=300s");
     meta("-n", "e2e", "patch", "service", "e2e-etcd-client", "--type=json", "-p", '[{"op":"replace","path":"/spec/ports/0/name","value":"drifted"}]');
     const planned: { op: string; name: string }[] = [];
     await test.stack.preview({
