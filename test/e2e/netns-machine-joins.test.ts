@@ -282,6 +282,9 @@ describe("a Machine on a network host", () => {
     const phase2At = Date.now();
     const finalKubeconfig = adminKubeconfig(join(work, "after-rotation.kubeconfig"));
     const business = (...args: string[]) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", finalKubeconfig, ...args], { encoding: "utf8", stdio: "pipe" });
+    // Phase 2's bundle reaches the worker after the Cluster applied it (a restart of its kubelet):
+    // the Machine reports it once the restarted kubelet answers. Node Ready alone lags a restart.
+    await eventually("Machine w0 installed phase 2's trust bundle", async () => (machineStatus().certificates?.trustBundle === done.trustBundle ? true : undefined), 600_000).catch(failFast);
     await eventually("Node Ready after the rotation", async () => (business("get", "node", host.name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}") === "True" ? true : undefined), 120_000);
     // The apiserver still reads a log from the kubelet: it trusts the kubelet's new serving certificate.
     expect(business("logs", "hello")).toBe("hello from hello\n");

@@ -235,6 +235,21 @@ describe("Masters lost with their namespace", () => {
     expect(w.events.find((e) => e.reason === "RecreatingMasters")?.message).toContain("EMPTY etcd volumes");
   });
 
+  it("removes an annotation left while the masters are there, so it cannot carry over to a later loss", async () => {
+    const w = world();
+    w.put("fleet", "dev");
+    await w.reconciler.reconcile("fleet/dev");
+    // A re-creation cut off between its up and the annotation's removal leaves this behind.
+    edit(w, annotated(ns));
+    w.advance(300_000);
+    await w.reconciler.reconcile("fleet/dev");
+    expect(w.objects.get("fleet/dev")!.metadata.annotations?.[RECREATE_MASTERS_ANNOTATION]).toBeUndefined();
+    expect(w.ops.some((op) => op.startsWith("up --refresh"))).toBe(false);
+    w.namespaces.delete(ns);
+    await w.reconciler.reconcile("fleet/dev");
+    expect(w.condition("fleet/dev", "Ready")).toMatchObject({ status: "False", reason: "MastersLost" });
+  });
+
   it("is no loss before the stack created the namespace: a first up creates it", async () => {
     const w = world();
     w.put("fleet", "dev");

@@ -172,6 +172,11 @@ export class ClusterReconciler {
       await this.o.store.annotate?.(cluster, { [RECREATE_MASTERS_ANNOTATION]: null });
       return applied;
     }
+    // The masters are there: an annotation left by a re-creation cut off before it was removed (or
+    // written while nothing was lost) must not carry over to a later loss of the same namespace.
+    if (placement.namespaceInStack && cluster.metadata.annotations?.[RECREATE_MASTERS_ANNOTATION] !== undefined) {
+      await this.o.store.annotate?.(cluster, { [RECREATE_MASTERS_ANNOTATION]: null });
+    }
     // A cluster that exists: its etcd membership first, before any other update (etcd-membership-check.ts).
     let membership: { requeueAfter?: number } = {};
     if (cluster.status?.version && this.o.etcdMembership) {

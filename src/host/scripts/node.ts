@@ -59,7 +59,7 @@ ${writeFileLines("/etc/kubernetes/pki/ca.crt", "0644", args.caCertificate)}${wri
     kubeletFlags({ ...args, bootstrap, installRoot: layout.installRoot }),
   )}if write_file "$ROOT${kubeconfigPath}" 0600; then changed=1; log "wrote ${kubeconfigPath}"; fi
 [ -s "$ROOT${kubeconfigPath}" ] || fail "no kubeconfig arrived on stdin"
-${restartLines(layout.serviceManager, "kubelet", "changed-or-stopped")}`);
+${restartLines(layout.serviceManager, "kubelet", "changed-or-stopped", { waitHealthy: !bootstrap })}`);
 }
 
 /**

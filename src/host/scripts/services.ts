@@ -63,35 +63,76 @@ svc_start() {
 `;
 }
 
+/** How long a restarted kubelet has to answer on its health and serving ports. */
+export const KUBELET_HEALTHY_SECONDS = 90;
+
+/**
+ * A bash function that waits until a restarted kubelet answers: `/healthz` says 200 on its health
+ * port and its serving port (where the apiserver asks for logs, exec and port-forward) accepts a
+ * connection. Without it a step that restarted the kubelet (new certificates, a new trust bundle,
+ * an upgrade) reported success while the kubelet was still starting, and the Node's Ready, which
+ * lags by the node monitor's grace period, said nothing of it. The ports and addresses come from
+ * the kubelet's config file; with none there is no kubelet of ours to wait for. Bash's /dev/tcp,
+ * so the host needs no curl.
+ */
+export function kubeletWaitFunction(log: string, seconds = KUBELET_HEALTHY_SECONDS): string {
+  return `kubelet_wait_healthy() {
+  local cfg="$ROOT/var/lib/kubelet/config.yaml" hp=10248 ha=127.0.0.1 sp=10250 sa=127.0.0.1 v
+  [ -f "$cfg" ] || { log "no $cfg: not waiting for the kubelet to answer"; return 0; }
+  v=$(sed -n 's/^healthzPort: *\\([0-9]*\\).*/\\1/p' "$cfg" | head -n 1); [ -n "$v" ] && hp=$v
+  v=$(sed -n 's/^healthzBindAddress: *"\\{0,1\\}\\([0-9.]*\\).*/\\1/p' "$cfg" | head -n 1); [ -n "$v" ] && [ "$v" != 0.0.0.0 ] && ha=$v
+  v=$(sed -n 's/^port: *\\([0-9]*\\).*/\\1/p' "$cfg" | head -n 1); [ -n "$v" ] && sp=$v
+  v=$(sed -n 's/^address: *"\\{0,1\\}\\([0-9.]*\\).*/\\1/p' "$cfg" | head -n 1); [ -n "$v" ] && [ "$v" != 0.0.0.0 ] && sa=$v
+  [ "$hp" = 0 ] && { log "the kubelet's health port is off: not waiting for it"; return 0; }
+  local deadline=$((SECONDS + ${seconds}))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n" >&3 && head -n 1 <&3 | grep -q " 200 "' "$ha" "$hp" 2>/dev/null \
+      && timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$sa" "$sp" 2>/dev/null; then
+      log "the kubelet answers on $ha:$hp/healthz and $sa:$sp"; return 0
+    fi
+    sleep 0.5
+  done
+  fail "the kubelet did not answer on http://$ha:$hp/healthz and port $sa:$sp within ${seconds} s of its restart; see ${log}"
+}
+`;
+}
+
 /**
  * Lines that (re)start a service. `when`: `changed` restarts on change (and starts it if it is
  * not running); `changed-and-running` restarts only a running service (an upgrade; the first
- * start belongs to a later step); `changed-or-stopped` also starts a stopped one.
+ * start belongs to a later step); `changed-or-stopped` also starts a stopped one. A restarted
+ * kubelet is waited for until it answers (kubeletWaitFunction), unless `waitHealthy` is false: a
+ * kubelet joining with a bootstrap token serves nothing until its certificate request is approved,
+ * which the step's later wait for the Node covers.
  */
 export function restartLines(
   manager: ServiceManager,
   service: Service,
   when: "changed" | "changed-and-running" | "changed-or-stopped",
-  opts: { locked?: boolean } = {},
+  opts: { locked?: boolean; waitHealthy?: boolean } = {},
 ): string {
   if (manager === ServiceManager.None) {
     return `if [ "$changed" = 1 ]; then log "serviceManager none: ${service} was not (re)started"; fi\n`;
   }
+  const waitHealthy = service === "kubelet" && opts.waitHealthy !== false;
   if (manager === ServiceManager.Systemd) {
     const condition =
       when === "changed-and-running"
         ? `[ "$changed" = 1 ] && systemctl is-active --quiet ${service}`
         : `[ "$changed" = 1 ] || ! systemctl is-active --quiet ${service}`;
-    return `systemctl daemon-reload
+    const wait = waitHealthy ? "; kubelet_wait_healthy" : "";
+    return `${waitHealthy ? kubeletWaitFunction("journalctl -u kubelet") : ""}systemctl daemon-reload
 systemctl enable ${service} >/dev/null 2>&1
-if ${condition}; then systemctl restart ${service} && log "restarted ${service}"; fi
+if ${condition}; then systemctl restart ${service} && log "restarted ${service}"${wait}; fi
 `;
   }
   const condition = when === "changed-and-running" ? `[ "$changed" = 1 ] && svc_running ${service}` : `[ "$changed" = 1 ] || ! svc_running ${service}`;
-  const wait = service === "kubelet" ? "svc_wait_runtime; " : "";
-  const lines = `if ${condition}; then svc_stop ${service}; ${wait}svc_start ${service} ${shellQuote(PROCESS_COMMAND[service])}; log "started ${service} (pid $(svc_pid ${service}))"; fi
+  const runtime = service === "kubelet" ? "svc_wait_runtime; " : "";
+  const wait = waitHealthy ? "; kubelet_wait_healthy" : "";
+  const lines = `if ${condition}; then svc_stop ${service}; ${runtime}svc_start ${service} ${shellQuote(PROCESS_COMMAND[service])}; log "started ${service} (pid $(svc_pid ${service}))"${wait}; fi
 `;
-  return opts.locked === false ? lines : lockedLines(manager, lines);
+  const fn = waitHealthy ? kubeletWaitFunction("$ROOT/var/log/kube-on-kube/kubelet.log") : "";
+  return fn + (opts.locked === false ? lines : lockedLines(manager, lines));
 }
 
 /**
