@@ -232,7 +232,7 @@ function deployAddons(name: string, spec: ClusterSpec, cp: ControlPlane): Cluste
   const businessCluster = new k8s.Provider(BUSINESS_CLUSTER_PROVIDER, businessClusterProviderArgs(cp.adminKubeconfig), { dependsOn: [cp] });
   return new ClusterAddons(
     `${name}-addons`,
-    { apiServerEndpoint: cp.endpoint, addons: resolved.addons, network: resolved.network },
+    { apiServerEndpoint: cp.endpoint, addons: resolved.addons, network: resolved.network, trustBundle: cp.pki.clusterTrustBundle },
     { providers: [businessCluster], dependsOn: [cp] },
   );
 }

@@ -6,7 +6,8 @@ import { minimalSpec, standardSpec } from "../support/specs";
 
 import { SpecValidationError, resolveClusterSpec, type ClusterSpec } from "../../src/api/v1alpha1";
 import { ClusterAddons } from "../../src/components/addons/cluster-addons";
-import { hostAndPort } from "../../src/components/addons/common";
+import { TRUST_BUNDLE_ANNOTATION } from "../../src/components/addons/common";
+import { createHash } from "node:crypto";
 import { clusterProgram } from "../../src/program/cluster-program";
 
 // Installed before any resource is constructed (importing the components registers nothing).
@@ -32,6 +33,11 @@ async function program(spec: ClusterSpec) {
   await settle();
   return out;
 }
+
+/** The cluster trust bundle the program's ControlPlane made, as the add-ons should embed it. */
+const trustBundleOf = async (out: Awaited<ReturnType<typeof program>>) => (await valueOf(out.certificateAuthorities)).clusterBundle;
+const bundleAnnotation = (bundle: string) => `sha256:${createHash("sha256").update(bundle).digest("hex")}`;
+const caDataOf = (kubeconfigText: string) => Buffer.from(parse(kubeconfigText).clusters[0].cluster["certificate-authority-data"], "base64").toString("utf8");
 
 beforeEach(() => recorder.reset());
 
@@ -141,7 +147,9 @@ describe("the add-ons in the cluster program", () => {
   });
 
   it("runs kube-proxy of the masters' version from imageRepository, in the asked mode, against the endpoint", async () => {
-    await program(standardSpec({ addons: { kubeProxy: { mode: "nftables" } } }));
+    const out = await program(standardSpec({ addons: { kubeProxy: { mode: "nftables" } } }));
+    const bundle = await trustBundleOf(out);
+    expect(bundle).toContain("BEGIN CERTIFICATE");
     const ds = byKind("apps/v1:DaemonSet", "kube-proxy");
     const proxy = container(ds, "kube-proxy");
     expect(proxy.image).toBe("registry.example.com/k8s/kube-proxy:v1.36.3");
@@ -151,8 +159,12 @@ describe("the add-ons in the cluster program", () => {
     const config = parse(data["config.conf"]);
     expect(config).toMatchObject({ kind: "KubeProxyConfiguration", mode: "nftables", clusterCIDR: "10.244.0.0/16", conntrack: { maxPerCore: 0 } });
     const kubeconfig = parse(data["kubeconfig.conf"]);
-    expect(kubeconfig.clusters[0].cluster).toEqual({ server: "https://prod-a.k8s.example.com:6443", "certificate-authority": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt" });
+    // The trust bundle embedded, not the ServiceAccount's ca.crt (which trails a CA rotation).
+    expect(kubeconfig.clusters[0].cluster.server).toBe("https://prod-a.k8s.example.com:6443");
+    expect(kubeconfig.clusters[0].cluster["certificate-authority"]).toBeUndefined();
+    expect(caDataOf(data["kubeconfig.conf"])).toBe(bundle);
     expect(kubeconfig.users[0].user).toEqual({ tokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token" });
+    expect(ds.spec.template.metadata.annotations).toEqual({ [TRUST_BUNDLE_ANNOTATION]: bundleAnnotation(bundle) });
     expect(byKind("rbac.authorization.k8s.io/v1:ClusterRoleBinding", "kube-on-kube:node-proxier").roleRef.name).toBe("system:node-proxier");
   });
 
@@ -164,17 +176,22 @@ describe("the add-ons in the cluster program", () => {
   });
 
   it("configures flannel with the Pod range and backend, and its install-cni container with the script", async () => {
-    await program(standardSpec({ network: { serviceCIDR: "10.96.0.0/12", podCIDR: "10.200.0.0/16", clusterDomain: "cluster.local" }, addons: { network: { backend: "vxlan" } } }));
-    expect(JSON.parse(byKind("core/v1:ConfigMap", "kube-flannel-cfg").data["net-conf.json"])).toEqual({ Network: "10.200.0.0/16", Backend: { Type: "vxlan" } });
+    const out = await program(standardSpec({ network: { serviceCIDR: "10.96.0.0/12", podCIDR: "10.200.0.0/16", clusterDomain: "cluster.local" }, addons: { network: { backend: "vxlan" } } }));
+    const data = byKind("core/v1:ConfigMap", "kube-flannel-cfg").data;
+    expect(JSON.parse(data["net-conf.json"])).toEqual({ Network: "10.200.0.0/16", Backend: { Type: "vxlan" } });
+    // flanneld's kubeconfig: the endpoint (not the kubernetes Service kube-proxy routes), the trust bundle embedded.
+    expect(parse(data.kubeconfig).clusters[0].cluster.server).toBe("https://prod-a.k8s.example.com:6443");
+    expect(caDataOf(data.kubeconfig)).toBe(await trustBundleOf(out));
     const ds = byKind("apps/v1:DaemonSet", "flannel");
     const pod = ds.spec.template.spec;
     expect(pod).toMatchObject({ hostNetwork: true, priorityClassName: "system-node-critical", tolerations: [{ operator: "Exists" }] });
     const flanneld = container(ds, "kube-flannel");
     expect(flanneld.image).toBe("docker.io/flannel/flannel:v0.28.10");
-    expect(flanneld.args).toEqual(["--ip-masq", "--kube-subnet-mgr"]);
+    expect(flanneld.args).toEqual(["--ip-masq", "--kube-subnet-mgr", "--kubeconfig-file=/etc/kube-flannel/kubeconfig"]);
+    expect(ds.spec.template.metadata.annotations).toEqual({ [TRUST_BUNDLE_ANNOTATION]: bundleAnnotation(await trustBundleOf(out)) });
     expect(flanneld.securityContext.capabilities.add).toEqual(["NET_ADMIN", "NET_RAW"]);
     const env = Object.fromEntries(flanneld.env.map((e: Obj) => [e.name, e.value ?? e.valueFrom.fieldRef.fieldPath]));
-    expect(env).toMatchObject({ POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace", KUBERNETES_SERVICE_HOST: "prod-a.k8s.example.com", KUBERNETES_SERVICE_PORT: "6443" });
+    expect(env).toEqual({ POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace", NODE_NAME: "spec.nodeName" });
     const installCni = container(ds, "install-cni");
     expect(installCni.image).toBe(flanneld.image);
     expect(installCni.command.slice(0, 2)).toEqual(["/bin/sh", "-c"]);
@@ -246,8 +263,40 @@ describe("ClusterAddons on its own", () => {
     // An IPv6 endpoint reaches kube-proxy's kubeconfig with its brackets.
     const config = recorder.resources.filter((r) => r.name === "c-kube-proxy-config").map(inputs)[0];
     expect(parse(config.data["kubeconfig.conf"]).clusters[0].cluster.server).toBe("https://[fd00::1]:30443");
-    // flanneld's in-cluster client joins host and port itself: no brackets.
-    expect(hostAndPort("https://[fd00::1]:30443")).toEqual({ host: "fd00::1", port: "30443" });
-    expect(hostAndPort("https://10.0.0.2")).toEqual({ host: "10.0.0.2", port: "443" });
+  });
+
+  it("without a trust bundle reads the ServiceAccount's ca.crt; a new bundle changes every add-on's kubeconfig and Pod template", async () => {
+    const render = async (name: string, trustBundle: string | undefined) => {
+      new ClusterAddons(name, { ...resolved(minimalSpec()), apiServerEndpoint: "https://10.0.0.2:30443", ...(trustBundle ? { trustBundle } : {}) }, { providers: [provider()] });
+      await settle();
+      const of = (suffix: string) => recorder.resources.filter((r) => r.name === `${name}-${suffix}`).map(inputs)[0];
+      return {
+        proxy: of("kube-proxy-config").data["kubeconfig.conf"] as string,
+        flannel: of("flannel-config").data.kubeconfig as string,
+        coreDnsConfig: of("coredns-config").data as Record<string, string>,
+        templates: [of("kube-proxy-daemonset"), of("flannel-daemonset"), of("coredns-deployment")].map((w) => w.spec.template.metadata.annotations ?? {}),
+        coreDnsItems: of("coredns-deployment").spec.template.spec.volumes[0].configMap.items.map((i: Obj) => i.key),
+      };
+    };
+    const none = await render("n", undefined);
+    for (const kubeconfig of [none.proxy, none.flannel]) {
+      expect(parse(kubeconfig).clusters[0].cluster).toEqual({ server: "https://10.0.0.2:30443", "certificate-authority": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt" });
+    }
+    expect(none.coreDnsConfig.kubeconfig).toBeUndefined();
+    expect(none.coreDnsConfig.Corefile).not.toContain("kubeconfig");
+    expect(none.templates).toEqual([{}, {}, {}]);
+    const first = await render("a", "-----BEGIN CERTIFICATE-----\nold\n-----END CERTIFICATE-----\n");
+    const second = await render("b", "-----BEGIN CERTIFICATE-----\nold\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nnew\n-----END CERTIFICATE-----\n");
+    expect(caDataOf(second.proxy)).toContain("new");
+    expect(caDataOf(second.flannel)).toContain("new");
+    // CoreDNS goes through the kubernetes Service (the first address of serviceCIDR), as in-cluster clients do.
+    expect(parse(second.coreDnsConfig.kubeconfig).clusters[0].cluster.server).toBe("https://10.96.0.1:443");
+    expect(caDataOf(second.coreDnsConfig.kubeconfig)).toContain("new");
+    expect(second.coreDnsConfig.Corefile).toContain("kubeconfig /etc/coredns/kubeconfig");
+    expect(second.coreDnsItems).toEqual(["Corefile", "kubeconfig"]);
+    for (let i = 0; i < 3; i++) {
+      expect(first.templates[i][TRUST_BUNDLE_ANNOTATION]).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(second.templates[i][TRUST_BUNDLE_ANNOTATION]).not.toBe(first.templates[i][TRUST_BUNDLE_ANNOTATION]);
+    }
   });
 });

@@ -288,6 +288,26 @@ describe("a Machine on a network host", () => {
     await eventually("Node Ready after the rotation", async () => (business("get", "node", host.name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}") === "True" ? true : undefined), 120_000);
     // The apiserver still reads a log from the kubelet: it trusts the kubelet's new serving certificate.
     expect(business("logs", "hello")).toBe("hello from hello\n");
+    // The add-ons started before the rotation. Phase 2 rolled the apiservers onto a serving
+    // certificate of the new CA, cutting every watch: a Service made now is resolved by CoreDNS and
+    // routed by kube-proxy only if their new connections trust the new CA.
+    business("run", "web", "--image=docker.io/library/busybox:1.35.0", "--restart=Never", "--port=8080", "--expose", "--overrides", JSON.stringify({ spec: { nodeName: host.name } }), "--command", "--", "sh", "-c", "echo web after the rotation > /tmp/index.html; exec httpd -f -p 8080 -h /tmp");
+    // busybox 1.35's wget crashes with -T (a timeout): a kill after 20 s instead.
+    const fromHello = (command: string) => execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", finalKubeconfig, "exec", "hello", "--", "sh", "-c", command], { encoding: "utf8", stdio: "pipe", timeout: 20_000 });
+    await eventually(
+      "a Service made after phase 2 resolved by CoreDNS and routed by kube-proxy",
+      async () => {
+        try {
+          return fromHello("wget -qO- http://web.default.svc.cluster.local:8080") === "web after the rotation\n" ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      180_000,
+    ).catch((error: Error) => {
+      const addonLogs = business("-n", "kube-system", "logs", "--tail=15", "--prefix", "-l", "k8s-app in (kube-proxy,kube-dns)");
+      throw new Error(`${error.message}\nthe add-ons' last words:\n${addonLogs}`);
+    });
     // The clients keep asking a little after the apiserver's last rollout.
     await new Promise((r) => setTimeout(r, 10_000));
     await Promise.all([oldLoop.stop(), newLoop.stop()]);

@@ -22,6 +22,13 @@ export interface ClusterAddonsArgs {
   /** `spec.addons` resolved: images already follow `kubernetesVersion` and `imageRepository`. */
   readonly addons: ResolvedAddons;
   readonly network: { readonly serviceCIDR: string; readonly podCIDR: string; readonly clusterDomain: string };
+  /**
+   * PEM of every cluster CA trusted now (ControlPlane's `pki.clusterTrustBundle`): embedded in the
+   * add-ons' kubeconfigs, and a change rolls their Pods, so that each phase of a CA rotation
+   * reaches them before the apiserver's serving certificate moves to the new CA. Without it they
+   * read the ServiceAccount volume's `ca.crt`, which trails a rotation (common.ts, addonKubeconfig).
+   */
+  readonly trustBundle?: pulumi.Input<string>;
 }
 
 /**
@@ -52,13 +59,13 @@ export class ClusterAddons extends pulumi.ComponentResource {
     super(componentType("ClusterAddons"), name, {}, opts);
     const child = { parent: this };
     if (addons.network.enabled) {
-      this.network = new FlannelNetwork(`${name}-flannel`, { network: addons.network, podCIDR: network.podCIDR, apiServerEndpoint: args.apiServerEndpoint }, child);
+      this.network = new FlannelNetwork(`${name}-flannel`, { network: addons.network, podCIDR: network.podCIDR, apiServerEndpoint: args.apiServerEndpoint, trustBundle: args.trustBundle }, child);
     }
     if (addons.kubeProxy.enabled) {
-      this.kubeProxy = new KubeProxy(`${name}-kube-proxy`, { kubeProxy: addons.kubeProxy, podCIDR: network.podCIDR, apiServerEndpoint: args.apiServerEndpoint }, child);
+      this.kubeProxy = new KubeProxy(`${name}-kube-proxy`, { kubeProxy: addons.kubeProxy, podCIDR: network.podCIDR, apiServerEndpoint: args.apiServerEndpoint, trustBundle: args.trustBundle }, child);
     }
     if (addons.coreDNS.enabled) {
-      this.coreDns = new CoreDns(`${name}-coredns`, { coreDNS: addons.coreDNS, serviceCIDR: network.serviceCIDR, clusterDomain: network.clusterDomain }, child);
+      this.coreDns = new CoreDns(`${name}-coredns`, { coreDNS: addons.coreDNS, serviceCIDR: network.serviceCIDR, clusterDomain: network.clusterDomain, trustBundle: args.trustBundle }, child);
       this.clusterDnsAddress = this.coreDns.address;
     }
     this.registerOutputs({});

@@ -3,6 +3,8 @@
  * own its objects without waiting for Pods, and the small pieces of Pod specs they all use.
  */
 import type * as k8s from "@pulumi/kubernetes";
+import type * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
 import { PATCH_FORCE_ANNOTATION } from "../control-plane";
 
 /** Every add-on lives in kube-system, where kubeadm and the upstream manifests put them. */
@@ -48,13 +50,13 @@ type PodSpec = k8s.types.input.core.v1.PodSpec;
  */
 export function nodeAgentDaemonSetSpec(
   labels: Record<string, string>,
-  pod: { serviceAccountName: PodSpec["serviceAccountName"]; containers: PodSpec["containers"]; volumes: PodSpec["volumes"] },
+  pod: { serviceAccountName: PodSpec["serviceAccountName"]; containers: PodSpec["containers"]; volumes: PodSpec["volumes"]; annotations?: pulumi.Input<Record<string, string>> },
 ): k8s.types.input.apps.v1.DaemonSetSpec {
   return {
     selector: { matchLabels: labels },
     updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
     template: {
-      metadata: { labels: { ...labels, ...PART_OF_LABEL } },
+      metadata: { labels: { ...labels, ...PART_OF_LABEL }, ...(pod.annotations ? { annotations: pod.annotations } : {}) },
       spec: {
         serviceAccountName: pod.serviceAccountName,
         hostNetwork: true,
@@ -74,12 +76,44 @@ export const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom:
 /** The host's iptables lock, shared with every other netfilter user on the node. */
 export const XTABLES_LOCK_VOLUME = { name: "xtables-lock", hostPath: { path: "/run/xtables.lock", type: "FileOrCreate" } };
 
+
+/** Where a Pod's ServiceAccount volume puts its token and the cluster's CA file. */
+export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
 /**
- * host and port of an `https://host:port` URL, as in-cluster clients want them in
- * KUBERNETES_SERVICE_HOST/PORT (an IPv6 host without its brackets).
+ * On an add-on's Pod template: the trust bundle its kubeconfig embeds, by fingerprint, so that a
+ * new bundle (each phase of a CA rotation) rolls its Pods onto it.
  */
-export function hostAndPort(url: string): { host: string; port: string } {
-  const parsed = new URL(url);
-  if (parsed.protocol !== "https:") throw new Error(`apiServerEndpoint "${url}" is not an https:// URL`);
-  return { host: parsed.hostname.replace(/^\[(.*)\]$/, "$1"), port: parsed.port || "443" };
+export const TRUST_BUNDLE_ANNOTATION = "kubeonkube.io/trust-bundle";
+
+/**
+ * The kubeconfig an add-on talks to the business apiserver with: `server`, the Pod's ServiceAccount
+ * token (a file client-go reads again as the kubelet refreshes it) and, given `trustBundle`, the
+ * cluster's trust bundle embedded. Why embedded rather than the ServiceAccount volume's `ca.crt`:
+ * that file comes from the `kube-root-ca.crt` ConfigMap, which the controller-manager rewrites only
+ * once it leads again after a rotation phase rolled it, and the kubelet copies into Pods later
+ * still; clients before client-go 1.36 (flannel) read it only when they start. A Pod started
+ * after the stack wrote this ConfigMap trusts exactly the bundle of the phase that started it.
+ */
+export function addonKubeconfig(server: string, trustBundle: string | undefined): Record<string, unknown> {
+  if (!server.startsWith("https://")) throw new Error(`apiServerEndpoint "${server}" is not an https:// URL`);
+  const authority = trustBundle === undefined ? { "certificate-authority": `${SERVICE_ACCOUNT_DIR}/ca.crt` } : { "certificate-authority-data": Buffer.from(trustBundle).toString("base64") };
+  return {
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "default", cluster: { server, ...authority } }],
+    users: [{ name: "default", user: { tokenFile: `${SERVICE_ACCOUNT_DIR}/token` } }],
+    contexts: [{ name: "default", context: { cluster: "default", user: "default", namespace: "default" } }],
+    "current-context": "default",
+  };
+}
+
+/** The Pod template annotations for a trust bundle (none without one): its sha256. */
+export function trustBundleAnnotations(trustBundle: string | undefined): Record<string, string> {
+  return trustBundle === undefined ? {} : { [TRUST_BUNDLE_ANNOTATION]: `sha256:${createHash("sha256").update(trustBundle).digest("hex")}` };
+}
+
+/** `https://host:port` of an address (an IPv6 one in brackets). */
+export function httpsUrl(address: string, port: number): string {
+  return `https://${address.includes(":") ? `[${address}]` : address}:${port}`;
 }

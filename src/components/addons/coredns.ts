@@ -1,13 +1,16 @@
 /**
  * CoreDns: the cluster DNS. A Deployment of `replicas` CoreDNS Pods spread over nodes, a
  * PodDisruptionBudget, and the Service `kube-dns` at the cluster DNS address (the tenth of
- * `serviceCIDR`, as kubeadm derives it) that every kubelet's `clusterDNS` names.
+ * `serviceCIDR`, as kubeadm derives it) that every kubelet's `clusterDNS` names. CoreDNS reaches
+ * the apiserver through the `kubernetes` Service with a kubeconfig that embeds the cluster's
+ * trust bundle when given one (addonKubeconfig says why).
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { clusterDnsAddress, type ResolvedAddons } from "../../api/v1alpha1";
+import { stringify } from "yaml";
+import { clusterDnsAddress, kubernetesServiceAddress, type ResolvedAddons } from "../../api/v1alpha1";
 import { componentType } from "../type-tokens";
-import { addonMetadata } from "./common";
+import { addonKubeconfig, addonMetadata, httpsUrl, trustBundleAnnotations } from "./common";
 
 export const COREDNS_NAME = "coredns";
 const SELECTOR = { "k8s-app": "kube-dns" };
@@ -18,10 +21,20 @@ export interface CoreDnsArgs {
   readonly coreDNS: ResolvedAddons["coreDNS"];
   readonly serviceCIDR: string;
   readonly clusterDomain: string;
+  /**
+   * PEM of every cluster CA trusted now, embedded in CoreDNS's kubeconfig; a change rolls the
+   * Pods. Without it CoreDNS uses its in-cluster configuration (the ServiceAccount's `ca.crt`).
+   */
+  readonly trustBundle?: pulumi.Input<string>;
 }
 
-/** The Corefile: the cluster's names, everything else forwarded to the node's resolvers. */
-export function corefile(clusterDomain: string): string {
+const CONFIG_DIR = "/etc/coredns";
+
+/**
+ * The Corefile: the cluster's names, everything else forwarded to the node's resolvers. With
+ * `kubeconfig`, the kubernetes plugin connects with that file (CONFIG_DIR) instead of in-cluster.
+ */
+export function corefile(clusterDomain: string, kubeconfig = false): string {
   return `.:53 {
     errors
     health {
@@ -29,7 +42,7 @@ export function corefile(clusterDomain: string): string {
     }
     ready
     kubernetes ${clusterDomain} in-addr.arpa ip6.arpa {
-        pods insecure
+${kubeconfig ? `        kubeconfig ${CONFIG_DIR}/kubeconfig\n` : ""}        pods insecure
         fallthrough in-addr.arpa ip6.arpa
         ttl 30
     }
@@ -78,7 +91,19 @@ export class CoreDns extends pulumi.ComponentResource {
       },
       child,
     );
-    const config = new k8s.core.v1.ConfigMap(`${name}-config`, { metadata: addonMetadata(COREDNS_NAME, { labels }), data: { Corefile: corefile(args.clusterDomain) } }, child);
+    const withKubeconfig = args.trustBundle !== undefined;
+    const server = httpsUrl(kubernetesServiceAddress(args.serviceCIDR), 443);
+    const config = new k8s.core.v1.ConfigMap(
+      `${name}-config`,
+      {
+        metadata: addonMetadata(COREDNS_NAME, { labels }),
+        data: {
+          Corefile: corefile(args.clusterDomain, withKubeconfig),
+          ...(withKubeconfig ? { kubeconfig: pulumi.output(args.trustBundle).apply((bundle) => stringify(addonKubeconfig(server, bundle))) } : {}),
+        },
+      },
+      child,
+    );
 
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
@@ -89,7 +114,7 @@ export class CoreDns extends pulumi.ComponentResource {
           selector: { matchLabels: SELECTOR },
           strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
           template: {
-            metadata: { labels: { ...labels, "app.kubernetes.io/part-of": "kube-on-kube" } },
+            metadata: { labels: { ...labels, "app.kubernetes.io/part-of": "kube-on-kube" }, annotations: pulumi.output(args.trustBundle).apply(trustBundleAnnotations) },
             spec: {
               serviceAccountName: sa.metadata.name,
               priorityClassName: "system-cluster-critical",
@@ -128,10 +153,15 @@ export class CoreDns extends pulumi.ComponentResource {
                   },
                   livenessProbe: { httpGet: { path: "/health", port: 8080 }, initialDelaySeconds: 60, timeoutSeconds: 5, failureThreshold: 5 },
                   readinessProbe: { httpGet: { path: "/ready", port: 8181 }, periodSeconds: 2 },
-                  volumeMounts: [{ name: "config", mountPath: "/etc/coredns", readOnly: true }],
+                  volumeMounts: [{ name: "config", mountPath: CONFIG_DIR, readOnly: true }],
                 },
               ],
-              volumes: [{ name: "config", configMap: { name: config.metadata.name, items: [{ key: "Corefile", path: "Corefile" }] } }],
+              volumes: [
+                {
+                  name: "config",
+                  configMap: { name: config.metadata.name, items: [{ key: "Corefile", path: "Corefile" }, ...(withKubeconfig ? [{ key: "kubeconfig", path: "kubeconfig" }] : [])] },
+                },
+              ],
             },
           },
         },

@@ -10,17 +10,20 @@
  * flanneld talks to the apiserver through the cluster's endpoint, not through the `kubernetes`
  * Service: that ClusterIP is routed by kube-proxy, which may be disabled or not yet running, and
  * the pod network should not wait for it (a Node is NotReady until this DaemonSet has written its
- * CNI configuration). kube-proxy does the same (kube-proxy.ts).
+ * CNI configuration). kube-proxy does the same (kube-proxy.ts). Its kubeconfig, in the same
+ * ConfigMap as net-conf.json, embeds the cluster's trust bundle (addonKubeconfig says why).
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ResolvedAddons } from "../../api/v1alpha1";
 import { componentType } from "../type-tokens";
-import { addonMetadata, fieldEnv, hostAndPort, nodeAgentDaemonSetSpec, XTABLES_LOCK_VOLUME } from "./common";
+import { stringify } from "yaml";
+import { addonKubeconfig, addonMetadata, fieldEnv, nodeAgentDaemonSetSpec, trustBundleAnnotations, XTABLES_LOCK_VOLUME } from "./common";
 import { FLANNEL_INSTALL_CNI_SCRIPT } from "./flannel-cni-script";
 
 export const FLANNEL_NAME = "flannel";
 const SELECTOR = { "k8s-app": FLANNEL_NAME };
+const FLANNEL_CONFIG_DIR = "/etc/kube-flannel";
 
 export interface FlannelNetworkArgs {
   readonly network: ResolvedAddons["network"];
@@ -28,6 +31,12 @@ export interface FlannelNetworkArgs {
   readonly podCIDR: string;
   /** `https://host:port` of the business apiserver as nodes reach it. */
   readonly apiServerEndpoint: pulumi.Input<string>;
+  /**
+   * PEM of every cluster CA trusted now, embedded in flanneld's kubeconfig; a change rolls the
+   * Pods (flannel's client-go reads its CA only when it starts). Without it flanneld uses the
+   * ServiceAccount volume's `ca.crt`.
+   */
+  readonly trustBundle?: pulumi.Input<string>;
 }
 
 /** flannel's net-conf.json: the Pod range and the backend. */
@@ -69,14 +78,15 @@ export class FlannelNetwork extends pulumi.ComponentResource {
     );
     const config = new k8s.core.v1.ConfigMap(
       `${name}-config`,
-      { metadata: addonMetadata("kube-flannel-cfg", { labels }), data: { "net-conf.json": flannelNetConf(args.podCIDR, args.network.backend) } },
+      {
+        metadata: addonMetadata("kube-flannel-cfg", { labels }),
+        data: {
+          "net-conf.json": flannelNetConf(args.podCIDR, args.network.backend),
+          kubeconfig: pulumi.all([args.apiServerEndpoint, args.trustBundle]).apply(([server, bundle]) => stringify(addonKubeconfig(server, bundle))),
+        },
+      },
       child,
     );
-    const apiServer = pulumi.output(args.apiServerEndpoint).apply(hostAndPort);
-    const apiServerEnv = [
-      { name: "KUBERNETES_SERVICE_HOST", value: apiServer.host },
-      { name: "KUBERNETES_SERVICE_PORT", value: apiServer.port },
-    ];
     const runFlannel = { name: "run-flannel", mountPath: "/run/flannel" };
     this.daemonSet = new k8s.apps.v1.DaemonSet(
       `${name}-daemonset`,
@@ -84,6 +94,7 @@ export class FlannelNetwork extends pulumi.ComponentResource {
         metadata: addonMetadata(FLANNEL_NAME, { labels, skipAwait: true }),
         spec: nodeAgentDaemonSetSpec(SELECTOR, {
           serviceAccountName: sa.metadata.name,
+          annotations: pulumi.output(args.trustBundle).apply(trustBundleAnnotations),
           containers: [
             {
               name: "kube-flannel",
@@ -91,12 +102,12 @@ export class FlannelNetwork extends pulumi.ComponentResource {
               // The previous flanneld's subnet.env goes first: after the Node was deleted and
               // registered again its range is another, and install-cni must not render the old one.
               command: ["/bin/sh", "-c", 'rm -f /run/flannel/subnet.env && exec /opt/bin/flanneld "$@"', "flanneld"],
-              args: ["--ip-masq", "--kube-subnet-mgr"],
-              env: [fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"), fieldEnv("NODE_NAME", "spec.nodeName"), ...apiServerEnv],
+              args: ["--ip-masq", "--kube-subnet-mgr", `--kubeconfig-file=${FLANNEL_CONFIG_DIR}/kubeconfig`],
+              env: [fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"), fieldEnv("NODE_NAME", "spec.nodeName")],
               resources: { requests: { cpu: "100m", memory: "50Mi" } },
               // Routes, the VXLAN device and masquerade rules: what upstream's manifest grants, not privileged.
               securityContext: { privileged: false, capabilities: { add: ["NET_ADMIN", "NET_RAW"] } },
-              volumeMounts: [runFlannel, { name: "flannel-cfg", mountPath: "/etc/kube-flannel/" }, { name: "xtables-lock", mountPath: "/run/xtables.lock" }],
+              volumeMounts: [runFlannel, { name: "flannel-cfg", mountPath: `${FLANNEL_CONFIG_DIR}/` }, { name: "xtables-lock", mountPath: "/run/xtables.lock" }],
             },
             {
               name: "install-cni",

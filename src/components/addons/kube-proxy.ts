@@ -5,17 +5,17 @@
  *
  * The kubeconfig points at the cluster's endpoint with the Pod's ServiceAccount token, as
  * kubeadm's does, not at the `kubernetes` Service: that Service is what kube-proxy itself routes.
+ * It embeds the cluster's trust bundle when given one (addonKubeconfig says why).
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { stringify } from "yaml";
 import type { ResolvedAddons } from "../../api/v1alpha1";
 import { componentType } from "../type-tokens";
-import { addonMetadata, fieldEnv, nodeAgentDaemonSetSpec, XTABLES_LOCK_VOLUME } from "./common";
+import { addonKubeconfig, addonMetadata, fieldEnv, nodeAgentDaemonSetSpec, trustBundleAnnotations, XTABLES_LOCK_VOLUME } from "./common";
 
 export const KUBE_PROXY_NAME = "kube-proxy";
 const SELECTOR = { "k8s-app": KUBE_PROXY_NAME };
-const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 const CONFIG_DIR = "/var/lib/kube-proxy";
 
 export interface KubeProxyArgs {
@@ -24,6 +24,11 @@ export interface KubeProxyArgs {
   readonly podCIDR: string;
   /** `https://host:port` of the business apiserver as nodes reach it. */
   readonly apiServerEndpoint: pulumi.Input<string>;
+  /**
+   * PEM of every cluster CA trusted now, embedded in the kubeconfig; a change rolls the Pods.
+   * Without it the kubeconfig names the ServiceAccount volume's `ca.crt`.
+   */
+  readonly trustBundle?: pulumi.Input<string>;
 }
 
 /** The KubeProxyConfiguration (config.conf). */
@@ -42,16 +47,9 @@ export function kubeProxyConfiguration(mode: ResolvedAddons["kubeProxy"]["mode"]
   };
 }
 
-/** The kubeconfig (kubeconfig.conf): the endpoint, the cluster CA and token of the ServiceAccount. */
-export function kubeProxyKubeconfig(server: string): Record<string, unknown> {
-  return {
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [{ name: "default", cluster: { server, "certificate-authority": `${SA_DIR}/ca.crt` } }],
-    users: [{ name: "default", user: { tokenFile: `${SA_DIR}/token` } }],
-    contexts: [{ name: "default", context: { cluster: "default", user: "default", namespace: "default" } }],
-    "current-context": "default",
-  };
+/** The kubeconfig (kubeconfig.conf): the endpoint, the ServiceAccount's token, the trust bundle (or the ServiceAccount's CA file). */
+export function kubeProxyKubeconfig(server: string, trustBundle?: string): Record<string, unknown> {
+  return addonKubeconfig(server, trustBundle);
 }
 
 export class KubeProxy extends pulumi.ComponentResource {
@@ -79,7 +77,7 @@ export class KubeProxy extends pulumi.ComponentResource {
         metadata: addonMetadata(KUBE_PROXY_NAME, { labels }),
         data: {
           "config.conf": stringify(kubeProxyConfiguration(args.kubeProxy.mode, args.podCIDR)),
-          "kubeconfig.conf": pulumi.output(args.apiServerEndpoint).apply((server) => stringify(kubeProxyKubeconfig(server))),
+          "kubeconfig.conf": pulumi.all([args.apiServerEndpoint, args.trustBundle]).apply(([server, bundle]) => stringify(kubeProxyKubeconfig(server, bundle))),
         },
       },
       child,
@@ -90,6 +88,7 @@ export class KubeProxy extends pulumi.ComponentResource {
         metadata: addonMetadata(KUBE_PROXY_NAME, { labels, skipAwait: true }),
         spec: nodeAgentDaemonSetSpec(SELECTOR, {
           serviceAccountName: sa.metadata.name,
+          annotations: pulumi.output(args.trustBundle).apply(trustBundleAnnotations),
           containers: [
             {
               name: "kube-proxy",
