@@ -3,8 +3,9 @@
  * meta-cluster → the operator (in this process, real engine, real informer, real Lease) runs the
  * stack → the masters really run on the dev node → status Ready with the endpoint, the admin
  * kubeconfig Secret next to the resource works, Events and metrics tell what happened; etcd scaled
- * 1 → 3 → 5 → 3 and a member whose volume was lost replaced, under a writing client; deleting the
- * Cluster destroys the stack and its namespace before the finalizer lets go.
+ * 1 → 3 → 5 → 3 on PersistentVolumeClaims and a member whose claim was deleted replaced, under a
+ * writing client; deleting the Cluster destroys the stack and its namespace before the finalizer
+ * lets go.
  */
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
@@ -68,7 +69,11 @@ afterAll(async () => {
 
 describe("the operator reconciles a Cluster resource", () => {
   it("brings a Cluster applied with kubectl to Ready, with the endpoint and a working admin kubeconfig", async () => {
-    meta.applyCluster("ops", minimalSpec({ apiServer: { service: { type: "NodePort", externalHost: "127.0.0.1", nodePort: NODE_PORT, port: 6443 } } }));
+    // etcd on PersistentVolumeClaims of the dev node's local-path StorageClass, as a platform runs it.
+    meta.applyCluster(
+      "ops",
+      minimalSpec({ apiServer: { service: { type: "NodePort", externalHost: "127.0.0.1", nodePort: NODE_PORT, port: 6443 } }, etcd: { version: "3.6.16", storage: { claimTemplate: { size: "100Mi" } } } }),
+    );
     const ready = await meta.waitForCluster("ops", "Ready", (c) => c.status?.phase === "Ready");
     expect(ready.metadata.finalizers).toContain("kubeonkube.io/cluster-stack");
     expect(ready.status).toMatchObject({
@@ -305,9 +310,13 @@ describe("the operator reconciles a Cluster resource", () => {
     const reasons = meta.events("ops").map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(["MemberAdded", "MemberPromoted", "MembershipStable"]));
 
-    // Member 1 loses its data (an emptyDir goes with its Pod): removed and added back, as a new member.
+    // Member 1 loses its volume: its claim deleted (kept until its Pod is gone), then its Pod. The
+    // StatefulSet brings it back on a new, empty claim; the operator removes the old member and
+    // adds it back as a new one.
     const before = etcdOf(three).memberList!.find((m) => m.name === "ops-etcd-1")!;
+    const claimUid = kubectl("-n", MASTERS, "get", "pvc", "data-ops-etcd-1", "-o", "jsonpath={.metadata.uid}");
     const lostAt = Date.now();
+    kubectl("-n", MASTERS, "delete", "pvc", "data-ops-etcd-1", "--wait=false");
     kubectl("-n", MASTERS, "delete", "pod", "ops-etcd-1", "--wait=false");
     const replaced = await meta.waitForCluster("ops", "member ops-etcd-1 replaced", (c) => stableWith(3)(c) && etcdOf(c).memberList!.some((m) => m.name === "ops-etcd-1" && m.id !== before.id), 900_000).catch((error: Error) => {
       throw new Error(`${error.message}\n${describe()}`);
@@ -315,6 +324,9 @@ describe("the operator reconciles a Cluster resource", () => {
     console.log(`etcd member replaced in ${Math.round((Date.now() - lostAt) / 1000)} s`);
     expect(etcdOf(replaced).memberList!.every((m) => !m.learner && m.healthy)).toBe(true);
     expect(meta.events("ops").some((e) => e.reason === "MemberRemoved" && e.message.includes("ops-etcd-1"))).toBe(true);
+    const newClaim = json<{ metadata: { uid: string }; status: { phase: string } }>("-n", MASTERS, "get", "pvc", "data-ops-etcd-1");
+    expect(newClaim.metadata.uid).not.toBe(claimUid);
+    expect(newClaim.status.phase).toBe("Bound");
 
     const five = await scale(5);
     expect(etcdOf(five).memberList?.map((m) => m.name)).toEqual([0, 1, 2, 3, 4].map((i) => `ops-etcd-${i}`));
@@ -322,6 +334,7 @@ describe("the operator reconciles a Cluster resource", () => {
     expect(etcdOf(back).memberList?.map((m) => m.name)).toEqual(["ops-etcd-0", "ops-etcd-1", "ops-etcd-2"]);
     // The removed members' Pods and volumes are gone with them.
     await eventually("the StatefulSet at 3 Pods", async () => (kubectl("-n", MASTERS, "get", "pods", "-l", "kubeonkube.io/component=etcd", "-o", "name").trim().split("\n").length === 3 ? true : undefined), 300_000);
+    await eventually("the removed members' claims deleted", async () => (kubectl("-n", MASTERS, "get", "pvc", "-o", "name").trim().split("\n").sort().join(",") === [0, 1, 2].map((i) => `persistentvolumeclaim/data-ops-etcd-${i}`).join(",") ? true : undefined), 300_000);
 
     writing = false;
     await writer;
