@@ -20,13 +20,14 @@ import { OBJECT_STORE_BUCKET, OBJECT_STORE_REGION, objectStorePodEndpoint, objec
 import { S3Client, parseS3Url } from "../../src/runtime/s3/client";
 import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
 import { startOperator, type RunningOperator } from "../../src/operator/operator";
-import { eventually } from "../support/dev-cluster";
+import { eventually, freeNodePort } from "../support/dev-cluster";
 import { pushOperatorImage, startMetaCluster, type MetaCluster } from "../support/operator-e2e";
 import { minimalSpec } from "../support/specs";
 
-const NODE_PORT = 31644;
+// Free ports of this machine, chosen at start: another e2e file may run beside this one.
+let NODE_PORT: number;
 /** The Cluster restored from ops' backup answers here. */
-const RESTORED_NODE_PORT = 31645;
+let RESTORED_NODE_PORT: number;
 /** The masters' namespace of Cluster fleet/ops (src/api/v1alpha1/names.ts). */
 const MASTERS = mastersNamespaceOf({ metadata: { namespace: "fleet", name: "ops" } });
 let meta: MetaCluster;
@@ -42,6 +43,9 @@ const metricsText = async () => {
 };
 
 beforeAll(async () => {
+  NODE_PORT = await freeNodePort();
+  do RESTORED_NODE_PORT = await freeNodePort();
+  while (RESTORED_NODE_PORT === NODE_PORT);
   meta = await startMetaCluster("kok-operator-e2e");
   devConfig = loadConfig(meta.dev.stateDir)!;
   // The etcd backup Jobs run the operator image.

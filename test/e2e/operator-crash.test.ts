@@ -12,7 +12,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mastersNamespaceOf, RECREATE_MASTERS_ANNOTATION } from "../../src/api/v1alpha1";
-import { eventually } from "../support/dev-cluster";
+import { eventually, freeNodePort } from "../support/dev-cluster";
 import { startMetaCluster, startOperatorProcess, type MetaCluster, type OperatorProcess } from "../support/operator-e2e";
 import { minimalSpec } from "../support/specs";
 
@@ -35,7 +35,7 @@ afterAll(async () => {
 describe("an operator killed in the middle of an update", () => {
   it("is replaced by one that clears the stale lock and pending operations, then converges", async () => {
     operator = startOperatorProcess(meta, "operator");
-    meta.applyCluster("crash", minimalSpec({ apiServer: { service: { type: "NodePort", externalHost: "127.0.0.1", nodePort: 31645, port: 6443 } } }));
+    meta.applyCluster("crash", minimalSpec({ apiServer: { service: { type: "NodePort", externalHost: "127.0.0.1", nodePort: await freeNodePort(), port: 6443 } } }));
 
     // Mid-update: the etcd StatefulSet exists (the update is running), the apiserver does not yet.
     await eventually("the first update half way", async () => (meta.kubectl("-n", MASTERS, "get", "statefulsets", "-o", "name").includes("crash-etcd") ? true : undefined), 600_000);
