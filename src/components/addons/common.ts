@@ -76,7 +76,6 @@ export const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom:
 /** The host's iptables lock, shared with every other netfilter user on the node. */
 export const XTABLES_LOCK_VOLUME = { name: "xtables-lock", hostPath: { path: "/run/xtables.lock", type: "FileOrCreate" } };
 
-
 /** Where a Pod's ServiceAccount volume puts its token and the cluster's CA file. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 

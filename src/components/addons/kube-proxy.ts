@@ -47,11 +47,6 @@ export function kubeProxyConfiguration(mode: ResolvedAddons["kubeProxy"]["mode"]
   };
 }
 
-/** The kubeconfig (kubeconfig.conf): the endpoint, the ServiceAccount's token, the trust bundle (or the ServiceAccount's CA file). */
-export function kubeProxyKubeconfig(server: string, trustBundle?: string): Record<string, unknown> {
-  return addonKubeconfig(server, trustBundle);
-}
-
 export class KubeProxy extends pulumi.ComponentResource {
   readonly daemonSet: k8s.apps.v1.DaemonSet;
 
@@ -77,7 +72,7 @@ export class KubeProxy extends pulumi.ComponentResource {
         metadata: addonMetadata(KUBE_PROXY_NAME, { labels }),
         data: {
           "config.conf": stringify(kubeProxyConfiguration(args.kubeProxy.mode, args.podCIDR)),
-          "kubeconfig.conf": pulumi.all([args.apiServerEndpoint, args.trustBundle]).apply(([server, bundle]) => stringify(kubeProxyKubeconfig(server, bundle))),
+          "kubeconfig.conf": pulumi.all([args.apiServerEndpoint, args.trustBundle]).apply(([server, bundle]) => stringify(addonKubeconfig(server, bundle))),
         },
       },
       child,
