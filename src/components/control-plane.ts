@@ -252,7 +252,7 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
               backup: spec.etcd.backup,
               image: backupImage,
               clusterRef: args.etcdBackup.clusterRef ?? `${namespace}/${name}`,
-              client: { caCertPem: pki.etcdCa.certPem, cert: pki.etcdBackupClient },
+              client: { caCertPem: pki.etcdTrustBundle, cert: pki.etcdBackupClient },
               credentials: args.etcdBackup.credentials,
             },
             inNamespace,
@@ -262,7 +262,7 @@ export class ControlPlane extends pulumi.ComponentResource implements Outputs<Co
     const restore = spec.etcd.restore && backup ? { image: backupImage, dependsOn: [backup.storeSecret] } : undefined;
     const membership = args.etcdMembership;
     const { controllerManager, apiServer } = createMasters({ name, ctx, pki, parent: this, namespace: ns, metaKubeconfig: args.metaKubeconfig, encryptionKeyGeneration: args.encryptionKeyGeneration, kubeconfigFor, internalUrl, restore, membership });
-    new EtcdMembership(`${name}-etcd-membership`, { cluster: ctx, etcdCa: pki.etcdCa, leafHours }, inNamespace);
+    new EtcdMembership(`${name}-etcd-membership`, { cluster: ctx, etcdCa: pki.etcdCa, etcdTrustBundle: pki.etcdTrustBundle, leafHours }, inNamespace);
 
     // Kubeconfigs reach their users only once every apiserver trusts the CA of their certificate
     // (a rotation's phase 1 re-issues the admin's from the new CA in the same update; a new user
@@ -324,7 +324,7 @@ interface MastersArgs {
 function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encryptionKeyGeneration, kubeconfigFor, internalUrl, restore, membership }: MastersArgs): { controllerManager: ControllerManager; apiServer: ApiServer } {
   const etcd = new Etcd(
     `${name}-etcd`,
-    { cluster: ctx, certificates: { ca: pki.etcdCa, server: pki.etcdServer, peer: pki.etcdPeer }, metaKubeconfig, restoreImage: restore?.image, membership },
+    { cluster: ctx, certificates: { ca: pki.etcdCa, trustBundle: pki.etcdTrustBundle, server: pki.etcdServer, peer: pki.etcdPeer }, metaKubeconfig, restoreImage: restore?.image, membership },
     { parent, dependsOn: [...(namespace ? [namespace] : []), ...(restore?.dependsOn ?? [])] },
   );
   const apiServer = new ApiServer(
@@ -336,7 +336,7 @@ function createMasters({ name, ctx, pki, parent, namespace, metaKubeconfig, encr
         clientCaBundle: pki.clientCaBundle,
         serving: pki.apiServer,
         kubeletClient: pki.apiServerKubeletClient,
-        etcdCa: pki.etcdCa.certPem,
+        etcdCa: pki.etcdTrustBundle,
         etcdClient: pki.apiServerEtcdClient,
         frontProxyCa: pki.frontProxyTrustBundle,
         frontProxyClient: pki.frontProxyClient,

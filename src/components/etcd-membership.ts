@@ -28,6 +28,8 @@ export interface EtcdMembershipArgs {
   readonly cluster: ClusterContext;
   /** The etcd CA: it signs the Jobs' client leaf. */
   readonly etcdCa: PemPair;
+  /** Every etcd CA trusted now (PEM), which the Jobs check the members' certificates with. Default: `etcdCa`'s. */
+  readonly etcdTrustBundle?: pulumi.Input<string>;
   /** Leaf lifetimes in hours (ClusterPkiArgs.leafHours, a rotation drill). */
   readonly leafHours?: { readonly validity: number; readonly renewBefore: number };
 }
@@ -86,7 +88,7 @@ export class EtcdMembership extends pulumi.ComponentResource {
       },
       child,
     );
-    const files: Record<string, pulumi.Input<string>> = { "ca.crt": args.etcdCa.certPem, "tls.crt": cert.certPem, "tls.key": key.privateKeyPem };
+    const files: Record<string, pulumi.Input<string>> = { "ca.crt": args.etcdTrustBundle ?? args.etcdCa.certPem, "tls.crt": cert.certPem, "tls.key": key.privateKeyPem };
     this.clientSecret = new k8s.core.v1.Secret(
       `${name}-client-secret`,
       {

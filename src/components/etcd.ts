@@ -26,7 +26,17 @@ import { componentType, withLegacyAlias } from "./type-tokens";
 
 export interface EtcdArgs {
   readonly cluster: ClusterContext;
-  readonly certificates: { readonly ca: PemPair; readonly server: PemPair; readonly peer: PemPair };
+  readonly certificates: {
+    /** The etcd CA that signed `server` and `peer`. */
+    readonly ca: PemPair;
+    /**
+     * Every etcd CA the members trust for clients and peers (PEM): during a CA rotation the old
+     * and the new one (ca-rotation.ts, `EtcdCaStep`). Default: `ca` alone.
+     */
+    readonly trustBundle?: pulumi.Input<string>;
+    readonly server: PemPair;
+    readonly peer: PemPair;
+  };
   /**
    * Kubeconfig of the meta-cluster for the rollout gate, which reads the StatefulSet itself: the
    * one the Kubernetes provider uses. Default: the engine's ambient kubeconfig.
@@ -199,7 +209,7 @@ export class Etcd extends pulumi.ComponentResource {
     const child = { parent: this };
 
     const files = {
-      "ca.crt": args.certificates.ca.certPem,
+      "ca.crt": args.certificates.trustBundle ?? args.certificates.ca.certPem,
       "server.crt": args.certificates.server.certPem,
       "server.key": args.certificates.server.keyPem,
       "peer.crt": args.certificates.peer.certPem,

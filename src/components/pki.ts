@@ -7,7 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { ETCD_BACKUP_CLIENT_CN } from "../api/v1alpha1";
-import { generationRole, NO_ROTATION, pemBundle, rotationPlan, type CaRotationInput } from "./ca-rotation";
+import { etcdCaPlan, generationRole, NO_ROTATION, pemBundle, rotationPlan, type CaRotationInput } from "./ca-rotation";
 import { apiServerSANs, etcdSANs, type ClusterContext, type SubjectAltNames } from "./cluster-context";
 import { componentType, withLegacyAlias } from "./type-tokens";
 
@@ -60,7 +60,10 @@ export class ClusterPki extends pulumi.ComponentResource {
   readonly clusterCa: PemPair;
   /** Every cluster CA trusted now (PEM, the newest first): apiserver client and kubelet CA, kubeconfigs' CA data. */
   readonly clusterTrustBundle: pulumi.Output<string>;
+  /** The etcd CA that signs every etcd certificate now (the previous one during a rotation's first etcd step). */
   readonly etcdCa: PemPair;
+  /** Every etcd CA trusted now (PEM, the newest first): members' client and peer CA, the apiserver's and the Jobs' CA. */
+  readonly etcdTrustBundle: pulumi.Output<string>;
   /** The newest front-proxy CA. */
   readonly frontProxyCa: PemPair;
   /** Every front-proxy CA trusted now: the requestheader client CA of the apiserver and controller-manager. */
@@ -114,7 +117,12 @@ export class ClusterPki extends pulumi.ComponentResource {
     const bundle = (cas: Map<number, PemPair>) => pulumi.all(plan.trusted.map((g) => cas.get(g)!.certPem)).apply(pemBundle);
     this.clusterCa = clusterCas.get(plan.clientSigner)!;
     this.clusterTrustBundle = bundle(clusterCas);
-    this.etcdCa = newCa("etcd-ca", `${cluster.name}-etcd-ca`);
+    // The etcd CA's generations are its own (a cluster rotated before etcd's CA rotated is at a
+    // later cluster generation than etcd generation).
+    const etcdPlan = etcdCaPlan((args.rotation ?? NO_ROTATION).etcd);
+    const etcdCas = new Map(etcdPlan.caGenerations.map((g) => [g, newCa(generationRole("etcd-ca", g), `${cluster.name}-${generationRole("etcd-ca", g)}`)]));
+    this.etcdCa = etcdCas.get(etcdPlan.signer)!;
+    this.etcdTrustBundle = pulumi.all(etcdPlan.trusted.map((g) => etcdCas.get(g)!.certPem)).apply(pemBundle);
     this.frontProxyCa = frontProxyCas.get(plan.clientSigner)!;
     this.frontProxyTrustBundle = bundle(frontProxyCas);
     const saKeys = new Map(plan.serviceAccountKeys.map((g) => [g, newKey(generationRole("service-account", g))]));

@@ -49,13 +49,24 @@ export function packageSchema(version: string): PackageSchema {
   collector.types[typeToken("CaRotation")] = {
     type: "object",
     description:
-      "The step of a CA and service-account key rotation (docs/operations.md, \"Rotating CAs\"): phase 1 is { generation: N, trusting: true }, phase 2 { generation: N, trusting: false, previousServiceAccountKey: true }, then the same with previousServiceAccountKey: false. Default: never rotated (generation 0).",
+      "The step of a CA and service-account key rotation (docs/operations.md, \"Rotating CAs\"): phase 1 is { generation: N, trusting: true, etcd: { generation: E, step: trusting } }, phase 2 { generation: N, trusting: false, previousServiceAccountKey: true, etcd: { generation: E, step: switching } }, then the same with etcd step stable, then previousServiceAccountKey: false; no step may be skipped. Default: never rotated (generation 0).",
     properties: {
       generation: { type: "integer", description: "The newest CA generation; 0 is the cluster's first CA." },
       trusting: { type: "boolean", description: "Phase 1: generation - 1 is still trusted and still signs what others than the apiserver check." },
       previousServiceAccountKey: { type: "boolean", description: "After phase 2: the service-account public key of generation - 1 still verifies tokens." },
+      etcd: { ...ref("EtcdCaStep"), description: "The etcd CA's generation and step. Default: generation 0, never rotated." },
     },
     required: ["generation", "trusting", "previousServiceAccountKey"],
+  };
+  collector.types[typeToken("EtcdCaStep")] = {
+    type: "object",
+    description:
+      "Where the etcd CA's rotation stands: trusting (generation E joins every etcd bundle, E - 1 still signs), switching (E signs every etcd certificate, E - 1 still trusted), stable (E alone).",
+    properties: {
+      generation: { type: "integer", description: "The newest etcd CA generation; 0 is the cluster's first etcd CA." },
+      step: str("One of trusting, switching, stable (validated by the component, naming the field)."),
+    },
+    required: ["generation", "step"],
   };
   collector.types[typeToken("CertificateAuthorities")] = {
     type: "object",

@@ -31,8 +31,28 @@ const kubeconfigCa = (kubeconfig: string) => Buffer.from(/certificate-authority-
 const issuerOf = (leaf: string) => mockNames(plain<Obj>(recorder.named(`p-pki-${leaf}`).inputs).caCertPem as string);
 const names = (type: string) => recorder.ofType(type).map((r: RecordedResource) => r.name).sort();
 
-const spec = () => ({ ...minimalSpec(), kubeconfigs: [{ name: "viewer", user: "jane", groups: ["viewers"] }] });
-const at = (caRotation?: CaRotationInput) => deploy("p", { spec: spec(), caRotation });
+const BACKUP = {
+  schedule: "15 */6 * * *",
+  retention: { count: 10, maxAge: "72h" },
+  store: { s3: { bucket: "kok-backups", prefix: "p", endpoint: "https://s3.eu-west-1.amazonaws.com", region: "eu-west-1", credentialsSecretRef: { name: "store" } } },
+};
+const spec = () => {
+  const base = minimalSpec();
+  return { ...base, etcd: { ...base.etcd, backup: BACKUP }, kubeconfigs: [{ name: "viewer", user: "jane", groups: ["viewers"] }] };
+};
+const at = (caRotation?: CaRotationInput) => deploy("p", { spec: spec(), caRotation, etcdBackup: { credentials: { accessKeyId: "TEST-ONLY-AKID", secretAccessKey: "TEST-ONLY-secret" } } });
+/** Every etcd leaf: the members' serving and peer, the apiserver's client, the backup Job's client. */
+const ETCD_LEAVES = ["etcd-server", "etcd-peer", "apiserver-etcd-client", "etcd-backup-client"];
+/** What each holder of an etcd trust bundle trusts: members, apiserver, membership and backup Jobs. */
+const etcdBundles = () => ({
+  members: mockNames(secretData("p-etcd-certs")["ca.crt"]),
+  apiserver: mockNames(secretData("p-apiserver-certs")["etcd-ca.crt"]),
+  membership: mockNames(secretData("p-etcd-member-client")["ca.crt"]),
+  backup: mockNames(secretData("p-etcd-backup-client")["ca.crt"]),
+});
+const everyEtcdBundle = (cas: string[]) => ({ members: cas, apiserver: cas, membership: cas, backup: cas });
+/** The CA that issued the membership Jobs' client leaf (issued in its own component). */
+const membershipIssuer = () => mockNames(plain<Obj>(recorder.named("p-etcd-membership-client").inputs).caCertPem as string);
 
 describe("CA rotation steps of a ControlPlane", () => {
   it("never rotated: one CA of each kind under the names every stack has, the bundle is that CA", async () => {
@@ -117,6 +137,66 @@ describe("CA rotation steps of a ControlPlane", () => {
     expect(names(CA)).toEqual(["p-pki-ca-g1", "p-pki-ca-g2", "p-pki-etcd-ca", "p-pki-front-proxy-ca-g1", "p-pki-front-proxy-ca-g2", "p-pki-users-ca-viewer"]);
     expect(issuerOf("apiserver")).toEqual(["p-pki-ca-g1"]);
     expect(issuerOf("admin")).toEqual(["p-pki-ca-g2"]);
+  });
+
+  it("rotates the etcd CA in three steps: trusted beside the old one, then signing, then alone", async () => {
+    const step = (generation: number, etcdStep: "trusting" | "switching" | "stable"): CaRotationInput => ({
+      generation: 1,
+      trusting: etcdStep === "trusting",
+      previousServiceAccountKey: etcdStep !== "trusting",
+      etcd: { generation, step: etcdStep },
+    });
+    const both = ["p-pki-etcd-ca", "p-pki-etcd-ca-g1"];
+    // Trusting: every holder of an etcd bundle trusts both; the old CA still signs every leaf.
+    let cp = await at(step(1, "trusting"));
+    expect(names(CA).filter((n) => n.includes("etcd"))).toEqual(both);
+    expect(etcdBundles()).toEqual(everyEtcdBundle(both));
+    for (const leaf of ETCD_LEAVES) expect(issuerOf(leaf), leaf).toEqual(["p-pki-etcd-ca"]);
+    expect(membershipIssuer()).toEqual(["p-pki-etcd-ca"]);
+    expect(mockNames((await valueOf(cp.certificateAuthorities)).etcd)).toEqual(["p-pki-etcd-ca"]);
+    // Switching: the new CA signs every leaf; both are still trusted (members not yet rolled present the old one's).
+    recorder.reset();
+    cp = await at(step(1, "switching"));
+    expect(etcdBundles()).toEqual(everyEtcdBundle(both));
+    for (const leaf of ETCD_LEAVES) expect(issuerOf(leaf), leaf).toEqual(["p-pki-etcd-ca-g1"]);
+    expect(membershipIssuer()).toEqual(["p-pki-etcd-ca-g1"]);
+    expect(mockNames((await valueOf(cp.certificateAuthorities)).etcd)).toEqual(["p-pki-etcd-ca-g1"]);
+    // Stable: the new CA alone, the old one gone from the stack.
+    recorder.reset();
+    await at(step(1, "stable"));
+    expect(names(CA).filter((n) => n.includes("etcd"))).toEqual(["p-pki-etcd-ca-g1"]);
+    expect(etcdBundles()).toEqual(everyEtcdBundle(["p-pki-etcd-ca-g1"]));
+    for (const leaf of ETCD_LEAVES) expect(issuerOf(leaf), leaf).toEqual(["p-pki-etcd-ca-g1"]);
+  });
+
+  // Switching changes the leaves themselves: the engine replaces a certificate whose CA input
+  // changed, and its new PEM changes the Secret. The mocks' PEMs name the resource, not its issuer,
+  // so that step is seen above (issuerOf), and the checksum here only for the bundle's steps.
+  it("each change of the etcd bundle changes the members' certificate Secret, so the StatefulSet's Pods roll", async () => {
+    const checksums: string[] = [];
+    for (const etcd of [undefined, { generation: 1, step: "trusting" as const }, { generation: 1, step: "stable" as const }]) {
+      recorder.reset();
+      await at(etcd ? { generation: 1, trusting: etcd.step === "trusting", previousServiceAccountKey: etcd.step !== "trusting", etcd } : undefined);
+      const sts = recorder.ofType("kubernetes:apps/v1:StatefulSet").find((r) => plain<Obj>(r.inputs.metadata).name === "p-etcd")!;
+      checksums.push(JSON.stringify(plain<Obj>(sts.inputs.spec).template.metadata.annotations));
+    }
+    expect(new Set(checksums).size).toBe(3);
+  });
+
+  it("a cluster rotated before etcd's CA rotated keeps its etcd CA (no etcd step: generation 0 alone)", async () => {
+    await at({ generation: 2, trusting: true, previousServiceAccountKey: false });
+    expect(names(CA).filter((n) => n.includes("etcd"))).toEqual(["p-pki-etcd-ca"]);
+    expect(etcdBundles()).toEqual(everyEtcdBundle(["p-pki-etcd-ca"]));
+  });
+
+  it("refuses an etcd step without a previous generation, or of an unknown name, naming the field", async () => {
+    const refused = (caRotation: CaRotationInput) => deploy("p", { spec: spec(), caRotation }).then(() => undefined, (e: unknown) => e);
+    const noPrevious = await refused({ generation: 1, trusting: true, previousServiceAccountKey: false, etcd: { generation: 0, step: "trusting" } });
+    expect(noPrevious).toBeInstanceOf(SpecValidationError);
+    expect(String(noPrevious)).toContain("caRotation.etcd.generation");
+    const unknown = await refused({ generation: 1, trusting: true, previousServiceAccountKey: false, etcd: { generation: 1, step: "dropping" as "stable" } });
+    expect(String(unknown)).toContain("caRotation.etcd.step: must be one of trusting, switching, stable (got dropping)");
+    expect(recorder.ofType(CA)).toEqual([]);
   });
 
   it("refuses a step that names no previous generation, or keeps the old key signing after phase 2", async () => {

@@ -9,18 +9,21 @@
  */
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { mastersNamespaceOf, type ClusterSpec } from "../../src/api/v1alpha1";
+import { mastersNamespaceOf, ROTATE_CA_ANNOTATION, type ClusterSpec } from "../../src/api/v1alpha1";
 import { loadConfig, type DevConfig } from "../../src/dev/config";
 import { devAdminPolicy } from "../../src/dev/dev-policy";
 import { OBJECT_STORE_BUCKET, OBJECT_STORE_REGION, objectStorePodEndpoint, objectStoreTarget } from "../../src/dev/object-store";
+import { certificateFingerprint, parseCertificates } from "../../src/runtime/certificates";
 import { S3Client, parseS3Url } from "../../src/runtime/s3/client";
 import { toolchainBinary, toolchainEngineEnv } from "../../src/dev/toolchain";
 import { startOperator, type RunningOperator } from "../../src/operator/operator";
 import { eventually, freeNodePort } from "../support/dev-cluster";
+import { kubectlLoop } from "../support/kubectl-loop";
 import { pushOperatorImage, startMetaCluster, type MetaCluster } from "../support/operator-e2e";
 import { minimalSpec } from "../support/specs";
 
@@ -347,6 +350,59 @@ describe("the operator reconciles a Cluster resource", () => {
     // Every write that succeeded is still there after the members came and went.
     const names = execFileSync(toolchainBinary("kubectl"), ["--kubeconfig", admin, "-n", "default", "get", "configmaps", "-o", "name"], { encoding: "utf8" });
     expect(names.split("\n").filter((l) => l.startsWith("configmap/w-")).length).toBeGreaterThanOrEqual(writes.ok);
+  });
+
+  it("rotates the CAs of a three-member etcd in three steps: reads never fail after phase 1, and each member then serves a certificate of the new etcd CA alone", async () => {
+    type Rotation = { phase?: string; etcdGeneration?: number };
+    type Certificates = { authorities?: { name: string; fingerprint: string }[]; rotation?: Rotation };
+    const certificatesOf = (c: { status?: unknown }) => ((c.status as { certificates?: Certificates }).certificates ?? {}) as Certificates;
+    const etcdAuthority = (c: Certificates) => c.authorities?.find((a) => a.name === "etcd")?.fingerprint;
+    const before = certificatesOf(meta.getCluster("ops"));
+    const started = Date.now();
+    kubectl("-n", "fleet", "annotate", "cluster", "ops", `${ROTATE_CA_ANNOTATION}=etcd-1`);
+    const describe = () => `${kubectl("-n", MASTERS, "get", "pods", "-o", "wide")}\n${meta.events("ops").filter((e) => e.reason.startsWith("Rotation")).map((e) => `${e.reason}: ${e.message}`).join("\n")}`;
+    const reached = (phases: string[], what: string) =>
+      meta.waitForCluster("ops", what, (c) => phases.includes(certificatesOf(c).rotation?.phase ?? ""), 900_000).catch((error: Error) => {
+        throw new Error(`${error.message}\n${describe()}`);
+      });
+    // Phase 1 applied (no Machine to wait for): its kubeconfig trusts both cluster CAs and holds a
+    // certificate of the new one, so it works through the etcd steps that follow.
+    await reached(["WaitingForMachines", "Completing", "DroppingOldEtcdCa", "KeepingOldServiceAccountKey"], "phase 1 of the rotation applied");
+    const phase1At = Date.now();
+    const phase1Kubeconfig = join(meta.work, "ops-phase-1.kubeconfig");
+    copyFileSync(meta.adminKubeconfig("ops"), phase1Kubeconfig);
+    const reads = kubectlLoop(phase1Kubeconfig);
+    const done = await reached(["KeepingOldServiceAccountKey"], "phase 2 and the old etcd CA's removal applied");
+    const doneAt = Date.now();
+    // Let the clients ask a little after the last roll of the members and apiservers.
+    await eventually("ten reads after the last step", async () => (reads.tries.filter((t) => t.at > doneAt).length >= 10 ? true : undefined), 120_000);
+    await reads.stop();
+    const failed = reads.tries.filter((t) => !t.ok);
+    console.log(
+      `etcd CA rotation with 3 members: phase 1 applied ${Math.round((phase1At - started) / 1000)} s after the annotation, the old etcd CA dropped ${Math.round((doneAt - started) / 1000)} s after it; ` +
+        `${reads.tries.length} reads after phase 1, ${failed.length} failed${failed.length ? `: ${failed[0].error}` : ""}`,
+    );
+    expect(failed).toEqual([]);
+    const after = certificatesOf(done);
+    expect(after.rotation?.etcdGeneration).toBe(1);
+    expect(etcdAuthority(after)).not.toBe(etcdAuthority(before));
+    const reasons = meta.events("ops").map((e) => e.reason);
+    expect(reasons).toEqual(expect.arrayContaining(["RotationPreparing", "RotationCompleting", "RotationDroppingOldEtcdCa", "RotationKeepingOldServiceAccountKey"]));
+
+    // What the members hold: the new etcd CA alone, and leaves it issued.
+    const certs = json<{ data: Record<string, string> }>("-n", MASTERS, "get", "secret", "ops-etcd-certs").data;
+    const pem = (key: string) => Buffer.from(certs[key], "base64").toString("utf8");
+    const trusted = parseCertificates(pem("ca.crt"), "the members' ca.crt");
+    expect(trusted).toHaveLength(1);
+    expect(certificateFingerprint(pem("ca.crt"), "the members' ca.crt")).toBe(etcdAuthority(after));
+    for (const leaf of ["server.crt", "peer.crt"]) expect(new X509Certificate(pem(leaf)).verify(trusted[0].publicKey), leaf).toBe(true);
+    // What they serve: every member answers a quorum read over TLS checked against that CA alone,
+    // which also needs their peer links (a leader, replication) to work with the new certificates.
+    const pki = "/etc/kubernetes/pki/etcd";
+    const endpoints = [0, 1, 2].map((i) => `https://ops-etcd-${i}.ops-etcd.${MASTERS}.svc:2379`).join(",");
+    const health = kubectl("-n", MASTERS, "exec", "ops-etcd-0", "-c", "etcd", "--", "etcdctl", `--endpoints=${endpoints}`, `--cacert=${pki}/ca.crt`, `--cert=${pki}/server.crt`, `--key=${pki}/server.key`, "endpoint", "health", "-w", "json");
+    const members = JSON.parse(health) as { endpoint: string; health: boolean; error?: string }[];
+    expect(members.map((m) => [m.endpoint, m.health, m.error ?? ""])).toEqual([0, 1, 2].map((i) => [`https://ops-etcd-${i}.ops-etcd.${MASTERS}.svc:2379`, true, ""]));
   });
 
   it("destroys the stack and the masters' namespace when the Cluster is deleted", async () => {

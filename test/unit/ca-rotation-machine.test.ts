@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { CertificatesStatus, MachineCertificateReport, RotationStatus } from "../../src/api/v1alpha1";
-import { rotationPlan, type CaRotationInput } from "../../src/components/ca-rotation";
+import { etcdCaPlan, rotationPlan, type CaRotationInput } from "../../src/components/ca-rotation";
 import {
   afterUpdate,
   decideRotation,
@@ -58,6 +58,11 @@ describe("the CA rotation's phases", () => {
     const done = statusOf({ generation: 1, trusting: false, previousServiceAccountKey: false }, rotation("Completed"));
     expect(decideRotation(observe({ token: "t1", certificates: done }))).toEqual({ kind: "none" });
     expect(decideRotation(observe({ token: "t2", certificates: done }))).toMatchObject({ kind: "step", rotation: { token: "t2", phase: "Preparing", generation: 2 } });
+    // The etcd CA counts its own generations: after a rotation that left it alone, it is still at 0.
+    expect(decideRotation(observe({ token: "t1" }))).toMatchObject({ rotation: { generation: 1, etcdGeneration: 1 } });
+    expect(decideRotation(observe({ token: "t2", certificates: done }))).toMatchObject({ rotation: { generation: 2, etcdGeneration: 1 } });
+    const doneBoth = { ...done, rotation: rotation("Completed", { etcdGeneration: 1 }) };
+    expect(decideRotation(observe({ token: "t2", certificates: doneBoth }))).toMatchObject({ rotation: { generation: 2, etcdGeneration: 2 } });
   });
 
   it("refuses an empty or too long token with a note, and starts nothing", () => {
@@ -69,7 +74,7 @@ describe("the CA rotation's phases", () => {
   });
 
   it("re-runs the update of a pending phase, whatever the token says", () => {
-    for (const phase of ["Preparing", "Completing", "DroppingOldServiceAccountKey"] as const) {
+    for (const phase of ["Preparing", "Completing", "DroppingOldEtcdCa", "DroppingOldServiceAccountKey"] as const) {
       expect(decideRotation(observe({ token: "t9", certificates: statusOf(PHASE1, rotation(phase)) }))).toEqual({ kind: "update" });
     }
   });
@@ -99,8 +104,12 @@ describe("the CA rotation's phases", () => {
     expect(machinesBehind([machine("w1", PHASE1)], { rotation: rotation("WaitingForMachines") })).toEqual(["the new CA's fingerprint is not in status yet"]);
   });
 
-  it("keeps the old service-account key for the retention, then drops it", () => {
-    const applied = afterUpdate(rotation("Completing"), T0, 2 * HOUR)!;
+  it("drops the old etcd CA in the update after phase 2, then keeps the old service-account key for the retention, then drops it", () => {
+    const switched = afterUpdate(rotation("Completing"), T0, 2 * HOUR)!;
+    expect(switched).toMatchObject({ phase: "DroppingOldEtcdCa" });
+    expect(switched.serviceAccountKeyRetiresAt).toBeUndefined();
+    expect(decideRotation(observe({ certificates: statusOf(PHASE1, switched) }))).toEqual({ kind: "update" });
+    const applied = afterUpdate(switched, T0, 2 * HOUR)!;
     expect(applied).toMatchObject({ phase: "KeepingOldServiceAccountKey", serviceAccountKeyRetiresAt: "2026-12-05T14:00:00.000Z" });
     const certificates = statusOf({ generation: 1, trusting: false, previousServiceAccountKey: true }, applied);
     expect(decideRotation(observe({ certificates, now: new Date(T0.getTime() + HOUR) }))).toEqual({
@@ -109,7 +118,7 @@ describe("the CA rotation's phases", () => {
       message: "phase 2 applied; the old service-account public key verifies tokens until 2026-12-05T14:00:00.000Z",
     });
     // A retention of weeks is looked at again hourly.
-    const far = statusOf({ generation: 1, trusting: false, previousServiceAccountKey: true }, afterUpdate(rotation("Completing"), T0, 30 * 24 * HOUR));
+    const far = statusOf({ generation: 1, trusting: false, previousServiceAccountKey: true }, afterUpdate(rotation("DroppingOldEtcdCa"), T0, 30 * 24 * HOUR));
     expect(decideRotation(observe({ certificates: far }))).toMatchObject({ kind: "wait", requeueAfterMs: HOUR });
     const asked = decideRotation(observe({ token: "t2", certificates, now: new Date(T0.getTime() + HOUR) }));
     expect(asked.kind === "wait" && asked.message).toContain("asks for another rotation, which starts once this one completed");
@@ -125,6 +134,16 @@ describe("the CA rotation's phases", () => {
     expect(stackInputOf(rotation("KeepingOldServiceAccountKey"))).toEqual({ generation: 1, trusting: false, previousServiceAccountKey: true });
     expect(stackInputOf(rotation("DroppingOldServiceAccountKey"))).toEqual({ generation: 1, trusting: false, previousServiceAccountKey: false });
     expect(stackInputOf(rotation("Completed"))).toEqual({ generation: 1, trusting: false, previousServiceAccountKey: false });
+    // With the etcd CA's generation (every rotation begun now), etcd takes three steps of its own;
+    // without it (a rotation begun before etcd's CA rotated) etcd stays as it was, above.
+    const etcd = (phase: RotationStatus["phase"]) => stackInputOf(rotation(phase, { generation: 3, etcdGeneration: 1 })).etcd;
+    expect(etcd("Preparing")).toEqual({ generation: 1, step: "trusting" });
+    expect(etcd("WaitingForMachines")).toEqual({ generation: 1, step: "trusting" });
+    expect(etcd("Completing")).toEqual({ generation: 1, step: "switching" });
+    expect(stackInputOf(rotation("DroppingOldEtcdCa"))).toEqual({ generation: 1, trusting: false, previousServiceAccountKey: true });
+    for (const phase of ["DroppingOldEtcdCa", "KeepingOldServiceAccountKey", "DroppingOldServiceAccountKey", "Completed"] as const) {
+      expect(etcd(phase), phase).toEqual({ generation: 1, step: "stable" });
+    }
     for (const phase of ["WaitingForMachines", "KeepingOldServiceAccountKey", "Completed"] as const) expect(afterUpdate(rotation(phase), T0, HOUR)).toEqual(rotation(phase));
   });
 
@@ -151,12 +170,26 @@ const act: fc.Arbitrary<Act> = fc.oneof(
   fc.record({ kind: fc.constant("token" as const), token: fc.constantFrom("t1", "t2", "t3") }),
 );
 
-const key = (i: CaRotationInput) => `${i.generation}/${i.trusting ? "T" : "S"}/${i.previousServiceAccountKey ? "prev" : "-"}`;
+const etcdOf = (i: CaRotationInput) => i.etcd ?? { generation: 0, step: "stable" as const };
+const key = (i: CaRotationInput) => `${i.generation}/${i.trusting ? "T" : "S"}/${i.previousServiceAccountKey ? "prev" : "-"}/etcd ${etcdOf(i).generation} ${etcdOf(i).step}`;
 /** The steps a stack may take from one applied input to the next. */
 function allowed(from: CaRotationInput, to: CaRotationInput): boolean {
-  if (!from.trusting && !from.previousServiceAccountKey) return to.generation === from.generation + 1 && to.trusting;
-  if (from.trusting) return key(to) === key({ generation: from.generation, trusting: false, previousServiceAccountKey: true });
-  return key(to) === key({ generation: from.generation, trusting: false, previousServiceAccountKey: false });
+  const e = etcdOf(from);
+  const at = (etcdGeneration: number, step: "trusting" | "switching" | "stable", rest: Omit<CaRotationInput, "etcd">) => key({ ...rest, etcd: { generation: etcdGeneration, step } });
+  if (!from.trusting && !from.previousServiceAccountKey) return key(to) === at(e.generation + 1, "trusting", { generation: from.generation + 1, trusting: true, previousServiceAccountKey: false });
+  if (from.trusting) return key(to) === at(e.generation, "switching", { generation: from.generation, trusting: false, previousServiceAccountKey: true });
+  if (e.step === "switching") return key(to) === at(e.generation, "stable", { generation: from.generation, trusting: false, previousServiceAccountKey: true });
+  return key(to) === at(e.generation, "stable", { generation: from.generation, trusting: false, previousServiceAccountKey: false });
+}
+
+/**
+ * Whether etcd's members survive the roll from one step to the next: during it, members of both
+ * steps talk to each other, so each side's signer must be trusted by both sides.
+ */
+function etcdRollSafe(from: CaRotationInput, to: CaRotationInput): boolean {
+  const a = etcdCaPlan(from.etcd);
+  const b = etcdCaPlan(to.etcd);
+  return [a.signer, b.signer].every((signer) => a.trusted.includes(signer) && b.trusted.includes(signer));
 }
 
 /**
@@ -177,6 +210,7 @@ function world(machineCount: number) {
   const apply = (input: CaRotationInput) => {
     if (key(input) === key(stack)) return;
     if (!allowed(stack, input)) violations.push(`step ${key(stack)} → ${key(input)}`);
+    if (!etcdRollSafe(stack, input)) violations.push(`etcd members of ${key(stack)} and ${key(input)} refuse each other's certificates`);
     // Phase 2 (the old CA leaves): every Machine must trust the bundle and hold the new CA's certificates.
     if (stack.trusting && !input.trusting) {
       const p = published(stack);
@@ -228,7 +262,17 @@ function world(machineCount: number) {
 }
 
 describe("the CA rotation under an operator killed at any step", () => {
-  it("takes only allowed steps, never starts phase 2 ahead of a Machine nor drops the old key early, and finishes the last token asked for", () => {
+  it("knows a roll of etcd members that would refuse each other: two etcd steps at once", () => {
+    const at = (generation: number, step: "trusting" | "switching" | "stable"): CaRotationInput => ({ ...PHASE1, etcd: { generation, step } });
+    expect(etcdRollSafe(at(0, "stable"), at(1, "trusting"))).toBe(true);
+    expect(etcdRollSafe(at(1, "trusting"), at(1, "switching"))).toBe(true);
+    expect(etcdRollSafe(at(1, "switching"), at(1, "stable"))).toBe(true);
+    // Switching and dropping in one roll: a rolled member trusts only 1, an old one presents 0.
+    expect(etcdRollSafe(at(1, "trusting"), at(1, "stable"))).toBe(false);
+    expect(etcdRollSafe(at(0, "stable"), at(1, "switching"))).toBe(false);
+  });
+
+  it("takes only allowed steps, never rolls etcd members that refuse each other, never starts phase 2 ahead of a Machine nor drops the old key early, and finishes the last token asked for", () => {
     fc.assert(
       fc.property(fc.array(act, { maxLength: 60 }), fc.integer({ min: 0, max: 3 }), (acts, machineCount) => {
         const w = world(machineCount);
@@ -237,9 +281,14 @@ describe("the CA rotation under an operator killed at any step", () => {
         const { status, stack, history, violations, token } = w.get();
         expect(violations).toEqual([]);
         expect(status.rotation).toMatchObject({ token, phase: "Completed" });
-        // Each handled token is one full rotation: three steps per generation.
-        expect(history).toHaveLength(3 * status.rotation!.generation);
-        expect(stack).toEqual({ generation: status.rotation!.generation, trusting: false, previousServiceAccountKey: false });
+        // Each handled token is one full rotation: four steps per generation.
+        expect(history).toHaveLength(4 * status.rotation!.generation);
+        expect(stack).toEqual({
+          generation: status.rotation!.generation,
+          trusting: false,
+          previousServiceAccountKey: false,
+          etcd: { generation: status.rotation!.generation, step: "stable" },
+        });
         expect(status).toEqual(statusOf(stack, status.rotation));
       }),
       { numRuns: 300 },

@@ -117,13 +117,18 @@ describe("a CA rotation through the Cluster reconciler", () => {
     expect(h.calls.filter((c) => c.startsWith("up"))).toEqual([]);
     expect(condition(h.get())?.message).toContain("w1 (trusts another bundle)");
 
-    // Caught up: phase 2, then the old service-account key is kept for its retention.
+    // Caught up: phase 2, then the update that drops the old etcd CA, then the old
+    // service-account key is kept for its retention.
     h.machines([{ name: "w1", certificates: { trustBundle: certificates.trustBundle, kubeletClient: { issuer: certificateFingerprint(newCa) } } }]);
     h.calls.length = 0;
-    await h.reconciler.reconcile("fleet/dev");
+    expect(await h.reconciler.reconcile("fleet/dev")).toEqual({ requeueAfter: 1_000 });
     expect(h.calls).toEqual(["up at Completing"]);
+    expect(h.get().status?.certificates?.rotation).toMatchObject({ phase: "DroppingOldEtcdCa", etcdGeneration: 1 });
+    expect(condition(h.get())?.message).toContain("etcd CA generation 1 signs every etcd certificate; dropping etcd CA generation 0");
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.calls).toEqual(["up at Completing", "up at DroppingOldEtcdCa"]);
     expect(h.get().status?.certificates?.rotation).toMatchObject({ phase: "KeepingOldServiceAccountKey", serviceAccountKeyRetiresAt: "2026-12-06T06:00:00.000Z" });
-    expect(h.events.slice(-3)).toEqual(["Normal RotationCompleting", "Normal Applied", "Normal RotationKeepingOldServiceAccountKey"]);
+    expect(h.events.slice(-5)).toEqual(["Normal RotationCompleting", "Normal Applied", "Normal RotationDroppingOldEtcdCa", "Normal Applied", "Normal RotationKeepingOldServiceAccountKey"]);
   });
 
   it("leaves a phase pending when its update fails, and the next reconcile runs it again", async () => {

@@ -19,18 +19,31 @@ export const CERTIFICATE_ROTATION_CONDITION = "CertificateRotation";
 
 /**
  * The phases of a rotation, in order.
- * - Preparing: phase 1 is being applied: the new cluster and front-proxy CAs join every trust
- *   bundle, client certificates are re-issued from them, the new service-account key verifies.
+ * - Preparing: phase 1 is being applied: the new cluster, front-proxy and etcd CAs join every
+ *   trust bundle, client certificates of the apiserver are re-issued from the new cluster and
+ *   front-proxy CAs, the new service-account key verifies.
  * - WaitingForMachines: phase 1 is applied; every Machine must report the new bundle and a
  *   kubelet certificate of the new CA.
- * - Completing: phase 2 is being applied: servers switch to the new CA, the old CAs leave the
- *   bundles, the new service-account key signs.
+ * - Completing: phase 2 is being applied: servers switch to the new CA, the old cluster and
+ *   front-proxy CAs leave the bundles, the new service-account key signs, every etcd
+ *   certificate is re-issued from the new etcd CA (the old one is still trusted: members not yet
+ *   rolled present it).
+ * - DroppingOldEtcdCa: the update that removes the old etcd CA from etcd's bundles is being
+ *   applied (every etcd certificate is of the new CA since Completing).
  * - KeepingOldServiceAccountKey: the old service-account public key still verifies tokens until
  *   `serviceAccountKeyRetiresAt`.
  * - DroppingOldServiceAccountKey: the update that drops it is being applied.
  * - Completed.
  */
-export const ROTATION_PHASES = ["Preparing", "WaitingForMachines", "Completing", "KeepingOldServiceAccountKey", "DroppingOldServiceAccountKey", "Completed"] as const;
+export const ROTATION_PHASES = [
+  "Preparing",
+  "WaitingForMachines",
+  "Completing",
+  "DroppingOldEtcdCa",
+  "KeepingOldServiceAccountKey",
+  "DroppingOldServiceAccountKey",
+  "Completed",
+] as const;
 export const RotationPhase = StringEnum(ROTATION_PHASES);
 export type RotationPhase = Static<typeof RotationPhase>;
 
@@ -53,6 +66,12 @@ export const RotationStatus = Type.Object(
     token: Type.String({ maxLength: 256, description: "The last kubeonkube.io/rotate-ca value handled." }),
     phase: RotationPhase,
     generation: Type.Integer({ minimum: 1, description: "The CA generation this rotation introduces (0 is the first CA)." }),
+    etcdGeneration: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description: "The etcd CA generation this rotation introduces (0 is the first etcd CA). Absent on a rotation begun before etcd's CA rotated: it leaves the etcd CA alone.",
+      }),
+    ),
     startedAt: Type.String({ format: "date-time" }),
     phaseStartedAt: Type.Optional(Type.String({ format: "date-time" })),
     serviceAccountKeyRetiresAt: Type.Optional(Type.String({ format: "date-time", description: "When the old service-account public key stops verifying tokens." })),

@@ -7,7 +7,8 @@
  *
  *   token new, none running ─start→ Preparing ─update→ WaitingForMachines ─every Machine trusts
  *   the bundle and holds a kubelet certificate of the new CA→ Completing ─update→
- *   KeepingOldServiceAccountKey ─retention over→ DroppingOldServiceAccountKey ─update→ Completed
+ *   DroppingOldEtcdCa ─update→ KeepingOldServiceAccountKey ─retention over→
+ *   DroppingOldServiceAccountKey ─update→ Completed
  *
  * A phase whose name ends in -ing (but Keeping) is "pending": its update runs on every reconcile
  * until one succeeds, and that success moves it on (`afterUpdate`). What each step deploys is
@@ -15,7 +16,7 @@
  */
 import type { CertificatesStatus, ClusterSpec, MachineCertificateReport, RotationPhase, RotationStatus } from "../../api/v1alpha1";
 import { ROTATE_CA_ANNOTATION } from "../../api/v1alpha1";
-import { NO_ROTATION, type CaRotationInput } from "../../components/ca-rotation";
+import { NO_ROTATION, type CaRotationInput, type EtcdCaStep } from "../../components/ca-rotation";
 
 export const MAX_ROTATION_TOKEN_LENGTH = 256;
 /** How often a rotation waiting for Machines looks at them again (Machine changes do not wake a Cluster). */
@@ -32,7 +33,7 @@ const MAX_WAIT_MS = 3_600_000;
 const NAMED = 5;
 
 /** The phases whose update is still to be applied. */
-const PENDING: ReadonlySet<RotationPhase> = new Set(["Preparing", "Completing", "DroppingOldServiceAccountKey"]);
+const PENDING: ReadonlySet<RotationPhase> = new Set(["Preparing", "Completing", "DroppingOldEtcdCa", "DroppingOldServiceAccountKey"]);
 
 export interface RotationObservation {
   /** The annotation's value, if set. */
@@ -59,17 +60,29 @@ export type RotationDecision =
 export function stackInputOf(rotation: RotationStatus | undefined): CaRotationInput {
   if (!rotation) return NO_ROTATION;
   const generation = rotation.generation;
+  const etcd = (step: EtcdCaStep["step"]) => etcdStepOf(rotation, step);
   switch (rotation.phase) {
     case "Preparing":
     case "WaitingForMachines":
-      return { generation, trusting: true, previousServiceAccountKey: false };
+      return { generation, trusting: true, previousServiceAccountKey: false, ...etcd("trusting") };
     case "Completing":
+      return { generation, trusting: false, previousServiceAccountKey: true, ...etcd("switching") };
+    case "DroppingOldEtcdCa":
     case "KeepingOldServiceAccountKey":
-      return { generation, trusting: false, previousServiceAccountKey: true };
+      return { generation, trusting: false, previousServiceAccountKey: true, ...etcd("stable") };
     case "DroppingOldServiceAccountKey":
     case "Completed":
-      return { generation, trusting: false, previousServiceAccountKey: false };
+      return { generation, trusting: false, previousServiceAccountKey: false, ...etcd("stable") };
   }
+}
+
+/**
+ * The etcd part of a step. A rotation begun by an operator that did not rotate etcd's CA has no
+ * `etcdGeneration`: its etcd CA is still generation 0, and it stays so (no `etcd`, the stack's
+ * graph as before).
+ */
+function etcdStepOf(rotation: RotationStatus, step: EtcdCaStep["step"]): { etcd?: EtcdCaStep } {
+  return rotation.etcdGeneration === undefined ? {} : { etcd: { generation: rotation.etcdGeneration, step } };
 }
 
 export function isPending(rotation: RotationStatus | undefined): boolean {
@@ -86,10 +99,11 @@ export function decideRotation(o: RotationObservation): RotationDecision {
     if (asked === undefined) return { kind: "none" };
     if (typeof asked !== "string") return { kind: "none", note: asked.refused };
     const generation = (rotation?.generation ?? 0) + 1;
+    const etcdGeneration = (rotation?.etcdGeneration ?? 0) + 1;
     return {
       kind: "step",
-      rotation: { token: asked, phase: "Preparing", generation, startedAt: now, phaseStartedAt: now },
-      message: `rotation to CA generation ${generation} started: phase 1 adds the new cluster and front-proxy CAs to every trust bundle and re-issues client certificates from them`,
+      rotation: { token: asked, phase: "Preparing", generation, etcdGeneration, startedAt: now, phaseStartedAt: now },
+      message: `rotation to CA generation ${generation} (etcd CA generation ${etcdGeneration}) started: phase 1 adds the new cluster, front-proxy and etcd CAs to every trust bundle and re-issues the apiserver's client certificates from the new cluster and front-proxy CAs`,
     };
   }
   const queued = typeof asked === "string" ? `; ${ROTATE_CA_ANNOTATION} asks for another rotation, which starts once this one completed` : "";
@@ -103,7 +117,7 @@ export function decideRotation(o: RotationObservation): RotationDecision {
     return {
       kind: "step",
       rotation: { ...rotation, phase: "Completing", phaseStartedAt: now, message: undefined },
-      message: `every Machine trusts the new CA: phase 2 switches the servers to CA generation ${rotation.generation}, removes the old CAs and signs service-account tokens with the new key`,
+      message: `every Machine trusts the new CA: phase 2 switches the servers to CA generation ${rotation.generation}, removes the old cluster and front-proxy CAs, signs service-account tokens with the new key${rotation.etcdGeneration === undefined ? "" : " and re-issues etcd's certificates from the new etcd CA"}`,
     };
   }
   // KeepingOldServiceAccountKey
@@ -130,6 +144,9 @@ export function afterUpdate(rotation: RotationStatus | undefined, now: Date, ser
     case "Preparing":
       return { ...rotation, phase: "WaitingForMachines", phaseStartedAt: at };
     case "Completing":
+      // etcd's members all hold certificates of the new etcd CA now: the next update drops the old one.
+      return { ...rotation, phase: "DroppingOldEtcdCa", phaseStartedAt: at };
+    case "DroppingOldEtcdCa":
       return { ...rotation, phase: "KeepingOldServiceAccountKey", phaseStartedAt: at, serviceAccountKeyRetiresAt: new Date(now.getTime() + serviceAccountKeyRetentionMs).toISOString() };
     default:
       return { ...rotation, phase: "Completed", phaseStartedAt: at, serviceAccountKeyRetiresAt: undefined };

@@ -108,8 +108,14 @@ function phaseMessage(rotation: RotationStatus): string {
   switch (rotation.phase) {
     case "WaitingForMachines":
       return `phase 1 applied: every trust bundle holds CA generations ${rotation.generation - 1} and ${rotation.generation}; waiting for every Machine to trust them`;
-    case "KeepingOldServiceAccountKey":
-      return `phase 2 applied: CA generation ${rotation.generation} alone is trusted; the old service-account public key verifies tokens until ${rotation.serviceAccountKeyRetiresAt}`;
+    case "DroppingOldEtcdCa":
+      return rotation.etcdGeneration === undefined
+        ? `phase 2 applied: CA generation ${rotation.generation} alone is trusted`
+        : `phase 2 applied: CA generation ${rotation.generation} alone is trusted, and etcd CA generation ${rotation.etcdGeneration} signs every etcd certificate; dropping etcd CA generation ${rotation.etcdGeneration - 1}`;
+    case "KeepingOldServiceAccountKey": {
+      const etcd = rotation.etcdGeneration === undefined ? "" : ` and etcd CA generation ${rotation.etcdGeneration}`;
+      return `phase 2 applied: CA generation ${rotation.generation}${etcd} alone trusted; the old service-account public key verifies tokens until ${rotation.serviceAccountKeyRetiresAt}`;
+    }
     default:
       return `rotation to CA generation ${rotation.generation} completed (started ${rotation.startedAt})`;
   }
