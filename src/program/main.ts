@@ -10,8 +10,8 @@
  *                                 of the store, set with --secret --path
  *   kube-on-kube:backupImage      the image of `kok etcd backup|restore` (default: the operator's)
  *   kube-on-kube:caRotation       the step of a CA rotation: { generation, trusting,
- *                                 previousServiceAccountKey } (src/components/ca-rotation.ts;
- *                                 default: never rotated)
+ *                                 previousServiceAccountKey, etcd?: { generation, step } }
+ *                                 (src/components/ca-rotation.ts; default: never rotated)
  */
 import * as pulumi from "@pulumi/pulumi";
 import { SpecValidationError, validateClusterSpec, type ClusterSpec } from "../api/v1alpha1";
