@@ -74,7 +74,7 @@ export function packageSchema(version: string): PackageSchema {
     properties: {
       cluster: str("The signing cluster CA (the CA Secret's certificate)."),
       clusterBundle: str("Every cluster CA trusted now (the CA Secret's ca-bundle.crt): during a rotation the old and the new one. Give it to workers as cluster.trustBundle."),
-      etcd: str("The etcd CA."),
+      etcd: str("The etcd CA that signs etcd certificates now (during phase 1 of a rotation, still the old one)."),
       frontProxy: str("The signing front-proxy CA."),
       serviceAccount: str("The public key that verifies the tokens the apiserver signs now."),
     },
