@@ -17,7 +17,8 @@
  *   otherwise run on while a new leader clears their locks.
  * - Each engine operation that may take a stack's lock first writes a holder record (the term's
  *   identity and acquire time); it is removed when the operation ends by itself and kept when the
- *   operation was killed. `decideLock` reads it at recovery (below). The records live beside a
+ *   operation was killed. `decideLock` reads it at recovery (below). An engine killed from outside
+ *   while the term is live is this term's own to clear (killed-engine.ts). The records live beside a
  *   `file://` backend's stacks (holder-files.ts), and in a Lease of the operator's namespace for
  *   an object store (holder-leases.ts), so a new leader can prove a lock stale with any backend.
  *   Records of stacks that no longer exist are pruned by a new leader (holder-pruning.ts).
@@ -42,8 +43,13 @@ export class FencedError extends Error {
 
 /** Pids (not ours, not zombies) whose environment holds `KOK_ENGINE_OWNER=<marker>`. */
 export function engineProcesses(marker: string, procRoot = "/proc"): number[] {
-  const needle = Buffer.from(`\0${ENGINE_OWNER_VARIABLE}=${marker}\0`);
-  const first = Buffer.from(`${ENGINE_OWNER_VARIABLE}=${marker}\0`);
+  return processesWith(ENGINE_OWNER_VARIABLE, marker, procRoot);
+}
+
+/** Pids (not ours, not zombies) whose environment holds `<variable>=<value>`. */
+export function processesWith(variable: string, value: string, procRoot = "/proc"): number[] {
+  const needle = Buffer.from(`\0${variable}=${value}\0`);
+  const first = Buffer.from(`${variable}=${value}\0`);
   const pids: number[] = [];
   for (const entry of readdirSync(procRoot)) {
     const pid = Number(entry);
@@ -76,20 +82,25 @@ function signalAll(pids: readonly number[], signal: NodeJS.Signals): void {
  * Returns the pids that are still alive (empty: every engine is gone).
  */
 export async function killEngines(marker: string, rounds = 50): Promise<number[]> {
+  return killProcessesWith(ENGINE_OWNER_VARIABLE, marker, rounds);
+}
+
+/** `killEngines` for the processes whose environment holds `<variable>=<value>`. */
+export async function killProcessesWith(variable: string, value: string, rounds = 50): Promise<number[]> {
   let left: number[] = [];
   for (let round = 0; round < rounds; round++) {
-    left = engineProcesses(marker);
+    left = processesWith(variable, value);
     if (left.length === 0) return [];
     signalAll(left, "SIGSTOP");
     // A process may have forked between the scan and its stop: stop those too before killing.
-    const more = engineProcesses(marker).filter((p) => !left.includes(p));
+    const more = processesWith(variable, value).filter((p) => !left.includes(p));
     signalAll(more, "SIGSTOP");
     signalAll([...left, ...more], "SIGKILL");
     // Killed processes turn into zombies until reaped; the scan skips zombies, so a short pause
     // is all the kernel needs before the next scan sees them gone.
     await new Promise((resolve) => setTimeout(resolve, round === 0 ? 5 : 20));
   }
-  return engineProcesses(marker);
+  return processesWith(variable, value);
 }
 
 /** A running engine operation, as the fence knows it. */

@@ -6,6 +6,7 @@
 import type { EngineEvent, OpMap } from "@pulumi/pulumi/automation";
 import type { StackOperation } from "./engine-errors";
 import type { EngineFence, HolderRecords, LockDecision } from "./fencing";
+import type { KilledEngineCleanup } from "./killed-engine";
 
 /** One resource a preview says an `up` would touch. Property names only: values may be secret. */
 export interface PlannedChange {
@@ -52,6 +53,11 @@ export interface StackRunnerOptions {
   readonly fence?: EngineFence;
   /** Where holder records go; default: beside a `file://` backend's stacks (holder-files.ts). */
   readonly holders?: HolderRecords;
+  /**
+   * Told when an operation's CLI was killed from outside within the term, and whether its lock
+   * was then cleared (killed-engine.ts): for the operator's log (`killedEngineLogLine`).
+   */
+  readonly onKilledEngine?: (cleanup: KilledEngineCleanup) => void;
 }
 
 /** What `recover` found and did on one stack. */

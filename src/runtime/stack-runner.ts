@@ -10,8 +10,11 @@
  * - engine errors classified so the controller knows whether to wait, retry or give up;
  * - with a fence (fencing.ts): no operation outside a leadership term, every engine process marked
  *   as ours (so a lost term can kill them all), and a holder record per running operation, so
- *   the next leader's recovery can tell a stale lock from a live one.
+ *   the next leader's recovery can tell a stale lock from a live one;
+ * - a CLI killed from outside within the term (an OOM kill): its leftovers killed and its lock
+ *   cancelled before the stack is released (killed-engine.ts).
  */
+import { randomUUID } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import * as path from "node:path";
 import {
@@ -27,6 +30,7 @@ import {
 import { classifyEngineError, StackOperationError, summarizeEngineError, type StackOperation } from "./engine-errors";
 import { decideLock, type AdmittedOperation, type HolderRecord, type HolderRecords, type LockDecision } from "./fencing";
 import { holderRecordsFor } from "./holder-files";
+import { ENGINE_OPERATION_VARIABLE, KilledEngines, killedEngineMessage } from "./killed-engine";
 import { pruneOrphanHolders, type PruneOutcome } from "./holder-pruning";
 import type { Term } from "./leader-election";
 import { Semaphore } from "./semaphore";
@@ -36,15 +40,31 @@ export { classifyEngineError, StackOperationError, summarizeEngineError, type Fa
 
 export * from "./stack-operations";
 
+/**
+ * What an operation's engine calls get from the runner: the fence's abort signal, and the
+ * environment that marks this operation's processes (killed-engine.ts).
+ */
+interface EngineCall {
+  readonly signal?: AbortSignal;
+  readonly env: Readonly<Record<string, string>>;
+}
+
 export class StackRunner {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly slots: Semaphore | undefined;
   private readonly holders: HolderRecords | undefined;
+  private readonly killedEngines: KilledEngines;
 
   constructor(private readonly options: StackRunnerOptions) {
     this.slots = options.maxConcurrentOperations === undefined ? undefined : new Semaphore(options.maxConcurrentOperations);
     // Beside a file backend's stacks; for another backend, where the fence keeps them (a Lease).
     this.holders = options.holders ?? (options.fence ? (holderRecordsFor(options.backendUrl) ?? options.fence.holders) : undefined);
+    this.killedEngines = new KilledEngines({
+      // Marked like the killed operation: the fence kills it too if the term ends meanwhile.
+      cancel: async (stackName, operationMark) => (await this.stack(stackName, async () => ({}), { create: false, env: { [ENGINE_OPERATION_VARIABLE]: operationMark } }))?.cancel(),
+      summarize: summarizeEngineError,
+      onCleanup: options.onKilledEngine,
+    });
   }
 
   /** The stack's holder record, if any (fencing.ts): an operation of some term ran and did not end by itself. */
@@ -93,7 +113,7 @@ export class StackRunner {
   }
 
   private async stack(stackName: string, program: PulumiFn, opts?: { env?: Readonly<Record<string, string>> }): Promise<Stack>;
-  private async stack(stackName: string, program: PulumiFn, opts: { create: false }): Promise<Stack | undefined>;
+  private async stack(stackName: string, program: PulumiFn, opts: { create: false; env?: Readonly<Record<string, string>> }): Promise<Stack | undefined>;
   private async stack(stackName: string, program: PulumiFn, opts: { create?: boolean; env?: Readonly<Record<string, string>> } = {}): Promise<Stack | undefined> {
     const workDir = path.join(this.options.workRoot, stackName);
     mkdirSync(workDir, { recursive: true });
@@ -135,7 +155,7 @@ export class StackRunner {
     };
   }
 
-  private async run<T>(stackName: string, operation: StackOperation, fn: (signal?: AbortSignal) => Promise<T>, onProgress?: (p: OperationProgress) => void): Promise<T> {
+  private async run<T>(stackName: string, operation: StackOperation, fn: (call: EngineCall) => Promise<T>, onProgress?: (p: OperationProgress) => void): Promise<T> {
     if (!this.slots) return this.timed(stackName, operation, fn);
     const { active } = this.slots.state;
     if (active >= this.slots.limit) onProgress?.({ stack: stackName, operation, phase: "queued", slots: { active, limit: this.slots.limit }, counts: {} });
@@ -145,28 +165,46 @@ export class StackRunner {
     });
   }
 
-  private async timed<T>(stackName: string, operation: StackOperation, fn: (signal?: AbortSignal) => Promise<T>): Promise<T> {
+  private async timed<T>(stackName: string, operation: StackOperation, fn: (call: EngineCall) => Promise<T>): Promise<T> {
     // Refused (FencedError) when this replica does not lead: checked once the slot is ours, so
     // an operation queued when the term ended never starts.
     const admitted = this.options.fence?.admit(`${operation} of stack ${stackName}`);
+    const operationMark = randomUUID();
     let recorded = false;
+    // A killed engine's lock that could not be cleared: its record must stay (below).
+    let lockLeft = false;
     const started = Date.now();
     try {
-      // No engine without its record: a lock it left could never be proven stale.
-      if (operation !== "export") recorded = await this.recordHolder(stackName, operation, admitted);
-      const result = await fn(admitted?.signal);
+      if (operation !== "export") {
+        // A lock an earlier operation's killed engine left in this term (killed-engine.ts).
+        const stuck = await this.killedEngines.beforeOperation(stackName, admitted?.term);
+        if (stuck) throw new StackOperationError(stackName, operation, "concurrent-update", `not started: ${killedEngineMessage(stuck)}`);
+        // No engine without its record: a lock it left could never be proven stale.
+        recorded = await this.recordHolder(stackName, operation, admitted);
+      }
+      const result = await fn({ signal: admitted?.signal, env: { [ENGINE_OPERATION_VARIABLE]: operationMark } });
       this.options.onOperation?.(operation, "success", Date.now() - started);
       return result;
     } catch (error) {
       this.options.onOperation?.(operation, "error", Date.now() - started);
-      throw new StackOperationError(stackName, operation, classifyEngineError(error), summarizeEngineError(error));
+      // Refused before its engine (a killed engine's lock still there): already said why.
+      if (error instanceof StackOperationError) throw error;
+      // Still admitted (the stack's mutex and slot held): nothing else takes the stack before a
+      // killed engine's lock is cleared.
+      const aborted = admitted?.signal.aborted ?? false;
+      const termLive = this.options.fence?.mayWrite() ?? true;
+      const killed = await this.killedEngines.afterFailure(stackName, operation, { error, aborted, termLive, term: admitted?.term, operationMark });
+      lockLeft = killed !== undefined && !killed.lockCleared;
+      const message = summarizeEngineError(error);
+      throw new StackOperationError(stackName, operation, classifyEngineError(error), killed ? `${message}; ${killedEngineMessage(killed)}` : message);
     } finally {
       admitted?.done();
       // An operation killed by the fence keeps its record: the lock it left is the next
       // leader's to clear, and the record is what proves it stale. So does one that ended after
       // the renewals stopped: the watchdog may have killed its engine without this process
-      // aborting it (seen in a Pod: the lock stayed and no leader could ever clear it).
-      if (recorded && !admitted?.signal.aborted && !this.options.fence?.isExpired()) await this.removeHolder(stackName);
+      // aborting it (seen in a Pod: the lock stayed and no leader could ever clear it). So does
+      // one whose killed engine's lock could not be cleared: a later leader can.
+      if (recorded && !lockLeft && !admitted?.signal.aborted && !this.options.fence?.isExpired()) await this.removeHolder(stackName);
     }
   }
 
@@ -211,8 +249,8 @@ export class StackRunner {
       this.run(
         stackName,
         "up",
-        async (signal) => {
-          const stack = await this.stack(stackName, program);
+        async ({ signal, env }) => {
+          const stack = await this.stack(stackName, program, { env });
           const result = await stack.up({ refresh: opts.refresh, onEvent: this.progress(stackName, "up", onProgress), signal });
           return { changes: countsOf(result.summary.resourceChanges), outputs: result.outputs };
         },
@@ -233,8 +271,8 @@ export class StackRunner {
     opts: { refresh?: boolean; onChange?: (change: PlannedChange) => void } = {},
   ): Promise<Record<string, number>> {
     return this.serialize(stackName, () =>
-      this.run(stackName, "preview", async (signal) => {
-        const stack = await this.stack(stackName, program);
+      this.run(stackName, "preview", async ({ signal, env }) => {
+        const stack = await this.stack(stackName, program, { env });
         const onChange = opts.onChange;
         const onEvent = onChange ? (e: EngineEvent) => plannedChangeOf(e, onChange) : undefined;
         const result = await stack.preview({ refresh: opts.refresh, onEvent, signal });
@@ -245,8 +283,8 @@ export class StackRunner {
 
   async refresh(stackName: string, program: PulumiFn, opts: { clearPendingCreates?: boolean } = {}): Promise<Record<string, number>> {
     return this.serialize(stackName, () =>
-      this.run(stackName, "refresh", async (signal) => {
-        const stack = await this.stack(stackName, program);
+      this.run(stackName, "refresh", async ({ signal, env }) => {
+        const stack = await this.stack(stackName, program, { env });
         const result = await stack.refresh({ clearPendingCreates: opts.clearPendingCreates, signal });
         return countsOf(result.summary.resourceChanges);
       }),
@@ -262,8 +300,8 @@ export class StackRunner {
       this.run(
         stackName,
         "destroy",
-        async (signal) => {
-          const stack = await this.stack(stackName, program, { env: opts.env });
+        async ({ signal, env }) => {
+          const stack = await this.stack(stackName, program, { env: { ...opts.env, ...env } });
           const progress = this.progress(stackName, "destroy", onProgress);
           const onDiagnostic = opts.onDiagnostic;
           await stack.destroy({
@@ -305,8 +343,8 @@ export class StackRunner {
         ? decideLock(record, term)
         : { action: "clear", reason: "no fence: the caller vouches that no other engine runs" };
       if (lock.action === "live") return { lock, clearedPending: false };
-      return this.run(stackName, "refresh", async (signal) => {
-        const stack = await this.stack(stackName, program, { create: false });
+      return this.run(stackName, "refresh", async ({ signal, env }) => {
+        const stack = await this.stack(stackName, program, { create: false, env });
         if (!stack) return { lock, clearedPending: false };
         if (lock.action === "clear") await stack.cancel();
         // exportStack() holds decrypted secrets: read one field and let it go.
@@ -332,8 +370,8 @@ export class StackRunner {
    */
   async resources(stackName: string, opts: { inputs?: readonly string[] } = {}): Promise<StateResource[] | undefined> {
     return this.serialize(stackName, () =>
-      this.run(stackName, "export", async () => {
-        const stack = await this.stack(stackName, async () => ({}), { create: false });
+      this.run(stackName, "export", async ({ env }) => {
+        const stack = await this.stack(stackName, async () => ({}), { create: false, env });
         if (!stack) return undefined;
         const deployment = (await stack.exportStack()).deployment as { resources?: { urn: string; type: string; id?: string; inputs?: Record<string, unknown> }[] };
         return (deployment.resources ?? []).map((r) => {
@@ -351,8 +389,8 @@ export class StackRunner {
   async rename(from: string, to: string): Promise<void> {
     return this.serialize(to, () =>
       this.serialize(from, () =>
-        this.run(from, "rename", async () => {
-          const stack = await this.stack(from, async () => ({}), { create: false });
+        this.run(from, "rename", async ({ env }) => {
+          const stack = await this.stack(from, async () => ({}), { create: false, env });
           if (!stack) throw new Error(`stack ${from} does not exist`);
           await stack.rename({ stackName: to });
           const config = `Pulumi.${to}.yaml`;
@@ -380,7 +418,7 @@ export class StackRunner {
         holders: this.holders,
         exclusive: (stack, fn) => this.serialize(stack, fn),
         // An export's admission: no holder record of its own, refused outside the term.
-        exists: (stack) => this.run(stack, "export", async () => (await this.stack(stack, async () => ({}), { create: false })) !== undefined),
+        exists: (stack) => this.run(stack, "export", async ({ env }) => (await this.stack(stack, async () => ({}), { create: false, env })) !== undefined),
         mayWrite: () => fence.mayWrite(),
       },
       // Without leader election the process is the term: its records carry the fence's marker.

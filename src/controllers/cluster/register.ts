@@ -10,6 +10,7 @@ import { CustomObjectStore } from "../../runtime/object-store";
 import { annotationChanged, or, specOrLifecycleChanged } from "../../runtime/predicates";
 import type { EngineFence } from "../../runtime/fencing";
 import { recoveryLogLine, type StackRecoveries } from "../../runtime/recovery";
+import { killedEngineLogLine } from "../../runtime/killed-engine";
 import { pruneLogLine } from "../../runtime/holder-pruning";
 import { StackRunner } from "../../runtime/stack-runner";
 import { writeGated } from "../../runtime/write-gate";
@@ -80,6 +81,7 @@ export function registerClusterController(ctx: ControllerContext, o: ClusterCont
     secretsProvider: ctx.secretsProvider,
     maxConcurrentOperations: ctx.concurrency,
     fence: o.fence,
+    onKilledEngine: (cleanup) => ctx.log(killedEngineLogLine(cleanup)),
     onOperation: (operation, result, durationMs) => metrics.recordStackOperation("Cluster", operation, result, durationMs),
   });
   const objects = new CustomObjectStore<Cached<ClusterObject>, ClusterStatus>({

@@ -17,6 +17,7 @@ import { CustomObjectStore } from "../../runtime/object-store";
 import { annotationChanged, changed, or, specOrLifecycleChanged } from "../../runtime/predicates";
 import type { EngineFence } from "../../runtime/fencing";
 import { recoveryLogLine, type StackRecoveries } from "../../runtime/recovery";
+import { killedEngineLogLine } from "../../runtime/killed-engine";
 import { pruneLogLine } from "../../runtime/holder-pruning";
 import { StackRunner } from "../../runtime/stack-runner";
 import type { WorkerDefaults } from "../../program/machine-program";
@@ -69,6 +70,7 @@ export function registerMachineController(ctx: ControllerContext, o: MachineCont
     secretsProvider: ctx.secretsProvider,
     maxConcurrentOperations: ctx.concurrency,
     fence: o.fence,
+    onKilledEngine: (cleanup) => ctx.log(killedEngineLogLine(cleanup)),
     onOperation: (operation, result, durationMs) => ctx.metrics.recordStackOperation("Machine", operation, result, durationMs),
   });
   const objects = new CustomObjectStore<Cached<MachineObject>, MachineStatus>({ api: ctx.customObjects, resource: MACHINES, informer: machines, secrets: (ns) => ctx.knownSecrets.for(ns) });
