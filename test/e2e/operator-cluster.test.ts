@@ -402,7 +402,8 @@ describe("the operator reconciles a Cluster resource", () => {
     const endpoints = [0, 1, 2].map((i) => `https://ops-etcd-${i}.ops-etcd.${MASTERS}.svc:2379`).join(",");
     const health = kubectl("-n", MASTERS, "exec", "ops-etcd-0", "-c", "etcd", "--", "etcdctl", `--endpoints=${endpoints}`, `--cacert=${pki}/ca.crt`, `--cert=${pki}/server.crt`, `--key=${pki}/server.key`, "endpoint", "health", "-w", "json");
     const members = JSON.parse(health) as { endpoint: string; health: boolean; error?: string }[];
-    expect(members.map((m) => [m.endpoint, m.health, m.error ?? ""])).toEqual([0, 1, 2].map((i) => [`https://ops-etcd-${i}.ops-etcd.${MASTERS}.svc:2379`, true, ""]));
+    // etcdctl lists the answers as they come.
+    expect(members.map((m) => [m.endpoint, m.health, m.error ?? ""]).sort()).toEqual([0, 1, 2].map((i) => [`https://ops-etcd-${i}.ops-etcd.${MASTERS}.svc:2379`, true, ""]));
   });
 
   it("destroys the stack and the masters' namespace when the Cluster is deleted", async () => {
