@@ -63,6 +63,13 @@ describe("the CA rotation's phases", () => {
     expect(decideRotation(observe({ token: "t2", certificates: done }))).toMatchObject({ rotation: { generation: 2, etcdGeneration: 1 } });
     const doneBoth = { ...done, rotation: rotation("Completed", { etcdGeneration: 1 }) };
     expect(decideRotation(observe({ token: "t2", certificates: doneBoth }))).toMatchObject({ rotation: { generation: 2, etcdGeneration: 2 } });
+    // etcd's data in emptyDirs: its CA is kept at the generation it has, and the message says why.
+    const kept = decideRotation(observe({ token: "t2", certificates: doneBoth, etcdDataOutlivesPods: false }));
+    expect(kept).toMatchObject({ kind: "step", rotation: { generation: 2, etcdGeneration: 1, etcdCaKept: true } });
+    expect(kept.kind === "step" && kept.message).toContain("The etcd CA is kept: etcd's data lives in emptyDir volumes");
+    for (const phase of ["Preparing", "Completing", "DroppingOldEtcdCa", "Completed"] as const) {
+      expect(stackInputOf(rotation(phase, { etcdGeneration: 1, etcdCaKept: true })).etcd, phase).toEqual({ generation: 1, step: "stable" });
+    }
   });
 
   it("refuses an empty or too long token with a note, and starts nothing", () => {
@@ -172,12 +179,15 @@ const act: fc.Arbitrary<Act> = fc.oneof(
 
 const etcdOf = (i: CaRotationInput) => i.etcd ?? { generation: 0, step: "stable" as const };
 const key = (i: CaRotationInput) => `${i.generation}/${i.trusting ? "T" : "S"}/${i.previousServiceAccountKey ? "prev" : "-"}/etcd ${etcdOf(i).generation} ${etcdOf(i).step}`;
-/** The steps a stack may take from one applied input to the next. */
-function allowed(from: CaRotationInput, to: CaRotationInput): boolean {
+/** The steps a stack may take from one applied input to the next; `keptEtcd`: etcd's data in emptyDirs, its CA never rotates. */
+function allowed(from: CaRotationInput, to: CaRotationInput, keptEtcd: boolean): boolean {
   const e = etcdOf(from);
   const at = (etcdGeneration: number, step: "trusting" | "switching" | "stable", rest: Omit<CaRotationInput, "etcd">) => key({ ...rest, etcd: { generation: etcdGeneration, step } });
-  if (!from.trusting && !from.previousServiceAccountKey) return key(to) === at(e.generation + 1, "trusting", { generation: from.generation + 1, trusting: true, previousServiceAccountKey: false });
-  if (from.trusting) return key(to) === at(e.generation, "switching", { generation: from.generation, trusting: false, previousServiceAccountKey: true });
+  if (!from.trusting && !from.previousServiceAccountKey) {
+    const rest = { generation: from.generation + 1, trusting: true, previousServiceAccountKey: false };
+    return key(to) === (keptEtcd ? at(e.generation, "stable", rest) : at(e.generation + 1, "trusting", rest));
+  }
+  if (from.trusting) return key(to) === at(e.generation, keptEtcd ? "stable" : "switching", { generation: from.generation, trusting: false, previousServiceAccountKey: true });
   if (e.step === "switching") return key(to) === at(e.generation, "stable", { generation: from.generation, trusting: false, previousServiceAccountKey: true });
   return key(to) === at(e.generation, "stable", { generation: from.generation, trusting: false, previousServiceAccountKey: false });
 }
@@ -197,7 +207,7 @@ function etcdRollSafe(from: CaRotationInput, to: CaRotationInput): boolean {
  * applied step, the Machines (each re-installs trust from the live CA Secret when it runs, as the
  * machine controller does) and the clock. A reconcile may be killed at each of its writes.
  */
-function world(machineCount: number) {
+function world(machineCount: number, keptEtcd = false) {
   const retention = 20 * HOUR;
   let now = T0.getTime();
   let token: string | undefined = "t1";
@@ -209,7 +219,7 @@ function world(machineCount: number) {
 
   const apply = (input: CaRotationInput) => {
     if (key(input) === key(stack)) return;
-    if (!allowed(stack, input)) violations.push(`step ${key(stack)} → ${key(input)}`);
+    if (!allowed(stack, input, keptEtcd)) violations.push(`step ${key(stack)} → ${key(input)}`);
     if (!etcdRollSafe(stack, input)) violations.push(`etcd members of ${key(stack)} and ${key(input)} refuse each other's certificates`);
     // Phase 2 (the old CA leaves): every Machine must trust the bundle and hold the new CA's certificates.
     if (stack.trusting && !input.trusting) {
@@ -228,7 +238,7 @@ function world(machineCount: number) {
   };
 
   const reconcile = (killAt: Extract<Act, { kind: "reconcile" }>["killAt"]) => {
-    const d = decideRotation({ token, certificates: status, provisioned: true, machines, now: new Date(now), serviceAccountKeyRetentionMs: retention });
+    const d = decideRotation({ token, certificates: status, provisioned: true, machines, now: new Date(now), serviceAccountKeyRetentionMs: retention, etcdDataOutlivesPods: !keptEtcd });
     if (d.kind === "step") {
       if (killAt === "beforeStatus") return;
       status = { ...status, rotation: d.rotation };
@@ -274,20 +284,21 @@ describe("the CA rotation under an operator killed at any step", () => {
 
   it("takes only allowed steps, never rolls etcd members that refuse each other, never starts phase 2 ahead of a Machine nor drops the old key early, and finishes the last token asked for", () => {
     fc.assert(
-      fc.property(fc.array(act, { maxLength: 60 }), fc.integer({ min: 0, max: 3 }), (acts, machineCount) => {
-        const w = world(machineCount);
+      fc.property(fc.array(act, { maxLength: 60 }), fc.integer({ min: 0, max: 3 }), fc.boolean(), (acts, machineCount, keptEtcd) => {
+        const w = world(machineCount, keptEtcd);
         for (const a of acts) w.run(a);
         w.settle();
         const { status, stack, history, violations, token } = w.get();
         expect(violations).toEqual([]);
         expect(status.rotation).toMatchObject({ token, phase: "Completed" });
-        // Each handled token is one full rotation: four steps per generation.
-        expect(history).toHaveLength(4 * status.rotation!.generation);
+        // Each handled token is one full rotation: four steps per generation (three when the
+        // etcd CA is kept: its drop changes nothing).
+        expect(history).toHaveLength((keptEtcd ? 3 : 4) * status.rotation!.generation);
         expect(stack).toEqual({
           generation: status.rotation!.generation,
           trusting: false,
           previousServiceAccountKey: false,
-          etcd: { generation: status.rotation!.generation, step: "stable" },
+          etcd: { generation: keptEtcd ? 0 : status.rotation!.generation, step: "stable" },
         });
         expect(status).toEqual(statusOf(stack, status.rotation));
       }),

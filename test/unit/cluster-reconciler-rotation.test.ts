@@ -10,9 +10,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterObject, type ClusterStatus, type MachineCertificateReport } from "../../src/api/v1alpha1";
+import { mastersNamespaceLabels, mastersNamespaceOf, type ClusterObject, type ClusterSpec, type ClusterStatus, type MachineCertificateReport } from "../../src/api/v1alpha1";
 import type { CertificateAuthorityPems } from "../../src/components/control-plane-outputs";
 import { publicKeyFingerprint } from "../../src/controllers/cluster/ca-rotation";
+import { ETCD_CA_KEPT, stackInputOf } from "../../src/controllers/cluster/ca-rotation-machine";
 import { ClusterReconciler } from "../../src/controllers/cluster/reconciler";
 import { clusterWakes } from "../../src/controllers/cluster/register";
 import { ensurePki } from "../../src/dev/pki";
@@ -36,9 +37,13 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function harness() {
+/** etcd on volumes that outlive its Pods: the rotation rolls its members and rotates its CA too. */
+const ON_CLAIMS = minimalSpec({ etcd: { version: "3.6.16", storage: { claimTemplate: { size: "1Gi" } } } });
+
+function harness(spec: ClusterSpec = ON_CLAIMS) {
   const calls: string[] = [];
   const events: string[] = [];
+  const eventMessages: string[] = [];
   let machines: MachineCertificateReport[] = [];
   let failUp = false;
   let outputs: CertificateAuthorityPems | undefined;
@@ -46,15 +51,20 @@ function harness() {
     apiVersion: "kubeonkube.io/v1alpha1",
     kind: "Cluster",
     metadata: { name: "dev", namespace: "fleet", uid: "u1", generation: 1, finalizers: ["kubeonkube.io/cluster-stack"], annotations: { "kubeonkube.io/rotate-ca": "r1" } },
-    spec: minimalSpec(),
-    status: { version: minimalSpec().kubernetesVersion, observedGeneration: 1, lastOperation: { kind: "up", result: "succeeded", startedAt: "2026-12-05T05:00:00Z" } },
+    spec,
+    status: { version: spec.kubernetesVersion, observedGeneration: 1, lastOperation: { kind: "up", result: "succeeded", startedAt: "2026-12-05T05:00:00Z" } },
   };
   const state: StateResource[] = [{ type: "kubernetes:core/v1:Namespace", name: "dev-namespace", id: MASTERS }];
   const reconciler = new ClusterReconciler({
     resyncMs: 300_000,
     now: () => new Date("2026-12-05T06:00:00Z"),
     namespaceLabels: async () => mastersNamespaceLabels(stored),
-    events: { record: async (_c, type, reason) => void events.push(`${type} ${reason}`) },
+    events: {
+      record: async (_c, type, reason, message) => {
+        events.push(`${type} ${reason}`);
+        eventMessages.push(message);
+      },
+    },
     machineCertificates: () => machines,
     stacks: {
       up: async () => {
@@ -82,6 +92,7 @@ function harness() {
   return {
     calls,
     events,
+    eventMessages,
     reconciler,
     get: () => stored,
     set: (f: (c: ClusterObject) => ClusterObject) => (stored = f(stored)),
@@ -129,6 +140,19 @@ describe("a CA rotation through the Cluster reconciler", () => {
     expect(h.calls).toEqual(["up at Completing", "up at DroppingOldEtcdCa"]);
     expect(h.get().status?.certificates?.rotation).toMatchObject({ phase: "KeepingOldServiceAccountKey", serviceAccountKeyRetiresAt: "2026-12-06T06:00:00.000Z" });
     expect(h.events.slice(-5)).toEqual(["Normal RotationCompleting", "Normal Applied", "Normal RotationDroppingOldEtcdCa", "Normal Applied", "Normal RotationKeepingOldServiceAccountKey"]);
+  });
+
+  it("keeps the etcd CA of a Cluster whose etcd data is in emptyDir volumes, and says why and what to do", async () => {
+    const h = harness(minimalSpec());
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.calls).toEqual(["up at Preparing"]);
+    const rotation = h.get().status!.certificates!.rotation!;
+    expect(rotation).toMatchObject({ phase: "WaitingForMachines", generation: 1, etcdGeneration: 0, etcdCaKept: true });
+    expect(stackInputOf(rotation).etcd).toEqual({ generation: 0, step: "stable" });
+    const preparing = h.get().status?.conditions?.find((c) => c.type === "CertificateRotation");
+    expect(preparing?.reason).toBe("WaitingForMachines");
+    // The Event of phase 1 says the etcd CA stays, why, and how to rotate it.
+    expect(h.eventMessages.find((m) => m.startsWith("rotation to CA generation 1 started"))).toContain(ETCD_CA_KEPT);
   });
 
   it("leaves a phase pending when its update fails, and the next reconcile runs it again", async () => {

@@ -68,8 +68,13 @@ export const RotationStatus = Type.Object(
     generation: Type.Integer({ minimum: 1, description: "The CA generation this rotation introduces (0 is the first CA)." }),
     etcdGeneration: Type.Optional(
       Type.Integer({
-        minimum: 1,
-        description: "The etcd CA generation this rotation introduces (0 is the first etcd CA). Absent on a rotation begun before etcd's CA rotated: it leaves the etcd CA alone.",
+        minimum: 0,
+        description: "The etcd CA generation this rotation ends with (0 is the first etcd CA). Absent on a rotation begun before etcd's CA could rotate: generation 0, left alone.",
+      }),
+    ),
+    etcdCaKept: Type.Optional(
+      Type.Boolean({
+        description: "This rotation leaves the etcd CA as it was: etcd's data lives in emptyDir volumes, which the rolls of its members would empty.",
       }),
     ),
     startedAt: Type.String({ format: "date-time" }),

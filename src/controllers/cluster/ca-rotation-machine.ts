@@ -32,6 +32,10 @@ const MAX_WAIT_MS = 3_600_000;
 /** At most this many Machines are named in a message; the rest are counted. */
 const NAMED = 5;
 
+/** Why a rotation leaves the etcd CA alone, and what to do about it. */
+export const ETCD_CA_KEPT =
+  "The etcd CA is kept: etcd's data lives in emptyDir volumes, and each of the rotation's rolls would restart its members empty (a single member takes the business cluster's whole state with it). Move etcd to spec.etcd.storage.claimTemplate (or hostPath) to rotate its CA.";
+
 /** The phases whose update is still to be applied. */
 const PENDING: ReadonlySet<RotationPhase> = new Set(["Preparing", "Completing", "DroppingOldEtcdCa", "DroppingOldServiceAccountKey"]);
 
@@ -44,6 +48,12 @@ export interface RotationObservation {
   readonly machines: readonly MachineCertificateReport[];
   readonly now: Date;
   readonly serviceAccountKeyRetentionMs: number;
+  /**
+   * Whether etcd's data outlives its members' Pods (a PersistentVolumeClaim or a hostPath): only
+   * then may a rotation roll them. An emptyDir member comes back empty from a roll; a single one
+   * takes the whole business cluster's state with it. Default true.
+   */
+  readonly etcdDataOutlivesPods?: boolean;
 }
 
 export type RotationDecision =
@@ -79,10 +89,11 @@ export function stackInputOf(rotation: RotationStatus | undefined): CaRotationIn
 /**
  * The etcd part of a step. A rotation begun by an operator that did not rotate etcd's CA has no
  * `etcdGeneration`: its etcd CA is still generation 0, and it stays so (no `etcd`, the stack's
- * graph as before).
+ * graph as before). One that keeps the etcd CA (`etcdCaKept`) holds it stable throughout.
  */
 function etcdStepOf(rotation: RotationStatus, step: EtcdCaStep["step"]): { etcd?: EtcdCaStep } {
-  return rotation.etcdGeneration === undefined ? {} : { etcd: { generation: rotation.etcdGeneration, step } };
+  if (rotation.etcdGeneration === undefined) return {};
+  return { etcd: { generation: rotation.etcdGeneration, step: rotation.etcdCaKept ? "stable" : step } };
 }
 
 export function isPending(rotation: RotationStatus | undefined): boolean {
@@ -99,7 +110,17 @@ export function decideRotation(o: RotationObservation): RotationDecision {
     if (asked === undefined) return { kind: "none" };
     if (typeof asked !== "string") return { kind: "none", note: asked.refused };
     const generation = (rotation?.generation ?? 0) + 1;
-    const etcdGeneration = (rotation?.etcdGeneration ?? 0) + 1;
+    const etcdBefore = rotation?.etcdGeneration ?? 0;
+    if (o.etcdDataOutlivesPods === false) {
+      return {
+        kind: "step",
+        rotation: { token: asked, phase: "Preparing", generation, etcdGeneration: etcdBefore, etcdCaKept: true, startedAt: now, phaseStartedAt: now },
+        message:
+          `rotation to CA generation ${generation} started: phase 1 adds the new cluster and front-proxy CAs to every trust bundle and re-issues the apiserver's client certificates from them. ` +
+          `${ETCD_CA_KEPT}`,
+      };
+    }
+    const etcdGeneration = etcdBefore + 1;
     return {
       kind: "step",
       rotation: { token: asked, phase: "Preparing", generation, etcdGeneration, startedAt: now, phaseStartedAt: now },
@@ -117,7 +138,7 @@ export function decideRotation(o: RotationObservation): RotationDecision {
     return {
       kind: "step",
       rotation: { ...rotation, phase: "Completing", phaseStartedAt: now, message: undefined },
-      message: `every Machine trusts the new CA: phase 2 switches the servers to CA generation ${rotation.generation}, removes the old cluster and front-proxy CAs, signs service-account tokens with the new key${rotation.etcdGeneration === undefined ? "" : " and re-issues etcd's certificates from the new etcd CA"}`,
+      message: `every Machine trusts the new CA: phase 2 switches the servers to CA generation ${rotation.generation}, removes the old cluster and front-proxy CAs, signs service-account tokens with the new key${rotation.etcdGeneration === undefined || rotation.etcdCaKept ? "" : " and re-issues etcd's certificates from the new etcd CA"}`,
     };
   }
   // KeepingOldServiceAccountKey

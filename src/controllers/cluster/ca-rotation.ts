@@ -53,6 +53,7 @@ export async function checkRotation(d: CaRotationDeps, cluster: ClusterObject): 
     machines: d.machines?.(namespace, name) ?? [],
     now: d.now(),
     serviceAccountKeyRetentionMs: serviceAccountKeyRetentionMs(cluster.spec),
+    etcdDataOutlivesPods: cluster.spec.etcd.storage.volumeSource?.emptyDir === undefined,
   });
   const before = cluster.status?.conditions?.find((c) => c.type === CERTIFICATE_ROTATION_CONDITION);
   switch (decision.kind) {
@@ -109,11 +110,11 @@ function phaseMessage(rotation: RotationStatus): string {
     case "WaitingForMachines":
       return `phase 1 applied: every trust bundle holds CA generations ${rotation.generation - 1} and ${rotation.generation}; waiting for every Machine to trust them`;
     case "DroppingOldEtcdCa":
-      return rotation.etcdGeneration === undefined
-        ? `phase 2 applied: CA generation ${rotation.generation} alone is trusted`
+      return rotation.etcdGeneration === undefined || rotation.etcdCaKept
+        ? `phase 2 applied: CA generation ${rotation.generation} alone is trusted${rotation.etcdCaKept ? " (the etcd CA is kept)" : ""}`
         : `phase 2 applied: CA generation ${rotation.generation} alone is trusted, and etcd CA generation ${rotation.etcdGeneration} signs every etcd certificate; dropping etcd CA generation ${rotation.etcdGeneration - 1}`;
     case "KeepingOldServiceAccountKey": {
-      const etcd = rotation.etcdGeneration === undefined ? "" : ` and etcd CA generation ${rotation.etcdGeneration}`;
+      const etcd = rotation.etcdGeneration === undefined || rotation.etcdCaKept ? "" : ` and etcd CA generation ${rotation.etcdGeneration}`;
       return `phase 2 applied: CA generation ${rotation.generation}${etcd} alone trusted; the old service-account public key verifies tokens until ${rotation.serviceAccountKeyRetiresAt}`;
     }
     default:
