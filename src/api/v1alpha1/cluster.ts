@@ -70,7 +70,9 @@ export const EtcdVolumeSource = Type.Object(
     ),
     hostPath: Type.Optional(HostPathVolume),
   },
-  { additionalProperties: false, description: "Exactly one of emptyDir or hostPath (the admin policy lists which are allowed)." },
+  { additionalProperties: false, description:
+      "Exactly one of emptyDir or hostPath (the admin policy lists which are allowed). An emptyDir lives and dies with its Pod: each restart of a member (a leaf certificate renewal, an etcd upgrade, an eviction) starts it empty, and a single member takes the business cluster's whole state with it. For a cluster to keep, use claimTemplate.",
+  },
 );
 export type EtcdVolumeSource = Static<typeof EtcdVolumeSource>;
 
