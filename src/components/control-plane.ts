@@ -129,6 +129,15 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
   problems.push(...labelProblems(args?.namespaceLabels, "namespaceLabels"));
   problems.push(...etcdBackupArgProblems(args));
   problems.push(...caRotationProblems(args?.caRotation, "caRotation"));
+  const etcdStep = args?.caRotation?.etcd?.step;
+  if (etcdStep !== undefined && etcdStep !== "stable" && args?.spec?.etcd?.storage?.volumeSource?.emptyDir !== undefined) {
+    // The members keep running through new certificates (etcd.ts, certificatesReloadInPlace), and
+    // would never read a new trust bundle; a roll would start them empty.
+    problems.push({
+      path: "caRotation.etcd.step",
+      message: `"${etcdStep}" needs a roll of etcd's members, whose data is in an emptyDir (spec.etcd.storage): they would start empty. Keep the etcd CA (leave out caRotation.etcd, or step "stable" at its generation), or move etcd to claimTemplate storage`,
+    });
+  }
   const drill = args?.rotationDrill;
   if (drill !== undefined) {
     for (const key of ["validityHours", "renewBeforeHours"] as const) {

@@ -248,16 +248,22 @@ export class Etcd extends pulumi.ComponentResource {
       child,
     );
     const statefulSetSpec = etcdStatefulSetSpec(ctx, files, args.restoreImage, membership.members);
+    const inPlace = certificatesReloadInPlace(ctx.spec.etcd.storage);
     this.statefulSet = new k8s.apps.v1.StatefulSet(
       `${name}-statefulset`,
       // skipAwait: a learner is never Ready (it serves no linearizable read) until the operator
       // promotes it, after this update; the gate below waits for what must be waited for.
       { metadata: { name: names.etcd, namespace: ctx.namespace, labels, annotations: { [SKIP_AWAIT_ANNOTATION]: "true" } }, spec: statefulSetSpec },
-      { parent: this, dependsOn: [secret, this.peerService, membershipConfig] },
+      { parent: this, dependsOn: [secret, this.peerService, membershipConfig], ...(inPlace ? { ignoreChanges: [CHECKSUM_IGNORE_PATH] } : {}) },
     );
     // The replica count is left out of the gate's revision: a membership step (one learner more,
-    // one member fewer) is the operator's to follow; a new template is waited for.
-    const gated = Object.fromEntries(Object.entries(statefulSetSpec).filter(([field]) => field !== "replicas"));
+    // one member fewer) is the operator's to follow; a new template is waited for. So is the
+    // checksum of certificates reloaded in place: no roll to wait for.
+    const gated = Object.fromEntries(
+      Object.entries(statefulSetSpec)
+        .filter(([field]) => field !== "replicas")
+        .map(([field, value]) => [field, inPlace && field === "template" ? withoutChecksum(statefulSetSpec.template) : value]),
+    );
     this.rollout = new RolloutGate(
       `${name}-rollout`,
       {
@@ -271,6 +277,29 @@ export class Etcd extends pulumi.ComponentResource {
 
     this.registerOutputs({ clientUrl: pulumi.output(`https://${names.etcdClientService}.${ctx.namespace}.svc:${ETCD_CLIENT_PORT}`) });
   }
+}
+
+/**
+ * Whether new certificates leave the members running. An emptyDir member is not restarted for new
+ * leaves: it would come back empty, and a single member would take the business cluster's whole
+ * state with it. It needs no restart either: etcd reads its certificate and key again for every
+ * new connection (since etcd 3.2; seen with 3.6.16), and the kubelet refreshes the mounted Secret
+ * in place (a whole-directory mount, no subPath). So the checksum annotation keeps the value the
+ * StatefulSet was created with (and an existing one keeps its own: no roll when this rule came).
+ * The trust bundle, which etcd reads once at start, never changes for such a cluster: a CA rotation
+ * keeps its etcd CA (ca-rotation-machine.ts, `etcdCaKept`).
+ */
+/** The checksum annotation of the members' template, as a Pulumi property path. */
+const CHECKSUM_IGNORE_PATH = `spec.template.metadata.annotations["${CHECKSUM_ANNOTATION}"]`;
+
+function withoutChecksum(template: k8s.types.input.apps.v1.StatefulSetSpec["template"]): unknown {
+  const t = template as { metadata: { annotations: Record<string, unknown> } };
+  const annotations = Object.fromEntries(Object.entries(t.metadata.annotations).filter(([key]) => key !== CHECKSUM_ANNOTATION));
+  return { ...t, metadata: { ...t.metadata, annotations } };
+}
+
+export function certificatesReloadInPlace(storage: ClusterContext["spec"]["etcd"]["storage"]): boolean {
+  return storage.volumeSource?.emptyDir !== undefined;
 }
 
 /** The members' StatefulSet: started together, probed through their TLS client port (etcdProbe), data on the spec's storage. */

@@ -36,9 +36,10 @@ const BACKUP = {
   retention: { count: 10, maxAge: "72h" },
   store: { s3: { bucket: "kok-backups", prefix: "p", endpoint: "https://s3.eu-west-1.amazonaws.com", region: "eu-west-1", credentialsSecretRef: { name: "store" } } },
 };
+/** etcd on claims: its members may roll, so its CA may rotate (an emptyDir's may not, below). */
 const spec = () => {
   const base = minimalSpec();
-  return { ...base, etcd: { ...base.etcd, backup: BACKUP }, kubeconfigs: [{ name: "viewer", user: "jane", groups: ["viewers"] }] };
+  return { ...base, etcd: { ...base.etcd, storage: { claimTemplate: { size: "1Gi" } }, backup: BACKUP }, kubeconfigs: [{ name: "viewer", user: "jane", groups: ["viewers"] }] };
 };
 const at = (caRotation?: CaRotationInput) => deploy("p", { spec: spec(), caRotation, etcdBackup: { credentials: { accessKeyId: "TEST-ONLY-AKID", secretAccessKey: "TEST-ONLY-secret" } } });
 /** Every etcd leaf: the members' serving and peer, the apiserver's client, the backup Job's client. */
@@ -197,6 +198,19 @@ describe("CA rotation steps of a ControlPlane", () => {
     const unknown = await refused({ generation: 1, trusting: true, previousServiceAccountKey: false, etcd: { generation: 1, step: "dropping" as "stable" } });
     expect(String(unknown)).toContain("caRotation.etcd.step: must be one of trusting, switching, stable (got dropping)");
     expect(recorder.ofType(CA)).toEqual([]);
+  });
+
+  it("refuses an etcd step that would roll an emptyDir etcd's members, and takes the kept CA", async () => {
+    const onEmptyDir = { ...minimalSpec(), kubeconfigs: [] };
+    const refused = await deploy("p", { spec: onEmptyDir, caRotation: { generation: 1, trusting: true, previousServiceAccountKey: false, etcd: { generation: 1, step: "trusting" } } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(SpecValidationError);
+    expect(String(refused)).toContain('caRotation.etcd.step: "trusting" needs a roll of etcd\'s members, whose data is in an emptyDir');
+    expect(recorder.ofType(CA)).toEqual([]);
+    await deploy("p", { spec: onEmptyDir, caRotation: { generation: 1, trusting: true, previousServiceAccountKey: false, etcd: { generation: 0, step: "stable" } } });
+    expect(names(CA).filter((n) => n.includes("etcd"))).toEqual(["p-pki-etcd-ca"]);
   });
 
   it("refuses a step that names no previous generation, or keeps the old key signing after phase 2", async () => {
