@@ -28,7 +28,7 @@ import { caRotationProblems, type CaRotationInput } from "./ca-rotation";
 import { externalApiServerUrl, internalApiServerUrl, objectNames, type ClusterContext } from "./cluster-context";
 import { controlPlaneOutputs, type CertificateAuthorityPems, type ControlPlaneOutputs, type Outputs } from "./control-plane-outputs";
 import { ControllerManager } from "./controller-manager";
-import { Etcd, type EtcdMembershipRender } from "./etcd";
+import { Etcd, etcdDataOutlivesPods, type EtcdMembershipRender } from "./etcd";
 import { EtcdMembership } from "./etcd-membership";
 import { defaultBackupImage, EtcdBackup, type BackupStoreCredentials } from "./etcd-backup";
 import { kubeconfigOutput } from "./kubeconfig";
@@ -130,7 +130,7 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
   problems.push(...etcdBackupArgProblems(args));
   problems.push(...caRotationProblems(args?.caRotation, "caRotation"));
   const etcdStep = args?.caRotation?.etcd?.step;
-  if (etcdStep !== undefined && etcdStep !== "stable" && args?.spec?.etcd?.storage?.volumeSource?.emptyDir !== undefined) {
+  if (etcdStep !== undefined && etcdStep !== "stable" && args?.spec?.etcd && !etcdDataOutlivesPods(args.spec.etcd.storage)) {
     // The members keep running through new certificates (etcd.ts, certificatesReloadInPlace), and
     // would never read a new trust bundle; a roll would start them empty.
     problems.push({

@@ -299,7 +299,12 @@ function withoutChecksum(template: k8s.types.input.apps.v1.StatefulSetSpec["temp
 }
 
 export function certificatesReloadInPlace(storage: ClusterContext["spec"]["etcd"]["storage"]): boolean {
-  return storage.volumeSource?.emptyDir !== undefined;
+  return !etcdDataOutlivesPods(storage);
+}
+
+/** Whether etcd's data survives a new Pod of its member (a claim or a hostPath; not an emptyDir). */
+export function etcdDataOutlivesPods(storage: Partial<ClusterContext["spec"]["etcd"]["storage"]> | undefined): boolean {
+  return storage?.volumeSource?.emptyDir === undefined;
 }
 
 /** The members' StatefulSet: started together, probed through their TLS client port (etcdProbe), data on the spec's storage. */

@@ -16,6 +16,7 @@ import {
   type RotationStatus,
 } from "../../api/v1alpha1";
 import type { CertificateAuthorityPems } from "../../components/control-plane-outputs";
+import { etcdDataOutlivesPods } from "../../components/etcd";
 import { bundleFingerprint, certificateFingerprint, certificateNotAfter } from "../../runtime/certificates";
 import type { ConditionInput } from "../../runtime/conditions";
 import { afterUpdate, decideRotation, serviceAccountKeyRetentionMs } from "./ca-rotation-machine";
@@ -53,7 +54,7 @@ export async function checkRotation(d: CaRotationDeps, cluster: ClusterObject): 
     machines: d.machines?.(namespace, name) ?? [],
     now: d.now(),
     serviceAccountKeyRetentionMs: serviceAccountKeyRetentionMs(cluster.spec),
-    etcdDataOutlivesPods: cluster.spec.etcd.storage.volumeSource?.emptyDir === undefined,
+    etcdDataOutlivesPods: etcdDataOutlivesPods(cluster.spec.etcd.storage),
   });
   const before = cluster.status?.conditions?.find((c) => c.type === CERTIFICATE_ROTATION_CONDITION);
   switch (decision.kind) {
