@@ -325,12 +325,16 @@ function killAll() {
 }
 let timer;
 let buffered = "";
+// The operator may be gone when we answer: a closed pipe must not end us before the kill.
+process.stdout.on("error", () => {});
 process.stdin.on("data", (chunk) => {
   buffered += chunk;
   let nl;
   while ((nl = buffered.indexOf("\n")) >= 0) {
     const line = buffered.slice(0, nl).trim();
     buffered = buffered.slice(nl + 1);
+    // killAll runs synchronously: by the time a "sync" is read, every kill before it is over.
+    if (line === "sync") { process.stdout.write("ok\n"); continue; }
     clearTimeout(timer);
     if (line.startsWith("arm ")) timer = setTimeout(killAll, Math.max(0, Number(line.slice(4))));
     else if (line === "kill") killAll();
@@ -347,14 +351,24 @@ process.stdin.on("end", () => { killAll(); process.exit(0); });
  */
 export class FenceWatchdog {
   private readonly child: ChildProcess;
+  /** settled() calls waiting for the watchdog's "ok", oldest first. */
+  private readonly waiting: Array<() => void> = [];
 
   constructor(marker: string, nodePath = process.execPath) {
-    this.child = spawn(nodePath, ["-e", WATCHDOG_SOURCE, marker], { detached: true, stdio: ["pipe", "ignore", "ignore"] });
+    this.child = spawn(nodePath, ["-e", WATCHDOG_SOURCE, marker], { detached: true, stdio: ["pipe", "pipe", "ignore"] });
     // Its death must not take the operator down, nor keep the event loop alive.
     this.child.on("error", () => undefined);
     this.child.stdin?.on("error", () => undefined);
+    this.child.stdout?.on("data", (chunk: Buffer) => {
+      for (const c of chunk.toString()) if (c === "\n") this.waiting.shift()?.();
+    });
+    // A watchdog that is gone has nothing left to finish.
+    this.child.once("exit", () => {
+      for (const resolve of this.waiting.splice(0)) resolve();
+    });
     this.child.unref();
     (this.child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    (this.child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
   }
 
   get pid(): number | undefined {
@@ -367,6 +381,19 @@ export class FenceWatchdog {
 
   kill(): void {
     this.child.stdin?.write("kill\n");
+  }
+
+  /**
+   * Resolves once the watchdog has handled everything sent before, a kill in progress included.
+   * The marker outlives a term: a new term's engines must not start while the last term's kill
+   * still scans, or it kills them too (a new term is armed first, so no old timer fires later).
+   */
+  settled(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null || !this.child.stdin?.writable) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.child.stdin?.write("sync\n");
+    });
   }
 
   /** Stops the watchdog without killing anything (a clean shutdown: no engine runs). */

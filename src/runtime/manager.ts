@@ -80,7 +80,7 @@ export interface ManagerOptions {
   /** The engines' fence: opened for each term, closed (engines killed) when it ends. */
   readonly fence?: EngineFence;
   /** Re-armed at every renewal (a little before the lease could pass on); told to kill on loss. */
-  readonly watchdog?: Pick<FenceWatchdog, "arm" | "kill">;
+  readonly watchdog?: Pick<FenceWatchdog, "arm" | "kill" | "settled">;
   /**
    * The lease was lost and engines outlived the kill (`pids`), or the kill did not finish
    * before `fenceBy`. Default: exit the process at once (its engines are orphaned to the
@@ -248,6 +248,11 @@ export class Manager {
   private async lead(term: AbortSignal, token: Term | undefined): Promise<void> {
     this.leading = true;
     this.options.metrics?.setLeader(this.name, true);
+    // The last term's kill (same marker) must be over before this term's engines start.
+    if (this.options.watchdog) {
+      await this.options.watchdog.settled();
+      if (term.aborted) return;
+    }
     this.options.fence?.open(token);
     // Lost (not given up): fence at once, beside whatever the term is still doing.
     term.addEventListener("abort", () => void this.fenceLostTerm(term), { once: true });

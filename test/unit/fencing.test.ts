@@ -101,17 +101,22 @@ describe("fencing: engine processes", () => {
     const first = startEngine(fence.env(), dir);
     watchdog.arm(0);
     await vi.waitFor(() => expect(first.filter(alive)).toEqual([]), { timeout: 20_000, interval: 50 });
+    // Its kill may still scan for stragglers: the next term waits until it is over (found in CI,
+    // where an engine started right after the last one died was killed before it could begin).
+    await watchdog.settled();
     // It lives on for the next term; told to kill, it kills again.
     const second = startEngine(fence.env(), dir);
     watchdog.kill();
-    await vi.waitFor(() => expect(second.filter(alive)).toEqual([]), { timeout: 20_000, interval: 50 });
-    await watchdog.stop();
-    // A clean stop kills nothing (a watchdog of its own: the last kill may still be scanning).
-    const calm = new FenceWatchdog(fence.marker);
-    calm.arm(3_600_000);
+    await watchdog.settled();
+    expect(second.filter(alive)).toEqual([]);
+    // Re-armed far ahead, the next term's engines live; a clean stop kills nothing.
+    watchdog.arm(3_600_000);
+    await watchdog.settled();
     const third = startEngine(fence.env(), dir);
-    await calm.stop();
+    await watchdog.stop();
     for (const pid of third) expect(alive(pid)).toBe(true);
+    // Stopped, it has nothing left to wait for.
+    await watchdog.settled();
     rmSync(dir, { recursive: true, force: true });
     // Its waits allow 20 s each (processes to scan and kill on a busy machine): so does the test.
   }, 60_000);

@@ -153,7 +153,7 @@ describe("Manager: per-object recovery and fencing", () => {
       clock,
       election: { api: store.api(), namespace: "kok-system", name: "kube-on-kube-operator", identity: "replica-a", leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, clock },
       fence,
-      watchdog: { arm: (ms) => void armed.push(ms), kill: () => void killed.push("kill") },
+      watchdog: { arm: (ms) => void armed.push(ms), kill: () => void killed.push("kill"), settled: () => Promise.resolve() },
       onFenceFailed: (reason) => void fenceFailures.push(reason),
     });
     let admittedSignal: AbortSignal | undefined;
@@ -195,6 +195,42 @@ describe("Manager: per-object recovery and fencing", () => {
     expect(manager.readiness()()).toBeUndefined();
     expect(manager.describe()).toMatch(/^standby; leader: replica-a; controllers not running/);
     release();
+    await manager.stop();
+  });
+
+  it("opens a term's fence only once the watchdog's last kill is over (the marker outlives the term)", async () => {
+    const clock = new FakeClock();
+    const store = new MemoryLeases();
+    const fence = new EngineFence({ identity: "replica-a", clock });
+    const calls: string[] = [];
+    let settle!: () => void;
+    const manager = new Manager({
+      clock,
+      election: { api: store.api(), namespace: "kok-system", name: "kube-on-kube-operator", identity: "replica-a", leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, clock },
+      fence,
+      watchdog: {
+        arm: () => void calls.push("arm"),
+        kill: () => void calls.push("kill"),
+        // Still scanning for the last term's engines until `settle` is called.
+        settled: () => new Promise<void>((resolve) => {
+          calls.push("settled?");
+          settle = resolve;
+        }),
+      },
+    });
+    const reconciled: string[] = [];
+    manager.register({ kind: "ConfigMap", informer: fakeInformer(clock, [cm("a")]), reconcile: async (key) => void reconciled.push(key) });
+    await manager.start();
+    for (let i = 0; i < 4 && !manager.isLeading(); i++) await clock.advance(250);
+    await flush();
+    // Armed for the new term first (so no old timer fires later), then asked to settle.
+    expect(calls).toEqual(["arm", "settled?"]);
+    expect(fence.isOpened()).toBe(false);
+    expect(reconciled).toEqual([]);
+    settle();
+    await flush();
+    expect(fence.isOpened()).toBe(true);
+    expect(reconciled).toEqual(["ns/a"]);
     await manager.stop();
   });
 });
