@@ -3,7 +3,7 @@
  * namespace it lives in, the resolved spec, and the names derived from them. Pure functions, so the
  * names, DNS names and certificate SANs are unit-tested without Pulumi.
  */
-import { adminKubeconfigSecretName, MAX_ETCD_MEMBERS, nthAddress, parseCidr, isIP, type ResolvedClusterSpec } from "../api/v1alpha1";
+import { adminKubeconfigSecretName, httpsUrl, isIP, kubernetesServiceAddress, MAX_ETCD_MEMBERS, type ResolvedClusterSpec } from "../api/v1alpha1";
 
 export interface ClusterContext {
   /** The business cluster's name; prefixes every object so a namespace could host several. */
@@ -100,14 +100,12 @@ export function externalApiServerUrl(ctx: ClusterContext): string {
   const { externalHost, port, type, nodePort } = ctx.spec.apiServer.service;
   if (!externalHost) return internalApiServerUrl(ctx);
   const reachablePort = type === "NodePort" && nodePort ? nodePort : port;
-  return `https://${isIP(externalHost) && externalHost.includes(":") ? `[${externalHost}]` : externalHost}:${reachablePort}`;
+  return httpsUrl(externalHost, reachablePort);
 }
 
 /** The business cluster's `kubernetes` Service IP: the first address of the service CIDR. */
 export function kubernetesServiceIP(spec: ResolvedClusterSpec): string {
-  const cidr = parseCidr(spec.network.serviceCIDR);
-  if (!cidr) throw new Error(`network.serviceCIDR "${spec.network.serviceCIDR}" is not a CIDR`);
-  return nthAddress(cidr, 1);
+  return kubernetesServiceAddress(spec.network.serviceCIDR);
 }
 
 export interface SubjectAltNames {

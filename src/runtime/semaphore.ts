@@ -30,3 +30,24 @@ export class Semaphore {
     }
   }
 }
+
+/**
+ * One holder per key at a time, the rest in arrival order (the StackRunner's per-stack mutex).
+ * A holder that fails does not stop the next one.
+ */
+export class KeyedMutex {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(fn);
+    this.tails.set(key, next);
+    // The caller handles `next`'s rejection; this bookkeeping branch must not re-raise it.
+    next
+      .finally(() => {
+        if (this.tails.get(key) === next) this.tails.delete(key);
+      })
+      .catch(() => undefined);
+    return next;
+  }
+}

@@ -146,6 +146,42 @@ export function plainDiagnostic(message: string): string {
   return line.length > MAX_PROGRESS_MESSAGE ? `${line.slice(0, MAX_PROGRESS_MESSAGE - 1)}…` : line;
 }
 
+const resourceName = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
+const onStack = (urn: string) => urn.endsWith("::pulumi:pulumi:Stack");
+
+/**
+ * An operation's engine events as progress: resource counts, the last resource done, and what
+ * providers said about a resource (e.g. a Pod that cannot be scheduled). The program's own console
+ * output (on the Stack) and errors (in the failure) are not progress.
+ */
+export function progressReporter(stack: string, operation: StackOperation, onProgress?: (p: OperationProgress) => void): (event: EngineEvent) => void {
+  const counts: Record<string, number> = {};
+  let lastResource: string | undefined;
+  let message: string | undefined;
+  return (event) => {
+    if (!onProgress) return;
+    const done = event.resOutputsEvent?.metadata;
+    const diagnostic = event.diagnosticEvent;
+    if (done && done.type !== "pulumi:pulumi:Stack") {
+      counts[done.op] = (counts[done.op] ?? 0) + 1;
+      lastResource = `${done.type} ${resourceName(done.urn)}`;
+    } else if (diagnostic?.urn && (diagnostic.severity === "info" || diagnostic.severity === "warning") && !onStack(diagnostic.urn)) {
+      const text = plainDiagnostic(diagnostic.message);
+      if (!text) return;
+      message = `${resourceName(diagnostic.urn)}: ${text}`;
+    } else return;
+    onProgress({ stack, operation, phase: "running", counts: { ...counts }, lastResource, message });
+  };
+}
+
+/** A provider's diagnostic about a resource (any severity), or undefined for any other event. */
+export function resourceDiagnosticOf(event: EngineEvent): ResourceDiagnostic | undefined {
+  const d = event.diagnosticEvent;
+  if (!d?.urn || onStack(d.urn)) return undefined;
+  const urnType = d.urn.split("::").at(-2) ?? "";
+  return { severity: d.severity, type: urnType.slice(urnType.lastIndexOf("$") + 1), name: resourceName(d.urn), message: plainDiagnostic(d.message) };
+}
+
 export interface OperationResult {
   readonly changes: Record<string, number>;
   readonly outputs: Record<string, { value: unknown; secret: boolean }>;

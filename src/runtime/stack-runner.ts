@@ -33,8 +33,8 @@ import { holderRecordsFor } from "./holder-files";
 import { ENGINE_OPERATION_VARIABLE, KilledEngines, killedEngineMessage } from "./killed-engine";
 import { pruneOrphanHolders, type PruneOutcome } from "./holder-pruning";
 import type { Term } from "./leader-election";
-import { Semaphore } from "./semaphore";
-import { countsOf, plainInputs, plannedChangeOf, plainDiagnostic, type DestroyOptions, type OperationProgress, type OperationResult, type PlannedChange, type RecoveryOutcome, type StackRunnerOptions, type StateResource } from "./stack-operations";
+import { KeyedMutex, Semaphore } from "./semaphore";
+import { countsOf, plainInputs, plannedChangeOf, progressReporter, resourceDiagnosticOf, type DestroyOptions, type OperationProgress, type OperationResult, type PlannedChange, type RecoveryOutcome, type StackRunnerOptions, type StateResource } from "./stack-operations";
 
 export { classifyEngineError, StackOperationError, summarizeEngineError, type FailureKind, type StackOperation } from "./engine-errors";
 
@@ -50,7 +50,7 @@ interface EngineCall {
 }
 
 export class StackRunner {
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedMutex();
   private readonly slots: Semaphore | undefined;
   private readonly holders: HolderRecords | undefined;
   private readonly killedEngines: KilledEngines;
@@ -84,75 +84,34 @@ export class StackRunner {
 
   /** Runs `fn` with the stack once no other operation of this runner holds it. */
   private serialize<T>(stackName: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(stackName) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(fn);
-    this.locks.set(stackName, next);
-    // The caller handles `next`'s rejection; this bookkeeping branch must not re-raise it.
-    next
-      .finally(() => {
-        if (this.locks.get(stackName) === next) this.locks.delete(stackName);
-      })
-      .catch(() => undefined);
-    return next;
+    return this.locks.run(stackName, fn);
   }
 
   private cli: Promise<PulumiCommand> | undefined;
 
-  /**
-   * The CLI named by the engine environment's PATH, not the operator process's own: the
-   * operator may run with a PATH that lacks the toolchain.
-   */
-  private pulumiCommand(): Promise<PulumiCommand> {
-    this.cli ??= (async () => {
-      const dirs = (this.options.env.PATH ?? process.env.PATH ?? "").split(path.delimiter).filter(Boolean);
-      const found = dirs.map((d) => path.join(d, "pulumi")).find((f) => existsSync(f));
-      if (!found) throw new Error(`no pulumi CLI on the engine's PATH (${dirs.join(path.delimiter)}): build it with \`npm run toolchain\``);
-      return PulumiCommand.get({ root: path.dirname(path.dirname(found)) });
-    })();
-    return this.cli;
+  /** A workspace in `workDir` of the runner's project, backend and CLI. */
+  private async workspaceOptions(workDir: string, env?: Readonly<Record<string, string>>): Promise<LocalWorkspaceOptions> {
+    mkdirSync(workDir, { recursive: true });
+    this.cli ??= pulumiOnPath(this.options.env.PATH ?? process.env.PATH ?? "");
+    return {
+      pulumiCommand: await this.cli,
+      workDir,
+      projectSettings: { name: this.options.projectName, runtime: "nodejs", backend: { url: this.options.backendUrl } },
+      envVars: this.engineEnv(env),
+      secretsProvider: this.options.secretsProvider,
+    };
   }
 
   private async stack(stackName: string, program: PulumiFn, opts?: { env?: Readonly<Record<string, string>> }): Promise<Stack>;
   private async stack(stackName: string, program: PulumiFn, opts: { create: false; env?: Readonly<Record<string, string>> }): Promise<Stack | undefined>;
   private async stack(stackName: string, program: PulumiFn, opts: { create?: boolean; env?: Readonly<Record<string, string>> } = {}): Promise<Stack | undefined> {
-    const workDir = path.join(this.options.workRoot, stackName);
-    mkdirSync(workDir, { recursive: true });
     const args: InlineProgramArgs = { projectName: this.options.projectName, stackName, program };
-    const options: LocalWorkspaceOptions = {
-      pulumiCommand: await this.pulumiCommand(),
-      workDir,
-      projectSettings: { name: this.options.projectName, runtime: "nodejs", backend: { url: this.options.backendUrl } },
-      envVars: this.engineEnv(opts.env),
-      secretsProvider: this.options.secretsProvider,
-    };
+    const options = await this.workspaceOptions(path.join(this.options.workRoot, stackName), opts.env);
     if (opts.create !== false) return LocalWorkspace.createOrSelectStack(args, options);
     return LocalWorkspace.selectStack(args, options).catch((error: unknown) => {
       if (error instanceof StackNotFoundError) return undefined;
       throw error;
     });
-  }
-
-  private progress(stackName: string, operation: StackOperation, onProgress?: (p: OperationProgress) => void) {
-    const counts: Record<string, number> = {};
-    let lastResource: string | undefined;
-    let message: string | undefined;
-    const nameOf = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
-    return (event: EngineEvent) => {
-      if (!onProgress) return;
-      const done = event.resOutputsEvent?.metadata;
-      const diagnostic = event.diagnosticEvent;
-      if (done && done.type !== "pulumi:pulumi:Stack") {
-        counts[done.op] = (counts[done.op] ?? 0) + 1;
-        lastResource = `${done.type} ${nameOf(done.urn)}`;
-      } else if (diagnostic?.urn && (diagnostic.severity === "info" || diagnostic.severity === "warning") && !diagnostic.urn.endsWith("::pulumi:pulumi:Stack")) {
-        // Only what providers say about a resource (e.g. a Pod that cannot be scheduled); the
-        // program's own console output (on the Stack) and errors (in the failure) are not progress.
-        const text = plainDiagnostic(diagnostic.message);
-        if (!text) return;
-        message = `${nameOf(diagnostic.urn)}: ${text}`;
-      } else return;
-      onProgress({ stack: stackName, operation, phase: "running", counts: { ...counts }, lastResource, message });
-    };
   }
 
   private async run<T>(stackName: string, operation: StackOperation, fn: (call: EngineCall) => Promise<T>, onProgress?: (p: OperationProgress) => void): Promise<T> {
@@ -251,7 +210,7 @@ export class StackRunner {
         "up",
         async ({ signal, env }) => {
           const stack = await this.stack(stackName, program, { env });
-          const result = await stack.up({ refresh: opts.refresh, onEvent: this.progress(stackName, "up", onProgress), signal });
+          const result = await stack.up({ refresh: opts.refresh, onEvent: progressReporter(stackName, "up", onProgress), signal });
           return { changes: countsOf(result.summary.resourceChanges), outputs: result.outputs };
         },
         onProgress,
@@ -302,16 +261,14 @@ export class StackRunner {
         "destroy",
         async ({ signal, env }) => {
           const stack = await this.stack(stackName, program, { env: { ...opts.env, ...env } });
-          const progress = this.progress(stackName, "destroy", onProgress);
+          const progress = progressReporter(stackName, "destroy", onProgress);
           const onDiagnostic = opts.onDiagnostic;
           await stack.destroy({
             signal,
             onEvent: (event) => {
               progress(event);
-              const d = event.diagnosticEvent;
-              if (!onDiagnostic || !d?.urn || d.urn.endsWith("::pulumi:pulumi:Stack")) return;
-              const urnType = d.urn.split("::").at(-2) ?? "";
-              onDiagnostic({ severity: d.severity, type: urnType.slice(urnType.lastIndexOf("$") + 1), name: d.urn.slice(d.urn.lastIndexOf("::") + 2), message: plainDiagnostic(d.message) });
+              const diagnostic = onDiagnostic && resourceDiagnosticOf(event);
+              if (diagnostic) onDiagnostic(diagnostic);
             },
           });
           await stack.workspace.removeStack(stackName);
@@ -428,15 +385,18 @@ export class StackRunner {
 
   /** Names of the stacks of this project in the backend. */
   async listStacks(program: PulumiFn): Promise<string[]> {
-    const workDir = path.join(this.options.workRoot, "_list");
-    mkdirSync(workDir, { recursive: true });
-    const ws = await LocalWorkspace.create({
-      pulumiCommand: await this.pulumiCommand(),
-      workDir,
-      program,
-      projectSettings: { name: this.options.projectName, runtime: "nodejs", backend: { url: this.options.backendUrl } },
-      envVars: this.engineEnv(),
-    });
+    const ws = await LocalWorkspace.create({ ...(await this.workspaceOptions(path.join(this.options.workRoot, "_list"))), program });
     return (await ws.listStacks()).map((s) => s.name);
   }
+}
+
+/**
+ * The CLI named by the engine environment's PATH, not the operator process's own: the operator
+ * may run with a PATH that lacks the toolchain.
+ */
+async function pulumiOnPath(searchPath: string): Promise<PulumiCommand> {
+  const dirs = searchPath.split(path.delimiter).filter(Boolean);
+  const found = dirs.map((d) => path.join(d, "pulumi")).find((f) => existsSync(f));
+  if (!found) throw new Error(`no pulumi CLI on the engine's PATH (${dirs.join(path.delimiter)}): build it with \`npm run toolchain\``);
+  return PulumiCommand.get({ root: path.dirname(path.dirname(found)) });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Semaphore } from "../../src/runtime/semaphore";
+import { KeyedMutex, Semaphore } from "../../src/runtime/semaphore";
 
 /** A task that stays running until released, so the test controls when slots free up. */
 function gate() {
@@ -57,5 +57,31 @@ describe("Semaphore", () => {
 
   it("refuses a limit that is not a positive integer", () => {
     expect(() => new Semaphore(0)).toThrow(/positive integer, got 0/);
+  });
+});
+
+describe("KeyedMutex", () => {
+  it("runs one holder per key in arrival order, other keys beside it; a failure does not stop the next", async () => {
+    const m = new KeyedMutex();
+    const log: string[] = [];
+    const gates: Record<string, () => void> = {};
+    const hold = (name: string, fail = false) => () =>
+      new Promise<string>((resolve, reject) => {
+        log.push(`start ${name}`);
+        gates[name] = () => (fail ? reject(new Error(`${name} failed`)) : resolve(name));
+      });
+    const a1 = m.run("a", hold("a1", true));
+    const a2 = m.run("a", hold("a2"));
+    const b1 = m.run("b", hold("b1"));
+    await flush();
+    expect(log).toEqual(["start a1", "start b1"]);
+    gates.a1();
+    await expect(a1).rejects.toThrow("a1 failed");
+    await flush();
+    expect(log).toEqual(["start a1", "start b1", "start a2"]);
+    gates.a2();
+    gates.b1();
+    expect(await a2).toBe("a2");
+    expect(await b1).toBe("b1");
   });
 });

@@ -92,6 +92,11 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   return a.network <= bEnd && b.network <= aEnd;
 }
 
+/** `https://host:port` of a host name or address (an IPv6 address in brackets). */
+export function httpsUrl(host: string, port: number): string {
+  return `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 /** The n-th address of the range: n = 1 is the business cluster's `kubernetes` Service IP. */
 export function nthAddress(cidr: Cidr, n: number): string {
   if (BigInt(n) >= cidrSize(cidr)) throw new RangeError(`${formatCidr(cidr)} has no address number ${n}`);

@@ -112,7 +112,3 @@ export function trustBundleAnnotations(trustBundle: string | undefined): Record<
   return trustBundle === undefined ? {} : { [TRUST_BUNDLE_ANNOTATION]: `sha256:${createHash("sha256").update(trustBundle).digest("hex")}` };
 }
 
-/** `https://host:port` of an address (an IPv6 one in brackets). */
-export function httpsUrl(address: string, port: number): string {
-  return `https://${address.includes(":") ? `[${address}]` : address}:${port}`;
-}

@@ -8,9 +8,9 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { stringify } from "yaml";
-import { clusterDnsAddress, kubernetesServiceAddress, type ResolvedAddons } from "../../api/v1alpha1";
+import { clusterDnsAddress, httpsUrl, kubernetesServiceAddress, type ResolvedAddons } from "../../api/v1alpha1";
 import { componentType } from "../type-tokens";
-import { addonKubeconfig, addonMetadata, httpsUrl, trustBundleAnnotations } from "./common";
+import { addonKubeconfig, addonMetadata, trustBundleAnnotations } from "./common";
 
 export const COREDNS_NAME = "coredns";
 const SELECTOR = { "k8s-app": "kube-dns" };
