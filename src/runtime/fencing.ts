@@ -126,6 +126,8 @@ export class EngineFence {
   private startBefore: number | undefined;
   private readonly running = new Set<AbortController>();
   private readonly clock: Clock;
+  /** The last close()'s kill, until it ends (settled()). */
+  private closing: Promise<unknown> = Promise.resolve();
   /**
    * Where this replica's operations record who holds each stack, for a backend that has no place
    * of its own for them (holder-leases.ts); the runners default to it. The records are the fence's
@@ -203,7 +205,17 @@ export class EngineFence {
     this.isOpen = false;
     this.term = undefined;
     for (const op of this.running) op.abort(new FencedError("engine operation"));
-    return killEngines(this.marker);
+    const kill = killEngines(this.marker);
+    this.closing = kill.catch(() => undefined);
+    return kill;
+  }
+
+  /**
+   * Resolves once the last close()'s kill is over. The marker outlives a term: the next term's
+   * engines must not start while that kill still scans, or it kills them too.
+   */
+  async settled(): Promise<void> {
+    await this.closing;
   }
 }
 

@@ -248,9 +248,9 @@ export class Manager {
   private async lead(term: AbortSignal, token: Term | undefined): Promise<void> {
     this.leading = true;
     this.options.metrics?.setLeader(this.name, true);
-    // The last term's kill (same marker) must be over before this term's engines start.
-    if (this.options.watchdog) {
-      await this.options.watchdog.settled();
+    // The last term's kills (same marker) must be over before this term's engines start.
+    if (this.options.watchdog || this.options.fence) {
+      await Promise.all([this.options.watchdog?.settled(), this.options.fence?.settled()]);
       if (term.aborted) return;
     }
     this.options.fence?.open(token);

@@ -75,6 +75,22 @@ describe("fencing: engine processes", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("EngineFence: settled() waits out the last close()'s kill; the next term's engines live", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "kok-fence-"));
+    const fence = new EngineFence({ identity: "replica-a" });
+    fence.open({ identity: "replica-a", transitions: 1, acquiredAt: 1_700_000_000_000 });
+    const engine = startEngine(fence.env(), dir);
+    const closing = fence.close();
+    await fence.settled();
+    for (const pid of engine) expect(alive(pid)).toBe(false);
+    expect(await closing).toEqual([]);
+    fence.open({ identity: "replica-a", transitions: 3, acquiredAt: 1_700_000_100_000 });
+    const next = startEngine(fence.env(), dir);
+    await fence.settled();
+    for (const pid of next) expect(alive(pid)).toBe(true);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it("EngineFence: a replica that wakes up past its last renewal's deadline starts nothing new", async () => {
     const clock = new FakeClock();
     const fence = new EngineFence({ identity: "replica-a", clock });
