@@ -16,6 +16,7 @@ import {
   isDns1123Label,
   kubernetesUpgradeProblems,
   labelProblems,
+  MODE_REPLICAS,
   resolveClusterSpec,
   SpecValidationError,
   validateClusterSpec,
@@ -151,9 +152,26 @@ export function controlPlaneProblems(name: string, args: ControlPlaneArgs): Prob
     }
   }
   if (running?.etcdVersion && typeof args.spec?.etcd?.version === "string") {
-    for (const message of etcdUpgradeProblems(running.etcdVersion, args.spec.etcd.version)) {
+    for (const message of etcdVersionChangeProblems(args.spec, running.etcdVersion, args.etcdMembership?.members)) {
       problems.push({ path: "spec.etcd.version", message });
     }
+  }
+  return problems;
+}
+
+/**
+ * Why moving etcd from `running` to the spec's version is refused: a downgrade or a skipped minor
+ * (versions.ts), or a version change that restarts a single member whose data is in an emptyDir —
+ * it would start empty and take the business cluster's every object with it. (With three or more
+ * members, each one restarted empty is re-added from the others.) `members`: as observed.
+ */
+export function etcdVersionChangeProblems(spec: ClusterSpec, running: string, members?: number): string[] {
+  const problems = etcdUpgradeProblems(running, spec.etcd.version);
+  const count = members ?? spec.etcd.replicas ?? MODE_REPLICAS[spec.mode]?.etcd;
+  if (spec.etcd.version !== running && count === 1 && !etcdDataOutlivesPods(spec.etcd.storage)) {
+    problems.push(
+      `etcd ${running} → ${spec.etcd.version} restarts the only etcd member, whose data is in an emptyDir (spec.etcd.storage): it would start empty, and the business cluster would lose every object. Keep etcd ${running}, or take a backup (kubeonkube.io/backup-now) and restore it into a new Cluster with claimTemplate storage`,
+    );
   }
   return problems;
 }

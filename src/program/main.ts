@@ -6,6 +6,7 @@
  *   kube-on-kube:namespace        meta-cluster namespace (default: the name)
  *   kube-on-kube:kubeconfig       meta-cluster kubeconfig, set with --secret (default: $KUBECONFIG)
  *   kube-on-kube:runningVersion   the version that runs now, to guard upgrades (optional)
+ *   kube-on-kube:runningEtcdVersion  etcd's version that runs now, to guard its changes (optional)
  *   kube-on-kube:etcdBackupCredentials  with spec.etcd.backup: { accessKeyId, secretAccessKey }
  *                                 of the store, set with --secret --path
  *   kube-on-kube:backupImage      the image of `kok etcd backup|restore` (default: the operator's)
@@ -30,7 +31,7 @@ const outputs = clusterProgram({
   spec: spec as ClusterSpec,
   namespace: config.get("namespace"),
   metaKubeconfig: config.getSecret("kubeconfig"),
-  running: { kubernetesVersion: config.get("runningVersion") },
+  running: { kubernetesVersion: config.get("runningVersion"), etcdVersion: config.get("runningEtcdVersion") },
   etcdBackup: backupArgs(),
   caRotation: config.getObject<CaRotationInput>("caRotation"),
 });

@@ -3,7 +3,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { installMocks, isSecretInput, isSecretOutput, plain, settle, valueOf, type RecordedResource } from "../support/pulumi-mocks";
 import { minimalSpec, standardSpec } from "../support/specs";
 
-import { ControlPlane } from "../../src/components/control-plane";
+import { ControlPlane, etcdVersionChangeProblems } from "../../src/components/control-plane";
 import { SpecValidationError } from "../../src/api/v1alpha1";
 import { deployControlPlane as deploy } from "../support/control-plane-deploy";
 
@@ -362,6 +362,24 @@ describe("ControlPlane on bad input", () => {
     expect(inputs(recorder.named("prod-a-pki-ca")).validityPeriodHours).toBe(3650 * 24);
     recorder.reset();
     expect(() => new ControlPlane("prod-a", { spec: standardSpec(), rotationDrill: { validityHours: 0, renewBeforeHours: 1 } })).toThrow(/rotationDrill\.validityHours: must be a positive whole number/);
+  });
+
+  it("refuses an etcd version change that would restart a single emptyDir member empty; with a volume or three members it goes on", async () => {
+    const single = minimalSpec({ etcd: { version: "3.6.17", storage: { volumeSource: { emptyDir: {} } } } });
+    expect(() => new ControlPlane("dev", { spec: single, running: { kubernetesVersion: "v1.36.3", etcdVersion: "3.6.16" } })).toThrow(
+      /spec\.etcd\.version: etcd 3\.6\.16 → 3\.6\.17 restarts the only etcd member, whose data is in an emptyDir[\s\S]*claimTemplate/,
+    );
+    await settle();
+    expect(recorder.resources).toHaveLength(0);
+    // A cluster scaled up to three observed members re-adds each restarted one from the others.
+    expect(etcdVersionChangeProblems(single, "3.6.16", 3)).toEqual([]);
+    expect(etcdVersionChangeProblems({ ...single, etcd: { ...single.etcd, replicas: 3 } }, "3.6.16")).toEqual([]);
+    // The same version (any other change): nothing to refuse here.
+    expect(etcdVersionChangeProblems(single, "3.6.17")).toEqual([]);
+    expect(etcdVersionChangeProblems(minimalSpec({ etcd: { version: "3.6.17", storage: { claimTemplate: { size: "1Gi" } } } }), "3.6.16")).toEqual([]);
+    expect(etcdVersionChangeProblems(minimalSpec({ etcd: { version: "3.6.17", storage: { volumeSource: { hostPath: { path: "/var/lib/kok/dev" } } } } }), "3.6.16")).toEqual([]);
+    // Both reasons at once: a downgrade of the only emptyDir member.
+    expect(etcdVersionChangeProblems(minimalSpec({ etcd: { version: "3.5.21", storage: { volumeSource: { emptyDir: {} } } } }), "3.6.16")).toHaveLength(2);
   });
 
   it("accepts a one-minor upgrade", async () => {

@@ -8,7 +8,9 @@
  *   adopts the Cluster (same objects, same uids: nothing re-created);
  * - unpaused, the new leader records an `UpgradePreview` Event and upgrades: Upgrading → Ready,
  *   the business cluster answers /version with v1.36.3;
- * - its metrics carry the drift and certificate-expiry series of the Cluster.
+ * - its metrics carry the drift and certificate-expiry series of the Cluster;
+ * - an etcd version change that would restart its only (emptyDir) member empty is refused, and
+ *   the member runs on.
  *
  * The tests run in order and share the Cluster.
  */
@@ -65,7 +67,7 @@ describe("two operator replicas and an upgrade", () => {
     const ready = await meta.waitForCluster(NAME, "Ready", (c) => c.status?.phase === "Ready");
     console.log(`two replicas: Cluster Ready at v1.35.4 after ${((Date.now() - started) / 1000).toFixed(1)} s`);
     readyGeneration = ready.metadata.generation;
-    expect(ready.status).toMatchObject({ version: "v1.35.4", observedGeneration: readyGeneration });
+    expect(ready.status).toMatchObject({ version: "v1.35.4", observedGeneration: readyGeneration, etcd: { version: "3.6.16" } });
     expect(serverVersion(meta.adminKubeconfig(NAME))).toBe("v1.35.4");
 
     // The log line follows the status write, and reaches this process a moment later.
@@ -147,5 +149,25 @@ describe("two operator replicas and an upgrade", () => {
     const expiresAt = Date.parse(meta.getCluster(NAME).status?.certificatesExpireAt ?? "");
     expect(text).toContain(`kube_on_kube_certificates_expire_at_seconds{namespace="fleet",name="${NAME}"} ${expiresAt / 1000}`);
     expect(text).toContain('leader_election_master_status{name="kube-on-kube-operator"} 1');
+  });
+
+  it("refuses an etcd version change that would restart the only emptyDir member empty; the member runs on", async () => {
+    const etcdPod = () => meta.kubectl("-n", MASTERS, "get", "pods", "-l", "kubeonkube.io/component=etcd", "-o", "jsonpath={.items[*].metadata.uid}");
+    const before = etcdPod();
+    expect(before).not.toBe("");
+    patchSpec({ etcd: { version: "3.6.17" } });
+    const generation = meta.getCluster(NAME).metadata.generation;
+    const refused = await meta.waitForCluster(NAME, "the etcd version change refused", (c) => {
+      const ready = c.status?.conditions?.find((x) => x.type === "Ready");
+      return ready?.reason === "InvalidSpec" && ready.observedGeneration === generation;
+    });
+    const message = refused.status?.conditions?.find((x) => x.type === "Ready")?.message ?? "";
+    expect(message).toContain("spec.etcd.version: etcd 3.6.16 → 3.6.17 restarts the only etcd member, whose data is in an emptyDir");
+    expect(message).toContain("claimTemplate");
+    expect(refused.status?.etcd?.version).toBe("3.6.16");
+    expect(meta.events(NAME).some((e) => e.reason === "InvalidSpec" && e.message.includes("3.6.17"))).toBe(true);
+    // Nothing was applied: the same member Pod, on the same version.
+    expect(etcdPod()).toBe(before);
+    expect(meta.kubectl("-n", MASTERS, "get", "statefulset", `${NAME}-etcd`, "-o", "jsonpath={.spec.template.spec.containers[0].image}")).toContain("3.6.16");
   });
 });

@@ -27,8 +27,9 @@ export interface ClusterJson {
     version?: string;
     adminKubeconfigSecret?: string;
     certificatesExpireAt?: string;
-    conditions?: { type: string; status: string; reason: string; observedGeneration?: number }[];
+    conditions?: { type: string; status: string; reason: string; message?: string; observedGeneration?: number }[];
     lastOperation?: { kind: string; result: string; startedAt?: string; changes?: Record<string, number> };
+    etcd?: { version?: string; members?: number };
   };
 }
 

@@ -63,6 +63,7 @@ function harness(extra: Partial<ClusterReconcilerOptions> = {}) {
         outputs: {
           endpoint: { value: "https://dev-apiserver.fleet-dev.svc:6443", secret: false },
           version: { value: "v1.36.3", secret: false },
+          etcdVersion: { value: "3.6.16", secret: false },
           certificatesExpireAt: { value: "2027-11-25T12:00:00Z", secret: false },
           adminKubeconfigCopy: { value: "dev-admin-kubeconfig", secret: false },
           adminKubeconfig: { value: "apiVersion: v1", secret: true },
@@ -220,6 +221,8 @@ describe("ClusterReconciler", () => {
       // Where Machines find the cluster CA: the stack's output, recorded as it came.
       caSecretRef: { namespace: MASTERS, name: "dev-controller-manager-certs", certificateKey: "ca.crt", privateKeyKey: "ca.key" },
       lastOperation: { kind: "up", result: "succeeded", changes: { create: 30 } },
+      // What etcd runs now: a later version change is checked against it.
+      etcd: { version: "3.6.16" },
     });
     expect(h.condition("Ready")).toMatchObject({ status: "True", observedGeneration: 1 });
     expect(h.condition("CertificatesExpiring")?.status).toBe("False");
@@ -314,6 +317,23 @@ describe("ClusterReconciler", () => {
     expect(h.calls).toHaveLength(1);
     expect(h.condition("Ready")).toMatchObject({ status: "False", reason: "InvalidSpec" });
     expect(h.get().status?.observedGeneration).toBe(1);
+  });
+
+  it("refuses an etcd downgrade, and a version change that would empty the only emptyDir member, touching nothing; keeps the etcd status others wrote", async () => {
+    h.put(minimalSpec());
+    // The membership check wrote its fields before: the update's etcd version joins them.
+    h.objects.set("fleet/dev", { ...h.get(), status: { etcd: { members: 1 } } });
+    await h.reconciler.reconcile("fleet/dev");
+    expect(h.get().status?.etcd).toEqual({ members: 1, version: "3.6.16" });
+    h.put(minimalSpec({ etcd: { version: "3.5.21", storage: { volumeSource: { emptyDir: {} } } } }), 2);
+    await expect(h.reconciler.reconcile("fleet/dev")).rejects.toBeInstanceOf(TerminalError);
+    expect(h.condition("Ready")?.message).toMatch(/spec\.etcd\.version: etcd 3\.6\.16 → 3\.5\.21 is a downgrade/);
+    expect(h.condition("Ready")?.message).toMatch(/restarts the only etcd member, whose data is in an emptyDir/);
+    h.put(minimalSpec({ etcd: { version: "3.6.17", storage: { volumeSource: { emptyDir: {} } } } }), 3);
+    await expect(h.reconciler.reconcile("fleet/dev")).rejects.toBeInstanceOf(TerminalError);
+    expect(h.condition("Ready")).toMatchObject({ status: "False", reason: "InvalidSpec" });
+    expect(h.calls).toHaveLength(1);
+    expect(h.get().status?.etcd).toEqual({ version: "3.6.16", members: 1 });
   });
 
   it("reports every problem of an invalid spec in the status and an Event, and does not retry", async () => {

@@ -137,6 +137,12 @@ export type EtcdBackupRecord = Static<typeof EtcdBackupRecord>;
 
 export const EtcdStatus = Type.Object(
   {
+    version: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        description: "The etcd version the members run, as of the last successful update. A change of spec.etcd.version that goes back, skips a minor, or would restart a single emptyDir member empty is refused against it.",
+      }),
+    ),
     members: Type.Optional(Type.Integer({ minimum: 0, description: "Voting etcd members, as last observed." })),
     memberList: Type.Optional(EtcdMemberList),
     membershipJob: Type.Optional(Type.String({ maxLength: 63, description: "The last membership Job whose result was read (src/controllers/cluster/etcd-membership.ts)." })),

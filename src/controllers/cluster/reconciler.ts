@@ -40,11 +40,13 @@ import {
   validateClusterSpec,
   type ClusterObject,
   type ClusterStatus,
+  type EtcdStatus,
   type LastOperation,
 } from "../../api/v1alpha1";
 import { checkRotation, certificatesAfterUpdate, type CaRotationDeps } from "./ca-rotation";
 import { stackInputOf } from "./ca-rotation-machine";
 import { KUBELET_SKEW_RECHECK_MS, upgradeHeldByKubelets } from "./kubelet-skew";
+import { etcdVersionChangeProblems } from "../../components/control-plane";
 import { clusterProgram, type ClusterProgramValues } from "../../program/cluster-program";
 import { statusPatch, type ConditionInput } from "../../runtime/conditions";
 import { trackOperation, type OperationTracker } from "../../runtime/operation-progress";
@@ -117,7 +119,7 @@ export class ClusterReconciler {
         namespaceLabels: mastersNamespaceLabels(cluster),
         metaKubeconfig: this.o.metaKubeconfig,
         operatorNamespace: this.o.operatorNamespace,
-        running: { kubernetesVersion: running },
+        running: { kubernetesVersion: running, etcdVersion: cluster.status?.etcd?.version },
         adminKubeconfigCopy: adminKubeconfigCopyOf(cluster),
       }) as unknown as Record<string, unknown>;
   }
@@ -247,6 +249,10 @@ export class ClusterReconciler {
     const problems = [...invalid.map(formatProblem), ...policy];
     const running = cluster.status?.version;
     if (running) problems.push(...kubernetesUpgradeProblems(running, cluster.spec.kubernetesVersion).map((m) => `spec.kubernetesVersion: ${m}`));
+    const etcdRunning = cluster.status?.etcd?.version;
+    if (etcdRunning && invalid.length === 0) {
+      problems.push(...etcdVersionChangeProblems(cluster.spec, etcdRunning, cluster.status?.etcd?.members).map((m) => `spec.etcd.version: ${m}`));
+    }
     return problems;
   }
 
@@ -312,6 +318,7 @@ export class ClusterReconciler {
           : { type: "CertificatesExpiring", status: "False", reason: "Valid", message: `the earliest certificate expires at ${expiresAt}` },
         ...(certificates.condition ? [certificates.condition] : []),
       ],
+      out("etcdVersion") ? { version: out("etcdVersion") } : undefined,
     );
     if (certificates.event) await this.o.events.record(cluster, "Normal", certificates.event.reason, certificates.event.message);
     await this.refreshAddons(cluster, mastersNamespace);
@@ -387,8 +394,16 @@ export class ClusterReconciler {
     });
   }
 
-  private async status(cluster: ClusterObject, fields: Partial<ClusterStatus>, conditions: ConditionInput[]): Promise<void> {
-    const apply = statusPatch<ClusterStatus>(fields, conditions, cluster.metadata.generation, this.now().getTime());
+  /**
+   * `etcd` fields merge into the status's etcd object as it is when written: the membership and
+   * backup checks write their own fields of it.
+   */
+  private async status(cluster: ClusterObject, fields: Partial<ClusterStatus>, conditions: ConditionInput[], etcd?: Partial<EtcdStatus>): Promise<void> {
+    const patch = statusPatch<ClusterStatus>(fields, conditions, cluster.metadata.generation, this.now().getTime());
+    const apply = (base: ClusterStatus | undefined): ClusterStatus => {
+      const next = patch(base);
+      return etcd ? { ...next, etcd: { ...(base?.etcd ?? {}), ...etcd } } : next;
+    };
     const status = apply(cluster.status);
     await this.o.store.writeStatus(cluster, apply);
     cluster.status = status;
