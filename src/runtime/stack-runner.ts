@@ -50,6 +50,7 @@ interface EngineCall {
 }
 
 export class StackRunner {
+  /** One operation per stack at a time: `locks.run(stack, fn)` runs fn once no other holds it. */
   private readonly locks = new KeyedMutex();
   private readonly slots: Semaphore | undefined;
   private readonly holders: HolderRecords | undefined;
@@ -80,11 +81,6 @@ export class StackRunner {
   /** The engine environment: the runner's, the fence's marker, then the operation's own. */
   private engineEnv(extra?: Readonly<Record<string, string>>): Record<string, string> {
     return { ...this.options.env, ...this.options.fence?.env(), ...extra };
-  }
-
-  /** Runs `fn` with the stack once no other operation of this runner holds it. */
-  private serialize<T>(stackName: string, fn: () => Promise<T>): Promise<T> {
-    return this.locks.run(stackName, fn);
   }
 
   private cli: Promise<PulumiCommand> | undefined;
@@ -204,7 +200,7 @@ export class StackRunner {
     onProgress?: (p: OperationProgress) => void,
     opts: { refresh?: boolean } = {},
   ): Promise<OperationResult> {
-    return this.serialize(stackName, () =>
+    return this.locks.run(stackName, () =>
       this.run(
         stackName,
         "up",
@@ -229,7 +225,7 @@ export class StackRunner {
     program: PulumiFn,
     opts: { refresh?: boolean; onChange?: (change: PlannedChange) => void } = {},
   ): Promise<Record<string, number>> {
-    return this.serialize(stackName, () =>
+    return this.locks.run(stackName, () =>
       this.run(stackName, "preview", async ({ signal, env }) => {
         const stack = await this.stack(stackName, program, { env });
         const onChange = opts.onChange;
@@ -241,7 +237,7 @@ export class StackRunner {
   }
 
   async refresh(stackName: string, program: PulumiFn, opts: { clearPendingCreates?: boolean } = {}): Promise<Record<string, number>> {
-    return this.serialize(stackName, () =>
+    return this.locks.run(stackName, () =>
       this.run(stackName, "refresh", async ({ signal, env }) => {
         const stack = await this.stack(stackName, program, { env });
         const result = await stack.refresh({ clearPendingCreates: opts.clearPendingCreates, signal });
@@ -255,7 +251,7 @@ export class StackRunner {
    * refresh: `opts.env` may hold switches meant for deletes only.
    */
   async destroyAndRemove(stackName: string, program: PulumiFn, onProgress?: (p: OperationProgress) => void, opts: DestroyOptions = {}): Promise<void> {
-    return this.serialize(stackName, () =>
+    return this.locks.run(stackName, () =>
       this.run(
         stackName,
         "destroy",
@@ -293,7 +289,7 @@ export class StackRunner {
    * error: the lock decision was carried out, and no retry of the recovery would mend the state.
    */
   async recover(stackName: string, program: PulumiFn, term?: Term): Promise<RecoveryOutcome> {
-    return this.serialize(stackName, async () => {
+    return this.locks.run(stackName, async () => {
       // Read before this recovery writes its own record over it.
       const record = await this.holders?.read(this.options.projectName, stackName);
       const lock: LockDecision = this.options.fence
@@ -326,7 +322,7 @@ export class StackRunner {
    * not exist. What the operator wrote itself: the migration of legacy stack names trusts it.
    */
   async resources(stackName: string, opts: { inputs?: readonly string[] } = {}): Promise<StateResource[] | undefined> {
-    return this.serialize(stackName, () =>
+    return this.locks.run(stackName, () =>
       this.run(stackName, "export", async ({ env }) => {
         const stack = await this.stack(stackName, async () => ({}), { create: false, env });
         if (!stack) return undefined;
@@ -344,8 +340,8 @@ export class StackRunner {
    * The stack's config file moves to the new name's work directory with it.
    */
   async rename(from: string, to: string): Promise<void> {
-    return this.serialize(to, () =>
-      this.serialize(from, () =>
+    return this.locks.run(to, () =>
+      this.locks.run(from, () =>
         this.run(from, "rename", async ({ env }) => {
           const stack = await this.stack(from, async () => ({}), { create: false, env });
           if (!stack) throw new Error(`stack ${from} does not exist`);
@@ -373,7 +369,7 @@ export class StackRunner {
       {
         project: projectName,
         holders: this.holders,
-        exclusive: (stack, fn) => this.serialize(stack, fn),
+        exclusive: (stack, fn) => this.locks.run(stack, fn),
         // An export's admission: no holder record of its own, refused outside the term.
         exists: (stack) => this.run(stack, "export", async ({ env }) => (await this.stack(stack, async () => ({}), { create: false, env })) !== undefined),
         mayWrite: () => fence.mayWrite(),

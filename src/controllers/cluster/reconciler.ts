@@ -290,6 +290,7 @@ export class ClusterReconciler {
     // The outputs of clusterProgram, this operator's own program.
     const out = <K extends keyof ClusterProgramValues>(k: K) => result.outputs[k]?.value as ClusterProgramValues[K] | undefined;
     const expiresAt = out("certificatesExpireAt");
+    const etcdVersion = out("etcdVersion");
     const renewBeforeMs = (cluster.spec.certificates?.renewBeforeDays ?? 30) * 86_400_000;
     const expiring = expiresAt !== undefined && new Date(expiresAt).getTime() - this.now().getTime() < renewBeforeMs;
     const certificates = certificatesAfterUpdate(cluster, rotationApplied, out("certificateAuthorities"), this.now());
@@ -318,7 +319,7 @@ export class ClusterReconciler {
           : { type: "CertificatesExpiring", status: "False", reason: "Valid", message: `the earliest certificate expires at ${expiresAt}` },
         ...(certificates.condition ? [certificates.condition] : []),
       ],
-      out("etcdVersion") ? { version: out("etcdVersion") } : undefined,
+      etcdVersion ? { version: etcdVersion } : undefined,
     );
     if (certificates.event) await this.o.events.record(cluster, "Normal", certificates.event.reason, certificates.event.message);
     await this.refreshAddons(cluster, mastersNamespace);
